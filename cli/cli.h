@@ -1,0 +1,33 @@
+/* cli.h: shared pieces of the dsv32-parity command: subcommand entry points, exit codes and the
+ * one place a dsv32_error becomes a message on stderr. Only cli/ may exit. */
+#ifndef DSV32_CLI_H
+#define DSV32_CLI_H
+
+#include <stdbool.h>
+
+#include "core/error.h"
+
+enum { DSV32_EXIT_OK = 0, DSV32_EXIT_CHECK_FAILED = 1, DSV32_EXIT_USAGE = 2 };
+
+/* Each subcommand: argv[0] is the subcommand name. Returns an exit code. A subcommand whose
+ * room is not built yet is a NULL weak symbol and is reported as unavailable. */
+typedef int (*dsv32_cmd_fn)(int argc, char **argv);
+
+int dsv32_cmd_fixture(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_inspect(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_convert(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_verify_shards(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_run(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_compare(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_dump(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_report(int argc, char **argv) __attribute__((weak));
+
+/* Print "dsv32-parity <cmd>: error: <what>" and return the exit code for err->code
+ * (usage/format/not-found/io -> 2, mismatch -> 1, others -> 2). */
+int dsv32_cli_fail(const char *cmd, const dsv32_error *err);
+/* Print a usage error and return 2. */
+int dsv32_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* True when stderr is a terminal (progress bars are drawn only then). */
+bool dsv32_cli_stderr_is_tty(void);
+
+#endif

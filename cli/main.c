@@ -1,0 +1,101 @@
+/* main.c: the dsv32-parity command: global options and subcommand dispatch. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+
+typedef struct {
+	const char *name;
+	dsv32_cmd_fn fn;
+	const char *summary;
+} command;
+
+static void commands_fill(command *c, int *n)
+{
+	int i = 0;
+	c[i++] = (command){"fixture", dsv32_cmd_fixture, "write a preset checkpoint (tiny, small, real-width)"};
+	c[i++] = (command){"inspect", dsv32_cmd_inspect, "list a checkpoint's tensors and check key coverage"};
+	c[i++] = (command){"convert", dsv32_cmd_convert, "convert reference TP shards <-> a dense HF checkpoint"};
+	c[i++] = (command){"verify-shards", dsv32_cmd_verify_shards, "prove shards and a dense checkpoint hold the same model"};
+	c[i++] = (command){"run", dsv32_cmd_run, "greedy generation with one layout"};
+	c[i++] = (command){"compare", dsv32_cmd_compare, "run two implementations and report drift per layer and op"};
+	c[i++] = (command){"dump", dsv32_cmd_dump, "record a layout's taps to a file"};
+	c[i++] = (command){"report", dsv32_cmd_report, "check or render stored drift reports"};
+	*n = i;
+}
+
+static void print_help(FILE *out)
+{
+	command cmds[16];
+	int n;
+	commands_fill(cmds, &n);
+	fprintf(out,
+		"dsv32-parity %s: numerical parity toolkit for DeepSeek V3.2\n\n"
+		"usage: dsv32-parity <command> [options]\n"
+		"       dsv32-parity <command> --help\n"
+		"       dsv32-parity --version\n\ncommands:\n",
+		DSV32_VERSION);
+	for (int i = 0; i < n; i++)
+		fprintf(out, "  %-14s %s%s\n", cmds[i].name, cmds[i].summary,
+			cmds[i].fn ? "" : " (not in this build)");
+	fprintf(out, "\nexit codes: 0 success, 1 check failed, 2 usage or input error\n");
+}
+
+int dsv32_cli_fail(const char *cmd, const dsv32_error *err)
+{
+	fprintf(stderr, "dsv32-parity %s: error: %s\n", cmd,
+		err->what[0] ? err->what : dsv32_status_str(err->code));
+	return err->code == DSV32_E_MISMATCH ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_USAGE;
+}
+
+int dsv32_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "dsv32-parity %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see 'dsv32-parity %s --help')\n", cmd);
+	return DSV32_EXIT_USAGE;
+}
+
+bool dsv32_cli_stderr_is_tty(void)
+{
+	return isatty(STDERR_FILENO) != 0;
+}
+
+int main(int argc, char **argv)
+{
+
+	if (argc < 2) {
+		print_help(stderr);
+		return DSV32_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		print_help(stdout);
+		return DSV32_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("dsv32-parity %s\n", DSV32_VERSION);
+		return DSV32_EXIT_OK;
+	}
+	command cmds[16];
+	int n;
+	commands_fill(cmds, &n);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(argv[1], cmds[i].name) != 0)
+			continue;
+		if (!cmds[i].fn) {
+			fprintf(stderr, "dsv32-parity: '%s' is not available in this build yet\n",
+				cmds[i].name);
+			return DSV32_EXIT_USAGE;
+		}
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "dsv32-parity: unknown command '%s'\n", argv[1]);
+	print_help(stderr);
+	return DSV32_EXIT_USAGE;
+}

@@ -1,0 +1,100 @@
+/* dtype.c: dtype names, sizes and bulk conversion (per-element math is in dtype.h). */
+#include "core/dtype.h"
+
+static const struct {
+	const char *name;
+	size_t size;
+	bool is_float;
+} dtype_info[DSV32_DTYPE_COUNT] = {
+	[DSV32_F32] = {"F32", 4, true},       [DSV32_BF16] = {"BF16", 2, true},
+	[DSV32_F16] = {"F16", 2, true},       [DSV32_F8_E4M3] = {"F8_E4M3", 1, true},
+	[DSV32_F8_E5M2] = {"F8_E5M2", 1, true}, [DSV32_F64] = {"F64", 8, true},
+	[DSV32_I64] = {"I64", 8, false},      [DSV32_I32] = {"I32", 4, false},
+	[DSV32_I16] = {"I16", 2, false},      [DSV32_I8] = {"I8", 1, false},
+	[DSV32_U8] = {"U8", 1, false},        [DSV32_BOOL] = {"BOOL", 1, false},
+	[DSV32_U16] = {"U16", 2, false},      [DSV32_U32] = {"U32", 4, false},
+	[DSV32_U64] = {"U64", 8, false},
+};
+
+const char *dsv32_dtype_name(dsv32_dtype t)
+{
+	if ((unsigned)t >= DSV32_DTYPE_COUNT)
+		return "?";
+	return dtype_info[t].name;
+}
+
+bool dsv32_dtype_from_name(const char *name, dsv32_dtype *out)
+{
+	for (int t = 0; t < DSV32_DTYPE_COUNT; t++) {
+		if (strcmp(name, dtype_info[t].name) == 0) {
+			*out = (dsv32_dtype)t;
+			return true;
+		}
+	}
+	return false;
+}
+
+size_t dsv32_dtype_size(dsv32_dtype t)
+{
+	return (unsigned)t < DSV32_DTYPE_COUNT ? dtype_info[t].size : 0;
+}
+
+bool dsv32_dtype_is_float(dsv32_dtype t)
+{
+	return (unsigned)t < DSV32_DTYPE_COUNT && dtype_info[t].is_float;
+}
+
+double dsv32_load_f64(const void *p, dsv32_dtype t, size_t i)
+{
+	switch (t) {
+	case DSV32_F32: return ((const float *)p)[i];
+	case DSV32_F64: return ((const double *)p)[i];
+	case DSV32_BF16: return dsv32_bf16_to_f32(((const uint16_t *)p)[i]);
+	case DSV32_F16: return dsv32_f16_to_f32(((const uint16_t *)p)[i]);
+	case DSV32_F8_E4M3: return dsv32_e4m3_to_f32(((const uint8_t *)p)[i]);
+	case DSV32_F8_E5M2: return dsv32_e5m2_to_f32(((const uint8_t *)p)[i]);
+	case DSV32_I64: return (double)((const int64_t *)p)[i];
+	case DSV32_I32: return ((const int32_t *)p)[i];
+	case DSV32_I16: return ((const int16_t *)p)[i];
+	case DSV32_I8: return ((const int8_t *)p)[i];
+	case DSV32_U8: case DSV32_BOOL: return ((const uint8_t *)p)[i];
+	case DSV32_U16: return ((const uint16_t *)p)[i];
+	case DSV32_U32: return ((const uint32_t *)p)[i];
+	case DSV32_U64: return (double)((const uint64_t *)p)[i];
+	default: return 0.0;
+	}
+}
+
+/* f64 -> narrow goes through f32 first only for f32 itself; narrow types are rounded from the
+ * f32 value, which is exact for every narrow input (wider-than-f32 inputs are F64 only). */
+static void store_f32(void *p, dsv32_dtype t, size_t i, float v)
+{
+	switch (t) {
+	case DSV32_F32: ((float *)p)[i] = v; break;
+	case DSV32_BF16: ((uint16_t *)p)[i] = dsv32_f32_to_bf16(v); break;
+	case DSV32_F16: ((uint16_t *)p)[i] = dsv32_f32_to_f16(v); break;
+	case DSV32_F8_E4M3: ((uint8_t *)p)[i] = dsv32_f32_to_e4m3(v); break;
+	case DSV32_F8_E5M2: ((uint8_t *)p)[i] = dsv32_f32_to_e5m2(v); break;
+	default: break;
+	}
+}
+
+bool dsv32_convert(void *dst, dsv32_dtype dst_t, const void *src, dsv32_dtype src_t, size_t n)
+{
+	if (!dsv32_dtype_is_float(dst_t) || !dsv32_dtype_is_float(src_t))
+		return false;
+	if (dst_t == src_t) {
+		memmove(dst, src, n * dsv32_dtype_size(src_t));
+		return true;
+	}
+	if (dst_t == DSV32_F64) {
+		for (size_t i = 0; i < n; i++)
+			((double *)dst)[i] = dsv32_load_f64(src, src_t, i);
+		return true;
+	}
+	if (src_t == DSV32_F64 && dst_t != DSV32_F32)
+		return false; /* would double-round through f32; not needed by any caller */
+	for (size_t i = 0; i < n; i++)
+		store_f32(dst, dst_t, i, (float)dsv32_load_f64(src, src_t, i));
+	return true;
+}

@@ -1,0 +1,197 @@
+/* dtype.h: element types and the exact conversions between them (host and device).
+ *
+ * Every conversion to a narrow type rounds to nearest, ties to even (RNE), the rounding of
+ * PyTorch's .to(dtype) on CPU and CUDA. Per type:
+ *   bf16      8 exp / 7 mantissa bits; f32 -> bf16 keeps NaN (sign kept, made quiet) and
+ *             overflows to inf as RNE dictates.
+ *   f16       IEEE binary16: subnormals, overflow to inf, NaN kept (quiet).
+ *   f8 e4m3fn bias 7, no inf, NaN = S.1111.111, max 448, subnormal quantum 2^-9.
+ *             f32 -> e4m3 SATURATES: |x| > 448 (inf included) gives +-448; NaN gives NaN.
+ *             (The reference clamps to +-448 before casting, so saturation is its semantics.)
+ *   f8 e5m2   bias 15, IEEE-like with inf and NaN; overflow to inf as RNE dictates.
+ * Decoding any narrow code to f32 is exact. The math is DSV32_HD so kernels share it.
+ */
+#ifndef DSV32_DTYPE_H
+#define DSV32_DTYPE_H
+
+#include <math.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define DSV32_HD __host__ __device__
+#else
+#define DSV32_HD
+#endif
+
+typedef enum {
+	DSV32_F32 = 0,
+	DSV32_BF16,
+	DSV32_F16,
+	DSV32_F8_E4M3,
+	DSV32_F8_E5M2,
+	DSV32_F64,
+	DSV32_I64,
+	DSV32_I32,
+	DSV32_I16,
+	DSV32_I8,
+	DSV32_U8,
+	DSV32_BOOL,
+	DSV32_U16,
+	DSV32_U32,
+	DSV32_U64,
+	DSV32_DTYPE_COUNT /* append only, above this line */
+} dsv32_dtype;
+
+typedef uint16_t dsv32_bf16; /* raw bits */
+typedef uint16_t dsv32_f16;
+typedef uint8_t dsv32_f8; /* e4m3fn or e5m2 raw bits, by context */
+
+/* Safetensors name ("BF16", "F8_E4M3", ...) and back; from_name returns false if unknown. */
+const char *dsv32_dtype_name(dsv32_dtype t);
+bool dsv32_dtype_from_name(const char *name, dsv32_dtype *out);
+size_t dsv32_dtype_size(dsv32_dtype t);
+bool dsv32_dtype_is_float(dsv32_dtype t);
+
+DSV32_HD static inline uint32_t dsv32_f32_bits(float x)
+{
+	uint32_t u;
+	memcpy(&u, &x, 4);
+	return u;
+}
+
+DSV32_HD static inline float dsv32_f32_from_bits(uint32_t u)
+{
+	float x;
+	memcpy(&x, &u, 4);
+	return x;
+}
+
+/* ---- bf16 ---- */
+DSV32_HD static inline float dsv32_bf16_to_f32(dsv32_bf16 h)
+{
+	return dsv32_f32_from_bits((uint32_t)h << 16);
+}
+
+DSV32_HD static inline dsv32_bf16 dsv32_f32_to_bf16(float x)
+{
+	uint32_t u = dsv32_f32_bits(x);
+	if ((u & 0x7fffffffu) > 0x7f800000u)
+		return (dsv32_bf16)((u >> 16) | 0x0040u); /* NaN: keep sign and payload, quiet */
+	u += 0x7fffu + ((u >> 16) & 1u);
+	return (dsv32_bf16)(u >> 16);
+}
+
+/* Round an f32 to the nearest bf16 value, returned as f32 (a "rounding point"). */
+DSV32_HD static inline float dsv32_round_bf16(float x)
+{
+	return dsv32_bf16_to_f32(dsv32_f32_to_bf16(x));
+}
+
+/* ---- generic small float decode/encode (exact decode; RNE encode) ---- */
+DSV32_HD static inline float dsv32_minifloat_decode(uint32_t code, int ebits, int mbits, int bias)
+{
+	uint32_t sign = (code >> (ebits + mbits)) & 1u;
+	uint32_t e = (code >> mbits) & ((1u << ebits) - 1u);
+	uint32_t m = code & ((1u << mbits) - 1u);
+	float v;
+	if (e == 0)
+		v = ldexpf((float)m, 1 - bias - mbits);
+	else
+		v = ldexpf((float)(m | (1u << mbits)), (int)e - bias - mbits);
+	return sign ? -v : v;
+}
+
+/* Encode a finite, non-negative a (already range-checked by the caller) with RNE. The result
+ * may be the code just above the largest finite one; callers handle overflow. */
+DSV32_HD static inline uint32_t dsv32_minifloat_encode_abs(float a, int mbits, int bias)
+{
+	int min_exp = 1 - bias; /* exponent of the smallest normal */
+	if (a < ldexpf(1.0f, min_exp)) {
+		float q = rintf(ldexpf(a, mbits - min_exp)); /* multiples of the subnormal quantum */
+		return (uint32_t)q; /* q == 2^mbits lands exactly on the smallest normal code */
+	}
+	int e;
+	frexpf(a, &e); /* a = f * 2^e, f in [0.5, 1) */
+	e -= 1;        /* a in [2^e, 2^(e+1)) */
+	float m = rintf(ldexpf(a, mbits - e));
+	if (m >= ldexpf(1.0f, mbits + 1)) {
+		m = ldexpf(1.0f, mbits);
+		e += 1;
+	}
+	return ((uint32_t)(e + bias) << mbits) | ((uint32_t)m - (1u << mbits));
+}
+
+/* ---- f16 ---- */
+DSV32_HD static inline float dsv32_f16_to_f32(dsv32_f16 h)
+{
+	uint32_t e = (h >> 10) & 0x1fu;
+	if (e == 0x1fu) {
+		uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+		uint32_t m = (uint32_t)(h & 0x3ffu);
+		return dsv32_f32_from_bits(sign | 0x7f800000u | (m << 13));
+	}
+	return dsv32_minifloat_decode(h, 5, 10, 15);
+}
+
+DSV32_HD static inline dsv32_f16 dsv32_f32_to_f16(float x)
+{
+	uint32_t u = dsv32_f32_bits(x);
+	uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+	float a = fabsf(x);
+	if (a != a)
+		return (dsv32_f16)(sign | 0x7e00u | ((u >> 13) & 0x3ffu));
+	if (a >= 65520.0f) /* 65504 + half an ulp rounds to inf (tie goes to the even inf) */
+		return (dsv32_f16)(sign | 0x7c00u);
+	return (dsv32_f16)(sign | dsv32_minifloat_encode_abs(a, 10, 15));
+}
+
+/* ---- fp8 e4m3fn ---- */
+#define DSV32_E4M3_MAX 448.0f
+
+DSV32_HD static inline float dsv32_e4m3_to_f32(dsv32_f8 c)
+{
+	if ((c & 0x7fu) == 0x7fu)
+		return dsv32_f32_from_bits((c & 0x80u ? 0x80000000u : 0u) | 0x7fc00000u);
+	return dsv32_minifloat_decode(c, 4, 3, 7);
+}
+
+DSV32_HD static inline dsv32_f8 dsv32_f32_to_e4m3(float x)
+{
+	uint8_t sign = (dsv32_f32_bits(x) >> 24) & 0x80u;
+	float a = fabsf(x);
+	if (a != a)
+		return (dsv32_f8)(sign | 0x7fu);
+	if (a >= DSV32_E4M3_MAX)
+		return (dsv32_f8)(sign | 0x7eu); /* saturate */
+	return (dsv32_f8)(sign | dsv32_minifloat_encode_abs(a, 3, 7));
+}
+
+/* ---- fp8 e5m2 ---- */
+DSV32_HD static inline float dsv32_e5m2_to_f32(dsv32_f8 c)
+{
+	return dsv32_f16_to_f32((dsv32_f16)((uint16_t)c << 8));
+}
+
+DSV32_HD static inline dsv32_f8 dsv32_f32_to_e5m2(float x)
+{
+	uint32_t u = dsv32_f32_bits(x);
+	uint8_t sign = (u >> 24) & 0x80u;
+	float a = fabsf(x);
+	if (a != a)
+		return (dsv32_f8)(sign | 0x7eu);
+	if (a >= 61440.0f) /* 57344 + half an ulp (4096) rounds to inf */
+		return (dsv32_f8)(sign | 0x7cu);
+	return (dsv32_f8)(sign | dsv32_minifloat_encode_abs(a, 2, 15));
+}
+
+/* Convert n elements between any two float dtypes (F32, BF16, F16, F8_*, F64), with the RNE /
+ * saturation rules above. Returns false if either dtype is not a float type. */
+bool dsv32_convert(void *dst, dsv32_dtype dst_t, const void *src, dsv32_dtype src_t, size_t n);
+
+/* Read element i of a float buffer as f64 / f32 (exact for every narrow type). */
+double dsv32_load_f64(const void *p, dsv32_dtype t, size_t i);
+
+#endif

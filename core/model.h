@@ -1,0 +1,70 @@
+/* model.h: the interface both layouts implement (DESIGN.md "The model interface"), so compare/,
+ * cli/ and the tests treat `ref` and `hf` alike. Layout-specific APIs (the full HF forward with
+ * attention_mask / position_ids / logits_to_keep, the ref start_pos API with TP ranks) live in
+ * ref/ref_model.h and hf_layout/hf_model.h; this is the common subset.
+ *
+ * Taps: during a forward, a model calls sink->on_tap(user, name, t) for every canonical tap of
+ * DESIGN.md ("embed", "layers.3.attn.q_rope", ..., "logits"), with t a HOST tensor in canonical
+ * form: activations [B, S, ...] in the dtype the layout holds them (bf16 mostly, fp32 logits),
+ * index sets as I64 [B, S, k]. The tensor is valid only during the call. Emitting taps never
+ * changes numerics. Layouts may emit extra taps (e.g. "layers.1.attn_residual",
+ * "layers.1.indexer.scores"); consumers ignore names they do not know.
+ */
+#ifndef DSV32_MODEL_H
+#define DSV32_MODEL_H
+
+#include "core/config.h"
+#include "core/tensor.h"
+
+typedef struct {
+	void (*on_tap)(void *user, const char *name, const dsv32_tensor *t);
+	void *user;
+} dsv32_tap_sink;
+
+typedef enum { DSV32_PROFILE_BF16 = 0, DSV32_PROFILE_FP32, DSV32_PROFILE_COUNT } dsv32_profile;
+typedef enum { DSV32_EXPERTS_GROUPED_MM = 0, DSV32_EXPERTS_EAGER } dsv32_experts_impl;
+
+typedef struct {
+	dsv32_device device;         /* CPU or CUDA */
+	dsv32_profile profile;       /* bf16: the layout's numerics; fp32: every rounding off */
+	int world_size;              /* ref: TP ranks run in-process (1 = no TP) */
+	int64_t max_batch_size;      /* 0 = config value */
+	int64_t max_seq_len;         /* 0 = config value */
+	bool force_yarn;             /* ref: YaRN + mscale^2 even if max_seq_len <= original */
+	bool no_fp8_indexer;         /* ref: indexer without the fp8 simulation */
+	bool no_fp8_kv;              /* ref: no fp8 round trip of the KV latent */
+	dsv32_experts_impl experts;  /* hf: grouped_mm (default) or eager */
+	uint32_t test_flags;         /* test-only planted bugs (bit i = kernels test flag i) */
+	int planted_layer;           /* layer a planted bug applies to (-1 = all) */
+} dsv32_model_opts;
+
+void dsv32_model_opts_default(dsv32_model_opts *o);
+
+typedef struct dsv32_model dsv32_model;
+
+typedef struct {
+	const char *layout; /* "ref" or "hf" */
+	/* One step: tokens [B, S] (row-major int64), positions start_pos .. start_pos+S-1 shared
+	 * by all rows. logits_out: fp32 [B, vocab] of the last position (allocated by the model
+	 * on the host; the caller frees with dsv32_tensor_free). */
+	dsv32_status (*forward)(dsv32_model *m, const int64_t *tokens, int64_t B, int64_t S,
+				int64_t start_pos, dsv32_tensor *logits_out, dsv32_error *err);
+	/* Teacher forcing: run decoder layer `layer` of a step on hidden_in (bf16 [B,S,dim], the
+	 * residual stream entering the layer, i.e. "embed" or "layers.{layer-1}.out"), updating
+	 * this layer's caches as forward would; hidden_out receives "layers.{layer}.out". Taps of
+	 * the layer are emitted. */
+	dsv32_status (*layer_forward)(dsv32_model *m, int layer, const dsv32_tensor *hidden_in,
+				      int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err);
+	/* Forget the caches (a new sequence). */
+	void (*reset)(dsv32_model *m);
+	void (*close)(dsv32_model *m);
+} dsv32_model_vtbl;
+
+struct dsv32_model {
+	const dsv32_model_vtbl *vt;
+	dsv32_config cfg;
+	dsv32_model_opts opts;
+	dsv32_tap_sink taps; /* set by the caller; on_tap NULL = no taps */
+};
+
+#endif

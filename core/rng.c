@@ -1,0 +1,61 @@
+/* rng.c: SplitMix64 and the distributions fixtures draw from (see rng.h for the exact rules). */
+#include "core/rng.h"
+
+#include <math.h>
+#include <string.h>
+
+void dsv32_rng_seed(dsv32_rng *r, uint64_t seed)
+{
+	r->state = seed;
+}
+
+uint64_t dsv32_fnv1a64(const void *data, uint64_t len, uint64_t h)
+{
+	const unsigned char *p = data;
+	for (uint64_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+void dsv32_rng_seed_named(dsv32_rng *r, uint64_t seed, const char *name)
+{
+	uint64_t h = dsv32_fnv1a64(name, strlen(name), DSV32_FNV1A64_INIT);
+	r->state = seed ^ h;
+	(void)dsv32_rng_u64(r); /* decorrelate nearby seeds */
+}
+
+uint64_t dsv32_rng_u64(dsv32_rng *r)
+{
+	uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+float dsv32_rng_uniform(dsv32_rng *r)
+{
+	return (float)(dsv32_rng_u64(r) >> 40) * 0x1.0p-24f;
+}
+
+int64_t dsv32_rng_range(dsv32_rng *r, int64_t lo, int64_t hi)
+{
+	uint64_t span = (uint64_t)(hi - lo) + 1u;
+	if (span == 0)
+		return (int64_t)dsv32_rng_u64(r);
+	uint64_t limit = UINT64_MAX - UINT64_MAX % span;
+	uint64_t v;
+	do {
+		v = dsv32_rng_u64(r);
+	} while (v >= limit);
+	return lo + (int64_t)(v % span);
+}
+
+double dsv32_rng_normal(dsv32_rng *r)
+{
+	/* u1 in (0, 1]: 53 random bits, never zero so log is finite */
+	double u1 = ((double)(dsv32_rng_u64(r) >> 11) + 1.0) * 0x1.0p-53;
+	double u2 = (double)(dsv32_rng_u64(r) >> 11) * 0x1.0p-53;
+	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
