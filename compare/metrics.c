@@ -1,0 +1,248 @@
+/* metrics.c: dense, index-set and logit drift metrics (see metrics.h for the definitions). */
+#include "compare/metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ULP_HIST_SIZE (1u << 17)
+
+int32_t dsv32_bf16_ordinal(float x)
+{
+	uint16_t h = dsv32_f32_to_bf16(x);
+	int32_t mag = h & 0x7fff;
+	return (h & 0x8000) ? -mag : mag;
+}
+
+uint32_t dsv32_bf16_ulp_distance(float a, float b)
+{
+	int32_t d = dsv32_bf16_ordinal(a) - dsv32_bf16_ordinal(b);
+	return (uint32_t)(d < 0 ? -d : d);
+}
+
+static uint32_t hist_quantile(const uint32_t *hist, int64_t n, double q)
+{
+	if (n <= 0)
+		return 0;
+	int64_t target = (int64_t)ceil(q * (double)n);
+	if (target < 1)
+		target = 1;
+	int64_t seen = 0;
+	for (uint32_t i = 0; i < ULP_HIST_SIZE; i++) {
+		seen += hist[i];
+		if (seen >= target)
+			return i;
+	}
+	return ULP_HIST_SIZE - 1;
+}
+
+bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
+			 dsv32_dtype tb, int64_t n, uint32_t tol_ulp)
+{
+	memset(m, 0, sizeof *m);
+	m->max_abs_at = -1;
+	if (!dsv32_dtype_is_float(ta) || !dsv32_dtype_is_float(tb))
+		return false;
+	uint32_t *hist = calloc(ULP_HIST_SIZE, sizeof *hist);
+	if (!hist)
+		return false;
+	double sum_abs = 0, sum_sq = 0, sum_aa = 0, sum_bb = 0, sum_ab = 0, sum_ulp = 0;
+	int64_t over = 0;
+	for (int64_t i = 0; i < n; i++) {
+		double x = dsv32_load_f64(a, ta, (size_t)i), y = dsv32_load_f64(b, tb, (size_t)i);
+		bool xn = isnan(x), yn = isnan(y);
+		m->nan_a += xn;
+		m->nan_b += yn;
+		m->inf_a += isinf(x) != 0;
+		m->inf_b += isinf(y) != 0;
+		if (xn || yn)
+			continue;
+		double d = (x == y) ? 0.0 : fabs(x - y); /* inf == inf gives 0, not NaN */
+		if (d > m->max_abs || m->max_abs_at < 0) {
+			m->max_abs = d;
+			m->max_abs_at = i;
+		}
+		uint32_t u = dsv32_bf16_ulp_distance((float)x, (float)y);
+		hist[u < ULP_HIST_SIZE ? u : ULP_HIST_SIZE - 1]++;
+		if (u > m->ulp_max)
+			m->ulp_max = u;
+		over += u > tol_ulp;
+		sum_ulp += u;
+		sum_abs += d;
+		sum_sq += d * d;
+		if (isfinite(x) && isfinite(y)) {
+			sum_aa += x * x;
+			sum_bb += y * y;
+			sum_ab += x * y;
+		}
+		m->n++;
+	}
+	if (m->n > 0) {
+		m->mean_abs = sum_abs / (double)m->n;
+		m->rms = sqrt(sum_sq / (double)m->n);
+		m->ulp_mean = sum_ulp / (double)m->n;
+		m->frac_over_tol = (double)over / (double)m->n;
+	}
+	m->ulp_p99 = hist_quantile(hist, m->n, 0.99);
+	if (sum_aa > 0)
+		m->rel_l2 = sqrt(sum_sq) / sqrt(sum_aa);
+	else
+		m->rel_l2 = sum_sq > 0 ? INFINITY : 0.0;
+	if (sum_aa > 0 && sum_bb > 0)
+		m->cosine = sum_ab / (sqrt(sum_aa) * sqrt(sum_bb));
+	else
+		m->cosine = (sum_aa == 0 && sum_bb == 0) ? 1.0 : 0.0;
+	free(hist);
+	return true;
+}
+
+static bool contains(const int64_t *v, int64_t k, int64_t x)
+{
+	for (int64_t i = 0; i < k; i++)
+		if (v[i] == x)
+			return true;
+	return false;
+}
+
+static int cmp_float_desc(const void *pa, const void *pb)
+{
+	float a = *(const float *)pa, b = *(const float *)pb;
+	return (a < b) - (a > b);
+}
+
+/* Scores of a selection, sorted, so two selections can be compared as multisets. */
+static bool row_scores(float *out, const int64_t *sel, int64_t k, const float *scores,
+		       int64_t n_cols)
+{
+	for (int64_t i = 0; i < k; i++) {
+		if (sel[i] < 0 || sel[i] >= n_cols)
+			return false;
+		out[i] = scores[sel[i]];
+	}
+	qsort(out, (size_t)k, sizeof *out, cmp_float_desc);
+	return true;
+}
+
+static bool tie_equal(const int64_t *ra, const int64_t *rb, int64_t k, const float *scores,
+		      int64_t n_cols, float *sa, float *sb)
+{
+	if (!row_scores(sa, ra, k, scores, n_cols) || !row_scores(sb, rb, k, scores, n_cols))
+		return false;
+	for (int64_t i = 0; i < k; i++)
+		if (!(sa[i] == sb[i] || (isinf(sa[i]) && sa[i] == sb[i])))
+			return false;
+	return true;
+}
+
+bool dsv32_metrics_sets(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,
+			int64_t kb, int64_t rows, const float *scores, int64_t n_cols)
+{
+	memset(m, 0, sizeof *m);
+	m->rows = rows;
+	m->first_diff_row = -1;
+	int64_t kmax = ka > kb ? ka : kb;
+	float *sa = malloc((size_t)(kmax ? kmax : 1) * sizeof *sa);
+	float *sb = malloc((size_t)(kmax ? kmax : 1) * sizeof *sb);
+	if (!sa || !sb) {
+		free(sa);
+		free(sb);
+		return false;
+	}
+	double sum_recall = 0, sum_jacc = 0;
+	for (int64_t r = 0; r < rows; r++) {
+		const int64_t *ra = a + r * ka, *rb = b + r * kb;
+		int64_t inter = 0;
+		for (int64_t i = 0; i < ka; i++)
+			inter += contains(rb, kb, ra[i]);
+		int64_t uni = ka + kb - inter;
+		sum_recall += ka ? (double)inter / (double)ka : 1.0;
+		sum_jacc += uni ? (double)inter / (double)uni : 1.0;
+		bool equal = (ka == kb && inter == ka);
+		m->rows_equal += equal;
+		bool teq = equal || (scores && ka == kb &&
+				     tie_equal(ra, rb, ka, scores + r * n_cols, n_cols, sa, sb));
+		m->rows_tie_equal += teq;
+		if (!equal && m->first_diff_row < 0)
+			m->first_diff_row = r;
+	}
+	if (rows > 0) {
+		m->recall = sum_recall / (double)rows;
+		m->jaccard = sum_jacc / (double)rows;
+	} else {
+		m->recall = m->jaccard = 1.0;
+	}
+	free(sa);
+	free(sb);
+	return true;
+}
+
+static void top_n(const double *v, int64_t V, int64_t n, int64_t *out)
+{
+	for (int64_t j = 0; j < n; j++) {
+		int64_t best = -1;
+		for (int64_t i = 0; i < V; i++) {
+			if (contains(out, j, i))
+				continue;
+			if (best < 0 || v[i] > v[best])
+				best = i;
+		}
+		out[j] = best;
+	}
+}
+
+static void log_softmax(double *v, int64_t V)
+{
+	double mx = -INFINITY, s = 0;
+	for (int64_t i = 0; i < V; i++)
+		mx = v[i] > mx ? v[i] : mx;
+	for (int64_t i = 0; i < V; i++)
+		s += exp(v[i] - mx);
+	double lse = mx + log(s);
+	for (int64_t i = 0; i < V; i++)
+		v[i] -= lse;
+}
+
+bool dsv32_metrics_logits(dsv32_logit_metrics *m, const void *a, dsv32_dtype ta, const void *b,
+			  dsv32_dtype tb, int64_t rows, int64_t V)
+{
+	memset(m, 0, sizeof *m);
+	m->rows = rows;
+	if (!dsv32_dtype_is_float(ta) || !dsv32_dtype_is_float(tb) || V <= 0)
+		return false;
+	double *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
+	if (!la || !lb) {
+		free(la);
+		free(lb);
+		return false;
+	}
+	double kl = 0, top1 = 0, top5 = 0;
+	int64_t n5 = V < 5 ? V : 5;
+	for (int64_t r = 0; r < rows; r++) {
+		for (int64_t i = 0; i < V; i++) {
+			la[i] = dsv32_load_f64(a, ta, (size_t)(r * V + i));
+			lb[i] = dsv32_load_f64(b, tb, (size_t)(r * V + i));
+		}
+		int64_t ta5[5], tb5[5];
+		top_n(la, V, n5, ta5);
+		top_n(lb, V, n5, tb5);
+		top1 += ta5[0] == tb5[0];
+		int64_t inter = 0;
+		for (int64_t j = 0; j < n5; j++)
+			inter += contains(tb5, n5, ta5[j]);
+		top5 += (double)inter / (double)n5;
+		log_softmax(la, V);
+		log_softmax(lb, V);
+		double k = 0;
+		for (int64_t i = 0; i < V; i++)
+			k += exp(la[i]) * (la[i] - lb[i]);
+		kl += k;
+	}
+	if (rows > 0) {
+		m->kl = kl / (double)rows;
+		m->top1_agree = top1 / (double)rows;
+		m->top5_overlap = top5 / (double)rows;
+	}
+	free(la);
+	free(lb);
+	return true;
+}

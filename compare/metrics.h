@@ -1,0 +1,79 @@
+/* metrics.h: drift metrics between two tensors of one tap (DESIGN.md "Metrics, budgets,
+ * reports"), reduced as the tensors arrive so no activation is kept.
+ *
+ * dsv32_metrics_dense(m, a, b, n, tol_ulp)
+ *   a, b    any float dtype (F32, BF16, F16, F8_*, F64), n elements each, same dtype or not
+ *   m       out: max |a-b| with its flat index, mean |a-b|, RMS of a-b, relative L2
+ *           ||a-b|| / ||a||, cosine(a, b), bf16 ULP distance (max, mean, p99), the fraction of
+ *           elements whose ULP distance exceeds tol_ulp, NaN / Inf counts on each side
+ * Accum:  every sum in double (Kahan-free: n <= 2^40 keeps the relative error below 1e-4 of
+ *         the reported metric, far below what the metrics are used for)
+ * ULP:    distance in units of the bf16 grid: both values mapped to the ordered bf16 integer
+ *         line (values are first rounded to bf16 RNE, so bf16 inputs are exact); -0 == +0.
+ *         Elements where either side is NaN count in nan_a / nan_b and are excluded from every
+ *         other metric. +-inf sits one step past the largest finite bf16 on the line, so an
+ *         inf against a finite value is a large but finite ULP distance (and an infinite
+ *         max_abs). p99 is exact (a histogram over every possible distance, < 2^17).
+ */
+#ifndef DSV32_METRICS_H
+#define DSV32_METRICS_H
+
+#include <stdint.h>
+
+#include "core/dtype.h"
+
+typedef struct {
+	int64_t n;            /* elements compared (NaN-free pairs) */
+	double max_abs;       /* max |a-b| */
+	int64_t max_abs_at;   /* flat index of max_abs (-1 if none) */
+	double mean_abs;
+	double rms;           /* sqrt(mean((a-b)^2)) */
+	double rel_l2;        /* ||a-b||_2 / ||a||_2 (0 if both are 0; inf if only a is 0) */
+	double cosine;        /* <a,b> / (||a|| ||b||); 1 if both are all zero */
+	uint32_t ulp_max;
+	double ulp_mean;
+	uint32_t ulp_p99;
+	double frac_over_tol; /* fraction of elements with ULP distance > tol_ulp */
+	int64_t nan_a, nan_b, inf_a, inf_b;
+} dsv32_metrics;
+
+/* Ordered-integer position of x on the bf16 grid (x rounded to bf16 first). */
+int32_t dsv32_bf16_ordinal(float x);
+uint32_t dsv32_bf16_ulp_distance(float a, float b);
+
+/* Compare two dense tensors of n elements; allocates a scratch histogram (returns false only on
+ * allocation failure or a non-float dtype). */
+bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
+			 dsv32_dtype tb, int64_t n, uint32_t tol_ulp);
+
+/* Index-set comparison per row: a and b are I64 [rows, k] (k may differ: ka, kb).
+ *   recall  = mean over rows of |A ∩ B| / |A|
+ *   jaccard = mean over rows of |A ∩ B| / |A ∪ B|
+ *   rows_equal = rows whose sets are identical; first_diff_row = first row that differs (-1)
+ * When scores (F32 [rows, n_cols], the side-a scores the selection was made from) are given, the
+ * tie-tolerant check re-scores both selections: a row counts as tie-equal when the multiset of
+ * scores of b's choices equals that of a's choices (so swapping equal-scored members is fine). */
+typedef struct {
+	int64_t rows;
+	double recall, jaccard;
+	int64_t rows_equal;
+	int64_t rows_tie_equal; /* rows equal up to ties (== rows_equal when no scores) */
+	int64_t first_diff_row;
+} dsv32_set_metrics;
+
+bool dsv32_metrics_sets(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,
+			int64_t kb, int64_t rows, const float *scores, int64_t n_cols);
+
+/* Logits comparison per row of [rows, V] (fp32 or any float dtype):
+ *   kl = mean over rows of KL(softmax(a) || softmax(b)), in double
+ *   top1_agree = fraction of rows whose argmax agree (lowest index on ties)
+ *   top5_overlap = mean |top5(a) ∩ top5(b)| / 5 */
+typedef struct {
+	int64_t rows;
+	double kl, top1_agree, top5_overlap;
+} dsv32_logit_metrics;
+
+bool dsv32_metrics_logits(dsv32_logit_metrics *m, const void *a, dsv32_dtype ta, const void *b,
+			  dsv32_dtype tb, int64_t rows, int64_t V);
+
+#endif
