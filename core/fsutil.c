@@ -1,0 +1,268 @@
+/* fsutil.c: small file-system helpers (fsutil.h): atomic whole-file writes through a temporary
+ * name and rename, bounded whole-file reads, mkdir -p, rm -rf of our own trees, path joins. */
+#include "core/fsutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+bool dsv32_path_exists(const char *path)
+{
+	struct stat st;
+	return path && stat(path, &st) == 0;
+}
+
+bool dsv32_path_is_dir(const char *path)
+{
+	struct stat st;
+	return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool dsv32_path_join(char *out, size_t len, const char *a, const char *b)
+{
+	if (!out || len == 0)
+		return false;
+	size_t na = strlen(a);
+	const char *sep = (na == 0 || a[na - 1] == '/') ? "" : "/";
+	int n = snprintf(out, len, "%s%s%s", a, sep, b);
+	return n >= 0 && (size_t)n < len;
+}
+
+/* Write all of buf to fd, retrying on short writes and EINTR. Returns 0 or an errno. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* fsync the directory holding path so that a rename into it is durable (best effort). */
+static void sync_parent_dir(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	if (!slash) {
+		snprintf(dir, sizeof dir, ".");
+	} else if (slash == path) {
+		snprintf(dir, sizeof dir, "/");
+	} else {
+		size_t n = (size_t)(slash - path);
+		if (n >= sizeof dir)
+			return;
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+dsv32_status dsv32_write_file_atomic(const char *path, const void *buf, size_t len,
+				     dsv32_error *err)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot create: %s", tmp,
+				      strerror(errno));
+	int e = write_all(fd, buf, len);
+	if (e) {
+		DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: write failed: %s", tmp, strerror(e));
+		goto out_unlink;
+	}
+	if (fsync(fd) != 0) {
+		e = errno;
+		DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: fsync failed: %s", tmp, strerror(e));
+		goto out_unlink;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		e = errno;
+		DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: close failed: %s", tmp, strerror(e));
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0) {
+		e = errno;
+		DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: rename from %s failed: %s", path, tmp,
+			       strerror(e));
+		goto out_unlink;
+	}
+	sync_parent_dir(path);
+	return DSV32_OK;
+
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return err ? err->code : DSV32_E_IO;
+}
+
+dsv32_status dsv32_read_file(const char *path, size_t max, char **out, size_t *len,
+			     dsv32_error *err)
+{
+	*out = NULL;
+	if (len)
+		*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		return DSV32_FAIL_SYS(err, e == ENOENT ? DSV32_E_NOTFOUND : DSV32_E_IO, e,
+				      "%s: cannot open: %s", path, strerror(e));
+	}
+	dsv32_status rc = DSV32_OK;
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+	if (!buf) {
+		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: allocating read buffer", path);
+		goto out_close;
+	}
+	for (;;) {
+		if (n == cap) {
+			if (cap > max) /* read max + 1 bytes at most: enough to see it is too big */
+				break;
+			size_t lim = max < SIZE_MAX - 1 ? max + 1 : SIZE_MAX - 1;
+			size_t ncap = cap > lim / 2 ? lim : cap * 2;
+			char *nb = realloc(buf, ncap + 1);
+			if (!nb) {
+				rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: allocating %zu bytes", path,
+						ncap + 1);
+				goto out_free;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: read failed: %s", path,
+					    strerror(e));
+			goto out_free;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n > max) {
+		rc = DSV32_FAIL(err, DSV32_E_IO, "%s: file larger than the limit of %zu bytes", path,
+				max);
+		goto out_free;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	if (len)
+		*len = n;
+	close(fd);
+	return DSV32_OK;
+
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return rc;
+}
+
+dsv32_status dsv32_mkdirs(const char *path, dsv32_error *err)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+	if (n == 0)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "mkdirs: empty path");
+	if (n >= sizeof buf)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", path);
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		if (buf[i - 1] == '/') /* repeated slash */
+			continue;
+		char saved = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) != 0) {
+			int e = errno;
+			struct stat st;
+			if (e != EEXIST || stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+				return DSV32_FAIL_SYS(err, DSV32_E_IO, e == EEXIST ? ENOTDIR : e,
+						      "%s: cannot create directory %s: %s", path,
+						      buf, strerror(e == EEXIST ? ENOTDIR : e));
+		}
+		buf[i] = saved;
+	}
+	return DSV32_OK;
+}
+
+/* Remove the entry name inside the open directory dfd; directories recursively. Symbolic links
+ * are removed, never followed. path is for messages. */
+static dsv32_status remove_at(int dfd, const char *name, const char *path, dsv32_error *err)
+{
+	struct stat st;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		if (errno == ENOENT)
+			return DSV32_OK;
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: stat failed: %s", path,
+				      strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT)
+			return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: unlink failed: %s", path,
+					      strerror(errno));
+		return DSV32_OK;
+	}
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot open directory: %s", path,
+				      strerror(errno));
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot read directory: %s",
+				      path, strerror(errno));
+	}
+	dsv32_status rc = DSV32_OK;
+	struct dirent *de;
+	while (rc == DSV32_OK && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		char child[4096];
+		if (!dsv32_path_join(child, sizeof child, path, de->d_name))
+			child[sizeof child - 1] = '\0'; /* only used in messages */
+		rc = remove_at(dirfd(d), de->d_name, child, err);
+	}
+	closedir(d);
+	if (rc != DSV32_OK)
+		return rc;
+	if (unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: rmdir failed: %s", path,
+				      strerror(errno));
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_remove_tree(const char *path, dsv32_error *err)
+{
+	if (!path || path[strspn(path, "/")] == '\0')
+		return DSV32_FAIL(err, DSV32_E_USAGE, "remove_tree: refusing to remove \"%s\"",
+				  path ? path : "(null)");
+	return remove_at(AT_FDCWD, path, path, err);
+}

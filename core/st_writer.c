@@ -1,0 +1,423 @@
+/* st_writer.c: streaming, atomic safetensors writer (spec/checkpoints.md §1). Tensors are
+ * declared first; the header (compact JSON, space-padded to a multiple of 8, as the Python
+ * library writes it) goes out with the first data; data is never buffered here. Output lives
+ * in "<path>.tmp.<pid>" until commit renames it; any failure removes the temporary. */
+#include "core/safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/safetensors_internal.h"
+
+typedef struct {
+	char *name;
+	dsv32_dtype dtype;
+	int ndim;
+	int64_t shape[DSV32_MAX_DIMS];
+	uint64_t nbytes;
+} wtensor;
+
+struct dsv32_st_writer {
+	char *path;
+	char *tmp;
+	int fd;          /* -1 once closed */
+	bool tmp_exists; /* the temporary is ours to remove */
+	bool failed;     /* a call failed: nothing more is written, commit fails */
+	bool header_done;
+	wtensor *t;
+	size_t n, cap;
+	char **mkey, **mval;
+	size_t n_meta, cap_meta;
+	uint64_t total;   /* declared data bytes */
+	uint64_t written; /* data bytes written so far */
+};
+
+typedef struct {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+/* A JSON string literal, escaped as serde_json does (", \, and control characters). */
+static void sb_json_str(sbuf *b, const char *s)
+{
+	sb_put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[8];
+		const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n"
+			      : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == '\b' ? "\\b"
+			      : c == '\f' ? "\\f" : NULL;
+		if (!e && c < 0x20) {
+			snprintf(esc, sizeof esc, "\\u%04x", c);
+			e = esc;
+		}
+		if (e)
+			sb_str(b, e);
+		else
+			sb_put(b, (const char *)&c, 1);
+	}
+	sb_put(b, "\"", 1);
+}
+
+static void sb_u64(sbuf *b, uint64_t v)
+{
+	char tmp[24];
+	snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
+	sb_str(b, tmp);
+}
+
+/* Close and remove the temporary; the writer only accepts commit/abort afterwards. */
+static void discard(dsv32_st_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	if (w->tmp_exists)
+		unlink(w->tmp);
+	w->tmp_exists = false;
+	w->failed = true;
+}
+
+static void writer_free(dsv32_st_writer *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->t[i].name);
+	for (size_t i = 0; i < w->n_meta; i++) {
+		free(w->mkey[i]);
+		free(w->mval[i]);
+	}
+	free(w->t);
+	free(w->mkey);
+	free(w->mval);
+	free(w->tmp);
+	free(w->path);
+	free(w);
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t k = write(fd, p, len);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+dsv32_status dsv32_st_writer_open(dsv32_st_writer **out, const char *path, dsv32_error *err)
+{
+	*out = NULL;
+	dsv32_st_writer *w = calloc(1, sizeof *w);
+	size_t len = strlen(path) + 32;
+	if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(len))) {
+		if (w)
+			free(w->path);
+		free(w);
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: allocating a writer", path);
+	}
+	snprintf(w->tmp, len, "%s.tmp.%ld", path, (long)getpid());
+	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (w->fd < 0) {
+		int e = errno;
+		DSV32_FAIL_SYS(err, e == ENOENT ? DSV32_E_NOTFOUND : DSV32_E_IO, e,
+			       "%s: cannot create: %s", w->tmp, strerror(e));
+		writer_free(w);
+		return err ? err->code : DSV32_E_IO;
+	}
+	w->tmp_exists = true;
+	*out = w;
+	return DSV32_OK;
+}
+
+/* Declarations are only accepted before the first write and on a healthy writer. */
+static dsv32_status check_declarable(const dsv32_st_writer *w, const char *what, dsv32_error *err)
+{
+	if (w->failed)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: %s after a failure", w->path, what);
+	if (w->header_done)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: %s after data was written", w->path,
+				  what);
+	return DSV32_OK;
+}
+
+static bool is_utf8(const char *s)
+{
+	return dsv32_st_utf8_valid((const unsigned char *)s, strlen(s), NULL);
+}
+
+dsv32_status dsv32_st_writer_meta(dsv32_st_writer *w, const char *key, const char *value,
+				  dsv32_error *err)
+{
+	DSV32_TRY(check_declarable(w, "metadata", err));
+	if (!is_utf8(key) || !is_utf8(value))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: metadata \"%s\" is not valid UTF-8",
+				  w->path, key);
+	for (size_t i = 0; i < w->n_meta; i++) /* few keys: linear is fine */
+		if (strcmp(w->mkey[i], key) == 0)
+			return DSV32_FAIL(err, DSV32_E_USAGE, "%s: metadata key \"%s\" set twice",
+					  w->path, key);
+	if (w->n_meta == w->cap_meta) {
+		size_t cap = w->cap_meta ? 2 * w->cap_meta : 4;
+		char **k = realloc(w->mkey, cap * sizeof *k);
+		if (k)
+			w->mkey = k;
+		char **v = k ? realloc(w->mval, cap * sizeof *v) : NULL;
+		if (v)
+			w->mval = v;
+		if (!k || !v)
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: metadata", w->path);
+		w->cap_meta = cap;
+	}
+	char *k = strdup(key), *v = strdup(value);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: metadata", w->path);
+	}
+	w->mkey[w->n_meta] = k;
+	w->mval[w->n_meta++] = v;
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_st_writer_declare(dsv32_st_writer *w, const char *name, dsv32_dtype dtype,
+				     int ndim, const int64_t *shape, dsv32_error *err)
+{
+	char sb[160];
+	DSV32_TRY(check_declarable(w, "declare", err));
+	if (!name[0] || strcmp(name, "__metadata__") == 0 || !is_utf8(name))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: invalid tensor name \"%s\"", w->path,
+				  name);
+	if ((unsigned)dtype >= DSV32_DTYPE_COUNT)
+		return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: tensor \"%s\": unknown dtype %d", w->path,
+				  name, (int)dtype);
+	if (ndim < 0 || ndim > DSV32_MAX_DIMS)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: tensor \"%s\": %d dims, expected 0..%d",
+				  w->path, name, ndim, DSV32_MAX_DIMS);
+	int64_t numel = dsv32_shape_numel(ndim, shape);
+	uint64_t isz = dsv32_dtype_size(dtype);
+	if (numel < 0 || (uint64_t)numel > UINT64_MAX / isz ||
+	    (uint64_t)numel * isz > UINT64_MAX - w->total)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: tensor \"%s\": bad shape %s", w->path,
+				  name, dsv32_shape_str(sb, sizeof sb, ndim, shape));
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 16;
+		wtensor *t = realloc(w->t, cap * sizeof *t);
+		if (!t)
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: declaring %zu tensors", w->path,
+					  cap);
+		w->t = t;
+		w->cap = cap;
+	}
+	wtensor *t = &w->t[w->n];
+	*t = (wtensor){.name = strdup(name), .dtype = dtype, .ndim = ndim,
+		       .nbytes = (uint64_t)numel * isz};
+	if (!t->name)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: tensor name", w->path);
+	for (int d = 0; d < ndim; d++)
+		t->shape[d] = shape[d];
+	w->total += t->nbytes;
+	w->n++;
+	return DSV32_OK;
+}
+
+static int cmp_wtensor_name(const void *pa, const void *pb)
+{
+	return strcmp((*(const wtensor *const *)pa)->name, (*(const wtensor *const *)pb)->name);
+}
+
+/* Refuse duplicate names (sorted check, so declare stays O(1) for 100k tensors). */
+static dsv32_status check_unique(const dsv32_st_writer *w, dsv32_error *err)
+{
+	const wtensor **by = malloc((w->n ? w->n : 1) * sizeof *by);
+	if (!by)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: checking names", w->path);
+	for (size_t i = 0; i < w->n; i++)
+		by[i] = &w->t[i];
+	qsort(by, w->n, sizeof *by, cmp_wtensor_name);
+	dsv32_status rc = DSV32_OK;
+	for (size_t i = 1; i < w->n && rc == DSV32_OK; i++)
+		if (strcmp(by[i - 1]->name, by[i]->name) == 0)
+			rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: tensor \"%s\" declared twice",
+					w->path, by[i]->name);
+	free(by);
+	return rc;
+}
+
+/* Build and write the 8-byte length and the padded header. */
+static dsv32_status emit_header(dsv32_st_writer *w, dsv32_error *err)
+{
+	DSV32_TRY(check_unique(w, err));
+	sbuf b = {0};
+	sb_str(&b, "{");
+	if (w->n_meta) {
+		sb_str(&b, "\"__metadata__\":{");
+		for (size_t i = 0; i < w->n_meta; i++) {
+			if (i)
+				sb_str(&b, ",");
+			sb_json_str(&b, w->mkey[i]);
+			sb_str(&b, ":");
+			sb_json_str(&b, w->mval[i]);
+		}
+		sb_str(&b, w->n ? "}," : "}");
+	}
+	uint64_t at = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		const wtensor *t = &w->t[i];
+		if (i)
+			sb_str(&b, ",");
+		sb_json_str(&b, t->name);
+		sb_str(&b, ":{\"dtype\":\"");
+		sb_str(&b, dsv32_dtype_name(t->dtype));
+		sb_str(&b, "\",\"shape\":[");
+		for (int d = 0; d < t->ndim; d++) {
+			if (d)
+				sb_str(&b, ",");
+			sb_u64(&b, (uint64_t)t->shape[d]);
+		}
+		sb_str(&b, "],\"data_offsets\":[");
+		sb_u64(&b, at);
+		sb_str(&b, ",");
+		sb_u64(&b, at + t->nbytes);
+		sb_str(&b, "]}");
+		at += t->nbytes;
+	}
+	sb_str(&b, "}");
+	while (b.len % 8)
+		sb_str(&b, " ");
+	dsv32_status rc = DSV32_OK;
+	if (b.oom) {
+		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: building the header", w->path);
+	} else if (b.len > DSV32_ST_MAX_HEADER) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: header of %zu bytes exceeds the cap %u",
+				w->path, b.len, DSV32_ST_MAX_HEADER);
+	} else {
+		unsigned char len8[8];
+		for (int i = 0; i < 8; i++)
+			len8[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
+		int e = write_all(w->fd, len8, 8);
+		if (!e)
+			e = write_all(w->fd, b.p, b.len);
+		if (e)
+			rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: writing the header: %s", w->tmp,
+					    strerror(e));
+	}
+	free(b.p);
+	if (rc == DSV32_OK)
+		w->header_done = true;
+	return rc;
+}
+
+dsv32_status dsv32_st_writer_write(dsv32_st_writer *w, const void *data, size_t nbytes,
+				   dsv32_error *err)
+{
+	if (w->failed)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: write after a failure", w->path);
+	dsv32_status rc = DSV32_OK;
+	if (!w->header_done && (rc = emit_header(w, err)) != DSV32_OK)
+		goto out_discard;
+	if (nbytes > w->total - w->written) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: writing %zu bytes at data offset %llu runs "
+				"past the %llu declared bytes", w->path, nbytes,
+				(unsigned long long)w->written, (unsigned long long)w->total);
+		goto out_discard;
+	}
+	int e = write_all(w->fd, data, nbytes);
+	if (e) {
+		rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: write failed: %s", w->tmp, strerror(e));
+		goto out_discard;
+	}
+	w->written += nbytes;
+	return DSV32_OK;
+
+out_discard:
+	discard(w);
+	return rc;
+}
+
+dsv32_status dsv32_st_writer_commit(dsv32_st_writer *w, dsv32_error *err)
+{
+	dsv32_status rc = DSV32_OK;
+	int e;
+	if (w->failed) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: commit after a failure; nothing written",
+				w->path);
+		goto out_discard;
+	}
+	if (!w->header_done && (rc = emit_header(w, err)) != DSV32_OK)
+		goto out_discard;
+	if (w->written != w->total) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: %llu data bytes written, %llu declared",
+				w->path, (unsigned long long)w->written,
+				(unsigned long long)w->total);
+		goto out_discard;
+	}
+	e = fsync(w->fd) != 0 ? errno : 0;
+	if (close(w->fd) != 0 && !e)
+		e = errno;
+	w->fd = -1;
+	if (e) {
+		rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: flushing failed: %s", w->tmp,
+				    strerror(e));
+		goto out_discard;
+	}
+	w->fd = -1;
+	if (rename(w->tmp, w->path) != 0) {
+		e = errno;
+		rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: rename from %s failed: %s", w->path,
+				    w->tmp, strerror(e));
+		goto out_discard;
+	}
+	w->tmp_exists = false;
+	writer_free(w);
+	return DSV32_OK;
+
+out_discard:
+	discard(w);
+	writer_free(w);
+	return rc;
+}
+
+void dsv32_st_writer_abort(dsv32_st_writer *w)
+{
+	if (!w)
+		return;
+	discard(w);
+	writer_free(w);
+}
