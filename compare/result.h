@@ -1,0 +1,77 @@
+/* result.h: what a comparison run produces, independent of how it is reported.
+ *
+ * One dsv32_tap_result per (step, tap) compared, in the order the taps were produced, plus the
+ * taps that were skipped (present on one side only, with the reason). reports/ renders this
+ * as JSON (schema_version 1, reports/schema/drift-report.schema.json), Markdown and HTML.
+ */
+#ifndef DSV32_RESULT_H
+#define DSV32_RESULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "compare/metrics.h"
+
+typedef enum { DSV32_TAP_DENSE = 0, DSV32_TAP_SET, DSV32_TAP_LOGITS, DSV32_TAPKIND_COUNT } dsv32_tap_kind;
+typedef enum { DSV32_DRIFT_PROPAGATE = 0, DSV32_DRIFT_LOCAL, DSV32_DRIFTMODE_COUNT } dsv32_drift_mode;
+
+typedef struct {
+	char name[96];        /* canonical tap name, e.g. "layers.3.attn.out" */
+	char op[32];          /* tap name without the layer prefix, e.g. "attn.out" */
+	int step;             /* 0 = prefill, 1.. = decode steps */
+	int layer;            /* -1 for embed, final_norm, logits */
+	dsv32_drift_mode mode;
+	dsv32_tap_kind kind;
+	char dtype_a[12], dtype_b[12];
+	int ndim;
+	int64_t shape[6];
+	dsv32_metrics dense;        /* kind DENSE (and LOGITS: the dense metrics of the logits) */
+	dsv32_set_metrics set;      /* kind SET */
+	dsv32_logit_metrics logits; /* kind LOGITS */
+	double noise_ratio_a;       /* rel_l2(a,b) / rel_l2(a_bf16, a_fp32); 0 if not measured */
+	double noise_ratio_b;
+	bool over_budget;
+	char budget_note[160];      /* which rule was exceeded: "rel_l2 0.031 > 0.02 (layers.*.out)" */
+} dsv32_tap_result;
+
+typedef struct {
+	char name[96];
+	int step;
+	char reason[128]; /* "only in a", "only in b", "shape [2,24,256] vs [2,1,256]", ... */
+} dsv32_tap_skip;
+
+typedef struct {
+	char key[48];
+	char value[512];
+} dsv32_prov_item;
+
+typedef struct {
+	/* provenance */
+	dsv32_prov_item prov[32];
+	int n_prov;
+	char side_a[160], side_b[160]; /* "ref:cpu:bf16:tp=1", "taps:golden.safetensors" */
+	char mode[24];               /* "propagate", "teacher-forced", "both" */
+	/* results */
+	dsv32_tap_result *taps;
+	size_t n_taps, cap_taps;
+	dsv32_tap_skip *skips;
+	size_t n_skips, cap_skips;
+	long first_divergence;       /* index into taps of the first over-budget tap, -1 if none */
+	bool nonfinite;              /* NaN/Inf appeared in an activation */
+	char nonfinite_tap[160];
+	int n_layers, n_steps;
+} dsv32_cmp_result;
+
+void dsv32_cmp_result_init(dsv32_cmp_result *r);
+void dsv32_cmp_result_free(dsv32_cmp_result *r);
+/* Append (copies); returns NULL on allocation failure. */
+dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_result *t);
+bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, const char *reason);
+void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value);
+bool dsv32_cmp_result_passed(const dsv32_cmp_result *r);
+
+/* Split a canonical tap name into layer and op ("layers.3.attn.out" -> 3, "attn.out";
+ * "logits" -> -1, "logits"). */
+void dsv32_tap_split_name(const char *name, int *layer, char *op, size_t op_len);
+
+#endif

@@ -1,0 +1,567 @@
+/* runner.c: the comparison passes (propagate, teacher-forced) over live models and recordings.
+ * See runner.h for the semantics. */
+#include "compare/runner.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare/tapfile.h"
+
+typedef struct {
+	const dsv32_side_spec *spec;
+	dsv32_model *m;
+	dsv32_tapfile tf;
+	bool has_tf;
+} side_rt;
+
+typedef struct {
+	int n_steps;
+	int64_t batch;
+	int64_t *seqlen;    /* per step */
+	int64_t *start_pos; /* per step */
+	int64_t **tokens;   /* per step: [batch, seqlen] (NULL until chosen for greedy steps) */
+} step_plan;
+
+/* The sink state shared by both sides' tap callbacks. */
+typedef struct {
+	dsv32_tapstore *held;    /* driver/a taps of this step */
+	dsv32_tapstore *dump;    /* optional: every tap as step{s}.{tap} */
+	dsv32_cmp_result *res;
+	const dsv32_cmp_config *cfg;
+	int step;
+	dsv32_drift_mode mode;
+	bool live_is_a;          /* the compared (streamed) side is side a */
+	bool saw_logits;         /* the side emitted a "logits" tap itself */
+	dsv32_status rc;         /* first failure inside a callback */
+	dsv32_error err;
+} sink_ctx;
+
+static bool is_input_tap(const char *name)
+{
+	return !strcmp(name, "input_ids") || !strcmp(name, "start_pos") ||
+	       !strcmp(name, "position_ids");
+}
+
+static bool is_set_tap(const dsv32_tensor *t)
+{
+	return t->dtype == DSV32_I64 || t->dtype == DSV32_I32;
+}
+
+static void fill_header(dsv32_tap_result *r, const char *name, const dsv32_tensor *a,
+			const dsv32_tensor *b, const sink_ctx *c)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->name, sizeof r->name, "%s", name);
+	dsv32_tap_split_name(name, &r->layer, r->op, sizeof r->op);
+	r->step = c->step;
+	r->mode = c->mode;
+	snprintf(r->dtype_a, sizeof r->dtype_a, "%s", dsv32_dtype_name(a->dtype));
+	snprintf(r->dtype_b, sizeof r->dtype_b, "%s", dsv32_dtype_name(b->dtype));
+	r->ndim = b->ndim;
+	for (int i = 0; i < b->ndim; i++)
+		r->shape[i] = b->shape[i];
+}
+
+/* Scores the selection was made from, for the tie-tolerant set check (side a's, if recorded). */
+static const dsv32_tensor *set_scores(sink_ctx *c, const char *name, int64_t rows)
+{
+	char sname[128];
+	size_t n = strlen(name);
+	if (n < 5 || strcmp(name + n - 5, ".topk") != 0)
+		return NULL;
+	snprintf(sname, sizeof sname, "%.*s.scores", (int)(n - 5), name);
+	dsv32_tap_entry *e = dsv32_tapstore_get(c->held, sname);
+	if (!e || e->t.dtype != DSV32_F32 || e->t.ndim < 1 ||
+	    dsv32_tensor_numel(&e->t) % rows != 0)
+		return NULL;
+	return &e->t;
+}
+
+static bool compare_sets(dsv32_tap_result *r, sink_ctx *c, const char *name, const dsv32_tensor *a,
+			 const dsv32_tensor *b)
+{
+	if (a->dtype != DSV32_I64 || b->dtype != DSV32_I64 || a->ndim < 1 || b->ndim < 1)
+		return false;
+	int64_t ka = a->shape[a->ndim - 1], kb = b->shape[b->ndim - 1];
+	int64_t rows = ka ? dsv32_tensor_numel(a) / ka : 0;
+	if (!kb || rows != dsv32_tensor_numel(b) / kb)
+		return false;
+	const dsv32_tensor *sc = set_scores(c, name, rows);
+	r->kind = DSV32_TAP_SET;
+	return dsv32_metrics_sets(&r->set, a->data, ka, b->data, kb, rows,
+				  sc ? sc->data : NULL, sc ? dsv32_tensor_numel(sc) / rows : 0);
+}
+
+/* Logits may come as [B,V] (last position) on one side and [B,S,V] on the other: compare the
+ * last position. Returns the row pointer offsets through *off_a / *off_b. */
+static bool logits_align(const dsv32_tensor *a, const dsv32_tensor *b, int64_t *rows, int64_t *V,
+			 int64_t *S_a, int64_t *S_b)
+{
+	*V = a->shape[a->ndim - 1];
+	if (b->shape[b->ndim - 1] != *V || a->ndim < 2 || b->ndim < 2)
+		return false;
+	*rows = a->shape[0];
+	if (b->shape[0] != *rows)
+		return false;
+	*S_a = a->ndim == 3 ? a->shape[1] : 1;
+	*S_b = b->ndim == 3 ? b->shape[1] : 1;
+	return true;
+}
+
+static bool compare_logits(dsv32_tap_result *r, const dsv32_tensor *a, const dsv32_tensor *b,
+			   uint32_t tol)
+{
+	int64_t rows, V, Sa, Sb;
+	if (!logits_align(a, b, &rows, &V, &Sa, &Sb))
+		return false;
+	size_t ia = dsv32_dtype_size(a->dtype), ib = dsv32_dtype_size(b->dtype);
+	/* gather the last position of each row into contiguous buffers when S > 1 */
+	char *pa = a->data, *pb = b->data, *ga = NULL, *gb = NULL;
+	if (Sa > 1 || Sb > 1) {
+		ga = malloc((size_t)(rows * V) * ia);
+		gb = malloc((size_t)(rows * V) * ib);
+		if (!ga || !gb) {
+			free(ga);
+			free(gb);
+			return false;
+		}
+		for (int64_t i = 0; i < rows; i++) {
+			memcpy(ga + (size_t)(i * V) * ia, pa + (size_t)((i * Sa + Sa - 1) * V) * ia, (size_t)V * ia);
+			memcpy(gb + (size_t)(i * V) * ib, pb + (size_t)((i * Sb + Sb - 1) * V) * ib, (size_t)V * ib);
+		}
+		pa = ga;
+		pb = gb;
+	}
+	r->kind = DSV32_TAP_LOGITS;
+	bool ok = dsv32_metrics_dense(&r->dense, pa, a->dtype, pb, b->dtype, rows * V, tol) &&
+		  dsv32_metrics_logits(&r->logits, pa, a->dtype, pb, b->dtype, rows, V);
+	free(ga);
+	free(gb);
+	return ok;
+}
+
+static void note_nonfinite(sink_ctx *c, const dsv32_tap_result *r)
+{
+	if (c->res->nonfinite || r->kind == DSV32_TAP_SET)
+		return;
+	if (r->dense.nan_a || r->dense.nan_b || r->dense.inf_a || r->dense.inf_b) {
+		c->res->nonfinite = true;
+		snprintf(c->res->nonfinite_tap, sizeof c->res->nonfinite_tap, "step %d %s (%s)",
+			 c->step, r->name, r->dense.nan_a || r->dense.inf_a ? "side a" : "side b");
+	}
+}
+
+/* Compare a streamed tap with the held one of the same name. */
+static void compare_tap(sink_ctx *c, const char *name, const dsv32_tensor *streamed)
+{
+	dsv32_tap_entry *e = dsv32_tapstore_get(c->held, name);
+	char why[128];
+	if (!e) {
+		dsv32_cmp_result_skip(c->res, name, c->step, c->live_is_a ? "only in a" : "only in b");
+		return;
+	}
+	e->used = true;
+	const dsv32_tensor *a = c->live_is_a ? streamed : &e->t;
+	const dsv32_tensor *b = c->live_is_a ? &e->t : streamed;
+	dsv32_tap_result r;
+	fill_header(&r, name, a, b, c);
+	bool ok;
+	if (is_set_tap(a) || is_set_tap(b))
+		ok = compare_sets(&r, c, name, a, b);
+	else if (!strcmp(name, "logits"))
+		ok = compare_logits(&r, a, b, c->cfg->tol_ulp);
+	else
+		ok = dsv32_tensor_numel(a) == dsv32_tensor_numel(b) &&
+		     dsv32_metrics_dense(&r.dense, a->data, a->dtype, b->data, b->dtype,
+					 dsv32_tensor_numel(a), c->cfg->tol_ulp);
+	if (!ok) {
+		char sa[64], sb[64];
+		snprintf(why, sizeof why, "not comparable: %s %s vs %s %s", dsv32_dtype_name(a->dtype),
+			 dsv32_shape_str(sa, sizeof sa, a->ndim, a->shape), dsv32_dtype_name(b->dtype),
+			 dsv32_shape_str(sb, sizeof sb, b->ndim, b->shape));
+		dsv32_cmp_result_skip(c->res, name, c->step, why);
+		return;
+	}
+	dsv32_budget_apply(c->cfg->budget, &r);
+	note_nonfinite(c, &r);
+	if (!dsv32_cmp_result_add(c->res, &r) && c->rc == DSV32_OK)
+		c->rc = DSV32_FAIL(&c->err, DSV32_E_NOMEM, "storing the result of %s", name);
+}
+
+static void dump_tap(sink_ctx *c, const char *name, const dsv32_tensor *t)
+{
+	if (!c->dump || c->rc != DSV32_OK)
+		return;
+	char full[192];
+	dsv32_tapfile_name(full, sizeof full, c->step, name);
+	c->rc = dsv32_tapstore_put(c->dump, full, t, &c->err);
+}
+
+static void on_tap_hold(void *user, const char *name, const dsv32_tensor *t)
+{
+	sink_ctx *c = user;
+	if (c->rc != DSV32_OK)
+		return;
+	c->saw_logits |= strcmp(name, "logits") == 0;
+	dump_tap(c, name, t);
+	if (c->rc == DSV32_OK)
+		c->rc = dsv32_tapstore_put(c->held, name, t, &c->err);
+}
+
+static void on_tap_compare(void *user, const char *name, const dsv32_tensor *t)
+{
+	sink_ctx *c = user;
+	if (c->rc != DSV32_OK)
+		return;
+	c->saw_logits |= strcmp(name, "logits") == 0;
+	dump_tap(c, name, t);
+	if (!is_input_tap(name))
+		compare_tap(c, name, t);
+}
+
+/* ---- sides ---- */
+
+static dsv32_status side_open(side_rt *s, const dsv32_side_spec *spec, const dsv32_cmp_config *cfg,
+			      dsv32_error *err)
+{
+	memset(s, 0, sizeof *s);
+	s->spec = spec;
+	if (spec->kind == DSV32_SIDE_TAPS) {
+		DSV32_TRY(dsv32_tapfile_open(&s->tf, spec->path, err));
+		s->has_tf = true;
+		return DSV32_OK;
+	}
+	if (!cfg->open || !cfg->checkpoint)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "side %s needs a checkpoint", spec->label);
+	dsv32_status rc = cfg->open(spec->layout, cfg->checkpoint, &spec->opts, &s->m, err);
+	if (rc != DSV32_OK)
+		dsv32_error_prefix(err, "side %s", spec->label);
+	return rc;
+}
+
+static void side_close(side_rt *s)
+{
+	if (s->m)
+		s->m->vt->close(s->m);
+	if (s->has_tf)
+		dsv32_tapfile_close(&s->tf);
+	memset(s, 0, sizeof *s);
+}
+
+/* Feed a recorded step's taps to a callback as if a model had emitted them. */
+static void replay_step(const side_rt *s, int step, void (*fn)(void *, const char *, const dsv32_tensor *),
+			void *user)
+{
+	const char *tap;
+	dsv32_tensor t;
+	for (size_t i = 0; dsv32_tapfile_tap_at(&s->tf, step, i, &tap, &t); i++)
+		fn(user, tap, &t);
+}
+
+/* ---- the step plan ---- */
+
+static void plan_free(step_plan *p)
+{
+	for (int s = 0; s < p->n_steps && p->tokens; s++)
+		free(p->tokens[s]);
+	free(p->tokens);
+	free(p->seqlen);
+	free(p->start_pos);
+	memset(p, 0, sizeof *p);
+}
+
+static dsv32_status plan_alloc(step_plan *p, int n, dsv32_error *err)
+{
+	p->n_steps = n;
+	p->seqlen = calloc((size_t)n, sizeof *p->seqlen);
+	p->start_pos = calloc((size_t)n, sizeof *p->start_pos);
+	p->tokens = calloc((size_t)n, sizeof *p->tokens);
+	if (!p->seqlen || !p->start_pos || !p->tokens) {
+		plan_free(p);
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "step plan of %d steps", n);
+	}
+	return DSV32_OK;
+}
+
+static dsv32_status plan_from_recording(step_plan *p, const dsv32_tapfile *tf, dsv32_error *err)
+{
+	DSV32_TRY(plan_alloc(p, tf->n_steps, err));
+	p->batch = tf->batch;
+	for (int s = 0; s < tf->n_steps; s++) {
+		dsv32_tensor ids;
+		DSV32_TRY(dsv32_tapfile_get(tf, s, "input_ids", &ids, err));
+		p->seqlen[s] = ids.shape[1];
+		int64_t sp = s < 64 ? tf->start_pos[s] : -1;
+		if (sp < 0) /* positions not recorded: consecutive calls from 0 */
+			sp = s == 0 ? 0 : p->start_pos[s - 1] + p->seqlen[s - 1];
+		p->start_pos[s] = sp;
+		p->tokens[s] = malloc(dsv32_tensor_nbytes(&ids));
+		if (!p->tokens[s])
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "tokens of step %d", s);
+		memcpy(p->tokens[s], ids.data, dsv32_tensor_nbytes(&ids));
+	}
+	return DSV32_OK;
+}
+
+static dsv32_status plan_live(step_plan *p, const dsv32_cmp_config *cfg, dsv32_error *err)
+{
+	if (!cfg->prompt || cfg->batch < 1 || cfg->prompt_len < 1)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "no prompt tokens to run");
+	DSV32_TRY(plan_alloc(p, 1 + (cfg->decode_steps > 0 ? cfg->decode_steps : 0), err));
+	p->batch = cfg->batch;
+	for (int s = 0; s < p->n_steps; s++) {
+		p->seqlen[s] = s == 0 ? cfg->prompt_len : 1;
+		p->start_pos[s] = s == 0 ? 0 : cfg->prompt_len + s - 1;
+	}
+	size_t n = (size_t)(cfg->batch * cfg->prompt_len);
+	p->tokens[0] = malloc(n * sizeof(int64_t));
+	if (!p->tokens[0])
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "prompt tokens");
+	memcpy(p->tokens[0], cfg->prompt, n * sizeof(int64_t));
+	return DSV32_OK;
+}
+
+/* Greedy choice for the next step from fp32 logits [B, V] (lowest index on ties). */
+static dsv32_status choose_next(step_plan *p, int step, const dsv32_tensor *logits, dsv32_error *err)
+{
+	if (step + 1 >= p->n_steps || p->tokens[step + 1])
+		return DSV32_OK;
+	if (logits->dtype != DSV32_F32 || logits->ndim != 2 || logits->shape[0] != p->batch)
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "logits of step %d: expected F32 [%lld, V]",
+				  step, (long long)p->batch);
+	int64_t V = logits->shape[1];
+	p->tokens[step + 1] = malloc((size_t)p->batch * sizeof(int64_t));
+	if (!p->tokens[step + 1])
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "tokens of step %d", step + 1);
+	for (int64_t b = 0; b < p->batch; b++) {
+		const float *row = (const float *)logits->data + b * V;
+		int64_t best = 0;
+		for (int64_t v = 1; v < V; v++)
+			if (row[v] > row[best])
+				best = v;
+		p->tokens[step + 1][b] = best;
+	}
+	return DSV32_OK;
+}
+
+/* ---- passes ---- */
+
+typedef void (*tap_fn)(void *, const char *, const dsv32_tensor *);
+
+/* One forward of a live side with its taps going to fn; the returned logits feed the greedy
+ * choice and stand in for a "logits" tap if the model did not emit one. */
+static dsv32_status model_step(side_rt *s, step_plan *p, int step, tap_fn fn, sink_ctx *c,
+			       dsv32_error *err)
+{
+	dsv32_tensor logits = {0};
+	c->saw_logits = false;
+	s->m->taps = (dsv32_tap_sink){fn, c};
+	dsv32_status rc = s->m->vt->forward(s->m, p->tokens[step], p->batch, p->seqlen[step],
+					    p->start_pos[step], &logits, err);
+	s->m->taps = (dsv32_tap_sink){0};
+	if (rc == DSV32_OK && c->rc != DSV32_OK) {
+		if (err)
+			*err = c->err;
+		rc = c->rc;
+	}
+	if (rc == DSV32_OK && !c->saw_logits && c->mode == DSV32_DRIFT_PROPAGATE)
+		fn(c, "logits", &logits);
+	if (rc == DSV32_OK && c->rc != DSV32_OK) {
+		if (err)
+			*err = c->err;
+		rc = c->rc;
+	}
+	if (rc == DSV32_OK)
+		rc = choose_next(p, step, &logits, err);
+	dsv32_tensor_free(&logits);
+	if (rc != DSV32_OK)
+		dsv32_error_prefix(err, "%s, step %d", s->spec->label, step);
+	return rc;
+}
+
+static dsv32_status fill_side(side_rt *s, step_plan *p, int step, tap_fn fn, sink_ctx *c,
+			      dsv32_error *err)
+{
+	if (s->m)
+		return model_step(s, p, step, fn, c, err);
+	replay_step(s, step, fn, c);
+	if (c->rc != DSV32_OK && err)
+		*err = c->err;
+	return c->rc;
+}
+
+static bool is_layer_tap(const char *name)
+{
+	return strncmp(name, "layers.", 7) == 0;
+}
+
+static void list_unused(sink_ctx *c, const char *held_side)
+{
+	char why[64];
+	for (size_t i = 0; i < c->held->n; i++) {
+		dsv32_tap_entry *e = &c->held->e[i];
+		if (e->used || is_input_tap(e->name))
+			continue;
+		if (c->mode == DSV32_DRIFT_LOCAL && !is_layer_tap(e->name))
+			snprintf(why, sizeof why, "teacher-forced mode runs decoder layers only");
+		else
+			snprintf(why, sizeof why, "only in %s", held_side);
+		dsv32_cmp_result_skip(c->res, e->name, c->step, why);
+	}
+}
+
+static void progress(const dsv32_cmp_config *cfg, int step, int n, const char *pass)
+{
+	if (cfg->progress)
+		cfg->progress(cfg->progress_user, step, n, pass);
+}
+
+static dsv32_status pass_propagate(side_rt *a, side_rt *b, step_plan *p, sink_ctx *c,
+				   dsv32_error *err)
+{
+	c->mode = DSV32_DRIFT_PROPAGATE;
+	for (int s = 0; s < p->n_steps; s++) {
+		progress(c->cfg, s, p->n_steps, "propagate");
+		dsv32_tapstore_clear(c->held);
+		c->step = s;
+		c->live_is_a = false;
+		c->dump = c->cfg->dump_a;
+		DSV32_TRY(fill_side(a, p, s, on_tap_hold, c, err));
+		c->dump = c->cfg->dump_b;
+		DSV32_TRY(fill_side(b, p, s, on_tap_compare, c, err));
+		list_unused(c, "a");
+	}
+	return DSV32_OK;
+}
+
+/* Run every decoder layer of the live model on the driver's input to that layer. */
+static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx *c,
+				 dsv32_error *err)
+{
+	dsv32_model *m = live->m;
+	for (int i = 0; i < (int)m->cfg.n_layers; i++) {
+		char in_name[64];
+		if (i == 0)
+			snprintf(in_name, sizeof in_name, "embed");
+		else
+			snprintf(in_name, sizeof in_name, "layers.%d.out", i - 1);
+		dsv32_tap_entry *in = dsv32_tapstore_get(c->held, in_name);
+		if (!in) {
+			char what[64], why[128];
+			snprintf(what, sizeof what, "layers.%d.*", i);
+			snprintf(why, sizeof why, "no input to the layer: %s is not recorded", in_name);
+			dsv32_cmp_result_skip(c->res, what, step, why);
+			continue;
+		}
+		dsv32_tensor out = {0};
+		m->taps = (dsv32_tap_sink){on_tap_compare, c};
+		dsv32_status rc = m->vt->layer_forward(m, i, &in->t, p->start_pos[step], &out, err);
+		m->taps = (dsv32_tap_sink){0};
+		dsv32_tensor_free(&out);
+		if (rc == DSV32_OK && c->rc != DSV32_OK) {
+			if (err)
+				*err = c->err;
+			rc = c->rc;
+		}
+		if (rc != DSV32_OK)
+			return dsv32_error_prefix(err, "%s, step %d, layer %d (teacher-forced)",
+						  live->spec->label, step, i);
+	}
+	return DSV32_OK;
+}
+
+static dsv32_status pass_local(side_rt *a, side_rt *b, step_plan *p, sink_ctx *c, dsv32_error *err)
+{
+	side_rt *driver = (a->m && !b->m) ? b : a;
+	side_rt *live = driver == a ? b : a;
+	if (!live->m)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "teacher-forced mode needs a live model on one side (both are recordings)");
+	c->mode = DSV32_DRIFT_LOCAL;
+	c->live_is_a = live == a;
+	c->dump = NULL;
+	for (int s = 0; s < p->n_steps; s++) {
+		progress(c->cfg, s, p->n_steps, "teacher-forced");
+		dsv32_tapstore_clear(c->held);
+		c->step = s;
+		DSV32_TRY(fill_side(driver, p, s, on_tap_hold, c, err));
+		DSV32_TRY(local_layers(live, p, s, c, err));
+		list_unused(c, driver == a ? "a" : "b");
+	}
+	return DSV32_OK;
+}
+
+static void reset_models(side_rt *a, side_rt *b)
+{
+	if (a->m)
+		a->m->vt->reset(a->m);
+	if (b->m)
+		b->m->vt->reset(b->m);
+}
+
+dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *sa,
+			   const dsv32_side_spec *sb, dsv32_cmp_result *out, dsv32_error *err)
+{
+	dsv32_cmp_result_init(out);
+	snprintf(out->side_a, sizeof out->side_a, "%s", sa->label);
+	snprintf(out->side_b, sizeof out->side_b, "%s", sb->label);
+	snprintf(out->mode, sizeof out->mode, "%s",
+		 cfg->propagate && cfg->local ? "both" : cfg->local ? "teacher-forced" : "propagate");
+	if (!cfg->propagate && !cfg->local)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "no comparison mode selected");
+	side_rt a, b;
+	step_plan plan = {0};
+	dsv32_tapstore held;
+	dsv32_tapstore_init(&held);
+	sink_ctx c = {.held = &held, .res = out, .cfg = cfg};
+	dsv32_status rc = side_open(&a, sa, cfg, err);
+	if (rc != DSV32_OK)
+		return rc;
+	rc = side_open(&b, sb, cfg, err);
+	if (rc != DSV32_OK)
+		goto out_close_a;
+	if (a.has_tf || b.has_tf)
+		rc = plan_from_recording(&plan, a.has_tf ? &a.tf : &b.tf, err);
+	else
+		rc = plan_live(&plan, cfg, err);
+	if (rc == DSV32_OK && cfg->propagate)
+		rc = pass_propagate(&a, &b, &plan, &c, err);
+	if (rc == DSV32_OK && cfg->local) {
+		reset_models(&a, &b);
+		rc = pass_local(&a, &b, &plan, &c, err);
+	}
+	plan_free(&plan);
+	dsv32_tapstore_free(&held);
+	side_close(&b);
+out_close_a:
+	side_close(&a);
+	return rc;
+}
+
+static const dsv32_tap_result *floor_find(const dsv32_cmp_result *f, const dsv32_tap_result *t)
+{
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < f->n_taps; i++)
+		if (f->taps[i].step == t->step && f->taps[i].mode == t->mode &&
+		    !strcmp(f->taps[i].name, t->name))
+			return &f->taps[i];
+	return NULL;
+}
+
+void dsv32_cmp_apply_noise_floor(dsv32_cmp_result *r, const dsv32_cmp_result *floor_a,
+				 const dsv32_cmp_result *floor_b)
+{
+	for (size_t i = 0; i < r->n_taps; i++) {
+		dsv32_tap_result *t = &r->taps[i];
+		if (t->kind == DSV32_TAP_SET)
+			continue;
+		const dsv32_tap_result *fa = floor_find(floor_a, t), *fb = floor_find(floor_b, t);
+		if (fa && fa->dense.rel_l2 > 0)
+			t->noise_ratio_a = t->dense.rel_l2 / fa->dense.rel_l2;
+		if (fb && fb->dense.rel_l2 > 0)
+			t->noise_ratio_b = t->dense.rel_l2 / fb->dense.rel_l2;
+	}
+}

@@ -1,0 +1,70 @@
+/* runner.h: run two sides (live models or recorded taps) on the same tokens and reduce every
+ * tap to metrics as it arrives (DESIGN.md "Metrics, budgets, reports"; issues 7 and 8).
+ *
+ * Sides: "LAYOUT[:device][:profile][:tp=W][:experts=eager]" for a live model (LAYOUT ref|hf,
+ * device cpu|cuda, profile bf16|fp32), or "taps:FILE" for a recording (docs/tap-format.md).
+ *
+ * Steps: with two live sides, step 0 is the prompt at start_pos 0 and steps 1..N are single
+ * tokens chosen greedily (argmax per row) from side a's logits, fed to both sides. With a
+ * recording, the steps, tokens and positions are the recording's.
+ *
+ * Propagate mode: both sides run end to end; side a's taps of the current step are held in
+ * memory (one step of one side), side b's are compared the moment they are emitted and dropped.
+ * Local (teacher-forced) mode: the driver side (a, unless a is live and b is a recording) runs
+ * or is read, and every layer i of the live side runs on the driver's input to that layer
+ * ("embed" for i = 0, "layers.{i-1}.out" after) through the model's layer_forward, so each
+ * layer's injected drift is measured alone. Each mode runs as its own pass with fresh caches,
+ * so a layer's caches always hold that mode's own history. Metrics keep a vs b order (a is the
+ * reference of relative errors) whichever side drives.
+ */
+#ifndef DSV32_RUNNER_H
+#define DSV32_RUNNER_H
+
+#include "compare/budget.h"
+#include "compare/result.h"
+#include "compare/tapstore.h"
+#include "core/model.h"
+
+typedef enum { DSV32_SIDE_MODEL = 0, DSV32_SIDE_TAPS } dsv32_side_kind;
+
+typedef struct {
+	dsv32_side_kind kind;
+	char layout[16];       /* "ref" | "hf" (models) */
+	dsv32_model_opts opts; /* models */
+	char path[4096];       /* taps */
+	char label[128];       /* canonical text, e.g. "ref:cpu:bf16:tp=1" */
+} dsv32_side_spec;
+
+dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err);
+
+/* Opens a live model of a layout on a checkpoint (supplied by the caller, e.g. the CLI, so
+ * compare/ depends on the model interface only). */
+typedef dsv32_status (*dsv32_model_open_fn)(const char *layout, const char *checkpoint,
+					    const dsv32_model_opts *opts, dsv32_model **out,
+					    dsv32_error *err);
+
+typedef struct {
+	const char *checkpoint;
+	dsv32_model_open_fn open;
+	const int64_t *prompt; /* [batch, prompt_len], used when no side is a recording */
+	int64_t batch, prompt_len;
+	int decode_steps;
+	bool propagate, local;  /* which passes to run (at least one) */
+	const dsv32_budget *budget; /* NULL: only NaN/Inf fail */
+	uint32_t tol_ulp;       /* ULP tolerance of frac_over_tol (default 1) */
+	/* optional: every tap of each side, stored as "step{s}.{tap}" (propagate pass) */
+	dsv32_tapstore *dump_a, *dump_b;
+	/* optional progress callback (step, n_steps, pass name) */
+	void (*progress)(void *user, int step, int n_steps, const char *pass);
+	void *progress_user;
+} dsv32_cmp_config;
+
+dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *a,
+			   const dsv32_side_spec *b, dsv32_cmp_result *out, dsv32_error *err);
+
+/* Noise floor: for every dense tap of `r`, noise_ratio_a = rel_l2 / rel_l2 of the same tap in
+ * floor_a (a's bf16 run vs its fp32 run), likewise for b. Taps absent from a floor keep 0. */
+void dsv32_cmp_apply_noise_floor(dsv32_cmp_result *r, const dsv32_cmp_result *floor_a,
+				 const dsv32_cmp_result *floor_b);
+
+#endif

@@ -1,0 +1,78 @@
+/* side.c: parsing side specifications ("ref:cuda:fp32:tp=2", "taps:FILE"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compare/runner.h"
+
+static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char *text,
+				dsv32_error *err)
+{
+	dsv32_model_opts *o = &s->opts;
+	if (!strcmp(tok, "cpu")) o->device = DSV32_DEV_CPU;
+	else if (!strcmp(tok, "cuda") || !strcmp(tok, "gpu")) o->device = DSV32_DEV_CUDA;
+	else if (!strcmp(tok, "bf16")) o->profile = DSV32_PROFILE_BF16;
+	else if (!strcmp(tok, "fp32")) o->profile = DSV32_PROFILE_FP32;
+	else if (!strncmp(tok, "tp=", 3)) {
+		char *end;
+		long w = strtol(tok + 3, &end, 10);
+		if (*end || w < 1 || w > 64)
+			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': tp=%s, expected 1..64", text,
+					  tok + 3);
+		o->world_size = (int)w;
+	} else if (!strcmp(tok, "experts=eager")) o->experts = DSV32_EXPERTS_EAGER;
+	else if (!strcmp(tok, "experts=grouped_mm")) o->experts = DSV32_EXPERTS_GROUPED_MM;
+	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
+	else if (!strcmp(tok, "no-fp8-kv")) o->no_fp8_kv = true;
+	else if (!strcmp(tok, "force-yarn")) o->force_yarn = true;
+	else
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, tp=W, "
+				  "experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn)",
+				  text, tok);
+	return DSV32_OK;
+}
+
+static void make_label(dsv32_side_spec *s)
+{
+	const dsv32_model_opts *o = &s->opts;
+	int n = snprintf(s->label, sizeof s->label, "%s:%s:%s", s->layout,
+			 o->device == DSV32_DEV_CUDA ? "cuda" : "cpu",
+			 o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16");
+	if (!strcmp(s->layout, "ref") && n > 0 && (size_t)n < sizeof s->label)
+		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":tp=%d", o->world_size);
+	if (!strcmp(s->layout, "hf") && o->experts == DSV32_EXPERTS_EAGER && n > 0 &&
+	    (size_t)n < sizeof s->label)
+		snprintf(s->label + n, sizeof s->label - (size_t)n, ":experts=eager");
+}
+
+dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err)
+{
+	memset(out, 0, sizeof *out);
+	dsv32_model_opts_default(&out->opts);
+	if (!strncmp(text, "taps:", 5)) {
+		if (!text[5] || strlen(text + 5) >= sizeof out->path)
+			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': taps:FILE needs a file", text);
+		out->kind = DSV32_SIDE_TAPS;
+		snprintf(out->path, sizeof out->path, "%s", text + 5);
+		snprintf(out->label, sizeof out->label, "taps:%s", text + 5);
+		return DSV32_OK;
+	}
+	char buf[256];
+	if (strlen(text) >= sizeof buf)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%.40s...': too long", text);
+	snprintf(buf, sizeof buf, "%s", text);
+	char *save = NULL, *tok = strtok_r(buf, ":", &save);
+	if (!tok || (strcmp(tok, "ref") != 0 && strcmp(tok, "hf") != 0))
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "side '%s': expected ref|hf[:options] or taps:FILE", text);
+	out->kind = DSV32_SIDE_MODEL;
+	snprintf(out->layout, sizeof out->layout, "%s", tok);
+	while ((tok = strtok_r(NULL, ":", &save)))
+		DSV32_TRY(parse_token(out, tok, text, err));
+	if (!strcmp(out->layout, "hf") && out->opts.world_size != 1)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': tp=W applies to the ref layout only",
+				  text);
+	make_label(out);
+	return DSV32_OK;
+}

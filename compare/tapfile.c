@@ -1,0 +1,134 @@
+/* tapfile.c: reading and writing recorded taps in the safetensors tap format. */
+#include "compare/tapfile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dsv32_tapfile_name(char *buf, size_t len, int step, const char *tap)
+{
+	snprintf(buf, len, "step%d.%s", step, tap);
+}
+
+/* Parse "step{s}.{rest}"; false if the name is not of that form. */
+static bool split_step(const char *name, int *step, const char **rest)
+{
+	if (strncmp(name, "step", 4) != 0)
+		return false;
+	char *end;
+	long s = strtol(name + 4, &end, 10);
+	if (end == name + 4 || *end != '.' || s < 0 || s >= DSV32_TAPFILE_MAX_STEPS)
+		return false;
+	*step = (int)s;
+	*rest = end + 1;
+	return true;
+}
+
+static dsv32_status read_step_info(dsv32_tapfile *tf, int s, const char *path, dsv32_error *err)
+{
+	dsv32_tensor ids, sp;
+	if (dsv32_tapfile_get(tf, s, "input_ids", &ids, NULL) != DSV32_OK)
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: step %d has no input_ids", path, s);
+	if (ids.dtype != DSV32_I64 || ids.ndim != 2)
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: step%d.input_ids must be I64 [B,S]", path, s);
+	if (s == 0)
+		tf->batch = ids.shape[0];
+	else if (ids.shape[0] != tf->batch)
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: step%d.input_ids has %lld rows, step0 %lld",
+				  path, s, (long long)ids.shape[0], (long long)tf->batch);
+	if (s >= 64)
+		return DSV32_OK;
+	tf->seqlen[s] = ids.shape[1];
+	tf->start_pos[s] = -1;
+	if (dsv32_tapfile_get(tf, s, "start_pos", &sp, NULL) == DSV32_OK && sp.dtype == DSV32_I64 &&
+	    dsv32_tensor_numel(&sp) >= 1)
+		tf->start_pos[s] = ((const int64_t *)sp.data)[0];
+	else if (dsv32_tapfile_get(tf, s, "position_ids", &sp, NULL) == DSV32_OK &&
+		 sp.dtype == DSV32_I64 && dsv32_tensor_numel(&sp) >= 1)
+		tf->start_pos[s] = ((const int64_t *)sp.data)[0];
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err)
+{
+	memset(tf, 0, sizeof *tf);
+	DSV32_TRY(dsv32_st_open(&tf->f, path, err));
+	int max_step = -1;
+	for (size_t i = 0; i < dsv32_st_count(tf->f); i++) {
+		int s;
+		const char *rest;
+		const dsv32_st_entry *e = dsv32_st_entry_at(tf->f, i);
+		if (split_step(e->name, &s, &rest) && s > max_step)
+			max_step = s;
+	}
+	dsv32_status rc = DSV32_OK;
+	if (max_step < 0) {
+		rc = DSV32_FAIL(err, DSV32_E_FORMAT,
+				"%s: no tensor named step{s}.{tap}: not a tap recording", path);
+		goto out_close;
+	}
+	tf->n_steps = max_step + 1;
+	for (int s = 0; s < tf->n_steps && rc == DSV32_OK; s++)
+		rc = read_step_info(tf, s, path, err);
+out_close:
+	if (rc != DSV32_OK)
+		dsv32_tapfile_close(tf);
+	return rc;
+}
+
+void dsv32_tapfile_close(dsv32_tapfile *tf)
+{
+	if (tf->f)
+		dsv32_st_close(tf->f);
+	memset(tf, 0, sizeof *tf);
+}
+
+dsv32_status dsv32_tapfile_get(const dsv32_tapfile *tf, int step, const char *tap,
+			       dsv32_tensor *out, dsv32_error *err)
+{
+	char name[160];
+	dsv32_tapfile_name(name, sizeof name, step, tap);
+	return dsv32_st_tensor(tf->f, name, out, err);
+}
+
+bool dsv32_tapfile_tap_at(const dsv32_tapfile *tf, int step, size_t i, const char **tap,
+			  dsv32_tensor *out)
+{
+	size_t seen = 0;
+	for (size_t k = 0; k < dsv32_st_count(tf->f); k++) {
+		const dsv32_st_entry *e = dsv32_st_entry_at(tf->f, k);
+		int s;
+		const char *rest;
+		if (!split_step(e->name, &s, &rest) || s != step)
+			continue;
+		if (seen++ != i)
+			continue;
+		*tap = rest;
+		return dsv32_st_tensor(tf->f, e->name, out, NULL) == DSV32_OK;
+	}
+	return false;
+}
+
+dsv32_status dsv32_tapfile_write(const dsv32_tapstore *store, const char *path,
+				 const char *const *keys, const char *const *values, int n_meta,
+				 dsv32_error *err)
+{
+	dsv32_st_writer *w;
+	DSV32_TRY(dsv32_st_writer_open(&w, path, err));
+	dsv32_status rc = DSV32_OK;
+	for (int i = 0; i < n_meta && rc == DSV32_OK; i++)
+		rc = dsv32_st_writer_meta(w, keys[i], values[i], err);
+	for (size_t i = 0; i < store->n && rc == DSV32_OK; i++) {
+		const dsv32_tensor *t = &store->e[i].t;
+		rc = dsv32_st_writer_declare(w, store->e[i].name, t->dtype, t->ndim, t->shape, err);
+	}
+	for (size_t i = 0; i < store->n && rc == DSV32_OK; i++) {
+		const dsv32_tensor *t = &store->e[i].t;
+		rc = dsv32_st_writer_write(w, t->data, dsv32_tensor_nbytes(t), err);
+	}
+	if (rc != DSV32_OK) {
+		dsv32_st_writer_abort(w);
+		return rc;
+	}
+	return dsv32_st_writer_commit(w, err);
+}

@@ -1,0 +1,288 @@
+/* html.c: one self-contained HTML page with inline SVG drift charts (no scripts, no network):
+ * drift per layer for each metric and op (propagated and local side by side), drift per decode
+ * step, and the per-tap table. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "reports/report.h"
+
+#define W 520
+#define H 260
+#define PAD_L 60
+#define PAD_B 36
+#define PAD_T 28
+#define PAD_R 130
+
+static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
+				      "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
+static const char *const chart_ops[] = {"attn_norm", "attn.q_latent", "attn.kv_latent",
+					"attn.q_rope", "attn.k_rope", "attn.out", "ffn_norm",
+					"ffn.out", "out"};
+#define N_OPS (sizeof chart_ops / sizeof chart_ops[0])
+
+static void html_escape(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+typedef struct {
+	const char *metric; /* "rel_l2" or "ulp_p99" */
+	int step;
+	int mode;
+} chart_spec;
+
+static double tap_value(const dsv32_tap_result *t, const char *metric)
+{
+	if (!strcmp(metric, "ulp_p99"))
+		return t->dense.ulp_p99;
+	if (!strcmp(metric, "ulp_max"))
+		return t->dense.ulp_max;
+	return t->dense.rel_l2;
+}
+
+/* log10 axis bounds over the values that will be plotted */
+static void value_range(const dsv32_cmp_result *r, const chart_spec *c, double *lo, double *hi)
+{
+	*lo = INFINITY;
+	*hi = -INFINITY;
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		if (t->step != c->step || (int)t->mode != c->mode || t->layer < 0 || t->kind != DSV32_TAP_DENSE)
+			continue;
+		double v = tap_value(t, c->metric);
+		if (v > 0 && isfinite(v)) {
+			double l = log10(v);
+			*lo = l < *lo ? l : *lo;
+			*hi = l > *hi ? l : *hi;
+		}
+	}
+	if (!isfinite(*lo)) {
+		*lo = -8;
+		*hi = 0;
+	}
+	*lo = floor(*lo);
+	*hi = ceil(*hi);
+	if (*hi <= *lo)
+		*hi = *lo + 1;
+}
+
+static double px_x(int layer, int n_layers)
+{
+	int n = n_layers > 1 ? n_layers - 1 : 1;
+	return PAD_L + (double)layer * (W - PAD_L - PAD_R) / n;
+}
+
+static double px_y(double v, double lo, double hi)
+{
+	double l = v > 0 ? log10(v) : lo;
+	return PAD_T + (hi - l) * (H - PAD_T - PAD_B) / (hi - lo);
+}
+
+static void chart_axes(FILE *f, const char *title, double lo, double hi, int n_layers)
+{
+	fprintf(f, "<text x='%d' y='18' class='t'>", PAD_L);
+	html_escape(f, title);
+	fprintf(f, "</text>\n");
+	for (double e = lo; e <= hi + 1e-9; e += 1) {
+		double y = px_y(pow(10, e), lo, hi);
+		fprintf(f, "<line x1='%d' x2='%d' y1='%.1f' y2='%.1f' class='g'/>"
+			   "<text x='%d' y='%.1f' class='a' text-anchor='end'>1e%d</text>\n",
+			PAD_L, W - PAD_R, y, y, PAD_L - 4, y + 4, (int)e);
+	}
+	for (int l = 0; l < n_layers; l++) {
+		double x = px_x(l, n_layers);
+		fprintf(f, "<text x='%.1f' y='%d' class='a' text-anchor='middle'>%d</text>\n", x,
+			H - PAD_B + 14, l);
+	}
+	fprintf(f, "<text x='%d' y='%d' class='a' text-anchor='middle'>layer</text>\n",
+		(PAD_L + W - PAD_R) / 2, H - 6);
+}
+
+static void chart(FILE *f, const dsv32_cmp_result *r, const chart_spec *c)
+{
+	double lo, hi;
+	value_range(r, c, &lo, &hi);
+	char title[96];
+	snprintf(title, sizeof title, "%s per layer, step %d, %s", c->metric, c->step,
+		 c->mode == DSV32_DRIFT_LOCAL ? "local (teacher-forced)" : "propagated");
+	fprintf(f, "<svg width='%d' height='%d' viewBox='0 0 %d %d' role='img'>\n", W, H, W, H);
+	chart_axes(f, title, lo, hi, r->n_layers);
+	int legend = 0;
+	for (size_t o = 0; o < N_OPS; o++) {
+		int pts = 0;
+		for (size_t i = 0; i < r->n_taps; i++) {
+			const dsv32_tap_result *t = &r->taps[i];
+			if (t->step != c->step || (int)t->mode != c->mode || t->layer < 0 ||
+			    strcmp(t->op, chart_ops[o]) != 0 || t->kind != DSV32_TAP_DENSE)
+				continue;
+			if (pts++ == 0)
+				fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.6' points='",
+					palette[o % 10]);
+			fprintf(f, "%.1f,%.1f ", px_x(t->layer, r->n_layers),
+				px_y(tap_value(t, c->metric), lo, hi));
+		}
+		if (!pts)
+			continue;
+		fprintf(f, "'/>\n<text x='%d' y='%d' class='a' fill='%s'>%s</text>\n",
+			W - PAD_R + 8, PAD_T + 12 * legend, palette[o % 10], chart_ops[o]);
+		legend++;
+	}
+	fprintf(f, "</svg>\n");
+}
+
+static void step_chart(FILE *f, const dsv32_cmp_result *r)
+{
+	if (r->n_steps < 2)
+		return;
+	double lo = INFINITY, hi = -INFINITY;
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		if (t->kind == DSV32_TAP_LOGITS && t->dense.rel_l2 > 0 && isfinite(t->dense.rel_l2)) {
+			double l = log10(t->dense.rel_l2);
+			lo = l < lo ? l : lo;
+			hi = l > hi ? l : hi;
+		}
+	}
+	if (!isfinite(lo)) {
+		lo = -8;
+		hi = 0;
+	}
+	lo = floor(lo);
+	hi = ceil(hi) > lo ? ceil(hi) : lo + 1;
+	fprintf(f, "<svg width='%d' height='%d' viewBox='0 0 %d %d' role='img'>\n", W, H, W, H);
+	chart_axes(f, "logits rel_l2 per decode step (x axis: step)", lo, hi, r->n_steps);
+	for (int mode = 0; mode < DSV32_DRIFTMODE_COUNT; mode++) {
+		int pts = 0;
+		for (size_t i = 0; i < r->n_taps; i++) {
+			const dsv32_tap_result *t = &r->taps[i];
+			if (t->kind != DSV32_TAP_LOGITS || (int)t->mode != mode)
+				continue;
+			if (pts++ == 0)
+				fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.6' points='",
+					palette[mode]);
+			fprintf(f, "%.1f,%.1f ", px_x(t->step, r->n_steps), px_y(t->dense.rel_l2, lo, hi));
+		}
+		if (pts)
+			fprintf(f, "'/>\n<text x='%d' y='%d' class='a' fill='%s'>%s</text>\n",
+				W - PAD_R + 8, PAD_T + 12 * mode, palette[mode],
+				mode ? "local" : "propagated");
+	}
+	fprintf(f, "</svg>\n");
+}
+
+static void tap_table(FILE *f, const dsv32_cmp_result *r)
+{
+	fprintf(f, "<table><thead><tr><th>step</th><th>mode</th><th>tap</th><th>dtypes</th>"
+		   "<th>rel_l2</th><th>max |a-b|</th><th>ulp max</th><th>ulp p99</th><th>cosine</th>"
+		   "<th>sets / logits</th><th>budget</th></tr></thead><tbody>\n");
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		fprintf(f, "<tr%s><td>%d</td><td>%s</td><td><code>", t->over_budget ? " class='over'" : "",
+			t->step, t->mode == DSV32_DRIFT_LOCAL ? "local" : "prop");
+		html_escape(f, t->name);
+		fprintf(f, "</code></td><td>%s / %s</td>", t->dtype_a, t->dtype_b);
+		if (t->kind == DSV32_TAP_SET) {
+			fprintf(f, "<td colspan='5'></td><td>jaccard %.4f, equal %lld/%lld, ties %lld</td>",
+				t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
+				(long long)t->set.rows_tie_equal);
+		} else {
+			fprintf(f, "<td>%.3e</td><td>%.3g</td><td>%u</td><td>%u</td><td>%.6f</td>",
+				t->dense.rel_l2, t->dense.max_abs, t->dense.ulp_max, t->dense.ulp_p99,
+				t->dense.cosine);
+			if (t->kind == DSV32_TAP_LOGITS)
+				fprintf(f, "<td>KL %.3e, top1 %.3f, top5 %.3f</td>", t->logits.kl,
+					t->logits.top1_agree, t->logits.top5_overlap);
+			else
+				fprintf(f, "<td></td>");
+		}
+		fprintf(f, "<td>");
+		html_escape(f, t->over_budget ? t->budget_note : "ok");
+		fprintf(f, "</td></tr>\n");
+	}
+	fprintf(f, "</tbody></table>\n");
+}
+
+static void page_head(FILE *f, const dsv32_cmp_result *r)
+{
+	bool pass = dsv32_cmp_result_passed(r);
+	fprintf(f, "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+		   "<title>dsv32-parity drift report</title>\n<style>\n"
+		   "body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}"
+		   "h1{font-size:20px}.v{padding:2px 8px;border-radius:4px;color:#fff}"
+		   ".pass{background:#2a7}.fail{background:#c33}svg{border:1px solid #ddd;margin:4px;background:#fff}"
+		   ".t{font-size:13px;font-weight:600}.a{font-size:10px;fill:#555}.g{stroke:#eee}"
+		   "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}"
+		   "td:nth-child(3){text-align:left}tr.over{background:#fdd}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}"
+		   "dt{font-weight:600}dd{margin:0;word-break:break-all}\n</style></head><body>\n");
+	fprintf(f, "<h1>dsv32-parity: <code>");
+	html_escape(f, r->side_a);
+	fprintf(f, "</code> vs <code>");
+	html_escape(f, r->side_b);
+	fprintf(f, "</code> <span class='v %s'>%s</span></h1>\n", pass ? "pass" : "fail",
+		pass ? "PASS" : "FAIL");
+	if (r->first_divergence >= 0) {
+		const dsv32_tap_result *t = &r->taps[r->first_divergence];
+		fprintf(f, "<p><b>First divergence:</b> step %d, <code>", t->step);
+		html_escape(f, t->name);
+		fprintf(f, "</code>: ");
+		html_escape(f, t->budget_note);
+		fprintf(f, "</p>\n");
+	}
+	if (r->nonfinite) {
+		fprintf(f, "<p><b>Non-finite values</b> first at <code>");
+		html_escape(f, r->nonfinite_tap);
+		fprintf(f, "</code></p>\n");
+	}
+	fprintf(f, "<dl>");
+	for (int i = 0; i < r->n_prov; i++) {
+		fprintf(f, "<dt>");
+		html_escape(f, r->prov[i].key);
+		fprintf(f, "</dt><dd>");
+		html_escape(f, r->prov[i].value);
+		fprintf(f, "</dd>");
+	}
+	fprintf(f, "</dl>\n");
+}
+
+dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path, dsv32_error *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: rendering HTML", path);
+	page_head(f, r);
+	static const char *const metrics[] = {"rel_l2", "ulp_p99"};
+	for (int s = 0; s < (r->n_steps > 0 ? r->n_steps : 1); s++) {
+		fprintf(f, "<h2>Step %d%s</h2><div>\n", s, s == 0 ? " (prefill)" : " (decode)");
+		for (int m = 0; m < 2; m++)
+			for (int mode = 0; mode < DSV32_DRIFTMODE_COUNT; mode++) {
+				bool any = false;
+				for (size_t i = 0; i < r->n_taps && !any; i++)
+					any = r->taps[i].step == s && (int)r->taps[i].mode == mode;
+				if (!any)
+					continue;
+				chart_spec c = {metrics[m], s, mode};
+				chart(f, r, &c);
+			}
+		fprintf(f, "</div>\n");
+	}
+	step_chart(f, r);
+	fprintf(f, "<h2>All taps</h2>\n");
+	tap_table(f, r);
+	fprintf(f, "</body></html>\n");
+	fclose(f);
+	dsv32_status rc = dsv32_write_file_atomic(path, buf, len, err);
+	free(buf);
+	return rc;
+}

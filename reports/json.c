@@ -1,0 +1,305 @@
+/* json.c: the JSON drift report (schema_version 1), written and read back. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "reports/report.h"
+
+static const char *const kind_names[DSV32_TAPKIND_COUNT] = {"dense", "set", "logits"};
+static const char *const mode_names[DSV32_DRIFTMODE_COUNT] = {"propagate", "local"};
+
+static void add_num(cJSON *o, const char *k, double v)
+{
+	if (isfinite(v))
+		cJSON_AddNumberToObject(o, k, v);
+	else
+		cJSON_AddNullToObject(o, k);
+}
+
+static cJSON *dense_json(const dsv32_metrics *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "n", (double)m->n);
+	add_num(o, "max_abs", m->max_abs);
+	cJSON_AddNumberToObject(o, "max_abs_at", (double)m->max_abs_at);
+	add_num(o, "mean_abs", m->mean_abs);
+	add_num(o, "rms", m->rms);
+	add_num(o, "rel_l2", m->rel_l2);
+	add_num(o, "cosine", m->cosine);
+	cJSON_AddNumberToObject(o, "ulp_max", m->ulp_max);
+	add_num(o, "ulp_mean", m->ulp_mean);
+	cJSON_AddNumberToObject(o, "ulp_p99", m->ulp_p99);
+	add_num(o, "frac_over_tol", m->frac_over_tol);
+	cJSON_AddNumberToObject(o, "nan_a", (double)m->nan_a);
+	cJSON_AddNumberToObject(o, "nan_b", (double)m->nan_b);
+	cJSON_AddNumberToObject(o, "inf_a", (double)m->inf_a);
+	cJSON_AddNumberToObject(o, "inf_b", (double)m->inf_b);
+	return o;
+}
+
+static cJSON *tap_json(const dsv32_tap_result *t)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", t->name);
+	cJSON_AddStringToObject(o, "op", t->op);
+	cJSON_AddNumberToObject(o, "layer", t->layer);
+	cJSON_AddNumberToObject(o, "step", t->step);
+	cJSON_AddStringToObject(o, "mode", mode_names[t->mode]);
+	cJSON_AddStringToObject(o, "kind", kind_names[t->kind]);
+	cJSON_AddStringToObject(o, "dtype_a", t->dtype_a);
+	cJSON_AddStringToObject(o, "dtype_b", t->dtype_b);
+	cJSON *shape = cJSON_AddArrayToObject(o, "shape");
+	for (int i = 0; i < t->ndim; i++)
+		cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[i]));
+	if (t->kind == DSV32_TAP_SET) {
+		cJSON *s = cJSON_AddObjectToObject(o, "set");
+		cJSON_AddNumberToObject(s, "rows", (double)t->set.rows);
+		add_num(s, "recall", t->set.recall);
+		add_num(s, "jaccard", t->set.jaccard);
+		cJSON_AddNumberToObject(s, "rows_equal", (double)t->set.rows_equal);
+		cJSON_AddNumberToObject(s, "rows_tie_equal", (double)t->set.rows_tie_equal);
+		cJSON_AddNumberToObject(s, "first_diff_row", (double)t->set.first_diff_row);
+	} else {
+		cJSON_AddItemToObject(o, "metrics", dense_json(&t->dense));
+	}
+	if (t->kind == DSV32_TAP_LOGITS) {
+		cJSON *l = cJSON_AddObjectToObject(o, "logits");
+		cJSON_AddNumberToObject(l, "rows", (double)t->logits.rows);
+		add_num(l, "kl", t->logits.kl);
+		add_num(l, "top1_agree", t->logits.top1_agree);
+		add_num(l, "top5_overlap", t->logits.top5_overlap);
+	}
+	if (t->noise_ratio_a > 0 || t->noise_ratio_b > 0) {
+		add_num(o, "noise_ratio_a", t->noise_ratio_a);
+		add_num(o, "noise_ratio_b", t->noise_ratio_b);
+	}
+	cJSON_AddBoolToObject(o, "over_budget", t->over_budget);
+	if (t->budget_note[0])
+		cJSON_AddStringToObject(o, "budget_note", t->budget_note);
+	return o;
+}
+
+char *dsv32_report_json_string(const dsv32_cmp_result *r)
+{
+	cJSON *root = cJSON_CreateObject();
+	if (!root)
+		return NULL;
+	cJSON_AddNumberToObject(root, "schema_version", DSV32_REPORT_SCHEMA_VERSION);
+	cJSON_AddStringToObject(root, "tool", "dsv32-parity");
+	cJSON_AddStringToObject(root, "tool_version", DSV32_VERSION);
+	cJSON *prov = cJSON_AddObjectToObject(root, "provenance");
+	for (int i = 0; i < r->n_prov; i++)
+		cJSON_AddStringToObject(prov, r->prov[i].key, r->prov[i].value);
+	cJSON_AddStringToObject(root, "side_a", r->side_a);
+	cJSON_AddStringToObject(root, "side_b", r->side_b);
+	cJSON_AddStringToObject(root, "mode", r->mode);
+	cJSON_AddStringToObject(root, "verdict", dsv32_cmp_result_passed(r) ? "pass" : "fail");
+	if (r->first_divergence >= 0) {
+		const dsv32_tap_result *t = &r->taps[r->first_divergence];
+		cJSON *fd = cJSON_AddObjectToObject(root, "first_divergence");
+		cJSON_AddStringToObject(fd, "name", t->name);
+		cJSON_AddNumberToObject(fd, "step", t->step);
+		cJSON_AddStringToObject(fd, "mode", mode_names[t->mode]);
+		cJSON_AddStringToObject(fd, "note", t->budget_note);
+	} else {
+		cJSON_AddNullToObject(root, "first_divergence");
+	}
+	if (r->nonfinite)
+		cJSON_AddStringToObject(root, "first_nonfinite", r->nonfinite_tap);
+	else
+		cJSON_AddNullToObject(root, "first_nonfinite");
+	cJSON *taps = cJSON_AddArrayToObject(root, "taps");
+	for (size_t i = 0; i < r->n_taps; i++)
+		cJSON_AddItemToArray(taps, tap_json(&r->taps[i]));
+	cJSON *skips = cJSON_AddArrayToObject(root, "skipped");
+	for (size_t i = 0; i < r->n_skips; i++) {
+		cJSON *s = cJSON_CreateObject();
+		cJSON_AddStringToObject(s, "name", r->skips[i].name);
+		cJSON_AddNumberToObject(s, "step", r->skips[i].step);
+		cJSON_AddStringToObject(s, "reason", r->skips[i].reason);
+		cJSON_AddItemToArray(skips, s);
+	}
+	char *text = cJSON_Print(root);
+	cJSON_Delete(root);
+	return text;
+}
+
+dsv32_status dsv32_report_write_json(const dsv32_cmp_result *r, const char *path, dsv32_error *err)
+{
+	char *text = dsv32_report_json_string(r);
+	if (!text)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: serializing the report", path);
+	dsv32_status rc = dsv32_write_file_atomic(path, text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+/* ---- reading back ---- */
+
+static double get_num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	if (cJSON_IsNumber(v))
+		return v->valuedouble;
+	return cJSON_IsNull(v) ? INFINITY : 0.0;
+}
+
+static void get_str(const cJSON *o, const char *k, char *out, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	snprintf(out, len, "%s", cJSON_IsString(v) ? v->valuestring : "");
+}
+
+static int name_index(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+static void read_dense(dsv32_metrics *m, const cJSON *o)
+{
+	m->n = (int64_t)get_num(o, "n");
+	m->max_abs = get_num(o, "max_abs");
+	m->max_abs_at = (int64_t)get_num(o, "max_abs_at");
+	m->mean_abs = get_num(o, "mean_abs");
+	m->rms = get_num(o, "rms");
+	m->rel_l2 = get_num(o, "rel_l2");
+	m->cosine = get_num(o, "cosine");
+	m->ulp_max = (uint32_t)get_num(o, "ulp_max");
+	m->ulp_mean = get_num(o, "ulp_mean");
+	m->ulp_p99 = (uint32_t)get_num(o, "ulp_p99");
+	m->frac_over_tol = get_num(o, "frac_over_tol");
+	m->nan_a = (int64_t)get_num(o, "nan_a");
+	m->nan_b = (int64_t)get_num(o, "nan_b");
+	m->inf_a = (int64_t)get_num(o, "inf_a");
+	m->inf_b = (int64_t)get_num(o, "inf_b");
+}
+
+static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *label, int idx,
+			     dsv32_error *err)
+{
+	memset(t, 0, sizeof *t);
+	char buf[32];
+	get_str(o, "name", t->name, sizeof t->name);
+	if (!t->name[0])
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: taps[%d] has no name", label, idx);
+	get_str(o, "op", t->op, sizeof t->op);
+	t->layer = (int)get_num(o, "layer");
+	t->step = (int)get_num(o, "step");
+	get_str(o, "mode", buf, sizeof buf);
+	int mode = name_index(mode_names, DSV32_DRIFTMODE_COUNT, buf);
+	get_str(o, "kind", buf, sizeof buf);
+	int kind = name_index(kind_names, DSV32_TAPKIND_COUNT, buf);
+	if (mode < 0 || kind < 0)
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: taps[%d] (%s): bad mode or kind", label,
+				  idx, t->name);
+	t->mode = (dsv32_drift_mode)mode;
+	t->kind = (dsv32_tap_kind)kind;
+	get_str(o, "dtype_a", t->dtype_a, sizeof t->dtype_a);
+	get_str(o, "dtype_b", t->dtype_b, sizeof t->dtype_b);
+	const cJSON *shape = cJSON_GetObjectItemCaseSensitive(o, "shape");
+	int nd = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : 0;
+	t->ndim = nd > 6 ? 6 : nd;
+	for (int i = 0; i < t->ndim; i++)
+		t->shape[i] = (int64_t)cJSON_GetArrayItem(shape, i)->valuedouble;
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "set");
+	if (s) {
+		t->set.rows = (int64_t)get_num(s, "rows");
+		t->set.recall = get_num(s, "recall");
+		t->set.jaccard = get_num(s, "jaccard");
+		t->set.rows_equal = (int64_t)get_num(s, "rows_equal");
+		t->set.rows_tie_equal = (int64_t)get_num(s, "rows_tie_equal");
+		t->set.first_diff_row = (int64_t)get_num(s, "first_diff_row");
+	}
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metrics");
+	if (m)
+		read_dense(&t->dense, m);
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "logits");
+	if (l) {
+		t->logits.rows = (int64_t)get_num(l, "rows");
+		t->logits.kl = get_num(l, "kl");
+		t->logits.top1_agree = get_num(l, "top1_agree");
+		t->logits.top5_overlap = get_num(l, "top5_overlap");
+	}
+	if (cJSON_GetObjectItemCaseSensitive(o, "noise_ratio_a")) {
+		t->noise_ratio_a = get_num(o, "noise_ratio_a");
+		t->noise_ratio_b = get_num(o, "noise_ratio_b");
+	}
+	t->over_budget = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "over_budget"));
+	get_str(o, "budget_note", t->budget_note, sizeof t->budget_note);
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, const char *label,
+				     dsv32_error *err)
+{
+	dsv32_cmp_result_init(r);
+	cJSON *root = cJSON_Parse(text);
+	if (!root)
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: invalid JSON", label);
+	dsv32_status rc = DSV32_OK;
+	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "schema_version");
+	const cJSON *taps = cJSON_GetObjectItemCaseSensitive(root, "taps");
+	if (!cJSON_IsNumber(ver) || ver->valueint != DSV32_REPORT_SCHEMA_VERSION) {
+		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: schema_version %s, expected %d", label,
+				cJSON_IsNumber(ver) ? "other" : "missing", DSV32_REPORT_SCHEMA_VERSION);
+		goto out;
+	}
+	if (!cJSON_IsArray(taps)) {
+		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: 'taps' missing or not an array", label);
+		goto out;
+	}
+	get_str(root, "side_a", r->side_a, sizeof r->side_a);
+	get_str(root, "side_b", r->side_b, sizeof r->side_b);
+	get_str(root, "mode", r->mode, sizeof r->mode);
+	const cJSON *prov = cJSON_GetObjectItemCaseSensitive(root, "provenance");
+	const cJSON *it;
+	cJSON_ArrayForEach(it, prov) {
+		if (cJSON_IsString(it))
+			dsv32_cmp_result_prov(r, it->string, it->valuestring);
+	}
+	int i = 0;
+	cJSON_ArrayForEach(it, taps) {
+		dsv32_tap_result t;
+		rc = read_tap(&t, it, label, i++, err);
+		if (rc != DSV32_OK)
+			goto out;
+		if (!dsv32_cmp_result_add(r, &t)) {
+			rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: reading taps", label);
+			goto out;
+		}
+	}
+	const cJSON *skips = cJSON_GetObjectItemCaseSensitive(root, "skipped");
+	cJSON_ArrayForEach(it, skips) {
+		char name[96], reason[128];
+		get_str(it, "name", name, sizeof name);
+		get_str(it, "reason", reason, sizeof reason);
+		dsv32_cmp_result_skip(r, name, (int)get_num(it, "step"), reason);
+	}
+	const cJSON *nf = cJSON_GetObjectItemCaseSensitive(root, "first_nonfinite");
+	if (cJSON_IsString(nf)) {
+		r->nonfinite = true;
+		snprintf(r->nonfinite_tap, sizeof r->nonfinite_tap, "%s", nf->valuestring);
+	}
+out:
+	if (rc != DSV32_OK)
+		dsv32_cmp_result_free(r);
+	cJSON_Delete(root);
+	return rc;
+}
+
+dsv32_status dsv32_report_read_json(dsv32_cmp_result *r, const char *path, dsv32_error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	dsv32_cmp_result_init(r);
+	DSV32_TRY(dsv32_read_file(path, 512u << 20, &text, &len, err));
+	dsv32_status rc = dsv32_report_parse_json(r, text, path, err);
+	free(text);
+	return rc;
+}

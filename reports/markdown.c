@@ -1,0 +1,188 @@
+/* markdown.c: the terminal drift table, the Markdown CI summary and the regression check. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "reports/report.h"
+
+static double drift_value(const dsv32_tap_result *t)
+{
+	if (t->kind == DSV32_TAP_SET)
+		return 1.0 - t->set.jaccard;
+	return t->dense.rel_l2;
+}
+
+static void describe(const dsv32_tap_result *t, char *buf, size_t len)
+{
+	if (t->kind == DSV32_TAP_SET)
+		snprintf(buf, len, "jaccard %.4f, %lld/%lld rows equal (%lld up to ties)",
+			 t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
+			 (long long)t->set.rows_tie_equal);
+	else if (t->kind == DSV32_TAP_LOGITS)
+		snprintf(buf, len, "rel_l2 %.3e, max|d| %.3g, KL %.3e, top1 %.3f, top5 %.3f",
+			 t->dense.rel_l2, t->dense.max_abs, t->logits.kl, t->logits.top1_agree,
+			 t->logits.top5_overlap);
+	else
+		snprintf(buf, len, "rel_l2 %.3e, max|d| %.3g, ulp max %u p99 %u, cos %.6f",
+			 t->dense.rel_l2, t->dense.max_abs, t->dense.ulp_max, t->dense.ulp_p99,
+			 t->dense.cosine);
+}
+
+void dsv32_report_table(const dsv32_cmp_result *r, FILE *out)
+{
+	fprintf(out, "%s vs %s (%s)\n", r->side_a, r->side_b, r->mode);
+	fprintf(out, "%-4s %-5s %-34s %11s %10s %7s %7s %9s  %s\n", "step", "mode", "tap", "rel_l2",
+		"max|d|", "ulp_max", "ulp_p99", "cosine", "");
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		const char *flag = t->over_budget ? "OVER" : "";
+		const char *mode = t->mode == DSV32_DRIFT_LOCAL ? "local" : "prop";
+		if (t->kind == DSV32_TAP_SET) {
+			fprintf(out, "%-4d %-5s %-34s  jaccard %.4f  recall %.4f  rows equal %lld/%lld (ties %lld) %s\n",
+				t->step, mode, t->name, t->set.jaccard, t->set.recall,
+				(long long)t->set.rows_equal, (long long)t->set.rows,
+				(long long)t->set.rows_tie_equal, flag);
+			continue;
+		}
+		fprintf(out, "%-4d %-5s %-34s %11.3e %10.3g %7u %7u %9.6f  %s\n", t->step, mode, t->name,
+			t->dense.rel_l2, t->dense.max_abs, t->dense.ulp_max, t->dense.ulp_p99,
+			t->dense.cosine, flag);
+		if (t->kind == DSV32_TAP_LOGITS)
+			fprintf(out, "%-4s %-5s %-34s  KL %.3e  top1 %.3f  top5 %.3f\n", "", "", "",
+				t->logits.kl, t->logits.top1_agree, t->logits.top5_overlap);
+	}
+	for (size_t i = 0; i < r->n_skips; i++)
+		fprintf(out, "skipped step %d %s: %s\n", r->skips[i].step, r->skips[i].name,
+			r->skips[i].reason);
+	if (r->nonfinite)
+		fprintf(out, "NON-FINITE values first at %s\n", r->nonfinite_tap);
+	if (r->first_divergence >= 0) {
+		const dsv32_tap_result *t = &r->taps[r->first_divergence];
+		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)\n", t->step, t->name,
+			t->budget_note);
+	} else if (!r->nonfinite) {
+		fprintf(out, "verdict: PASS (%zu taps within budget)\n", r->n_taps);
+	}
+}
+
+static int cmp_worst(const void *pa, const void *pb)
+{
+	const dsv32_tap_result *a = *(const dsv32_tap_result *const *)pa;
+	const dsv32_tap_result *b = *(const dsv32_tap_result *const *)pb;
+	double da = drift_value(a), db = drift_value(b);
+	return (da < db) - (da > db);
+}
+
+static void markdown_layers(const dsv32_cmp_result *r, FILE *out)
+{
+	fprintf(out, "\n### Per layer (step 0, residual stream `layers.N.out`)\n\n");
+	fprintf(out, "| layer | mode | rel_l2 | max abs | ulp p99 | cosine |\n|---|---|---|---|---|---|\n");
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		if (t->step != 0 || t->layer < 0 || strcmp(t->op, "out") != 0)
+			continue;
+		fprintf(out, "| %d | %s | %.3e | %.3g | %u | %.6f |\n", t->layer,
+			t->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate", t->dense.rel_l2,
+			t->dense.max_abs, t->dense.ulp_p99, t->dense.cosine);
+	}
+}
+
+void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
+{
+	bool pass = dsv32_cmp_result_passed(r);
+	fprintf(out, "## dsv32-parity: `%s` vs `%s` (%s) — %s\n\n", r->side_a, r->side_b, r->mode,
+		pass ? "✅ pass" : "❌ fail");
+	if (r->nonfinite)
+		fprintf(out, "**Non-finite values** first appear at `%s`.\n\n", r->nonfinite_tap);
+	if (r->first_divergence >= 0) {
+		const dsv32_tap_result *t = &r->taps[r->first_divergence];
+		fprintf(out, "**First divergence:** step %d, `%s` (%s)\n\n", t->step, t->name,
+			t->budget_note);
+	} else {
+		fprintf(out, "%zu taps compared, all within budget.\n\n", r->n_taps);
+	}
+	const dsv32_tap_result **order = malloc((r->n_taps ? r->n_taps : 1) * sizeof *order);
+	if (order) {
+		for (size_t i = 0; i < r->n_taps; i++)
+			order[i] = &r->taps[i];
+		qsort(order, r->n_taps, sizeof *order, cmp_worst);
+		fprintf(out, "### Worst taps\n\n| step | tap | mode | drift |\n|---|---|---|---|\n");
+		for (size_t i = 0; i < r->n_taps && i < 10; i++) {
+			char d[160];
+			describe(order[i], d, sizeof d);
+			fprintf(out, "| %d | `%s` | %s | %s%s |\n", order[i]->step, order[i]->name,
+				order[i]->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate", d,
+				order[i]->over_budget ? " **over budget**" : "");
+		}
+		free(order);
+	}
+	markdown_layers(r, out);
+	if (r->n_skips) {
+		fprintf(out, "\n### Skipped taps\n\n");
+		for (size_t i = 0; i < r->n_skips && i < 50; i++)
+			fprintf(out, "- step %d `%s`: %s\n", r->skips[i].step, r->skips[i].name,
+				r->skips[i].reason);
+	}
+}
+
+dsv32_status dsv32_report_write_markdown(const dsv32_cmp_result *r, const char *path,
+					 dsv32_error *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: rendering Markdown", path);
+	dsv32_report_markdown(r, f);
+	fclose(f);
+	dsv32_status rc = dsv32_write_file_atomic(path, buf, len, err);
+	free(buf);
+	return rc;
+}
+
+static const dsv32_tap_result *find_tap(const dsv32_cmp_result *r, const dsv32_tap_result *t)
+{
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *c = &r->taps[i];
+		if (c->step == t->step && c->mode == t->mode && strcmp(c->name, t->name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+int dsv32_report_check(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+		       double max_regression, FILE *out)
+{
+	int bad = 0;
+	for (size_t i = 0; i < baseline->n_taps; i++) {
+		const dsv32_tap_result *b = &baseline->taps[i];
+		const dsv32_tap_result *c = find_tap(current, b);
+		if (!c) {
+			fprintf(out, "REGRESSION step %d %s: missing in the current run\n", b->step, b->name);
+			bad++;
+			continue;
+		}
+		double vb = drift_value(b), vc = drift_value(c);
+		double limit = vb * (1.0 + max_regression) + 1e-6;
+		if (!(vc <= limit)) {
+			fprintf(out, "REGRESSION step %d %s (%s): drift %.4g > baseline %.4g x %.3g\n",
+				c->step, c->name, c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate",
+				vc, vb, 1.0 + max_regression);
+			bad++;
+		}
+	}
+	for (size_t i = 0; i < current->n_taps; i++)
+		if (!find_tap(baseline, &current->taps[i]))
+			fprintf(out, "new tap (not in baseline): step %d %s\n", current->taps[i].step,
+				current->taps[i].name);
+	if (!current->nonfinite && baseline->nonfinite)
+		fprintf(out, "note: the baseline had non-finite values, the current run has none\n");
+	if (current->nonfinite && !baseline->nonfinite) {
+		fprintf(out, "REGRESSION: non-finite values at %s\n", current->nonfinite_tap);
+		bad++;
+	}
+	fprintf(out, "%d regression(s) over %zu baseline taps (max regression %.3g)\n", bad,
+		baseline->n_taps, max_regression);
+	return bad;
+}

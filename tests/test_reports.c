@@ -1,0 +1,267 @@
+/* test_reports.c: budgets, the JSON report round trip, Markdown, HTML and the CI regression
+ * check, on a synthetic comparison result. `test_reports --write-sample PATH` writes the sample
+ * report for the schema check in py_test_report_schema.py. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "compare/budget.h"
+#include "core/fsutil.h"
+#include "reports/report.h"
+
+static dsv32_tap_result dense_tap(const char *name, int step, double rel_l2, uint32_t ulp)
+{
+	dsv32_tap_result t;
+	memset(&t, 0, sizeof t);
+	snprintf(t.name, sizeof t.name, "%s", name);
+	dsv32_tap_split_name(name, &t.layer, t.op, sizeof t.op);
+	t.step = step;
+	t.kind = DSV32_TAP_DENSE;
+	snprintf(t.dtype_a, sizeof t.dtype_a, "BF16");
+	snprintf(t.dtype_b, sizeof t.dtype_b, "BF16");
+	t.ndim = 3;
+	t.shape[0] = 2, t.shape[1] = 24, t.shape[2] = 256;
+	t.dense.n = 12288;
+	t.dense.rel_l2 = rel_l2;
+	t.dense.max_abs = rel_l2 * 3;
+	t.dense.max_abs_at = 17;
+	t.dense.cosine = 1 - rel_l2 * rel_l2 / 2;
+	t.dense.ulp_max = ulp;
+	t.dense.ulp_p99 = ulp / 2;
+	return t;
+}
+
+static void sample_result(dsv32_cmp_result *r, const dsv32_budget *b)
+{
+	dsv32_cmp_result_init(r);
+	snprintf(r->side_a, sizeof r->side_a, "ref:cpu:bf16:tp=1");
+	snprintf(r->side_b, sizeof r->side_b, "hf:cpu:bf16");
+	snprintf(r->mode, sizeof r->mode, "propagate");
+	dsv32_cmp_result_prov(r, "seed", "1128");
+	dsv32_cmp_result_prov(r, "weights_sha256", "b945330c");
+	const char *names[] = {"embed", "layers.0.attn.out", "layers.0.out", "layers.1.attn.out",
+			       "layers.1.out", "final_norm"};
+	double drift[] = {0, 1e-3, 2e-3, 4e-3, 0.05, 0.06};
+	for (int s = 0; s < 2; s++)
+		for (int i = 0; i < 6; i++) {
+			dsv32_tap_result t = dense_tap(names[i], s, drift[i], (uint32_t)(i * 3));
+			dsv32_budget_apply(b, &t);
+			assert_non_null(dsv32_cmp_result_add(r, &t));
+		}
+	dsv32_tap_result set;
+	memset(&set, 0, sizeof set);
+	snprintf(set.name, sizeof set.name, "layers.1.indexer.topk");
+	dsv32_tap_split_name(set.name, &set.layer, set.op, sizeof set.op);
+	set.kind = DSV32_TAP_SET;
+	set.set.rows = 48, set.set.rows_equal = 47, set.set.rows_tie_equal = 48;
+	set.set.jaccard = 0.99, set.set.recall = 0.995, set.set.first_diff_row = 20;
+	dsv32_budget_apply(b, &set);
+	assert_non_null(dsv32_cmp_result_add(r, &set));
+	dsv32_tap_result lg = dense_tap("logits", 0, 0.02, 40);
+	lg.kind = DSV32_TAP_LOGITS;
+	lg.logits.rows = 2, lg.logits.kl = 1e-4, lg.logits.top1_agree = 1, lg.logits.top5_overlap = 0.9;
+	dsv32_budget_apply(b, &lg);
+	assert_non_null(dsv32_cmp_result_add(r, &lg));
+	dsv32_cmp_result_skip(r, "layers.0.attn.q_rope", 0, "only in a");
+}
+
+static const char *budget_json =
+	"{\"schema\":\"dsv32-parity-budget/1\",\"rules\":["
+	"{\"pattern\":\"layers.1.out\",\"max\":{\"rel_l2\":0.01},\"why\":\"test\"},"
+	"{\"pattern\":\"layers.*\",\"max\":{\"rel_l2\":0.1,\"ulp_max\":100}},"
+	"{\"pattern\":\"logits\",\"min\":{\"top1\":1.0},\"max\":{\"kl\":1e-3}}]}";
+
+static void test_budget_first_matching_rule_decides(void **state)
+{
+	(void)state;
+	dsv32_budget b;
+	assert_int_equal(dsv32_budget_parse(&b, budget_json, "inline", NULL), DSV32_OK);
+	assert_int_equal(b.n_rules, 3);
+	dsv32_tap_result t = dense_tap("layers.1.out", 0, 0.05, 1);
+	dsv32_budget_apply(&b, &t);
+	assert_true(t.over_budget);
+	assert_non_null(strstr(t.budget_note, "rel_l2"));
+	t = dense_tap("layers.0.out", 0, 0.05, 1);
+	dsv32_budget_apply(&b, &t);
+	assert_false(t.over_budget);
+	t = dense_tap("final_norm", 0, 5.0, 1000); /* no rule: no budget */
+	dsv32_budget_apply(&b, &t);
+	assert_false(t.over_budget);
+	t.dense.nan_b = 1; /* NaN is always over */
+	dsv32_budget_apply(&b, &t);
+	assert_true(t.over_budget);
+	dsv32_budget_free(&b);
+}
+
+static void test_budget_rejects_unknown_metric_and_bad_json(void **state)
+{
+	(void)state;
+	dsv32_budget b;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_budget_parse(&b, "{\"rules\":[{\"pattern\":\"x\",\"max\":{\"bogus\":1}}]}",
+					    "b.json", &err), DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "bogus"));
+	assert_int_equal(dsv32_budget_parse(&b, "{\"rules\":", "b.json", &err), DSV32_E_FORMAT);
+	assert_int_equal(dsv32_budget_parse(&b, "{\"rules\":[{\"max\":{}}]}", "b.json", &err),
+			 DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "pattern"));
+}
+
+static void test_first_divergence_is_the_first_tap_over_budget(void **state)
+{
+	(void)state;
+	dsv32_budget b;
+	assert_int_equal(dsv32_budget_parse(&b, budget_json, "inline", NULL), DSV32_OK);
+	dsv32_cmp_result r;
+	sample_result(&r, &b);
+	assert_false(dsv32_cmp_result_passed(&r));
+	assert_true(r.first_divergence >= 0);
+	assert_string_equal(r.taps[r.first_divergence].name, "layers.1.out");
+	assert_int_equal(r.taps[r.first_divergence].step, 0);
+	dsv32_cmp_result_free(&r);
+	dsv32_budget_free(&b);
+}
+
+static void test_json_round_trip_keeps_every_metric(void **state)
+{
+	(void)state;
+	dsv32_budget b;
+	assert_int_equal(dsv32_budget_parse(&b, budget_json, "inline", NULL), DSV32_OK);
+	dsv32_cmp_result r, back;
+	sample_result(&r, &b);
+	r.taps[1].dense.rel_l2 = INFINITY;
+	char *text = dsv32_report_json_string(&r);
+	assert_non_null(text);
+	assert_int_equal(dsv32_report_parse_json(&back, text, "mem", NULL), DSV32_OK);
+	assert_int_equal(back.n_taps, r.n_taps);
+	assert_int_equal(back.n_skips, 1);
+	for (size_t i = 0; i < r.n_taps; i++) {
+		assert_string_equal(back.taps[i].name, r.taps[i].name);
+		assert_int_equal(back.taps[i].kind, r.taps[i].kind);
+		assert_int_equal(back.taps[i].over_budget, r.taps[i].over_budget);
+		assert_true(back.taps[i].dense.rel_l2 == r.taps[i].dense.rel_l2);
+		assert_int_equal(back.taps[i].dense.ulp_max, r.taps[i].dense.ulp_max);
+	}
+	assert_true(back.taps[r.n_taps - 2].set.jaccard == 0.99);
+	assert_int_equal(back.first_divergence, r.first_divergence);
+	assert_string_equal(back.side_a, r.side_a);
+	free(text);
+	dsv32_cmp_result_free(&r);
+	dsv32_cmp_result_free(&back);
+	dsv32_budget_free(&b);
+}
+
+static void test_json_reader_rejects_other_schema_versions(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_report_parse_json(&r, "{\"schema_version\":2,\"taps\":[]}", "x.json", &err),
+			 DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "schema_version"));
+	assert_int_equal(dsv32_report_parse_json(&r, "[1,2", "x.json", &err), DSV32_E_FORMAT);
+}
+
+static char *render_markdown(const dsv32_cmp_result *r)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	dsv32_report_markdown(r, f);
+	fclose(f);
+	return buf;
+}
+
+static void test_markdown_names_verdict_and_first_divergence(void **state)
+{
+	(void)state;
+	dsv32_budget b;
+	assert_int_equal(dsv32_budget_parse(&b, budget_json, "inline", NULL), DSV32_OK);
+	dsv32_cmp_result r;
+	sample_result(&r, &b);
+	char *md = render_markdown(&r);
+	assert_non_null(strstr(md, "fail"));
+	assert_non_null(strstr(md, "First divergence:** step 0, `layers.1.out`"));
+	assert_non_null(strstr(md, "| 1 | propagate |"));
+	assert_non_null(strstr(md, "layers.0.attn.q_rope"));
+	free(md);
+	dsv32_cmp_result_free(&r);
+	dsv32_budget_free(&b);
+}
+
+static void test_html_is_self_contained_with_svg(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	sample_result(&r, NULL);
+	char dir[] = "/tmp/dsv32_reports_XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128];
+	snprintf(path, sizeof path, "%s/r.html", dir);
+	assert_int_equal(dsv32_report_write_html(&r, path, NULL), DSV32_OK);
+	char *html = NULL;
+	size_t len = 0;
+	assert_int_equal(dsv32_read_file(path, 1u << 24, &html, &len, NULL), DSV32_OK);
+	assert_non_null(strstr(html, "<svg"));
+	assert_non_null(strstr(html, "<polyline"));
+	assert_null(strstr(html, "http://"));
+	assert_null(strstr(html, "<script src"));
+	assert_non_null(strstr(html, "layers.1.indexer.topk"));
+	free(html);
+	unlink(path);
+	rmdir(dir);
+	dsv32_cmp_result_free(&r);
+}
+
+static void test_report_check_flags_growth_beyond_tolerance(void **state)
+{
+	(void)state;
+	dsv32_cmp_result base, cur;
+	sample_result(&base, NULL);
+	sample_result(&cur, NULL);
+	FILE *devnull = fopen("/dev/null", "w");
+	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 0);
+	cur.taps[3].dense.rel_l2 *= 1.05; /* within 10 % */
+	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 0);
+	cur.taps[3].dense.rel_l2 *= 1.2; /* now 26 % over */
+	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 1);
+	cur.n_taps -= 1; /* a tap missing in the current run */
+	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 2);
+	fclose(devnull);
+	dsv32_cmp_result_free(&base);
+	dsv32_cmp_result_free(&cur);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--write-sample") == 0) {
+		dsv32_budget b;
+		dsv32_error err = {0};
+		if (dsv32_budget_parse(&b, budget_json, "inline", &err) != DSV32_OK)
+			return 1;
+		dsv32_cmp_result r;
+		sample_result(&r, &b);
+		int rc = dsv32_report_write_json(&r, argv[2], &err) == DSV32_OK ? 0 : 1;
+		dsv32_cmp_result_free(&r);
+		dsv32_budget_free(&b);
+		return rc;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_budget_first_matching_rule_decides),
+		cmocka_unit_test(test_budget_rejects_unknown_metric_and_bad_json),
+		cmocka_unit_test(test_first_divergence_is_the_first_tap_over_budget),
+		cmocka_unit_test(test_json_round_trip_keeps_every_metric),
+		cmocka_unit_test(test_json_reader_rejects_other_schema_versions),
+		cmocka_unit_test(test_markdown_names_verdict_and_first_divergence),
+		cmocka_unit_test(test_html_is_self_contained_with_svg),
+		cmocka_unit_test(test_report_check_flags_growth_beyond_tolerance),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

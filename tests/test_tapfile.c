@@ -1,0 +1,123 @@
+/* test_tapfile.c: reading the golden recording as a tap file, and the dump round trip
+ * (safetensors and HDF5). */
+#include <hdf5.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "compare/tapfile.h"
+#include "core/fsutil.h"
+
+static const char *golden(char *buf, size_t len, const char *name)
+{
+	const char *src = getenv("DSV32_SOURCE_DIR");
+	snprintf(buf, len, "%s/fixtures/golden/ref_tiny/%s", src ? src : DSV32_SOURCE_DIR, name);
+	return buf;
+}
+
+static void test_golden_recording_reads_as_tap_file(void **state)
+{
+	(void)state;
+	char path[512];
+	dsv32_tapfile tf;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_tapfile_open(&tf, golden(path, sizeof path, "golden_mp1.safetensors"), &err),
+			 DSV32_OK);
+	assert_int_equal(tf.n_steps, 5);
+	assert_int_equal(tf.batch, 2);
+	assert_int_equal(tf.seqlen[0], 24);
+	assert_int_equal(tf.start_pos[0], 0);
+	for (int s = 1; s < 5; s++) {
+		assert_int_equal(tf.seqlen[s], 1);
+		assert_int_equal(tf.start_pos[s], 23 + s);
+	}
+	dsv32_tensor t;
+	assert_int_equal(dsv32_tapfile_get(&tf, 0, "layers.1.attn.q_rope", &t, &err), DSV32_OK);
+	assert_int_equal(t.dtype, DSV32_BF16);
+	assert_int_equal(t.ndim, 4);
+	assert_int_equal(t.shape[3], 64);
+	assert_int_equal(dsv32_tapfile_get(&tf, 0, "logits", &t, &err), DSV32_OK);
+	assert_int_equal(t.dtype, DSV32_F32);
+	assert_int_equal(dsv32_tapfile_get(&tf, 2, "no.such.tap", &t, &err), DSV32_E_NOTFOUND);
+	size_t n = 0;
+	const char *tap;
+	while (dsv32_tapfile_tap_at(&tf, 3, n, &tap, &t))
+		n++;
+	assert_true(n > 40); /* every tap of 3 layers plus embed/final_norm/logits */
+	dsv32_tapfile_close(&tf);
+}
+
+static void test_non_recording_is_rejected(void **state)
+{
+	(void)state;
+	char path[512];
+	dsv32_tapfile tf;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_tapfile_open(&tf, golden(path, sizeof path, "hf/model.safetensors"), &err),
+			 DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "not a tap recording"));
+}
+
+static void test_dump_round_trip_safetensors_and_hdf5(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dsv32_tapfile_XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	dsv32_tapstore s;
+	dsv32_tapstore_init(&s);
+	int64_t ids[6] = {5, 17, 42, 7, 8, 9}, shp_ids[2] = {2, 3}, sp[1] = {0}, one = 1;
+	uint16_t h[6];
+	for (int i = 0; i < 6; i++)
+		h[i] = dsv32_f32_to_bf16(0.5f * (float)i - 1.0f);
+	int64_t shp_h[3] = {2, 3, 1};
+	dsv32_tensor t_ids = dsv32_tensor_view(ids, DSV32_I64, 2, shp_ids);
+	dsv32_tensor t_sp = dsv32_tensor_view(sp, DSV32_I64, 1, &one);
+	dsv32_tensor t_h = dsv32_tensor_view(h, DSV32_BF16, 3, shp_h);
+	assert_int_equal(dsv32_tapstore_put(&s, "step0.input_ids", &t_ids, NULL), DSV32_OK);
+	assert_int_equal(dsv32_tapstore_put(&s, "step0.start_pos", &t_sp, NULL), DSV32_OK);
+	assert_int_equal(dsv32_tapstore_put(&s, "step0.embed", &t_h, NULL), DSV32_OK);
+	const char *keys[] = {"producer"}, *vals[] = {"test_tapfile"};
+	char p1[256], p2[256];
+	snprintf(p1, sizeof p1, "%s/taps.safetensors", dir);
+	snprintf(p2, sizeof p2, "%s/taps.h5", dir);
+	assert_int_equal(dsv32_tapfile_write(&s, p1, keys, vals, 1, NULL), DSV32_OK);
+	assert_int_equal(dsv32_tapfile_write_h5(&s, p2, keys, vals, 1, NULL), DSV32_OK);
+	dsv32_tapfile tf;
+	assert_int_equal(dsv32_tapfile_open(&tf, p1, NULL), DSV32_OK);
+	assert_int_equal(tf.n_steps, 1);
+	assert_int_equal(tf.seqlen[0], 3);
+	dsv32_tensor back;
+	assert_int_equal(dsv32_tapfile_get(&tf, 0, "embed", &back, NULL), DSV32_OK);
+	assert_memory_equal(back.data, h, sizeof h);
+	assert_string_equal(dsv32_st_metadata(tf.f, "producer"), "test_tapfile");
+	dsv32_tapfile_close(&tf);
+	/* HDF5: the bf16 tap comes back as exact F32 values with its dtype attribute */
+	hid_t f = H5Fopen(p2, H5F_ACC_RDONLY, H5P_DEFAULT);
+	assert_true(f >= 0);
+	hid_t ds = H5Dopen2(f, "step0/embed", H5P_DEFAULT);
+	assert_true(ds >= 0);
+	float vals_f[6];
+	assert_true(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, vals_f) >= 0);
+	for (int i = 0; i < 6; i++)
+		assert_true(vals_f[i] == dsv32_bf16_to_f32(h[i]));
+	H5Dclose(ds);
+	H5Fclose(f);
+	dsv32_tapstore_free(&s);
+	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_golden_recording_reads_as_tap_file),
+		cmocka_unit_test(test_non_recording_is_rejected),
+		cmocka_unit_test(test_dump_round_trip_safetensors_and_hdf5),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
