@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ULP_HIST_SIZE (1u << 17)
+#define ULP_HIST_SIZE (DSV32_ULP_CAP + 1u)
 
 int32_t dsv32_bf16_ordinal(float x)
 {
@@ -14,10 +14,28 @@ int32_t dsv32_bf16_ordinal(float x)
 	return (h & 0x8000) ? -mag : mag;
 }
 
+/* Spacing of the bf16 grid at |x| (x already a bf16 value): 2^(e-7) for a normal x of exponent
+ * e, and the subnormal spacing 2^-133 below 2^-126. */
+static double bf16_spacing(double ax)
+{
+	if (ax < 0x1.0p-126)
+		return 0x1.0p-133;
+	int e;
+	frexp(ax, &e); /* ax = f 2^e, f in [0.5, 1) */
+	return ldexp(1.0, e - 1 - 7);
+}
+
 uint32_t dsv32_bf16_ulp_distance(float a, float b)
 {
-	int32_t d = dsv32_bf16_ordinal(a) - dsv32_bf16_ordinal(b);
-	return (uint32_t)(d < 0 ? -d : d);
+	double x = dsv32_round_bf16(a), y = dsv32_round_bf16(b);
+	if (x == y)
+		return 0;
+	double d = fabs(x - y);
+	if (isinf(d))
+		return DSV32_ULP_CAP;
+	double m = fabs(x) > fabs(y) ? fabs(x) : fabs(y);
+	double u = ceil(d / bf16_spacing(m));
+	return u >= DSV32_ULP_CAP ? DSV32_ULP_CAP : (uint32_t)u;
 }
 
 static uint32_t hist_quantile(const uint32_t *hist, int64_t n, double q)
@@ -36,9 +54,32 @@ static uint32_t hist_quantile(const uint32_t *hist, int64_t n, double q)
 	return ULP_HIST_SIZE - 1;
 }
 
-bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
-			 dsv32_dtype tb, int64_t n, uint32_t tol_ulp)
+static int dtype_rank(dsv32_dtype t)
 {
+	switch (t) {
+	case DSV32_F8_E5M2: return 0;
+	case DSV32_F8_E4M3: return 1;
+	case DSV32_BF16: return 2;
+	case DSV32_F16: return 3;
+	case DSV32_F32: return 4;
+	default: return 5;
+	}
+}
+
+void dsv32_dtype_tolerance(dsv32_dtype ta, dsv32_dtype tb, double *rtol, double *atol)
+{
+	static const double rt[6] = {0.25, 0.125, 1.6e-2, 1e-3, 1.3e-6, 1e-7};
+	static const double at[6] = {1e-5, 1e-5, 1e-5, 1e-5, 1e-5, 1e-7};
+	int r = dtype_rank(ta) < dtype_rank(tb) ? dtype_rank(ta) : dtype_rank(tb);
+	*rtol = rt[r];
+	*atol = at[r];
+}
+
+bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
+			 dsv32_dtype tb, int64_t n)
+{
+	double rtol, atol;
+	dsv32_dtype_tolerance(ta, tb, &rtol, &atol);
 	memset(m, 0, sizeof *m);
 	m->max_abs_at = -1;
 	if (!dsv32_dtype_is_float(ta) || !dsv32_dtype_is_float(tb))
@@ -58,15 +99,16 @@ bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const 
 		if (xn || yn)
 			continue;
 		double d = (x == y) ? 0.0 : fabs(x - y); /* inf == inf gives 0, not NaN */
+		m->n_diff += x != y;
 		if (d > m->max_abs || m->max_abs_at < 0) {
 			m->max_abs = d;
 			m->max_abs_at = i;
 		}
 		uint32_t u = dsv32_bf16_ulp_distance((float)x, (float)y);
-		hist[u < ULP_HIST_SIZE ? u : ULP_HIST_SIZE - 1]++;
+		hist[u]++;
 		if (u > m->ulp_max)
 			m->ulp_max = u;
-		over += u > tol_ulp;
+		over += d > atol + rtol * fabs(x);
 		sum_ulp += u;
 		sum_abs += d;
 		sum_sq += d * d;

@@ -1,19 +1,21 @@
 /* metrics.h: drift metrics between two tensors of one tap (DESIGN.md "Metrics, budgets,
  * reports"), reduced as the tensors arrive so no activation is kept.
  *
- * dsv32_metrics_dense(m, a, b, n, tol_ulp)
+ * dsv32_metrics_dense(m, a, b, n)
  *   a, b    any float dtype (F32, BF16, F16, F8_*, F64), n elements each, same dtype or not
  *   m       out: max |a-b| with its flat index, mean |a-b|, RMS of a-b, relative L2
  *           ||a-b|| / ||a||, cosine(a, b), bf16 ULP distance (max, mean, p99), the fraction of
- *           elements whose ULP distance exceeds tol_ulp, NaN / Inf counts on each side
+ *           elements over the dtype-aware tolerance (dsv32_dtype_tolerance), NaN / Inf counts
  * Accum:  every sum in double (Kahan-free: n <= 2^40 keeps the relative error below 1e-4 of
  *         the reported metric, far below what the metrics are used for)
- * ULP:    distance in units of the bf16 grid: both values mapped to the ordered bf16 integer
- *         line (values are first rounded to bf16 RNE, so bf16 inputs are exact); -0 == +0.
+ * ULP:    bf16 ULP distance at the magnitude of the pair: both values are rounded to bf16,
+ *         then d = ceil(|a-b| / spacing(max(|a|,|b|))), spacing(x) = 2^(exponent(x)-7) (the
+ *         subnormal spacing 2^-133 below 2^-126). Neighbours on the grid are 1 apart; -0 == +0;
+ *         a value against its negation is ~2|x|/spacing (256..512): cancellation shows as a
+ *         large distance, as it should. Distances are capped at DSV32_ULP_CAP (an infinity
+ *         against a finite value). p99 is exact (a histogram over 0..DSV32_ULP_CAP).
  *         Elements where either side is NaN count in nan_a / nan_b and are excluded from every
- *         other metric. +-inf sits one step past the largest finite bf16 on the line, so an
- *         inf against a finite value is a large but finite ULP distance (and an infinite
- *         max_abs). p99 is exact (a histogram over every possible distance, < 2^17).
+ *         other metric.
  */
 #ifndef DSV32_METRICS_H
 #define DSV32_METRICS_H
@@ -24,6 +26,7 @@
 
 typedef struct {
 	int64_t n;            /* elements compared (NaN-free pairs) */
+	int64_t n_diff;       /* elements with a != b */
 	double max_abs;       /* max |a-b| */
 	int64_t max_abs_at;   /* flat index of max_abs (-1 if none) */
 	double mean_abs;
@@ -33,9 +36,11 @@ typedef struct {
 	uint32_t ulp_max;
 	double ulp_mean;
 	uint32_t ulp_p99;
-	double frac_over_tol; /* fraction of elements with ULP distance > tol_ulp */
+	double frac_over_tol; /* fraction with |a-b| > atol + rtol |a| (dsv32_dtype_tolerance) */
 	int64_t nan_a, nan_b, inf_a, inf_b;
 } dsv32_metrics;
+
+#define DSV32_ULP_CAP 65535u
 
 /* Ordered-integer position of x on the bf16 grid (x rounded to bf16 first). */
 int32_t dsv32_bf16_ordinal(float x);
@@ -44,7 +49,12 @@ uint32_t dsv32_bf16_ulp_distance(float a, float b);
 /* Compare two dense tensors of n elements; allocates a scratch histogram (returns false only on
  * allocation failure or a non-float dtype). */
 bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
-			 dsv32_dtype tb, int64_t n, uint32_t tol_ulp);
+			 dsv32_dtype tb, int64_t n);
+
+/* The dtype-aware tolerance of frac_over_tol: torch.testing.assert_close's defaults for the
+ * less precise of the two dtypes (bf16: rtol 1.6e-2, atol 1e-5; f16: 1e-3, 1e-5; f32: 1.3e-6,
+ * 1e-5; f64: 1e-7, 1e-7; fp8 e4m3: 0.125, 1e-5 (2^-3, its spacing); e5m2: 0.25, 1e-5). */
+void dsv32_dtype_tolerance(dsv32_dtype ta, dsv32_dtype tb, double *rtol, double *atol);
 
 /* Index-set comparison per row: a and b are I64 [rows, k] (k may differ: ka, kb).
  *   recall  = mean over rows of |A ∩ B| / |A|

@@ -110,8 +110,7 @@ static bool logits_align(const dsv32_tensor *a, const dsv32_tensor *b, int64_t *
 	return true;
 }
 
-static bool compare_logits(dsv32_tap_result *r, const dsv32_tensor *a, const dsv32_tensor *b,
-			   uint32_t tol)
+static bool compare_logits(dsv32_tap_result *r, const dsv32_tensor *a, const dsv32_tensor *b)
 {
 	int64_t rows, V, Sa, Sb;
 	if (!logits_align(a, b, &rows, &V, &Sa, &Sb))
@@ -135,7 +134,7 @@ static bool compare_logits(dsv32_tap_result *r, const dsv32_tensor *a, const dsv
 		pb = gb;
 	}
 	r->kind = DSV32_TAP_LOGITS;
-	bool ok = dsv32_metrics_dense(&r->dense, pa, a->dtype, pb, b->dtype, rows * V, tol) &&
+	bool ok = dsv32_metrics_dense(&r->dense, pa, a->dtype, pb, b->dtype, rows * V) &&
 		  dsv32_metrics_logits(&r->logits, pa, a->dtype, pb, b->dtype, rows, V);
 	free(ga);
 	free(gb);
@@ -171,11 +170,11 @@ static void compare_tap(sink_ctx *c, const char *name, const dsv32_tensor *strea
 	if (is_set_tap(a) || is_set_tap(b))
 		ok = compare_sets(&r, c, name, a, b);
 	else if (!strcmp(name, "logits"))
-		ok = compare_logits(&r, a, b, c->cfg->tol_ulp);
+		ok = compare_logits(&r, a, b);
 	else
 		ok = dsv32_tensor_numel(a) == dsv32_tensor_numel(b) &&
 		     dsv32_metrics_dense(&r.dense, a->data, a->dtype, b->data, b->dtype,
-					 dsv32_tensor_numel(a), c->cfg->tol_ulp);
+					 dsv32_tensor_numel(a));
 	if (!ok) {
 		char sa[64], sb[64];
 		snprintf(why, sizeof why, "not comparable: %s %s vs %s %s", dsv32_dtype_name(a->dtype),

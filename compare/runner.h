@@ -51,7 +51,6 @@ typedef struct {
 	int decode_steps;
 	bool propagate, local;  /* which passes to run (at least one) */
 	const dsv32_budget *budget; /* NULL: only NaN/Inf fail */
-	uint32_t tol_ulp;       /* ULP tolerance of frac_over_tol (default 1) */
 	/* optional: every tap of each side, stored as "step{s}.{tap}" (propagate pass) */
 	dsv32_tapstore *dump_a, *dump_b;
 	/* optional progress callback (step, n_steps, pass name) */

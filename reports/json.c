@@ -23,6 +23,7 @@ static cJSON *dense_json(const dsv32_metrics *m)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "n", (double)m->n);
+	cJSON_AddNumberToObject(o, "n_diff", (double)m->n_diff);
 	add_num(o, "max_abs", m->max_abs);
 	cJSON_AddNumberToObject(o, "max_abs_at", (double)m->max_abs_at);
 	add_num(o, "mean_abs", m->mean_abs);
@@ -164,6 +165,7 @@ static int name_index(const char *const *names, int n, const char *s)
 static void read_dense(dsv32_metrics *m, const cJSON *o)
 {
 	m->n = (int64_t)get_num(o, "n");
+	m->n_diff = (int64_t)get_num(o, "n_diff");
 	m->max_abs = get_num(o, "max_abs");
 	m->max_abs_at = (int64_t)get_num(o, "max_abs_at");
 	m->mean_abs = get_num(o, "mean_abs");

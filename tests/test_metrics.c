@@ -13,7 +13,7 @@ static void test_identical_tensors_have_zero_drift(void **state)
 	(void)state;
 	float a[5] = {1.0f, -2.5f, 0.0f, 3.0e-3f, 100.0f};
 	dsv32_metrics m;
-	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, a, DSV32_F32, 5, 0));
+	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, a, DSV32_F32, 5));
 	assert_int_equal(m.n, 5);
 	assert_true(m.max_abs == 0.0 && m.rms == 0.0 && m.rel_l2 == 0.0);
 	assert_int_equal(m.ulp_max, 0);
@@ -27,8 +27,9 @@ static void test_one_bf16_ulp_is_measured_as_one(void **state)
 	/* 1.0 and the next bf16 above it (1 + 2^-7) */
 	float a[2] = {1.0f, -4.0f}, b[2] = {1.0078125f, -4.0f};
 	dsv32_metrics m;
-	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, 2, 0));
+	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, 2));
 	assert_int_equal(m.ulp_max, 1);
+	assert_int_equal(m.n_diff, 1);
 	assert_true(m.max_abs == 0.0078125);
 	assert_int_equal(m.max_abs_at, 0);
 	assert_true(m.frac_over_tol == 0.5);
@@ -43,7 +44,11 @@ static void test_ulp_distance_crosses_zero(void **state)
 	float tiny = dsv32_bf16_to_f32(0x0001); /* smallest positive bf16 subnormal */
 	assert_int_equal(dsv32_bf16_ulp_distance(tiny, -tiny), 2);
 	assert_int_equal(dsv32_bf16_ulp_distance(0.0f, -0.0f), 0);
-	assert_int_equal(dsv32_bf16_ulp_distance(INFINITY, dsv32_bf16_to_f32(0x7f7f)), 1);
+	assert_int_equal(dsv32_bf16_ulp_distance(INFINITY, dsv32_bf16_to_f32(0x7f7f)), DSV32_ULP_CAP);
+	/* across a binade: 1 - 2^-8 and 1 are one step apart on the grid */
+	assert_int_equal(dsv32_bf16_ulp_distance(0.99609375f, 1.0f), 1);
+	/* x against -x is 2|x| / spacing(x): 2 * 1.5 / 2^-7 = 384 */
+	assert_int_equal(dsv32_bf16_ulp_distance(1.5f, -1.5f), 384);
 }
 
 static void test_nan_is_counted_and_excluded(void **state)
@@ -51,7 +56,7 @@ static void test_nan_is_counted_and_excluded(void **state)
 	(void)state;
 	float a[3] = {1.0f, NAN, 2.0f}, b[3] = {1.0f, 1.0f, INFINITY};
 	dsv32_metrics m;
-	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, 3, 0));
+	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, 3));
 	assert_int_equal(m.nan_a, 1);
 	assert_int_equal(m.nan_b, 0);
 	assert_int_equal(m.inf_b, 1);
@@ -66,7 +71,7 @@ static void test_bf16_and_f32_inputs_compare_by_value(void **state)
 	uint16_t a[3] = {dsv32_f32_to_bf16(1.5f), dsv32_f32_to_bf16(-3.0f), 0};
 	float b[3] = {1.5f, -3.0f, 0.0f};
 	dsv32_metrics m;
-	assert_true(dsv32_metrics_dense(&m, a, DSV32_BF16, b, DSV32_F32, 3, 0));
+	assert_true(dsv32_metrics_dense(&m, a, DSV32_BF16, b, DSV32_F32, 3));
 	assert_true(m.max_abs == 0.0);
 	assert_int_equal(m.ulp_p99, 0);
 }
@@ -83,11 +88,11 @@ static void test_p99_is_exact_over_a_known_distribution(void **state)
 	/* two elements at 5 ulps, the rest at 0: p99 of 200 -> the 198th smallest = 0 */
 	b[0] = b[1] = 1.0f + 5 * 0.0078125f;
 	dsv32_metrics m;
-	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, N, 0));
+	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, N));
 	assert_int_equal(m.ulp_max, 5);
 	assert_int_equal(m.ulp_p99, 0);
 	b[2] = b[3] = 1.0f + 3 * 0.0078125f; /* now 4 of 200 are nonzero: the 198th is 3 */
-	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, N, 0));
+	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, N));
 	assert_int_equal(m.ulp_p99, 3);
 }
 
