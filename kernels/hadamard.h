@@ -1,0 +1,51 @@
+/* hadamard.h: the Walsh-Hadamard transform of `rotate_activation` (reference_layout.md §A.6; the
+ * golden data's CPU stand-in, golden/ref_tiny/README.md).
+ *
+ * dsv32_hadamard(be, y, x, err)
+ *   x, y [rows, d] BF16 or F32, d a power of two (<= 4096). Per row, in fp32:
+ *     v = f32(x row)
+ *     for h = 1, 2, 4, ..., d/2: for each pair (j, j + h) with j & h == 0:
+ *         (v[j], v[j+h]) = (v[j] + v[j+h], v[j] − v[j+h])      (fp32, one rounding each)
+ *     y = round_y( v · fp32(d^-0.5) )                         (scale: fp32(pow(d, −0.5)))
+ *   i.e. y = round(x · H_d · d^-0.5) with H the Sylvester-ordered ±1 matrix (scipy.linalg
+ *   .hadamard), with this exact butterfly order. y may alias x.
+ * Errors: DSV32_E_SHAPE (d not a power of two), DSV32_E_DTYPE, DSV32_E_USAGE, _UNSUPPORTED.
+ */
+#ifndef DSV32_HADAMARD_H
+#define DSV32_HADAMARD_H
+
+#include "kernels/elementwise.h"
+
+#define DSV32_HADAMARD_MAX_DIM 4096
+
+/* fp32(d^-0.5) as Python's `d ** -0.5` gives it, rounded to fp32. */
+static inline float dsv32_hadamard_scale(int64_t d)
+{
+	return (float)pow((double)d, -0.5);
+}
+
+/* In-place butterflies on v[0..d) (fp32), Sylvester order, strides 1, 2, ..., d/2. */
+DSV32_HD static inline void dsv32_hadamard_row(float *v, int64_t d)
+{
+	for (int64_t h = 1; h < d; h <<= 1)
+		for (int64_t j = 0; j < d; j++)
+			if (!(j & h)) {
+				float a = v[j], b = v[j + h];
+				v[j] = dsv32_fadd_rn(a, b);
+				v[j + h] = dsv32_fsub_rn(a, b);
+			}
+}
+
+dsv32_status dsv32_hadamard(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+			    dsv32_error *err);
+
+/* ---- internal: bodies behind the dispatcher (arguments already checked) ---- */
+void dsv32_hadamard_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, int64_t rows,
+			int64_t d, float scale);
+#ifdef DSV32_HAVE_CUDA
+dsv32_status dsv32_hadamard_cuda(dsv32_backend *be, void *y, dsv32_dtype yt, const void *x,
+				 dsv32_dtype xt, int64_t rows, int64_t d, float scale,
+				 dsv32_error *err);
+#endif
+
+#endif

@@ -1,0 +1,262 @@
+/* test_rmsnorm.c: RMSNorm (kernels/rmsnorm.h) against double-precision oracles written from
+ * reference_layout.md §A.2 and hf_layout.md §5; the planted-bug switch; the GPU twin. */
+#include "tests/support/k2_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/rmsnorm.h"
+
+#define ROWS 7
+#define DIM 301
+#define EPS 1e-6
+
+/* Inputs with edge rows: zeros, huge, tiny, -0 with a spike; the rest normal. */
+static void fill_rows(dsv32_tensor *x, k2_rng *r, double scale)
+{
+	k2_fill_normal(x, r, scale);
+	for (int64_t j = 0; j < DIM; j++) {
+		k2_set(x, 0 * DIM + j, 0.0);
+		k2_set(x, 1 * DIM + j, 1e15 * k2_normal(r));
+		k2_set(x, 2 * DIM + j, 1e-30 * k2_normal(r));
+		k2_set(x, 3 * DIM + j, j % 2 ? -0.0 : 0.01 * k2_normal(r));
+	}
+	k2_set(x, 3 * DIM + 17, 3000.0);
+}
+
+static dsv32_tensor make_w(dsv32_dtype t, k2_rng *r)
+{
+	int64_t s[1] = {DIM};
+	dsv32_tensor w = k2_host(t, 1, s);
+	for (int64_t j = 0; j < DIM; j++) /* bf16-representable, as checkpoints hold */
+		k2_set(&w, j, k2_bf16_rne(1.0 + 0.05 * k2_normal(r)));
+	return w;
+}
+
+/* Oracle: r (already the contract's fp32 r), double norm, roundings per mode. */
+static void oracle(const double *rr, const dsv32_tensor *w, int hf_or_planted, dsv32_dtype yt,
+		   double *y)
+{
+	for (int64_t i = 0; i < ROWS; i++) {
+		double ss = 0;
+		for (int64_t j = 0; j < DIM; j++)
+			ss += rr[i * DIM + j] * rr[i * DIM + j];
+		double inv = 1.0 / sqrt(ss / DIM + EPS);
+		for (int64_t j = 0; j < DIM; j++) {
+			double xn = rr[i * DIM + j] * inv;
+			if (hf_or_planted && yt == DSV32_BF16)
+				xn = k2_bf16_rne(xn);
+			double v = k2_get(w, j) * xn;
+			y[i * DIM + j] = yt == DSV32_BF16 ? k2_bf16_rne(v) : (double)(float)v;
+		}
+	}
+}
+
+static void test_rmsnorm_matches_oracle(void **state)
+{
+	dsv32_backend *be = *state;
+	k2_rng r;
+	k2_rng_seed(&r, 11);
+	int64_t s[2] = {ROWS, DIM};
+	for (int yf = 0; yf < 2; yf++) {
+		dsv32_dtype t = yf ? DSV32_F32 : DSV32_BF16;
+		dsv32_tensor x = k2_host(t, 2, s), y = k2_host(t, 2, s), w = make_w(DSV32_F32, &r);
+		fill_rows(&x, &r, 1.0);
+		double *rr = malloc(sizeof(double) * ROWS * DIM), *want = malloc(sizeof(double) * ROWS * DIM);
+		for (int64_t i = 0; i < ROWS * DIM; i++)
+			rr[i] = k2_get(&x, i);
+		oracle(rr, &w, 0, t, want);
+		assert_int_equal(dsv32_rmsnorm(be, &y, &x, &w, EPS, NULL), DSV32_OK);
+		/* fp32 sum of squares and three fp32 roundings before the final one: <= 1 ulp of the
+		 * output dtype for bf16; fp32 outputs carry the fp32 summation error (~sqrt(dim) u) */
+		k2_check_ulps_d(t == DSV32_BF16 ? "rmsnorm y bf16" : "rmsnorm y f32", &y, want,
+				t == DSV32_BF16 ? 1 : 16);
+		free(rr);
+		free(want);
+		dsv32_tensor_free(&x);
+		dsv32_tensor_free(&y);
+		dsv32_tensor_free(&w);
+	}
+}
+
+static void test_rmsnorm_add_residual_is_bit_exact(void **state)
+{
+	dsv32_backend *be = *state;
+	k2_rng r;
+	k2_rng_seed(&r, 12);
+	int64_t s[2] = {ROWS, DIM};
+	dsv32_tensor x = k2_host(DSV32_BF16, 2, s), res = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor y = k2_host(DSV32_BF16, 2, s), ro = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor w = make_w(DSV32_F32, &r);
+	fill_rows(&x, &r, 1.0);
+	k2_fill_normal(&res, &r, 3.0);
+	double *rr = malloc(sizeof(double) * ROWS * DIM), *want = malloc(sizeof(double) * ROWS * DIM);
+	double *rwant = malloc(sizeof(double) * ROWS * DIM);
+	for (int64_t i = 0; i < ROWS * DIM; i++) {
+		rr[i] = (double)(float)(k2_get(&x, i) + k2_get(&res, i)); /* one fp32 add */
+		rwant[i] = k2_bf16_rne(rr[i]);
+	}
+	oracle(rr, &w, 0, DSV32_BF16, want); /* y from the UNROUNDED fp32 r */
+	assert_int_equal(dsv32_rmsnorm_add(be, &y, &ro, &x, &res, &w, EPS, NULL), DSV32_OK);
+	k2_check_ulps_d("rmsnorm_add res_out", &ro, rwant, 0);
+	k2_check_ulps_d("rmsnorm_add y", &y, want, 1);
+	/* in place: res_out aliases res gives the same bits */
+	dsv32_tensor y2 = k2_host(DSV32_BF16, 2, s);
+	assert_int_equal(dsv32_rmsnorm_add(be, &y2, &res, &x, &res, &w, EPS, NULL), DSV32_OK);
+	k2_check_ulps("rmsnorm_add in place res", &res, &ro, 0);
+	k2_check_ulps("rmsnorm_add in place y", &y2, &y, 0);
+	free(rr);
+	free(want);
+	free(rwant);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&res); dsv32_tensor_free(&y);
+	dsv32_tensor_free(&ro); dsv32_tensor_free(&w); dsv32_tensor_free(&y2);
+}
+
+static void test_rmsnorm_hf_rounds_twice(void **state)
+{
+	dsv32_backend *be = *state;
+	k2_rng r;
+	k2_rng_seed(&r, 13);
+	int64_t s[2] = {ROWS, DIM};
+	dsv32_tensor x = k2_host(DSV32_BF16, 2, s), yh = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor yr = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor wb = make_w(DSV32_BF16, &r), wf = k2_host(DSV32_F32, 1, (int64_t[]){DIM});
+	for (int64_t j = 0; j < DIM; j++)
+		k2_set(&wf, j, k2_get(&wb, j));
+	fill_rows(&x, &r, 1.0);
+	double *rr = malloc(sizeof(double) * ROWS * DIM), *want = malloc(sizeof(double) * ROWS * DIM);
+	for (int64_t i = 0; i < ROWS * DIM; i++)
+		rr[i] = k2_get(&x, i);
+	oracle(rr, &wb, 1, DSV32_BF16, want);
+	assert_int_equal(dsv32_rmsnorm_hf(be, &yh, &x, &wb, EPS, NULL), DSV32_OK);
+	/* bf16(xn) can land on the other side of a tie than the double oracle (1 ulp of h), which
+	 * the weight multiply carries into y: <= 1 ulp */
+	k2_check_ulps_d("rmsnorm_hf y", &yh, want, 1);
+	assert_int_equal(dsv32_rmsnorm(be, &yr, &x, &wf, EPS, NULL), DSV32_OK);
+	int differ = 0;
+	for (int64_t i = 0; i < ROWS * DIM; i++)
+		differ += k2_get(&yh, i) != k2_get(&yr, i);
+	/* the double rounding is visible: same weights, same input, other bits */
+	assert_true(differ > 0);
+
+	/* crafted single case: x = [3, 4] and a weight where one rounding and two disagree */
+	int64_t s2[2] = {1, 2};
+	dsv32_tensor cx = k2_host(DSV32_BF16, 2, s2), cy1 = k2_host(DSV32_BF16, 2, s2);
+	dsv32_tensor cy2 = k2_host(DSV32_BF16, 2, s2);
+	dsv32_tensor cwb = k2_host(DSV32_BF16, 1, (int64_t[]){2});
+	dsv32_tensor cwf = k2_host(DSV32_F32, 1, (int64_t[]){2});
+	k2_set(&cx, 0, 3.0);
+	k2_set(&cx, 1, 4.0);
+	double xn0 = 3.0 / sqrt(12.5 + EPS), found = 0;
+	for (int k = 0; k < 128 && !found; k++) {
+		double wv = 1.0 + k / 128.0; /* bf16 values in [1, 2) */
+		if (k2_bf16_rne(wv * xn0) != k2_bf16_rne(wv * k2_bf16_rne(xn0)))
+			found = wv;
+	}
+	assert_true(found != 0);
+	k2_set(&cwb, 0, found); k2_set(&cwb, 1, 1.0);
+	k2_set(&cwf, 0, found); k2_set(&cwf, 1, 1.0);
+	assert_int_equal(dsv32_rmsnorm_hf(be, &cy1, &cx, &cwb, EPS, NULL), DSV32_OK);
+	assert_int_equal(dsv32_rmsnorm(be, &cy2, &cx, &cwf, EPS, NULL), DSV32_OK);
+	assert_true(k2_get(&cy1, 0) == k2_bf16_rne(found * k2_bf16_rne(xn0)));
+	assert_true(k2_get(&cy2, 0) == k2_bf16_rne(found * xn0));
+	assert_true(k2_get(&cy1, 0) != k2_get(&cy2, 0));
+	free(rr);
+	free(want);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&yh); dsv32_tensor_free(&yr);
+	dsv32_tensor_free(&wb); dsv32_tensor_free(&wf); dsv32_tensor_free(&cx);
+	dsv32_tensor_free(&cy1); dsv32_tensor_free(&cy2); dsv32_tensor_free(&cwb);
+	dsv32_tensor_free(&cwf);
+}
+
+static void test_rmsnorm_planted_flag_pre_rounds(void **state)
+{
+	dsv32_backend *be = *state;
+	k2_rng r;
+	k2_rng_seed(&r, 14);
+	int64_t s[2] = {ROWS, DIM};
+	dsv32_tensor x = k2_host(DSV32_BF16, 2, s), y = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor y0 = k2_host(DSV32_BF16, 2, s), w = make_w(DSV32_F32, &r);
+	fill_rows(&x, &r, 1.0);
+	double *rr = malloc(sizeof(double) * ROWS * DIM), *want = malloc(sizeof(double) * ROWS * DIM);
+	for (int64_t i = 0; i < ROWS * DIM; i++)
+		rr[i] = k2_get(&x, i);
+	oracle(rr, &w, 1, DSV32_BF16, want);
+	assert_int_equal(dsv32_rmsnorm(be, &y0, &x, &w, EPS, NULL), DSV32_OK);
+	be->test_flags[DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND] = true;
+	dsv32_status rc = dsv32_rmsnorm(be, &y, &x, &w, EPS, NULL);
+	be->test_flags[DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND] = false;
+	assert_int_equal(rc, DSV32_OK);
+	k2_check_ulps_d("planted rmsnorm", &y, want, 1);
+	int differ = 0;
+	for (int64_t i = 0; i < ROWS * DIM; i++)
+		differ += k2_get(&y, i) != k2_get(&y0, i);
+	assert_true(differ > ROWS * DIM / 20); /* the bug is loud: many elements move */
+	free(rr);
+	free(want);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&y0); dsv32_tensor_free(&w);
+}
+
+static void test_rmsnorm_rejects_bad_arguments(void **state)
+{
+	dsv32_backend *be = *state;
+	int64_t s[2] = {2, 8}, s2[2] = {2, 9};
+	dsv32_tensor x = k2_host(DSV32_BF16, 2, s), y = k2_host(DSV32_BF16, 2, s2);
+	dsv32_tensor wb = k2_host(DSV32_BF16, 1, (int64_t[]){8});
+	dsv32_tensor y8 = k2_host(DSV32_BF16, 2, s);
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_rmsnorm(be, &y, &x, &wb, EPS, &err), DSV32_E_SHAPE);
+	assert_int_equal(dsv32_rmsnorm(be, &y8, &x, &wb, EPS, &err), DSV32_E_DTYPE);
+	assert_non_null(strstr(err.what, "w dtype BF16"));
+	assert_int_equal(dsv32_rmsnorm_add(be, &y8, &y8, &x, &x, &wb, EPS, &err), DSV32_E_USAGE);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&wb); dsv32_tensor_free(&y8);
+}
+
+static void test_rmsnorm_gpu_matches_cpu(void **state)
+{
+	dsv32_backend *cpu = *state, *gpu = k2_cuda_or_null();
+	if (!gpu)
+		skip();
+	k2_rng r;
+	k2_rng_seed(&r, 15);
+	int64_t s[2] = {ROWS, DIM};
+	dsv32_tensor x = k2_host(DSV32_BF16, 2, s), res = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor y = k2_host(DSV32_BF16, 2, s), ro = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor yh = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor w = make_w(DSV32_F32, &r), wb = make_w(DSV32_BF16, &r);
+	fill_rows(&x, &r, 1.0);
+	k2_fill_normal(&res, &r, 2.0);
+	assert_int_equal(dsv32_rmsnorm_add(cpu, &y, &ro, &x, &res, &w, EPS, NULL), DSV32_OK);
+	assert_int_equal(dsv32_rmsnorm_hf(cpu, &yh, &x, &wb, EPS, NULL), DSV32_OK);
+	dsv32_tensor dx = k2_to_dev(gpu, &x), dres = k2_to_dev(gpu, &res), dy = k2_to_dev(gpu, &y);
+	dsv32_tensor dro = k2_to_dev(gpu, &ro), dyh = k2_to_dev(gpu, &yh);
+	dsv32_tensor dw = k2_to_dev(gpu, &w), dwb = k2_to_dev(gpu, &wb);
+	assert_int_equal(dsv32_rmsnorm_add(gpu, &dy, &dro, &dx, &dres, &dw, EPS, NULL), DSV32_OK);
+	assert_int_equal(dsv32_rmsnorm_hf(gpu, &dyh, &dx, &dwb, EPS, NULL), DSV32_OK);
+	dsv32_tensor gy = k2_from_dev(gpu, &dy), gro = k2_from_dev(gpu, &dro);
+	dsv32_tensor gyh = k2_from_dev(gpu, &dyh);
+	k2_check_ulps("gpu rmsnorm_add res_out", &gro, &ro, 0);
+	k2_check_ulps("gpu rmsnorm_add y", &gy, &y, 1); /* summation order only */
+	k2_check_ulps("gpu rmsnorm_hf y", &gyh, &yh, 1);
+	dsv32_backend_free(gpu, &dx); dsv32_backend_free(gpu, &dres); dsv32_backend_free(gpu, &dy);
+	dsv32_backend_free(gpu, &dro); dsv32_backend_free(gpu, &dyh); dsv32_backend_free(gpu, &dw);
+	dsv32_backend_free(gpu, &dwb);
+	dsv32_backend_destroy(gpu);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&res); dsv32_tensor_free(&y); dsv32_tensor_free(&ro);
+	dsv32_tensor_free(&yh); dsv32_tensor_free(&w); dsv32_tensor_free(&wb); dsv32_tensor_free(&gy);
+	dsv32_tensor_free(&gro); dsv32_tensor_free(&gyh);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rmsnorm_matches_oracle),
+		cmocka_unit_test(test_rmsnorm_add_residual_is_bit_exact),
+		cmocka_unit_test(test_rmsnorm_hf_rounds_twice),
+		cmocka_unit_test(test_rmsnorm_planted_flag_pre_rounds),
+		cmocka_unit_test(test_rmsnorm_rejects_bad_arguments),
+		cmocka_unit_test(test_rmsnorm_gpu_matches_cpu),
+	};
+	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+}
