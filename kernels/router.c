@@ -1,0 +1,103 @@
+/* router.c: argument checks and dispatch for dsv32_router (contract in router.h). */
+#include "kernels/router.h"
+
+dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const float *logits,
+			      const float *bias, int64_t T, int E, const dsv32_router_params *p,
+			      dsv32_error *err);
+#ifdef DSV32_HAVE_CUDA
+dsv32_status dsv32_router_cuda(dsv32_backend *be, float *w, void *idx, dsv32_dtype idx_t,
+			       const float *logits, const float *bias, int64_t T, int E,
+			       const dsv32_router_params *p, dsv32_error *err);
+#endif
+
+const char *dsv32_score_func_name(dsv32_score_func f)
+{
+	switch (f) {
+	case DSV32_SCORE_SIGMOID: return "sigmoid";
+	case DSV32_SCORE_SOFTMAX: return "softmax";
+	default: return "?";
+	}
+}
+
+const char *dsv32_router_mode_name(dsv32_router_mode m)
+{
+	switch (m) {
+	case DSV32_ROUTER_REF: return "ref";
+	case DSV32_ROUTER_HF: return "hf";
+	default: return "?";
+	}
+}
+
+static dsv32_status check_params(const dsv32_router_params *p, int E, bool has_bias,
+				 dsv32_error *err)
+{
+	if ((unsigned)p->score_func >= DSV32_SCORE_FUNC_COUNT ||
+	    (unsigned)p->mode >= DSV32_ROUTER_MODE_COUNT)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: score_func %d / mode %d unknown",
+				  (int)p->score_func, (int)p->mode);
+	if (p->topk < 1 || p->topk > E)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: topk %d, expected 1..E = %d", p->topk, E);
+	if (p->n_groups < 1 || E % p->n_groups != 0)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: n_groups %d does not divide E = %d",
+				  p->n_groups, E);
+	if (p->n_groups > 1) {
+		if (p->topk_groups < 1 || p->topk_groups > p->n_groups)
+			return DSV32_FAIL(err, DSV32_E_USAGE, "router: topk_groups %d, expected 1..%d",
+					  p->topk_groups, p->n_groups);
+		if ((has_bias || p->mode == DSV32_ROUTER_HF) && E / p->n_groups < 2)
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "router: group size %d, top-2 group scores need >= 2",
+					  E / p->n_groups);
+	}
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_tensor *idx_out,
+			  const dsv32_tensor *logits, const dsv32_tensor *bias,
+			  const dsv32_router_params *p, dsv32_error *err)
+{
+	char a[128];
+	if (logits->dtype != DSV32_F32 || logits->ndim != 2)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router logits: %s %s, expected F32 [T, E]",
+				  dsv32_dtype_name(logits->dtype),
+				  dsv32_shape_str(a, sizeof a, logits->ndim, logits->shape));
+	int64_t T = logits->shape[0];
+	if (logits->shape[1] < 1 || logits->shape[1] > 65536)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router logits: E = %lld, expected 1..65536",
+				  (long long)logits->shape[1]);
+	int E = (int)logits->shape[1];
+	DSV32_TRY(check_params(p, E, bias != NULL, err));
+	if (bias && (bias->dtype != DSV32_F32 || dsv32_tensor_numel(bias) != E))
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router bias: %s %s, expected F32 [%d]",
+				  dsv32_dtype_name(bias->dtype),
+				  dsv32_shape_str(a, sizeof a, bias->ndim, bias->shape), E);
+	if (weights_out->dtype != DSV32_F32 || weights_out->ndim != 2 ||
+	    weights_out->shape[0] != T || weights_out->shape[1] != p->topk)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router weights_out: %s %s, expected F32 [%lld, %d]",
+				  dsv32_dtype_name(weights_out->dtype),
+				  dsv32_shape_str(a, sizeof a, weights_out->ndim, weights_out->shape),
+				  (long long)T, p->topk);
+	if ((idx_out->dtype != DSV32_I64 && idx_out->dtype != DSV32_I32) || idx_out->ndim != 2 ||
+	    idx_out->shape[0] != T || idx_out->shape[1] != p->topk)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router idx_out: %s %s, expected I64|I32 [%lld, %d]",
+				  dsv32_dtype_name(idx_out->dtype),
+				  dsv32_shape_str(a, sizeof a, idx_out->ndim, idx_out->shape),
+				  (long long)T, p->topk);
+	if (logits->device != be->device || weights_out->device != be->device ||
+	    idx_out->device != be->device || (bias && bias->device != be->device))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
+	if (weights_out->data == logits->data || idx_out->data == logits->data)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: an output aliases the logits");
+	if (T == 0)
+		return DSV32_OK;
+	const float *bp = bias ? (const float *)bias->data : NULL;
+	if (be->device == DSV32_DEV_CPU)
+		return dsv32_router_cpu(weights_out->data, idx_out->data, idx_out->dtype, logits->data,
+					bp, T, E, p, err);
+#ifdef DSV32_HAVE_CUDA
+	if (be->device == DSV32_DEV_CUDA)
+		return dsv32_router_cuda(be, weights_out->data, idx_out->data, idx_out->dtype,
+					 logits->data, bp, T, E, p, err);
+#endif
+	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "router: no body for device %d", (int)be->device);
+}

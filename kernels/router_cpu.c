@@ -1,0 +1,36 @@
+/* router_cpu.c: CPU body of dsv32_router: dsv32_router_row per token, OpenMP over tokens. */
+#include "kernels/router.h"
+
+#include <stdlib.h>
+
+dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const float *logits,
+			      const float *bias, int64_t T, int E, const dsv32_router_params *p,
+			      dsv32_error *err)
+{
+	int failed = 0;
+	const int k = p->topk;
+#pragma omp parallel reduction(|| : failed)
+	{
+		float *scratch = malloc((size_t)(2 * E + p->n_groups) * sizeof *scratch);
+		int64_t *ib = malloc((size_t)k * sizeof *ib);
+		if (!scratch || !ib)
+			failed = 1;
+#pragma omp for
+		for (int64_t t = 0; t < T; t++) {
+			if (!scratch || !ib)
+				continue;
+			dsv32_router_row(w + t * k, ib, logits + t * (int64_t)E, bias, E, p, scratch);
+			for (int j = 0; j < k; j++) {
+				if (idx_t == DSV32_I64)
+					((int64_t *)idx)[t * k + j] = ib[j];
+				else
+					((int32_t *)idx)[t * k + j] = (int32_t)ib[j];
+			}
+		}
+		free(scratch);
+		free(ib);
+	}
+	if (failed)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "router: allocating scratch for E = %d", E);
+	return DSV32_OK;
+}

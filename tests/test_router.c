@@ -1,0 +1,258 @@
+/* test_router.c: dsv32_router against an oracle written from reference_layout.md §A.11 and
+ * hf_layout.md §6 (fp32 arithmetic in the contract's order; selection by full sorts), known-
+ * answer group-masking cases, and the CUDA twin when a device is present. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "kernels/router.h"
+#include "tests/support/k3_util.h"
+
+typedef struct { float v; int i; } item;
+
+static int by_value_desc(const void *pa, const void *pb)
+{
+	const item *a = pa, *b = pb;
+	if (a->v != b->v)
+		return a->v > b->v ? -1 : 1;
+	return a->i - b->i;
+}
+
+/* Oracle for one token (no NaN inputs here). */
+static void oracle(const float *l, const float *bias, int E, const dsv32_router_params *p,
+		   int64_t *idx, float *w)
+{
+	float s[256], b[256];
+	item it[256];
+	if (p->score_func == DSV32_SCORE_SOFTMAX) {
+		double m = -INFINITY;
+		for (int j = 0; j < E; j++)
+			m = l[j] > m ? l[j] : m;
+		float Z = 0.0f;
+		for (int j = 0; j < E; j++)
+			Z += expf(l[j] - (float)m);
+		for (int j = 0; j < E; j++)
+			s[j] = expf(l[j] - (float)m) / Z;
+	} else {
+		for (int j = 0; j < E; j++)
+			s[j] = 1.0f / (1.0f + expf(-l[j]));
+	}
+	for (int j = 0; j < E; j++)
+		b[j] = bias ? s[j] + bias[j] : s[j];
+	if (p->n_groups > 1) {
+		int G = p->n_groups, gs = E / G;
+		item g[64];
+		for (int q = 0; q < G; q++) {
+			for (int j = 0; j < gs; j++)
+				it[j] = (item){b[q * gs + j], j};
+			qsort(it, (size_t)gs, sizeof *it, by_value_desc);
+			bool top2 = bias || p->mode == DSV32_ROUTER_HF;
+			g[q] = (item){top2 ? it[0].v + it[1].v : it[0].v, q};
+		}
+		qsort(g, (size_t)G, sizeof *g, by_value_desc);
+		for (int r = p->topk_groups; r < G; r++)
+			for (int j = 0; j < gs; j++)
+				b[g[r].i * gs + j] = -INFINITY;
+	}
+	for (int j = 0; j < E; j++)
+		it[j] = (item){b[j], j};
+	qsort(it, (size_t)E, sizeof *it, by_value_desc);
+	float sum = 0.0f;
+	for (int r = 0; r < p->topk; r++) {
+		idx[r] = it[r].i;
+		w[r] = s[it[r].i];
+		sum = r == 0 ? w[r] : sum + w[r];
+	}
+	bool norm = p->mode == DSV32_ROUTER_HF ? p->norm_topk_prob : p->score_func == DSV32_SCORE_SIGMOID;
+	if (p->mode == DSV32_ROUTER_HF)
+		sum = sum + 1e-20f;
+	for (int r = 0; r < p->topk; r++)
+		w[r] = (norm ? w[r] / sum : w[r]) * p->route_scale;
+}
+
+static void check_case(dsv32_backend *be, int T, int E, const dsv32_router_params *p, bool with_bias,
+		       uint64_t seed)
+{
+	k3_rng r = {seed};
+	int64_t ls[2] = {T, E}, bs[1] = {E}, os[2] = {T, p->topk};
+	dsv32_tensor lg = k3_host(DSV32_F32, 2, ls), bias = k3_host(DSV32_F32, 1, bs);
+	dsv32_tensor w = k3_host(DSV32_F32, 2, os), idx = k3_host(DSV32_I64, 2, os);
+	for (int64_t i = 0; i < (int64_t)T * E; i++)
+		((float *)lg.data)[i] = (float)(k3_uniform(&r) * 6 - 3);
+	for (int j = 0; j < E; j++) /* bf16-representable, as in the golden data */
+		((float *)bias.data)[j] = dsv32_round_bf16((float)(k3_uniform(&r) * 0.2 - 0.1));
+	dsv32_error e;
+	assert_int_equal(dsv32_router(be, &w, &idx, &lg, with_bias ? &bias : NULL, p, &e), DSV32_OK);
+	for (int t = 0; t < T; t++) {
+		int64_t wi[64];
+		float ww[64];
+		oracle((float *)lg.data + (int64_t)t * E, with_bias ? bias.data : NULL, E, p, wi, ww);
+		double tot = 0;
+		for (int s = 0; s < p->topk; s++) {
+			int64_t gi = ((int64_t *)idx.data)[t * p->topk + s];
+			float gw = ((float *)w.data)[t * p->topk + s];
+			if (gi != wi[s] || dsv32_f32_bits(gw) != dsv32_f32_bits(ww[s]))
+				fail_msg("router seed %llu token %d slot %d: (%lld, %.9g), expected (%lld, %.9g)",
+					 (unsigned long long)seed, t, s, (long long)gi, gw, (long long)wi[s], ww[s]);
+			tot += gw;
+		}
+		bool norm = p->mode == DSV32_ROUTER_HF ? p->norm_topk_prob
+						       : p->score_func == DSV32_SCORE_SIGMOID;
+		if (norm) /* k roundings of relative 2^-24 each, plus the scale */
+			assert_true(fabs(tot - p->route_scale) <= p->route_scale * (p->topk + 2) * 0x1p-24);
+	}
+	dsv32_tensor_free(&lg);
+	dsv32_tensor_free(&bias);
+	dsv32_tensor_free(&w);
+	dsv32_tensor_free(&idx);
+}
+
+static void test_router_ref_matches_oracle_and_sums_to_route_scale(void **state)
+{
+	dsv32_router_params p = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	check_case(*state, 37, 16, &p, true, 1);   /* the golden tiny config */
+	check_case(*state, 9, 16, &p, false, 2);   /* no bias: group max */
+	dsv32_router_params big = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	check_case(*state, 5, 256, &big, true, 3); /* 671B shape */
+	dsv32_router_params flat = {1, 1, 6, 1.0f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	check_case(*state, 4, 64, &flat, true, 4);
+}
+
+static void test_router_hf_and_softmax_match_oracle(void **state)
+{
+	dsv32_router_params hf = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true};
+	check_case(*state, 21, 16, &hf, true, 5);
+	hf.norm_topk_prob = false;
+	check_case(*state, 7, 16, &hf, true, 6);
+	check_case(*state, 7, 16, &hf, false, 7); /* HF sums the top 2 even without a bias */
+	dsv32_router_params sm = {1, 1, 3, 1.5f, DSV32_SCORE_SOFTMAX, DSV32_ROUTER_REF, false};
+	check_case(*state, 6, 32, &sm, false, 8); /* softmax: not renormalized */
+}
+
+static float logit_of(double p)
+{
+	return (float)log(p / (1 - p));
+}
+
+/* Group 0 holds the single best expert (0.99) but the weaker top-2 sum (0.99 + 0.01 = 1.0)
+ * against group 1 (0.6 + 0.6 = 1.2). Top-2 sums (bias present) pick group 1; the group max
+ * (no bias, ref) picks group 0. */
+static void test_router_group_masking_known_answer(void **state)
+{
+	dsv32_backend *be = *state;
+	float l[8] = {logit_of(0.99), logit_of(0.01), logit_of(0.6), logit_of(0.6),
+		      logit_of(0.3),  logit_of(0.2),  logit_of(0.1), logit_of(0.1)};
+	float zb[8] = {0};
+	int64_t ls[2] = {1, 8}, bs[1] = {8}, os[2] = {1, 2};
+	dsv32_tensor lg = dsv32_tensor_view(l, DSV32_F32, 2, ls), bias = dsv32_tensor_view(zb, DSV32_F32, 1, bs);
+	dsv32_tensor w = k3_host(DSV32_F32, 2, os), idx = k3_host(DSV32_I32, 2, os);
+	dsv32_router_params p = {4, 1, 2, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	assert_int_equal(dsv32_router(be, &w, &idx, &lg, &bias, &p, NULL), DSV32_OK);
+	assert_int_equal(((int32_t *)idx.data)[0], 2); /* equal scores: lower index first */
+	assert_int_equal(((int32_t *)idx.data)[1], 3);
+	assert_true(((float *)w.data)[0] == 1.25f && ((float *)w.data)[1] == 1.25f);
+	assert_int_equal(dsv32_router(be, &w, &idx, &lg, NULL, &p, NULL), DSV32_OK);
+	assert_int_equal(((int32_t *)idx.data)[0], 0);
+	assert_int_equal(((int32_t *)idx.data)[1], 1);
+	/* bias only steers the selection: a large bias on expert 7 selects it, but its weight is
+	 * its unbiased score */
+	zb[7] = 5.0f;
+	assert_int_equal(dsv32_router(be, &w, &idx, &lg, &bias, &p, NULL), DSV32_OK);
+	assert_int_equal(((int32_t *)idx.data)[0], 7);
+	float s7 = 1.0f / (1.0f + expf(-l[7])), s6 = 1.0f / (1.0f + expf(-l[6]));
+	assert_int_equal(((int32_t *)idx.data)[1], 6);
+	assert_true(((float *)w.data)[0] == s7 / (s7 + s6) * 2.5f);
+	dsv32_tensor_free(&w);
+	dsv32_tensor_free(&idx);
+}
+
+static void test_router_rejects_bad_params(void **state)
+{
+	float l[8] = {0};
+	int64_t ls[2] = {1, 8}, os[2] = {1, 2};
+	dsv32_tensor lg = dsv32_tensor_view(l, DSV32_F32, 2, ls);
+	dsv32_tensor w = k3_host(DSV32_F32, 2, os), idx = k3_host(DSV32_I64, 2, os);
+	dsv32_router_params p = {3, 1, 2, 1.0f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	dsv32_error e;
+	assert_int_equal(dsv32_router(*state, &w, &idx, &lg, NULL, &p, &e), DSV32_E_USAGE);
+	p.n_groups = 4;
+	p.topk_groups = 5;
+	assert_int_equal(dsv32_router(*state, &w, &idx, &lg, NULL, &p, &e), DSV32_E_USAGE);
+	dsv32_tensor_free(&w);
+	dsv32_tensor_free(&idx);
+}
+
+static void test_router_cuda_twin(void **state)
+{
+	(void)state;
+	dsv32_backend *g = k3_cuda_backend(), *c = NULL;
+	if (!g)
+		skip();
+	assert_int_equal(dsv32_backend_create(&c, DSV32_DEV_CPU, NULL), DSV32_OK);
+	const int T = 300, E = 256;
+	k3_rng r = {77};
+	int64_t ls[2] = {T, E}, bs[1] = {E}, os[2] = {T, 8};
+	dsv32_tensor lg = k3_host(DSV32_F32, 2, ls), bias = k3_host(DSV32_F32, 1, bs);
+	for (int64_t i = 0; i < (int64_t)T * E; i++)
+		((float *)lg.data)[i] = (float)(k3_uniform(&r) * 6 - 3);
+	for (int j = 0; j < E; j++)
+		((float *)bias.data)[j] = (float)(k3_uniform(&r) * 0.2 - 0.1);
+	dsv32_router_params p = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	dsv32_tensor wc = k3_host(DSV32_F32, 2, os), ic = k3_host(DSV32_I64, 2, os);
+	dsv32_tensor wg = k3_host(DSV32_F32, 2, os), ig = k3_host(DSV32_I64, 2, os);
+	assert_int_equal(dsv32_router(c, &wc, &ic, &lg, &bias, &p, NULL), DSV32_OK);
+	dsv32_tensor ld = k3_to_dev(g, &lg), bd = k3_to_dev(g, &bias), wd = k3_to_dev(g, &wg),
+		     id = k3_to_dev(g, &ig);
+	dsv32_error e;
+	assert_int_equal(dsv32_router(g, &wd, &id, &ld, &bd, &p, &e), DSV32_OK);
+	k3_from_dev(g, &wg, &wd);
+	k3_from_dev(g, &ig, &id);
+	/* CUDA expf vs glibc expf (<= 2 ulp each): weights within 16 fp32 ulps; selections equal
+	 * (random logits have no near-ties at this size) */
+	assert_memory_equal(ic.data, ig.data, dsv32_tensor_nbytes(&ic));
+	for (int64_t i = 0; i < (int64_t)T * 8; i++) {
+		float a = ((float *)wc.data)[i], b = ((float *)wg.data)[i];
+		assert_true(fabsf(a - b) <= 16 * 0x1p-24f * fabsf(a));
+	}
+	dsv32_backend_free(g, &ld);
+	dsv32_backend_free(g, &bd);
+	dsv32_backend_free(g, &wd);
+	dsv32_backend_free(g, &id);
+	dsv32_tensor_free(&lg);
+	dsv32_tensor_free(&bias);
+	dsv32_tensor_free(&wc);
+	dsv32_tensor_free(&ic);
+	dsv32_tensor_free(&wg);
+	dsv32_tensor_free(&ig);
+	dsv32_backend_destroy(c);
+	dsv32_backend_destroy(g);
+}
+
+static int setup(void **state)
+{
+	dsv32_backend *be;
+	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
+		return -1;
+	*state = be;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	dsv32_backend_destroy(*state);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_router_ref_matches_oracle_and_sums_to_route_scale),
+		cmocka_unit_test(test_router_hf_and_softmax_match_oracle),
+		cmocka_unit_test(test_router_group_masking_known_answer),
+		cmocka_unit_test(test_router_rejects_bad_params),
+		cmocka_unit_test(test_router_cuda_twin),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
