@@ -15,7 +15,11 @@
 #include "core/error.h"
 
 typedef enum { DSV32_WDTYPE_BF16 = 0, DSV32_WDTYPE_FP8 } dsv32_weight_dtype;
-typedef enum { DSV32_SCORE_SIGMOID = 0, DSV32_SCORE_SOFTMAX } dsv32_score_func;
+typedef enum {
+	DSV32_SCORE_SIGMOID = 0,
+	DSV32_SCORE_SOFTMAX,
+	DSV32_SCORE_FUNC_COUNT /* append only, above this line */
+} dsv32_score_func;
 
 typedef struct {
 	/* reference ModelArgs fields */
@@ -54,7 +58,7 @@ typedef struct {
 
 	/* HF-only fields (defaults when read from the reference form) */
 	double rms_norm_eps;           /* 1e-6 */
-	double mscale_all_dim;         /* rope_scaling.mscale_all_dim; 1.0 */
+	double mscale_all_dim;         /* rope_scaling.mscale_all_dim; 0.0 when absent (HF treats it as falsy) */
 	bool has_attention_factor;     /* rope_scaling.attention_factor given */
 	double attention_factor;
 	bool rope_yarn;                /* rope_scaling type/rope_type == "yarn" */

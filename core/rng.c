@@ -41,7 +41,7 @@ float dsv32_rng_uniform(dsv32_rng *r)
 
 int64_t dsv32_rng_range(dsv32_rng *r, int64_t lo, int64_t hi)
 {
-	uint64_t span = (uint64_t)(hi - lo) + 1u;
+	uint64_t span = (uint64_t)hi - (uint64_t)lo + 1u; /* no signed overflow */
 	if (span == 0)
 		return (int64_t)dsv32_rng_u64(r);
 	uint64_t limit = UINT64_MAX - UINT64_MAX % span;

@@ -37,13 +37,8 @@
 #ifndef DSV32_ROUTER_H
 #define DSV32_ROUTER_H
 
+#include "core/config.h" /* dsv32_score_func */
 #include "kernels/topk.h"
-
-typedef enum {
-	DSV32_SCORE_SIGMOID = 0,
-	DSV32_SCORE_SOFTMAX,
-	DSV32_SCORE_FUNC_COUNT /* append only, above this line */
-} dsv32_score_func;
 
 typedef enum {
 	DSV32_ROUTER_REF = 0, /* inference/model.py Gate */

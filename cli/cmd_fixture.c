@@ -1,0 +1,48 @@
+/* cmd_fixture.c: `dsv32-parity fixture`: write a preset's deterministic random-weight HF
+ * checkpoint (fixtures/generator.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "fixtures/generator.h"
+
+int dsv32_cmd_fixture(int argc, char **argv)
+{
+	const char *preset = NULL, *dtype = "bf16", *out = NULL;
+	uint64_t seed = 0, shard = 0;
+	bool force = false;
+	const dsv32_arg_opt opts[] = {
+		{"preset", DSV32_ARG_STRING, &preset, "tiny|small|real-width", "model preset", true},
+		{"dtype", DSV32_ARG_CHOICE, &dtype, "bf16|fp8",
+		 "matrix dtype: bf16, or fp8 e4m3 with 128x128 pow2 block scales (default bf16)",
+		 false},
+		{"seed", DSV32_ARG_U64, &seed, "N", "weight seed (default 0)", false},
+		{"max-shard-size", DSV32_ARG_SIZE, &shard, "SIZE",
+		 "split into files of at most SIZE (e.g. 5GB, 500MB) with an index; default one file",
+		 false},
+		{"force", DSV32_ARG_FLAG, &force, NULL, "replace DIR if it exists", false},
+		{"out", DSV32_ARG_STRING, &out, "DIR", "output directory (written atomically)", true},
+	};
+	const dsv32_arg_spec spec = {
+		"fixture", "--preset NAME --out DIR [options]",
+		"Write a deterministic random-weight DeepSeek V3.2 checkpoint in HF layout\n"
+		"(config.json + model.safetensors) for a built-in preset. Same options, same bytes.",
+		opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
+	const char *pos[1];
+	int npos;
+	int rc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
+	if (rc == DSV32_ARGS_HELP)
+		return DSV32_EXIT_OK;
+	if (rc)
+		return rc;
+	if (preset[0] == '{')
+		return dsv32_cli_usage_error("fixture", "--preset: expected a preset name");
+	dsv32_error err = {0};
+	dsv32_weight_dtype dt = strcmp(dtype, "fp8") == 0 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
+	if (dsv32_fixture_write(preset, dt, seed, out, shard, force, &err) != DSV32_OK)
+		return dsv32_cli_fail("fixture", &err);
+	fprintf(stderr, "dsv32-parity fixture: wrote %s (preset %s, %s, seed %llu)\n", out, preset,
+		dtype, (unsigned long long)seed);
+	return DSV32_EXIT_OK;
+}

@@ -1,0 +1,314 @@
+/* cmd_inspect.c: `dsv32-parity inspect PATH`: list a checkpoint's tensors (name, dtype, shape,
+ * bytes, totals) and, when a config.json in HF form lies beside it, check key coverage against
+ * the expected tensor list of that config (core/hf_names.h). Exit 0: listed, coverage complete
+ * (or not checked); 1: missing / unexpected / mismatched tensors; 2: unreadable input. */
+#include <cjson/cJSON.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/fsutil.h"
+#include "core/hf_names.h"
+#include "core/safetensors.h"
+
+#define TEXT_LIST_MAX 20
+
+typedef struct {
+	char *name;
+	dsv32_dtype dtype;
+	int ndim;
+	int64_t shape[2];
+	dsv32_hf_kind kind;
+} want;
+
+typedef struct {
+	want *v;
+	size_t n, cap;
+} want_list;
+
+typedef struct {
+	bool checked;        /* a HF config was found and used */
+	const char *skipped; /* why coverage was not checked, or NULL */
+	char config_path[4096];
+	bool fp8;
+	size_t expected, ignored_mtp;
+	cJSON *missing, *unexpected, *mismatched; /* arrays, also used for the text output */
+} coverage;
+
+static dsv32_status add_want(const dsv32_hf_tensor *t, void *user, dsv32_error *err)
+{
+	want_list *l = user;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		want *nv = realloc(l->v, cap * sizeof *nv);
+		if (!nv)
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "expected tensor list");
+		l->v = nv;
+		l->cap = cap;
+	}
+	want *w = &l->v[l->n];
+	w->name = strdup(t->name);
+	if (!w->name)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "expected tensor list");
+	w->dtype = t->dtype;
+	w->ndim = t->ndim;
+	w->shape[0] = t->shape[0];
+	w->shape[1] = t->shape[1];
+	w->kind = t->kind;
+	l->n++;
+	return DSV32_OK;
+}
+
+static int cmp_want(const void *a, const void *b)
+{
+	return strcmp(((const want *)a)->name, ((const want *)b)->name);
+}
+
+static bool shape_eq(const want *w, const dsv32_st_entry *e)
+{
+	if (w->ndim != e->ndim)
+		return false;
+	for (int i = 0; i < w->ndim; i++)
+		if (w->shape[i] != e->shape[i])
+			return false;
+	return true;
+}
+
+/* RMSNorm weights may be BF16 instead of F32 (checkpoints.md §2.6, open point). */
+static bool dtype_ok(const want *w, dsv32_dtype found)
+{
+	return found == w->dtype || (w->kind == DSV32_HF_NORM && found == DSV32_BF16);
+}
+
+static void find_config(const char *path, char *out, size_t len)
+{
+	if (dsv32_path_is_dir(path)) {
+		dsv32_path_join(out, len, path, "config.json");
+		return;
+	}
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	dsv32_path_join(out, len, dirname(tmp), "config.json");
+}
+
+static void note_mismatch(coverage *cv, const want *w, const dsv32_st_entry *e)
+{
+	char ws[96], fs[96];
+	cJSON *m = cJSON_CreateObject();
+	cJSON_AddStringToObject(m, "name", w->name);
+	cJSON_AddStringToObject(m, "expected_dtype", dsv32_dtype_name(w->dtype));
+	cJSON_AddStringToObject(m, "found_dtype", dsv32_dtype_name(e->dtype));
+	cJSON_AddStringToObject(m, "expected_shape", dsv32_shape_str(ws, sizeof ws, w->ndim,
+								     w->shape));
+	cJSON_AddStringToObject(m, "found_shape", dsv32_shape_str(fs, sizeof fs, e->ndim,
+								  e->shape));
+	cJSON_AddItemToArray(cv->mismatched, m);
+}
+
+/* Compare the checkpoint with the expected list of the config beside it. */
+static dsv32_status check_coverage(const dsv32_ckpt *ck, const char *path, coverage *cv,
+				   dsv32_error *err)
+{
+	find_config(path, cv->config_path, sizeof cv->config_path);
+	if (!dsv32_path_exists(cv->config_path)) {
+		cv->skipped = "no config.json beside the checkpoint";
+		return DSV32_OK;
+	}
+	dsv32_config c;
+	bool is_hf;
+	DSV32_TRY(dsv32_config_load(&c, cv->config_path, &is_hf, err));
+	if (!is_hf) {
+		cv->skipped = "config.json is in the reference form (HF names not expected)";
+		return DSV32_OK;
+	}
+	cv->checked = true;
+	cv->fp8 = c.dtype == DSV32_WDTYPE_FP8;
+	want_list l = {0};
+	dsv32_status st = dsv32_hf_expected_tensors(&c, cv->fp8, add_want, &l, err);
+	if (st == DSV32_OK) {
+		qsort(l.v, l.n, sizeof *l.v, cmp_want);
+		cv->expected = l.n;
+		for (size_t i = 0; i < l.n; i++) {
+			const dsv32_st_entry *e = dsv32_ckpt_find(ck, l.v[i].name, NULL);
+			if (!e)
+				cJSON_AddItemToArray(cv->missing, cJSON_CreateString(l.v[i].name));
+			else if (!dtype_ok(&l.v[i], e->dtype) || !shape_eq(&l.v[i], e))
+				note_mismatch(cv, &l.v[i], e);
+		}
+		for (size_t i = 0; i < dsv32_ckpt_count(ck); i++) {
+			const dsv32_st_entry *e = dsv32_ckpt_entry_at(ck, i, NULL);
+			want key = {.name = (char *)e->name};
+			if (bsearch(&key, l.v, l.n, sizeof *l.v, cmp_want))
+				continue;
+			if (dsv32_hf_is_mtp_name(&c, e->name))
+				cv->ignored_mtp++;
+			else
+				cJSON_AddItemToArray(cv->unexpected, cJSON_CreateString(e->name));
+		}
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i].name);
+	free(l.v);
+	return st;
+}
+
+static bool coverage_ok(const coverage *cv)
+{
+	return cJSON_GetArraySize(cv->missing) == 0 && cJSON_GetArraySize(cv->unexpected) == 0 &&
+	       cJSON_GetArraySize(cv->mismatched) == 0;
+}
+
+static void print_list(const char *what, const cJSON *arr)
+{
+	int n = cJSON_GetArraySize(arr), i = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr)
+	{
+		if (i++ == TEXT_LIST_MAX) {
+			printf("  ... and %d more %s\n", n - TEXT_LIST_MAX, what);
+			break;
+		}
+		if (cJSON_IsString(it)) {
+			printf("  %s: %s\n", what, it->valuestring);
+		} else {
+			printf("  %s: %s: %s %s, expected %s %s\n", what,
+			       cJSON_GetObjectItem(it, "name")->valuestring,
+			       cJSON_GetObjectItem(it, "found_dtype")->valuestring,
+			       cJSON_GetObjectItem(it, "found_shape")->valuestring,
+			       cJSON_GetObjectItem(it, "expected_dtype")->valuestring,
+			       cJSON_GetObjectItem(it, "expected_shape")->valuestring);
+		}
+	}
+}
+
+static void print_text(const dsv32_ckpt *ck, const coverage *cv)
+{
+	uint64_t total = 0;
+	char sh[96];
+	printf("%-64s %-8s %-16s %14s\n", "name", "dtype", "shape", "bytes");
+	for (size_t i = 0; i < dsv32_ckpt_count(ck); i++) {
+		const dsv32_st_entry *e = dsv32_ckpt_entry_at(ck, i, NULL);
+		printf("%-64s %-8s %-16s %14llu\n", e->name, dsv32_dtype_name(e->dtype),
+		       dsv32_shape_str(sh, sizeof sh, e->ndim, e->shape),
+		       (unsigned long long)(e->end - e->begin));
+		total += e->end - e->begin;
+	}
+	printf("total: %zu tensors, %llu bytes in %zu file(s)\n", dsv32_ckpt_count(ck),
+	       (unsigned long long)total, dsv32_ckpt_file_count(ck));
+	if (!cv->checked) {
+		printf("coverage: not checked (%s)\n", cv->skipped);
+		return;
+	}
+	printf("coverage against %s (%s): %zu expected, %d missing, %d unexpected, %d mismatched",
+	       cv->config_path, cv->fp8 ? "fp8" : "bf16", cv->expected,
+	       cJSON_GetArraySize(cv->missing), cJSON_GetArraySize(cv->unexpected),
+	       cJSON_GetArraySize(cv->mismatched));
+	if (cv->ignored_mtp)
+		printf(", %zu MTP tensors ignored", cv->ignored_mtp);
+	printf(": %s\n", coverage_ok(cv) ? "OK" : "MISMATCH");
+	print_list("missing", cv->missing);
+	print_list("unexpected", cv->unexpected);
+	print_list("mismatch", cv->mismatched);
+}
+
+static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv)
+{
+	uint64_t total = 0;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "path", path);
+	cJSON_AddNumberToObject(o, "files", (double)dsv32_ckpt_file_count(ck));
+	cJSON *arr = cJSON_AddArrayToObject(o, "tensors");
+	for (size_t i = 0; i < dsv32_ckpt_count(ck); i++) {
+		const dsv32_st_file *f;
+		const dsv32_st_entry *e = dsv32_ckpt_entry_at(ck, i, &f);
+		cJSON *t = cJSON_CreateObject();
+		cJSON_AddStringToObject(t, "name", e->name);
+		cJSON_AddStringToObject(t, "dtype", dsv32_dtype_name(e->dtype));
+		cJSON *s = cJSON_AddArrayToObject(t, "shape");
+		for (int d = 0; d < e->ndim; d++)
+			cJSON_AddItemToArray(s, cJSON_CreateNumber((double)e->shape[d]));
+		cJSON_AddNumberToObject(t, "bytes", (double)(e->end - e->begin));
+		char tmp[4096];
+		snprintf(tmp, sizeof tmp, "%s", dsv32_st_path(f));
+		cJSON_AddStringToObject(t, "file", basename(tmp));
+		cJSON_AddItemToArray(arr, t);
+		total += e->end - e->begin;
+	}
+	cJSON_AddNumberToObject(o, "total_tensors", (double)dsv32_ckpt_count(ck));
+	cJSON_AddNumberToObject(o, "total_bytes", (double)total);
+	cJSON *c = cJSON_AddObjectToObject(o, "coverage");
+	cJSON_AddBoolToObject(c, "checked", cv->checked);
+	if (!cv->checked) {
+		cJSON_AddStringToObject(c, "skipped", cv->skipped);
+	} else {
+		cJSON_AddStringToObject(c, "config", cv->config_path);
+		cJSON_AddBoolToObject(c, "fp8", cv->fp8);
+		cJSON_AddNumberToObject(c, "expected", (double)cv->expected);
+		cJSON_AddNumberToObject(c, "ignored_mtp", (double)cv->ignored_mtp);
+		cJSON_AddBoolToObject(c, "ok", coverage_ok(cv));
+		cJSON_AddItemToObject(c, "missing", cv->missing);
+		cJSON_AddItemToObject(c, "unexpected", cv->unexpected);
+		cJSON_AddItemToObject(c, "mismatched", cv->mismatched);
+		cv->missing = cv->unexpected = cv->mismatched = NULL; /* owned by o now */
+	}
+	char *text = cJSON_Print(o);
+	cJSON_Delete(o);
+	if (!text)
+		return DSV32_EXIT_USAGE;
+	puts(text);
+	free(text);
+	return DSV32_EXIT_OK;
+}
+
+int dsv32_cmd_inspect(int argc, char **argv)
+{
+	bool json = false, no_cov = false;
+	const dsv32_arg_opt opts[] = {
+		{"json", DSV32_ARG_FLAG, &json, NULL, "print one JSON document instead of a table",
+		 false},
+		{"no-coverage", DSV32_ARG_FLAG, &no_cov, NULL,
+		 "only list tensors; skip the config.json coverage check", false},
+	};
+	const dsv32_arg_spec spec = {
+		"inspect", "PATH [--json]",
+		"List the tensors of a checkpoint (a directory, sharded or not, or one .safetensors\n"
+		"file): name, dtype, shape, bytes and totals. With an HF config.json beside it, check\n"
+		"that it holds exactly the tensors that config expects (names, dtypes, shapes).",
+		opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
+	const char *pos[1];
+	int npos;
+	int rc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
+	if (rc == DSV32_ARGS_HELP)
+		return DSV32_EXIT_OK;
+	if (rc)
+		return rc;
+	dsv32_error err = {0};
+	dsv32_ckpt *ck;
+	if (dsv32_ckpt_open(&ck, pos[0], &err) != DSV32_OK)
+		return dsv32_cli_fail("inspect", &err);
+	coverage cv = {.missing = cJSON_CreateArray(), .unexpected = cJSON_CreateArray(),
+		       .mismatched = cJSON_CreateArray()};
+	if (no_cov)
+		cv.skipped = "--no-coverage";
+	else if (check_coverage(ck, pos[0], &cv, &err) != DSV32_OK) {
+		rc = dsv32_cli_fail("inspect", &err);
+		goto out_free;
+	}
+	bool ok = !cv.checked || coverage_ok(&cv);
+	if (json)
+		rc = print_json(ck, pos[0], &cv);
+	else
+		print_text(ck, &cv);
+	if (rc == DSV32_EXIT_OK && !ok)
+		rc = DSV32_EXIT_CHECK_FAILED;
+out_free:
+	cJSON_Delete(cv.missing);
+	cJSON_Delete(cv.unexpected);
+	cJSON_Delete(cv.mismatched);
+	dsv32_ckpt_close(ck);
+	return rc;
+}
