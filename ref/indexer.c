@@ -1,0 +1,129 @@
+/* indexer.c: the lightning indexer of one layer (reference_layout.md §A.9, §B.4, §B.7; Part E
+ * items 9-10). Replicated on every rank (§C.5), so it runs once; the cross-rank broadcast check
+ * of §C.7 is trivially true in-process and is not performed.
+ *
+ *   q  = wq_b(qr) [B,S,Hi,di];  RoPE half-split on dims [0, dr) of each head;  Hadamard
+ *   k  = LayerNorm(wk(x)) [B,S,di]; RoPE half-split on [0, dr);  Hadamard
+ *   fp8 (default): q8,q_s = act_quant(q); k8,k_s = act_quant(k) -> k cache / k_scale cache
+ *        w = ((weights_proj(fp32 x) · Hi^-0.5) · q_s) · fp32(di^-0.5)
+ *        scores = fp8_index(q8, w, k_cache[:B,:E], k_scale[:B,:E]) (+ causal mask in prefill)
+ *   no fp8 (fp32 profile or no_fp8_indexer): the cache holds k itself,
+ *        w = (weights_proj(fp32 x) · Hi^-0.5) · fp32(di^-0.5), scores = Σ_h w_h·ReLU(q_h·k)
+ *        (dsv32_index_scores_hf with scale 1: the same formula without quantization)
+ *   topk = top-min(index_topk, E) of scores (CUDA tie rule, kernels/topk.h).
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "kernels/elementwise.h"
+#include "kernels/fp8.h"
+#include "kernels/gemm.h"
+#include "kernels/hadamard.h"
+#include "kernels/indexer.h"
+#include "kernels/layernorm.h"
+#include "kernels/rope.h"
+#include "kernels/topk.h"
+#include "ref/ref_internal.h"
+
+#define POOL(t, dt, nd, ...)                                                  \
+	do {                                                                  \
+		int64_t sh_[] = {__VA_ARGS__};                                \
+		(t) = ref_pool_alloc(m, &p, (dt), (nd), sh_, err);            \
+		if (!(t)) {                                                   \
+			rc = err ? err->code : DSV32_E_NOMEM;                 \
+			goto out;                                             \
+		}                                                             \
+	} while (0)
+#define CK(expr)                          \
+	do {                              \
+		rc = (expr);              \
+		if (rc != DSV32_OK)       \
+			goto out;         \
+	} while (0)
+
+/* The prefill causal mask (S, S): -inf strictly above the diagonal (torch.full(-inf).triu_(1)),
+ * built on the host and uploaded. */
+static dsv32_status causal_mask(ref_model *m, dsv32_tensor *mask, int64_t S, dsv32_error *err)
+{
+	float *h = malloc((size_t)(S * S) * sizeof(float) + 1);
+	if (!h)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "causal mask %lld x %lld", (long long)S,
+				  (long long)S);
+	for (int64_t i = 0; i < S; i++)
+		for (int64_t j = 0; j < S; j++)
+			h[i * S + j] = j > i ? -INFINITY : 0.0f;
+	dsv32_status rc = dsv32_backend_upload(m->be, mask->data, h, (size_t)(S * S) * sizeof(float),
+					       err);
+	free(h);
+	return rc;
+}
+
+dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
+				 const dsv32_tensor *qr, int64_t B, int64_t S, int64_t P,
+				 dsv32_tensor *topk, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	ref_layer *ly = &m->layers[layer];
+	dsv32_backend *be = m->be;
+	int64_t Hi = c->index_n_heads, di = c->index_head_dim;
+	int64_t T = B * S, E = P + S, k = c->index_topk < E ? c->index_topk : E;
+	dsv32_dtype act = m->act;
+	ref_pool p = {0};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *q, *kk, *w, *mask = NULL, *scores;
+
+	POOL(q, act, 4, B, S, Hi, di);
+	CK(ref_linear(m, q, qr, &ly->iwq_b, err));
+	CK(dsv32_rope_ref(be, q, q, &m->freqs, P, 0, false, err));
+	dsv32_tensor q2 = ref_view(q, 0, 2, (int64_t[]){T * Hi, di});
+	CK(dsv32_hadamard(be, &q2, &q2, err));
+
+	POOL(kk, act, 3, B, S, di);
+	CK(ref_linear(m, kk, x, &ly->iwk, err));
+	CK(dsv32_layernorm(be, kk, kk, &ly->ik_norm_w, &ly->ik_norm_b, 1e-6, err));
+	CK(dsv32_rope_ref(be, kk, kk, &m->freqs, P, 0, false, err));
+	CK(dsv32_hadamard(be, kk, kk, err));
+
+	/* w = weights_proj(fp32(x)) · Hi^-0.5: an fp32 GEMM (the bf16 x is widened exactly) */
+	POOL(w, DSV32_F32, 3, B, S, Hi);
+	CK(dsv32_gemm(be, w, x, &ly->iw_proj, err));
+	CK(dsv32_scale(be, w, w, (float)pow((double)Hi, -0.5), err));
+	float dscale = (float)pow((double)di, -0.5);
+	int64_t maxS = m->maxS;
+
+	if (S > 1) {
+		POOL(mask, DSV32_F32, 2, S, S);
+		CK(causal_mask(m, mask, S, err));
+	}
+	POOL(scores, DSV32_F32, 3, B, S, E);
+	if (m->fp8_idx) {
+		dsv32_tensor *q8, *qs;
+		POOL(q8, DSV32_F8_E4M3, 4, B, S, Hi, di);
+		POOL(qs, DSV32_F32, 3, B, S, Hi);
+		dsv32_tensor qs4 = ref_view(qs, 0, 4, (int64_t[]){B, S, Hi, 1});
+		CK(dsv32_act_quant(be, q8, &qs4, q, m->ue8m0, err));
+		for (int64_t b = 0; b < B; b++) { /* k8, k_s straight into the caches at [b, P:E) */
+			dsv32_tensor kb = ref_view(kk, b * S * di, 2, (int64_t[]){S, di});
+			dsv32_tensor k8 = ref_view(&ly->k_cache, (b * maxS + P) * di, 2,
+						   (int64_t[]){S, di});
+			dsv32_tensor ks = ref_view(&ly->k_scale, b * maxS + P, 2, (int64_t[]){S, 1});
+			CK(dsv32_act_quant(be, &k8, &ks, &kb, m->ue8m0, err));
+		}
+		CK(ref_tmp_mul(be, w, w, qs, err)); /* w[..., None] * q_s */
+		CK(dsv32_scale(be, w, w, dscale, err));
+		CK(dsv32_fp8_index(be, scores, q8, w, &ly->k_cache, &ly->k_scale, mask, err));
+	} else {
+		CK(ref_cache_write(m, &ly->k_cache, kk, B, S, P, err));
+		CK(dsv32_scale(be, w, w, dscale, err));
+		CK(dsv32_index_scores_hf(be, scores, q, &ly->k_cache, w, 1.0f, mask, err));
+	}
+	CK(ref_tap_cache(m, &ly->k_cache, B, S, P, err, "layers.%d.indexer.k_fp8", layer));
+	CK(ref_tap_cache(m, &ly->k_scale, B, S, P, err, "layers.%d.indexer.k_scale", layer));
+	CK(ref_tap(m, scores, 0, NULL, err, "layers.%d.indexer.scores", layer));
+	(void)k;
+	CK(dsv32_topk(be, topk, NULL, scores, topk->shape[2], err));
+	CK(ref_tap(m, topk, 0, NULL, err, "layers.%d.indexer.topk", layer));
+out:
+	ref_pool_free(m, &p);
+	return rc;
+}

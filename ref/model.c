@@ -1,0 +1,481 @@
+/* model.c: open/close, the Block and Transformer forward of the reference layout
+ * (reference_layout.md §A.14-A.16, Part D's start_pos API), teacher forcing and the common
+ * model interface (core/model.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/fsutil.h"
+#include "kernels/elementwise.h"
+#include "kernels/fp8.h"
+#include "kernels/gemm.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/yarn.h"
+#include "ref/ref_internal.h"
+
+#define REF_MAX_WORLD 16
+
+dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,
+			dsv32_error *err)
+{
+	/* flatten every leading dim to rows: x [M, K], y [M, N] */
+	int64_t K = x->shape[x->ndim - 1], N = l->w.shape[0];
+	int64_t M = K ? dsv32_tensor_numel(x) / K : 0;
+	if (dsv32_tensor_numel(y) != M * N)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "linear: %lld rows of %lld outputs expected",
+				  (long long)M, (long long)N);
+	dsv32_tensor x2 = ref_view(x, 0, 2, (int64_t[]){M, K});
+	dsv32_tensor y2 = ref_view(y, 0, 2, (int64_t[]){M, N});
+	if (l->w.dtype == DSV32_F8_E4M3)
+		return dsv32_linear_fp8(m->be, &y2, &x2, &l->w, &l->s, m->ue8m0, err);
+	return dsv32_gemm(m->be, &y2, &x2, &l->w, err);
+}
+
+/* Block.forward (§A.14): x / res -> (ffn.out, attn_residual); res NULL for layer 0. */
+static dsv32_status block_forward(ref_model *m, int L, const dsv32_tensor *x,
+				  const dsv32_tensor *res, int64_t B, int64_t S, int64_t P,
+				  dsv32_tensor *x_out, dsv32_tensor *res_out, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	ref_layer *ly = &m->layers[L];
+	int64_t sh[3] = {B, S, c->dim};
+	ref_pool p = {0};
+	dsv32_status rc = DSV32_E_NOMEM;
+	dsv32_tensor *a = ref_pool_alloc(m, &p, m->act, 3, sh, err);
+	dsv32_tensor *r1 = a ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
+	dsv32_tensor *ao = r1 ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
+	dsv32_tensor *f = ao ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
+	if (!f) {
+		rc = err ? err->code : DSV32_E_NOMEM;
+		goto out;
+	}
+	if (!res) { /* layer 0: residual = x, x = attn_norm(x) */
+		rc = dsv32_cast(m->be, r1, x, err);
+		if (rc == DSV32_OK)
+			rc = dsv32_rmsnorm(m->be, a, x, &ly->attn_norm, 1e-6, err);
+	} else {
+		rc = dsv32_rmsnorm_add(m->be, a, r1, x, res, &ly->attn_norm, 1e-6, err);
+		if (rc == DSV32_OK && L > 0)
+			rc = ref_tap(m, r1, 0, NULL, err, "layers.%d.out", L - 1);
+	}
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, a, 0, NULL, err, "layers.%d.attn_norm", L);
+	if (rc == DSV32_OK)
+		rc = ref_attn_forward(m, L, a, B, S, P, ao, err);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, ao, 0, NULL, err, "layers.%d.attn.out", L);
+	if (rc == DSV32_OK)
+		rc = dsv32_rmsnorm_add(m->be, f, res_out, ao, r1, &ly->ffn_norm, 1e-6, err);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, res_out, 0, NULL, err, "layers.%d.attn_residual", L);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, f, 0, NULL, err, "layers.%d.ffn_norm", L);
+	if (rc == DSV32_OK)
+		rc = dsv32_config_layer_is_moe(c, L) ? ref_moe_forward(m, L, f, B, S, x_out, err)
+						      : ref_mlp_forward(m, L, f, B, S, x_out, err);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, x_out, 0, NULL, err, "layers.%d.ffn.out", L);
+	if (rc != DSV32_OK)
+		dsv32_error_prefix(err, "layer %d", L);
+out:
+	ref_pool_free(m, &p);
+	return rc;
+}
+
+static dsv32_status check_step(ref_model *m, int64_t B, int64_t S, int64_t P, dsv32_error *err)
+{
+	if (B < 1 || S < 1)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "forward: B = %lld, S = %lld, both must be >= 1",
+				  (long long)B, (long long)S);
+	if (B > m->maxB)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "forward: batch %lld > max_batch_size %lld",
+				  (long long)B, (long long)m->maxB);
+	if (P < 0 || P + S > m->maxS)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "forward: positions [%lld, %lld) outside max_seq_len %lld",
+				  (long long)P, (long long)(P + S), (long long)m->maxS);
+	if (S > 1 && P > 0)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "forward: chunked prefill (start_pos %lld with %lld tokens) is not "
+				  "supported: the reference prefill attends only within the call "
+				  "(reference_layout.md Part F); prefill at start_pos 0, then decode "
+				  "one token per call", (long long)P, (long long)S);
+	return DSV32_OK;
+}
+
+/* Final fused norm and the fp32 head on the last position (§A.15 steps 5-7). */
+static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_tensor *res,
+			       int64_t B, int64_t S, dsv32_tensor *logits_out, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	int64_t dim = c->dim, V = c->vocab_size, Vl = V / m->W;
+	int64_t sh[3] = {B, S, dim};
+	ref_pool p = {0};
+	dsv32_status rc;
+	dsv32_tensor parts[REF_MAX_WORLD];
+	dsv32_tensor *h = ref_pool_alloc(m, &p, m->act, 3, sh, err);
+	dsv32_tensor *rf = h ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
+	dsv32_tensor *last = rf ? ref_pool_alloc(m, &p, m->act, 2, (int64_t[]){B, dim}, err) : NULL;
+	dsv32_tensor *lg = last ? ref_pool_alloc(m, &p, DSV32_F32, 2, (int64_t[]){B, V}, err) : NULL;
+	if (!lg) {
+		rc = err ? err->code : DSV32_E_NOMEM;
+		goto out;
+	}
+	rc = dsv32_rmsnorm_add(m->be, h, rf, x, res, &m->norm, 1e-6, err);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, rf, 0, NULL, err, "layers.%d.out", (int)c->n_layers - 1);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, h, 0, NULL, err, "final_norm");
+	if (rc == DSV32_OK) {
+		dsv32_tensor h2 = ref_view(h, 0, 2, (int64_t[]){B, S * dim});
+		rc = dsv32_copy_cols(m->be, last, &h2, (S - 1) * dim, 0, dim, err);
+	}
+	for (int r = 0; r < m->W && rc == DSV32_OK; r++) {
+		dsv32_tensor *pr = ref_pool_alloc(m, &p, DSV32_F32, 2, (int64_t[]){B, Vl}, err);
+		if (!pr) {
+			rc = err ? err->code : DSV32_E_NOMEM;
+			break;
+		}
+		rc = dsv32_gemm(m->be, pr, last, &m->head[r], err); /* fp32 GEMM on fp32(h) */
+		parts[r] = *pr;
+	}
+	if (rc == DSV32_OK)
+		rc = ref_all_gather(m, lg, parts, err);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, lg, 0, NULL, err, "logits");
+	if (rc == DSV32_OK)
+		rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, (int64_t[]){B, V}, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_download(m->be, logits_out->data, lg->data,
+					    dsv32_tensor_nbytes(logits_out), err);
+out:
+	ref_pool_free(m, &p);
+	return rc;
+}
+
+dsv32_status dsv32_ref_forward(dsv32_model *mm, const int64_t *tokens, int64_t B, int64_t S,
+			       int64_t start_pos, dsv32_tensor *logits_out, dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	const dsv32_config *c = &m->base.cfg;
+	*logits_out = (dsv32_tensor){0};
+	DSV32_TRY(check_step(m, B, S, start_pos, err));
+	for (int64_t i = 0; i < B * S; i++)
+		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "forward: token %lld at [%lld, %lld] outside the vocabulary "
+					  "[0, %lld)", (long long)tokens[i], (long long)(i / S),
+					  (long long)(i % S), (long long)c->vocab_size);
+	int64_t sh[3] = {B, S, c->dim};
+	ref_pool p = {0};
+	dsv32_status rc = DSV32_E_NOMEM;
+	dsv32_tensor *ids = ref_pool_alloc(m, &p, DSV32_I64, 2, (int64_t[]){B, S}, err);
+	dsv32_tensor *x = ids ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
+	dsv32_tensor *res = x ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
+	dsv32_tensor *x2 = res ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
+	if (!x2) {
+		rc = err ? err->code : DSV32_E_NOMEM;
+		goto out;
+	}
+	rc = dsv32_backend_upload(m->be, ids->data, tokens, (size_t)(B * S) * sizeof(int64_t), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_embedding(m->be, x, &m->embed, ids, err);
+	if (rc == DSV32_OK)
+		rc = ref_tap(m, x, 0, NULL, err, "embed");
+	for (int L = 0; L < c->n_layers && rc == DSV32_OK; L++) {
+		/* res_out may alias res in the fused norm; x_out must be fresh */
+		rc = block_forward(m, L, x, L ? res : NULL, B, S, start_pos, x2, res, err);
+		dsv32_tensor t = *x;
+		*x = *x2;
+		*x2 = t;
+	}
+	if (rc == DSV32_OK)
+		rc = final_head(m, x, res, B, S, logits_out, err);
+out:
+	ref_pool_free(m, &p);
+	return rc;
+}
+
+/* Host tensor -> device tensor of the activation dtype. */
+static dsv32_status upload_act(ref_model *m, ref_pool *p, const dsv32_tensor *h,
+			       dsv32_tensor **out, dsv32_error *err)
+{
+	if (h->dtype != DSV32_BF16 && h->dtype != DSV32_F32)
+		return DSV32_FAIL(err, DSV32_E_DTYPE, "layer input: dtype %s, expected BF16 or F32",
+				  dsv32_dtype_name(h->dtype));
+	dsv32_tensor *raw = ref_pool_alloc(m, p, h->dtype, h->ndim, h->shape, err);
+	*out = raw ? ref_pool_alloc(m, p, m->act, h->ndim, h->shape, err) : NULL;
+	if (!*out)
+		return err ? err->code : DSV32_E_NOMEM;
+	DSV32_TRY(dsv32_backend_upload(m->be, raw->data, h->data, dsv32_tensor_nbytes(h), err));
+	return dsv32_cast(m->be, *out, raw, err);
+}
+
+static dsv32_status download_owned(ref_model *m, const dsv32_tensor *d, dsv32_tensor *h,
+				   dsv32_error *err)
+{
+	DSV32_TRY(dsv32_tensor_alloc(h, d->dtype, d->ndim, d->shape, err));
+	return dsv32_backend_download(m->be, h->data, d->data, dsv32_tensor_nbytes(h), err);
+}
+
+dsv32_status dsv32_ref_layer_step(dsv32_model *mm, int layer, const dsv32_tensor *x,
+				  const dsv32_tensor *residual, int64_t start_pos,
+				  dsv32_tensor *x_out, dsv32_tensor *res_out, dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	const dsv32_config *c = &m->base.cfg;
+	*x_out = *res_out = (dsv32_tensor){0};
+	if (layer < 0 || layer >= c->n_layers)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "layer %d outside [0, %lld)", layer,
+				  (long long)c->n_layers);
+	if (x->ndim != 3 || x->shape[2] != c->dim ||
+	    (residual && !dsv32_tensor_same_shape(x, residual)))
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "layer input: expected [B, S, %lld] tensors",
+				  (long long)c->dim);
+	int64_t B = x->shape[0], S = x->shape[1];
+	DSV32_TRY(check_step(m, B, S, start_pos, err));
+	ref_pool p = {0};
+	dsv32_tensor *xd, *rd = NULL, *xo, *ro;
+	dsv32_status rc = upload_act(m, &p, x, &xd, err);
+	if (rc == DSV32_OK && residual)
+		rc = upload_act(m, &p, residual, &rd, err);
+	if (rc != DSV32_OK)
+		goto out;
+	xo = ref_pool_alloc(m, &p, m->act, 3, x->shape, err);
+	ro = xo ? ref_pool_alloc(m, &p, m->act, 3, x->shape, err) : NULL;
+	if (!ro) {
+		rc = err ? err->code : DSV32_E_NOMEM;
+		goto out;
+	}
+	rc = block_forward(m, layer, xd, rd, B, S, start_pos, xo, ro, err);
+	if (rc == DSV32_OK)
+		rc = download_owned(m, xo, x_out, err);
+	if (rc == DSV32_OK)
+		rc = download_owned(m, ro, res_out, err);
+out:
+	ref_pool_free(m, &p);
+	return rc;
+}
+
+dsv32_status dsv32_ref_head_step(dsv32_model *mm, const dsv32_tensor *x,
+				 const dsv32_tensor *residual, dsv32_tensor *logits_out,
+				 dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	*logits_out = (dsv32_tensor){0};
+	if (x->ndim != 3 || x->shape[2] != m->base.cfg.dim || !dsv32_tensor_same_shape(x, residual))
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "head input: expected [B, S, %lld] tensors",
+				  (long long)m->base.cfg.dim);
+	ref_pool p = {0};
+	dsv32_tensor *xd, *rd;
+	dsv32_status rc = upload_act(m, &p, x, &xd, err);
+	if (rc == DSV32_OK)
+		rc = upload_act(m, &p, residual, &rd, err);
+	if (rc == DSV32_OK)
+		rc = final_head(m, xd, rd, x->shape[0], x->shape[1], logits_out, err);
+	ref_pool_free(m, &p);
+	return rc;
+}
+
+/* Upload host rows [B, S, d] into a cache at [:B, pos:pos+S), converting to the cache dtype. */
+static dsv32_status cache_put(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *h,
+			      int64_t pos, const char *what, dsv32_error *err)
+{
+	if (!h)
+		return DSV32_OK;
+	int64_t maxB = cache->shape[0], maxS = cache->shape[1], d = cache->shape[2];
+	if (h->ndim != 3 || h->shape[2] != d || h->shape[0] > maxB || pos < 0 ||
+	    pos + h->shape[1] > maxS)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "cache_set %s: expected [B<=%lld, S, %lld] at "
+				  "positions within %lld", what, (long long)maxB, (long long)d,
+				  (long long)maxS);
+	if (!dsv32_dtype_is_float(h->dtype))
+		return DSV32_FAIL(err, DSV32_E_DTYPE, "cache_set %s: float tensor expected", what);
+	int64_t B = h->shape[0], S = h->shape[1];
+	size_t es = dsv32_dtype_size(cache->dtype), n = (size_t)(B * S * d);
+	void *tmp = malloc(n * es + 1);
+	if (!tmp)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "cache_set %s", what);
+	dsv32_convert(tmp, cache->dtype, h->data, h->dtype, n);
+	dsv32_status rc = DSV32_OK;
+	for (int64_t b = 0; b < B && rc == DSV32_OK; b++)
+		rc = dsv32_backend_upload(m->be, (char *)cache->data + (size_t)((b * maxS + pos) * d) * es,
+					  (char *)tmp + (size_t)(b * S * d) * es, (size_t)(S * d) * es,
+					  err);
+	free(tmp);
+	return rc;
+}
+
+dsv32_status dsv32_ref_cache_set(dsv32_model *mm, int layer, int64_t pos,
+				 const dsv32_tensor *kv_latent, const dsv32_tensor *k_rope,
+				 const dsv32_tensor *k_fp8, const dsv32_tensor *k_scale,
+				 dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	if (layer < 0 || layer >= m->base.cfg.n_layers)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "cache_set: layer %d out of range", layer);
+	ref_layer *ly = &m->layers[layer];
+	DSV32_TRY(cache_put(m, &ly->kv_cache, kv_latent, pos, "kv_latent", err));
+	DSV32_TRY(cache_put(m, &ly->pe_cache, k_rope, pos, "k_rope", err));
+	DSV32_TRY(cache_put(m, &ly->k_cache, k_fp8, pos, "k_fp8", err));
+	return cache_put(m, &ly->k_scale, k_scale, pos, "k_scale", err);
+}
+
+int dsv32_ref_world_size(const dsv32_model *mm)
+{
+	return ((const ref_model *)mm)->W;
+}
+
+/* ---- the common interface ---- */
+
+static dsv32_status vt_forward(dsv32_model *m, const int64_t *tokens, int64_t B, int64_t S,
+			       int64_t start_pos, dsv32_tensor *logits_out, dsv32_error *err)
+{
+	return dsv32_ref_forward(m, tokens, B, S, start_pos, logits_out, err);
+}
+
+/* The common layer_forward gets the residual stream h entering the layer. The reference block
+ * takes (x, residual) and forms h inside its fused norm, so: layer 0 runs with x = h and no
+ * residual (as the reference); layer L > 0 with x = h and residual = 0, which is exact
+ * (fp32(h) + 0 = h is what the norm sees, bf16(h) = h is the new residual).
+ * hidden_out = bf16(fp32(ffn.out) + fp32(attn_residual)): what the next fused norm stores. */
+static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_tensor *hidden_in,
+				     int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	dsv32_tensor zero = {0}, xo = {0}, ro = {0};
+	dsv32_status rc = DSV32_OK;
+	if (layer > 0) {
+		rc = dsv32_tensor_alloc(&zero, hidden_in->dtype, hidden_in->ndim, hidden_in->shape, err);
+		if (rc != DSV32_OK)
+			return rc;
+	}
+	rc = dsv32_ref_layer_step(mm, layer, hidden_in, layer > 0 ? &zero : NULL, start_pos, &xo,
+				  &ro, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_tensor_alloc(hidden_out, m->act, xo.ndim, xo.shape, err);
+	if (rc == DSV32_OK) { /* bf16(fp32(x) + fp32(res)) on the host: the next norm's residual */
+		int64_t n = dsv32_tensor_numel(&xo);
+		for (int64_t i = 0; i < n; i++)
+			dsv32_act_store(hidden_out->data, m->act, i,
+					dsv32_act_load(xo.data, xo.dtype, i) +
+						dsv32_act_load(ro.data, ro.dtype, i));
+	}
+	dsv32_tensor_free(&zero);
+	dsv32_tensor_free(&xo);
+	dsv32_tensor_free(&ro);
+	return rc;
+}
+
+static void vt_reset(dsv32_model *mm)
+{
+	(void)mm; /* the reference overwrites its caches; positions < start_pos are always written */
+}
+
+static void vt_close(dsv32_model *mm)
+{
+	ref_model *m = ref_of(mm);
+	if (!m)
+		return;
+	ref_weights_free(m);
+	dsv32_backend_destroy(m->be);
+	free(m);
+}
+
+static const dsv32_model_vtbl ref_vtbl = {
+	.layout = "ref",
+	.forward = vt_forward,
+	.layer_forward = vt_layer_forward,
+	.reset = vt_reset,
+	.close = vt_close,
+};
+
+static dsv32_status load_config(dsv32_config *c, const char *ckpt, const char *config_path,
+				bool *ckpt_is_hf, dsv32_error *err)
+{
+	char path[4096];
+	bool is_hf = false;
+	if (!dsv32_path_join(path, sizeof path, ckpt, "config.json"))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", ckpt);
+	/* the checkpoint kind: HF if its directory's config.json is an HF config */
+	*ckpt_is_hf = false;
+	if (dsv32_path_exists(path)) {
+		dsv32_config tmp;
+		DSV32_TRY(dsv32_config_load(&tmp, path, &is_hf, err));
+		*ckpt_is_hf = is_hf;
+		if (!config_path)
+			*c = tmp;
+	} else if (!config_path) {
+		return DSV32_FAIL(err, DSV32_E_NOTFOUND,
+				  "%s: no config.json (give the reference config with --config)",
+				  path);
+	}
+	if (config_path)
+		DSV32_TRY(dsv32_config_load(c, config_path, &is_hf, err));
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *config_path,
+			    const dsv32_model_opts *opts, dsv32_error *err)
+{
+	*out = NULL;
+	dsv32_model_opts o;
+	if (opts)
+		o = *opts;
+	else
+		dsv32_model_opts_default(&o);
+	ref_model *m = calloc(1, sizeof *m);
+	if (!m)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "ref model");
+	bool is_hf = false;
+	dsv32_status rc = load_config(&m->base.cfg, ckpt, config_path, &is_hf, err);
+	dsv32_config *c = &m->base.cfg;
+	if (rc != DSV32_OK)
+		goto out_free;
+	if (o.max_batch_size > 0)
+		c->max_batch_size = o.max_batch_size;
+	if (o.max_seq_len > 0)
+		c->max_seq_len = o.max_seq_len;
+	m->W = o.world_size > 0 ? o.world_size : 1;
+	if (m->W > REF_MAX_WORLD) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "world size %d > %d", m->W, REF_MAX_WORLD);
+		goto out_free;
+	}
+	rc = dsv32_config_validate(c, m->W, err);
+	if (rc != DSV32_OK)
+		goto out_free;
+	m->base.vt = &ref_vtbl;
+	m->base.opts = o;
+	m->maxB = c->max_batch_size;
+	m->maxS = c->max_seq_len;
+	m->act = o.profile == DSV32_PROFILE_FP32 ? DSV32_F32 : DSV32_BF16;
+	bool sim = o.profile != DSV32_PROFILE_FP32;
+	m->fp8_kv = sim && !o.no_fp8_kv;
+	m->fp8_idx = sim && !o.no_fp8_indexer;
+	m->ue8m0 = c->scale_fmt_ue8m0;
+	rc = dsv32_backend_create(&m->be, o.device, err);
+	if (rc != DSV32_OK)
+		goto out_free;
+	for (int i = 0; i < 8; i++)
+		m->be->test_flags[i] = (o.test_flags >> i) & 1u;
+	dsv32_yarn_params yp;
+	dsv32_yarn_params_from_config(&yp, c);
+	yp.max_seq_len = m->maxS;
+	m->yarn_on = m->maxS > c->original_seq_len || o.force_yarn;
+	if (o.force_yarn && yp.max_seq_len <= c->original_seq_len)
+		yp.max_seq_len = c->original_seq_len + 1; /* the reference's switch, forced on */
+	m->softmax_scale = (float)dsv32_softmax_scale_ref(dsv32_config_qk_head_dim(c), &yp);
+	rc = dsv32_yarn_ref_table(m->be, &m->freqs, &yp, err);
+	if (rc == DSV32_OK)
+		rc = ref_weights_load(m, ckpt, is_hf, err);
+	if (rc == DSV32_OK)
+		rc = ref_caches_alloc(m, err);
+	if (rc != DSV32_OK) {
+		vt_close(&m->base);
+		return rc;
+	}
+	*out = &m->base;
+	return DSV32_OK;
+out_free:
+	free(m);
+	return rc;
+}

@@ -1,0 +1,123 @@
+/* moe.c: the MoE of one layer (reference_layout.md §A.11-A.13, §C.6; Part E items 11-12, 15).
+ *
+ *   logits = F.linear(fp32 x, fp32 gate.weight);  (w, idx) = Gate (kernels/router.h, ref mode)
+ *   per rank r: y_r = 0 (fp32); for each owned expert e in increasing order with tokens:
+ *       y_r[tok] += f32(expert_e(x[tok])) · w[tok, slot]        (fp32 product, fp32 add)
+ *     y_r += f32(shared_expert_slice_r(x))   (the bf16 partial of the rank's inter slice)
+ *   out = bf16(all_reduce(y_r))   (W == 1: bf16(y_0), the single cast)
+ * The routing indices are brought to the host once (the reference's bincount sync).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "ref/ref_internal.h"
+
+#define POOL(t, dt, nd, ...)                                          \
+	do {                                                          \
+		int64_t sh_[] = {__VA_ARGS__};                        \
+		(t) = ref_pool_alloc(m, &p, (dt), (nd), sh_, err);    \
+		if (!(t)) {                                           \
+			rc = err ? err->code : DSV32_E_NOMEM;         \
+			goto out;                                     \
+		}                                                     \
+	} while (0)
+#define CK(expr)                    \
+	do {                        \
+		rc = (expr);        \
+		if (rc != DSV32_OK) \
+			goto out;   \
+	} while (0)
+
+/* One routed expert on its tokens: y += expert(x[rows]) · wsel. */
+static dsv32_status run_expert(ref_model *m, ref_layer *ly, int64_t e, const dsv32_tensor *x,
+			       const int64_t *rows_h, const float *w_h, int64_t n, dsv32_tensor *y,
+			       dsv32_error *err)
+{
+	int64_t dim = m->base.cfg.dim;
+	ref_pool p = {0};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *rows, *wsel, *xe, *oe;
+	POOL(rows, DSV32_I64, 1, n);
+	POOL(wsel, DSV32_F32, 1, n);
+	POOL(xe, m->act, 2, n, dim);
+	POOL(oe, m->act, 2, n, dim);
+	CK(dsv32_backend_upload(m->be, rows->data, rows_h, (size_t)n * sizeof(int64_t), err));
+	CK(dsv32_backend_upload(m->be, wsel->data, w_h, (size_t)n * sizeof(float), err));
+	dsv32_tensor x2 = ref_view(x, 0, 2, (int64_t[]){dsv32_tensor_numel(x) / dim, dim});
+	CK(dsv32_embedding(m->be, xe, &x2, rows, err)); /* x[idx]: a row gather */
+	CK(ref_mlp_apply(m, &ly->ew1[e], &ly->ew3[e], &ly->ew2[e], xe, oe, err));
+	CK(ref_tmp_index_add_scaled(m->be, y, oe, rows, wsel, err));
+out:
+	ref_pool_free(m, &p);
+	return rc;
+}
+
+dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int64_t B, int64_t S,
+			     dsv32_tensor *out, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	ref_layer *ly = &m->layers[layer];
+	int64_t T = B * S, E = c->n_routed_experts, K = c->n_activated_experts, dim = c->dim;
+	int W = m->W;
+	ref_pool p = {0};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *logits, *w, *idx, *sh;
+	dsv32_tensor parts[16];
+	int64_t *idx_h = NULL, *rows_h = NULL;
+	float *w_h = NULL, *ws_h = NULL;
+
+	dsv32_tensor xf = ref_view(x, 0, 2, (int64_t[]){T, dim});
+	POOL(logits, DSV32_F32, 2, T, E);
+	CK(dsv32_gemm(m->be, logits, &xf, &ly->gate_w, err)); /* fp32(x) @ fp32(W)^T */
+	POOL(w, DSV32_F32, 2, T, K);
+	POOL(idx, DSV32_I64, 2, T, K);
+	CK(ref_route(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL,
+		     (int)c->n_expert_groups, (int)c->n_limited_groups, (int)K, (float)c->route_scale,
+		     c->score_func == DSV32_SCORE_SOFTMAX, err));
+	CK(ref_tap(m, idx, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.experts", layer));
+	CK(ref_tap(m, w, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.weights", layer));
+
+	idx_h = malloc((size_t)(T * K) * sizeof *idx_h);
+	w_h = malloc((size_t)(T * K) * sizeof *w_h);
+	rows_h = malloc((size_t)T * sizeof *rows_h);
+	ws_h = malloc((size_t)T * sizeof *ws_h);
+	if (!idx_h || !w_h || !rows_h || !ws_h) {
+		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: routing tables", layer);
+		goto out;
+	}
+	CK(dsv32_backend_download(m->be, idx_h, idx->data, (size_t)(T * K) * sizeof *idx_h, err));
+	CK(dsv32_backend_download(m->be, w_h, w->data, (size_t)(T * K) * sizeof *w_h, err));
+
+	POOL(sh, m->act, 3, B, S, dim);
+	for (int r = 0; r < W; r++) {
+		dsv32_tensor *y;
+		POOL(y, DSV32_F32, 2, T, dim); /* zero-filled */
+		int64_t e0 = r * (E / W), e1 = e0 + E / W;
+		for (int64_t e = e0; e < e1; e++) {
+			int64_t n = 0;
+			for (int64_t t = 0; t < T; t++)
+				for (int64_t s = 0; s < K; s++)
+					if (idx_h[t * K + s] == e) {
+						rows_h[n] = t;
+						ws_h[n++] = w_h[t * K + s];
+					}
+			if (n)
+				CK(run_expert(m, ly, e, x, rows_h, ws_h, n, y, err));
+		}
+		CK(ref_mlp_apply(m, &ly->rk[r].sw1, &ly->rk[r].sw3, &ly->rk[r].sw2, x, sh, err));
+		dsv32_tensor sh2 = ref_view(sh, 0, 2, (int64_t[]){T, dim});
+		CK(dsv32_add(m->be, y, y, &sh2, err)); /* y += shared (bf16 partial), fp32 */
+		parts[r] = *y;
+	}
+	dsv32_tensor o2 = ref_view(out, 0, 2, (int64_t[]){T, dim});
+	CK(ref_all_reduce(m, &o2, parts, err));
+out:
+	free(idx_h);
+	free(w_h);
+	free(rows_h);
+	free(ws_h);
+	ref_pool_free(m, &p);
+	return rc;
+}

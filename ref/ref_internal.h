@@ -1,0 +1,162 @@
+/* ref_internal.h: the reference-layout model's private structures, shared by the ref/ sources only.
+ *
+ * Shapes legend: T = B·S tokens of this call, P = start_pos, E = P + S, Hl = n_heads / W local
+ * heads, dim, ql = q_lora_rank, kvl = kv_lora_rank, dn = qk_nope_head_dim, dr = qk_rope_head_dim,
+ * dq = dn + dr, dv = v_head_dim, Hi = index_n_heads, di = index_head_dim.
+ * Every tensor below lives on m->be's device unless marked "host".
+ */
+#ifndef DSV32_REF_INTERNAL_H
+#define DSV32_REF_INTERNAL_H
+
+#include "kernels/backend.h"
+#include "ref/ref_model.h"
+
+/* A Linear's parameters: w BF16 / F32 (plain F.linear) or F8_E4M3 with its F32 block scale s
+ * (act_quant + fp8_gemm, §B.3). s.data == NULL when the weight is not fp8. */
+typedef struct {
+	dsv32_tensor w;
+	dsv32_tensor s;
+} ref_lin;
+
+/* The tensor-parallel parts of one layer held by one rank (§C.5). */
+typedef struct {
+	ref_lin wq_b;           /* [Hl·dq, ql]              column-parallel */
+	ref_lin wkv_b;          /* [Hl·(dn+dv), kvl]        column-parallel */
+	dsv32_tensor wkv_b_deq; /* bf16 (or f32) dequantized wkv_b for decode (§B.5), lazily */
+	ref_lin wo;             /* [dim, Hl·dv]             row-parallel */
+	ref_lin w1, w3, w2;     /* dense MLP slice [inter/W, dim], [dim, inter/W] */
+	ref_lin sw1, sw3, sw2;  /* shared-expert slice (MoE layers) */
+} ref_rank_w;
+
+typedef struct {
+	dsv32_tensor attn_norm, ffn_norm, q_norm, kv_norm; /* F32 */
+	ref_lin wq_a, wkv_a;                               /* replicated */
+	ref_lin iwq_b, iwk;                                /* indexer, replicated */
+	dsv32_tensor ik_norm_w, ik_norm_b;                 /* F32 [di] */
+	dsv32_tensor iw_proj;                              /* F32 [Hi, dim] */
+	dsv32_tensor gate_w;                               /* F32 [n_routed, dim] (bf16 values) */
+	dsv32_tensor gate_b;                               /* F32 [n_routed] or data NULL */
+	ref_lin *ew1, *ew3, *ew2;                          /* [n_routed]; owner rank e / (E/W) */
+	ref_rank_w *rk;                                    /* [W] */
+	/* caches (§A.17), [maxB, maxS, ·], not split across ranks: one copy serves every rank */
+	dsv32_tensor kv_cache; /* act dtype [maxB, maxS, kvl] */
+	dsv32_tensor pe_cache; /* act dtype [maxB, maxS, dr] */
+	dsv32_tensor k_cache;  /* F8_E4M3 [maxB, maxS, di] (act dtype without the fp8 indexer) */
+	dsv32_tensor k_scale;  /* F32 [maxB, maxS, 1] */
+} ref_layer;
+
+typedef struct {
+	dsv32_model base; /* first member: a ref_model * is a dsv32_model * */
+	dsv32_backend *be;
+	int W;
+	dsv32_dtype act;  /* BF16 (bf16 profile) or F32 (fp32 profile) */
+	bool fp8_kv;      /* MLA latent fp8 round trip on */
+	bool fp8_idx;     /* indexer q/k act_quant + fp8 key cache on */
+	bool ue8m0;       /* power-of-two activation scales */
+	bool yarn_on;     /* YaRN interpolation + mscale^2 */
+	float softmax_scale;
+	int64_t maxB, maxS;
+	dsv32_tensor freqs; /* F32 rope table [maxS', dr/2, 2] (kernels/yarn.h layout) */
+	dsv32_tensor embed; /* BF16 [V, dim]: the rank slices in rank order (the ParallelEmbedding
+			       all_reduce is exact: one rank contributes each row, §C.2) */
+	dsv32_tensor *head;   /* [W] local rows [V/W, dim] F32 */
+	dsv32_tensor norm;    /* F32 [dim] */
+	ref_layer *layers;
+} ref_model;
+
+static inline ref_model *ref_of(dsv32_model *m)
+{
+	return (ref_model *)m;
+}
+
+/* Scratch tensors of one call, freed together. */
+#define REF_POOL_MAX 96
+typedef struct {
+	dsv32_tensor t[REF_POOL_MAX];
+	int n;
+} ref_pool;
+
+/* Allocate a zero-filled scratch tensor on the device; NULL with err filled on failure. */
+dsv32_tensor *ref_pool_alloc(ref_model *m, ref_pool *p, dsv32_dtype dt, int ndim,
+			     const int64_t *shape, dsv32_error *err);
+void ref_pool_free(ref_model *m, ref_pool *p);
+
+/* A borrowed view of t's storage from element offset `off`, with a new shape (same dtype and
+ * device). */
+dsv32_tensor ref_view(const dsv32_tensor *t, int64_t off, int ndim, const int64_t *shape);
+
+/* weights.c */
+dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_error *err);
+void ref_weights_free(ref_model *m);
+dsv32_status ref_caches_alloc(ref_model *m, dsv32_error *err);
+
+/* tp.c: collectives over the in-process ranks (§C.4, §C.6, §C.8).
+ * all_reduce: parts[0..W) (BF16 row-parallel partials, or the MoE's F32 buffers) ->
+ *   out = round_out( ((f32(p0) + f32(p1)) + f32(p2)) + ... ) (rank order); W == 1: out =
+ *   round_out(p0) (the bf16 GEMM output itself, no fp32 detour, §C.4).
+ * all_gather: parts[r] [rows, n] -> out [rows, W·n] in rank order (exact). */
+dsv32_status ref_all_reduce(ref_model *m, dsv32_tensor *out, const dsv32_tensor *parts,
+			    dsv32_error *err);
+dsv32_status ref_all_gather(ref_model *m, dsv32_tensor *out, const dsv32_tensor *parts,
+			    dsv32_error *err);
+
+/* moe_router.c: dsv32_router with the reference Gate's parameters (kept in its own file
+ * because kernels/router.h and core/config.h both define dsv32_score_func). */
+dsv32_status ref_route(dsv32_backend *be, dsv32_tensor *w_out, dsv32_tensor *idx_out,
+		       const dsv32_tensor *logits, const dsv32_tensor *bias, int n_groups,
+		       int topk_groups, int topk, float route_scale, bool softmax, dsv32_error *err);
+
+/* ref_ops_tmp.c: ops missing from kernels/ (TODO: move to kernels/elementwise.h).
+ * ref_tmp_mul:  y = round_y(f32(a) · f32(b)), same numel, BF16|F32.
+ * ref_tmp_index_add_scaled: y F32 [T, D]; x BF16|F32 [n, D]; rows I64 [n]; w F32 [n]:
+ *   y[rows[i], :] = y[rows[i], :] + (f32(x[i, :]) · w[i])   (product rounded to fp32, then the
+ *   fp32 add; no FMA) -- the reference's `y[idx] += expert(x[idx]) * weights[idx, top, None]`.
+ *   rows must be distinct. */
+dsv32_status ref_tmp_mul(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *a,
+			 const dsv32_tensor *b, dsv32_error *err);
+dsv32_status ref_tmp_index_add_scaled(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+				      const dsv32_tensor *rows, const dsv32_tensor *w,
+				      dsv32_error *err);
+
+/* taps.c */
+bool ref_taps_on(const ref_model *m);
+/* Emit a device tensor under a printf-formatted name, viewed with the given canonical shape
+ * (ndim 0: the tensor's own shape). */
+dsv32_status ref_tap(ref_model *m, const dsv32_tensor *t, int ndim, const int64_t *shape,
+		     dsv32_error *err, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/* Emit rows [0,B) x positions [P, P+S) of a cache [maxB, maxS, d] as [B, S, d] (F8 as F32). */
+dsv32_status ref_tap_cache(ref_model *m, const dsv32_tensor *cache, int64_t B, int64_t S,
+			   int64_t P, dsv32_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+
+/* Scratch tensors on the backend device. */
+dsv32_status ref_alloc(ref_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim,
+		       const int64_t *shape, dsv32_error *err);
+void ref_free(ref_model *m, dsv32_tensor *t);
+
+/* model.c: one Linear (§A.1 / §B.3) */
+dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,
+			dsv32_error *err);
+
+/* attn.c: MLA of one layer. x: attn_norm output [B,S,dim]; out: [B,S,dim] (after wo and the
+ * all-reduce). Writes the caches at [P, E). */
+dsv32_status ref_attn_forward(ref_model *m, int layer, const dsv32_tensor *x, int64_t B,
+			      int64_t S, int64_t P, dsv32_tensor *out, dsv32_error *err);
+/* attn.c: write rows [0,B) x [P, P+S) of a BF16/F32 cache [maxB, maxS, d] from x [B, S, d]. */
+dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
+			     int64_t S, int64_t P, dsv32_error *err);
+/* indexer.c: top-k indices I64 [B,S,k], k = min(index_topk, E). qr: q_norm output [B,S,ql]. */
+dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
+				 const dsv32_tensor *qr, int64_t B, int64_t S, int64_t P,
+				 dsv32_tensor *topk, dsv32_error *err);
+/* moe.c / mlp.c: FFN of one layer. x: ffn_norm output [B,S,dim]; out [B,S,dim]. */
+dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int64_t B, int64_t S,
+			     dsv32_tensor *out, dsv32_error *err);
+dsv32_status ref_mlp_forward(ref_model *m, int layer, const dsv32_tensor *x, int64_t B, int64_t S,
+			     dsv32_tensor *out, dsv32_error *err);
+/* One MLP (w1, w3, w2) on x: out = w2(bf16(silu(w1 x) · w3 x)), bf16 partial (no reduce). */
+dsv32_status ref_mlp_apply(ref_model *m, const ref_lin *w1, const ref_lin *w3, const ref_lin *w2,
+			   const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err);
+
+#endif
