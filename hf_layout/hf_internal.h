@@ -1,0 +1,107 @@
+/* hf_internal.h: private structures of hf_layout/ (weights, cache, per-forward context) and the
+ * helpers the model parts share. Not included outside hf_layout/. */
+#ifndef DSV32_HF_INTERNAL_H
+#define DSV32_HF_INTERNAL_H
+
+#include "hf_layout/hf_model.h"
+#include "kernels/backend.h"
+
+typedef struct {
+	dsv32_tensor input_ln, post_ln;                  /* [dim] */
+	dsv32_tensor q_a, q_a_ln, q_b;                   /* [qr,dim], [qr], [H*192,qr] */
+	dsv32_tensor kv_a, kv_a_ln, kv_b;                /* [kvr+64,dim], [kvr], [H*(nope+v),kvr] */
+	dsv32_tensor o_proj;                             /* [dim, H*v] */
+	dsv32_tensor ix_wq_b, ix_wk, ix_kn_w, ix_kn_b, ix_wproj;
+	/* dense FFN, or the shared expert of a MoE layer */
+	dsv32_tensor gate, up, down;
+	bool moe;
+	dsv32_tensor router_w, router_bias;              /* F32 [E,dim], F32 [E] */
+	dsv32_tensor *e_gate, *e_up, *e_down;            /* [E] each */
+} hf_layer_w;
+
+typedef struct {
+	dsv32_tensor kv;      /* [Bc, Tc, kv_lora_rank] normed latent */
+	dsv32_tensor krot;    /* [Bc, Tc, rope] rotated shared key, HF half-split order */
+	dsv32_tensor ikey;    /* [Bc, Tc, index_head_dim] indexer keys (post-RoPE) */
+} hf_layer_cache;
+
+typedef struct {
+	dsv32_model base;
+	dsv32_backend *be;
+	dsv32_dtype act;               /* BF16 (bf16 profile) or F32 (fp32 profile) */
+	dsv32_tensor embed, norm, lm_head;
+	hf_layer_w *layers;
+	hf_layer_cache *cache;
+	int64_t cap_b, cap_t;          /* cache capacity */
+	int64_t cache_b, cache_len;    /* batch of the cached sequence, cached positions */
+	int64_t *pad;                  /* host [cap_b * cap_t] 2-D attention mask of the sequence */
+	float inv_freq[128];            /* rope_dim/2 <= 128 */
+	double attn_factor;
+	float scaling;                 /* fp32(softmax scale of MLA) */
+} hf_model;
+
+/* Per-forward state shared by the layers. */
+typedef struct {
+	int64_t B, S, past, T;
+	dsv32_tensor cos, sin;         /* [B, S, rope] act dtype */
+	dsv32_tensor causal;           /* [B, S, T] act dtype: 0 / finfo.min (causal + padding) */
+	dsv32_tensor pad_dev;          /* I64 [B, T] on device */
+} hf_fwd;
+
+/* ---- helpers (model.c) ---- */
+dsv32_status hf_alloc(hf_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim, const int64_t *shape,
+		      dsv32_error *err);
+void hf_free(hf_model *m, dsv32_tensor *t);
+/* A borrowed view of base's storage starting at element elem_off. */
+dsv32_tensor hf_view(const dsv32_tensor *base, int64_t elem_off, int ndim, const int64_t *shape);
+/* Emit a tap (downloads device tensors to the host first). No-op without a sink. */
+dsv32_status hf_tap(hf_model *m, const char *name, const dsv32_tensor *t, dsv32_error *err);
+dsv32_status hf_tapf(hf_model *m, const dsv32_tensor *t, dsv32_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+bool hf_taps_on(const hf_model *m);
+
+#define HF_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+
+/* ---- parts ---- */
+dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err);   /* weights.c */
+void hf_weights_free(hf_model *m);
+dsv32_status hf_cache_init(hf_model *m, dsv32_error *err);                      /* cache.c */
+void hf_cache_free(hf_model *m);
+/* Write rows [past, past+S) of batch rows [0,B) of cache buffer c ([Bc,Tc,D]) from x [B,S,D]. */
+dsv32_status hf_cache_write(hf_model *m, dsv32_tensor *c, const dsv32_tensor *x, int64_t past,
+			    dsv32_error *err);
+dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *x,
+			  dsv32_tensor *out, dsv32_error *err);                 /* attn.c */
+dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *x,
+			const dsv32_tensor *q_lat, dsv32_tensor *topk, dsv32_error *err); /* indexer.c */
+dsv32_status hf_mlp(hf_model *m, const dsv32_tensor *gate, const dsv32_tensor *up,
+		    const dsv32_tensor *down, const dsv32_tensor *x, dsv32_tensor *out,
+		    dsv32_error *err);                                          /* mlp.c */
+dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *out,
+		    dsv32_error *err);                                          /* moe.c */
+/* Router glue (moe_router.c; kept apart because kernels/router.h and core/config.h both
+ * define dsv32_score_func). weights F32 [N,k], idx I64 [N,k]. */
+dsv32_status hf_route(dsv32_backend *be, dsv32_tensor *weights, dsv32_tensor *idx,
+		      const dsv32_tensor *logits, const dsv32_tensor *bias, int n_groups,
+		      int topk_groups, int topk, float route_scale, bool norm_topk_prob,
+		      dsv32_error *err);
+/* rope channel taps in reference order (taps.c): x [B,S,H,W] or [B,S,W], rope cols at off. */
+dsv32_status hf_tap_rope(hf_model *m, const char *name, const dsv32_tensor *x, int64_t off,
+			 dsv32_error *err);
+
+/* TEMPORARY ops (hf_ops_tmp.c), TODO: move to kernels/ as MoE combine ops with CPU and CUDA
+ * bodies (no such op exists in kernels/ yet). Host arithmetic; device tensors go through host
+ * copies, so they work on either backend.
+ * hf_moe_accumulate_tmp: y [n, D] (act dtype), for each row r: p = fp32(y[r]) · w[r] (fp32).
+ *   eager == false: acc F32 [N*K, D], acc[dst[r]] = p (the grouped_mm per-slot product).
+ *   eager == true:  acc act [N, D], acc[dst[r]] = R(acc[dst[r]] + R(p)), R = rounding to acc's
+ *                   dtype (bf16 index_add_ of the bf16-cast product).
+ * hf_moe_slot_sum_tmp: out [N, D] = R( ((p_0 + p_1) + p_2) + ... ) over the K slots of
+ *   slots [N*K, D] (fp32, slot order; torch's sum(dim=1) over [N,K,D]), one rounding. */
+dsv32_status hf_moe_accumulate_tmp(dsv32_backend *be, dsv32_tensor *acc, const dsv32_tensor *y,
+				   const int64_t *dst, const float *w, int64_t n, bool eager,
+				   dsv32_error *err);
+dsv32_status hf_moe_slot_sum_tmp(dsv32_backend *be, dsv32_tensor *out, const dsv32_tensor *slots,
+				 int64_t K, dsv32_error *err);
+
+#endif

@@ -1,0 +1,423 @@
+/* model.c: open/close, the HF forward (DeepseekV32ForCausalLM.forward, hf_layout.md §3.2, §4.2
+ * mask, §5 decoder layer, §7 LM head) and the common dsv32_model vtable. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_layout/hf_internal.h"
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/yarn.h"
+
+/* ---- helpers ---- */
+dsv32_status hf_alloc(hf_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim, const int64_t *shape,
+		      dsv32_error *err)
+{
+	return dsv32_backend_alloc(m->be, t, dt, ndim, shape, err);
+}
+
+void hf_free(hf_model *m, dsv32_tensor *t)
+{
+	if (t->data)
+		dsv32_backend_free(m->be, t);
+	memset(t, 0, sizeof *t);
+}
+
+dsv32_tensor hf_view(const dsv32_tensor *base, int64_t elem_off, int ndim, const int64_t *shape)
+{
+	dsv32_tensor v = dsv32_tensor_view((char *)base->data + (size_t)elem_off *
+							dsv32_dtype_size(base->dtype),
+					   base->dtype, ndim, shape);
+	v.device = base->device;
+	return v;
+}
+
+bool hf_taps_on(const hf_model *m)
+{
+	return m->base.taps.on_tap != NULL;
+}
+
+dsv32_status hf_tap(hf_model *m, const char *name, const dsv32_tensor *t, dsv32_error *err)
+{
+	if (!hf_taps_on(m))
+		return DSV32_OK;
+	if (t->device == DSV32_DEV_CPU) {
+		m->base.taps.on_tap(m->base.taps.user, name, t);
+		return DSV32_OK;
+	}
+	dsv32_tensor h;
+	DSV32_TRY(dsv32_tensor_alloc(&h, t->dtype, t->ndim, t->shape, err));
+	dsv32_status rc = dsv32_backend_download(m->be, h.data, t->data, dsv32_tensor_nbytes(t), err);
+	if (rc == DSV32_OK)
+		m->base.taps.on_tap(m->base.taps.user, name, &h);
+	dsv32_tensor_free(&h);
+	return rc;
+}
+
+dsv32_status hf_tapf(hf_model *m, const dsv32_tensor *t, dsv32_error *err, const char *fmt, ...)
+{
+	if (!hf_taps_on(m))
+		return DSV32_OK;
+	char name[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof name, fmt, ap);
+	va_end(ap);
+	return hf_tap(m, name, t, err);
+}
+
+static hf_model *HF(dsv32_model *m)
+{
+	return (hf_model *)m;
+}
+
+/* ---- per-forward context: cos/sin from position_ids, the causal + padding mask ---- */
+static void fwd_free(hf_model *m, hf_fwd *f)
+{
+	hf_free(m, &f->cos);
+	hf_free(m, &f->sin);
+	hf_free(m, &f->causal);
+	hf_free(m, &f->pad_dev);
+}
+
+static dsv32_status fwd_begin(hf_model *m, hf_fwd *f, int64_t B, int64_t S, int64_t past,
+			      const int64_t *amask, const int64_t *pos_in, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	memset(f, 0, sizeof *f);
+	if (B < 1 || S < 1)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf forward: B = %lld, S = %lld, expected >= 1",
+				  (long long)B, (long long)S);
+	if (past > 0 && B != m->cache_b)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "hf forward: batch %lld, but the cache holds a sequence of batch %lld "
+				  "(reset the model for a new sequence)", (long long)B,
+				  (long long)m->cache_b);
+	if (B > m->cap_b)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf forward: batch %lld above the cache capacity %lld",
+				  (long long)B, (long long)m->cap_b);
+	if (past + S > m->cap_t)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "hf forward: cache length %lld + %lld new tokens exceeds the cache "
+				  "capacity %lld (max_seq_len)", (long long)past, (long long)S,
+				  (long long)m->cap_t);
+	f->B = B, f->S = S, f->past = past, f->T = past + S;
+	int64_t T = f->T, R = c->qk_rope_head_dim;
+
+	int64_t *pos = malloc(sizeof(int64_t) * (size_t)(B * S));
+	int64_t *pad = malloc(sizeof(int64_t) * (size_t)(B * T));
+	dsv32_status rc = DSV32_OK;
+	if (!pos || !pad) {
+		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "hf forward: positions");
+		goto out;
+	}
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t s = 0; s < S; s++) {
+			int64_t p = pos_in ? pos_in[b * S + s] : past + s;
+			if (p < 0 || p >= (int64_t)1 << 40) {
+				rc = DSV32_FAIL(err, DSV32_E_USAGE,
+						"hf forward: position_ids[%lld][%lld] = %lld, expected "
+						"a non-negative position", (long long)b, (long long)s,
+						(long long)p);
+				goto out;
+			}
+			pos[b * S + s] = p;
+		}
+	/* HF folds the 2-D mask it is given (covering past + new tokens) into the causal mask;
+	 * without one every key is attended */
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t t = 0; t < T; t++) {
+			int64_t v = amask ? amask[b * T + t] : 1;
+			if (v != 0 && v != 1) {
+				rc = DSV32_FAIL(err, DSV32_E_USAGE,
+						"hf forward: attention_mask[%lld][%lld] = %lld, expected 0 or 1",
+						(long long)b, (long long)t, (long long)v);
+				goto out;
+			}
+			pad[b * T + t] = v;
+			m->pad[b * m->cap_t + t] = v;
+		}
+	rc = hf_alloc(m, &f->cos, m->act, 3, HF_SHAPE(B, S, R), err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &f->sin, m->act, 3, HF_SHAPE(B, S, R), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_yarn_hf_cos_sin(m->be, &f->cos, &f->sin, m->inv_freq, m->attn_factor, pos,
+					   B, S, err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &f->pad_dev, DSV32_I64, 2, HF_SHAPE(B, T), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(m->be, f->pad_dev.data, pad, sizeof(int64_t) * (size_t)(B * T),
+					  err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &f->causal, m->act, 3, HF_SHAPE(B, S, T), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_attn_mask_hf(m->be, &f->causal, NULL, &f->pad_dev, past, err);
+out:
+	free(pos);
+	free(pad);
+	if (rc != DSV32_OK)
+		fwd_free(m, f);
+	return rc;
+}
+
+/* One decoder layer (DeepseekV32DecoderLayer.forward): h [B,S,dim] is updated in place. */
+static dsv32_status layer_step(hf_model *m, int li, const hf_fwd *f, dsv32_tensor *h,
+			       dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	hf_layer_w *w = &m->layers[li];
+	dsv32_tensor x = {0}, a = {0};
+	const int64_t *shp = h->shape;
+	dsv32_status rc = hf_alloc(m, &x, m->act, 3, shp, err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &a, m->act, 3, shp, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_rmsnorm_hf(m->be, &x, h, &w->input_ln, c->rms_norm_eps, err);
+	if (rc == DSV32_OK)
+		rc = hf_tapf(m, &x, err, "layers.%d.attn_norm", li);
+	if (rc == DSV32_OK)
+		rc = hf_attention(m, li, f, &x, &a, err);
+	if (rc == DSV32_OK)
+		rc = hf_tapf(m, &a, err, "layers.%d.attn.out", li);
+	if (rc == DSV32_OK)
+		rc = dsv32_add(m->be, h, h, &a, err); /* residual + attn (one add, act dtype) */
+	if (rc == DSV32_OK)
+		rc = hf_tapf(m, h, err, "layers.%d.attn_residual", li);
+	if (rc == DSV32_OK)
+		rc = dsv32_rmsnorm_hf(m->be, &x, h, &w->post_ln, c->rms_norm_eps, err);
+	if (rc == DSV32_OK)
+		rc = hf_tapf(m, &x, err, "layers.%d.ffn_norm", li);
+	if (rc == DSV32_OK)
+		rc = w->moe ? hf_moe(m, li, &x, &a, err)
+			    : hf_mlp(m, &w->gate, &w->up, &w->down, &x, &a, err);
+	if (rc == DSV32_OK)
+		rc = hf_tapf(m, &a, err, "layers.%d.ffn.out", li);
+	if (rc == DSV32_OK)
+		rc = dsv32_add(m->be, h, h, &a, err);
+	if (rc == DSV32_OK)
+		rc = hf_tapf(m, h, err, "layers.%d.out", li);
+	hf_free(m, &x);
+	hf_free(m, &a);
+	return rc;
+}
+
+dsv32_status dsv32_hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t B, int64_t S,
+			      const int64_t *attention_mask, const int64_t *position_ids,
+			      int64_t logits_to_keep, dsv32_tensor *logits_out, dsv32_error *err)
+{
+	hf_model *m = HF(mm);
+	const dsv32_config *c = &m->base.cfg;
+	int64_t D = c->dim, V = c->vocab_size;
+	if (logits_to_keep < 0)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf forward: logits_to_keep = %lld, expected >= 0",
+				  (long long)logits_to_keep);
+	for (int64_t i = 0; i < B * S; i++)
+		if (input_ids[i] < 0 || input_ids[i] >= V)
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "hf forward: input_ids[%lld][%lld] = %lld outside the "
+					  "vocabulary [0, %lld)", (long long)(i / S), (long long)(i % S),
+					  (long long)input_ids[i], (long long)V);
+	hf_fwd f;
+	int64_t past = m->cache_len;
+	DSV32_TRY(fwd_begin(m, &f, B, S, past, attention_mask, position_ids, err));
+	int64_t keep = logits_to_keep == 0 || logits_to_keep > S ? S : logits_to_keep;
+	dsv32_tensor ids = {0}, h = {0}, y = {0}, lg = {0};
+	dsv32_status rc = hf_alloc(m, &ids, DSV32_I64, 2, HF_SHAPE(B, S), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(m->be, ids.data, input_ids, sizeof(int64_t) * (size_t)(B * S),
+					  err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &h, m->act, 3, HF_SHAPE(B, S, D), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_embedding(m->be, &h, &m->embed, &ids, err);
+	if (rc == DSV32_OK)
+		rc = hf_tap(m, "embed", &h, err);
+	if (rc == DSV32_OK)
+		m->cache_b = B; /* the layers write the cache rows of this batch */
+	for (int li = 0; rc == DSV32_OK && li < (int)c->n_layers; li++)
+		rc = layer_step(m, li, &f, &h, err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &y, m->act, 3, HF_SHAPE(B, S, D), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_rmsnorm_hf(m->be, &y, &h, &m->norm, c->rms_norm_eps, err);
+	if (rc == DSV32_OK)
+		rc = hf_tap(m, "final_norm", &y, err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &lg, m->act, 3, HF_SHAPE(B, keep, V), err);
+	for (int64_t b = 0; rc == DSV32_OK && b < B; b++) { /* lm_head on the kept positions */
+		dsv32_tensor xv = hf_view(&y, (b * S + S - keep) * D, 2, HF_SHAPE(keep, D));
+		dsv32_tensor lv = hf_view(&lg, b * keep * V, 2, HF_SHAPE(keep, V));
+		rc = dsv32_gemm(m->be, &lv, &xv, &m->lm_head, err);
+	}
+	if (rc == DSV32_OK)
+		rc = hf_tap(m, "logits", &lg, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_tensor_alloc(logits_out, m->act, 3, HF_SHAPE(B, keep, V), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_download(m->be, logits_out->data, lg.data, dsv32_tensor_nbytes(&lg),
+					    err);
+	if (rc == DSV32_OK)
+		m->cache_len = past + S;
+	else if (past == 0)
+		m->cache_b = 0;
+	hf_free(m, &ids);
+	hf_free(m, &h);
+	hf_free(m, &y);
+	hf_free(m, &lg);
+	fwd_free(m, &f);
+	return rc;
+}
+
+int64_t dsv32_hf_cache_length(const dsv32_model *m)
+{
+	return ((const hf_model *)m)->cache_len;
+}
+
+/* ---- the common vtable ---- */
+static dsv32_status vt_forward(dsv32_model *mm, const int64_t *tokens, int64_t B, int64_t S,
+			       int64_t start_pos, dsv32_tensor *logits_out, dsv32_error *err)
+{
+	hf_model *m = HF(mm);
+	if (start_pos != m->cache_len)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "hf forward: start_pos %lld does not match the cache length %lld "
+				  "(the HF cache appends; reset for a new sequence)",
+				  (long long)start_pos, (long long)m->cache_len);
+	dsv32_tensor lg = {0};
+	DSV32_TRY(dsv32_hf_forward(mm, tokens, B, S, NULL, NULL, 1, &lg, err));
+	int64_t V = mm->cfg.vocab_size;
+	dsv32_status rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, HF_SHAPE(B, V), err);
+	if (rc == DSV32_OK)
+		dsv32_convert(logits_out->data, DSV32_F32, lg.data, lg.dtype, (size_t)(B * V));
+	dsv32_tensor_free(&lg);
+	return rc;
+}
+
+static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_tensor *hidden_in,
+				     int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err)
+{
+	hf_model *m = HF(mm);
+	const dsv32_config *c = &mm->cfg;
+	if (layer < 0 || layer >= (int)c->n_layers)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf layer_forward: layer %d outside [0, %lld)",
+				  layer, (long long)c->n_layers);
+	if (hidden_in->ndim != 3 || hidden_in->shape[2] != c->dim)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "hf layer_forward: hidden_in must be [B, S, %lld]",
+				  (long long)c->dim);
+	if (layer == 0 && start_pos != m->cache_len)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "hf layer_forward: start_pos %lld does not match the cache length %lld",
+				  (long long)start_pos, (long long)m->cache_len);
+	int64_t B = hidden_in->shape[0], S = hidden_in->shape[1];
+	hf_fwd f;
+	DSV32_TRY(fwd_begin(m, &f, B, S, start_pos, NULL, NULL, err));
+	dsv32_tensor h = {0}, tmp = {0};
+	dsv32_status rc = hf_alloc(m, &h, m->act, 3, hidden_in->shape, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_tensor_alloc(&tmp, m->act, 3, hidden_in->shape, err);
+	if (rc == DSV32_OK && !dsv32_convert(tmp.data, m->act, hidden_in->data, hidden_in->dtype,
+					     (size_t)dsv32_tensor_numel(hidden_in)))
+		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "hf layer_forward: hidden_in dtype %s",
+				dsv32_dtype_name(hidden_in->dtype));
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(m->be, h.data, tmp.data, dsv32_tensor_nbytes(&tmp), err);
+	if (rc == DSV32_OK) {
+		m->cache_b = B;
+		rc = layer_step(m, layer, &f, &h, err);
+	}
+	if (rc == DSV32_OK)
+		rc = dsv32_tensor_alloc(hidden_out, m->act, 3, hidden_in->shape, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_download(m->be, hidden_out->data, h.data, dsv32_tensor_nbytes(&h),
+					    err);
+	if (rc == DSV32_OK && layer == (int)c->n_layers - 1)
+		m->cache_len = start_pos + S;
+	dsv32_tensor_free(&tmp);
+	hf_free(m, &h);
+	fwd_free(m, &f);
+	return rc;
+}
+
+static void vt_reset(dsv32_model *mm)
+{
+	HF(mm)->cache_len = 0;
+	HF(mm)->cache_b = 0;
+}
+
+static void vt_close(dsv32_model *mm)
+{
+	hf_model *m = HF(mm);
+	if (!m)
+		return;
+	hf_cache_free(m);
+	hf_weights_free(m);
+	dsv32_backend_destroy(m->be);
+	free(m);
+}
+
+static const dsv32_model_vtbl hf_vtbl = {
+	.layout = "hf",
+	.forward = vt_forward,
+	.layer_forward = vt_layer_forward,
+	.reset = vt_reset,
+	.close = vt_close,
+};
+
+dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const dsv32_model_opts *opts,
+			   dsv32_error *err)
+{
+	*out = NULL;
+	hf_model *m = calloc(1, sizeof *m);
+	if (!m)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf: model");
+	m->base.vt = &hf_vtbl;
+	if (opts)
+		m->base.opts = *opts;
+	else
+		dsv32_model_opts_default(&m->base.opts);
+	const dsv32_model_opts *o = &m->base.opts;
+	dsv32_config *c = &m->base.cfg;
+	char path[4096];
+	bool is_hf = false;
+	snprintf(path, sizeof path, "%s/config.json", ckpt_dir);
+	dsv32_status rc = dsv32_config_load(c, path, &is_hf, err);
+	if (rc == DSV32_OK && !is_hf)
+		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: not an HF config.json (no model_type / hidden_size)",
+				path);
+	if (rc == DSV32_OK)
+		rc = dsv32_config_validate(c, 0, err);
+	if (rc == DSV32_OK && c->qk_rope_head_dim / 2 > 128)
+		rc = DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: qk_rope_head_dim %lld above 256", path,
+				(long long)c->qk_rope_head_dim);
+	if (rc != DSV32_OK)
+		goto fail;
+	m->act = o->profile == DSV32_PROFILE_FP32 ? DSV32_F32 : DSV32_BF16;
+	m->cap_b = o->max_batch_size > 0 ? o->max_batch_size : c->max_batch_size;
+	m->cap_t = o->max_seq_len > 0 ? o->max_seq_len
+				      : (c->max_position_embeddings < 4096 ? c->max_position_embeddings
+									     : 4096);
+	if (m->cap_b < 1 || m->cap_t < 1) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "hf: cache capacity %lld x %lld",
+				(long long)m->cap_b, (long long)m->cap_t);
+		goto fail;
+	}
+	dsv32_yarn_params yp;
+	dsv32_yarn_params_from_config(&yp, c);
+	dsv32_yarn_hf_inv_freq(&yp, m->inv_freq, &m->attn_factor);
+	m->scaling = (float)dsv32_softmax_scale_hf(dsv32_config_qk_head_dim(c), &yp);
+	rc = dsv32_backend_create(&m->be, o->device, err);
+	if (rc == DSV32_OK)
+		rc = hf_weights_load(m, ckpt_dir, err);
+	if (rc == DSV32_OK)
+		rc = hf_cache_init(m, err);
+	if (rc != DSV32_OK)
+		goto fail;
+	*out = &m->base;
+	return DSV32_OK;
+fail:
+	vt_close(&m->base);
+	return rc;
+}

@@ -1,0 +1,202 @@
+/* weights.c: load an HF checkpoint into the dtypes transformers gives each parameter under a
+ * bf16 load (hf_layout.md §2; transformers 5.24 _keep_in_fp32_modules_strict =
+ * [e_score_correction_bias, gate.weight]): everything bf16 except the router weight and bias
+ * (fp32). fp8 e4m3 matrices with weight_scale_inv are dequantized (dsv32_weight_dequant: fp32
+ * product per 128x128 block, one RNE to bf16), as transformers' dequantizing load does.
+ * fp32 profile: every parameter F32. MTP layers are never read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/safetensors.h"
+#include "hf_layout/hf_internal.h"
+#include "kernels/fp8.h"
+
+typedef struct {
+	hf_model *m;
+	dsv32_ckpt *ck;
+	dsv32_backend *cpu; /* host backend for the fp8 dequant */
+} loader;
+
+/* Load `name` as a device tensor of dtype dt with the expected shape. */
+static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_dtype dt, int ndim,
+			 const int64_t *shape, dsv32_error *err)
+{
+	dsv32_tensor src, host = {0};
+	dsv32_status rc = dsv32_ckpt_tensor(L->ck, name, &src, err);
+	if (rc != DSV32_OK)
+		return rc;
+	if (src.ndim != ndim || memcmp(src.shape, shape, sizeof(int64_t) * (size_t)ndim) != 0) {
+		char a[96], b[96];
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", name,
+				  dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
+				  dsv32_shape_str(b, sizeof b, ndim, shape));
+	}
+	rc = dsv32_tensor_alloc(&host, dt, ndim, shape, err);
+	if (rc != DSV32_OK)
+		return rc;
+	if (src.dtype == DSV32_F8_E4M3) {
+		char sname[512];
+		dsv32_tensor scale;
+		snprintf(sname, sizeof sname, "%s_scale_inv", name);
+		rc = dsv32_ckpt_tensor(L->ck, sname, &scale, err);
+		if (rc != DSV32_OK) {
+			dsv32_error_prefix(err, "%s is F8_E4M3 without %s", name, sname);
+			goto out_free;
+		}
+		rc = dsv32_weight_dequant(L->cpu, &host, &src, &scale, err);
+		if (rc != DSV32_OK)
+			goto out_free;
+	} else if (src.dtype == DSV32_BF16 || src.dtype == DSV32_F32) {
+		if (!dsv32_convert(host.data, dt, src.data, src.dtype, (size_t)dsv32_tensor_numel(&src))) {
+			rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: cannot convert %s to %s", name,
+					dsv32_dtype_name(src.dtype), dsv32_dtype_name(dt));
+			goto out_free;
+		}
+	} else {
+		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected BF16, F32 or F8_E4M3",
+				name, dsv32_dtype_name(src.dtype));
+		goto out_free;
+	}
+	rc = hf_alloc(L->m, out, dt, ndim, shape, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(L->m->be, out->data, host.data, dsv32_tensor_nbytes(&host), err);
+out_free:
+	dsv32_tensor_free(&host);
+	return rc;
+}
+
+#define LD(dst, dt, nd, ...)                                                              \
+	do {                                                                              \
+		rc = load(L, (dst), nm, (dt), (nd), HF_SHAPE(__VA_ARGS__), err);           \
+		if (rc != DSV32_OK)                                                       \
+			return rc;                                                        \
+	} while (0)
+#define NAME(...) snprintf(nm, sizeof nm, __VA_ARGS__)
+
+static dsv32_status load_layer(loader *L, int i, dsv32_error *err)
+{
+	hf_model *m = L->m;
+	const dsv32_config *c = &m->base.cfg;
+	hf_layer_w *w = &m->layers[i];
+	dsv32_dtype a = m->act, f32 = DSV32_F32;
+	int64_t D = c->dim, H = c->n_heads, qk = dsv32_config_qk_head_dim(c), R = c->qk_rope_head_dim;
+	int64_t IH = c->index_n_heads, ID = c->index_head_dim;
+	char nm[256];
+	dsv32_status rc;
+	const char *p = "model.layers";
+
+	NAME("%s.%d.input_layernorm.weight", p, i); LD(&w->input_ln, a, 1, D);
+	NAME("%s.%d.post_attention_layernorm.weight", p, i); LD(&w->post_ln, a, 1, D);
+	NAME("%s.%d.self_attn.q_a_proj.weight", p, i); LD(&w->q_a, a, 2, c->q_lora_rank, D);
+	NAME("%s.%d.self_attn.q_a_layernorm.weight", p, i); LD(&w->q_a_ln, a, 1, c->q_lora_rank);
+	NAME("%s.%d.self_attn.q_b_proj.weight", p, i); LD(&w->q_b, a, 2, H * qk, c->q_lora_rank);
+	NAME("%s.%d.self_attn.kv_a_proj_with_mqa.weight", p, i);
+		LD(&w->kv_a, a, 2, c->kv_lora_rank + R, D);
+	NAME("%s.%d.self_attn.kv_a_layernorm.weight", p, i); LD(&w->kv_a_ln, a, 1, c->kv_lora_rank);
+	NAME("%s.%d.self_attn.kv_b_proj.weight", p, i);
+		LD(&w->kv_b, a, 2, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank);
+	NAME("%s.%d.self_attn.o_proj.weight", p, i); LD(&w->o_proj, a, 2, D, H * c->v_head_dim);
+	NAME("%s.%d.self_attn.indexer.wq_b.weight", p, i); LD(&w->ix_wq_b, a, 2, IH * ID, c->q_lora_rank);
+	NAME("%s.%d.self_attn.indexer.wk.weight", p, i); LD(&w->ix_wk, a, 2, ID, D);
+	NAME("%s.%d.self_attn.indexer.k_norm.weight", p, i); LD(&w->ix_kn_w, a, 1, ID);
+	NAME("%s.%d.self_attn.indexer.k_norm.bias", p, i); LD(&w->ix_kn_b, a, 1, ID);
+	/* bf16 under a bf16 load: _keep_in_fp32_modules applies to float16 loads only */
+	NAME("%s.%d.self_attn.indexer.weights_proj.weight", p, i); LD(&w->ix_wproj, a, 2, IH, D);
+
+	w->moe = dsv32_config_layer_is_moe(c, i);
+	if (!w->moe) {
+		NAME("%s.%d.mlp.gate_proj.weight", p, i); LD(&w->gate, a, 2, c->inter_dim, D);
+		NAME("%s.%d.mlp.up_proj.weight", p, i); LD(&w->up, a, 2, c->inter_dim, D);
+		NAME("%s.%d.mlp.down_proj.weight", p, i); LD(&w->down, a, 2, D, c->inter_dim);
+		return DSV32_OK;
+	}
+	int64_t E = c->n_routed_experts, I = c->moe_inter_dim, SI = I * c->n_shared_experts;
+	NAME("%s.%d.mlp.gate.weight", p, i); LD(&w->router_w, f32, 2, E, D);
+	NAME("%s.%d.mlp.gate.e_score_correction_bias", p, i); LD(&w->router_bias, f32, 1, E);
+	NAME("%s.%d.mlp.shared_experts.gate_proj.weight", p, i); LD(&w->gate, a, 2, SI, D);
+	NAME("%s.%d.mlp.shared_experts.up_proj.weight", p, i); LD(&w->up, a, 2, SI, D);
+	NAME("%s.%d.mlp.shared_experts.down_proj.weight", p, i); LD(&w->down, a, 2, D, SI);
+	w->e_gate = calloc((size_t)E, sizeof(dsv32_tensor));
+	w->e_up = calloc((size_t)E, sizeof(dsv32_tensor));
+	w->e_down = calloc((size_t)E, sizeof(dsv32_tensor));
+	if (!w->e_gate || !w->e_up || !w->e_down)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: expert table", i);
+	/* transformers fuses gate/up into gate_up_proj [E, 2I, D] (gate rows first); each output
+	 * element is its own dot product, so separate gate and up matrices give the same values */
+	for (int64_t e = 0; e < E; e++) {
+		NAME("%s.%d.mlp.experts.%lld.gate_proj.weight", p, i, (long long)e);
+			LD(&w->e_gate[e], a, 2, I, D);
+		NAME("%s.%d.mlp.experts.%lld.up_proj.weight", p, i, (long long)e);
+			LD(&w->e_up[e], a, 2, I, D);
+		NAME("%s.%d.mlp.experts.%lld.down_proj.weight", p, i, (long long)e);
+			LD(&w->e_down[e], a, 2, D, I);
+	}
+	return DSV32_OK;
+}
+
+dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	loader Lv = {.m = m}, *L = &Lv;
+	char nm[256];
+	dsv32_status rc = dsv32_ckpt_open(&L->ck, dir, err);
+	if (rc != DSV32_OK)
+		return rc;
+	rc = dsv32_backend_create(&L->cpu, DSV32_DEV_CPU, err);
+	if (rc != DSV32_OK)
+		goto out_close;
+	m->layers = calloc((size_t)c->n_layers, sizeof(hf_layer_w));
+	if (!m->layers) {
+		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "hf: layer table");
+		goto out_be;
+	}
+	NAME("model.embed_tokens.weight");
+	rc = load(L, &m->embed, nm, m->act, 2, HF_SHAPE(c->vocab_size, c->dim), err);
+	if (rc == DSV32_OK) {
+		NAME("model.norm.weight");
+		rc = load(L, &m->norm, nm, m->act, 1, HF_SHAPE(c->dim), err);
+	}
+	if (rc == DSV32_OK) {
+		NAME("lm_head.weight");
+		rc = load(L, &m->lm_head, nm, m->act, 2, HF_SHAPE(c->vocab_size, c->dim), err);
+	}
+	for (int i = 0; rc == DSV32_OK && i < (int)c->n_layers; i++)
+		rc = load_layer(L, i, err);
+	/* MTP layers (model.layers.{n_layers}..) are never read: transformers drops them
+	 * (_keys_to_ignore_on_load_unexpected) */
+out_be:
+	dsv32_backend_destroy(L->cpu);
+out_close:
+	dsv32_ckpt_close(L->ck);
+	return rc;
+}
+
+void hf_weights_free(hf_model *m)
+{
+	const dsv32_config *c = &m->base.cfg;
+	hf_free(m, &m->embed);
+	hf_free(m, &m->norm);
+	hf_free(m, &m->lm_head);
+	if (!m->layers)
+		return;
+	for (int i = 0; i < (int)c->n_layers; i++) {
+		hf_layer_w *w = &m->layers[i];
+		dsv32_tensor *all[] = {&w->input_ln, &w->post_ln, &w->q_a, &w->q_a_ln, &w->q_b,
+				       &w->kv_a, &w->kv_a_ln, &w->kv_b, &w->o_proj, &w->ix_wq_b,
+				       &w->ix_wk, &w->ix_kn_w, &w->ix_kn_b, &w->ix_wproj, &w->gate,
+				       &w->up, &w->down, &w->router_w, &w->router_bias};
+		for (size_t j = 0; j < sizeof all / sizeof all[0]; j++)
+			hf_free(m, all[j]);
+		for (int64_t e = 0; w->e_gate && e < c->n_routed_experts; e++) {
+			hf_free(m, &w->e_gate[e]);
+			hf_free(m, &w->e_up[e]);
+			hf_free(m, &w->e_down[e]);
+		}
+		free(w->e_gate);
+		free(w->e_up);
+		free(w->e_down);
+	}
+	free(m->layers);
+	m->layers = NULL;
+}
