@@ -1,0 +1,285 @@
+/* cmd_compare.c: `dsv32-parity compare`: run two implementations (or recordings) on the same
+ * weights and tokens and report drift per layer and per op (issues 7 and 8). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/cli_models.h"
+#include "compare/budget.h"
+#include "compare/provenance.h"
+#include "compare/runner.h"
+#include "compare/tapfile.h"
+#include "core/config.h"
+#include "core/fsutil.h"
+#include "core/tokens.h"
+#include "fixtures/generator.h"
+#include "reports/report.h"
+
+extern const char dsv32_default_budget_json[];
+
+typedef struct {
+	const char *checkpoint, *a, *b, *tokens, *mode, *budget, *json, *markdown, *html, *dump;
+	uint64_t prompt_len, seed, batch, decode_steps;
+	bool noise_floor, quiet;
+	char tmpdir[64]; /* the built-in model, when no checkpoint is given */
+} compare_args;
+
+static const char *summary =
+	"Runs side a and side b on the same weights and tokens, reduces every tap to drift metrics\n"
+	"and checks them against a budget. Sides: LAYOUT[:cpu|cuda][:bf16|fp32][:tp=W]\n"
+	"[:experts=eager] with LAYOUT ref|hf, or taps:FILE for a recording (docs/tap-format.md).\n"
+	"Without --checkpoint the built-in tiny model is generated in a temporary directory.\n"
+	"Exit: 0 every tap within budget, 1 a tap over budget or non-finite values, 2 bad input.";
+
+static int parse(compare_args *o, int argc, char **argv)
+{
+	memset(o, 0, sizeof *o);
+	o->a = "ref";
+	o->b = "hf";
+	o->mode = "both";
+	o->prompt_len = 24;
+	o->seed = 1;
+	o->batch = 2;
+	o->decode_steps = 3;
+	const dsv32_arg_opt opts[] = {
+		{"checkpoint", DSV32_ARG_STRING, &o->checkpoint, "DIR", "HF or reference checkpoint (default: built-in tiny)", false},
+		{"a", DSV32_ARG_STRING, &o->a, "SIDE", "side a (default ref)", false},
+		{"b", DSV32_ARG_STRING, &o->b, "SIDE", "side b (default hf)", false},
+		{"tokens", DSV32_ARG_STRING, &o->tokens, "IDS", "prompt ids '5,17,42;1,2,3' (rows by ';') or @FILE", false},
+		{"prompt-len", DSV32_ARG_U64, &o->prompt_len, "N", "random prompt length (default 24)", false},
+		{"seed", DSV32_ARG_U64, &o->seed, "S", "random prompt seed (default 1)", false},
+		{"batch", DSV32_ARG_U64, &o->batch, "B", "random prompt rows (default 2)", false},
+		{"decode-steps", DSV32_ARG_U64, &o->decode_steps, "N", "greedy decode steps after the prefill (default 3)", false},
+		{"mode", DSV32_ARG_CHOICE, &o->mode, "propagate|teacher-forced|both", "drift mode (default both)", false},
+		{"noise-floor", DSV32_ARG_FLAG, &o->noise_floor, NULL, "also run each side in fp32 and report drift / own noise", false},
+		{"budget", DSV32_ARG_STRING, &o->budget, "FILE", "budget JSON (default: the shipped budget)", false},
+		{"json", DSV32_ARG_STRING, &o->json, "FILE", "write the JSON report", false},
+		{"markdown", DSV32_ARG_STRING, &o->markdown, "FILE", "write the Markdown summary", false},
+		{"html", DSV32_ARG_STRING, &o->html, "FILE", "write the HTML report", false},
+		{"dump", DSV32_ARG_STRING, &o->dump, "FILE.h5", "keep every tap of both sides (HDF5: a/stepN, b/stepN)", false},
+		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "no table on stdout", false},
+	};
+	dsv32_arg_spec spec = {"compare", "[--checkpoint DIR] [--a SIDE] [--b SIDE] [options]",
+			       summary, opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
+	const char *pos[4];
+	int npos = 0;
+	return dsv32_args_parse(&spec, argc, argv, pos, &npos);
+}
+
+static void on_progress(void *user, int step, int n, const char *pass)
+{
+	(void)user;
+	fprintf(stderr, "\r[compare] %s step %d/%d ", pass, step + 1, n);
+	if (step + 1 == n)
+		fprintf(stderr, "\n");
+}
+
+static dsv32_status make_builtin(compare_args *o, dsv32_error *err)
+{
+	snprintf(o->tmpdir, sizeof o->tmpdir, "/tmp/dsv32-compare-XXXXXX");
+	if (!mkdtemp(o->tmpdir))
+		return DSV32_FAIL(err, DSV32_E_IO, "cannot create a temporary directory");
+	static char path[128];
+	snprintf(path, sizeof path, "%s/tiny", o->tmpdir);
+	o->checkpoint = path;
+	return dsv32_fixture_write("tiny", DSV32_WDTYPE_BF16, 0, path, 0, false, err);
+}
+
+static dsv32_status vocab_of(const char *ckpt, int64_t *vocab, dsv32_error *err)
+{
+	char p[4096];
+	dsv32_config c;
+	bool is_hf;
+	if (!dsv32_path_join(p, sizeof p, ckpt, "config.json"))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", ckpt);
+	DSV32_TRY(dsv32_config_load(&c, p, &is_hf, err));
+	*vocab = c.vocab_size;
+	return DSV32_OK;
+}
+
+static dsv32_status prompt_tokens(const compare_args *o, dsv32_tokens *t, dsv32_error *err)
+{
+	int64_t vocab = 0;
+	if (o->checkpoint)
+		DSV32_TRY(vocab_of(o->checkpoint, &vocab, err));
+	if (o->tokens)
+		return dsv32_tokens_load(t, o->tokens, vocab, err);
+	return dsv32_tokens_random(t, (int64_t)o->batch, (int64_t)o->prompt_len, vocab, o->seed, err);
+}
+
+static void add_provenance(dsv32_cmp_result *r, const compare_args *o, const dsv32_tokens *t)
+{
+	char buf[512];
+	dsv32_prov_add_build(r);
+	if (o->checkpoint) {
+		dsv32_cmp_result_prov(r, "checkpoint", o->tmpdir[0] ? "built-in tiny (seed 0)" : o->checkpoint);
+		char hex[65];
+		if (dsv32_checkpoint_fingerprint(o->checkpoint, hex, NULL) == DSV32_OK)
+			dsv32_cmp_result_prov(r, "weights_fingerprint_sha256", hex);
+		char p[4096];
+		char *cfg = NULL;
+		size_t len;
+		if (dsv32_path_join(p, sizeof p, o->checkpoint, "config.json") &&
+		    dsv32_read_file(p, 1 << 20, &cfg, &len, NULL) == DSV32_OK) {
+			dsv32_cmp_result_prov(r, "config", cfg);
+			free(cfg);
+		}
+	}
+	if (t->ids) {
+		size_t off = 0;
+		for (int64_t i = 0; i < t->rows * t->cols && off + 24 < sizeof buf; i++)
+			off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%lld",
+						i == 0 ? "" : (i % t->cols == 0 ? ";" : ","), (long long)t->ids[i]);
+		dsv32_cmp_result_prov(r, "tokens", buf);
+	}
+	snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
+	dsv32_cmp_result_prov(r, "seed", o->tokens ? "(tokens given)" : buf);
+	snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->decode_steps);
+	dsv32_cmp_result_prov(r, "decode_steps", buf);
+	dsv32_cmp_result_prov(r, "budget", o->budget ? o->budget : "built-in default (docs/budgets.md)");
+}
+
+/* fp32 twin of a live side, for the noise floor */
+static bool fp32_twin(const dsv32_side_spec *s, dsv32_side_spec *twin)
+{
+	if (s->kind != DSV32_SIDE_MODEL)
+		return false;
+	*twin = *s;
+	twin->opts.profile = DSV32_PROFILE_FP32;
+	snprintf(twin->label, sizeof twin->label, "%.100s (fp32 profile)", s->label);
+	return true;
+}
+
+static dsv32_status noise_floor(dsv32_cmp_config cfg, const dsv32_side_spec *a,
+				const dsv32_side_spec *b, dsv32_cmp_result *r, dsv32_error *err)
+{
+	dsv32_side_spec ta, tb;
+	dsv32_cmp_result fa, fb;
+	dsv32_cmp_result_init(&fa);
+	dsv32_cmp_result_init(&fb);
+	cfg.budget = NULL;
+	cfg.dump_a = cfg.dump_b = NULL;
+	cfg.local = false;
+	cfg.propagate = true;
+	dsv32_status rc = DSV32_OK;
+	if (fp32_twin(a, &ta))
+		rc = dsv32_cmp_run(&cfg, a, &ta, &fa, err);
+	if (rc == DSV32_OK && fp32_twin(b, &tb))
+		rc = dsv32_cmp_run(&cfg, b, &tb, &fb, err);
+	if (rc == DSV32_OK)
+		dsv32_cmp_apply_noise_floor(r, &fa, &fb);
+	dsv32_cmp_result_free(&fa);
+	dsv32_cmp_result_free(&fb);
+	return rc;
+}
+
+static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result *r,
+				  dsv32_tapstore *da, dsv32_tapstore *db, dsv32_error *err)
+{
+	if (o->json)
+		DSV32_TRY(dsv32_report_write_json(r, o->json, err));
+	if (o->markdown)
+		DSV32_TRY(dsv32_report_write_markdown(r, o->markdown, err));
+	if (o->html)
+		DSV32_TRY(dsv32_report_write_html(r, o->html, err));
+	if (o->dump) {
+		/* both sides in one store: "a/step0.embed", "b/step0.embed" */
+		dsv32_tapstore all;
+		dsv32_tapstore_init(&all);
+		dsv32_status rc = DSV32_OK;
+		for (int side = 0; side < 2 && rc == DSV32_OK; side++) {
+			dsv32_tapstore *s = side ? db : da;
+			for (size_t i = 0; i < s->n && rc == DSV32_OK; i++) {
+				char name[256];
+				snprintf(name, sizeof name, "%c/%s", side ? 'b' : 'a', s->e[i].name);
+				rc = dsv32_tapstore_put(&all, name, &s->e[i].t, err);
+			}
+		}
+		const char *keys[] = {"producer", "side_a", "side_b"};
+		const char *vals[] = {"dsv32-parity compare " DSV32_VERSION, r->side_a, r->side_b};
+		if (rc == DSV32_OK)
+			rc = dsv32_tapfile_write_h5(&all, o->dump, keys, vals, 3, err);
+		dsv32_tapstore_free(&all);
+		return rc;
+	}
+	return DSV32_OK;
+}
+
+static dsv32_status load_budget(const compare_args *o, dsv32_budget *b, dsv32_error *err)
+{
+	if (o->budget)
+		return dsv32_budget_load(b, o->budget, err);
+	return dsv32_budget_parse(b, dsv32_default_budget_json, "built-in budget", err);
+}
+
+static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
+{
+	dsv32_side_spec a, b;
+	DSV32_TRY(dsv32_side_parse(o->a, &a, err));
+	DSV32_TRY(dsv32_side_parse(o->b, &b, err));
+	bool live = a.kind == DSV32_SIDE_MODEL || b.kind == DSV32_SIDE_MODEL;
+	if (live && !o->checkpoint)
+		DSV32_TRY(make_builtin(o, err));
+	dsv32_tokens toks = {0};
+	bool recording = a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS;
+	if (!recording)
+		DSV32_TRY(prompt_tokens(o, &toks, err));
+	dsv32_budget budget;
+	dsv32_status rc = load_budget(o, &budget, err);
+	if (rc != DSV32_OK)
+		goto out_tokens;
+	dsv32_tapstore da, db;
+	dsv32_tapstore_init(&da);
+	dsv32_tapstore_init(&db);
+	dsv32_cmp_config cfg = {
+		.checkpoint = o->checkpoint, .open = dsv32_cli_open_model, .prompt = toks.ids,
+		.batch = toks.rows, .prompt_len = toks.cols, .decode_steps = (int)o->decode_steps,
+		.propagate = strcmp(o->mode, "teacher-forced") != 0,
+		.local = strcmp(o->mode, "propagate") != 0, .budget = &budget,
+		.dump_a = o->dump ? &da : NULL, .dump_b = o->dump ? &db : NULL,
+		.progress = (!o->quiet && dsv32_cli_stderr_is_tty()) ? on_progress : NULL};
+	rc = dsv32_cmp_run(&cfg, &a, &b, r, err);
+	if (rc == DSV32_OK && o->noise_floor)
+		rc = noise_floor(cfg, &a, &b, r, err);
+	if (rc == DSV32_OK) {
+		add_provenance(r, o, &toks);
+		rc = write_outputs(o, r, &da, &db, err);
+	}
+	dsv32_tapstore_free(&da);
+	dsv32_tapstore_free(&db);
+	dsv32_budget_free(&budget);
+out_tokens:
+	dsv32_tokens_free(&toks);
+	return rc;
+}
+
+int dsv32_cmd_compare(int argc, char **argv)
+{
+	compare_args o;
+	int prc = parse(&o, argc, argv);
+	if (prc == DSV32_ARGS_HELP)
+		return DSV32_EXIT_OK;
+	if (prc != DSV32_ARGS_OK)
+		return DSV32_EXIT_USAGE;
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	dsv32_error err = {0};
+	dsv32_status rc = run(&o, &r, &err);
+	if (o.tmpdir[0])
+		dsv32_remove_tree(o.tmpdir, NULL);
+	if (rc != DSV32_OK) {
+		dsv32_cmp_result_free(&r);
+		return dsv32_cli_fail("compare", &err);
+	}
+	if (!o.quiet)
+		dsv32_report_table(&r, stdout);
+	if (r.nonfinite)
+		fprintf(stderr, "dsv32-parity compare: non-finite values first appear at %s\n",
+			r.nonfinite_tap);
+	int code = dsv32_cmp_result_passed(&r) ? DSV32_EXIT_OK : DSV32_EXIT_CHECK_FAILED;
+	dsv32_cmp_result_free(&r);
+	return code;
+}

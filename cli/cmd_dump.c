@@ -1,0 +1,144 @@
+/* cmd_dump.c: `dsv32-parity dump`: record a layout's taps (prefill + greedy decode steps) in the
+ * tap format (docs/tap-format.md), for comparison with other implementations' recordings. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "cli/cli_models.h"
+#include "compare/runner.h"
+#include "compare/tapfile.h"
+#include "core/config.h"
+#include "core/fsutil.h"
+#include "core/tokens.h"
+
+typedef struct {
+	dsv32_tapstore *store;
+	int step;
+	dsv32_status rc;
+	dsv32_error err;
+} dump_ctx;
+
+static void on_tap(void *user, const char *name, const dsv32_tensor *t)
+{
+	dump_ctx *c = user;
+	if (c->rc != DSV32_OK)
+		return;
+	char full[192];
+	dsv32_tapfile_name(full, sizeof full, c->step, name);
+	c->rc = dsv32_tapstore_put(c->store, full, t, &c->err);
+}
+
+static dsv32_status put_i64(dsv32_tapstore *s, int step, const char *name, const int64_t *v,
+			    int ndim, const int64_t *shape, dsv32_error *err)
+{
+	char full[64];
+	dsv32_tapfile_name(full, sizeof full, step, name);
+	dsv32_tensor t = dsv32_tensor_view((void *)v, DSV32_I64, ndim, shape);
+	return dsv32_tapstore_put(s, full, &t, err);
+}
+
+static int64_t argmax(const float *row, int64_t V)
+{
+	int64_t best = 0;
+	for (int64_t v = 1; v < V; v++)
+		if (row[v] > row[best])
+			best = v;
+	return best;
+}
+
+static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_tapstore *s,
+			   dsv32_error *err)
+{
+	dump_ctx c = {.store = s};
+	int64_t B = toks->rows, *cur = toks->ids, S = toks->cols, pos = 0;
+	int64_t *next = malloc((size_t)B * sizeof *next);
+	if (!next)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "tokens");
+	dsv32_status rc = DSV32_OK;
+	for (int step = 0; step <= steps && rc == DSV32_OK; step++) {
+		int64_t shape[2] = {B, S}, one = 1;
+		c.step = step;
+		rc = put_i64(s, step, "input_ids", cur, 2, shape, err);
+		if (rc == DSV32_OK)
+			rc = put_i64(s, step, "start_pos", &pos, 1, &one, err);
+		dsv32_tensor logits = {0};
+		m->taps = (dsv32_tap_sink){on_tap, &c};
+		if (rc == DSV32_OK)
+			rc = m->vt->forward(m, cur, B, S, pos, &logits, err);
+		m->taps = (dsv32_tap_sink){0};
+		if (rc == DSV32_OK && c.rc != DSV32_OK) {
+			rc = c.rc;
+			*err = c.err;
+		}
+		for (int64_t b = 0; rc == DSV32_OK && b < B; b++)
+			next[b] = argmax((const float *)logits.data + b * logits.shape[1], logits.shape[1]);
+		dsv32_tensor_free(&logits);
+		pos += S;
+		S = 1;
+		cur = next;
+	}
+	free(next);
+	return rc;
+}
+
+int dsv32_cmd_dump(int argc, char **argv)
+{
+	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
+		   *profile = "bf16";
+	uint64_t steps = 4, mp = 1;
+	const dsv32_arg_opt opts[] = {
+		{"layout", DSV32_ARG_CHOICE, &layout, "ref|hf", "which layout runs (default ref)", false},
+		{"checkpoint", DSV32_ARG_STRING, &ckpt, "DIR", "checkpoint directory", true},
+		{"tokens", DSV32_ARG_STRING, &tokens, "IDS", "prompt ids '5,17,42;1,2,3' or @FILE", true},
+		{"decode-steps", DSV32_ARG_U64, &steps, "N", "greedy decode steps after the prefill (default 4)", false},
+		{"out", DSV32_ARG_STRING, &out, "FILE", "output: .safetensors (tap format) or .h5", true},
+		{"device", DSV32_ARG_CHOICE, &device, "cpu|cuda", "device (default cpu)", false},
+		{"profile", DSV32_ARG_CHOICE, &profile, "bf16|fp32", "precision profile (default bf16)", false},
+		{"mp", DSV32_ARG_U64, &mp, "W", "ref: tensor-parallel ranks (default 1)", false},
+	};
+	dsv32_arg_spec spec = {"dump", "--layout ref|hf --checkpoint DIR --tokens IDS --out FILE [options]",
+			       "Runs a prefill and N greedy decode steps and writes every tap as step{s}.{tap}\n"
+			       "(docs/tap-format.md), with step{s}.input_ids and step{s}.start_pos.",
+			       opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
+	const char *pos[2];
+	int npos;
+	int prc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
+	if (prc != DSV32_ARGS_OK)
+		return prc == DSV32_ARGS_HELP ? DSV32_EXIT_OK : DSV32_EXIT_USAGE;
+	dsv32_error err = {0};
+	dsv32_model_opts o;
+	dsv32_model_opts_default(&o);
+	o.device = strcmp(device, "cuda") ? DSV32_DEV_CPU : DSV32_DEV_CUDA;
+	o.profile = strcmp(profile, "fp32") ? DSV32_PROFILE_BF16 : DSV32_PROFILE_FP32;
+	o.world_size = (int)mp;
+	dsv32_model *m = NULL;
+	if (dsv32_cli_open_model(layout, ckpt, &o, &m, &err) != DSV32_OK)
+		return dsv32_cli_fail("dump", &err);
+	dsv32_tokens toks;
+	dsv32_tapstore store;
+	dsv32_tapstore_init(&store);
+	dsv32_status rc = dsv32_tokens_load(&toks, tokens, m->cfg.vocab_size, &err);
+	if (rc == DSV32_OK) {
+		rc = record(m, &toks, (int)steps, &store, &err);
+		dsv32_tokens_free(&toks);
+	}
+	char *cfg = strcmp(layout, "ref") ? dsv32_config_to_hf_json(&m->cfg) : dsv32_config_to_ref_json(&m->cfg);
+	char ws[16];
+	snprintf(ws, sizeof ws, "%d", (int)mp);
+	const char *keys[] = {"producer", "layout", "config", "world_size"};
+	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws};
+	size_t n = strlen(out);
+	bool h5 = n > 3 && !strcmp(out + n - 3, ".h5");
+	if (rc == DSV32_OK)
+		rc = h5 ? dsv32_tapfile_write_h5(&store, out, keys, vals, 4, &err)
+			: dsv32_tapfile_write(&store, out, keys, vals, 4, &err);
+	free(cfg);
+	dsv32_tapstore_free(&store);
+	m->vt->close(m);
+	if (rc != DSV32_OK)
+		return dsv32_cli_fail("dump", &err);
+	fprintf(stderr, "dump: wrote %s\n", out);
+	return DSV32_EXIT_OK;
+}
