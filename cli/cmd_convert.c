@@ -1,0 +1,228 @@
+/* cmd_convert.c: `dsv32-parity convert ref-to-hf|hf-to-ref`: reference TP shards <-> a dense HF
+ * checkpoint (convert/convert.h). Progress bar (bytes, rate) on a terminal; `--json` prints one
+ * parseable JSON object on stdout and nothing else. Exit 0 done, 1 a check failed (replicated
+ * tensors differ between ranks, an expert on the wrong rank), 2 usage or input error. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "convert/convert.h"
+
+/* ---- progress bar, shared with cmd_verify_shards.c (one bar per process) ---- */
+static struct {
+	double start, last;
+	bool drawn;
+} bar_state;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total);
+void dsv32_cli_conv_progress_end(void *user);
+
+/* Redrawn at most 10 times a second on stderr: "[#####.....]  1.20 / 5.00 GB  24%  812 MB/s". */
+void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total)
+{
+	(void)user;
+	__typeof__(bar_state) *b = &bar_state;
+	double t = now_s();
+	if (b->start == 0)
+		b->start = t;
+	if (done < total && t - b->last < 0.1)
+		return;
+	b->last = t;
+	double frac = total ? (double)done / (double)total : 1.0;
+	char bar[31];
+	int fill = (int)(frac * 30);
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[30] = '\0';
+	double rate = t > b->start ? (double)done / (t - b->start) : 0;
+	fprintf(stderr, "\r[%s] %7.2f / %.2f GB %3d%% %7.0f MB/s", bar, done / 1e9, total / 1e9,
+		(int)(frac * 100), rate / 1e6);
+	fflush(stderr);
+	b->drawn = true;
+}
+
+void dsv32_cli_conv_progress_end(void *user)
+{
+	(void)user;
+	__typeof__(bar_state) *b = &bar_state;
+	if (b->drawn)
+		fprintf(stderr, "\n");
+	b->drawn = false;
+}
+
+/* ---- options ---- */
+typedef struct {
+	const char **shards;
+	size_t n_shards;
+	const char *config, *out, *checkpoint, *dtype;
+	uint64_t mp, max_shard;
+	bool force, json, allow_unknown, help;
+} conv_args;
+
+static const char *usage_text =
+	"usage: dsv32-parity convert ref-to-hf --shards FILES|DIR... --config REF_CONFIG.json --out DIR\n"
+	"                                      [--dtype keep|bf16] [--max-shard-size 5GB] [--mp W]\n"
+	"       dsv32-parity convert hf-to-ref --checkpoint DIR --mp W --out DIR [--config FILE]\n"
+	"common options: --force (replace an existing --out), --json (quiet, one JSON object on\n"
+	"  stdout), --allow-unknown (skip and list tensors the name map does not know)\n"
+	"ref-to-hf merges model{r}-mp{W}.safetensors into an HF checkpoint (model-XXXXX-of-YYYYY.\n"
+	"  safetensors + model.safetensors.index.json + config.json); --dtype bf16 dequantizes fp8\n"
+	"  weights with their block scales. hf-to-ref writes the shards as DeepSeek's convert.py,\n"
+	"  the reference config JSON (config.json) and copies *token* files.\n"
+	"exit codes: 0 done, 1 a check failed, 2 usage or input error\n";
+
+/* Parse argv[2..]; --shards takes every following argument up to the next option. */
+static int parse(conv_args *a, int argc, char **argv, const char *cmd)
+{
+	memset(a, 0, sizeof *a);
+	a->shards = calloc((size_t)argc, sizeof *a->shards);
+	if (!a->shards)
+		return dsv32_cli_usage_error(cmd, "out of memory");
+	for (int i = 2; i < argc; i++) {
+		const char *o = argv[i];
+		bool has_val = i + 1 < argc;
+		const char *val = has_val ? argv[i + 1] : NULL;
+		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+			a->help = true;
+		} else if (!strcmp(o, "--force")) {
+			a->force = true;
+		} else if (!strcmp(o, "--json")) {
+			a->json = true;
+		} else if (!strcmp(o, "--allow-unknown")) {
+			a->allow_unknown = true;
+		} else if (!strcmp(o, "--shards")) {
+			while (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
+				a->shards[a->n_shards++] = argv[++i];
+			if (!a->n_shards)
+				return dsv32_cli_usage_error(cmd, "--shards: needs files or a directory");
+		} else if (!has_val && !strncmp(o, "--", 2)) {
+			return dsv32_cli_usage_error(cmd, "%s: needs a value", o);
+		} else if (!strcmp(o, "--config")) {
+			a->config = argv[++i];
+		} else if (!strcmp(o, "--out")) {
+			a->out = argv[++i];
+		} else if (!strcmp(o, "--checkpoint")) {
+			a->checkpoint = argv[++i];
+		} else if (!strcmp(o, "--dtype")) {
+			a->dtype = argv[++i];
+			if (strcmp(val, "keep") && strcmp(val, "bf16"))
+				return dsv32_cli_usage_error(cmd, "--dtype: '%s', expected keep or bf16", val);
+		} else if (!strcmp(o, "--mp")) {
+			char *end;
+			a->mp = strtoull(argv[++i], &end, 10);
+			if (*end || a->mp == 0 || a->mp > 1024)
+				return dsv32_cli_usage_error(cmd, "--mp: '%s' is not a world size >= 1", val);
+		} else if (!strcmp(o, "--max-shard-size")) {
+			if (!dsv32_args_parse_size(argv[++i], &a->max_shard) || a->max_shard == 0)
+				return dsv32_cli_usage_error(cmd, "--max-shard-size: '%s' is not a size (e.g. 5GB)",
+							     val);
+		} else {
+			return dsv32_cli_usage_error(cmd, "unknown argument '%s'", o);
+		}
+	}
+	return 0;
+}
+
+static void print_json(const char *dir, const dsv32_conv_result *r, const dsv32_error *err,
+		       const char *out, double secs)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddBoolToObject(j, "ok", err == NULL);
+	cJSON_AddStringToObject(j, "command", dir);
+	cJSON_AddStringToObject(j, "out", out ? out : "");
+	if (err) {
+		cJSON_AddStringToObject(j, "error", err->what);
+		cJSON_AddStringToObject(j, "status", dsv32_status_str(err->code));
+	} else {
+		cJSON_AddNumberToObject(j, "world_size", r->world);
+		cJSON_AddNumberToObject(j, "files", r->files);
+		cJSON_AddNumberToObject(j, "tensors", (double)r->tensors);
+		cJSON_AddNumberToObject(j, "bytes", (double)r->bytes);
+		cJSON_AddNumberToObject(j, "dropped_mtp", (double)r->dropped);
+		cJSON_AddNumberToObject(j, "seconds", secs);
+		cJSON *sk = cJSON_AddArrayToObject(j, "skipped_unknown");
+		for (size_t i = 0; i < r->n_skipped; i++)
+			cJSON_AddItemToArray(sk, cJSON_CreateString(r->skipped[i]));
+	}
+	char *s = cJSON_PrintUnformatted(j);
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	cJSON_Delete(j);
+}
+
+int dsv32_cmd_convert(int argc, char **argv)
+{
+	const char *cmd = "convert";
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? DSV32_EXIT_USAGE : DSV32_EXIT_OK;
+	}
+	const char *dir = argv[1];
+	bool to_hf = !strcmp(dir, "ref-to-hf");
+	if (!to_hf && strcmp(dir, "hf-to-ref"))
+		return dsv32_cli_usage_error(cmd, "'%s': expected ref-to-hf or hf-to-ref", dir);
+	conv_args a;
+	int rc = parse(&a, argc, argv, cmd);
+	if (rc || a.help) {
+		if (a.help)
+			fputs(usage_text, stdout);
+		free(a.shards);
+		return rc;
+	}
+	dsv32_conv_common common = {NULL, NULL, a.force, a.allow_unknown};
+	if (!a.json && dsv32_cli_stderr_is_tty())
+		common.progress = dsv32_cli_conv_progress;
+	dsv32_conv_result res;
+	dsv32_error err = {0};
+	dsv32_status st;
+	double t0 = now_s();
+	if (to_hf) {
+		if (!a.n_shards || !a.config || !a.out) {
+			free(a.shards);
+			return dsv32_cli_usage_error(cmd, "ref-to-hf needs --shards, --config and --out");
+		}
+		dsv32_ref_to_hf_opts o = {(const char *const *)a.shards, a.n_shards, a.config, a.out,
+					  a.dtype && !strcmp(a.dtype, "bf16") ? DSV32_OUT_BF16
+									      : DSV32_OUT_KEEP,
+					  a.max_shard, common, (int)a.mp};
+		st = dsv32_convert_ref_to_hf(&o, &res, &err);
+	} else {
+		if (!a.checkpoint || !a.mp || !a.out) {
+			free(a.shards);
+			return dsv32_cli_usage_error(cmd, "hf-to-ref needs --checkpoint, --mp and --out");
+		}
+		dsv32_hf_to_ref_opts o = {a.checkpoint, a.config, (int)a.mp, a.out, common};
+		st = dsv32_convert_hf_to_ref(&o, &res, &err);
+	}
+	dsv32_cli_conv_progress_end(NULL);
+	double secs = now_s() - t0;
+	free(a.shards);
+	if (a.json)
+		print_json(dir, &res, st == DSV32_OK ? NULL : &err, a.out, secs);
+	if (st != DSV32_OK)
+		return dsv32_cli_fail(cmd, &err);
+	if (!a.json) {
+		printf("%s: wrote %llu tensors (%.3f GB) in %d file%s to %s in %.1f s (%.0f MB/s)\n", dir,
+		       (unsigned long long)res.tensors, res.bytes / 1e9, res.files,
+		       res.files == 1 ? "" : "s", a.out, secs, secs > 0 ? res.bytes / 1e6 / secs : 0.0);
+		if (res.dropped)
+			printf("  dropped %llu tensors of MTP layers (not part of the reference model)\n",
+			       (unsigned long long)res.dropped);
+		for (size_t i = 0; i < res.n_skipped; i++)
+			printf("  skipped unknown tensor %s\n", res.skipped[i]);
+	}
+	dsv32_conv_result_free(&res);
+	return DSV32_EXIT_OK;
+}

@@ -1,0 +1,111 @@
+/* conv_internal.h: pieces shared by the converters and the verifier (not a public API):
+ * bounded-buffer output sink, page release of mapped sources, atomic output directory, the set
+ * of rank files joined into one table of tensors, and the safetensors library's tensor order. */
+#ifndef DSV32_CONV_INTERNAL_H
+#define DSV32_CONV_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "convert/convert.h"
+#include "convert/namemap.h"
+#include "core/safetensors.h"
+
+/* ---- output sink: bytes -> a safetensors writer through a bounded buffer ---- */
+typedef struct {
+	dsv32_st_writer *w;
+	uint8_t *buf;
+	size_t cap, len;
+	uint64_t *done; /* shared progress counter */
+	uint64_t total;
+	dsv32_progress_fn progress;
+	void *progress_user;
+} conv_sink;
+
+#define CONV_BUF_BYTES ((size_t)8 << 20)   /* sink buffer */
+#define CONV_CHUNK_BYTES ((size_t)64 << 20) /* direct writes and page releases */
+
+dsv32_status conv_sink_init(conv_sink *s, dsv32_error *err);
+void conv_sink_free(conv_sink *s);
+/* Append bytes: small pieces are buffered, large ones written straight from the source. */
+dsv32_status conv_sink_put(conv_sink *s, const void *p, size_t n, dsv32_error *err);
+dsv32_status conv_sink_flush(conv_sink *s, dsv32_error *err);
+void conv_progress_add(conv_sink *s, uint64_t n);
+
+/* Drop the pages of a read-only mapped range from this process (they stay in the page cache). */
+void conv_release(const void *p, size_t n);
+/* Ask the kernel to read a mapped range ahead (MADV_WILLNEED); a hint only. */
+void conv_willneed(const void *p, size_t n);
+
+/* ---- atomic output directory ---- */
+typedef struct {
+	char out[4096];
+	char tmp[4200];
+	bool force;
+} conv_outdir;
+
+/* Refuses an existing out unless force, and an out that contains or equals one of the inputs. */
+dsv32_status conv_outdir_begin(conv_outdir *d, const char *out, bool force,
+			       const char *const *inputs, size_t n_inputs, dsv32_error *err);
+dsv32_status conv_outdir_commit(conv_outdir *d, dsv32_error *err);
+void conv_outdir_abort(conv_outdir *d);
+/* Copy every regular file of dir whose name contains "token" into dst_dir. */
+dsv32_status conv_copy_token_files(const char *dir, const char *dst_dir, dsv32_error *err);
+
+/* ---- tensor order of the safetensors library: dtype (descending rank), then name ---- */
+int conv_dtype_rank(dsv32_dtype t);
+int conv_cmp_st_order(dsv32_dtype da, const char *na, dsv32_dtype db, const char *nb);
+
+/* ---- rank files joined by tensor ---- */
+typedef struct {
+	const dsv32_st_file *f; /* NULL where the rank does not hold it */
+	const dsv32_st_entry *e;
+} conv_part;
+
+typedef struct {
+	const char *ref;          /* reference name (owned by the entry in its file) */
+	char hf[DSV32_NAME_MAX];  /* HF name */
+	dsv32_name_info info;
+	dsv32_dtype dtype;
+	int ndim;
+	int64_t full[DSV32_MAX_DIMS]; /* full (dense) shape */
+	uint64_t nbytes;              /* full size */
+	conv_part *parts;             /* [world] */
+} conv_tensor;
+
+typedef struct {
+	int world;
+	int64_t n_experts;
+	dsv32_st_file **files; /* [world], by rank */
+	char **paths;          /* [world] */
+	conv_tensor *t;        /* sorted by reference name */
+	size_t n;
+	char **unknown; /* names skipped (allow_unknown) */
+	size_t n_unknown;
+	char dir[4096]; /* directory of rank 0's file (for *token* files) */
+} conv_shardset;
+
+/* Open the rank files named by inputs (files or directories), check ranks and world size,
+ * join the tensors and check them: every non-expert tensor on every rank with the same dtype
+ * and (local) shape, every routed expert once, on its owner rank, none missing.
+ * expect_world > 0: the file names must say that world size. n_experts <= 0: infer it as the
+ * largest expert index + 1. */
+dsv32_status conv_shardset_open(conv_shardset *s, const char *const *inputs, size_t n_inputs,
+				int expect_world, int64_t n_experts, bool allow_unknown,
+				dsv32_error *err);
+void conv_shardset_close(conv_shardset *s);
+
+/* Hand each piece of the full tensor t, in row-major order of the full tensor, to fn.
+ * Replicated tensors come from rank 0; expert tensors from their owner. */
+typedef dsv32_status (*conv_piece_fn)(void *user, const void *p, size_t n, int rank,
+				      uint64_t full_off, dsv32_error *err);
+dsv32_status conv_tensor_pieces(const conv_tensor *t, int world, conv_piece_fn fn, void *user,
+				dsv32_error *err);
+/* For a replicated tensor: the first rank whose bytes differ from rank 0, or -1; *off gets
+ * the first differing byte offset. */
+int conv_replica_diff(const conv_tensor *t, int world, uint64_t *off);
+/* Release the mapped pages of every part of t. */
+void conv_tensor_release(const conv_tensor *t, int world);
+
+#endif

@@ -1,0 +1,236 @@
+/* conv_io.c: output sink with a bounded buffer, page release of mapped inputs, the atomic output
+ * directory, *token* file copies, the safetensors library's tensor order and SHA-256. */
+#include "convert/conv_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/fsutil.h"
+
+/* ---- sink ---- */
+
+dsv32_status conv_sink_init(conv_sink *s, dsv32_error *err)
+{
+	memset(s, 0, sizeof *s);
+	s->cap = CONV_BUF_BYTES;
+	s->buf = malloc(s->cap);
+	if (!s->buf)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "output buffer of %zu bytes", s->cap);
+	return DSV32_OK;
+}
+
+void conv_sink_free(conv_sink *s)
+{
+	free(s->buf);
+	s->buf = NULL;
+}
+
+void conv_progress_add(conv_sink *s, uint64_t n)
+{
+	if (!s->done)
+		return;
+	*s->done += n;
+	if (s->progress)
+		s->progress(s->progress_user, *s->done, s->total);
+}
+
+dsv32_status conv_sink_flush(conv_sink *s, dsv32_error *err)
+{
+	if (s->len) {
+		DSV32_TRY(dsv32_st_writer_write(s->w, s->buf, s->len, err));
+		conv_progress_add(s, s->len);
+		s->len = 0;
+	}
+	return DSV32_OK;
+}
+
+dsv32_status conv_sink_put(conv_sink *s, const void *p, size_t n, dsv32_error *err)
+{
+	const uint8_t *src = p;
+	if (n >= s->cap / 2) {
+		DSV32_TRY(conv_sink_flush(s, err));
+		while (n) {
+			size_t k = n < CONV_CHUNK_BYTES ? n : CONV_CHUNK_BYTES;
+			DSV32_TRY(dsv32_st_writer_write(s->w, src, k, err));
+			conv_progress_add(s, k);
+			src += k;
+			n -= k;
+		}
+		return DSV32_OK;
+	}
+	if (s->len + n > s->cap)
+		DSV32_TRY(conv_sink_flush(s, err));
+	memcpy(s->buf + s->len, src, n);
+	s->len += n;
+	return DSV32_OK;
+}
+
+static void advise(const void *p, size_t n, int advice)
+{
+	static long page;
+	if (!page)
+		page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+	if (!p || !n)
+		return;
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1);
+	uintptr_t b = ((uintptr_t)p + n + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+	(void)madvise((void *)a, b - a, advice);
+}
+
+void conv_release(const void *p, size_t n)
+{
+	advise(p, n, MADV_DONTNEED);
+}
+
+void conv_willneed(const void *p, size_t n)
+{
+	advise(p, n, MADV_WILLNEED);
+}
+
+/* ---- output directory ---- */
+
+/* Whether path (resolved) equals dir or lies below it. */
+static bool path_within(const char *path, const char *dir)
+{
+	char rp[PATH_MAX], rd[PATH_MAX];
+	if (!realpath(path, rp) || !realpath(dir, rd))
+		return false;
+	size_t n = strlen(rd);
+	return !strncmp(rp, rd, n) && (rp[n] == '\0' || rp[n] == '/' || (n == 1 && rd[0] == '/'));
+}
+
+dsv32_status conv_outdir_begin(conv_outdir *d, const char *out, bool force,
+			       const char *const *inputs, size_t n_inputs, dsv32_error *err)
+{
+	memset(d, 0, sizeof *d);
+	d->force = force;
+	if (!out || !*out)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "no output directory given (--out)");
+	if (snprintf(d->out, sizeof d->out, "%s", out) >= (int)sizeof d->out)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", out);
+	size_t n = strlen(d->out);
+	while (n > 1 && d->out[n - 1] == '/')
+		d->out[--n] = '\0';
+	for (size_t i = 0; i < n_inputs; i++) {
+		if (inputs[i] && (path_within(inputs[i], d->out) || path_within(d->out, inputs[i])))
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "%s: output directory overlaps the input %s (inputs are never "
+					  "modified)", d->out, inputs[i]);
+	}
+	if (dsv32_path_exists(d->out) && !force)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: exists (use --force to replace it)", d->out);
+	snprintf(d->tmp, sizeof d->tmp, "%s.tmp.%ld", d->out, (long)getpid());
+	if (dsv32_path_exists(d->tmp))
+		DSV32_TRY(dsv32_remove_tree(d->tmp, err));
+	return dsv32_mkdirs(d->tmp, err);
+}
+
+dsv32_status conv_outdir_commit(conv_outdir *d, dsv32_error *err)
+{
+	char old[4300];
+	bool had = dsv32_path_exists(d->out);
+	snprintf(old, sizeof old, "%s.old.%ld", d->out, (long)getpid());
+	if (had && rename(d->out, old) != 0)
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot move aside: %s", d->out,
+				      strerror(errno));
+	if (rename(d->tmp, d->out) != 0) {
+		int e = errno;
+		if (had)
+			(void)rename(old, d->out);
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, e, "rename %s -> %s: %s", d->tmp, d->out,
+				      strerror(e));
+	}
+	if (had)
+		(void)dsv32_remove_tree(old, NULL);
+	return DSV32_OK;
+}
+
+void conv_outdir_abort(conv_outdir *d)
+{
+	if (d->tmp[0] && dsv32_path_exists(d->tmp))
+		(void)dsv32_remove_tree(d->tmp, NULL);
+}
+
+dsv32_status conv_copy_token_files(const char *dir, const char *dst_dir, dsv32_error *err)
+{
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot list: %s", dir,
+				      strerror(errno));
+	dsv32_status rc = DSV32_OK;
+	struct dirent *de;
+	while (rc == DSV32_OK && (de = readdir(dp))) {
+		char src[4096], dst[4096];
+		struct stat st;
+		if (!strstr(de->d_name, "token") || !dsv32_path_join(src, sizeof src, dir, de->d_name) ||
+		    stat(src, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (!dsv32_path_join(dst, sizeof dst, dst_dir, de->d_name)) {
+			rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", de->d_name);
+			break;
+		}
+		char *buf = NULL;
+		size_t len = 0;
+		rc = dsv32_read_file(src, (size_t)1 << 32, &buf, &len, err);
+		if (rc == DSV32_OK)
+			rc = dsv32_write_file_atomic(dst, buf, len, err);
+		free(buf);
+	}
+	closedir(dp);
+	return rc;
+}
+
+/* ---- tensor order ---- */
+
+/* Position in the Rust safetensors `Dtype` enum, whose order `save_file` sorts by (descending):
+ * BOOL < U8 < I8 < F8_E5M2 < F8_E4M3 < I16 < U16 < F16 < BF16 < I32 < U32 < F32 < F64 < I64 < U64. */
+int conv_dtype_rank(dsv32_dtype t)
+{
+	switch (t) {
+	case DSV32_BOOL: return 0;
+	case DSV32_U8: return 1;
+	case DSV32_I8: return 2;
+	case DSV32_F8_E5M2: return 3;
+	case DSV32_F8_E4M3: return 4;
+	case DSV32_I16: return 5;
+	case DSV32_U16: return 6;
+	case DSV32_F16: return 7;
+	case DSV32_BF16: return 8;
+	case DSV32_I32: return 9;
+	case DSV32_U32: return 10;
+	case DSV32_F32: return 11;
+	case DSV32_F64: return 12;
+	case DSV32_I64: return 13;
+	case DSV32_U64: return 14;
+	default: return -1;
+	}
+}
+
+int conv_cmp_st_order(dsv32_dtype da, const char *na, dsv32_dtype db, const char *nb)
+{
+	int ra = conv_dtype_rank(da), rb = conv_dtype_rank(db);
+	if (ra != rb)
+		return ra > rb ? -1 : 1;
+	return strcmp(na, nb);
+}
+
+/* ---- SHA-256 ---- */
+
+dsv32_status dsv32_sha256_hex(const void *data, size_t n, char hex[65], dsv32_error *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	if (!EVP_Digest(data, n, md, &len, EVP_sha256(), NULL) || len != 32)
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "SHA-256 (OpenSSL EVP) failed");
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return DSV32_OK;
+}

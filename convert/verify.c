@@ -1,0 +1,378 @@
+/* verify.c: prove that reference shards and a dense HF checkpoint hold the same model: each
+ * tensor reassembled from the shards is byte-identical to the dense one, no key is missing or
+ * extra, replicated tensors are identical on every rank, dtypes and world size agree. Writes a
+ * JSON report with the SHA-256 of every tensor's data bytes (OpenSSL EVP). */
+#include "convert/conv_internal.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/fsutil.h"
+
+#define VERIFY_SCHEMA "dsv32-verify-shards/1"
+
+typedef struct {
+	const dsv32_st_file *f;
+	const dsv32_st_entry *e;
+	char ref[DSV32_NAME_MAX];
+} dense_tensor;
+
+static int cmp_dense(const void *a, const void *b)
+{
+	return strcmp(((const dense_tensor *)a)->ref, ((const dense_tensor *)b)->ref);
+}
+
+typedef struct {
+	dsv32_verify_result *res;
+	cJSON *root, *tensors, *missing, *extra, *unknown, *problems;
+	const dsv32_verify_opts *o;
+	uint64_t done, total;
+} verify_ctx;
+
+static void problem(verify_ctx *v, dsv32_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Record a failure: listed in the report; the first one becomes err's message. */
+static void problem(verify_ctx *v, dsv32_error *err, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (cJSON_GetArraySize(v->problems) == 0)
+		DSV32_FAIL(err, DSV32_E_MISMATCH, "%s", msg);
+	cJSON_AddItemToArray(v->problems, cJSON_CreateString(msg));
+	v->res->ok = false;
+}
+
+static void hex32(char out[65], const unsigned char *md)
+{
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+typedef struct {
+	EVP_MD_CTX *md;
+	const uint8_t *dense;
+	bool differs;
+	bool keep_dense; /* replicated: the other ranks are compared against it afterwards */
+	int rank;
+	uint64_t off;
+	verify_ctx *v;
+} piece_ctx;
+
+static dsv32_status check_piece(void *user, const void *p, size_t n, int rank, uint64_t off,
+				dsv32_error *err)
+{
+	piece_ctx *c = user;
+	(void)err;
+	EVP_DigestUpdate(c->md, p, n);
+	if (!c->differs && memcmp(p, c->dense + off, n)) {
+		const uint8_t *a = p, *b = c->dense + off;
+		size_t j = 0;
+		while (a[j] == b[j])
+			j++;
+		c->differs = true;
+		c->rank = rank;
+		c->off = off + j;
+	}
+	if (n >= ((size_t)1 << 20) && !c->keep_dense)
+		conv_release(c->dense + off, n); /* large pieces: keep memory near one chunk */
+	c->v->done += n;
+	if (c->v->o->progress)
+		c->v->o->progress(c->v->o->progress_user, c->v->done, c->v->total);
+	return DSV32_OK;
+}
+
+static cJSON *shape_json(int ndim, const int64_t *shape)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (int i = 0; i < ndim; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateNumber((double)shape[i]));
+	return a;
+}
+
+/* Compare one tensor; adds its report entry. */
+static dsv32_status verify_tensor(verify_ctx *v, const conv_shardset *s, const conv_tensor *t,
+				  const dense_tensor *d, dsv32_error *err)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "name", t->hf);
+	cJSON_AddStringToObject(j, "ref", t->ref);
+	cJSON_AddStringToObject(j, "split", dsv32_split_name(t->info.split));
+	cJSON_AddStringToObject(j, "dtype", dsv32_dtype_name(t->dtype));
+	cJSON_AddItemToObject(j, "shape", shape_json(t->ndim, t->full));
+	cJSON_AddItemToArray(v->tensors, j);
+	char a[96], b[96];
+	bool same_shape = d->e->ndim == t->ndim;
+	for (int i = 0; same_shape && i < t->ndim; i++)
+		same_shape = d->e->shape[i] == t->full[i];
+	if (d->e->dtype != t->dtype || !same_shape) {
+		dsv32_shape_str(a, sizeof a, t->ndim, t->full);
+		dsv32_shape_str(b, sizeof b, d->e->ndim, d->e->shape);
+		cJSON_AddStringToObject(j, "status", "mismatch");
+		problem(v, err, "%s: shards hold %s %s (reassembled), dense holds %s %s", t->hf,
+			dsv32_dtype_name(t->dtype), a, dsv32_dtype_name(d->e->dtype), b);
+		v->res->mismatched++;
+		v->done += t->nbytes;
+		return DSV32_OK;
+	}
+	const uint8_t *dense = dsv32_st_data(d->f, d->e);
+	conv_willneed(dense, t->nbytes);
+	piece_ctx c = {EVP_MD_CTX_new(), dense, false, t->info.split == DSV32_SPLIT_NONE, -1, 0, v};
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	if (!c.md || !EVP_DigestInit_ex(c.md, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(c.md);
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "SHA-256 (OpenSSL EVP) failed");
+	}
+	dsv32_status rc = conv_tensor_pieces(t, s->world, check_piece, &c, err);
+	EVP_DigestFinal_ex(c.md, md, &mdlen);
+	EVP_MD_CTX_free(c.md);
+	if (rc != DSV32_OK)
+		return rc;
+	char hex[65];
+	hex32(hex, md);
+	cJSON_AddStringToObject(j, "sha256", hex);
+	bool bad = c.differs;
+	if (c.differs)
+		problem(v, err, "%s: byte %llu differs from the dense checkpoint (rank %d, %s)", t->hf,
+			(unsigned long long)c.off, c.rank, s->paths[c.rank]);
+	/* Replicated: every other rank against the dense bytes too; name each differing rank. */
+	for (int r = 1; t->info.split == DSV32_SPLIT_NONE && r < s->world; r++) {
+		const uint8_t *p = dsv32_st_data(t->parts[r].f, t->parts[r].e);
+		if (!memcmp(p, dense, t->nbytes)) {
+			conv_release(p, t->nbytes);
+			continue;
+		}
+		size_t k = 0;
+		while (p[k] == dense[k])
+			k++;
+		problem(v, err, "%s: replicated tensor differs on rank %d (%s) at byte %zu (rank 0: %s)",
+			t->hf, r, s->paths[r], k, c.differs ? "differs too" : "matches the dense one");
+		bad = true;
+		conv_release(p, t->nbytes);
+	}
+	if (bad) {
+		char dh[65];
+		DSV32_TRY(dsv32_sha256_hex(dense, t->nbytes, dh, err));
+		cJSON_AddStringToObject(j, "dense_sha256", dh);
+	}
+	cJSON_AddStringToObject(j, "status", bad ? "mismatch" : "identical");
+	if (bad)
+		v->res->mismatched++;
+	else
+		v->res->identical++;
+	conv_release(dense, t->nbytes);
+	return DSV32_OK;
+}
+
+static char *summary_text(const verify_ctx *v)
+{
+	const dsv32_verify_result *r = v->res;
+	char buf[2048];
+	int n = snprintf(buf, sizeof buf,
+			 "verify-shards: %s\n  world size %d, %llu tensors: %llu identical, %llu "
+			 "mismatched, %llu missing from the shards, %llu extra in the shards, %llu "
+			 "unknown, %llu MTP tensors not compared\n",
+			 r->ok ? "OK, the shards and the dense checkpoint hold the same model"
+			       : "FAILED",
+			 r->world, (unsigned long long)r->tensors, (unsigned long long)r->identical,
+			 (unsigned long long)r->mismatched, (unsigned long long)r->missing,
+			 (unsigned long long)r->extra, (unsigned long long)r->unknown,
+			 (unsigned long long)r->dropped);
+	int np = cJSON_GetArraySize(v->problems);
+	for (int i = 0; i < np && i < 10 && n > 0 && (size_t)n < sizeof buf; i++)
+		n += snprintf(buf + n, sizeof buf - (size_t)n, "  - %s\n",
+			      cJSON_GetArrayItem(v->problems, i)->valuestring);
+	if (np > 10 && n > 0 && (size_t)n < sizeof buf)
+		snprintf(buf + n, sizeof buf - (size_t)n, "  ... %d more in the JSON report\n", np - 10);
+	return strdup(buf);
+}
+
+static dsv32_status load_config(const dsv32_verify_opts *o, int64_t *n_layers, int64_t *n_experts,
+				dsv32_error *err)
+{
+	char path[4200];
+	dsv32_config c;
+	bool is_hf;
+	*n_layers = 0;
+	*n_experts = 0;
+	if (o->config)
+		snprintf(path, sizeof path, "%s", o->config);
+	else if (!dsv32_path_join(path, sizeof path, o->dense, "config.json") ||
+		 !dsv32_path_exists(path))
+		return DSV32_OK;
+	DSV32_TRY(dsv32_config_load(&c, path, &is_hf, err));
+	*n_layers = c.n_layers;
+	*n_experts = c.n_routed_experts;
+	return DSV32_OK;
+}
+
+/* Map the dense tensors: dropped MTP ones counted, unknown ones listed. */
+static dsv32_status map_dense(verify_ctx *v, const dsv32_ckpt *ck, int64_t n_layers,
+			      dense_tensor **out, size_t *nout, dsv32_error *err)
+{
+	size_t n = dsv32_ckpt_count(ck), k = 0;
+	dense_tensor *d = calloc(n ? n : 1, sizeof *d);
+	if (!d)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "dense tensor table");
+	for (size_t i = 0; i < n; i++) {
+		dsv32_name_info info;
+		d[k].e = dsv32_ckpt_entry_at(ck, i, &d[k].f);
+		dsv32_status rc = dsv32_name_hf_to_ref(d[k].e->name, n_layers, d[k].ref,
+						       sizeof d[k].ref, &info, NULL);
+		if (rc == DSV32_OK && info.dropped) {
+			v->res->dropped++;
+		} else if (rc == DSV32_OK) {
+			k++;
+		} else {
+			v->res->unknown++;
+			cJSON_AddItemToArray(v->unknown, cJSON_CreateString(d[k].e->name));
+			if (!v->o->allow_unknown)
+				problem(v, err, "%s: dense tensor unknown to the name map (%s)",
+					d[k].e->name, dsv32_st_path(d[k].f));
+		}
+	}
+	qsort(d, k, sizeof *d, cmp_dense);
+	*out = d;
+	*nout = k;
+	return DSV32_OK;
+}
+
+/* Join dense and shard tensors by reference name and check each pair. */
+static dsv32_status join_and_check(verify_ctx *v, const conv_shardset *s, const dense_tensor *d,
+				   size_t nd, dsv32_error *err)
+{
+	for (size_t i = 0; i < nd; i++)
+		v->total += d[i].e->end - d[i].e->begin;
+	size_t i = 0, j = 0;
+	while (i < nd || j < s->n) {
+		int c = i == nd ? 1 : j == s->n ? -1 : strcmp(d[i].ref, s->t[j].ref);
+		if (c < 0) {
+			v->res->missing++;
+			cJSON_AddItemToArray(v->missing, cJSON_CreateString(d[i].e->name));
+			problem(v, err, "%s: in the dense checkpoint, missing from the shards (as %s)",
+				d[i].e->name, d[i].ref);
+			v->done += d[i].e->end - d[i].e->begin;
+			i++;
+		} else if (c > 0) {
+			v->res->extra++;
+			cJSON_AddItemToArray(v->extra, cJSON_CreateString(s->t[j].ref));
+			problem(v, err, "%s: in the shards, missing from the dense checkpoint (as %s)",
+				s->t[j].ref, s->t[j].hf);
+			j++;
+		} else {
+			v->res->tensors++;
+			DSV32_TRY(verify_tensor(v, s, &s->t[j], &d[i], err));
+			i++;
+			j++;
+		}
+	}
+	return DSV32_OK;
+}
+
+static void finish_report(verify_ctx *v, const conv_shardset *s)
+{
+	dsv32_verify_result *r = v->res;
+	cJSON_AddBoolToObject(v->root, "ok", r->ok);
+	cJSON_AddNumberToObject(v->root, "world_size", r->world);
+	cJSON_AddStringToObject(v->root, "dense", v->o->dense);
+	cJSON *sh = cJSON_AddArrayToObject(v->root, "shards");
+	for (int k = 0; s && k < s->world; k++)
+		cJSON_AddItemToArray(sh, cJSON_CreateString(s->paths[k]));
+	cJSON *cnt = cJSON_AddObjectToObject(v->root, "counts");
+	cJSON_AddNumberToObject(cnt, "tensors", (double)r->tensors);
+	cJSON_AddNumberToObject(cnt, "identical", (double)r->identical);
+	cJSON_AddNumberToObject(cnt, "mismatched", (double)r->mismatched);
+	cJSON_AddNumberToObject(cnt, "missing_in_shards", (double)r->missing);
+	cJSON_AddNumberToObject(cnt, "extra_in_shards", (double)r->extra);
+	cJSON_AddNumberToObject(cnt, "unknown", (double)r->unknown);
+	cJSON_AddNumberToObject(cnt, "dropped_mtp", (double)r->dropped);
+	cJSON_AddItemToObject(v->root, "problems", v->problems);
+	cJSON_AddItemToObject(v->root, "missing_in_shards", v->missing);
+	cJSON_AddItemToObject(v->root, "extra_in_shards", v->extra);
+	cJSON_AddItemToObject(v->root, "unknown", v->unknown);
+	cJSON_AddItemToObject(v->root, "tensors", v->tensors);
+	r->summary = summary_text(v);
+	r->report_json = cJSON_Print(v->root);
+	cJSON_Delete(v->root);
+}
+
+dsv32_status dsv32_verify_shards(const dsv32_verify_opts *o, dsv32_verify_result *res,
+				 dsv32_error *err)
+{
+	int64_t n_layers, n_experts;
+	dsv32_ckpt *ck = NULL;
+	conv_shardset s;
+	dense_tensor *d = NULL;
+	size_t nd = 0;
+	memset(res, 0, sizeof *res);
+	if (!o->dense)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "need --dense <HF checkpoint dir>");
+	DSV32_TRY(load_config(o, &n_layers, &n_experts, err));
+	DSV32_TRY(dsv32_ckpt_open(&ck, o->dense, err));
+	verify_ctx v = {res, cJSON_CreateObject(), cJSON_CreateArray(), cJSON_CreateArray(),
+			cJSON_CreateArray(), cJSON_CreateArray(), cJSON_CreateArray(), o, 0, 0};
+	cJSON_AddStringToObject(v.root, "schema", VERIFY_SCHEMA);
+	cJSON_AddStringToObject(v.root, "hash", "sha256 of each tensor's data bytes (OpenSSL EVP)");
+	res->ok = true;
+	dsv32_status rc = conv_shardset_open(&s, o->shards, o->n_shards, o->world, n_experts,
+					     o->allow_unknown, err);
+	if (rc == DSV32_E_SHAPE || rc == DSV32_E_DTYPE || rc == DSV32_E_MISMATCH) {
+		/* The shards contradict each other: a verification failure, reported as such. */
+		problem(&v, NULL, "%s", err ? err->what : "inconsistent shards");
+		if (err)
+			err->code = DSV32_E_MISMATCH;
+		finish_report(&v, NULL);
+		dsv32_ckpt_close(ck);
+		return DSV32_E_MISMATCH;
+	}
+	if (rc != DSV32_OK) {
+		cJSON_Delete(v.root);
+		cJSON_Delete(v.tensors);
+		cJSON_Delete(v.missing);
+		cJSON_Delete(v.extra);
+		cJSON_Delete(v.unknown);
+		cJSON_Delete(v.problems);
+		dsv32_ckpt_close(ck);
+		memset(res, 0, sizeof *res);
+		return rc;
+	}
+	res->world = s.world;
+	for (size_t k = 0; k < s.n_unknown; k++) {
+		res->unknown++;
+		cJSON_AddItemToArray(v.unknown, cJSON_CreateString(s.unknown[k]));
+	}
+	rc = map_dense(&v, ck, n_layers, &d, &nd, err);
+	if (rc == DSV32_OK)
+		rc = join_and_check(&v, &s, d, nd, err);
+	finish_report(&v, &s);
+	free(d);
+	conv_shardset_close(&s);
+	dsv32_ckpt_close(ck);
+	if (rc != DSV32_OK) {
+		dsv32_verify_result_free(res);
+		return rc;
+	}
+	if (!res->ok) {
+		uint64_t bad = res->mismatched + res->missing + res->extra +
+			       (o->allow_unknown ? 0 : res->unknown);
+		dsv32_error_prefix(err, "%llu problem%s; first", (unsigned long long)bad,
+				   bad == 1 ? "" : "s");
+		return DSV32_E_MISMATCH;
+	}
+	return DSV32_OK;
+}
+
+void dsv32_verify_result_free(dsv32_verify_result *r)
+{
+	free(r->report_json);
+	free(r->summary);
+	memset(r, 0, sizeof *r);
+}
