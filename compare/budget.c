@@ -12,6 +12,7 @@
 static const char *const metric_names[] = {
 	"max_abs", "mean_abs", "rms",  "rel_l2",  "ulp_max", "ulp_mean", "ulp_p99", "frac_over_tol",
 	"cosine",  "nan",      "recall", "jaccard", "rows_tie_equal_frac", "kl", "top1", "top5",
+	"mask_diff",
 };
 
 static bool metric_known(const char *m)
@@ -43,7 +44,8 @@ bool dsv32_tap_metric(const dsv32_tap_result *t, const char *m, double *out)
 		if (!strcmp(m, "top1")) { *out = t->logits.top1_agree; return true; }
 		if (!strcmp(m, "top5")) { *out = t->logits.top5_overlap; return true; }
 	}
-	if (!strcmp(m, "max_abs")) *out = d->max_abs;
+	if (!strcmp(m, "mask_diff")) *out = (double)d->n_mask_diff;
+	else if (!strcmp(m, "max_abs")) *out = d->max_abs;
 	else if (!strcmp(m, "mean_abs")) *out = d->mean_abs;
 	else if (!strcmp(m, "rms")) *out = d->rms;
 	else if (!strcmp(m, "rel_l2")) *out = d->rel_l2;

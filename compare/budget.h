@@ -11,7 +11,8 @@
  *   ]
  * }
  * Metric names: max_abs, mean_abs, rms, rel_l2, ulp_max, ulp_mean, ulp_p99, frac_over_tol,
- * cosine, nan (count on either side), recall, jaccard, rows_tie_equal_frac, kl, top1, top5.
+ * cosine, nan (count on either side), mask_diff (score entries masked on one side only),
+ * recall, jaccard, rows_tie_equal_frac, kl, top1, top5.
  * For each tap result the FIRST rule whose pattern (and mode) matches applies; a tap no rule
  * matches has no budget (never over). NaN/Inf in either side is always over budget.
  */

@@ -75,8 +75,28 @@ void dsv32_dtype_tolerance(dsv32_dtype ta, dsv32_dtype tb, double *rtol, double 
 	*atol = at[r];
 }
 
+static bool is_masked(double x)
+{
+	return x <= -1e37; /* -inf, finfo(f32).min, finfo(bf16).min */
+}
+
+static bool dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b, dsv32_dtype tb,
+		  int64_t n, bool masks);
+
 bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
 			 dsv32_dtype tb, int64_t n)
+{
+	return dense(m, a, ta, b, tb, n, false);
+}
+
+bool dsv32_metrics_dense_masked(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
+				dsv32_dtype tb, int64_t n)
+{
+	return dense(m, a, ta, b, tb, n, true);
+}
+
+static bool dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b, dsv32_dtype tb,
+		  int64_t n, bool masks)
 {
 	double rtol, atol;
 	dsv32_dtype_tolerance(ta, tb, &rtol, &atol);
@@ -94,10 +114,17 @@ bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const 
 		bool xn = isnan(x), yn = isnan(y);
 		m->nan_a += xn;
 		m->nan_b += yn;
-		m->inf_a += isinf(x) != 0;
-		m->inf_b += isinf(y) != 0;
+		m->inf_a += isinf(x) && !(masks && x < 0);
+		m->inf_b += isinf(y) && !(masks && y < 0);
 		if (xn || yn)
 			continue;
+		if (masks && (is_masked(x) || is_masked(y))) {
+			bool both = is_masked(x) && is_masked(y);
+			m->n_masked += both;
+			m->n_mask_diff += !both;
+			over += !both;
+			continue;
+		}
 		double d = (x == y) ? 0.0 : fabs(x - y); /* inf == inf gives 0, not NaN */
 		m->n_diff += x != y;
 		if (d > m->max_abs || m->max_abs_at < 0) {
@@ -123,8 +150,9 @@ bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const 
 		m->mean_abs = sum_abs / (double)m->n;
 		m->rms = sqrt(sum_sq / (double)m->n);
 		m->ulp_mean = sum_ulp / (double)m->n;
-		m->frac_over_tol = (double)over / (double)m->n;
 	}
+	if (m->n + m->n_mask_diff > 0)
+		m->frac_over_tol = (double)over / (double)(m->n + m->n_mask_diff);
 	m->ulp_p99 = hist_quantile(hist, m->n, 0.99);
 	if (sum_aa > 0)
 		m->rel_l2 = sqrt(sum_sq) / sqrt(sum_aa);

@@ -38,6 +38,8 @@ typedef struct {
 	uint32_t ulp_p99;
 	double frac_over_tol; /* fraction with |a-b| > atol + rtol |a| (dsv32_dtype_tolerance) */
 	int64_t nan_a, nan_b, inf_a, inf_b;
+	int64_t n_masked;     /* masked scores: pairs masked on both sides (excluded) */
+	int64_t n_mask_diff;  /* masked on exactly one side (excluded, counted over tolerance) */
 } dsv32_metrics;
 
 #define DSV32_ULP_CAP 65535u
@@ -50,6 +52,13 @@ uint32_t dsv32_bf16_ulp_distance(float a, float b);
  * allocation failure or a non-float dtype). */
 bool dsv32_metrics_dense(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
 			 dsv32_dtype tb, int64_t n);
+
+/* The same for score tensors that carry an additive mask (e.g. indexer.scores): a value that is
+ * -inf or <= -1e37 (finfo(f32/bf16).min) is "masked"; pairs masked on both sides are equal and
+ * excluded (n_masked), pairs masked on one side only count in n_mask_diff (and as over the
+ * tolerance) and are excluded from the numeric metrics. -inf is then not counted in inf_a/b. */
+bool dsv32_metrics_dense_masked(dsv32_metrics *m, const void *a, dsv32_dtype ta, const void *b,
+				dsv32_dtype tb, int64_t n);
 
 /* The dtype-aware tolerance of frac_over_tol: torch.testing.assert_close's defaults for the
  * less precise of the two dtypes (bf16: rtol 1.6e-2, atol 1e-5; f16: 1e-3, 1e-5; f32: 1.3e-6,

@@ -44,6 +44,13 @@ static bool is_input_tap(const char *name)
 	       !strcmp(name, "position_ids");
 }
 
+/* Taps that hold additively masked scores (-inf / finfo.min outside the allowed set). */
+static bool is_masked_scores(const char *name)
+{
+	size_t n = strlen(name);
+	return n >= 7 && strcmp(name + n - 7, ".scores") == 0;
+}
+
 static bool is_set_tap(const dsv32_tensor *t)
 {
 	return t->dtype == DSV32_I64 || t->dtype == DSV32_I32;
@@ -171,6 +178,10 @@ static void compare_tap(sink_ctx *c, const char *name, const dsv32_tensor *strea
 		ok = compare_sets(&r, c, name, a, b);
 	else if (!strcmp(name, "logits"))
 		ok = compare_logits(&r, a, b);
+	else if (is_masked_scores(name))
+		ok = dsv32_tensor_numel(a) == dsv32_tensor_numel(b) &&
+		     dsv32_metrics_dense_masked(&r.dense, a->data, a->dtype, b->data, b->dtype,
+						dsv32_tensor_numel(a));
 	else
 		ok = dsv32_tensor_numel(a) == dsv32_tensor_numel(b) &&
 		     dsv32_metrics_dense(&r.dense, a->data, a->dtype, b->data, b->dtype,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "compare/runner.h"
+#include "kernels/backend.h"
 
 static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char *text,
 				dsv32_error *err)
@@ -20,6 +21,15 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': tp=%s, expected 1..64", text,
 					  tok + 3);
 		o->world_size = (int)w;
+	} else if (!strncmp(tok, "plant=", 6)) {
+		/* test-only: the planted rounding bug of kernels/backend.h flag 0 in one layer */
+		char *end;
+		long l = strtol(tok + 6, &end, 10);
+		if (*end || l < 0 || l > 1000)
+			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': plant=%s, expected a layer",
+					  text, tok + 6);
+		o->test_flags |= 1u << DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND;
+		o->planted_layer = (int)l;
 	} else if (!strcmp(tok, "experts=eager")) o->experts = DSV32_EXPERTS_EAGER;
 	else if (!strcmp(tok, "experts=grouped_mm")) o->experts = DSV32_EXPERTS_GROUPED_MM;
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
@@ -28,7 +38,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, tp=W, "
-				  "experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn)",
+				  "experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, plant=L)",
 				  text, tok);
 	return DSV32_OK;
 }
@@ -43,7 +53,9 @@ static void make_label(dsv32_side_spec *s)
 		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":tp=%d", o->world_size);
 	if (!strcmp(s->layout, "hf") && o->experts == DSV32_EXPERTS_EAGER && n > 0 &&
 	    (size_t)n < sizeof s->label)
-		snprintf(s->label + n, sizeof s->label - (size_t)n, ":experts=eager");
+		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":experts=eager");
+	if (o->test_flags && n > 0 && (size_t)n < sizeof s->label)
+		snprintf(s->label + n, sizeof s->label - (size_t)n, ":plant=%d", o->planted_layer);
 }
 
 dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err)

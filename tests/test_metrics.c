@@ -65,6 +65,25 @@ static void test_nan_is_counted_and_excluded(void **state)
 	assert_int_equal(m.max_abs_at, 2);
 }
 
+static void test_masked_scores_compare_equal_when_both_masked(void **state)
+{
+	(void)state;
+	float a[4] = {1.0f, -INFINITY, -INFINITY, 2.0f};
+	float b[4] = {1.0f, -3.3895314e38f, 5.0f, 2.0f}; /* finfo(bf16).min masks like -inf */
+	dsv32_metrics m;
+	assert_true(dsv32_metrics_dense_masked(&m, a, DSV32_F32, b, DSV32_F32, 4));
+	assert_int_equal(m.n_masked, 1);
+	assert_int_equal(m.n_mask_diff, 1);
+	assert_int_equal(m.n, 2);
+	assert_int_equal(m.inf_a, 0);
+	assert_true(m.max_abs == 0.0);
+	assert_true(fabs(m.frac_over_tol - 1.0 / 3.0) < 1e-12);
+	/* without mask semantics the same data is an infinite difference */
+	assert_true(dsv32_metrics_dense(&m, a, DSV32_F32, b, DSV32_F32, 4));
+	assert_true(isinf(m.max_abs));
+	assert_int_equal(m.inf_a, 2);
+}
+
 static void test_bf16_and_f32_inputs_compare_by_value(void **state)
 {
 	(void)state;
@@ -148,6 +167,7 @@ int main(void)
 		cmocka_unit_test(test_one_bf16_ulp_is_measured_as_one),
 		cmocka_unit_test(test_ulp_distance_crosses_zero),
 		cmocka_unit_test(test_nan_is_counted_and_excluded),
+		cmocka_unit_test(test_masked_scores_compare_equal_when_both_masked),
 		cmocka_unit_test(test_bf16_and_f32_inputs_compare_by_value),
 		cmocka_unit_test(test_p99_is_exact_over_a_known_distribution),
 		cmocka_unit_test(test_sets_recall_jaccard_and_ties),

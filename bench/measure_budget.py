@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Measure ref-vs-hf drift on the built-in tiny model over several seeds and print, per mode and
+op, the largest relative L2 (dense taps) and the smallest Jaccard (index sets). The shipped
+budget (compare/budget_default.c, docs/budgets.md) is set from this table.
+
+usage: bench/measure_budget.py BUILD_DIR [seeds] [decode_steps]"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+build = sys.argv[1] if len(sys.argv) > 1 else "build"
+seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 6
+steps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+cli = os.path.join(build, "dsv32-parity")
+worst = {}
+with tempfile.TemporaryDirectory() as d:
+    ckpt = os.path.join(d, "tiny")
+    subprocess.run([cli, "fixture", "--preset", "tiny", "--out", ckpt], check=True,
+                   capture_output=True)
+    for seed in range(1, seeds + 1):
+        out = os.path.join(d, f"r{seed}.json")
+        subprocess.run([cli, "compare", "--checkpoint", ckpt, "--seed", str(seed),
+                        "--decode-steps", str(steps), "--quiet", "--json", out,
+                        "--budget", "/dev/null"] if False else
+                       [cli, "compare", "--checkpoint", ckpt, "--seed", str(seed),
+                        "--decode-steps", str(steps), "--quiet", "--json", out],
+                       capture_output=True)
+        for t in json.load(open(out))["taps"]:
+            op = re.sub(r"^layers\.\d+\.", "layers.*.", t["name"])
+            key = (t["mode"], "prefill" if t["step"] == 0 else "decode", op)
+            if t["kind"] == "set":
+                v = t["set"]["jaccard"]
+                worst[key] = min(worst.get(key, 1.0), v)
+            else:
+                v = t["metrics"]["rel_l2"]
+                v = float("inf") if v is None else v
+                worst[key] = max(worst.get(key, 0.0), v)
+for k in sorted(worst):
+    print(f"{k[0]:9} {k[1]:7} {k[2]:32} {worst[k]:.4g}")
