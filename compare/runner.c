@@ -34,6 +34,8 @@ typedef struct {
 	dsv32_drift_mode mode;
 	bool live_is_a;          /* the compared (streamed) side is side a */
 	bool saw_logits;         /* the side emitted a "logits" tap itself */
+	const char *watch;       /* a tap name to look out for ... */
+	bool saw_watch;          /* ... and whether it was emitted */
 	dsv32_status rc;         /* first failure inside a callback */
 	dsv32_error err;
 } sink_ctx;
@@ -226,6 +228,7 @@ static void on_tap_compare(void *user, const char *name, const dsv32_tensor *t)
 	if (c->rc != DSV32_OK)
 		return;
 	c->saw_logits |= strcmp(name, "logits") == 0;
+	c->saw_watch |= c->watch && strcmp(name, c->watch) == 0;
 	dump_tap(c, name, t);
 	if (!is_input_tap(name))
 		compare_tap(c, name, t);
@@ -446,18 +449,37 @@ static dsv32_status pass_propagate(side_rt *a, side_rt *b, step_plan *p, sink_ct
 	return DSV32_OK;
 }
 
+/* The driver's input to layer i: the residual stream entering it, plus the un-added pair the
+ * reference's fused norm needs (core/model.h tf_branch / tf_residual), when recorded. */
+static const dsv32_tensor *layer_input(dsv32_tapstore *held, int i, dsv32_model *m, char *in_name,
+				       size_t len)
+{
+	char bname[64], rname[64];
+	dsv32_tap_entry *br = NULL, *res = NULL;
+	if (i == 0) {
+		snprintf(in_name, len, "embed");
+		br = dsv32_tapstore_get(held, "embed");
+	} else {
+		snprintf(in_name, len, "layers.%d.out", i - 1);
+		snprintf(bname, sizeof bname, "layers.%d.ffn.out", i - 1);
+		snprintf(rname, sizeof rname, "layers.%d.attn_residual", i - 1);
+		br = dsv32_tapstore_get(held, bname);
+		res = dsv32_tapstore_get(held, rname);
+	}
+	m->tf_branch = br && (i == 0 || res) ? &br->t : NULL;
+	m->tf_residual = res && br ? &res->t : NULL;
+	dsv32_tap_entry *in = dsv32_tapstore_get(held, in_name);
+	return in ? &in->t : NULL;
+}
+
 /* Run every decoder layer of the live model on the driver's input to that layer. */
 static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx *c,
 				 dsv32_error *err)
 {
 	dsv32_model *m = live->m;
 	for (int i = 0; i < (int)m->cfg.n_layers; i++) {
-		char in_name[64];
-		if (i == 0)
-			snprintf(in_name, sizeof in_name, "embed");
-		else
-			snprintf(in_name, sizeof in_name, "layers.%d.out", i - 1);
-		dsv32_tap_entry *in = dsv32_tapstore_get(c->held, in_name);
+		char in_name[64], out_name[64];
+		const dsv32_tensor *in = layer_input(c->held, i, m, in_name, sizeof in_name);
 		if (!in) {
 			char what[64], why[128];
 			snprintf(what, sizeof what, "layers.%d.*", i);
@@ -466,9 +488,18 @@ static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx
 			continue;
 		}
 		dsv32_tensor out = {0};
+		snprintf(out_name, sizeof out_name, "layers.%d.out", i);
+		c->watch = out_name;
+		c->saw_watch = false;
 		m->taps = (dsv32_tap_sink){on_tap_compare, c};
-		dsv32_status rc = m->vt->layer_forward(m, i, &in->t, p->start_pos[step], &out, err);
+		dsv32_status rc = m->vt->layer_forward(m, i, in, p->start_pos[step], &out, err);
 		m->taps = (dsv32_tap_sink){0};
+		m->tf_branch = m->tf_residual = NULL;
+		/* the layer's output is a canonical tap even where a layout only forms it inside the
+		 * next layer's fused norm */
+		if (rc == DSV32_OK && !c->saw_watch && out.data)
+			on_tap_compare(c, out_name, &out);
+		c->watch = NULL;
 		dsv32_tensor_free(&out);
 		if (rc == DSV32_OK && c->rc != DSV32_OK) {
 			if (err)

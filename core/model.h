@@ -65,6 +65,14 @@ struct dsv32_model {
 	dsv32_config cfg;
 	dsv32_model_opts opts;
 	dsv32_tap_sink taps; /* set by the caller; on_tap NULL = no taps */
+	/* Teacher-forcing hints, set by the caller around layer_forward when the driver recorded
+	 * them (NULL otherwise): the previous layer's un-added branch output ("layers.{i-1}.ffn.out"
+	 * or "embed" for layer 0) and its residual ("layers.{i-1}.attn_residual"; NULL for layer
+	 * 0). A layout whose first norm is fused with the residual add (ref) normalizes the
+	 * UNROUNDED fp32 sum of the two, which hidden_in (the bf16-rounded sum) cannot give it;
+	 * layouts that add in bf16 first (hf) ignore them. */
+	const dsv32_tensor *tf_branch;
+	const dsv32_tensor *tf_residual;
 };
 
 #endif

@@ -30,6 +30,17 @@ dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, co
 	return dsv32_gemm(m->be, &y2, &x2, &l->w, err);
 }
 
+/* The test-only planted bugs (opts.test_flags) for the code about to run: layer L (-1: the parts
+ * outside the layers, i.e. embedding, final norm and head). planted_layer < 0 plants them
+ * everywhere; planted_layer >= 0 only inside that layer, so a harness must find the bug there. */
+static void plant_flags(ref_model *m, int L)
+{
+	int pl = m->base.opts.planted_layer;
+	bool on = pl < 0 || pl == L;
+	for (int i = 0; i < DSV32_TEST_FLAG_COUNT; i++)
+		m->be->test_flags[i] = on && ((m->base.opts.test_flags >> i) & 1u);
+}
+
 /* Block.forward (§A.14): x / res -> (ffn.out, attn_residual); res NULL for layer 0. */
 static dsv32_status block_forward(ref_model *m, int L, const dsv32_tensor *x,
 				  const dsv32_tensor *res, int64_t B, int64_t S, int64_t P,
@@ -48,6 +59,7 @@ static dsv32_status block_forward(ref_model *m, int L, const dsv32_tensor *x,
 		rc = err ? err->code : DSV32_E_NOMEM;
 		goto out;
 	}
+	plant_flags(m, L);
 	if (!res) { /* layer 0: residual = x, x = attn_norm(x) */
 		rc = dsv32_cast(m->be, r1, x, err);
 		if (rc == DSV32_OK)
@@ -77,6 +89,7 @@ static dsv32_status block_forward(ref_model *m, int L, const dsv32_tensor *x,
 	if (rc != DSV32_OK)
 		dsv32_error_prefix(err, "layer %d", L);
 out:
+	plant_flags(m, -1);
 	ref_pool_free(m, &p);
 	return rc;
 }
@@ -336,7 +349,9 @@ static dsv32_status vt_forward(dsv32_model *m, const int64_t *tokens, int64_t B,
 /* The common layer_forward gets the residual stream h entering the layer. The reference block
  * takes (x, residual) and forms h inside its fused norm, so: layer 0 runs with x = h and no
  * residual (as the reference); layer L > 0 with x = h and residual = 0, which is exact
- * (fp32(h) + 0 = h is what the norm sees, bf16(h) = h is the new residual).
+ * (fp32(h) + 0 = h is what the norm sees, bf16(h) = h is the new residual). When the caller
+ * sets mm->tf_branch / tf_residual (the driver's ffn.out and attn_residual), those are used
+ * instead, so the norm sees the unrounded fp32 sum as in the driver's forward.
  * hidden_out = bf16(fp32(ffn.out) + fp32(attn_residual)): what the next fused norm stores. */
 static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_tensor *hidden_in,
 				     int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err)
@@ -349,8 +364,14 @@ static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_ten
 		if (rc != DSV32_OK)
 			return rc;
 	}
-	rc = dsv32_ref_layer_step(mm, layer, hidden_in, layer > 0 ? &zero : NULL, start_pos, &xo,
-				  &ro, err);
+	/* with the recorded un-added pair (core/model.h tf_branch / tf_residual) the fused norm
+	 * sees exactly the unrounded sum the driver's run saw */
+	const dsv32_tensor *x = hidden_in, *res = layer > 0 ? &zero : NULL;
+	if (mm->tf_branch && (layer == 0 || mm->tf_residual)) {
+		x = mm->tf_branch;
+		res = layer > 0 ? mm->tf_residual : NULL;
+	}
+	rc = dsv32_ref_layer_step(mm, layer, x, res, start_pos, &xo, &ro, err);
 	if (rc == DSV32_OK)
 		rc = dsv32_tensor_alloc(hidden_out, m->act, xo.ndim, xo.shape, err);
 	if (rc == DSV32_OK) { /* bf16(fp32(x) + fp32(res)) on the host: the next norm's residual */
@@ -455,8 +476,7 @@ dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *con
 	rc = dsv32_backend_create(&m->be, o.device, err);
 	if (rc != DSV32_OK)
 		goto out_free;
-	for (int i = 0; i < 8; i++)
-		m->be->test_flags[i] = (o.test_flags >> i) & 1u;
+	plant_flags(m, -1); /* re-planted per layer in block_forward */
 	dsv32_yarn_params yp;
 	dsv32_yarn_params_from_config(&yp, c);
 	yp.max_seq_len = m->maxS;

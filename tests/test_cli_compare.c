@@ -1,0 +1,240 @@
+/* test_cli_compare.c: `dsv32-parity compare` end to end on the built-in tiny model and on the
+ * golden recording: identical sides have zero drift, a planted bug is found at its layer and
+ * tap, ref vs hf drift is nonzero, finite and reported for every tap of every layer and step,
+ * and bad input exits 2. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/fsutil.h"
+
+static char dir[64];
+static const char *cli;
+
+static int run(const char *args, char *out, size_t len)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli, args);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	size_t n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static cJSON *load_json(const char *path)
+{
+	char *text = NULL;
+	size_t len;
+	if (dsv32_read_file(path, 64u << 20, &text, &len, NULL) != DSV32_OK)
+		return NULL;
+	cJSON *j = cJSON_Parse(text);
+	free(text);
+	return j;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	cli = getenv("DSV32_CLI");
+	if (!cli || access(cli, X_OK) != 0)
+		return 0;
+	snprintf(dir, sizeof dir, "/tmp/dsv32_cmp_XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	char cmd[256], out[4096];
+	snprintf(cmd, sizeof cmd, "fixture --preset tiny --out %s/tiny", dir);
+	return run(cmd, out, sizeof out) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (dir[0])
+		dsv32_remove_tree(dir, NULL);
+	return 0;
+}
+
+#define NEED_CLI()                                \
+	do {                                      \
+		if (!cli || access(cli, X_OK) != 0) \
+			skip();                   \
+	} while (0)
+
+static const cJSON *first_div(const cJSON *rep)
+{
+	return cJSON_GetObjectItemCaseSensitive(rep, "first_divergence");
+}
+
+static void test_identical_sides_report_zero_drift(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 16], path[128];
+	snprintf(path, sizeof path, "%s/same.json", dir);
+	snprintf(args, sizeof args,
+		 "compare --checkpoint %s/tiny --a ref --b ref --decode-steps 2 --quiet --json %s", dir,
+		 path);
+	assert_int_equal(run(args, out, sizeof out), 0);
+	cJSON *rep = load_json(path);
+	assert_non_null(rep);
+	const cJSON *t;
+	int n = 0;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(rep, "taps")) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "metrics");
+		if (m)
+			assert_true(cJSON_GetObjectItemCaseSensitive(m, "max_abs")->valuedouble == 0.0);
+		n++;
+	}
+	assert_true(n > 100);
+	assert_true(cJSON_IsNull(first_div(rep)));
+	cJSON_Delete(rep);
+}
+
+static void test_planted_bug_names_its_layer_and_tap(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 16], path[128], budget[128];
+	snprintf(budget, sizeof budget, "%s/zero.json", dir);
+	const char *zero = "{\"rules\":[{\"pattern\":\"*\",\"max\":{\"max_abs\":0}}]}";
+	assert_int_equal(dsv32_write_file_atomic(budget, zero, strlen(zero), NULL), DSV32_OK);
+	snprintf(path, sizeof path, "%s/plant.json", dir);
+	snprintf(args, sizeof args,
+		 "compare --checkpoint %s/tiny --a ref --b ref:plant=1 --decode-steps 1 --quiet "
+		 "--budget %s --json %s", dir, budget, path);
+	assert_int_equal(run(args, out, sizeof out), 1);
+	cJSON *rep = load_json(path);
+	assert_non_null(rep);
+	const cJSON *fd = first_div(rep);
+	assert_true(cJSON_IsObject(fd));
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(fd, "name")->valuestring,
+			    "layers.1.attn_norm");
+	/* teacher-forced: layer 1's local drift equals its propagated drift (layer 0 identical) */
+	double prop = -1, local = -2;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(rep, "taps")) {
+		if (strcmp(cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring, "layers.1.attn_norm") ||
+		    cJSON_GetObjectItemCaseSensitive(t, "step")->valueint != 0)
+			continue;
+		double v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(t, "metrics"),
+							    "rel_l2")->valuedouble;
+		if (!strcmp(cJSON_GetObjectItemCaseSensitive(t, "mode")->valuestring, "local"))
+			local = v;
+		else
+			prop = v;
+	}
+	assert_true(prop > 0);
+	assert_true(prop == local);
+	cJSON_Delete(rep);
+}
+
+static void test_ref_vs_hf_reports_every_tap_of_every_layer_and_step(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 16], path[128];
+	snprintf(path, sizeof path, "%s/refhf.json", dir);
+	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --decode-steps 2 --quiet --json %s",
+		 dir, path);
+	int rc = run(args, out, sizeof out);
+	assert_true(rc == 0 || rc == 1);
+	cJSON *rep = load_json(path);
+	assert_non_null(rep);
+	static const char *ops[] = {"attn_norm", "attn.q_latent", "attn.kv_latent", "attn.q_rope",
+				    "attn.k_rope", "indexer.topk", "attn.out", "ffn_norm", "ffn.out",
+				    "out"};
+	int found[3][3][10] = {{{0}}};
+	double total = 0;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(rep, "taps")) {
+		if (strcmp(cJSON_GetObjectItemCaseSensitive(t, "mode")->valuestring, "propagate"))
+			continue;
+		int layer = cJSON_GetObjectItemCaseSensitive(t, "layer")->valueint;
+		int step = cJSON_GetObjectItemCaseSensitive(t, "step")->valueint;
+		const char *op = cJSON_GetObjectItemCaseSensitive(t, "op")->valuestring;
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "metrics");
+		if (m) {
+			const cJSON *rel = cJSON_GetObjectItemCaseSensitive(m, "rel_l2");
+			assert_true(cJSON_IsNumber(rel)); /* finite */
+			total += rel->valuedouble;
+		}
+		for (int i = 0; i < 10; i++)
+			if (layer >= 0 && layer < 3 && step < 3 && !strcmp(op, ops[i]))
+				found[step][layer][i] = 1;
+	}
+	for (int s = 0; s < 3; s++)
+		for (int l = 0; l < 3; l++)
+			for (int i = 0; i < 10; i++) {
+				if (!found[s][l][i])
+					fail_msg("step %d layer %d: no %s tap compared", s, l, ops[i]);
+			}
+	assert_true(total > 0); /* the layouts do differ */
+	cJSON_Delete(rep);
+}
+
+static void test_golden_recording_side_replays_its_tokens(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	const char *src = getenv("DSV32_SOURCE_DIR");
+	char args[2048], out[1 << 16], path[128];
+	snprintf(path, sizeof path, "%s/golden.json", dir);
+	snprintf(args, sizeof args,
+		 "compare --checkpoint %s/fixtures/golden/ref_tiny/hf --a taps:%s/fixtures/golden/ref_tiny/golden_mp1_short.safetensors "
+		 "--b ref --mode teacher-forced --quiet --json %s", src, src, path);
+	int rc = run(args, out, sizeof out);
+	assert_true(rc == 0 || rc == 1);
+	cJSON *rep = load_json(path);
+	assert_non_null(rep);
+	int steps_seen = 0;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(rep, "taps")) {
+		if (!strcmp(cJSON_GetObjectItemCaseSensitive(t, "name")->valuestring, "layers.2.out")) {
+			steps_seen++;
+			/* the ref layout reproduces DeepSeek's layer outputs teacher-forced */
+			const cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "metrics");
+			assert_true(cJSON_GetObjectItemCaseSensitive(m, "rel_l2")->valuedouble < 0.02);
+		}
+	}
+	assert_int_equal(steps_seen, 5);
+	cJSON_Delete(rep);
+}
+
+static void test_bad_input_exits_2_with_a_message(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 16];
+	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --tokens 1,2,5000 --quiet", dir);
+	assert_int_equal(run(args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "5000 is outside the vocabulary"));
+	assert_int_equal(run("compare --a vllm --quiet", out, sizeof out), 2);
+	assert_non_null(strstr(out, "vllm"));
+	snprintf(args, sizeof args, "compare --checkpoint %s/missing --quiet", dir);
+	assert_int_equal(run(args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "missing"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_identical_sides_report_zero_drift),
+		cmocka_unit_test(test_planted_bug_names_its_layer_and_tap),
+		cmocka_unit_test(test_ref_vs_hf_reports_every_tap_of_every_layer_and_step),
+		cmocka_unit_test(test_golden_recording_side_replays_its_tokens),
+		cmocka_unit_test(test_bad_input_exits_2_with_a_message),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
