@@ -35,6 +35,15 @@ static void html_escape(FILE *f, const char *s)
 	}
 }
 
+/* A legend row: a short line in the series colour and its name. */
+static void legend_entry(FILE *f, int row, const char *color, const char *name)
+{
+	int y = PAD_T + 12 * row;
+	fprintf(f, "<line x1='%d' x2='%d' y1='%d' y2='%d' stroke='%s' stroke-width='3'/>"
+		   "<text x='%d' y='%d' class='a'>%s</text>\n",
+		W - PAD_R + 6, W - PAD_R + 20, y - 3, y - 3, color, W - PAD_R + 24, y, name);
+}
+
 typedef struct {
 	const char *metric; /* "rel_l2" or "ulp_p99" */
 	int step;
@@ -133,8 +142,8 @@ static void chart(FILE *f, const dsv32_cmp_result *r, const chart_spec *c)
 		}
 		if (!pts)
 			continue;
-		fprintf(f, "'/>\n<text x='%d' y='%d' class='a' fill='%s'>%s</text>\n",
-			W - PAD_R + 8, PAD_T + 12 * legend, palette[o % 10], chart_ops[o]);
+		fprintf(f, "'/>\n");
+		legend_entry(f, legend, palette[o % 10], chart_ops[o]);
 		legend++;
 	}
 	fprintf(f, "</svg>\n");
@@ -173,9 +182,10 @@ static void step_chart(FILE *f, const dsv32_cmp_result *r)
 			fprintf(f, "%.1f,%.1f ", px_x(t->step, r->n_steps), px_y(t->dense.rel_l2, lo, hi));
 		}
 		if (pts)
-			fprintf(f, "'/>\n<text x='%d' y='%d' class='a' fill='%s'>%s</text>\n",
-				W - PAD_R + 8, PAD_T + 12 * mode, palette[mode],
-				mode ? "local" : "propagated");
+		{
+			fprintf(f, "'/>\n");
+			legend_entry(f, mode, palette[mode], mode ? "local" : "propagated");
+		}
 	}
 	fprintf(f, "</svg>\n");
 }

@@ -38,6 +38,8 @@ static cJSON *dense_json(const dsv32_metrics *m)
 	cJSON_AddNumberToObject(o, "nan_b", (double)m->nan_b);
 	cJSON_AddNumberToObject(o, "inf_a", (double)m->inf_a);
 	cJSON_AddNumberToObject(o, "inf_b", (double)m->inf_b);
+	cJSON_AddNumberToObject(o, "n_masked", (double)m->n_masked);
+	cJSON_AddNumberToObject(o, "n_mask_diff", (double)m->n_mask_diff);
 	return o;
 }
 
@@ -180,6 +182,8 @@ static void read_dense(dsv32_metrics *m, const cJSON *o)
 	m->nan_b = (int64_t)get_num(o, "nan_b");
 	m->inf_a = (int64_t)get_num(o, "inf_a");
 	m->inf_b = (int64_t)get_num(o, "inf_b");
+	m->n_masked = (int64_t)get_num(o, "n_masked");
+	m->n_mask_diff = (int64_t)get_num(o, "n_mask_diff");
 }
 
 static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *label, int idx,

@@ -20,11 +20,11 @@ static void describe(const dsv32_tap_result *t, char *buf, size_t len)
 			 t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
 			 (long long)t->set.rows_tie_equal);
 	else if (t->kind == DSV32_TAP_LOGITS)
-		snprintf(buf, len, "rel_l2 %.3e, max|d| %.3g, KL %.3e, top1 %.3f, top5 %.3f",
+		snprintf(buf, len, "rel_l2 %.3e, max abs %.3g, KL %.3e, top1 %.3f, top5 %.3f",
 			 t->dense.rel_l2, t->dense.max_abs, t->logits.kl, t->logits.top1_agree,
 			 t->logits.top5_overlap);
 	else
-		snprintf(buf, len, "rel_l2 %.3e, max|d| %.3g, ulp max %u p99 %u, cos %.6f",
+		snprintf(buf, len, "rel_l2 %.3e, max abs %.3g, ulp max %u p99 %u, cos %.6f",
 			 t->dense.rel_l2, t->dense.max_abs, t->dense.ulp_max, t->dense.ulp_p99,
 			 t->dense.cosine);
 }
