@@ -1,0 +1,117 @@
+/* gemm.h: dense GEMMs with fp32 accumulation (reference_layout.md §A.1, hf_layout.md F.linear,
+ * attention QK^T and P·V).
+ *
+ * Notation: rows = M (every leading dim of x flattened), K = reduction, N = output features.
+ *
+ * dsv32_gemm(be, y, x, w, err)            "NT", torch F.linear layout
+ *   x  BF16|F32 [..., K]     activations; leading dims flattened to M rows
+ *   w  BF16|F32 [N, K]       weight, (out, in)
+ *   y  BF16|F32 [..., N]     out: same leading dims as x; must not alias x or w
+ * dsv32_gemm_nn(be, y, x, w, err)         "NN", e.g. P·V
+ *   x [..., K], w [K, N], y [..., N]
+ * dsv32_gemm_batched(be, y, x, w, err)    x [Bt.., M, K], w [Bt.., N, K], y [Bt.., M, N]
+ * dsv32_gemm_nn_batched(be, y, x, w, err) x [Bt.., M, K], w [Bt.., K, N], y [Bt.., M, N]
+ *   (batched: ndim >= 3, the same leading batch dims on x, w and y; no broadcasting)
+ * dsv32_gemm_run(be, desc, err)           strided batch on raw pointers (dsv32_gemm_desc)
+ *
+ * Math:   y[m,n] = Σ_k x[m,k] · w[n,k]        (NN: w[k,n])
+ * Accum:  fp32. Products of bf16 values are exact in fp32; the order in which the fp32 sum is
+ *         formed (blocking, split-K, FMA vs mul+add) is NOT part of the contract: two correct
+ *         bodies may differ by the fp32 rounding of the sum, which after the bf16 rounding is at
+ *         most 1 bf16 ulp almost always (exact whenever the fp32 sum is exact, e.g. small ints).
+ * Rounds: one RNE rounding of the fp32 result to bf16 iff y is BF16; an F32 y is not rounded.
+ *         Mixed inputs (F32,BF16)/(BF16,F32): the bf16 operand is widened to f32 (exact) and the
+ *         product runs as an fp32 GEMM; same rounding rule for y.
+ * Bodies: CPU  (BF16,BF16): oneDNN matmul (C API, primitives cached by shape/strides/dtypes in
+ *              a process-wide cache owned by gemm_dnnl.c) when oneDNN has a native bf16 kernel
+ *              on this CPU (AVX512-BF16 / AMX). Those kernels use vdpbf16ps/tdpbf16ps, which per
+ *              the Intel SDM treat bf16 subnormal inputs as zero (DAZ) and flush subnormal
+ *              results (FTZ) regardless of MXCSR: on that path a subnormal bf16 input (|v| <
+ *              2^-126) counts as 0. Where oneDNN has no bf16 matmul (dnnl_unimplemented, e.g.
+ *              AVX2-only CPUs; it reports so at primitive creation; a "ref" implementation
+ *              counts as none):
+ *              - w BF16 in "NT" layout (x BF16 or F32), CPU with AVX2+FMA: own blocked kernel,
+ *                w widened exactly per 64-row x 1024-K chunk, fp32 FMAs in 8 lanes, lanes and
+ *                chunks summed in fp32 (order differs from sgemm; allowed above);
+ *              - otherwise the bf16 operands are widened to f32 (panels of w that stay in
+ *                cache) and OpenBLAS cblas_sgemm runs.
+ *              Both keep subnormals. dsv32_gemm_bf16_impl() names the path taken.
+ *              (F32,F32) and F32 w: OpenBLAS cblas_sgemm (subnormals kept).
+ *         CUDA (BF16,BF16): cublasGemmStridedBatchedEx, CUDA_R_16BF inputs, CUBLAS_COMPUTE_32F,
+ *              bf16 or f32 output; the backend's handle is in CUBLAS_PEDANTIC_MATH mode, so no
+ *              reduced-precision (bf16) split-K reduction.
+ *              F32 and mixed: f32 operands (bf16 widened on device),
+ *              CUBLAS_COMPUTE_32F_PEDANTIC (never TF32); a BF16 y of an fp32 GEMM is rounded
+ *              once by a small kernel from an f32 temporary.
+ * Errors: DSV32_E_DTYPE (dtype not listed), DSV32_E_SHAPE (K/N/batch mismatch), DSV32_E_USAGE
+ *         (tensor not on be->device, y aliases an input), DSV32_E_UNSUPPORTED (backend lacks a
+ *         body), DSV32_E_NOMEM, DSV32_E_CUDA, DSV32_E_INTERNAL (oneDNN/OpenBLAS failure).
+ */
+#ifndef DSV32_GEMM_H
+#define DSV32_GEMM_H
+
+#include "kernels/backend.h"
+
+dsv32_status dsv32_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+			const dsv32_tensor *w, dsv32_error *err);
+dsv32_status dsv32_gemm_nn(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+			   const dsv32_tensor *w, dsv32_error *err);
+dsv32_status dsv32_gemm_batched(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+				const dsv32_tensor *w, dsv32_error *err);
+dsv32_status dsv32_gemm_nn_batched(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+				   const dsv32_tensor *w, dsv32_error *err);
+
+/* A strided-batch GEMM on raw pointers, for operands that are slices of larger tensors (e.g.
+ * per-head q [S, H, D] as x with ldx = H·D and stride_x = D). All leading dimensions and batch
+ * strides are in ELEMENTS. Row-major:
+ *   x_b = x + b·stride_x, element (m,k) at x_b[m·ldx + k]                         [M, K]
+ *   w_b = w + b·stride_w, element (n,k) at w_b[n·ldw + k] if trans_w ("NT", w [N, K])
+ *                         element (k,n) at w_b[k·ldw + n] otherwise ("NN", w [K, N])
+ *   y_b = y + b·stride_y, element (m,n) at y_b[m·ldy + n]                         [M, N]
+ * Same dtypes, contract and bodies as dsv32_gemm. Pointers are on be->device. Output rows of
+ * different batches must not overlap, and y must not overlap x or w (not checked: the caller
+ * owns the pointers). ld* must be >= the row length (K or N). */
+typedef struct {
+	int64_t batch, M, N, K;
+	bool trans_w;
+	dsv32_dtype x_dtype, w_dtype, y_dtype;
+	const void *x;
+	int64_t ldx, stride_x;
+	const void *w;
+	int64_t ldw, stride_w;
+	void *y;
+	int64_t ldy, stride_y;
+} dsv32_gemm_desc;
+
+dsv32_status dsv32_gemm_run(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
+
+/* Which CPU body a (BF16,BF16) "NT" GEMM takes on this machine: "onednn:<impl>", or
+ * "avx2-blocked (...why oneDNN is not used...)" / "sgemm-widened (...)". Never NULL. */
+const char *dsv32_gemm_bf16_impl(void);
+
+/* ---- internal: the bodies behind dsv32_gemm_run (called with a checked, non-empty desc) ---- */
+dsv32_status dsv32_gemm_cpu(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
+/* "avx2-blocked" or "sgemm-widened": the CPU body used when oneDNN has no bf16 matmul. */
+const char *dsv32_gemm_cpu_fallback_name(void);
+#define DSV32_GEMM_MPAD(M) (((M) + 2) / 3 * 3) /* rows of the blocked body's x and acc */
+/* Blocked f32 body for a bf16 or e4m3 w in "NT" layout (AVX2+FMA; false when this CPU or
+ * build lacks it, and then nothing was done). xf: x widened to f32, [round_up(M, 2), Kp] with
+ * Kp % 8 == 0 and zero padding. acc [round_up(M,2), N] receives, per K chunk of kc values
+ * (kc % 8 == 0, kc <= 1024), the fp32 chunk sum t: GEMM (xs == NULL): acc += t; fp8 (kc = 128):
+ * acc = acc + t·(xs[m,kb]·ws[n/128,kb]) from +0 in chunk order. *nomem on allocation failure. */
+bool dsv32_gemm_blocked_f32x(float *acc, const float *xf, int64_t M, int64_t Kp, const void *w,
+			     bool w_e4m3, int64_t ldw, int64_t N, int64_t K, int64_t kc,
+			     const float *xs, const float *ws, int64_t nkb, bool *nomem);
+/* oneDNN bf16 body: sets *done = false (and returns DSV32_OK) when oneDNN cannot run it here. */
+dsv32_status dsv32_gemm_dnnl(const dsv32_gemm_desc *d, bool *done, dsv32_error *err);
+#ifdef DSV32_HAVE_CUDA
+#ifdef __cplusplus
+extern "C" {
+#endif
+dsv32_status dsv32_gemm_cuda(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
+#ifdef __cplusplus
+}
+#endif
+#endif
+
+#endif
