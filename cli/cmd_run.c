@@ -4,8 +4,10 @@
  * generated ids comma-separated as the last line; --json prints a structured result with a
  * logits summary (max, argmax per batch row) for every step.
  *
- * Layouts come from a table: `ref` (ref/ref_model.h) and `hf` (hf_layout, when its open symbol
- * dsv32_hf_open is linked in; otherwise reported as unavailable).
+ * Layouts come from a table: `ref` (ref/ref_model.h: reference shards of any W or an HF dir)
+ * and `hf` (hf_layout/hf_model.h: an HF dir, through the common forward of core/model.h).
+ * An open or forward that fails without filling the error still prints a message naming the
+ * layout, the checkpoint and the status (never "error: ok").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,11 +16,8 @@
 
 #include "cli/cli.h"
 #include "core/model.h"
+#include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
-
-/* The HF layout's open, when hf_layout/ provides it (same signature as dsv32_ref_open). */
-dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt, const char *config_path,
-			   const dsv32_model_opts *opts, dsv32_error *err) __attribute__((weak));
 
 typedef dsv32_status (*open_fn)(dsv32_model **, const char *, const char *,
 				const dsv32_model_opts *, dsv32_error *);
@@ -32,6 +31,7 @@ static const char *USAGE =
 	"usage: dsv32-parity run --layout ref|hf --checkpoint DIR [--config FILE] [--mp W]\n"
 	"                        --tokens 5,17,42 [--max-new-tokens N] [--eos ID]\n"
 	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json]\n"
+	"                        [--experts grouped_mm|eager]   (hf only)\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
 	"  token, stopping at eos (default: the config's eos_token_id). The last line of the output\n"
 	"  is the generated ids, comma-separated. DIR holds reference shards model{r}-mp{W}.safetensors\n"
@@ -124,6 +124,14 @@ int dsv32_cmd_run(int argc, char **argv)
 				o.device = DSV32_DEV_CUDA;
 			else
 				return dsv32_cli_usage_error("run", "--device %s: expected cpu or cuda", v);
+		} else if (!strcmp(a, "--experts")) {
+			if (!strcmp(v, "grouped_mm"))
+				o.experts = DSV32_EXPERTS_GROUPED_MM;
+			else if (!strcmp(v, "eager"))
+				o.experts = DSV32_EXPERTS_EAGER;
+			else
+				return dsv32_cli_usage_error("run", "--experts %s: expected grouped_mm or "
+							     "eager", v);
 		} else if (!strcmp(a, "--profile")) {
 			if (!strcmp(v, "bf16"))
 				o.profile = DSV32_PROFILE_BF16;
@@ -139,6 +147,8 @@ int dsv32_cmd_run(int argc, char **argv)
 		return dsv32_cli_usage_error("run", "--checkpoint and --tokens are required");
 	if (o.world_size < 1 || max_new < 1)
 		return dsv32_cli_usage_error("run", "--mp and --max-new-tokens must be >= 1");
+	/* dsv32_hf_open without arguments is the 5-argument function (hf_model.h's macro only
+	 * rewrites calls) */
 	const layout_entry layouts[] = {{"ref", dsv32_ref_open}, {"hf", dsv32_hf_open}};
 	open_fn open = NULL;
 	bool known = false;
@@ -161,7 +171,13 @@ int dsv32_cmd_run(int argc, char **argv)
 	dsv32_error err = {0};
 	dsv32_model *m = NULL;
 	dsv32_status rc = open(&m, ckpt, config, &o, &err);
+	if (rc == DSV32_OK && !m)
+		rc = DSV32_E_INTERNAL;
 	if (rc != DSV32_OK) {
+		if (err.code == DSV32_OK || !err.what[0])
+			DSV32_FAIL(&err, rc == DSV32_OK ? DSV32_E_INTERNAL : rc,
+				   "opening %s with layout %s failed (%s) without a message", ckpt,
+				   layout, dsv32_status_str(rc));
 		free(prompt);
 		return dsv32_cli_fail("run", &err);
 	}
@@ -215,6 +231,9 @@ int dsv32_cmd_run(int argc, char **argv)
 	m->vt->close(m);
 	free(gen);
 	free(prompt);
+	if (rc != DSV32_OK && (err.code == DSV32_OK || !err.what[0]))
+		DSV32_FAIL(&err, rc, "forward of layout %s failed (%s) without a message", layout,
+			   dsv32_status_str(rc));
 	if (rc != DSV32_OK)
 		return dsv32_cli_fail("run", &err);
 	return DSV32_EXIT_OK;

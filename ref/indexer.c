@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "kernels/combine.h"
 #include "kernels/elementwise.h"
 #include "kernels/fp8.h"
 #include "kernels/gemm.h"
@@ -109,7 +110,7 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 			dsv32_tensor ks = ref_view(&ly->k_scale, b * maxS + P, 2, (int64_t[]){S, 1});
 			CK(dsv32_act_quant(be, &k8, &ks, &kb, m->ue8m0, err));
 		}
-		CK(ref_tmp_mul(be, w, w, qs, err)); /* w[..., None] * q_s */
+		CK(dsv32_mul_bcast(be, w, w, qs, err)); /* w[..., None] * q_s */
 		CK(dsv32_scale(be, w, w, dscale, err));
 		CK(dsv32_fp8_index(be, scores, q8, w, &ly->k_cache, &ly->k_scale, mask, err));
 	} else {

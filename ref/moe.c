@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/combine.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "ref/ref_internal.h"
@@ -48,7 +49,7 @@ static dsv32_status run_expert(ref_model *m, ref_layer *ly, int64_t e, const dsv
 	dsv32_tensor x2 = ref_view(x, 0, 2, (int64_t[]){dsv32_tensor_numel(x) / dim, dim});
 	CK(dsv32_embedding(m->be, xe, &x2, rows, err)); /* x[idx]: a row gather */
 	CK(ref_mlp_apply(m, &ly->ew1[e], &ly->ew3[e], &ly->ew2[e], xe, oe, err));
-	CK(ref_tmp_index_add_scaled(m->be, y, oe, rows, wsel, err));
+	CK(dsv32_moe_combine_ref(m->be, y, oe, rows, wsel, err));
 out:
 	ref_pool_free(m, &p);
 	return rc;

@@ -106,18 +106,6 @@ dsv32_status ref_route(dsv32_backend *be, dsv32_tensor *w_out, dsv32_tensor *idx
 		       const dsv32_tensor *logits, const dsv32_tensor *bias, int n_groups,
 		       int topk_groups, int topk, float route_scale, bool softmax, dsv32_error *err);
 
-/* ref_ops_tmp.c: ops missing from kernels/ (TODO: move to kernels/elementwise.h).
- * ref_tmp_mul:  y = round_y(f32(a) · f32(b)), same numel, BF16|F32.
- * ref_tmp_index_add_scaled: y F32 [T, D]; x BF16|F32 [n, D]; rows I64 [n]; w F32 [n]:
- *   y[rows[i], :] = y[rows[i], :] + (f32(x[i, :]) · w[i])   (product rounded to fp32, then the
- *   fp32 add; no FMA) -- the reference's `y[idx] += expert(x[idx]) * weights[idx, top, None]`.
- *   rows must be distinct. */
-dsv32_status ref_tmp_mul(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *a,
-			 const dsv32_tensor *b, dsv32_error *err);
-dsv32_status ref_tmp_index_add_scaled(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
-				      const dsv32_tensor *rows, const dsv32_tensor *w,
-				      dsv32_error *err);
-
 /* taps.c */
 bool ref_taps_on(const ref_model *m);
 /* Emit a device tensor under a printf-formatted name, viewed with the given canonical shape
