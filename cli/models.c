@@ -31,7 +31,7 @@ dsv32_status dsv32_cli_open_model(const char *layout, const char *checkpoint,
 					  "%s: the hf layout reads HF checkpoints (config.json in HF form); "
 					  "convert reference shards first: dsv32-parity convert ref-to-hf",
 					  checkpoint);
-		return dsv32_hf_open(out, checkpoint, opts, err);
+		return dsv32_hf_open(out, checkpoint, NULL, opts, err);
 	}
 	return DSV32_FAIL(err, DSV32_E_USAGE, "unknown layout '%s' (expected ref or hf)", layout);
 }

@@ -30,6 +30,10 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 					  text, tok + 6);
 		o->test_flags |= 1u << DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND;
 		o->planted_layer = (int)l;
+	} else if (!strcmp(tok, "lanes=8") || !strcmp(tok, "lanes=16")) {
+		o->torch_lanes = atoi(tok + 6);
+	} else if (!strcmp(tok, "torch=1") || !strcmp(tok, "torch=2")) {
+		o->torch_major = atoi(tok + 6);
 	} else if (!strcmp(tok, "experts=eager")) o->experts = DSV32_EXPERTS_EAGER;
 	else if (!strcmp(tok, "experts=grouped_mm")) o->experts = DSV32_EXPERTS_GROUPED_MM;
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
@@ -38,7 +42,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, tp=W, "
-				  "experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, plant=L)",
+				  "experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, plant=L)",
 				  text, tok);
 	return DSV32_OK;
 }

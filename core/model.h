@@ -35,6 +35,10 @@ typedef struct {
 	bool no_fp8_kv;              /* ref: no fp8 round trip of the KV latent */
 	dsv32_experts_impl experts;  /* hf: grouped_mm (default) or eager */
 	uint32_t test_flags;         /* test-only planted bugs (bit i = kernels test flag i) */
+	int torch_lanes;             /* CPU reduction order to follow (kernels/reduce.h): 8 | 16, 0 =
+				      * layout default (ref 16: DeepSeek's recording machine; hf 8:
+				      * torch 2.x on this project's AVX2 machines) */
+	int torch_major;             /* 1 | 2, 0 = layout default (ref 1, hf 2) */
 	int planted_layer;           /* layer a planted bug applies to (-1 = all) */
 } dsv32_model_opts;
 

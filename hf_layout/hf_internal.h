@@ -89,19 +89,4 @@ dsv32_status hf_route(dsv32_backend *be, dsv32_tensor *weights, dsv32_tensor *id
 dsv32_status hf_tap_rope(hf_model *m, const char *name, const dsv32_tensor *x, int64_t off,
 			 dsv32_error *err);
 
-/* TEMPORARY ops (hf_ops_tmp.c), TODO: move to kernels/ as MoE combine ops with CPU and CUDA
- * bodies (no such op exists in kernels/ yet). Host arithmetic; device tensors go through host
- * copies, so they work on either backend.
- * hf_moe_accumulate_tmp: y [n, D] (act dtype), for each row r: p = fp32(y[r]) · w[r] (fp32).
- *   eager == false: acc F32 [N*K, D], acc[dst[r]] = p (the grouped_mm per-slot product).
- *   eager == true:  acc act [N, D], acc[dst[r]] = R(acc[dst[r]] + R(p)), R = rounding to acc's
- *                   dtype (bf16 index_add_ of the bf16-cast product).
- * hf_moe_slot_sum_tmp: out [N, D] = R( ((p_0 + p_1) + p_2) + ... ) over the K slots of
- *   slots [N*K, D] (fp32, slot order; torch's sum(dim=1) over [N,K,D]), one rounding. */
-dsv32_status hf_moe_accumulate_tmp(dsv32_backend *be, dsv32_tensor *acc, const dsv32_tensor *y,
-				   const int64_t *dst, const float *w, int64_t n, bool eager,
-				   dsv32_error *err);
-dsv32_status hf_moe_slot_sum_tmp(dsv32_backend *be, dsv32_tensor *out, const dsv32_tensor *slots,
-				 int64_t K, dsv32_error *err);
-
 #endif

@@ -34,12 +34,27 @@
 
 #include "core/model.h"
 
-/* Open an HF-layout model from an HF checkpoint directory (config.json inside). opts NULL =
- * defaults (CPU, bf16, grouped_mm). Cache capacity: opts->max_batch_size (0: config
- * max_batch_size) rows and opts->max_seq_len (0: min(max_position_embeddings, 4096))
- * positions. On success *out has vt->layout "hf"; close with (*out)->vt->close(*out). */
-dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const dsv32_model_opts *opts,
-			   dsv32_error *err);
+/* Open an HF-layout model from an HF checkpoint directory. Same signature as dsv32_ref_open
+ * (the CLI's layout table calls both through one function type): config_path NULL =
+ * <ckpt_dir>/config.json, else that HF config.json is used instead. opts NULL = defaults (CPU,
+ * bf16, grouped_mm). Cache capacity: opts->max_batch_size (0: config max_batch_size) rows and
+ * opts->max_seq_len (0: min(max_position_embeddings, 4096)) positions. On success *out has
+ * vt->layout "hf"; close with (*out)->vt->close(*out). On failure *out is NULL and err (when not
+ * NULL) always holds the code and a message naming the file / tensor. */
+dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *config_path,
+			   const dsv32_model_opts *opts, dsv32_error *err);
+/* The same without config_path (= NULL). */
+dsv32_status dsv32_hf_open_dir(dsv32_model **out, const char *ckpt_dir,
+			       const dsv32_model_opts *opts, dsv32_error *err);
+/* Transitional: callers written against the earlier 4-argument form
+ * dsv32_hf_open(out, ckpt_dir, opts, err) (cli/models.c) are routed to dsv32_hf_open_dir by
+ * argument count; 5-argument calls reach the function above. (The earlier 4-argument symbol was
+ * called through the CLI's 5-argument function type, which put the caller's opts where err was
+ * expected: errors printed "error: ok" and --device/--profile were ignored.) Drop this macro once
+ * every caller passes config_path. */
+#define DSV32_HF_OPEN_PICK_(a, b, c, d, e, f, ...) f
+#define dsv32_hf_open(...) \
+	DSV32_HF_OPEN_PICK_(__VA_ARGS__, dsv32_hf_open, dsv32_hf_open_dir, _, _, _)(__VA_ARGS__)
 
 /* One HF forward call (DeepseekV32ForCausalLM.forward with use_cache=True).
  *   input_ids       host I64 [B*S] row-major

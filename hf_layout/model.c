@@ -366,13 +366,20 @@ static const dsv32_model_vtbl hf_vtbl = {
 	.close = vt_close,
 };
 
-dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const dsv32_model_opts *opts,
-			   dsv32_error *err)
+dsv32_status (dsv32_hf_open)(dsv32_model **out, const char *ckpt_dir, const char *config_path,
+			     const dsv32_model_opts *opts, dsv32_error *err)
 {
+	dsv32_error local = {0};
+	if (!err) /* the checks below read err->code */
+		err = &local;
+	memset(err, 0, sizeof *err);
+	if (!out || !ckpt_dir)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf open: %s is NULL",
+				  !out ? "out" : "the checkpoint directory");
 	*out = NULL;
 	hf_model *m = calloc(1, sizeof *m);
 	if (!m)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf: model");
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf open: %s: model", ckpt_dir);
 	m->base.vt = &hf_vtbl;
 	if (opts)
 		m->base.opts = *opts;
@@ -382,7 +389,10 @@ dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const dsv32_
 	dsv32_config *c = &m->base.cfg;
 	char path[4096];
 	bool is_hf = false;
-	snprintf(path, sizeof path, "%s/config.json", ckpt_dir);
+	if (config_path)
+		snprintf(path, sizeof path, "%s", config_path);
+	else
+		snprintf(path, sizeof path, "%s/config.json", ckpt_dir);
 	dsv32_status rc = dsv32_config_load(c, path, &is_hf, err);
 	if (rc == DSV32_OK && !is_hf)
 		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: not an HF config.json (no model_type / hidden_size)",
@@ -409,6 +419,10 @@ dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const dsv32_
 	dsv32_yarn_hf_inv_freq(&yp, m->inv_freq, &m->attn_factor);
 	m->scaling = (float)dsv32_softmax_scale_hf(dsv32_config_qk_head_dim(c), &yp);
 	rc = dsv32_backend_create(&m->be, o->device, err);
+	if (rc == DSV32_OK) { /* the transformers golden: torch 2.15, AVX2 (docs/numerics.md) */
+		m->be->torch_lanes = o->torch_lanes ? o->torch_lanes : 8;
+		m->be->torch_major = o->torch_major ? o->torch_major : 2;
+	}
 	if (rc == DSV32_OK)
 		rc = hf_weights_load(m, ckpt_dir, err);
 	if (rc == DSV32_OK)
@@ -418,6 +432,16 @@ dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const dsv32_
 	*out = &m->base;
 	return DSV32_OK;
 fail:
+	if (err->code == DSV32_OK) /* a callee that returned a status without filling err */
+		DSV32_FAIL(err, rc, "hf open: %s: %s", ckpt_dir, dsv32_status_str(rc));
+	else
+		dsv32_error_prefix(err, "hf open %s", ckpt_dir);
 	vt_close(&m->base);
 	return rc;
+}
+
+dsv32_status dsv32_hf_open_dir(dsv32_model **out, const char *ckpt_dir,
+			       const dsv32_model_opts *opts, dsv32_error *err)
+{
+	return (dsv32_hf_open)(out, ckpt_dir, NULL, opts, err);
 }

@@ -7,16 +7,16 @@
 #include <string.h>
 
 #include "hf_layout/hf_internal.h"
+#include "kernels/combine.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 
-/* Run expert e on its rows (tokens tok[0..n)) and accumulate. */
+/* Run expert e on its n rows (tokens tok[0..n)): y [n, D] = expert(x2[tok]). */
 static dsv32_status run_expert(hf_model *m, hf_layer_w *w, int64_t e, const dsv32_tensor *x2,
-			       const int64_t *tok, const int64_t *dst, const float *wt, int64_t n,
-			       dsv32_tensor *acc, bool eager, dsv32_error *err)
+			       const int64_t *tok, int64_t n, dsv32_tensor *y, dsv32_error *err)
 {
 	int64_t D = x2->shape[1];
-	dsv32_tensor ids = {0}, xs = {0}, y = {0};
+	dsv32_tensor ids = {0}, xs = {0};
 	dsv32_status rc = hf_alloc(m, &ids, DSV32_I64, 1, HF_SHAPE(n), err);
 	if (rc == DSV32_OK)
 		rc = dsv32_backend_upload(m->be, ids.data, tok, sizeof(int64_t) * (size_t)n, err);
@@ -25,14 +25,28 @@ static dsv32_status run_expert(hf_model *m, hf_layer_w *w, int64_t e, const dsv3
 	if (rc == DSV32_OK) /* hidden_states[token_idx]: a row gather */
 		rc = dsv32_embedding(m->be, &xs, x2, &ids, err);
 	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &y, m->act, 2, HF_SHAPE(n, D), err);
-	if (rc == DSV32_OK)
-		rc = hf_mlp(m, &w->e_gate[e], &w->e_up[e], &w->e_down[e], &xs, &y, err);
-	if (rc == DSV32_OK)
-		rc = hf_moe_accumulate_tmp(m->be, acc, &y, dst, wt, n, eager, err);
+		rc = hf_mlp(m, &w->e_gate[e], &w->e_up[e], &w->e_down[e], &xs, y, err);
 	hf_free(m, &ids);
 	hf_free(m, &xs);
-	hf_free(m, &y);
+	return rc;
+}
+
+/* eager: out += bf16(y · w) by bf16 index_add_ over the expert's rows (dsv32_moe_combine_hf_eager) */
+static dsv32_status combine_eager(hf_model *m, dsv32_tensor *acc, const dsv32_tensor *y,
+				  const int64_t *tok, const float *wt, int64_t n, dsv32_error *err)
+{
+	dsv32_tensor rows = {0}, w = {0};
+	dsv32_status rc = hf_alloc(m, &rows, DSV32_I64, 1, HF_SHAPE(n), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(m->be, rows.data, tok, sizeof(int64_t) * (size_t)n, err);
+	if (rc == DSV32_OK)
+		rc = hf_alloc(m, &w, DSV32_F32, 1, HF_SHAPE(n), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(m->be, w.data, wt, sizeof(float) * (size_t)n, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_moe_combine_hf_eager(m->be, acc, y, &rows, &w, err);
+	hf_free(m, &rows);
+	hf_free(m, &w);
 	return rc;
 }
 
@@ -45,7 +59,7 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	int64_t N = dsv32_tensor_numel(x) / D;
 	bool eager = m->base.opts.experts == DSV32_EXPERTS_EAGER;
 	dsv32_tensor x2 = hf_view(x, 0, 2, HF_SHAPE(N, D));
-	dsv32_tensor lg = {0}, wts = {0}, idx = {0}, acc = {0}, slots = {0}, sh = {0};
+	dsv32_tensor lg = {0}, wts = {0}, idx = {0}, acc = {0}, slots = {0}, sh = {0}, src = {0};
 	int64_t *hidx = malloc(sizeof(int64_t) * (size_t)(N * K));
 	float *hw = malloc(sizeof(float) * (size_t)(N * K));
 	int64_t *tok = malloc(sizeof(int64_t) * (size_t)(N * K));
@@ -78,28 +92,51 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 		rc = dsv32_backend_download(m->be, hidx, idx.data, sizeof(int64_t) * (size_t)(N * K), err);
 	if (rc == DSV32_OK)
 		rc = dsv32_backend_download(m->be, hw, wts.data, sizeof(float) * (size_t)(N * K), err);
-	/* grouped_mm: per-slot products in [N*K, D] fp32, summed over slots afterwards;
-	 * eager: a running sum in the activation dtype */
-	if (rc == DSV32_OK)
-		rc = eager ? hf_alloc(m, &acc, m->act, 2, HF_SHAPE(N, D), err)
-			   : hf_alloc(m, &slots, DSV32_F32, 2, HF_SHAPE(N * K, D), err);
-	for (int64_t e = 0; rc == DSV32_OK && e < E; e++) {
+	/* grouped_mm: every (token, slot) expert output in ys [N*K, D] (expert-sorted rows), then
+	 * one fp32 slot sum in slot order (dsv32_moe_combine_hf_grouped, src = the un-sort);
+	 * eager: a running bf16 index_add_ per expert in ascending expert order */
+	if (rc == DSV32_OK) /* zero-filled: zeros_like(hidden_states) */
+		rc = hf_alloc(m, &acc, m->act, 2, HF_SHAPE(N, D), err);
+	if (rc == DSV32_OK && !eager)
+		rc = hf_alloc(m, &slots, m->act, 2, HF_SHAPE(N * K, D), err);
+	for (int64_t e = 0, off = 0; rc == DSV32_OK && e < E; e++) {
 		int64_t n = 0;
 		for (int64_t t = 0; t < N; t++)
 			for (int64_t s = 0; s < K; s++)
 				if (hidx[t * K + s] == e) {
 					tok[n] = t;
-					dst[n] = eager ? t : t * K + s;
+					dst[t * K + s] = off + n;
 					wt[n] = hw[t * K + s];
 					n++;
 				}
-		if (n > 0)
-			rc = run_expert(m, w, e, &x2, tok, dst, wt, n, eager ? &acc : &slots, eager, err);
+		if (n == 0)
+			continue;
+		if (eager) {
+			dsv32_tensor y = {0};
+			rc = hf_alloc(m, &y, m->act, 2, HF_SHAPE(n, D), err);
+			if (rc == DSV32_OK)
+				rc = run_expert(m, w, e, &x2, tok, n, &y, err);
+			if (rc == DSV32_OK)
+				rc = combine_eager(m, &acc, &y, tok, wt, n, err);
+			hf_free(m, &y);
+		} else {
+			dsv32_tensor yv = hf_view(&slots, off * D, 2, HF_SHAPE(n, D));
+			rc = run_expert(m, w, e, &x2, tok, n, &yv, err);
+		}
+		off += n;
 	}
 	if (rc == DSV32_OK && !eager) {
-		rc = hf_alloc(m, &acc, m->act, 2, HF_SHAPE(N, D), err);
+		for (int64_t i = 0; i < N * K; i++)
+			if (hidx[i] < 0 || hidx[i] >= E)
+				rc = DSV32_FAIL(err, DSV32_E_INTERNAL, "layer %d: router chose expert %lld "
+						"outside [0, %lld)", li, (long long)hidx[i], (long long)E);
 		if (rc == DSV32_OK)
-			rc = hf_moe_slot_sum_tmp(m->be, &acc, &slots, K, err);
+			rc = hf_alloc(m, &src, DSV32_I64, 1, HF_SHAPE(N * K), err);
+		if (rc == DSV32_OK)
+			rc = dsv32_backend_upload(m->be, src.data, dst,
+						  sizeof(int64_t) * (size_t)(N * K), err);
+		if (rc == DSV32_OK)
+			rc = dsv32_moe_combine_hf_grouped(m->be, &acc, &slots, &src, &wts, K, err);
 	}
 	if (rc == DSV32_OK)
 		rc = hf_alloc(m, &sh, m->act, 2, HF_SHAPE(N, D), err);
@@ -116,6 +153,7 @@ out:
 	hf_free(m, &acc);
 	hf_free(m, &slots);
 	hf_free(m, &sh);
+	hf_free(m, &src);
 	free(hidx);
 	free(hw);
 	free(tok);

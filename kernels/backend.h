@@ -17,6 +17,11 @@ typedef struct dsv32_backend {
 	void *cuda;           /* CUDA: opaque context (stream, cublas handle, workspace) */
 	void *dnnl;           /* CPU: opaque oneDNN engine/stream and primitive cache */
 	bool test_flags[8];   /* test-only switches (planted bugs); all false in real runs */
+	/* The CPU reduction order to reproduce where an op follows PyTorch's (kernels/reduce.h):
+	 * torch_lanes 8 (AVX2) or 16 (AVX-512) vector lanes, torch_major 1 or 2 (torch 1.13 / 2.x
+	 * kernel forms). 0 = the defaults of reduce.h. Set by the models from dsv32_model_opts. */
+	int torch_lanes;
+	int torch_major;
 } dsv32_backend;
 
 /* Test-only switches: each perturbs one op's rounding so tests can check that the harness

@@ -71,7 +71,7 @@ dsv32_status dsv32_act_quant(dsv32_backend *be, dsv32_tensor *y8, dsv32_tensor *
 			     const dsv32_tensor *x, bool ue8m0, dsv32_error *err)
 {
 	const char *op = "act_quant";
-	int64_t rows, K;
+	int64_t rows = 0, K = 0;
 	DSV32_TRY(check_quant_in(be, x, op, &rows, &K, err));
 	DSV32_TRY(check(be, y8, op, "y8", false, DSV32_F8_E4M3, err));
 	DSV32_TRY(check(be, s, op, "s", false, DSV32_F32, err));
@@ -97,7 +97,7 @@ dsv32_status dsv32_fp8_roundtrip(dsv32_backend *be, dsv32_tensor *y, const dsv32
 				 bool ue8m0, dsv32_error *err)
 {
 	const char *op = "fp8_roundtrip";
-	int64_t rows, K;
+	int64_t rows = 0, K = 0;
 	DSV32_TRY(check_quant_in(be, x, op, &rows, &K, err));
 	DSV32_TRY(check(be, y, op, "y", true, DSV32_BF16, err));
 	DSV32_TRY(check_lead(y, x, K, op, "y", err));
@@ -201,7 +201,7 @@ dsv32_status dsv32_linear_fp8(dsv32_backend *be, dsv32_tensor *y, const dsv32_te
 			      const dsv32_tensor *w8, const dsv32_tensor *ws, bool ue8m0,
 			      dsv32_error *err)
 {
-	int64_t rows, K;
+	int64_t rows = 0, K = 0;
 	DSV32_TRY(check_quant_in(be, x, "linear_fp8", &rows, &K, err));
 	int64_t shape[DSV32_MAX_DIMS];
 	for (int i = 0; i < x->ndim; i++)

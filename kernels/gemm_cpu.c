@@ -65,58 +65,29 @@ static void zero_out(const dsv32_gemm_desc *d, void *y)
 }
 
 
-/* ---- AVX2+FMA body for a bf16 weight in "NT" layout (x widened to f32, w widened per chunk
- * into a cache-resident buffer). fp32 accumulation: 8-lane partial sums per 1024-wide K chunk,
- * reduced and added across chunks; the order differs from sgemm's, as the contract allows. ---- */
+/* ---- AVX2+FMA body for a bf16 (or e4m3) weight in "NT" layout.
+ *
+ * Summation order (fixed; the golden tests pin figures measured with it): per output (m, n) and
+ * per K chunk of kc values (1024 for the GEMM, one 128-block for fp8_gemm), eight fp32 lane
+ * sums, lane l taking k = k0+l, k0+l+8, ... in increasing k by FMA from +0 (the zero padding of
+ * K up to a multiple of 8 included); the chunk sum t is then
+ *     t = ((L0 + L4) + (L2 + L6)) + ((L1 + L5) + (L3 + L7))
+ * (the horizontal sum of an 8-lane vector), and the chunk sums are added in chunk order.
+ *
+ * Schedule: the lane sums of one chunk are eight independent GEMMs with K' = kc/8 (lane l
+ * sees x[m, k0+8q+l] and w[n, k0+8q+l], q = 0..kc/8-1). Each runs as an outer-product micro
+ * kernel (MR x NR = 4 x 24 outputs, 12 ymm accumulators; x broadcast, w in 3 vectors) on
+ * packed operands: x packed once per call as xp[chunk][m tile][l][q][MR], w packed per NR-row
+ * tile and chunk as wp[l][q][NR] (bf16 widened exactly; 8x8 transposes). A micro kernel call
+ * runs one lane over the whole chunk, so the per-lane FMA chain is the one above. ---- */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_AVX2_BODY 1
-#define KC 1024    /* K chunk: 3 x-rows and 4 w-rows of it (28 KiB) sit in L1 */
-#define NG 64      /* w rows widened together (one thread's unit of work) */
-
-__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-	return _mm_cvtss_f32(s);
-}
-
-/* out[i][j] = Σ_k x_i[k]·w_j[k] for 3 x rows and 4 w rows over kc (multiple of 8) values;
- * 12 independent 8-lane fp32 accumulators (FMA latency x throughput on current cores). */
-__attribute__((target("avx2,fma"))) static void dot_3x4(float out[3][4], const float *x0,
-							 int64_t ldx, const float *w, int64_t ldw,
-							 int64_t kc)
-{
-	__m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
-	__m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-	__m256 a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-	const float *x1 = x0 + ldx, *x2 = x0 + 2 * ldx;
-	const float *w0 = w, *w1 = w + ldw, *w2 = w + 2 * ldw, *w3 = w + 3 * ldw;
-	for (int64_t k = 0; k < kc; k += 8) {
-		__m256 u = _mm256_loadu_ps(x0 + k), v = _mm256_loadu_ps(x1 + k);
-		__m256 t = _mm256_loadu_ps(x2 + k), b = _mm256_loadu_ps(w0 + k);
-		a00 = _mm256_fmadd_ps(u, b, a00);
-		a10 = _mm256_fmadd_ps(v, b, a10);
-		a20 = _mm256_fmadd_ps(t, b, a20);
-		b = _mm256_loadu_ps(w1 + k);
-		a01 = _mm256_fmadd_ps(u, b, a01);
-		a11 = _mm256_fmadd_ps(v, b, a11);
-		a21 = _mm256_fmadd_ps(t, b, a21);
-		b = _mm256_loadu_ps(w2 + k);
-		a02 = _mm256_fmadd_ps(u, b, a02);
-		a12 = _mm256_fmadd_ps(v, b, a12);
-		a22 = _mm256_fmadd_ps(t, b, a22);
-		b = _mm256_loadu_ps(w3 + k);
-		a03 = _mm256_fmadd_ps(u, b, a03);
-		a13 = _mm256_fmadd_ps(v, b, a13);
-		a23 = _mm256_fmadd_ps(t, b, a23);
-	}
-	out[0][0] = hsum8(a00), out[0][1] = hsum8(a01), out[0][2] = hsum8(a02);
-	out[0][3] = hsum8(a03), out[1][0] = hsum8(a10), out[1][1] = hsum8(a11);
-	out[1][2] = hsum8(a12), out[1][3] = hsum8(a13), out[2][0] = hsum8(a20);
-	out[2][1] = hsum8(a21), out[2][2] = hsum8(a22), out[2][3] = hsum8(a23);
-}
+#define KC 1024    /* largest K chunk (the GEMM's chunk) */
+#define MR 4       /* rows of a micro tile */
+#define NR 24      /* columns of a micro tile (3 x 8 lanes) */
+#define MB 4       /* micro tiles per sweep over the 8 lanes (lane buffer 12 KiB) */
+#define AVX2 __attribute__((target("avx2,fma")))
 
 static bool avx2_usable(void)
 {
@@ -126,83 +97,220 @@ static bool avx2_usable(void)
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* Widen values k0..k0+kr of w row n (bf16 or e4m3 codes) into d. */
-static void widen_w(float *d, const void *w, bool e4m3, const float *lut, int64_t off,
-		    int64_t kr)
+/* r[j][i] <- r[i][j] for an 8x8 f32 block */
+AVX2 static inline void transpose8(__m256 r[8])
 {
-	if (!e4m3) {
-		widen_row(d, (const uint16_t *)w + off, kr);
-		return;
-	}
-	const uint8_t *c = (const uint8_t *)w + off;
-	for (int64_t k = 0; k < kr; k++)
-		d[k] = lut[c[k]];
+	__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+	__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+	__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+	__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+	r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+	r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+	r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+	r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+	r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+	r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+	r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+	r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-/* Add one chunk's sum t into *a. GEMM: plain fp32 add. fp8 (xs != NULL, chunk = one 128-block
- * kb): t · (xs[m,kb] · ws[n/128,kb]), two fp32 multiplies, then added to an accumulator that
- * starts at +0 (fp8.h). */
-static inline void accumulate(float *a, float t, bool first, const float *xs, const float *ws,
-			      int64_t m, int64_t n, int64_t kb, int64_t nkb)
+/* wp[l][q][NR] = f32(w[n0 + j, k0 + 8q + l]) for j < ng and k0 + 8q + l < K (else 0), for the
+ * kc-value chunk at k0 (kv = min(kc, K - k0) values present). w: bf16 or e4m3 codes. */
+AVX2 static void pack_w(float *wp, const void *w, bool e4m3, const float *lut, int64_t ldw,
+			int64_t n0, int64_t ng, int64_t k0, int64_t kc, int64_t kv)
 {
-	if (xs) {
-		float sc = xs[m * nkb + kb] * ws[(n / 128) * nkb + kb];
-		float p = t * sc;
-		*a = (first ? 0.0f : *a) + p;
-	} else {
-		*a = first ? t : *a + t;
+	int64_t kq = kc / 8;
+	for (int rb = 0; rb < NR / 8; rb++)
+		for (int64_t q = 0; q < kq; q++) {
+			__m256 r[8];
+			int64_t kk = 8 * q;
+			for (int i = 0; i < 8; i++) {
+				int64_t j = rb * 8 + i, off = (n0 + j) * ldw + k0 + kk;
+				if (j < ng && kk + 8 <= kv && !e4m3) {
+					__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w +
+										       off));
+					r[i] = _mm256_castsi256_ps(
+						_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+				} else {
+					float t[8];
+					for (int c = 0; c < 8; c++) {
+						if (j >= ng || kk + c >= kv)
+							t[c] = 0.0f;
+						else if (e4m3)
+							t[c] = lut[((const uint8_t *)w)[off + c]];
+						else
+							t[c] = dsv32_bf16_to_f32(
+								((const uint16_t *)w)[off + c]);
+					}
+					r[i] = _mm256_loadu_ps(t);
+				}
+			}
+			transpose8(r);
+			for (int l = 0; l < 8; l++)
+				_mm256_store_ps(wp + (l * kq + q) * NR + rb * 8, r[l]);
+		}
+}
+
+/* out[12 vectors] = lane sums of one MR x NR tile over kq steps: out[i*3 + h][c] =
+ * Σ_q xp[q][i] · wp[q][8h + c] by FMA from +0, q increasing. */
+AVX2 static void kern_4x24(float *out, const float *xp, const float *wp, int64_t kq)
+{
+	__m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+	__m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+	for (int64_t q = 0; q < kq; q++) {
+		const float *b = wp + q * NR, *a = xp + q * MR;
+		__m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+		__m256 b2 = _mm256_load_ps(b + 16);
+		__m256 s = _mm256_broadcast_ss(a);
+		c00 = _mm256_fmadd_ps(s, b0, c00);
+		c01 = _mm256_fmadd_ps(s, b1, c01);
+		c02 = _mm256_fmadd_ps(s, b2, c02);
+		s = _mm256_broadcast_ss(a + 1);
+		c10 = _mm256_fmadd_ps(s, b0, c10);
+		c11 = _mm256_fmadd_ps(s, b1, c11);
+		c12 = _mm256_fmadd_ps(s, b2, c12);
+		s = _mm256_broadcast_ss(a + 2);
+		c20 = _mm256_fmadd_ps(s, b0, c20);
+		c21 = _mm256_fmadd_ps(s, b1, c21);
+		c22 = _mm256_fmadd_ps(s, b2, c22);
+		s = _mm256_broadcast_ss(a + 3);
+		c30 = _mm256_fmadd_ps(s, b0, c30);
+		c31 = _mm256_fmadd_ps(s, b1, c31);
+		c32 = _mm256_fmadd_ps(s, b2, c32);
+	}
+	_mm256_store_ps(out + 0, c00), _mm256_store_ps(out + 8, c01);
+	_mm256_store_ps(out + 16, c02), _mm256_store_ps(out + 24, c10);
+	_mm256_store_ps(out + 32, c11), _mm256_store_ps(out + 40, c12);
+	_mm256_store_ps(out + 48, c20), _mm256_store_ps(out + 56, c21);
+	_mm256_store_ps(out + 64, c22), _mm256_store_ps(out + 72, c30);
+	_mm256_store_ps(out + 80, c31), _mm256_store_ps(out + 88, c32);
+}
+
+/* Chunk sums of one tile from its 8 lane outputs lb[l][96], added into acc rows m0.. (< M) and
+ * columns n0.. (< n0 + ng). GEMM (xs NULL): acc = t (first chunk) or acc + t. fp8 (chunk = one
+ * 128-block kb): acc = (first ? +0 : acc) + t·(xs[m,kb]·ws[n/128,kb]) (fp8.h). */
+AVX2 static void combine(float *acc, int64_t N, const float *lb, int64_t m0, int64_t M,
+			 int64_t n0, int64_t ng, bool first, const float *xs, const float *ws,
+			 int64_t kb, int64_t nkb)
+{
+	for (int v = 0; v < MR * NR / 8; v++) {
+		int64_t m = m0 + v / 3, c0 = (int64_t)(v % 3) * 8, nc = ng - c0;
+		if (m >= M || nc <= 0)
+			continue;
+		const float *L = lb + v * 8;
+#define LN(l) _mm256_load_ps(L + (l) * MR * NR)
+		__m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(LN(0), LN(4)),
+						       _mm256_add_ps(LN(2), LN(6))),
+					 _mm256_add_ps(_mm256_add_ps(LN(1), LN(5)),
+						       _mm256_add_ps(LN(3), LN(7))));
+#undef LN
+		float *a = acc + m * N + n0 + c0;
+		float tmp[8];
+		bool full = nc >= 8;
+		__m256 prev = _mm256_setzero_ps();
+		if (!first || xs) {
+			if (full) {
+				if (!first)
+					prev = _mm256_loadu_ps(a);
+			} else {
+				for (int c = 0; c < 8; c++)
+					tmp[c] = !first && c < nc ? a[c] : 0.0f;
+				prev = _mm256_loadu_ps(tmp);
+			}
+		}
+		if (xs) {
+			float sc[8];
+			for (int c = 0; c < 8; c++) {
+				int64_t n = n0 + c0 + (c < nc ? c : 0);
+				sc[c] = xs[m * nkb + kb] * ws[(n / 128) * nkb + kb];
+			}
+			t = _mm256_add_ps(prev, _mm256_mul_ps(t, _mm256_loadu_ps(sc)));
+		} else if (!first) {
+			t = _mm256_add_ps(prev, t);
+		}
+		if (full) {
+			_mm256_storeu_ps(a, t);
+		} else {
+			_mm256_storeu_ps(tmp, t);
+			for (int c = 0; c < nc; c++)
+				a[c] = tmp[c];
+		}
 	}
 }
 
-/* The blocked AVX2 body (see gemm.h, internal section). */
-static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Mp, int64_t Kp,
-		      const void *w, bool e4m3, int64_t ldw, int64_t N, int64_t K, int64_t kc_max,
+/* xp[chunk][mt][l][q][MR] from xf [.., Kp] (rows >= M zero); chunk at k0 starts at
+ * nmt·MR·k0. */
+static void pack_x(float *xp, const float *xf, int64_t M, int64_t nmt, int64_t Kp,
+		   int64_t kc_max)
+{
+#pragma omp parallel for schedule(static)
+	for (int64_t mt = 0; mt < nmt; mt++)
+		for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
+			int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8;
+			float *d = xp + nmt * MR * k0 + mt * 8 * kq * MR;
+			for (int i = 0; i < MR; i++) {
+				int64_t m = mt * MR + i;
+				const float *s = xf + m * Kp + k0;
+				for (int64_t q = 0; q < kq; q++)
+					for (int l = 0; l < 8; l++)
+						d[(l * kq + q) * MR + i] = m < M ? s[8 * q + l] : 0.0f;
+			}
+		}
+}
+
+/* The blocked AVX2 body (see gemm.h, internal section): acc [.., N] rows < M written. */
+static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp, const void *w,
+		      bool e4m3, int64_t ldw, int64_t N, int64_t K, int64_t kc_max,
 		      const float *xs, const float *ws, int64_t nkb)
 {
-	int64_t ngroups = (N + NG - 1) / NG;
+	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
+	float *xp = aligned_alloc(64, (size_t)(nmt * MR * Kp) * sizeof(float) + 64);
+	if (!xp)
+		return false;
+	pack_x(xp, xf, M, nmt, Kp, kc_max);
 	float lut[256];
 	for (int c = 0; c < 256; c++)
 		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
 	bool ok = true;
 #pragma omp parallel
 	{
-		float *wb = aligned_alloc(64, (size_t)NG * KC * sizeof(float));
-		if (!wb) {
+		float *wp = aligned_alloc(64, (size_t)KC * NR * sizeof(float));
+		float *lb = aligned_alloc(64, (size_t)MB * 8 * MR * NR * sizeof(float));
+		if (!wp || !lb) {
 #pragma omp atomic write
 			ok = false;
 		}
 #pragma omp for schedule(dynamic, 1)
-		for (int64_t g = 0; g < ngroups; g++) {
-			if (!wb)
+		for (int64_t nt = 0; nt < ntiles; nt++) {
+			if (!wp || !lb)
 				continue;
-			int64_t n0 = g * NG, ng = N - n0 < NG ? N - n0 : NG;
-			int64_t ngp = (ng + 3) & ~(int64_t)3;
+			int64_t n0 = nt * NR, ng = N - n0 < NR ? N - n0 : NR;
 			for (int64_t k0 = 0, kb = 0; k0 < Kp; k0 += kc_max, kb++) {
-				int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max;
+				int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8;
 				int64_t kv = K - k0 < kc ? K - k0 : kc; /* unpadded values */
-				for (int64_t r = 0; r < ngp; r++) {
-					int64_t kr = r < ng ? kv : 0;
-					float *d = wb + r * KC;
-					if (kr)
-						widen_w(d, w, e4m3, lut, (n0 + r) * ldw + k0, kr);
-					memset(d + kr, 0, (size_t)(kc - kr) * sizeof(float));
+				pack_w(wp, w, e4m3, lut, ldw, n0, ng, k0, kc, kv);
+				const float *xc = xp + nmt * MR * k0;
+				for (int64_t mb = 0; mb < nmt; mb += MB) {
+					int64_t nb = nmt - mb < MB ? nmt - mb : MB;
+					for (int l = 0; l < 8; l++)
+						for (int64_t t = 0; t < nb; t++)
+							kern_4x24(lb + (t * 8 + l) * MR * NR,
+								  xc + ((mb + t) * 8 + l) * kq * MR,
+								  wp + l * kq * NR, kq);
+					for (int64_t t = 0; t < nb; t++)
+						combine(acc, N, lb + t * 8 * MR * NR, (mb + t) * MR, M,
+							n0, ng, k0 == 0, xs, ws, kb, nkb);
 				}
-				/* x rows outer (3 rows of the chunk stay in L1), the widened w group
-				 * chunk (64 x KC floats) streams from L2 */
-				for (int64_t m = 0; m < Mp; m += 3)
-					for (int64_t j = 0; j < ngp; j += 4) {
-						float o[3][4];
-						dot_3x4(o, xf + m * Kp + k0, Kp, wb + j * KC, KC, kc);
-						for (int i = 0; i < 3 && m + i < M; i++)
-							for (int c = 0; c < 4 && j + c < ng; c++)
-								accumulate(&acc[(m + i) * N + n0 + j + c],
-									   o[i][c], k0 == 0, xs, ws,
-									   m + i, n0 + j + c, kb, nkb);
-					}
 			}
 		}
-		free(wb);
+		free(wp);
+		free(lb);
 	}
+	free(xp);
 	return ok;
 }
 #endif
@@ -225,7 +333,7 @@ static dsv32_status gemm_bf16w_avx2(const dsv32_gemm_desc *d, dsv32_error *err)
 		char *yb = (char *)d->y + (size_t)(b * d->stride_y) * ysz;
 		for (int64_t m = 0; m < d->M; m++) /* padding rows/columns stay zero */
 			widen(xf + m * Kp, xb + (size_t)(m * d->ldx) * xsz, d->x_dtype, 1, d->K, 0);
-		if (!gemm_avx2(acc, xf, d->M, Mp, Kp, wb, false, d->ldw, d->N, d->K, KC, NULL, NULL, 0)) {
+		if (!gemm_avx2(acc, xf, d->M, Kp, wb, false, d->ldw, d->N, d->K, KC, NULL, NULL, 0)) {
 			rc = DSV32_FAIL(err, DSV32_E_NOMEM, "gemm: per-thread weight buffers");
 			break;
 		}
@@ -258,8 +366,7 @@ bool dsv32_gemm_blocked_f32x(float *acc, const float *xf, int64_t M, int64_t Kp,
 #ifdef HAVE_AVX2_BODY
 	if (!avx2_usable() || kc > KC || kc % 8 != 0 || Kp % 8 != 0)
 		return false;
-	*nomem = !gemm_avx2(acc, xf, M, DSV32_GEMM_MPAD(M), Kp, w, w_e4m3, ldw, N, K, kc, xs,
-			    ws, nkb);
+	*nomem = !gemm_avx2(acc, xf, M, Kp, w, w_e4m3, ldw, N, K, kc, xs, ws, nkb);
 	return true;
 #else
 	(void)acc; (void)xf; (void)M; (void)Kp; (void)w; (void)w_e4m3; (void)ldw; (void)N;

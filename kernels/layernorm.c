@@ -25,7 +25,9 @@ dsv32_status dsv32_layernorm(dsv32_backend *be, dsv32_tensor *y, const dsv32_ten
 				  (long long)dim);
 	dsv32_layernorm_args a = {.y = y->data, .yt = y->dtype, .x = x->data, .xt = x->dtype,
 				  .w = w->data, .b = b->data, .wt = w->dtype,
-				  .rows = dsv32_ew_rows(x), .dim = dim, .eps = (float)eps};
+				  .rows = dsv32_ew_rows(x), .dim = dim, .eps = (float)eps,
+				  .lanes = dsv32_torch_lanes(be),
+				  .torch_major = dsv32_torch_major(be)};
 	if (a.rows == 0)
 		return DSV32_OK;
 	if (be->device == DSV32_DEV_CPU) {

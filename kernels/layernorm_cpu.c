@@ -1,26 +1,39 @@
-/* layernorm_cpu.c: CPU body of LayerNorm (layernorm.h): two-pass fp32 mean and population
- * variance per row, then the PyTorch CPU affine form; OpenMP over rows. */
+/* layernorm_cpu.c: CPU body of LayerNorm (layernorm.h): mean and population variance per row
+ * by PyTorch CPU's vectorised Welford cascade (reduce.h dsv32_moments_torch_fn), then the
+ * PyTorch CPU affine form; OpenMP over rows. */
 #include "kernels/layernorm.h"
+
+typedef struct {
+	const void *x;
+	dsv32_dtype xt;
+	int64_t base;
+} ln_ctx;
+
+static float load_x(const void *ctx, int64_t j)
+{
+	const ln_ctx *c = ctx;
+	return dsv32_act_load(c->x, c->xt, c->base + j);
+}
 
 void dsv32_layernorm_cpu(const dsv32_layernorm_args *a)
 {
+	int kvec = a->xt == DSV32_BF16 ? 2 * a->lanes : a->lanes;
+	int form = a->torch_major < 2 ? DSV32_LN_FORM_T1
+		   : a->xt == DSV32_BF16 ? DSV32_LN_FORM_T2_BF16 : DSV32_LN_FORM_T2_F32;
 #pragma omp parallel for schedule(static)
 	for (int64_t r = 0; r < a->rows; r++) {
 		int64_t base = r * a->dim;
-		float s = 0.0f, q = 0.0f;
-		for (int64_t j = 0; j < a->dim; j++)
-			s = dsv32_fadd_rn(s, dsv32_act_load(a->x, a->xt, base + j));
-		float mean = dsv32_fdiv_rn(s, (float)a->dim);
-		for (int64_t j = 0; j < a->dim; j++) {
-			float d = dsv32_fsub_rn(dsv32_act_load(a->x, a->xt, base + j), mean);
-			q = dsv32_fadd_rn(q, dsv32_fmul_rn(d, d));
-		}
-		float rstd = dsv32_layernorm_rstd(dsv32_fdiv_rn(q, (float)a->dim), a->eps);
+		ln_ctx c = {a->x, a->xt, base};
+		float mean, var;
+		dsv32_moments_torch_fn(load_x, &c, a->dim, kvec, a->lanes, a->torch_major >= 2,
+				       &mean, &var);
+		float rstd = dsv32_layernorm_rstd(var, a->eps);
 		float shift = -dsv32_fmul_rn(rstd, mean);
 		for (int64_t j = 0; j < a->dim; j++) {
-			float v = dsv32_layernorm_elem(dsv32_act_load(a->x, a->xt, base + j), rstd, shift,
-						       dsv32_act_load(a->w, a->wt, j),
-						       dsv32_act_load(a->b, a->wt, j));
+			float v = dsv32_layernorm_elem_form(form, dsv32_act_load(a->x, a->xt, base + j),
+							    mean, rstd, shift,
+							    dsv32_act_load(a->w, a->wt, j),
+							    dsv32_act_load(a->b, a->wt, j));
 			dsv32_act_store(a->y, a->yt, base + j, v);
 		}
 	}

@@ -19,6 +19,9 @@ static dsv32_status run(dsv32_backend *be, const dsv32_rmsnorm_args *a, const ch
 {
 	if (a->rows == 0)
 		return DSV32_OK;
+	dsv32_rmsnorm_args b = *a;
+	b.lanes = dsv32_torch_lanes(be);
+	a = &b;
 	if (be->device == DSV32_DEV_CPU) {
 		dsv32_rmsnorm_cpu(a);
 		return DSV32_OK;

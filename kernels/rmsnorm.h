@@ -6,7 +6,10 @@
  *
  * Normalisation, exactly as PyTorch CPU computes `x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True)
  * + eps)` in fp32 (mean = sum / dim on CPU; rsqrt = 1 / sqrt, both correctly rounded):
- *   ss   = Σ r²  in fp32 (squares rounded to fp32; summation order is not part of the contract)
+ *   ss   = Σ r²  in fp32 (squares rounded to fp32), CPU: summed in PyTorch CPU's cascade order
+ *          with L lanes (reduce.h dsv32_sum_torch_fn; L = dsv32_torch_lanes(be): 16 = AVX-512
+ *          default, 8 = AVX2), bit-exact to torch's x.pow(2).mean(-1) (docs/numerics.md).
+ *          CUDA: a block reduction (another order, not part of the contract)
  *   ms   = ss / fp32(dim)
  *   inv  = 1.0f / sqrtf(ms + fp32(eps))
  *   xn   = r · inv                          (fp32)
@@ -35,6 +38,7 @@
 #define DSV32_RMSNORM_H
 
 #include "kernels/elementwise.h"
+#include "kernels/reduce.h"
 
 /* inv = 1 / sqrt(ss / dim + eps), PyTorch CPU order (see above). */
 DSV32_HD static inline float dsv32_rmsnorm_inv(float ss, float dim, float eps)
@@ -81,6 +85,7 @@ typedef struct {
 	int64_t rows, dim;
 	float eps;
 	bool planted;                      /* DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND */
+	int lanes;                         /* torch cascade lanes (reduce.h), CPU body */
 } dsv32_rmsnorm_args;
 void dsv32_rmsnorm_cpu(const dsv32_rmsnorm_args *a);
 #ifdef DSV32_HAVE_CUDA

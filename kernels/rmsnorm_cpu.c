@@ -1,7 +1,8 @@
 /* rmsnorm_cpu.c: CPU body of the RMSNorm family (rmsnorm.h): one row per iteration, OpenMP over
- * rows. Two passes over the inputs (sum of squares, then outputs); r is recomputed in the second
- * pass, bit-identically, so no buffer is needed and in-place aliasing is safe (every output at
- * index j is written after the inputs at j are read). */
+ * rows; the sum of squares in PyTorch CPU's cascade order (reduce.h). Two passes over the
+ * inputs (sum of squares, then outputs); r is recomputed in the second pass, bit-identically,
+ * so no buffer is needed and in-place aliasing is safe (every output at index j is written
+ * after the inputs at j are read). */
 #include "kernels/rmsnorm.h"
 
 static inline float load_r(const dsv32_rmsnorm_args *a, int64_t i)
@@ -12,14 +13,23 @@ static inline float load_r(const dsv32_rmsnorm_args *a, int64_t i)
 	return v;
 }
 
+typedef struct {
+	const dsv32_rmsnorm_args *a;
+	int64_t base;
+} sq_ctx;
+
+static float load_sq(const void *ctx, int64_t j)
+{
+	const sq_ctx *c = ctx;
+	float v = load_r(c->a, c->base + j);
+	return dsv32_fmul_rn(v, v);
+}
+
 static void row(const dsv32_rmsnorm_args *a, int64_t r)
 {
 	int64_t dim = a->dim, base = r * dim;
-	float ss = 0.0f;
-	for (int64_t j = 0; j < dim; j++) {
-		float v = load_r(a, base + j);
-		ss = dsv32_fadd_rn(ss, dsv32_fmul_rn(v, v));
-	}
+	sq_ctx c = {a, base};
+	float ss = dsv32_sum_torch_fn(load_sq, &c, dim, a->lanes);
 	float inv = dsv32_rmsnorm_inv(ss, (float)dim, a->eps);
 	for (int64_t j = 0; j < dim; j++) {
 		float r32 = load_r(a, base + j), w = dsv32_act_load(a->w, a->wt, j), v;
