@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/tokens.h"
 #include "core/model.h"
 #include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
@@ -29,50 +30,13 @@ typedef struct {
 
 static const char *USAGE =
 	"usage: dsv32-parity run --layout ref|hf --checkpoint DIR [--config FILE] [--mp W]\n"
-	"                        --tokens 5,17,42 [--max-new-tokens N] [--eos ID]\n"
+	"                        --tokens 5,17,42[;ROW2...]|@FILE [--max-new-tokens N] [--eos ID]\n"
 	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json]\n"
 	"                        [--experts grouped_mm|eager]   (hf only)\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
 	"  token, stopping at eos (default: the config's eos_token_id). The last line of the output\n"
 	"  is the generated ids, comma-separated. DIR holds reference shards model{r}-mp{W}.safetensors\n"
 	"  (+ the reference config) or an HF checkpoint (sliced per rank in memory).\n";
-
-static bool parse_ids(const char *s, int64_t **out, int64_t *n)
-{
-	int64_t cap = 16, k = 0;
-	int64_t *v = malloc((size_t)cap * sizeof *v);
-	if (!v)
-		return false;
-	const char *p = s;
-	while (*p) {
-		char *end;
-		errno = 0;
-		long long x = strtoll(p, &end, 10);
-		if (end == p || errno || x < 0) {
-			free(v);
-			return false;
-		}
-		if (k == cap) {
-			int64_t *w = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-			if (!w) {
-				free(v);
-				return false;
-			}
-			v = w;
-		}
-		v[k++] = x;
-		p = end;
-		if (*p == ',')
-			p++;
-		else if (*p) {
-			free(v);
-			return false;
-		}
-	}
-	*out = v;
-	*n = k;
-	return k > 0;
-}
 
 static int64_t argmax(const float *v, int64_t n)
 {
@@ -81,6 +45,79 @@ static int64_t argmax(const float *v, int64_t n)
 		if (v[i] > v[b])
 			b = i;
 	return b;
+}
+
+/* generate.py's output for one row: the new tokens, cut at the first eos (kept out). */
+static void print_row(const int64_t *gen, int64_t n, int64_t eos, bool last)
+{
+	int64_t n_out = n;
+	for (int64_t i = 0; i < n; i++)
+		if (gen[i] == eos) {
+			n_out = i;
+			break;
+		}
+	for (int64_t i = 0; i < n_out; i++)
+		printf("%s%lld", i ? "," : "", (long long)gen[i]);
+	printf(last ? "\n" : ";");
+}
+
+/* Greedy generation as generate.py drives it with equal-length prompts: one prefill of every row
+ * at start_pos 0, then one decode call per new token for the whole batch; a row is finished at
+ * its eos; stop when every row is. */
+static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_new, int64_t eos,
+			     bool json, const char *layout, const dsv32_model_opts *o,
+			     dsv32_error *err)
+{
+	int64_t B = t->rows, L = t->cols, n_gen = 0, P = 0, S = L;
+	int64_t *gen = calloc((size_t)(B * max_new), sizeof *gen);
+	int64_t *cur = malloc((size_t)(B * L) * sizeof *cur);
+	bool *done = calloc((size_t)B, sizeof *done);
+	if (!gen || !cur || !done) {
+		free(gen);
+		free(cur);
+		free(done);
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "generation buffers for %lld rows", (long long)B);
+	}
+	memcpy(cur, t->ids, (size_t)(B * L) * sizeof *cur);
+	if (json)
+		printf("{\n  \"layout\": \"%s\",\n  \"world_size\": %d,\n  \"profile\": \"%s\",\n"
+		       "  \"batch\": %lld,\n  \"prompt_len\": %lld,\n  \"steps\": [", layout, o->world_size,
+		       o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16", (long long)B, (long long)L);
+	dsv32_status rc = DSV32_OK;
+	bool all_done = false;
+	while (n_gen < max_new && !all_done) {
+		dsv32_tensor logits;
+		rc = m->vt->forward(m, cur, B, S, P, &logits, err);
+		if (rc != DSV32_OK)
+			break;
+		int64_t V = logits.shape[1];
+		all_done = true;
+		for (int64_t b = 0; b < B; b++) {
+			const float *lv = (const float *)logits.data + b * V;
+			int64_t next = argmax(lv, V);
+			gen[b * max_new + n_gen] = next;
+			cur[b] = next;
+			if (json)
+				printf("%s\n    {\"step\": %lld, \"row\": %lld, \"start_pos\": %lld, "
+				       "\"seqlen\": %lld, \"logits_max\": %.9g, \"argmax\": %lld}",
+				       n_gen || b ? "," : "", (long long)n_gen, (long long)b, (long long)P,
+				       (long long)S, (double)lv[next], (long long)next);
+			done[b] = done[b] || next == eos;
+			all_done = all_done && done[b];
+		}
+		dsv32_tensor_free(&logits);
+		n_gen++;
+		P += S;
+		S = 1;
+	}
+	if (rc == DSV32_OK && json)
+		printf("\n  ]\n}\n");
+	for (int64_t b = 0; rc == DSV32_OK && b < B; b++)
+		print_row(gen + b * max_new, n_gen, eos, b == B - 1);
+	free(gen);
+	free(cur);
+	free(done);
+	return rc;
 }
 
 int dsv32_cmd_run(int argc, char **argv)
@@ -164,10 +201,6 @@ int dsv32_cmd_run(int argc, char **argv)
 			layout);
 		return DSV32_EXIT_USAGE;
 	}
-	int64_t *prompt = NULL, L = 0;
-	if (!parse_ids(tokens_s, &prompt, &L))
-		return dsv32_cli_usage_error("run", "--tokens %s: expected ids like 5,17,42", tokens_s);
-
 	dsv32_error err = {0};
 	dsv32_model *m = NULL;
 	dsv32_status rc = open(&m, ckpt, config, &o, &err);
@@ -178,59 +211,16 @@ int dsv32_cmd_run(int argc, char **argv)
 			DSV32_FAIL(&err, rc == DSV32_OK ? DSV32_E_INTERNAL : rc,
 				   "opening %s with layout %s failed (%s) without a message", ckpt,
 				   layout, dsv32_status_str(rc));
-		free(prompt);
 		return dsv32_cli_fail("run", &err);
 	}
 	if (eos == -2)
 		eos = m->cfg.eos_token_id;
-	int64_t *gen = calloc((size_t)max_new, sizeof *gen), n_gen = 0;
-	int64_t P = 0, S = L, *cur = prompt;
-	if (json)
-		printf("{\n  \"layout\": \"%s\",\n  \"world_size\": %d,\n  \"profile\": \"%s\",\n"
-		       "  \"prompt_len\": %lld,\n  \"steps\": [", layout, o.world_size,
-		       o.profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16", (long long)L);
-	while (gen && n_gen < max_new) {
-		dsv32_tensor logits;
-		rc = m->vt->forward(m, cur, 1, S, P, &logits, &err);
-		if (rc != DSV32_OK)
-			break;
-		int64_t V = logits.shape[1];
-		const float *lv = logits.data;
-		int64_t next = argmax(lv, V);
-		if (json)
-			printf("%s\n    {\"step\": %lld, \"start_pos\": %lld, \"seqlen\": %lld, "
-			       "\"logits_max\": %.9g, \"argmax\": %lld}",
-			       n_gen ? "," : "", (long long)n_gen, (long long)P, (long long)S,
-			       (double)lv[next], (long long)next);
-		dsv32_tensor_free(&logits);
-		gen[n_gen++] = next;
-		P += S;
-		S = 1;
-		cur = &gen[n_gen - 1];
-		if (next == eos)
-			break;
-	}
-	if (rc == DSV32_OK && json) {
-		printf("\n  ],\n  \"generated\": [");
-		for (int64_t i = 0; i < n_gen; i++)
-			printf("%s%lld", i ? ", " : "", (long long)gen[i]);
-		printf("]\n}\n");
-	}
-	if (rc == DSV32_OK) {
-		/* generate.py's output: the new tokens, cut at the first eos (kept out) */
-		int64_t n_out = n_gen;
-		for (int64_t i = 0; i < n_gen; i++)
-			if (gen[i] == eos) {
-				n_out = i;
-				break;
-			}
-		for (int64_t i = 0; i < n_out; i++)
-			printf("%s%lld", i ? "," : "", (long long)gen[i]);
-		printf("\n");
-	}
+	dsv32_tokens toks = {0};
+	rc = dsv32_tokens_load(&toks, tokens_s, m->cfg.vocab_size, &err);
+	if (rc == DSV32_OK)
+		rc = generate(m, &toks, max_new, eos, json, layout, &o, &err);
+	dsv32_tokens_free(&toks);
 	m->vt->close(m);
-	free(gen);
-	free(prompt);
 	if (rc != DSV32_OK && (err.code == DSV32_OK || !err.what[0]))
 		DSV32_FAIL(&err, rc, "forward of layout %s failed (%s) without a message", layout,
 			   dsv32_status_str(rc));
