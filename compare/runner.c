@@ -34,6 +34,8 @@ typedef struct {
 	dsv32_drift_mode mode;
 	bool live_is_a;          /* the compared (streamed) side is side a */
 	bool saw_logits;         /* the side emitted a "logits" tap itself */
+	int only_layer;          /* local mode: compare taps of this layer only (-1: all) */
+	dsv32_tapstore *streamed_sets; /* the streamed side's set taps of this step (for pairing) */
 	const char *watch;       /* a tap name to look out for ... */
 	bool saw_watch;          /* ... and whether it was emitted */
 	dsv32_status rc;         /* first failure inside a callback */
@@ -88,6 +90,54 @@ static const dsv32_tensor *set_scores(sink_ctx *c, const char *name, int64_t row
 	return &e->t;
 }
 
+/* Copy of a row's picks without the ones whose score is masked (-inf / finfo.min): a row with
+ * fewer visible keys than k picks masked positions arbitrarily, and the mask removes them. */
+static int64_t visible_picks(int64_t *out, const int64_t *row, int64_t k, const float *scores,
+			     int64_t n_cols)
+{
+	int64_t n = 0;
+	for (int64_t i = 0; i < k; i++) {
+		int64_t j = row[i];
+		if (scores && j >= 0 && j < n_cols && scores[j] <= -1e37f)
+			continue;
+		out[n++] = j;
+	}
+	return n;
+}
+
+/* Set metrics over the visible picks of each row (all picks when no scores are recorded). */
+static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,
+			 int64_t kb, int64_t rows, const float *scores, int64_t n_cols)
+{
+	if (!scores)
+		return dsv32_metrics_sets(m, a, ka, b, kb, rows, NULL, 0);
+	int64_t k = ka > kb ? ka : kb;
+	int64_t *ra = malloc((size_t)k * sizeof *ra), *rb = malloc((size_t)k * sizeof *rb);
+	dsv32_set_metrics acc = {.rows = rows, .first_diff_row = -1};
+	bool ok = ra && rb;
+	double rec = 0, jac = 0;
+	for (int64_t r = 0; ok && r < rows; r++) {
+		const float *sc = scores + r * n_cols;
+		int64_t na = visible_picks(ra, a + r * ka, ka, sc, n_cols);
+		int64_t nb = visible_picks(rb, b + r * kb, kb, sc, n_cols);
+		dsv32_set_metrics one;
+		/* a row at a time: sizes may differ per row once masked picks are dropped */
+		ok = dsv32_metrics_sets(&one, ra, na, rb, nb, 1, sc, n_cols);
+		rec += one.recall;
+		jac += one.jaccard;
+		acc.rows_equal += one.rows_equal;
+		acc.rows_tie_equal += one.rows_tie_equal;
+		if (one.rows_equal == 0 && acc.first_diff_row < 0)
+			acc.first_diff_row = r;
+	}
+	acc.recall = rows ? rec / (double)rows : 1.0;
+	acc.jaccard = rows ? jac / (double)rows : 1.0;
+	*m = acc;
+	free(ra);
+	free(rb);
+	return ok;
+}
+
 static bool compare_sets(dsv32_tap_result *r, sink_ctx *c, const char *name, const dsv32_tensor *a,
 			 const dsv32_tensor *b)
 {
@@ -99,8 +149,8 @@ static bool compare_sets(dsv32_tap_result *r, sink_ctx *c, const char *name, con
 		return false;
 	const dsv32_tensor *sc = set_scores(c, name, rows);
 	r->kind = DSV32_TAP_SET;
-	return dsv32_metrics_sets(&r->set, a->data, ka, b->data, kb, rows,
-				  sc ? sc->data : NULL, sc ? dsv32_tensor_numel(sc) / rows : 0);
+	return sets_visible(&r->set, a->data, ka, b->data, kb, rows, sc ? sc->data : NULL,
+			    sc ? dsv32_tensor_numel(sc) / rows : 0);
 }
 
 /* Logits may come as [B,V] (last position) on one side and [B,S,V] on the other: compare the
@@ -161,6 +211,63 @@ static void note_nonfinite(sink_ctx *c, const dsv32_tap_result *r)
 	}
 }
 
+/* The expert ids that go with a moe.weights tap, from the held side or the streamed side. */
+static const dsv32_tensor *experts_for(dsv32_tapstore *s, const char *weights_name)
+{
+	char en[128];
+	size_t n = strlen(weights_name);
+	if (!s || n < 8 || strcmp(weights_name + n - 8, ".weights") != 0)
+		return NULL;
+	snprintf(en, sizeof en, "%.*s.experts", (int)(n - 8), weights_name);
+	dsv32_tap_entry *e = dsv32_tapstore_get(s, en);
+	return e && e->t.dtype == DSV32_I64 ? &e->t : NULL;
+}
+
+/* Mixing weights in expert-id order per row, so slot order does not count as drift. */
+static float *weights_by_expert(const dsv32_tensor *w, const dsv32_tensor *ids)
+{
+	int64_t n = dsv32_tensor_numel(w), k = w->shape[w->ndim - 1];
+	if (!ids || dsv32_tensor_numel(ids) != n || k < 1)
+		return NULL;
+	float *out = malloc((size_t)n * sizeof *out);
+	if (!out)
+		return NULL;
+	const int64_t *id = ids->data;
+	for (int64_t r = 0; r < n / k; r++)
+		for (int64_t i = 0; i < k; i++) { /* rank of slot i among the row's ids */
+			int64_t pos = 0;
+			for (int64_t j = 0; j < k; j++)
+				pos += id[r * k + j] < id[r * k + i] ||
+				       (id[r * k + j] == id[r * k + i] && j < i);
+			out[r * k + pos] = (float)dsv32_load_f64(w->data, w->dtype, (size_t)(r * k + i));
+		}
+	return out;
+}
+
+static bool compare_moe_weights(dsv32_tap_result *r, sink_ctx *c, const char *name,
+				const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	dsv32_tapstore *sa = c->live_is_a ? c->streamed_sets : c->held;
+	dsv32_tapstore *sb = c->live_is_a ? c->held : c->streamed_sets;
+	float *wa = weights_by_expert(a, experts_for(sa, name));
+	float *wb = weights_by_expert(b, experts_for(sb, name));
+	bool ok;
+	if (wa && wb)
+		ok = dsv32_metrics_dense(&r->dense, wa, DSV32_F32, wb, DSV32_F32, dsv32_tensor_numel(a));
+	else
+		ok = dsv32_metrics_dense(&r->dense, a->data, a->dtype, b->data, b->dtype,
+					 dsv32_tensor_numel(a));
+	free(wa);
+	free(wb);
+	return ok;
+}
+
+static bool is_moe_weights(const char *name)
+{
+	size_t n = strlen(name);
+	return n >= 12 && strcmp(name + n - 12, ".moe.weights") == 0;
+}
+
 /* Compare a streamed tap with the held one of the same name. */
 static void compare_tap(sink_ctx *c, const char *name, const dsv32_tensor *streamed)
 {
@@ -180,6 +287,8 @@ static void compare_tap(sink_ctx *c, const char *name, const dsv32_tensor *strea
 		ok = compare_sets(&r, c, name, a, b);
 	else if (!strcmp(name, "logits"))
 		ok = compare_logits(&r, a, b);
+	else if (is_moe_weights(name) && dsv32_tensor_numel(a) == dsv32_tensor_numel(b))
+		ok = compare_moe_weights(&r, c, name, a, b);
 	else if (is_masked_scores(name))
 		ok = dsv32_tensor_numel(a) == dsv32_tensor_numel(b) &&
 		     dsv32_metrics_dense_masked(&r.dense, a->data, a->dtype, b->data, b->dtype,
@@ -230,6 +339,15 @@ static void on_tap_compare(void *user, const char *name, const dsv32_tensor *t)
 	c->saw_logits |= strcmp(name, "logits") == 0;
 	c->saw_watch |= c->watch && strcmp(name, c->watch) == 0;
 	dump_tap(c, name, t);
+	if (c->only_layer >= 0) { /* local mode: a layer may emit its predecessor's output too */
+		int layer;
+		char op[64];
+		dsv32_tap_split_name(name, &layer, op, sizeof op);
+		if (layer != c->only_layer)
+			return;
+	}
+	if (c->streamed_sets && is_set_tap(t) && c->rc == DSV32_OK)
+		c->rc = dsv32_tapstore_put(c->streamed_sets, name, t, &c->err);
 	if (!is_input_tap(name))
 		compare_tap(c, name, t);
 }
@@ -438,6 +556,7 @@ static dsv32_status pass_propagate(side_rt *a, side_rt *b, step_plan *p, sink_ct
 	for (int s = 0; s < p->n_steps; s++) {
 		progress(c->cfg, s, p->n_steps, "propagate");
 		dsv32_tapstore_clear(c->held);
+		dsv32_tapstore_clear(c->streamed_sets);
 		c->step = s;
 		c->live_is_a = false;
 		c->dump = c->cfg->dump_a;
@@ -491,6 +610,7 @@ static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx
 		snprintf(out_name, sizeof out_name, "layers.%d.out", i);
 		c->watch = out_name;
 		c->saw_watch = false;
+		c->only_layer = i;
 		m->taps = (dsv32_tap_sink){on_tap_compare, c};
 		dsv32_status rc = m->vt->layer_forward(m, i, in, p->start_pos[step], &out, err);
 		m->taps = (dsv32_tap_sink){0};
@@ -500,6 +620,7 @@ static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx
 		if (rc == DSV32_OK && !c->saw_watch && out.data)
 			on_tap_compare(c, out_name, &out);
 		c->watch = NULL;
+		c->only_layer = -1;
 		dsv32_tensor_free(&out);
 		if (rc == DSV32_OK && c->rc != DSV32_OK) {
 			if (err)
@@ -526,6 +647,7 @@ static dsv32_status pass_local(side_rt *a, side_rt *b, step_plan *p, sink_ctx *c
 	for (int s = 0; s < p->n_steps; s++) {
 		progress(c->cfg, s, p->n_steps, "teacher-forced");
 		dsv32_tapstore_clear(c->held);
+		dsv32_tapstore_clear(c->streamed_sets);
 		c->step = s;
 		DSV32_TRY(fill_side(driver, p, s, on_tap_hold, c, err));
 		DSV32_TRY(local_layers(live, p, s, c, err));
@@ -556,7 +678,10 @@ dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *s
 	step_plan plan = {0};
 	dsv32_tapstore held;
 	dsv32_tapstore_init(&held);
-	sink_ctx c = {.held = &held, .res = out, .cfg = cfg};
+	dsv32_tapstore streamed;
+	dsv32_tapstore_init(&streamed);
+	sink_ctx c = {.held = &held, .res = out, .cfg = cfg, .only_layer = -1,
+		      .streamed_sets = &streamed};
 	dsv32_status rc = side_open(&a, sa, cfg, err);
 	if (rc != DSV32_OK)
 		return rc;
@@ -575,6 +700,7 @@ dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *s
 	}
 	plan_free(&plan);
 	dsv32_tapstore_free(&held);
+	dsv32_tapstore_free(&streamed);
 	side_close(&b);
 out_close_a:
 	side_close(&a);
