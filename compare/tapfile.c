@@ -16,6 +16,10 @@ static bool split_step(const char *name, int *step, const char **rest)
 	if (strncmp(name, "step", 4) != 0)
 		return false;
 	char *end;
+	/* canonical decimal only ("step0", never "step00", "step+1", "step 1"): the name must be
+	 * the one dsv32_tapfile_name builds, or dsv32_tapfile_get would not find it */
+	if (name[4] < '0' || name[4] > '9' || (name[4] == '0' && name[5] != '.'))
+		return false;
 	long s = strtol(name + 4, &end, 10);
 	if (end == name + 4 || *end != '.' || s < 0 || s >= DSV32_TAPFILE_MAX_STEPS)
 		return false;
@@ -40,12 +44,13 @@ static dsv32_status read_step_info(dsv32_tapfile *tf, int s, const char *path, d
 		return DSV32_OK;
 	tf->seqlen[s] = ids.shape[1];
 	tf->start_pos[s] = -1;
+	/* memcpy: a file whose header length is not a multiple of 8 leaves the data unaligned */
 	if (dsv32_tapfile_get(tf, s, "start_pos", &sp, NULL) == DSV32_OK && sp.dtype == DSV32_I64 &&
 	    dsv32_tensor_numel(&sp) >= 1)
-		tf->start_pos[s] = ((const int64_t *)sp.data)[0];
+		memcpy(&tf->start_pos[s], sp.data, sizeof tf->start_pos[s]);
 	else if (dsv32_tapfile_get(tf, s, "position_ids", &sp, NULL) == DSV32_OK &&
 		 sp.dtype == DSV32_I64 && dsv32_tensor_numel(&sp) >= 1)
-		tf->start_pos[s] = ((const int64_t *)sp.data)[0];
+		memcpy(&tf->start_pos[s], sp.data, sizeof tf->start_pos[s]);
 	return DSV32_OK;
 }
 

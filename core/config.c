@@ -251,7 +251,7 @@ static dsv32_status parse_hf_rope(dsv32_config *c, const cJSON *root, const char
 	if (!found)
 		return DSV32_FAIL(err, DSV32_E_FORMAT,
 				  "%s: %soriginal_max_position_embeddings: missing", label, pfx);
-	if (orig != floor(orig))
+	if (orig != floor(orig) || fabs(orig) > 9.0e15)
 		return DSV32_FAIL(err, DSV32_E_FORMAT,
 				  "%s: %soriginal_max_position_embeddings: %g is not an integer",
 				  label, pfx, orig);
@@ -300,7 +300,9 @@ static dsv32_status parse_hf_quant(dsv32_config *c, const cJSON *root, const cha
 	if (b) {
 		if (!cJSON_IsArray(b) || cJSON_GetArraySize(b) != 2 ||
 		    !cJSON_IsNumber(cJSON_GetArrayItem(b, 0)) ||
-		    !cJSON_IsNumber(cJSON_GetArrayItem(b, 1)))
+		    !cJSON_IsNumber(cJSON_GetArrayItem(b, 1)) ||
+		    !(fabs(cJSON_GetArrayItem(b, 0)->valuedouble) <= 9.0e15) ||
+		    !(fabs(cJSON_GetArrayItem(b, 1)->valuedouble) <= 9.0e15))
 			return DSV32_FAIL(err, DSV32_E_FORMAT,
 					  "%s: quantization_config.weight_block_size: expected [int, int]",
 					  label);
@@ -344,7 +346,7 @@ static dsv32_status parse_hf(dsv32_config *c, const cJSON *root, const char *lab
 		c->norm_topk_prob = cJSON_IsTrue(v);
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "num_key_value_heads");
-	if (v && cJSON_IsNumber(v) && (int64_t)v->valuedouble != c->n_heads)
+	if (v && cJSON_IsNumber(v) && v->valuedouble != (double)c->n_heads)
 		return DSV32_FAIL(err, DSV32_E_FORMAT,
 				  "%s: num_key_value_heads: %g, expected num_attention_heads %lld",
 				  label, v->valuedouble, (long long)c->n_heads);
@@ -599,6 +601,10 @@ typedef struct {
 	int64_t min;
 } bound;
 
+/* Every size field is at most 2^31 - 1, so the products of two fields the checks below form
+ * (n_heads * v_head_dim, n_limited_groups * experts per group, ...) cannot overflow int64. */
+#define CFG_MAX_SIZE INT64_C(2147483647)
+
 static dsv32_status check_bounds(const dsv32_config *c, dsv32_error *err)
 {
 	const bound b[] = {
@@ -628,10 +634,14 @@ static dsv32_status check_bounds(const dsv32_config *c, dsv32_error *err)
 		{"max_position_embeddings", c->max_position_embeddings, 1},
 		{"num_nextn_predict_layers", c->num_nextn_predict_layers, 0},
 	};
-	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
 		if (b[i].v < b[i].min)
 			return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: %lld, must be >= %lld", b[i].name,
 					  (long long)b[i].v, (long long)b[i].min);
+		if (b[i].v > CFG_MAX_SIZE)
+			return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: %lld, must be <= %lld", b[i].name,
+					  (long long)b[i].v, (long long)CFG_MAX_SIZE);
+	}
 	const struct {
 		const char *name;
 		double v;

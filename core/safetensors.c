@@ -475,7 +475,9 @@ dsv32_status dsv32_st_open_mem(dsv32_st_file **out, const void *buf, size_t len,
 dsv32_status dsv32_st_open(dsv32_st_file **out, const char *path, dsv32_error *err)
 {
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO (or a device) named *.safetensors must not block forever;
+	 * the S_ISREG check below then refuses it */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
 		return DSV32_FAIL_SYS(err, e == ENOENT ? DSV32_E_NOTFOUND : DSV32_E_IO, e,

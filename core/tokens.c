@@ -109,6 +109,7 @@ dsv32_status dsv32_tokens_parse(dsv32_tokens *t, const char *text, int64_t vocab
 dsv32_status dsv32_tokens_load(dsv32_tokens *t, const char *arg, int64_t vocab_size,
 			       dsv32_error *err)
 {
+	memset(t, 0, sizeof *t);
 	if (arg[0] != '@')
 		return dsv32_tokens_parse(t, arg, vocab_size, err);
 	char *text = NULL;

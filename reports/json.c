@@ -150,6 +150,42 @@ static double get_num(const cJSON *o, const char *k)
 	return cJSON_IsNull(v) ? INFINITY : 0.0;
 }
 
+/* Counts and indices read back: non-finite and out-of-range values (a hostile file, or the +inf
+ * a null stands for) saturate instead of converting with undefined behaviour. */
+static int64_t get_i64_item(const cJSON *item)
+{
+	double v = cJSON_IsNumber(item) ? item->valuedouble : 0.0;
+	if (v != v)
+		return 0;
+	if (v >= 9.2e18)
+		return INT64_MAX;
+	if (v <= -9.2e18)
+		return INT64_MIN;
+	return (int64_t)v;
+}
+
+static int64_t get_i64(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNull(v) ? INT64_MAX : get_i64_item(v);
+}
+
+static uint32_t get_u32(const cJSON *o, const char *k)
+{
+	double v = get_num(o, k);
+	return !(v > 0) ? 0 : v >= 4294967295.0 ? UINT32_MAX : (uint32_t)v;
+}
+
+/* An integer field that must lie in [lo, hi]; false (and *out untouched) otherwise. */
+static bool get_int_in(const cJSON *o, const char *k, int lo, int hi, int *out)
+{
+	double v = get_num(o, k);
+	if (!(v >= lo && v <= hi) || v != floor(v))
+		return false;
+	*out = (int)v;
+	return true;
+}
+
 static void get_str(const cJSON *o, const char *k, char *out, size_t len)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -166,24 +202,24 @@ static int name_index(const char *const *names, int n, const char *s)
 
 static void read_dense(dsv32_metrics *m, const cJSON *o)
 {
-	m->n = (int64_t)get_num(o, "n");
-	m->n_diff = (int64_t)get_num(o, "n_diff");
+	m->n = get_i64(o, "n");
+	m->n_diff = get_i64(o, "n_diff");
 	m->max_abs = get_num(o, "max_abs");
-	m->max_abs_at = (int64_t)get_num(o, "max_abs_at");
+	m->max_abs_at = get_i64(o, "max_abs_at");
 	m->mean_abs = get_num(o, "mean_abs");
 	m->rms = get_num(o, "rms");
 	m->rel_l2 = get_num(o, "rel_l2");
 	m->cosine = get_num(o, "cosine");
-	m->ulp_max = (uint32_t)get_num(o, "ulp_max");
+	m->ulp_max = get_u32(o, "ulp_max");
 	m->ulp_mean = get_num(o, "ulp_mean");
-	m->ulp_p99 = (uint32_t)get_num(o, "ulp_p99");
+	m->ulp_p99 = get_u32(o, "ulp_p99");
 	m->frac_over_tol = get_num(o, "frac_over_tol");
-	m->nan_a = (int64_t)get_num(o, "nan_a");
-	m->nan_b = (int64_t)get_num(o, "nan_b");
-	m->inf_a = (int64_t)get_num(o, "inf_a");
-	m->inf_b = (int64_t)get_num(o, "inf_b");
-	m->n_masked = (int64_t)get_num(o, "n_masked");
-	m->n_mask_diff = (int64_t)get_num(o, "n_mask_diff");
+	m->nan_a = get_i64(o, "nan_a");
+	m->nan_b = get_i64(o, "nan_b");
+	m->inf_a = get_i64(o, "inf_a");
+	m->inf_b = get_i64(o, "inf_b");
+	m->n_masked = get_i64(o, "n_masked");
+	m->n_mask_diff = get_i64(o, "n_mask_diff");
 }
 
 static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *label, int idx,
@@ -195,8 +231,11 @@ static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *la
 	if (!t->name[0])
 		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: taps[%d] has no name", label, idx);
 	get_str(o, "op", t->op, sizeof t->op);
-	t->layer = (int)get_num(o, "layer");
-	t->step = (int)get_num(o, "step");
+	if (!get_int_in(o, "layer", -1, DSV32_REPORT_MAX_LAYER, &t->layer) ||
+	    !get_int_in(o, "step", 0, DSV32_REPORT_MAX_STEP, &t->step))
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: taps[%d] (%s): layer must be an integer in "
+				  "[-1, %d] and step in [0, %d]", label, idx, t->name,
+				  DSV32_REPORT_MAX_LAYER, DSV32_REPORT_MAX_STEP);
 	get_str(o, "mode", buf, sizeof buf);
 	int mode = name_index(mode_names, DSV32_DRIFTMODE_COUNT, buf);
 	get_str(o, "kind", buf, sizeof buf);
@@ -212,22 +251,22 @@ static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *la
 	int nd = cJSON_IsArray(shape) ? cJSON_GetArraySize(shape) : 0;
 	t->ndim = nd > 6 ? 6 : nd;
 	for (int i = 0; i < t->ndim; i++)
-		t->shape[i] = (int64_t)cJSON_GetArrayItem(shape, i)->valuedouble;
+		t->shape[i] = get_i64_item(cJSON_GetArrayItem(shape, i));
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "set");
 	if (s) {
-		t->set.rows = (int64_t)get_num(s, "rows");
+		t->set.rows = get_i64(s, "rows");
 		t->set.recall = get_num(s, "recall");
 		t->set.jaccard = get_num(s, "jaccard");
-		t->set.rows_equal = (int64_t)get_num(s, "rows_equal");
-		t->set.rows_tie_equal = (int64_t)get_num(s, "rows_tie_equal");
-		t->set.first_diff_row = (int64_t)get_num(s, "first_diff_row");
+		t->set.rows_equal = get_i64(s, "rows_equal");
+		t->set.rows_tie_equal = get_i64(s, "rows_tie_equal");
+		t->set.first_diff_row = get_i64(s, "first_diff_row");
 	}
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metrics");
 	if (m)
 		read_dense(&t->dense, m);
 	const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "logits");
 	if (l) {
-		t->logits.rows = (int64_t)get_num(l, "rows");
+		t->logits.rows = get_i64(l, "rows");
 		t->logits.kl = get_num(l, "kl");
 		t->logits.top1_agree = get_num(l, "top1_agree");
 		t->logits.top5_overlap = get_num(l, "top5_overlap");
@@ -265,7 +304,8 @@ dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, cons
 	get_str(root, "mode", r->mode, sizeof r->mode);
 	const cJSON *prov = cJSON_GetObjectItemCaseSensitive(root, "provenance");
 	const cJSON *it;
-	cJSON_ArrayForEach(it, prov) {
+	const cJSON *prov_map = cJSON_IsObject(prov) ? prov : NULL; /* key -> string */
+	cJSON_ArrayForEach(it, prov_map) {
 		if (cJSON_IsString(it))
 			dsv32_cmp_result_prov(r, it->string, it->valuestring);
 	}
@@ -285,7 +325,12 @@ dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, cons
 		char name[96], reason[128];
 		get_str(it, "name", name, sizeof name);
 		get_str(it, "reason", reason, sizeof reason);
-		dsv32_cmp_result_skip(r, name, (int)get_num(it, "step"), reason);
+		int step = 0;
+		(void)get_int_in(it, "step", 0, DSV32_REPORT_MAX_STEP, &step);
+		if (!dsv32_cmp_result_skip(r, name, step, reason)) {
+			rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: reading skipped taps", label);
+			goto out;
+		}
 	}
 	const cJSON *nf = cJSON_GetObjectItemCaseSensitive(root, "first_nonfinite");
 	if (cJSON_IsString(nf)) {

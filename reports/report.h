@@ -14,6 +14,10 @@
 #include "core/error.h"
 
 #define DSV32_REPORT_SCHEMA_VERSION 1
+/* Reading a report back: a tap's layer lies in [-1, DSV32_REPORT_MAX_LAYER] and its step in
+ * [0, DSV32_REPORT_MAX_STEP] (renderers draw one axis label per layer and one section per step). */
+#define DSV32_REPORT_MAX_LAYER 4095
+#define DSV32_REPORT_MAX_STEP 4095
 
 /* Serialize to a malloc'd string (caller frees); NULL on allocation failure. */
 char *dsv32_report_json_string(const dsv32_cmp_result *r);
