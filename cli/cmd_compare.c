@@ -161,9 +161,8 @@ static dsv32_status noise_floor(dsv32_cmp_config cfg, const dsv32_side_spec *a,
 	dsv32_cmp_result_init(&fa);
 	dsv32_cmp_result_init(&fb);
 	cfg.budget = NULL;
-	cfg.dump_a = cfg.dump_b = NULL;
-	cfg.local = false;
-	cfg.propagate = true;
+	cfg.dump_a = cfg.dump_b = NULL; /* same modes as the main run: local floors are each
+					 * layer's own rounding noise */
 	dsv32_status rc = DSV32_OK;
 	if (fp32_twin(a, &ta))
 		rc = dsv32_cmp_run(&cfg, a, &ta, &fa, err);

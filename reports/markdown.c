@@ -45,9 +45,12 @@ void dsv32_report_table(const dsv32_cmp_result *r, FILE *out)
 				(long long)t->set.rows_tie_equal, flag);
 			continue;
 		}
-		fprintf(out, "%-4d %-5s %-34s %11.3e %10.3g %7u %7u %9.6f  %s\n", t->step, mode, t->name,
+		fprintf(out, "%-4d %-5s %-34s %11.3e %10.3g %7u %7u %9.6f  %s", t->step, mode, t->name,
 			t->dense.rel_l2, t->dense.max_abs, t->dense.ulp_max, t->dense.ulp_p99,
 			t->dense.cosine, flag);
+		if (t->noise_ratio_a > 0 || t->noise_ratio_b > 0)
+			fprintf(out, " noise x%.3g / x%.3g", t->noise_ratio_a, t->noise_ratio_b);
+		fprintf(out, "\n");
 		if (t->kind == DSV32_TAP_LOGITS)
 			fprintf(out, "%-4s %-5s %-34s  KL %.3e  top1 %.3f  top5 %.3f\n", "", "", "",
 				t->logits.kl, t->logits.top1_agree, t->logits.top5_overlap);
