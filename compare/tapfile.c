@@ -54,19 +54,45 @@ static dsv32_status read_step_info(dsv32_tapfile *tf, int s, const char *path, d
 	return DSV32_OK;
 }
 
+static bool is_h5_path(const char *path)
+{
+	size_t n = strlen(path);
+	return (n > 3 && !strcmp(path + n - 3, ".h5")) || (n > 5 && !strcmp(path + n - 5, ".hdf5"));
+}
+
+/* Name of the i-th tensor of the recording, in file order. */
+static const char *entry_name(const dsv32_tapfile *tf, size_t i)
+{
+	if (tf->mem)
+		return i < tf->mem->n ? tf->mem->e[i].name : NULL;
+	return i < dsv32_st_count(tf->f) ? dsv32_st_entry_at(tf->f, i)->name : NULL;
+}
+
+static dsv32_status open_source(dsv32_tapfile *tf, const char *path, dsv32_error *err)
+{
+	if (!is_h5_path(path))
+		return dsv32_st_open(&tf->f, path, err);
+	tf->mem = malloc(sizeof *tf->mem);
+	if (!tf->mem)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s", path);
+	dsv32_tapstore_init(tf->mem);
+	return dsv32_tapfile_read_h5(tf->mem, path, err);
+}
+
 dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err)
 {
 	memset(tf, 0, sizeof *tf);
-	DSV32_TRY(dsv32_st_open(&tf->f, path, err));
+	dsv32_status rc = open_source(tf, path, err);
+	if (rc != DSV32_OK)
+		goto out_close;
 	int max_step = -1;
-	for (size_t i = 0; i < dsv32_st_count(tf->f); i++) {
+	const char *name;
+	for (size_t i = 0; (name = entry_name(tf, i)); i++) {
 		int s;
 		const char *rest;
-		const dsv32_st_entry *e = dsv32_st_entry_at(tf->f, i);
-		if (split_step(e->name, &s, &rest) && s > max_step)
+		if (split_step(name, &s, &rest) && s > max_step)
 			max_step = s;
 	}
-	dsv32_status rc = DSV32_OK;
 	if (max_step < 0) {
 		rc = DSV32_FAIL(err, DSV32_E_FORMAT,
 				"%s: no tensor named step{s}.{tap}: not a tap recording", path);
@@ -85,6 +111,10 @@ void dsv32_tapfile_close(dsv32_tapfile *tf)
 {
 	if (tf->f)
 		dsv32_st_close(tf->f);
+	if (tf->mem) {
+		dsv32_tapstore_free(tf->mem);
+		free(tf->mem);
+	}
 	memset(tf, 0, sizeof *tf);
 }
 
@@ -93,23 +123,30 @@ dsv32_status dsv32_tapfile_get(const dsv32_tapfile *tf, int step, const char *ta
 {
 	char name[160];
 	dsv32_tapfile_name(name, sizeof name, step, tap);
-	return dsv32_st_tensor(tf->f, name, out, err);
+	if (!tf->mem)
+		return dsv32_st_tensor(tf->f, name, out, err);
+	dsv32_tap_entry *e = dsv32_tapstore_get(tf->mem, name);
+	if (!e)
+		return DSV32_FAIL(err, DSV32_E_NOTFOUND, "tensor %s not found", name);
+	*out = e->t;
+	out->owned = false;
+	return DSV32_OK;
 }
 
 bool dsv32_tapfile_tap_at(const dsv32_tapfile *tf, int step, size_t i, const char **tap,
 			  dsv32_tensor *out)
 {
 	size_t seen = 0;
-	for (size_t k = 0; k < dsv32_st_count(tf->f); k++) {
-		const dsv32_st_entry *e = dsv32_st_entry_at(tf->f, k);
+	const char *name;
+	for (size_t k = 0; (name = entry_name(tf, k)); k++) {
 		int s;
 		const char *rest;
-		if (!split_step(e->name, &s, &rest) || s != step)
+		if (!split_step(name, &s, &rest) || s != step)
 			continue;
 		if (seen++ != i)
 			continue;
 		*tap = rest;
-		return dsv32_st_tensor(tf->f, e->name, out, NULL) == DSV32_OK;
+		return dsv32_tapfile_get(tf, step, rest, out, NULL) == DSV32_OK;
 	}
 	return false;
 }

@@ -16,14 +16,19 @@
 #define DSV32_TAPFILE_MAX_STEPS 4096
 
 typedef struct {
-	dsv32_st_file *f;
+	dsv32_st_file *f;          /* a safetensors recording, or */
+	dsv32_tapstore *mem;       /* an HDF5 recording read into memory (.h5 / .hdf5) */
 	int n_steps;
 	int64_t batch;            /* rows of step0.input_ids */
 	int64_t seqlen[64];       /* per step (first 64 steps), from input_ids */
 	int64_t start_pos[64];    /* per step; -1 if the file has neither start_pos nor position_ids */
 } dsv32_tapfile;
 
+/* A .h5 / .hdf5 path is read as the HDF5 form (groups step{s}, one dataset per tap, the
+ * recorded dtype restored from the "dtype" attribute); anything else as safetensors. */
 dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err);
+/* Read an HDF5 dump's step groups into store as "step{s}.{tap}" (reports/hdf5.c). */
+dsv32_status dsv32_tapfile_read_h5(dsv32_tapstore *store, const char *path, dsv32_error *err);
 void dsv32_tapfile_close(dsv32_tapfile *tf);
 /* The recorded tensor "step{step}.{tap}", or DSV32_E_NOTFOUND. */
 dsv32_status dsv32_tapfile_get(const dsv32_tapfile *tf, int step, const char *tap,

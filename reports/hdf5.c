@@ -116,3 +116,127 @@ dsv32_status dsv32_tapfile_write_h5(const dsv32_tapstore *store, const char *pat
 		unlink(tmp);
 	return rc;
 }
+
+/* ---- reading an HDF5 tap dump back (taps:FILE.h5) ---- */
+
+typedef struct {
+	dsv32_tapstore *out;
+	const char *path;
+	int step;
+	dsv32_status rc;
+	dsv32_error *err;
+} h5_read_ctx;
+
+static dsv32_dtype attr_dtype(hid_t ds, bool is_int)
+{
+	dsv32_dtype t = is_int ? DSV32_I64 : DSV32_F32;
+	if (H5Aexists(ds, "dtype") <= 0)
+		return t;
+	hid_t a = H5Aopen(ds, "dtype", H5P_DEFAULT);
+	hid_t ty = H5Aget_type(a);
+	char name[32] = {0};
+	if (H5Tget_class(ty) == H5T_STRING && H5Tget_size(ty) < sizeof name)
+		H5Aread(a, ty, name);
+	dsv32_dtype parsed;
+	if (dsv32_dtype_from_name(name, &parsed) && dsv32_dtype_is_float(parsed) != is_int)
+		t = parsed;
+	H5Tclose(ty);
+	H5Aclose(a);
+	return t;
+}
+
+/* One dataset: read as F32 or I64, then narrowed back (exactly) to the recorded dtype. */
+static dsv32_status read_dataset(h5_read_ctx *c, hid_t g, const char *name)
+{
+	hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
+	if (ds < 0)
+		return DSV32_FAIL(c->err, DSV32_E_FORMAT, "%s: step%d/%s: not a dataset", c->path,
+				  c->step, name);
+	hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
+	int nd = H5Sget_simple_extent_ndims(sp);
+	bool is_int = H5Tget_class(ty) == H5T_INTEGER;
+	dsv32_status rc = DSV32_OK;
+	hsize_t dims[DSV32_MAX_DIMS];
+	int64_t shape[DSV32_MAX_DIMS];
+	if (nd < 0 || nd > DSV32_MAX_DIMS) {
+		rc = DSV32_FAIL(c->err, DSV32_E_FORMAT, "%s: step%d/%s: %d dims, at most %d", c->path,
+				c->step, name, nd, DSV32_MAX_DIMS);
+		goto out_close;
+	}
+	H5Sget_simple_extent_dims(sp, dims, NULL);
+	for (int i = 0; i < nd; i++)
+		shape[i] = (int64_t)dims[i];
+	dsv32_tensor wide, t;
+	rc = dsv32_tensor_alloc(&wide, is_int ? DSV32_I64 : DSV32_F32, nd, shape, c->err);
+	if (rc != DSV32_OK)
+		goto out_close;
+	if (H5Dread(ds, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+		    wide.data) < 0) {
+		rc = DSV32_FAIL(c->err, DSV32_E_FORMAT, "%s: step%d/%s: unreadable", c->path, c->step,
+				name);
+		dsv32_tensor_free(&wide);
+		goto out_close;
+	}
+	dsv32_dtype want = attr_dtype(ds, is_int);
+	t = wide;
+	if (!is_int && want != DSV32_F32) {
+		rc = dsv32_tensor_alloc(&t, want, nd, shape, c->err);
+		if (rc == DSV32_OK)
+			dsv32_convert(t.data, want, wide.data, DSV32_F32, (size_t)dsv32_tensor_numel(&wide));
+		dsv32_tensor_free(&wide);
+	}
+	if (rc == DSV32_OK) {
+		char full[192];
+		dsv32_tapfile_name(full, sizeof full, c->step, name);
+		rc = dsv32_tapstore_put(c->out, full, &t, c->err);
+		dsv32_tensor_free(&t);
+	}
+out_close:
+	H5Tclose(ty);
+	H5Sclose(sp);
+	H5Dclose(ds);
+	return rc;
+}
+
+static herr_t on_dataset(hid_t g, const char *name, const H5L_info_t *info, void *user)
+{
+	(void)info;
+	h5_read_ctx *c = user;
+	c->rc = read_dataset(c, g, name);
+	return c->rc == DSV32_OK ? 0 : -1;
+}
+
+static herr_t on_step_group(hid_t file, const char *name, const H5L_info_t *info, void *user)
+{
+	(void)info;
+	h5_read_ctx *c = user;
+	char *end;
+	if (strncmp(name, "step", 4) != 0)
+		return 0; /* other groups (e.g. a compare dump's a/ and b/) are not steps */
+	long s = strtol(name + 4, &end, 10);
+	if (*end || end == name + 4 || s < 0 || s >= DSV32_TAPFILE_MAX_STEPS)
+		return 0;
+	c->step = (int)s;
+	hid_t g = H5Gopen2(file, name, H5P_DEFAULT);
+	if (g < 0)
+		return 0;
+	hsize_t idx = 0;
+	herr_t r = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, on_dataset, c);
+	H5Gclose(g);
+	return r < 0 ? -1 : 0;
+}
+
+dsv32_status dsv32_tapfile_read_h5(dsv32_tapstore *out, const char *path, dsv32_error *err)
+{
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+	if (H5Fis_hdf5(path) <= 0)
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: not an HDF5 file", path);
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	if (f < 0)
+		return DSV32_FAIL(err, DSV32_E_IO, "%s: cannot open", path);
+	h5_read_ctx c = {.out = out, .path = path, .err = err};
+	hsize_t idx = 0;
+	H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, on_step_group, &c);
+	H5Fclose(f);
+	return c.rc;
+}

@@ -108,6 +108,15 @@ static void test_dump_round_trip_safetensors_and_hdf5(void **state)
 		assert_true(vals_f[i] == dsv32_bf16_to_f32(h[i]));
 	H5Dclose(ds);
 	H5Fclose(f);
+	/* and it reads back as a recording, with the recorded dtype restored exactly */
+	assert_int_equal(dsv32_tapfile_open(&tf, p2, NULL), DSV32_OK);
+	assert_int_equal(tf.n_steps, 1);
+	assert_int_equal(tf.seqlen[0], 3);
+	assert_int_equal(tf.start_pos[0], 0);
+	assert_int_equal(dsv32_tapfile_get(&tf, 0, "embed", &back, NULL), DSV32_OK);
+	assert_int_equal(back.dtype, DSV32_BF16);
+	assert_memory_equal(back.data, h, sizeof h);
+	dsv32_tapfile_close(&tf);
 	dsv32_tapstore_free(&s);
 	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
