@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "convert/convert.h"
+#include "core/config.h"
 
 /* ---- progress bar, shared with cmd_verify_shards.c (one bar per process) ---- */
 static struct {
@@ -121,7 +122,7 @@ static int parse(conv_args *a, int argc, char **argv, const char *cmd)
 		} else if (!strcmp(o, "--mp")) {
 			char *end;
 			a->mp = strtoull(argv[++i], &end, 10);
-			if (*end || a->mp == 0 || a->mp > 1024)
+			if (*end || a->mp == 0 || a->mp > DSV32_MAX_WORLD_SIZE)
 				return dsv32_cli_usage_error(cmd, "--mp: '%s' is not a world size >= 1", val);
 		} else if (!strcmp(o, "--max-shard-size")) {
 			if (!dsv32_args_parse_size(argv[++i], &a->max_shard) || a->max_shard == 0)

@@ -774,8 +774,9 @@ dsv32_status dsv32_config_validate(const dsv32_config *c, int world_size, dsv32_
 	DSV32_TRY(check_structure(c, err));
 	if (c->dtype == DSV32_WDTYPE_FP8)
 		DSV32_TRY(check_fp8(c, err));
-	if (world_size < 0)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "world_size: %d is negative", world_size);
+	if (world_size < 0 || world_size > DSV32_MAX_WORLD_SIZE)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "world_size: %d, expected 0..%d", world_size,
+				  DSV32_MAX_WORLD_SIZE);
 	if (world_size > 0)
 		DSV32_TRY(check_tp(c, world_size, err));
 	return DSV32_OK;

@@ -70,6 +70,11 @@ typedef struct {
 	int64_t quant_block[2];        /* weight_block_size, [128, 128] */
 } dsv32_config;
 
+/* The largest tensor-parallel world size anything accepts (reference_layout.md §C.11: the
+ * shared expert's 16 scale rows allow mp <= 16; 64 leaves room for other configurations). One
+ * limit for config validation, the converters and the ref layout's in-process ranks. */
+#define DSV32_MAX_WORLD_SIZE 64
+
 /* ModelArgs defaults (reference_layout.md §1.1) with the HF-only fields at their defaults. */
 void dsv32_config_defaults(dsv32_config *c);
 

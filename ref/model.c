@@ -12,7 +12,7 @@
 #include "kernels/yarn.h"
 #include "ref/ref_internal.h"
 
-#define REF_MAX_WORLD 16
+#define REF_MAX_WORLD DSV32_MAX_WORLD_SIZE
 
 dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,
 			dsv32_error *err)
