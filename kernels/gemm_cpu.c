@@ -1,8 +1,9 @@
 /* gemm_cpu.c: CPU body of the GEMM family (gemm.h): oneDNN for bf16 x bf16 where it has a
- * native kernel; else, for a bf16 w in "NT" layout, an own AVX2+FMA blocked kernel (w widened
- * exactly per 64-row x 1024-K chunk into a cache-resident buffer); otherwise OpenBLAS sgemm on
- * f32 operands, bf16 operands widened exactly in panels of w that stay in cache. A BF16 y is
- * rounded once from the fp32 result. The blocked kernel also serves fp8_gemm (fp8_cpu.c). */
+ * native kernel; else, for a bf16 w in "NT" layout, an own AVX2+FMA blocked kernel (packed
+ * operands, 4x24 outer-product micro kernel per lane of an 8-lane chunk sum, see below);
+ * otherwise OpenBLAS sgemm on f32 operands, bf16 operands widened exactly in panels of w that
+ * stay in cache. A BF16 y is rounded once from the fp32 result. The blocked kernel also serves
+ * fp8_gemm (fp8_cpu.c). */
 #include "kernels/gemm.h"
 
 #include <cblas.h>
@@ -87,6 +88,13 @@ static void zero_out(const dsv32_gemm_desc *d, void *y)
 #define MR 4       /* rows of a micro tile */
 #define NR 24      /* columns of a micro tile (3 x 8 lanes) */
 #define MB 4       /* micro tiles per sweep over the 8 lanes (lane buffer 12 KiB) */
+#ifndef XBUDGET
+#define XBUDGET (2u << 20)
+#endif
+#ifndef NTU
+#define NTU 1      /* NR-column tiles per unit of work (they share each x slice load; 1 and 2
+		      * measured the same here) */
+#endif
 #define AVX2 __attribute__((target("avx2,fma")))
 
 static bool avx2_usable(void)
@@ -135,6 +143,10 @@ AVX2 static void pack_w(float *wp, const void *w, bool e4m3, const float *lut, i
 										       off));
 					r[i] = _mm256_castsi256_ps(
 						_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+				} else if (j < ng && kk + 8 <= kv) {
+					__m128i c = _mm_loadl_epi64((const __m128i *)((const uint8_t *)w +
+										      off));
+					r[i] = _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(c), 4);
 				} else {
 					float t[8];
 					for (int c = 0; c < 8; c++) {
@@ -223,12 +235,9 @@ AVX2 static void combine(float *acc, int64_t N, const float *lb, int64_t m0, int
 			}
 		}
 		if (xs) {
-			float sc[8];
-			for (int c = 0; c < 8; c++) {
-				int64_t n = n0 + c0 + (c < nc ? c : 0);
-				sc[c] = xs[m * nkb + kb] * ws[(n / 128) * nkb + kb];
-			}
-			t = _mm256_add_ps(prev, _mm256_mul_ps(t, _mm256_loadu_ps(sc)));
+			/* n0 + c0 is a multiple of 8: the vector's columns share one 128-block */
+			float sc = xs[m * nkb + kb] * ws[((n0 + c0) / 128) * nkb + kb];
+			t = _mm256_add_ps(prev, _mm256_mul_ps(t, _mm256_set1_ps(sc)));
 		} else if (!first) {
 			t = _mm256_add_ps(prev, t);
 		}
@@ -262,6 +271,37 @@ static void pack_x(float *xp, const float *xf, int64_t M, int64_t nmt, int64_t K
 		}
 }
 
+/* One K chunk (at k0) of nu NR-column tiles from tile nt0: pack w, run the 8 lanes, add the
+ * chunk sums into acc. */
+AVX2 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t M, int64_t Kp,
+		       const void *w, bool e4m3, const float *lut, int64_t ldw, int64_t N,
+		       int64_t K, int64_t kc_max, int64_t k0, int64_t nt0, int64_t nu, float *wp,
+		       float *lb, const float *xs, const float *ws, int64_t nkb)
+{
+	int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8, kb = k0 / kc_max;
+	int64_t kv = K - k0 < kc ? K - k0 : kc; /* unpadded values */
+	for (int64_t u = 0; u < nu; u++) {
+		int64_t n0 = (nt0 + u) * NR, ng = N - n0 < NR ? N - n0 : NR;
+		pack_w(wp + u * KC * NR, w, e4m3, lut, ldw, n0, ng, k0, kc, kv);
+	}
+	const float *xc = xp + nmt * MR * k0;
+	for (int64_t mb = 0; mb < nmt; mb += MB) {
+		int64_t nb = nmt - mb < MB ? nmt - mb : MB;
+		for (int l = 0; l < 8; l++)
+			for (int64_t t = 0; t < nb; t++)
+				for (int64_t u = 0; u < nu; u++)
+					kern_4x24(lb + ((u * MB + t) * 8 + l) * MR * NR,
+						  xc + ((mb + t) * 8 + l) * kq * MR,
+						  wp + u * KC * NR + l * kq * NR, kq);
+		for (int64_t u = 0; u < nu; u++) {
+			int64_t n0 = (nt0 + u) * NR, ng = N - n0 < NR ? N - n0 : NR;
+			for (int64_t t = 0; t < nb; t++)
+				combine(acc, N, lb + (u * MB + t) * 8 * MR * NR, (mb + t) * MR, M, n0,
+					ng, k0 == 0, xs, ws, kb, nkb);
+		}
+	}
+}
+
 /* The blocked AVX2 body (see gemm.h, internal section): acc [.., N] rows < M written. */
 static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp, const void *w,
 		      bool e4m3, int64_t ldw, int64_t N, int64_t K, int64_t kc_max,
@@ -276,35 +316,31 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp, const 
 	for (int c = 0; c < 256; c++)
 		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
 	bool ok = true;
+	int64_t nunits = (ntiles + NTU - 1) / NTU;
+	/* K super-blocks of whole chunks whose packed x (nmt·MR·sk floats) stays within XBUDGET
+	 * bytes, so it is reread from cache by every unit; each unit walks the chunks of a
+	 * super-block in order (long sequential reads of its w rows). */
+	int64_t sk = (int64_t)(XBUDGET / sizeof(float)) / (nmt * MR) / kc_max * kc_max;
+	if (sk < kc_max)
+		sk = kc_max;
 #pragma omp parallel
 	{
-		float *wp = aligned_alloc(64, (size_t)KC * NR * sizeof(float));
-		float *lb = aligned_alloc(64, (size_t)MB * 8 * MR * NR * sizeof(float));
+		float *wp = aligned_alloc(64, (size_t)NTU * KC * NR * sizeof(float));
+		float *lb = aligned_alloc(64, (size_t)NTU * MB * 8 * MR * NR * sizeof(float));
 		if (!wp || !lb) {
 #pragma omp atomic write
 			ok = false;
 		}
+		for (int64_t s0 = 0; s0 < Kp; s0 += sk) {
+			int64_t s1 = Kp - s0 < sk ? Kp : s0 + sk;
 #pragma omp for schedule(dynamic, 1)
-		for (int64_t nt = 0; nt < ntiles; nt++) {
-			if (!wp || !lb)
-				continue;
-			int64_t n0 = nt * NR, ng = N - n0 < NR ? N - n0 : NR;
-			for (int64_t k0 = 0, kb = 0; k0 < Kp; k0 += kc_max, kb++) {
-				int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8;
-				int64_t kv = K - k0 < kc ? K - k0 : kc; /* unpadded values */
-				pack_w(wp, w, e4m3, lut, ldw, n0, ng, k0, kc, kv);
-				const float *xc = xp + nmt * MR * k0;
-				for (int64_t mb = 0; mb < nmt; mb += MB) {
-					int64_t nb = nmt - mb < MB ? nmt - mb : MB;
-					for (int l = 0; l < 8; l++)
-						for (int64_t t = 0; t < nb; t++)
-							kern_4x24(lb + (t * 8 + l) * MR * NR,
-								  xc + ((mb + t) * 8 + l) * kq * MR,
-								  wp + l * kq * NR, kq);
-					for (int64_t t = 0; t < nb; t++)
-						combine(acc, N, lb + t * 8 * MR * NR, (mb + t) * MR, M,
-							n0, ng, k0 == 0, xs, ws, kb, nkb);
-				}
+			for (int64_t un = 0; un < nunits; un++) {
+				if (!wp || !lb)
+					continue;
+				int64_t nt0 = un * NTU, nu = ntiles - nt0 < NTU ? ntiles - nt0 : NTU;
+				for (int64_t k0 = s0; k0 < s1; k0 += kc_max)
+					chunk(acc, xp, nmt, M, Kp, w, e4m3, lut, ldw, N, K, kc_max, k0, nt0,
+					      nu, wp, lb, xs, ws, nkb);
 			}
 		}
 		free(wp);
