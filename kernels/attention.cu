@@ -8,7 +8,7 @@
 
 extern "C" {
 #include "kernels/attention_body.h"
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 }
 
 #define ATT_THREADS 128
@@ -51,14 +51,6 @@ __global__ static void prefill_pv(dsv32_attn_prefill_args a, const float *ws)
 	dsv32_attn_st(a.o, a.o_t, row * a.Dv + d, acc);
 }
 
-static dsv32_status cuda_check(const char *what, dsv32_error *err)
-{
-	cudaError_t ce = cudaGetLastError();
-	if (ce != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)ce, "%s: %s", what, cudaGetErrorString(ce));
-	return DSV32_OK;
-}
-
 static dsv32_status ws_alloc(float **p, size_t n, cudaStream_t st, dsv32_error *err)
 {
 	cudaError_t ce = cudaMallocAsync((void **)p, n * sizeof(float), st);
@@ -78,7 +70,7 @@ extern "C" dsv32_status dsv32_attn_prefill_cuda(dsv32_backend *be, const dsv32_a
 	prefill_scores<<<blocks_for(rows * a->T), ATT_THREADS, 0, st>>>(*a, ws);
 	softmax_rows<<<blocks_for(rows), ATT_THREADS, 0, st>>>(ws, rows, a->T, a->o_t == DSV32_BF16);
 	prefill_pv<<<blocks_for(rows * a->Dv), ATT_THREADS, 0, st>>>(*a, ws);
-	dsv32_status rc = cuda_check("attn_prefill kernels", err);
+	dsv32_status rc = DSV32_CUDA_LAST_ERROR("attn_prefill kernels", err);
 	cudaFreeAsync(ws, st);
 	return rc;
 }
@@ -125,7 +117,7 @@ extern "C" dsv32_status dsv32_attn_decode_cuda(dsv32_backend *be, const dsv32_at
 	softmax_rows<<<blocks_for(rows), ATT_THREADS, 0, st>>>(p, rows, a->T, a->o_t == DSV32_BF16);
 	dec_ol<<<blocks_for(rows * a->C), ATT_THREADS, 0, st>>>(*a, p, ol);
 	dec_out<<<blocks_for(rows * a->Dv), ATT_THREADS, 0, st>>>(*a, ol);
-	dsv32_status rc = cuda_check("attn_decode kernels", err);
+	dsv32_status rc = DSV32_CUDA_LAST_ERROR("attn_decode kernels", err);
 	cudaFreeAsync(ws, st);
 	return rc;
 }
@@ -161,5 +153,5 @@ extern "C" dsv32_status dsv32_attn_mask_cuda(dsv32_backend *be, const dsv32_attn
 	mask_fill<<<blocks_for(a->B * a->S * a->T), ATT_THREADS, 0, st>>>(*a);
 	if (a->idx && a->K > 0)
 		mask_scatter<<<blocks_for(a->B * a->S * a->K), ATT_THREADS, 0, st>>>(*a);
-	return cuda_check("attention mask kernels", err);
+	return DSV32_CUDA_LAST_ERROR("attention mask kernels", err);
 }

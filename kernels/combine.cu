@@ -2,28 +2,13 @@
  * the per-element math of combine.h with _rn intrinsics (no FMA contraction). */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/combine.h"
 #include "kernels/elementwise.h"
 }
 
 #define CB_THREADS 256
-
-static int cb_blocks(int64_t n)
-{
-	int64_t b = (n + CB_THREADS - 1) / CB_THREADS;
-	return (int)(b < 65535 * 8 ? (b < 1 ? 1 : b) : 65535 * 8);
-}
-
-static dsv32_status launched(const char *op, dsv32_error *err)
-{
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "%s: kernel launch: %s", op,
-				      cudaGetErrorString(e));
-	return DSV32_OK;
-}
 
 __global__ static void mul_bcast_kernel(dsv32_mul_bcast_args a)
 {
@@ -78,22 +63,25 @@ __global__ static void slot_combine_kernel(dsv32_slot_combine_args a)
 extern "C" dsv32_status dsv32_mul_bcast_cuda(dsv32_backend *be, const dsv32_mul_bcast_args *a,
 					     dsv32_error *err)
 {
-	mul_bcast_kernel<<<cb_blocks(a->n), CB_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("mul_bcast", err);
+	mul_bcast_kernel<<<dsv32_cuda_blocks(a->n, CB_THREADS), CB_THREADS, 0,
+			   DSV32_CUDA_STREAM(be)>>>(*a);
+	return DSV32_CUDA_LAUNCHED("mul_bcast", err);
 }
 
 extern "C" dsv32_status dsv32_index_combine_cuda(dsv32_backend *be,
 						 const dsv32_index_combine_args *a,
 						 dsv32_error *err)
 {
-	index_combine_kernel<<<cb_blocks(a->n * a->D), CB_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched(a->kind == DSV32_COMBINE_REF ? "moe_combine_ref" : "moe_combine_hf_eager",
-			err);
+	index_combine_kernel<<<dsv32_cuda_blocks(a->n * a->D, CB_THREADS), CB_THREADS, 0,
+			       DSV32_CUDA_STREAM(be)>>>(*a);
+	return DSV32_CUDA_LAUNCHED(
+		a->kind == DSV32_COMBINE_REF ? "moe_combine_ref" : "moe_combine_hf_eager", err);
 }
 
 extern "C" dsv32_status dsv32_slot_combine_cuda(dsv32_backend *be,
 						const dsv32_slot_combine_args *a, dsv32_error *err)
 {
-	slot_combine_kernel<<<cb_blocks(a->T * a->D), CB_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("moe_combine_hf_grouped", err);
+	slot_combine_kernel<<<dsv32_cuda_blocks(a->T * a->D, CB_THREADS), CB_THREADS, 0,
+			      DSV32_CUDA_STREAM(be)>>>(*a);
+	return DSV32_CUDA_LAUNCHED("moe_combine_hf_grouped", err);
 }

@@ -2,27 +2,12 @@
  * (elementwise.h); grid-stride loops over elements, the per-element math of elementwise.h. */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/elementwise.h"
 }
 
 #define EW_THREADS 256
-
-static int ew_blocks(int64_t n)
-{
-	int64_t b = (n + EW_THREADS - 1) / EW_THREADS;
-	return (int)(b < 65535 * 8 ? (b < 1 ? 1 : b) : 65535 * 8);
-}
-
-static dsv32_status launched(const char *op, dsv32_error *err)
-{
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "%s: kernel launch: %s", op,
-				      cudaGetErrorString(e));
-	return DSV32_OK;
-}
 
 __device__ static float load_any(const void *p, dsv32_dtype t, int64_t i)
 {
@@ -99,36 +84,40 @@ extern "C" dsv32_status dsv32_cast_cuda(dsv32_backend *be, const dsv32_ew_args *
 {
 	if (a->n == 0)
 		return DSV32_OK;
-	cast_kernel<<<ew_blocks(a->n), EW_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("cast", err);
+	cast_kernel<<<dsv32_cuda_blocks(a->n, EW_THREADS), EW_THREADS, 0,
+		      DSV32_CUDA_STREAM(be)>>>(*a);
+	return DSV32_CUDA_LAUNCHED("cast", err);
 }
 
 extern "C" dsv32_status dsv32_add_cuda(dsv32_backend *be, const dsv32_ew_args *a,
 				       dsv32_error *err)
 {
-	add_kernel<<<ew_blocks(a->n), EW_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("add", err);
+	add_kernel<<<dsv32_cuda_blocks(a->n, EW_THREADS), EW_THREADS, 0,
+		     DSV32_CUDA_STREAM(be)>>>(*a);
+	return DSV32_CUDA_LAUNCHED("add", err);
 }
 
 extern "C" dsv32_status dsv32_scale_cuda(dsv32_backend *be, const dsv32_ew_args *a,
 					 dsv32_error *err)
 {
-	scale_kernel<<<ew_blocks(a->n), EW_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("scale", err);
+	scale_kernel<<<dsv32_cuda_blocks(a->n, EW_THREADS), EW_THREADS, 0,
+		       DSV32_CUDA_STREAM(be)>>>(*a);
+	return DSV32_CUDA_LAUNCHED("scale", err);
 }
 
 extern "C" dsv32_status dsv32_copy_cols_cuda(dsv32_backend *be, const dsv32_copy_cols_args *a,
 					     dsv32_error *err)
 {
-	copy_cols_kernel<<<ew_blocks(a->rows * a->n), EW_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("copy_cols", err);
+	copy_cols_kernel<<<dsv32_cuda_blocks(a->rows * a->n, EW_THREADS), EW_THREADS, 0,
+			   DSV32_CUDA_STREAM(be)>>>(*a);
+	return DSV32_CUDA_LAUNCHED("copy_cols", err);
 }
 
 extern "C" dsv32_status dsv32_embedding_cuda(dsv32_backend *be, void *y, dsv32_dtype yt,
 					     const void *table, dsv32_dtype tt, const int64_t *ids,
 					     int64_t N, int64_t D, dsv32_error *err)
 {
-	embedding_kernel<<<ew_blocks(N * D), EW_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(y, yt, table,
-										      tt, ids, N, D);
-	return launched("embedding", err);
+	embedding_kernel<<<dsv32_cuda_blocks(N * D, EW_THREADS), EW_THREADS, 0,
+			   DSV32_CUDA_STREAM(be)>>>(y, yt, table, tt, ids, N, D);
+	return DSV32_CUDA_LAUNCHED("embedding", err);
 }

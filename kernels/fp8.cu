@@ -4,7 +4,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h" /* C++ headers of CUDA: outside extern "C" */
+#include "kernels/cuda_common.cuh" /* C++ headers of CUDA: outside extern "C" */
 extern "C" {
 #include "kernels/fp8.h"
 }
@@ -126,15 +126,6 @@ __global__ void fp8_gemm_kernel(void *y, int y_bf16, const dsv32_f8 *x8, const f
 
 /* ---- launchers ---- */
 
-static dsv32_status launched(const char *what, dsv32_error *err)
-{
-	cudaError_t ce = cudaGetLastError();
-	if (ce != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)ce, "%s: %s", what,
-				      cudaGetErrorString(ce));
-	return DSV32_OK;
-}
-
 static int grid_for(long long threads)
 {
 	long long g = (threads + 255) / 256;
@@ -148,7 +139,7 @@ extern "C" dsv32_status dsv32_act_quant_cuda(dsv32_backend *be, dsv32_f8 *y8, fl
 	long long nblk = (long long)rows * (K / BLK);
 	quant_kernel<<<grid_for(nblk * 32), 256, 0, DSV32_CUDA_STREAM(be)>>>(
 		y8, s, NULL, 0, x, xt == DSV32_BF16, nblk, ue8m0, 0);
-	return launched("act_quant kernel", err);
+	return DSV32_CUDA_LAST_ERROR("act_quant kernel", err);
 }
 
 extern "C" dsv32_status dsv32_fp8_roundtrip_cuda(dsv32_backend *be, void *y, dsv32_dtype yt,
@@ -158,7 +149,7 @@ extern "C" dsv32_status dsv32_fp8_roundtrip_cuda(dsv32_backend *be, void *y, dsv
 	long long nblk = (long long)rows * (K / BLK);
 	quant_kernel<<<grid_for(nblk * 32), 256, 0, DSV32_CUDA_STREAM(be)>>>(
 		NULL, NULL, y, yt == DSV32_BF16, x, xt == DSV32_BF16, nblk, ue8m0, 1);
-	return launched("fp8_roundtrip kernel", err);
+	return DSV32_CUDA_LAST_ERROR("fp8_roundtrip kernel", err);
 }
 
 extern "C" dsv32_status dsv32_weight_dequant_cuda(dsv32_backend *be, void *w, dsv32_dtype wt,
@@ -169,7 +160,7 @@ extern "C" dsv32_status dsv32_weight_dequant_cuda(dsv32_backend *be, void *w, ds
 	int g = grid_for(n);
 	dequant_kernel<<<g > 65535 ? 65535 : g, 256, 0, DSV32_CUDA_STREAM(be)>>>(
 		w, wt == DSV32_BF16, w8, scale, N, K);
-	return launched("weight_dequant kernel", err);
+	return DSV32_CUDA_LAST_ERROR("weight_dequant kernel", err);
 }
 
 extern "C" dsv32_status dsv32_fp8_gemm_cuda(dsv32_backend *be, void *y, dsv32_dtype yt,
@@ -184,5 +175,5 @@ extern "C" dsv32_status dsv32_fp8_gemm_cuda(dsv32_backend *be, void *y, dsv32_dt
 	dim3 grid((unsigned)gx, (unsigned)gy);
 	fp8_gemm_kernel<<<grid, 256, 0, DSV32_CUDA_STREAM(be)>>>(y, yt == DSV32_BF16, x8, xs, w8,
 								  ws, M, N, K);
-	return launched("fp8_gemm kernel", err);
+	return DSV32_CUDA_LAST_ERROR("fp8_gemm kernel", err);
 }

@@ -3,7 +3,7 @@
  * a − b) per pair as the CPU, so the result is bit-identical to the CPU body. */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/hadamard.h"
 }
@@ -38,9 +38,5 @@ extern "C" dsv32_status dsv32_hadamard_cuda(dsv32_backend *be, void *y, dsv32_dt
 	int threads = d / 2 < 256 ? (int)(d / 2 < 1 ? 1 : d / 2) : 256;
 	hadamard_kernel<<<(unsigned)rows, threads, (size_t)d * sizeof(float),
 			  DSV32_CUDA_STREAM(be)>>>(y, yt, x, xt, d, scale);
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "hadamard: kernel launch: %s",
-				      cudaGetErrorString(e));
-	return DSV32_OK;
+	return DSV32_CUDA_LAUNCHED("hadamard", err);
 }

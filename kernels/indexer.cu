@@ -3,8 +3,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/cuda_ctx.h"
 #include "kernels/indexer_body.h"
 }
 
@@ -26,21 +26,12 @@ __global__ static void index_hf_kernel(dsv32_idx_hf_args a)
 	a.out[e] = dsv32_index_hf_elem(&a, bi / a.S, bi % a.S, t);
 }
 
-static dsv32_status launched(const char *what, dsv32_error *err)
-{
-	cudaError_t ce = cudaGetLastError();
-	if (ce != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)ce, "%s launch: %s", what,
-				      cudaGetErrorString(ce));
-	return DSV32_OK;
-}
-
 extern "C" dsv32_status dsv32_fp8_index_cuda(dsv32_backend *be, const dsv32_idx_fp8_args *a,
 					     dsv32_error *err)
 {
 	int64_t n = a->B * a->S * a->T;
 	fp8_index_kernel<<<(unsigned)((n + 255) / 256), 256, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("fp8_index kernel", err);
+	return DSV32_CUDA_LAST_ERROR("fp8_index kernel launch", err);
 }
 
 extern "C" dsv32_status dsv32_index_scores_hf_cuda(dsv32_backend *be, const dsv32_idx_hf_args *a,
@@ -48,5 +39,5 @@ extern "C" dsv32_status dsv32_index_scores_hf_cuda(dsv32_backend *be, const dsv3
 {
 	int64_t n = a->B * a->S * a->T;
 	index_hf_kernel<<<(unsigned)((n + 255) / 256), 256, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	return launched("index_scores_hf kernel", err);
+	return DSV32_CUDA_LAST_ERROR("index_scores_hf kernel launch", err);
 }

@@ -2,26 +2,12 @@
  * reductions (mean, then population variance), then the PyTorch CPU affine form. */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/layernorm.h"
 }
 
 #define LN_THREADS 256
-
-__device__ static float block_sum(float v, float *sh)
-{
-	sh[threadIdx.x] = v;
-	__syncthreads();
-	for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-		if ((int)threadIdx.x < s)
-			sh[threadIdx.x] = __fadd_rn(sh[threadIdx.x], sh[threadIdx.x + s]);
-		__syncthreads();
-	}
-	float r = sh[0];
-	__syncthreads();
-	return r;
-}
 
 __global__ static void layernorm_kernel(dsv32_layernorm_args a)
 {
@@ -30,12 +16,13 @@ __global__ static void layernorm_kernel(dsv32_layernorm_args a)
 	float s = 0.0f, q = 0.0f;
 	for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x)
 		s = dsv32_fadd_rn(s, dsv32_act_load(a.x, a.xt, base + j));
-	float mean = dsv32_fdiv_rn(block_sum(s, sh), (float)a.dim);
+	float mean = dsv32_fdiv_rn(dsv32_block_sum_f32(s, sh), (float)a.dim);
 	for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) {
 		float d = dsv32_fsub_rn(dsv32_act_load(a.x, a.xt, base + j), mean);
 		q = dsv32_fadd_rn(q, dsv32_fmul_rn(d, d));
 	}
-	float rstd = dsv32_layernorm_rstd(dsv32_fdiv_rn(block_sum(q, sh), (float)a.dim), a.eps);
+	float var = dsv32_fdiv_rn(dsv32_block_sum_f32(q, sh), (float)a.dim);
+	float rstd = dsv32_layernorm_rstd(var, a.eps);
 	float shift = -dsv32_fmul_rn(rstd, mean);
 	for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) {
 		float v = dsv32_layernorm_elem(dsv32_act_load(a.x, a.xt, base + j), rstd, shift,
@@ -51,9 +38,5 @@ extern "C" dsv32_status dsv32_layernorm_cuda(dsv32_backend *be, const dsv32_laye
 	if (a->rows > 2147483647)
 		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "layernorm: %lld rows", (long long)a->rows);
 	layernorm_kernel<<<(unsigned)a->rows, LN_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "layernorm: kernel launch: %s",
-				      cudaGetErrorString(e));
-	return DSV32_OK;
+	return DSV32_CUDA_LAUNCHED("layernorm", err);
 }

@@ -3,26 +3,12 @@
  * then the per-element math of rmsnorm.h. */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/rmsnorm.h"
 }
 
 #define RMS_THREADS 256
-
-__device__ static float block_sum(float v, float *sh)
-{
-	sh[threadIdx.x] = v;
-	__syncthreads();
-	for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-		if ((int)threadIdx.x < s)
-			sh[threadIdx.x] = __fadd_rn(sh[threadIdx.x], sh[threadIdx.x + s]);
-		__syncthreads();
-	}
-	float r = sh[0];
-	__syncthreads();
-	return r;
-}
 
 __device__ static float load_r(const dsv32_rmsnorm_args &a, int64_t i)
 {
@@ -41,7 +27,7 @@ __global__ static void rmsnorm_kernel(dsv32_rmsnorm_args a)
 		float v = load_r(a, base + j);
 		ss = dsv32_fadd_rn(ss, dsv32_fmul_rn(v, v));
 	}
-	ss = block_sum(ss, sh);
+	ss = dsv32_block_sum_f32(ss, sh);
 	float inv = dsv32_rmsnorm_inv(ss, (float)a.dim, a.eps);
 	for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) {
 		float r = load_r(a, base + j), w = dsv32_act_load(a.w, a.wt, j), v;
@@ -61,9 +47,5 @@ extern "C" dsv32_status dsv32_rmsnorm_cuda(dsv32_backend *be, const dsv32_rmsnor
 	if (a->rows > 2147483647)
 		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "rmsnorm: %lld rows", (long long)a->rows);
 	rmsnorm_kernel<<<(unsigned)a->rows, RMS_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "rmsnorm: kernel launch: %s",
-				      cudaGetErrorString(e));
-	return DSV32_OK;
+	return DSV32_CUDA_LAUNCHED("rmsnorm", err);
 }

@@ -2,7 +2,7 @@
  * (b, s, h) row running the shared dsv32_rope_row, so the arithmetic equals the CPU body's. */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/rope.h"
 }
@@ -24,9 +24,5 @@ extern "C" dsv32_status dsv32_rope_cuda(dsv32_backend *be, const dsv32_rope_args
 	if (blocks > 65535 * 8)
 		blocks = 65535 * 8;
 	rope_kernel<<<(unsigned)blocks, 128, 0, DSV32_CUDA_STREAM(be)>>>(*a);
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "rope: kernel launch: %s",
-				      cudaGetErrorString(e));
-	return DSV32_OK;
+	return DSV32_CUDA_LAUNCHED("rope", err);
 }

@@ -1,7 +1,7 @@
 /* silu.cu: CUDA body of the SiLU-gated products (silu.h): a grid-stride loop over elements. */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/silu.h"
 }
@@ -27,9 +27,5 @@ extern "C" dsv32_status dsv32_silu_mul_cuda(dsv32_backend *be, void *h, dsv32_dt
 		blocks = 65535 * 8;
 	silu_mul_kernel<<<(unsigned)blocks, 256, 0, DSV32_CUDA_STREAM(be)>>>(h, ht, a, at, b, bt, n,
 									 hf);
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "silu_mul: kernel launch: %s",
-				      cudaGetErrorString(e));
-	return DSV32_OK;
+	return DSV32_CUDA_LAUNCHED("silu_mul", err);
 }

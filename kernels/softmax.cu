@@ -2,7 +2,7 @@
  * sum reductions (order differs from the CPU; not part of the contract); device expf. */
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 extern "C" {
 #include "kernels/softmax.h"
 }
@@ -50,9 +50,5 @@ extern "C" dsv32_status dsv32_softmax_cuda(dsv32_backend *be, void *y, dsv32_dty
 	if (rows > 2147483647)
 		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "softmax: %lld rows", (long long)rows);
 	softmax_kernel<<<(unsigned)rows, SM_THREADS, 0, DSV32_CUDA_STREAM(be)>>>(y, yt, x, xt, T);
-	cudaError_t e = cudaGetLastError();
-	if (e != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)e, "softmax: kernel launch: %s",
-				      cudaGetErrorString(e));
-	return DSV32_OK;
+	return DSV32_CUDA_LAUNCHED("softmax", err);
 }

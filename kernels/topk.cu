@@ -5,7 +5,7 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "kernels/cuda_ctx.h"
+#include "kernels/cuda_common.cuh"
 #include "kernels/topk.h"
 }
 
@@ -140,9 +140,5 @@ extern "C" dsv32_status dsv32_topk_cuda(dsv32_backend *be, void *idx, dsv32_dtyp
 	size_t sh = (size_t)k * (sizeof(uint32_t) + sizeof(int));
 	topk_kernel<<<(unsigned)rows, TOPK_THREADS, sh, DSV32_CUDA_STREAM(be)>>>(
 		idx, idx_t, val, val_t, x, x_t, lens, n, k);
-	cudaError_t ce = cudaGetLastError();
-	if (ce != cudaSuccess)
-		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)ce, "topk kernel launch: %s",
-				      cudaGetErrorString(ce));
-	return DSV32_OK;
+	return DSV32_CUDA_LAST_ERROR("topk kernel launch", err);
 }

@@ -16,22 +16,6 @@
 #include "kernels/rope.h"
 #include "ref/ref_internal.h"
 
-#define POOL(t, dt, nd, ...)                                          \
-	do {                                                          \
-		int64_t sh_[] = {__VA_ARGS__};                        \
-		(t) = ref_pool_alloc(m, &p, (dt), (nd), sh_, err);    \
-		if (!(t)) {                                           \
-			rc = err ? err->code : DSV32_E_NOMEM;         \
-			goto out;                                     \
-		}                                                     \
-	} while (0)
-#define CK(expr)                    \
-	do {                        \
-		rc = (expr);        \
-		if (rc != DSV32_OK) \
-			goto out;   \
-	} while (0)
-
 dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
 			     int64_t S, int64_t P, dsv32_error *err)
 {
@@ -73,31 +57,31 @@ static dsv32_status rank_attention(ref_model *m, ref_rank_w *k, const dsv32_tens
 	dsv32_tensor q2 = ref_view(q, 0, 2, (int64_t[]){T * Hl, dq});
 	if (S > 1) {
 		dsv32_tensor *kvb, *kk, *v;
-		POOL(kvb, m->act, 2, T * Hl, dn + dv);
+		REF_POOL(kvb, m->act, 2, T * Hl, dn + dv);
 		dsv32_tensor kvb2 = ref_view(kvb, 0, 2, (int64_t[]){T, Hl * (dn + dv)});
-		CK(ref_linear(m, &kvb2, kv, &k->wkv_b, err));
-		POOL(kk, m->act, 4, B, S, Hl, dq);
-		POOL(v, m->act, 4, B, S, Hl, dv);
+		REF_CK(ref_linear(m, &kvb2, kv, &k->wkv_b, err));
+		REF_POOL(kk, m->act, 4, B, S, Hl, dq);
+		REF_POOL(v, m->act, 4, B, S, Hl, dv);
 		dsv32_tensor k2 = ref_view(kk, 0, 2, (int64_t[]){T * Hl, dq});
 		dsv32_tensor v2 = ref_view(v, 0, 2, (int64_t[]){T * Hl, dv});
-		CK(dsv32_copy_cols(be, &k2, kvb, 0, 0, dn, err));
-		CK(dsv32_copy_cols(be, &v2, kvb, dn, 0, dv, err));
+		REF_CK(dsv32_copy_cols(be, &k2, kvb, 0, 0, dn, err));
+		REF_CK(dsv32_copy_cols(be, &v2, kvb, dn, 0, dv, err));
 		dsv32_tensor kh = ref_view(kk, 0, 2, (int64_t[]){T, Hl * dq});
 		for (int64_t h = 0; h < Hl; h++) /* k_pe broadcast to every local head */
-			CK(dsv32_copy_cols(be, &kh, kpe, 0, h * dq + dn, dr, err));
-		CK(dsv32_attn_prefill(be, o, q, kk, v, imask, m->softmax_scale, DSV32_ATTN_BSHD, err));
+			REF_CK(dsv32_copy_cols(be, &kh, kpe, 0, h * dq + dn, dr, err));
+		REF_CK(dsv32_attn_prefill(be, o, q, kk, v, imask, m->softmax_scale, DSV32_ATTN_BSHD, err));
 	} else {
 		const dsv32_tensor *wkvb;
 		dsv32_tensor *qn, *qp;
-		CK(decode_wkv_b(m, k, &wkvb, err));
-		POOL(qn, m->act, 3, B, Hl, dn);
-		POOL(qp, m->act, 3, B, Hl, dr);
+		REF_CK(decode_wkv_b(m, k, &wkvb, err));
+		REF_POOL(qn, m->act, 3, B, Hl, dn);
+		REF_POOL(qp, m->act, 3, B, Hl, dr);
 		dsv32_tensor qn2 = ref_view(qn, 0, 2, (int64_t[]){T * Hl, dn});
 		dsv32_tensor qp2 = ref_view(qp, 0, 2, (int64_t[]){T * Hl, dr});
-		CK(dsv32_copy_cols(be, &qn2, &q2, 0, 0, dn, err));
-		CK(dsv32_copy_cols(be, &qp2, &q2, dn, 0, dr, err));
+		REF_CK(dsv32_copy_cols(be, &qn2, &q2, 0, 0, dn, err));
+		REF_CK(dsv32_copy_cols(be, &qp2, &q2, dn, 0, dr, err));
 		dsv32_tensor o3 = ref_view(o, 0, 3, (int64_t[]){B, Hl, dv});
-		CK(dsv32_attn_decode_absorbed(be, &o3, qn, qp, wkvb, &ly->kv_cache, &ly->pe_cache, P + S,
+		REF_CK(dsv32_attn_decode_absorbed(be, &o3, qn, qp, wkvb, &ly->kv_cache, &ly->pe_cache, P + S,
 					      imask, m->softmax_scale, err));
 	}
 out:
@@ -122,60 +106,60 @@ dsv32_status ref_attn_forward(ref_model *m, int layer, const dsv32_tensor *x, in
 	dsv32_tensor parts[16];
 
 	/* q latent */
-	POOL(qa, act, 3, B, S, c->q_lora_rank);
-	POOL(qr, act, 3, B, S, c->q_lora_rank);
-	CK(ref_linear(m, qa, x, &ly->wq_a, err));
-	CK(dsv32_rmsnorm(be, qr, qa, &ly->q_norm, 1e-6, err));
-	CK(ref_tap(m, qr, 0, NULL, err, "layers.%d.attn.q_latent", layer));
+	REF_POOL(qa, act, 3, B, S, c->q_lora_rank);
+	REF_POOL(qr, act, 3, B, S, c->q_lora_rank);
+	REF_CK(ref_linear(m, qa, x, &ly->wq_a, err));
+	REF_CK(dsv32_rmsnorm(be, qr, qa, &ly->q_norm, 1e-6, err));
+	REF_CK(ref_tap(m, qr, 0, NULL, err, "layers.%d.attn.q_latent", layer));
 
 	/* kv latent and the shared rope key */
-	POOL(kva, act, 3, B, S, kvl + dr);
-	POOL(kv, act, 3, B, S, kvl);
-	POOL(kpe, act, 3, B, S, dr);
-	CK(ref_linear(m, kva, x, &ly->wkv_a, err));
-	CK(dsv32_copy_cols(be, kv, kva, 0, 0, kvl, err));
-	CK(dsv32_rmsnorm(be, kv, kv, &ly->kv_norm, 1e-6, err));
+	REF_POOL(kva, act, 3, B, S, kvl + dr);
+	REF_POOL(kv, act, 3, B, S, kvl);
+	REF_POOL(kpe, act, 3, B, S, dr);
+	REF_CK(ref_linear(m, kva, x, &ly->wkv_a, err));
+	REF_CK(dsv32_copy_cols(be, kv, kva, 0, 0, kvl, err));
+	REF_CK(dsv32_rmsnorm(be, kv, kv, &ly->kv_norm, 1e-6, err));
 	if (m->fp8_kv)
-		CK(dsv32_fp8_roundtrip(be, kv, kv, m->ue8m0, err));
-	CK(dsv32_rope_ref(be, kva, kva, &m->freqs, P, kvl, true, err));
-	CK(dsv32_copy_cols(be, kpe, kva, kvl, 0, dr, err));
-	CK(ref_tap(m, kv, 0, NULL, err, "layers.%d.attn.kv_latent", layer));
-	CK(ref_tap(m, kpe, 0, NULL, err, "layers.%d.attn.k_rope", layer));
-	CK(ref_cache_write(m, &ly->kv_cache, kv, B, S, P, err));
-	CK(ref_cache_write(m, &ly->pe_cache, kpe, B, S, P, err));
+		REF_CK(dsv32_fp8_roundtrip(be, kv, kv, m->ue8m0, err));
+	REF_CK(dsv32_rope_ref(be, kva, kva, &m->freqs, P, kvl, true, err));
+	REF_CK(dsv32_copy_cols(be, kpe, kva, kvl, 0, dr, err));
+	REF_CK(ref_tap(m, kv, 0, NULL, err, "layers.%d.attn.kv_latent", layer));
+	REF_CK(ref_tap(m, kpe, 0, NULL, err, "layers.%d.attn.k_rope", layer));
+	REF_CK(ref_cache_write(m, &ly->kv_cache, kv, B, S, P, err));
+	REF_CK(ref_cache_write(m, &ly->pe_cache, kpe, B, S, P, err));
 
 	/* sparse selection and its mask: 0 at the top-k, -inf elsewhere (+ causal in prefill) */
-	POOL(topk, DSV32_I64, 3, B, S, k);
-	CK(ref_indexer_forward(m, layer, x, qr, B, S, P, topk, err));
-	POOL(imask, act, 3, B, S, S > 1 ? S : E);
-	CK(dsv32_attn_mask_ref(be, imask, topk, S > 1 ? 0 : -1, err));
+	REF_POOL(topk, DSV32_I64, 3, B, S, k);
+	REF_CK(ref_indexer_forward(m, layer, x, qr, B, S, P, topk, err));
+	REF_POOL(imask, act, 3, B, S, S > 1 ? S : E);
+	REF_CK(dsv32_attn_mask_ref(be, imask, topk, S > 1 ? 0 : -1, err));
 
 	if (ref_taps_on(m))
-		POOL(qrope, act, 2, T, H * dr);
-	POOL(q, act, 4, B, S, Hl, dq);
-	POOL(o, act, 4, B, S, Hl, dv);
+		REF_POOL(qrope, act, 2, T, H * dr);
+	REF_POOL(q, act, 4, B, S, Hl, dq);
+	REF_POOL(o, act, 4, B, S, Hl, dv);
 	for (int r = 0; r < W; r++) {
 		ref_rank_w *kr = &ly->rk[r];
-		CK(ref_linear(m, q, qr, &kr->wq_b, err));
-		CK(dsv32_rope_ref(be, q, q, &m->freqs, P, dn, true, err));
+		REF_CK(ref_linear(m, q, qr, &kr->wq_b, err));
+		REF_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, dn, true, err));
 		if (qrope) {
 			dsv32_tensor q2 = ref_view(q, 0, 2, (int64_t[]){T * Hl, dq});
 			dsv32_tensor *qp;
-			POOL(qp, act, 2, T * Hl, dr);
-			CK(dsv32_copy_cols(be, qp, &q2, dn, 0, dr, err));
+			REF_POOL(qp, act, 2, T * Hl, dr);
+			REF_CK(dsv32_copy_cols(be, qp, &q2, dn, 0, dr, err));
 			dsv32_tensor qp2 = ref_view(qp, 0, 2, (int64_t[]){T, Hl * dr});
-			CK(dsv32_copy_cols(be, qrope, &qp2, 0, r * Hl * dr, Hl * dr, err));
+			REF_CK(dsv32_copy_cols(be, qrope, &qp2, 0, r * Hl * dr, Hl * dr, err));
 		}
-		CK(rank_attention(m, kr, q, kv, kpe, imask, ly, B, S, P, o, err));
+		REF_CK(rank_attention(m, kr, q, kv, kpe, imask, ly, B, S, P, o, err));
 		dsv32_tensor *part;
-		POOL(part, act, 3, B, S, c->dim);
+		REF_POOL(part, act, 3, B, S, c->dim);
 		dsv32_tensor o2 = ref_view(o, 0, 2, (int64_t[]){T, Hl * dv});
-		CK(ref_linear(m, part, &o2, &kr->wo, err));
+		REF_CK(ref_linear(m, part, &o2, &kr->wo, err));
 		parts[r] = *part;
 	}
 	if (qrope)
-		CK(ref_tap(m, qrope, 4, (int64_t[]){B, S, H, dr}, err, "layers.%d.attn.q_rope", layer));
-	CK(ref_all_reduce(m, out, parts, err));
+		REF_CK(ref_tap(m, qrope, 4, (int64_t[]){B, S, H, dr}, err, "layers.%d.attn.q_rope", layer));
+	REF_CK(ref_all_reduce(m, out, parts, err));
 out:
 	ref_pool_free(m, &p);
 	return rc;

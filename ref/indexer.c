@@ -26,22 +26,6 @@
 #include "kernels/topk.h"
 #include "ref/ref_internal.h"
 
-#define POOL(t, dt, nd, ...)                                                  \
-	do {                                                                  \
-		int64_t sh_[] = {__VA_ARGS__};                                \
-		(t) = ref_pool_alloc(m, &p, (dt), (nd), sh_, err);            \
-		if (!(t)) {                                                   \
-			rc = err ? err->code : DSV32_E_NOMEM;                 \
-			goto out;                                             \
-		}                                                             \
-	} while (0)
-#define CK(expr)                          \
-	do {                              \
-		rc = (expr);              \
-		if (rc != DSV32_OK)       \
-			goto out;         \
-	} while (0)
-
 /* The prefill causal mask (S, S): -inf strictly above the diagonal (torch.full(-inf).triu_(1)),
  * built on the host and uploaded. */
 static dsv32_status causal_mask(ref_model *m, dsv32_tensor *mask, int64_t S, dsv32_error *err)
@@ -73,57 +57,57 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *q, *kk, *w, *mask = NULL, *scores;
 
-	POOL(q, act, 4, B, S, Hi, di);
-	CK(ref_linear(m, q, qr, &ly->iwq_b, err));
-	CK(dsv32_rope_ref(be, q, q, &m->freqs, P, 0, false, err));
+	REF_POOL(q, act, 4, B, S, Hi, di);
+	REF_CK(ref_linear(m, q, qr, &ly->iwq_b, err));
+	REF_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, 0, false, err));
 	dsv32_tensor q2 = ref_view(q, 0, 2, (int64_t[]){T * Hi, di});
-	CK(dsv32_hadamard(be, &q2, &q2, err));
+	REF_CK(dsv32_hadamard(be, &q2, &q2, err));
 
-	POOL(kk, act, 3, B, S, di);
-	CK(ref_linear(m, kk, x, &ly->iwk, err));
-	CK(dsv32_layernorm(be, kk, kk, &ly->ik_norm_w, &ly->ik_norm_b, 1e-6, err));
-	CK(dsv32_rope_ref(be, kk, kk, &m->freqs, P, 0, false, err));
-	CK(dsv32_hadamard(be, kk, kk, err));
+	REF_POOL(kk, act, 3, B, S, di);
+	REF_CK(ref_linear(m, kk, x, &ly->iwk, err));
+	REF_CK(dsv32_layernorm(be, kk, kk, &ly->ik_norm_w, &ly->ik_norm_b, 1e-6, err));
+	REF_CK(dsv32_rope_ref(be, kk, kk, &m->freqs, P, 0, false, err));
+	REF_CK(dsv32_hadamard(be, kk, kk, err));
 
 	/* w = weights_proj(fp32(x)) · Hi^-0.5: an fp32 GEMM (the bf16 x is widened exactly) */
-	POOL(w, DSV32_F32, 3, B, S, Hi);
-	CK(dsv32_gemm(be, w, x, &ly->iw_proj, err));
-	CK(dsv32_scale(be, w, w, (float)pow((double)Hi, -0.5), err));
+	REF_POOL(w, DSV32_F32, 3, B, S, Hi);
+	REF_CK(dsv32_gemm(be, w, x, &ly->iw_proj, err));
+	REF_CK(dsv32_scale(be, w, w, (float)pow((double)Hi, -0.5), err));
 	float dscale = (float)pow((double)di, -0.5);
 	int64_t maxS = m->maxS;
 
 	if (S > 1) {
-		POOL(mask, DSV32_F32, 2, S, S);
-		CK(causal_mask(m, mask, S, err));
+		REF_POOL(mask, DSV32_F32, 2, S, S);
+		REF_CK(causal_mask(m, mask, S, err));
 	}
-	POOL(scores, DSV32_F32, 3, B, S, E);
+	REF_POOL(scores, DSV32_F32, 3, B, S, E);
 	if (m->fp8_idx) {
 		dsv32_tensor *q8, *qs;
-		POOL(q8, DSV32_F8_E4M3, 4, B, S, Hi, di);
-		POOL(qs, DSV32_F32, 3, B, S, Hi);
+		REF_POOL(q8, DSV32_F8_E4M3, 4, B, S, Hi, di);
+		REF_POOL(qs, DSV32_F32, 3, B, S, Hi);
 		dsv32_tensor qs4 = ref_view(qs, 0, 4, (int64_t[]){B, S, Hi, 1});
-		CK(dsv32_act_quant(be, q8, &qs4, q, m->ue8m0, err));
+		REF_CK(dsv32_act_quant(be, q8, &qs4, q, m->ue8m0, err));
 		for (int64_t b = 0; b < B; b++) { /* k8, k_s straight into the caches at [b, P:E) */
 			dsv32_tensor kb = ref_view(kk, b * S * di, 2, (int64_t[]){S, di});
 			dsv32_tensor k8 = ref_view(&ly->k_cache, (b * maxS + P) * di, 2,
 						   (int64_t[]){S, di});
 			dsv32_tensor ks = ref_view(&ly->k_scale, b * maxS + P, 2, (int64_t[]){S, 1});
-			CK(dsv32_act_quant(be, &k8, &ks, &kb, m->ue8m0, err));
+			REF_CK(dsv32_act_quant(be, &k8, &ks, &kb, m->ue8m0, err));
 		}
-		CK(dsv32_mul_bcast(be, w, w, qs, err)); /* w[..., None] * q_s */
-		CK(dsv32_scale(be, w, w, dscale, err));
-		CK(dsv32_fp8_index(be, scores, q8, w, &ly->k_cache, &ly->k_scale, mask, err));
+		REF_CK(dsv32_mul_bcast(be, w, w, qs, err)); /* w[..., None] * q_s */
+		REF_CK(dsv32_scale(be, w, w, dscale, err));
+		REF_CK(dsv32_fp8_index(be, scores, q8, w, &ly->k_cache, &ly->k_scale, mask, err));
 	} else {
-		CK(ref_cache_write(m, &ly->k_cache, kk, B, S, P, err));
-		CK(dsv32_scale(be, w, w, dscale, err));
-		CK(dsv32_index_scores_hf(be, scores, q, &ly->k_cache, w, 1.0f, mask, err));
+		REF_CK(ref_cache_write(m, &ly->k_cache, kk, B, S, P, err));
+		REF_CK(dsv32_scale(be, w, w, dscale, err));
+		REF_CK(dsv32_index_scores_hf(be, scores, q, &ly->k_cache, w, 1.0f, mask, err));
 	}
-	CK(ref_tap_cache(m, &ly->k_cache, B, S, P, err, "layers.%d.indexer.k_fp8", layer));
-	CK(ref_tap_cache(m, &ly->k_scale, B, S, P, err, "layers.%d.indexer.k_scale", layer));
-	CK(ref_tap(m, scores, 0, NULL, err, "layers.%d.indexer.scores", layer));
+	REF_CK(ref_tap_cache(m, &ly->k_cache, B, S, P, err, "layers.%d.indexer.k_fp8", layer));
+	REF_CK(ref_tap_cache(m, &ly->k_scale, B, S, P, err, "layers.%d.indexer.k_scale", layer));
+	REF_CK(ref_tap(m, scores, 0, NULL, err, "layers.%d.indexer.scores", layer));
 	(void)k;
-	CK(dsv32_topk(be, topk, NULL, scores, topk->shape[2], err));
-	CK(ref_tap(m, topk, 0, NULL, err, "layers.%d.indexer.topk", layer));
+	REF_CK(dsv32_topk(be, topk, NULL, scores, topk->shape[2], err));
+	REF_CK(ref_tap(m, topk, 0, NULL, err, "layers.%d.indexer.topk", layer));
 out:
 	ref_pool_free(m, &p);
 	return rc;

@@ -15,22 +15,6 @@
 #include "kernels/gemm.h"
 #include "ref/ref_internal.h"
 
-#define POOL(t, dt, nd, ...)                                          \
-	do {                                                          \
-		int64_t sh_[] = {__VA_ARGS__};                        \
-		(t) = ref_pool_alloc(m, &p, (dt), (nd), sh_, err);    \
-		if (!(t)) {                                           \
-			rc = err ? err->code : DSV32_E_NOMEM;         \
-			goto out;                                     \
-		}                                                     \
-	} while (0)
-#define CK(expr)                    \
-	do {                        \
-		rc = (expr);        \
-		if (rc != DSV32_OK) \
-			goto out;   \
-	} while (0)
-
 /* One routed expert on its tokens: y += expert(x[rows]) · wsel. */
 static dsv32_status run_expert(ref_model *m, ref_layer *ly, int64_t e, const dsv32_tensor *x,
 			       const int64_t *rows_h, const float *w_h, int64_t n, dsv32_tensor *y,
@@ -40,16 +24,16 @@ static dsv32_status run_expert(ref_model *m, ref_layer *ly, int64_t e, const dsv
 	ref_pool p = {0};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *rows, *wsel, *xe, *oe;
-	POOL(rows, DSV32_I64, 1, n);
-	POOL(wsel, DSV32_F32, 1, n);
-	POOL(xe, m->act, 2, n, dim);
-	POOL(oe, m->act, 2, n, dim);
-	CK(dsv32_backend_upload(m->be, rows->data, rows_h, (size_t)n * sizeof(int64_t), err));
-	CK(dsv32_backend_upload(m->be, wsel->data, w_h, (size_t)n * sizeof(float), err));
+	REF_POOL(rows, DSV32_I64, 1, n);
+	REF_POOL(wsel, DSV32_F32, 1, n);
+	REF_POOL(xe, m->act, 2, n, dim);
+	REF_POOL(oe, m->act, 2, n, dim);
+	REF_CK(dsv32_backend_upload(m->be, rows->data, rows_h, (size_t)n * sizeof(int64_t), err));
+	REF_CK(dsv32_backend_upload(m->be, wsel->data, w_h, (size_t)n * sizeof(float), err));
 	dsv32_tensor x2 = ref_view(x, 0, 2, (int64_t[]){dsv32_tensor_numel(x) / dim, dim});
-	CK(dsv32_embedding(m->be, xe, &x2, rows, err)); /* x[idx]: a row gather */
-	CK(ref_mlp_apply(m, &ly->ew1[e], &ly->ew3[e], &ly->ew2[e], xe, oe, err));
-	CK(dsv32_moe_combine_ref(m->be, y, oe, rows, wsel, err));
+	REF_CK(dsv32_embedding(m->be, xe, &x2, rows, err)); /* x[idx]: a row gather */
+	REF_CK(ref_mlp_apply(m, &ly->ew1[e], &ly->ew3[e], &ly->ew2[e], xe, oe, err));
+	REF_CK(dsv32_moe_combine_ref(m->be, y, oe, rows, wsel, err));
 out:
 	ref_pool_free(m, &p);
 	return rc;
@@ -70,15 +54,15 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	float *w_h = NULL, *ws_h = NULL;
 
 	dsv32_tensor xf = ref_view(x, 0, 2, (int64_t[]){T, dim});
-	POOL(logits, DSV32_F32, 2, T, E);
-	CK(dsv32_gemm(m->be, logits, &xf, &ly->gate_w, err)); /* fp32(x) @ fp32(W)^T */
-	POOL(w, DSV32_F32, 2, T, K);
-	POOL(idx, DSV32_I64, 2, T, K);
-	CK(ref_route(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL,
+	REF_POOL(logits, DSV32_F32, 2, T, E);
+	REF_CK(dsv32_gemm(m->be, logits, &xf, &ly->gate_w, err)); /* fp32(x) @ fp32(W)^T */
+	REF_POOL(w, DSV32_F32, 2, T, K);
+	REF_POOL(idx, DSV32_I64, 2, T, K);
+	REF_CK(ref_route(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL,
 		     (int)c->n_expert_groups, (int)c->n_limited_groups, (int)K, (float)c->route_scale,
 		     c->score_func == DSV32_SCORE_SOFTMAX, err));
-	CK(ref_tap(m, idx, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.experts", layer));
-	CK(ref_tap(m, w, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.weights", layer));
+	REF_CK(ref_tap(m, idx, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.experts", layer));
+	REF_CK(ref_tap(m, w, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.weights", layer));
 
 	idx_h = malloc((size_t)(T * K) * sizeof *idx_h);
 	w_h = malloc((size_t)(T * K) * sizeof *w_h);
@@ -88,13 +72,13 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: routing tables", layer);
 		goto out;
 	}
-	CK(dsv32_backend_download(m->be, idx_h, idx->data, (size_t)(T * K) * sizeof *idx_h, err));
-	CK(dsv32_backend_download(m->be, w_h, w->data, (size_t)(T * K) * sizeof *w_h, err));
+	REF_CK(dsv32_backend_download(m->be, idx_h, idx->data, (size_t)(T * K) * sizeof *idx_h, err));
+	REF_CK(dsv32_backend_download(m->be, w_h, w->data, (size_t)(T * K) * sizeof *w_h, err));
 
-	POOL(sh, m->act, 3, B, S, dim);
+	REF_POOL(sh, m->act, 3, B, S, dim);
 	for (int r = 0; r < W; r++) {
 		dsv32_tensor *y;
-		POOL(y, DSV32_F32, 2, T, dim); /* zero-filled */
+		REF_POOL(y, DSV32_F32, 2, T, dim); /* zero-filled */
 		int64_t e0 = r * (E / W), e1 = e0 + E / W;
 		for (int64_t e = e0; e < e1; e++) {
 			int64_t n = 0;
@@ -105,15 +89,15 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 						ws_h[n++] = w_h[t * K + s];
 					}
 			if (n)
-				CK(run_expert(m, ly, e, x, rows_h, ws_h, n, y, err));
+				REF_CK(run_expert(m, ly, e, x, rows_h, ws_h, n, y, err));
 		}
-		CK(ref_mlp_apply(m, &ly->rk[r].sw1, &ly->rk[r].sw3, &ly->rk[r].sw2, x, sh, err));
+		REF_CK(ref_mlp_apply(m, &ly->rk[r].sw1, &ly->rk[r].sw3, &ly->rk[r].sw2, x, sh, err));
 		dsv32_tensor sh2 = ref_view(sh, 0, 2, (int64_t[]){T, dim});
-		CK(dsv32_add(m->be, y, y, &sh2, err)); /* y += shared (bf16 partial), fp32 */
+		REF_CK(dsv32_add(m->be, y, y, &sh2, err)); /* y += shared (bf16 partial), fp32 */
 		parts[r] = *y;
 	}
 	dsv32_tensor o2 = ref_view(out, 0, 2, (int64_t[]){T, dim});
-	CK(ref_all_reduce(m, &o2, parts, err));
+	REF_CK(ref_all_reduce(m, &o2, parts, err));
 out:
 	free(idx_h);
 	free(w_h);

@@ -81,6 +81,27 @@ dsv32_tensor *ref_pool_alloc(ref_model *m, ref_pool *p, dsv32_dtype dt, int ndim
 			     const int64_t *shape, dsv32_error *err);
 void ref_pool_free(ref_model *m, ref_pool *p);
 
+/* Statement helpers for the forward functions of attn.c, indexer.c and moe.c, which declare
+ * `ref_model *m`, `ref_pool p`, `dsv32_status rc`, `dsv32_error *err` and a label `out` that
+ * frees the pool. REF_POOL(t, dt, nd, d0, d1, ...): t = a zero-filled scratch tensor of that
+ * dtype and shape from the pool, or rc = the failure and goto out. REF_CK(expr): rc = expr;
+ * goto out unless DSV32_OK. */
+#define REF_POOL(t, dt, nd, ...)                                      \
+	do {                                                          \
+		int64_t sh_[] = {__VA_ARGS__};                        \
+		(t) = ref_pool_alloc(m, &p, (dt), (nd), sh_, err);    \
+		if (!(t)) {                                           \
+			rc = err ? err->code : DSV32_E_NOMEM;         \
+			goto out;                                     \
+		}                                                     \
+	} while (0)
+#define REF_CK(expr)                \
+	do {                        \
+		rc = (expr);        \
+		if (rc != DSV32_OK) \
+			goto out;   \
+	} while (0)
+
 /* A borrowed view of t's storage from element offset `off`, with a new shape (same dtype and
  * device). */
 dsv32_tensor ref_view(const dsv32_tensor *t, int64_t off, int ndim, const int64_t *shape);

@@ -11,6 +11,7 @@
 
 #include "kernels/attention.h"
 #include "tests/support/k3_util.h"
+#include "tests/support/test_common.h"
 
 static const float SCALE = 0.19124945f; /* the golden tiny model's fp32 softmax_scale */
 
@@ -325,7 +326,7 @@ static void test_attn_decode_absorbed_matches_oracle(void **state)
 
 static void test_attn_cuda_twin(void **state)
 {
-	dsv32_backend *g = k3_cuda_backend();
+	dsv32_backend *g = tc_cuda_backend_or_null();
 	if (!g)
 		skip();
 	pcase c = pmake(DSV32_BF16, 70, 4);
@@ -371,21 +372,6 @@ static void test_attn_cuda_twin(void **state)
 	dsv32_backend_destroy(g);
 }
 
-static int setup(void **state)
-{
-	dsv32_backend *be;
-	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
-		return -1;
-	*state = be;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	dsv32_backend_destroy(*state);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,5 +383,5 @@ int main(void)
 		cmocka_unit_test(test_attn_decode_absorbed_matches_oracle),
 		cmocka_unit_test(test_attn_cuda_twin),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

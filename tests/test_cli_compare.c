@@ -16,33 +16,10 @@
 #include <cmocka.h>
 
 #include "core/fsutil.h"
+#include "tests/support/test_common.h"
 
 static char dir[64];
 static const char *cli;
-
-static int run(const char *args, char *out, size_t len)
-{
-	char cmd[4096];
-	snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli, args);
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static cJSON *load_json(const char *path)
-{
-	char *text = NULL;
-	size_t len;
-	if (dsv32_read_file(path, 64u << 20, &text, &len, NULL) != DSV32_OK)
-		return NULL;
-	cJSON *j = cJSON_Parse(text);
-	free(text);
-	return j;
-}
 
 static int setup(void **state)
 {
@@ -55,7 +32,7 @@ static int setup(void **state)
 		return -1;
 	char cmd[256], out[4096];
 	snprintf(cmd, sizeof cmd, "fixture --preset tiny --out %s/tiny", dir);
-	return run(cmd, out, sizeof out) == 0 ? 0 : -1;
+	return tc_run_cli(cli, cmd, out, sizeof out) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -86,8 +63,8 @@ static void test_identical_sides_report_zero_drift(void **state)
 	snprintf(args, sizeof args,
 		 "compare --checkpoint %s/tiny --a ref --b ref --decode-steps 2 --quiet --json %s", dir,
 		 path);
-	assert_int_equal(run(args, out, sizeof out), 0);
-	cJSON *rep = load_json(path);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 0);
+	cJSON *rep = tc_load_json(path);
 	assert_non_null(rep);
 	const cJSON *t;
 	int n = 0;
@@ -114,8 +91,8 @@ static void test_planted_bug_names_its_layer_and_tap(void **state)
 	snprintf(args, sizeof args,
 		 "compare --checkpoint %s/tiny --a ref --b ref:plant=1 --decode-steps 1 --quiet "
 		 "--budget %s --json %s", dir, budget, path);
-	assert_int_equal(run(args, out, sizeof out), 1);
-	cJSON *rep = load_json(path);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 1);
+	cJSON *rep = tc_load_json(path);
 	assert_non_null(rep);
 	const cJSON *fd = first_div(rep);
 	assert_true(cJSON_IsObject(fd));
@@ -148,9 +125,9 @@ static void test_ref_vs_hf_reports_every_tap_of_every_layer_and_step(void **stat
 	snprintf(path, sizeof path, "%s/refhf.json", dir);
 	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --decode-steps 2 --quiet --json %s",
 		 dir, path);
-	int rc = run(args, out, sizeof out);
+	int rc = tc_run_cli(cli, args, out, sizeof out);
 	assert_true(rc == 0 || rc == 1);
-	cJSON *rep = load_json(path);
+	cJSON *rep = tc_load_json(path);
 	assert_non_null(rep);
 	static const char *ops[] = {"attn_norm", "attn.q_latent", "attn.kv_latent", "attn.q_rope",
 				    "attn.k_rope", "indexer.topk", "attn.out", "ffn_norm", "ffn.out",
@@ -194,9 +171,9 @@ static void test_golden_recording_side_replays_its_tokens(void **state)
 	snprintf(args, sizeof args,
 		 "compare --checkpoint %s/fixtures/golden/ref_tiny/hf --a taps:%s/fixtures/golden/ref_tiny/golden_mp1_short.safetensors "
 		 "--b ref --mode teacher-forced --quiet --json %s", src, src, path);
-	int rc = run(args, out, sizeof out);
+	int rc = tc_run_cli(cli, args, out, sizeof out);
 	assert_true(rc == 0 || rc == 1);
-	cJSON *rep = load_json(path);
+	cJSON *rep = tc_load_json(path);
 	assert_non_null(rep);
 	int steps_seen = 0;
 	const cJSON *t;
@@ -218,12 +195,12 @@ static void test_bad_input_exits_2_with_a_message(void **state)
 	NEED_CLI();
 	char args[1024], out[1 << 16];
 	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --tokens 1,2,5000 --quiet", dir);
-	assert_int_equal(run(args, out, sizeof out), 2);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 2);
 	assert_non_null(strstr(out, "5000 is outside the vocabulary"));
-	assert_int_equal(run("compare --a vllm --quiet", out, sizeof out), 2);
+	assert_int_equal(tc_run_cli(cli, "compare --a vllm --quiet", out, sizeof out), 2);
 	assert_non_null(strstr(out, "vllm"));
 	snprintf(args, sizeof args, "compare --checkpoint %s/missing --quiet", dir);
-	assert_int_equal(run(args, out, sizeof out), 2);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 2);
 	assert_non_null(strstr(out, "missing"));
 }
 

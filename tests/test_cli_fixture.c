@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/fsutil.h"
+#include "tests/support/test_common.h"
 
 typedef struct {
 	const char *cli;
@@ -25,11 +26,7 @@ typedef struct {
 static int setup(void **state)
 {
 	static ctx c;
-	c.cli = getenv("DSV32_CLI");
-	if (!c.cli || access(c.cli, X_OK) != 0) {
-		fprintf(stderr, "DSV32_CLI not set or not executable: skipped\n");
-		exit(77);
-	}
+	c.cli = tc_cli_or_skip_all();
 	snprintf(c.root, sizeof c.root, "/tmp/dsv32_test_cli.XXXXXX");
 	if (!mkdtemp(c.root))
 		return -1;

@@ -298,7 +298,7 @@ static void test_combine_hf_grouped_fp32_slot_sum_one_cast(void **state)
 /* The CUDA bodies against the CPU bodies, bitwise. */
 static void test_combine_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = k2_cuda_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	dsv32_backend *cpu = *state;
@@ -360,5 +360,5 @@ int main(void)
 		cmocka_unit_test(test_combine_hf_grouped_fp32_slot_sum_one_cast),
 		cmocka_unit_test(test_combine_gpu_matches_cpu),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

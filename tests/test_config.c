@@ -15,33 +15,7 @@
 
 #include "core/config.h"
 #include "fixtures/presets.h"
-
-
-/* The golden ref_tiny folder: the copy in the source tree, else /work/shared; NULL if neither. */
-static const char *golden_dir(void)
-{
-	static char dir[512];
-	const char *src = getenv("DSV32_SOURCE_DIR");
-	snprintf(dir, sizeof dir, "%s/fixtures/golden/ref_tiny/hf/config.json",
-		 src ? src : DSV32_SOURCE_DIR);
-	if (access(dir, R_OK) == 0) {
-		snprintf(dir, sizeof dir, "%s/fixtures/golden/ref_tiny", src ? src : DSV32_SOURCE_DIR);
-		return dir;
-	}
-	if (access("/work/shared/golden/ref_tiny/hf/config.json", R_OK) == 0)
-		return "/work/shared/golden/ref_tiny";
-	return NULL;
-}
-
-/* golden_dir() + "/" + rel into buf; false (skip) when no golden folder exists. */
-static bool golden_path(char *buf, size_t len, const char *rel)
-{
-	const char *g = golden_dir();
-	if (!g)
-		return false;
-	snprintf(buf, len, "%s/%s", g, rel);
-	return access(buf, R_OK) == 0;
-}
+#include "tests/support/test_common.h"
 
 /* The golden HF config text, embedded so the test does not need /work/shared. It equals
  * fixtures/presets/tiny.json, which test_fixture checks against the golden file. */
@@ -106,8 +80,8 @@ static void test_golden_files_load_with_form_detection(void **state)
 {
 	(void)state;
 	char hfp[600], mp2[600];
-	if (!golden_path(hfp, sizeof hfp, "hf/config.json") ||
-	    !golden_path(mp2, sizeof mp2, "mp2/config.json"))
+	if (!tc_golden_path(hfp, sizeof hfp, "hf/config.json") ||
+	    !tc_golden_path(mp2, sizeof mp2, "mp2/config.json"))
 		skip();
 	dsv32_config hf, ref, emb;
 	bool is_hf = false;

@@ -130,7 +130,7 @@ static void test_copy_cols_slice_put_back_and_concat(void **state)
 
 static void test_elementwise_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = k2_cuda_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -166,5 +166,5 @@ int main(void)
 		cmocka_unit_test(test_copy_cols_slice_put_back_and_concat),
 		cmocka_unit_test(test_elementwise_gpu_matches_cpu),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

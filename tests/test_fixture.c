@@ -19,33 +19,7 @@
 #include "core/safetensors.h"
 #include "fixtures/generator.h"
 #include "fixtures/presets.h"
-
-
-/* The golden ref_tiny folder: the copy in the source tree, else /work/shared; NULL if neither. */
-static const char *golden_dir(void)
-{
-	static char dir[512];
-	const char *src = getenv("DSV32_SOURCE_DIR");
-	snprintf(dir, sizeof dir, "%s/fixtures/golden/ref_tiny/hf/config.json",
-		 src ? src : DSV32_SOURCE_DIR);
-	if (access(dir, R_OK) == 0) {
-		snprintf(dir, sizeof dir, "%s/fixtures/golden/ref_tiny", src ? src : DSV32_SOURCE_DIR);
-		return dir;
-	}
-	if (access("/work/shared/golden/ref_tiny/hf/config.json", R_OK) == 0)
-		return "/work/shared/golden/ref_tiny";
-	return NULL;
-}
-
-/* golden_dir() + "/" + rel into buf; false (skip) when no golden folder exists. */
-static bool golden_path(char *buf, size_t len, const char *rel)
-{
-	const char *g = golden_dir();
-	if (!g)
-		return false;
-	snprintf(buf, len, "%s/%s", g, rel);
-	return access(buf, R_OK) == 0;
-}
+#include "tests/support/test_common.h"
 
 typedef struct {
 	char root[256];
@@ -363,7 +337,7 @@ static void test_presets_embedded_equal_json_files(void **state)
 	}
 	char *golden = NULL, gp[600];
 	size_t len;
-	if (golden_path(gp, sizeof gp, "hf/config.json") &&
+	if (tc_golden_path(gp, sizeof gp, "hf/config.json") &&
 	    dsv32_read_file(gp, 1 << 20, &golden, &len, NULL) == DSV32_OK) {
 		assert_string_equal(golden, dsv32_preset_find("tiny"));
 		free(golden);
@@ -374,8 +348,8 @@ static void test_expected_list_matches_golden_checkpoint(void **state)
 {
 	(void)state;
 	char cfg[600], st[600];
-	if (!golden_path(cfg, sizeof cfg, "hf/config.json") ||
-	    !golden_path(st, sizeof st, "hf/model.safetensors"))
+	if (!tc_golden_path(cfg, sizeof cfg, "hf/config.json") ||
+	    !tc_golden_path(st, sizeof st, "hf/model.safetensors"))
 		skip();
 	dsv32_config c;
 	bool is_hf;

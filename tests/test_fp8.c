@@ -17,6 +17,7 @@
 #include "kernels/fp8.h"
 #include "kernels/gemm.h"
 #include "tests/support/k1_util.h"
+#include "tests/support/test_common.h"
 
 static const float INV448 = 0x1.24924ap-9f; /* fp32(1/448), §B.8: 0x3b124925 */
 
@@ -123,15 +124,9 @@ static void check_act_quant(dsv32_backend *be, const dsv32_tensor *x, bool ue8m0
 	dsv32_tensor_free(&s);
 }
 
-static void skip_without_backend(void **state)
-{
-	if (!*state)
-		skip();
-}
-
 static void test_act_quant_scales_and_codes_are_exact(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	for (int t = 0; t < 2; t++) {
 		qcase c = make_qcase(t ? DSV32_F32 : DSV32_BF16, 13, 384, 11 + t);
 		check_act_quant(*state, &c.x, true);
@@ -142,7 +137,7 @@ static void test_act_quant_scales_and_codes_are_exact(void **state)
 
 static void test_act_quant_zero_block_gets_clamped_scale(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)1, (int64_t)128);
 	dsv32_tensor y8 = k1_host(DSV32_F8_E4M3, 2, (int64_t)1, (int64_t)128);
@@ -167,7 +162,7 @@ static void test_act_quant_zero_block_gets_clamped_scale(void **state)
 /* amax = 448·2^k gives s = 2^k exactly (§B.2.1 step 3) and the amax element maps to 448. */
 static void test_act_quant_amax_448_pow2_gives_exact_scale(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)6, (int64_t)128);
 	for (int k = -3; k <= 2; k++)
@@ -202,7 +197,7 @@ static void test_quant_elem_saturates(void **state)
 
 static void test_fp8_roundtrip_is_dequantized_codes(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	for (int t = 0; t < 4; t++) {
 		dsv32_dtype xt = (t & 1) ? DSV32_F32 : DSV32_BF16;
@@ -269,7 +264,7 @@ static void fill_scales(dsv32_tensor *t, k1_rng *r, bool pow2)
 
 static void test_weight_dequant_is_exact_with_pow2_scales(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	const int64_t N = 200, K = 300; /* partial blocks on both axes */
 	k1_rng r = {3};
@@ -341,7 +336,7 @@ static void run_fp8_gemm(dsv32_backend *be, gcase8 *c, dsv32_tensor *y)
  * equals GEMM(dequant(x), weight_dequant(w)) bit for bit (every sum here is exact). */
 static void test_fp8_gemm_equals_dequantized_gemm(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	gcase8 c = make_g8(9, 150, 384, 21, true);
 	dsv32_tensor xd = k1_host(DSV32_F32, 2, c.M, c.K), wd = k1_host(DSV32_F32, 2, c.N, c.K);
@@ -377,7 +372,7 @@ static void test_fp8_gemm_equals_dequantized_gemm(void **state)
  * multiply and 2^-24·Σ|t| per accumulation step; a BF16 y adds one bf16 ulp. */
 static void test_fp8_gemm_matches_block_formula(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	gcase8 c = make_g8(5, 131, 300, 33, false); /* partial K block, partial N block */
 	int64_t nkb = 3;
@@ -421,7 +416,7 @@ static void test_fp8_gemm_matches_block_formula(void **state)
 /* linear_fp8 is act_quant followed by fp8_gemm, bit for bit. */
 static void test_linear_fp8_is_act_quant_then_fp8_gemm(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	qcase q = make_qcase(DSV32_BF16, 6, 256, 50);
 	gcase8 c = make_g8(6, 70, 256, 51, false);
@@ -451,7 +446,7 @@ static void test_linear_fp8_is_act_quant_then_fp8_gemm(void **state)
 
 static void test_fp8_rejects_bad_arguments(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)2, (int64_t)100);
 	dsv32_tensor y8 = k1_host(DSV32_F8_E4M3, 2, (int64_t)2, (int64_t)100);
@@ -482,37 +477,6 @@ static void test_fp8_rejects_bad_arguments(void **state)
 	dsv32_tensor_free(&w);
 }
 
-static int setup_cpu(void **state)
-{
-	dsv32_backend *be = NULL;
-	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
-		return -1;
-	*state = be;
-	return 0;
-}
-
-static int setup_cuda(void **state)
-{
-	dsv32_backend *be = NULL;
-	*state = NULL;
-	dsv32_error err = {0};
-	if (dsv32_cuda_available() && dsv32_backend_create(&be, DSV32_DEV_CUDA, &err) == DSV32_OK)
-		*state = be;
-	const char *req = getenv("DSV32_REQUIRE_GPU"); /* set by tests/gpu/run */
-	if (!*state && req && req[0] == '1') {
-		fprintf(stderr, "DSV32_REQUIRE_GPU=1 but no CUDA backend: %s\n",
-			err.what[0] ? err.what : "no device visible or no CUDA in this build");
-		return -1;
-	}
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	dsv32_backend_destroy(*state);
-	return 0;
-}
-
 #define ALL_TESTS                                                      \
 	cmocka_unit_test(test_act_quant_scales_and_codes_are_exact),      \
 	cmocka_unit_test(test_act_quant_zero_block_gets_clamped_scale),   \
@@ -528,10 +492,13 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {ALL_TESTS};
-	int rc = cmocka_run_group_tests_name("fp8_cpu", tests, setup_cpu, teardown);
+	int rc = cmocka_run_group_tests_name("fp8_cpu", tests, tc_setup_cpu_backend,
+					 tc_teardown_backend);
 	setenv("DSV32_GEMM_NO_AVX2", "1", 1); /* the portable sgemm paths (gemm_cpu.c) */
-	rc |= cmocka_run_group_tests_name("fp8_cpu_portable", tests, setup_cpu, teardown);
+	rc |= cmocka_run_group_tests_name("fp8_cpu_portable", tests, tc_setup_cpu_backend,
+					 tc_teardown_backend);
 	unsetenv("DSV32_GEMM_NO_AVX2");
-	rc |= cmocka_run_group_tests_name("fp8_cuda", tests, setup_cuda, teardown);
+	rc |= cmocka_run_group_tests_name("fp8_cuda", tests, tc_setup_cuda_backend,
+					 tc_teardown_backend);
 	return rc;
 }

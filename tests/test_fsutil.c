@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,41 +12,11 @@
 #include <unistd.h>
 
 #include "core/fsutil.h"
-
-static int setup_tmpdir(void **state)
-{
-	char tmpl[] = "/tmp/dsv32_fs_XXXXXX";
-	char *d = mkdtemp(tmpl);
-	if (!d)
-		return -1;
-	*state = strdup(d);
-	return *state ? 0 : -1;
-}
-
-static int teardown_tmpdir(void **state)
-{
-	dsv32_status rc = dsv32_remove_tree(*state, NULL);
-	int gone = !dsv32_path_exists(*state);
-	free(*state);
-	return rc == DSV32_OK && gone ? 0 : -1;
-}
+#include "tests/support/test_common.h"
 
 static void join(char *out, const char *a, const char *b)
 {
 	assert_true(dsv32_path_join(out, 4096, a, b));
-}
-
-static size_t count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
 }
 
 static void test_path_join_inserts_one_slash(void **state)
@@ -74,7 +43,7 @@ static void test_atomic_write_then_read_back(void **state)
 	dsv32_error err = {0};
 	const char body[] = "{\"k\": [1, 2, 3]}\n\0tail"; /* embedded NUL survives */
 	assert_int_equal(dsv32_write_file_atomic(path, body, sizeof body - 1, &err), DSV32_OK);
-	assert_int_equal(count_entries(*state), 1); /* no temporary left */
+	assert_int_equal(tc_count_dir_entries(*state), 1); /* no temporary left */
 	char *got;
 	size_t len;
 	assert_int_equal(dsv32_read_file(path, 1024, &got, &len, &err), DSV32_OK);
@@ -87,7 +56,7 @@ static void test_atomic_write_then_read_back(void **state)
 	assert_int_equal(dsv32_read_file(path, 1024, &got, NULL, &err), DSV32_OK);
 	assert_string_equal(got, "xy");
 	free(got);
-	assert_int_equal(count_entries(*state), 1);
+	assert_int_equal(tc_count_dir_entries(*state), 1);
 }
 
 static void test_atomic_write_into_missing_dir_fails_cleanly(void **state)
@@ -97,7 +66,7 @@ static void test_atomic_write_into_missing_dir_fails_cleanly(void **state)
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_write_file_atomic(path, "x", 1, &err), DSV32_E_IO);
 	assert_non_null(strstr(err.what, "nodir"));
-	assert_int_equal(count_entries(*state), 0);
+	assert_int_equal(tc_count_dir_entries(*state), 0);
 }
 
 static void test_read_file_enforces_the_size_cap(void **state)
@@ -194,7 +163,7 @@ static void test_remove_tree_refuses_root_and_empty(void **state)
 
 int main(void)
 {
-#define TD(f) cmocka_unit_test_setup_teardown(f, setup_tmpdir, teardown_tmpdir)
+#define TD(f) cmocka_unit_test_setup_teardown(f, tc_setup_tmpdir, tc_teardown_tmpdir)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_path_join_inserts_one_slash),
 		TD(test_atomic_write_then_read_back),

@@ -14,6 +14,7 @@
 
 #include "kernels/gemm.h"
 #include "tests/support/k1_util.h"
+#include "tests/support/test_common.h"
 
 enum { OP_NT, OP_NN, OP_NT_BATCHED, OP_NN_BATCHED };
 
@@ -120,22 +121,16 @@ static void run_all_combos(dsv32_backend *be, int op, int64_t Bt, int64_t M, int
 	}
 }
 
-static void skip_without_backend(void **state)
-{
-	if (!*state)
-		skip();
-}
-
 static void test_gemm_small_integers_are_bit_exact(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	run_all_combos(*state, OP_NT, 1, 5, 9, 37, true);
 	run_all_combos(*state, OP_NN, 1, 5, 9, 37, true);
 }
 
 static void test_gemm_random_matches_oracle_within_budget(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	run_all_combos(*state, OP_NT, 1, 33, 65, 300, false);
 	run_all_combos(*state, OP_NN, 1, 17, 70, 129, false);
 }
@@ -143,7 +138,7 @@ static void test_gemm_random_matches_oracle_within_budget(void **state)
 static void test_gemm_wide_panels_match_oracle(void **state)
 {
 	/* N above one widened panel of w (2 MiB / 4 / K columns) and K = 7168 */
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	gcase c = {OP_NT, 1, 3, 200, 7168, DSV32_BF16, DSV32_BF16, DSV32_BF16, false, 77};
 	run_case(*state, &c);
 	c.op = OP_NN;
@@ -153,7 +148,7 @@ static void test_gemm_wide_panels_match_oracle(void **state)
 
 static void test_gemm_odd_shapes(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	run_all_combos(*state, OP_NT, 1, 1, 3, 7, false);
 	run_all_combos(*state, OP_NN, 1, 1, 3, 7, false);
 	run_all_combos(*state, OP_NT, 1, 3, 1, 1, true);
@@ -161,7 +156,7 @@ static void test_gemm_odd_shapes(void **state)
 
 static void test_gemm_batched_and_nn_batched(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	run_all_combos(*state, OP_NT_BATCHED, 3, 4, 6, 40, false);
 	run_all_combos(*state, OP_NN_BATCHED, 3, 4, 6, 40, false);
 	run_all_combos(*state, OP_NN_BATCHED, 2, 3, 5, 11, true);
@@ -170,7 +165,7 @@ static void test_gemm_batched_and_nn_batched(void **state)
 /* x [2, 3, K] flattens to 6 rows; the result keeps x's leading dims. */
 static void test_gemm_flattens_leading_dims(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	k1_rng r = {5};
 	dsv32_tensor x = k1_host(DSV32_BF16, 3, (int64_t)2, (int64_t)3, (int64_t)10);
@@ -199,7 +194,7 @@ static void test_gemm_flattens_leading_dims(void **state)
  * scores[h, s, t] = Σ_d q[s,h,d]·k[t,h,d]. */
 static void test_gemm_desc_strided_heads(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	const int64_t S = 3, T = 5, H = 4, D = 16;
 	k1_rng r = {9};
@@ -237,7 +232,7 @@ static void test_gemm_desc_strided_heads(void **state)
  * by cuBLAS; counted as zero where oneDNN runs vdpbf16ps (gemm.h states this). */
 static void test_gemm_bf16_subnormal_input_handling(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)1, (int64_t)2);
 	dsv32_tensor w = k1_host(DSV32_BF16, 2, (int64_t)1, (int64_t)2);
@@ -260,7 +255,7 @@ static void test_gemm_bf16_subnormal_input_handling(void **state)
 
 static void test_gemm_rejects_bad_arguments(void **state)
 {
-	skip_without_backend(state);
+	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)2, (int64_t)8);
 	dsv32_tensor w = k1_host(DSV32_BF16, 2, (int64_t)3, (int64_t)7);
@@ -291,37 +286,6 @@ static void test_gemm_rejects_bad_arguments(void **state)
 	dsv32_tensor_free(&w3);
 }
 
-static int setup_cpu(void **state)
-{
-	dsv32_backend *be = NULL;
-	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
-		return -1;
-	*state = be;
-	return 0;
-}
-
-static int setup_cuda(void **state)
-{
-	dsv32_backend *be = NULL;
-	*state = NULL;
-	dsv32_error err = {0};
-	if (dsv32_cuda_available() && dsv32_backend_create(&be, DSV32_DEV_CUDA, &err) == DSV32_OK)
-		*state = be;
-	const char *req = getenv("DSV32_REQUIRE_GPU"); /* set by tests/gpu/run */
-	if (!*state && req && req[0] == '1') {
-		fprintf(stderr, "DSV32_REQUIRE_GPU=1 but no CUDA backend: %s\n",
-			err.what[0] ? err.what : "no device visible or no CUDA in this build");
-		return -1;
-	}
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	dsv32_backend_destroy(*state);
-	return 0;
-}
-
 #define ALL_TESTS                                                   \
 	cmocka_unit_test(test_gemm_small_integers_are_bit_exact),      \
 	cmocka_unit_test(test_gemm_random_matches_oracle_within_budget), \
@@ -336,10 +300,13 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {ALL_TESTS};
-	int rc = cmocka_run_group_tests_name("gemm_cpu", tests, setup_cpu, teardown);
+	int rc = cmocka_run_group_tests_name("gemm_cpu", tests, tc_setup_cpu_backend,
+					 tc_teardown_backend);
 	setenv("DSV32_GEMM_NO_AVX2", "1", 1); /* the portable sgemm paths (gemm_cpu.c) */
-	rc |= cmocka_run_group_tests_name("gemm_cpu_portable", tests, setup_cpu, teardown);
+	rc |= cmocka_run_group_tests_name("gemm_cpu_portable", tests, tc_setup_cpu_backend,
+					 tc_teardown_backend);
 	unsetenv("DSV32_GEMM_NO_AVX2");
-	rc |= cmocka_run_group_tests_name("gemm_cuda", tests, setup_cuda, teardown);
+	rc |= cmocka_run_group_tests_name("gemm_cuda", tests, tc_setup_cuda_backend,
+					 tc_teardown_backend);
 	return rc;
 }

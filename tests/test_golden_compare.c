@@ -34,6 +34,7 @@
 
 #include "compare/tapfile.h"
 #include "core/fsutil.h"
+#include "tests/support/test_common.h"
 
 static char dir[64];
 static const char *cli;
@@ -136,30 +137,6 @@ static const tie_case ties_mp2[] = {{0, 1, 20}, {4, 2, 1}, {2, 1, 0}};
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static int run(const char *args, char *out, size_t len)
-{
-	char cmd[8192];
-	snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli, args);
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static cJSON *load_json(const char *path)
-{
-	char *text = NULL;
-	size_t len;
-	if (dsv32_read_file(path, 64u << 20, &text, &len, NULL) != DSV32_OK)
-		return NULL;
-	cJSON *j = cJSON_Parse(text);
-	free(text);
-	return j;
-}
-
 static const cJSON *get(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -195,7 +172,7 @@ static int setup(void **state)
 	snprintf(args, sizeof args,
 		 "convert hf-to-ref --checkpoint %s/fixtures/golden/ref_tiny/hf --mp 2 --out %s/mp2", src,
 		 dir);
-	have_shards = run(args, out, sizeof out) == 0;
+	have_shards = tc_run_cli(cli, args, out, sizeof out) == 0;
 	if (!have_shards)
 		fprintf(stderr, "convert failed: %s\n", out);
 	return 0;
@@ -262,10 +239,10 @@ static cJSON *compare(const scenario *sc, const char *tag, int *rc)
 		 "compare --checkpoint %s --a taps:%s/fixtures/golden/ref_tiny/%s.safetensors --b %s "
 		 "--mode %s --quiet --json %s %s",
 		 sc->checkpoint, src, sc->golden, sc->side, sc->mode, json, sc->extra);
-	*rc = run(args, out, sizeof out);
+	*rc = tc_run_cli(cli, args, out, sizeof out);
 	if (*rc != 0 && *rc != 1)
 		fail_msg("compare exited %d: %s", *rc, out);
-	cJSON *rep = load_json(json);
+	cJSON *rep = tc_load_json(json);
 	assert_non_null(rep);
 	return rep;
 }
@@ -535,7 +512,7 @@ static void load_tokens(const char *file, golden_tokens *g)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/fixtures/golden/ref_tiny/%s", src, file);
-	cJSON *j = load_json(path);
+	cJSON *j = tc_load_json(path);
 	assert_non_null(j);
 	const cJSON *p = get(j, "prompt"), *gn = get(j, "generated");
 	g->rows = cJSON_GetArraySize(p);
@@ -571,7 +548,7 @@ static void check_run(const char *tokens_file, const char *ckpt, int mp)
 		row_text(&g, r, ids, sizeof ids);
 		snprintf(args, sizeof args, "run --layout ref --checkpoint %s --mp %d --tokens %s "
 			 "--max-new-tokens %d", ckpt, mp, ids, g.ngen);
-		int rc = run(args, out, sizeof out);
+		int rc = tc_run_cli(cli, args, out, sizeof out);
 		if (rc != 0)
 			fail_msg("run exited %d: %s", rc, out);
 		size_t off = 0;
@@ -604,7 +581,7 @@ static void check_dump(const char *tokens_file, const char *ckpt, int mp, const 
 	snprintf(path, sizeof path, "%s/%s.safetensors", dir, tag);
 	snprintf(args, sizeof args, "dump --layout ref --checkpoint %s --mp %d --tokens \"%s\" "
 		 "--decode-steps %d --out %s", ckpt, mp, ids, g.ngen - 1, path);
-	int rc = run(args, out, sizeof out);
+	int rc = tc_run_cli(cli, args, out, sizeof out);
 	if (rc != 0)
 		fail_msg("dump exited %d: %s", rc, out);
 	dsv32_tapfile tf;

@@ -92,7 +92,7 @@ static void test_hadamard_rejects_non_power_of_two(void **state)
 
 static void test_hadamard_gpu_is_bit_identical(void **state)
 {
-	dsv32_backend *gpu = k2_cuda_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	int64_t s[2] = {33, 128};
@@ -121,5 +121,5 @@ int main(void)
 		cmocka_unit_test(test_hadamard_rejects_non_power_of_two),
 		cmocka_unit_test(test_hadamard_gpu_is_bit_identical),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

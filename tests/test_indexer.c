@@ -9,6 +9,7 @@
 
 #include "kernels/indexer.h"
 #include "tests/support/k3_util.h"
+#include "tests/support/test_common.h"
 
 enum { B = 2, S = 3, H = 4, D = 128, T = 5, TC = 9 };
 
@@ -167,7 +168,7 @@ static void test_indexer_rejects_short_cache(void **state)
 
 static void test_indexer_cuda_twin_is_bit_exact(void **state)
 {
-	dsv32_backend *g = k3_cuda_backend();
+	dsv32_backend *g = tc_cuda_backend_or_null();
 	if (!g)
 		skip();
 	icase c = make(6, false);
@@ -199,21 +200,6 @@ static void test_indexer_cuda_twin_is_bit_exact(void **state)
 	dsv32_backend_destroy(g);
 }
 
-static int setup(void **state)
-{
-	dsv32_backend *be;
-	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
-		return -1;
-	*state = be;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	dsv32_backend_destroy(*state);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -223,5 +209,5 @@ int main(void)
 		cmocka_unit_test(test_indexer_rejects_short_cache),
 		cmocka_unit_test(test_indexer_cuda_twin_is_bit_exact),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

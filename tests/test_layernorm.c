@@ -87,7 +87,7 @@ static void test_layernorm_rejects_mixed_param_dtypes(void **state)
 
 static void test_layernorm_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = k2_cuda_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -119,5 +119,5 @@ int main(void)
 		cmocka_unit_test(test_layernorm_rejects_mixed_param_dtypes),
 		cmocka_unit_test(test_layernorm_gpu_matches_cpu),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "tests/support/test_common.h"
 #ifndef DSV32_SOURCE_DIR
 #define DSV32_SOURCE_DIR "."
 #endif
@@ -33,11 +34,7 @@ typedef struct {
 static int setup(void **state)
 {
 	static ctx c;
-	c.cli = getenv("DSV32_CLI");
-	if (!c.cli || access(c.cli, X_OK) != 0) {
-		fprintf(stderr, "DSV32_CLI not set or not executable: skipped\n");
-		exit(77);
-	}
+	c.cli = tc_cli_or_skip_all();
 	const char *src = getenv("DSV32_SOURCE_DIR");
 	snprintf(c.hf, sizeof c.hf, "%s/fixtures/golden/ref_tiny/hf", src ? src : DSV32_SOURCE_DIR);
 	snprintf(c.root, sizeof c.root, "/tmp/dsv32_test_ref_cli.XXXXXX");
@@ -55,17 +52,6 @@ static int teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Run a shell command; out receives stdout+stderr; returns the exit status. */
-static int run(const char *cmd, char *out, size_t len)
-{
-	FILE *p = popen(cmd, "r");
-	assert_non_null(p);
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static const char *last_line(char *s)
 {
 	size_t n = strlen(s);
@@ -81,7 +67,7 @@ static void gen(const ctx *c, const char *layout, const char *ckpt, int W, const
 	char cmd[4096], out[8192];
 	snprintf(cmd, sizeof cmd, "'%s' run --layout %s --checkpoint '%s' --mp %d --tokens 5,17,42 "
 		 "--max-new-tokens 4 %s 2>&1", c->cli, layout, ckpt, W, extra);
-	int rc = run(cmd, out, sizeof out);
+	int rc = tc_run_capture(cmd, out, sizeof out);
 	if (rc != 0)
 		print_error("%s\n-> %d: %s\n", cmd, rc, out);
 	assert_int_equal(rc, 0);
@@ -97,7 +83,7 @@ static void test_run_ref_shards_and_hf_dir_agree(void **state)
 		snprintf(sh, sizeof sh, "%s/mp%d", c->root, W);
 		snprintf(cmd, sizeof cmd, "'%s' convert hf-to-ref --checkpoint '%s' --mp %d --out '%s' "
 			 "2>&1", c->cli, c->hf, W, sh);
-		int rc = run(cmd, out, sizeof out);
+		int rc = tc_run_capture(cmd, out, sizeof out);
 		if (rc != 0)
 			print_error("%s\n-> %d: %s\n", cmd, rc, out);
 		assert_int_equal(rc, 0);
@@ -120,12 +106,12 @@ static void test_run_hf_layout_and_open_errors(void **state)
 	assert_true(strncmp(a, "119,", 4) == 0); /* the first token is well separated */
 	snprintf(cmd, sizeof cmd, "'%s' run --layout hf --checkpoint '%s/nothing' --tokens 5 2>&1",
 		 c->cli, c->root);
-	assert_int_equal(run(cmd, out, sizeof out), 2);
+	assert_int_equal(tc_run_capture(cmd, out, sizeof out), 2);
 	assert_null(strstr(out, "error: ok"));
 	assert_non_null(strstr(out, "nothing"));
 	snprintf(cmd, sizeof cmd, "'%s' run --layout ref --checkpoint '%s' --tokens 5,99999 2>&1",
 		 c->cli, c->hf);
-	assert_int_equal(run(cmd, out, sizeof out), 2);
+	assert_int_equal(tc_run_capture(cmd, out, sizeof out), 2);
 	assert_non_null(strstr(out, "vocabulary"));
 }
 

@@ -24,6 +24,7 @@
 #include "core/safetensors.h"
 #include "ref/ref_model.h"
 #include "tests/support/ref_golden.h"
+#include "tests/support/test_common.h"
 
 /* Aggregated drift of one tap kind ("layers.*.attn.out") over steps and layers. */
 typedef struct {
@@ -203,15 +204,6 @@ static void load_tokens(ref_tokens *t, const char *file)
 	assert_true(ref_tokens_load(t, path));
 }
 
-static int64_t argmax_row(const float *v, int64_t n)
-{
-	int64_t best = 0;
-	for (int64_t i = 1; i < n; i++)
-		if (v[i] > v[best])
-			best = i;
-	return best;
-}
-
 /* (b) free-running greedy generation; returns the summary. */
 static void run_free(const golden_case *gc, summary *s, bool *tokens_equal, int check_steps)
 {
@@ -237,7 +229,8 @@ static void run_free(const golden_case *gc, summary *s, bool *tokens_equal, int 
 		assert_int_equal(P, tk.start_pos[k]);
 		assert_int_equal(S, tk.seqlen[k]);
 		for (int64_t b = 0; b < B; b++) {
-			next[b] = argmax_row((float *)logits.data + b * logits.shape[1], logits.shape[1]);
+			next[b] = tc_argmax_f32((float *)logits.data + b * logits.shape[1],
+						 logits.shape[1]);
 			if (next[b] != tk.generated[b * tk.n_new + k]) {
 				if (k < check_steps)
 					*tokens_equal = false;

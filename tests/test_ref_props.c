@@ -23,6 +23,7 @@
 #include "kernels/backend.h"
 #include "ref/ref_model.h"
 #include "tests/support/ref_golden.h"
+#include "tests/support/test_common.h"
 
 #ifndef DSV32_SOURCE_DIR
 #define DSV32_SOURCE_DIR "."
@@ -79,15 +80,6 @@ static double rel_max(const dsv32_tensor *a, const dsv32_tensor *b)
 	return s > 0 ? d / s : d;
 }
 
-static int64_t argmax(const float *v, int64_t n)
-{
-	int64_t j = 0;
-	for (int64_t i = 1; i < n; i++)
-		if (v[i] > v[j])
-			j = i;
-	return j;
-}
-
 /* ---- prefill vs decode ---------------------------------------------------------------------
  * logits of token t (position t) from prefill(t + 1 tokens) vs prefill(t) + one decode step.
  * The two paths differ by design (§A.10): prefill = explicit K/V from wkv_b over this call's
@@ -113,7 +105,7 @@ static void check_prefill_decode(dsv32_profile prof, int64_t t, double budget, d
 	assert_true(r <= budget);
 	int64_t V = full.shape[1];
 	if (prof == DSV32_PROFILE_FP32) /* bf16: the random model's top-2 margins can be smaller */
-		assert_int_equal(argmax(full.data, V), argmax(dec.data, V));
+		assert_int_equal(tc_argmax_f32(full.data, V), tc_argmax_f32(dec.data, V));
 	dsv32_tensor_free(&full);
 	dsv32_tensor_free(&pre);
 	dsv32_tensor_free(&dec);
@@ -199,9 +191,11 @@ static void test_tp_world_sizes(void **state)
 				printf("TP %s W=%d vs W=1, %s: rel max %.3g (budget %.1g)\n",
 				       p ? "bf16" : "fp32", W, s ? "decode" : "prefill", r, budget);
 				assert_true(r <= budget);
-				if (!p)
-					assert_int_equal(argmax(base[s].data, base[s].shape[1]),
-							 argmax(lg[s].data, lg[s].shape[1]));
+				if (!p) {
+					int64_t n = base[s].shape[1];
+					assert_int_equal(tc_argmax_f32(base[s].data, n),
+							 tc_argmax_f32(lg[s].data, lg[s].shape[1]));
+				}
 				dsv32_tensor_free(&lg[s]);
 			}
 			m->vt->close(m);

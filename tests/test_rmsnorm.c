@@ -215,7 +215,7 @@ static void test_rmsnorm_rejects_bad_arguments(void **state)
 
 static void test_rmsnorm_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *cpu = *state, *gpu = k2_cuda_or_null();
+	dsv32_backend *cpu = *state, *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -258,5 +258,5 @@ int main(void)
 		cmocka_unit_test(test_rmsnorm_rejects_bad_arguments),
 		cmocka_unit_test(test_rmsnorm_gpu_matches_cpu),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -271,7 +271,7 @@ static void test_rope_rejects_bad_layout(void **state)
 
 static void test_rope_gpu_is_bit_identical(void **state)
 {
-	dsv32_backend *gpu = k2_cuda_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	dsv32_yarn_params p;
@@ -305,5 +305,5 @@ int main(void)
 		cmocka_unit_test(test_rope_rejects_bad_layout),
 		cmocka_unit_test(test_rope_gpu_is_bit_identical),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

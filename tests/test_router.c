@@ -9,6 +9,7 @@
 
 #include "kernels/router.h"
 #include "tests/support/k3_util.h"
+#include "tests/support/test_common.h"
 
 typedef struct { float v; int i; } item;
 
@@ -187,7 +188,7 @@ static void test_router_rejects_bad_params(void **state)
 static void test_router_cuda_twin(void **state)
 {
 	(void)state;
-	dsv32_backend *g = k3_cuda_backend(), *c = NULL;
+	dsv32_backend *g = tc_cuda_backend_or_null(), *c = NULL;
 	if (!g)
 		skip();
 	assert_int_equal(dsv32_backend_create(&c, DSV32_DEV_CPU, NULL), DSV32_OK);
@@ -230,21 +231,6 @@ static void test_router_cuda_twin(void **state)
 	dsv32_backend_destroy(g);
 }
 
-static int setup(void **state)
-{
-	dsv32_backend *be;
-	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
-		return -1;
-	*state = be;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	dsv32_backend_destroy(*state);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,5 +240,5 @@ int main(void)
 		cmocka_unit_test(test_router_rejects_bad_params),
 		cmocka_unit_test(test_router_cuda_twin),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

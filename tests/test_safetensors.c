@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/fsutil.h"
+#include "tests/support/test_common.h"
 #include "core/safetensors.h"
 
 /* ---- helpers ---- */
@@ -78,36 +78,6 @@ static dsv32_st_file *open_ok(const uint8_t *buf, size_t len)
 	assert_int_equal(rc, DSV32_OK);
 	assert_non_null(f);
 	return f;
-}
-
-static int setup_tmpdir(void **state)
-{
-	char tmpl[] = "/tmp/dsv32_st_XXXXXX";
-	char *d = mkdtemp(tmpl);
-	if (!d)
-		return -1;
-	*state = strdup(d);
-	return *state ? 0 : -1;
-}
-
-static int teardown_tmpdir(void **state)
-{
-	dsv32_status rc = dsv32_remove_tree(*state, NULL);
-	free(*state);
-	return rc == DSV32_OK ? 0 : -1;
-}
-
-static size_t count_dir_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
 }
 
 static void join(char *out, const char *dir, const char *name)
@@ -598,7 +568,7 @@ static void test_writer_round_trip_keeps_every_dtype_and_shape(void **state)
 	const char *meta[] = {"format", "pt", "quote\"key", "line\nvalue\\"};
 	dsv32_error err = {0};
 	assert_int_equal(write_set(path, idx, NSET, meta, 2, &err), DSV32_OK);
-	assert_int_equal(count_dir_entries(*state), 1); /* no temporary left */
+	assert_int_equal(tc_count_dir_entries(*state), 1); /* no temporary left */
 
 	dsv32_st_file *f;
 	assert_int_equal(dsv32_st_open(&f, path, &err), DSV32_OK);
@@ -650,7 +620,7 @@ static void test_writer_commit_leaves_only_the_final_file(void **state)
 	dsv32_error err = {0};
 	dsv32_st_writer *w;
 	assert_int_equal(dsv32_st_writer_open(&w, path, &err), DSV32_OK);
-	assert_int_equal(count_dir_entries(*state), 1); /* the temporary */
+	assert_int_equal(tc_count_dir_entries(*state), 1); /* the temporary */
 	assert_false(dsv32_path_exists(path));
 	int64_t shape[2] = {2, 2};
 	assert_int_equal(dsv32_st_writer_declare(w, "x", DSV32_BF16, 2, shape, &err), DSV32_OK);
@@ -659,7 +629,7 @@ static void test_writer_commit_leaves_only_the_final_file(void **state)
 	assert_false(dsv32_path_exists(path));
 	assert_int_equal(dsv32_st_writer_commit(w, &err), DSV32_OK);
 	assert_true(dsv32_path_exists(path));
-	assert_int_equal(count_dir_entries(*state), 1);
+	assert_int_equal(tc_count_dir_entries(*state), 1);
 }
 
 static void test_writer_with_no_tensors_writes_an_empty_file(void **state)
@@ -687,7 +657,7 @@ static void test_writer_abort_leaves_nothing(void **state)
 	assert_int_equal(dsv32_st_writer_declare(w, "x", DSV32_U8, 1, shape, &err), DSV32_OK);
 	assert_int_equal(dsv32_st_writer_write(w, "ab", 2, &err), DSV32_OK);
 	dsv32_st_writer_abort(w);
-	assert_int_equal(count_dir_entries(*state), 0);
+	assert_int_equal(tc_count_dir_entries(*state), 0);
 }
 
 static void test_writer_too_many_bytes_fails_and_leaves_nothing(void **state)
@@ -702,10 +672,10 @@ static void test_writer_too_many_bytes_fails_and_leaves_nothing(void **state)
 	assert_int_equal(dsv32_st_writer_write(w, "abc", 3, &err), DSV32_OK);
 	assert_int_equal(dsv32_st_writer_write(w, "de", 2, &err), DSV32_E_USAGE);
 	assert_non_null(strstr(err.what, "past the 4 declared bytes"));
-	assert_int_equal(count_dir_entries(*state), 0); /* removed at the failure */
+	assert_int_equal(tc_count_dir_entries(*state), 0); /* removed at the failure */
 	assert_int_equal(dsv32_st_writer_write(w, "d", 1, &err), DSV32_E_USAGE);
 	assert_int_equal(dsv32_st_writer_commit(w, &err), DSV32_E_USAGE);
-	assert_int_equal(count_dir_entries(*state), 0);
+	assert_int_equal(tc_count_dir_entries(*state), 0);
 }
 
 static void test_writer_too_few_bytes_fails_commit_and_leaves_nothing(void **state)
@@ -721,7 +691,7 @@ static void test_writer_too_few_bytes_fails_commit_and_leaves_nothing(void **sta
 	assert_int_equal(dsv32_st_writer_write(w, "abcd", 4, &err), DSV32_OK);
 	assert_int_equal(dsv32_st_writer_commit(w, &err), DSV32_E_USAGE);
 	assert_non_null(strstr(err.what, "4 data bytes written, 20 declared"));
-	assert_int_equal(count_dir_entries(*state), 0);
+	assert_int_equal(tc_count_dir_entries(*state), 0);
 }
 
 static void test_writer_rejects_bad_declarations(void **state)
@@ -746,7 +716,7 @@ static void test_writer_rejects_bad_declarations(void **state)
 	assert_int_equal(dsv32_st_writer_declare(w, "y", DSV32_U8, 1, shape, &err), DSV32_E_USAGE);
 	assert_non_null(strstr(err.what, "after data was written"));
 	dsv32_st_writer_abort(w);
-	assert_int_equal(count_dir_entries(*state), 0);
+	assert_int_equal(tc_count_dir_entries(*state), 0);
 }
 
 static void test_writer_duplicate_name_fails_and_leaves_nothing(void **state)
@@ -761,7 +731,7 @@ static void test_writer_duplicate_name_fails_and_leaves_nothing(void **state)
 	assert_int_equal(dsv32_st_writer_declare(w, "x", DSV32_U8, 1, shape, &err), DSV32_OK);
 	assert_int_equal(dsv32_st_writer_commit(w, &err), DSV32_E_USAGE);
 	assert_non_null(strstr(err.what, "\"x\" declared twice"));
-	assert_int_equal(count_dir_entries(*state), 0);
+	assert_int_equal(tc_count_dir_entries(*state), 0);
 }
 
 /* ---- checkpoints ---- */
@@ -1137,7 +1107,7 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--interop-write") == 0)
 		return interop_write(argv[2]);
 #define T(f) cmocka_unit_test(f)
-#define TD(f) cmocka_unit_test_setup_teardown(f, setup_tmpdir, teardown_tmpdir)
+#define TD(f) cmocka_unit_test_setup_teardown(f, tc_setup_tmpdir, tc_teardown_tmpdir)
 	const struct CMUnitTest tests[] = {
 		T(test_empty_file_is_header_too_small),
 		T(test_file_shorter_than_8_bytes_is_rejected),

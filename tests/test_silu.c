@@ -62,7 +62,7 @@ static void test_silu_mul_f32_output_is_unrounded(void **state)
 
 static void test_silu_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = k2_cuda_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -89,5 +89,5 @@ int main(void)
 		cmocka_unit_test(test_silu_mul_f32_output_is_unrounded),
 		cmocka_unit_test(test_silu_gpu_matches_cpu),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -73,7 +73,7 @@ static void test_softmax_in_place(void **state)
 
 static void test_softmax_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = k2_cuda_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -102,5 +102,5 @@ int main(void)
 		cmocka_unit_test(test_softmax_in_place),
 		cmocka_unit_test(test_softmax_gpu_matches_cpu),
 	};
-	return cmocka_run_group_tests(tests, k2_setup_cpu, k2_teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -9,6 +9,7 @@
 
 #include "kernels/topk.h"
 #include "tests/support/k3_util.h"
+#include "tests/support/test_common.h"
 
 /* Oracle order, written from the contract (not from dsv32_topk_key): returns >0 if a ranks
  * before b. */
@@ -153,7 +154,7 @@ static void test_topk_len_pads_short_rows(void **state)
 static void test_topk_cuda_twin_is_bit_exact(void **state)
 {
 	(void)state;
-	dsv32_backend *g = k3_cuda_backend(), *c = NULL;
+	dsv32_backend *g = tc_cuda_backend_or_null(), *c = NULL;
 	if (!g)
 		skip();
 	assert_int_equal(dsv32_backend_create(&c, DSV32_DEV_CPU, NULL), DSV32_OK);
@@ -188,21 +189,6 @@ static void test_topk_cuda_twin_is_bit_exact(void **state)
 	dsv32_backend_destroy(g);
 }
 
-static int setup(void **state)
-{
-	dsv32_backend *be;
-	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
-		return -1;
-	*state = be;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	dsv32_backend_destroy(*state);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,5 +198,5 @@ int main(void)
 		cmocka_unit_test(test_topk_len_pads_short_rows),
 		cmocka_unit_test(test_topk_cuda_twin_is_bit_exact),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -13,6 +13,7 @@
 #include "convert/convert.h"
 #include "core/fsutil.h"
 #include "core/safetensors.h"
+#include "tests/support/test_common.h"
 
 const char *conv_golden_dir(void)
 {
@@ -110,13 +111,7 @@ int conv_run_cli(char *out, size_t len, const char *args_fmt, ...)
 	vsnprintf(args, sizeof args, args_fmt, ap);
 	va_end(ap);
 	snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", cli, args);
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tc_run_capture(cmd, out, len);
 }
 
 static bool shape_equal(const cJSON *shape, const dsv32_st_entry *e)

@@ -168,26 +168,3 @@ int64_t k2_check_ulps_d(const char *what, const dsv32_tensor *got, const double 
 {
 	return check(what, got, NULL, want, budget);
 }
-
-int k2_setup_cpu(void **state)
-{
-	dsv32_backend *be = NULL;
-	if (dsv32_backend_create(&be, DSV32_DEV_CPU, NULL) != DSV32_OK)
-		return -1;
-	*state = be;
-	return 0;
-}
-
-int k2_teardown(void **state)
-{
-	dsv32_backend_destroy(*state);
-	return 0;
-}
-
-dsv32_backend *k2_cuda_or_null(void)
-{
-	dsv32_backend *be = NULL;
-	if (!dsv32_cuda_available() || dsv32_backend_create(&be, DSV32_DEV_CUDA, NULL) != DSV32_OK)
-		return NULL;
-	return be;
-}

@@ -1,6 +1,6 @@
 /* k2_util.h: test helpers of the k2 op families (norms, rope, hadamard, softmax, silu,
  * elementwise): host tensors, a seeded generator, an independent bf16 rounding in double,
- * ulp distances and device round trips. */
+ * ulp distances and device round trips (backends: test_common.h). */
 #ifndef DSV32_TEST_K2_UTIL_H
 #define DSV32_TEST_K2_UTIL_H
 
@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "kernels/backend.h"
+#include "tests/support/test_common.h"
 
 typedef struct {
 	uint64_t s;
@@ -47,11 +48,5 @@ int64_t k2_check_ulps(const char *what, const dsv32_tensor *got, const dsv32_ten
 /* The same against an array of doubles already rounded as the contract says. */
 int64_t k2_check_ulps_d(const char *what, const dsv32_tensor *got, const double *want,
 			int64_t budget);
-
-/* cmocka setup/teardown that put a CPU backend into *state. */
-int k2_setup_cpu(void **state);
-int k2_teardown(void **state);
-/* A CUDA backend, or NULL when no device is visible (the caller then skip()s). */
-dsv32_backend *k2_cuda_or_null(void);
 
 #endif

@@ -75,13 +75,3 @@ void k3_from_dev(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *d)
 	assert_int_equal(dsv32_backend_download(be, h->data, d->data, dsv32_tensor_nbytes(h), &e),
 			 DSV32_OK);
 }
-
-dsv32_backend *k3_cuda_backend(void)
-{
-	dsv32_backend *be = NULL;
-	if (!dsv32_cuda_available())
-		return NULL;
-	if (dsv32_backend_create(&be, DSV32_DEV_CUDA, NULL) != DSV32_OK)
-		return NULL;
-	return be;
-}

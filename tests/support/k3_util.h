@@ -1,9 +1,11 @@
 /* k3_util.h: test helpers for the k3 op tests (topk, router, indexer, attention): host tensors,
- * a deterministic rng, bf16 ulp distance, and a GPU twin runner. */
+ * a deterministic rng, bf16 ulp distance, and the host/device copies of a GPU twin
+ * (tc_cuda_backend_or_null in test_common.h makes the device backend). */
 #ifndef K3_UTIL_H
 #define K3_UTIL_H
 
 #include "kernels/backend.h"
+#include "tests/support/test_common.h"
 
 /* xorshift64* in [0,1) and integer helpers; deterministic per seed. */
 typedef struct { uint64_t s; } k3_rng;
@@ -21,7 +23,5 @@ int64_t k3_bf16_ulps(float a, float b);
 /* CUDA twin: copy a host tensor to the device backend (*dev) and back. */
 dsv32_tensor k3_to_dev(dsv32_backend *be, const dsv32_tensor *h);
 void k3_from_dev(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *d);
-/* Create a CUDA backend, or NULL when none is available. */
-dsv32_backend *k3_cuda_backend(void);
 
 #endif

@@ -1,0 +1,73 @@
+/* test_common.h: helpers every kind of test repeats: cmocka group fixtures that hold a backend
+ * in *state, a fresh temporary directory, the golden ref_tiny folder, running a command or the
+ * CLI with its output captured, and reading a JSON file. Tests only (the cmocka helpers fail or
+ * skip the running test). */
+#ifndef DSV32_TESTS_TEST_COMMON_H
+#define DSV32_TESTS_TEST_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "kernels/backend.h"
+
+/* ---- backends in *state (cmocka group setup / teardown) ---- */
+
+/* *state = a new CPU backend; -1 when it cannot be created. */
+int tc_setup_cpu_backend(void **state);
+/* *state = a new CUDA backend, or NULL when none can be created (the tests then skip through
+ * tc_skip_without_backend); -1 (with the reason on stderr) when there is none and
+ * $DSV32_REQUIRE_GPU is "1" (set by tests/gpu/run). */
+int tc_setup_cuda_backend(void **state);
+/* Destroys the backend in *state (NULL is fine). Always 0. */
+int tc_teardown_backend(void **state);
+/* skip() the running test when *state holds no backend. */
+void tc_skip_without_backend(void **state);
+/* A new CUDA backend, or NULL when no device is visible or none can be created (the caller then
+ * skip()s). */
+dsv32_backend *tc_cuda_backend_or_null(void);
+
+/* ---- temporary directories (cmocka setup / teardown) ---- */
+
+/* *state = malloc'ed path of a fresh directory "/tmp/dsv32_test_XXXXXX"; -1 on failure. */
+int tc_setup_tmpdir(void **state);
+/* rm -rf *state and free it; -1 when the removal failed or the directory is still there. */
+int tc_teardown_tmpdir(void **state);
+/* The entries of dir other than "." and ".." (fails the test when dir cannot be opened). */
+size_t tc_count_dir_entries(const char *dir);
+
+/* ---- the golden ref_tiny folder ---- */
+
+/* $DSV32_SOURCE_DIR (else the build's source dir)/fixtures/golden/ref_tiny when it holds
+ * hf/config.json, else /work/shared/golden/ref_tiny when that does; NULL if neither. */
+const char *tc_golden_dir(void);
+/* tc_golden_dir() + "/" + rel into buf; false (skip) when there is no golden folder or the file
+ * is not readable. */
+bool tc_golden_path(char *buf, size_t len, const char *rel);
+
+/* ---- running commands ---- */
+
+/* Run cmd through the shell (popen); up to len - 1 bytes of its stdout into out (NUL-terminated;
+ * redirect stderr in cmd to capture it too). Returns the exit code, or -1 when popen failed or
+ * the command did not exit normally. */
+int tc_run_capture(const char *cmd, char *out, size_t len);
+/* Run "<cli> <args> 2>&1" (cli unquoted) with tc_run_capture. */
+int tc_run_cli(const char *cli, const char *args, char *out, size_t len);
+/* $DSV32_CLI when it names an executable; otherwise says so on stderr and exits 77 (the whole
+ * test executable is skipped). */
+const char *tc_cli_or_skip_all(void);
+
+/* ---- values ---- */
+
+/* The index of the largest of v[0..n) (the first one on ties; NaN entries are never chosen
+ * over an earlier entry). */
+int64_t tc_argmax_f32(const float *v, int64_t n);
+
+/* ---- files ---- */
+
+/* Parse the JSON file at path (at most 64 MiB); NULL when it cannot be read or parsed. */
+cJSON *tc_load_json(const char *path);
+
+#endif
