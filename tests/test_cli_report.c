@@ -14,33 +14,17 @@
 #include <cmocka.h>
 
 #include "core/fsutil.h"
+#include "tests/support/test_common.h"
 
 static char dir[64];
 static const char *cli;
 
 static int run(const char *args, char *out, size_t len)
 {
-	char cmd[4096];
-	snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli, args);
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	size_t n = fread(out, 1, len - 1, p);
-	out[n] = '\0';
-	int st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return tc_run_cli(cli, args, out, len);
 }
 
-static cJSON *load_json(const char *path)
-{
-	char *text = NULL;
-	size_t len;
-	if (dsv32_read_file(path, 64u << 20, &text, &len, NULL) != DSV32_OK)
-		return NULL;
-	cJSON *j = cJSON_Parse(text);
-	free(text);
-	return j;
-}
+#define load_json tc_load_json
 
 static int setup(void **state)
 {

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/fsutil.h"
+#include "tests/support/test_common.h"
 
 static int sh(const char *cmd)
 {
@@ -23,16 +24,7 @@ static int sh(const char *cmd)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static cJSON *load_json(const char *path)
-{
-	char *text = NULL;
-	size_t len;
-	if (dsv32_read_file(path, 64u << 20, &text, &len, NULL) != DSV32_OK)
-		return NULL;
-	cJSON *j = cJSON_Parse(text);
-	free(text);
-	return j;
-}
+#define load_json tc_load_json
 
 static int count_tmp_entries(const char *dir)
 {
