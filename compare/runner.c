@@ -223,24 +223,33 @@ static const dsv32_tensor *experts_for(dsv32_tapstore *s, const char *weights_na
 	return e && e->t.dtype == DSV32_I64 ? &e->t : NULL;
 }
 
-/* Mixing weights in expert-id order per row, so slot order does not count as drift. */
-static float *weights_by_expert(const dsv32_tensor *w, const dsv32_tensor *ids)
+/* Mixing weights as a dense [rows, E] routing matrix (0 for experts not selected), so slot
+ * order is not drift and a different expert counts as its weight moving from one expert to
+ * another. E = 1 + the largest id on either side. */
+static int64_t max_id(const dsv32_tensor *ids)
+{
+	int64_t m = -1;
+	for (int64_t i = 0; i < dsv32_tensor_numel(ids); i++)
+		m = ((const int64_t *)ids->data)[i] > m ? ((const int64_t *)ids->data)[i] : m;
+	return m;
+}
+
+static float *weights_dense(const dsv32_tensor *w, const dsv32_tensor *ids, int64_t E)
 {
 	int64_t n = dsv32_tensor_numel(w), k = w->shape[w->ndim - 1];
-	if (!ids || dsv32_tensor_numel(ids) != n || k < 1)
+	if (!ids || dsv32_tensor_numel(ids) != n || k < 1 || E < 1 || E > (1 << 20))
 		return NULL;
-	float *out = malloc((size_t)n * sizeof *out);
+	float *out = calloc((size_t)(n / k * E), sizeof *out);
 	if (!out)
 		return NULL;
 	const int64_t *id = ids->data;
-	for (int64_t r = 0; r < n / k; r++)
-		for (int64_t i = 0; i < k; i++) { /* rank of slot i among the row's ids */
-			int64_t pos = 0;
-			for (int64_t j = 0; j < k; j++)
-				pos += id[r * k + j] < id[r * k + i] ||
-				       (id[r * k + j] == id[r * k + i] && j < i);
-			out[r * k + pos] = (float)dsv32_load_f64(w->data, w->dtype, (size_t)(r * k + i));
+	for (int64_t i = 0; i < n; i++) {
+		if (id[i] < 0 || id[i] >= E) {
+			free(out);
+			return NULL;
 		}
+		out[i / k * E + id[i]] += (float)dsv32_load_f64(w->data, w->dtype, (size_t)i);
+	}
 	return out;
 }
 
@@ -249,11 +258,18 @@ static bool compare_moe_weights(dsv32_tap_result *r, sink_ctx *c, const char *na
 {
 	dsv32_tapstore *sa = c->live_is_a ? c->streamed_sets : c->held;
 	dsv32_tapstore *sb = c->live_is_a ? c->held : c->streamed_sets;
-	float *wa = weights_by_expert(a, experts_for(sa, name));
-	float *wb = weights_by_expert(b, experts_for(sb, name));
+	const dsv32_tensor *ia = experts_for(sa, name), *ib = experts_for(sb, name);
+	int64_t E = 0;
+	if (ia && ib) {
+		E = max_id(ia) > max_id(ib) ? max_id(ia) : max_id(ib);
+		E += 1;
+	}
+	float *wa = E ? weights_dense(a, ia, E) : NULL;
+	float *wb = E ? weights_dense(b, ib, E) : NULL;
 	bool ok;
 	if (wa && wb)
-		ok = dsv32_metrics_dense(&r->dense, wa, DSV32_F32, wb, DSV32_F32, dsv32_tensor_numel(a));
+		ok = dsv32_metrics_dense(&r->dense, wa, DSV32_F32, wb, DSV32_F32,
+					 dsv32_tensor_numel(a) / a->shape[a->ndim - 1] * E);
 	else
 		ok = dsv32_metrics_dense(&r->dense, a->data, a->dtype, b->data, b->dtype,
 					 dsv32_tensor_numel(a));
