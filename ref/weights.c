@@ -58,6 +58,16 @@ static dsv32_status src_get(wsrc *s, int rank, const char *name, dsv32_tensor *o
 	return DSV32_OK;
 }
 
+/* The name a user finds in the files: the HF name (with the reference name beside it) when the
+ * weights come from an HF checkpoint through the name map. */
+static const char *shown_name(const wsrc *s, const char *name, char *buf, size_t len)
+{
+	if (!s->is_hf)
+		return name;
+	snprintf(buf, len, "%s (reference name %s)", s->buf, name);
+	return buf;
+}
+
 static void src_release(wsrc *s, dsv32_tensor *t)
 {
 	if (s->is_hf)
@@ -72,6 +82,7 @@ static dsv32_status ld(ref_model *m, wsrc *s, int rank, const char *name, dsv32_
 {
 	dsv32_tensor src = {0}, host = {0};
 	bool found;
+	char shown[320];
 	dsv32_status rc = src_get(s, rank, name, &src, &found, err);
 	if (rc != DSV32_OK)
 		return dsv32_error_prefix(err, "rank %d", rank);
@@ -79,12 +90,13 @@ static dsv32_status ld(ref_model *m, wsrc *s, int rank, const char *name, dsv32_
 		if (optional)
 			return DSV32_OK;
 		return DSV32_FAIL(err, DSV32_E_NOTFOUND, "%s: not in the checkpoint (rank %d of %d)",
-				  name, rank, m->W);
+				  shown_name(s, name, shown, sizeof shown), rank, m->W);
 	}
 	dsv32_tensor want_t = dsv32_tensor_view(NULL, src.dtype, ndim, shape);
 	if (!dsv32_tensor_same_shape(&src, &want_t)) {
 		char a[96], b[96];
-		rc = DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s on rank %d of %d, expected %s", name,
+		rc = DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s on rank %d of %d, expected %s",
+				shown_name(s, name, shown, sizeof shown),
 				dsv32_shape_str(a, sizeof a, src.ndim, src.shape), rank, m->W,
 				dsv32_shape_str(b, sizeof b, ndim, shape));
 		goto out_release;
@@ -92,7 +104,8 @@ static dsv32_status ld(ref_model *m, wsrc *s, int rank, const char *name, dsv32_
 	dsv32_dtype dt = want == DSV32_DTYPE_COUNT ? src.dtype : want;
 	if (dt != src.dtype && !(dsv32_dtype_is_float(dt) && dsv32_dtype_is_float(src.dtype) &&
 				 src.dtype != DSV32_F8_E4M3 && src.dtype != DSV32_F8_E5M2)) {
-		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected %s", name,
+		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected %s",
+				shown_name(s, name, shown, sizeof shown),
 				dsv32_dtype_name(src.dtype), dsv32_dtype_name(dt));
 		goto out_release;
 	}
@@ -122,8 +135,12 @@ static dsv32_status ld_lin(ref_model *m, wsrc *s, int rank, const char *prefix, 
 	DSV32_TRY(ld(m, s, rank, name, DSV32_DTYPE_COUNT, 2, shape, false, &l->w, err));
 	if (l->w.dtype != DSV32_F8_E4M3) {
 		if (l->w.dtype != DSV32_BF16 && l->w.dtype != DSV32_F32)
+		{
+			char shown[320];
 			return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected BF16, F32 or F8_E4M3",
-					  name, dsv32_dtype_name(l->w.dtype));
+					  shown_name(s, name, shown, sizeof shown),
+					  dsv32_dtype_name(l->w.dtype));
+		}
 		return DSV32_OK;
 	}
 	int64_t sshape[2] = {(N + 127) / 128, (K + 127) / 128};
