@@ -82,7 +82,7 @@ static dsv32_status ld(ref_model *m, wsrc *s, int rank, const char *name, dsv32_
 {
 	dsv32_tensor src = {0}, host = {0};
 	bool found;
-	char shown[320];
+	char shown[640];
 	dsv32_status rc = src_get(s, rank, name, &src, &found, err);
 	if (rc != DSV32_OK)
 		return dsv32_error_prefix(err, "rank %d", rank);
@@ -136,7 +136,7 @@ static dsv32_status ld_lin(ref_model *m, wsrc *s, int rank, const char *prefix, 
 	if (l->w.dtype != DSV32_F8_E4M3) {
 		if (l->w.dtype != DSV32_BF16 && l->w.dtype != DSV32_F32)
 		{
-			char shown[320];
+			char shown[640];
 			return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected BF16, F32 or F8_E4M3",
 					  shown_name(s, name, shown, sizeof shown),
 					  dsv32_dtype_name(l->w.dtype));
