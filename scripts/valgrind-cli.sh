@@ -23,7 +23,7 @@ D="$WORK/tiny"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 VG=(valgrind --tool=memcheck --error-exitcode=99 --leak-check=full
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-    --track-origins=yes --num-callers=30)
+    --track-origins=yes --num-callers=30 --suppressions="$ROOT/scripts/valgrind.supp")
 fail=0
 # step NAME ALLOWED_STATUSES CMD...: run under memcheck, log, check the status and the summary
 step() {

@@ -18,11 +18,11 @@ fi
 mkdir -p "$OUT/obj"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 SRC="${FUZZ_SRC_ROOT:-$ROOT}"
-CFLAGS="-std=c11 -O1 -g -D_GNU_SOURCE -DDSV32_VERSION=\"fuzz\" -DDSV32_SOURCE_DIR=\"$ROOT\" -I$SRC -I$ROOT"
+CFLAGS="-std=c11 -O1 -g -D_GNU_SOURCE -DDSV32_VERSION=\"fuzz\" -DDSV32_SOURCE_DIR=\"$ROOT\" -I$SRC -I$ROOT $(pkg-config --cflags hdf5)"
 LIBSRC="core/error.c core/dtype.c core/tensor.c core/fsutil.c core/safetensors.c core/st_ckpt.c
 	core/st_writer.c core/config.c core/tokens.c core/rng.c
 	compare/budget.c compare/result.c compare/metrics.c compare/tapfile.c compare/tapstore.c
-	reports/json.c reports/markdown.c reports/html.c"
+	reports/json.c reports/markdown.c reports/html.c reports/hdf5.c"
 objs=()
 pids=()
 for src in $LIBSRC; do
@@ -38,7 +38,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 rm -f "$OUT/libdsv32fuzz.a"
 ar rcs "$OUT/libdsv32fuzz.a" "${objs[@]}"
-LIBS="$(pkg-config --libs libcjson libcrypto 2>/dev/null || echo -lcjson -lcrypto) -lm"
+LIBS="$(pkg-config --libs libcjson libcrypto hdf5 2>/dev/null || echo -lcjson -lcrypto -lhdf5_serial) -lm"
 for h in "$ROOT"/tests/fuzz/fuzz_*.c; do
 	name="$(basename "$h" .c)"
 	"$CC" $CFLAGS $SAN -fsanitize=fuzzer -Wall -Wextra -Werror "$h" "$OUT/libdsv32fuzz.a" \
