@@ -1,0 +1,87 @@
+/* elementwise_cpu_avx2.h: AVX2 helpers of the k2 CPU bodies (kernels/<family>_cpu.c), host code only.
+ *
+ * The CPU bodies keep their scalar loops as the portable path and as the exact reference; where
+ * the CPU has AVX2 (__builtin_cpu_supports) a row or block may instead run the vector code, which
+ * performs the same IEEE fp32 operations on the same operands (one rounding each, no FMA: the
+ * target is "avx2" only and host code is ISO C11, -ffp-contract=off), so the outputs are
+ * bit-identical to the scalar loops. Where NaN payload propagation could differ (an operation
+ * with two NaN operands, whose result depends on operand order), the callers run the scalar
+ * loop instead; docs/perf.md ("Vectorised CPU element-wise bodies") describes the checks.
+ *
+ *   dsv32_ld8(p, t, i)      8 elements of a BF16 or F32 buffer from element i, widened exactly
+ *   dsv32_bf16bits8(v)      dsv32_f32_to_bf16 of 8 lanes (RNE, NaN quieted with its payload),
+ *                           as 8 x u32
+ *   dsv32_round8(v)         dsv32_round_bf16 of 8 lanes
+ *   dsv32_st8(p, t, i, v)   dsv32_act_store of 8 lanes from element i
+ *   dsv32_nan8(v)           all-ones lanes where v is NaN
+ */
+#ifndef DSV32_ELEMENTWISE_CPU_AVX2_H
+#define DSV32_ELEMENTWISE_CPU_AVX2_H
+
+#include "kernels/elementwise.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define DSV32_CPU_AVX2 1
+#include <immintrin.h>
+
+#define DSV32_AVX2_FN __attribute__((target("avx2")))
+
+static inline bool dsv32_cpu_has_avx2(void)
+{
+	return __builtin_cpu_supports("avx2");
+}
+
+DSV32_AVX2_FN static inline __m256 dsv32_ld8(const void *p, dsv32_dtype t, int64_t i)
+{
+	if (t == DSV32_BF16) {
+		__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+		return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+	}
+	return _mm256_loadu_ps((const float *)p + i);
+}
+
+DSV32_AVX2_FN static inline __m256i dsv32_bf16bits8(__m256 v)
+{
+	__m256i u = _mm256_castps_si256(v);
+	__m256i mag = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+	__m256i nan = _mm256_cmpgt_epi32(mag, _mm256_set1_epi32(0x7f800000));
+	__m256i hi = _mm256_srli_epi32(u, 16);
+	__m256i lsb = _mm256_and_si256(hi, _mm256_set1_epi32(1));
+	__m256i r = _mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb);
+	r = _mm256_srli_epi32(r, 16);
+	__m256i q = _mm256_or_si256(hi, _mm256_set1_epi32(0x40));
+	return _mm256_blendv_epi8(r, q, nan);
+}
+
+DSV32_AVX2_FN static inline __m256 dsv32_round8(__m256 v)
+{
+	return _mm256_castsi256_ps(_mm256_slli_epi32(dsv32_bf16bits8(v), 16));
+}
+
+DSV32_AVX2_FN static inline void dsv32_st8(void *p, dsv32_dtype t, int64_t i, __m256 v)
+{
+	if (t == DSV32_BF16) {
+		__m256i b = dsv32_bf16bits8(v);
+		__m128i h = _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+		_mm_storeu_si128((__m128i *)((uint16_t *)p + i), h);
+	} else {
+		_mm256_storeu_ps((float *)p + i, v);
+	}
+}
+
+DSV32_AVX2_FN static inline __m256 dsv32_nan8(__m256 v)
+{
+	return _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+}
+
+/* Horizontal max of 8 lanes without NaNs (the order does not matter then). */
+DSV32_AVX2_FN static inline float dsv32_hmax8(__m256 v)
+{
+	__m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+	m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+	return _mm_cvtss_f32(m);
+}
+#endif
+
+#endif
