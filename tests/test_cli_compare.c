@@ -38,16 +38,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	if (dir[0])
-		dsv32_remove_tree(dir, NULL);
-	return 0;
+	return tc_remove_dir(dir);
 }
 
-#define NEED_CLI()                                \
-	do {                                      \
-		if (!cli || access(cli, X_OK) != 0) \
-			skip();                   \
-	} while (0)
+#define NEED_CLI() TC_NEED_CLI(cli)
 
 static const cJSON *first_div(const cJSON *rep)
 {

@@ -167,3 +167,10 @@ cJSON *tc_load_json(const char *path)
 	free(text);
 	return j;
 }
+
+int tc_remove_dir(const char *dir)
+{
+	if (dir[0])
+		dsv32_remove_tree(dir, NULL);
+	return 0;
+}

@@ -5,6 +5,8 @@
 #ifndef DSV32_TESTS_TEST_COMMON_H
 #define DSV32_TESTS_TEST_COMMON_H
 
+#include <unistd.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +60,14 @@ int tc_run_cli(const char *cli, const char *args, char *out, size_t len);
 /* $DSV32_CLI when it names an executable; otherwise says so on stderr and exits 77 (the whole
  * test executable is skipped). */
 const char *tc_cli_or_skip_all(void);
+/* Inside a test: skip it when the CLI (env DSV32_CLI) is not built. */
+#define TC_NEED_CLI(cli)                              \
+	do {                                          \
+		if (!(cli) || access((cli), X_OK) != 0) \
+			skip();                       \
+	} while (0)
+/* Remove a test's temporary directory (dir[0] == 0: nothing was made); for group teardowns. */
+int tc_remove_dir(const char *dir);
 
 /* ---- values ---- */
 
