@@ -17,18 +17,7 @@
 
 #define TEXT_LIST_MAX 20
 
-typedef struct {
-	char *name;
-	dsv32_dtype dtype;
-	int ndim;
-	int64_t shape[2];
-	dsv32_hf_kind kind;
-} want;
-
-typedef struct {
-	want *v;
-	size_t n, cap;
-} want_list;
+typedef dsv32_hf_tensor want; /* an expected tensor (core/hf_names.h) */
 
 typedef struct {
 	bool checked;        /* a HF config was found and used */
@@ -38,30 +27,6 @@ typedef struct {
 	size_t expected, ignored_mtp;
 	cJSON *missing, *unexpected, *mismatched; /* arrays, also used for the text output */
 } coverage;
-
-static dsv32_status add_want(const dsv32_hf_tensor *t, void *user, dsv32_error *err)
-{
-	want_list *l = user;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		want *nv = realloc(l->v, cap * sizeof *nv);
-		if (!nv)
-			return DSV32_FAIL(err, DSV32_E_NOMEM, "expected tensor list");
-		l->v = nv;
-		l->cap = cap;
-	}
-	want *w = &l->v[l->n];
-	w->name = strdup(t->name);
-	if (!w->name)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "expected tensor list");
-	w->dtype = t->dtype;
-	w->ndim = t->ndim;
-	w->shape[0] = t->shape[0];
-	w->shape[1] = t->shape[1];
-	w->kind = t->kind;
-	l->n++;
-	return DSV32_OK;
-}
 
 static int cmp_want(const void *a, const void *b)
 {
@@ -127,8 +92,8 @@ static dsv32_status check_coverage(const dsv32_ckpt *ck, const char *path, cover
 	}
 	cv->checked = true;
 	cv->fp8 = c.dtype == DSV32_WDTYPE_FP8;
-	want_list l = {0};
-	dsv32_status st = dsv32_hf_expected_tensors(&c, cv->fp8, add_want, &l, err);
+	dsv32_hf_tensor_list l;
+	dsv32_status st = dsv32_hf_expected_list(&c, cv->fp8, &l, err);
 	if (st == DSV32_OK) {
 		qsort(l.v, l.n, sizeof *l.v, cmp_want);
 		cv->expected = l.n;
@@ -141,7 +106,7 @@ static dsv32_status check_coverage(const dsv32_ckpt *ck, const char *path, cover
 		}
 		for (size_t i = 0; i < dsv32_ckpt_count(ck); i++) {
 			const dsv32_st_entry *e = dsv32_ckpt_entry_at(ck, i, NULL);
-			want key = {.name = (char *)e->name};
+			want key = {.name = e->name};
 			if (bsearch(&key, l.v, l.n, sizeof *l.v, cmp_want))
 				continue;
 			if (dsv32_hf_is_mtp_name(&c, e->name))
@@ -150,9 +115,7 @@ static dsv32_status check_coverage(const dsv32_ckpt *ck, const char *path, cover
 				cJSON_AddItemToArray(cv->unexpected, cJSON_CreateString(e->name));
 		}
 	}
-	for (size_t i = 0; i < l.n; i++)
-		free(l.v[i].name);
-	free(l.v);
+	dsv32_hf_tensor_list_free(&l);
 	return st;
 }
 

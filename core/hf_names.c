@@ -153,3 +153,40 @@ bool dsv32_hf_is_mtp_name(const dsv32_config *c, const char *name)
 		return false;
 	return L >= c->n_layers && L < c->n_layers + c->num_nextn_predict_layers;
 }
+
+static dsv32_status list_add(const dsv32_hf_tensor *t, void *user, dsv32_error *err)
+{
+	dsv32_hf_tensor_list *l = user;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		dsv32_hf_tensor *nv = realloc(l->v, cap * sizeof *nv);
+		if (!nv)
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "expected tensor list (%zu)", cap);
+		l->v = nv;
+		l->cap = cap;
+	}
+	char *name = strdup(t->name);
+	if (!name)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "expected tensor list: %s", t->name);
+	l->v[l->n] = *t;
+	l->v[l->n++].name = name;
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_hf_expected_list(const dsv32_config *c, bool fp8, dsv32_hf_tensor_list *out,
+				    dsv32_error *err)
+{
+	memset(out, 0, sizeof *out);
+	dsv32_status rc = dsv32_hf_expected_tensors(c, fp8, list_add, out, err);
+	if (rc != DSV32_OK)
+		dsv32_hf_tensor_list_free(out);
+	return rc;
+}
+
+void dsv32_hf_tensor_list_free(dsv32_hf_tensor_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free((char *)l->v[i].name);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}

@@ -45,6 +45,16 @@ typedef dsv32_status (*dsv32_hf_tensor_fn)(const dsv32_hf_tensor *t, void *user,
 dsv32_status dsv32_hf_expected_tensors(const dsv32_config *c, bool fp8, dsv32_hf_tensor_fn fn,
 				       void *user, dsv32_error *err);
 
+/* The same walk collected into an owned list (names copied), in walk order. */
+typedef struct {
+	dsv32_hf_tensor *v; /* v[i].name is owned by the list */
+	size_t n, cap;
+} dsv32_hf_tensor_list;
+
+dsv32_status dsv32_hf_expected_list(const dsv32_config *c, bool fp8, dsv32_hf_tensor_list *out,
+				    dsv32_error *err);
+void dsv32_hf_tensor_list_free(dsv32_hf_tensor_list *l);
+
 /* Number of tensors dsv32_hf_expected_tensors lists. */
 int64_t dsv32_hf_expected_count(const dsv32_config *c, bool fp8);
 
