@@ -39,15 +39,6 @@ static dsv32_status put_i64(dsv32_tapstore *s, int step, const char *name, const
 	return dsv32_tapstore_put(s, full, &t, err);
 }
 
-static int64_t argmax(const float *row, int64_t V)
-{
-	int64_t best = 0;
-	for (int64_t v = 1; v < V; v++)
-		if (row[v] > row[best])
-			best = v;
-	return best;
-}
-
 static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_tapstore *s,
 			   dsv32_error *err)
 {
@@ -73,7 +64,7 @@ static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_
 			*err = c.err;
 		}
 		for (int64_t b = 0; rc == DSV32_OK && b < B; b++)
-			next[b] = argmax((const float *)logits.data + b * logits.shape[1], logits.shape[1]);
+			next[b] = dsv32_argmax_f32((const float *)logits.data + b * logits.shape[1], logits.shape[1]);
 		dsv32_tensor_free(&logits);
 		pos += S;
 		S = 1;

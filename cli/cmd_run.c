@@ -38,15 +38,6 @@ static const char *USAGE =
 	"  is the generated ids, comma-separated. DIR holds reference shards model{r}-mp{W}.safetensors\n"
 	"  (+ the reference config) or an HF checkpoint (sliced per rank in memory).\n";
 
-static int64_t argmax(const float *v, int64_t n)
-{
-	int64_t b = 0;
-	for (int64_t i = 1; i < n; i++)
-		if (v[i] > v[b])
-			b = i;
-	return b;
-}
-
 /* generate.py's output for one row: the new tokens, cut at the first eos (kept out). */
 static void print_row(const int64_t *gen, int64_t n, int64_t eos, bool last)
 {
@@ -94,7 +85,7 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		all_done = true;
 		for (int64_t b = 0; b < B; b++) {
 			const float *lv = (const float *)logits.data + b * V;
-			int64_t next = argmax(lv, V);
+			int64_t next = dsv32_argmax_f32(lv, V);
 			gen[b * max_new + n_gen] = next;
 			cur[b] = next;
 			if (json)

@@ -483,12 +483,7 @@ static dsv32_status choose_next(step_plan *p, int step, const dsv32_tensor *logi
 	if (!p->tokens[step + 1])
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "tokens of step %d", step + 1);
 	for (int64_t b = 0; b < p->batch; b++) {
-		const float *row = (const float *)logits->data + b * V;
-		int64_t best = 0;
-		for (int64_t v = 1; v < V; v++)
-			if (row[v] > row[best])
-				best = v;
-		p->tokens[step + 1][b] = best;
+		p->tokens[step + 1][b] = dsv32_argmax_f32((const float *)logits->data + b * V, V);
 	}
 	return DSV32_OK;
 }

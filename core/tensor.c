@@ -101,3 +101,12 @@ char *dsv32_shape_str(char *buf, size_t len, int ndim, const int64_t *shape)
 		snprintf(buf + off, len - off, "]");
 	return buf;
 }
+
+int64_t dsv32_argmax_f32(const float *v, int64_t n)
+{
+	int64_t best = 0;
+	for (int64_t i = 1; i < n; i++)
+		if (v[i] > v[best])
+			best = i;
+	return best;
+}

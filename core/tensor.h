@@ -36,6 +36,9 @@ dsv32_tensor dsv32_tensor_view(void *data, dsv32_dtype dtype, int ndim, const in
 /* Free an owned host tensor (device tensors are freed through the backend); reset to empty. */
 void dsv32_tensor_free(dsv32_tensor *t);
 
+/* Index of the largest of n floats, the lowest index on ties (greedy decoding's choice). */
+int64_t dsv32_argmax_f32(const float *v, int64_t n);
+
 bool dsv32_tensor_same_shape(const dsv32_tensor *a, const dsv32_tensor *b);
 /* Format "[a, b, c]" into buf (always NUL-terminated); returns buf. */
 char *dsv32_shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
