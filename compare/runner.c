@@ -580,9 +580,9 @@ static dsv32_status pass_propagate(side_rt *a, side_rt *b, step_plan *p, sink_ct
 }
 
 /* The driver's input to layer i: the residual stream entering it, plus the un-added pair the
- * reference's fused norm needs (core/model.h tf_branch / tf_residual), when recorded. */
-static const dsv32_tensor *layer_input(dsv32_tapstore *held, int i, dsv32_model *m, char *in_name,
-				       size_t len)
+ * reference's fused norm needs (core/model.h dsv32_layer_input), when recorded. */
+static bool layer_input(dsv32_tapstore *held, int i, dsv32_layer_input *in, char *in_name,
+			size_t len)
 {
 	char bname[64], rname[64];
 	dsv32_tap_entry *br = NULL, *res = NULL;
@@ -596,10 +596,11 @@ static const dsv32_tensor *layer_input(dsv32_tapstore *held, int i, dsv32_model 
 		br = dsv32_tapstore_get(held, bname);
 		res = dsv32_tapstore_get(held, rname);
 	}
-	m->tf_branch = br && (i == 0 || res) ? &br->t : NULL;
-	m->tf_residual = res && br ? &res->t : NULL;
-	dsv32_tap_entry *in = dsv32_tapstore_get(held, in_name);
-	return in ? &in->t : NULL;
+	dsv32_tap_entry *h = dsv32_tapstore_get(held, in_name);
+	in->hidden = h ? &h->t : NULL;
+	in->branch = br && (i == 0 || res) ? &br->t : NULL;
+	in->residual = res && br ? &res->t : NULL;
+	return in->hidden != NULL;
 }
 
 /* Run every decoder layer of the live model on the driver's input to that layer. */
@@ -609,8 +610,8 @@ static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx
 	dsv32_model *m = live->m;
 	for (int i = 0; i < (int)m->cfg.n_layers; i++) {
 		char in_name[64], out_name[64];
-		const dsv32_tensor *in = layer_input(c->held, i, m, in_name, sizeof in_name);
-		if (!in) {
+		dsv32_layer_input in;
+		if (!layer_input(c->held, i, &in, in_name, sizeof in_name)) {
 			char what[64], why[128];
 			snprintf(what, sizeof what, "layers.%d.*", i);
 			snprintf(why, sizeof why, "no input to the layer: %s is not recorded", in_name);
@@ -623,9 +624,8 @@ static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx
 		c->saw_watch = false;
 		c->only_layer = i;
 		m->taps = (dsv32_tap_sink){on_tap_compare, c};
-		dsv32_status rc = m->vt->layer_forward(m, i, in, p->start_pos[step], &out, err);
+		dsv32_status rc = m->vt->layer_forward(m, i, &in, p->start_pos[step], &out, err);
 		m->taps = (dsv32_tap_sink){0};
-		m->tf_branch = m->tf_residual = NULL;
 		/* the layer's output is a canonical tap even where a layout only forms it inside the
 		 * next layer's fused norm */
 		if (rc == DSV32_OK && !c->saw_watch && out.data)

@@ -46,6 +46,21 @@ void dsv32_model_opts_default(dsv32_model_opts *o);
 
 typedef struct dsv32_model dsv32_model;
 
+/* The input of one decoder layer in teacher forcing.
+ *   hidden    required: the residual stream entering the layer, [B,S,dim] in any float dtype
+ *             ("embed" for layer 0, "layers.{i-1}.out" after)
+ *   branch    optional: the previous layer's un-added output ("layers.{i-1}.ffn.out"; "embed"
+ *             for layer 0), and
+ *   residual  optional: its residual ("layers.{i-1}.attn_residual"; NULL for layer 0).
+ * A layout whose first norm fuses the residual add (ref) normalizes the UNROUNDED fp32 sum of
+ * branch and residual, which hidden (their bf16-rounded sum) cannot give it; it uses the pair
+ * when given. Layouts that add in bf16 first (hf) use hidden only. */
+typedef struct {
+	const dsv32_tensor *hidden;
+	const dsv32_tensor *branch;
+	const dsv32_tensor *residual;
+} dsv32_layer_input;
+
 typedef struct {
 	const char *layout; /* "ref" or "hf" */
 	/* One step: tokens [B, S] (row-major int64), positions start_pos .. start_pos+S-1 shared
@@ -53,11 +68,10 @@ typedef struct {
 	 * on the host; the caller frees with dsv32_tensor_free). */
 	dsv32_status (*forward)(dsv32_model *m, const int64_t *tokens, int64_t B, int64_t S,
 				int64_t start_pos, dsv32_tensor *logits_out, dsv32_error *err);
-	/* Teacher forcing: run decoder layer `layer` of a step on hidden_in (bf16 [B,S,dim], the
-	 * residual stream entering the layer, i.e. "embed" or "layers.{layer-1}.out"), updating
-	 * this layer's caches as forward would; hidden_out receives "layers.{layer}.out". Taps of
-	 * the layer are emitted. */
-	dsv32_status (*layer_forward)(dsv32_model *m, int layer, const dsv32_tensor *hidden_in,
+	/* Teacher forcing: run decoder layer `layer` of a step on `in` (dsv32_layer_input),
+	 * updating this layer's caches as forward would; hidden_out receives "layers.{layer}.out".
+	 * Taps of the layer are emitted. */
+	dsv32_status (*layer_forward)(dsv32_model *m, int layer, const dsv32_layer_input *in,
 				      int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err);
 	/* Forget the caches (a new sequence). */
 	void (*reset)(dsv32_model *m);
@@ -69,14 +83,6 @@ struct dsv32_model {
 	dsv32_config cfg;
 	dsv32_model_opts opts;
 	dsv32_tap_sink taps; /* set by the caller; on_tap NULL = no taps */
-	/* Teacher-forcing hints, set by the caller around layer_forward when the driver recorded
-	 * them (NULL otherwise): the previous layer's un-added branch output ("layers.{i-1}.ffn.out"
-	 * or "embed" for layer 0) and its residual ("layers.{i-1}.attn_residual"; NULL for layer
-	 * 0). A layout whose first norm is fused with the residual add (ref) normalizes the
-	 * UNROUNDED fp32 sum of the two, which hidden_in (the bf16-rounded sum) cannot give it;
-	 * layouts that add in bf16 first (hf) ignore them. */
-	const dsv32_tensor *tf_branch;
-	const dsv32_tensor *tf_residual;
 };
 
 #endif

@@ -296,10 +296,11 @@ static dsv32_status vt_forward(dsv32_model *mm, const int64_t *tokens, int64_t B
 	return rc;
 }
 
-static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_tensor *hidden_in,
+static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_layer_input *in,
 				     int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err)
 {
 	hf_model *m = HF(mm);
+	const dsv32_tensor *hidden_in = in->hidden; /* HF adds in bf16 first: the pair is not needed */
 	const dsv32_config *c = &mm->cfg;
 	if (layer < 0 || layer >= (int)c->n_layers)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "hf layer_forward: layer %d outside [0, %lld)",

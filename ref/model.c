@@ -350,13 +350,14 @@ static dsv32_status vt_forward(dsv32_model *m, const int64_t *tokens, int64_t B,
  * takes (x, residual) and forms h inside its fused norm, so: layer 0 runs with x = h and no
  * residual (as the reference); layer L > 0 with x = h and residual = 0, which is exact
  * (fp32(h) + 0 = h is what the norm sees, bf16(h) = h is the new residual). When the caller
- * sets mm->tf_branch / tf_residual (the driver's ffn.out and attn_residual), those are used
+ * gives the pair (in->branch / in->residual: the driver's ffn.out and attn_residual), it is used
  * instead, so the norm sees the unrounded fp32 sum as in the driver's forward.
  * hidden_out = bf16(fp32(ffn.out) + fp32(attn_residual)): what the next fused norm stores. */
-static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_tensor *hidden_in,
+static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_layer_input *in,
 				     int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err)
 {
 	ref_model *m = ref_of(mm);
+	const dsv32_tensor *hidden_in = in->hidden;
 	dsv32_tensor zero = {0}, xo = {0}, ro = {0};
 	dsv32_status rc = DSV32_OK;
 	if (layer > 0) {
@@ -364,12 +365,12 @@ static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_ten
 		if (rc != DSV32_OK)
 			return rc;
 	}
-	/* with the recorded un-added pair (core/model.h tf_branch / tf_residual) the fused norm
-	 * sees exactly the unrounded sum the driver's run saw */
+	/* with the un-added pair (dsv32_layer_input branch / residual) the fused norm sees exactly
+	 * the unrounded sum the driver's run saw */
 	const dsv32_tensor *x = hidden_in, *res = layer > 0 ? &zero : NULL;
-	if (mm->tf_branch && (layer == 0 || mm->tf_residual)) {
-		x = mm->tf_branch;
-		res = layer > 0 ? mm->tf_residual : NULL;
+	if (in->branch && (layer == 0 || in->residual)) {
+		x = in->branch;
+		res = layer > 0 ? in->residual : NULL;
 	}
 	rc = dsv32_ref_layer_step(mm, layer, x, res, start_pos, &xo, &ro, err);
 	if (rc == DSV32_OK)

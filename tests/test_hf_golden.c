@@ -211,7 +211,8 @@ static void run_case(const char *file, dsv32_experts_impl impl, bool pass_positi
 				else
 					snprintf(nm, sizeof nm, "step%d.layers.%d.out", s, li - 1);
 				assert_int_equal(dsv32_st_tensor(g, nm, &in, NULL), DSV32_OK);
-				if (m->vt->layer_forward(m, li, &in, past, &out, &err) != DSV32_OK)
+				dsv32_layer_input lin = {.hidden = &in};
+				if (m->vt->layer_forward(m, li, &lin, past, &out, &err) != DSV32_OK)
 					fail_msg("step %d layer %d: %s", s, li, err.what);
 				dsv32_tensor_free(&out);
 			}

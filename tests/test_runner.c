@@ -179,7 +179,14 @@ static dsv32_status toy_forward(dsv32_model *m, const int64_t *tokens, int64_t B
 static void toy_reset(dsv32_model *m) { (void)m; }
 static void toy_close(dsv32_model *m) { free(m); }
 
-static const dsv32_model_vtbl toy_vt = {"toy", toy_forward, toy_layer, toy_reset, toy_close};
+static dsv32_status toy_layer_forward(dsv32_model *m, int layer, const dsv32_layer_input *in,
+				      int64_t start, dsv32_tensor *hout, dsv32_error *err)
+{
+	return toy_layer(m, layer, in->hidden, start, hout, err);
+}
+
+static const dsv32_model_vtbl toy_vt = {"toy", toy_forward, toy_layer_forward, toy_reset,
+					toy_close};
 
 static dsv32_status toy_open(const char *layout, const char *ckpt, const dsv32_model_opts *o,
 			     dsv32_model **out, dsv32_error *err)
