@@ -13,12 +13,20 @@
  * measured. Each step's best (minimum) wall time over the reps is reported, as GB/s and as a
  * ratio to both peers (ratio = peer time / step time; 1.0 = as fast as the peer), with the
  * peak RSS of each child against the largest tensor. The last line is one JSON object.
+ * --cold drops DIR's files from the page cache (fdatasync + POSIX_FADV_DONTNEED) before every
+ * step instead, so the steps that read DIR (both cat peers, hf-to-ref, verify's dense side) read
+ * from the disk as a real checkpoint that does not fit in RAM is read. For ref-to-hf and
+ * verify, the shards written by the first hf-to-ref are copied (untimed) to DIR/ref on the disk
+ * and read from there, dropped from the cache before each step like the source.
  * Usage: bench_convert [--dir DIR] [--out-dir OUT] [--mp W] [--layers N] [--reps R] [--keep]
+ *                      [--cold]
  * (defaults /tmp/dsv32-bench-convert, /dev/shm/dsv32-bench-convert, W 8, 6 layers = 2.71 GB,
  * 3 reps; both directories are removed at the end unless --keep). Needs the checkpoint's size
  * on DIR and twice it on OUT.
  */
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,13 +284,34 @@ static void keep_best(run_stat *best, const run_stat *s, int rep)
 	best->status = status;
 }
 
+/* Evict every file of dir from the page cache: written back first (dirty pages cannot be
+ * dropped), then POSIX_FADV_DONTNEED. A VM's host may still cache the disk image below us. */
+static void drop_cache(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char path[4400];
+		if (de->d_name[0] == '.' || !dsv32_path_join(path, sizeof path, dir, de->d_name))
+			continue;
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		(void)fdatasync(fd);
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+
 enum { S_CAT, S_COPY, S_TO_REF, S_TO_HF, S_VERIFY, N_STEPS };
 
 int main(int argc, char **argv)
 {
 	const char *dir = "/tmp/dsv32-bench-convert", *out = "/dev/shm/dsv32-bench-convert";
 	int W = 8, layers = 6, reps = 3;
-	bool keep = false;
+	bool keep = false, cold = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
@@ -296,16 +325,19 @@ int main(int argc, char **argv)
 			reps = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--keep"))
 			keep = true;
+		else if (!strcmp(argv[i], "--cold"))
+			cold = true;
 		else {
 			fprintf(stderr, "usage: bench_convert [--dir DIR] [--out-dir OUT] [--mp W] "
-				"[--layers N] [--reps R] [--keep]\n");
+				"[--layers N] [--reps R] [--keep] [--cold]\n");
 			return 2;
 		}
 	}
 	if (reps < 1)
 		reps = 1;
-	char src[4200], ref[4200], back[4200], copy[4200], cmd[16384];
+	char src[4200], ref[4200], back[4200], copy[4200], cmd[16384], disk_ref[4200];
 	snprintf(src, sizeof src, "%s/hf", dir);
+	snprintf(disk_ref, sizeof disk_ref, "%s/ref", dir);
 	snprintf(ref, sizeof ref, "%s/ref", out);
 	snprintf(back, sizeof back, "%s/back", out);
 	snprintf(copy, sizeof copy, "%s/copy.bin", out);
@@ -332,27 +364,41 @@ int main(int argc, char **argv)
 	double t_gen = now_s() - t0;
 	double gb = l.total / 1e9;
 	printf("source: %zu tensors, %.3f GB in %d files under %s (written in %.1f s), largest "
-	       "tensor %.1f MB; output under %s; W = %d; best of %d\n",
-	       l.n, gb, nfiles, src, t_gen, l.largest / 1e6, out, W, reps);
+	       "tensor %.1f MB; output under %s; W = %d; best of %d; source page cache %s\n",
+	       l.n, gb, nfiles, src, t_gen, l.largest / 1e6, out, W, reps,
+	       cold ? "dropped before every step (--cold)" : "warm");
 
 	snprintf(cmd, sizeof cmd, "cat %s/*.safetensors > /dev/null", src);
-	(void)time_shell(cmd); /* warm the page cache */
+	if (!cold)
+		(void)time_shell(cmd); /* warm the page cache once */
 	run_stat best[N_STEPS];
 	memset(best, 0, sizeof best);
 	for (int rep = 0; rep < reps; rep++) {
 		run_stat s[N_STEPS];
+#define COLD() (cold ? drop_cache(src), drop_cache(disk_ref) : (void)0)
+		COLD();
 		snprintf(cmd, sizeof cmd, "cat %s/*.safetensors > /dev/null", src);
 		s[S_CAT] = time_shell(cmd);
+		COLD();
 		snprintf(cmd, sizeof cmd, "cat %s/*.safetensors > %s", src, copy);
 		s[S_COPY] = time_shell(cmd);
 		unlink(copy);
 		if (dsv32_path_exists(ref))
 			dsv32_remove_tree(ref, NULL);
+		COLD();
 		s[S_TO_REF] = in_child(JOB_TO_REF, src, ref, back, W);
-		s[S_TO_HF] = in_child(JOB_TO_HF, src, ref, back, W);
+		const char *shards = cold ? disk_ref : ref;
+		if (cold && rep == 0) {
+			snprintf(cmd, sizeof cmd, "cp -r %s %s && sync", ref, disk_ref);
+			(void)time_shell(cmd);
+		}
+		COLD();
+		s[S_TO_HF] = in_child(JOB_TO_HF, src, shards, back, W);
 		if (dsv32_path_exists(back))
 			dsv32_remove_tree(back, NULL);
-		s[S_VERIFY] = in_child(JOB_VERIFY, src, ref, back, W);
+		COLD();
+		s[S_VERIFY] = in_child(JOB_VERIFY, src, shards, back, W);
+#undef COLD
 		for (int i = 0; i < N_STEPS; i++)
 			keep_best(&best[i], &s[i], rep);
 		printf("rep %d wall s: cat>null %.2f, cat>copy %.2f, hf-to-ref %.2f, ref-to-hf %.2f, "
@@ -385,8 +431,8 @@ int main(int argc, char **argv)
 	printf("\ntargets: >= 0.70 of cat > /dev/null; peak RSS < 3x the largest tensor (%.0f MB)\n",
 	       l.largest / 1e6);
 	printf("{\"bench\":\"convert\",\"bytes\":%llu,\"largest_tensor\":%llu,\"mp\":%d,\"reps\":%d,"
-	       "\"out_dir\":\"%s\"", (unsigned long long)l.total, (unsigned long long)l.largest, W,
-	       reps, out);
+	       "\"out_dir\":\"%s\",\"cold\":%s", (unsigned long long)l.total,
+	       (unsigned long long)l.largest, W, reps, out, cold ? "true" : "false");
 	for (int i = 0; i < N_STEPS; i++)
 		printf(",\"%s\":{\"wall_s\":%.3f,\"cpu_s\":%.3f,\"vs_cat_null\":%.3f,\"vs_cat_copy\":%.3f,"
 		       "\"peak_rss_bytes\":%lld,\"ok\":%s}", keys[i], best[i].secs, best[i].cpu,

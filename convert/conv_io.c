@@ -84,9 +84,9 @@ dsv32_status conv_sink_put(conv_sink *s, const void *p, size_t n, dsv32_error *e
 
 static void advise(const void *p, size_t n, int advice)
 {
-	static long page;
-	if (!page)
-		page = sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096;
+	long page = sysconf(_SC_PAGESIZE); /* no cached static: verify calls this on several threads */
+	if (page <= 0)
+		page = 4096;
 	if (!p || !n)
 		return;
 	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1);

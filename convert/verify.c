@@ -1,10 +1,12 @@
 /* verify.c: prove that reference shards and a dense HF checkpoint hold the same model: each
  * tensor reassembled from the shards is byte-identical to the dense one, no key is missing or
  * extra, replicated tensors are identical on every rank, dtypes and world size agree. Writes a
- * JSON report with the SHA-256 of every tensor's data bytes (OpenSSL EVP). */
+ * JSON report with the SHA-256 of every tensor's data bytes (OpenSSL EVP). Tensors are hashed
+ * on all OpenMP threads (OMP_NUM_THREADS); the report does not depend on their number. */
 #include "convert/conv_internal.h"
 
 #include <cjson/cJSON.h>
+#include <omp.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,15 +58,37 @@ static void hex32(char out[65], const unsigned char *md)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* What checking one dense/shard pair found. Computed in parallel (several tensors hashed at
+ * once: SHA-256 is the bottleneck of verify-shards), reported afterwards in join order so the
+ * report and the first error do not depend on the thread count. */
+typedef struct {
+	size_t di, sj;
+	bool shape_ok;
+	char sha[65], dense_sha[65];
+	bool differs; /* reassembled bytes differ from the dense ones (at rank / off) */
+	int rank;
+	uint64_t off;
+	int n_bad_rank; /* replicated: ranks > 0 whose copy differs (first bad_max listed) */
+	int bad_rank[8];
+	uint64_t bad_off[8];
+	bool rank0_differs;
+} pair_result;
+
 typedef struct {
 	EVP_MD_CTX *md;
 	const uint8_t *dense;
-	bool differs;
 	bool keep_dense; /* replicated: the other ranks are compared against it afterwards */
-	int rank;
-	uint64_t off;
+	pair_result *r;
 	verify_ctx *v;
+	bool report_progress; /* only one thread calls the progress callback */
 } piece_ctx;
+
+static void add_done(verify_ctx *v, uint64_t n, bool report)
+{
+	uint64_t done = __atomic_add_fetch(&v->done, n, __ATOMIC_RELAXED);
+	if (report && v->o->progress)
+		v->o->progress(v->o->progress_user, done, v->total);
+}
 
 static dsv32_status check_piece(void *user, const void *p, size_t n, int rank, uint64_t off,
 				dsv32_error *err)
@@ -72,20 +96,18 @@ static dsv32_status check_piece(void *user, const void *p, size_t n, int rank, u
 	piece_ctx *c = user;
 	(void)err;
 	EVP_DigestUpdate(c->md, p, n);
-	if (!c->differs && memcmp(p, c->dense + off, n)) {
+	if (!c->r->differs && memcmp(p, c->dense + off, n)) {
 		const uint8_t *a = p, *b = c->dense + off;
 		size_t j = 0;
 		while (a[j] == b[j])
 			j++;
-		c->differs = true;
-		c->rank = rank;
-		c->off = off + j;
+		c->r->differs = true;
+		c->r->rank = rank;
+		c->r->off = off + j;
 	}
 	if (n >= ((size_t)1 << 20) && !c->keep_dense)
 		conv_release(c->dense + off, n); /* large pieces: keep memory near one chunk */
-	c->v->done += n;
-	if (c->v->o->progress)
-		c->v->o->progress(c->v->o->progress_user, c->v->done, c->v->total);
+	add_done(c->v, n, c->report_progress);
 	return DSV32_OK;
 }
 
@@ -97,9 +119,66 @@ static cJSON *shape_json(int ndim, const int64_t *shape)
 	return a;
 }
 
-/* Compare one tensor; adds its report entry. */
-static dsv32_status verify_tensor(verify_ctx *v, const conv_shardset *s, const conv_tensor *t,
-				  const dense_tensor *d, dsv32_error *err)
+/* Replicated: every other rank against the dense bytes too. */
+static void check_replicas(const conv_shardset *s, const conv_tensor *t, const uint8_t *dense,
+			   pair_result *r)
+{
+	for (int k = 1; t->info.split == DSV32_SPLIT_NONE && k < s->world; k++) {
+		const uint8_t *p = dsv32_st_data(t->parts[k].f, t->parts[k].e);
+		if (memcmp(p, dense, t->nbytes)) {
+			size_t j = 0;
+			while (p[j] == dense[j])
+				j++;
+			if (r->n_bad_rank < (int)(sizeof r->bad_rank / sizeof r->bad_rank[0])) {
+				r->bad_rank[r->n_bad_rank] = k;
+				r->bad_off[r->n_bad_rank] = j;
+			}
+			r->n_bad_rank++;
+		}
+		conv_release(p, t->nbytes);
+	}
+}
+
+/* Hash and compare one pair (no report output; safe to run on several threads at once). */
+static dsv32_status check_pair(verify_ctx *v, const conv_shardset *s, const conv_tensor *t,
+			       const dense_tensor *d, pair_result *r, bool report_progress,
+			       dsv32_error *err)
+{
+	r->shape_ok = d->e->ndim == t->ndim && d->e->dtype == t->dtype;
+	for (int i = 0; r->shape_ok && i < t->ndim; i++)
+		r->shape_ok = d->e->shape[i] == t->full[i];
+	if (!r->shape_ok) {
+		add_done(v, t->nbytes, report_progress);
+		return DSV32_OK;
+	}
+	const uint8_t *dense = dsv32_st_data(d->f, d->e);
+	conv_willneed(dense, t->nbytes);
+	piece_ctx c = {EVP_MD_CTX_new(), dense, t->info.split == DSV32_SPLIT_NONE, r, v,
+		       report_progress};
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	if (!c.md || !EVP_DigestInit_ex(c.md, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(c.md);
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "SHA-256 (OpenSSL EVP) failed");
+	}
+	r->rank = -1;
+	dsv32_status rc = conv_tensor_pieces(t, s->world, check_piece, &c, err);
+	EVP_DigestFinal_ex(c.md, md, &mdlen);
+	EVP_MD_CTX_free(c.md);
+	if (rc != DSV32_OK)
+		return rc;
+	hex32(r->sha, md);
+	r->rank0_differs = r->differs;
+	check_replicas(s, t, dense, r);
+	if (r->differs || r->n_bad_rank)
+		rc = dsv32_sha256_hex(dense, t->nbytes, r->dense_sha, err);
+	conv_release(dense, t->nbytes);
+	return rc;
+}
+
+/* Report one checked pair: its report entry, problems and counts. */
+static void report_pair(verify_ctx *v, const conv_shardset *s, const conv_tensor *t,
+			const dense_tensor *d, const pair_result *r, dsv32_error *err)
 {
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddStringToObject(j, "name", t->hf);
@@ -108,68 +187,73 @@ static dsv32_status verify_tensor(verify_ctx *v, const conv_shardset *s, const c
 	cJSON_AddStringToObject(j, "dtype", dsv32_dtype_name(t->dtype));
 	cJSON_AddItemToObject(j, "shape", shape_json(t->ndim, t->full));
 	cJSON_AddItemToArray(v->tensors, j);
-	char a[96], b[96];
-	bool same_shape = d->e->ndim == t->ndim;
-	for (int i = 0; same_shape && i < t->ndim; i++)
-		same_shape = d->e->shape[i] == t->full[i];
-	if (d->e->dtype != t->dtype || !same_shape) {
+	if (!r->shape_ok) {
+		char a[96], b[96];
 		dsv32_shape_str(a, sizeof a, t->ndim, t->full);
 		dsv32_shape_str(b, sizeof b, d->e->ndim, d->e->shape);
 		cJSON_AddStringToObject(j, "status", "mismatch");
 		problem(v, err, "%s: shards hold %s %s (reassembled), dense holds %s %s", t->hf,
 			dsv32_dtype_name(t->dtype), a, dsv32_dtype_name(d->e->dtype), b);
 		v->res->mismatched++;
-		v->done += t->nbytes;
-		return DSV32_OK;
+		return;
 	}
-	const uint8_t *dense = dsv32_st_data(d->f, d->e);
-	conv_willneed(dense, t->nbytes);
-	piece_ctx c = {EVP_MD_CTX_new(), dense, false, t->info.split == DSV32_SPLIT_NONE, -1, 0, v};
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	if (!c.md || !EVP_DigestInit_ex(c.md, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(c.md);
-		return DSV32_FAIL(err, DSV32_E_INTERNAL, "SHA-256 (OpenSSL EVP) failed");
-	}
-	dsv32_status rc = conv_tensor_pieces(t, s->world, check_piece, &c, err);
-	EVP_DigestFinal_ex(c.md, md, &mdlen);
-	EVP_MD_CTX_free(c.md);
-	if (rc != DSV32_OK)
-		return rc;
-	char hex[65];
-	hex32(hex, md);
-	cJSON_AddStringToObject(j, "sha256", hex);
-	bool bad = c.differs;
-	if (c.differs)
+	cJSON_AddStringToObject(j, "sha256", r->sha);
+	if (r->differs)
 		problem(v, err, "%s: byte %llu differs from the dense checkpoint (rank %d, %s)", t->hf,
-			(unsigned long long)c.off, c.rank, s->paths[c.rank]);
-	/* Replicated: every other rank against the dense bytes too; name each differing rank. */
-	for (int r = 1; t->info.split == DSV32_SPLIT_NONE && r < s->world; r++) {
-		const uint8_t *p = dsv32_st_data(t->parts[r].f, t->parts[r].e);
-		if (!memcmp(p, dense, t->nbytes)) {
-			conv_release(p, t->nbytes);
-			continue;
-		}
-		size_t k = 0;
-		while (p[k] == dense[k])
-			k++;
-		problem(v, err, "%s: replicated tensor differs on rank %d (%s) at byte %zu (rank 0: %s)",
-			t->hf, r, s->paths[r], k, c.differs ? "differs too" : "matches the dense one");
-		bad = true;
-		conv_release(p, t->nbytes);
-	}
-	if (bad) {
-		char dh[65];
-		DSV32_TRY(dsv32_sha256_hex(dense, t->nbytes, dh, err));
-		cJSON_AddStringToObject(j, "dense_sha256", dh);
-	}
+			(unsigned long long)r->off, r->rank, s->paths[r->rank]);
+	int listed = r->n_bad_rank < 8 ? r->n_bad_rank : 8;
+	for (int k = 0; k < listed; k++)
+		problem(v, err, "%s: replicated tensor differs on rank %d (%s) at byte %llu (rank 0: %s)",
+			t->hf, r->bad_rank[k], s->paths[r->bad_rank[k]],
+			(unsigned long long)r->bad_off[k],
+			r->rank0_differs ? "differs too" : "matches the dense one");
+	if (r->n_bad_rank > listed)
+		problem(v, err, "%s: replicated tensor differs on %d more ranks", t->hf,
+			r->n_bad_rank - listed);
+	bool bad = r->differs || r->n_bad_rank;
+	if (bad)
+		cJSON_AddStringToObject(j, "dense_sha256", r->dense_sha);
 	cJSON_AddStringToObject(j, "status", bad ? "mismatch" : "identical");
 	if (bad)
 		v->res->mismatched++;
 	else
 		v->res->identical++;
-	conv_release(dense, t->nbytes);
-	return DSV32_OK;
+}
+
+/* Check every pair on all threads (largest work first would not change the result, only the
+ * balance; join order keeps the memory pattern of the sequential version). */
+static dsv32_status check_pairs(verify_ctx *v, const conv_shardset *s, const dense_tensor *d,
+				pair_result *pr, size_t np, dsv32_error *err)
+{
+	dsv32_status rc = DSV32_OK;
+	int first_thread = -1;
+#pragma omp parallel
+	{
+		int me = omp_get_thread_num();
+#pragma omp critical(verify_first)
+		if (first_thread < 0)
+			first_thread = me;
+#pragma omp for schedule(dynamic, 1)
+		for (size_t k = 0; k < np; k++) {
+			dsv32_status mine;
+#pragma omp atomic read
+			mine = rc;
+			if (mine != DSV32_OK)
+				continue;
+			dsv32_error e = {0};
+			mine = check_pair(v, s, &s->t[pr[k].sj], &d[pr[k].di], &pr[k],
+					  me == first_thread, &e);
+			if (mine != DSV32_OK) {
+#pragma omp critical(verify_error)
+				if (rc == DSV32_OK) {
+					rc = mine;
+					if (err)
+						*err = e;
+				}
+			}
+		}
+	}
+	return rc;
 }
 
 static char *summary_text(const verify_ctx *v)
@@ -245,21 +329,34 @@ static dsv32_status map_dense(verify_ctx *v, const dsv32_ckpt *ck, int64_t n_lay
 	return DSV32_OK;
 }
 
-/* Join dense and shard tensors by reference name and check each pair. */
+/* Join dense and shard tensors by reference name: missing and extra ones reported, pairs
+ * checked (in parallel) and then reported in join order. */
 static dsv32_status join_and_check(verify_ctx *v, const conv_shardset *s, const dense_tensor *d,
 				   size_t nd, dsv32_error *err)
 {
 	for (size_t i = 0; i < nd; i++)
 		v->total += d[i].e->end - d[i].e->begin;
-	size_t i = 0, j = 0;
-	while (i < nd || j < s->n) {
+	pair_result *pr = calloc(nd ? nd : 1, sizeof *pr);
+	if (!pr)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "verify table of %zu tensors", nd);
+	size_t np = 0;
+	for (size_t i = 0, j = 0; i < nd && j < s->n;) {
+		int c = strcmp(d[i].ref, s->t[j].ref);
+		if (c == 0)
+			pr[np++] = (pair_result){.di = i, .sj = j};
+		i += c <= 0;
+		j += c >= 0;
+	}
+	dsv32_status rc = check_pairs(v, s, d, pr, np, err);
+	size_t i = 0, j = 0, k = 0;
+	while (rc == DSV32_OK && (i < nd || j < s->n)) {
 		int c = i == nd ? 1 : j == s->n ? -1 : strcmp(d[i].ref, s->t[j].ref);
 		if (c < 0) {
 			v->res->missing++;
 			cJSON_AddItemToArray(v->missing, cJSON_CreateString(d[i].e->name));
 			problem(v, err, "%s: in the dense checkpoint, missing from the shards (as %s)",
 				d[i].e->name, d[i].ref);
-			v->done += d[i].e->end - d[i].e->begin;
+			add_done(v, d[i].e->end - d[i].e->begin, true);
 			i++;
 		} else if (c > 0) {
 			v->res->extra++;
@@ -269,12 +366,13 @@ static dsv32_status join_and_check(verify_ctx *v, const conv_shardset *s, const 
 			j++;
 		} else {
 			v->res->tensors++;
-			DSV32_TRY(verify_tensor(v, s, &s->t[j], &d[i], err));
+			report_pair(v, s, &s->t[j], &d[i], &pr[k++], err);
 			i++;
 			j++;
 		}
 	}
-	return DSV32_OK;
+	free(pr);
+	return rc;
 }
 
 static void finish_report(verify_ctx *v, const conv_shardset *s)
