@@ -13,9 +13,12 @@ extern "C" {
 
 #define ATT_THREADS 128
 
+/* At least one block: a launch with 0 blocks is an error (T == 0 in prefill, C == 0 in
+ * decode reach here); every kernel checks its element range. */
 static unsigned blocks_for(int64_t n)
 {
-	return (unsigned)((n + ATT_THREADS - 1) / ATT_THREADS);
+	int64_t b = (n + ATT_THREADS - 1) / ATT_THREADS;
+	return (unsigned)(b < 1 ? 1 : b);
 }
 
 /* ---- prefill ---- */
@@ -53,7 +56,7 @@ __global__ static void prefill_pv(dsv32_attn_prefill_args a, const float *ws)
 
 static dsv32_status ws_alloc(float **p, size_t n, cudaStream_t st, dsv32_error *err)
 {
-	cudaError_t ce = cudaMallocAsync((void **)p, n * sizeof(float), st);
+	cudaError_t ce = cudaMallocAsync((void **)p, (n ? n : 1) * sizeof(float), st);
 	if (ce != cudaSuccess)
 		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)ce, "attention workspace of %zu floats: %s",
 				      n, cudaGetErrorString(ce));

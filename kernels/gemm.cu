@@ -38,6 +38,22 @@ __global__ void round_kernel(uint16_t *y, const float *src, long long batch, lon
 	}
 }
 
+/* y[b*stride + m*ldy + n] = +0 (K == 0: the empty sum; cuBLAS rejects lda/ldb of 0) */
+__global__ void zero_kernel(void *y, int bf16, long long batch, long long M, long long N,
+			    long long ldy, long long stride)
+{
+	long long total = batch * M * N;
+	for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+	     i += (long long)gridDim.x * blockDim.x) {
+		long long n = i % N, m = (i / N) % M, b = i / (N * M);
+		long long j = b * stride + m * ldy + n;
+		if (bf16)
+			((uint16_t *)y)[j] = 0;
+		else
+			((float *)y)[j] = 0.0f;
+	}
+}
+
 /* ---- launchers ---- */
 
 static int grid_for(long long n)
@@ -78,6 +94,12 @@ extern "C" dsv32_status dsv32_gemm_cuda(dsv32_backend *be, const dsv32_gemm_desc
 	    d->ldx > INT_MAX || d->ldw > INT_MAX || d->ldy > INT_MAX)
 		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "gemm (cuda): sizes above INT_MAX");
 	int M = (int)d->M, N = (int)d->N, K = (int)d->K, B = (int)d->batch;
+	if (K == 0) { /* y = 0, as the CPU body; cuBLAS would reject the leading dims of 0 */
+		long long n = (long long)B * M * N;
+		zero_kernel<<<grid_for(n), 256, 0, st>>>(d->y, d->y_dtype == DSV32_BF16, B, M, N,
+							 d->ldy, d->stride_y);
+		return cuda_check(cudaGetLastError(), "zero kernel", err);
+	}
 	cublasOperation_t opw = d->trans_w ? CUBLAS_OP_T : CUBLAS_OP_N;
 	float one = 1.0f, zero = 0.0f;
 	cublasStatus_t bs;

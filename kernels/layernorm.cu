@@ -1,5 +1,6 @@
 /* layernorm.cu: CUDA body of LayerNorm (layernorm.h): one block per row, two shared-memory fp32
- * reductions (mean, then population variance), then the PyTorch CPU affine form. */
+ * reductions (mean, then population variance), then the PyTorch CPU affine form the CPU body
+ * uses (DSV32_LN_FORM_* chosen from a.torch_major and x's dtype, as layernorm_cpu.c). */
 #include <cuda_runtime.h>
 
 #include "kernels/cuda_common.cuh"
@@ -24,10 +25,12 @@ __global__ static void layernorm_kernel(dsv32_layernorm_args a)
 	float var = dsv32_fdiv_rn(dsv32_block_sum_f32(q, sh), (float)a.dim);
 	float rstd = dsv32_layernorm_rstd(var, a.eps);
 	float shift = -dsv32_fmul_rn(rstd, mean);
+	const int form = a.torch_major < 2 ? DSV32_LN_FORM_T1
+			 : a.xt == DSV32_BF16 ? DSV32_LN_FORM_T2_BF16 : DSV32_LN_FORM_T2_F32;
 	for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) {
-		float v = dsv32_layernorm_elem(dsv32_act_load(a.x, a.xt, base + j), rstd, shift,
-					       dsv32_act_load(a.w, a.wt, j),
-					       dsv32_act_load(a.b, a.wt, j));
+		float v = dsv32_layernorm_elem_form(form, dsv32_act_load(a.x, a.xt, base + j), mean,
+						    rstd, shift, dsv32_act_load(a.w, a.wt, j),
+						    dsv32_act_load(a.b, a.wt, j));
 		dsv32_act_store(a.y, a.yt, base + j, v);
 	}
 }

@@ -3,6 +3,7 @@
 #include "tests/support/k2_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kernels/layernorm.h"
@@ -85,30 +86,42 @@ static void test_layernorm_rejects_mixed_param_dtypes(void **state)
 	dsv32_tensor_free(&x); dsv32_tensor_free(&w); dsv32_tensor_free(&b);
 }
 
+/* Both torch affine forms (torch_major 1 and 2: the 2.x form differs by x's dtype, so BF16 and
+ * F32 inputs) on both bodies; the CUDA body must follow the backend's torch_major too. */
 static void test_layernorm_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = tc_cuda_backend_or_null();
+	dsv32_backend *gpu = tc_cuda_backend_or_null(), *cpu = *state;
 	if (!gpu)
 		skip();
-	k2_rng r;
-	k2_rng_seed(&r, 64);
-	int64_t s[2] = {ROWS, DIM}, sw[1] = {DIM};
-	dsv32_tensor x = k2_host(DSV32_BF16, 2, s), y = k2_host(DSV32_BF16, 2, s);
-	dsv32_tensor w = k2_host(DSV32_F32, 1, sw), b = k2_host(DSV32_F32, 1, sw);
-	k2_fill_normal(&x, &r, 2.0);
-	k2_fill_normal(&w, &r, 1.0);
-	k2_fill_normal(&b, &r, 0.1);
-	assert_int_equal(dsv32_layernorm(*state, &y, &x, &w, &b, EPS, NULL), DSV32_OK);
-	dsv32_tensor dx = k2_to_dev(gpu, &x), dy = k2_to_dev(gpu, &y), dw = k2_to_dev(gpu, &w);
-	dsv32_tensor db = k2_to_dev(gpu, &b);
-	assert_int_equal(dsv32_layernorm(gpu, &dy, &dx, &dw, &db, EPS, NULL), DSV32_OK);
-	dsv32_tensor g = k2_from_dev(gpu, &dy);
-	k2_check_ulps("gpu layernorm", &g, &y, 1); /* summation order only */
-	dsv32_backend_free(gpu, &dx); dsv32_backend_free(gpu, &dy); dsv32_backend_free(gpu, &dw);
-	dsv32_backend_free(gpu, &db);
+	int saved_major = cpu->torch_major;
+	for (int major = 1; major <= 2; major++)
+		for (int xf32 = 0; xf32 <= 1; xf32++) {
+			cpu->torch_major = gpu->torch_major = major;
+			k2_rng r;
+			k2_rng_seed(&r, 64 + (uint64_t)(2 * major + xf32));
+			int64_t s[2] = {ROWS, DIM}, sw[1] = {DIM};
+			dsv32_tensor x = k2_host(xf32 ? DSV32_F32 : DSV32_BF16, 2, s);
+			dsv32_tensor y = k2_host(DSV32_BF16, 2, s);
+			dsv32_tensor w = k2_host(DSV32_F32, 1, sw), b = k2_host(DSV32_F32, 1, sw);
+			k2_fill_normal(&x, &r, 2.0);
+			k2_fill_normal(&w, &r, 1.0);
+			k2_fill_normal(&b, &r, 0.1);
+			assert_int_equal(dsv32_layernorm(cpu, &y, &x, &w, &b, EPS, NULL), DSV32_OK);
+			dsv32_tensor dx = k2_to_dev(gpu, &x), dy = k2_to_dev(gpu, &y);
+			dsv32_tensor dw = k2_to_dev(gpu, &w), db = k2_to_dev(gpu, &b);
+			assert_int_equal(dsv32_layernorm(gpu, &dy, &dx, &dw, &db, EPS, NULL), DSV32_OK);
+			dsv32_tensor g = k2_from_dev(gpu, &dy);
+			char what[64];
+			snprintf(what, sizeof what, "gpu layernorm torch %d x %s", major,
+				 xf32 ? "F32" : "BF16");
+			k2_check_ulps(what, &g, &y, 1); /* summation order (mean, var) only */
+			dsv32_backend_free(gpu, &dx); dsv32_backend_free(gpu, &dy);
+			dsv32_backend_free(gpu, &dw); dsv32_backend_free(gpu, &db);
+			dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&w);
+			dsv32_tensor_free(&b); dsv32_tensor_free(&g);
+		}
+	cpu->torch_major = saved_major;
 	dsv32_backend_destroy(gpu);
-	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&w); dsv32_tensor_free(&b);
-	dsv32_tensor_free(&g);
 }
 
 int main(void)
