@@ -59,9 +59,14 @@ void tc_skip_without_backend(void **state)
 dsv32_backend *tc_cuda_backend_or_null(void)
 {
 	dsv32_backend *be = NULL;
-	if (!dsv32_cuda_available() || dsv32_backend_create(&be, DSV32_DEV_CUDA, NULL) != DSV32_OK)
-		return NULL;
-	return be;
+	dsv32_error err = {0};
+	if (dsv32_cuda_available() && dsv32_backend_create(&be, DSV32_DEV_CUDA, &err) == DSV32_OK)
+		return be;
+	const char *req = getenv("DSV32_REQUIRE_GPU"); /* set by tests/gpu/run */
+	if (req && req[0] == '1')
+		fail_msg("DSV32_REQUIRE_GPU=1 but no CUDA backend: %s",
+			 err.what[0] ? err.what : "no device visible or no CUDA in this build");
+	return NULL;
 }
 
 int tc_setup_tmpdir(void **state)

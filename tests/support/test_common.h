@@ -28,7 +28,7 @@ int tc_teardown_backend(void **state);
 /* skip() the running test when *state holds no backend. */
 void tc_skip_without_backend(void **state);
 /* A new CUDA backend, or NULL when no device is visible or none can be created (the caller then
- * skip()s). */
+ * skip()s); inside a test, fails it instead when $DSV32_REQUIRE_GPU is "1". */
 dsv32_backend *tc_cuda_backend_or_null(void);
 
 /* ---- temporary directories (cmocka setup / teardown) ---- */
