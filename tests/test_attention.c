@@ -12,6 +12,7 @@
 #include "kernels/attention.h"
 #include "tests/support/k3_util.h"
 #include "tests/support/test_common.h"
+#include "tests/support/gpu_twin.h"
 
 static const float SCALE = 0.19124945f; /* the golden tiny model's fp32 softmax_scale */
 
@@ -326,7 +327,7 @@ static void test_attn_decode_absorbed_matches_oracle(void **state)
 
 static void test_attn_cuda_twin(void **state)
 {
-	dsv32_backend *g = tc_cuda_backend_or_null();
+	dsv32_backend *g = gt_dev_backend_or_null();
 	if (!g)
 		skip();
 	pcase c = pmake(DSV32_BF16, 70, 4);
@@ -372,6 +373,158 @@ static void test_attn_cuda_twin(void **state)
 	dsv32_backend_destroy(g);
 }
 
+/* ---- GPU twins of the HF mask builder, the decode-form reference mask and the BHSD prefill
+ * with an HF mask ----
+ * twin_* takes the second backend (gt_dev_backend_or_null: CUDA, or a CPU backend in a dry-run
+ * build). Tolerances from attention.h: the mask builders set values and never compute
+ * ("Values are set, never summed"), so masks agree bit for bit; prefill "p and o may differ by
+ * an ulp between the bodies" (CUDA expf vs glibc), so o within 1 bf16 ulp. Every mask buffer
+ * starts as the same random garbage on both sides, so an element either body skips shows. */
+enum { MB = 2, MS = 5, MT = 67, MK = 6 };
+
+typedef struct {
+	dsv32_dtype mask_t, idx_t, pad_t; /* idx_t / pad_t DSV32_DTYPE_COUNT: NULL */
+	int64_t past_len;
+	bool hf;                          /* false: dsv32_attn_mask_ref (past_len = causal_start) */
+} mask_case;
+
+static void mask_fill_ints(dsv32_tensor *t, const int64_t *v, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		if (t->dtype == DSV32_I64)
+			((int64_t *)t->data)[i] = v[i];
+		else if (t->dtype == DSV32_I32)
+			((int32_t *)t->data)[i] = (int32_t)v[i];
+		else
+			((uint8_t *)t->data)[i] = (uint8_t)(v[i] != 0);
+	}
+}
+
+static dsv32_status mask_run_case(dsv32_backend *be, const mask_case *mc, dsv32_tensor *mask,
+				  const dsv32_tensor *idx, const dsv32_tensor *pad, dsv32_error *err)
+{
+	if (mc->hf)
+		return dsv32_attn_mask_hf(be, mask, idx, pad, mc->past_len, err);
+	return dsv32_attn_mask_ref(be, mask, idx, mc->past_len, err);
+}
+
+static void twin_mask_case(dsv32_backend *cpu, dsv32_backend *dev, const mask_case *mc,
+			   uint64_t seed)
+{
+	k3_rng r = {seed};
+	int64_t S_ = mc->hf || mc->past_len >= 0 ? MS : 1; /* the decode-form ref mask: S = 1 */
+	int64_t ms[3] = {MB, S_, MT}, is[3] = {MB, S_, MK}, ps[2] = {MB, MT};
+	bool has_idx = mc->idx_t != DSV32_DTYPE_COUNT, has_pad = mc->pad_t != DSV32_DTYPE_COUNT;
+	dsv32_tensor mask = k3_host(mc->mask_t, 3, ms);
+	dsv32_tensor idx = has_idx ? k3_host(mc->idx_t, 3, is) : (dsv32_tensor){0};
+	dsv32_tensor pad = has_pad ? k3_host(mc->pad_t, 2, ps) : (dsv32_tensor){0};
+	for (int64_t i = 0; i < dsv32_tensor_numel(&mask); i++)
+		k3_set(&mask, i, (k3_uniform(&r) * 2 - 1) * 100);
+	if (has_idx) { /* positions anywhere in 0..T-1, some repeated, some -1 / out of range */
+		int64_t n = MB * S_ * MK, v[MB * MS * MK];
+		for (int64_t i = 0; i < n; i++)
+			v[i] = k3_randint(&r, 0, MT - 1);
+		v[1] = -1;
+		v[2] = MT;
+		v[3] = v[4];
+		v[n - 1] = 0;
+		mask_fill_ints(&idx, v, n);
+	}
+	if (has_pad) { /* left padding on batch row 1, one hole in row 0 */
+		int64_t v[MB * MT];
+		for (int64_t i = 0; i < MB * MT; i++)
+			v[i] = i >= MT ? (i - MT >= 3 ? 1 + (i % 3) : 0) : (i != 5);
+		mask_fill_ints(&pad, v, MB * MT);
+	}
+	dsv32_tensor dm = gt_to_dev(dev, &mask);
+	dsv32_tensor di = has_idx ? gt_to_dev(dev, &idx) : (dsv32_tensor){0};
+	dsv32_tensor dp = has_pad ? gt_to_dev(dev, &pad) : (dsv32_tensor){0};
+	dsv32_error e = {0};
+	assert_int_equal(mask_run_case(cpu, mc, &mask, has_idx ? &idx : NULL, has_pad ? &pad : NULL,
+				       &e), DSV32_OK);
+	assert_int_equal(mask_run_case(dev, mc, &dm, has_idx ? &di : NULL, has_pad ? &dp : NULL, &e),
+			 DSV32_OK);
+	dsv32_tensor g = gt_from_dev(dev, &dm);
+	gt_assert_bits_equal(mc->hf ? "gpu attn_mask_hf" : "gpu attn_mask_ref", &g, &mask);
+	gt_free(dev, &dm); gt_free(dev, &di); gt_free(dev, &dp);
+	dsv32_tensor_free(&mask); dsv32_tensor_free(&idx); dsv32_tensor_free(&pad);
+	dsv32_tensor_free(&g);
+}
+
+static void twin_masks(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	const dsv32_dtype NONE = DSV32_DTYPE_COUNT;
+	const mask_case cases[] = {
+		{DSV32_BF16, DSV32_I64, DSV32_I64, 7, true},
+		{DSV32_F32, DSV32_I32, DSV32_U8, 0, true},
+		{DSV32_BF16, NONE, DSV32_BOOL, MT - MS, true}, /* the last query sees every key */
+		{DSV32_F32, NONE, DSV32_I32, 3, true},
+		{DSV32_F32, DSV32_I64, NONE, 0, true},
+		{DSV32_BF16, NONE, NONE, 11, true},             /* causal only */
+		{DSV32_F32, DSV32_I32, NONE, -1, false},        /* reference decode: S = 1 */
+		{DSV32_BF16, DSV32_I32, NONE, 4, false},        /* reference prefill, causal_start 4 */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		twin_mask_case(cpu, dev, &cases[i], 500 + i);
+}
+
+/* HF eager prefill: q [B,H,S,D], k/v [B,H,T,D] (BHSD), the HF mask with past_len = T - S. */
+static void twin_prefill_bhsd_hf_mask(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	enum { PH = 3, PT = 9, PD = 16, PV = 8 };
+	k3_rng r = {520};
+	int64_t qs[4] = {MB, PH, MS, PD}, ks[4] = {MB, PH, PT, PD}, vs[4] = {MB, PH, PT, PV};
+	int64_t os[4] = {MB, MS, PH, PV}, ms[3] = {MB, MS, PT}, ps[2] = {MB, PT};
+	dsv32_tensor q = k3_host(DSV32_BF16, 4, qs), k = k3_host(DSV32_BF16, 4, ks);
+	dsv32_tensor v = k3_host(DSV32_BF16, 4, vs), o = k3_host(DSV32_BF16, 4, os);
+	dsv32_tensor mask = k3_host(DSV32_BF16, 3, ms), pad = k3_host(DSV32_I64, 2, ps);
+	for (int64_t i = 0; i < dsv32_tensor_numel(&q); i++)
+		k3_set(&q, i, (k3_uniform(&r) * 2 - 1) * 3);
+	for (int64_t i = 0; i < dsv32_tensor_numel(&k); i++)
+		k3_set(&k, i, (k3_uniform(&r) * 2 - 1) * 3);
+	fill8(&v, &r);
+	for (int64_t i = 0; i < MB * PT; i++)
+		((int64_t *)pad.data)[i] = !(i >= PT && i < PT + 2); /* row 1: two pad slots */
+	assert_int_equal(dsv32_attn_mask_hf(cpu, &mask, NULL, &pad, PT - MS, NULL), DSV32_OK);
+	dsv32_tensor dq = gt_to_dev(dev, &q), dk = gt_to_dev(dev, &k), dv = gt_to_dev(dev, &v);
+	dsv32_tensor dmask = gt_to_dev(dev, &mask), dpad = gt_to_dev(dev, &pad);
+	dsv32_tensor dmask2 = gt_to_dev(dev, &mask), dout = gt_to_dev(dev, &o);
+	dsv32_error e = {0};
+	/* the device builds its own mask too (must equal the CPU's), the prefill reads the CPU's */
+	assert_int_equal(dsv32_attn_mask_hf(dev, &dmask2, NULL, &dpad, PT - MS, &e), DSV32_OK);
+	assert_int_equal(dsv32_attn_prefill(cpu, &o, &q, &k, &v, &mask, SCALE, DSV32_ATTN_BHSD, &e),
+			 DSV32_OK);
+	assert_int_equal(dsv32_attn_prefill(dev, &dout, &dq, &dk, &dv, &dmask, SCALE,
+					    DSV32_ATTN_BHSD, &e), DSV32_OK);
+	dsv32_tensor gm = gt_from_dev(dev, &dmask2), go = gt_from_dev(dev, &dout);
+	gt_assert_bits_equal("gpu attn_mask_hf (prefill case)", &gm, &mask);
+	int64_t bad = 0;
+	for (int64_t i = 0; i < dsv32_tensor_numel(&o); i++) {
+		int64_t d = k3_bf16_ulps((float)k3_get(&go, i), (float)k3_get(&o, i));
+		if (d > 1 && bad++ < 8)
+			print_error("gpu prefill BHSD o[%lld]: %.9g vs cpu %.9g (%lld ulps)\n",
+				    (long long)i, k3_get(&go, i), k3_get(&o, i), (long long)d);
+	}
+	if (bad)
+		fail_msg("gpu prefill BHSD: %lld elements over 1 bf16 ulp", (long long)bad);
+	dsv32_tensor *ds[] = {&dq, &dk, &dv, &dmask, &dpad, &dmask2, &dout};
+	for (int i = 0; i < 7; i++)
+		gt_free(dev, ds[i]);
+	dsv32_tensor *hs[] = {&q, &k, &v, &o, &mask, &pad, &gm, &go};
+	for (int i = 0; i < 8; i++)
+		dsv32_tensor_free(hs[i]);
+}
+
+static void test_attn_masks_and_bhsd_prefill_gpu_match_cpu(void **state)
+{
+	dsv32_backend *dev = gt_dev_backend_or_null();
+	if (!dev)
+		skip();
+	twin_masks(*state, dev);
+	twin_prefill_bhsd_hf_mask(*state, dev);
+	dsv32_backend_destroy(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_attn_bhsd_layout_equals_bshd),
 		cmocka_unit_test(test_attn_decode_absorbed_matches_oracle),
 		cmocka_unit_test(test_attn_cuda_twin),
+		cmocka_unit_test(test_attn_masks_and_bhsd_prefill_gpu_match_cpu),
 	};
 	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

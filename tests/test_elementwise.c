@@ -3,10 +3,12 @@
 #include "tests/support/k2_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/elementwise.h"
+#include "tests/support/gpu_twin.h"
 
 static void test_cast_rounds_to_nearest_even(void **state)
 {
@@ -130,7 +132,7 @@ static void test_copy_cols_slice_put_back_and_concat(void **state)
 
 static void test_elementwise_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = tc_cuda_backend_or_null();
+	dsv32_backend *gpu = gt_dev_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -156,6 +158,233 @@ static void test_elementwise_gpu_matches_cpu(void **state)
 	dsv32_tensor_free(&gy); dsv32_tensor_free(&gz);
 }
 
+/* ---- GPU twins of add_bcast, scale, embedding and copy_cols ----
+ * Each twin_* runs the op on the CPU backend `cpu` and on `dev` (gt_dev_backend_or_null: CUDA,
+ * or a CPU backend in a dry-run build) and compares. Tolerance: elementwise.h gives every one of
+ * these ops the same per-element expression on both bodies (one fp32 add / multiply, one
+ * rounding to y's dtype, or a plain copy), so the results must agree bit for bit.
+ * Inputs avoid NaN and inf - inf: the bit pattern of a generated NaN is not part of the
+ * contract (x86 and CUDA make different default NaNs). */
+
+/* Fill with normals times scale, plus edges: 0, -0, a bf16 subnormal, a huge value, -inf. */
+static void ew_fill_edges(dsv32_tensor *t, k2_rng *r, double scale, bool neg_inf)
+{
+	k2_fill_normal(t, r, scale);
+	int64_t n = dsv32_tensor_numel(t);
+	const double edge[5] = {0.0, -0.0, 3e-39, 2.5e38, -INFINITY};
+	for (int e = 0; e < (neg_inf ? 5 : 4) && e < n; e++)
+		k2_set(t, (e * 7919) % n, edge[e]);
+}
+
+/* y[o,m,k] = a + b[o % b_outer, k] for one dtype mix, out of place and in place. */
+static void twin_add_bcast_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t outer,
+				int64_t mid, int64_t inner, int64_t b_outer, dsv32_dtype at,
+				dsv32_dtype bt, dsv32_dtype yt)
+{
+	k2_rng r;
+	k2_rng_seed(&r, 200 + (uint64_t)(outer * 31 + mid * 7 + inner));
+	int64_t sa[3] = {outer, mid, inner}, sb[2] = {b_outer, inner};
+	dsv32_tensor a = k2_host(at, 3, sa), b = k2_host(bt, 2, sb), y = k2_host(yt, 3, sa);
+	ew_fill_edges(&a, &r, 3.0, false);
+	ew_fill_edges(&b, &r, 3.0, true); /* the mask's -inf */
+	assert_int_equal(dsv32_add_bcast(cpu, &y, &a, &b, mid, inner, NULL), DSV32_OK);
+	dsv32_tensor da = gt_to_dev(dev, &a), db = gt_to_dev(dev, &b), dy = gt_to_dev(dev, &y);
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_add_bcast(dev, &dy, &da, &db, mid, inner, &err), DSV32_OK);
+	dsv32_tensor gy = gt_from_dev(dev, &dy);
+	gt_assert_bits_equal("gpu add_bcast y", &gy, &y);
+	if (at == yt) { /* in place: y = a */
+		assert_int_equal(dsv32_add_bcast(cpu, &a, &a, &b, mid, inner, NULL), DSV32_OK);
+		assert_int_equal(dsv32_add_bcast(dev, &da, &da, &db, mid, inner, &err), DSV32_OK);
+		dsv32_tensor ga = gt_from_dev(dev, &da);
+		gt_assert_bits_equal("gpu add_bcast in place", &ga, &a);
+		dsv32_tensor_free(&ga);
+	}
+	gt_free(dev, &da); gt_free(dev, &db); gt_free(dev, &dy);
+	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&y); dsv32_tensor_free(&gy);
+}
+
+static void twin_add_bcast(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	/* scores [B*S, H, T] + mask [B*S, T]: 6 x 5 x 67 = 2010 elements, not a block multiple */
+	twin_add_bcast_case(cpu, dev, 6, 5, 67, 6, DSV32_BF16, DSV32_BF16, DSV32_BF16);
+	twin_add_bcast_case(cpu, dev, 6, 5, 67, 6, DSV32_BF16, DSV32_F32, DSV32_F32);
+	/* b repeats over outer (o % b_outer) */
+	twin_add_bcast_case(cpu, dev, 6, 5, 67, 3, DSV32_F32, DSV32_BF16, DSV32_BF16);
+	twin_add_bcast_case(cpu, dev, 4, 1, 1, 1, DSV32_F32, DSV32_F32, DSV32_F32); /* inner 1 */
+	twin_add_bcast_case(cpu, dev, 1, 1, 1, 1, DSV32_BF16, DSV32_BF16, DSV32_BF16); /* n = 1 */
+}
+
+static void twin_scale(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	const dsv32_dtype mix[4][2] = {{DSV32_BF16, DSV32_BF16}, {DSV32_F32, DSV32_F32},
+				       {DSV32_BF16, DSV32_F32}, {DSV32_F32, DSV32_BF16}};
+	const int64_t sizes[2] = {1001, 1};
+	const float cs[2] = {(float)0.1352337788608801, -3.0e-3f};
+	for (int m = 0; m < 4; m++)
+		for (int si = 0; si < 2; si++) {
+			k2_rng r;
+			k2_rng_seed(&r, 210 + (uint64_t)(m * 2 + si));
+			int64_t s[1] = {sizes[si]};
+			float c = cs[(m + si) % 2];
+			dsv32_tensor x = k2_host(mix[m][0], 1, s), y = k2_host(mix[m][1], 1, s);
+			ew_fill_edges(&x, &r, 5.0, true);
+			assert_int_equal(dsv32_scale(cpu, &y, &x, c, NULL), DSV32_OK);
+			dsv32_tensor dx = gt_to_dev(dev, &x), dy = gt_to_dev(dev, &y);
+			assert_int_equal(dsv32_scale(dev, &dy, &dx, c, NULL), DSV32_OK);
+			dsv32_tensor gy = gt_from_dev(dev, &dy);
+			gt_assert_bits_equal("gpu scale", &gy, &y);
+			if (mix[m][0] == mix[m][1]) { /* in place */
+				assert_int_equal(dsv32_scale(cpu, &x, &x, c, NULL), DSV32_OK);
+				assert_int_equal(dsv32_scale(dev, &dx, &dx, c, NULL), DSV32_OK);
+				dsv32_tensor gx = gt_from_dev(dev, &dx);
+				gt_assert_bits_equal("gpu scale in place", &gx, &x);
+				dsv32_tensor_free(&gx);
+			}
+			gt_free(dev, &dx); gt_free(dev, &dy);
+			dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&gy);
+		}
+}
+
+static void twin_embedding(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	const dsv32_dtype mix[3][2] = {{DSV32_BF16, DSV32_BF16}, {DSV32_BF16, DSV32_F32},
+				       {DSV32_F32, DSV32_BF16}};
+	enum { V = 50, Dm = 37 };
+	for (int m = 0; m < 3; m++)
+		for (int N = 1; N <= 7; N += 6) {
+			k2_rng r;
+			k2_rng_seed(&r, 220 + (uint64_t)(m * 8 + N));
+			int64_t st[2] = {V, Dm}, si[1] = {N}, sy[2] = {N, Dm};
+			dsv32_tensor tab = k2_host(mix[m][0], 2, st), ids = k2_host(DSV32_I64, 1, si);
+			dsv32_tensor y = k2_host(mix[m][1], 2, sy);
+			ew_fill_edges(&tab, &r, 1.0, false);
+			const int64_t idv[7] = {V - 1, 0, 17, 17, 3, V - 1, 42};
+			memcpy(ids.data, idv, sizeof(int64_t) * (size_t)N);
+			assert_int_equal(dsv32_embedding(cpu, &y, &tab, &ids, NULL), DSV32_OK);
+			dsv32_tensor dt = gt_to_dev(dev, &tab), di = gt_to_dev(dev, &ids);
+			dsv32_tensor dy = gt_to_dev(dev, &y);
+			assert_int_equal(dsv32_embedding(dev, &dy, &dt, &di, NULL), DSV32_OK);
+			dsv32_tensor gy = gt_from_dev(dev, &dy);
+			gt_assert_bits_equal("gpu embedding", &gy, &y);
+			dsv32_tensor_free(&gy);
+			/* an id out of range: DSV32_E_USAGE and y untouched (ids checked on the host) */
+			((int64_t *)ids.data)[N - 1] = V;
+			gt_free(dev, &di);
+			di = gt_to_dev(dev, &ids);
+			dsv32_error err = {0};
+			assert_int_equal(dsv32_embedding(dev, &dy, &dt, &di, &err), DSV32_E_USAGE);
+			assert_non_null(strstr(err.what, "token id 50"));
+			gy = gt_from_dev(dev, &dy);
+			gt_assert_bits_equal("gpu embedding after a bad id", &gy, &y);
+			gt_free(dev, &dt); gt_free(dev, &di); gt_free(dev, &dy);
+			dsv32_tensor_free(&tab); dsv32_tensor_free(&ids); dsv32_tensor_free(&y);
+			dsv32_tensor_free(&gy);
+		}
+}
+
+/* copy_cols x[:, x_off:x_off+n] -> y[:, y_off:...] with y pre-filled (untouched columns
+ * must survive on both sides). */
+static void twin_copy_cols_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t rows,
+				int64_t dx, int64_t dy, int64_t x_off, int64_t y_off, int64_t n,
+				dsv32_dtype xt, dsv32_dtype yt)
+{
+	k2_rng r;
+	k2_rng_seed(&r, 230 + (uint64_t)(dx + dy + n));
+	int64_t sx[3] = {1, rows, dx}, sy[2] = {rows, dy};
+	dsv32_tensor x = k2_host(xt, 3, sx), y = k2_host(yt, 2, sy);
+	ew_fill_edges(&x, &r, 2.0, true);
+	k2_fill_normal(&y, &r, 1.0);
+	dsv32_tensor dxx = gt_to_dev(dev, &x), dyy = gt_to_dev(dev, &y);
+	assert_int_equal(dsv32_copy_cols(cpu, &y, &x, x_off, y_off, n, NULL), DSV32_OK);
+	assert_int_equal(dsv32_copy_cols(dev, &dyy, &dxx, x_off, y_off, n, NULL), DSV32_OK);
+	dsv32_tensor gy = gt_from_dev(dev, &dyy);
+	gt_assert_bits_equal("gpu copy_cols", &gy, &y);
+	gt_free(dev, &dxx); gt_free(dev, &dyy);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&gy);
+}
+
+static void twin_copy_cols(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	/* slice out the rope part of wkv_a's output, then put it back into a wider row */
+	twin_copy_cols_case(cpu, dev, 7, 576, 64, 512, 0, 64, DSV32_BF16, DSV32_BF16);
+	twin_copy_cols_case(cpu, dev, 7, 64, 576, 0, 512, 64, DSV32_BF16, DSV32_BF16);
+	twin_copy_cols_case(cpu, dev, 5, 61, 100, 3, 37, 55, DSV32_F32, DSV32_BF16); /* rounds */
+	twin_copy_cols_case(cpu, dev, 5, 61, 100, 3, 37, 55, DSV32_BF16, DSV32_F32);
+	twin_copy_cols_case(cpu, dev, 1, 9, 4, 8, 3, 1, DSV32_F32, DSV32_F32); /* one element */
+	/* concat_cols: two copy_cols calls into one y */
+	k2_rng r;
+	k2_rng_seed(&r, 239);
+	int64_t sa[2] = {3, 29}, sb[2] = {3, 4}, sy[2] = {3, 33};
+	dsv32_tensor a = k2_host(DSV32_BF16, 2, sa), b = k2_host(DSV32_F32, 2, sb);
+	dsv32_tensor y = k2_host(DSV32_BF16, 2, sy);
+	k2_fill_normal(&a, &r, 1.0);
+	k2_fill_normal(&b, &r, 1.0);
+	dsv32_tensor da = gt_to_dev(dev, &a), db = gt_to_dev(dev, &b), dy = gt_to_dev(dev, &y);
+	assert_int_equal(dsv32_concat_cols(cpu, &y, &a, &b, NULL), DSV32_OK);
+	assert_int_equal(dsv32_concat_cols(dev, &dy, &da, &db, NULL), DSV32_OK);
+	dsv32_tensor gy = gt_from_dev(dev, &dy);
+	gt_assert_bits_equal("gpu concat_cols", &gy, &y);
+	gt_free(dev, &da); gt_free(dev, &db); gt_free(dev, &dy);
+	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&y); dsv32_tensor_free(&gy);
+}
+
+/* cast: every pair of the float dtypes CUDA takes (elementwise.h: dsv32_convert semantics, the
+ * shared conversions of core/dtype.h on both bodies), so bit-exact. No NaN inputs: the CPU copies
+ * same-dtype NaNs bit for bit, the device goes through fp32 (quieting): not in the contract. */
+static void twin_cast(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	const dsv32_dtype ts[5] = {DSV32_F32, DSV32_BF16, DSV32_F16, DSV32_F8_E4M3, DSV32_F8_E5M2};
+	enum { NC = 1001 };
+	k2_rng r;
+	k2_rng_seed(&r, 240);
+	int64_t s[1] = {NC};
+	dsv32_tensor src = k2_host(DSV32_F32, 1, s);
+	for (int64_t i = 0; i < NC; i++) /* magnitudes 2^-30 .. 2^20: subnormal to overflowing */
+		((float *)src.data)[i] = (float)(k2_normal(&r) * ldexp(1.0, (int)(i % 51) - 30));
+	const float edge[6] = {0.0f, -0.0f, INFINITY, -INFINITY, 448.0f, 57344.0f};
+	for (int e = 0; e < 6; e++)
+		((float *)src.data)[e * 101] = edge[e];
+	for (int a = 0; a < 5; a++) {
+		dsv32_tensor x;
+		assert_int_equal(dsv32_backend_alloc(cpu, &x, ts[a], 1, s, NULL), DSV32_OK);
+		assert_int_equal(dsv32_cast(cpu, &x, &src, NULL), DSV32_OK); /* inputs of dtype a */
+		dsv32_tensor dx = gt_to_dev(dev, &x);
+		for (int b = 0; b < 5; b++) {
+			dsv32_tensor y = k2_host(ts[b], 1, s);
+			dsv32_tensor dy = gt_to_dev(dev, &y);
+			assert_int_equal(dsv32_cast(cpu, &y, &x, NULL), DSV32_OK);
+			assert_int_equal(dsv32_cast(dev, &dy, &dx, NULL), DSV32_OK);
+			dsv32_tensor gy = gt_from_dev(dev, &dy);
+			char what[64];
+			snprintf(what, sizeof what, "gpu cast %s -> %s", dsv32_dtype_name(ts[a]),
+				 dsv32_dtype_name(ts[b]));
+			gt_assert_bits_equal(what, &gy, &y);
+			gt_free(dev, &dy);
+			dsv32_tensor_free(&y); dsv32_tensor_free(&gy);
+		}
+		gt_free(dev, &dx);
+		dsv32_backend_free(cpu, &x);
+	}
+	dsv32_tensor_free(&src);
+}
+
+/* One cmocka test per op: the second backend, or skip (fails under DSV32_REQUIRE_GPU=1). */
+#define EW_GPU_TWIN(name, fn)                                \
+	static void name(void **state)                       \
+	{                                                    \
+		dsv32_backend *dev = gt_dev_backend_or_null(); \
+		if (!dev)                                    \
+			skip();                              \
+		fn(*state, dev);                             \
+		dsv32_backend_destroy(dev);                  \
+	}
+EW_GPU_TWIN(test_add_bcast_gpu_is_bit_exact, twin_add_bcast)
+EW_GPU_TWIN(test_scale_gpu_is_bit_exact, twin_scale)
+EW_GPU_TWIN(test_embedding_gpu_is_bit_exact, twin_embedding)
+EW_GPU_TWIN(test_copy_cols_gpu_is_bit_exact, twin_copy_cols)
+EW_GPU_TWIN(test_cast_all_float_pairs_gpu_is_bit_exact, twin_cast)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +394,11 @@ int main(void)
 		cmocka_unit_test(test_embedding_gathers_and_checks_ids),
 		cmocka_unit_test(test_copy_cols_slice_put_back_and_concat),
 		cmocka_unit_test(test_elementwise_gpu_matches_cpu),
+		cmocka_unit_test(test_add_bcast_gpu_is_bit_exact),
+		cmocka_unit_test(test_scale_gpu_is_bit_exact),
+		cmocka_unit_test(test_embedding_gpu_is_bit_exact),
+		cmocka_unit_test(test_copy_cols_gpu_is_bit_exact),
+		cmocka_unit_test(test_cast_all_float_pairs_gpu_is_bit_exact),
 	};
 	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

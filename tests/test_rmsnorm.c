@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/rmsnorm.h"
+#include "tests/support/gpu_twin.h"
 
 #define ROWS 7
 #define DIM 301
@@ -215,7 +216,7 @@ static void test_rmsnorm_rejects_bad_arguments(void **state)
 
 static void test_rmsnorm_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *cpu = *state, *gpu = tc_cuda_backend_or_null();
+	dsv32_backend *cpu = *state, *gpu = gt_dev_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -248,6 +249,76 @@ static void test_rmsnorm_gpu_matches_cpu(void **state)
 	dsv32_tensor_free(&gro); dsv32_tensor_free(&gyh);
 }
 
+/* ---- GPU twin of the plain reference rmsnorm (dsv32_rmsnorm) ----
+ * twin_* takes the second backend (gt_dev_backend_or_null: CUDA, or a CPU backend in a dry-run
+ * build). rmsnorm.h: the CUDA body sums the squares in another order (not part of the
+ * contract); everything after the sum is the shared per-element math. So:
+ *   * inputs whose squares and partial sums are all exact in fp32 (small integers) make the
+ *     sum order-independent: both bodies must then agree bit for bit, both output dtypes;
+ *   * general inputs with a BF16 output: the two fp32 sums differ by a few fp32 ulps, far
+ *     below a bf16 ulp, so y may differ only where the fp32 value sits at a rounding
+ *     boundary: <= 1 bf16 ulp. (The contract states no bound for an F32 output with general
+ *     inputs; none is tested.) */
+static void twin_rmsnorm_exact_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t rows,
+				    int64_t dim, dsv32_dtype xt, dsv32_dtype yt, bool in_place)
+{
+	k2_rng r;
+	k2_rng_seed(&r, 300 + (uint64_t)(rows * 1000 + dim));
+	int64_t s[2] = {rows, dim}, sw[1] = {dim};
+	dsv32_tensor x = k2_host(xt, 2, s), y = k2_host(yt, 2, s), w = k2_host(DSV32_F32, 1, sw);
+	/* |x| <= 16: squares <= 256, sums <= 1001 * 256 < 2^24, every partial sum exact */
+	for (int64_t i = 0; i < rows * dim; i++)
+		k2_set(&x, i, (double)((int64_t)(k2_uniform(&r) * 33) - 16));
+	if (rows > 1)
+		for (int64_t j = 0; j < dim; j++) /* a zero row: inv = 1 / sqrt(eps) */
+			k2_set(&x, dim + j, j % 2 ? -0.0 : 0.0);
+	for (int64_t j = 0; j < dim; j++)
+		k2_set(&w, j, k2_bf16_rne(1.0 + 0.05 * k2_normal(&r)));
+	dsv32_tensor dx = gt_to_dev(dev, &x), dy = gt_to_dev(dev, &y), dw = gt_to_dev(dev, &w);
+	dsv32_tensor *hy = in_place ? &x : &y, *dyy = in_place ? &dx : &dy;
+	assert_int_equal(dsv32_rmsnorm(cpu, hy, &x, &w, EPS, NULL), DSV32_OK);
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_rmsnorm(dev, dyy, &dx, &dw, EPS, &err), DSV32_OK);
+	dsv32_tensor g = gt_from_dev(dev, dyy);
+	gt_assert_bits_equal(in_place ? "gpu rmsnorm exact sums, in place" : "gpu rmsnorm exact sums",
+			     &g, hy);
+	gt_free(dev, &dx); gt_free(dev, &dy); gt_free(dev, &dw);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&w); dsv32_tensor_free(&g);
+}
+
+static void twin_rmsnorm(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	twin_rmsnorm_exact_case(cpu, dev, 5, 1001, DSV32_BF16, DSV32_BF16, false);
+	twin_rmsnorm_exact_case(cpu, dev, 5, 1001, DSV32_BF16, DSV32_F32, false);
+	twin_rmsnorm_exact_case(cpu, dev, 3, 257, DSV32_F32, DSV32_F32, false);
+	twin_rmsnorm_exact_case(cpu, dev, 3, 257, DSV32_F32, DSV32_BF16, false);
+	twin_rmsnorm_exact_case(cpu, dev, 4, 300, DSV32_BF16, DSV32_BF16, true);
+	twin_rmsnorm_exact_case(cpu, dev, 1, 1, DSV32_BF16, DSV32_BF16, false); /* dim 1 */
+	/* general bf16 inputs with the edge rows of fill_rows (zero, huge, tiny, signed zeros) */
+	k2_rng r;
+	k2_rng_seed(&r, 310);
+	int64_t s[2] = {ROWS, DIM};
+	dsv32_tensor x = k2_host(DSV32_BF16, 2, s), y = k2_host(DSV32_BF16, 2, s);
+	dsv32_tensor w = make_w(DSV32_F32, &r);
+	fill_rows(&x, &r, 1.0);
+	assert_int_equal(dsv32_rmsnorm(cpu, &y, &x, &w, EPS, NULL), DSV32_OK);
+	dsv32_tensor dx = gt_to_dev(dev, &x), dy = gt_to_dev(dev, &y), dw = gt_to_dev(dev, &w);
+	assert_int_equal(dsv32_rmsnorm(dev, &dy, &dx, &dw, EPS, NULL), DSV32_OK);
+	dsv32_tensor g = gt_from_dev(dev, &dy);
+	k2_check_ulps("gpu rmsnorm y (bf16)", &g, &y, 1); /* summation order only */
+	gt_free(dev, &dx); gt_free(dev, &dy); gt_free(dev, &dw);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&w); dsv32_tensor_free(&g);
+}
+
+static void test_rmsnorm_plain_gpu_matches_cpu(void **state)
+{
+	dsv32_backend *dev = gt_dev_backend_or_null();
+	if (!dev)
+		skip();
+	twin_rmsnorm(*state, dev);
+	dsv32_backend_destroy(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +328,7 @@ int main(void)
 		cmocka_unit_test(test_rmsnorm_planted_flag_pre_rounds),
 		cmocka_unit_test(test_rmsnorm_rejects_bad_arguments),
 		cmocka_unit_test(test_rmsnorm_gpu_matches_cpu),
+		cmocka_unit_test(test_rmsnorm_plain_gpu_matches_cpu),
 	};
 	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

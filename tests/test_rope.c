@@ -9,6 +9,7 @@
 
 #include "kernels/rope.h"
 #include "kernels/yarn.h"
+#include "tests/support/gpu_twin.h"
 
 static dsv32_yarn_params params_671b(void)
 {
@@ -271,7 +272,7 @@ static void test_rope_rejects_bad_layout(void **state)
 
 static void test_rope_gpu_is_bit_identical(void **state)
 {
-	dsv32_backend *gpu = tc_cuda_backend_or_null();
+	dsv32_backend *gpu = gt_dev_backend_or_null();
 	if (!gpu)
 		skip();
 	dsv32_yarn_params p;
@@ -281,6 +282,9 @@ static void test_rope_gpu_is_bit_identical(void **state)
 	int64_t sh[4] = {B, S, H, D};
 	dsv32_tensor x = k2_host(DSV32_BF16, 4, sh), y = k2_host(DSV32_BF16, 4, sh);
 	k2_fill_normal(&x, &r, 1.0);
+	/* the device side runs in place: columns outside the rope part keep x's values there, so
+	 * the CPU side's y starts as x too (a fresh y would hold zeros in those columns) */
+	memcpy(y.data, x.data, dsv32_tensor_nbytes(&x));
 	assert_int_equal(dsv32_rope_ref(*state, &y, &x, &tab, 2, OFF, true, NULL), DSV32_OK);
 	dsv32_tensor dx = k2_to_dev(gpu, &x), dt = k2_to_dev(gpu, &tab);
 	assert_int_equal(dsv32_rope_ref(gpu, &dx, &dx, &dt, 2, OFF, true, NULL), DSV32_OK);
@@ -290,6 +294,135 @@ static void test_rope_gpu_is_bit_identical(void **state)
 	dsv32_backend_free(gpu, &dt);
 	dsv32_backend_destroy(gpu);
 	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&g); dsv32_tensor_free(&tab);
+}
+
+/* ---- GPU twins of rope_hf, permute_deinterleave and the half-split rope_ref ----
+ * twin_* takes the second backend (gt_dev_backend_or_null: CUDA, or a CPU backend in a dry-run
+ * build). rope.h / rope.cu: both bodies run the shared dsv32_rope_row per (b, s, h) row, so
+ * every result must agree bit for bit, including the columns outside [off, off + rd) that the
+ * ops leave untouched (y is pre-filled with other values). Rows: B * S * H = 30 or 10, not a
+ * multiple of the CUDA block (128). */
+
+/* Run op on CPU (host y) and dev (device copy of the same y), compare all of y. */
+typedef dsv32_status (*rope_op_fn)(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+				   const dsv32_tensor *aux1, const dsv32_tensor *aux2, int mode);
+
+static dsv32_status rope_hf_op(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+			       const dsv32_tensor *c, const dsv32_tensor *s, int off)
+{
+	return dsv32_rope_hf(be, y, x, c, s, off, NULL);
+}
+
+static dsv32_status permute_op(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+			       const dsv32_tensor *unused1, const dsv32_tensor *unused2, int mode)
+{
+	(void)unused1;
+	(void)unused2;
+	/* mode: off * 2 + inverse */
+	return dsv32_permute_deinterleave(be, y, x, mode / 2, RD, mode % 2, NULL);
+}
+
+static dsv32_status rope_ref_half_op(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+				     const dsv32_tensor *tab, const dsv32_tensor *unused, int pos0)
+{
+	(void)unused;
+	return dsv32_rope_ref(be, y, x, tab, pos0, 0, false, NULL);
+}
+
+static void twin_rope_case(const char *what, dsv32_backend *cpu, dsv32_backend *dev,
+			   rope_op_fn op, int ndim, const int64_t *shape, dsv32_dtype xt,
+			   dsv32_dtype yt, bool in_place, const dsv32_tensor *aux1,
+			   const dsv32_tensor *aux2, int mode, uint64_t seed)
+{
+	k2_rng r;
+	k2_rng_seed(&r, seed);
+	dsv32_tensor x = k2_host(xt, ndim, shape), y = k2_host(yt, ndim, shape);
+	k2_fill_normal(&x, &r, 2.0);
+	k2_fill_normal(&y, &r, 1.0);
+	k2_set(&x, 0, -0.0);
+	k2_set(&x, 1, 3e-39);
+	dsv32_tensor dx = gt_to_dev(dev, &x), dy = gt_to_dev(dev, &y);
+	dsv32_tensor d1 = aux1 ? gt_to_dev(dev, aux1) : (dsv32_tensor){0};
+	dsv32_tensor d2 = aux2 ? gt_to_dev(dev, aux2) : (dsv32_tensor){0};
+	dsv32_tensor *hy = in_place ? &x : &y, *dyy = in_place ? &dx : &dy;
+	assert_int_equal(op(cpu, hy, &x, aux1, aux2, mode), DSV32_OK);
+	assert_int_equal(op(dev, dyy, &dx, aux1 ? &d1 : NULL, aux2 ? &d2 : NULL, mode), DSV32_OK);
+	dsv32_tensor g = gt_from_dev(dev, dyy);
+	gt_assert_bits_equal(what, &g, hy);
+	gt_free(dev, &dx); gt_free(dev, &dy); gt_free(dev, &d1); gt_free(dev, &d2);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&g);
+}
+
+/* cos/sin of HF's rotary embedding at positions p0 + s (cos[j] = cos[j + rd/2]), dtype t,
+ * shape [S, RD] (cb = 0) or [B, S, RD] (batch row b starts at position 3 b). */
+static void hf_cos_sin(dsv32_tensor *c, dsv32_tensor *sn, dsv32_dtype t, bool per_batch)
+{
+	int64_t s3[3] = {B, S, RD}, s2[2] = {S, RD};
+	*c = per_batch ? k2_host(t, 3, s3) : k2_host(t, 2, s2);
+	*sn = per_batch ? k2_host(t, 3, s3) : k2_host(t, 2, s2);
+	int nb = per_batch ? B : 1;
+	for (int b = 0; b < nb; b++)
+		for (int s = 0; s < S; s++)
+			for (int j = 0; j < RD; j++) {
+				double f = pow(10000.0, -(double)(2 * (j % (RD / 2))) / RD);
+				double ang = (3 * b + s + 1) * f;
+				k2_set(c, (b * S + s) * RD + j, cos(ang));
+				k2_set(sn, (b * S + s) * RD + j, sin(ang));
+			}
+}
+
+static void twin_rope_hf(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	int64_t sh4[4] = {B, S, H, D}, sh3[3] = {B, S, D};
+	dsv32_tensor cb, sb, cf, sf;
+	hf_cos_sin(&cb, &sb, DSV32_BF16, false);
+	hf_cos_sin(&cf, &sf, DSV32_F32, true);
+	twin_rope_case("gpu rope_hf bf16", cpu, dev, rope_hf_op, 4, sh4, DSV32_BF16, DSV32_BF16,
+		       false, &cb, &sb, OFF, 401);
+	twin_rope_case("gpu rope_hf bf16 in place", cpu, dev, rope_hf_op, 4, sh4, DSV32_BF16,
+		       DSV32_BF16, true, &cb, &sb, OFF, 402);
+	twin_rope_case("gpu rope_hf f32, per-batch cos/sin", cpu, dev, rope_hf_op, 4, sh4,
+		       DSV32_F32, DSV32_F32, false, &cf, &sf, 0, 403);
+	twin_rope_case("gpu rope_hf bf16 x, f32 y, [B,S,D]", cpu, dev, rope_hf_op, 3, sh3,
+		       DSV32_BF16, DSV32_F32, false, &cf, &sf, D - RD, 404);
+	dsv32_tensor_free(&cb); dsv32_tensor_free(&sb); dsv32_tensor_free(&cf); dsv32_tensor_free(&sf);
+}
+
+static void twin_permute(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	int64_t sh4[4] = {B, S, H, D}, sh3[3] = {B, S, D};
+	for (int inv = 0; inv < 2; inv++) {
+		twin_rope_case("gpu permute bf16", cpu, dev, permute_op, 4, sh4, DSV32_BF16,
+			       DSV32_BF16, false, NULL, NULL, OFF * 2 + inv, 410 + (uint64_t)inv);
+		twin_rope_case("gpu permute in place", cpu, dev, permute_op, 4, sh4, DSV32_BF16,
+			       DSV32_BF16, true, NULL, NULL, OFF * 2 + inv, 412 + (uint64_t)inv);
+		twin_rope_case("gpu permute f32 -> bf16 [B,S,D]", cpu, dev, permute_op, 3, sh3,
+			       DSV32_F32, DSV32_BF16, false, NULL, NULL, (D - RD) * 2 + inv,
+			       414 + (uint64_t)inv);
+	}
+}
+
+static void twin_rope_ref_half_split(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	dsv32_yarn_params p;
+	dsv32_tensor tab = small_table(&p);
+	int64_t sh4[4] = {B, S, H, RD}, sh3[3] = {B, S, RD};
+	twin_rope_case("gpu rope_ref half-split f32", cpu, dev, rope_ref_half_op, 4, sh4,
+		       DSV32_F32, DSV32_F32, false, &tab, NULL, 0, 420);
+	twin_rope_case("gpu rope_ref half-split bf16 in place", cpu, dev, rope_ref_half_op, 3,
+		       sh3, DSV32_BF16, DSV32_BF16, true, &tab, NULL, 64 - S, 421); /* last rows */
+	dsv32_tensor_free(&tab);
+}
+
+static void test_rope_hf_permute_and_half_split_gpu_are_bit_identical(void **state)
+{
+	dsv32_backend *dev = gt_dev_backend_or_null();
+	if (!dev)
+		skip();
+	twin_rope_hf(*state, dev);
+	twin_permute(*state, dev);
+	twin_rope_ref_half_split(*state, dev);
+	dsv32_backend_destroy(dev);
 }
 
 int main(void)
@@ -304,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_rope_hf_rounds_each_op),
 		cmocka_unit_test(test_rope_rejects_bad_layout),
 		cmocka_unit_test(test_rope_gpu_is_bit_identical),
+		cmocka_unit_test(test_rope_hf_permute_and_half_split_gpu_are_bit_identical),
 	};
 	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "kernels/silu.h"
+#include "tests/support/gpu_twin.h"
 
 #define N 1001
 
@@ -62,7 +63,7 @@ static void test_silu_mul_f32_output_is_unrounded(void **state)
 
 static void test_silu_gpu_matches_cpu(void **state)
 {
-	dsv32_backend *gpu = tc_cuda_backend_or_null();
+	dsv32_backend *gpu = gt_dev_backend_or_null();
 	if (!gpu)
 		skip();
 	k2_rng r;
@@ -82,12 +83,63 @@ static void test_silu_gpu_matches_cpu(void **state)
 	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&h); dsv32_tensor_free(&g);
 }
 
+/* ---- GPU twin of silu_mul_ref: mixed dtypes, in place, one element ----
+ * twin_silu takes the second backend (gt_dev_backend_or_null: CUDA, or a CPU backend in a
+ * dry-run build). silu.h: both bodies run dsv32_silu_elem and one fp32 multiply; the only
+ * difference is expf (glibc on the host, CUDA expf on the device), a few fp32 ulps at most,
+ * far below a bf16 ulp. With a BF16 h and ONE rounding (the reference form) the results may
+ * differ only where the fp32 value sits at a bf16 rounding boundary: <= 1 bf16 ulp. silu.h
+ * states no CUDA-vs-CPU bound for an F32 h, and the HF form's first rounding can flip
+ * silu by one bf16 ulp and then move h by up to two: neither is tested here. */
+static void twin_silu_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t n, dsv32_dtype at,
+			   dsv32_dtype bt, int alias, uint64_t seed)
+{
+	k2_rng r;
+	k2_rng_seed(&r, seed);
+	int64_t s[1] = {n};
+	dsv32_tensor a = k2_host(at, 1, s), b = k2_host(bt, 1, s), h = k2_host(DSV32_BF16, 1, s);
+	k2_fill_normal(&a, &r, 4.0);
+	k2_fill_normal(&b, &r, 2.0);
+	const double edge[6] = {0.0, -0.0, 100.0, -100.0, 1e-30, -20.0};
+	for (int e = 0; e < 6 && e < n; e++)
+		k2_set(&a, e * 37 % n, edge[e]);
+	dsv32_tensor da = gt_to_dev(dev, &a), db = gt_to_dev(dev, &b), dh = gt_to_dev(dev, &h);
+	/* alias 0: h separate; 1: h = a; 2: h = b (both need a BF16 operand there) */
+	dsv32_tensor *hh = alias == 1 ? &a : alias == 2 ? &b : &h;
+	dsv32_tensor *dhh = alias == 1 ? &da : alias == 2 ? &db : &dh;
+	assert_int_equal(dsv32_silu_mul_ref(cpu, hh, &a, &b, NULL), DSV32_OK);
+	assert_int_equal(dsv32_silu_mul_ref(dev, dhh, &da, &db, NULL), DSV32_OK);
+	dsv32_tensor g = gt_from_dev(dev, dhh);
+	k2_check_ulps(alias ? "gpu silu_mul_ref in place" : "gpu silu_mul_ref", &g, hh, 1);
+	gt_free(dev, &da); gt_free(dev, &db); gt_free(dev, &dh);
+	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&h); dsv32_tensor_free(&g);
+}
+
+static void twin_silu(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	twin_silu_case(cpu, dev, N, DSV32_BF16, DSV32_BF16, 0, 601);
+	twin_silu_case(cpu, dev, N, DSV32_F32, DSV32_BF16, 0, 602);  /* fp32 gate input */
+	twin_silu_case(cpu, dev, N, DSV32_BF16, DSV32_F32, 1, 603);  /* h = a */
+	twin_silu_case(cpu, dev, N, DSV32_F32, DSV32_BF16, 2, 604);  /* h = b */
+	twin_silu_case(cpu, dev, 1, DSV32_BF16, DSV32_BF16, 0, 605); /* one element */
+}
+
+static void test_silu_mul_ref_gpu_matches_cpu(void **state)
+{
+	dsv32_backend *dev = gt_dev_backend_or_null();
+	if (!dev)
+		skip();
+	twin_silu(*state, dev);
+	dsv32_backend_destroy(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_silu_mul_ref_and_hf_match_oracles),
 		cmocka_unit_test(test_silu_mul_f32_output_is_unrounded),
 		cmocka_unit_test(test_silu_gpu_matches_cpu),
+		cmocka_unit_test(test_silu_mul_ref_gpu_matches_cpu),
 	};
 	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -10,6 +10,7 @@
 #include "kernels/topk.h"
 #include "tests/support/k3_util.h"
 #include "tests/support/test_common.h"
+#include "tests/support/gpu_twin.h"
 
 /* Oracle order, written from the contract (not from dsv32_topk_key): returns >0 if a ranks
  * before b. */
@@ -154,7 +155,7 @@ static void test_topk_len_pads_short_rows(void **state)
 static void test_topk_cuda_twin_is_bit_exact(void **state)
 {
 	(void)state;
-	dsv32_backend *g = tc_cuda_backend_or_null(), *c = NULL;
+	dsv32_backend *g = gt_dev_backend_or_null(), *c = NULL;
 	if (!g)
 		skip();
 	assert_int_equal(dsv32_backend_create(&c, DSV32_DEV_CPU, NULL), DSV32_OK);
@@ -189,6 +190,90 @@ static void test_topk_cuda_twin_is_bit_exact(void **state)
 	dsv32_backend_destroy(g);
 }
 
+/* ---- GPU twin of topk_len (and of topk with I32 indices, BF16 values, no values) ----
+ * twin_topk_len takes the second backend (gt_dev_backend_or_null: CUDA, or a CPU backend in a
+ * dry-run build). topk.h: "no arithmetic; CPU and CUDA give identical bits", so indices and
+ * values must agree bit for bit, padding slots (-1, -inf) included. The outputs start as the
+ * same garbage on both sides, so a slot either body leaves unwritten shows. */
+typedef struct {
+	int rows, n, k;
+	dsv32_dtype xt, it, vt; /* vt DSV32_DTYPE_COUNT: val_out NULL */
+	int64_t lens[8];        /* all -1: plain dsv32_topk */
+} topk_twin_case;
+
+static void twin_topk_case(dsv32_backend *cpu, dsv32_backend *dev, const topk_twin_case *tc,
+			   uint64_t seed)
+{
+	k3_rng r = {seed};
+	int64_t xs[2] = {tc->rows, tc->n}, os[2] = {tc->rows, tc->k}, ls[1] = {tc->rows};
+	bool has_val = tc->vt != DSV32_DTYPE_COUNT, has_len = tc->lens[0] >= 0;
+	dsv32_tensor x = k3_host(tc->xt, 2, xs), idx = k3_host(tc->it, 2, os);
+	dsv32_tensor val = has_val ? k3_host(tc->vt, 2, os) : (dsv32_tensor){0};
+	dsv32_tensor lens = has_len ? k3_host(DSV32_I64, 1, ls) : (dsv32_tensor){0};
+	for (int64_t i = 0; i < (int64_t)tc->rows * tc->n; i++)
+		k3_set(&x, i, tricky(&r));
+	for (int64_t i = 0; i < (int64_t)tc->rows * tc->k; i++) { /* garbage */
+		k3_set(&idx, i, 1000 + (double)i);
+		if (has_val)
+			k3_set(&val, i, 0.5 + (double)i);
+	}
+	if (has_len)
+		memcpy(lens.data, tc->lens, sizeof(int64_t) * (size_t)tc->rows);
+	dsv32_tensor dx = gt_to_dev(dev, &x), di = gt_to_dev(dev, &idx);
+	dsv32_tensor dv = has_val ? gt_to_dev(dev, &val) : (dsv32_tensor){0};
+	dsv32_tensor dl = has_len ? gt_to_dev(dev, &lens) : (dsv32_tensor){0};
+	dsv32_error e = {0};
+	if (has_len) {
+		assert_int_equal(dsv32_topk_len(cpu, &idx, has_val ? &val : NULL, &x, &lens, tc->k, &e),
+				 DSV32_OK);
+		assert_int_equal(dsv32_topk_len(dev, &di, has_val ? &dv : NULL, &dx, &dl, tc->k, &e),
+				 DSV32_OK);
+	} else {
+		assert_int_equal(dsv32_topk(cpu, &idx, has_val ? &val : NULL, &x, tc->k, &e), DSV32_OK);
+		assert_int_equal(dsv32_topk(dev, &di, has_val ? &dv : NULL, &dx, tc->k, &e), DSV32_OK);
+	}
+	dsv32_tensor gi = gt_from_dev(dev, &di);
+	gt_assert_bits_equal(has_len ? "gpu topk_len idx" : "gpu topk idx", &gi, &idx);
+	dsv32_tensor_free(&gi);
+	if (has_val) {
+		dsv32_tensor gv = gt_from_dev(dev, &dv);
+		gt_assert_bits_equal(has_len ? "gpu topk_len val" : "gpu topk val", &gv, &val);
+		dsv32_tensor_free(&gv);
+	}
+	gt_free(dev, &dx); gt_free(dev, &di); gt_free(dev, &dv); gt_free(dev, &dl);
+	dsv32_tensor_free(&x); dsv32_tensor_free(&idx); dsv32_tensor_free(&val);
+	dsv32_tensor_free(&lens);
+}
+
+static void twin_topk_len(dsv32_backend *cpu, dsv32_backend *dev)
+{
+	const dsv32_dtype NONE = DSV32_DTYPE_COUNT;
+	const topk_twin_case cases[] = {
+		/* short rows: 0, < k, = k, > k, = n */
+		{7, 37, 5, DSV32_F32, DSV32_I64, DSV32_F32, {37, 0, 1, 4, 5, 36, 20}},
+		{5, 1000, 16, DSV32_BF16, DSV32_I32, DSV32_BF16, {1000, 15, 16, 17, 999}},
+		{3, 5000, 2048, DSV32_BF16, DSV32_I64, DSV32_F32, {5000, 2047, 3000}},
+		{4, 129, 129, DSV32_F32, DSV32_I32, NONE, {129, 128, 0, 64}}, /* k = n */
+		{1, 1, 1, DSV32_F32, DSV32_I64, DSV32_F32, {0}},
+		{2, 1, 1, DSV32_BF16, DSV32_I32, DSV32_BF16, {1, 0}},
+		/* plain topk with the dtypes the existing twin does not use */
+		{5, 1000, 16, DSV32_F32, DSV32_I32, DSV32_F32, {-1}},
+		{3, 300, 17, DSV32_BF16, DSV32_I64, DSV32_BF16, {-1}},
+		{2, 77, 77, DSV32_F32, DSV32_I64, NONE, {-1}},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		twin_topk_case(cpu, dev, &cases[i], 700 + i);
+}
+
+static void test_topk_len_and_dtypes_gpu_are_bit_exact(void **state)
+{
+	dsv32_backend *dev = gt_dev_backend_or_null();
+	if (!dev)
+		skip();
+	twin_topk_len(*state, dev);
+	dsv32_backend_destroy(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_topk_rejects_bad_k),
 		cmocka_unit_test(test_topk_len_pads_short_rows),
 		cmocka_unit_test(test_topk_cuda_twin_is_bit_exact),
+		cmocka_unit_test(test_topk_len_and_dtypes_gpu_are_bit_exact),
 	};
 	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }
