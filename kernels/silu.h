@@ -12,6 +12,11 @@
  * a, b, h [rows, n] BF16 or F32, same numel; h may alias a or b.
  * exp: glibc expf on the host, expf on the device, Sleef u10 in PyTorch: silu may differ from
  * torch by an fp32 ulp before the bf16 rounding.
+ * CUDA body vs CPU body (the same code but expf, a few fp32 ulps apart): ref form, BF16 h:
+ * <= 1 bf16 ulp (one rounding of values a few fp32 ulps apart); HF form, BF16 h: <= 2 bf16
+ * ulps (bf16(silu) can flip by one ulp u_s; |b| * u_s < 2 ulps of s*b, and rounding both
+ * products keeps the difference <= 2 ulps); F32 h: a few fp32 ulps (the expf difference
+ * carried through one add, one divide and one multiply).
  * Errors: DSV32_E_SHAPE, DSV32_E_DTYPE, DSV32_E_USAGE, DSV32_E_UNSUPPORTED.
  */
 #ifndef DSV32_SILU_H
