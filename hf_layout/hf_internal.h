@@ -3,6 +3,7 @@
 #ifndef DSV32_HF_INTERNAL_H
 #define DSV32_HF_INTERNAL_H
 
+#include "core/safetensors.h"
 #include "hf_layout/hf_model.h"
 #include "kernels/backend.h"
 
@@ -31,6 +32,10 @@ typedef struct {
 	dsv32_dtype act;               /* BF16 (bf16 profile) or F32 (fp32 profile) */
 	dsv32_tensor embed, norm, lm_head;
 	hf_layer_w *layers;
+	/* The open checkpoint (weights.c). On CPU, parameters kept in their file dtype are
+	 * borrowed (owned == false), read-only views of its mappings: never written, never freed;
+	 * it is closed last in the model's close (hf_weights_close_src). */
+	dsv32_ckpt *ck;
 	hf_layer_cache *cache;
 	int64_t cap_b, cap_t;          /* cache capacity */
 	int64_t cache_b, cache_len;    /* batch of the cached sequence, cached positions */
@@ -51,6 +56,8 @@ typedef struct {
 /* ---- helpers (model.c) ---- */
 dsv32_status hf_alloc(hf_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim, const int64_t *shape,
 		      dsv32_error *err);
+/* Frees owned storage only (a borrowed view, e.g. a parameter mapped from the checkpoint, is
+ * left alone) and resets t in both cases. */
 void hf_free(hf_model *m, dsv32_tensor *t);
 /* A borrowed view of base's storage starting at element elem_off. */
 dsv32_tensor hf_view(const dsv32_tensor *base, int64_t elem_off, int ndim, const int64_t *shape);
@@ -64,7 +71,9 @@ bool hf_taps_on(const hf_model *m);
 
 /* ---- parts ---- */
 dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err);   /* weights.c */
-void hf_weights_free(hf_model *m);
+void hf_weights_free(hf_model *m);     /* owned parameters freed, borrowed ones reset */
+/* Closes the checkpoint the parameters borrow from (no-op when closed): after hf_weights_free. */
+void hf_weights_close_src(hf_model *m);
 dsv32_status hf_cache_init(hf_model *m, dsv32_error *err);                      /* cache.c */
 void hf_cache_free(hf_model *m);
 /* Write rows [past, past+S) of batch rows [0,B) of cache buffer c ([Bc,Tc,D]) from x [B,S,D]. */

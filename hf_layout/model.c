@@ -21,7 +21,7 @@ dsv32_status hf_alloc(hf_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim, co
 
 void hf_free(hf_model *m, dsv32_tensor *t)
 {
-	if (t->data)
+	if (t->data && t->owned)
 		dsv32_backend_free(m->be, t);
 	memset(t, 0, sizeof *t);
 }
@@ -356,6 +356,7 @@ static void vt_close(dsv32_model *mm)
 	hf_cache_free(m);
 	hf_weights_free(m);
 	dsv32_backend_destroy(m->be);
+	hf_weights_close_src(m); /* last: the parameters may have borrowed its mappings */
 	free(m);
 }
 

@@ -3,7 +3,16 @@
  * [e_score_correction_bias, gate.weight]): everything bf16 except the router weight and bias
  * (fp32). fp8 e4m3 matrices with weight_scale_inv are dequantized (dsv32_weight_dequant: fp32
  * product per 128x128 block, one RNE to bf16), as transformers' dequantizing load does.
- * fp32 profile: every parameter F32. MTP layers are never read. */
+ * fp32 profile: every parameter F32. MTP layers are never read.
+ *
+ * Copies (docs/perf.md "Weight loading"): on the CPU backend a parameter whose file dtype is its
+ * dtype (bf16 under a bf16 load) is a borrowed, read-only view of the mmap'd checkpoint
+ * (PROT_READ: a write faults); a dtype change or an fp8 dequantization is written once, straight
+ * into the owned parameter. The checkpoint stays open while any parameter borrows from it and is
+ * closed by hf_weights_close_src, last in the model's close. On CUDA each parameter is one
+ * upload, from the mapping or from one host staging buffer; nothing borrows and the checkpoint
+ * is closed at the end of the load. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +23,28 @@
 
 typedef struct {
 	hf_model *m;
-	dsv32_ckpt *ck;
+	dsv32_ckpt *ck;     /* m->ck */
 	dsv32_backend *cpu; /* host backend for the fp8 dequant */
+	int64_t n_borrowed; /* parameters that are views of the mappings */
 } loader;
 
-/* Load `name` as a device tensor of dtype dt with the expected shape. */
+/* Whether p may be read as elements of dt in place (the kernels load typed elements). */
+static bool is_aligned(const void *p, dsv32_dtype dt)
+{
+	size_t a = dsv32_dtype_size(dt);
+	return a == 0 || (uintptr_t)p % a == 0;
+}
+
+/* Load `name` as a device tensor of dtype dt with the expected shape, copying as little as
+ * possible (file comment): CPU + file dtype kept: a borrowed view of the mapping; CPU + dtype
+ * change or fp8 dequant: written once into the owned parameter; CUDA: one upload, from the
+ * mapping or from one host staging buffer. out is empty on failure. */
 static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_dtype dt, int ndim,
 			 const int64_t *shape, dsv32_error *err)
 {
-	dsv32_tensor src, host = {0};
+	hf_model *m = L->m;
+	bool cpu = m->be->device == DSV32_DEV_CPU;
+	dsv32_tensor src, host = {0}, *to;
 	dsv32_status rc = dsv32_ckpt_tensor(L->ck, name, &src, err);
 	if (rc != DSV32_OK)
 		return rc;
@@ -32,9 +54,30 @@ static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_d
 				  dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
 				  dsv32_shape_str(b, sizeof b, ndim, shape));
 	}
-	rc = dsv32_tensor_alloc(&host, dt, ndim, shape, err);
+	if (src.dtype != DSV32_F8_E4M3 && src.dtype != DSV32_BF16 && src.dtype != DSV32_F32)
+		return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected BF16, F32 or F8_E4M3",
+				  name, dsv32_dtype_name(src.dtype));
+	if (src.dtype == dt && cpu && is_aligned(src.data, dt)) {
+		*out = src; /* borrowed, read-only */
+		L->n_borrowed++;
+		return DSV32_OK;
+	}
+	if (src.dtype == dt) { /* CUDA (or a misaligned view): one upload from the mapping */
+		rc = hf_alloc(m, out, dt, ndim, shape, err);
+		if (rc == DSV32_OK)
+			rc = dsv32_backend_upload(m->be, out->data, src.data, dsv32_tensor_nbytes(out),
+						  err);
+		goto out_free;
+	}
+	/* a dtype change: written once, into the parameter itself on CPU, else into a staging
+	 * buffer that is uploaded */
+	if (cpu)
+		rc = hf_alloc(m, out, dt, ndim, shape, err);
+	else
+		rc = dsv32_tensor_alloc(&host, dt, ndim, shape, err);
 	if (rc != DSV32_OK)
-		return rc;
+		goto out_free;
+	to = cpu ? out : &host;
 	if (src.dtype == DSV32_F8_E4M3) {
 		char sname[512];
 		dsv32_tensor scale;
@@ -44,24 +87,23 @@ static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_d
 			dsv32_error_prefix(err, "%s is F8_E4M3 without %s", name, sname);
 			goto out_free;
 		}
-		rc = dsv32_weight_dequant(L->cpu, &host, &src, &scale, err);
+		rc = dsv32_weight_dequant(L->cpu, to, &src, &scale, err);
 		if (rc != DSV32_OK)
 			goto out_free;
-	} else if (src.dtype == DSV32_BF16 || src.dtype == DSV32_F32) {
-		if (!dsv32_convert(host.data, dt, src.data, src.dtype, (size_t)dsv32_tensor_numel(&src))) {
-			rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: cannot convert %s to %s", name,
-					dsv32_dtype_name(src.dtype), dsv32_dtype_name(dt));
-			goto out_free;
-		}
-	} else {
-		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected BF16, F32 or F8_E4M3",
-				name, dsv32_dtype_name(src.dtype));
+	} else if (!dsv32_convert(to->data, dt, src.data, src.dtype, (size_t)dsv32_tensor_numel(&src))) {
+		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: cannot convert %s to %s", name,
+				dsv32_dtype_name(src.dtype), dsv32_dtype_name(dt));
 		goto out_free;
 	}
-	rc = hf_alloc(L->m, out, dt, ndim, shape, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(L->m->be, out->data, host.data, dsv32_tensor_nbytes(&host), err);
+	if (!cpu) {
+		rc = hf_alloc(m, out, dt, ndim, shape, err);
+		if (rc == DSV32_OK)
+			rc = dsv32_backend_upload(m->be, out->data, host.data,
+						  dsv32_tensor_nbytes(&host), err);
+	}
 out_free:
+	if (rc != DSV32_OK)
+		hf_free(m, out);
 	dsv32_tensor_free(&host);
 	return rc;
 }
@@ -140,12 +182,14 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 	const dsv32_config *c = &m->base.cfg;
 	loader Lv = {.m = m}, *L = &Lv;
 	char nm[256];
-	dsv32_status rc = dsv32_ckpt_open(&L->ck, dir, err);
+	/* m->ck is closed by hf_weights_close_src, also after a failure below */
+	dsv32_status rc = dsv32_ckpt_open(&m->ck, dir, err);
 	if (rc != DSV32_OK)
 		return rc;
+	L->ck = m->ck;
 	rc = dsv32_backend_create(&L->cpu, DSV32_DEV_CPU, err);
 	if (rc != DSV32_OK)
-		goto out_close;
+		return rc;
 	m->layers = calloc((size_t)c->n_layers, sizeof(hf_layer_w));
 	if (!m->layers) {
 		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "hf: layer table");
@@ -165,11 +209,21 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 		rc = load_layer(L, i, err);
 	/* MTP layers (model.layers.{n_layers}..) are never read: transformers drops them
 	 * (_keys_to_ignore_on_load_unexpected) */
+	if (rc == DSV32_OK && L->n_borrowed == 0) { /* nothing borrows (CUDA, or all converted) */
+		rc = dsv32_backend_sync(m->be, err); /* every upload has read its source */
+		if (rc == DSV32_OK)
+			hf_weights_close_src(m);
+	}
 out_be:
 	dsv32_backend_destroy(L->cpu);
-out_close:
-	dsv32_ckpt_close(L->ck);
 	return rc;
+}
+
+void hf_weights_close_src(hf_model *m)
+{
+	if (m->ck)
+		dsv32_ckpt_close(m->ck);
+	m->ck = NULL;
 }
 
 void hf_weights_free(hf_model *m)

@@ -400,6 +400,7 @@ static void vt_close(dsv32_model *mm)
 		return;
 	ref_weights_free(m);
 	dsv32_backend_destroy(m->be);
+	ref_weights_close_src(m); /* last: the parameters may have borrowed its mappings */
 	free(m);
 }
 

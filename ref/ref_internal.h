@@ -62,6 +62,10 @@ typedef struct {
 	dsv32_tensor *head;   /* [W] local rows [V/W, dim] F32 */
 	dsv32_tensor norm;    /* F32 [dim] */
 	ref_layer *layers;
+	/* The open checkpoint files (weights.c). On CPU, parameters kept in their file dtype are
+	 * borrowed (owned == false), read-only views of these mappings: never written, never
+	 * freed; the files are closed last in the model's close (ref_weights_close_src). */
+	struct ref_wsrc *src;
 } ref_model;
 
 static inline ref_model *ref_of(dsv32_model *m)
@@ -108,7 +112,11 @@ dsv32_tensor ref_view(const dsv32_tensor *t, int64_t off, int ndim, const int64_
 
 /* weights.c */
 dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_error *err);
+/* Frees every owned parameter and resets every borrowed one; the files stay open. */
 void ref_weights_free(ref_model *m);
+/* Closes the checkpoint files the parameters borrow from (no-op when closed): call after
+ * ref_weights_free, when nothing can read a borrowed view any more. */
+void ref_weights_close_src(ref_model *m);
 dsv32_status ref_caches_alloc(ref_model *m, dsv32_error *err);
 
 /* tp.c: collectives over the in-process ranks (§C.4, §C.6, §C.8).
@@ -139,7 +147,8 @@ dsv32_status ref_tap_cache(ref_model *m, const dsv32_tensor *cache, int64_t B, i
 			   int64_t P, dsv32_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 7, 8)));
 
-/* Scratch tensors on the backend device. */
+/* Scratch tensors on the backend device. ref_free frees owned storage only (a borrowed view,
+ * e.g. a parameter mapped from the checkpoint, is left alone) and resets t in both cases. */
 dsv32_status ref_alloc(ref_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim,
 		       const int64_t *shape, dsv32_error *err);
 void ref_free(ref_model *m, dsv32_tensor *t);

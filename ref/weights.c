@@ -7,7 +7,16 @@
  * F.linear(fp32(x), fp32(weight))); embed BF16; every other matrix in its file dtype (BF16, or
  * F8_E4M3 + F32 block scale for the fp8 GEMM path). fp32 profile: fp8 matrices are dequantized
  * to F32 once here (fp8 simulation off).
+ *
+ * Copies (docs/perf.md "Weight loading"): on the CPU backend a parameter kept in its file dtype
+ * is a borrowed, read-only view of the mmap'd file (PROT_READ: a write faults), or, for an HF
+ * tensor split across ranks in strided runs, the one owned slice made while reading it. A dtype
+ * change is one conversion straight into the owned parameter. The files stay open while any
+ * parameter borrows from them and are closed by ref_weights_close_src, last in the model's
+ * close. On CUDA each parameter is one upload, from the mapping or from one host staging buffer
+ * when its dtype changes; nothing borrows and the files are closed at the end of the load.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +28,20 @@
 #include "kernels/fp8.h"
 #include "ref/ref_internal.h"
 
-typedef struct {
+/* The open checkpoint the parameters are read from (and, on CPU, borrow from). */
+struct ref_wsrc {
 	bool is_hf;
 	dsv32_ckpt *hf;
 	dsv32_st_file **shard; /* [W] */
 	int W;
+	int64_t n_borrowed;    /* parameters that are views of the mappings */
 	char buf[DSV32_NAME_MAX];
-} wsrc;
+};
+typedef struct ref_wsrc wsrc;
 
-/* Host bytes of rank `rank`'s tensor `name` (reference naming): a borrowed view (shards) or an
- * owned copy of the rank's slice (HF). *found false when absent (no error). */
+/* Host bytes of rank `rank`'s tensor `name` (reference naming): a borrowed view (a shard, or an
+ * HF tensor whose rank slice is one contiguous run) or an owned copy of the rank's slice (HF,
+ * strided runs). *found false when absent (no error). */
 static dsv32_status src_get(wsrc *s, int rank, const char *name, dsv32_tensor *out, bool *found,
 			    dsv32_error *err)
 {
@@ -50,6 +63,11 @@ static dsv32_status src_get(wsrc *s, int rank, const char *name, dsv32_tensor *o
 	dsv32_slice sl;
 	DSV32_TRY(dsv32_slice_for_rank(&sl, s->buf, info.split, full.dtype, full.ndim, full.shape,
 				       rank, s->W, err));
+	if (sl.runs <= 1 || sl.stride == sl.run_bytes) { /* one contiguous run: a view */
+		*out = dsv32_tensor_view((char *)full.data + sl.offset, full.dtype, sl.ndim, sl.shape);
+		*found = true;
+		return DSV32_OK;
+	}
 	DSV32_TRY(dsv32_tensor_alloc(out, full.dtype, sl.ndim, sl.shape, err));
 	for (uint64_t i = 0; i < sl.runs; i++)
 		memcpy((char *)out->data + i * sl.run_bytes,
@@ -68,10 +86,47 @@ static const char *shown_name(const wsrc *s, const char *name, char *buf, size_t
 	return buf;
 }
 
-static void src_release(wsrc *s, dsv32_tensor *t)
+/* Whether p may be read as elements of dt in place (the kernels load typed elements). */
+static bool is_aligned(const void *p, dsv32_dtype dt)
 {
-	if (s->is_hf)
-		dsv32_tensor_free(t);
+	size_t a = dsv32_dtype_size(dt);
+	return a == 0 || (uintptr_t)p % a == 0;
+}
+
+/* Make dst, a parameter of dtype dt on m's device, from the host tensor src of the same shape
+ * with the fewest copies (file comment). src is emptied when dst takes it over; otherwise the
+ * caller still releases it. dst is empty on failure. */
+static dsv32_status place(ref_model *m, wsrc *s, dsv32_tensor *src, dsv32_dtype dt,
+			  dsv32_tensor *dst, dsv32_error *err)
+{
+	size_t n = (size_t)dsv32_tensor_numel(src);
+	dsv32_status rc;
+	if (m->be->device == DSV32_DEV_CPU) {
+		if (dt == src->dtype && is_aligned(src->data, dt)) {
+			*dst = *src; /* borrowed view of the mapping, or the owned slice handed over */
+			if (!src->owned)
+				s->n_borrowed++;
+			*src = (dsv32_tensor){0};
+			return DSV32_OK;
+		}
+		DSV32_TRY(ref_alloc(m, dst, dt, src->ndim, src->shape, err));
+		dsv32_convert(dst->data, dt, src->data, src->dtype, n);
+		return DSV32_OK;
+	}
+	dsv32_tensor stage = {0};
+	const void *from = src->data;
+	if (dt != src->dtype) { /* the one host staging copy */
+		DSV32_TRY(dsv32_tensor_alloc(&stage, dt, src->ndim, src->shape, err));
+		dsv32_convert(stage.data, dt, src->data, src->dtype, n);
+		from = stage.data;
+	}
+	rc = ref_alloc(m, dst, dt, src->ndim, src->shape, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(m->be, dst->data, from, dsv32_tensor_nbytes(dst), err);
+	if (rc != DSV32_OK)
+		ref_free(m, dst);
+	dsv32_tensor_free(&stage);
+	return rc;
 }
 
 /* Load `name` of `rank` as dtype `want` (DSV32_DTYPE_COUNT: keep the file dtype) with the
@@ -80,7 +135,7 @@ static dsv32_status ld(ref_model *m, wsrc *s, int rank, const char *name, dsv32_
 		       int ndim, const int64_t *shape, bool optional, dsv32_tensor *dst,
 		       dsv32_error *err)
 {
-	dsv32_tensor src = {0}, host = {0};
+	dsv32_tensor src = {0};
 	bool found;
 	char shown[640];
 	dsv32_status rc = src_get(s, rank, name, &src, &found, err);
@@ -109,19 +164,9 @@ static dsv32_status ld(ref_model *m, wsrc *s, int rank, const char *name, dsv32_
 				dsv32_dtype_name(src.dtype), dsv32_dtype_name(dt));
 		goto out_release;
 	}
-	rc = dsv32_tensor_alloc(&host, dt, ndim, shape, err);
-	if (rc != DSV32_OK)
-		goto out_release;
-	if (dt == src.dtype)
-		memcpy(host.data, src.data, dsv32_tensor_nbytes(&host));
-	else
-		dsv32_convert(host.data, dt, src.data, src.dtype, (size_t)dsv32_tensor_numel(&host));
-	rc = ref_alloc(m, dst, dt, ndim, shape, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(m->be, dst->data, host.data, dsv32_tensor_nbytes(&host), err);
-	dsv32_tensor_free(&host);
+	rc = place(m, s, &src, dt, dst, err);
 out_release:
-	src_release(s, &src);
+	dsv32_tensor_free(&src); /* an owned HF slice not handed over; views are only reset */
 	return rc;
 }
 
@@ -150,7 +195,8 @@ static dsv32_status ld_lin(ref_model *m, wsrc *s, int rank, const char *prefix, 
 		dsv32_tensor wf;
 		DSV32_TRY(ref_alloc(m, &wf, DSV32_F32, 2, shape, err));
 		dsv32_status rc = dsv32_weight_dequant(m->be, &wf, &l->w, &l->s, err);
-		ref_free(m, &l->w);
+		s->n_borrowed -= (l->w.owned ? 0 : 1) + (l->s.owned ? 0 : 1);
+		ref_free(m, &l->w); /* a view of the mapping is only reset */
 		ref_free(m, &l->s);
 		l->w = wf;
 		if (rc != DSV32_OK)
@@ -280,8 +326,11 @@ static dsv32_status open_src(wsrc *s, ref_model *m, const char *ckpt, bool is_hf
 	return DSV32_OK;
 }
 
-static void close_src(wsrc *s)
+void ref_weights_close_src(ref_model *m)
 {
+	wsrc *s = m->src;
+	if (!s)
+		return;
 	if (s->hf)
 		dsv32_ckpt_close(s->hf);
 	if (s->shard) {
@@ -290,42 +339,54 @@ static void close_src(wsrc *s)
 				dsv32_st_close(s->shard[r]);
 		free(s->shard);
 	}
+	free(s);
+	m->src = NULL;
 }
 
 dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
-	wsrc s = {0};
-	dsv32_status rc = open_src(&s, m, ckpt, is_hf, err);
+	wsrc *s = calloc(1, sizeof *s);
+	if (!s)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "checkpoint source");
+	m->src = s; /* closed by ref_weights_close_src, even after a failure below */
+	dsv32_status rc = open_src(s, m, ckpt, is_hf, err);
 	if (rc != DSV32_OK)
-		goto out_close;
+		return rc;
 	int W = m->W;
 	m->head = calloc((size_t)W, sizeof *m->head);
 	m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-	if (!m->head || !m->layers) {
-		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "model tables");
-		goto out_close;
-	}
+	if (!m->head || !m->layers)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "model tables");
 	int64_t vshape[2] = {c->vocab_size / W, c->dim}, eshape[2] = {c->vocab_size, c->dim};
-	rc = ref_alloc(m, &m->embed, DSV32_BF16, 2, eshape, err);
+	if (W == 1) /* the one rank's rows are the table: no placement copy */
+		rc = ld(m, s, 0, "embed.weight", DSV32_BF16, 2, vshape, false, &m->embed, err);
+	else
+		rc = ref_alloc(m, &m->embed, DSV32_BF16, 2, eshape, err);
 	for (int r = 0; r < W && rc == DSV32_OK; r++) {
-		dsv32_tensor e = {0};
-		rc = ld(m, &s, r, "embed.weight", DSV32_BF16, 2, vshape, false, &e, err);
-		if (rc == DSV32_OK) { /* place the rank's rows: the exact all_reduce of §C.2 */
-			dsv32_tensor dst = ref_view(&m->embed, r * vshape[0] * vshape[1], 2, vshape);
-			rc = dsv32_cast(m->be, &dst, &e, err);
+		if (W > 1) {
+			dsv32_tensor e = {0};
+			rc = ld(m, s, r, "embed.weight", DSV32_BF16, 2, vshape, false, &e, err);
+			if (rc == DSV32_OK) { /* place the rank's rows: the exact all_reduce of §C.2 */
+				dsv32_tensor dst = ref_view(&m->embed, r * vshape[0] * vshape[1], 2,
+							    vshape);
+				rc = dsv32_cast(m->be, &dst, &e, err);
+			}
+			ref_free(m, &e);
 		}
-		ref_free(m, &e);
 		if (rc == DSV32_OK)
-			rc = ld(m, &s, r, "head.weight", DSV32_F32, 2, vshape, false, &m->head[r], err);
+			rc = ld(m, s, r, "head.weight", DSV32_F32, 2, vshape, false, &m->head[r], err);
 	}
 	int64_t one[1] = {c->dim};
 	if (rc == DSV32_OK)
-		rc = ld(m, &s, 0, "norm.weight", DSV32_F32, 1, one, false, &m->norm, err);
+		rc = ld(m, s, 0, "norm.weight", DSV32_F32, 1, one, false, &m->norm, err);
 	for (int L = 0; L < c->n_layers && rc == DSV32_OK; L++)
-		rc = load_layer(m, &s, L, err);
-out_close:
-	close_src(&s);
+		rc = load_layer(m, s, L, err);
+	if (rc == DSV32_OK && s->n_borrowed == 0) { /* nothing borrows (CUDA, or all converted) */
+		rc = dsv32_backend_sync(m->be, err); /* every upload has read its source */
+		if (rc == DSV32_OK)
+			ref_weights_close_src(m);
+	}
 	return rc;
 }
 
