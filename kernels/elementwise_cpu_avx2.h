@@ -3,10 +3,16 @@
  * The CPU bodies keep their scalar loops as the portable path and as the exact reference; where
  * the CPU has AVX2 (__builtin_cpu_supports) a row or block may instead run the vector code, which
  * performs the same IEEE fp32 operations on the same operands (one rounding each, no FMA: the
- * target is "avx2" only and host code is ISO C11, -ffp-contract=off), so the outputs are
- * bit-identical to the scalar loops. Where NaN payload propagation could differ (an operation
- * with two NaN operands, whose result depends on operand order), the callers run the scalar
- * loop instead; docs/perf.md ("Vectorised CPU element-wise bodies") describes the checks.
+ * target is "avx2" only and host code is ISO C11, -ffp-contract=off), so every non-NaN output is
+ * bit-identical to the scalar loops. NaN sign and payload are not part of any op's contract
+ * (docs/numerics.md "NaN"): a NaN output is NaN at the same position, which NaN is unspecified
+ * (an IEEE op with two NaN operands returns one of them depending on operand order). softmax and
+ * act_quant still route NaN rows to the scalar loop (they were written before that decision);
+ * rmsnorm, rope, silu_mul and hadamard do not. docs/perf.md ("Vectorised CPU element-wise
+ * bodies") describes the checks.
+ *
+ * Portable entry points (declared at the end, any CPU): the scalar loops of rmsnorm, rope,
+ * silu_mul and hadamard, with the arguments of dsv32_<op>_cpu; tests compare the two.
  *
  *   dsv32_ld8(p, t, i)      8 elements of a BF16 or F32 buffer from element i, widened exactly
  *   dsv32_bf16bits8(v)      dsv32_f32_to_bf16 of 8 lanes (RNE, NaN quieted with its payload),
@@ -83,5 +89,18 @@ DSV32_AVX2_FN static inline float dsv32_hmax8(__m256 v)
 	return _mm_cvtss_f32(m);
 }
 #endif
+
+/* ---- the portable scalar loops (every CPU); dsv32_<op>_cpu runs them where AVX2 is absent ---- */
+#include "kernels/hadamard.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/silu.h"
+
+void dsv32_rmsnorm_cpu_portable(const dsv32_rmsnorm_args *a);
+void dsv32_rope_cpu_portable(const dsv32_rope_args *a);
+void dsv32_silu_mul_cpu_portable(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at,
+				 const void *b, dsv32_dtype bt, int64_t n, bool hf);
+void dsv32_hadamard_cpu_portable(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt,
+				 int64_t rows, int64_t d, float scale);
 
 #endif

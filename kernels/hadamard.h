@@ -9,6 +9,9 @@
  *     y = round_y( v · fp32(d^-0.5) )                         (scale: fp32(pow(d, −0.5)))
  *   i.e. y = round(x · H_d · d^-0.5) with H the Sylvester-ordered ±1 matrix (scipy.linalg
  *   .hadamard), with this exact butterfly order. y may alias x.
+ * NaN:    a NaN output is NaN at the same position; its sign and payload are unspecified (not
+ *         part of the contract, docs/numerics.md "NaN"; the CPU AVX2 and scalar paths and the
+ *         CUDA body may return different NaNs). Every non-NaN output is as stated above.
  * Errors: DSV32_E_SHAPE (d not a power of two), DSV32_E_DTYPE, DSV32_E_USAGE, _UNSUPPORTED.
  */
 #ifndef DSV32_HADAMARD_H

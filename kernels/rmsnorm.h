@@ -31,6 +31,9 @@
  *   dsv32_rmsnorm and dsv32_rmsnorm_add round xn to bf16 BEFORE the weight multiply (an
  *   HF-style double rounding inside the reference norm), so a harness must flag drift at every
  *   norm tap. res_out is unaffected. The HF form ignores the flag.
+ * NaN:    a NaN output is NaN at the same position; its sign and payload are unspecified (not
+ *         part of the contract, docs/numerics.md "NaN"; the CPU AVX2 and scalar paths and the
+ *         CUDA body may return different NaNs). Every non-NaN output is as stated above.
  * Errors: DSV32_E_SHAPE, DSV32_E_DTYPE, DSV32_E_USAGE (device, aliasing),
  *         DSV32_E_UNSUPPORTED if the backend lacks it.
  */

@@ -29,6 +29,9 @@
  *   y[rd/2 + j] = x[2j + 1]); inverse y[P[j]] = x[j] (back to the reference order, for taps).
  *   On the rd columns at off, values copied (rounded to y's dtype if it differs). In place ok.
  *
+ * NaN:    a NaN output is NaN at the same position; its sign and payload are unspecified (not
+ *         part of the contract, docs/numerics.md "NaN"; the CPU AVX2 and scalar paths and the
+ *         CUDA body may return different NaNs). Every non-NaN output is as stated above.
  * rd must be even and <= 256 (DSV32_ROPE_MAX_DIM). Errors: DSV32_E_SHAPE, DSV32_E_DTYPE,
  * DSV32_E_USAGE, DSV32_E_UNSUPPORTED.
  */

@@ -17,6 +17,9 @@
  * ulps (bf16(silu) can flip by one ulp u_s; |b| * u_s < 2 ulps of s*b, and rounding both
  * products keeps the difference <= 2 ulps); F32 h: a few fp32 ulps (the expf difference
  * carried through one add, one divide and one multiply).
+ * NaN:    a NaN output is NaN at the same position; its sign and payload are unspecified (not
+ *         part of the contract, docs/numerics.md "NaN"; the CPU AVX2 and scalar paths and the
+ *         CUDA body may return different NaNs). Every non-NaN output is as stated above.
  * Errors: DSV32_E_SHAPE, DSV32_E_DTYPE, DSV32_E_USAGE, DSV32_E_UNSUPPORTED.
  */
 #ifndef DSV32_SILU_H
