@@ -1,5 +1,6 @@
 /* cmd_compare.c: `dsv32-parity compare`: run two implementations (or recordings) on the same
  * weights and tokens and report drift per layer and per op (issues 7 and 8). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,8 @@ extern const char dsv32_default_budget_json[];
 
 typedef struct {
 	const char *checkpoint, *a, *b, *tokens, *mode, *budget, *json, *markdown, *html, *dump;
-	uint64_t prompt_len, seed, batch, decode_steps;
-	bool noise_floor, quiet;
+	uint64_t prompt_len, seed, batch, decode_steps, layers;
+	bool noise_floor, quiet, eager_dequant;
 	char tmpdir[64]; /* the built-in model, when no checkpoint is given */
 } compare_args;
 
@@ -32,6 +33,10 @@ static const char *summary =
 	"and checks them against a budget. Sides: LAYOUT[:cpu|cuda][:bf16|fp32][:tp=W]\n"
 	"[:experts=eager] with LAYOUT ref|hf, or taps:FILE for a recording (docs/tap-format.md).\n"
 	"Without --checkpoint the built-in tiny model is generated in a temporary directory.\n"
+	"--layers N opens both live sides with their first N decoder layers only (then the final\n"
+	"norm and head as usual): a parity check of a model prefix, e.g. the first 4 layers of the\n"
+	"671B checkpoint on a workstation. final_norm and logits are then those of the truncated\n"
+	"model, not the model's. The report records the limit (provenance \"layers\": \"4 of 61\").\n"
 	"Exit: 0 every tap within budget, 1 a tap over budget or non-finite values, 2 bad input.";
 
 static int parse(compare_args *o, int argc, char **argv)
@@ -44,6 +49,7 @@ static int parse(compare_args *o, int argc, char **argv)
 	o->seed = 1;
 	o->batch = 2;
 	o->decode_steps = 3;
+	o->layers = 0;
 	const dsv32_arg_opt opts[] = {
 		{"checkpoint", DSV32_ARG_STRING, &o->checkpoint, "DIR", "HF or reference checkpoint (default: built-in tiny)", false},
 		{"a", DSV32_ARG_STRING, &o->a, "SIDE", "side a (default ref)", false},
@@ -60,13 +66,18 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"markdown", DSV32_ARG_STRING, &o->markdown, "FILE", "write the Markdown summary", false},
 		{"html", DSV32_ARG_STRING, &o->html, "FILE", "write the HTML report", false},
 		{"dump", DSV32_ARG_STRING, &o->dump, "FILE.h5", "keep every tap of both sides (HDF5: a/stepN, b/stepN)", false},
+		{"layers", DSV32_ARG_U64, &o->layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
+		{"eager-dequant", DSV32_ARG_FLAG, &o->eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
 		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "no table on stdout", false},
 	};
 	dsv32_arg_spec spec = {"compare", "[--checkpoint DIR] [--a SIDE] [--b SIDE] [options]",
 			       summary, opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
 	const char *pos[4];
 	int npos = 0;
-	return dsv32_args_parse(&spec, argc, argv, pos, &npos);
+	int rc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
+	if (o->layers > INT_MAX) /* above the model's count: all layers */
+		o->layers = INT_MAX;
+	return rc;
 }
 
 static void on_progress(void *user, int step, int n, const char *pass)
@@ -140,6 +151,11 @@ static void add_provenance(dsv32_cmp_result *r, const compare_args *o, const dsv
 	snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->decode_steps);
 	dsv32_cmp_result_prov(r, "decode_steps", buf);
 	dsv32_cmp_result_prov(r, "budget", o->budget ? o->budget : "built-in default (docs/budgets.md)");
+	if (o->layers > 0 && o->checkpoint) { /* a truncated model: "4 of 61" */
+		dsv32_cli_layers_text(buf, sizeof buf, (int)o->layers,
+				      dsv32_cli_layer_count(o->checkpoint, NULL));
+		dsv32_cmp_result_prov(r, "layers", buf);
+	}
 }
 
 /* fp32 twin of a live side, for the noise floor */
@@ -219,6 +235,13 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 	dsv32_side_spec a, b;
 	DSV32_TRY(dsv32_side_parse(o->a, &a, err));
 	DSV32_TRY(dsv32_side_parse(o->b, &b, err));
+	if (o->layers > 0 && (a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS))
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "--layers %llu: both sides must be live models (a recording holds "
+				  "the full model's taps, so its final_norm and logits are not "
+				  "comparable with a truncated model's)", (unsigned long long)o->layers);
+	a.opts.layers = b.opts.layers = (int)o->layers;
+	a.opts.eager_dequant = b.opts.eager_dequant = o->eager_dequant;
 	bool live = a.kind == DSV32_SIDE_MODEL || b.kind == DSV32_SIDE_MODEL;
 	if (live && !o->checkpoint)
 		DSV32_TRY(make_builtin(o, err));

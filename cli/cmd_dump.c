@@ -1,5 +1,6 @@
 /* cmd_dump.c: `dsv32-parity dump`: record a layout's taps (prefill + greedy decode steps) in the
  * tap format (docs/tap-format.md), for comparison with other implementations' recordings. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,8 @@ int dsv32_cmd_dump(int argc, char **argv)
 {
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
 		   *profile = "bf16";
-	uint64_t steps = 4, mp = 1;
+	uint64_t steps = 4, mp = 1, layers = 0;
+	bool eager_dequant = false;
 	const dsv32_arg_opt opts[] = {
 		{"layout", DSV32_ARG_CHOICE, &layout, "ref|hf", "which layout runs (default ref)", false},
 		{"checkpoint", DSV32_ARG_STRING, &ckpt, "DIR", "checkpoint directory", true},
@@ -88,10 +90,15 @@ int dsv32_cmd_dump(int argc, char **argv)
 		{"device", DSV32_ARG_CHOICE, &device, "cpu|cuda", "device (default cpu)", false},
 		{"profile", DSV32_ARG_CHOICE, &profile, "bf16|fp32", "precision profile (default bf16)", false},
 		{"mp", DSV32_ARG_U64, &mp, "W", "ref: tensor-parallel ranks (default 1)", false},
+		{"layers", DSV32_ARG_U64, &layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
+		{"eager-dequant", DSV32_ARG_FLAG, &eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
 	};
 	dsv32_arg_spec spec = {"dump", "--layout ref|hf --checkpoint DIR --tokens IDS --out FILE [options]",
 			       "Runs a prefill and N greedy decode steps and writes every tap as step{s}.{tap}\n"
-			       "(docs/tap-format.md), with step{s}.input_ids and step{s}.start_pos.",
+			       "(docs/tap-format.md), with step{s}.input_ids and step{s}.start_pos.\n"
+			       "With --layers N only the first N decoder layers run (then the final norm and\n"
+			       "head): the recording is a truncated model's, its logits are not the model's;\n"
+			       "the metadata key \"layers\" says \"N of TOTAL\".",
 			       opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
 	const char *pos[2];
 	int npos;
@@ -104,6 +111,8 @@ int dsv32_cmd_dump(int argc, char **argv)
 	o.device = strcmp(device, "cuda") ? DSV32_DEV_CPU : DSV32_DEV_CUDA;
 	o.profile = strcmp(profile, "fp32") ? DSV32_PROFILE_BF16 : DSV32_PROFILE_FP32;
 	o.world_size = (int)mp;
+	o.layers = layers > INT_MAX ? INT_MAX : (int)layers; /* above the count: all */
+	o.eager_dequant = eager_dequant;
 	dsv32_model *m = NULL;
 	if (dsv32_cli_open_model(layout, ckpt, &o, &m, &err) != DSV32_OK)
 		return dsv32_cli_fail("dump", &err);
@@ -118,13 +127,16 @@ int dsv32_cmd_dump(int argc, char **argv)
 	char *cfg = strcmp(layout, "ref") ? dsv32_config_to_hf_json(&m->cfg) : dsv32_config_to_ref_json(&m->cfg);
 	char ws[16];
 	snprintf(ws, sizeof ws, "%d", (int)mp);
-	const char *keys[] = {"producer", "layout", "config", "world_size"};
-	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws};
+	char lt[64];
+	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, NULL));
+	const char *keys[] = {"producer", "layout", "config", "world_size", "layers"};
+	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws, lt};
+	int n_meta = o.layers > 0 ? 5 : 4; /* "layers" only for a --layers run */
 	size_t n = strlen(out);
 	bool h5 = n > 3 && !strcmp(out + n - 3, ".h5");
 	if (rc == DSV32_OK)
-		rc = h5 ? dsv32_tapfile_write_h5(&store, out, keys, vals, 4, &err)
-			: dsv32_tapfile_write(&store, out, keys, vals, 4, &err);
+		rc = h5 ? dsv32_tapfile_write_h5(&store, out, keys, vals, n_meta, &err)
+			: dsv32_tapfile_write(&store, out, keys, vals, n_meta, &err);
 	free(cfg);
 	dsv32_tapstore_free(&store);
 	m->vt->close(m);

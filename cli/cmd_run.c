@@ -10,11 +10,13 @@
  * layout, the checkpoint and the status (never "error: ok").
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_models.h"
 #include "core/tokens.h"
 #include "core/model.h"
 #include "hf_layout/hf_model.h"
@@ -32,11 +34,17 @@ static const char *USAGE =
 	"usage: dsv32-parity run --layout ref|hf --checkpoint DIR [--config FILE] [--mp W]\n"
 	"                        --tokens 5,17,42[;ROW2...]|@FILE [--max-new-tokens N] [--eos ID]\n"
 	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json]\n"
-	"                        [--experts grouped_mm|eager]   (hf only)\n"
+	"                        [--experts grouped_mm|eager] [--eager-dequant]   (hf only)\n"
+	"                        [--layers N]\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
 	"  token, stopping at eos (default: the config's eos_token_id). The last line of the output\n"
 	"  is the generated ids, comma-separated. DIR holds reference shards model{r}-mp{W}.safetensors\n"
-	"  (+ the reference config) or an HF checkpoint (sliced per rank in memory).\n";
+	"  (+ the reference config) or an HF checkpoint (sliced per rank in memory).\n"
+	"  --layers N: open only the first N decoder layers (0 = all), then the final norm and head\n"
+	"  as usual: a truncated model, whose logits (and so the generated ids) are not the model's.\n"
+	"  --eager-dequant (hf, CPU): dequantize fp8 weights to bf16 at load, as transformers does;\n"
+	"  by default they stay fp8 in the mapping and each matrix is dequantized right before its\n"
+	"  GEMM (same values, half the memory of the bf16 weights; CUDA is always eager).\n";
 
 /* generate.py's output for one row: the new tokens, cut at the first eos (kept out). */
 static void print_row(const int64_t *gen, int64_t n, int64_t eos, bool last)
@@ -127,6 +135,9 @@ int dsv32_cmd_run(int argc, char **argv)
 		} else if (!strcmp(a, "--json")) {
 			json = true;
 			continue;
+		} else if (!strcmp(a, "--eager-dequant")) {
+			o.eager_dequant = true;
+			continue;
 		}
 		if (!v)
 			return dsv32_cli_usage_error("run", "%s needs a value", a);
@@ -145,6 +156,15 @@ int dsv32_cmd_run(int argc, char **argv)
 			max_new = atoll(v);
 		else if (!strcmp(a, "--eos"))
 			eos = atoll(v);
+		else if (!strcmp(a, "--layers")) {
+			char *end;
+			errno = 0;
+			long long n = strtoll(v, &end, 10);
+			if (!*v || *end || errno || n < 0)
+				return dsv32_cli_usage_error("run", "--layers %s: expected a non-negative "
+							     "integer (0 = all layers)", v);
+			o.layers = n > INT_MAX ? INT_MAX : (int)n; /* above the count: all */
+		}
 		else if (!strcmp(a, "--device")) {
 			if (!strcmp(v, "cpu"))
 				o.device = DSV32_DEV_CPU;
@@ -175,8 +195,6 @@ int dsv32_cmd_run(int argc, char **argv)
 		return dsv32_cli_usage_error("run", "--checkpoint and --tokens are required");
 	if (o.world_size < 1 || max_new < 1)
 		return dsv32_cli_usage_error("run", "--mp and --max-new-tokens must be >= 1");
-	/* dsv32_hf_open without arguments is the 5-argument function (hf_model.h's macro only
-	 * rewrites calls) */
 	const layout_entry layouts[] = {{"ref", dsv32_ref_open}, {"hf", dsv32_hf_open}};
 	open_fn open = NULL;
 	bool known = false;
@@ -206,6 +224,10 @@ int dsv32_cmd_run(int argc, char **argv)
 	}
 	if (eos == -2)
 		eos = m->cfg.eos_token_id;
+	int64_t total = dsv32_cli_layer_count(ckpt, config);
+	if (o.layers > 0 && total > 0 && o.layers < total)
+		fprintf(stderr, "dsv32-parity run: note: the first %d of %lld decoder layers only "
+			"(--layers): the logits are not the model's\n", o.layers, (long long)total);
 	dsv32_tokens toks = {0};
 	rc = dsv32_tokens_load(&toks, tokens_s, m->cfg.vocab_size, &err);
 	if (rc == DSV32_OK)

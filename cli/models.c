@@ -49,6 +49,29 @@ static dsv32_status open_hf_from_shards(const char *shards, const dsv32_model_op
 	return rc;
 }
 
+int64_t dsv32_cli_layer_count(const char *checkpoint, const char *config_path)
+{
+	char p[4096];
+	dsv32_config c;
+	bool is_hf = false;
+	if (config_path)
+		snprintf(p, sizeof p, "%s", config_path);
+	else if (!dsv32_path_join(p, sizeof p, checkpoint, "config.json"))
+		return 0;
+	if (dsv32_config_load(&c, p, &is_hf, NULL) != DSV32_OK)
+		return 0;
+	return c.n_layers;
+}
+
+void dsv32_cli_layers_text(char *buf, size_t len, int layers, int64_t total)
+{
+	if (total <= 0)
+		snprintf(buf, len, "%d", layers);
+	else
+		snprintf(buf, len, "%lld of %lld",
+			 (long long)(layers > 0 && layers < total ? layers : total), (long long)total);
+}
+
 dsv32_status dsv32_cli_open_model(const char *layout, const char *checkpoint,
 				  const dsv32_model_opts *opts, dsv32_model **out, dsv32_error *err)
 {

@@ -40,6 +40,14 @@ typedef struct {
 				      * torch 2.x on this project's AVX2 machines) */
 	int torch_major;             /* 1 | 2, 0 = layout default (ref 1, hf 2) */
 	int planted_layer;           /* layer a planted bug applies to (-1 = all) */
+	int layers;                  /* run only the first N decoder layers, then the final norm and
+				      * head as usual (a truncated model: its logits are not the
+				      * model's). 0, or N >= the config's count = all; < 0 is
+				      * DSV32_E_USAGE at open. Layers >= N are never read. */
+	bool eager_dequant;          /* hf, CPU: dequantize fp8 matrices to the activation dtype at
+				      * load (false = lazy: keep the fp8 codes + scales mapped and
+				      * dequantize each into a scratch buffer right before its GEMM;
+				      * same values). CUDA is always eager. */
 } dsv32_model_opts;
 
 void dsv32_model_opts_default(dsv32_model_opts *o);

@@ -39,10 +39,12 @@ static dsv32_status expand_kv(hf_model *m, int li, const hf_fwd *f, attn_tmp *t,
 	DSV32_TRY(hf_alloc(m, &t->kvb, m->act, 4, HF_SHAPE(B, T, H, N + Vd), err));
 	DSV32_TRY(hf_alloc(m, &t->k, m->act, 4, HF_SHAPE(B, T, H, QK), err));
 	DSV32_TRY(hf_alloc(m, &t->v, m->act, 4, HF_SHAPE(B, T, H, Vd), err));
+	dsv32_tensor kv_b; /* dequantized once (lazy fp8) for every row's GEMM */
+	DSV32_TRY(hf_mat_get(m, &m->layers[li].kv_b, &kv_b, err));
 	for (int64_t b = 0; b < B; b++) {
 		dsv32_tensor lat = hf_view(&kc->kv, b * Tc * C, 2, HF_SHAPE(T, C));
 		dsv32_tensor out = hf_view(&t->kvb, b * T * H * (N + Vd), 2, HF_SHAPE(T, H * (N + Vd)));
-		DSV32_TRY(dsv32_gemm(m->be, &out, &lat, &m->layers[li].kv_b, err));
+		DSV32_TRY(dsv32_gemm(m->be, &out, &lat, &kv_b, err));
 		dsv32_tensor kr = hf_view(&kc->krot, b * Tc * R, 2, HF_SHAPE(T, R));
 		dsv32_tensor kb = hf_view(&t->k, b * T * H * QK, 2, HF_SHAPE(T, H * QK));
 		for (int64_t h = 0; h < H; h++)
@@ -69,16 +71,16 @@ static dsv32_status attention(hf_model *m, int li, const hf_fwd *f, const dsv32_
 	/* queries */
 	DSV32_TRY(hf_alloc(m, &t->qa, a, 3, HF_SHAPE(B, S, c->q_lora_rank), err));
 	DSV32_TRY(hf_alloc(m, &t->q_lat, a, 3, HF_SHAPE(B, S, c->q_lora_rank), err));
-	DSV32_TRY(dsv32_gemm(be, &t->qa, x, &w->q_a, err));
+	DSV32_TRY(hf_linear(m, &t->qa, x, &w->q_a, err));
 	DSV32_TRY(dsv32_rmsnorm_hf(be, &t->q_lat, &t->qa, &w->q_a_ln, HF_QA_EPS, err));
 	DSV32_TRY(hf_tapf(m, &t->q_lat, err, "layers.%d.attn.q_latent", li));
 	DSV32_TRY(hf_alloc(m, &t->q, a, 4, HF_SHAPE(B, S, H, QK), err));
 	dsv32_tensor q3 = hf_view(&t->q, 0, 3, HF_SHAPE(B, S, H * QK));
-	DSV32_TRY(dsv32_gemm(be, &q3, &t->q_lat, &w->q_b, err));
+	DSV32_TRY(hf_linear(m, &q3, &t->q_lat, &w->q_b, err));
 
 	/* latent and shared rope key */
 	DSV32_TRY(hf_alloc(m, &t->ckv, a, 3, HF_SHAPE(B, S, C + R), err));
-	DSV32_TRY(dsv32_gemm(be, &t->ckv, x, &w->kv_a, err));
+	DSV32_TRY(hf_linear(m, &t->ckv, x, &w->kv_a, err));
 	DSV32_TRY(hf_alloc(m, &t->kv_pass, a, 3, HF_SHAPE(B, S, C), err));
 	DSV32_TRY(hf_alloc(m, &t->kv_lat, a, 3, HF_SHAPE(B, S, C), err));
 	DSV32_TRY(hf_alloc(m, &t->krot, a, 3, HF_SHAPE(B, S, R), err));
@@ -117,7 +119,7 @@ static dsv32_status attention(hf_model *m, int li, const hf_fwd *f, const dsv32_
 	DSV32_TRY(dsv32_attn_prefill(be, &t->o, &t->q, &t->k, &t->v, &t->mask, m->scaling,
 				     DSV32_ATTN_BSHD, err));
 	dsv32_tensor o2 = hf_view(&t->o, 0, 3, HF_SHAPE(B, S, H * Vd));
-	return dsv32_gemm(be, out, &o2, &w->o_proj, err);
+	return hf_linear(m, out, &o2, &w->o_proj, err);
 }
 
 dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *x,

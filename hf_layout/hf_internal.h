@@ -7,17 +7,30 @@
 #include "hf_layout/hf_model.h"
 #include "kernels/backend.h"
 
+/* A matrix a GEMM multiplies by (y = x · Wᵀ), [N, K]. Either w is the parameter in its
+ * in-memory dtype (scale empty), or, lazy fp8 (CPU, opts.eager_dequant false): w is the
+ * F8_E4M3 codes and scale the F32 weight_scale_inv [ceil(N/128), ceil(K/128)], both borrowed
+ * from the checkpoint mapping, dequantized by hf_mat_get right before each GEMM. */
+typedef struct {
+	dsv32_tensor w;
+	dsv32_tensor scale;
+} hf_mat;
+
 typedef struct {
 	dsv32_tensor input_ln, post_ln;                  /* [dim] */
-	dsv32_tensor q_a, q_a_ln, q_b;                   /* [qr,dim], [qr], [H*192,qr] */
-	dsv32_tensor kv_a, kv_a_ln, kv_b;                /* [kvr+64,dim], [kvr], [H*(nope+v),kvr] */
-	dsv32_tensor o_proj;                             /* [dim, H*v] */
-	dsv32_tensor ix_wq_b, ix_wk, ix_kn_w, ix_kn_b, ix_wproj;
+	hf_mat q_a, q_b;                                 /* [qr,dim], [H*192,qr] */
+	dsv32_tensor q_a_ln;                             /* [qr] */
+	hf_mat kv_a, kv_b;                               /* [kvr+64,dim], [H*(nope+v),kvr] */
+	dsv32_tensor kv_a_ln;                            /* [kvr] */
+	hf_mat o_proj;                                   /* [dim, H*v] */
+	hf_mat ix_wq_b, ix_wk, ix_wproj;
+	dsv32_tensor ix_kn_w, ix_kn_b;
 	/* dense FFN, or the shared expert of a MoE layer */
-	dsv32_tensor gate, up, down;
+	hf_mat gate, up, down;
 	bool moe;
-	dsv32_tensor router_w, router_bias;              /* F32 [E,dim], F32 [E] */
-	dsv32_tensor *e_gate, *e_up, *e_down;            /* [E] each */
+	hf_mat router_w;                                 /* F32 [E,dim] */
+	dsv32_tensor router_bias;                        /* F32 [E] */
+	hf_mat *e_gate, *e_up, *e_down;                  /* [E] each */
 } hf_layer_w;
 
 typedef struct {
@@ -30,8 +43,13 @@ typedef struct {
 	dsv32_model base;
 	dsv32_backend *be;
 	dsv32_dtype act;               /* BF16 (bf16 profile) or F32 (fp32 profile) */
-	dsv32_tensor embed, norm, lm_head;
+	dsv32_tensor embed, norm;
+	hf_mat lm_head;
 	hf_layer_w *layers;
+	/* lazy fp8 (hf_mat): the one reusable dequantization buffer, act dtype, as many elements
+	 * as the largest lazy matrix; n_lazy matrices are kept as fp8 codes */
+	dsv32_tensor wscratch;
+	int64_t n_lazy;
 	/* The open checkpoint (weights.c). On CPU, parameters kept in their file dtype are
 	 * borrowed (owned == false), read-only views of its mappings: never written, never freed;
 	 * it is closed last in the model's close (hf_weights_close_src). */
@@ -69,6 +87,14 @@ bool hf_taps_on(const hf_model *m);
 
 #define HF_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
 
+/* The parameter of mat ready for a GEMM: &mat->w itself, or (lazy fp8) mat dequantized into
+ * m->wscratch with dsv32_weight_dequant (the function the eager load uses: the same values) and
+ * *out a view of it, valid until the next hf_mat_get. */
+dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32_error *err);
+/* y = x · matᵀ (dsv32_gemm on hf_mat_get's tensor). */
+dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, const hf_mat *mat,
+		       dsv32_error *err);
+
 /* ---- parts ---- */
 dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err);   /* weights.c */
 void hf_weights_free(hf_model *m);     /* owned parameters freed, borrowed ones reset */
@@ -83,9 +109,8 @@ dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tens
 			  dsv32_tensor *out, dsv32_error *err);                 /* attn.c */
 dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *x,
 			const dsv32_tensor *q_lat, dsv32_tensor *topk, dsv32_error *err); /* indexer.c */
-dsv32_status hf_mlp(hf_model *m, const dsv32_tensor *gate, const dsv32_tensor *up,
-		    const dsv32_tensor *down, const dsv32_tensor *x, dsv32_tensor *out,
-		    dsv32_error *err);                                          /* mlp.c */
+dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_mat *down,
+		    const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err);                                          /* mlp.c */
 dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *out,
 		    dsv32_error *err);                                          /* moe.c */
 /* Router glue (moe_router.c; kept apart because kernels/router.h and core/config.h both

@@ -4,7 +4,12 @@
  *
  * Open:    an HF checkpoint directory (config.json + one or many safetensors files, with or
  *          without model.safetensors.index.json). bf16 weights, or fp8 e4m3 + weight_scale_inv
- *          dequantized to bf16 on load (fp32(w8)·scale per 128x128 block, one RNE to bf16).
+ *          dequantized to bf16 (fp32(w8)·scale per 128x128 block, one RNE to bf16): on CPU by
+ *          default lazily, each GEMM matrix right before its GEMM into one reusable scratch
+ *          buffer (the fp8 codes stay mapped: the checkpoint is held once, in fp8); with
+ *          opts.eager_dequant, and always on CUDA, once at load. Same bf16 values either way.
+ *          opts.layers = N > 0 opens only the first N decoder layers (a truncated model; the
+ *          final norm and head run on layers.{N-1}.out).
  *          In-memory dtypes as transformers gives them under dtype=torch.bfloat16: every
  *          parameter bf16 (norms, k_norm, weights_proj included) except the gate's weight and
  *          e_score_correction_bias (fp32, _keep_in_fp32_modules_strict). MTP layers
@@ -46,15 +51,9 @@ dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *
 /* The same without config_path (= NULL). */
 dsv32_status dsv32_hf_open_dir(dsv32_model **out, const char *ckpt_dir,
 			       const dsv32_model_opts *opts, dsv32_error *err);
-/* Transitional: callers written against the earlier 4-argument form
- * dsv32_hf_open(out, ckpt_dir, opts, err) (cli/models.c) are routed to dsv32_hf_open_dir by
- * argument count; 5-argument calls reach the function above. (The earlier 4-argument symbol was
- * called through the CLI's 5-argument function type, which put the caller's opts where err was
- * expected: errors printed "error: ok" and --device/--profile were ignored.) Drop this macro once
- * every caller passes config_path. */
-#define DSV32_HF_OPEN_PICK_(a, b, c, d, e, f, ...) f
-#define dsv32_hf_open(...) \
-	DSV32_HF_OPEN_PICK_(__VA_ARGS__, dsv32_hf_open, dsv32_hf_open_dir, _, _, _)(__VA_ARGS__)
+/* Number of fp8 matrices the model keeps lazily (fp8 codes + scales, dequantized per GEMM);
+ * 0 for a bf16 checkpoint, with opts.eager_dequant, or on CUDA. */
+int64_t dsv32_hf_lazy_matrices(const dsv32_model *m);
 
 /* One HF forward call (DeepseekV32ForCausalLM.forward with use_cache=True).
  *   input_ids       host I64 [B*S] row-major

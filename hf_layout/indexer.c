@@ -7,7 +7,6 @@
 
 #include "hf_layout/hf_internal.h"
 #include "kernels/elementwise.h"
-#include "kernels/gemm.h"
 #include "kernels/indexer.h"
 #include "kernels/layernorm.h"
 #include "kernels/rope.h"
@@ -26,7 +25,7 @@ dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor
 	dsv32_status rc = hf_alloc(m, &q, a, 4, HF_SHAPE(B, S, IH, ID), err);
 	if (rc == DSV32_OK) {
 		dsv32_tensor q3 = hf_view(&q, 0, 3, HF_SHAPE(B, S, IH * ID));
-		rc = dsv32_gemm(be, &q3, q_lat, &w->ix_wq_b, err);
+		rc = hf_linear(m, &q3, q_lat, &w->ix_wq_b, err);
 	}
 	if (rc == DSV32_OK)
 		rc = dsv32_rope_hf(be, &q, &q, &f->cos, &f->sin, 0, err);
@@ -35,7 +34,7 @@ dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor
 	if (rc == DSV32_OK)
 		rc = hf_alloc(m, &k, a, 3, HF_SHAPE(B, S, ID), err);
 	if (rc == DSV32_OK)
-		rc = dsv32_gemm(be, &kr, x, &w->ix_wk, err);
+		rc = hf_linear(m, &kr, x, &w->ix_wk, err);
 	if (rc == DSV32_OK)
 		rc = dsv32_layernorm(be, &k, &kr, &w->ix_kn_w, &w->ix_kn_b, HF_KNORM_EPS, err);
 	if (rc == DSV32_OK)
@@ -47,7 +46,7 @@ dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor
 	if (rc == DSV32_OK)
 		rc = hf_alloc(m, &wp, a, 3, HF_SHAPE(B, S, IH), err);
 	if (rc == DSV32_OK)
-		rc = dsv32_gemm(be, &wp, x, &w->ix_wproj, err);
+		rc = hf_linear(m, &wp, x, &w->ix_wproj, err);
 	if (rc == DSV32_OK)
 		rc = hf_alloc(m, &wf, DSV32_F32, 3, HF_SHAPE(B, S, IH), err);
 	if (rc == DSV32_OK)

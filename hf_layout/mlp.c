@@ -2,14 +2,12 @@
  * roundings in the gated product (dsv32_silu_mul_hf). Used for the dense layers and the shared
  * expert. x [..., dim] -> out [..., dim]. */
 #include "hf_layout/hf_internal.h"
-#include "kernels/gemm.h"
 #include "kernels/silu.h"
 
-dsv32_status hf_mlp(hf_model *m, const dsv32_tensor *gate, const dsv32_tensor *up,
-		    const dsv32_tensor *down, const dsv32_tensor *x, dsv32_tensor *out,
-		    dsv32_error *err)
+dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_mat *down,
+		    const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err)
 {
-	int64_t rows = dsv32_tensor_numel(x) / x->shape[x->ndim - 1], I = gate->shape[0];
+	int64_t rows = dsv32_tensor_numel(x) / x->shape[x->ndim - 1], I = gate->w.shape[0];
 	dsv32_tensor g = {0}, u = {0};
 	dsv32_tensor x2 = hf_view(x, 0, 2, HF_SHAPE(rows, x->shape[x->ndim - 1]));
 	dsv32_tensor o2 = hf_view(out, 0, 2, HF_SHAPE(rows, out->shape[out->ndim - 1]));
@@ -17,13 +15,13 @@ dsv32_status hf_mlp(hf_model *m, const dsv32_tensor *gate, const dsv32_tensor *u
 	if (rc == DSV32_OK)
 		rc = hf_alloc(m, &u, m->act, 2, HF_SHAPE(rows, I), err);
 	if (rc == DSV32_OK)
-		rc = dsv32_gemm(m->be, &g, &x2, gate, err);
+		rc = hf_linear(m, &g, &x2, gate, err);
 	if (rc == DSV32_OK)
-		rc = dsv32_gemm(m->be, &u, &x2, up, err);
+		rc = hf_linear(m, &u, &x2, up, err);
 	if (rc == DSV32_OK)
 		rc = dsv32_silu_mul_hf(m->be, &g, &g, &u, err);
 	if (rc == DSV32_OK)
-		rc = dsv32_gemm(m->be, &o2, &g, down, err);
+		rc = hf_linear(m, &o2, &g, down, err);
 	hf_free(m, &g);
 	hf_free(m, &u);
 	return rc;

@@ -8,6 +8,7 @@
 #include "hf_layout/hf_internal.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
+#include "kernels/fp8.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/yarn.h"
@@ -33,6 +34,30 @@ dsv32_tensor hf_view(const dsv32_tensor *base, int64_t elem_off, int ndim, const
 					   base->dtype, ndim, shape);
 	v.device = base->device;
 	return v;
+}
+
+dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32_error *err)
+{
+	if (mat->w.dtype != DSV32_F8_E4M3) {
+		*out = mat->w;
+		return DSV32_OK;
+	}
+	/* lazy fp8: the load sized the scratch for the largest lazy matrix */
+	int64_t n = dsv32_tensor_numel(&mat->w);
+	if (!m->wscratch.data || n > dsv32_tensor_numel(&m->wscratch))
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "hf: fp8 matrix of %lld elements, dequant "
+				  "scratch of %lld", (long long)n,
+				  (long long)dsv32_tensor_numel(&m->wscratch));
+	*out = hf_view(&m->wscratch, 0, mat->w.ndim, mat->w.shape);
+	return dsv32_weight_dequant(m->be, out, &mat->w, &mat->scale, err);
+}
+
+dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, const hf_mat *mat,
+		       dsv32_error *err)
+{
+	dsv32_tensor w;
+	DSV32_TRY(hf_mat_get(m, mat, &w, err));
+	return dsv32_gemm(m->be, y, x, &w, err);
 }
 
 bool hf_taps_on(const hf_model *m)
@@ -247,10 +272,13 @@ dsv32_status dsv32_hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t
 		rc = hf_tap(m, "final_norm", &y, err);
 	if (rc == DSV32_OK)
 		rc = hf_alloc(m, &lg, m->act, 3, HF_SHAPE(B, keep, V), err);
+	dsv32_tensor head = {0};
+	if (rc == DSV32_OK)
+		rc = hf_mat_get(m, &m->lm_head, &head, err);
 	for (int64_t b = 0; rc == DSV32_OK && b < B; b++) { /* lm_head on the kept positions */
 		dsv32_tensor xv = hf_view(&y, (b * S + S - keep) * D, 2, HF_SHAPE(keep, D));
 		dsv32_tensor lv = hf_view(&lg, b * keep * V, 2, HF_SHAPE(keep, V));
-		rc = dsv32_gemm(m->be, &lv, &xv, &m->lm_head, err);
+		rc = dsv32_gemm(m->be, &lv, &xv, &head, err);
 	}
 	if (rc == DSV32_OK)
 		rc = hf_tap(m, "logits", &lg, err);
@@ -368,8 +396,8 @@ static const dsv32_model_vtbl hf_vtbl = {
 	.close = vt_close,
 };
 
-dsv32_status (dsv32_hf_open)(dsv32_model **out, const char *ckpt_dir, const char *config_path,
-			     const dsv32_model_opts *opts, dsv32_error *err)
+dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *config_path,
+			   const dsv32_model_opts *opts, dsv32_error *err)
 {
 	dsv32_error local = {0};
 	if (!err) /* the checks below read err->code */
@@ -404,8 +432,15 @@ dsv32_status (dsv32_hf_open)(dsv32_model **out, const char *ckpt_dir, const char
 	if (rc == DSV32_OK && c->qk_rope_head_dim / 2 > 128)
 		rc = DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: qk_rope_head_dim %lld above 256", path,
 				(long long)c->qk_rope_head_dim);
+	if (rc == DSV32_OK && o->layers < 0)
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "hf: layers = %d, expected >= 0 (0 = all %lld)",
+				o->layers, (long long)c->n_layers);
 	if (rc != DSV32_OK)
 		goto fail;
+	/* a prefix of the model: the loader fetches tensors by name, so layers >= N (and the MTP
+	 * layers after the checkpoint's real count) are never read */
+	if (o->layers > 0 && o->layers < c->n_layers)
+		c->n_layers = o->layers;
 	m->act = o->profile == DSV32_PROFILE_FP32 ? DSV32_F32 : DSV32_BF16;
 	m->cap_b = o->max_batch_size > 0 ? o->max_batch_size : c->max_batch_size;
 	m->cap_t = o->max_seq_len > 0 ? o->max_seq_len
@@ -445,5 +480,10 @@ fail:
 dsv32_status dsv32_hf_open_dir(dsv32_model **out, const char *ckpt_dir,
 			       const dsv32_model_opts *opts, dsv32_error *err)
 {
-	return (dsv32_hf_open)(out, ckpt_dir, NULL, opts, err);
+	return dsv32_hf_open(out, ckpt_dir, NULL, opts, err);
+}
+
+int64_t dsv32_hf_lazy_matrices(const dsv32_model *m)
+{
+	return ((const hf_model *)m)->n_lazy;
 }

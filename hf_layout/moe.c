@@ -9,7 +9,6 @@
 #include "hf_layout/hf_internal.h"
 #include "kernels/combine.h"
 #include "kernels/elementwise.h"
-#include "kernels/gemm.h"
 
 /* Run expert e on its n rows (tokens tok[0..n)): y [n, D] = expert(x2[tok]). */
 static dsv32_status run_expert(hf_model *m, hf_layer_w *w, int64_t e, const dsv32_tensor *x2,
@@ -72,7 +71,7 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	}
 	rc = hf_alloc(m, &lg, DSV32_F32, 2, HF_SHAPE(N, E), err);
 	if (rc == DSV32_OK) /* fp32 GEMM: the bf16 activations widened exactly */
-		rc = dsv32_gemm(m->be, &lg, &x2, &w->router_w, err);
+		rc = hf_linear(m, &lg, &x2, &w->router_w, err);
 	if (rc == DSV32_OK)
 		rc = hf_alloc(m, &wts, DSV32_F32, 2, HF_SHAPE(N, K), err);
 	if (rc == DSV32_OK)

@@ -3,7 +3,16 @@
  * [e_score_correction_bias, gate.weight]): everything bf16 except the router weight and bias
  * (fp32). fp8 e4m3 matrices with weight_scale_inv are dequantized (dsv32_weight_dequant: fp32
  * product per 128x128 block, one RNE to bf16), as transformers' dequantizing load does.
- * fp32 profile: every parameter F32. MTP layers are never read.
+ * fp32 profile: every parameter F32. MTP layers, and with opts.layers = N the layers >= N,
+ * are never read.
+ *
+ * Lazy fp8 (docs/hf_layout.md "Lazy fp8 weights"; the CPU default, opts.eager_dequant off): a
+ * GEMM matrix (hf_mat) stored as F8_E4M3 + weight_scale_inv keeps both as borrowed views of the
+ * mapping; hf_mat_get dequantizes it with the same dsv32_weight_dequant into one per-model
+ * scratch buffer (the size of the largest such matrix) right before its GEMM, so the values
+ * multiplied are bit-identical to the eager load's while the checkpoint is held once, in fp8.
+ * Embedding and norm vectors are never lazy. On CUDA every fp8 matrix is dequantized at load
+ * (eager): device memory holds the bf16 weights that fit.
  *
  * Copies (docs/perf.md "Weight loading"): on the CPU backend a parameter whose file dtype is its
  * dtype (bf16 under a bf16 load) is a borrowed, read-only view of the mmap'd checkpoint
@@ -26,6 +35,8 @@ typedef struct {
 	dsv32_ckpt *ck;     /* m->ck */
 	dsv32_backend *cpu; /* host backend for the fp8 dequant */
 	int64_t n_borrowed; /* parameters that are views of the mappings */
+	bool lazy;          /* keep fp8 GEMM matrices as codes + scales (file comment) */
+	int64_t max_lazy;   /* elements of the largest lazy matrix: the scratch size */
 } loader;
 
 /* Whether p may be read as elements of dt in place (the kernels load typed elements). */
@@ -108,9 +119,72 @@ out_free:
 	return rc;
 }
 
+/* The weight_scale_inv of the fp8 matrix `name` [N, K]: F32 [ceil(N/128), ceil(K/128)]. */
+static dsv32_status load_scale(loader *L, const char *name, int64_t N, int64_t K,
+			       dsv32_tensor *scale, dsv32_error *err)
+{
+	char sname[512];
+	int64_t want[2] = {(N + 127) / 128, (K + 127) / 128};
+	snprintf(sname, sizeof sname, "%s_scale_inv", name);
+	dsv32_status rc = dsv32_ckpt_tensor(L->ck, sname, scale, err);
+	if (rc != DSV32_OK)
+		return dsv32_error_prefix(err, "%s is F8_E4M3 without %s", name, sname);
+	if (scale->dtype != DSV32_F32)
+		return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected F32", sname,
+				  dsv32_dtype_name(scale->dtype));
+	if (scale->ndim != 2 || scale->shape[0] != want[0] || scale->shape[1] != want[1]) {
+		char a[96], b[96];
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", sname,
+				  dsv32_shape_str(a, sizeof a, scale->ndim, scale->shape),
+				  dsv32_shape_str(b, sizeof b, 2, want));
+	}
+	return DSV32_OK;
+}
+
+/* Load the GEMM matrix `name` [N, K] as dtype dt: lazily (fp8 codes + scale, both borrowed)
+ * when the loader is lazy, the file holds F8_E4M3 and dt is the activation dtype the scratch
+ * holds; else as load() does. out is empty on failure. */
+static dsv32_status load_mat(loader *L, hf_mat *out, const char *name, dsv32_dtype dt, int64_t N,
+			     int64_t K, dsv32_error *err)
+{
+	hf_model *m = L->m;
+	const dsv32_st_entry *e = dsv32_ckpt_find(L->ck, name, NULL);
+	memset(out, 0, sizeof *out);
+	if (!L->lazy || dt != m->act || !e || e->dtype != DSV32_F8_E4M3)
+		return load(L, &out->w, name, dt, 2, HF_SHAPE(N, K), err);
+	dsv32_tensor src, scale;
+	DSV32_TRY(dsv32_ckpt_tensor(L->ck, name, &src, err));
+	if (src.ndim != 2 || src.shape[0] != N || src.shape[1] != K) {
+		char a[96], b[96];
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", name,
+				  dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
+				  dsv32_shape_str(b, sizeof b, 2, HF_SHAPE(N, K)));
+	}
+	DSV32_TRY(load_scale(L, name, N, K, &scale, err));
+	if (!is_aligned(scale.data, DSV32_F32)) { /* a copy of the (small) scale grid */
+		DSV32_TRY(hf_alloc(m, &out->scale, DSV32_F32, 2, scale.shape, err));
+		memcpy(out->scale.data, scale.data, dsv32_tensor_nbytes(&scale));
+	} else {
+		out->scale = scale; /* borrowed, read-only */
+		L->n_borrowed++;
+	}
+	out->w = src; /* borrowed, read-only fp8 codes */
+	L->n_borrowed++;
+	m->n_lazy++;
+	if (N * K > L->max_lazy)
+		L->max_lazy = N * K;
+	return DSV32_OK;
+}
+
 #define LD(dst, dt, nd, ...)                                                              \
 	do {                                                                              \
 		rc = load(L, (dst), nm, (dt), (nd), HF_SHAPE(__VA_ARGS__), err);           \
+		if (rc != DSV32_OK)                                                       \
+			return rc;                                                        \
+	} while (0)
+#define LM(dst, dt, N, K)                                                                 \
+	do {                                                                              \
+		rc = load_mat(L, (dst), nm, (dt), (N), (K), err);                         \
 		if (rc != DSV32_OK)                                                       \
 			return rc;                                                        \
 	} while (0)
@@ -130,49 +204,49 @@ static dsv32_status load_layer(loader *L, int i, dsv32_error *err)
 
 	NAME("%s.%d.input_layernorm.weight", p, i); LD(&w->input_ln, a, 1, D);
 	NAME("%s.%d.post_attention_layernorm.weight", p, i); LD(&w->post_ln, a, 1, D);
-	NAME("%s.%d.self_attn.q_a_proj.weight", p, i); LD(&w->q_a, a, 2, c->q_lora_rank, D);
+	NAME("%s.%d.self_attn.q_a_proj.weight", p, i); LM(&w->q_a, a, c->q_lora_rank, D);
 	NAME("%s.%d.self_attn.q_a_layernorm.weight", p, i); LD(&w->q_a_ln, a, 1, c->q_lora_rank);
-	NAME("%s.%d.self_attn.q_b_proj.weight", p, i); LD(&w->q_b, a, 2, H * qk, c->q_lora_rank);
+	NAME("%s.%d.self_attn.q_b_proj.weight", p, i); LM(&w->q_b, a, H * qk, c->q_lora_rank);
 	NAME("%s.%d.self_attn.kv_a_proj_with_mqa.weight", p, i);
-		LD(&w->kv_a, a, 2, c->kv_lora_rank + R, D);
+		LM(&w->kv_a, a, c->kv_lora_rank + R, D);
 	NAME("%s.%d.self_attn.kv_a_layernorm.weight", p, i); LD(&w->kv_a_ln, a, 1, c->kv_lora_rank);
 	NAME("%s.%d.self_attn.kv_b_proj.weight", p, i);
-		LD(&w->kv_b, a, 2, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank);
-	NAME("%s.%d.self_attn.o_proj.weight", p, i); LD(&w->o_proj, a, 2, D, H * c->v_head_dim);
-	NAME("%s.%d.self_attn.indexer.wq_b.weight", p, i); LD(&w->ix_wq_b, a, 2, IH * ID, c->q_lora_rank);
-	NAME("%s.%d.self_attn.indexer.wk.weight", p, i); LD(&w->ix_wk, a, 2, ID, D);
+		LM(&w->kv_b, a, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank);
+	NAME("%s.%d.self_attn.o_proj.weight", p, i); LM(&w->o_proj, a, D, H * c->v_head_dim);
+	NAME("%s.%d.self_attn.indexer.wq_b.weight", p, i); LM(&w->ix_wq_b, a, IH * ID, c->q_lora_rank);
+	NAME("%s.%d.self_attn.indexer.wk.weight", p, i); LM(&w->ix_wk, a, ID, D);
 	NAME("%s.%d.self_attn.indexer.k_norm.weight", p, i); LD(&w->ix_kn_w, a, 1, ID);
 	NAME("%s.%d.self_attn.indexer.k_norm.bias", p, i); LD(&w->ix_kn_b, a, 1, ID);
 	/* bf16 under a bf16 load: _keep_in_fp32_modules applies to float16 loads only */
-	NAME("%s.%d.self_attn.indexer.weights_proj.weight", p, i); LD(&w->ix_wproj, a, 2, IH, D);
+	NAME("%s.%d.self_attn.indexer.weights_proj.weight", p, i); LM(&w->ix_wproj, a, IH, D);
 
 	w->moe = dsv32_config_layer_is_moe(c, i);
 	if (!w->moe) {
-		NAME("%s.%d.mlp.gate_proj.weight", p, i); LD(&w->gate, a, 2, c->inter_dim, D);
-		NAME("%s.%d.mlp.up_proj.weight", p, i); LD(&w->up, a, 2, c->inter_dim, D);
-		NAME("%s.%d.mlp.down_proj.weight", p, i); LD(&w->down, a, 2, D, c->inter_dim);
+		NAME("%s.%d.mlp.gate_proj.weight", p, i); LM(&w->gate, a, c->inter_dim, D);
+		NAME("%s.%d.mlp.up_proj.weight", p, i); LM(&w->up, a, c->inter_dim, D);
+		NAME("%s.%d.mlp.down_proj.weight", p, i); LM(&w->down, a, D, c->inter_dim);
 		return DSV32_OK;
 	}
 	int64_t E = c->n_routed_experts, I = c->moe_inter_dim, SI = I * c->n_shared_experts;
-	NAME("%s.%d.mlp.gate.weight", p, i); LD(&w->router_w, f32, 2, E, D);
+	NAME("%s.%d.mlp.gate.weight", p, i); LM(&w->router_w, f32, E, D);
 	NAME("%s.%d.mlp.gate.e_score_correction_bias", p, i); LD(&w->router_bias, f32, 1, E);
-	NAME("%s.%d.mlp.shared_experts.gate_proj.weight", p, i); LD(&w->gate, a, 2, SI, D);
-	NAME("%s.%d.mlp.shared_experts.up_proj.weight", p, i); LD(&w->up, a, 2, SI, D);
-	NAME("%s.%d.mlp.shared_experts.down_proj.weight", p, i); LD(&w->down, a, 2, D, SI);
-	w->e_gate = calloc((size_t)E, sizeof(dsv32_tensor));
-	w->e_up = calloc((size_t)E, sizeof(dsv32_tensor));
-	w->e_down = calloc((size_t)E, sizeof(dsv32_tensor));
+	NAME("%s.%d.mlp.shared_experts.gate_proj.weight", p, i); LM(&w->gate, a, SI, D);
+	NAME("%s.%d.mlp.shared_experts.up_proj.weight", p, i); LM(&w->up, a, SI, D);
+	NAME("%s.%d.mlp.shared_experts.down_proj.weight", p, i); LM(&w->down, a, D, SI);
+	w->e_gate = calloc((size_t)E, sizeof(hf_mat));
+	w->e_up = calloc((size_t)E, sizeof(hf_mat));
+	w->e_down = calloc((size_t)E, sizeof(hf_mat));
 	if (!w->e_gate || !w->e_up || !w->e_down)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: expert table", i);
 	/* transformers fuses gate/up into gate_up_proj [E, 2I, D] (gate rows first); each output
 	 * element is its own dot product, so separate gate and up matrices give the same values */
 	for (int64_t e = 0; e < E; e++) {
 		NAME("%s.%d.mlp.experts.%lld.gate_proj.weight", p, i, (long long)e);
-			LD(&w->e_gate[e], a, 2, I, D);
+			LM(&w->e_gate[e], a, I, D);
 		NAME("%s.%d.mlp.experts.%lld.up_proj.weight", p, i, (long long)e);
-			LD(&w->e_up[e], a, 2, I, D);
+			LM(&w->e_up[e], a, I, D);
 		NAME("%s.%d.mlp.experts.%lld.down_proj.weight", p, i, (long long)e);
-			LD(&w->e_down[e], a, 2, D, I);
+			LM(&w->e_down[e], a, D, I);
 	}
 	return DSV32_OK;
 }
@@ -187,6 +261,7 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 	if (rc != DSV32_OK)
 		return rc;
 	L->ck = m->ck;
+	L->lazy = m->be->device == DSV32_DEV_CPU && !m->base.opts.eager_dequant;
 	rc = dsv32_backend_create(&L->cpu, DSV32_DEV_CPU, err);
 	if (rc != DSV32_OK)
 		return rc;
@@ -203,10 +278,12 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 	}
 	if (rc == DSV32_OK) {
 		NAME("lm_head.weight");
-		rc = load(L, &m->lm_head, nm, m->act, 2, HF_SHAPE(c->vocab_size, c->dim), err);
+		rc = load_mat(L, &m->lm_head, nm, m->act, c->vocab_size, c->dim, err);
 	}
 	for (int i = 0; rc == DSV32_OK && i < (int)c->n_layers; i++)
 		rc = load_layer(L, i, err);
+	if (rc == DSV32_OK && L->max_lazy > 0) /* the one dequantization buffer of the lazy matrices */
+		rc = hf_alloc(m, &m->wscratch, m->act, 1, HF_SHAPE(L->max_lazy), err);
 	/* MTP layers (model.layers.{n_layers}..) are never read: transformers drops them
 	 * (_keys_to_ignore_on_load_unexpected) */
 	if (rc == DSV32_OK && L->n_borrowed == 0) { /* nothing borrows (CUDA, or all converted) */
@@ -226,26 +303,36 @@ void hf_weights_close_src(hf_model *m)
 	m->ck = NULL;
 }
 
+static void mat_free(hf_model *m, hf_mat *mat)
+{
+	hf_free(m, &mat->w);
+	hf_free(m, &mat->scale);
+}
+
 void hf_weights_free(hf_model *m)
 {
 	const dsv32_config *c = &m->base.cfg;
 	hf_free(m, &m->embed);
 	hf_free(m, &m->norm);
-	hf_free(m, &m->lm_head);
+	mat_free(m, &m->lm_head);
+	hf_free(m, &m->wscratch);
+	m->n_lazy = 0;
 	if (!m->layers)
 		return;
 	for (int i = 0; i < (int)c->n_layers; i++) {
 		hf_layer_w *w = &m->layers[i];
-		dsv32_tensor *all[] = {&w->input_ln, &w->post_ln, &w->q_a, &w->q_a_ln, &w->q_b,
-				       &w->kv_a, &w->kv_a_ln, &w->kv_b, &w->o_proj, &w->ix_wq_b,
-				       &w->ix_wk, &w->ix_kn_w, &w->ix_kn_b, &w->ix_wproj, &w->gate,
-				       &w->up, &w->down, &w->router_w, &w->router_bias};
+		dsv32_tensor *all[] = {&w->input_ln, &w->post_ln, &w->q_a_ln, &w->kv_a_ln,
+				       &w->ix_kn_w, &w->ix_kn_b, &w->router_bias};
+		hf_mat *mats[] = {&w->q_a, &w->q_b, &w->kv_a, &w->kv_b, &w->o_proj, &w->ix_wq_b,
+				  &w->ix_wk, &w->ix_wproj, &w->gate, &w->up, &w->down, &w->router_w};
 		for (size_t j = 0; j < sizeof all / sizeof all[0]; j++)
 			hf_free(m, all[j]);
+		for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++)
+			mat_free(m, mats[j]);
 		for (int64_t e = 0; w->e_gate && e < c->n_routed_experts; e++) {
-			hf_free(m, &w->e_gate[e]);
-			hf_free(m, &w->e_up[e]);
-			hf_free(m, &w->e_down[e]);
+			mat_free(m, &w->e_gate[e]);
+			mat_free(m, &w->e_up[e]);
+			mat_free(m, &w->e_down[e]);
 		}
 		free(w->e_gate);
 		free(w->e_up);

@@ -464,8 +464,15 @@ dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *con
 		goto out_free;
 	}
 	rc = dsv32_config_validate(c, m->W, err);
+	if (rc == DSV32_OK && o.layers < 0)
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "ref: layers = %d, expected >= 0 (0 = all %lld)",
+				o.layers, (long long)c->n_layers);
 	if (rc != DSV32_OK)
 		goto out_free;
+	/* a prefix of the model: the loader fetches tensors by name, so layers >= N (and the MTP
+	 * layers of an HF checkpoint, beyond its real count) are never read */
+	if (o.layers > 0 && o.layers < c->n_layers)
+		c->n_layers = o.layers;
 	m->base.vt = &ref_vtbl;
 	m->base.opts = o;
 	m->maxB = c->max_batch_size;

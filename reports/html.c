@@ -222,6 +222,15 @@ static void tap_table(FILE *f, const dsv32_cmp_result *r)
 	fprintf(f, "</tbody></table>\n");
 }
 
+/* The "layers" provenance of a --layers run ("4 of 61"), NULL for a whole model. */
+static const char *layer_limit(const dsv32_cmp_result *r)
+{
+	for (int i = 0; i < r->n_prov; i++)
+		if (!strcmp(r->prov[i].key, "layers"))
+			return r->prov[i].value;
+	return NULL;
+}
+
 static void page_head(FILE *f, const dsv32_cmp_result *r)
 {
 	bool pass = dsv32_cmp_result_passed(r);
@@ -240,6 +249,12 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 	html_escape(f, r->side_b);
 	fprintf(f, "</code> <span class='v %s'>%s</span></h1>\n", pass ? "pass" : "fail",
 		pass ? "PASS" : "FAIL");
+	if (layer_limit(r)) {
+		fprintf(f, "<p><b>Truncated model:</b> decoder layers ");
+		html_escape(f, layer_limit(r));
+		fprintf(f, " (<code>--layers</code>); final_norm and logits are the truncated "
+			   "model's, not the model's.</p>\n");
+	}
 	if (r->first_divergence >= 0) {
 		const dsv32_tap_result *t = &r->taps[r->first_divergence];
 		fprintf(f, "<p><b>First divergence:</b> step %d, <code>", t->step);

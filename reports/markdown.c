@@ -91,11 +91,23 @@ static void markdown_layers(const dsv32_cmp_result *r, FILE *out)
 	}
 }
 
+/* The "layers" provenance of a --layers run ("4 of 61"), NULL for a whole model. */
+static const char *layer_limit(const dsv32_cmp_result *r)
+{
+	for (int i = 0; i < r->n_prov; i++)
+		if (!strcmp(r->prov[i].key, "layers"))
+			return r->prov[i].value;
+	return NULL;
+}
+
 void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
 {
 	bool pass = dsv32_cmp_result_passed(r);
 	fprintf(out, "## dsv32-parity: `%s` vs `%s` (%s) — %s\n\n", r->side_a, r->side_b, r->mode,
 		pass ? "✅ pass" : "❌ fail");
+	if (layer_limit(r))
+		fprintf(out, "**Truncated model:** decoder layers %s (`--layers`); `final_norm` and "
+			"`logits` are the truncated model's, not the model's.\n\n", layer_limit(r));
 	if (r->nonfinite)
 		fprintf(out, "**Non-finite values** first appear at `%s`.\n\n", r->nonfinite_tap);
 	if (r->first_divergence >= 0) {

@@ -183,7 +183,7 @@ static void run_case(const char *file, dsv32_experts_impl impl, bool pass_positi
 	o.experts = impl;
 	o.max_batch_size = 2;
 	dsv32_model *m = NULL;
-	if (dsv32_hf_open(&m, CKPT, &o, &err) != DSV32_OK)
+	if (dsv32_hf_open_dir(&m, CKPT, &o, &err) != DSV32_OK)
 		fail_msg("open: %s", err.what);
 	hf_tapset ts = {0};
 	m->taps.on_tap = hf_tapset_on_tap;

@@ -33,7 +33,7 @@ static dsv32_model *open_model(dsv32_profile prof, int64_t max_b)
 	o.max_batch_size = max_b;
 	dsv32_error err = {0};
 	dsv32_model *m = NULL;
-	if (dsv32_hf_open(&m, CKPT, &o, &err) != DSV32_OK)
+	if (dsv32_hf_open_dir(&m, CKPT, &o, &err) != DSV32_OK)
 		fail_msg("open: %s", err.what);
 	return m;
 }
@@ -287,7 +287,7 @@ static void test_bad_input(void **state)
 	/* open errors always fill err (a missing checkpoint, a config that is not HF) */
 	dsv32_model *mm = (dsv32_model *)1;
 	memset(&err, 0, sizeof err);
-	assert_int_equal(dsv32_hf_open(&mm, "/nonexistent-hf2", NULL, &err), DSV32_E_IO);
+	assert_int_equal(dsv32_hf_open_dir(&mm, "/nonexistent-hf2", NULL, &err), DSV32_E_IO);
 	assert_null(mm);
 	assert_int_not_equal(err.code, DSV32_OK);
 	assert_non_null(strstr(err.what, "/nonexistent-hf2/config.json"));

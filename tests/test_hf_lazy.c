@@ -1,0 +1,180 @@
+/* test_hf_lazy.c: lazy fp8 weights of the hf layout (hf_layout/weights.c, docs/hf_layout.md
+ * "Lazy fp8 weights") on a generated tiny fp8 checkpoint (dsv32_fixture_write, preset tiny):
+ *   - on CPU the default keeps the fp8 matrices as codes + scales (dsv32_hf_lazy_matrices > 0),
+ *     opts.eager_dequant keeps none, a bf16 checkpoint has none;
+ *   - every tap and the logits of a prefill + 2 greedy decode steps are bit-identical between
+ *     lazy and eager, for both experts implementations and both profiles (bf16, fp32): the lazy
+ *     path runs the same dsv32_weight_dequant right before each GEMM;
+ *   - lazy and opts.layers combine (the first 2 layers, still bit-identical to eager). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fixtures/generator.h"
+#include "hf_layout/hf_model.h"
+#include "tests/support/hf_golden_util.h"
+#include "tests/support/test_common.h"
+
+#define B 2
+#define S 5
+#define STEPS 3 /* prefill + 2 decode steps */
+
+static const int64_t PROMPT[B * S] = {5, 17, 42, 7, 300, 11, 250, 33, 470, 2};
+static char dir[64], ckpt[96];
+
+static dsv32_model *open_hf(const char *path, bool eager_dequant, dsv32_experts_impl ex,
+			    dsv32_profile prof, int layers)
+{
+	dsv32_model_opts o;
+	dsv32_model_opts_default(&o);
+	o.max_batch_size = B;
+	o.max_seq_len = 16;
+	o.eager_dequant = eager_dequant;
+	o.experts = ex;
+	o.profile = prof;
+	o.layers = layers;
+	dsv32_error err = {0};
+	dsv32_model *m = NULL;
+	if (dsv32_hf_open_dir(&m, path, &o, &err) != DSV32_OK)
+		fail_msg("open %s: %s", path, err.what);
+	return m;
+}
+
+/* Prefill then greedy decode steps; taps[s] and logits[s] of step s. The decode tokens come
+ * from the model's own logits (the same on both sides iff the logits are). */
+static void run_steps(dsv32_model *m, hf_tapset taps[STEPS], dsv32_tensor logits[STEPS])
+{
+	dsv32_error err = {0};
+	int64_t cur[B * S], pos = 0, len = S;
+	memcpy(cur, PROMPT, sizeof PROMPT);
+	for (int s = 0; s < STEPS; s++) {
+		m->taps = (dsv32_tap_sink){hf_tapset_on_tap, &taps[s]};
+		if (m->vt->forward(m, cur, B, len, pos, &logits[s], &err) != DSV32_OK)
+			fail_msg("step %d: %s", s, err.what);
+		m->taps = (dsv32_tap_sink){0};
+		int64_t V = logits[s].shape[1];
+		for (int b = 0; b < B; b++)
+			cur[b] = tc_argmax_f32((const float *)logits[s].data + b * V, V);
+		pos += len;
+		len = 1;
+	}
+}
+
+static void assert_runs_identical(dsv32_model *lazy, dsv32_model *eager, const char *label)
+{
+	hf_tapset tl[STEPS] = {{0}}, te[STEPS] = {{0}};
+	dsv32_tensor ll[STEPS] = {{0}}, le[STEPS] = {{0}};
+	run_steps(lazy, tl, ll);
+	run_steps(eager, te, le);
+	for (int s = 0; s < STEPS; s++) {
+		assert_int_equal(tl[s].n, te[s].n);
+		assert_true(tl[s].n > 20);
+		for (int i = 0; i < te[s].n; i++) {
+			const dsv32_tensor *a = hf_tapset_get(&tl[s], te[s].name[i]), *b = &te[s].t[i];
+			if (!a)
+				fail_msg("%s step %d: %s missing in the lazy run", label, s, te[s].name[i]);
+			if (a->dtype != b->dtype || !dsv32_tensor_same_shape(a, b) ||
+			    memcmp(a->data, b->data, dsv32_tensor_nbytes(b)) != 0)
+				fail_msg("%s step %d: %s differs between lazy and eager", label, s,
+					 te[s].name[i]);
+		}
+		assert_memory_equal(ll[s].data, le[s].data, dsv32_tensor_nbytes(&le[s]));
+		hf_tapset_clear(&tl[s]);
+		hf_tapset_clear(&te[s]);
+		dsv32_tensor_free(&ll[s]);
+		dsv32_tensor_free(&le[s]);
+	}
+}
+
+static void test_default_is_lazy_on_cpu(void **state)
+{
+	(void)state;
+	dsv32_model *lazy = open_hf(ckpt, false, DSV32_EXPERTS_GROUPED_MM, DSV32_PROFILE_BF16, 0);
+	dsv32_model *eager = open_hf(ckpt, true, DSV32_EXPERTS_GROUPED_MM, DSV32_PROFILE_BF16, 0);
+	/* tiny: per layer q_a, q_b, kv_a, kv_b, o_proj, wq_b, wk (7) + dense 3 / MoE 3 shared +
+	 * 16 x 3 experts */
+	int64_t want = 3 * 7 + 3 + 2 * (3 + 16 * 3);
+	assert_int_equal(dsv32_hf_lazy_matrices(lazy), want);
+	assert_int_equal(dsv32_hf_lazy_matrices(eager), 0);
+	lazy->vt->close(lazy);
+	eager->vt->close(eager);
+	char golden[4096];
+	if (tc_golden_path(golden, sizeof golden, "hf/config.json")) { /* a bf16 checkpoint */
+		golden[strlen(golden) - strlen("/config.json")] = '\0';
+		dsv32_model *m = open_hf(golden, false, DSV32_EXPERTS_GROUPED_MM, DSV32_PROFILE_BF16, 0);
+		assert_int_equal(dsv32_hf_lazy_matrices(m), 0);
+		m->vt->close(m);
+	}
+}
+
+static void check_pair(dsv32_experts_impl ex, dsv32_profile prof, int layers, const char *label)
+{
+	dsv32_model *lazy = open_hf(ckpt, false, ex, prof, layers);
+	dsv32_model *eager = open_hf(ckpt, true, ex, prof, layers);
+	assert_true(dsv32_hf_lazy_matrices(lazy) > 0);
+	assert_runs_identical(lazy, eager, label);
+	lazy->vt->close(lazy);
+	eager->vt->close(eager);
+}
+
+static void test_lazy_equals_eager_grouped_mm(void **state)
+{
+	(void)state;
+	check_pair(DSV32_EXPERTS_GROUPED_MM, DSV32_PROFILE_BF16, 0, "grouped_mm bf16");
+}
+
+static void test_lazy_equals_eager_experts_eager(void **state)
+{
+	(void)state;
+	check_pair(DSV32_EXPERTS_EAGER, DSV32_PROFILE_BF16, 0, "experts=eager bf16");
+}
+
+static void test_lazy_equals_eager_fp32_profile(void **state)
+{
+	(void)state;
+	check_pair(DSV32_EXPERTS_GROUPED_MM, DSV32_PROFILE_FP32, 0, "grouped_mm fp32");
+}
+
+static void test_lazy_with_layer_limit(void **state)
+{
+	(void)state;
+	check_pair(DSV32_EXPERTS_GROUPED_MM, DSV32_PROFILE_BF16, 2, "grouped_mm bf16 layers=2");
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/dsv32_lazy_XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(ckpt, sizeof ckpt, "%s/tiny-fp8", dir);
+	dsv32_error err = {0};
+	if (dsv32_fixture_write("tiny", DSV32_WDTYPE_FP8, 3, ckpt, 0, false, &err) != DSV32_OK) {
+		fprintf(stderr, "fixture: %s\n", err.what);
+		return -1;
+	}
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	return tc_remove_dir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_default_is_lazy_on_cpu),
+		cmocka_unit_test(test_lazy_equals_eager_grouped_mm),
+		cmocka_unit_test(test_lazy_equals_eager_experts_eager),
+		cmocka_unit_test(test_lazy_equals_eager_fp32_profile),
+		cmocka_unit_test(test_lazy_with_layer_limit),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
