@@ -3,7 +3,9 @@
 op, the largest relative L2 (dense taps) and the smallest Jaccard (index sets). The shipped
 budget (compare/budget_default.c, docs/budgets.md) is set from this table.
 
-usage: bench/measure_budget.py BUILD_DIR [seeds] [decode_steps]"""
+usage: bench/measure_budget.py BUILD_DIR [seeds] [decode_steps] [bf16|fp8] [first_seed]
+(fp8: the tiny preset written with fp8 e4m3 weights and 128x128 block scales, the form of the
+real DeepSeek V3.2 checkpoint; the reference then runs its fp8 GEMMs with fp8 activations.)"""
 import json
 import os
 import re
@@ -14,18 +16,17 @@ import tempfile
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+dtype = sys.argv[4] if len(sys.argv) > 4 else "bf16"
+first = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 cli = os.path.join(build, "dsv32-parity")
 worst = {}
 with tempfile.TemporaryDirectory() as d:
     ckpt = os.path.join(d, "tiny")
-    subprocess.run([cli, "fixture", "--preset", "tiny", "--out", ckpt], check=True,
-                   capture_output=True)
-    for seed in range(1, seeds + 1):
+    subprocess.run([cli, "fixture", "--preset", "tiny", "--dtype", dtype, "--out", ckpt],
+                   check=True, capture_output=True)
+    for seed in range(first, first + seeds):
         out = os.path.join(d, f"r{seed}.json")
         subprocess.run([cli, "compare", "--checkpoint", ckpt, "--seed", str(seed),
-                        "--decode-steps", str(steps), "--quiet", "--json", out,
-                        "--budget", "/dev/null"] if False else
-                       [cli, "compare", "--checkpoint", ckpt, "--seed", str(seed),
                         "--decode-steps", str(steps), "--quiet", "--json", out],
                        capture_output=True)
         for t in json.load(open(out))["taps"]:

@@ -19,10 +19,10 @@
 #include "fixtures/generator.h"
 #include "reports/report.h"
 
-extern const char dsv32_default_budget_json[];
 
 typedef struct {
 	const char *checkpoint, *a, *b, *tokens, *mode, *budget, *json, *markdown, *html, *dump;
+	const char *budget_label; /* what the report names as the budget applied */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
 	bool noise_floor, quiet, eager_dequant;
 	char tmpdir[64]; /* the built-in model, when no checkpoint is given */
@@ -61,7 +61,7 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"decode-steps", DSV32_ARG_U64, &o->decode_steps, "N", "greedy decode steps after the prefill (default 3)", false},
 		{"mode", DSV32_ARG_CHOICE, &o->mode, "propagate|teacher-forced|both", "drift mode (default both)", false},
 		{"noise-floor", DSV32_ARG_FLAG, &o->noise_floor, NULL, "also run each side in fp32 and report drift / own noise", false},
-		{"budget", DSV32_ARG_STRING, &o->budget, "FILE", "budget JSON (default: the shipped budget)", false},
+		{"budget", DSV32_ARG_STRING, &o->budget, "FILE", "budget JSON (default: the shipped budget for the checkpoint's bf16 or fp8 weights)", false},
 		{"json", DSV32_ARG_STRING, &o->json, "FILE", "write the JSON report", false},
 		{"markdown", DSV32_ARG_STRING, &o->markdown, "FILE", "write the Markdown summary", false},
 		{"html", DSV32_ARG_STRING, &o->html, "FILE", "write the HTML report", false},
@@ -150,7 +150,7 @@ static void add_provenance(dsv32_cmp_result *r, const compare_args *o, const dsv
 	dsv32_cmp_result_prov(r, "seed", o->tokens ? "(tokens given)" : buf);
 	snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->decode_steps);
 	dsv32_cmp_result_prov(r, "decode_steps", buf);
-	dsv32_cmp_result_prov(r, "budget", o->budget ? o->budget : "built-in default (docs/budgets.md)");
+	dsv32_cmp_result_prov(r, "budget", o->budget_label);
 	if (o->layers > 0 && o->checkpoint) { /* a truncated model: "4 of 61" */
 		dsv32_cli_layers_text(buf, sizeof buf, (int)o->layers,
 				      dsv32_cli_layer_count(o->checkpoint, NULL));
@@ -223,11 +223,35 @@ static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result 
 	return DSV32_OK;
 }
 
-static dsv32_status load_budget(const compare_args *o, dsv32_budget *b, dsv32_error *err)
+/* Whether the checkpoint's config declares fp8 weights (HF quantization_config, or the
+ * reference config's "dtype": "fp8"); false when there is no readable config. */
+static bool checkpoint_is_fp8(const char *checkpoint)
 {
-	if (o->budget)
+	char p[4096];
+	dsv32_config c;
+	bool is_hf;
+	if (!checkpoint || !dsv32_path_join(p, sizeof p, checkpoint, "config.json") ||
+	    dsv32_config_load(&c, p, &is_hf, NULL) != DSV32_OK)
+		return false;
+	return c.has_quant || c.dtype == DSV32_WDTYPE_FP8;
+}
+
+/* --budget FILE, else the shipped budget for the checkpoint's weight format. */
+static dsv32_status load_budget(compare_args *o, dsv32_budget *b, dsv32_error *err)
+{
+	if (o->budget) {
+		o->budget_label = o->budget;
 		return dsv32_budget_load(b, o->budget, err);
-	return dsv32_budget_parse(b, dsv32_default_budget_json, "built-in budget", err);
+	}
+	bool fp8 = checkpoint_is_fp8(o->checkpoint);
+	o->budget_label = fp8 ? "built-in, fp8 weights (docs/budgets.md)"
+			      : "built-in, bf16 weights (docs/budgets.md)";
+	char *json = dsv32_default_budget_json(fp8);
+	if (!json)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "built-in budget");
+	dsv32_status rc = dsv32_budget_parse(b, json, o->budget_label, err);
+	free(json);
+	return rc;
 }
 
 static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)

@@ -45,6 +45,10 @@ typedef struct {
 dsv32_status dsv32_budget_parse(dsv32_budget *b, const char *json, const char *label,
 				dsv32_error *err);
 dsv32_status dsv32_budget_load(dsv32_budget *b, const char *path, dsv32_error *err);
+/* The shipped budget as budget JSON (malloc'ed; NULL when out of memory): for checkpoints with
+ * bf16 weights, or with fp8 ones (the reference then runs its GEMMs on fp8 activations, which
+ * widens the first GEMM outputs of each layer). compare/budget_default.c, docs/budgets.md. */
+char *dsv32_default_budget_json(bool fp8_weights);
 void dsv32_budget_free(dsv32_budget *b);
 
 /* Value of a named metric for a tap result; false if the metric does not apply to its kind. */
