@@ -6,7 +6,6 @@
 
 #include "cli/cli_models.h"
 #include "core/config.h"
-#include "convert/convert.h"
 #include "core/fsutil.h"
 #include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
@@ -22,30 +21,15 @@ bool dsv32_cli_is_hf_checkpoint(const char *dir)
 	return dsv32_config_load(&c, p, &is_hf, NULL) == DSV32_OK && is_hf;
 }
 
-/* The hf layout on reference shards: merge the ranks through the converter (name map, bit-exact
- * byte ranges) into a temporary dense checkpoint, open it, and remove the files at once (the
- * model keeps its mappings; the directory is gone even if the run is interrupted later). */
+/* The hf layout on reference shards: read in place through the shard source (the converter's
+ * name map and piece walk, in memory, tensor by tensor; no temporary files), with the reference
+ * config.json of the shard directory. */
 static dsv32_status open_hf_from_shards(const char *shards, const dsv32_model_opts *opts,
 					dsv32_model **out, dsv32_error *err)
 {
-	const char *base = getenv("TMPDIR");
-	char tmp[4096], dense[4200], cfg[4200];
-	snprintf(tmp, sizeof tmp, "%s/dsv32-hf-XXXXXX", base && *base ? base : "/tmp");
-	if (!mkdtemp(tmp))
-		return DSV32_FAIL(err, DSV32_E_IO, "%s: cannot create a temporary directory", tmp);
-	snprintf(dense, sizeof dense, "%s/dense", tmp);
-	snprintf(cfg, sizeof cfg, "%s/config.json", shards);
-	const char *inputs[1] = {shards};
-	dsv32_ref_to_hf_opts o = {.shards = inputs, .n_shards = 1, .config = cfg, .out = dense,
-				  .dtype = DSV32_OUT_KEEP};
-	dsv32_conv_result res = {0};
-	dsv32_status rc = dsv32_convert_ref_to_hf(&o, &res, err);
-	dsv32_conv_result_free(&res);
-	if (rc == DSV32_OK)
-		rc = dsv32_hf_open(out, dense, NULL, opts, err);
-	else
+	dsv32_status rc = dsv32_hf_open_shards(out, shards, NULL, opts, err);
+	if (rc != DSV32_OK)
 		dsv32_error_prefix(err, "hf layout on reference shards %s", shards);
-	dsv32_remove_tree(tmp, NULL);
 	return rc;
 }
 

@@ -95,6 +95,10 @@ dsv32_status conv_shardset_open(conv_shardset *s, const char *const *inputs, siz
 				int expect_world, int64_t n_experts, bool allow_unknown,
 				dsv32_error *err);
 void conv_shardset_close(conv_shardset *s);
+/* The world size the first shard file name (in name order) of inputs says, without opening
+ * any file (conv_shardset_open checks that all agree). */
+dsv32_status conv_shard_world(const char *const *inputs, size_t n_inputs, int *world,
+			      dsv32_error *err);
 
 /* Hand each piece of the full tensor t, in row-major order of the full tensor, to fn.
  * Replicated tensors come from rank 0; expert tensors from their owner. */

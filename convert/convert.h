@@ -36,7 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/error.h"
+#include "core/tensor.h"
 
 /* Called as bytes are processed; total is fixed for a run. */
 typedef void (*dsv32_progress_fn)(void *user, uint64_t done, uint64_t total);
@@ -115,5 +117,49 @@ dsv32_status dsv32_verify_shards(const dsv32_verify_opts *o, dsv32_verify_result
 
 /* SHA-256 of a byte range as 64 lowercase hex digits + NUL into hex[65]. */
 dsv32_status dsv32_sha256_hex(const void *data, size_t n, char hex[65], dsv32_error *err);
+
+/* ---- shard source: a model reads its tensors straight from reference shards ----
+ * The hf layout on model{r}-mp{W}.safetensors without a dense copy (hf_layout/hf_model.h
+ * dsv32_hf_open_shards): the rank files are opened and checked as dsv32_convert_ref_to_hf opens
+ * them (ranks, world size, shapes and dtypes between ranks, expert placement by the config's
+ * n_routed_experts; unknown tensor names are errors), and each tensor is handed out by HF name
+ * as exactly the bytes `convert ref-to-hf --dtype keep` writes for it (same piece walk,
+ * conv_tensor_pieces), in memory, one tensor at a time.
+ *
+ * Precision contract: bytes are copied, never converted: dtype and values are the shards'.
+ * Replicated tensors are taken from rank 0 WITHOUT the converter's byte comparison across ranks
+ * (that reads every rank's copy of every replicated tensor); `dsv32-parity verify-shards` (or
+ * the converter) is the check that the ranks agree.
+ *
+ * open     shards: files and/or directories (as dsv32_ref_to_hf_opts.shards); config: the
+ *          reference config JSON (or an HF config.json); NULL: config.json in the shard
+ *          directory (the first input, or the directory of the first file). The config is
+ *          validated against the world size (dsv32_config_validate). Errors as the converter's:
+ *          a missing rank file (DSV32_E_NOTFOUND naming the expected file), mixed world sizes,
+ *          a split dim or expert count W does not divide, shapes that disagree between ranks.
+ * tensor   *out is a borrowed, read-only view of one rank's mapping (owned false) when the
+ *          tensor lives whole in one file: W = 1, a replicated tensor (rank 0's copy), a routed
+ *          expert (its owner rank); an owned host tensor (owned true, free with
+ *          dsv32_tensor_free) reassembled from the pieces of a tensor split along dim 0 or 1.
+ *          Views stay valid until close. DSV32_E_NOTFOUND naming the HF and reference name
+ *          when no rank file holds the tensor.
+ * find     whether hf_name is there, with its full (dense) dtype / ndim / shape (each
+ *          pointer may be NULL); reads no data.
+ * any_fp8  some tensor is F8_E4M3 / F8_E5M2 (what ref-to-hf writes as has_quant / dtype fp8).
+ */
+typedef struct dsv32_shard_source dsv32_shard_source;
+
+dsv32_status dsv32_shard_source_open(dsv32_shard_source **out, const char *const *shards,
+				     size_t n_shards, const char *config, dsv32_error *err);
+void dsv32_shard_source_close(dsv32_shard_source *src); /* NULL: no-op */
+dsv32_status dsv32_shard_source_tensor(const dsv32_shard_source *src, const char *hf_name,
+				       dsv32_tensor *out, dsv32_error *err);
+bool dsv32_shard_source_find(const dsv32_shard_source *src, const char *hf_name,
+			     dsv32_dtype *dtype, int *ndim, int64_t shape[DSV32_MAX_DIMS]);
+const dsv32_config *dsv32_shard_source_config(const dsv32_shard_source *src);
+int dsv32_shard_source_world(const dsv32_shard_source *src);
+bool dsv32_shard_source_any_fp8(const dsv32_shard_source *src);
+/* "reference shards <dir> (mp<W>)", for messages. */
+const char *dsv32_shard_source_label(const dsv32_shard_source *src);
 
 #endif

@@ -393,6 +393,20 @@ dsv32_status conv_shardset_open(conv_shardset *s, const char *const *inputs, siz
 	return rc;
 }
 
+dsv32_status conv_shard_world(const char *const *inputs, size_t n_inputs, int *world,
+			      dsv32_error *err)
+{
+	shard_path *v = NULL;
+	size_t n = 0;
+	dsv32_status rc = collect_paths(&v, &n, inputs, n_inputs, err);
+	if (rc == DSV32_OK)
+		*world = v[0].world;
+	for (size_t i = 0; i < n; i++)
+		free(v[i].path);
+	free(v);
+	return rc;
+}
+
 void conv_shardset_close(conv_shardset *s)
 {
 	for (size_t i = 0; i < s->n; i++)

@@ -3,6 +3,7 @@
 #ifndef DSV32_HF_INTERNAL_H
 #define DSV32_HF_INTERNAL_H
 
+#include "convert/convert.h"
 #include "core/safetensors.h"
 #include "hf_layout/hf_model.h"
 #include "kernels/backend.h"
@@ -10,7 +11,8 @@
 /* A matrix a GEMM multiplies by (y = x · Wᵀ), [N, K]. Either w is the parameter in its
  * in-memory dtype (scale empty), or, lazy fp8 (CPU, opts.eager_dequant false): w is the
  * F8_E4M3 codes and scale the F32 weight_scale_inv [ceil(N/128), ceil(K/128)], both borrowed
- * from the checkpoint mapping, dequantized by hf_mat_get right before each GEMM. */
+ * from the checkpoint mapping (from reference shards, a split matrix is an owned reassembly),
+ * dequantized by hf_mat_get right before each GEMM. */
 typedef struct {
 	dsv32_tensor w;
 	dsv32_tensor scale;
@@ -50,10 +52,13 @@ typedef struct {
 	 * as the largest lazy matrix; n_lazy matrices are kept as fp8 codes */
 	dsv32_tensor wscratch;
 	int64_t n_lazy;
-	/* The open checkpoint (weights.c). On CPU, parameters kept in their file dtype are
-	 * borrowed (owned == false), read-only views of its mappings: never written, never freed;
-	 * it is closed last in the model's close (hf_weights_close_src). */
+	/* The open weight source (weights.c): an HF checkpoint (ck) or reference shards read
+	 * through the name map (shards, convert.h "shard source"); one of them while open. On
+	 * CPU, parameters kept in their file dtype are borrowed (owned == false), read-only views
+	 * of its mappings: never written, never freed; it is closed last in the model's close
+	 * (hf_weights_close_src). */
 	dsv32_ckpt *ck;
+	dsv32_shard_source *shards;
 	hf_layer_cache *cache;
 	int64_t cap_b, cap_t;          /* cache capacity */
 	int64_t cache_b, cache_len;    /* batch of the cached sequence, cached positions */
@@ -96,9 +101,11 @@ dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, cons
 		       dsv32_error *err);
 
 /* ---- parts ---- */
-dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err);   /* weights.c */
+/* weights.c: from m->shards when the open set it, else from the HF checkpoint dir. */
+dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err);
 void hf_weights_free(hf_model *m);     /* owned parameters freed, borrowed ones reset */
-/* Closes the checkpoint the parameters borrow from (no-op when closed): after hf_weights_free. */
+/* Closes the checkpoint or shard source the parameters borrow from (no-op when closed): after
+ * hf_weights_free. */
 void hf_weights_close_src(hf_model *m);
 dsv32_status hf_cache_init(hf_model *m, dsv32_error *err);                      /* cache.c */
 void hf_cache_free(hf_model *m);

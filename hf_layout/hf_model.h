@@ -39,7 +39,9 @@
 
 #include "core/model.h"
 
-/* Open an HF-layout model from an HF checkpoint directory. Same signature as dsv32_ref_open
+/* Open an HF-layout model from an HF checkpoint directory (a directory whose *.safetensors are
+ * all reference shard files model{r}-mp{W}.safetensors is opened as dsv32_hf_open_shards does,
+ * config_path then naming the reference config). Same signature as dsv32_ref_open
  * (the CLI's layout table calls both through one function type): config_path NULL =
  * <ckpt_dir>/config.json, else that HF config.json is used instead. opts NULL = defaults (CPU,
  * bf16, grouped_mm). Cache capacity: opts->max_batch_size (0: config max_batch_size) rows and
@@ -48,6 +50,18 @@
  * NULL) always holds the code and a message naming the file / tensor. */
 dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *config_path,
 			   const dsv32_model_opts *opts, dsv32_error *err);
+/* The same on reference shards (docs/hf_layout.md "On reference shards"): shards_dir holds
+ * model{r}-mp{W}.safetensors, read in place through the convert/ shard source (convert.h): every
+ * parameter gets exactly the bytes `convert ref-to-hf --dtype keep` would have written for it,
+ * and the config is the one that converter writes (from config_path, a reference config JSON or
+ * an HF config.json; NULL = <shards_dir>/config.json), so the model computes what
+ * dsv32_hf_open computes on the converted checkpoint, bit for bit. No file is written.
+ * Replicated tensors are read from rank 0 without comparing the ranks (verify-shards does).
+ * Errors name the shard file / tensor: a missing rank file, a world size that does not divide
+ * the config, shapes that disagree between ranks, a tensor in no rank file. */
+dsv32_status dsv32_hf_open_shards(dsv32_model **out, const char *shards_dir,
+				  const char *config_path, const dsv32_model_opts *opts,
+				  dsv32_error *err);
 /* The same without config_path (= NULL). */
 dsv32_status dsv32_hf_open_dir(dsv32_model **out, const char *ckpt_dir,
 			       const dsv32_model_opts *opts, dsv32_error *err);

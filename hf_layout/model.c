@@ -1,10 +1,12 @@
 /* model.c: open/close, the HF forward (DeepseekV32ForCausalLM.forward, hf_layout.md §3.2, §4.2
  * mask, §5 decoder layer, §7 LM head) and the common dsv32_model vtable. */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert/namemap.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
@@ -396,20 +398,41 @@ static const dsv32_model_vtbl hf_vtbl = {
 	.close = vt_close,
 };
 
-dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *config_path,
-			   const dsv32_model_opts *opts, dsv32_error *err)
+/* The config the hf model sees on reference shards: the shard source's config written as the
+ * HF config.json `convert ref-to-hf` writes (has_quant / dtype from the tensors' dtypes) and read
+ * back, so that the model is configured exactly as on the converted dense checkpoint. */
+static dsv32_status shards_config(dsv32_config *c, const dsv32_shard_source *src,
+				  const char *label, dsv32_error *err)
+{
+	dsv32_config hf_cfg = *dsv32_shard_source_config(src);
+	bool fp8 = dsv32_shard_source_any_fp8(src);
+	hf_cfg.has_quant = fp8;
+	hf_cfg.dtype = fp8 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
+	char *json = dsv32_config_to_hf_json(&hf_cfg);
+	if (!json)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: HF config", label);
+	dsv32_status rc = dsv32_config_from_hf_json(c, json, label, err);
+	free(json);
+	return rc;
+}
+
+/* dsv32_hf_open (ckpt_dir set) and dsv32_hf_open_shards (shards_dir set). */
+static dsv32_status hf_open_any(dsv32_model **out, const char *ckpt_dir, const char *shards_dir,
+				const char *config_path, const dsv32_model_opts *opts,
+				dsv32_error *err)
 {
 	dsv32_error local = {0};
 	if (!err) /* the checks below read err->code */
 		err = &local;
 	memset(err, 0, sizeof *err);
-	if (!out || !ckpt_dir)
+	const char *label = ckpt_dir ? ckpt_dir : shards_dir;
+	if (!out || !label)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "hf open: %s is NULL",
 				  !out ? "out" : "the checkpoint directory");
 	*out = NULL;
 	hf_model *m = calloc(1, sizeof *m);
 	if (!m)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf open: %s: model", ckpt_dir);
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf open: %s: model", label);
 	m->base.vt = &hf_vtbl;
 	if (opts)
 		m->base.opts = *opts;
@@ -419,11 +442,21 @@ dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *
 	dsv32_config *c = &m->base.cfg;
 	char path[4096];
 	bool is_hf = false;
-	if (config_path)
-		snprintf(path, sizeof path, "%s", config_path);
-	else
-		snprintf(path, sizeof path, "%s/config.json", ckpt_dir);
-	dsv32_status rc = dsv32_config_load(c, path, &is_hf, err);
+	dsv32_status rc;
+	if (shards_dir) { /* the source is opened (and checked) first: the config needs W */
+		rc = dsv32_shard_source_open(&m->shards, &shards_dir, 1, config_path, err);
+		snprintf(path, sizeof path, "%s", m->shards ? dsv32_shard_source_label(m->shards)
+							      : shards_dir);
+		if (rc == DSV32_OK)
+			rc = shards_config(c, m->shards, path, err);
+		is_hf = true;
+	} else {
+		if (config_path)
+			snprintf(path, sizeof path, "%s", config_path);
+		else
+			snprintf(path, sizeof path, "%s/config.json", ckpt_dir);
+		rc = dsv32_config_load(c, path, &is_hf, err);
+	}
 	if (rc == DSV32_OK && !is_hf)
 		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: not an HF config.json (no model_type / hidden_size)",
 				path);
@@ -461,7 +494,7 @@ dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *
 		m->be->torch_major = o->torch_major ? o->torch_major : 2;
 	}
 	if (rc == DSV32_OK)
-		rc = hf_weights_load(m, ckpt_dir, err);
+		rc = hf_weights_load(m, ckpt_dir, err); /* ckpt_dir NULL: from m->shards */
 	if (rc == DSV32_OK)
 		rc = hf_cache_init(m, err);
 	if (rc != DSV32_OK)
@@ -470,11 +503,59 @@ dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *
 	return DSV32_OK;
 fail:
 	if (err->code == DSV32_OK) /* a callee that returned a status without filling err */
-		DSV32_FAIL(err, rc, "hf open: %s: %s", ckpt_dir, dsv32_status_str(rc));
+		DSV32_FAIL(err, rc, "hf open: %s: %s", label, dsv32_status_str(rc));
 	else
-		dsv32_error_prefix(err, "hf open %s", ckpt_dir);
+		dsv32_error_prefix(err, "hf open %s", label);
 	vt_close(&m->base);
 	return rc;
+}
+
+/* A directory of reference shards: it holds *.safetensors files and every one of them is named
+ * model{r}-mp{W}.safetensors (an HF checkpoint never uses that name). */
+static bool is_shard_dir(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return false;
+	struct dirent *de;
+	int shards = 0, others = 0;
+	while ((de = readdir(dp))) {
+		size_t n = strlen(de->d_name), k = strlen(".safetensors");
+		int r, w;
+		if (n < k || strcmp(de->d_name + n - k, ".safetensors"))
+			continue;
+		if (dsv32_shard_file_parse(de->d_name, &r, &w))
+			shards++;
+		else
+			others++;
+	}
+	closedir(dp);
+	return shards > 0 && others == 0;
+}
+
+dsv32_status dsv32_hf_open(dsv32_model **out, const char *ckpt_dir, const char *config_path,
+			   const dsv32_model_opts *opts, dsv32_error *err)
+{
+	if (!ckpt_dir) {
+		if (out)
+			*out = NULL;
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf open: the checkpoint directory is NULL");
+	}
+	if (is_shard_dir(ckpt_dir))
+		return hf_open_any(out, NULL, ckpt_dir, config_path, opts, err);
+	return hf_open_any(out, ckpt_dir, NULL, config_path, opts, err);
+}
+
+dsv32_status dsv32_hf_open_shards(dsv32_model **out, const char *shards_dir,
+				  const char *config_path, const dsv32_model_opts *opts,
+				  dsv32_error *err)
+{
+	if (!shards_dir) {
+		if (out)
+			*out = NULL;
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf open: the shard directory is NULL");
+	}
+	return hf_open_any(out, NULL, shards_dir, config_path, opts, err);
 }
 
 dsv32_status dsv32_hf_open_dir(dsv32_model **out, const char *ckpt_dir,

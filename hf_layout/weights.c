@@ -20,7 +20,14 @@
  * into the owned parameter. The checkpoint stays open while any parameter borrows from it and is
  * closed by hf_weights_close_src, last in the model's close. On CUDA each parameter is one
  * upload, from the mapping or from one host staging buffer; nothing borrows and the checkpoint
- * is closed at the end of the load. */
+ * is closed at the end of the load.
+ *
+ * Source (docs/hf_layout.md "On reference shards"): an HF checkpoint, or reference shards through
+ * the convert/ shard source (dsv32_hf_open_shards). A shard tensor that lives whole in one rank
+ * file (W = 1, replicated, a routed expert) is a borrowed view as above; one split across the
+ * ranks arrives as an owned host tensor holding the bytes `convert ref-to-hf --dtype keep`
+ * writes: on CPU it becomes the parameter itself when its dtype is kept (lazy fp8 codes and
+ * scales included: owned, not borrowed), else it is converted / uploaded and freed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,12 +39,34 @@
 
 typedef struct {
 	hf_model *m;
-	dsv32_ckpt *ck;     /* m->ck */
+	dsv32_ckpt *ck;     /* m->ck, or NULL when reading from m->shards */
+	dsv32_shard_source *shards;
 	dsv32_backend *cpu; /* host backend for the fp8 dequant */
 	int64_t n_borrowed; /* parameters that are views of the mappings */
 	bool lazy;          /* keep fp8 GEMM matrices as codes + scales (file comment) */
 	int64_t max_lazy;   /* elements of the largest lazy matrix: the scratch size */
 } loader;
+
+/* Tensor `name` from the source: a borrowed view, or (shards, split tensors) an owned host
+ * tensor the caller frees with dsv32_tensor_free unless it keeps it. */
+static dsv32_status src_tensor(const loader *L, const char *name, dsv32_tensor *out,
+			       dsv32_error *err)
+{
+	if (L->shards)
+		return dsv32_shard_source_tensor(L->shards, name, out, err);
+	return dsv32_ckpt_tensor(L->ck, name, out, err);
+}
+
+/* Whether the source holds `name`, and its dtype. */
+static bool src_dtype(const loader *L, const char *name, dsv32_dtype *dt)
+{
+	if (L->shards)
+		return dsv32_shard_source_find(L->shards, name, dt, NULL, NULL);
+	const dsv32_st_entry *e = dsv32_ckpt_find(L->ck, name, NULL);
+	if (e)
+		*dt = e->dtype;
+	return e != NULL;
+}
 
 /* Whether p may be read as elements of dt in place (the kernels load typed elements). */
 static bool is_aligned(const void *p, dsv32_dtype dt)
@@ -55,22 +84,27 @@ static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_d
 {
 	hf_model *m = L->m;
 	bool cpu = m->be->device == DSV32_DEV_CPU;
-	dsv32_tensor src, host = {0}, *to;
-	dsv32_status rc = dsv32_ckpt_tensor(L->ck, name, &src, err);
+	dsv32_tensor src, host = {0}, scale = {0}, *to;
+	memset(out, 0, sizeof *out);
+	dsv32_status rc = src_tensor(L, name, &src, err);
 	if (rc != DSV32_OK)
 		return rc;
 	if (src.ndim != ndim || memcmp(src.shape, shape, sizeof(int64_t) * (size_t)ndim) != 0) {
 		char a[96], b[96];
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", name,
-				  dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
-				  dsv32_shape_str(b, sizeof b, ndim, shape));
+		rc = DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", name,
+				dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
+				dsv32_shape_str(b, sizeof b, ndim, shape));
+		goto out_free;
 	}
-	if (src.dtype != DSV32_F8_E4M3 && src.dtype != DSV32_BF16 && src.dtype != DSV32_F32)
-		return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected BF16, F32 or F8_E4M3",
-				  name, dsv32_dtype_name(src.dtype));
+	if (src.dtype != DSV32_F8_E4M3 && src.dtype != DSV32_BF16 && src.dtype != DSV32_F32) {
+		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected BF16, F32 or F8_E4M3",
+				name, dsv32_dtype_name(src.dtype));
+		goto out_free;
+	}
 	if (src.dtype == dt && cpu && is_aligned(src.data, dt)) {
-		*out = src; /* borrowed, read-only */
-		L->n_borrowed++;
+		*out = src; /* borrowed, read-only; or (shards) an owned reassembly, adopted */
+		if (!src.owned)
+			L->n_borrowed++;
 		return DSV32_OK;
 	}
 	if (src.dtype == dt) { /* CUDA (or a misaligned view): one upload from the mapping */
@@ -91,9 +125,8 @@ static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_d
 	to = cpu ? out : &host;
 	if (src.dtype == DSV32_F8_E4M3) {
 		char sname[512];
-		dsv32_tensor scale;
 		snprintf(sname, sizeof sname, "%s_scale_inv", name);
-		rc = dsv32_ckpt_tensor(L->ck, sname, &scale, err);
+		rc = src_tensor(L, sname, &scale, err);
 		if (rc != DSV32_OK) {
 			dsv32_error_prefix(err, "%s is F8_E4M3 without %s", name, sname);
 			goto out_free;
@@ -116,60 +149,79 @@ out_free:
 	if (rc != DSV32_OK)
 		hf_free(m, out);
 	dsv32_tensor_free(&host);
+	dsv32_tensor_free(&scale); /* an owned reassembly; a borrowed view is left alone */
+	dsv32_tensor_free(&src);
 	return rc;
 }
 
-/* The weight_scale_inv of the fp8 matrix `name` [N, K]: F32 [ceil(N/128), ceil(K/128)]. */
+/* The weight_scale_inv of the fp8 matrix `name` [N, K]: F32 [ceil(N/128), ceil(K/128)]; a
+ * borrowed view or an owned reassembly (freed here on failure). */
 static dsv32_status load_scale(loader *L, const char *name, int64_t N, int64_t K,
 			       dsv32_tensor *scale, dsv32_error *err)
 {
 	char sname[512];
 	int64_t want[2] = {(N + 127) / 128, (K + 127) / 128};
 	snprintf(sname, sizeof sname, "%s_scale_inv", name);
-	dsv32_status rc = dsv32_ckpt_tensor(L->ck, sname, scale, err);
-	if (rc != DSV32_OK)
-		return dsv32_error_prefix(err, "%s is F8_E4M3 without %s", name, sname);
-	if (scale->dtype != DSV32_F32)
-		return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected F32", sname,
-				  dsv32_dtype_name(scale->dtype));
-	if (scale->ndim != 2 || scale->shape[0] != want[0] || scale->shape[1] != want[1]) {
-		char a[96], b[96];
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", sname,
-				  dsv32_shape_str(a, sizeof a, scale->ndim, scale->shape),
-				  dsv32_shape_str(b, sizeof b, 2, want));
+	dsv32_status rc = src_tensor(L, sname, scale, err);
+	if (rc != DSV32_OK) {
+		dsv32_error_prefix(err, "%s is F8_E4M3 without %s", name, sname);
+		return rc;
 	}
-	return DSV32_OK;
+	if (scale->dtype != DSV32_F32) {
+		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "%s: dtype %s, expected F32", sname,
+				dsv32_dtype_name(scale->dtype));
+	} else if (scale->ndim != 2 || scale->shape[0] != want[0] || scale->shape[1] != want[1]) {
+		char a[96], b[96];
+		rc = DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", sname,
+				dsv32_shape_str(a, sizeof a, scale->ndim, scale->shape),
+				dsv32_shape_str(b, sizeof b, 2, want));
+	}
+	if (rc != DSV32_OK)
+		dsv32_tensor_free(scale);
+	return rc;
 }
 
-/* Load the GEMM matrix `name` [N, K] as dtype dt: lazily (fp8 codes + scale, both borrowed)
- * when the loader is lazy, the file holds F8_E4M3 and dt is the activation dtype the scratch
- * holds; else as load() does. out is empty on failure. */
+/* Load the GEMM matrix `name` [N, K] as dtype dt: lazily (fp8 codes + scale, both borrowed;
+ * from shards, a split one is an owned reassembly) when the loader is lazy, the file holds
+ * F8_E4M3 and dt is the activation dtype the scratch holds; else as load() does. out is empty
+ * on failure. */
 static dsv32_status load_mat(loader *L, hf_mat *out, const char *name, dsv32_dtype dt, int64_t N,
 			     int64_t K, dsv32_error *err)
 {
 	hf_model *m = L->m;
-	const dsv32_st_entry *e = dsv32_ckpt_find(L->ck, name, NULL);
+	dsv32_dtype fdt = DSV32_BF16;
+	bool have = src_dtype(L, name, &fdt);
 	memset(out, 0, sizeof *out);
-	if (!L->lazy || dt != m->act || !e || e->dtype != DSV32_F8_E4M3)
+	if (!L->lazy || dt != m->act || !have || fdt != DSV32_F8_E4M3)
 		return load(L, &out->w, name, dt, 2, HF_SHAPE(N, K), err);
 	dsv32_tensor src, scale;
-	DSV32_TRY(dsv32_ckpt_tensor(L->ck, name, &src, err));
+	DSV32_TRY(src_tensor(L, name, &src, err));
+	dsv32_status rc = DSV32_OK;
 	if (src.ndim != 2 || src.shape[0] != N || src.shape[1] != K) {
 		char a[96], b[96];
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", name,
-				  dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
-				  dsv32_shape_str(b, sizeof b, 2, HF_SHAPE(N, K)));
+		rc = DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", name,
+				dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
+				dsv32_shape_str(b, sizeof b, 2, HF_SHAPE(N, K)));
 	}
-	DSV32_TRY(load_scale(L, name, N, K, &scale, err));
-	if (!is_aligned(scale.data, DSV32_F32)) { /* a copy of the (small) scale grid */
-		DSV32_TRY(hf_alloc(m, &out->scale, DSV32_F32, 2, scale.shape, err));
+	if (rc == DSV32_OK)
+		rc = load_scale(L, name, N, K, &scale, err);
+	if (rc != DSV32_OK) {
+		dsv32_tensor_free(&src);
+		return rc;
+	}
+	if (!scale.owned && !is_aligned(scale.data, DSV32_F32)) { /* a copy of the small grid */
+		rc = hf_alloc(m, &out->scale, DSV32_F32, 2, scale.shape, err);
+		if (rc != DSV32_OK) {
+			dsv32_tensor_free(&src);
+			return rc;
+		}
 		memcpy(out->scale.data, scale.data, dsv32_tensor_nbytes(&scale));
 	} else {
-		out->scale = scale; /* borrowed, read-only */
-		L->n_borrowed++;
+		out->scale = scale; /* borrowed, read-only; or an owned reassembly, adopted */
+		L->n_borrowed += !scale.owned;
 	}
-	out->w = src; /* borrowed, read-only fp8 codes */
-	L->n_borrowed++;
+	out->w = src; /* borrowed, read-only fp8 codes; or an owned reassembly, adopted */
+	L->n_borrowed += !src.owned;
 	m->n_lazy++;
 	if (N * K > L->max_lazy)
 		L->max_lazy = N * K;
@@ -256,11 +308,12 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 	const dsv32_config *c = &m->base.cfg;
 	loader Lv = {.m = m}, *L = &Lv;
 	char nm[256];
-	/* m->ck is closed by hf_weights_close_src, also after a failure below */
-	dsv32_status rc = dsv32_ckpt_open(&m->ck, dir, err);
-	if (rc != DSV32_OK)
+	/* m->ck / m->shards are closed by hf_weights_close_src, also after a failure below */
+	dsv32_status rc = DSV32_OK;
+	if (!m->shards && (rc = dsv32_ckpt_open(&m->ck, dir, err)) != DSV32_OK)
 		return rc;
 	L->ck = m->ck;
+	L->shards = m->shards;
 	L->lazy = m->be->device == DSV32_DEV_CPU && !m->base.opts.eager_dequant;
 	rc = dsv32_backend_create(&L->cpu, DSV32_DEV_CPU, err);
 	if (rc != DSV32_OK)
@@ -301,6 +354,8 @@ void hf_weights_close_src(hf_model *m)
 	if (m->ck)
 		dsv32_ckpt_close(m->ck);
 	m->ck = NULL;
+	dsv32_shard_source_close(m->shards);
+	m->shards = NULL;
 }
 
 static void mat_free(hf_model *m, hf_mat *mat)
