@@ -17,7 +17,7 @@
 
 #include "fixtures/generator.h"
 #include "hf_layout/hf_model.h"
-#include "tests/support/hf_golden_util.h"
+#include "tests/support/model_runs.h"
 #include "tests/support/test_common.h"
 
 #define B 2
@@ -43,52 +43,6 @@ static dsv32_model *open_hf(const char *path, bool eager_dequant, dsv32_experts_
 	if (dsv32_hf_open_dir(&m, path, &o, &err) != DSV32_OK)
 		fail_msg("open %s: %s", path, err.what);
 	return m;
-}
-
-/* Prefill then greedy decode steps; taps[s] and logits[s] of step s. The decode tokens come
- * from the model's own logits (the same on both sides iff the logits are). */
-static void run_steps(dsv32_model *m, hf_tapset taps[STEPS], dsv32_tensor logits[STEPS])
-{
-	dsv32_error err = {0};
-	int64_t cur[B * S], pos = 0, len = S;
-	memcpy(cur, PROMPT, sizeof PROMPT);
-	for (int s = 0; s < STEPS; s++) {
-		m->taps = (dsv32_tap_sink){hf_tapset_on_tap, &taps[s]};
-		if (m->vt->forward(m, cur, B, len, pos, &logits[s], &err) != DSV32_OK)
-			fail_msg("step %d: %s", s, err.what);
-		m->taps = (dsv32_tap_sink){0};
-		int64_t V = logits[s].shape[1];
-		for (int b = 0; b < B; b++)
-			cur[b] = tc_argmax_f32((const float *)logits[s].data + b * V, V);
-		pos += len;
-		len = 1;
-	}
-}
-
-static void assert_runs_identical(dsv32_model *lazy, dsv32_model *eager, const char *label)
-{
-	hf_tapset tl[STEPS] = {{0}}, te[STEPS] = {{0}};
-	dsv32_tensor ll[STEPS] = {{0}}, le[STEPS] = {{0}};
-	run_steps(lazy, tl, ll);
-	run_steps(eager, te, le);
-	for (int s = 0; s < STEPS; s++) {
-		assert_int_equal(tl[s].n, te[s].n);
-		assert_true(tl[s].n > 20);
-		for (int i = 0; i < te[s].n; i++) {
-			const dsv32_tensor *a = hf_tapset_get(&tl[s], te[s].name[i]), *b = &te[s].t[i];
-			if (!a)
-				fail_msg("%s step %d: %s missing in the lazy run", label, s, te[s].name[i]);
-			if (a->dtype != b->dtype || !dsv32_tensor_same_shape(a, b) ||
-			    memcmp(a->data, b->data, dsv32_tensor_nbytes(b)) != 0)
-				fail_msg("%s step %d: %s differs between lazy and eager", label, s,
-					 te[s].name[i]);
-		}
-		assert_memory_equal(ll[s].data, le[s].data, dsv32_tensor_nbytes(&le[s]));
-		hf_tapset_clear(&tl[s]);
-		hf_tapset_clear(&te[s]);
-		dsv32_tensor_free(&ll[s]);
-		dsv32_tensor_free(&le[s]);
-	}
 }
 
 static void test_default_is_lazy_on_cpu(void **state)
@@ -117,7 +71,10 @@ static void check_pair(dsv32_experts_impl ex, dsv32_profile prof, int layers, co
 	dsv32_model *lazy = open_hf(ckpt, false, ex, prof, layers);
 	dsv32_model *eager = open_hf(ckpt, true, ex, prof, layers);
 	assert_true(dsv32_hf_lazy_matrices(lazy) > 0);
-	assert_runs_identical(lazy, eager, label);
+	char la[96], le[96];
+	snprintf(la, sizeof la, "lazy (%s)", label);
+	snprintf(le, sizeof le, "eager (%s)", label);
+	mr_assert_runs_identical(lazy, la, eager, le, PROMPT, B, S, STEPS);
 	lazy->vt->close(lazy);
 	eager->vt->close(eager);
 }

@@ -27,7 +27,7 @@
 #include "fixtures/presets.h"
 #include "hf_layout/hf_model.h"
 #include "tests/support/conv_util.h"
-#include "tests/support/hf_golden_util.h"
+#include "tests/support/model_runs.h"
 #include "tests/support/test_common.h"
 
 #define B 2
@@ -82,54 +82,6 @@ static dsv32_model *open_shards(const char *path, bool eager, bool detect)
 	if (rc != DSV32_OK)
 		fail_msg("open shards %s: %s", path, err.what);
 	return m;
-}
-
-/* Prefill then greedy decode steps; taps[s] and logits[s] of step s. */
-static void run_steps(dsv32_model *m, hf_tapset taps[STEPS], dsv32_tensor logits[STEPS])
-{
-	dsv32_error err = {0};
-	int64_t cur[B * S], pos = 0, len = S;
-	memcpy(cur, PROMPT, sizeof PROMPT);
-	for (int s = 0; s < STEPS; s++) {
-		m->taps = (dsv32_tap_sink){hf_tapset_on_tap, &taps[s]};
-		if (m->vt->forward(m, cur, B, len, pos, &logits[s], &err) != DSV32_OK)
-			fail_msg("step %d: %s", s, err.what);
-		m->taps = (dsv32_tap_sink){0};
-		int64_t V = logits[s].shape[1];
-		for (int b = 0; b < B; b++)
-			cur[b] = tc_argmax_f32((const float *)logits[s].data + b * V, V);
-		pos += len;
-		len = 1;
-	}
-}
-
-static void assert_runs_identical(dsv32_model *a, dsv32_model *b, const char *label)
-{
-	hf_tapset ta[STEPS] = {{0}}, tb[STEPS] = {{0}};
-	dsv32_tensor la[STEPS] = {{0}}, lb[STEPS] = {{0}};
-	run_steps(a, ta, la);
-	run_steps(b, tb, lb);
-	for (int s = 0; s < STEPS; s++) {
-		assert_int_equal(ta[s].n, tb[s].n);
-		assert_true(tb[s].n > 20);
-		for (int i = 0; i < tb[s].n; i++) {
-			const dsv32_tensor *x = hf_tapset_get(&ta[s], tb[s].name[i]), *y = &tb[s].t[i];
-			if (!x)
-				fail_msg("%s step %d: %s missing in the dense run", label, s, tb[s].name[i]);
-			if (x->dtype != y->dtype || !dsv32_tensor_same_shape(x, y) ||
-			    memcmp(x->data, y->data, dsv32_tensor_nbytes(y)) != 0)
-				fail_msg("%s step %d: tap %s differs between dense and shards", label, s,
-					 tb[s].name[i]);
-		}
-		assert_int_equal(la[s].dtype, lb[s].dtype);
-		assert_true(dsv32_tensor_same_shape(&la[s], &lb[s]));
-		if (memcmp(la[s].data, lb[s].data, dsv32_tensor_nbytes(&lb[s])) != 0)
-			fail_msg("%s step %d: logits differ between dense and shards", label, s);
-		hf_tapset_clear(&ta[s]);
-		hf_tapset_clear(&tb[s]);
-		dsv32_tensor_free(&la[s]);
-		dsv32_tensor_free(&lb[s]);
-	}
 }
 
 /* Every dense tensor (MTP layers aside) through the shard source: same dtype, shape, bytes. */
@@ -215,7 +167,7 @@ static void check_golden_world(int W, bool detect)
 	dsv32_model *d = open_dense(golden, false), *s = open_shards(p, false, detect);
 	assert_string_equal(s->vt->layout, "hf");
 	assert_int_equal(s->cfg.n_layers, d->cfg.n_layers);
-	assert_runs_identical(d, s, label);
+	mr_assert_runs_identical(d, "dense", s, label, PROMPT, B, S, STEPS);
 	d->vt->close(d);
 	s->vt->close(s);
 }
@@ -256,7 +208,8 @@ static void test_fp8_mp2_lazy_and_eager(void **state)
 		else
 			assert_true(lazy > 0);
 		assert_int_equal(dsv32_hf_lazy_matrices(s), lazy);
-		assert_runs_identical(d, s, eager ? "fp8 mp2 eager" : "fp8 mp2 lazy");
+		mr_assert_runs_identical(d, "dense", s, eager ? "fp8 mp2 eager" : "fp8 mp2 lazy", PROMPT,
+					 B, S, STEPS);
 		d->vt->close(d);
 		s->vt->close(s);
 	}
