@@ -11,7 +11,9 @@
  *   h is BF16, none when F32.
  * a, b, h [rows, n] BF16 or F32, same numel; h may alias a or b.
  * exp: glibc expf on the host, expf on the device, Sleef u10 in PyTorch: silu may differ from
- * torch by an fp32 ulp before the bf16 rounding.
+ * torch by an fp32 ulp before the bf16 rounding. The host AVX2 body computes glibc's expf in 8
+ * lanes (kernels/expf_avx2.h: the same bits, used only where a self-check accepts the running
+ * libm, else the scalar expf).
  * CUDA body vs CPU body (the same code but expf, a few fp32 ulps apart): ref form, BF16 h:
  * <= 1 bf16 ulp (one rounding of values a few fp32 ulps apart); HF form, BF16 h: <= 2 bf16
  * ulps (bf16(silu) can flip by one ulp u_s; |b| * u_s < 2 ulps of s*b, and rounding both

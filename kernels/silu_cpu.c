@@ -2,13 +2,15 @@
  *
  * With AVX2 the elements run in blocks (block_avx2): the loads, widening, negation, 1 + e, the
  * true division x / (1 + e), the optional bf16 rounding of s, the multiply by b and the stores
- * in 8 lanes; e = glibc expf(−x), called once per element as the portable loop does (a vector
- * exp would not be glibc's function). The same fp32 ops on the same operands, no FMA, so every
- * non-NaN output is bit-identical to the portable loop; a NaN output is NaN at the same
- * position (sign and payload unspecified, docs/numerics.md "NaN"). h may alias a or b: each
- * block's inputs are read before its outputs are written. */
+ * in 8 lanes; e = glibc expf(−x) through dsv32_expf_inplace (kernels/expf_avx2.h): glibc's expf
+ * in 8 lanes, the same bits as the scalar call the portable loop makes, where the guard accepted
+ * the running libm (otherwise expf once per element). The same fp32 ops on the same operands,
+ * no FMA in the fp32 ops, so every non-NaN output is bit-identical to the portable loop; a NaN
+ * output is NaN at the same position (sign and payload unspecified, docs/numerics.md "NaN").
+ * h may alias a or b: each block's inputs are read before its outputs are written. */
 #include "kernels/silu.h"
 #include "kernels/elementwise_cpu_avx2.h"
+#include "kernels/expf_avx2.h"
 
 #define SILU_BLOCK 256 /* elements per block: the expf buffer stays on the stack */
 
@@ -24,8 +26,7 @@ DSV32_AVX2_FN static void block_avx2(void *h, dsv32_dtype ht, const void *a, dsv
 		_mm256_storeu_ps(e + j, _mm256_xor_ps(dsv32_ld8(a, at, i0 + j), sign));
 	for (; j < n; j++)
 		e[j] = -dsv32_act_load(a, at, i0 + j);
-	for (j = 0; j < n; j++)
-		e[j] = expf(e[j]);
+	dsv32_expf_inplace(e, n);
 	for (j = 0; j < n8; j += 8) {
 		__m256 x = dsv32_ld8(a, at, i0 + j);
 		__m256 s = _mm256_div_ps(x, _mm256_add_ps(one, _mm256_loadu_ps(e + j)));

@@ -11,6 +11,8 @@
  *   One rounding at the end when y is BF16. HF's softmax(dtype=float32).to(bf16) is the same
  *   op with a BF16 y (fp32 input of bf16 values, one cast).
  *   exp: host glibc expf (correctly rounded in nearly all cases), device expf (<= 2 ulp);
+ *   the host AVX2 body computes glibc's expf in 8 lanes (kernels/expf_avx2.h: the same bits,
+ *   used only where a self-check accepts the running libm, else the scalar expf);
  *   PyTorch CPU uses Sleef expf u10 (<= 1 ulp): e_t may differ by an fp32 ulp from torch.
  *   Rows that are all −inf: m = −inf, x − m = NaN, so the row is NaN, as PyTorch gives.
  *   Rows masked with finfo(bf16).min (HF) stay finite: an all-min row is uniform 1/T.

@@ -3,12 +3,16 @@
  *
  * With AVX2, a row whose max is finite and that holds no NaN runs row_avx2: the max, the
  * subtractions x - m, the multiplies by 1/s and the bf16 stores in 8 lanes, expf once per
- * element (glibc's, scalar, as the portable loop) into a per-thread buffer, the sum in the same
- * sequential order. No NaN can arise in such a row (x - m is finite or -inf, s >= 1), and the
- * max of NaN-free values is the same value in any order (its zero sign does not reach expf(x -
- * m)), so the outputs are bit-identical to row_scalar; other rows run row_scalar. */
+ * element (glibc's, as the portable loop) into a per-thread buffer, the sum in the same
+ * sequential order. The expf calls run through dsv32_expf_inplace (kernels/expf_avx2.h): glibc's
+ * expf in 8 lanes, the same bits as the scalar call, where the guard accepted the running libm
+ * (otherwise the scalar expf per element). No NaN can arise in such a row (x - m is finite or
+ * -inf, s >= 1), and the max of NaN-free values is the same value in any order (its zero sign
+ * does not reach expf(x - m)), so the outputs are bit-identical to row_scalar; other rows run
+ * row_scalar. */
 #include "kernels/softmax.h"
 #include "kernels/elementwise_cpu_avx2.h"
+#include "kernels/expf_avx2.h"
 
 #include <stdlib.h>
 
@@ -55,12 +59,10 @@ DSV32_AVX2_FN static bool row_avx2(void *y, dsv32_dtype yt, const void *x, dsv32
 		_mm256_storeu_ps(buf + t, _mm256_sub_ps(dsv32_ld8(x, xt, base + t), mm));
 	for (; t < T; t++)
 		buf[t] = dsv32_fsub_rn(dsv32_act_load(x, xt, base + t), m);
+	dsv32_expf_inplace(buf, T);
 	float s = 0.0f;
-	for (t = 0; t < T; t++) {
-		float e = expf(buf[t]);
-		buf[t] = e;
-		s = dsv32_fadd_rn(s, e);
-	}
+	for (t = 0; t < T; t++)
+		s = dsv32_fadd_rn(s, buf[t]);
 	float inv = dsv32_fdiv_rn(1.0f, s);
 	__m256 vi = _mm256_set1_ps(inv);
 	for (t = 0; t < T8; t += 8)
