@@ -150,19 +150,6 @@ static dsv32_status plan_outputs(const conv_shardset *s, const dsv32_ref_to_hf_o
 	return DSV32_OK;
 }
 
-typedef struct {
-	uint8_t *buf;
-} gather_ctx;
-
-static dsv32_status gather_piece(void *user, const void *p, size_t n, int rank, uint64_t off,
-				 dsv32_error *err)
-{
-	(void)rank;
-	(void)err;
-	memcpy(((gather_ctx *)user)->buf + off, p, n);
-	return DSV32_OK;
-}
-
 static dsv32_status sink_piece(void *user, const void *p, size_t n, int rank, uint64_t off,
 			       dsv32_error *err)
 {
@@ -174,16 +161,16 @@ static dsv32_status sink_piece(void *user, const void *p, size_t n, int rank, ui
 /* Reassemble t into a new buffer of t->nbytes. */
 static dsv32_status gather(const conv_tensor *t, int world, uint8_t **out, dsv32_error *err)
 {
-	gather_ctx g = {malloc(t->nbytes ? t->nbytes : 1)};
-	if (!g.buf)
+	uint8_t *buf = malloc(t->nbytes ? t->nbytes : 1);
+	if (!buf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: %llu bytes", t->ref,
 				  (unsigned long long)t->nbytes);
-	dsv32_status rc = conv_tensor_pieces(t, world, gather_piece, &g, err);
+	dsv32_status rc = conv_tensor_gather(t, world, buf, err);
 	if (rc != DSV32_OK) {
-		free(g.buf);
+		free(buf);
 		return rc;
 	}
-	*out = g.buf;
+	*out = buf;
 	return DSV32_OK;
 }
 

@@ -159,19 +159,6 @@ bool dsv32_shard_source_find(const dsv32_shard_source *src, const char *hf_name,
 	return true;
 }
 
-typedef struct {
-	uint8_t *buf;
-} gather_ctx;
-
-static dsv32_status gather_piece(void *user, const void *p, size_t n, int rank, uint64_t off,
-				 dsv32_error *err)
-{
-	(void)rank;
-	(void)err;
-	memcpy(((gather_ctx *)user)->buf + off, p, n);
-	return DSV32_OK;
-}
-
 dsv32_status dsv32_shard_source_tensor(const dsv32_shard_source *src, const char *hf_name,
 				       dsv32_tensor *out, dsv32_error *err)
 {
@@ -205,8 +192,7 @@ dsv32_status dsv32_shard_source_tensor(const dsv32_shard_source *src, const char
 	/* split along dim 0 or 1 across the ranks: the converter's walk into one host buffer */
 	dsv32_tensor host;
 	DSV32_TRY(dsv32_tensor_alloc(&host, t->dtype, t->ndim, t->full, err));
-	gather_ctx g = {host.data};
-	dsv32_status rc = conv_tensor_pieces(t, W, gather_piece, &g, err);
+	dsv32_status rc = conv_tensor_gather(t, W, host.data, err);
 	if (rc != DSV32_OK) {
 		dsv32_tensor_free(&host);
 		dsv32_error_prefix(err, "%s: %s (%s)", src->label, hf_name, t->ref);

@@ -474,6 +474,20 @@ dsv32_status conv_tensor_pieces(const conv_tensor *t, int world, conv_piece_fn f
 	return DSV32_OK;
 }
 
+static dsv32_status gather_piece(void *user, const void *p, size_t n, int rank, uint64_t off,
+				 dsv32_error *err)
+{
+	(void)rank;
+	(void)err;
+	memcpy((uint8_t *)user + off, p, n);
+	return DSV32_OK;
+}
+
+dsv32_status conv_tensor_gather(const conv_tensor *t, int world, void *buf, dsv32_error *err)
+{
+	return conv_tensor_pieces(t, world, gather_piece, buf, err);
+}
+
 int conv_replica_diff(const conv_tensor *t, int world, uint64_t *off)
 {
 	const uint8_t *a = dsv32_st_data(t->parts[0].f, t->parts[0].e);
