@@ -22,6 +22,7 @@
 
 #include "convert/convert.h"
 #include "convert/namemap.h"
+#include "core/fsutil.h"
 #include "core/safetensors.h"
 #include "fixtures/generator.h"
 #include "fixtures/presets.h"
@@ -237,8 +238,8 @@ static void copy_into(const char *from_dir, const char *name, const char *to_dir
 		      const char *to_name)
 {
 	char a[4200], b[4200];
-	snprintf(a, sizeof a, "%s/%s", from_dir, name);
-	snprintf(b, sizeof b, "%s/%s", to_dir, to_name);
+	assert_true(dsv32_path_join(a, sizeof a, from_dir, name));
+	assert_true(dsv32_path_join(b, sizeof b, to_dir, to_name));
 	assert_true(conv_copy_file(a, b));
 }
 
