@@ -11,9 +11,9 @@ int dsv32_cmd_fixture(int argc, char **argv)
 {
 	const char *preset = NULL, *dtype = "bf16", *out = NULL;
 	uint64_t seed = 0, shard = 0;
-	bool force = false;
+	bool force = false, sparse = false;
 	const dsv32_arg_opt opts[] = {
-		{"preset", DSV32_ARG_STRING, &preset, "tiny|small|real-width", "model preset", true},
+		{"preset", DSV32_ARG_STRING, &preset, "tiny|small|real-width|v3.2", "model preset", true},
 		{"dtype", DSV32_ARG_CHOICE, &dtype, "bf16|fp8",
 		 "matrix dtype: bf16, or fp8 e4m3 with 128x128 pow2 block scales (default bf16)",
 		 false},
@@ -21,6 +21,9 @@ int dsv32_cmd_fixture(int argc, char **argv)
 		{"max-shard-size", DSV32_ARG_SIZE, &shard, "SIZE",
 		 "split into files of at most SIZE (e.g. 5GB, 500MB) with an index; default one file",
 		 false},
+		{"sparse", DSV32_ARG_FLAG, &sparse, NULL,
+		 "leave every tensor of >= 1 MiB as a hole (reads as zeros; real file sizes, "
+		 "tiny disk use): the full-size rehearsal, docs/real-checkpoint.md", false},
 		{"force", DSV32_ARG_FLAG, &force, NULL, "replace DIR if it exists", false},
 		{"out", DSV32_ARG_STRING, &out, "DIR", "output directory (written atomically)", true},
 	};
@@ -40,9 +43,18 @@ int dsv32_cmd_fixture(int argc, char **argv)
 		return dsv32_cli_usage_error("fixture", "--preset: expected a preset name");
 	dsv32_error err = {0};
 	dsv32_weight_dtype dt = strcmp(dtype, "fp8") == 0 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
-	if (dsv32_fixture_write(preset, dt, seed, out, shard, force, &err) != DSV32_OK)
+	dsv32_fixture_opts fo = {.sparse = sparse};
+	if (dsv32_fixture_write_opts(preset, dt, seed, out, shard, force, &fo, &err) != DSV32_OK)
 		return dsv32_cli_fail("fixture", &err);
-	fprintf(stderr, "dsv32-parity fixture: wrote %s (preset %s, %s, seed %llu)\n", out, preset,
-		dtype, (unsigned long long)seed);
+	fprintf(stderr, "dsv32-parity fixture: wrote %s (preset %s, %s, seed %llu%s)\n", out, preset,
+		dtype, (unsigned long long)seed, sparse ? ", sparse" : "");
+	if (sparse) {
+		uint64_t app, alloc;
+		int nf;
+		if (dsv32_fixture_disk_usage(out, &app, &alloc, &nf, &err) != DSV32_OK)
+			return dsv32_cli_fail("fixture", &err);
+		fprintf(stderr, "dsv32-parity fixture: %d files, apparent size %.3f GB, allocated "
+			"%.3f MB on disk\n", nf, (double)app / 1e9, (double)alloc / 1e6);
+	}
 	return DSV32_EXIT_OK;
 }

@@ -86,6 +86,10 @@ dsv32_status dsv32_st_writer_declare(dsv32_st_writer *w, const char *name, dsv32
  * the declaration order; the total must equal the declared sizes at commit. */
 dsv32_status dsv32_st_writer_write(dsv32_st_writer *w, const void *data, size_t nbytes,
 				   dsv32_error *err);
+/* Append nbytes zero bytes without writing them: the file offset is advanced with lseek, so on a
+ * filesystem with sparse files they become a hole (no disk blocks). The finished file is byte
+ * for byte the one dsv32_st_writer_write of nbytes zeros gives. Same ordering rules as write. */
+dsv32_status dsv32_st_writer_skip(dsv32_st_writer *w, uint64_t nbytes, dsv32_error *err);
 dsv32_status dsv32_st_writer_commit(dsv32_st_writer *w, dsv32_error *err); /* frees w */
 void dsv32_st_writer_abort(dsv32_st_writer *w);                              /* frees w */
 

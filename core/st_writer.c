@@ -34,6 +34,7 @@ struct dsv32_st_writer {
 	size_t n_meta, cap_meta;
 	uint64_t total;   /* declared data bytes */
 	uint64_t written; /* data bytes written so far */
+	bool hole_at_end; /* the last data was skipped: commit extends the file to its size */
 };
 
 typedef struct {
@@ -364,6 +365,39 @@ dsv32_status dsv32_st_writer_write(dsv32_st_writer *w, const void *data, size_t 
 		goto out_discard;
 	}
 	w->written += nbytes;
+	if (nbytes)
+		w->hole_at_end = false;
+	return DSV32_OK;
+
+out_discard:
+	discard(w);
+	return rc;
+}
+
+dsv32_status dsv32_st_writer_skip(dsv32_st_writer *w, uint64_t nbytes, dsv32_error *err)
+{
+	if (w->failed)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: skip after a failure", w->path);
+	dsv32_status rc = DSV32_OK;
+	if (!w->header_done && (rc = emit_header(w, err)) != DSV32_OK)
+		goto out_discard;
+	if (nbytes > w->total - w->written) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: skipping %llu bytes at data offset %llu "
+				"runs past the %llu declared bytes", w->path,
+				(unsigned long long)nbytes, (unsigned long long)w->written,
+				(unsigned long long)w->total);
+		goto out_discard;
+	}
+	if (nbytes == 0)
+		return DSV32_OK;
+	if (nbytes > (uint64_t)INT64_MAX || lseek(w->fd, (off_t)nbytes, SEEK_CUR) < 0) {
+		int e = nbytes > (uint64_t)INT64_MAX ? EOVERFLOW : errno;
+		rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: seeking past %llu bytes: %s", w->tmp,
+				    (unsigned long long)nbytes, strerror(e));
+		goto out_discard;
+	}
+	w->written += nbytes;
+	w->hole_at_end = true;
 	return DSV32_OK;
 
 out_discard:
@@ -387,6 +421,15 @@ dsv32_status dsv32_st_writer_commit(dsv32_st_writer *w, dsv32_error *err)
 				w->path, (unsigned long long)w->written,
 				(unsigned long long)w->total);
 		goto out_discard;
+	}
+	if (w->hole_at_end) { /* a seek past the end does not grow the file: set its size */
+		off_t end = lseek(w->fd, 0, SEEK_CUR);
+		if (end < 0 || ftruncate(w->fd, end) != 0) {
+			e = errno;
+			rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: extending over a trailing hole: %s",
+					    w->tmp, strerror(e));
+			goto out_discard;
+		}
 	}
 	e = fsync(w->fd) != 0 ? errno : 0;
 	if (close(w->fd) != 0 && !e)
