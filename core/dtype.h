@@ -188,7 +188,9 @@ DSV32_HD static inline dsv32_f8 dsv32_f32_to_e5m2(float x)
 }
 
 /* Convert n elements between any two float dtypes (F32, BF16, F16, F8_*, F64), with the RNE /
- * saturation rules above. Returns false if either dtype is not a float type. */
+ * saturation rules above (a NaN stays a NaN; its sign and payload are unspecified,
+ * docs/numerics.md). dst may equal src when the dtypes are the same or dst's is narrower.
+ * Returns false if either dtype is not a float type. */
 bool dsv32_convert(void *dst, dsv32_dtype dst_t, const void *src, dsv32_dtype src_t, size_t n);
 
 /* Read element i of a float buffer as f64 / f32 (exact for every narrow type). */
