@@ -49,7 +49,7 @@ __global__ static void prefill_pv(dsv32_attn_prefill_args a, const float *ws)
 	const float *p = ws + row * a.T;
 	float acc = 0.0f;
 	for (int64_t t = 0; t < a.T; t++)
-		acc = dsv32_k3_add(acc, dsv32_k3_mul(p[t], dsv32_attn_ld(a.v, a.v_t,
+		acc = dsv32_fadd_rn(acc, dsv32_fmul_rn(p[t], dsv32_attn_ld(a.v, a.v_t,
 						dsv32_attn_kv_row(&a, b, t, h) * a.Dv + d)));
 	dsv32_attn_st(a.o, a.o_t, row * a.Dv + d, acc);
 }

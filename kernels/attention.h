@@ -75,21 +75,21 @@ const char *dsv32_attn_layout_name(dsv32_attn_layout l);
 DSV32_HD static inline float dsv32_attn_score(float dot, float scale, float mask, bool r)
 {
 	float s = dsv32_k3_round(dot, r);
-	s = dsv32_k3_round(dsv32_k3_mul(s, scale), r);
-	return dsv32_k3_round(dsv32_k3_add(s, mask), r);
+	s = dsv32_k3_round(dsv32_fmul_rn(s, scale), r);
+	return dsv32_k3_round(dsv32_fadd_rn(s, mask), r);
 }
 
 /* Decode score: R(R(R(s1) + R(s2)) · scale) (mask added separately with dsv32_attn_add_mask). */
 DSV32_HD static inline float dsv32_attn_decode_score(float s1, float s2, float scale, bool r)
 {
-	float s = dsv32_k3_add(dsv32_k3_round(s1, r), dsv32_k3_round(s2, r));
+	float s = dsv32_fadd_rn(dsv32_k3_round(s1, r), dsv32_k3_round(s2, r));
 	s = dsv32_k3_round(s, r);
-	return dsv32_k3_round(dsv32_k3_mul(s, scale), r);
+	return dsv32_k3_round(dsv32_fmul_rn(s, scale), r);
 }
 
 DSV32_HD static inline float dsv32_attn_add_mask(float s, float mask, bool r)
 {
-	return dsv32_k3_round(dsv32_k3_add(s, mask), r);
+	return dsv32_k3_round(dsv32_fadd_rn(s, mask), r);
 }
 
 /* Softmax element: R(expf(a - m) / Z). */

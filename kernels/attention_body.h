@@ -65,7 +65,7 @@ DSV32_HD static inline float dsv32_attn_prefill_score(const dsv32_attn_prefill_a
 	const int64_t qo = dsv32_attn_q_off(a, b, s, h), ko = dsv32_attn_kv_row(a, b, t, h) * a->Dqk;
 	float dot = 0.0f;
 	for (int64_t d = 0; d < a->Dqk; d++)
-		dot = dsv32_k3_add(dot, dsv32_k3_mul(dsv32_attn_ld(a->q, a->q_t, qo + d),
+		dot = dsv32_fadd_rn(dot, dsv32_fmul_rn(dsv32_attn_ld(a->q, a->q_t, qo + d),
 						     dsv32_attn_ld(a->k, a->k_t, ko + d)));
 	return dsv32_attn_score(dot, a->scale, dsv32_attn_mask_at(&a->mask, b, s, t, a->T),
 				a->o_t == DSV32_BF16);
@@ -78,7 +78,7 @@ DSV32_HD static inline void dsv32_attn_softmax_row(float *a, int64_t n, bool r)
 	for (int64_t t = 0; t < n; t++)
 		m = a[t] > m || a[t] != a[t] ? a[t] : m;
 	for (int64_t t = 0; t < n; t++)
-		Z = dsv32_k3_add(Z, expf(a[t] - m));
+		Z = dsv32_fadd_rn(Z, expf(a[t] - m));
 	for (int64_t t = 0; t < n; t++)
 		a[t] = dsv32_attn_prob(a[t], m, Z, r);
 }
@@ -101,7 +101,7 @@ DSV32_HD static inline float dsv32_attn_dec_qa(const dsv32_attn_decode_args *a, 
 	const int64_t qo = (b * a->H + h) * a->Dn, wo = h * (a->Dn + a->Dv) * a->C + c;
 	float acc = 0.0f;
 	for (int64_t d = 0; d < a->Dn; d++)
-		acc = dsv32_k3_add(acc, dsv32_k3_mul(dsv32_attn_ld(a->qn, a->qn_t, qo + d),
+		acc = dsv32_fadd_rn(acc, dsv32_fmul_rn(dsv32_attn_ld(a->qn, a->qn_t, qo + d),
 						     dsv32_attn_ld(a->w, a->w_t, wo + d * a->C)));
 	return dsv32_k3_round(acc, a->o_t == DSV32_BF16);
 }
@@ -115,9 +115,9 @@ DSV32_HD static inline float dsv32_attn_dec_score(const dsv32_attn_decode_args *
 	const int64_t qo = (b * a->H + h) * a->R;
 	float s1 = 0.0f, s2 = 0.0f;
 	for (int64_t c = 0; c < a->C; c++)
-		s1 = dsv32_k3_add(s1, dsv32_k3_mul(qa[c], dsv32_attn_ld(a->kv, a->kv_t, ko + c)));
+		s1 = dsv32_fadd_rn(s1, dsv32_fmul_rn(qa[c], dsv32_attn_ld(a->kv, a->kv_t, ko + c)));
 	for (int64_t i = 0; i < a->R; i++)
-		s2 = dsv32_k3_add(s2, dsv32_k3_mul(dsv32_attn_ld(a->qp, a->qp_t, qo + i),
+		s2 = dsv32_fadd_rn(s2, dsv32_fmul_rn(dsv32_attn_ld(a->qp, a->qp_t, qo + i),
 						   dsv32_attn_ld(a->pe, a->pe_t, po + i)));
 	float s = dsv32_attn_decode_score(s1, s2, a->scale, r);
 	if (a->mask.data)
@@ -131,7 +131,7 @@ DSV32_HD static inline float dsv32_attn_dec_ol(const dsv32_attn_decode_args *a, 
 {
 	float acc = 0.0f;
 	for (int64_t t = 0; t < a->T; t++)
-		acc = dsv32_k3_add(acc, dsv32_k3_mul(p[t], dsv32_attn_ld(a->kv, a->kv_t,
+		acc = dsv32_fadd_rn(acc, dsv32_fmul_rn(p[t], dsv32_attn_ld(a->kv, a->kv_t,
 									 (b * a->Tc_kv + t) * a->C + c)));
 	return dsv32_k3_round(acc, a->o_t == DSV32_BF16);
 }
@@ -143,7 +143,7 @@ DSV32_HD static inline float dsv32_attn_dec_out(const dsv32_attn_decode_args *a,
 	const int64_t wo = (h * (a->Dn + a->Dv) + a->Dn + d) * a->C;
 	float acc = 0.0f;
 	for (int64_t c = 0; c < a->C; c++)
-		acc = dsv32_k3_add(acc, dsv32_k3_mul(ol[c], dsv32_attn_ld(a->w, a->w_t, wo + c)));
+		acc = dsv32_fadd_rn(acc, dsv32_fmul_rn(ol[c], dsv32_attn_ld(a->w, a->w_t, wo + c)));
 	return acc; /* the store rounds iff o is BF16 */
 }
 

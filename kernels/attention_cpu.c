@@ -28,7 +28,7 @@ dsv32_status dsv32_attn_prefill_cpu(const dsv32_attn_prefill_args *a, dsv32_erro
 			for (int64_t t = 0; t < a->T; t++) { /* per d: t in order */
 				const int64_t vo = dsv32_attn_kv_row(a, b, t, h) * a->Dv;
 				for (int64_t d = 0; d < a->Dv; d++)
-					acc[d] = dsv32_k3_add(acc[d], dsv32_k3_mul(p[t], dsv32_attn_ld(a->v, a->v_t, vo + d)));
+					acc[d] = dsv32_fadd_rn(acc[d], dsv32_fmul_rn(p[t], dsv32_attn_ld(a->v, a->v_t, vo + d)));
 			}
 			for (int64_t d = 0; d < a->Dv; d++)
 				dsv32_attn_st(a->o, a->o_t, row * a->Dv + d, acc[d]);

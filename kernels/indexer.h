@@ -46,13 +46,13 @@
 DSV32_HD static inline float dsv32_fp8_index_head(float dot, float w)
 {
 	float r = dot > 0.0f || dot != dot ? dot : 0.0f;
-	return dsv32_k3_mul(r, w);
+	return dsv32_fmul_rn(r, w);
 }
 
 /* HF per-head score ReLU(dot · scale). */
 DSV32_HD static inline float dsv32_index_hf_head(float dot, float scale)
 {
-	float s = dsv32_k3_mul(dot, scale);
+	float s = dsv32_fmul_rn(dot, scale);
 	return s > 0.0f || s != s ? s : 0.0f;
 }
 

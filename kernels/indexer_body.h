@@ -56,13 +56,13 @@ DSV32_HD static inline float dsv32_fp8_index_elem(const dsv32_idx_fp8_args *a, i
 		const dsv32_f8 *qr = a->q8 + ((b * a->S + i) * a->H + h) * a->D;
 		float dot = 0.0f;
 		for (int64_t d = 0; d < a->D; d++) /* products of e4m3 values are exact */
-			dot = dsv32_k3_add(dot, dsv32_k3_mul(dsv32_e4m3_to_f32(qr[d]),
+			dot = dsv32_fadd_rn(dot, dsv32_fmul_rn(dsv32_e4m3_to_f32(qr[d]),
 							     dsv32_e4m3_to_f32(kr[d])));
-		acc = dsv32_k3_add(acc, dsv32_fp8_index_head(dot, w[h]));
+		acc = dsv32_fadd_rn(acc, dsv32_fp8_index_head(dot, w[h]));
 	}
-	float o = dsv32_k3_mul(a->k_s[b * a->Tcs + t], acc);
+	float o = dsv32_fmul_rn(a->k_s[b * a->Tcs + t], acc);
 	if (a->mask.data)
-		o = dsv32_k3_add(o, dsv32_idx_mask_at(&a->mask, b, i, t, a->T));
+		o = dsv32_fadd_rn(o, dsv32_idx_mask_at(&a->mask, b, i, t, a->T));
 	return o;
 }
 
@@ -81,12 +81,12 @@ DSV32_HD static inline float dsv32_index_hf_elem(const dsv32_idx_hf_args *a, int
 		const int64_t qb = ((b * a->S + i) * a->H + h) * a->D;
 		float dot = 0.0f;
 		for (int64_t d = 0; d < a->D; d++)
-			dot = dsv32_k3_add(dot, dsv32_k3_mul(dsv32_idx_load(a->q, a->q_t, qb + d),
+			dot = dsv32_fadd_rn(dot, dsv32_fmul_rn(dsv32_idx_load(a->q, a->q_t, qb + d),
 							     dsv32_idx_load(a->k, a->k_t, kb + d)));
-		acc = dsv32_k3_add(acc, dsv32_k3_mul(w[h], dsv32_index_hf_head(dot, a->scale)));
+		acc = dsv32_fadd_rn(acc, dsv32_fmul_rn(w[h], dsv32_index_hf_head(dot, a->scale)));
 	}
 	if (a->mask.data)
-		acc = dsv32_k3_add(acc, dsv32_idx_mask_at(&a->mask, b, i, t, a->T));
+		acc = dsv32_fadd_rn(acc, dsv32_idx_mask_at(&a->mask, b, i, t, a->T));
 	return acc;
 }
 

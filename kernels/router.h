@@ -77,7 +77,7 @@ DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, con
 			m = logits[j] > m || logits[j] != logits[j] ? logits[j] : m;
 		for (int j = 0; j < E; j++) {
 			orig[j] = expf(logits[j] - m);
-			S = dsv32_k3_add(S, orig[j]);
+			S = dsv32_fadd_rn(S, orig[j]);
 		}
 		for (int j = 0; j < E; j++)
 			orig[j] = orig[j] / S;
@@ -148,9 +148,9 @@ DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, con
 	if (norm) {
 		float sum = w_out[0];
 		for (int s = 1; s < k; s++)
-			sum = dsv32_k3_add(sum, w_out[s]);
+			sum = dsv32_fadd_rn(sum, w_out[s]);
 		if (p->mode == DSV32_ROUTER_HF)
-			sum = dsv32_k3_add(sum, 1e-20f);
+			sum = dsv32_fadd_rn(sum, 1e-20f);
 		for (int s = 0; s < k; s++)
 			w_out[s] = w_out[s] / sum;
 	}

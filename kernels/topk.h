@@ -30,6 +30,7 @@
 #define DSV32_TOPK_H
 
 #include "kernels/backend.h"
+#include "kernels/elementwise.h" /* dsv32_fmul_rn / dsv32_fadd_rn: never contracted */
 
 /* Order key of an fp32 value, as CUDA's TopKTypeConfig<float>: larger key = larger value. */
 DSV32_HD static inline uint32_t dsv32_topk_key(float v)
@@ -38,26 +39,6 @@ DSV32_HD static inline uint32_t dsv32_topk_key(float v)
 	if (v != v)
 		return 0xffffffffu;
 	return u ^ ((u & 0x80000000u) ? 0xffffffffu : 0x80000000u);
-}
-
-/* fp32 multiply / add that are never contracted into an FMA (nvcc fuses a*b+c by default;
- * host C11 builds use -ffp-contract=off). Use them wherever a rounded product feeds a sum. */
-DSV32_HD static inline float dsv32_k3_mul(float a, float b)
-{
-#ifdef __CUDA_ARCH__
-	return __fmul_rn(a, b);
-#else
-	return a * b;
-#endif
-}
-
-DSV32_HD static inline float dsv32_k3_add(float a, float b)
-{
-#ifdef __CUDA_ARCH__
-	return __fadd_rn(a, b);
-#else
-	return a + b;
-#endif
 }
 
 /* A rounding point: RNE to bf16 iff r (i.e. iff the op's output dtype is BF16). */
