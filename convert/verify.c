@@ -226,13 +226,9 @@ static dsv32_status check_pairs(verify_ctx *v, const conv_shardset *s, const den
 				pair_result *pr, size_t np, dsv32_error *err)
 {
 	dsv32_status rc = DSV32_OK;
-	int first_thread = -1;
 #pragma omp parallel
 	{
-		int me = omp_get_thread_num();
-#pragma omp critical(verify_first)
-		if (first_thread < 0)
-			first_thread = me;
+		bool report = omp_get_thread_num() == 0; /* the master takes iterations too */
 #pragma omp for schedule(dynamic, 1)
 		for (size_t k = 0; k < np; k++) {
 			dsv32_status mine;
@@ -241,8 +237,7 @@ static dsv32_status check_pairs(verify_ctx *v, const conv_shardset *s, const den
 			if (mine != DSV32_OK)
 				continue;
 			dsv32_error e = {0};
-			mine = check_pair(v, s, &s->t[pr[k].sj], &d[pr[k].di], &pr[k],
-					  me == first_thread, &e);
+			mine = check_pair(v, s, &s->t[pr[k].sj], &d[pr[k].di], &pr[k], report, &e);
 			if (mine != DSV32_OK) {
 #pragma omp critical(verify_error)
 				if (rc == DSV32_OK) {
