@@ -227,13 +227,9 @@ static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result 
  * reference config's "dtype": "fp8"); false when there is no readable config. */
 static bool checkpoint_is_fp8(const char *checkpoint)
 {
-	char p[4096];
 	dsv32_config c;
-	bool is_hf;
-	if (!checkpoint || !dsv32_path_join(p, sizeof p, checkpoint, "config.json") ||
-	    dsv32_config_load(&c, p, &is_hf, NULL) != DSV32_OK)
-		return false;
-	return c.has_quant || c.dtype == DSV32_WDTYPE_FP8;
+	return dsv32_cli_checkpoint_config(checkpoint, NULL, &c, NULL) &&
+	       (c.has_quant || c.dtype == DSV32_WDTYPE_FP8);
 }
 
 /* --budget FILE, else the shipped budget for the checkpoint's weight format. */

@@ -10,15 +10,28 @@
 #include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
 
+bool dsv32_cli_checkpoint_config(const char *checkpoint, const char *config_path,
+				 dsv32_config *c, bool *is_hf)
+{
+	char p[4096];
+	bool hf = false;
+	if (config_path)
+		snprintf(p, sizeof p, "%s", config_path);
+	else if (!checkpoint || !dsv32_path_join(p, sizeof p, checkpoint, "config.json"))
+		return false;
+	if (!dsv32_path_exists(p) || dsv32_config_load(c, p, &hf, NULL) != DSV32_OK)
+		return false;
+	if (is_hf)
+		*is_hf = hf;
+	return true;
+}
+
 /* HF checkpoints have a config.json in HF form; reference shard directories hold model0-mpW. */
 bool dsv32_cli_is_hf_checkpoint(const char *dir)
 {
-	char p[4096];
 	dsv32_config c;
 	bool is_hf = false;
-	if (!dsv32_path_join(p, sizeof p, dir, "config.json") || !dsv32_path_exists(p))
-		return false;
-	return dsv32_config_load(&c, p, &is_hf, NULL) == DSV32_OK && is_hf;
+	return dsv32_cli_checkpoint_config(dir, NULL, &c, &is_hf) && is_hf;
 }
 
 /* The hf layout on reference shards: read in place through the shard source (the converter's
@@ -35,16 +48,8 @@ static dsv32_status open_hf_from_shards(const char *shards, const dsv32_model_op
 
 int64_t dsv32_cli_layer_count(const char *checkpoint, const char *config_path)
 {
-	char p[4096];
 	dsv32_config c;
-	bool is_hf = false;
-	if (config_path)
-		snprintf(p, sizeof p, "%s", config_path);
-	else if (!dsv32_path_join(p, sizeof p, checkpoint, "config.json"))
-		return 0;
-	if (dsv32_config_load(&c, p, &is_hf, NULL) != DSV32_OK)
-		return 0;
-	return c.n_layers;
+	return dsv32_cli_checkpoint_config(checkpoint, config_path, &c, NULL) ? c.n_layers : 0;
 }
 
 void dsv32_cli_layers_text(char *buf, size_t len, int layers, int64_t total)
