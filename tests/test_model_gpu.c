@@ -29,50 +29,12 @@
 #include "hf_layout/hf_model.h"
 #include "kernels/backend.h"
 #include "ref/ref_model.h"
+#include "tests/support/hf_golden_util.h"
 #include "tests/support/test_common.h"
 
 #define B 2
 #define PROMPT 20
 #define DECODE 3
-#define MAX_TAPS 4096
-
-typedef struct {
-	char *name;
-	dsv32_tensor t; /* owned host copy */
-} tap;
-
-typedef struct {
-	tap v[MAX_TAPS];
-	int n;
-	bool overflow;
-} tap_list;
-
-static void keep_tap(void *user, const char *name, const dsv32_tensor *t)
-{
-	tap_list *l = user;
-	if (l->n == MAX_TAPS) {
-		l->overflow = true;
-		return;
-	}
-	tap *k = &l->v[l->n];
-	if (dsv32_tensor_alloc(&k->t, t->dtype, t->ndim, t->shape, NULL) != DSV32_OK) {
-		l->overflow = true;
-		return;
-	}
-	memcpy(k->t.data, t->data, dsv32_tensor_nbytes(t));
-	k->name = strdup(name);
-	l->n++;
-}
-
-static void taps_free(tap_list *l)
-{
-	for (int i = 0; i < l->n; i++) {
-		free(l->v[i].name);
-		dsv32_tensor_free(&l->v[i].t);
-	}
-	free(l);
-}
-
 typedef struct {
 	const char *layout;
 	dsv32_profile profile;
@@ -131,23 +93,23 @@ static double rel_max(const dsv32_tensor *a, const dsv32_tensor *b)
 	return s > 0 ? d / s : d;
 }
 
-static void check_taps(const model_case *c, const tap_list *cpu, const tap_list *gpu, int step)
+static void check_taps(const model_case *c, const hf_tapset *cpu, const hf_tapset *gpu, int step)
 {
-	assert_false(cpu->overflow || gpu->overflow);
+	assert_true(cpu->n < HF_TAPS_MAX && gpu->n < HF_TAPS_MAX); /* none dropped */
 	assert_int_equal(cpu->n, gpu->n);
 	double worst = 0;
 	const char *worst_name = "";
 	for (int i = 0; i < cpu->n; i++) {
-		const tap *a = &cpu->v[i], *b = &gpu->v[i];
-		assert_string_equal(a->name, b->name);
-		assert_int_equal(a->t.dtype, b->t.dtype);
-		assert_true(dsv32_tensor_same_shape(&a->t, &b->t));
-		if (!dsv32_dtype_is_float(a->t.dtype) || c->profile != DSV32_PROFILE_FP32)
+		const dsv32_tensor *a = &cpu->t[i], *b = &gpu->t[i];
+		assert_string_equal(cpu->name[i], gpu->name[i]);
+		assert_int_equal(a->dtype, b->dtype);
+		assert_true(dsv32_tensor_same_shape(a, b));
+		if (!dsv32_dtype_is_float(a->dtype) || c->profile != DSV32_PROFILE_FP32)
 			continue;
-		double r = rel_max(&a->t, &b->t);
+		double r = rel_max(a, b);
 		if (r > worst) {
 			worst = r;
-			worst_name = a->name;
+			worst_name = cpu->name[i];
 		}
 	}
 	printf("%s %s W=%d step %d: %d taps, worst float tap %s rel max %.3g\n", c->layout,
@@ -157,11 +119,11 @@ static void check_taps(const model_case *c, const tap_list *cpu, const tap_list 
 		assert_true(worst <= 1e-4);
 }
 
-static dsv32_tensor step(dsv32_model *m, tap_list *taps, const int64_t *tok, int64_t S, int64_t pos)
+static dsv32_tensor step(dsv32_model *m, hf_tapset *taps, const int64_t *tok, int64_t S, int64_t pos)
 {
 	dsv32_tensor lg = {0};
 	dsv32_error err = {0};
-	m->taps = (dsv32_tap_sink){keep_tap, taps};
+	m->taps = (dsv32_tap_sink){hf_tapset_on_tap, taps};
 	dsv32_status rc = m->vt->forward(m, tok, B, S, pos, &lg, &err);
 	m->taps = (dsv32_tap_sink){0};
 	if (rc != DSV32_OK)
@@ -184,7 +146,7 @@ static void run_case(const model_case *c)
 	int64_t S = PROMPT, pos = 0;
 	double budget = c->profile == DSV32_PROFILE_FP32 ? 1e-5 : 1e-1;
 	for (int s = 0; s <= DECODE; s++) {
-		tap_list *ta = calloc(1, sizeof *ta), *tb = calloc(1, sizeof *tb);
+		hf_tapset *ta = calloc(1, sizeof *ta), *tb = calloc(1, sizeof *tb);
 		assert_non_null(ta);
 		assert_non_null(tb);
 		dsv32_tensor la = step(cpu, ta, tok, S, pos), lb = step(gpu, tb, tok, S, pos);
@@ -202,8 +164,10 @@ static void run_case(const model_case *c)
 		S = 1;
 		dsv32_tensor_free(&la);
 		dsv32_tensor_free(&lb);
-		taps_free(ta);
-		taps_free(tb);
+		hf_tapset_clear(ta);
+		hf_tapset_clear(tb);
+		free(ta);
+		free(tb);
 	}
 	cpu->vt->close(cpu);
 	gpu->vt->close(gpu);
