@@ -106,6 +106,9 @@ typedef dsv32_status (*conv_piece_fn)(void *user, const void *p, size_t n, int r
 				      uint64_t full_off, dsv32_error *err);
 dsv32_status conv_tensor_pieces(const conv_tensor *t, int world, conv_piece_fn fn, void *user,
 				dsv32_error *err);
+/* The HF config.json text ref-to-hf writes for reference config c (malloc'ed; NULL when out of
+ * memory): has_quant and the weight dtype follow whether any tensor is fp8. */
+char *conv_hf_config_json(dsv32_config c, bool any_fp8);
 /* Reassemble t into buf (t->nbytes, the full tensor in row-major order). */
 dsv32_status conv_tensor_gather(const conv_tensor *t, int world, void *buf, dsv32_error *err);
 /* For a replicated tensor: the first rank whose bytes differ from rank 0, or -1; *off gets

@@ -145,7 +145,8 @@ dsv32_status dsv32_sha256_hex(const void *data, size_t n, char hex[65], dsv32_er
  *          when no rank file holds the tensor.
  * find     whether hf_name is there, with its full (dense) dtype / ndim / shape (each
  *          pointer may be NULL); reads no data.
- * any_fp8  some tensor is F8_E4M3 / F8_E5M2 (what ref-to-hf writes as has_quant / dtype fp8).
+ * hf_config  the config as the HF config.json `convert ref-to-hf` writes from these shards
+ *          (has_quant / dtype fp8 when some tensor is F8_E4M3 / F8_E5M2), read back.
  */
 typedef struct dsv32_shard_source dsv32_shard_source;
 
@@ -156,9 +157,9 @@ dsv32_status dsv32_shard_source_tensor(const dsv32_shard_source *src, const char
 				       dsv32_tensor *out, dsv32_error *err);
 bool dsv32_shard_source_find(const dsv32_shard_source *src, const char *hf_name,
 			     dsv32_dtype *dtype, int *ndim, int64_t shape[DSV32_MAX_DIMS]);
-const dsv32_config *dsv32_shard_source_config(const dsv32_shard_source *src);
+dsv32_status dsv32_shard_source_hf_config(const dsv32_shard_source *src, dsv32_config *c,
+					  dsv32_error *err);
 int dsv32_shard_source_world(const dsv32_shard_source *src);
-bool dsv32_shard_source_any_fp8(const dsv32_shard_source *src);
 /* "reference shards <dir> (mp<W>)", for messages. */
 const char *dsv32_shard_source_label(const dsv32_shard_source *src);
 

@@ -300,13 +300,18 @@ static dsv32_status write_index(const out_tensor *v, size_t n, int nfiles, uint6
 	return rc;
 }
 
+char *conv_hf_config_json(dsv32_config c, bool any_fp8)
+{
+	c.has_quant = any_fp8;
+	c.dtype = any_fp8 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
+	return dsv32_config_to_hf_json(&c);
+}
+
 static dsv32_status write_hf_config(dsv32_config c, bool any_fp8, const char *dir,
 				    dsv32_error *err)
 {
 	char path[4200];
-	c.has_quant = any_fp8;
-	c.dtype = any_fp8 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
-	char *json = dsv32_config_to_hf_json(&c);
+	char *json = conv_hf_config_json(c, any_fp8);
 	if (!json)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "config.json");
 	dsv32_path_join(path, sizeof path, dir, "config.json");

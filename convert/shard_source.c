@@ -124,19 +124,20 @@ void dsv32_shard_source_close(dsv32_shard_source *src)
 	free(src);
 }
 
-const dsv32_config *dsv32_shard_source_config(const dsv32_shard_source *src)
+dsv32_status dsv32_shard_source_hf_config(const dsv32_shard_source *src, dsv32_config *c,
+					  dsv32_error *err)
 {
-	return &src->cfg;
+	char *json = conv_hf_config_json(src->cfg, src->any_fp8);
+	if (!json)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: HF config", src->label);
+	dsv32_status rc = dsv32_config_from_hf_json(c, json, src->label, err);
+	free(json);
+	return rc;
 }
 
 int dsv32_shard_source_world(const dsv32_shard_source *src)
 {
 	return src->s.world;
-}
-
-bool dsv32_shard_source_any_fp8(const dsv32_shard_source *src)
-{
-	return src->any_fp8;
 }
 
 const char *dsv32_shard_source_label(const dsv32_shard_source *src)

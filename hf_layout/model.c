@@ -398,24 +398,6 @@ static const dsv32_model_vtbl hf_vtbl = {
 	.close = vt_close,
 };
 
-/* The config the hf model sees on reference shards: the shard source's config written as the
- * HF config.json `convert ref-to-hf` writes (has_quant / dtype from the tensors' dtypes) and read
- * back, so that the model is configured exactly as on the converted dense checkpoint. */
-static dsv32_status shards_config(dsv32_config *c, const dsv32_shard_source *src,
-				  const char *label, dsv32_error *err)
-{
-	dsv32_config hf_cfg = *dsv32_shard_source_config(src);
-	bool fp8 = dsv32_shard_source_any_fp8(src);
-	hf_cfg.has_quant = fp8;
-	hf_cfg.dtype = fp8 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
-	char *json = dsv32_config_to_hf_json(&hf_cfg);
-	if (!json)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: HF config", label);
-	dsv32_status rc = dsv32_config_from_hf_json(c, json, label, err);
-	free(json);
-	return rc;
-}
-
 /* dsv32_hf_open (ckpt_dir set) and dsv32_hf_open_shards (shards_dir set). */
 static dsv32_status hf_open_any(dsv32_model **out, const char *ckpt_dir, const char *shards_dir,
 				const char *config_path, const dsv32_model_opts *opts,
@@ -448,7 +430,7 @@ static dsv32_status hf_open_any(dsv32_model **out, const char *ckpt_dir, const c
 		snprintf(path, sizeof path, "%s", m->shards ? dsv32_shard_source_label(m->shards)
 							      : shards_dir);
 		if (rc == DSV32_OK)
-			rc = shards_config(c, m->shards, path, err);
+			rc = dsv32_shard_source_hf_config(m->shards, c, err);
 		is_hf = true;
 	} else {
 		if (config_path)

@@ -97,7 +97,10 @@ static void check_source(const char *dense, const char *shards, int W)
 	if (dsv32_shard_source_open(&src, in, 1, NULL, &err) != DSV32_OK)
 		fail_msg("%s: %s", shards, err.what);
 	assert_int_equal(dsv32_shard_source_world(src), W);
-	int64_t n_layers = dsv32_shard_source_config(src)->n_layers;
+	dsv32_config cfg;
+	if (dsv32_shard_source_hf_config(src, &cfg, &err) != DSV32_OK)
+		fail_msg("%s: %s", shards, err.what);
+	int64_t n_layers = cfg.n_layers;
 	size_t checked = 0, owned = 0;
 	for (size_t i = 0; i < dsv32_ckpt_count(ck); i++) {
 		const dsv32_st_entry *e = dsv32_ckpt_entry_at(ck, i, NULL);
