@@ -9,7 +9,9 @@
  * (an IEEE op with two NaN operands returns one of them depending on operand order). softmax and
  * act_quant still route NaN rows to the scalar loop (they were written before that decision);
  * rmsnorm, rope, silu_mul and hadamard do not. docs/perf.md ("Vectorised CPU element-wise
- * bodies") describes the checks.
+ * bodies") describes the checks. The one exception to "no FMA" is kernels/expf_avx2.c (softmax,
+ * silu_mul): it reproduces glibc's __expf_fma, fused where that function fuses, and is used
+ * only after a self-check against the running libm's expf (kernels/expf_avx2.h).
  *
  * Portable entry points (declared at the end, any CPU): the scalar loops of rmsnorm, rope,
  * silu_mul and hadamard, with the arguments of dsv32_<op>_cpu; tests compare the two.
