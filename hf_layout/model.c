@@ -24,7 +24,7 @@ dsv32_status hf_alloc(hf_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim, co
 
 void hf_free(hf_model *m, dsv32_tensor *t)
 {
-	if (t->data && t->owned)
+	if (t->data) /* dsv32_backend_free leaves borrowed tensors alone */
 		dsv32_backend_free(m->be, t);
 	memset(t, 0, sizeof *t);
 }

@@ -72,7 +72,7 @@ dsv32_status ref_alloc(ref_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim,
 
 void ref_free(ref_model *m, dsv32_tensor *t)
 {
-	if (t->data && t->owned)
+	if (t->data) /* dsv32_backend_free leaves borrowed tensors alone */
 		dsv32_backend_free(m->be, t);
 	*t = (dsv32_tensor){0};
 }
