@@ -34,6 +34,8 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 		o->torch_lanes = atoi(tok + 6);
 	} else if (!strcmp(tok, "torch=1") || !strcmp(tok, "torch=2")) {
 		o->torch_major = atoi(tok + 6);
+	} else if (!strcmp(tok, "gemm=fixed") || !strcmp(tok, "gemm=host")) {
+		o->gemm_engine = tok[5] == 'h' ? DSV32_GEMM_HOST : DSV32_GEMM_FIXED;
 	} else if (!strcmp(tok, "experts=eager")) o->experts = DSV32_EXPERTS_EAGER;
 	else if (!strcmp(tok, "experts=grouped_mm")) o->experts = DSV32_EXPERTS_GROUPED_MM;
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
@@ -42,7 +44,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, tp=W, "
-				  "experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, plant=L)",
+				  "gemm=fixed|host, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, plant=L)",
 				  text, tok);
 	return DSV32_OK;
 }
@@ -58,6 +60,8 @@ static void make_label(dsv32_side_spec *s)
 	if (!strcmp(s->layout, "hf") && o->experts == DSV32_EXPERTS_EAGER && n > 0 &&
 	    (size_t)n < sizeof s->label)
 		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":experts=eager");
+	if (o->gemm_engine == DSV32_GEMM_HOST && n > 0 && (size_t)n < sizeof s->label)
+		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":gemm=host");
 	if (o->test_flags && n > 0 && (size_t)n < sizeof s->label)
 		snprintf(s->label + n, sizeof s->label - (size_t)n, ":plant=%d", o->planted_layer);
 }

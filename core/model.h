@@ -39,6 +39,9 @@ typedef struct {
 				      * layout default (ref 16: DeepSeek's recording machine; hf 8:
 				      * torch 2.x on this project's AVX2 machines) */
 	int torch_major;             /* 1 | 2, 0 = layout default (ref 1, hf 2) */
+	int gemm_engine;             /* DSV32_GEMM_FIXED (0, default: same bits on every CPU) or
+				      * DSV32_GEMM_HOST (oneDNN/OpenBLAS as PyTorch on this CPU);
+				      * kernels/gemm.h "Engines" */
 	int planted_layer;           /* layer a planted bug applies to (-1 = all) */
 	int layers;                  /* run only the first N decoder layers, then the final norm and
 				      * head as usual (a truncated model: its logits are not the

@@ -474,6 +474,7 @@ static dsv32_status hf_open_any(dsv32_model **out, const char *ckpt_dir, const c
 	if (rc == DSV32_OK) { /* the transformers golden: torch 2.15, AVX2 (docs/numerics.md) */
 		m->be->torch_lanes = o->torch_lanes ? o->torch_lanes : 8;
 		m->be->torch_major = o->torch_major ? o->torch_major : 2;
+		m->be->gemm_engine = o->gemm_engine;
 	}
 	if (rc == DSV32_OK)
 		rc = hf_weights_load(m, ckpt_dir, err); /* ckpt_dir NULL: from m->shards */

@@ -22,7 +22,13 @@ typedef struct dsv32_backend {
 	 * kernel forms). 0 = the defaults of reduce.h. Set by the models from dsv32_model_opts. */
 	int torch_lanes;
 	int torch_major;
+	/* Which GEMM engine the CPU bodies use (kernels/gemm.h "Engines"): DSV32_GEMM_FIXED (0, the
+	 * default: our own kernels, one summation order, the same bits on every CPU) or
+	 * DSV32_GEMM_HOST (oneDNN / OpenBLAS, whose order follows this CPU, as PyTorch's does). */
+	int gemm_engine;
 } dsv32_backend;
+
+enum { DSV32_GEMM_FIXED = 0, DSV32_GEMM_HOST = 1 };
 
 /* Test-only switches: each perturbs one op's rounding so tests can check that the harness
  * finds it. Index into test_flags. */

@@ -43,9 +43,9 @@
  *   x BF16|F32 [..., K] (K % 128 == 0), y BF16|F32 [..., N]. Temporaries are allocated on
  *   be's device per call.
  *
- * Bodies: CPU: OpenMP loops; fp8_gemm uses gemm_cpu.c's AVX2 blocked kernel with one chunk per
- *         128-block (e4m3 widened to f32 exactly, 8-lane fp32 in-block sums); without AVX2 it
- *         runs per K block a cblas_sgemm on the widened values, then scales and accumulates.
+ * Bodies: CPU: OpenMP loops; fp8_gemm runs the fixed GEMM engine (gemm_fixed.c) with one chunk
+ *         per 128-block: e4m3 widened to f32 exactly, the in-block sum in the fixed 8-lane
+ *         order, the same bits on every CPU (avx2 or scalar body) and for either gemm engine.
  *         CUDA: own kernels (one warp per 128-block for act_quant; a tiled fp8_gemm with the
  *         same block structure).
  * Errors: DSV32_E_DTYPE, DSV32_E_SHAPE, DSV32_E_USAGE (wrong device / bad aliasing),

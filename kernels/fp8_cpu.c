@@ -10,7 +10,6 @@
 #include "kernels/gemm.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,14 +175,14 @@ static void write_out(void *y, dsv32_dtype yt, const float *acc, int64_t M, int6
 		((uint16_t *)y)[i] = dsv32_f32_to_bf16(acc[i]);
 }
 
-/* The blocked AVX2 body of gemm_cpu.c with one chunk per 128-block; *done = false when this
- * CPU lacks it. */
-static dsv32_status fp8_gemm_blocked(bool *done, void *y, dsv32_dtype yt, const dsv32_f8 *x8,
-				     const float *xs, const dsv32_f8 *w8, const float *ws,
-				     int64_t M, int64_t N, int64_t K, dsv32_error *err)
+/* The fixed GEMM engine (gemm_fixed.c) with one chunk per 128-block: the same bits on every
+ * CPU, for either engine (DeepSeek's fp8_gemm has no torch CPU counterpart to follow). */
+dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, const float *xs,
+				const dsv32_f8 *w8, const float *ws, int64_t M, int64_t N,
+				int64_t K, dsv32_error *err)
 {
-	int64_t Mp = DSV32_GEMM_MPAD(M), Kp = (K + 7) & ~(int64_t)7, nkb = (K + BLK - 1) / BLK;
-	float *xf = calloc((size_t)(Mp * Kp + Mp * N), sizeof(float));
+	int64_t Kp = (K + 7) & ~(int64_t)7, nkb = (K + BLK - 1) / BLK;
+	float *xf = calloc((size_t)(M * Kp + M * N), sizeof(float));
 	if (!xf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "fp8_gemm: scratch for M %lld N %lld K %lld",
 				  (long long)M, (long long)N, (long long)K);
@@ -192,67 +191,11 @@ static dsv32_status fp8_gemm_blocked(bool *done, void *y, dsv32_dtype yt, const 
 	for (int64_t m = 0; m < M; m++)
 		for (int64_t k = 0; k < K; k++)
 			xf[m * Kp + k] = lut[x8[m * K + k]];
-	float *acc = xf + Mp * Kp;
-	bool nomem = false;
-	*done = dsv32_gemm_blocked_f32x(acc, xf, M, Kp, w8, true, K, N, K, BLK, xs, ws, nkb,
-					&nomem);
-	if (*done && !nomem)
+	float *acc = xf + M * Kp;
+	dsv32_gemm_wref w = {w8, DSV32_F8_E4M3, true, K};
+	dsv32_status rc = dsv32_gemm_fixed_f32x(acc, xf, M, Kp, &w, N, K, BLK, xs, ws, nkb, err);
+	if (rc == DSV32_OK)
 		write_out(y, yt, acc, M, N);
 	free(xf);
-	if (nomem)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "fp8_gemm: per-thread weight buffers");
-	return DSV32_OK;
-}
-
-dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, const float *xs,
-				const dsv32_f8 *w8, const float *ws, int64_t M, int64_t N,
-				int64_t K, dsv32_error *err)
-{
-	bool done = false;
-	DSV32_TRY(fp8_gemm_blocked(&done, y, yt, x8, xs, w8, ws, M, N, K, err));
-	if (done)
-		return DSV32_OK;
-	/* portable path: one sgemm per K block on widened values */
-	float lut[256];
-	e4m3_table(lut);
-	int64_t nkb = (K + BLK - 1) / BLK;
-	size_t nacc = yt == DSV32_F32 ? 0 : (size_t)(M * N);
-	size_t total = (size_t)(M * K) + (size_t)(N * BLK) + (size_t)(M * N) + nacc + 1;
-	float *buf = malloc(total * sizeof(float));
-	if (!buf)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "fp8_gemm: %zu bytes of scratch for M %lld "
-				  "N %lld K %lld", total * sizeof(float), (long long)M,
-				  (long long)N, (long long)K);
-	float *xf = buf, *wf = xf + M * K, *P = wf + N * BLK;
-	float *acc = yt == DSV32_F32 ? (float *)y : P + M * N;
-#pragma omp parallel for schedule(static) if (M * K > 65536)
-	for (int64_t i = 0; i < M * K; i++)
-		xf[i] = lut[x8[i]];
-	memset(acc, 0, (size_t)(M * N) * sizeof(float)); /* the accumulator starts at +0 */
-	for (int64_t kb = 0; kb < nkb; kb++) {
-		int64_t k0 = kb * BLK, kw = K - k0 < BLK ? K - k0 : BLK;
-#pragma omp parallel for schedule(static) if (N * kw > 65536)
-		for (int64_t n = 0; n < N; n++)
-			for (int64_t k = 0; k < kw; k++)
-				wf[n * kw + k] = lut[w8[n * K + k0 + k]];
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)M, (blasint)N,
-			    (blasint)kw, 1.0f, xf + k0, (blasint)K, wf, (blasint)kw, 0.0f, P,
-			    (blasint)N);
-#pragma omp parallel for schedule(static) if (M * N > 65536)
-		for (int64_t m = 0; m < M; m++) {
-			float sx = xs[m * nkb + kb];
-			for (int64_t n = 0; n < N; n++) {
-				float sc = sx * ws[(n / BLK) * nkb + kb]; /* one fp32 multiply */
-				float t = P[m * N + n] * sc;           /* one fp32 multiply */
-				acc[m * N + n] += t;                   /* one fp32 add */
-			}
-		}
-	}
-	if (yt != DSV32_F32) {
-#pragma omp parallel for schedule(static) if (M * N > 65536)
-		for (int64_t i = 0; i < M * N; i++)
-			((uint16_t *)y)[i] = dsv32_f32_to_bf16(acc[i]);
-	}
-	free(buf);
-	return DSV32_OK;
+	return rc;
 }

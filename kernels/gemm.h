@@ -15,29 +15,34 @@
  * dsv32_gemm_run(be, desc, err)           strided batch on raw pointers (dsv32_gemm_desc)
  *
  * Math:   y[m,n] = Σ_k x[m,k] · w[n,k]        (NN: w[k,n])
- * Accum:  fp32. Products of bf16 values are exact in fp32; the order in which the fp32 sum is
- *         formed (blocking, split-K, FMA vs mul+add) is NOT part of the contract: two correct
- *         bodies may differ by the fp32 rounding of the sum, which after the bf16 rounding is at
- *         most 1 bf16 ulp almost always (exact whenever the fp32 sum is exact, e.g. small ints).
+ * Accum:  fp32, in the order of the backend's engine (be->gemm_engine):
+ * Engines: fixed (DSV32_GEMM_FIXED, the default): one documented summation order, written in
+ *              gemm_fixed.c's header (x and w widened to f32 exactly; per output 8 lane sums by
+ *              FMA over k = l mod 8 in chunks of DSV32_GEMM_FIXED_KC, a fixed tree per chunk,
+ *              chunks added in order). Same bits on every CPU, thread count and body (avx2,
+ *              scalar), for every dtype pair, "NT", "NN" and batched. Subnormals kept.
+ *         host (DSV32_GEMM_HOST): oneDNN / OpenBLAS, whose blocking, split-K and vector width
+ *              follow this CPU, as PyTorch's CPU GEMMs do; the engine for matching a torch run
+ *              recorded on the same machine. Two hosts may differ by the fp32 rounding of the
+ *              sum, which after the bf16 rounding is at most 1 bf16 ulp almost always.
  * Rounds: one RNE rounding of the fp32 result to bf16 iff y is BF16; an F32 y is not rounded.
  *         Mixed inputs (F32,BF16)/(BF16,F32): the bf16 operand is widened to f32 (exact) and the
  *         product runs as an fp32 GEMM; same rounding rule for y.
- * Bodies: CPU  (BF16,BF16): oneDNN matmul (C API, primitives cached by shape/strides/dtypes in
- *              a process-wide cache owned by gemm_dnnl.c) when oneDNN has a native bf16 kernel
- *              on this CPU (AVX512-BF16 / AMX). Those kernels use vdpbf16ps/tdpbf16ps, which per
- *              the Intel SDM treat bf16 subnormal inputs as zero (DAZ) and flush subnormal
- *              results (FTZ) regardless of MXCSR: on that path a subnormal bf16 input (|v| <
- *              2^-126) counts as 0. Where oneDNN has no bf16 matmul (dnnl_unimplemented, e.g.
- *              AVX2-only CPUs; it reports so at primitive creation; a "ref" implementation
- *              counts as none):
- *              - w BF16 in "NT" layout (x BF16 or F32), CPU with AVX2+FMA: own blocked kernel,
- *                w widened exactly per 64-row x 1024-K chunk, fp32 FMAs in 8 lanes, lanes and
- *                chunks summed in fp32 (order differs from sgemm; allowed above);
- *              - otherwise the bf16 operands are widened to f32 (panels of w that stay in
- *                cache) and OpenBLAS cblas_sgemm runs.
- *              Both keep subnormals. dsv32_gemm_bf16_impl() names the path taken.
+ * Bodies: CPU fixed: gemm_fixed.c (avx2 when the CPU has AVX2+FMA, else scalar fmaf; the same
+ *              bits). dsv32_gemm_fixed_body() names the body.
+ *         CPU host (BF16,BF16): oneDNN matmul (C API, primitives cached by shape/strides/dtypes
+ *              in a process-wide cache owned by gemm_dnnl.c) when oneDNN has a native bf16
+ *              kernel on this CPU (AVX512-BF16 / AMX). Those kernels use vdpbf16ps/tdpbf16ps,
+ *              which per the Intel SDM treat bf16 subnormal inputs as zero (DAZ) and flush
+ *              subnormal results (FTZ) regardless of MXCSR: on that path a subnormal bf16 input
+ *              (|v| < 2^-126) counts as 0. Where oneDNN has no bf16 matmul (dnnl_unimplemented,
+ *              e.g. AVX2-only CPUs; a "ref" implementation counts as none): a bf16 w in "NT"
+ *              layout on an AVX2+FMA CPU takes the fixed engine's avx2 body; otherwise the bf16
+ *              operands are widened to f32 (panels of w that stay in cache) and OpenBLAS
+ *              cblas_sgemm runs. dsv32_gemm_bf16_impl() names the path taken.
  *              (F32,F32) and F32 w: OpenBLAS cblas_sgemm (subnormals kept).
- *         CUDA (BF16,BF16): cublasGemmStridedBatchedEx, CUDA_R_16BF inputs, CUBLAS_COMPUTE_32F,
+ *         CUDA (either engine; the fixed order is a CPU property) (BF16,BF16):
+ *              cublasGemmStridedBatchedEx, CUDA_R_16BF inputs, CUBLAS_COMPUTE_32F,
  *              bf16 or f32 output; the backend's handle is in CUBLAS_PEDANTIC_MATH mode, so no
  *              reduced-precision (bf16) split-K reduction.
  *              F32 and mixed: f32 operands (bf16 widened on device),
@@ -85,23 +90,37 @@ typedef struct {
 
 dsv32_status dsv32_gemm_run(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
 
-/* Which CPU body a (BF16,BF16) "NT" GEMM takes on this machine: "onednn:<impl>", or
- * "avx2-blocked (...why oneDNN is not used...)" / "sgemm-widened (...)". Never NULL. */
+/* Which CPU body a (BF16,BF16) "NT" GEMM of the host engine takes on this machine:
+ * "onednn:<impl>", or "avx2-blocked (...why oneDNN is not used...)" / "sgemm-widened (...)".
+ * Never NULL. */
 const char *dsv32_gemm_bf16_impl(void);
+/* "fixed" or "host" for a be->gemm_engine value. */
+const char *dsv32_gemm_engine_name(int engine);
+/* The fixed engine's body on this machine: "avx2" or "scalar" (DSV32_GEMM_NO_AVX2=1). */
+const char *dsv32_gemm_fixed_body(void);
 
 /* ---- internal: the bodies behind dsv32_gemm_run (called with a checked, non-empty desc) ---- */
 dsv32_status dsv32_gemm_cpu(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
-/* "avx2-blocked" or "sgemm-widened": the CPU body used when oneDNN has no bf16 matmul. */
+/* "avx2-blocked" or "sgemm-widened": the host engine's body when oneDNN has no bf16 matmul. */
 const char *dsv32_gemm_cpu_fallback_name(void);
-#define DSV32_GEMM_MPAD(M) (((M) + 2) / 3 * 3) /* rows of the blocked body's x and acc */
-/* Blocked f32 body for a bf16 or e4m3 w in "NT" layout (AVX2+FMA; false when this CPU or
- * build lacks it, and then nothing was done). xf: x widened to f32, [round_up(M, 2), Kp] with
- * Kp % 8 == 0 and zero padding. acc [round_up(M,2), N] receives, per K chunk of kc values
- * (kc % 8 == 0, kc <= 1024), the fp32 chunk sum t: GEMM (xs == NULL): acc += t; fp8 (kc = 128):
- * acc = acc + t·(xs[m,kb]·ws[n/128,kb]) from +0 in chunk order. *nomem on allocation failure. */
-bool dsv32_gemm_blocked_f32x(float *acc, const float *xf, int64_t M, int64_t Kp, const void *w,
-			     bool w_e4m3, int64_t ldw, int64_t N, int64_t K, int64_t kc,
-			     const float *xs, const float *ws, int64_t nkb, bool *nomem);
+#define DSV32_GEMM_FIXED_KC 1024 /* the fixed engine's K chunk for GEMMs (fp8_gemm: 128) */
+/* A weight operand of the fixed engine: dtype BF16, F32 or F8_E4M3; trans ("NT"): element
+ * (n, k) at p[n·ld + k]; else ("NN") (k, n) at p[k·ld + n]. */
+typedef struct {
+	const void *p;
+	dsv32_dtype dtype;
+	bool trans;
+	int64_t ld;
+} dsv32_gemm_wref;
+/* The fixed engine on f32 x: xf [M, Kp] with Kp % 8 == 0 and zero padding beyond K; acc [M, N]
+ * receives, per K chunk of kc values (kc % 8 == 0), the chunk sum t: GEMM (xs == NULL):
+ * acc = t, then acc + t; fp8 (kc = 128): acc = acc + t·(xs[m,kb]·ws[n/128,kb]) from +0 in
+ * chunk order. */
+dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64_t Kp,
+				   const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc,
+				   const float *xs, const float *ws, int64_t nkb, dsv32_error *err);
+/* The fixed engine on a checked desc (K > 0). */
+dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err);
 /* oneDNN bf16 body: sets *done = false (and returns DSV32_OK) when oneDNN cannot run it here. */
 dsv32_status dsv32_gemm_dnnl(const dsv32_gemm_desc *d, bool *done, dsv32_error *err);
 #ifdef DSV32_HAVE_CUDA

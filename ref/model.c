@@ -488,6 +488,7 @@ dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *con
 	/* DeepSeek's golden recording: torch 1.13 on an AVX-512 machine (docs/numerics.md) */
 	m->be->torch_lanes = o.torch_lanes ? o.torch_lanes : 16;
 	m->be->torch_major = o.torch_major ? o.torch_major : 1;
+	m->be->gemm_engine = o.gemm_engine;
 	plant_flags(m, -1); /* re-planted per layer in block_forward */
 	dsv32_yarn_params yp;
 	dsv32_yarn_params_from_config(&yp, c);

@@ -4,8 +4,9 @@
  * within K·2^-24·Σ|x·w| of the exact sum (fp32 summation in any order) and a BF16 y within one
  * bf16 ulp of the exact sum rounded once, plus that same fp32 bound (which only matters under
  * heavy cancellation; otherwise it is far below half a bf16 ulp and only near-ties move by 1).
- * The CPU group runs twice (the blocked AVX2 body, then the portable sgemm body); the CUDA
- * group runs the same cases on a device and skips without one. */
+ * The CPU group runs four times: the fixed engine (avx2 body, then the scalar body) and the
+ * host engine (oneDNN/AVX2 body, then the portable sgemm body); the CUDA group runs the same
+ * cases on a device and skips without one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -228,8 +229,9 @@ static void test_gemm_desc_strided_heads(void **state)
 	dsv32_tensor_free(&y);
 }
 
-/* A subnormal bf16 input (2^-133) times 2^127 gives 2^-6: kept by the sgemm-widened path and
- * by cuBLAS; counted as zero where oneDNN runs vdpbf16ps (gemm.h states this). */
+/* A subnormal bf16 input (2^-133) times 2^127 gives 2^-6: kept by the fixed engine, the
+ * sgemm-widened path and cuBLAS; counted as zero where the host engine's oneDNN runs
+ * vdpbf16ps (gemm.h states this). */
 static void test_gemm_bf16_subnormal_input_handling(void **state)
 {
 	tc_skip_without_backend(state);
@@ -242,7 +244,7 @@ static void test_gemm_bf16_subnormal_input_handling(void **state)
 	dsv32_tensor dx = k1_dev(be, &x), dw = k1_dev(be, &w), dy = k1_dev(be, &y);
 	assert_int_equal(dsv32_gemm(be, &dy, &dx, &dw, NULL), DSV32_OK);
 	k1_back(be, &y, &dy);
-	bool flushes = be->device == DSV32_DEV_CPU &&
+	bool flushes = be->device == DSV32_DEV_CPU && be->gemm_engine == DSV32_GEMM_HOST &&
 		       strncmp(dsv32_gemm_bf16_impl(), "onednn", 6) == 0;
 	printf("# bf16 CPU body: %s\n", dsv32_gemm_bf16_impl());
 	assert_true(k1_get(&y, 0) == (flushes ? 0.0 : 0x1p-6));
@@ -297,13 +299,24 @@ static void test_gemm_rejects_bad_arguments(void **state)
 	cmocka_unit_test(test_gemm_bf16_subnormal_input_handling),     \
 	cmocka_unit_test(test_gemm_rejects_bad_arguments)
 
+static int setup_host(void **state)
+{
+	int rc = tc_setup_cpu_backend(state);
+	if (rc == 0)
+		((dsv32_backend *)*state)->gemm_engine = DSV32_GEMM_HOST;
+	return rc;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {ALL_TESTS};
-	int rc = cmocka_run_group_tests_name("gemm_cpu", tests, tc_setup_cpu_backend,
+	int rc = cmocka_run_group_tests_name("gemm_cpu_fixed", tests, tc_setup_cpu_backend,
 					 tc_teardown_backend);
-	setenv("DSV32_GEMM_NO_AVX2", "1", 1); /* the portable sgemm paths (gemm_cpu.c) */
-	rc |= cmocka_run_group_tests_name("gemm_cpu_portable", tests, tc_setup_cpu_backend,
+	rc |= cmocka_run_group_tests_name("gemm_cpu_host", tests, setup_host, tc_teardown_backend);
+	setenv("DSV32_GEMM_NO_AVX2", "1", 1); /* the scalar fixed body; host: the sgemm paths */
+	rc |= cmocka_run_group_tests_name("gemm_cpu_fixed_scalar", tests, tc_setup_cpu_backend,
+					 tc_teardown_backend);
+	rc |= cmocka_run_group_tests_name("gemm_cpu_host_portable", tests, setup_host,
 					 tc_teardown_backend);
 	unsetenv("DSV32_GEMM_NO_AVX2");
 	rc |= cmocka_run_group_tests_name("gemm_cuda", tests, tc_setup_cuda_backend,

@@ -1,0 +1,450 @@
+/* gemm_fixed.c: the fixed GEMM engine (gemm.h "Engines"): one summation order for every GEMM
+ * family, the same bits on every CPU, thread count and body.
+ *
+ * Summation order (the contract of the fixed engine): x and w are widened to f32 exactly; per
+ * output (m, n) and per K chunk of kc values (1024 for the GEMM, one 128-block for fp8_gemm),
+ * eight fp32 lane sums, lane l taking k = k0+l, k0+l+8, ... in increasing k by FMA from +0
+ * (the zero padding of K up to a multiple of 8 included); the chunk sum t is then
+ *     t = ((L0 + L4) + (L2 + L6)) + ((L1 + L5) + (L3 + L7))
+ * and the chunk sums are added in chunk order: acc = t for the first chunk, acc + t after it.
+ * fp8 (block scales): acc = (first ? +0 : acc) + t·(xs[m,kb]·ws[n/128,kb]), the two products
+ * each rounded once (fp8.h).
+ *
+ * Bodies, all giving these bits:
+ *   scalar  the order above written out with fmaf (C99: one rounding), for any CPU;
+ *   avx2    AVX2+FMA, x86-64 (chosen when the CPU has both; DSV32_GEMM_NO_AVX2=1 forces
+ *           the scalar body, for tests and for checking another machine's path).
+ * Each output is formed by one thread in the order above, so the thread count and the
+ * schedule never change a bit.
+ *
+ * Schedule of the avx2 body: the lane sums of one chunk are eight independent GEMMs with
+ * K' = kc/8 (lane l sees x[m, k0+8q+l] and w[n, k0+8q+l], q = 0..kc/8-1). Each runs as an
+ * outer-product micro kernel (MR x NR = 4 x 24 outputs, 12 ymm accumulators; x broadcast, w
+ * in 3 vectors) on packed operands: x packed once per call as xp[chunk][m tile][l][q][MR], w
+ * packed per NR-row tile and chunk as wp[l][q][NR] (widened exactly; 8x8 transposes for the
+ * "NT" layout, row copies for "NN"). A micro kernel call runs one lane over the whole chunk,
+ * so the per-lane FMA chain is the one above. */
+#include "kernels/gemm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The e4m3 decode table (exact). */
+static void e4m3_lut(float lut[256])
+{
+	for (int c = 0; c < 256; c++)
+		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
+}
+
+static inline float w_at(const dsv32_gemm_wref *w, const float *lut, int64_t n, int64_t k)
+{
+	int64_t i = w->trans ? n * w->ld + k : k * w->ld + n;
+	if (w->dtype == DSV32_F32)
+		return ((const float *)w->p)[i];
+	if (w->dtype == DSV32_BF16)
+		return dsv32_bf16_to_f32(((const uint16_t *)w->p)[i]);
+	return lut[((const uint8_t *)w->p)[i]];
+}
+
+/* ---- the scalar body: the contract written out ---- */
+
+/* The chunk sum t of output (m, n) over k0 .. k0+kc-1 (kc % 8 == 0; k >= K reads 0). */
+static float chunk_sum(const float *xrow, const dsv32_gemm_wref *w, const float *lut, int64_t n,
+		       int64_t K, int64_t k0, int64_t kc)
+{
+	float L[8] = {0};
+	for (int64_t q = 0; q < kc / 8; q++)
+		for (int l = 0; l < 8; l++) {
+			int64_t k = k0 + 8 * q + l;
+			float wv = k < K ? w_at(w, lut, n, k) : 0.0f;
+			L[l] = fmaf(xrow[k], wv, L[l]);
+		}
+	return ((L[0] + L[4]) + (L[2] + L[6])) + ((L[1] + L[5]) + (L[3] + L[7]));
+}
+
+static void gemm_scalar(float *acc, const float *xf, int64_t M, int64_t Kp,
+			const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max,
+			const float *xs, const float *ws, int64_t nkb)
+{
+	float lut[256];
+	e4m3_lut(lut);
+#pragma omp parallel for schedule(static)
+	for (int64_t i = 0; i < M * N; i++) {
+		int64_t m = i / N, n = i % N;
+		float a = 0.0f;
+		for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
+			int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kb = k0 / kc_max;
+			float t = chunk_sum(xf + m * Kp, w, lut, n, K, k0, kc);
+			if (xs) {
+				float sc = xs[m * nkb + kb] * ws[(n / 128) * nkb + kb];
+				a = (k0 == 0 ? 0.0f : a) + t * sc;
+			} else {
+				a = k0 == 0 ? t : a + t;
+			}
+		}
+		acc[i] = a;
+	}
+}
+
+/* ---- the avx2 body ---- */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_BODY 1
+#define KC 1024    /* largest K chunk (the GEMM's chunk) */
+#define MR 4       /* rows of a micro tile */
+#define NR 24      /* columns of a micro tile (3 x 8 lanes) */
+#define MB 4       /* micro tiles per sweep over the 8 lanes (lane buffer 12 KiB) */
+#ifndef XBUDGET
+#define XBUDGET (2u << 20)
+#endif
+#define NTU 1      /* NR-column tiles per unit of work */
+#define AVX2 __attribute__((target("avx2,fma")))
+
+static bool avx2_usable(void)
+{
+	const char *off = getenv("DSV32_GEMM_NO_AVX2");
+	if (off && off[0] == '1')
+		return false;
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* r[j][i] <- r[i][j] for an 8x8 f32 block */
+AVX2 static inline void transpose8(__m256 r[8])
+{
+	__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+	__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+	__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+	__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+	r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+	r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+	r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+	r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+	r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+	r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+	r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+	r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* 8 consecutive k values of w row n (trans w) at element offset off, widened. */
+AVX2 static inline __m256 load8_nt(const dsv32_gemm_wref *w, const float *lut, int64_t off)
+{
+	if (w->dtype == DSV32_BF16) {
+		__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w->p + off));
+		return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+	}
+	if (w->dtype == DSV32_F32)
+		return _mm256_loadu_ps((const float *)w->p + off);
+	__m128i c = _mm_loadl_epi64((const __m128i *)((const uint8_t *)w->p + off));
+	return _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(c), 4);
+}
+
+/* "NT" w: wp[l][q][NR] = f32(w[n0 + j, k0 + 8q + l]) for j < ng and 8q + l < kv (else 0). */
+AVX2 static void pack_w_nt(float *wp, const dsv32_gemm_wref *w, const float *lut, int64_t n0,
+			   int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+{
+	int64_t kq = kc / 8;
+	for (int rb = 0; rb < NR / 8; rb++)
+		for (int64_t q = 0; q < kq; q++) {
+			__m256 r[8];
+			int64_t kk = 8 * q;
+			for (int i = 0; i < 8; i++) {
+				int64_t j = rb * 8 + i;
+				if (j < ng && kk + 8 <= kv) {
+					r[i] = load8_nt(w, lut, (n0 + j) * w->ld + k0 + kk);
+				} else {
+					float t[8];
+					for (int c = 0; c < 8; c++)
+						t[c] = j < ng && kk + c < kv
+							       ? w_at(w, lut, n0 + j, k0 + kk + c)
+							       : 0.0f;
+					r[i] = _mm256_loadu_ps(t);
+				}
+			}
+			transpose8(r);
+			for (int l = 0; l < 8; l++)
+				_mm256_store_ps(wp + (l * kq + q) * NR + rb * 8, r[l]);
+		}
+}
+
+/* "NN" w ([K, N] rows): the same packed layout from row copies. */
+static void pack_w_nn(float *wp, const dsv32_gemm_wref *w, const float *lut, int64_t n0,
+		      int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+{
+	int64_t kq = kc / 8;
+	for (int64_t q = 0; q < kq; q++)
+		for (int l = 0; l < 8; l++) {
+			float *d = wp + (l * kq + q) * NR;
+			int64_t kk = 8 * q + l;
+			for (int j = 0; j < NR; j++)
+				d[j] = j < ng && kk < kv ? w_at(w, lut, n0 + j, k0 + kk) : 0.0f;
+		}
+}
+/* out[12 vectors] = lane sums of one MR x NR tile over kq steps: out[i*3 + h][c] =
+ * Σ_q xp[q][i] · wp[q][8h + c] by FMA from +0, q increasing. */
+AVX2 static void kern_4x24(float *out, const float *xp, const float *wp, int64_t kq)
+{
+	__m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+	__m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+	for (int64_t q = 0; q < kq; q++) {
+		const float *b = wp + q * NR, *a = xp + q * MR;
+		__m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+		__m256 b2 = _mm256_load_ps(b + 16);
+		__m256 s = _mm256_broadcast_ss(a);
+		c00 = _mm256_fmadd_ps(s, b0, c00);
+		c01 = _mm256_fmadd_ps(s, b1, c01);
+		c02 = _mm256_fmadd_ps(s, b2, c02);
+		s = _mm256_broadcast_ss(a + 1);
+		c10 = _mm256_fmadd_ps(s, b0, c10);
+		c11 = _mm256_fmadd_ps(s, b1, c11);
+		c12 = _mm256_fmadd_ps(s, b2, c12);
+		s = _mm256_broadcast_ss(a + 2);
+		c20 = _mm256_fmadd_ps(s, b0, c20);
+		c21 = _mm256_fmadd_ps(s, b1, c21);
+		c22 = _mm256_fmadd_ps(s, b2, c22);
+		s = _mm256_broadcast_ss(a + 3);
+		c30 = _mm256_fmadd_ps(s, b0, c30);
+		c31 = _mm256_fmadd_ps(s, b1, c31);
+		c32 = _mm256_fmadd_ps(s, b2, c32);
+	}
+	_mm256_store_ps(out + 0, c00), _mm256_store_ps(out + 8, c01);
+	_mm256_store_ps(out + 16, c02), _mm256_store_ps(out + 24, c10);
+	_mm256_store_ps(out + 32, c11), _mm256_store_ps(out + 40, c12);
+	_mm256_store_ps(out + 48, c20), _mm256_store_ps(out + 56, c21);
+	_mm256_store_ps(out + 64, c22), _mm256_store_ps(out + 72, c30);
+	_mm256_store_ps(out + 80, c31), _mm256_store_ps(out + 88, c32);
+}
+
+/* Chunk sums of one tile from its 8 lane outputs lb[l][96], added into acc rows m0.. (< M) and
+ * columns n0.. (< n0 + ng). GEMM (xs NULL): acc = t (first chunk) or acc + t. fp8 (chunk = one
+ * 128-block kb): acc = (first ? +0 : acc) + t·(xs[m,kb]·ws[n/128,kb]) (fp8.h). */
+AVX2 static void combine(float *acc, int64_t N, const float *lb, int64_t m0, int64_t M,
+			 int64_t n0, int64_t ng, bool first, const float *xs, const float *ws,
+			 int64_t kb, int64_t nkb)
+{
+	for (int v = 0; v < MR * NR / 8; v++) {
+		int64_t m = m0 + v / 3, c0 = (int64_t)(v % 3) * 8, nc = ng - c0;
+		if (m >= M || nc <= 0)
+			continue;
+		const float *L = lb + v * 8;
+#define LN(l) _mm256_load_ps(L + (l) * MR * NR)
+		__m256 t = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(LN(0), LN(4)),
+						       _mm256_add_ps(LN(2), LN(6))),
+					 _mm256_add_ps(_mm256_add_ps(LN(1), LN(5)),
+						       _mm256_add_ps(LN(3), LN(7))));
+#undef LN
+		float *a = acc + m * N + n0 + c0;
+		float tmp[8];
+		bool full = nc >= 8;
+		__m256 prev = _mm256_setzero_ps();
+		if (!first || xs) {
+			if (full) {
+				if (!first)
+					prev = _mm256_loadu_ps(a);
+			} else {
+				for (int c = 0; c < 8; c++)
+					tmp[c] = !first && c < nc ? a[c] : 0.0f;
+				prev = _mm256_loadu_ps(tmp);
+			}
+		}
+		if (xs) {
+			/* n0 + c0 is a multiple of 8: the vector's columns share one 128-block */
+			float sc = xs[m * nkb + kb] * ws[((n0 + c0) / 128) * nkb + kb];
+			t = _mm256_add_ps(prev, _mm256_mul_ps(t, _mm256_set1_ps(sc)));
+		} else if (!first) {
+			t = _mm256_add_ps(prev, t);
+		}
+		if (full) {
+			_mm256_storeu_ps(a, t);
+		} else {
+			_mm256_storeu_ps(tmp, t);
+			for (int c = 0; c < nc; c++)
+				a[c] = tmp[c];
+		}
+	}
+}
+
+/* xp[chunk][mt][l][q][MR] from xf [.., Kp] (rows >= M zero); chunk at k0 starts at
+ * nmt·MR·k0. */
+static void pack_x(float *xp, const float *xf, int64_t M, int64_t nmt, int64_t Kp,
+		   int64_t kc_max)
+{
+#pragma omp parallel for schedule(static)
+	for (int64_t mt = 0; mt < nmt; mt++)
+		for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
+			int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8;
+			float *d = xp + nmt * MR * k0 + mt * 8 * kq * MR;
+			for (int i = 0; i < MR; i++) {
+				int64_t m = mt * MR + i;
+				const float *s = xf + m * Kp + k0;
+				for (int64_t q = 0; q < kq; q++)
+					for (int l = 0; l < 8; l++)
+						d[(l * kq + q) * MR + i] = m < M ? s[8 * q + l] : 0.0f;
+			}
+		}
+}
+
+/* One K chunk (at k0) of nu NR-column tiles from tile nt0: pack w, run the 8 lanes, add the
+ * chunk sums into acc. */
+AVX2 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t M, int64_t Kp,
+		       const dsv32_gemm_wref *w, const float *lut, int64_t N, int64_t K,
+		       int64_t kc_max, int64_t k0, int64_t nt0, int64_t nu, float *wp, float *lb,
+		       const float *xs, const float *ws, int64_t nkb)
+{
+	int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8, kb = k0 / kc_max;
+	int64_t kv = K - k0 < kc ? K - k0 : kc; /* unpadded values */
+	for (int64_t u = 0; u < nu; u++) {
+		int64_t n0 = (nt0 + u) * NR, ng = N - n0 < NR ? N - n0 : NR;
+		if (w->trans)
+			pack_w_nt(wp + u * KC * NR, w, lut, n0, ng, k0, kc, kv);
+		else
+			pack_w_nn(wp + u * KC * NR, w, lut, n0, ng, k0, kc, kv);
+	}
+	const float *xc = xp + nmt * MR * k0;
+	for (int64_t mb = 0; mb < nmt; mb += MB) {
+		int64_t nb = nmt - mb < MB ? nmt - mb : MB;
+		for (int l = 0; l < 8; l++)
+			for (int64_t t = 0; t < nb; t++)
+				for (int64_t u = 0; u < nu; u++)
+					kern_4x24(lb + ((u * MB + t) * 8 + l) * MR * NR,
+						  xc + ((mb + t) * 8 + l) * kq * MR,
+						  wp + u * KC * NR + l * kq * NR, kq);
+		for (int64_t u = 0; u < nu; u++) {
+			int64_t n0 = (nt0 + u) * NR, ng = N - n0 < NR ? N - n0 : NR;
+			for (int64_t t = 0; t < nb; t++)
+				combine(acc, N, lb + (u * MB + t) * 8 * MR * NR, (mb + t) * MR, M, n0,
+					ng, k0 == 0, xs, ws, kb, nkb);
+		}
+	}
+}
+
+/* The avx2 body: acc [.., N] rows < M written; false on allocation failure. */
+static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
+		      const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max,
+		      const float *xs, const float *ws, int64_t nkb)
+{
+	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
+	float *xp = aligned_alloc(64, (size_t)(nmt * MR * Kp) * sizeof(float) + 64);
+	if (!xp)
+		return false;
+	pack_x(xp, xf, M, nmt, Kp, kc_max);
+	float lut[256];
+	e4m3_lut(lut);
+	bool ok = true;
+	int64_t nunits = (ntiles + NTU - 1) / NTU;
+	/* K super-blocks of whole chunks whose packed x (nmt·MR·sk floats) stays within XBUDGET
+	 * bytes, so it is reread from cache by every unit; each unit walks the chunks of a
+	 * super-block in order (long sequential reads of its w rows). */
+	int64_t sk = (int64_t)(XBUDGET / sizeof(float)) / (nmt * MR) / kc_max * kc_max;
+	if (sk < kc_max)
+		sk = kc_max;
+#pragma omp parallel
+	{
+		float *wp = aligned_alloc(64, (size_t)NTU * KC * NR * sizeof(float));
+		float *lb = aligned_alloc(64, (size_t)NTU * MB * 8 * MR * NR * sizeof(float));
+		if (!wp || !lb) {
+#pragma omp atomic write
+			ok = false;
+		}
+		for (int64_t s0 = 0; s0 < Kp; s0 += sk) {
+			int64_t s1 = Kp - s0 < sk ? Kp : s0 + sk;
+#pragma omp for schedule(dynamic, 1)
+			for (int64_t un = 0; un < nunits; un++) {
+				if (!wp || !lb)
+					continue;
+				int64_t nt0 = un * NTU, nu = ntiles - nt0 < NTU ? ntiles - nt0 : NTU;
+				for (int64_t k0 = s0; k0 < s1; k0 += kc_max)
+					chunk(acc, xp, nmt, M, Kp, w, lut, N, K, kc_max, k0, nt0, nu, wp,
+					      lb, xs, ws, nkb);
+			}
+		}
+		free(wp);
+		free(lb);
+	}
+	free(xp);
+	return ok;
+}
+#endif
+
+const char *dsv32_gemm_fixed_body(void)
+{
+#ifdef HAVE_AVX2_BODY
+	if (avx2_usable())
+		return "avx2";
+#endif
+	return "scalar";
+}
+
+dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64_t Kp,
+				   const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc,
+				   const float *xs, const float *ws, int64_t nkb, dsv32_error *err)
+{
+	if (kc <= 0 || kc % 8 != 0 || Kp % 8 != 0 || Kp < K)
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "gemm_fixed: chunk %lld, Kp %lld, K %lld",
+				  (long long)kc, (long long)Kp, (long long)K);
+#ifdef HAVE_AVX2_BODY
+	if (kc <= KC && avx2_usable()) {
+		if (!gemm_avx2(acc, xf, M, Kp, w, N, K, kc, xs, ws, nkb))
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm_fixed: packing buffers for M %lld "
+					  "N %lld K %lld", (long long)M, (long long)N, (long long)K);
+		return DSV32_OK;
+	}
+#endif
+	gemm_scalar(acc, xf, M, Kp, w, N, K, kc, xs, ws, nkb);
+	return DSV32_OK;
+}
+
+/* x_b rows widened into xf [M, Kp] (the padding columns stay zero). */
+static void widen_x(float *xf, const dsv32_gemm_desc *d, const char *xb, int64_t Kp)
+{
+	size_t xsz = dsv32_dtype_size(d->x_dtype);
+	for (int64_t m = 0; m < d->M; m++) {
+		const char *s = xb + (size_t)(m * d->ldx) * xsz;
+		if (d->x_dtype == DSV32_F32)
+			memcpy(xf + m * Kp, s, (size_t)d->K * sizeof(float));
+		else
+			for (int64_t k = 0; k < d->K; k++)
+				xf[m * Kp + k] = dsv32_bf16_to_f32(((const uint16_t *)s)[k]);
+	}
+}
+
+static void store_y(char *yb, const dsv32_gemm_desc *d, const float *acc)
+{
+	for (int64_t m = 0; m < d->M; m++) {
+		if (d->y_dtype == DSV32_F32) {
+			memcpy((float *)yb + m * d->ldy, acc + m * d->N, (size_t)d->N * sizeof(float));
+			continue;
+		}
+		uint16_t *row = (uint16_t *)yb + m * d->ldy;
+		for (int64_t n = 0; n < d->N; n++)
+			row[n] = dsv32_f32_to_bf16(acc[m * d->N + n]);
+	}
+}
+
+dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err)
+{
+	int64_t Kp = (d->K + 7) & ~(int64_t)7;
+	size_t xsz = dsv32_dtype_size(d->x_dtype), wsz = dsv32_dtype_size(d->w_dtype);
+	size_t ysz = dsv32_dtype_size(d->y_dtype);
+	float *xf = calloc((size_t)(d->M * Kp + d->M * d->N), sizeof(float));
+	if (!xf)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm: scratch for M %lld N %lld K %lld",
+				  (long long)d->M, (long long)d->N, (long long)d->K);
+	float *acc = xf + d->M * Kp;
+	dsv32_status rc = DSV32_OK;
+	for (int64_t b = 0; b < d->batch && rc == DSV32_OK; b++) {
+		dsv32_gemm_wref w = {(const char *)d->w + (size_t)(b * d->stride_w) * wsz,
+				     d->w_dtype, d->trans_w, d->ldw};
+		widen_x(xf, d, (const char *)d->x + (size_t)(b * d->stride_x) * xsz, Kp);
+		rc = dsv32_gemm_fixed_f32x(acc, xf, d->M, Kp, &w, d->N, d->K, DSV32_GEMM_FIXED_KC,
+					   NULL, NULL, 0, err);
+		if (rc == DSV32_OK)
+			store_y((char *)d->y + (size_t)(b * d->stride_y) * ysz, d, acc);
+	}
+	free(xf);
+	return rc;
+}
