@@ -34,6 +34,7 @@
 
 #include "compare/tapfile.h"
 #include "core/fsutil.h"
+#include "tests/support/golden_tier.h"
 #include "tests/support/test_common.h"
 
 static char dir[64];
@@ -43,87 +44,104 @@ static bool have_shards;
 
 /* ---- pinned measurements, 2026-11-28 ------------------------------------------------------- */
 
+/* Tiers (tests/support/golden_tier.h): the exact tiers of the numerics keys these figures were
+ * measured under, then the portable tier (the spread of five summation orders, with margin:
+ * docs/budgets.md "Golden tiers"). */
+enum { TIER_FIXED, TIER_HOST_AVX2, TIER_PORTABLE, N_TIERS };
+static const tc_exact_tier GC_TIERS[] = {
+	{"fixed", {"fixed", NULL}},
+	{"host-avx2-haswell", {"host:avx2-blocked*|Haswell", "host:avx2-blocked*|Zen", NULL}},
+};
+static const char *const TIER_NAME[N_TIERS] = {"exact (fixed)", "exact (host-avx2-haswell)",
+					       "portable"};
+
 typedef struct {
 	const char *op; /* tap kind: the name after "layers.{i}." (or the whole name) */
-	double ulp_max, rel_l2;
+	double ulp_max[N_TIERS], rel_l2[N_TIERS];
 } pin;
 
 /* teacher-forced, golden_mp1 vs ref on the HF checkpoint. Layers 1-2 reproduce DeepSeek's taps
  * bit-exactly except the fp32 index scores and MoE weights; layer 0 carries a few-ulp drift
  * from attn.out on (one fp8 step in 3 of 12288 indexer key codes). */
 static const pin pins_mp1[] = {
-	{"attn_norm", 0, 0},
-	{"attn.q_latent", 0, 0},
-	{"attn.kv_latent", 0, 0},
-	{"attn.k_rope", 0, 0},
-	{"indexer.k_fp8", 96, 0.000232},
-	{"indexer.k_scale", 0, 0},
-	{"indexer.scores", 1, 0.000495},
-	{"attn.q_rope", 1, 4.48e-06},
-	{"attn.out", 5, 6.27e-05},
-	{"attn_residual", 4, 3e-05},
-	{"ffn_norm", 3, 7.55e-05},
-	{"ffn.out", 69, 0.000358},
-	{"out", 64, 0.000257},
-	{"moe.weights", 0, 5.58e-08},
+	{"attn_norm", {0, 0, 0}, {0, 0, 0}},
+	{"attn.q_latent", {0, 0, 2}, {0, 0, 3.75e-05}},
+	{"attn.kv_latent", {0, 0, 0}, {0, 0, 0}},
+	{"attn.k_rope", {0, 0, 0}, {0, 0, 0}},
+	{"indexer.k_fp8", {96, 96, 120}, {0.000232, 0.000232, 0.000347}},
+	{"indexer.k_scale", {0, 0, 0}, {0, 0, 0}},
+	{"indexer.scores", {1, 1, 62}, {0.000495, 0.000495, 0.00278}},
+	{"attn.q_rope", {1, 1, 80}, {4.48e-06, 4.48e-06, 0.000117}},
+	{"attn.out", {5, 5, 212}, {6.27e-05, 6.27e-05, 0.000702}},
+	{"attn_residual", {4, 4, 20}, {3.01e-05, 3e-05, 0.00035}},
+	{"ffn_norm", {3, 3, 12}, {7.56e-05, 7.55e-05, 0.000354}},
+	{"ffn.out", {69, 69, 304}, {0.000359, 0.000358, 0.00121}},
+	{"out", {64, 64, 160}, {0.000258, 0.000257, 0.000803}},
+	{"moe.weights", {0, 0, 0}, {1.3e-07, 5.58e-08, 0.000111}},
 };
 /* teacher-forced, golden_mp2 vs ref:tp=2 (HF checkpoint sliced per rank, or converted shards:
  * the same figures) */
 static const pin pins_mp2[] = {
-	{"attn_norm", 0, 0},
-	{"attn.q_latent", 0, 0},
-	{"attn.kv_latent", 0, 0},
-	{"attn.k_rope", 1, 2.16e-06},
-	{"indexer.k_fp8", 96, 0.000232},
-	{"indexer.k_scale", 0, 0},
-	{"indexer.scores", 4, 0.000563},
-	{"attn.out", 16, 0.000103},
-	{"attn_residual", 2, 4.5e-05},
-	{"ffn_norm", 2, 8.28e-05},
-	{"ffn.out", 120, 0.000607},
-	{"out", 128, 0.000377},
-	{"moe.weights", 0, 1.01e-05},
+	{"attn_norm", {0, 0, 0}, {0, 0, 0}},
+	{"attn.q_latent", {0, 0, 2}, {0, 0, 3.72e-05}},
+	{"attn.kv_latent", {0, 0, 0}, {0, 0, 0}},
+	{"attn.k_rope", {1, 1, 2}, {2.16e-06, 2.16e-06, 3.23e-06}},
+	{"indexer.k_fp8", {96, 96, 120}, {0.000232, 0.000232, 0.000347}},
+	{"indexer.k_scale", {0, 0, 0}, {0, 0, 0}},
+	{"indexer.scores", {4, 4, 5}, {0.000564, 0.000563, 0.000845}},
+	{"attn.out", {16, 16, 40}, {0.000104, 0.000103, 0.000312}},
+	{"attn_residual", {2, 2, 10}, {4.5e-05, 4.5e-05, 0.000158}},
+	{"ffn_norm", {2, 2, 8}, {8.28e-05, 8.28e-05, 0.000152}},
+	{"ffn.out", {120, 120, 150}, {0.000607, 0.000607, 0.000975}},
+	{"out", {128, 128, 160}, {0.000378, 0.000377, 0.00063}},
+	{"moe.weights", {0, 0, 0}, {1.01e-05, 1.01e-05, 1.5e-05}},
 };
 /* teacher-forced, golden_mp1_short vs ref */
 static const pin pins_short[] = {
-	{"attn_norm", 0, 0},
-	{"attn.q_latent", 0, 0},
-	{"attn.kv_latent", 0, 0},
-	{"attn.k_rope", 1, 6.13e-06},
-	{"indexer.k_fp8", 0, 0},
-	{"indexer.k_scale", 0, 0},
-	{"indexer.scores", 1, 0.000155},
-	{"attn.q_rope", 1, 1.25e-05},
-	{"attn.out", 1, 3.35e-05},
-	{"attn_residual", 0, 0},
-	{"ffn_norm", 0, 0},
-	{"ffn.out", 14, 0.00077},
-	{"out", 4, 0.000785},
-	{"moe.weights", 0, 4.57e-08},
+	{"attn_norm", {0, 0, 0}, {0, 0, 0}},
+	{"attn.q_latent", {0, 0, 0}, {0, 0, 0}},
+	{"attn.kv_latent", {0, 0, 0}, {0, 0, 0}},
+	{"attn.k_rope", {1, 1, 2}, {6.13e-06, 6.13e-06, 9.18e-06}},
+	{"indexer.k_fp8", {0, 0, 0}, {0, 0, 0}},
+	{"indexer.k_scale", {0, 0, 0}, {0, 0, 0}},
+	{"indexer.scores", {1, 1, 2}, {0.000155, 0.000155, 0.000231}},
+	{"attn.q_rope", {1, 1, 2}, {1.25e-05, 1.25e-05, 1.86e-05}},
+	{"attn.out", {1, 1, 2}, {3.36e-05, 3.35e-05, 5.03e-05}},
+	{"attn_residual", {0, 0, 0}, {0, 0, 0}},
+	{"ffn_norm", {0, 0, 0}, {0, 0, 0}},
+	{"ffn.out", {14, 14, 18}, {0.00077, 0.00077, 0.00116}},
+	{"out", {4, 4, 5}, {0.000785, 0.000785, 0.00118}},
+	{"moe.weights", {0, 0, 0}, {1.31e-07, 4.57e-08, 1.95e-07}},
 };
 /* propagate, golden_mp1 vs ref: the layer-0 drift compounds over the layers and steps (the
  * README shows DeepSeek's own mp1 vs mp2 logits at rel. L2 up to 0.25) */
 static const pin pins_mp1_prop[] = {
-	{"embed", 0, 0},
-	{"attn_norm", 310, 0.00437},
-	{"attn.q_latent", 364, 0.00511},
-	{"attn.kv_latent", 464, 0.019},
-	{"attn.k_rope", 269, 0.00537},
-	{"indexer.k_fp8", 352, 0.0286},
-	{"indexer.k_scale", 0, 0},
-	{"indexer.scores", 366, 0.036},
-	{"attn.q_rope", 319, 0.00581},
-	{"attn.out", 415, 0.156},
-	{"attn_residual", 482, 0.0523},
-	{"ffn_norm", 426, 0.0554},
-	{"ffn.out", 422, 0.0736},
-	{"out", 440, 0.0582},
-	{"moe.weights", 27, 0.0217},
-	{"final_norm", 479, 0.0601},
-	{"logits", 482, 0.0602},
+	{"embed", {0, 0, 0}, {0, 0, 0}},
+	{"attn_norm", {310, 310, 388}, {0.00437, 0.00437, 0.00654}},
+	{"attn.q_latent", {364, 364, 539}, {0.00512, 0.00511, 0.00767}},
+	{"attn.kv_latent", {464, 464, 580}, {0.019, 0.019, 0.0284}},
+	{"attn.k_rope", {269, 269, 337}, {0.00538, 0.00537, 0.00806}},
+	{"indexer.k_fp8", {352, 352, 540}, {0.0287, 0.0286, 0.0429}},
+	{"indexer.k_scale", {0, 0, 0}, {0, 0, 0}},
+	{"indexer.scores", {366, 366, 458}, {0.036, 0.036, 0.0539}},
+	{"attn.q_rope", {319, 319, 399}, {0.00581, 0.00581, 0.0087}},
+	{"attn.out", {415, 415, 588}, {0.157, 0.156, 0.234}},
+	{"attn_residual", {482, 482, 603}, {0.0524, 0.0523, 0.0785}},
+	{"ffn_norm", {426, 426, 598}, {0.0555, 0.0554, 0.0831}},
+	{"ffn.out", {422, 422, 562}, {0.0736, 0.0736, 0.111}},
+	{"out", {440, 440, 578}, {0.0582, 0.0582, 0.0873}},
+	{"moe.weights", {4, 27, 303}, {0.00694, 0.0217, 0.0678}},
+	{"final_norm", {479, 479, 633}, {0.0601, 0.0601, 0.0902}},
+	{"logits", {482, 482, 603}, {0.0603, 0.0602, 0.0903}},
 };
-#define PROP_KL_MAX 0.00189      /* worst per-step mean KL of the logits, measured 0.00189 */
-#define PROP_SET_ROWS_DIFF 2     /* propagate: index rows that differ (not ties): measured 2 */
+/* propagate: worst per-step mean KL of the logits (measured 0.001886 fixed and AVX2/Haswell,
+ * 1.2e-5 to 0.001883 over the other orders), index rows that differ (not ties: 2; 1 to 3), the
+ * lowest per-step greedy top-1 agreement (1 in every order measured; the portable tier allows
+ * one of the two rows to take another token: the step-3 near-tie of golden_mp1, golden margin
+ * 0.154, flips under oneDNN AMX in free-running, test_ref_golden) */
+static const double PROP_KL_MAX[N_TIERS] = {0.00189, 0.00189, 0.00283};
+static const int PROP_SET_ROWS_DIFF[N_TIERS] = {2, 2, 4};
+static const double PROP_TOP1_MIN[N_TIERS] = {1.0, 1.0, 0.5};
 
 /* Tie cases of the golden README ("Top-k ties"): (step, layer, report row = b*S + s) where the
  * recorded top-k boundary falls inside a group of equal scores. */
@@ -230,9 +248,10 @@ static cJSON *compare(const scenario *sc, const char *tag, int *rc)
 	char args[8192], out[1 << 16], json[256];
 	snprintf(json, sizeof json, "%s/%s.json", dir, tag);
 	snprintf(args, sizeof args,
-		 "compare --checkpoint %s --a taps:%s/fixtures/golden/ref_tiny/%s.safetensors --b %s "
+		 "compare --checkpoint %s --a taps:%s/fixtures/golden/ref_tiny/%s.safetensors --b %s%s "
 		 "--mode %s --quiet --json %s %s",
-		 sc->checkpoint, src, sc->golden, sc->side, sc->mode, json, sc->extra);
+		 sc->checkpoint, src, sc->golden, sc->side,
+		 tc_gemm_engine() == DSV32_GEMM_HOST ? ":gemm=host" : "", sc->mode, json, sc->extra);
 	*rc = tc_run_cli(cli, args, out, sizeof out);
 	if (*rc != 0 && *rc != 1)
 		fail_msg("compare exited %d: %s", *rc, out);
@@ -335,12 +354,13 @@ static int check_coverage(const scenario *sc, const cJSON *rep)
 	return n;
 }
 
-/* Per tap kind: worst ULP and relative L2 at most the pins; index and expert sets identical
- * apart from the tie cases (teacher-forced). Prints the measured table. */
-static void check_figures(const scenario *sc, const cJSON *rep)
+/* Per tap kind: worst ULP and relative L2 at most the tier's pins; index and expert sets
+ * identical apart from the tie cases (teacher-forced). Prints the measured table. */
+static void check_figures(const scenario *sc, const cJSON *rep, int tier)
 {
-	double w_ulp[32] = {0}, w_rel[32] = {0};
+	double w_ulp[32] = {0}, w_rel[32] = {0}, kl_max = 0, top1_min = 1;
 	int nsets = 0, set_rows_diff = 0;
+	bool check = !tc_golden_measuring();
 	const cJSON *t;
 	cJSON_ArrayForEach(t, get(rep, "taps")) {
 		const char *name = str(t, "name");
@@ -359,10 +379,11 @@ static void check_figures(const scenario *sc, const cJSON *rep)
 			if (!teacher_forced(sc))
 				continue; /* propagate: counted and pinned below */
 			/* only index-set rows at a README tie case may differ, and only among ties */
-			if (strcmp(kind_of(name), "indexer.topk") ||
-			    rows - eq > ties_at(sc->ties, sc->nties, step, layer) ||
-			    !is_tie(sc->ties, sc->nties, step, layer, (int)num(st, "first_diff_row")) ||
-			    tie_eq != rows)
+			if (check && (strcmp(kind_of(name), "indexer.topk") ||
+				      rows - eq > ties_at(sc->ties, sc->nties, step, layer) ||
+				      !is_tie(sc->ties, sc->nties, step, layer,
+					      (int)num(st, "first_diff_row")) ||
+				      tie_eq != rows))
 				fail_msg("%s: step %d %s: %d of %d rows differ (first row %d), %d tie-equal",
 					 sc->golden, step, name, rows - eq, rows,
 					 (int)num(st, "first_diff_row"), tie_eq);
@@ -370,10 +391,8 @@ static void check_figures(const scenario *sc, const cJSON *rep)
 		}
 		if (!strcmp(kind, "logits")) {
 			const cJSON *lg = get(t, "logits");
-			assert_true(num(lg, "top1_agree") == 1.0); /* greedy tokens agree at every step */
-			if (num(lg, "kl") > PROP_KL_MAX)
-				fail_msg("%s: step %d logits KL %.4g > pinned %.4g", sc->golden, step,
-					 num(lg, "kl"), PROP_KL_MAX);
+			kl_max = fmax(kl_max, num(lg, "kl"));
+			top1_min = fmin(top1_min, num(lg, "top1_agree"));
 		}
 		const cJSON *m = cJSON_GetObjectItemCaseSensitive(t, "metrics");
 		if (!m)
@@ -387,36 +406,57 @@ static void check_figures(const scenario *sc, const cJSON *rep)
 			fail_msg("%s: tap kind %s has no pinned figure (new tap? measure and pin it)",
 				 sc->golden, op);
 		double ulp = num(m, "ulp_max"), rel = num(m, "rel_l2");
-		if (ulp > w_ulp[pi])
-			w_ulp[pi] = ulp;
-		if (rel > w_rel[pi])
-			w_rel[pi] = rel;
-		if (ulp > sc->pins[pi].ulp_max || rel > sc->pins[pi].rel_l2)
-			fail_msg("%s (%s): step %d %s: ulp_max %g rel_l2 %.4g > pinned %g / %.4g",
-				 sc->golden, sc->mode, step, name, ulp, rel, sc->pins[pi].ulp_max,
-				 sc->pins[pi].rel_l2);
+		w_ulp[pi] = fmax(w_ulp[pi], ulp);
+		w_rel[pi] = fmax(w_rel[pi], rel);
+		if (check && (ulp > sc->pins[pi].ulp_max[tier] || rel > sc->pins[pi].rel_l2[tier]))
+			fail_msg("%s (%s, %s tier): step %d %s: ulp_max %g rel_l2 %.4g > pinned %g / %.4g",
+				 sc->golden, sc->mode, TIER_NAME[tier], step, name, ulp, rel,
+				 sc->pins[pi].ulp_max[tier], sc->pins[pi].rel_l2[tier]);
 	}
 	assert_int_equal(nsets, 5 * (3 + 2)); /* indexer.topk x 3 layers + moe.experts x 2 */
-	if (!teacher_forced(sc) && set_rows_diff > PROP_SET_ROWS_DIFF)
-		fail_msg("%s propagate: %d set rows differ > pinned %d", sc->golden, set_rows_diff,
-			 PROP_SET_ROWS_DIFF);
-	printf("  %s vs %s (%s): kind ulp_max rel_l2 (measured / pinned)\n", sc->golden, sc->side,
-	       sc->mode);
+	printf("  %s vs %s (%s), %s tier: kind ulp_max rel_l2 (measured / pinned)\n", sc->golden,
+	       sc->side, sc->mode, TIER_NAME[tier]);
 	for (int i = 0; i < sc->npins; i++)
 		printf("    %-16s %5g / %-5g %.3g / %.3g\n", sc->pins[i].op, w_ulp[i],
-		       sc->pins[i].ulp_max, w_rel[i], sc->pins[i].rel_l2);
+		       sc->pins[i].ulp_max[tier], w_rel[i], sc->pins[i].rel_l2[tier]);
 	printf("    set rows differing: %d\n", set_rows_diff);
+	if (teacher_forced(sc))
+		return;
+	printf("    logits: max KL %.4g (<= %.4g), min top-1 agreement %g (>= %g)\n", kl_max,
+	       PROP_KL_MAX[tier], top1_min, PROP_TOP1_MIN[tier]);
+	if (!check)
+		return;
+	assert_true(kl_max <= PROP_KL_MAX[tier]);
+	assert_true(top1_min >= PROP_TOP1_MIN[tier]);
+	if (set_rows_diff > PROP_SET_ROWS_DIFF[tier])
+		fail_msg("%s propagate: %d set rows differ > pinned %d", sc->golden, set_rows_diff,
+			 PROP_SET_ROWS_DIFF[tier]);
+}
+
+/* The exact tier of the live numerics key, if any, then the portable tier. */
+static void check_tiers(const scenario *sc, const cJSON *rep)
+{
+	char label[256], gdir[2300];
+	snprintf(label, sizeof label, "%s vs %s (%s)", sc->golden, sc->side, sc->mode);
+	snprintf(gdir, sizeof gdir, "%s/fixtures/golden/ref_tiny", src);
+	int t = tc_golden_tier(label, gdir, GC_TIERS, TIER_PORTABLE);
+	if (t >= 0)
+		check_figures(sc, rep, t);
+	check_figures(sc, rep, TIER_PORTABLE);
 }
 
 static void check_scenario(const scenario *sc, const char *tag)
 {
 	int rc;
 	cJSON *rep = compare(sc, tag, &rc);
-	assert_int_equal(rc, 0); /* within the shipped budget */
-	assert_string_equal(str(rep, "verdict"), "pass");
+	printf("  %s: compare exit %d, verdict %s\n", sc->golden, rc, str(rep, "verdict"));
+	if (!tc_golden_measuring()) {
+		assert_int_equal(rc, 0); /* within the shipped budget */
+		assert_string_equal(str(rep, "verdict"), "pass");
+	}
 	int n = check_coverage(sc, rep);
 	assert_true(n > 100);
-	check_figures(sc, rep);
+	check_tiers(sc, rep);
 	cJSON_Delete(rep);
 }
 
@@ -482,10 +522,12 @@ static void test_mp1_propagate(void **state)
 		       ties_mp1, NPINS(ties_mp1), true, ""};
 	int rc;
 	cJSON *rep = compare(&sc, "mp1_prop", &rc);
-	assert_int_equal(rc, 0);
+	printf("  %s propagate: compare exit %d\n", sc.golden, rc);
+	if (!tc_golden_measuring())
+		assert_int_equal(rc, 0);
 	assert_int_equal(cJSON_GetArraySize(get(rep, "skipped")), 0); /* every tap compared */
 	assert_true(check_coverage(&sc, rep) > 100);
-	check_figures(&sc, rep);
+	check_tiers(&sc, rep);
 	/* embed and logits of every step compared */
 	for (int s = 0; s < 5; s++) {
 		assert_true(reported(rep, s, "embed"));
@@ -651,8 +693,9 @@ static void test_greedy_tokens_mp2(void **state)
 
 /* ---- planted change ----------------------------------------------------------------------- */
 
-/* A budget whose limit for every layer tap kind is its pinned mp1 figure (attn_norm: 0). */
-static void write_pinned_budget(const char *path)
+/* A budget whose limit for every layer tap kind is its pinned mp1 figure of the tier (attn_norm:
+ * 0 in every tier). */
+static void write_pinned_budget(const char *path, int tier)
 {
 	char buf[1 << 14];
 	size_t off = 0;
@@ -662,7 +705,8 @@ static void write_pinned_budget(const char *path)
 		off += (size_t)snprintf(buf + off, sizeof buf - off,
 					"{\"pattern\":\"layers.*.%s\",\"mode\":\"local\",\"max\":"
 					"{\"rel_l2\":%.17g,\"ulp_max\":%.17g}},",
-					pins_mp1[i].op, pins_mp1[i].rel_l2, pins_mp1[i].ulp_max);
+					pins_mp1[i].op, pins_mp1[i].rel_l2[tier],
+					pins_mp1[i].ulp_max[tier]);
 	off += (size_t)snprintf(buf + off, sizeof buf - off,
 				"{\"pattern\":\"layers.*.indexer.topk\",\"mode\":\"local\",\"min\":"
 				"{\"rows_tie_equal_frac\":1}},"
@@ -678,7 +722,11 @@ static void test_planted_change_fails_at_its_layer_and_tap(void **state)
 	char ck[4096], budget[256], extra[512];
 	ckpt_hf(ck, sizeof ck);
 	snprintf(budget, sizeof budget, "%s/pinned_budget.json", dir);
-	write_pinned_budget(budget);
+	char gdir[2300];
+	snprintf(gdir, sizeof gdir, "%s/fixtures/golden/ref_tiny", src);
+	int tier = tc_golden_tier("planted change under the pinned budget", gdir, GC_TIERS,
+				  TIER_PORTABLE);
+	write_pinned_budget(budget, tier >= 0 ? tier : TIER_PORTABLE);
 	snprintf(extra, sizeof extra, "--budget %s", budget);
 	scenario clean = {"golden_mp1", ck, "ref", "teacher-forced", pins_mp1, NPINS(pins_mp1),
 			  ties_mp1, NPINS(ties_mp1), true, extra};

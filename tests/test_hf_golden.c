@@ -39,13 +39,16 @@
 
 #include "core/safetensors.h"
 #include "hf_layout/hf_model.h"
+#include "tests/support/golden_tier.h"
 #include "tests/support/hf_golden_util.h"
+#include "tests/support/test_common.h"
 
 #define CKPT DSV32_SOURCE_DIR "/fixtures/golden/ref_tiny/hf"
 #define GOLD DSV32_SOURCE_DIR "/fixtures/hf_golden/"
 
 typedef struct {
 	int64_t bf16_taps, bf16_over_budget, topk_rows, topk_bad, tok_rows, tok_bad;
+	int64_t unexplained; /* decision rows (index or expert sets) that differ and are not near-ties */
 	int64_t max_rows_over; /* most token rows of one tap holding a > 1 ulp element */
 	char worst_rows_tap[128];
 	double worst_frac, worst_w, worst_frac_all;
@@ -71,8 +74,143 @@ static int64_t count_rows_over1(const dsv32_tensor *a, const dsv32_tensor *b)
 	return n;
 }
 
-static void compare_step(dsv32_st_file *g, const hf_tapset *ts, int s, const int64_t *am,
-			 int64_t past, summary *sm, bool allow_missing)
+/* The golden tensor "<prefix><tap>" where prefix is name's "step{s}." and tap replaces the
+ * name's tail after "layers.{i}." (e.g. indexer.topk -> indexer.scores). */
+static bool sibling(const dsv32_st_file *g, const char *name, const char *from, const char *to,
+		    dsv32_tensor *out, char *buf, size_t len)
+{
+	const char *p = strstr(name, from);
+	if (!p)
+		return false;
+	snprintf(buf, len, "%.*s%s", (int)(p - name), name, to);
+	return dsv32_st_tensor(g, buf, out, NULL) == DSV32_OK;
+}
+
+/* Min golden score gap between a key/expert only we chose and one only the golden chose. */
+static double set_gap(const double *gs, const int64_t *a, const int64_t *b, int64_t k,
+		      const bool *ok_a, const bool *ok_b)
+{
+	double gap = INFINITY;
+	for (int64_t i = 0; i < k; i++)
+		for (int64_t j = 0; j < k; j++) {
+			bool a_only = ok_a[i], b_only = ok_b[j];
+			for (int64_t l = 0; l < k && a_only; l++)
+				a_only = a[i] != b[l];
+			for (int64_t l = 0; l < k && b_only; l++)
+				b_only = b[j] != a[l];
+			if (a_only && b_only)
+				gap = fmin(gap, fabs(gs[a[i]] - gs[b[j]]));
+		}
+	return gap;
+}
+
+/* An index-set row that differs is a near-tie when the golden scores of the keys that changed
+ * sides are within 2 x the row's score drift (max |ours - golden| over its visible keys). */
+static bool index_near_tie(const dsv32_st_file *g, const hf_tapset *ts, const char *name,
+			   const char *tap, int64_t r, int64_t k, const int64_t *a, const int64_t *b,
+			   const int64_t *am, int64_t past)
+{
+	char gn[160], on[160];
+	dsv32_tensor gsc;
+	const char *p = strstr(tap, "indexer.topk");
+	snprintf(on, sizeof on, "%.*sindexer.scores", (int)(p - tap), tap);
+	const dsv32_tensor *osc = hf_tapset_get(ts, on);
+	if (!osc || !sibling(g, name, "indexer.topk", "indexer.scores", &gsc, gn, sizeof gn)) {
+		printf(": no scores to explain it\n");
+		return false;
+	}
+	int64_t T = gsc.shape[gsc.ndim - 1], S = gsc.shape[1], bb = r / S, q = past + r % S;
+	double *gs = calloc((size_t)T, sizeof *gs), drift = 0;
+	bool *va = calloc((size_t)k, 1), *vb = calloc((size_t)k, 1);
+	for (int64_t t = 0; t < T; t++) {
+		gs[t] = dsv32_load_f64(gsc.data, gsc.dtype, (size_t)(r * T + t));
+		if (key_visible(am, T, bb, t, q))
+			drift = fmax(drift, fabs(dsv32_load_f64(osc->data, osc->dtype,
+								(size_t)(r * T + t)) - gs[t]));
+	}
+	for (int64_t j = 0; j < k; j++) {
+		va[j] = a[r * k + j] >= 0 && key_visible(am, T, bb, a[r * k + j], q);
+		vb[j] = b[r * k + j] >= 0 && key_visible(am, T, bb, b[r * k + j], q);
+	}
+	double gap = set_gap(gs, a + r * k, b + r * k, k, va, vb);
+	bool near = gap <= 2 * drift;
+	printf(": golden score gap %.4g, row drift %.4g: %s\n", gap, drift,
+	       near ? "near-tie (gap within 2 x drift)" : "NOT a near-tie");
+	free(gs);
+	free(va);
+	free(vb);
+	return near;
+}
+
+/* Router scores of token row r in double: sigmoid(x · W_e) (HF noaux_tc) for x = row r of the
+ * tensor xt [.., dim] and the checkpoint's gate of the layer in name ("...layers.{i}..."). */
+static bool router_scores(const dsv32_st_file *ck, const char *name, const dsv32_tensor *xt,
+			  int64_t r, double *s, double *bias, int64_t E)
+{
+	const char *p = strstr(name, "layers.");
+	char wn[128], bn[128];
+	int layer = p ? atoi(p + 7) : -1;
+	snprintf(wn, sizeof wn, "model.layers.%d.mlp.gate.weight", layer);
+	snprintf(bn, sizeof bn, "model.layers.%d.mlp.gate.e_score_correction_bias", layer);
+	dsv32_tensor w, bt;
+	if (dsv32_st_tensor(ck, wn, &w, NULL) != DSV32_OK ||
+	    dsv32_st_tensor(ck, bn, &bt, NULL) != DSV32_OK || w.shape[0] != E)
+		return false;
+	int64_t D = w.shape[1];
+	for (int64_t e = 0; e < E; e++) {
+		double acc = 0;
+		for (int64_t d = 0; d < D; d++)
+			acc += dsv32_load_f64(xt->data, xt->dtype, (size_t)(r * D + d)) *
+			       dsv32_load_f64(w.data, w.dtype, (size_t)(e * D + d));
+		s[e] = 1.0 / (1.0 + exp(-acc));
+		bias[e] = dsv32_load_f64(bt.data, bt.dtype, (size_t)e);
+	}
+	return true;
+}
+
+/* An expert-set row that differs is a near-tie when the golden selection scores (sigmoid +
+ * bias, in double from the golden ffn_norm row) of the experts that changed sides are within
+ * 4 x the row's score drift (max |s(our ffn_norm) - s(golden ffn_norm)| over the experts): a
+ * drift d moves each compared score by d and each group score (sum of two) by 2d. */
+static bool expert_near_tie(const dsv32_st_file *g, const dsv32_st_file *ck, const hf_tapset *ts,
+			    const char *name, int64_t r, const int64_t *a, const int64_t *b,
+			    int64_t k)
+{
+	enum { EMAX = 512 };
+	char gn[160], on[160];
+	dsv32_tensor gx;
+	const char *p = strstr(name, "layers.");
+	snprintf(on, sizeof on, "%.*sffn_norm", (int)(strstr(p, "moe.") - p), p);
+	const dsv32_tensor *ox = hf_tapset_get(ts, on);
+	double sg[EMAX], so[EMAX], bias[EMAX], drift = 0;
+	int64_t E = EMAX;
+	dsv32_tensor w;
+	char wn[128];
+	snprintf(wn, sizeof wn, "model.layers.%d.mlp.gate.weight", atoi(p + 7));
+	if (dsv32_st_tensor(ck, wn, &w, NULL) == DSV32_OK && w.shape[0] <= EMAX)
+		E = w.shape[0];
+	if (!ox || !sibling(g, name, "moe.experts", "ffn_norm", &gx, gn, sizeof gn) ||
+	    !router_scores(ck, name, &gx, r, sg, bias, E) ||
+	    !router_scores(ck, name, ox, r, so, bias, E)) {
+		printf(": no router scores to explain it\n");
+		return false;
+	}
+	for (int64_t e = 0; e < E; e++) {
+		drift = fmax(drift, fabs(so[e] - sg[e]));
+		sg[e] += bias[e];
+	}
+	bool ok[64];
+	for (int i = 0; i < 64; i++)
+		ok[i] = true;
+	double gap = k <= 64 ? set_gap(sg, a, b, k, ok, ok) : INFINITY;
+	bool near = gap <= 4 * drift;
+	printf(": golden score gap %.4g, row drift %.4g: %s\n", gap, drift,
+	       near ? "near-tie (gap within 4 x drift)" : "NOT a near-tie");
+	return near;
+}
+
+static void compare_step(dsv32_st_file *g, const dsv32_st_file *ck, const hf_tapset *ts, int s,
+			 const int64_t *am, int64_t past, summary *sm, bool allow_missing)
 {
 	char pre[32];
 	int np = snprintf(pre, sizeof pre, "step%d.", s);
@@ -132,9 +270,11 @@ static void compare_step(dsv32_st_file *g, const hf_tapset *ts, int s, const int
 				sm->topk_rows++;
 				if (!(na == nb && na == common)) {
 					sm->topk_bad++;
-					printf("  %s row %lld: visible selections differ (%lld/%lld/%lld)\n",
+					printf("  %s row %lld: visible selections differ (%lld/%lld/%lld)",
 					       e->name, (long long)r, (long long)na, (long long)nb,
 					       (long long)common);
+					sm->unexplained += !index_near_tie(g, ts, e->name, tap, r, k, a, b,
+									  am, past);
 				}
 			}
 		} else if (strstr(tap, "moe.experts") || strstr(tap, "moe.weights")) {
@@ -153,22 +293,72 @@ static void compare_step(dsv32_st_file *g, const hf_tapset *ts, int s, const int
 			const float *wa = gw.data, *wb = ow->data;
 			for (int64_t r = 0; r < rows; r++) {
 				int common = 0;
+				double wr = 0; /* weights of a row whose set differs are renormalized */
 				for (int64_t j = 0; j < k; j++)
 					for (int64_t l = 0; l < k; l++)
 						if (a[r * k + j] == b[r * k + l]) {
 							common++;
-							double d = fabs(wa[r * k + j] - wb[r * k + l]) /
-								   fabs(wa[r * k + j]);
-							if (d > sm->worst_w)
-								sm->worst_w = d;
+							wr = fmax(wr, fabs(wa[r * k + j] - wb[r * k + l]) /
+									      fabs(wa[r * k + j]));
 						}
+				if (common == k && wr > sm->worst_w)
+					sm->worst_w = wr;
 				sm->tok_rows++;
 				if (common != k) {
 					sm->tok_bad++;
-					printf("  %s token %lld: expert sets differ\n", e->name, (long long)r);
+					printf("  %s token %lld: expert sets differ", e->name, (long long)r);
+					sm->unexplained += !expert_near_tie(g, ck, ts, e->name, r, a + r * k,
+									   b + r * k, k);
 				}
 			}
 		}
+	}
+}
+
+/* Budgets (docs/budgets.md "Golden tiers"). Exact tiers (tests/support/golden_tier.h): the
+ * fixed engine (the same bits on every machine) and the host engine without oneDNN bf16 and
+ * with OpenBLAS Haswell kernels (the recording machine's kind) both measure the figures of the
+ * file comment: index and expert sets identical, weights within 4 fp32 ulps, teacher-forced
+ * every BF16 tap <= 0.1 % of elements > 1 ulp, free-running at most one token row per tap
+ * > 1 ulp and <= 0.2 %. Portable tier: the spread of the five summation orders measured on
+ * these goldens (fixed; host with oneDNN AMX, AVX512_CORE_BF16, AVX2 + OpenBLAS Haswell; AMX +
+ * OpenBLAS Haswell) with margin: every differing decision row a near-tie (index_near_tie,
+ * expert_near_tie), and the worst tap's > 1 ulp fraction and the weights' relative error at
+ * most the values below. oneDNN's AMX / AVX512_BF16 bf16 matmuls move up to 17.4 % of a
+ * teacher-forced tap's elements by > 1 ulp (the DAZ/FTZ and blocking of vdpbf16ps, gemm.h). */
+static const tc_exact_tier HF_TIERS[] = {
+	{"fixed", {"fixed", NULL}},
+	{"host-avx2-haswell", {"host:avx2-blocked*|Haswell", "host:avx2-blocked*|Zen", NULL}},
+};
+#define PORTABLE_FRAC_TEACHER 0.22 /* measured 0.174 */
+#define PORTABLE_FRAC_FREE 0.62    /* measured 0.496 (downstream of near-tie flips) */
+#define PORTABLE_W_TEACHER 5.5e-3  /* measured 4.38e-3 */
+#define PORTABLE_W_FREE 0.2        /* measured 0.153 (rows with equal sets, drifted inputs) */
+
+static void check_tiers(const summary *sm, const char *file, bool teacher)
+{
+	int t = tc_golden_tier(file, DSV32_SOURCE_DIR "/fixtures/hf_golden", HF_TIERS,
+			       (int)(sizeof HF_TIERS / sizeof HF_TIERS[0]));
+	double frac = teacher ? PORTABLE_FRAC_TEACHER : PORTABLE_FRAC_FREE;
+	double wrel = teacher ? PORTABLE_W_TEACHER : PORTABLE_W_FREE;
+	printf("# portable: worst tap > 1 ulp %.3f%% (<= %.1f%%), not near-ties %lld (0), weight "
+	       "rel %.2e (<= %.2e)\n", 100.0 * sm->worst_frac_all, 100.0 * frac,
+	       (long long)sm->unexplained, sm->worst_w, wrel);
+	if (tc_golden_measuring())
+		return;
+	assert_int_equal(sm->unexplained, 0);
+	assert_true(sm->worst_frac_all <= frac);
+	assert_true(sm->worst_w <= wrel);
+	if (t < 0)
+		return;
+	assert_int_equal(sm->topk_bad, 0);
+	assert_int_equal(sm->tok_bad, 0);
+	assert_true(sm->worst_w <= 4 * 1.2e-7);
+	if (teacher) {
+		assert_int_equal(sm->bf16_over_budget, 0);
+	} else { /* the GEMM-order flip of one token row (file comment) */
+		assert_true(sm->max_rows_over <= 1);
+		assert_true(sm->worst_frac_all <= 0.002);
 	}
 }
 
@@ -182,7 +372,11 @@ static void run_case(const char *file, dsv32_experts_impl impl, bool pass_positi
 	dsv32_model_opts_default(&o);
 	o.experts = impl;
 	o.max_batch_size = 2;
+	o.gemm_engine = tc_gemm_engine();
 	dsv32_model *m = NULL;
+	dsv32_st_file *ck = NULL; /* the gate weights, for the router scores of expert flips */
+	if (dsv32_st_open(&ck, CKPT "/model.safetensors", &err) != DSV32_OK)
+		fail_msg("%s", err.what);
 	if (dsv32_hf_open_dir(&m, CKPT, &o, &err) != DSV32_OK)
 		fail_msg("open: %s", err.what);
 	hf_tapset ts = {0};
@@ -220,30 +414,24 @@ static void run_case(const char *file, dsv32_experts_impl impl, bool pass_positi
 					    has_am ? am.data : NULL, pass_positions ? pos.data : NULL,
 					    0, &lg, &err) != DSV32_OK)
 			fail_msg("step %d: %s", s, err.what);
-		compare_step(g, &ts, s, has_am ? am.data : NULL, past, &sm, teacher);
+		compare_step(g, ck, &ts, s, has_am ? am.data : NULL, past, &sm, teacher);
 		dsv32_tensor_free(&lg);
 	}
 	printf("  summary: %lld bf16 taps, %lld over the 0.1%% >1ulp budget (worst %s %.3f%%); "
 	       "most rows with a >1ulp element in one tap: %lld (%s); topk rows %lld differ %lld; "
-	       "tokens %lld expert sets differ %lld; max weight rel %.2e\n",
+	       "tokens %lld expert sets differ %lld; not near-ties %lld; max weight rel %.2e "
+	       "(rows with equal sets)\n",
 	       (long long)sm.bf16_taps, (long long)sm.bf16_over_budget, sm.worst_tap,
 	       100.0 * sm.worst_frac, (long long)sm.max_rows_over, sm.worst_rows_tap,
 	       (long long)sm.topk_rows, (long long)sm.topk_bad, (long long)sm.tok_rows,
-	       (long long)sm.tok_bad, sm.worst_w);
+	       (long long)sm.tok_bad, (long long)sm.unexplained, sm.worst_w);
 	hf_tapset_clear(&ts);
 	m->vt->close(m);
 	dsv32_st_close(g);
+	dsv32_st_close(ck);
 	assert_true(sm.bf16_taps > 0);
 	assert_true(sm.topk_rows > 0);
-	assert_int_equal(sm.topk_bad, 0);
-	assert_int_equal(sm.tok_bad, 0);
-	assert_true(sm.worst_w <= 4 * 1.2e-7);
-	if (teacher) {
-		assert_int_equal(sm.bf16_over_budget, 0);
-	} else { /* the GEMM-order flip of one token row (file comment) */
-		assert_true(sm.max_rows_over <= 1);
-		assert_true(sm.worst_frac_all <= 0.002);
-	}
+	check_tiers(&sm, file, teacher);
 }
 
 static void test_hf_matches_transformers_grouped_mm(void **state)

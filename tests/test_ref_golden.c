@@ -11,6 +11,7 @@
  * the mp2 shards are not stored in the repository).
  * Budgets (measured, see docs/ref.md): pinned below per mode; failures print every tap.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 
 #include "core/safetensors.h"
 #include "ref/ref_model.h"
+#include "tests/support/golden_tier.h"
 #include "tests/support/ref_golden.h"
 #include "tests/support/test_common.h"
 
@@ -177,6 +179,7 @@ static dsv32_model *open_hf(int world)
 	dsv32_model_opts o;
 	dsv32_model_opts_default(&o);
 	o.world_size = world;
+	o.gemm_engine = tc_gemm_engine();
 	dsv32_model *m = NULL;
 	dsv32_error err = {0};
 	dsv32_status rc = dsv32_ref_open(&m, hf, NULL, &o, &err);
@@ -204,8 +207,35 @@ static void load_tokens(ref_tokens *t, const char *file)
 	assert_true(ref_tokens_load(t, path));
 }
 
-/* (b) free-running greedy generation; returns the summary. */
-static void run_free(const golden_case *gc, summary *s, bool *tokens_equal, int check_steps)
+static dsv32_tensor gold_tensor(const dsv32_st_file *gold, int k, const char *fmt, ...);
+
+/* Decision flips of a free-running run: a generated token that differs from the golden's. */
+typedef struct {
+	int flips, unexplained;
+} flips;
+
+/* Is our token `ours` instead of the golden `gold` a near-tie? Yes when the golden logits' margin
+ * between the two is within twice the row's drift (max |ours - golden| over the vocabulary):
+ * a drift of d can move each of the two logits by d. */
+static void explain_flip(const float *mine, const float *g, int64_t V, int64_t ours, int64_t gold,
+			 int k, int64_t b, flips *f)
+{
+	double drift = 0;
+	for (int64_t v = 0; v < V; v++)
+		drift = fmax(drift, fabs((double)mine[v] - (double)g[v]));
+	double margin = (double)g[gold] - (double)g[ours];
+	bool near = margin <= 2.0 * drift;
+	f->flips++;
+	f->unexplained += !near;
+	printf("# step %d row %lld: generated %lld, golden %lld; golden margin %.4g, row drift %.4g: "
+	       "%s\n", k, (long long)b, (long long)ours, (long long)gold, margin, drift,
+	       near ? "near-tie (margin within 2 x drift)" : "NOT a near-tie");
+}
+
+/* (b) free-running greedy generation: the model runs on its own hidden states; each step is fed
+ * the golden tokens (so that a near-tie flip does not end the comparison), and every generated
+ * token that differs from the golden's is a flip, explained or not (explain_flip). */
+static void run_free(const golden_case *gc, summary *s, flips *fl)
 {
 	dsv32_model *m = open_hf(gc->world);
 	dsv32_st_file *gold = open_golden(gc->golden);
@@ -214,9 +244,8 @@ static void run_free(const golden_case *gc, summary *s, bool *tokens_equal, int 
 	ref_tap_store store = {0};
 	ref_store_sink(&store, &m->taps);
 	int64_t B = tk.B, L = tk.prompt_len;
-	int64_t *cur = calloc((size_t)(B * L), sizeof *cur), next[16];
+	int64_t *cur = calloc((size_t)(B * L), sizeof *cur);
 	memcpy(cur, tk.prompt, (size_t)(B * L) * sizeof *cur);
-	*tokens_equal = true;
 	int64_t P = 0, S = L;
 	for (int k = 0; k < tk.n_steps; k++) {
 		dsv32_tensor logits;
@@ -228,22 +257,21 @@ static void run_free(const golden_case *gc, summary *s, bool *tokens_equal, int 
 		assert_int_equal(rc, DSV32_OK);
 		assert_int_equal(P, tk.start_pos[k]);
 		assert_int_equal(S, tk.seqlen[k]);
+		dsv32_tensor gl = gold_tensor(gold, k, "logits");
+		int64_t V = logits.shape[1];
+		assert_int_equal(gl.shape[1], V);
 		for (int64_t b = 0; b < B; b++) {
-			next[b] = tc_argmax_f32((float *)logits.data + b * logits.shape[1],
-						 logits.shape[1]);
-			if (next[b] != tk.generated[b * tk.n_new + k]) {
-				if (k < check_steps)
-					*tokens_equal = false;
-				printf("# step %d row %lld: generated %lld, golden %lld\n", k, (long long)b,
-				       (long long)next[b], (long long)tk.generated[b * tk.n_new + k]);
-			}
+			const float *mine = (const float *)logits.data + b * V;
+			int64_t ours = tc_argmax_f32(mine, V), want = tk.generated[b * tk.n_new + k];
+			if (ours != want)
+				explain_flip(mine, (const float *)gl.data + b * V, V, ours, want, k, b, fl);
+			cur[b] = want;
 		}
 		dsv32_tensor_free(&logits);
 		compare_step(s, &store, gold, k, NULL);
 		ref_store_clear(&store);
 		P += S;
 		S = 1;
-		memcpy(cur, next, (size_t)B * sizeof *cur);
 	}
 	free(cur);
 	ref_tokens_free(&tk);
@@ -335,18 +363,37 @@ static const golden_case MP1 = {"tokens.json", "golden_mp1.safetensors", 1};
 static const golden_case MP1_SHORT = {"tokens_mp1_short.json", "golden_mp1_short.safetensors", 1};
 static const golden_case MP2 = {"tokens_mp2.json", "golden_mp2.safetensors", 2};
 
-/* Budgets, measured on this implementation (docs/ref.md "Golden data"). Not bit-exact yet: with
- * RMSNorm and LayerNorm in torch's reduction order (docs/numerics.md), the first differences are
- * single-ulp ones of GEMM accumulation order (attn.q_rope, indexer.k_fp8, attn.out, ffn.out at
- * layer 0), amplified by the fp8 quantizations (one e4m3 step of k_fp8 = up to 208 bf16 ulps of
- * a small value) and by the attention/MoE downstream. */
+/* Budgets (docs/budgets.md "Golden tiers"). Exact tiers, one per numerics key they were
+ * measured under (tests/support/golden_tier.h):
+ *   fixed              our fixed GEMM engine: the same bits on every machine, so these figures
+ *                      hold everywhere. The first differences are single-ulp ones of GEMM
+ *                      accumulation order (attn.q_rope, indexer.k_fp8, attn.out, ffn.out at layer
+ *                      0), amplified by the fp8 quantizations (one e4m3 step of k_fp8 = up to
+ *                      208 bf16 ulps of a small value) and by the attention/MoE downstream; the
+ *                      fp32 GEMMs (head, gate, indexer weights) differ from torch's in the last
+ *                      fp32 bit (logits: ~70 % of elements, all within 1 fp32 ulp).
+ *   host-avx2-haswell  the host engine where oneDNN has no bf16 matmul (AVX2 CPUs, or
+ *                      DNNL_MAX_CPU_ISA=AVX2) and OpenBLAS runs its Haswell kernels
+ *                      (OPENBLAS_CORETYPE=Haswell; AMD Zen): the machine these budgets were first
+ *                      measured on (2026-11-28), where the fp32 GEMMs reproduce torch's bits
+ *                      (logits and layer outputs exact).
+ * The portable tier: the largest figure over the five summation orders measured on these
+ * goldens (fixed; host with oneDNN AMX, AVX512_CORE_BF16, AVX2+OpenBLAS Haswell; host with
+ * OpenBLAS Haswell under AMX), times 1.5 for rel. L2 and 1.25 for the element count. */
 typedef struct {
 	double max_rel_l2;     /* over every float tap */
 	int64_t max_untied;    /* index / expert rows that differ beyond score ties */
 	int64_t max_diff;      /* differing elements over all taps */
+	bool logits_exact;     /* logits and layer outputs bit-identical (teacher-forced) */
 } budget;
 
-static void check_budget(const summary *s, budget b, bool logits_exact)
+static const tc_exact_tier REF_TIERS[] = {
+	{"fixed", {"fixed", NULL}},
+	{"host-avx2-haswell", {"host:avx2-blocked*|Haswell", "host:avx2-blocked*|Zen", NULL}},
+};
+#define N_TIERS (int)(sizeof REF_TIERS / sizeof REF_TIERS[0])
+
+static void check_budget(const summary *s, budget b, const char *tier)
 {
 	assert_int_equal(s->missing, 0);
 	assert_int_equal(s->shape_bad, 0);
@@ -357,74 +404,112 @@ static void check_budget(const summary *s, budget b, bool logits_exact)
 		if (s->a[i].max_rel_l2 > rl)
 			rl = s->a[i].max_rel_l2;
 		untied += s->a[i].rows_untied;
-		if (logits_exact && (!strcmp(s->a[i].kind, "logits") ||
-				     !strcmp(s->a[i].kind, "layers.*.out")))
+		if (b.logits_exact && !tc_golden_measuring() &&
+		    (!strcmp(s->a[i].kind, "logits") || !strcmp(s->a[i].kind, "layers.*.out")))
 			assert_int_equal(s->a[i].n_diff, 0);
 	}
-	printf("# budget: max rel L2 %.3g (<= %.3g), untied rows %lld (<= %lld), differing "
-	       "elements %lld (<= %lld)\n", rl, b.max_rel_l2, (long long)untied,
-	       (long long)b.max_untied, (long long)summary_total_diff(s), (long long)b.max_diff);
+	printf("# %s budget: max rel L2 %.3g (<= %.3g), untied rows %lld (<= %lld), differing "
+	       "elements %lld (<= %lld)%s\n", tier, rl, b.max_rel_l2, (long long)untied,
+	       (long long)b.max_untied, (long long)summary_total_diff(s), (long long)b.max_diff,
+	       b.logits_exact ? ", logits and layer outputs exact" : "");
+	if (tc_golden_measuring())
+		return;
 	assert_true(rl <= b.max_rel_l2);
 	assert_true(untied <= b.max_untied);
 	assert_true(summary_total_diff(s) <= b.max_diff);
 }
 
+/* The exact tier matching the live key (if any), then the portable tier. */
+static void check_tiers(const summary *s, const char *label, const budget exact[N_TIERS],
+			budget portable)
+{
+	char dir[1024];
+	ref_golden_dir(dir, sizeof dir);
+	int t = tc_golden_tier(label, dir, REF_TIERS, N_TIERS);
+	if (t >= 0)
+		check_budget(s, exact[t], "exact");
+	check_budget(s, portable, "portable");
+}
+
+static void teacher_forced_case(const golden_case *gc, const char *label,
+				const budget exact[N_TIERS], budget portable)
+{
+	summary s = {0};
+	run_teacher_forced(gc, &s);
+	summary_print(&s, label);
+	check_tiers(&s, label, exact, portable);
+}
+
 static void test_teacher_forced_mp1_within_budget(void **state)
 {
 	(void)state;
-	summary s = {0};
-	run_teacher_forced(&MP1, &s);
-	summary_print(&s, "teacher-forced, golden_mp1 (HF checkpoint, W=1)");
-	check_budget(&s, (budget){4e-4, 0, 250}, true); /* measured 3.58e-4, 238 (2026-11-28) */
+	static const budget exact[N_TIERS] = {
+		{3.59e-4, 0, 9075, false}, /* fixed, measured 3.58e-4, 9075 (2026-12-06) */
+		{4e-4, 0, 250, true},      /* measured 3.58e-4, 238 (2026-11-28) */
+	};
+	teacher_forced_case(&MP1, "teacher-forced, golden_mp1 (HF checkpoint, W=1)", exact,
+			    (budget){2.8e-3, 0, 11600, false}); /* spread 1.85e-3, 9306 */
 }
 
 static void test_teacher_forced_mp1_short_within_budget(void **state)
 {
 	(void)state;
-	summary s = {0};
-	run_teacher_forced(&MP1_SHORT, &s);
-	summary_print(&s, "teacher-forced, golden_mp1_short (W=1)");
-	check_budget(&s, (budget){8e-4, 0, 110}, true); /* measured 7.69e-4, 103 */
+	static const budget exact[N_TIERS] = {
+		{7.7e-4, 0, 7858, false},  /* fixed, measured 7.69e-4, 7858 */
+		{8e-4, 0, 110, true},      /* measured 7.69e-4, 103 */
+	};
+	teacher_forced_case(&MP1_SHORT, "teacher-forced, golden_mp1_short (W=1)", exact,
+			    (budget){1.2e-3, 0, 9900, false}); /* spread 7.69e-4, 7858 */
 }
 
 static void test_teacher_forced_mp2_within_budget(void **state)
 {
 	(void)state;
-	summary s = {0};
-	run_teacher_forced(&MP2, &s);
-	summary_print(&s, "teacher-forced, golden_mp2 (HF checkpoint sliced for W=2)");
-	check_budget(&s, (budget){7e-4, 0, 440}, true); /* measured 6.06e-4, 425 */
+	static const budget exact[N_TIERS] = {
+		{6.07e-4, 0, 9177, false}, /* fixed, measured 6.06e-4, 9177 */
+		{7e-4, 0, 440, true},      /* measured 6.06e-4, 425 */
+	};
+	teacher_forced_case(&MP2, "teacher-forced, golden_mp2 (HF checkpoint sliced for W=2)",
+			    exact, (budget){1e-3, 0, 11700, false}); /* spread 6.5e-4, 9306 */
 }
 
-/* Free running: last-bit drift could flip discrete decisions (README "mp1 vs mp2": routing
- * margins are small), so the tokens are what is budgeted: with RMSNorm and LayerNorm in torch's
- * reduction order every run generates all five golden tokens of both rows (before that, the
- * main runs diverged at step 3, row 0: 705 instead of 902). */
-static void free_running_generates_golden_tokens(const golden_case *golden, const char *label)
+/* Free running: last-bit drift can flip discrete decisions (README "mp1 vs mp2": routing
+ * margins are small). Exact tiers: every generated token equals the golden's (with RMSNorm and
+ * LayerNorm in torch's reduction order; before that, the main runs diverged at step 3, row 0:
+ * 705 instead of 902). Portable tier: every flip is a near-tie (explain_flip). */
+static void free_running_case(const golden_case *golden, const char *label)
 {
 	summary s = {0};
-	bool eq;
-	run_free(golden, &s, &eq, 5);
+	flips f = {0};
+	run_free(golden, &s, &f);
 	summary_print(&s, label);
-	assert_true(eq);
+	char dir[1024];
+	ref_golden_dir(dir, sizeof dir);
+	int t = tc_golden_tier(label, dir, REF_TIERS, N_TIERS);
+	printf("# generated tokens: %d flips, %d not near-ties\n", f.flips, f.unexplained);
+	if (tc_golden_measuring())
+		return;
+	if (t >= 0)
+		assert_int_equal(f.flips, 0);
+	assert_int_equal(f.unexplained, 0);
 }
 
 static void test_free_running_mp1_short_generates_golden_tokens(void **state)
 {
 	(void)state;
-	free_running_generates_golden_tokens(&MP1_SHORT, "free-running, golden_mp1_short (W=1)");
+	free_running_case(&MP1_SHORT, "free-running, golden_mp1_short (W=1)");
 }
 
 static void test_free_running_mp1_generates_golden_tokens(void **state)
 {
 	(void)state;
-	free_running_generates_golden_tokens(&MP1, "free-running, golden_mp1 (W=1)");
+	free_running_case(&MP1, "free-running, golden_mp1 (W=1)");
 }
 
 static void test_free_running_mp2_generates_golden_tokens(void **state)
 {
 	(void)state;
-	free_running_generates_golden_tokens(&MP2, "free-running, golden_mp2 (W=2)");
+	free_running_case(&MP2, "free-running, golden_mp2 (W=2)");
 }
 
 int main(void)

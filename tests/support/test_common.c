@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/fsutil.h"
+#include "kernels/host_info.h"
 
 #ifndef DSV32_SOURCE_DIR
 #define DSV32_SOURCE_DIR "."
@@ -178,4 +179,30 @@ int tc_remove_dir(const char *dir)
 	if (dir[0])
 		dsv32_remove_tree(dir, NULL);
 	return 0;
+}
+
+int tc_gemm_engine(void)
+{
+	const char *e = getenv("DSV32_TEST_GEMM");
+	return e && !strcmp(e, "host") ? DSV32_GEMM_HOST : DSV32_GEMM_FIXED;
+}
+
+void tc_numerics_key(char *key, size_t len)
+{
+	static bool printed; /* test-only: one line per process */
+	dsv32_host_fingerprint f;
+	dsv32_host_fingerprint_get(&f, tc_gemm_engine());
+	dsv32_host_numerics_key(&f, key, len);
+	if (!printed) {
+		char line[900];
+		dsv32_host_fingerprint_line(&f, line, sizeof line);
+		printf("# host: %s\n# numerics key: %s\n", line, key);
+		printed = true;
+	}
+}
+
+bool tc_golden_measuring(void)
+{
+	const char *e = getenv("DSV32_GOLDEN_MEASURE");
+	return e && e[0] == '1';
 }

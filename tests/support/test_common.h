@@ -80,4 +80,16 @@ int64_t tc_argmax_f32(const float *v, int64_t n);
 /* Parse the JSON file at path (at most 64 MiB); NULL when it cannot be read or parsed. */
 cJSON *tc_load_json(const char *path);
 
+/* The GEMM engine the model tests open their models with (kernels/gemm.h "Engines"):
+ * DSV32_TEST_GEMM=host selects the host engine (CI runs the golden suites so under emulated
+ * CPUs), anything else the fixed engine, the default. */
+int tc_gemm_engine(void);
+/* The live numerics key (kernels/host_info.h) of tc_gemm_engine() into key; prints the
+ * fingerprint line once per process ("# host: ..."). */
+void tc_numerics_key(char *key, size_t len);
+
+/* DSV32_GOLDEN_MEASURE=1: the golden suites print every figure and assert only structure,
+ * not budgets (for re-measuring budgets: docs/budgets.md "Portable golden tiers"). */
+bool tc_golden_measuring(void);
+
 #endif
