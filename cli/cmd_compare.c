@@ -22,6 +22,7 @@
 
 typedef struct {
 	const char *checkpoint, *a, *b, *tokens, *mode, *budget, *json, *markdown, *html, *dump;
+	const char *gemm;         /* --gemm: default engine of live sides without gemm= (NULL: fixed) */
 	const char *budget_label; /* what the report names as the budget applied */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
 	bool noise_floor, quiet, eager_dequant;
@@ -31,7 +32,11 @@ typedef struct {
 static const char *summary =
 	"Runs side a and side b on the same weights and tokens, reduces every tap to drift metrics\n"
 	"and checks them against a budget. Sides: LAYOUT[:cpu|cuda][:bf16|fp32][:tp=W]\n"
-	"[:experts=eager] with LAYOUT ref|hf, or taps:FILE for a recording (docs/tap-format.md).\n"
+	"[:experts=eager][:gemm=fixed|host] with LAYOUT ref|hf, or taps:FILE for a recording\n"
+	"(docs/tap-format.md). gemm= picks the CPU GEMM engine: fixed (default) gives the same bits\n"
+	"on every CPU; host uses oneDNN/OpenBLAS as PyTorch does on this CPU, to match a torch run\n"
+	"recorded on this machine. --gemm sets it for the live sides that do not name gemm=. The\n"
+	"reports record each side's engine and host fingerprint (a recording's, from its metadata).\n"
 	"Without --checkpoint the built-in tiny model is generated in a temporary directory.\n"
 	"--layers N opens both live sides with their first N decoder layers only (then the final\n"
 	"norm and head as usual): a parity check of a model prefix, e.g. the first 4 layers of the\n"
@@ -68,6 +73,7 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"dump", DSV32_ARG_STRING, &o->dump, "FILE.h5", "keep every tap of both sides (HDF5: a/stepN, b/stepN)", false},
 		{"layers", DSV32_ARG_U64, &o->layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &o->eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
+		{"gemm", DSV32_ARG_CHOICE, &o->gemm, "fixed|host", "GEMM engine of live sides without gemm= (fixed: same bits on every CPU, default; host: oneDNN/OpenBLAS as PyTorch on this CPU)", false},
 		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "no table on stdout", false},
 	};
 	dsv32_arg_spec spec = {"compare", "[--checkpoint DIR] [--a SIDE] [--b SIDE] [options]",
@@ -121,10 +127,13 @@ static dsv32_status prompt_tokens(const compare_args *o, dsv32_tokens *t, dsv32_
 	return dsv32_tokens_random(t, (int64_t)o->batch, (int64_t)o->prompt_len, vocab, o->seed, err);
 }
 
-static void add_provenance(dsv32_cmp_result *r, const compare_args *o, const dsv32_tokens *t)
+static void add_provenance(dsv32_cmp_result *r, const compare_args *o, const dsv32_tokens *t,
+			   const dsv32_side_spec *a, const dsv32_side_spec *b)
 {
 	char buf[512];
 	dsv32_prov_add_build(r);
+	dsv32_prov_add_side_host(r, 0, a);
+	dsv32_prov_add_side_host(r, 1, b);
 	if (o->checkpoint) {
 		dsv32_cmp_result_prov(r, "checkpoint", o->tmpdir[0] ? "built-in tiny (seed 0)" : o->checkpoint);
 		char hex[65];
@@ -213,10 +222,17 @@ static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result 
 				rc = dsv32_tapstore_put(&all, name, &s->e[i].t, err);
 			}
 		}
-		const char *keys[] = {"producer", "side_a", "side_b"};
-		const char *vals[] = {"dsv32-parity compare " DSV32_VERSION, r->side_a, r->side_b};
+		/* each side's engine and host (docs/tap-format.md "Engine and host"), suffixed _a / _b */
+		const char *keys[] = {"producer", "side_a", "side_b",
+				      DSV32_META_GEMM_ENGINE "_a", DSV32_META_NUMERICS_KEY "_a",
+				      DSV32_META_FINGERPRINT "_a", DSV32_META_GEMM_ENGINE "_b",
+				      DSV32_META_NUMERICS_KEY "_b", DSV32_META_FINGERPRINT "_b"};
+		const char *vals[] = {"dsv32-parity compare " DSV32_VERSION, r->side_a, r->side_b,
+				      r->host[0].engine, r->host[0].numerics_key, r->host[0].line,
+				      r->host[1].engine, r->host[1].numerics_key, r->host[1].line};
 		if (rc == DSV32_OK)
-			rc = dsv32_tapfile_write_h5(&all, o->dump, keys, vals, 3, err);
+			rc = dsv32_tapfile_write_h5(&all, o->dump, keys, vals,
+						    (int)(sizeof keys / sizeof keys[0]), err);
 		dsv32_tapstore_free(&all);
 		return rc;
 	}
@@ -250,11 +266,24 @@ static dsv32_status load_budget(compare_args *o, dsv32_budget *b, dsv32_error *e
 	return rc;
 }
 
+/* Parse a side; --gemm ENGINE applies to a live side that does not name gemm= itself (appended
+ * to its text, so the label says it as the side's own option would). */
+static dsv32_status parse_side(const char *text, const char *gemm, dsv32_side_spec *s,
+			       dsv32_error *err)
+{
+	char buf[320];
+	bool named = !strncmp(text, "gemm=", 5) || strstr(text, ":gemm=");
+	if (gemm && strncmp(text, "taps:", 5) != 0 && !named &&
+	    (size_t)snprintf(buf, sizeof buf, "%s:gemm=%s", text, gemm) < sizeof buf)
+		text = buf;
+	return dsv32_side_parse(text, s, err);
+}
+
 static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 {
 	dsv32_side_spec a, b;
-	DSV32_TRY(dsv32_side_parse(o->a, &a, err));
-	DSV32_TRY(dsv32_side_parse(o->b, &b, err));
+	DSV32_TRY(parse_side(o->a, o->gemm, &a, err));
+	DSV32_TRY(parse_side(o->b, o->gemm, &b, err));
 	if (o->layers > 0 && (a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS))
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "--layers %llu: both sides must be live models (a recording holds "
@@ -287,7 +316,7 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 	if (rc == DSV32_OK && o->noise_floor)
 		rc = noise_floor(cfg, &a, &b, r, err);
 	if (rc == DSV32_OK) {
-		add_provenance(r, o, &toks);
+		add_provenance(r, o, &toks, &a, &b);
 		rc = write_outputs(o, r, &da, &db, err);
 	}
 	dsv32_tapstore_free(&da);

@@ -8,11 +8,13 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cli_models.h"
+#include "compare/provenance.h"
 #include "compare/runner.h"
 #include "compare/tapfile.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/tokens.h"
+#include "kernels/backend.h"
 
 typedef struct {
 	dsv32_tapstore *store;
@@ -78,7 +80,7 @@ static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_
 int dsv32_cmd_dump(int argc, char **argv)
 {
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
-		   *profile = "bf16";
+		   *profile = "bf16", *gemm = "fixed";
 	uint64_t steps = 4, mp = 1, layers = 0;
 	bool eager_dequant = false;
 	const dsv32_arg_opt opts[] = {
@@ -92,13 +94,15 @@ int dsv32_cmd_dump(int argc, char **argv)
 		{"mp", DSV32_ARG_U64, &mp, "W", "ref: tensor-parallel ranks (default 1)", false},
 		{"layers", DSV32_ARG_U64, &layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
+		{"gemm", DSV32_ARG_CHOICE, &gemm, "fixed|host", "CPU GEMM engine. fixed: same bits on every CPU (default); host: oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine", false},
 	};
 	dsv32_arg_spec spec = {"dump", "--layout ref|hf --checkpoint DIR --tokens IDS --out FILE [options]",
 			       "Runs a prefill and N greedy decode steps and writes every tap as step{s}.{tap}\n"
 			       "(docs/tap-format.md), with step{s}.input_ids and step{s}.start_pos.\n"
 			       "With --layers N only the first N decoder layers run (then the final norm and\n"
 			       "head): the recording is a truncated model's, its logits are not the model's;\n"
-			       "the metadata key \"layers\" says \"N of TOTAL\".",
+			       "the metadata key \"layers\" says \"N of TOTAL\". The metadata also states the GEMM\n"
+			       "engine and this host (keys gemm_engine, host_numerics_key, host_fingerprint).",
 			       opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
 	const char *pos[2];
 	int npos;
@@ -113,6 +117,7 @@ int dsv32_cmd_dump(int argc, char **argv)
 	o.world_size = (int)mp;
 	o.layers = layers > INT_MAX ? INT_MAX : (int)layers; /* above the count: all */
 	o.eager_dequant = eager_dequant;
+	o.gemm_engine = strcmp(gemm, "host") ? DSV32_GEMM_FIXED : DSV32_GEMM_HOST;
 	dsv32_model *m = NULL;
 	if (dsv32_cli_open_model(layout, ckpt, &o, &m, &err) != DSV32_OK)
 		return dsv32_cli_fail("dump", &err);
@@ -129,9 +134,14 @@ int dsv32_cmd_dump(int argc, char **argv)
 	snprintf(ws, sizeof ws, "%d", (int)mp);
 	char lt[64];
 	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, NULL));
-	const char *keys[] = {"producer", "layout", "config", "world_size", "layers"};
-	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws, lt};
-	int n_meta = o.layers > 0 ? 5 : 4; /* "layers" only for a --layers run */
+	dsv32_side_host host; /* the engine and host that produced these numbers */
+	dsv32_side_host_live(&host, o.gemm_engine);
+	const char *keys[] = {"producer", "layout", "config", "world_size",
+			      DSV32_META_GEMM_ENGINE, DSV32_META_NUMERICS_KEY, DSV32_META_FINGERPRINT,
+			      "layers"};
+	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws,
+			      host.engine, host.numerics_key, host.line, lt};
+	int n_meta = o.layers > 0 ? 8 : 7; /* "layers" only for a --layers run */
 	size_t n = strlen(out);
 	bool h5 = n > 3 && !strcmp(out + n - 3, ".h5");
 	if (rc == DSV32_OK)

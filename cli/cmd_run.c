@@ -20,6 +20,8 @@
 #include "core/tokens.h"
 #include "core/model.h"
 #include "hf_layout/hf_model.h"
+#include "kernels/backend.h"
+#include "kernels/host_info.h"
 #include "ref/ref_model.h"
 
 typedef dsv32_status (*open_fn)(dsv32_model **, const char *, const char *,
@@ -35,7 +37,7 @@ static const char *USAGE =
 	"                        --tokens 5,17,42[;ROW2...]|@FILE [--max-new-tokens N] [--eos ID]\n"
 	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json]\n"
 	"                        [--experts grouped_mm|eager] [--eager-dequant]   (hf only)\n"
-	"                        [--layers N]\n"
+	"                        [--layers N] [--gemm fixed|host]\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
 	"  token, stopping at eos (default: the config's eos_token_id). The last line of the output\n"
 	"  is the generated ids, comma-separated. DIR holds reference shards model{r}-mp{W}.safetensors\n"
@@ -44,7 +46,27 @@ static const char *USAGE =
 	"  as usual: a truncated model, whose logits (and so the generated ids) are not the model's.\n"
 	"  --eager-dequant (hf, CPU): dequantize fp8 weights to bf16 at load, as transformers does;\n"
 	"  by default they stay fp8 in the mapping and each matrix is dequantized right before its\n"
-	"  GEMM (same values, half the memory of the bf16 weights; CUDA is always eager).\n";
+	"  GEMM (same values, half the memory of the bf16 weights; CUDA is always eager).\n"
+	"  --gemm fixed|host: the CPU GEMM engine. fixed: same bits on every CPU (default); host:\n"
+	"  oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine.\n"
+	"  --json states the engine and this host's fingerprint (gemm_engine, host_numerics_key,\n"
+	"  host_fingerprint).\n";
+
+/* s as a JSON string literal (the fingerprint holds a CPU model name: quote what needs it). */
+static void print_json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
 
 /* generate.py's output for one row: the new tokens, cut at the first eos (kept out). */
 static void print_row(const int64_t *gen, int64_t n, int64_t eos, bool last)
@@ -78,10 +100,21 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "generation buffers for %lld rows", (long long)B);
 	}
 	memcpy(cur, t->ids, (size_t)(B * L) * sizeof *cur);
-	if (json)
+	if (json) {
+		dsv32_host_fingerprint f;
+		char key[256], line[1024];
+		dsv32_host_fingerprint_get(&f, o->gemm_engine);
+		dsv32_host_numerics_key(&f, key, sizeof key);
+		dsv32_host_fingerprint_line(&f, line, sizeof line);
 		printf("{\n  \"layout\": \"%s\",\n  \"world_size\": %d,\n  \"profile\": \"%s\",\n"
-		       "  \"batch\": %lld,\n  \"prompt_len\": %lld,\n  \"steps\": [", layout, o->world_size,
-		       o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16", (long long)B, (long long)L);
+		       "  \"gemm_engine\": \"%s\",\n  \"host_numerics_key\": ", layout, o->world_size,
+		       o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16", f.engine);
+		print_json_string(key);
+		printf(",\n  \"host_fingerprint\": ");
+		print_json_string(line);
+		printf(",\n  \"batch\": %lld,\n  \"prompt_len\": %lld,\n  \"steps\": [", (long long)B,
+		       (long long)L);
+	}
 	dsv32_status rc = DSV32_OK;
 	bool all_done = false;
 	while (n_gen < max_new && !all_done) {
@@ -165,7 +198,15 @@ int dsv32_cmd_run(int argc, char **argv)
 							     "integer (0 = all layers)", v);
 			o.layers = n > INT_MAX ? INT_MAX : (int)n; /* above the count: all */
 		}
-		else if (!strcmp(a, "--device")) {
+		else if (!strcmp(a, "--gemm")) {
+			if (!strcmp(v, "fixed"))
+				o.gemm_engine = DSV32_GEMM_FIXED;
+			else if (!strcmp(v, "host"))
+				o.gemm_engine = DSV32_GEMM_HOST;
+			else
+				return dsv32_cli_usage_error("run", "--gemm %s: expected fixed (same bits on "
+							     "every CPU) or host (oneDNN/OpenBLAS)", v);
+		} else if (!strcmp(a, "--device")) {
 			if (!strcmp(v, "cpu"))
 				o.device = DSV32_DEV_CPU;
 			else if (!strcmp(v, "cuda"))

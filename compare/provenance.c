@@ -2,6 +2,7 @@
 #include "compare/provenance.h"
 
 #include <dirent.h>
+#include <hdf5.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include <time.h>
 
 #include "core/fsutil.h"
+#include "core/safetensors.h"
+#include "kernels/host_info.h"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -132,4 +135,111 @@ void dsv32_prov_add_build(dsv32_cmp_result *r)
 #endif
 	snprintf(buf, sizeof buf, "gcc %d.%d, %s", __GNUC__, __GNUC_MINOR__, cuda);
 	dsv32_cmp_result_prov(r, "build", buf);
+}
+
+void dsv32_side_host_live(dsv32_side_host *h, int engine)
+{
+	dsv32_host_fingerprint f;
+	dsv32_host_fingerprint_get(&f, engine);
+	memset(h, 0, sizeof *h);
+	h->present = true;
+	snprintf(h->engine, sizeof h->engine, "%s", f.engine);
+	dsv32_host_numerics_key(&f, h->numerics_key, sizeof h->numerics_key);
+	snprintf(h->cpu_model, sizeof h->cpu_model, "%s", f.cpu_model);
+	snprintf(h->isa, sizeof h->isa, "%s", f.isa);
+	snprintf(h->onednn_impl, sizeof h->onednn_impl, "%s", f.onednn_impl);
+	snprintf(h->openblas_core, sizeof h->openblas_core, "%s", f.openblas_core);
+	snprintf(h->versions, sizeof h->versions, "%s", f.versions);
+	h->threads = f.threads;
+	dsv32_host_fingerprint_line(&f, h->line, sizeof h->line);
+}
+
+/* A root string attribute of an HDF5 file: fixed-length (our writer) or variable-length (h5py's
+ * default for str). */
+static bool h5_root_attr(const char *path, const char *key, char *out, size_t len)
+{
+	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+	if (H5Fis_hdf5(path) <= 0)
+		return false;
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	if (f < 0)
+		return false;
+	bool ok = false;
+	if (H5Aexists(f, key) > 0) {
+		hid_t a = H5Aopen(f, key, H5P_DEFAULT);
+		hid_t ty = a >= 0 ? H5Aget_type(a) : -1;
+		if (ty >= 0 && H5Tget_class(ty) == H5T_STRING) {
+			if (H5Tis_variable_str(ty) > 0) {
+				char *v = NULL;
+				hid_t mem = H5Tcopy(H5T_C_S1);
+				H5Tset_size(mem, H5T_VARIABLE);
+				H5Tset_cset(mem, H5Tget_cset(ty));
+				if (H5Aread(a, mem, &v) >= 0 && v) {
+					snprintf(out, len, "%s", v);
+					ok = true;
+				}
+				if (v)
+					H5free_memory(v);
+				H5Tclose(mem);
+			} else {
+				size_t n = H5Tget_size(ty);
+				char *v = n < (1u << 20) ? calloc(n + 1, 1) : NULL;
+				if (v && H5Aread(a, ty, v) >= 0) {
+					snprintf(out, len, "%s", v);
+					ok = true;
+				}
+				free(v);
+			}
+		}
+		if (ty >= 0)
+			H5Tclose(ty);
+		if (a >= 0)
+			H5Aclose(a);
+	}
+	H5Fclose(f);
+	return ok;
+}
+
+bool dsv32_recording_meta(const char *path, const char *key, char *out, size_t len)
+{
+	size_t n = strlen(path);
+	if ((n > 3 && !strcmp(path + n - 3, ".h5")) || (n > 5 && !strcmp(path + n - 5, ".hdf5")))
+		return h5_root_attr(path, key, out, len);
+	dsv32_st_file *f = NULL;
+	if (dsv32_st_open(&f, path, NULL) != DSV32_OK)
+		return false;
+	const char *v = dsv32_st_metadata(f, key);
+	if (v)
+		snprintf(out, len, "%s", v);
+	dsv32_st_close(f);
+	return v != NULL;
+}
+
+void dsv32_side_host_recorded(dsv32_side_host *h, const char *path)
+{
+	memset(h, 0, sizeof *h);
+	h->present = true;
+	h->recorded = true;
+	if (!dsv32_recording_meta(path, DSV32_META_FINGERPRINT, h->line, sizeof h->line) ||
+	    !h->line[0]) {
+		snprintf(h->engine, sizeof h->engine, "unknown");
+		snprintf(h->numerics_key, sizeof h->numerics_key, "unknown");
+		snprintf(h->line, sizeof h->line, "unknown (recording has no fingerprint)");
+		return;
+	}
+	if (!dsv32_recording_meta(path, DSV32_META_GEMM_ENGINE, h->engine, sizeof h->engine) ||
+	    !h->engine[0])
+		snprintf(h->engine, sizeof h->engine, "unknown");
+	if (!dsv32_recording_meta(path, DSV32_META_NUMERICS_KEY, h->numerics_key,
+				  sizeof h->numerics_key) || !h->numerics_key[0])
+		snprintf(h->numerics_key, sizeof h->numerics_key, "unknown");
+}
+
+void dsv32_prov_add_side_host(dsv32_cmp_result *r, int side, const dsv32_side_spec *s)
+{
+	dsv32_side_host *h = &r->host[side ? 1 : 0];
+	if (s->kind == DSV32_SIDE_TAPS)
+		dsv32_side_host_recorded(h, s->path);
+	else
+		dsv32_side_host_live(h, s->opts.gemm_engine);
 }

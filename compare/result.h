@@ -45,9 +45,28 @@ typedef struct {
 	char value[512];
 } dsv32_prov_item;
 
+/* Where one side's numbers came from (kernels/host_info.h): the GEMM engine and the host
+ * fingerprint of a live side, or what a recording's metadata says (docs/tap-format.md keys
+ * gemm_engine, host_numerics_key, host_fingerprint). Strings are "" when unknown; a recording
+ * without a fingerprint has engine and numerics_key "unknown". */
+typedef struct {
+	bool present;           /* filled (false: the report predates fingerprints) */
+	bool recorded;          /* from a recording (taps:FILE), not measured live */
+	char engine[16];        /* "fixed" | "host" | "unknown" */
+	char numerics_key[256]; /* "fixed", "host:<onednn_impl>|<openblas_core>", "unknown" */
+	char cpu_model[96];     /* live sides only (a recording stores the line below) */
+	char isa[96];
+	char onednn_impl[192];
+	char openblas_core[48];
+	char versions[256];
+	int threads;            /* 0: unknown */
+	char line[1024];        /* the one-line fingerprint (dsv32_host_fingerprint_line) */
+} dsv32_side_host;
+
 typedef struct {
 	/* provenance */
 	dsv32_prov_item prov[32];
+	dsv32_side_host host[2];     /* side a, side b */
 	int n_prov;
 	char side_a[160], side_b[160]; /* "ref:cpu:bf16:tp=1", "taps:golden.safetensors" */
 	char mode[24];               /* "propagate", "teacher-forced", "both" */

@@ -249,6 +249,19 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 	html_escape(f, r->side_b);
 	fprintf(f, "</code> <span class='v %s'>%s</span></h1>\n", pass ? "pass" : "fail",
 		pass ? "PASS" : "FAIL");
+	for (int i = 0; i < 2; i++) {
+		const dsv32_side_host *h = &r->host[i];
+		if (!h->present)
+			continue;
+		fprintf(f, "<p><b>Host %c</b> (%s, engine <code>", 'a' + i,
+			h->recorded ? "recording" : "live");
+		html_escape(f, h->engine);
+		fprintf(f, "</code>, numerics key <code>");
+		html_escape(f, h->numerics_key);
+		fprintf(f, "</code>): ");
+		html_escape(f, h->line);
+		fprintf(f, "</p>\n");
+	}
 	if (layer_limit(r)) {
 		fprintf(f, "<p><b>Truncated model:</b> decoder layers ");
 		html_escape(f, layer_limit(r));

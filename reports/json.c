@@ -85,6 +85,38 @@ static cJSON *tap_json(const dsv32_tap_result *t)
 	return o;
 }
 
+static const char *const side_names[2] = {"a", "b"};
+
+/* provenance.sides[i]: the GEMM engine and host fingerprint of each side (compare/result.h
+ * dsv32_side_host); the structured host fields only for a live side. */
+static void sides_json(cJSON *prov, const dsv32_cmp_result *r)
+{
+	if (!r->host[0].present && !r->host[1].present)
+		return;
+	cJSON *sides = cJSON_AddArrayToObject(prov, "sides");
+	for (int i = 0; i < 2; i++) {
+		const dsv32_side_host *h = &r->host[i];
+		if (!h->present)
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "side", side_names[i]);
+		cJSON_AddStringToObject(o, "label", i ? r->side_b : r->side_a);
+		cJSON_AddStringToObject(o, "source", h->recorded ? "recording" : "live");
+		cJSON_AddStringToObject(o, "engine", h->engine);
+		cJSON_AddStringToObject(o, "numerics_key", h->numerics_key);
+		cJSON_AddStringToObject(o, "fingerprint", h->line);
+		if (!h->recorded) {
+			cJSON_AddStringToObject(o, "cpu_model", h->cpu_model);
+			cJSON_AddStringToObject(o, "isa", h->isa);
+			cJSON_AddStringToObject(o, "onednn_impl", h->onednn_impl);
+			cJSON_AddStringToObject(o, "openblas_core", h->openblas_core);
+			cJSON_AddStringToObject(o, "versions", h->versions);
+			cJSON_AddNumberToObject(o, "threads", h->threads);
+		}
+		cJSON_AddItemToArray(sides, o);
+	}
+}
+
 char *dsv32_report_json_string(const dsv32_cmp_result *r)
 {
 	cJSON *root = cJSON_CreateObject();
@@ -96,6 +128,7 @@ char *dsv32_report_json_string(const dsv32_cmp_result *r)
 	cJSON *prov = cJSON_AddObjectToObject(root, "provenance");
 	for (int i = 0; i < r->n_prov; i++)
 		cJSON_AddStringToObject(prov, r->prov[i].key, r->prov[i].value);
+	sides_json(prov, r);
 	cJSON_AddStringToObject(root, "side_a", r->side_a);
 	cJSON_AddStringToObject(root, "side_b", r->side_b);
 	cJSON_AddStringToObject(root, "mode", r->mode);
@@ -222,6 +255,36 @@ static void read_dense(dsv32_metrics *m, const cJSON *o)
 	m->n_mask_diff = get_i64(o, "n_mask_diff");
 }
 
+/* provenance.sides back into r->host (absent in reports that predate it: left empty). */
+static void read_sides(dsv32_cmp_result *r, const cJSON *prov)
+{
+	const cJSON *sides = cJSON_GetObjectItemCaseSensitive(prov, "sides");
+	const cJSON *o;
+	if (!cJSON_IsArray(sides))
+		return;
+	cJSON_ArrayForEach(o, sides) {
+		char side[4], source[16];
+		get_str(o, "side", side, sizeof side);
+		int i = name_index(side_names, 2, side);
+		if (i < 0 || !cJSON_IsObject(o))
+			continue;
+		dsv32_side_host *h = &r->host[i];
+		memset(h, 0, sizeof *h);
+		h->present = true;
+		get_str(o, "source", source, sizeof source);
+		h->recorded = !strcmp(source, "recording");
+		get_str(o, "engine", h->engine, sizeof h->engine);
+		get_str(o, "numerics_key", h->numerics_key, sizeof h->numerics_key);
+		get_str(o, "fingerprint", h->line, sizeof h->line);
+		get_str(o, "cpu_model", h->cpu_model, sizeof h->cpu_model);
+		get_str(o, "isa", h->isa, sizeof h->isa);
+		get_str(o, "onednn_impl", h->onednn_impl, sizeof h->onednn_impl);
+		get_str(o, "openblas_core", h->openblas_core, sizeof h->openblas_core);
+		get_str(o, "versions", h->versions, sizeof h->versions);
+		(void)get_int_in(o, "threads", 0, 1 << 20, &h->threads);
+	}
+}
+
 static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *label, int idx,
 			     dsv32_error *err)
 {
@@ -309,6 +372,8 @@ dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, cons
 		if (cJSON_IsString(it))
 			dsv32_cmp_result_prov(r, it->string, it->valuestring);
 	}
+	if (prov_map)
+		read_sides(r, prov_map);
 	int i = 0;
 	cJSON_ArrayForEach(it, taps) {
 		dsv32_tap_result t;

@@ -100,11 +100,29 @@ static const char *layer_limit(const dsv32_cmp_result *r)
 	return NULL;
 }
 
+/* One "Host" line per side that has one: engine and one-line fingerprint (live), or what the
+ * recording states. */
+static void markdown_hosts(const dsv32_cmp_result *r, FILE *out)
+{
+	bool any = false;
+	for (int i = 0; i < 2; i++) {
+		const dsv32_side_host *h = &r->host[i];
+		if (!h->present)
+			continue;
+		any = true;
+		fprintf(out, "- **Host %c** (%s, engine `%s`, numerics key `%s`): %s\n", 'a' + i,
+			h->recorded ? "recording" : "live", h->engine, h->numerics_key, h->line);
+	}
+	if (any)
+		fprintf(out, "\n");
+}
+
 void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
 {
 	bool pass = dsv32_cmp_result_passed(r);
 	fprintf(out, "## dsv32-parity: `%s` vs `%s` (%s) — %s\n\n", r->side_a, r->side_b, r->mode,
 		pass ? "✅ pass" : "❌ fail");
+	markdown_hosts(r, out);
 	if (layer_limit(r))
 		fprintf(out, "**Truncated model:** decoder layers %s (`--layers`); `final_norm` and "
 			"`logits` are the truncated model's, not the model's.\n\n", layer_limit(r));
@@ -166,10 +184,37 @@ static const dsv32_tap_result *find_tap(const dsv32_cmp_result *r, const dsv32_t
 	return NULL;
 }
 
+/* A numerics key both reports state (not absent, not "unknown"). */
+static bool key_known(const dsv32_side_host *h)
+{
+	return h->present && h->numerics_key[0] && strcmp(h->numerics_key, "unknown") != 0;
+}
+
+/* One note line when a side's numerics key differs between the runs: their bits are then not
+ * expected to agree, whatever the code did. Does not change the verdict. */
+static void note_numerics_keys(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			       FILE *out)
+{
+	bool differ = false;
+	for (int i = 0; i < 2; i++)
+		differ = differ || (key_known(&baseline->host[i]) && key_known(&current->host[i]) &&
+				    strcmp(baseline->host[i].numerics_key,
+					   current->host[i].numerics_key) != 0);
+	if (!differ)
+		return;
+	fprintf(out, "note: numerics keys differ (baseline a=%s b=%s; current a=%s b=%s): the GEMM "
+		"engine or host changed, so drift may differ for reasons other than the code\n",
+		baseline->host[0].numerics_key[0] ? baseline->host[0].numerics_key : "-",
+		baseline->host[1].numerics_key[0] ? baseline->host[1].numerics_key : "-",
+		current->host[0].numerics_key[0] ? current->host[0].numerics_key : "-",
+		current->host[1].numerics_key[0] ? current->host[1].numerics_key : "-");
+}
+
 int dsv32_report_check(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 		       double max_regression, FILE *out)
 {
 	int bad = 0;
+	note_numerics_keys(baseline, current, out);
 	for (size_t i = 0; i < baseline->n_taps; i++) {
 		const dsv32_tap_result *b = &baseline->taps[i];
 		const dsv32_tap_result *c = find_tap(current, b);

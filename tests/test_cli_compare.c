@@ -1,7 +1,7 @@
 /* test_cli_compare.c: `dsv32-parity compare` end to end on the built-in tiny model and on the
  * golden recording: identical sides have zero drift, a planted bug is found at its layer and
  * tap, ref vs hf drift is nonzero, finite and reported for every tap of every layer and step,
- * and bad input exits 2. */
+ * every report states each side's GEMM engine and host fingerprint, and bad input exits 2. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <setjmp.h>
@@ -155,6 +155,45 @@ static void test_ref_vs_hf_reports_every_tap_of_every_layer_and_step(void **stat
 	cJSON_Delete(rep);
 }
 
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	if (!cJSON_IsString(v))
+		fail_msg("field %s missing or not a string", k);
+	return v->valuestring;
+}
+
+/* provenance.sides[i] of a live side: engine, numerics key and the host fields, whatever the
+ * CPU (values are not pinned, only their presence and the engine's key form). */
+static void check_live_side(const cJSON *side, const char *name, const char *engine)
+{
+	assert_string_equal(jstr(side, "side"), name);
+	assert_string_equal(jstr(side, "source"), "live");
+	assert_string_equal(jstr(side, "engine"), engine);
+	const char *key = jstr(side, "numerics_key");
+	if (!strcmp(engine, "fixed"))
+		assert_string_equal(key, "fixed");
+	else
+		assert_true(!strncmp(key, "host:", 5) && strchr(key, '|'));
+	(void)jstr(side, "cpu_model"); /* may be "" where /proc/cpuinfo names no model */
+	(void)jstr(side, "isa");
+	assert_true(strlen(jstr(side, "onednn_impl")) > 0);
+	(void)jstr(side, "openblas_core");
+	assert_non_null(strstr(jstr(side, "versions"), "oneDNN"));
+	assert_true(strlen(jstr(side, "fingerprint")) > 0);
+	const cJSON *th = cJSON_GetObjectItemCaseSensitive(side, "threads");
+	assert_true(cJSON_IsNumber(th) && th->valuedouble >= 1);
+}
+
+static const cJSON *sides_of(const cJSON *rep)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(rep, "provenance"), "sides");
+	assert_true(cJSON_IsArray(s));
+	assert_int_equal(cJSON_GetArraySize(s), 2);
+	return s;
+}
+
 static void test_golden_recording_side_replays_its_tokens(void **state)
 {
 	(void)state;
@@ -180,7 +219,66 @@ static void test_golden_recording_side_replays_its_tokens(void **state)
 		}
 	}
 	assert_int_equal(steps_seen, 5);
+	/* the recording side states what its metadata says about its producer's host */
+	const cJSON *rec = cJSON_GetArrayItem(sides_of(rep), 0);
+	assert_string_equal(jstr(rec, "source"), "recording");
+	if (!strcmp(jstr(rec, "engine"), "unknown"))
+		assert_string_equal(jstr(rec, "fingerprint"), "unknown (recording has no fingerprint)");
+	else
+		assert_true(strlen(jstr(rec, "numerics_key")) > 0);
+	check_live_side(cJSON_GetArrayItem(sides_of(rep), 1), "b", "fixed");
 	cJSON_Delete(rep);
+}
+
+/* Each side's engine and numerics key in the JSON, a Host line per side in Markdown and HTML;
+ * --gemm is the default of the live sides that do not name gemm= themselves. */
+static void test_report_states_engine_and_host_per_side(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 16], path[128], md[128], html[128];
+	snprintf(path, sizeof path, "%s/engines.json", dir);
+	snprintf(md, sizeof md, "%s/engines.md", dir);
+	snprintf(html, sizeof html, "%s/engines.html", dir);
+	snprintf(args, sizeof args,
+		 "compare --checkpoint %s/tiny --a ref --b hf:gemm=host --decode-steps 1 --mode propagate "
+		 "--quiet --json %s --markdown %s --html %s", dir, path, md, html);
+	int rc = tc_run_cli(cli, args, out, sizeof out);
+	assert_true(rc == 0 || rc == 1);
+	cJSON *rep = tc_load_json(path);
+	assert_non_null(rep);
+	const cJSON *sides = sides_of(rep);
+	check_live_side(cJSON_GetArrayItem(sides, 0), "a", "fixed");
+	check_live_side(cJSON_GetArrayItem(sides, 1), "b", "host");
+	assert_string_equal(jstr(rep, "side_b"), "hf:cpu:bf16:gemm=host");
+	cJSON_Delete(rep);
+	char *text = NULL;
+	size_t len;
+	assert_int_equal(dsv32_read_file(md, 1u << 24, &text, &len, NULL), DSV32_OK);
+	assert_non_null(strstr(text, "**Host a** (live, engine `fixed`, numerics key `fixed`)"));
+	assert_non_null(strstr(text, "**Host b** (live, engine `host`, numerics key `host:"));
+	free(text);
+	assert_int_equal(dsv32_read_file(html, 1u << 26, &text, &len, NULL), DSV32_OK);
+	assert_non_null(strstr(text, "<b>Host a</b> (live, engine <code>fixed</code>"));
+	assert_non_null(strstr(text, "<b>Host b</b> (live, engine <code>host</code>"));
+	free(text);
+	/* --gemm host applies to a (no gemm=), not to b (gemm=fixed) */
+	snprintf(args, sizeof args,
+		 "compare --checkpoint %s/tiny --a ref --b hf:gemm=fixed --gemm host --decode-steps 1 "
+		 "--mode propagate --quiet --json %s", dir, path);
+	rc = tc_run_cli(cli, args, out, sizeof out);
+	assert_true(rc == 0 || rc == 1);
+	rep = tc_load_json(path);
+	assert_non_null(rep);
+	sides = sides_of(rep);
+	check_live_side(cJSON_GetArrayItem(sides, 0), "a", "host");
+	check_live_side(cJSON_GetArrayItem(sides, 1), "b", "fixed");
+	assert_string_equal(jstr(rep, "side_a"), "ref:cpu:bf16:tp=1:gemm=host");
+	assert_string_equal(jstr(rep, "side_b"), "hf:cpu:bf16");
+	cJSON_Delete(rep);
+	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --gemm bogus --quiet", dir);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "--gemm: 'bogus' is not one of fixed|host"));
 }
 
 static void test_bad_input_exits_2_with_a_message(void **state)
@@ -205,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_planted_bug_names_its_layer_and_tap),
 		cmocka_unit_test(test_ref_vs_hf_reports_every_tap_of_every_layer_and_step),
 		cmocka_unit_test(test_golden_recording_side_replays_its_tokens),
+		cmocka_unit_test(test_report_states_engine_and_host_per_side),
 		cmocka_unit_test(test_bad_input_exits_2_with_a_message),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,5 +1,6 @@
 /* test_cli_report.c: the noise floor, `report check` / `report render` and `dump` end to end
- * through the CLI. */
+ * through the CLI, and the GEMM engine and host fingerprint that recordings and reports state
+ * (`--gemm fixed|host`). */
 #include <cjson/cJSON.h>
 #include <hdf5.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/fsutil.h"
+#include "core/safetensors.h"
 #include "tests/support/test_common.h"
 
 static char dir[64];
@@ -187,6 +189,174 @@ static void test_dump_then_compare_with_itself_is_exact(void **state)
 	H5Fclose(f);
 }
 
+/* A root string attribute of an HDF5 file (fixed-length, as our writer stores it) into out. */
+static bool h5_attr(const char *path, const char *key, char *out, size_t len)
+{
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	if (f < 0)
+		return false;
+	bool ok = false;
+	if (H5Aexists(f, key) > 0) {
+		hid_t a = H5Aopen(f, key, H5P_DEFAULT), ty = H5Aget_type(a);
+		size_t n = H5Tget_size(ty);
+		char *v = calloc(n + 1, 1);
+		ok = v && H5Tget_class(ty) == H5T_STRING && H5Aread(a, ty, v) >= 0;
+		if (ok)
+			snprintf(out, len, "%s", v);
+		free(v);
+		H5Tclose(ty);
+		H5Aclose(a);
+	}
+	H5Fclose(f);
+	return ok;
+}
+
+/* The three fingerprint keys of a recording state its engine: key "fixed" for the fixed
+ * engine, "host:<onednn>|<openblas>" for the host one, and a non-empty one-line fingerprint. */
+static void assert_recorded_engine(const char *engine, const char *got_engine, const char *key,
+				   const char *line)
+{
+	assert_string_equal(got_engine, engine);
+	if (!strcmp(engine, "fixed"))
+		assert_string_equal(key, "fixed");
+	else
+		assert_true(!strncmp(key, "host:", 5) && strchr(key, '|') && strlen(key) > 6);
+	char want[32];
+	snprintf(want, sizeof want, "engine %s (", engine);
+	assert_true(!strncmp(line, want, strlen(want)));
+}
+
+/* `dump --gemm host|fixed` both run and record their engine (safetensors __metadata__ and HDF5
+ * root attributes); a comparison against the recording shows the recorded fingerprint. */
+static void test_dump_records_its_gemm_engine(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 16], st[128], h5[128], rep[128];
+	snprintf(st, sizeof st, "%s/host.safetensors", dir);
+	snprintf(h5, sizeof h5, "%s/fixed.h5", dir);
+	snprintf(rep, sizeof rep, "%s/host_vs_rec.json", dir);
+	snprintf(args, sizeof args, "dump --layout hf --checkpoint %s/tiny --tokens 5,17,42 "
+		 "--decode-steps 1 --gemm host --out %s", dir, st);
+	assert_int_equal(run(args, out, sizeof out), 0);
+	snprintf(args, sizeof args, "dump --layout ref --checkpoint %s/tiny --tokens 5,17,42 "
+		 "--decode-steps 1 --gemm fixed --out %s", dir, h5);
+	assert_int_equal(run(args, out, sizeof out), 0);
+	dsv32_st_file *f = NULL;
+	assert_int_equal(dsv32_st_open(&f, st, NULL), DSV32_OK);
+	const char *e = dsv32_st_metadata(f, "gemm_engine"), *k = dsv32_st_metadata(f, "host_numerics_key"),
+		   *l = dsv32_st_metadata(f, "host_fingerprint");
+	assert_true(e && k && l);
+	assert_recorded_engine("host", e, k, l);
+	char host_key[256];
+	snprintf(host_key, sizeof host_key, "%s", k);
+	dsv32_st_close(f);
+	char he[16] = "", hk[256] = "", hl[1024] = "";
+	assert_true(h5_attr(h5, "gemm_engine", he, sizeof he));
+	assert_true(h5_attr(h5, "host_numerics_key", hk, sizeof hk));
+	assert_true(h5_attr(h5, "host_fingerprint", hl, sizeof hl));
+	assert_recorded_engine("fixed", he, hk, hl);
+	/* the report states the recording's fingerprint (side a) and the live one (side b) */
+	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --a taps:%s --b hf:gemm=host "
+		 "--mode propagate --quiet --json %s", dir, st, rep);
+	int rc = run(args, out, sizeof out);
+	assert_true(rc == 0 || rc == 1);
+	cJSON *r = load_json(rep);
+	assert_non_null(r);
+	const cJSON *sides = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(r, "provenance"), "sides");
+	assert_int_equal(cJSON_GetArraySize(sides), 2);
+	const cJSON *a = cJSON_GetArrayItem(sides, 0), *b = cJSON_GetArrayItem(sides, 1);
+	assert_string_equal(str(a, "side"), "a");
+	assert_string_equal(str(a, "source"), "recording");
+	assert_string_equal(str(a, "engine"), "host");
+	assert_string_equal(str(a, "numerics_key"), host_key);
+	assert_string_equal(str(b, "source"), "live");
+	assert_string_equal(str(b, "engine"), "host");
+	assert_string_equal(str(b, "numerics_key"), host_key); /* same machine, same engine */
+	cJSON_Delete(r);
+}
+
+static void test_gemm_option_is_documented_and_checked(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 15];
+	static const char *const cmds[] = {"run", "dump", "compare"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(args, sizeof args, "%s --help", cmds[i]);
+		assert_int_equal(run(args, out, sizeof out), 0);
+		if (!strstr(out, "--gemm") || !strstr(out, "same bits on every CPU") ||
+		    !strstr(out, "oneDNN/OpenBLAS"))
+			fail_msg("%s --help does not explain --gemm:\n%s", cmds[i], out);
+	}
+	snprintf(args, sizeof args, "dump --layout ref --checkpoint %s/tiny --tokens 5,17,42 "
+		 "--gemm bogus --out %s/bogus.safetensors", dir, dir);
+	assert_int_equal(run(args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "bogus"));
+	assert_non_null(strstr(out, "fixed|host"));
+	snprintf(args, sizeof args, "%s/bogus.safetensors", dir);
+	assert_int_not_equal(access(args, F_OK), 0);
+	snprintf(args, sizeof args, "run --layout ref --checkpoint %s/tiny --tokens 5,17,42 "
+		 "--gemm bogus", dir);
+	assert_int_equal(run(args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "--gemm bogus"));
+	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --gemm bogus --quiet", dir);
+	assert_int_equal(run(args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "bogus"));
+}
+
+/* run --json states the engine it ran with */
+static void test_run_json_states_engine(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 15];
+	snprintf(args, sizeof args, "run --layout ref --checkpoint %s/tiny --tokens 5,17,42 "
+		 "--max-new-tokens 2 --gemm host --json", dir);
+	assert_int_equal(run(args, out, sizeof out), 0);
+	char *end = strrchr(out, '}'); /* the JSON object, then the ids line */
+	assert_non_null(end);
+	end[1] = '\0';
+	cJSON *j = cJSON_Parse(out);
+	assert_non_null(j);
+	assert_string_equal(str(j, "gemm_engine"), "host");
+	assert_true(!strncmp(str(j, "host_numerics_key"), "host:", 5));
+	assert_true(strlen(str(j, "host_fingerprint")) > 0);
+	cJSON_Delete(j);
+}
+
+/* report check: a changed numerics key is noted (both keys), the verdict is unchanged */
+static void test_report_check_notes_numerics_key_change(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 15], base[128], cur[128];
+	snprintf(base, sizeof base, "%s/base.json", dir);
+	snprintf(cur, sizeof cur, "%s/cur_key.json", dir);
+	cJSON *rep = load_json(base);
+	assert_non_null(rep);
+	cJSON *sides = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(rep, "provenance"), "sides");
+	assert_int_equal(cJSON_GetArraySize(sides), 2);
+	cJSON *a = cJSON_GetArrayItem(sides, 0);
+	char old_key[256];
+	snprintf(old_key, sizeof old_key, "%s", str(a, "numerics_key"));
+	cJSON_ReplaceItemInObject(a, "numerics_key", cJSON_CreateString("host:test-impl|TestCore"));
+	char *text = cJSON_Print(rep);
+	assert_int_equal(dsv32_write_file_atomic(cur, text, strlen(text), NULL), DSV32_OK);
+	free(text);
+	cJSON_Delete(rep);
+	snprintf(args, sizeof args, "report check --baseline %s --current %s", base, cur);
+	assert_int_equal(run(args, out, sizeof out), 0);
+	assert_non_null(strstr(out, "note: numerics keys differ"));
+	assert_non_null(strstr(out, "host:test-impl|TestCore"));
+	char want[300];
+	snprintf(want, sizeof want, "a=%s", old_key);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "0 regression(s)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +364,10 @@ int main(void)
 		cmocka_unit_test(test_report_check_passes_itself_and_catches_growth),
 		cmocka_unit_test(test_report_render_writes_html_and_markdown),
 		cmocka_unit_test(test_dump_then_compare_with_itself_is_exact),
+		cmocka_unit_test(test_dump_records_its_gemm_engine),
+		cmocka_unit_test(test_gemm_option_is_documented_and_checked),
+		cmocka_unit_test(test_run_json_states_engine),
+		cmocka_unit_test(test_report_check_notes_numerics_key_change),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -70,6 +70,23 @@ static void sample_result(dsv32_cmp_result *r, const dsv32_budget *b)
 	dsv32_budget_apply(b, &lg);
 	assert_non_null(dsv32_cmp_result_add(r, &lg));
 	dsv32_cmp_result_skip(r, "layers.0.attn.q_rope", 0, "only in a");
+	/* side a live on the fixed engine, side b a recording without a fingerprint */
+	dsv32_side_host *h = &r->host[0];
+	h->present = true;
+	snprintf(h->engine, sizeof h->engine, "fixed");
+	snprintf(h->numerics_key, sizeof h->numerics_key, "fixed");
+	snprintf(h->cpu_model, sizeof h->cpu_model, "Test CPU <1>");
+	snprintf(h->isa, sizeof h->isa, "fma avx2");
+	snprintf(h->onednn_impl, sizeof h->onednn_impl, "onednn:test");
+	snprintf(h->openblas_core, sizeof h->openblas_core, "Haswell");
+	snprintf(h->versions, sizeof h->versions, "oneDNN 3.0.0, OpenBLAS 0.3");
+	h->threads = 4;
+	snprintf(h->line, sizeof h->line, "engine fixed (avx2); Test CPU <1>; isa fma avx2");
+	h = &r->host[1];
+	h->present = h->recorded = true;
+	snprintf(h->engine, sizeof h->engine, "unknown");
+	snprintf(h->numerics_key, sizeof h->numerics_key, "unknown");
+	snprintf(h->line, sizeof h->line, "unknown (recording has no fingerprint)");
 }
 
 static const char *budget_json =
@@ -152,6 +169,19 @@ static void test_json_round_trip_keeps_every_metric(void **state)
 	assert_true(back.taps[r.n_taps - 2].set.jaccard == 0.99);
 	assert_int_equal(back.first_divergence, r.first_divergence);
 	assert_string_equal(back.side_a, r.side_a);
+	/* provenance.sides: engine and fingerprint per side */
+	for (int i = 0; i < 2; i++) {
+		assert_true(back.host[i].present);
+		assert_int_equal(back.host[i].recorded, r.host[i].recorded);
+		assert_string_equal(back.host[i].engine, r.host[i].engine);
+		assert_string_equal(back.host[i].numerics_key, r.host[i].numerics_key);
+		assert_string_equal(back.host[i].line, r.host[i].line);
+		assert_string_equal(back.host[i].cpu_model, r.host[i].cpu_model);
+		assert_string_equal(back.host[i].onednn_impl, r.host[i].onednn_impl);
+		assert_string_equal(back.host[i].openblas_core, r.host[i].openblas_core);
+		assert_string_equal(back.host[i].versions, r.host[i].versions);
+		assert_int_equal(back.host[i].threads, r.host[i].threads);
+	}
 	free(text);
 	dsv32_cmp_result_free(&r);
 	dsv32_cmp_result_free(&back);
@@ -167,6 +197,24 @@ static void test_json_reader_rejects_other_schema_versions(void **state)
 			 DSV32_E_FORMAT);
 	assert_non_null(strstr(err.what, "schema_version"));
 	assert_int_equal(dsv32_report_parse_json(&r, "[1,2", "x.json", &err), DSV32_E_FORMAT);
+}
+
+/* A report written before provenance.sides existed still loads, with no host facts. */
+static void test_json_reader_loads_reports_without_sides(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	const char *old = "{\"schema_version\":1,\"provenance\":{\"seed\":\"1\"},\"side_a\":\"ref\","
+			  "\"side_b\":\"hf\",\"taps\":[],\"skipped\":[]}";
+	assert_int_equal(dsv32_report_parse_json(&r, old, "old.json", NULL), DSV32_OK);
+	assert_false(r.host[0].present);
+	assert_false(r.host[1].present);
+	assert_int_equal(r.n_prov, 1);
+	char *text = dsv32_report_json_string(&r);
+	assert_non_null(text);
+	assert_null(strstr(text, "\"sides\"")); /* nothing invented on the way out */
+	free(text);
+	dsv32_cmp_result_free(&r);
 }
 
 static char *render_markdown(const dsv32_cmp_result *r)
@@ -191,6 +239,9 @@ static void test_markdown_names_verdict_and_first_divergence(void **state)
 	assert_non_null(strstr(md, "First divergence:** step 0, `layers.1.out`"));
 	assert_non_null(strstr(md, "| 1 | propagate |"));
 	assert_non_null(strstr(md, "layers.0.attn.q_rope"));
+	assert_non_null(strstr(md, "**Host a** (live, engine `fixed`, numerics key `fixed`): engine fixed"));
+	assert_non_null(strstr(md, "**Host b** (recording, engine `unknown`"));
+	assert_non_null(strstr(md, "unknown (recording has no fingerprint)"));
 	free(md);
 	dsv32_cmp_result_free(&r);
 	dsv32_budget_free(&b);
@@ -214,6 +265,9 @@ static void test_html_is_self_contained_with_svg(void **state)
 	assert_null(strstr(html, "http://"));
 	assert_null(strstr(html, "<script src"));
 	assert_non_null(strstr(html, "layers.1.indexer.topk"));
+	assert_non_null(strstr(html, "<b>Host a</b> (live, engine <code>fixed</code>"));
+	assert_non_null(strstr(html, "Test CPU &lt;1&gt;")); /* escaped */
+	assert_non_null(strstr(html, "unknown (recording has no fingerprint)"));
 	free(html);
 	unlink(path);
 	rmdir(dir);
@@ -239,6 +293,52 @@ static void test_report_check_flags_growth_beyond_tolerance(void **state)
 	dsv32_cmp_result_free(&cur);
 }
 
+/* The check's output into out (NUL-terminated); returns the number of regressions. */
+static int run_check(const dsv32_cmp_result *base, const dsv32_cmp_result *cur, char *out,
+		     size_t len)
+{
+	memset(out, 0, len);
+	FILE *f = fmemopen(out, len - 1, "w");
+	assert_non_null(f);
+	int bad = dsv32_report_check(base, cur, 0.1, f);
+	fclose(f);
+	return bad;
+}
+
+/* Different numerics keys give one note line naming both; the verdict does not change. */
+static void test_report_check_notes_a_numerics_key_change(void **state)
+{
+	(void)state;
+	dsv32_cmp_result base, cur;
+	sample_result(&base, NULL);
+	sample_result(&cur, NULL);
+	char out[4096];
+	assert_int_equal(run_check(&base, &cur, out, sizeof out), 0);
+	assert_null(strstr(out, "numerics keys differ"));
+	snprintf(cur.host[0].numerics_key, sizeof cur.host[0].numerics_key, "host:onednn:x|Haswell");
+	assert_int_equal(run_check(&base, &cur, out, sizeof out), 0);
+	const char *note = strstr(out, "note: numerics keys differ");
+	assert_non_null(note);
+	const char *eol = strchr(note, '\n');
+	assert_non_null(eol);
+	char line[512];
+	snprintf(line, sizeof line, "%.*s", (int)(eol - note), note);
+	assert_non_null(strstr(line, "a=fixed"));
+	assert_non_null(strstr(line, "a=host:onednn:x|Haswell"));
+	/* a side whose key is unknown (a recording without a fingerprint, an old report) is not
+	 * compared */
+	cur.host[0] = base.host[0];
+	snprintf(cur.host[1].numerics_key, sizeof cur.host[1].numerics_key, "fixed");
+	run_check(&base, &cur, out, sizeof out);
+	assert_null(strstr(out, "numerics keys differ"));
+	cur.host[0].present = false;
+	snprintf(cur.host[1].numerics_key, sizeof cur.host[1].numerics_key, "unknown");
+	run_check(&base, &cur, out, sizeof out);
+	assert_null(strstr(out, "numerics keys differ"));
+	dsv32_cmp_result_free(&base);
+	dsv32_cmp_result_free(&cur);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--write-sample") == 0) {
@@ -259,9 +359,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_first_divergence_is_the_first_tap_over_budget),
 		cmocka_unit_test(test_json_round_trip_keeps_every_metric),
 		cmocka_unit_test(test_json_reader_rejects_other_schema_versions),
+		cmocka_unit_test(test_json_reader_loads_reports_without_sides),
 		cmocka_unit_test(test_markdown_names_verdict_and_first_divergence),
 		cmocka_unit_test(test_html_is_self_contained_with_svg),
 		cmocka_unit_test(test_report_check_flags_growth_beyond_tolerance),
+		cmocka_unit_test(test_report_check_notes_a_numerics_key_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
