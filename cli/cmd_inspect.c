@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "convert/convert.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/hf_names.h"
@@ -148,7 +149,7 @@ static void print_list(const char *what, const cJSON *arr)
 	}
 }
 
-static void print_text(const dsv32_ckpt *ck, const coverage *cv)
+static void print_text(const dsv32_ckpt *ck, const coverage *cv, const char *hash)
 {
 	uint64_t total = 0;
 	char sh[96];
@@ -162,6 +163,8 @@ static void print_text(const dsv32_ckpt *ck, const coverage *cv)
 	}
 	printf("total: %zu tensors, %llu bytes in %zu file(s)\n", dsv32_ckpt_count(ck),
 	       (unsigned long long)total, dsv32_ckpt_file_count(ck));
+	if (hash)
+		printf("content sha256: %s (tensors in name order; metadata excluded)\n", hash);
 	if (!cv->checked) {
 		printf("coverage: not checked (%s)\n", cv->skipped);
 		return;
@@ -178,7 +181,7 @@ static void print_text(const dsv32_ckpt *ck, const coverage *cv)
 	print_list("mismatch", cv->mismatched);
 }
 
-static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv)
+static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv, const char *hash)
 {
 	uint64_t total = 0;
 	cJSON *o = cJSON_CreateObject();
@@ -203,6 +206,8 @@ static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv)
 	}
 	cJSON_AddNumberToObject(o, "total_tensors", (double)dsv32_ckpt_count(ck));
 	cJSON_AddNumberToObject(o, "total_bytes", (double)total);
+	if (hash)
+		cJSON_AddStringToObject(o, "content_sha256", hash);
 	cJSON *c = cJSON_AddObjectToObject(o, "coverage");
 	cJSON_AddBoolToObject(c, "checked", cv->checked);
 	if (!cv->checked) {
@@ -229,15 +234,19 @@ static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv)
 
 int dsv32_cmd_inspect(int argc, char **argv)
 {
-	bool json = false, no_cov = false;
+	bool json = false, no_cov = false, hash = false;
 	const dsv32_arg_opt opts[] = {
 		{"json", DSV32_ARG_FLAG, &json, NULL, "print one JSON document instead of a table",
 		 false},
 		{"no-coverage", DSV32_ARG_FLAG, &no_cov, NULL,
 		 "only list tensors; skip the config.json coverage check", false},
+		{"hash", DSV32_ARG_FLAG, &hash, NULL,
+		 "also print the content SHA-256 (every tensor's name, dtype, shape and bytes in name\n"
+		 "  order; metadata excluded): equal for equal numbers on any machine (reads every byte)",
+		 false},
 	};
 	const dsv32_arg_spec spec = {
-		"inspect", "PATH [--json]",
+		"inspect", "PATH [--json] [--hash]",
 		"List the tensors of a checkpoint (a directory, sharded or not, or one .safetensors\n"
 		"file): name, dtype, shape, bytes and totals. With an HF config.json beside it, check\n"
 		"that it holds exactly the tensors that config expects (names, dtypes, shapes).",
@@ -262,10 +271,15 @@ int dsv32_cmd_inspect(int argc, char **argv)
 		goto out_free;
 	}
 	bool ok = !cv.checked || coverage_ok(&cv);
+	char hex[65];
+	if (hash && dsv32_ckpt_content_sha256(ck, hex, &err) != DSV32_OK) {
+		rc = dsv32_cli_fail("inspect", &err);
+		goto out_free;
+	}
 	if (json)
-		rc = print_json(ck, pos[0], &cv);
+		rc = print_json(ck, pos[0], &cv, hash ? hex : NULL);
 	else
-		print_text(ck, &cv);
+		print_text(ck, &cv, hash ? hex : NULL);
 	if (rc == DSV32_EXIT_OK && !ok)
 		rc = DSV32_EXIT_CHECK_FAILED;
 out_free:

@@ -11,17 +11,24 @@
 static int report_check(int argc, char **argv)
 {
 	const char *baseline = NULL, *current = NULL, *max_reg = "0.1";
+	bool exact = false;
 	const dsv32_arg_opt opts[] = {
 		{"baseline", DSV32_ARG_STRING, &baseline, "A.json", "the stored baseline report", true},
 		{"current", DSV32_ARG_STRING, &current, "B.json", "the report of this run", true},
 		{"max-regression", DSV32_ARG_STRING, &max_reg, "R",
 		 "allowed relative growth of each tap's drift (default 0.1 = 10 %)", false},
+		{"exact", DSV32_ARG_FLAG, &exact, NULL,
+		 "require every figure of every tap to be identical (same taps, same bits; for\n"
+		 "  reports of the fixed GEMM engine, whose numbers are the same on every machine)",
+		 false},
 	};
-	dsv32_arg_spec spec = {"report check", "--baseline A.json --current B.json [--max-regression R]",
+	dsv32_arg_spec spec = {"report check",
+			       "--baseline A.json --current B.json [--max-regression R | --exact]",
 			       "Fails (exit 1) when any tap's drift (relative L2, or 1 - Jaccard for index sets)\n"
 			       "grew by more than R relative to the baseline, when a baseline tap is missing,\n"
-			       "or when non-finite values appeared.",
-			       opts, 3, 0, 0};
+			       "or when non-finite values appeared. With --exact: when any figure of any tap\n"
+			       "differs at all, or the two runs compared different taps.",
+			       opts, 4, 0, 0};
 	const char *pos[2];
 	int npos;
 	int prc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
@@ -40,7 +47,8 @@ static int report_check(int argc, char **argv)
 		dsv32_cmp_result_free(&a);
 		return dsv32_cli_fail("report check", &err);
 	}
-	int bad = dsv32_report_check(&a, &b, r, stdout);
+	int bad = exact ? dsv32_report_check_exact(&a, &b, stdout)
+			: dsv32_report_check(&a, &b, r, stdout);
 	dsv32_cmp_result_free(&a);
 	dsv32_cmp_result_free(&b);
 	return bad ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;

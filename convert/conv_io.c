@@ -243,3 +243,53 @@ dsv32_status dsv32_sha256_hex(const void *data, size_t n, char hex[65], dsv32_er
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	return DSV32_OK;
 }
+
+static int cmp_entry_name(const void *a, const void *b)
+{
+	const dsv32_st_entry *x = *(const dsv32_st_entry *const *)a;
+	const dsv32_st_entry *y = *(const dsv32_st_entry *const *)b;
+	return strcmp(x->name, y->name);
+}
+
+/* Hash one tensor: name, dtype, shape (each NUL-terminated), bytes. */
+static bool hash_entry(EVP_MD_CTX *md, const dsv32_st_file *f, const dsv32_st_entry *e)
+{
+	char shape[256];
+	size_t n = 0;
+	shape[0] = '\0';
+	for (int d = 0; d < e->ndim && n < sizeof shape; d++)
+		n += (size_t)snprintf(shape + n, sizeof shape - n, "%s%lld", d ? "," : "",
+				      (long long)e->shape[d]);
+	const char *dt = dsv32_dtype_name(e->dtype);
+	return EVP_DigestUpdate(md, e->name, strlen(e->name) + 1) &&
+	       EVP_DigestUpdate(md, dt, strlen(dt) + 1) &&
+	       EVP_DigestUpdate(md, shape, strlen(shape) + 1) &&
+	       EVP_DigestUpdate(md, dsv32_st_data(f, e), (size_t)(e->end - e->begin));
+}
+
+dsv32_status dsv32_ckpt_content_sha256(const dsv32_ckpt *c, char hex[65], dsv32_error *err)
+{
+	size_t n = dsv32_ckpt_count(c);
+	const dsv32_st_entry **es = malloc((n + 1) * sizeof *es);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	bool ok = es && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	for (size_t i = 0; ok && i < n; i++)
+		es[i] = dsv32_ckpt_entry_at(c, i, NULL);
+	if (ok)
+		qsort(es, n, sizeof *es, cmp_entry_name);
+	for (size_t i = 0; ok && i < n; i++) {
+		const dsv32_st_file *f = NULL;
+		dsv32_ckpt_find(c, es[i]->name, &f);
+		ok = f && hash_entry(md, f, es[i]);
+	}
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	ok = ok && EVP_DigestFinal_ex(md, out, &len) && len == 32;
+	EVP_MD_CTX_free(md);
+	free(es);
+	if (!ok)
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "content SHA-256 (OpenSSL EVP) failed");
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	return DSV32_OK;
+}

@@ -38,6 +38,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/safetensors.h"
 #include "core/tensor.h"
 
 /* Called as bytes are processed; total is fixed for a run. */
@@ -117,6 +118,11 @@ dsv32_status dsv32_verify_shards(const dsv32_verify_opts *o, dsv32_verify_result
 
 /* SHA-256 of a byte range as 64 lowercase hex digits + NUL into hex[65]. */
 dsv32_status dsv32_sha256_hex(const void *data, size_t n, char hex[65], dsv32_error *err);
+/* SHA-256 of a checkpoint's content (inspect --hash): every tensor in name order as its name,
+ * NUL, dtype name, NUL, shape "d0,d1,..", NUL, then its bytes. The files' metadata (which
+ * states the host that wrote a recording) and the tensors' layout in the files are left out, so
+ * two recordings of the same numbers hash the same on any machine. */
+dsv32_status dsv32_ckpt_content_sha256(const dsv32_ckpt *c, char hex[65], dsv32_error *err);
 
 /* ---- shard source: a model reads its tensors straight from reference shards ----
  * The hf layout on model{r}-mp{W}.safetensors without a dense copy (hf_layout/hf_model.h

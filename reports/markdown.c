@@ -246,3 +246,64 @@ int dsv32_report_check(const dsv32_cmp_result *baseline, const dsv32_cmp_result 
 		baseline->n_taps, max_regression);
 	return bad;
 }
+
+static bool same_num(double a, double b)
+{
+	return a == b || (isnan(a) && isnan(b));
+}
+
+/* The name of the first figure that differs between two results of one tap, or NULL. */
+static const char *first_figure_diff(const dsv32_tap_result *b, const dsv32_tap_result *c)
+{
+	const dsv32_metrics *x = &b->dense, *y = &c->dense;
+	const dsv32_set_metrics *s = &b->set, *t = &c->set;
+	const dsv32_logit_metrics *l = &b->logits, *m = &c->logits;
+	struct {
+		const char *name;
+		double a, b;
+	} f[] = {
+		{"n", (double)x->n, (double)y->n}, {"n_diff", (double)x->n_diff, (double)y->n_diff},
+		{"max_abs", x->max_abs, y->max_abs}, {"mean_abs", x->mean_abs, y->mean_abs},
+		{"rms", x->rms, y->rms}, {"rel_l2", x->rel_l2, y->rel_l2},
+		{"cosine", x->cosine, y->cosine}, {"ulp_max", x->ulp_max, y->ulp_max},
+		{"ulp_mean", x->ulp_mean, y->ulp_mean}, {"ulp_p99", x->ulp_p99, y->ulp_p99},
+		{"frac_over_tol", x->frac_over_tol, y->frac_over_tol},
+		{"set.rows_equal", (double)s->rows_equal, (double)t->rows_equal},
+		{"set.rows_tie_equal", (double)s->rows_tie_equal, (double)t->rows_tie_equal},
+		{"set.jaccard", s->jaccard, t->jaccard}, {"set.recall", s->recall, t->recall},
+		{"logits.kl", l->kl, m->kl}, {"logits.top1_agree", l->top1_agree, m->top1_agree},
+		{"logits.top5_overlap", l->top5_overlap, m->top5_overlap},
+	};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		if (!same_num(f[i].a, f[i].b))
+			return f[i].name;
+	return NULL;
+}
+
+int dsv32_report_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			     FILE *out)
+{
+	int bad = 0;
+	note_numerics_keys(baseline, current, out);
+	for (size_t i = 0; i < baseline->n_taps; i++) {
+		const dsv32_tap_result *b = &baseline->taps[i];
+		const dsv32_tap_result *c = find_tap(current, b);
+		const char *what = c ? first_figure_diff(b, c) : NULL;
+		if (!c)
+			fprintf(out, "DIFFERENT step %d %s: missing in the current run\n", b->step,
+				b->name);
+		else if (what)
+			fprintf(out, "DIFFERENT step %d %s: %s differs (rel_l2 %.17g vs baseline %.17g)\n",
+				b->step, b->name, what, c->dense.rel_l2, b->dense.rel_l2);
+		bad += !c || what;
+	}
+	for (size_t i = 0; i < current->n_taps; i++)
+		if (!find_tap(baseline, &current->taps[i])) {
+			fprintf(out, "DIFFERENT step %d %s: not in the baseline\n",
+				current->taps[i].step, current->taps[i].name);
+			bad++;
+		}
+	fprintf(out, "%d difference(s) over %zu baseline taps (exact check)\n", bad,
+		baseline->n_taps);
+	return bad;
+}

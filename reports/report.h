@@ -42,5 +42,11 @@ void dsv32_report_table(const dsv32_cmp_result *r, FILE *out);
  * regressions. */
 int dsv32_report_check(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 		       double max_regression, FILE *out);
+/* The exact check (report check --exact): the same taps (name, step, mode) in both runs and,
+ * for each, the same value of every figure (dense, set and logit metrics; NaN equals NaN). For
+ * reports of the fixed GEMM engine, which are the same on every machine (kernels/gemm.h). Lists
+ * each difference on out (the first differing figure per tap); returns their number. */
+int dsv32_report_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			     FILE *out);
 
 #endif

@@ -293,6 +293,34 @@ static void test_report_check_flags_growth_beyond_tolerance(void **state)
 	dsv32_cmp_result_free(&cur);
 }
 
+/* --exact: any changed figure, in either direction, and any tap only on one side is a
+ * difference; identical runs pass. */
+static void test_report_check_exact_wants_every_figure_equal(void **state)
+{
+	(void)state;
+	dsv32_cmp_result base, cur;
+	sample_result(&base, NULL);
+	sample_result(&cur, NULL);
+	FILE *devnull = fopen("/dev/null", "w");
+	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 0);
+	double keep = cur.taps[3].dense.rel_l2;
+	cur.taps[3].dense.rel_l2 *= 0.5; /* an improvement is a difference too */
+	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 1);
+	cur.taps[3].dense.rel_l2 = keep;
+	cur.taps[0].dense.max_abs = nextafter(cur.taps[0].dense.max_abs, 1.0); /* one ulp */
+	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 1);
+	cur.n_taps -= 1; /* a tap missing in the current run */
+	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 2);
+	base.n_taps -= 2; /* ... and now one only in the current run */
+	cur.taps[0].dense.max_abs = base.taps[0].dense.max_abs;
+	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 1);
+	base.n_taps += 2;
+	cur.n_taps += 1;
+	fclose(devnull);
+	dsv32_cmp_result_free(&base);
+	dsv32_cmp_result_free(&cur);
+}
+
 /* The check's output into out (NUL-terminated); returns the number of regressions. */
 static int run_check(const dsv32_cmp_result *base, const dsv32_cmp_result *cur, char *out,
 		     size_t len)
@@ -363,6 +391,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_markdown_names_verdict_and_first_divergence),
 		cmocka_unit_test(test_html_is_self_contained_with_svg),
 		cmocka_unit_test(test_report_check_flags_growth_beyond_tolerance),
+		cmocka_unit_test(test_report_check_exact_wants_every_figure_equal),
 		cmocka_unit_test(test_report_check_notes_a_numerics_key_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
