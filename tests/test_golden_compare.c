@@ -17,8 +17,12 @@
  *
  * The pins are measurements ("measured <= pinned", values rounded up to 3 digits), not
  * tolerances: re-measure after an intended numerical change of the ref layout and say why.
- * Measured 2026-11-28 (build of the tree at that date, CPU backend; the figures do not depend on
- * the OpenMP thread count). */
+ * Each pin has three tiers (docs/budgets.md "Golden tiers"): exact for the fixed GEMM engine
+ * (measured 2026-12-06, the same on every machine), exact for the host engine on an AVX2 CPU
+ * with OpenBLAS Haswell kernels (measured 2026-11-28 on the AMD machine; reproduced under
+ * DNNL_MAX_CPU_ISA=AVX2 OPENBLAS_CORETYPE=Haswell), and portable (the spread of five summation
+ * orders with margin), which always runs. The figures do not depend on the OpenMP thread count.
+ * The greedy-token tests run `run` and `dump` with the default fixed engine on every machine. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <setjmp.h>
