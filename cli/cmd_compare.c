@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_outputs.h"
 #include "cli/cli_models.h"
 #include "compare/budget.h"
 #include "compare/provenance.h"
@@ -67,8 +68,8 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"mode", DSV32_ARG_CHOICE, &o->mode, "propagate|teacher-forced|both", "drift mode (default both)", false},
 		{"noise-floor", DSV32_ARG_FLAG, &o->noise_floor, NULL, "also run each side in fp32 and report drift / own noise", false},
 		{"budget", DSV32_ARG_STRING, &o->budget, "FILE", "budget JSON (default: the shipped budget for the checkpoint's bf16 or fp8 weights)", false},
-		{"json", DSV32_ARG_STRING, &o->json, "FILE", "write the JSON report", false},
-		{"markdown", DSV32_ARG_STRING, &o->markdown, "FILE", "write the Markdown summary", false},
+		{"json", DSV32_ARG_STRING, &o->json, "FILE", "write the JSON report ('-': stdout, no table)", false},
+		{"markdown", DSV32_ARG_STRING, &o->markdown, "FILE", "write the Markdown summary ('-': stdout, no table)", false},
 		{"html", DSV32_ARG_STRING, &o->html, "FILE", "write the HTML report", false},
 		{"dump", DSV32_ARG_STRING, &o->dump, "FILE.h5", "keep every tap of both sides (HDF5: a/stepN, b/stepN)", false},
 		{"layers", DSV32_ARG_U64, &o->layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
@@ -203,9 +204,18 @@ static dsv32_status noise_floor(dsv32_cmp_config cfg, const dsv32_side_spec *a,
 static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result *r,
 				  dsv32_tapstore *da, dsv32_tapstore *db, dsv32_error *err)
 {
-	if (o->json)
+	if (o->json && !strcmp(o->json, "-")) {
+		char *text = dsv32_report_json_string(r);
+		if (!text)
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "serializing the report");
+		printf("%s\n", text);
+		free(text);
+	} else if (o->json) {
 		DSV32_TRY(dsv32_report_write_json(r, o->json, err));
-	if (o->markdown)
+	}
+	if (o->markdown && !strcmp(o->markdown, "-"))
+		dsv32_report_markdown(r, stdout);
+	else if (o->markdown)
 		DSV32_TRY(dsv32_report_write_markdown(r, o->markdown, err));
 	if (o->html)
 		DSV32_TRY(dsv32_report_write_html(r, o->html, err));
@@ -327,6 +337,50 @@ out_tokens:
 	return rc;
 }
 
+/* Run the comparison, print the table, return the exit code. */
+static int compare_main(compare_args *o)
+{
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	dsv32_error err = {0};
+	dsv32_status rc = run(o, &r, &err);
+	if (o->tmpdir[0])
+		dsv32_remove_tree(o->tmpdir, NULL);
+	if (rc != DSV32_OK) {
+		dsv32_cmp_result_free(&r);
+		return dsv32_cli_fail("compare", &err);
+	}
+	if (!o->quiet)
+		dsv32_report_table(&r, stdout);
+	if (r.nonfinite)
+		fprintf(stderr, "dsv32-parity compare: non-finite values first appear at %s\n",
+			r.nonfinite_tap);
+	int code = dsv32_cmp_result_passed(&r) ? DSV32_EXIT_OK : DSV32_EXIT_CHECK_FAILED;
+	dsv32_cmp_result_free(&r);
+	return code;
+}
+
+/* Check the outputs against every input and each other, and lock them, before the (long) run.
+ * "-" for --json / --markdown is stdout: at most one of them, and the table is then left out. */
+static int claim_outputs(compare_args *o, dsv32_cli_outputs *claimed)
+{
+	bool json_out = o->json && !strcmp(o->json, "-");
+	bool md_out = o->markdown && !strcmp(o->markdown, "-");
+	if (json_out && md_out)
+		return dsv32_cli_usage_error("compare", "--json - and --markdown -: only one output "
+					     "can go to stdout");
+	if (json_out || md_out)
+		o->quiet = true;
+	char ckbuf[PATH_MAX];
+	const char *inputs[] = {dsv32_cli_ckpt_input(o->checkpoint, ckbuf, sizeof ckbuf),
+				dsv32_cli_tokens_input(o->tokens), o->budget,
+				dsv32_cli_side_input(o->a), dsv32_cli_side_input(o->b)};
+	const char *names[] = {"--json", "--markdown", "--html", "--dump"};
+	const char *outs[] = {json_out ? NULL : o->json, md_out ? NULL : o->markdown, o->html,
+			      o->dump};
+	return dsv32_cli_outputs_claim(claimed, "compare", names, outs, 4, inputs, 5);
+}
+
 int dsv32_cmd_compare(int argc, char **argv)
 {
 	compare_args o;
@@ -335,22 +389,10 @@ int dsv32_cmd_compare(int argc, char **argv)
 		return DSV32_EXIT_OK;
 	if (prc != DSV32_ARGS_OK)
 		return DSV32_EXIT_USAGE;
-	dsv32_cmp_result r;
-	dsv32_cmp_result_init(&r);
-	dsv32_error err = {0};
-	dsv32_status rc = run(&o, &r, &err);
-	if (o.tmpdir[0])
-		dsv32_remove_tree(o.tmpdir, NULL);
-	if (rc != DSV32_OK) {
-		dsv32_cmp_result_free(&r);
-		return dsv32_cli_fail("compare", &err);
-	}
-	if (!o.quiet)
-		dsv32_report_table(&r, stdout);
-	if (r.nonfinite)
-		fprintf(stderr, "dsv32-parity compare: non-finite values first appear at %s\n",
-			r.nonfinite_tap);
-	int code = dsv32_cmp_result_passed(&r) ? DSV32_EXIT_OK : DSV32_EXIT_CHECK_FAILED;
-	dsv32_cmp_result_free(&r);
+	dsv32_cli_outputs claimed;
+	if ((prc = claim_outputs(&o, &claimed)) != 0)
+		return prc;
+	int code = compare_main(&o);
+	dsv32_cli_outputs_release(&claimed);
 	return code;
 }

@@ -10,8 +10,10 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_outputs.h"
 #include "convert/convert.h"
 #include "core/config.h"
+#include "core/outpath.h"
 
 /* ---- progress bar, shared with cmd_verify_shards.c (one bar per process) ---- */
 static struct {
@@ -163,6 +165,23 @@ static void print_json(const char *dir, const dsv32_conv_result *r, const dsv32_
 	cJSON_Delete(j);
 }
 
+/* Refuse a bad --out before any input is read (the converter checks again and takes the lock
+ * when it creates the directory: core/dirswap.h). a->shards has argc slots, so room for the
+ * extra inputs. */
+static dsv32_status check_out(conv_args *a, bool to_hf, dsv32_error *err)
+{
+	char ckbuf[PATH_MAX];
+	size_t n = a->n_shards;
+	const char **in = a->shards;
+	in[n++] = a->config;
+	if (!to_hf)
+		in[n++] = dsv32_cli_ckpt_input(a->checkpoint, ckbuf, sizeof ckbuf);
+	dsv32_status st = dsv32_out_check(a->out, in, (int)n, DSV32_OUT_DIR, err);
+	for (size_t i = a->n_shards; i < n; i++)
+		in[i] = NULL;
+	return st;
+}
+
 int dsv32_cmd_convert(int argc, char **argv)
 {
 	const char *cmd = "convert";
@@ -182,11 +201,18 @@ int dsv32_cmd_convert(int argc, char **argv)
 		free(a.shards);
 		return rc;
 	}
+	dsv32_error err = {0};
+	if (a.out && check_out(&a, to_hf, &err) != DSV32_OK) {
+		free(a.shards);
+		if (a.json)
+			print_json(dir, NULL, &err, a.out, 0);
+		return dsv32_cli_fail(cmd, &err);
+	}
+	dsv32_cli_note_leftover(cmd, a.out);
 	dsv32_conv_common common = {NULL, NULL, a.force, a.allow_unknown};
 	if (!a.json && dsv32_cli_stderr_is_tty())
 		common.progress = dsv32_cli_conv_progress;
 	dsv32_conv_result res;
-	dsv32_error err = {0};
 	dsv32_status st;
 	double t0 = now_s();
 	if (to_hf) {

@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_outputs.h"
 #include "cli/cli_models.h"
 #include "compare/provenance.h"
 #include "compare/runner.h"
@@ -77,6 +78,64 @@ static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_
 	return rc;
 }
 
+typedef struct {
+	const char *layout, *ckpt, *tokens, *out, *device, *profile, *gemm;
+	uint64_t steps, mp, layers;
+	bool eager_dequant;
+} dump_args;
+
+/* Open the model, record and write a->out. Returns the exit code. */
+static int dump_record(const dump_args *a)
+{
+	const char *layout = a->layout, *ckpt = a->ckpt, *out = a->out;
+	uint64_t mp = a->mp;
+	dsv32_error err = {0};
+	dsv32_model_opts o;
+	dsv32_model_opts_default(&o);
+	o.device = strcmp(a->device, "cuda") ? DSV32_DEV_CPU : DSV32_DEV_CUDA;
+	o.profile = strcmp(a->profile, "fp32") ? DSV32_PROFILE_BF16 : DSV32_PROFILE_FP32;
+	o.world_size = (int)mp;
+	o.layers = a->layers > INT_MAX ? INT_MAX : (int)a->layers; /* above the count: all */
+	o.eager_dequant = a->eager_dequant;
+	o.gemm_engine = strcmp(a->gemm, "host") ? DSV32_GEMM_FIXED : DSV32_GEMM_HOST;
+	dsv32_model *m = NULL;
+	if (dsv32_cli_open_model(layout, ckpt, &o, &m, &err) != DSV32_OK)
+		return dsv32_cli_fail("dump", &err);
+	dsv32_tokens toks;
+	dsv32_tapstore store;
+	dsv32_tapstore_init(&store);
+	dsv32_status rc = dsv32_tokens_load(&toks, a->tokens, m->cfg.vocab_size, &err);
+	if (rc == DSV32_OK) {
+		rc = record(m, &toks, (int)a->steps, &store, &err);
+		dsv32_tokens_free(&toks);
+	}
+	char *cfg = strcmp(layout, "ref") ? dsv32_config_to_hf_json(&m->cfg) : dsv32_config_to_ref_json(&m->cfg);
+	char ws[16];
+	snprintf(ws, sizeof ws, "%d", (int)mp);
+	char lt[64];
+	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, NULL));
+	dsv32_side_host host; /* the engine and host that produced these numbers */
+	dsv32_side_host_live(&host, o.gemm_engine);
+	const char *keys[] = {"producer", "layout", "config", "world_size",
+			      DSV32_META_GEMM_ENGINE, DSV32_META_NUMERICS_KEY, DSV32_META_FINGERPRINT,
+			      "layers"};
+	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws,
+			      host.engine, host.numerics_key, host.line, lt};
+	int n_meta = o.layers > 0 ? 8 : 7; /* "layers" only for a --layers run */
+	size_t n = strlen(out);
+	bool h5 = n > 3 && !strcmp(out + n - 3, ".h5");
+	if (rc == DSV32_OK)
+		rc = h5 ? dsv32_tapfile_write_h5(&store, out, keys, vals, n_meta, &err)
+			: dsv32_tapfile_write(&store, out, keys, vals, n_meta, &err);
+	free(cfg);
+	dsv32_tapstore_free(&store);
+	m->vt->close(m);
+	if (rc != DSV32_OK)
+		return dsv32_cli_fail("dump", &err);
+	fprintf(stderr, "dump: wrote %s\n", out);
+	return DSV32_EXIT_OK;
+}
+
 int dsv32_cmd_dump(int argc, char **argv)
 {
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
@@ -109,49 +168,18 @@ int dsv32_cmd_dump(int argc, char **argv)
 	int prc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
 	if (prc != DSV32_ARGS_OK)
 		return prc == DSV32_ARGS_HELP ? DSV32_EXIT_OK : DSV32_EXIT_USAGE;
-	dsv32_error err = {0};
-	dsv32_model_opts o;
-	dsv32_model_opts_default(&o);
-	o.device = strcmp(device, "cuda") ? DSV32_DEV_CPU : DSV32_DEV_CUDA;
-	o.profile = strcmp(profile, "fp32") ? DSV32_PROFILE_BF16 : DSV32_PROFILE_FP32;
-	o.world_size = (int)mp;
-	o.layers = layers > INT_MAX ? INT_MAX : (int)layers; /* above the count: all */
-	o.eager_dequant = eager_dequant;
-	o.gemm_engine = strcmp(gemm, "host") ? DSV32_GEMM_FIXED : DSV32_GEMM_HOST;
-	dsv32_model *m = NULL;
-	if (dsv32_cli_open_model(layout, ckpt, &o, &m, &err) != DSV32_OK)
-		return dsv32_cli_fail("dump", &err);
-	dsv32_tokens toks;
-	dsv32_tapstore store;
-	dsv32_tapstore_init(&store);
-	dsv32_status rc = dsv32_tokens_load(&toks, tokens, m->cfg.vocab_size, &err);
-	if (rc == DSV32_OK) {
-		rc = record(m, &toks, (int)steps, &store, &err);
-		dsv32_tokens_free(&toks);
-	}
-	char *cfg = strcmp(layout, "ref") ? dsv32_config_to_hf_json(&m->cfg) : dsv32_config_to_ref_json(&m->cfg);
-	char ws[16];
-	snprintf(ws, sizeof ws, "%d", (int)mp);
-	char lt[64];
-	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, NULL));
-	dsv32_side_host host; /* the engine and host that produced these numbers */
-	dsv32_side_host_live(&host, o.gemm_engine);
-	const char *keys[] = {"producer", "layout", "config", "world_size",
-			      DSV32_META_GEMM_ENGINE, DSV32_META_NUMERICS_KEY, DSV32_META_FINGERPRINT,
-			      "layers"};
-	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws,
-			      host.engine, host.numerics_key, host.line, lt};
-	int n_meta = o.layers > 0 ? 8 : 7; /* "layers" only for a --layers run */
-	size_t n = strlen(out);
-	bool h5 = n > 3 && !strcmp(out + n - 3, ".h5");
-	if (rc == DSV32_OK)
-		rc = h5 ? dsv32_tapfile_write_h5(&store, out, keys, vals, n_meta, &err)
-			: dsv32_tapfile_write(&store, out, keys, vals, n_meta, &err);
-	free(cfg);
-	dsv32_tapstore_free(&store);
-	m->vt->close(m);
-	if (rc != DSV32_OK)
-		return dsv32_cli_fail("dump", &err);
-	fprintf(stderr, "dump: wrote %s\n", out);
-	return DSV32_EXIT_OK;
+	/* checked and locked before the model is opened: a refused --out costs nothing */
+	char ckbuf[PATH_MAX];
+	const char *inputs[] = {dsv32_cli_ckpt_input(ckpt, ckbuf, sizeof ckbuf),
+				dsv32_cli_tokens_input(tokens)};
+	const char *names[] = {"--out"};
+	dsv32_cli_outputs claimed;
+	int rc = dsv32_cli_outputs_claim(&claimed, "dump", names, &out, 1, inputs, 2);
+	if (rc)
+		return rc;
+	dump_args a = {layout, ckpt, tokens, out, device, profile, gemm, steps, mp, layers,
+		       eager_dequant};
+	rc = dump_record(&a);
+	dsv32_cli_outputs_release(&claimed);
+	return rc;
 }

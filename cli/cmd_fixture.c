@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_outputs.h"
 #include "fixtures/generator.h"
 
 int dsv32_cmd_fixture(int argc, char **argv)
@@ -44,6 +45,7 @@ int dsv32_cmd_fixture(int argc, char **argv)
 	dsv32_error err = {0};
 	dsv32_weight_dtype dt = strcmp(dtype, "fp8") == 0 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
 	dsv32_fixture_opts fo = {.sparse = sparse};
+	dsv32_cli_note_leftover("fixture", out);
 	if (dsv32_fixture_write_opts(preset, dt, seed, out, shard, force, &fo, &err) != DSV32_OK)
 		return dsv32_cli_fail("fixture", &err);
 	fprintf(stderr, "dsv32-parity fixture: wrote %s (preset %s, %s, seed %llu%s)\n", out, preset,

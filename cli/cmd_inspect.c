@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -17,6 +18,11 @@
 #include "core/safetensors.h"
 
 #define TEXT_LIST_MAX 20
+/* Tensor names and paths come from the input: the text listing prints them through the
+ * terminal sanitizer (core/error.h; ESC, newlines, C1 as \xNN). JSON output is escaped by
+ * cJSON. A name longer than the buffer is cut (real tensor names are under 100 bytes). */
+#define SAFE_NAME_MAX 4096
+#define SAFE(buf, s) dsv32_sanitize_term((buf), sizeof(buf), (s))
 
 typedef dsv32_hf_tensor want; /* an expected tensor (core/hf_names.h) */
 
@@ -61,6 +67,14 @@ static void find_config(const char *path, char *out, size_t len)
 	dsv32_path_join(out, len, dirname(tmp), "config.json");
 }
 
+/* The directory entry exists, even as a FIFO or a dangling or looping symlink: reading it then
+ * says what is wrong instead of "no config.json". */
+static bool path_entry_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
 static void note_mismatch(coverage *cv, const want *w, const dsv32_st_entry *e)
 {
 	char ws[96], fs[96];
@@ -80,7 +94,7 @@ static dsv32_status check_coverage(const dsv32_ckpt *ck, const char *path, cover
 				   dsv32_error *err)
 {
 	find_config(path, cv->config_path, sizeof cv->config_path);
-	if (!dsv32_path_exists(cv->config_path)) {
+	if (!path_entry_exists(cv->config_path)) {
 		cv->skipped = "no config.json beside the checkpoint";
 		return DSV32_OK;
 	}
@@ -91,6 +105,9 @@ static dsv32_status check_coverage(const dsv32_ckpt *ck, const char *path, cover
 		cv->skipped = "config.json is in the reference form (HF names not expected)";
 		return DSV32_OK;
 	}
+	/* an invalid config's expected list is meaningless (hidden_size 0 read as a coverage
+	 * mismatch, rms_norm_eps -1 as OK): the check the models run at open, with the HF key */
+	DSV32_TRY(dsv32_config_validate_file(&c, true, 0, cv->config_path, err));
 	cv->checked = true;
 	cv->fp8 = c.dtype == DSV32_WDTYPE_FP8;
 	dsv32_hf_tensor_list l;
@@ -129,6 +146,7 @@ static bool coverage_ok(const coverage *cv)
 static void print_list(const char *what, const cJSON *arr)
 {
 	int n = cJSON_GetArraySize(arr), i = 0;
+	char name[SAFE_NAME_MAX];
 	const cJSON *it;
 	cJSON_ArrayForEach(it, arr)
 	{
@@ -137,10 +155,10 @@ static void print_list(const char *what, const cJSON *arr)
 			break;
 		}
 		if (cJSON_IsString(it)) {
-			printf("  %s: %s\n", what, it->valuestring);
+			printf("  %s: %s\n", what, SAFE(name, it->valuestring));
 		} else {
 			printf("  %s: %s: %s %s, expected %s %s\n", what,
-			       cJSON_GetObjectItem(it, "name")->valuestring,
+			       SAFE(name, cJSON_GetObjectItem(it, "name")->valuestring),
 			       cJSON_GetObjectItem(it, "found_dtype")->valuestring,
 			       cJSON_GetObjectItem(it, "found_shape")->valuestring,
 			       cJSON_GetObjectItem(it, "expected_dtype")->valuestring,
@@ -152,11 +170,11 @@ static void print_list(const char *what, const cJSON *arr)
 static void print_text(const dsv32_ckpt *ck, const coverage *cv, const char *hash)
 {
 	uint64_t total = 0;
-	char sh[96];
+	char sh[96], name[SAFE_NAME_MAX];
 	printf("%-64s %-8s %-16s %14s\n", "name", "dtype", "shape", "bytes");
 	for (size_t i = 0; i < dsv32_ckpt_count(ck); i++) {
 		const dsv32_st_entry *e = dsv32_ckpt_entry_at(ck, i, NULL);
-		printf("%-64s %-8s %-16s %14llu\n", e->name, dsv32_dtype_name(e->dtype),
+		printf("%-64s %-8s %-16s %14llu\n", SAFE(name, e->name), dsv32_dtype_name(e->dtype),
 		       dsv32_shape_str(sh, sizeof sh, e->ndim, e->shape),
 		       (unsigned long long)(e->end - e->begin));
 		total += e->end - e->begin;
@@ -170,7 +188,7 @@ static void print_text(const dsv32_ckpt *ck, const coverage *cv, const char *has
 		return;
 	}
 	printf("coverage against %s (%s): %zu expected, %d missing, %d unexpected, %d mismatched",
-	       cv->config_path, cv->fp8 ? "fp8" : "bf16", cv->expected,
+	       SAFE(name, cv->config_path), cv->fp8 ? "fp8" : "bf16", cv->expected,
 	       cJSON_GetArraySize(cv->missing), cJSON_GetArraySize(cv->unexpected),
 	       cJSON_GetArraySize(cv->mismatched));
 	if (cv->ignored_mtp)

@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_outputs.h"
 #include "reports/report.h"
 
 static int report_check(int argc, char **argv)
@@ -54,6 +55,8 @@ static int report_check(int argc, char **argv)
 	return bad ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
 }
 
+static int render(const char *report, const char *html, const char *md);
+
 static int report_render(int argc, char **argv)
 {
 	const char *html = NULL, *md = NULL;
@@ -70,9 +73,24 @@ static int report_render(int argc, char **argv)
 	int prc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
 	if (prc != DSV32_ARGS_OK)
 		return prc == DSV32_ARGS_HELP ? DSV32_EXIT_OK : DSV32_EXIT_USAGE;
+	/* the report read must never be the page written, nor two options one file */
+	const char *names[] = {"--html", "--markdown"};
+	const char *outs[] = {html, md && strcmp(md, "-") ? md : NULL};
+	dsv32_cli_outputs claimed;
+	int crc = dsv32_cli_outputs_claim(&claimed, "report render", names, outs, 2, pos, 1);
+	if (crc)
+		return crc;
+	crc = render(pos[0], html, md);
+	dsv32_cli_outputs_release(&claimed);
+	return crc;
+}
+
+/* Read report and write the pages asked for (the table when none). Returns the exit code. */
+static int render(const char *report, const char *html, const char *md)
+{
 	dsv32_cmp_result r;
 	dsv32_error err = {0};
-	if (dsv32_report_read_json(&r, pos[0], &err) != DSV32_OK)
+	if (dsv32_report_read_json(&r, report, &err) != DSV32_OK)
 		return dsv32_cli_fail("report render", &err);
 	dsv32_status rc = DSV32_OK;
 	if (html)

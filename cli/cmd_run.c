@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,48 @@ static void print_row(const int64_t *gen, int64_t n, int64_t eos, bool last)
 	printf(last ? "\n" : ";");
 }
 
+/* Non-finite logits (NaN/Inf weights, an overflow) make every argmax meaningless, yet the run
+ * completes and prints ids. Each such step is named on stderr (the first NONFINITE_LISTED of
+ * them; then a count), and a summary closes the run. The exit code stays 0: `run` generates,
+ * it does not check (compare is the check and exits 1 on non-finite values); a script that
+ * needs to know greps stderr or uses compare (docs/robustness.md "Inputs"). */
+#define NONFINITE_LISTED 8
+
+typedef struct {
+	int64_t steps_bad, values_bad; /* steps with non-finite logits; values over all steps */
+} nonfinite_tally;
+
+static int64_t count_nonfinite(const float *v, int64_t n)
+{
+	int64_t k = 0;
+	for (int64_t i = 0; i < n; i++)
+		k += !isfinite(v[i]);
+	return k;
+}
+
+static void note_nonfinite(nonfinite_tally *t, int64_t step, const float *logits, int64_t n)
+{
+	int64_t k = count_nonfinite(logits, n);
+	if (k == 0)
+		return;
+	if (t->steps_bad < NONFINITE_LISTED)
+		fprintf(stderr, "dsv32-parity run: warning: step %lld: the logits hold %lld "
+			"non-finite values (NaN/Inf) of %lld; the generated ids are meaningless\n",
+			(long long)step, (long long)k, (long long)n);
+	t->steps_bad++;
+	t->values_bad += k;
+}
+
+static void summarize_nonfinite(const nonfinite_tally *t, int64_t steps)
+{
+	if (t->steps_bad == 0)
+		return;
+	fprintf(stderr, "dsv32-parity run: warning: %lld of %lld steps had non-finite logits "
+		"(%lld values in all)%s; the generated ids are meaningless (exit code 0: run does not "
+		"check; use compare)\n", (long long)t->steps_bad, (long long)steps,
+		(long long)t->values_bad, t->steps_bad > NONFINITE_LISTED ? ", not all listed" : "");
+}
+
 /* Greedy generation as generate.py drives it with equal-length prompts: one prefill of every row
  * at start_pos 0, then one decode call per new token for the whole batch; a row is finished at
  * its eos; stop when every row is. */
@@ -117,12 +160,14 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 	}
 	dsv32_status rc = DSV32_OK;
 	bool all_done = false;
+	nonfinite_tally bad = {0};
 	while (n_gen < max_new && !all_done) {
 		dsv32_tensor logits;
 		rc = m->vt->forward(m, cur, B, S, P, &logits, err);
 		if (rc != DSV32_OK)
 			break;
 		int64_t V = logits.shape[1];
+		note_nonfinite(&bad, n_gen, (const float *)logits.data, B * V);
 		all_done = true;
 		for (int64_t b = 0; b < B; b++) {
 			const float *lv = (const float *)logits.data + b * V;
@@ -146,6 +191,8 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		printf("\n  ]\n}\n");
 	for (int64_t b = 0; rc == DSV32_OK && b < B; b++)
 		print_row(gen + b * max_new, n_gen, eos, b == B - 1);
+	if (rc == DSV32_OK)
+		summarize_nonfinite(&bad, n_gen);
 	free(gen);
 	free(cur);
 	free(done);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_outputs.h"
 #include "convert/convert.h"
 #include "core/fsutil.h"
 
@@ -26,6 +27,9 @@ static const char *usage_text =
 	"every tensor's data bytes. --config defaults to <dense>/config.json (for the layer count\n"
 	"and the number of routed experts). --mp W: the world size the shards must have.\n"
 	"exit codes: 0 identical, 1 a difference was found, 2 usage or input error\n";
+
+static int verify(const char **shards, size_t n_shards, const char *dense, const char *config,
+		  const char *report, bool json, bool allow_unknown, int world);
 
 int dsv32_cmd_verify_shards(int argc, char **argv)
 {
@@ -73,6 +77,29 @@ int dsv32_cmd_verify_shards(int argc, char **argv)
 		free(shards);
 		return dsv32_cli_usage_error(cmd, "needs --shards FILES|DIR... and --dense DIR");
 	}
+	/* --report must not land on a shard, the dense checkpoint or the config; shards has room
+	 * for two more entries (argc + 1 slots, at most argc - 2 shards) */
+	shards[n_shards] = dense;
+	shards[n_shards + 1] = config;
+	const char *names[] = {"--report"};
+	dsv32_cli_outputs claimed;
+	int crc = dsv32_cli_outputs_claim(&claimed, cmd, names, &report, 1, shards,
+					  (int)n_shards + 2);
+	if (crc) {
+		free(shards);
+		return crc;
+	}
+	crc = verify(shards, n_shards, dense, config, report, json, allow_unknown, world);
+	dsv32_cli_outputs_release(&claimed);
+	free(shards);
+	return crc;
+}
+
+/* Run the check and print (and write) its report. Returns the exit code. */
+static int verify(const char **shards, size_t n_shards, const char *dense, const char *config,
+		  const char *report, bool json, bool allow_unknown, int world)
+{
+	const char *cmd = "verify-shards";
 	dsv32_verify_opts o = {shards, n_shards, dense, config, allow_unknown, NULL, NULL, world};
 	if (!json && dsv32_cli_stderr_is_tty())
 		o.progress = dsv32_cli_conv_progress;
@@ -80,7 +107,6 @@ int dsv32_cmd_verify_shards(int argc, char **argv)
 	dsv32_error err = {0};
 	dsv32_status st = dsv32_verify_shards(&o, &res, &err);
 	dsv32_cli_conv_progress_end(NULL);
-	free(shards);
 	if (st != DSV32_OK && !res.report_json)
 		return dsv32_cli_fail(cmd, &err); /* the check could not run */
 	if (report) {

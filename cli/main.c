@@ -44,21 +44,26 @@ static void print_help(FILE *out)
 	fprintf(out, "\nexit codes: 0 success, 1 check failed, 2 usage or input error\n");
 }
 
+/* Messages carry names from input files and the command line: sanitized (core/error.h) so that
+ * an ESC or a newline in a tensor name or a path cannot drive the terminal or forge a line. */
 int dsv32_cli_fail(const char *cmd, const dsv32_error *err)
 {
-	fprintf(stderr, "dsv32-parity %s: error: %s\n", cmd,
-		err->what[0] ? err->what : dsv32_status_str(err->code));
+	char safe[4 * sizeof err->what];
+	dsv32_sanitize_term(safe, sizeof safe,
+			    err->what[0] ? err->what : dsv32_status_str(err->code));
+	fprintf(stderr, "dsv32-parity %s: error: %s\n", cmd, safe);
 	return err->code == DSV32_E_MISMATCH ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_USAGE;
 }
 
 int dsv32_cli_usage_error(const char *cmd, const char *fmt, ...)
 {
+	char raw[1024], safe[4 * sizeof raw];
 	va_list ap;
-	fprintf(stderr, "dsv32-parity %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n(see 'dsv32-parity %s --help')\n", cmd);
+	fprintf(stderr, "dsv32-parity %s: %s\n(see 'dsv32-parity %s --help')\n", cmd,
+		dsv32_sanitize_term(safe, sizeof safe, raw), cmd);
 	return DSV32_EXIT_USAGE;
 }
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fsutil.h"
+#include "core/infile.h"
 
 static const char *const metric_names[] = {
 	"max_abs", "mean_abs", "rms",  "rel_l2",  "ulp_max", "ulp_mean", "ulp_p99", "frac_over_tol",
@@ -119,7 +119,9 @@ dsv32_status dsv32_budget_parse(dsv32_budget *b, const char *json, const char *l
 	cJSON *root = cJSON_Parse(json);
 	if (!root)
 		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: invalid JSON", label);
-	dsv32_status rc = DSV32_OK;
+	dsv32_status rc = dsv32_json_check_unique_keys(root, label, err);
+	if (rc != DSV32_OK)
+		goto out_free_json;
 	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(root, "rules");
 	if (!cJSON_IsArray(rules)) {
 		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: 'rules' must be an array", label);
@@ -150,7 +152,7 @@ dsv32_status dsv32_budget_load(dsv32_budget *b, const char *path, dsv32_error *e
 {
 	char *text = NULL;
 	size_t len = 0;
-	DSV32_TRY(dsv32_read_file(path, 16u << 20, &text, &len, err));
+	DSV32_TRY(dsv32_infile_read(path, DSV32_INFILE_BUDGET, &text, &len, err));
 	dsv32_status rc = dsv32_budget_parse(b, text, path, err);
 	free(text);
 	return rc;

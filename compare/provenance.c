@@ -9,8 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/fsutil.h"
+#include "core/infile.h"
 #include "core/safetensors.h"
 #include "kernels/host_info.h"
 
@@ -23,13 +25,18 @@ static int cmp_str(const void *a, const void *b)
 static dsv32_status hash_header(EVP_MD_CTX *md, const char *path, const char *name,
 				dsv32_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return DSV32_FAIL(err, DSV32_E_IO, "%s: cannot open", path);
+	int fd;
 	struct stat st;
+	/* the directory may hold a FIFO or a directory named *.safetensors that no index lists */
+	DSV32_TRY(dsv32_infile_open(path, &fd, &st, err));
+	FILE *f = fdopen(fd, "rb");
+	if (!f) {
+		close(fd);
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: cannot open a stream", path);
+	}
 	unsigned char len8[8];
 	dsv32_status rc = DSV32_OK;
-	if (fstat(fileno(f), &st) != 0 || fread(len8, 1, 8, f) != 8) {
+	if (fread(len8, 1, 8, f) != 8) {
 		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: not a safetensors file", path);
 		goto out_close;
 	}
@@ -159,7 +166,8 @@ void dsv32_side_host_live(dsv32_side_host *h, int engine)
 static bool h5_root_attr(const char *path, const char *key, char *out, size_t len)
 {
 	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-	if (H5Fis_hdf5(path) <= 0)
+	/* HDF5 opens by name and would block on a FIFO */
+	if (dsv32_infile_check(path, NULL) != DSV32_OK || H5Fis_hdf5(path) <= 0)
 		return false;
 	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (f < 0)

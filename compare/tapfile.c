@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/infile.h"
+
 void dsv32_tapfile_name(char *buf, size_t len, int step, const char *tap)
 {
 	snprintf(buf, len, "step%d.%s", step, tap);
@@ -72,6 +74,8 @@ static dsv32_status open_source(dsv32_tapfile *tf, const char *path, dsv32_error
 {
 	if (!is_h5_path(path))
 		return dsv32_st_open(&tf->f, path, err);
+	/* HDF5 opens by name and would block on a FIFO: refuse anything but a regular file first */
+	DSV32_TRY(dsv32_infile_check(path, err));
 	tf->mem = malloc(sizeof *tf->mem);
 	if (!tf->mem)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s", path);

@@ -1,5 +1,6 @@
 /* conv_internal.h: pieces shared by the converters and the verifier (not a public API):
- * bounded-buffer output sink, page release of mapped sources, atomic output directory, the set
+ * bounded-buffer output sink, page release of mapped sources, guarded reads of mapped inputs
+ * that may shrink, the checkpoint checked against its config, atomic output directory, the set
  * of rank files joined into one table of tensors, and the safetensors library's tensor order. */
 #ifndef DSV32_CONV_INTERNAL_H
 #define DSV32_CONV_INTERNAL_H
@@ -10,6 +11,7 @@
 
 #include "convert/convert.h"
 #include "convert/namemap.h"
+#include "core/dirswap.h"
 #include "core/safetensors.h"
 
 /* ---- output sink: bytes -> a safetensors writer through a bounded buffer ---- */
@@ -38,14 +40,63 @@ void conv_release(const void *p, size_t n);
 /* Ask the kernel to read a mapped range ahead (MADV_WILLNEED); a hint only. */
 void conv_willneed(const void *p, size_t n);
 
-/* ---- atomic output directory ---- */
+/* ---- inputs that change while mapped (conv_guard.c) ----
+ * A mapped input truncated by someone else during a run faults on the next read past its new
+ * end. conv_read_mapped / conv_diff_mapped are memcpy / memcmp from a mapping that return false
+ * instead of dying of SIGBUS (a sigsetjmp guard; the handler is installed from
+ * conv_inputs_init to conv_inputs_free). A converter records its mapped inputs, calls
+ * conv_inputs_explain on any failure and conv_inputs_check before committing: both give
+ * DSV32_E_IO "PATH: file changed size while being read" when an input's size is not the one
+ * recorded (or it held the faulting address). */
 typedef struct {
-	char out[4096];
-	char tmp[4200];
-	bool force;
-} conv_outdir;
+	char *path;
+	int64_t size;           /* st_size when recorded */
+	const uint8_t *lo, *hi; /* the mapped bytes of its tensors */
+} conv_input;
 
-/* Refuses an existing out unless force, and an out that contains or equals one of the inputs. */
+typedef struct {
+	conv_input *v;
+	size_t n;
+	int64_t truncate_after; /* test hook (conv_inputs_tensor_done); -1: off */
+	uint64_t tensors_done;
+} conv_inputs;
+
+void conv_inputs_init(conv_inputs *in);
+void conv_inputs_free(conv_inputs *in);
+dsv32_status conv_inputs_add(conv_inputs *in, const dsv32_st_file *f, dsv32_error *err);
+dsv32_status conv_inputs_check(const conv_inputs *in, dsv32_error *err);
+/* rc unchanged unless an input changed; then that error instead (rc == OK stays OK). */
+dsv32_status conv_inputs_explain(const conv_inputs *in, dsv32_status rc, dsv32_error *err);
+/* Test-only: with DSV32_TEST_TRUNCATE_INPUTS_AFTER=N in the environment, the N-th call cuts
+ * every recorded input to half its size (tests/hostile/writers.rows); otherwise nothing. */
+void conv_inputs_tensor_done(conv_inputs *in);
+bool conv_read_mapped(void *dst, const void *src, size_t n);
+/* *first: the first differing byte offset, n when the ranges are equal. */
+bool conv_diff_mapped(const void *a, const void *b, size_t n, size_t *first);
+
+/* ---- the checkpoint against its config, before anything is written (validate.c) ----
+ * conv_validate_config: the sizes the model code builds tensors and kernels from, within range:
+ *   index_head_dim <= DSV32_HADAMARD_MAX_DIM, qk_rope_head_dim <= DSV32_ROPE_MAX_DIM, and every
+ *   tensor dimension formed as a product of config fields (n_heads*qk_head_dim, ...) <= 2^31-1.
+ *   DSV32_E_FORMAT "LABEL: index_head_dim: 8192 exceeds ..." naming the key.
+ * conv_validate_tensors: every tensor of the config's expected list (core/hf_names.h, the list
+ *   `inspect` checks coverage with; fp8 scales when the checkpoint holds fp8 weights) present
+ *   with the expected shape, looked up by HF name through find. DSV32_E_NOTFOUND "LABEL: 3 of
+ *   154 tensors the config expects are missing: lm_head.weight (reference name head.weight),
+ *   ..."; DSV32_E_SHAPE "LABEL: NAME (reference name REF): shape [..], the config expects
+ *   [..]". Extra tensors are the converters' business (unknown names, MTP layers). */
+typedef bool (*conv_find_fn)(const void *src, const char *hf, int *ndim, const int64_t **shape);
+dsv32_status conv_validate_config(const dsv32_config *c, const char *label, dsv32_error *err);
+dsv32_status conv_validate_tensors(const dsv32_config *c, bool fp8, conv_find_fn find,
+				   const void *src, const char *label, dsv32_error *err);
+
+/* ---- atomic output directory (core/dirswap.h: checked against the inputs, locked, built
+ * under d.tmp, swapped in by renames) ---- */
+typedef dsv32_dirswap conv_outdir;
+
+/* dsv32_dirswap_begin: refuses an out that equals, lies inside or contains an input, ".", "..",
+ * "/" or the current directory, a leftover of an interrupted run, an existing out unless force,
+ * and a concurrent writer of the same out. */
 dsv32_status conv_outdir_begin(conv_outdir *d, const char *out, bool force,
 			       const char *const *inputs, size_t n_inputs, dsv32_error *err);
 dsv32_status conv_outdir_commit(conv_outdir *d, dsv32_error *err);
@@ -112,7 +163,7 @@ char *conv_hf_config_json(dsv32_config c, bool any_fp8);
 /* Reassemble t into buf (t->nbytes, the full tensor in row-major order). */
 dsv32_status conv_tensor_gather(const conv_tensor *t, int world, void *buf, dsv32_error *err);
 /* For a replicated tensor: the first rank whose bytes differ from rank 0, or -1; *off gets
- * the first differing byte offset. */
+ * the first differing byte offset. -2: a read of the mappings faulted (an input cut short). */
 int conv_replica_diff(const conv_tensor *t, int world, uint64_t *off);
 /* Release the mapped pages of every part of t. */
 void conv_tensor_release(const conv_tensor *t, int world);

@@ -77,7 +77,9 @@ dsv32_status conv_sink_put(conv_sink *s, const void *p, size_t n, dsv32_error *e
 	}
 	if (s->len + n > s->cap)
 		DSV32_TRY(conv_sink_flush(s, err));
-	memcpy(s->buf + s->len, src, n);
+	/* src is usually a mapped input: a fault is an input cut short (conv_guard.c) */
+	if (!conv_read_mapped(s->buf + s->len, src, n))
+		return DSV32_FAIL(err, DSV32_E_IO, "bus error reading a mapped input");
 	s->len += n;
 	return DSV32_OK;
 }
@@ -106,66 +108,22 @@ void conv_willneed(const void *p, size_t n)
 
 /* ---- output directory ---- */
 
-/* Whether path (resolved) equals dir or lies below it. */
-static bool path_within(const char *path, const char *dir)
-{
-	char rp[PATH_MAX], rd[PATH_MAX];
-	if (!realpath(path, rp) || !realpath(dir, rd))
-		return false;
-	size_t n = strlen(rd);
-	return !strncmp(rp, rd, n) && (rp[n] == '\0' || rp[n] == '/' || (n == 1 && rd[0] == '/'));
-}
-
 dsv32_status conv_outdir_begin(conv_outdir *d, const char *out, bool force,
 			       const char *const *inputs, size_t n_inputs, dsv32_error *err)
 {
-	memset(d, 0, sizeof *d);
-	d->force = force;
-	if (!out || !*out)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "no output directory given (--out)");
-	if (snprintf(d->out, sizeof d->out, "%s", out) >= (int)sizeof d->out)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", out);
-	size_t n = strlen(d->out);
-	while (n > 1 && d->out[n - 1] == '/')
-		d->out[--n] = '\0';
-	for (size_t i = 0; i < n_inputs; i++) {
-		if (inputs[i] && (path_within(inputs[i], d->out) || path_within(d->out, inputs[i])))
-			return DSV32_FAIL(err, DSV32_E_USAGE,
-					  "%s: output directory overlaps the input %s (inputs are never "
-					  "modified)", d->out, inputs[i]);
-	}
-	if (dsv32_path_exists(d->out) && !force)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: exists (use --force to replace it)", d->out);
-	snprintf(d->tmp, sizeof d->tmp, "%s.tmp.%ld", d->out, (long)getpid());
-	if (dsv32_path_exists(d->tmp))
-		DSV32_TRY(dsv32_remove_tree(d->tmp, err));
-	return dsv32_mkdirs(d->tmp, err);
+	if (n_inputs > INT_MAX)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%zu inputs: too many", n_inputs);
+	return dsv32_dirswap_begin(d, out, force, inputs, (int)n_inputs, err);
 }
 
 dsv32_status conv_outdir_commit(conv_outdir *d, dsv32_error *err)
 {
-	char old[4300];
-	bool had = dsv32_path_exists(d->out);
-	snprintf(old, sizeof old, "%s.old.%ld", d->out, (long)getpid());
-	if (had && rename(d->out, old) != 0)
-		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot move aside: %s", d->out,
-				      strerror(errno));
-	if (rename(d->tmp, d->out) != 0) {
-		int e = errno;
-		if (had)
-			(void)rename(old, d->out);
-		return DSV32_FAIL_SYS(err, DSV32_E_IO, e, "rename %s -> %s: %s", d->tmp, d->out,
-				      strerror(e));
-	}
-	if (had)
-		(void)dsv32_remove_tree(old, NULL);
-	return DSV32_OK;
+	return dsv32_dirswap_commit(d, err);
 }
 
 void conv_outdir_abort(conv_outdir *d)
 {
-	if (d->tmp[0] && dsv32_path_exists(d->tmp))
-		(void)dsv32_remove_tree(d->tmp, NULL);
+	dsv32_dirswap_abort(d);
 }
 
 dsv32_status conv_copy_token_files(const char *dir, const char *dst_dir, dsv32_error *err)

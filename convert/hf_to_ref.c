@@ -88,6 +88,7 @@ typedef struct {
 	int world;
 	conv_sink sink;
 	uint64_t done;
+	conv_inputs in; /* the mapped source files, watched for size changes */
 } shard_out;
 
 static dsv32_status declare_all(shard_out *so, const src_tensor *v, size_t n, int64_t n_experts,
@@ -139,7 +140,10 @@ static dsv32_status write_all(shard_out *so, const src_tensor *v, size_t n, int6
 				conv_release(base + sl.offset, (size_t)sl.run_bytes);
 		}
 		conv_release(base, (size_t)(s->e->end - s->e->begin));
+		conv_inputs_tensor_done(&so->in);
 	}
+	/* a source cut after its pages were read faulted nothing: its size tells */
+	DSV32_TRY(conv_inputs_check(&so->in, err));
 	for (int r = 0; r < so->world; r++) {
 		dsv32_st_writer *w = so->w[r];
 		so->w[r] = NULL;
@@ -171,9 +175,36 @@ static dsv32_status load_config(dsv32_config *c, const dsv32_hf_to_ref_opts *o, 
 		dsv32_path_join(path, sizeof path, dir, "config.json");
 	DSV32_TRY(dsv32_config_load(c, path, &is_hf, err));
 	DSV32_TRY(dsv32_config_validate(c, o->world, err));
+	DSV32_TRY(conv_validate_config(c, path, err));
 	if (c->n_routed_experts % o->world)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: n_routed_experts %lld does not divide by --mp %d",
 				  path, (long long)c->n_routed_experts, o->world);
+	return DSV32_OK;
+}
+
+static bool ckpt_find(const void *src, const char *hf, int *ndim, const int64_t **shape)
+{
+	const dsv32_st_entry *e = dsv32_ckpt_find(src, hf, NULL);
+	if (e) {
+		*ndim = e->ndim;
+		*shape = e->shape;
+	}
+	return e != NULL;
+}
+
+/* The checkpoint holds what the config says, before any output exists; its files are then
+ * watched for size changes while they are read. */
+static dsv32_status check_source(const dsv32_ckpt *ck, const dsv32_config *c, const char *label,
+				 conv_inputs *in, dsv32_error *err)
+{
+	bool fp8 = false;
+	for (size_t i = 0; i < dsv32_ckpt_count(ck); i++) {
+		dsv32_dtype t = dsv32_ckpt_entry_at(ck, i, NULL)->dtype;
+		fp8 |= t == DSV32_F8_E4M3 || t == DSV32_F8_E5M2;
+	}
+	DSV32_TRY(conv_validate_tensors(c, fp8, ckpt_find, ck, label, err));
+	for (size_t i = 0; i < dsv32_ckpt_file_count(ck); i++)
+		DSV32_TRY(conv_inputs_add(in, dsv32_ckpt_file_at(ck, i), err));
 	return DSV32_OK;
 }
 
@@ -193,7 +224,10 @@ dsv32_status dsv32_convert_hf_to_ref(const dsv32_hf_to_ref_opts *o, dsv32_conv_r
 	DSV32_TRY(load_config(&c, o, dir, err));
 	DSV32_TRY(dsv32_ckpt_open(&ck, o->checkpoint, err));
 	shard_out so = {.world = o->world};
+	conv_inputs_init(&so.in);
 	dsv32_status rc = map_sources(ck, &c, o->common.allow_unknown, &v, &n, res, err);
+	if (rc == DSV32_OK)
+		rc = check_source(ck, &c, o->checkpoint, &so.in, err);
 	if (rc != DSV32_OK)
 		goto out_close_ckpt;
 	const char *inputs[2] = {o->checkpoint, o->config};
@@ -211,7 +245,7 @@ dsv32_status dsv32_convert_hf_to_ref(const dsv32_hf_to_ref_opts *o, dsv32_conv_r
 	so.sink.progress_user = o->common.progress_user;
 	rc = declare_all(&so, v, n, c.n_routed_experts, od.tmp, &so.sink.total, err);
 	if (rc == DSV32_OK)
-		rc = write_all(&so, v, n, c.n_routed_experts, err);
+		rc = conv_inputs_explain(&so.in, write_all(&so, v, n, c.n_routed_experts, err), err);
 	if (rc == DSV32_OK)
 		rc = write_ref_config(&c, od.tmp, err);
 	if (rc == DSV32_OK)
@@ -235,6 +269,7 @@ out_abort_dir:
 	if (rc != DSV32_OK)
 		conv_outdir_abort(&od);
 out_close_ckpt:
+	conv_inputs_free(&so.in);
 	free(v);
 	dsv32_ckpt_close(ck);
 	return rc;

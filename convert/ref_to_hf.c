@@ -217,6 +217,8 @@ static dsv32_status write_tensor(conv_sink *sink, const conv_shardset *s, const 
 	if (t->info.split == DSV32_SPLIT_NONE && s->world > 1) {
 		uint64_t off = 0;
 		int r = conv_replica_diff(t, s->world, &off);
+		if (r == -2)
+			return DSV32_FAIL(err, DSV32_E_IO, "%s: bus error reading a mapped input", t->ref);
 		if (r >= 0)
 			return DSV32_FAIL(err, DSV32_E_MISMATCH,
 					  "%s: replicated tensor differs between ranks: byte %llu of rank "
@@ -235,8 +237,9 @@ static void file_name(char *out, size_t len, int i, int n)
 	snprintf(out, len, "model-%05d-of-%05d.safetensors", i + 1, n);
 }
 
-static dsv32_status write_files(conv_sink *sink, const conv_shardset *s, const out_tensor *v,
-				size_t n, int nfiles, const char *dir, dsv32_error *err)
+static dsv32_status write_files(conv_sink *sink, const conv_shardset *s, conv_inputs *in,
+				const out_tensor *v, size_t n, int nfiles, const char *dir,
+				dsv32_error *err)
 {
 	size_t i = 0;
 	for (int f = 0; f < nfiles; f++) {
@@ -249,8 +252,10 @@ static dsv32_status write_files(conv_sink *sink, const conv_shardset *s, const o
 		for (j = i; rc == DSV32_OK && j < n && v[j].file == f; j++)
 			rc = dsv32_st_writer_declare(sink->w, v[j].t->hf, v[j].dtype, v[j].t->ndim,
 						     v[j].t->full, err);
-		for (j = i; rc == DSV32_OK && j < n && v[j].file == f; j++)
+		for (j = i; rc == DSV32_OK && j < n && v[j].file == f; j++) {
 			rc = write_tensor(sink, s, &v[j], err);
+			conv_inputs_tensor_done(in);
+		}
 		if (rc != DSV32_OK) {
 			dsv32_st_writer_abort(sink->w);
 			sink->w = NULL;
@@ -320,14 +325,110 @@ static dsv32_status write_hf_config(dsv32_config c, bool any_fp8, const char *di
 	return rc;
 }
 
+static bool shardset_find(const void *src, const char *hf, int *ndim, const int64_t **shape)
+{
+	char ref[DSV32_NAME_MAX];
+	if (dsv32_name_hf_to_ref(hf, 0, ref, sizeof ref, NULL, NULL) != DSV32_OK)
+		return false;
+	const conv_tensor *t = find_ref(src, ref);
+	if (t) {
+		*ndim = t->ndim;
+		*shape = t->full;
+	}
+	return t != NULL;
+}
+
+/* The shards hold what the config says, before any output exists; the rank files are then
+ * watched for size changes while they are read. */
+static dsv32_status check_source(const conv_shardset *s, const dsv32_config *c, conv_inputs *in,
+				 dsv32_error *err)
+{
+	bool fp8 = false;
+	for (size_t i = 0; i < s->n; i++)
+		fp8 |= is_fp8(s->t[i].dtype);
+	DSV32_TRY(conv_validate_tensors(c, fp8, shardset_find, s, s->dir, err));
+	for (int r = 0; r < s->world; r++)
+		DSV32_TRY(conv_inputs_add(in, s->files[r], err));
+	return DSV32_OK;
+}
+
+/* Write every file of the plan into dir, then the index, config and *token* files. */
+static dsv32_status write_output(conv_sink *sink, const conv_shardset *s, conv_inputs *in,
+				 const out_tensor *v, size_t n, int nfiles, dsv32_config c,
+				 const char *dir, dsv32_error *err)
+{
+	bool any_fp8 = false;
+	for (size_t i = 0; i < n; i++)
+		any_fp8 |= is_fp8(v[i].dtype);
+	dsv32_status rc = write_files(sink, s, in, v, n, nfiles, dir, err);
+	/* a shard cut after its pages were read faulted nothing: its size tells */
+	if (rc == DSV32_OK)
+		rc = conv_inputs_check(in, err);
+	rc = conv_inputs_explain(in, rc, err);
+	if (rc == DSV32_OK)
+		rc = write_index(v, n, nfiles, sink->total, dir, err);
+	if (rc == DSV32_OK)
+		rc = write_hf_config(c, any_fp8, dir, err);
+	if (rc == DSV32_OK)
+		rc = conv_copy_token_files(s->dir, dir, err);
+	return rc;
+}
+
+/* Hand the names skipped by allow_unknown to the result (best effort: a list, not data). */
+static void copy_skipped(const conv_shardset *s, dsv32_conv_result *res)
+{
+	for (size_t i = 0; i < s->n_unknown; i++) {
+		char **nv = realloc(res->skipped, (res->n_skipped + 1) * sizeof *nv);
+		if (!nv)
+			return;
+		res->skipped = nv;
+		if (!(nv[res->n_skipped] = strdup(s->unknown[i])))
+			return;
+		res->n_skipped++;
+	}
+}
+
+/* Output directory, sink and writing; the output exists only when this returns DSV32_OK. */
+static dsv32_status convert_to(const dsv32_ref_to_hf_opts *o, const conv_shardset *s,
+			       conv_inputs *in, const out_tensor *v, size_t n, int nfiles,
+			       dsv32_config c, uint64_t *done, dsv32_error *err)
+{
+	conv_outdir od;
+	conv_sink sink;
+	const char **inputs = calloc(o->n_shards + 1, sizeof *inputs);
+	if (!inputs)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "input list");
+	for (size_t i = 0; i < o->n_shards; i++)
+		inputs[i] = o->shards[i];
+	inputs[o->n_shards] = o->config;
+	dsv32_status rc = conv_outdir_begin(&od, o->out, o->common.force, inputs, o->n_shards + 1,
+					    err);
+	free(inputs);
+	DSV32_TRY(rc);
+	if ((rc = conv_sink_init(&sink, err)) != DSV32_OK)
+		goto out_abort;
+	sink.done = done;
+	sink.progress = o->common.progress;
+	sink.progress_user = o->common.progress_user;
+	for (size_t i = 0; i < n; i++)
+		sink.total += v[i].nbytes;
+	rc = write_output(&sink, s, in, v, n, nfiles, c, od.tmp, err);
+	conv_sink_free(&sink);
+	if (rc == DSV32_OK)
+		rc = conv_outdir_commit(&od, err);
+out_abort:
+	if (rc != DSV32_OK)
+		conv_outdir_abort(&od);
+	return rc;
+}
+
 dsv32_status dsv32_convert_ref_to_hf(const dsv32_ref_to_hf_opts *o, dsv32_conv_result *res,
 				     dsv32_error *err)
 {
 	dsv32_config c;
 	bool is_hf;
 	conv_shardset s;
-	conv_outdir od;
-	conv_sink sink;
+	conv_inputs in;
 	out_tensor *v = NULL;
 	size_t n = 0;
 	int nfiles = 0;
@@ -336,64 +437,25 @@ dsv32_status dsv32_convert_ref_to_hf(const dsv32_ref_to_hf_opts *o, dsv32_conv_r
 	if (!o->config)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "need --config <reference config json>");
 	DSV32_TRY(dsv32_config_load(&c, o->config, &is_hf, err));
+	DSV32_TRY(conv_validate_config(&c, o->config, err));
 	DSV32_TRY(conv_shardset_open(&s, o->shards, o->n_shards, o->world, c.n_routed_experts,
 				     o->common.allow_unknown, err));
+	conv_inputs_init(&in);
 	dsv32_status rc = dsv32_config_validate(&c, s.world, err);
 	if (rc == DSV32_OK)
+		rc = check_source(&s, &c, &in, err);
+	if (rc == DSV32_OK)
 		rc = plan_outputs(&s, o, &v, &n, &nfiles, err);
-	if (rc != DSV32_OK)
-		goto out_close;
-	const char **inputs = calloc(o->n_shards + 1, sizeof *inputs);
-	if (!inputs) {
-		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "input list");
-		goto out_close;
-	}
-	for (size_t i = 0; i < o->n_shards; i++)
-		inputs[i] = o->shards[i];
-	inputs[o->n_shards] = o->config;
-	rc = conv_outdir_begin(&od, o->out, o->common.force, inputs, o->n_shards + 1, err);
-	free(inputs);
-	if (rc != DSV32_OK)
-		goto out_close;
-	if ((rc = conv_sink_init(&sink, err)) != DSV32_OK)
-		goto out_abort;
-	sink.done = &done;
-	sink.progress = o->common.progress;
-	sink.progress_user = o->common.progress_user;
-	bool any_fp8 = false;
-	for (size_t i = 0; i < n; i++) {
-		sink.total += v[i].nbytes;
-		any_fp8 |= is_fp8(v[i].dtype);
-	}
-	rc = write_files(&sink, &s, v, n, nfiles, od.tmp, err);
-	conv_sink_free(&sink);
 	if (rc == DSV32_OK)
-		rc = write_index(v, n, nfiles, sink.total, od.tmp, err);
-	if (rc == DSV32_OK)
-		rc = write_hf_config(c, any_fp8, od.tmp, err);
-	if (rc == DSV32_OK)
-		rc = conv_copy_token_files(s.dir, od.tmp, err);
-	if (rc == DSV32_OK)
-		rc = conv_outdir_commit(&od, err);
+		rc = convert_to(o, &s, &in, v, n, nfiles, c, &done, err);
 	if (rc == DSV32_OK) {
 		res->tensors = n;
 		res->bytes = done;
 		res->files = nfiles;
 		res->world = s.world;
-		for (size_t i = 0; i < s.n_unknown && rc == DSV32_OK; i++) {
-			char **nv = realloc(res->skipped, (res->n_skipped + 1) * sizeof *nv);
-			if (!nv)
-				break;
-			res->skipped = nv;
-			if (!(nv[res->n_skipped] = strdup(s.unknown[i])))
-				break;
-			res->n_skipped++;
-		}
+		copy_skipped(&s, res);
 	}
-out_abort:
-	if (rc != DSV32_OK)
-		conv_outdir_abort(&od);
-out_close:
+	conv_inputs_free(&in);
 	free(v);
 	conv_shardset_close(&s);
 	return rc;

@@ -477,9 +477,8 @@ dsv32_status conv_tensor_pieces(const conv_tensor *t, int world, conv_piece_fn f
 static dsv32_status gather_piece(void *user, const void *p, size_t n, int rank, uint64_t off,
 				 dsv32_error *err)
 {
-	(void)rank;
-	(void)err;
-	memcpy((uint8_t *)user + off, p, n);
+	if (!conv_read_mapped((uint8_t *)user + off, p, n)) /* an input cut short: conv_guard.c */
+		return DSV32_FAIL(err, DSV32_E_IO, "bus error reading the mapped rank %d input", rank);
 	return DSV32_OK;
 }
 
@@ -496,10 +495,10 @@ int conv_replica_diff(const conv_tensor *t, int world, uint64_t *off)
 		for (uint64_t o = 0; o < t->nbytes; o += CONV_CHUNK_BYTES) {
 			size_t k = t->nbytes - o < CONV_CHUNK_BYTES ? (size_t)(t->nbytes - o)
 								    : CONV_CHUNK_BYTES;
-			if (memcmp(a + o, b + o, k)) {
-				size_t j = 0;
-				while (a[o + j] == b[o + j])
-					j++;
+			size_t j;
+			if (!conv_diff_mapped(a + o, b + o, k, &j))
+				return -2;
+			if (j < k) {
 				*off = o + j;
 				return r;
 			}

@@ -24,7 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/infile.h"
+
 #define CFG_HF_SEQ_DEFAULT 16384
+/* cJSON holds numbers as doubles: 2^53 + 1 reads back as 2^53, so no integer at or above 2^53
+ * is known to be the one the file wrote. */
+#define CFG_MAX_JSON_INT 9007199254740992.0
 
 void dsv32_config_defaults(dsv32_config *c)
 {
@@ -152,6 +157,22 @@ static const field ref_fields[] = {
 
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
+/* An integer-valued JSON number into *out: integral, and below 2^53 so that it is the number the
+ * file wrote (the reason is stated: "not an integer" for 2^53 + 1 sent users looking for a dot). */
+static dsv32_status json_int(double d, const char *label, const char *prefix, const char *key,
+			     int64_t *out, dsv32_error *err)
+{
+	if (d != floor(d))
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: %s%s: %g is not an integer", label,
+				  prefix, key, d);
+	if (fabs(d) >= CFG_MAX_JSON_INT)
+		return DSV32_FAIL(err, DSV32_E_FORMAT,
+				  "%s: %s%s: %.17g is not exactly representable (>= 2^53: JSON "
+				  "numbers are read as doubles)", label, prefix, key, d);
+	*out = (int64_t)d;
+	return DSV32_OK;
+}
+
 /* Store a JSON number into an int or double field; ints must be integral and in range. */
 static dsv32_status set_number(dsv32_config *c, const field *f, const cJSON *v, const char *label,
 			       const char *prefix, dsv32_error *err)
@@ -168,10 +189,8 @@ static dsv32_status set_number(dsv32_config *c, const field *f, const cJSON *v, 
 		memcpy(p, &d, sizeof d);
 		return DSV32_OK;
 	}
-	if (d != floor(d) || fabs(d) > 9.0e15)
-		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: %s%s: %g is not an integer", label,
-				  prefix, f->key, d);
-	int64_t i = (int64_t)d;
+	int64_t i;
+	DSV32_TRY(json_int(d, label, prefix, f->key, &i, err));
 	memcpy(p, &i, sizeof i);
 	return DSV32_OK;
 }
@@ -181,15 +200,24 @@ static dsv32_status parse_root(cJSON **root, const char *json, const char *label
 	*root = cJSON_Parse(json);
 	if (!*root) {
 		const char *at = cJSON_GetErrorPtr();
-		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: invalid JSON near '%.20s'", label,
-				  at ? at : "?");
+		int line = 1, col = 1;
+		for (const char *p = json; at && p < at && *p; p++, col++)
+			if (*p == '\n')
+				line++, col = 0;
+		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: invalid JSON at line %d, column %d",
+				  label, line, col);
 	}
 	if (!cJSON_IsObject(*root)) {
 		cJSON_Delete(*root);
 		*root = NULL;
 		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: top level is not a JSON object", label);
 	}
-	return DSV32_OK;
+	dsv32_status st = dsv32_json_check_unique_keys(*root, label, err);
+	if (st != DSV32_OK) {
+		cJSON_Delete(*root);
+		*root = NULL;
+	}
+	return st;
 }
 
 /* Optional double inside an object: absent or null leaves *out as is, sets *found false. */
@@ -251,11 +279,8 @@ static dsv32_status parse_hf_rope(dsv32_config *c, const cJSON *root, const char
 	if (!found)
 		return DSV32_FAIL(err, DSV32_E_FORMAT,
 				  "%s: %soriginal_max_position_embeddings: missing", label, pfx);
-	if (orig != floor(orig) || fabs(orig) > 9.0e15)
-		return DSV32_FAIL(err, DSV32_E_FORMAT,
-				  "%s: %soriginal_max_position_embeddings: %g is not an integer",
-				  label, pfx, orig);
-	c->original_seq_len = (int64_t)orig;
+	DSV32_TRY(json_int(orig, label, pfx, "original_max_position_embeddings",
+			   &c->original_seq_len, err));
 	DSV32_TRY(get_opt_dbl(rs, "beta_fast", &c->beta_fast, NULL, label, pfx, err));
 	DSV32_TRY(get_opt_dbl(rs, "beta_slow", &c->beta_slow, NULL, label, pfx, err));
 	DSV32_TRY(get_opt_dbl(rs, "mscale", &c->mscale, NULL, label, pfx, err));
@@ -445,47 +470,10 @@ dsv32_status dsv32_config_from_ref_json(dsv32_config *c, const char *json, const
 	return DSV32_OK;
 }
 
-static dsv32_status read_text(const char *path, char **out, dsv32_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot open: %s", path,
-				      strerror(errno));
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		if (n + 1 >= cap) {
-			char *nb = cap > (64u << 20) ? NULL : realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	int bad = ferror(f);
-	fclose(f);
-	if (!buf)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: too large or out of memory", path);
-	if (bad) {
-		free(buf);
-		return DSV32_FAIL(err, DSV32_E_IO, "%s: read error", path);
-	}
-	buf[n] = '\0';
-	*out = buf;
-	return DSV32_OK;
-}
-
 dsv32_status dsv32_config_load(dsv32_config *c, const char *path, bool *is_hf, dsv32_error *err)
 {
 	char *text = NULL;
-	DSV32_TRY(read_text(path, &text, err));
+	DSV32_TRY(dsv32_infile_read(path, DSV32_INFILE_CONFIG, &text, NULL, err));
 	cJSON *root = cJSON_Parse(text);
 	bool hf = root && (cJSON_GetObjectItemCaseSensitive(root, "hidden_size") ||
 			   cJSON_GetObjectItemCaseSensitive(root, "model_type"));
@@ -780,4 +768,34 @@ dsv32_status dsv32_config_validate(const dsv32_config *c, int world_size, dsv32_
 	if (world_size > 0)
 		DSV32_TRY(check_tp(c, world_size, err));
 	return DSV32_OK;
+}
+
+/* The HF key of the reference field named by the n bytes at ref_key (the member both field
+ * tables fill), or NULL when the HF form has no such top-level key. */
+static const char *hf_key_of(const char *ref_key, size_t n)
+{
+	for (size_t i = 0; i < NFIELDS(ref_fields); i++) {
+		if (strlen(ref_fields[i].key) != n || strncmp(ref_fields[i].key, ref_key, n) != 0)
+			continue;
+		for (size_t j = 0; j < NFIELDS(hf_fields); j++)
+			if (hf_fields[j].off == ref_fields[i].off)
+				return hf_fields[j].key;
+	}
+	return NULL;
+}
+
+dsv32_status dsv32_config_validate_file(const dsv32_config *c, bool is_hf, int world_size,
+					const char *label, dsv32_error *err)
+{
+	dsv32_status st = dsv32_config_validate(c, world_size, err);
+	if (st == DSV32_OK || !err)
+		return st;
+	size_t n = strcspn(err->what, ":");
+	const char *hk = is_hf ? hf_key_of(err->what, n) : NULL;
+	if (hk) {
+		char rest[sizeof err->what];
+		snprintf(rest, sizeof rest, "%s", err->what + n);
+		snprintf(err->what, sizeof err->what, "%s%s", hk, rest);
+	}
+	return dsv32_error_prefix(err, "%s: invalid config", label);
 }

@@ -95,6 +95,11 @@ char *dsv32_config_to_ref_json(const dsv32_config *c);
  * ...) and, if world_size > 0, the tensor-parallel divisibility rules of
  * reference_layout.md §C.11. */
 dsv32_status dsv32_config_validate(const dsv32_config *c, int world_size, dsv32_error *err);
+/* dsv32_config_validate of a config read from the file label, the message naming the file and
+ * the key as that file spells it: "LABEL: invalid config: hidden_size: 0, must be >= 1" for an
+ * HF config (the checks themselves name the reference field, dim). */
+dsv32_status dsv32_config_validate_file(const dsv32_config *c, bool is_hf, int world_size,
+					const char *label, dsv32_error *err);
 
 /* Derived sizes. */
 static inline int64_t dsv32_config_qk_head_dim(const dsv32_config *c)

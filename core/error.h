@@ -8,6 +8,7 @@
 #define DSV32_ERROR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum {
 	DSV32_OK = 0,
@@ -42,6 +43,13 @@ dsv32_status dsv32_error_set(dsv32_error *err, dsv32_status code, int sys, const
 /* Prefix err->what with "<ctx>: " (used when an outer layer adds context). Returns err->code. */
 dsv32_status dsv32_error_prefix(dsv32_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Copy in to out (len > 0 bytes, always NUL-terminated) fit for a terminal: C0 controls (ESC,
+ * newline, CR, tab, ...), DEL, C1 controls (U+0080..U+009F, and a lone byte 0x80..0x9F) and any
+ * byte that is not part of valid UTF-8 become the four characters "\xNN"; an escape is never
+ * cut in two. Names and keys read from input files reach messages through here: every message
+ * dsv32_error_set and dsv32_error_prefix store is already sanitized. Returns out. */
+char *dsv32_sanitize_term(char *out, size_t len, const char *in);
 
 #define DSV32_FAIL(err, code, ...) dsv32_error_set((err), (code), 0, __FILE__, __LINE__, __VA_ARGS__)
 #define DSV32_FAIL_SYS(err, code, sys, ...) \

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/infile.h"
+
 bool dsv32_path_exists(const char *path)
 {
 	struct stat st;
@@ -121,67 +123,7 @@ out_unlink:
 dsv32_status dsv32_read_file(const char *path, size_t max, char **out, size_t *len,
 			     dsv32_error *err)
 {
-	*out = NULL;
-	if (len)
-		*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		return DSV32_FAIL_SYS(err, e == ENOENT ? DSV32_E_NOTFOUND : DSV32_E_IO, e,
-				      "%s: cannot open: %s", path, strerror(e));
-	}
-	dsv32_status rc = DSV32_OK;
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap + 1);
-	if (!buf) {
-		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: allocating read buffer", path);
-		goto out_close;
-	}
-	for (;;) {
-		if (n == cap) {
-			if (cap > max) /* read max + 1 bytes at most: enough to see it is too big */
-				break;
-			size_t lim = max < SIZE_MAX - 1 ? max + 1 : SIZE_MAX - 1;
-			size_t ncap = cap > lim / 2 ? lim : cap * 2;
-			char *nb = realloc(buf, ncap + 1);
-			if (!nb) {
-				rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: allocating %zu bytes", path,
-						ncap + 1);
-				goto out_free;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			rc = DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: read failed: %s", path,
-					    strerror(e));
-			goto out_free;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	if (n > max) {
-		rc = DSV32_FAIL(err, DSV32_E_IO, "%s: file larger than the limit of %zu bytes", path,
-				max);
-		goto out_free;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	if (len)
-		*len = n;
-	close(fd);
-	return DSV32_OK;
-
-out_free:
-	free(buf);
-out_close:
-	close(fd);
-	return rc;
+	return dsv32_infile_read_capped(path, max, "read limit", out, len, err);
 }
 
 dsv32_status dsv32_mkdirs(const char *path, dsv32_error *err)
@@ -259,10 +201,58 @@ static dsv32_status remove_at(int dfd, const char *name, const char *path, dsv32
 	return DSV32_OK;
 }
 
-dsv32_status dsv32_remove_tree(const char *path, dsv32_error *err)
+/* The last path component (after any trailing slashes) is "." or "..". */
+static bool ends_in_dot_entry(const char *path)
 {
-	if (!path || path[strspn(path, "/")] == '\0')
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	size_t b = n;
+	while (b > 0 && path[b - 1] != '/')
+		b--;
+	return (n - b == 1 && path[b] == '.') ||
+	       (n - b == 2 && path[b] == '.' && path[b + 1] == '.');
+}
+
+/* a is b or an ancestor of b (both canonical, absolute). */
+static bool is_same_or_ancestor(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+	if (strcmp(a, "/") == 0)
+		return true;
+	return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '/');
+}
+
+/* What no writer of ours creates and an rm -rf must never reach, whatever path a caller builds:
+ * "", ".", "..", a path ending in "." or "..", the file-system root, the current directory and
+ * its ancestors (issue 14: `fixture --out . --force` emptied the directory it ran in). A
+ * symbolic link is fine: remove_at unlinks the link, never its target. */
+static dsv32_status check_removable(const char *path, dsv32_error *err)
+{
+	if (!path || !*path || ends_in_dot_entry(path))
 		return DSV32_FAIL(err, DSV32_E_USAGE, "remove_tree: refusing to remove \"%s\"",
 				  path ? path : "(null)");
+	struct stat st;
+	if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
+		return DSV32_OK; /* nothing there, or only a link to unlink */
+	char *rp = realpath(path, NULL);
+	if (!rp)
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "remove_tree: %s: cannot resolve: %s",
+				      path, strerror(errno));
+	char cwd[4096];
+	bool cwd_ok = getcwd(cwd, sizeof cwd) != NULL;
+	dsv32_status rc = DSV32_OK;
+	if (strcmp(rp, "/") == 0 || (cwd_ok && is_same_or_ancestor(rp, cwd)))
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "remove_tree: refusing to remove %s (%s)", path,
+				strcmp(rp, "/") == 0 ? "the file-system root"
+				: strcmp(rp, cwd) == 0 ? "the current directory"
+						       : "an ancestor of the current directory");
+	free(rp);
+	return rc;
+}
+
+dsv32_status dsv32_remove_tree(const char *path, dsv32_error *err)
+{
+	DSV32_TRY(check_removable(path, err));
 	return remove_at(AT_FDCWD, path, path, err);
 }

@@ -13,12 +13,16 @@ bool dsv32_path_is_dir(const char *path);
 /* Write buf to "<path>.tmp.<pid>", fsync, rename to path. */
 dsv32_status dsv32_write_file_atomic(const char *path, const void *buf, size_t len,
 				     dsv32_error *err);
-/* Read a whole (small) file into a NUL-terminated malloc'd buffer. max caps its size. */
+/* Read a whole (small) file into a NUL-terminated malloc'd buffer. max caps its size. Goes
+ * through core/infile.h (regular files only, non-blocking open); inputs of a known kind use
+ * dsv32_infile_read and its stated per-kind limit. */
 dsv32_status dsv32_read_file(const char *path, size_t max, char **out, size_t *len,
 			     dsv32_error *err);
 /* mkdir -p */
 dsv32_status dsv32_mkdirs(const char *path, dsv32_error *err);
-/* rm -rf of a directory we created (refuses "/" and ""). */
+/* rm -rf of a directory we created. Refuses (E_USAGE, nothing touched) "", ".", "..", a path
+ * ending in "." or "..", the file-system root, the current directory and its ancestors; a
+ * symbolic link is unlinked, never followed. */
 dsv32_status dsv32_remove_tree(const char *path, dsv32_error *err);
 /* Join a and b with '/', into out (len bytes); false if truncated. */
 bool dsv32_path_join(char *out, size_t len, const char *a, const char *b);

@@ -5,15 +5,16 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "core/fsutil.h"
+#include "core/infile.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
-#define INDEX_MAX_BYTES (512u * 1024u * 1024u)
 
 typedef struct {
 	const dsv32_st_entry *e;
@@ -141,12 +142,14 @@ static dsv32_status open_index(dsv32_ckpt *c, const char *dir, const char *index
 {
 	char *text = NULL;
 	size_t len = 0;
-	DSV32_TRY(dsv32_read_file(index, INDEX_MAX_BYTES, &text, &len, err));
+	DSV32_TRY(dsv32_infile_read(index, DSV32_INFILE_INDEX, &text, &len, err));
 	dsv32_status rc = DSV32_OK;
 	map_pair *pairs = NULL;
 	const char **names = NULL;
 	cJSON *root = cJSON_ParseWithLength(text, len);
 	const cJSON *wm = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
+	if (root && (rc = dsv32_json_check_unique_keys(root, index, err)) != DSV32_OK)
+		goto out_free;
 	if (!cJSON_IsObject(wm)) {
 		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: %s", index,
 				root ? "no \"weight_map\" object" : "not valid JSON");
@@ -168,13 +171,7 @@ static dsv32_status open_index(dsv32_ckpt *c, const char *dir, const char *index
 		pairs[i] = (map_pair){it->string, it->valuestring};
 		names[i] = it->valuestring;
 	}
-	qsort(pairs, np, sizeof *pairs, cmp_pair);
-	for (i = 1; i < np; i++)
-		if (strcmp(pairs[i - 1].tensor, pairs[i].tensor) == 0) {
-			rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: weight_map lists \"%s\" twice",
-					index, pairs[i].tensor);
-			goto out_free;
-		}
+	qsort(pairs, np, sizeof *pairs, cmp_pair); /* unique: dsv32_json_check_unique_keys */
 	qsort(names, np, sizeof *names, cmp_str_ptr);
 	size_t nf = 0;
 	for (i = 0; i < np; i++)
@@ -246,11 +243,34 @@ out_free:
 	return rc;
 }
 
+/* The checkpoint path resolves: "no such checkpoint" only when nothing is there; a symlink loop
+ * or an unreadable parent says so. */
+static dsv32_status check_ckpt_path(const char *path, dsv32_error *err)
+{
+	struct stat st;
+	if (stat(path, &st) == 0)
+		return DSV32_OK;
+	int e = errno;
+	if (e == ENOENT)
+		return DSV32_FAIL_SYS(err, DSV32_E_NOTFOUND, e, "%s: no such checkpoint", path);
+	if (e == ELOOP)
+		return DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: symlink loop (%s)", path, strerror(e));
+	return DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: cannot stat: %s", path, strerror(e));
+}
+
+/* The index is there when its directory entry is, even as a dangling or looping symlink or a
+ * FIFO: opening it then says what is wrong, where a stat() test fell back to a directory scan
+ * ("no index") and read the shards without the map. */
+static bool index_entry_exists(const char *index)
+{
+	struct stat st;
+	return lstat(index, &st) == 0;
+}
+
 dsv32_status dsv32_ckpt_open(dsv32_ckpt **out, const char *path, dsv32_error *err)
 {
 	*out = NULL;
-	if (!dsv32_path_exists(path))
-		return DSV32_FAIL(err, DSV32_E_NOTFOUND, "%s: no such checkpoint", path);
+	DSV32_TRY(check_ckpt_path(path, err));
 	dsv32_ckpt *c = calloc(1, sizeof *c);
 	if (!c)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: allocating a checkpoint", path);
@@ -263,7 +283,7 @@ dsv32_status dsv32_ckpt_open(dsv32_ckpt **out, const char *path, dsv32_error *er
 			rc = merge_entries(c, err);
 	} else if (!dsv32_path_join(index, sizeof index, path, INDEX_NAME)) {
 		rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", path);
-	} else if (dsv32_path_exists(index)) {
+	} else if (index_entry_exists(index)) {
 		rc = open_index(c, path, index, err);
 	} else {
 		rc = open_dir_scan(c, path, err);

@@ -3,13 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fsutil.h"
+#include "core/infile.h"
 #include "core/rng.h"
 
-#define TOKENS_MAX_FILE (64u << 20)
 #define TOKENS_MAX_ID (INT64_C(1) << 62)
 
 void dsv32_tokens_free(dsv32_tokens *t)
@@ -114,7 +114,7 @@ dsv32_status dsv32_tokens_load(dsv32_tokens *t, const char *arg, int64_t vocab_s
 		return dsv32_tokens_parse(t, arg, vocab_size, err);
 	char *text = NULL;
 	size_t len = 0;
-	DSV32_TRY(dsv32_read_file(arg + 1, TOKENS_MAX_FILE, &text, &len, err));
+	DSV32_TRY(dsv32_infile_read(arg + 1, DSV32_INFILE_TOKENS, &text, &len, err));
 	if (strlen(text) != len) {
 		free(text);
 		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: contains a NUL byte: not a token file", arg + 1);

@@ -1,27 +1,33 @@
 /* hdf5.c: tap dumps as HDF5 for h5py users: one group per step ("step0", ...), one dataset per
  * tap named by its canonical name. Float taps (BF16, F16, F8, F32) are stored as F32 (an exact
  * widening), integer taps as I64; attributes "dtype" (the original dtype name) and "shape" keep
- * what the model produced. Root attributes hold the metadata pairs. Written to a temporary name
- * and renamed on success. */
+ * what the model produced. Root attributes hold the metadata pairs. Built in memory, then
+ * written to a temporary name and renamed on success (see "the file image" below). */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "compare/tapfile.h"
+#include "core/fsutil.h"
+
+/* Release an HDF5 id exactly once: ids < 0 (a failed create) are not ids. */
+static void close_id(hid_t id, herr_t (*close)(hid_t))
+{
+	if (id >= 0)
+		close(id);
+}
 
 static herr_t put_str_attr(hid_t obj, const char *key, const char *value)
 {
 	hid_t type = H5Tcopy(H5T_C_S1);
-	H5Tset_size(type, strlen(value) + 1);
-	hid_t space = H5Screate(H5S_SCALAR);
-	hid_t a = H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
-	herr_t rc = a < 0 ? -1 : H5Awrite(a, type, value);
-	if (a >= 0)
-		H5Aclose(a);
-	H5Sclose(space);
-	H5Tclose(type);
+	herr_t rc = type < 0 ? -1 : H5Tset_size(type, strlen(value) + 1);
+	hid_t space = rc < 0 ? -1 : H5Screate(H5S_SCALAR);
+	hid_t a = space < 0 ? -1 : H5Acreate2(obj, key, type, space, H5P_DEFAULT, H5P_DEFAULT);
+	rc = a < 0 ? -1 : H5Awrite(a, type, value);
+	close_id(a, H5Aclose);
+	close_id(space, H5Sclose);
+	close_id(type, H5Tclose);
 	return rc;
 }
 
@@ -32,11 +38,11 @@ static herr_t put_shape_attr(hid_t obj, const dsv32_tensor *t)
 	for (int i = 0; i < t->ndim; i++)
 		shape[i] = t->shape[i];
 	hid_t space = H5Screate_simple(1, &n, NULL);
-	hid_t a = H5Acreate2(obj, "shape", H5T_NATIVE_LLONG, space, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t a = space < 0 ? -1
+			    : H5Acreate2(obj, "shape", H5T_NATIVE_LLONG, space, H5P_DEFAULT, H5P_DEFAULT);
 	herr_t rc = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_LLONG, shape);
-	if (a >= 0)
-		H5Aclose(a);
-	H5Sclose(space);
+	close_id(a, H5Aclose);
+	close_id(space, H5Sclose);
 	return rc;
 }
 
@@ -49,6 +55,44 @@ static hid_t open_step_group(hid_t file, int step)
 	return H5Gcreate2(file, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 }
 
+/* The tap's values widened to F32 (float taps) or I64 (integer taps), malloc'ed. */
+static void *widen(const dsv32_tensor *t, bool is_float)
+{
+	int64_t n = dsv32_tensor_numel(t);
+	void *buf = malloc((size_t)(n ? n : 1) * (is_float ? 4 : 8));
+	for (int64_t i = 0; buf && i < n; i++) {
+		double v = dsv32_load_f64(t->data, t->dtype, (size_t)i);
+		if (is_float)
+			((float *)buf)[i] = (float)v;
+		else
+			((int64_t *)buf)[i] = t->dtype == DSV32_I64 ? ((const int64_t *)t->data)[i] : (int64_t)v;
+	}
+	return buf;
+}
+
+/* One dataset with its attributes under group g; every id made here is closed here, once. */
+static herr_t put_dataset(hid_t g, const char *name, const dsv32_tensor *t, bool is_float,
+			  const void *buf)
+{
+	hsize_t dims[DSV32_MAX_DIMS];
+	for (int i = 0; i < t->ndim; i++)
+		dims[i] = (hsize_t)t->shape[i];
+	hid_t space = t->ndim ? H5Screate_simple(t->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
+	hid_t ds = space < 0 ? -1
+			     : H5Dcreate2(g, name, is_float ? H5T_IEEE_F32LE : H5T_STD_I64LE, space,
+					  H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	herr_t rc = ds < 0 ? -1
+			   : H5Dwrite(ds, is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64, H5S_ALL,
+				      H5S_ALL, H5P_DEFAULT, buf);
+	if (rc >= 0)
+		rc = put_str_attr(ds, "dtype", dsv32_dtype_name(t->dtype));
+	if (rc >= 0)
+		rc = put_shape_attr(ds, t);
+	close_id(ds, H5Dclose);
+	close_id(space, H5Sclose);
+	return rc;
+}
+
 /* Write one tap; widened copies are made here so the store keeps its dtypes. */
 static dsv32_status write_tap(hid_t file, const char *full, const dsv32_tensor *t,
 			      const char *path, dsv32_error *err)
@@ -57,63 +101,153 @@ static dsv32_status write_tap(hid_t file, const char *full, const dsv32_tensor *
 	char *end;
 	if (strncmp(full, "step", 4) != 0 || (step = (int)strtol(full + 4, &end, 10), *end != '.'))
 		return DSV32_FAIL(err, DSV32_E_INTERNAL, "%s: tap name %s is not step{s}.{tap}", path, full);
-	int64_t n = dsv32_tensor_numel(t);
 	bool is_float = dsv32_dtype_is_float(t->dtype);
-	void *buf = malloc((size_t)(n ? n : 1) * (is_float ? 4 : 8));
+	void *buf = widen(t, is_float);
 	if (!buf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: %s", path, full);
-	for (int64_t i = 0; i < n; i++) {
-		double v = dsv32_load_f64(t->data, t->dtype, (size_t)i);
-		if (is_float)
-			((float *)buf)[i] = (float)v;
-		else
-			((int64_t *)buf)[i] = t->dtype == DSV32_I64 ? ((const int64_t *)t->data)[i] : (int64_t)v;
-	}
-	hsize_t dims[DSV32_MAX_DIMS];
-	for (int i = 0; i < t->ndim; i++)
-		dims[i] = (hsize_t)t->shape[i];
 	hid_t g = open_step_group(file, step);
-	hid_t space = t->ndim ? H5Screate_simple(t->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
-	hid_t mt = is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64;
-	hid_t ds = H5Dcreate2(g, end + 1, is_float ? H5T_IEEE_F32LE : H5T_STD_I64LE, space,
-			      H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-	herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-	if (rc >= 0)
-		rc = put_str_attr(ds, "dtype", dsv32_dtype_name(t->dtype));
-	if (rc >= 0)
-		rc = put_shape_attr(ds, t);
-	if (ds >= 0)
-		H5Dclose(ds);
-	H5Sclose(space);
-	H5Gclose(g);
+	herr_t rc = g < 0 ? -1 : put_dataset(g, end + 1, t, is_float, buf);
+	close_id(g, H5Gclose);
 	free(buf);
 	if (rc < 0)
 		return DSV32_FAIL(err, DSV32_E_IO, "%s: writing dataset %s failed", path, full);
 	return DSV32_OK;
 }
 
+/* ---- the file image ----
+ * The file is built in memory by HDF5's core driver (no backing store) and written out by
+ * dsv32_write_file_atomic, so HDF5 itself never does disk I/O. The reason: HDF5 1.10 cannot
+ * recover from a failed H5Fclose (a full disk while it flushes): the file stays half-open and
+ * H5_term_library crashes closing it again at exit (issue 14, SIGSEGV). A full disk is now an
+ * ordinary write error of ours, and the temporary is removed. The file image callbacks let us
+ * keep the driver's buffer at close instead of copying it (H5Fget_file_image would double the
+ * memory of a large dump). */
+typedef struct {
+	void *mem;   /* the driver's current buffer; ours once the file is closed */
+	size_t size; /* its allocated size */
+} h5_image;
+
+static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *user)
+{
+	(void)op;
+	h5_image *m = user;
+	void *p = malloc(size ? size : 1);
+	if (p) {
+		m->mem = p;
+		m->size = size;
+	}
+	return p;
+}
+
+static void *img_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *user)
+{
+	(void)op;
+	h5_image *m = user;
+	void *p = realloc(ptr, size ? size : 1);
+	if (p) {
+		m->mem = p;
+		m->size = size;
+	}
+	return p;
+}
+
+static void *img_memcpy(void *dst, const void *src, size_t n, H5FD_file_image_op_t op,
+			void *user)
+{
+	(void)op;
+	(void)user;
+	return memcpy(dst, src, n);
+}
+
+/* At file close the driver hands its buffer back: keep it (the caller writes and frees it). */
+static herr_t img_free(void *ptr, H5FD_file_image_op_t op, void *user)
+{
+	h5_image *m = user;
+	if (ptr && ptr == m->mem && op == H5FD_FILE_IMAGE_OP_FILE_CLOSE)
+		return 0;
+	if (ptr == m->mem)
+		m->mem = NULL;
+	free(ptr);
+	return 0;
+}
+
+/* The callbacks share one h5_image; HDF5 copies property lists, and every copy points at it. */
+static void *img_udata_copy(void *user)
+{
+	return user;
+}
+
+static herr_t img_udata_free(void *user)
+{
+	(void)user;
+	return 0;
+}
+
+/* A file access property list for an in-memory file whose buffer ends up in *m. */
+static hid_t image_fapl(h5_image *m)
+{
+	H5FD_file_image_callbacks_t cb = {img_malloc, img_memcpy,     img_realloc, img_free,
+					  img_udata_copy, img_udata_free, m};
+	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+	if (fapl >= 0 && (H5Pset_fapl_core(fapl, (size_t)4 << 20, 0) < 0 ||
+			  H5Pset_file_image_callbacks(fapl, &cb) < 0)) {
+		H5Pclose(fapl);
+		return -1;
+	}
+	return fapl;
+}
+
+/* Metadata attributes and one dataset per tap into the open file. */
+static dsv32_status fill_file(hid_t file, const dsv32_tapstore *store, const char *path,
+			      const char *const *keys, const char *const *values, int n_meta,
+			      dsv32_error *err)
+{
+	dsv32_status rc = DSV32_OK;
+	for (int i = 0; i < n_meta && rc == DSV32_OK; i++)
+		if (put_str_attr(file, keys[i], values[i]) < 0)
+			rc = DSV32_FAIL(err, DSV32_E_IO, "%s: attribute %s", path, keys[i]);
+	for (size_t i = 0; i < store->n && rc == DSV32_OK; i++)
+		rc = write_tap(file, store->e[i].name, &store->e[i].t, path, err);
+	return rc;
+}
+
+/* Build the file in memory: on success *m holds the image and *len its size in bytes. */
+static dsv32_status build_image(const dsv32_tapstore *store, const char *path,
+				const char *const *keys, const char *const *values, int n_meta,
+				h5_image *m, size_t *len, dsv32_error *err)
+{
+	hid_t fapl = image_fapl(m);
+	hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+	close_id(fapl, H5Pclose);
+	if (file < 0)
+		return DSV32_FAIL(err, DSV32_E_IO, "%s: cannot create the HDF5 file in memory", path);
+	dsv32_status rc = fill_file(file, store, path, keys, values, n_meta, err);
+	ssize_t n = -1;
+	if (rc == DSV32_OK && H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0)
+		n = H5Fget_file_image(file, NULL, 0); /* the size only: no copy */
+	if (rc == DSV32_OK && n < 0)
+		rc = DSV32_FAIL(err, DSV32_E_IO, "%s: flushing the HDF5 file failed", path);
+	/* closed once, whatever happened; in memory this does no I/O that could fail */
+	if (H5Fclose(file) < 0 && rc == DSV32_OK)
+		rc = DSV32_FAIL(err, DSV32_E_IO, "%s: closing the HDF5 file failed", path);
+	if (rc == DSV32_OK && (!m->mem || (size_t)n > m->size))
+		rc = DSV32_FAIL(err, DSV32_E_INTERNAL, "%s: HDF5 image of %zd bytes not kept", path,
+				n);
+	*len = (size_t)n;
+	return rc;
+}
+
 dsv32_status dsv32_tapfile_write_h5(const dsv32_tapstore *store, const char *path,
 				    const char *const *keys, const char *const *values, int n_meta,
 				    dsv32_error *err)
 {
-	char tmp[4096];
-	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	h5_image m = {0};
+	size_t len = 0;
 	H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors come back as statuses, not stderr noise */
-	hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-	if (file < 0)
-		return DSV32_FAIL(err, DSV32_E_IO, "%s: cannot create HDF5 file", tmp);
-	dsv32_status rc = DSV32_OK;
-	for (int i = 0; i < n_meta && rc == DSV32_OK; i++)
-		if (put_str_attr(file, keys[i], values[i]) < 0)
-			rc = DSV32_FAIL(err, DSV32_E_IO, "%s: attribute %s", tmp, keys[i]);
-	for (size_t i = 0; i < store->n && rc == DSV32_OK; i++)
-		rc = write_tap(file, store->e[i].name, &store->e[i].t, tmp, err);
-	if (H5Fclose(file) < 0 && rc == DSV32_OK)
-		rc = DSV32_FAIL(err, DSV32_E_IO, "%s: closing HDF5 file", tmp);
-	if (rc == DSV32_OK && rename(tmp, path) != 0)
-		rc = DSV32_FAIL(err, DSV32_E_IO, "%s: rename to %s failed", tmp, path);
-	if (rc != DSV32_OK)
-		unlink(tmp);
+	dsv32_status rc = build_image(store, path, keys, values, n_meta, &m, &len, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_write_file_atomic(path, m.mem, len, err);
+	free(m.mem);
 	return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/infile.h"
 #include "reports/report.h"
 
 static const char *const kind_names[DSV32_TAPKIND_COUNT] = {"dense", "set", "logits"};
@@ -350,7 +351,9 @@ dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, cons
 	cJSON *root = cJSON_Parse(text);
 	if (!root)
 		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: invalid JSON", label);
-	dsv32_status rc = DSV32_OK;
+	dsv32_status rc = dsv32_json_check_unique_keys(root, label, err);
+	if (rc != DSV32_OK)
+		goto out;
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "schema_version");
 	const cJSON *taps = cJSON_GetObjectItemCaseSensitive(root, "taps");
 	if (!cJSON_IsNumber(ver) || ver->valueint != DSV32_REPORT_SCHEMA_VERSION) {
@@ -414,7 +417,7 @@ dsv32_status dsv32_report_read_json(dsv32_cmp_result *r, const char *path, dsv32
 	char *text = NULL;
 	size_t len = 0;
 	dsv32_cmp_result_init(r);
-	DSV32_TRY(dsv32_read_file(path, 512u << 20, &text, &len, err));
+	DSV32_TRY(dsv32_infile_read(path, DSV32_INFILE_REPORT, &text, &len, err));
 	dsv32_status rc = dsv32_report_parse_json(r, text, path, err);
 	free(text);
 	return rc;

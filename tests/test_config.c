@@ -94,7 +94,7 @@ static void test_golden_files_load_with_form_detection(void **state)
 	assert_int_equal(dsv32_config_from_ref_json(&emb, ref_tiny, "ref", &err), DSV32_OK);
 	assert_config_equal(&ref, &emb);
 	assert_int_equal(dsv32_config_load(&hf, "/nonexistent/config.json", NULL, &err),
-			 DSV32_E_IO);
+			 DSV32_E_NOTFOUND);
 	assert_non_null(strstr(err.what, "/nonexistent/config.json"));
 }
 
@@ -296,7 +296,7 @@ static void test_each_invalid_value_is_named(void **state)
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_config_from_hf_json(&c, "{\"hidden_size\": ", "bad.json", &err),
 			 DSV32_E_FORMAT);
-	assert_non_null(strstr(err.what, "bad.json: invalid JSON"));
+	assert_non_null(strstr(err.what, "bad.json: invalid JSON at line 1, column 17"));
 	assert_int_equal(dsv32_config_from_hf_json(&c, "[1]", "arr.json", &err), DSV32_E_FORMAT);
 }
 
@@ -386,6 +386,110 @@ static void test_tensor_parallel_divisibility(void **state)
 	assert_non_null(strstr(err.what, "inter_dim/world_size (dense w1/w2/w3 scale split): 9280"));
 }
 
+/* The tiny HF config text with the number after the first "key": replaced by value (the
+ * test writes the text itself: cJSON would print 2^53 + 1 back as another number). */
+static char *hf_with_number(const char *key, const char *value)
+{
+	const char *t = tiny_hf();
+	char pat[96];
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	const char *at = strstr(t, pat);
+	assert_non_null(at);
+	const char *v = at + strlen(pat) + strspn(at + strlen(pat), " \t");
+	const char *end = v + strspn(v, "0123456789.eE+-");
+	char *out = malloc(strlen(t) + strlen(value) + 1);
+	assert_non_null(out);
+	sprintf(out, "%.*s%s%s", (int)(v - t), t, value, end);
+	return out;
+}
+
+/* 2^53 + 1 reads back as 2^53: the reason given is representability, not "not an integer". */
+static void test_integers_from_2p53_are_not_representable(void **state)
+{
+	(void)state;
+	const struct {
+		const char *key, *value, *needle;
+	} cases[] = {
+		{"hidden_size", "9007199254740993",
+		 "cfg.json: hidden_size: 9007199254740992 is not exactly representable (>= 2^53"},
+		{"hidden_size", "-9007199254740993", "hidden_size: -9007199254740992 is not exactly"},
+		{"hidden_size", "1e300", "hidden_size: 1.0000000000000001e+300 is not exactly"},
+		{"original_max_position_embeddings", "9007199254740993",
+		 "rope_scaling.original_max_position_embeddings: 9007199254740992 is not exactly"},
+		{"hidden_size", "256.5", "hidden_size: 256.5 is not an integer"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *text = hf_with_number(cases[i].key, cases[i].value);
+		dsv32_config c;
+		dsv32_error err = {0};
+		dsv32_status st = dsv32_config_from_hf_json(&c, text, "cfg.json", &err);
+		free(text);
+		if (st != DSV32_E_FORMAT || !strstr(err.what, cases[i].needle))
+			fail_msg("%s=%s: status %d '%s', expected '%s'", cases[i].key, cases[i].value,
+				 st, err.what, cases[i].needle);
+	}
+	/* 2^53 - 1 is exact: accepted by the parser (validation bounds it later) */
+	char *text = hf_with_number("hidden_size", "9007199254740991");
+	dsv32_config c;
+	assert_int_equal(dsv32_config_from_hf_json(&c, text, "cfg.json", NULL), DSV32_OK);
+	assert_true(c.dim == INT64_C(9007199254740991));
+	free(text);
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_config_from_ref_json(&c, "{\"dim\": 9007199254740993}", "r.json",
+						    &err),
+			 DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "r.json: dim: 9007199254740992 is not exactly"));
+}
+
+/* cJSON keeps the first of two equal keys, Python's json the last: both forms refuse them,
+ * naming the file and the key, wherever in the tree they are. */
+static void test_duplicate_keys_are_refused(void **state)
+{
+	(void)state;
+	dsv32_config c;
+	dsv32_error err = {0};
+	char *text = malloc(strlen(tiny_hf()) + 64);
+	assert_non_null(text);
+	sprintf(text, "{\"hidden_size\": 128, %s", strchr(tiny_hf(), '{') + 1);
+	assert_int_equal(dsv32_config_from_hf_json(&c, text, "cfg.json", &err), DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "cfg.json: duplicate key \"hidden_size\" at the top level"));
+	free(text);
+	assert_int_equal(dsv32_config_from_hf_json(&c, "{\"rope_scaling\": {\"factor\": 1, "
+						   "\"factor\": 40}}", "cfg.json", &err),
+			 DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "duplicate key \"factor\" in rope_scaling"));
+	assert_int_equal(dsv32_config_from_ref_json(&c, "{\"dim\": 256, \"dim\": 512}", "r.json",
+						    &err),
+			 DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "r.json: duplicate key \"dim\""));
+}
+
+/* The check inspect runs names the file and the key as the file spells it (hidden_size, not the
+ * reference field dim the validator checks). */
+static void test_validate_file_names_the_hf_key(void **state)
+{
+	(void)state;
+	dsv32_config c;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_config_from_hf_json(&c, tiny_hf(), "cfg.json", &err), DSV32_OK);
+	assert_int_equal(dsv32_config_validate_file(&c, true, 0, "cfg.json", &err), DSV32_OK);
+	c.dim = 0;
+	assert_int_equal(dsv32_config_validate_file(&c, true, 0, "cfg.json", &err), DSV32_E_FORMAT);
+	assert_string_equal(err.what, "cfg.json: invalid config: hidden_size: 0, must be >= 1");
+	assert_int_equal(dsv32_config_validate_file(&c, false, 0, "ref.json", &err), DSV32_E_FORMAT);
+	assert_string_equal(err.what, "ref.json: invalid config: dim: 0, must be >= 1");
+	c.dim = 256;
+	c.rms_norm_eps = -1;
+	assert_int_equal(dsv32_config_validate_file(&c, true, 0, "cfg.json", &err), DSV32_E_FORMAT);
+	assert_string_equal(err.what,
+			    "cfg.json: invalid config: rms_norm_eps: -1, must be positive and finite");
+	c.rms_norm_eps = 1e-6;
+	c.n_expert_groups = 3; /* a message about two fields keeps the validator's wording */
+	assert_int_equal(dsv32_config_validate_file(&c, true, 0, "cfg.json", &err), DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "cfg.json: invalid config: n_routed_experts: 16 not "
+				   "divisible by n_expert_groups 3"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -399,6 +503,9 @@ int main(void)
 		cmocka_unit_test(test_reference_form_rules),
 		cmocka_unit_test(test_presets_validate),
 		cmocka_unit_test(test_tensor_parallel_divisibility),
+		cmocka_unit_test(test_integers_from_2p53_are_not_representable),
+		cmocka_unit_test(test_duplicate_keys_are_refused),
+		cmocka_unit_test(test_validate_file_names_the_hf_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

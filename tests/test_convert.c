@@ -345,23 +345,55 @@ static void test_output_dir_is_atomic_and_force_replaces(void **state)
 	assert_true(dsv32_path_exists(probe));
 }
 
-static void test_unknown_tensor_is_an_error_or_skipped_and_listed(void **state)
+/* Copy the safetensors file src to dst without the tensor `drop` (NULL: keep all) and with an
+ * extra F32 [4] tensor `extra` (NULL: none). */
+static void copy_shard_edited(const char *src, const char *dst, const char *drop,
+			      const char *extra)
 {
-	(void)state;
-	char dir[4300], f[4400], out[4300], cfg[4400];
-	snprintf(dir, sizeof dir, "%s/unknown", root);
-	assert_int_equal(dsv32_mkdirs(dir, NULL), DSV32_OK);
-	path_in(f, sizeof f, dir, "model0-mp1.safetensors");
+	dsv32_st_file *f;
 	dsv32_st_writer *w;
 	int64_t shape[1] = {4};
 	float data[4] = {1, 2, 3, 4};
-	assert_int_equal(dsv32_st_writer_open(&w, f, NULL), DSV32_OK);
-	assert_int_equal(dsv32_st_writer_declare(w, "norm.weight", DSV32_F32, 1, shape, NULL), DSV32_OK);
-	assert_int_equal(dsv32_st_writer_declare(w, "layers.0.attn.rotary.inv_freq", DSV32_F32, 1,
-						 shape, NULL), DSV32_OK);
-	assert_int_equal(dsv32_st_writer_write(w, data, sizeof data, NULL), DSV32_OK);
-	assert_int_equal(dsv32_st_writer_write(w, data, sizeof data, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_open(&f, src, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_open(&w, dst, NULL), DSV32_OK);
+	for (size_t i = 0; i < dsv32_st_count(f); i++) {
+		const dsv32_st_entry *e = dsv32_st_entry_at(f, i);
+		if (!drop || strcmp(e->name, drop))
+			assert_int_equal(dsv32_st_writer_declare(w, e->name, e->dtype, e->ndim,
+								 e->shape, NULL), DSV32_OK);
+	}
+	if (extra)
+		assert_int_equal(dsv32_st_writer_declare(w, extra, DSV32_F32, 1, shape, NULL),
+				 DSV32_OK);
+	for (size_t i = 0; i < dsv32_st_count(f); i++) {
+		const dsv32_st_entry *e = dsv32_st_entry_at(f, i);
+		if (!drop || strcmp(e->name, drop))
+			assert_int_equal(dsv32_st_writer_write(w, dsv32_st_data(f, e),
+							       e->end - e->begin, NULL), DSV32_OK);
+	}
+	if (extra)
+		assert_int_equal(dsv32_st_writer_write(w, data, sizeof data, NULL), DSV32_OK);
 	assert_int_equal(dsv32_st_writer_commit(w, NULL), DSV32_OK);
+	dsv32_st_close(f);
+}
+
+/* A W=1 shard directory under root: shards[0]'s file edited by copy_shard_edited. */
+static void edited_mp1(char *dir, size_t len, const char *name, const char *drop,
+		       const char *extra)
+{
+	char src[4400], dst[4400];
+	snprintf(dir, len, "%s/%s", root, name);
+	assert_int_equal(dsv32_mkdirs(dir, NULL), DSV32_OK);
+	path_in(src, sizeof src, shards[0], "model0-mp1.safetensors");
+	path_in(dst, sizeof dst, dir, "model0-mp1.safetensors");
+	copy_shard_edited(src, dst, drop, extra);
+}
+
+static void test_unknown_tensor_is_an_error_or_skipped_and_listed(void **state)
+{
+	(void)state;
+	char dir[4300], out[4300], cfg[4400];
+	edited_mp1(dir, sizeof dir, "unknown", NULL, "layers.0.attn.rotary.inv_freq");
 	path_in(cfg, sizeof cfg, shards[0], "config.json");
 	snprintf(out, sizeof out, "%s/unknown_hf", root);
 	const char *in[1] = {dir};
@@ -373,10 +405,140 @@ static void test_unknown_tensor_is_an_error_or_skipped_and_listed(void **state)
 	assert_non_null(strstr(err.what, "model0-mp1.safetensors"));
 	o.common.allow_unknown = true;
 	assert_int_equal(dsv32_convert_ref_to_hf(&o, &r, &err), DSV32_OK);
-	assert_int_equal(r.tensors, 1);
+	assert_int_equal(r.tensors, 154);
 	assert_int_equal(r.n_skipped, 1);
 	assert_string_equal(r.skipped[0], "layers.0.attn.rotary.inv_freq");
 	dsv32_conv_result_free(&r);
+}
+
+/* --allow-unknown skips names the map does not know; it never makes a checkpoint holding none
+ * of the model's tensors convertible (issue 14: 100k unrelated tensors wrote 16-byte shards). */
+static void test_allow_unknown_still_needs_every_expected_tensor(void **state)
+{
+	(void)state;
+	char dir[4300], f[4400], out[4300], cfg[4400];
+	snprintf(dir, sizeof dir, "%s/only_unknown", root);
+	assert_int_equal(dsv32_mkdirs(dir, NULL), DSV32_OK);
+	path_in(f, sizeof f, dir, "model0-mp1.safetensors");
+	dsv32_st_writer *w;
+	int64_t shape[1] = {4};
+	float data[4] = {1, 2, 3, 4};
+	assert_int_equal(dsv32_st_writer_open(&w, f, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_declare(w, "junk.a", DSV32_F32, 1, shape, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_declare(w, "junk.b", DSV32_F32, 1, shape, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_write(w, data, sizeof data, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_write(w, data, sizeof data, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_commit(w, NULL), DSV32_OK);
+	path_in(cfg, sizeof cfg, shards[0], "config.json");
+	snprintf(out, sizeof out, "%s/only_unknown_hf", root);
+	const char *in[1] = {dir};
+	dsv32_ref_to_hf_opts o = {in, 1, cfg, out, DSV32_OUT_KEEP, 0, {0}, 0};
+	o.common.allow_unknown = true;
+	dsv32_conv_result r;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_convert_ref_to_hf(&o, &r, &err), DSV32_E_NOTFOUND);
+	assert_non_null(strstr(err.what, "154 of 154 tensors the config expects are missing"));
+	assert_non_null(strstr(err.what, "model.embed_tokens.weight (reference name embed.weight)"));
+	assert_false(dsv32_path_exists(out));
+	assert_false(conv_dir_has_prefix(root, "only_unknown_hf.tmp."));
+	/* hf-to-ref: the same file as an HF checkpoint */
+	char hfdir[4300], hcfg[4400], hsrc[4400];
+	snprintf(hfdir, sizeof hfdir, "%s/only_unknown_as_hf", root);
+	assert_int_equal(dsv32_mkdirs(hfdir, NULL), DSV32_OK);
+	path_in(hcfg, sizeof hcfg, hfdir, "config.json");
+	path_in(hsrc, sizeof hsrc, hf_dir, "config.json");
+	assert_true(conv_copy_file(hsrc, hcfg));
+	path_in(hsrc, sizeof hsrc, hfdir, "model.safetensors");
+	assert_true(conv_copy_file(f, hsrc));
+	snprintf(out, sizeof out, "%s/only_unknown_ref", root);
+	dsv32_hf_to_ref_opts ho = {hfdir, NULL, 1, out, {0}};
+	ho.common.allow_unknown = true;
+	assert_int_equal(dsv32_convert_hf_to_ref(&ho, &r, &err), DSV32_E_NOTFOUND);
+	assert_non_null(strstr(err.what, "tensors the config expects are missing"));
+	dsv32_conv_result_free(&r);
+	assert_false(dsv32_path_exists(out));
+}
+
+/* A checkpoint without lm_head.weight converted both ways before issue 14 (exit 0). */
+static void test_missing_expected_tensor_is_refused_both_ways(void **state)
+{
+	(void)state;
+	char dir[4300], out[4300], cfg[4400], src[4400], dst[4400];
+	dsv32_error err = {0};
+	edited_mp1(dir, sizeof dir, "nohead", "head.weight", NULL);
+	path_in(cfg, sizeof cfg, shards[0], "config.json");
+	snprintf(out, sizeof out, "%s/nohead_hf", root);
+	const char *in[1] = {dir};
+	assert_int_equal(to_hf(in, 1, cfg, out, DSV32_OUT_KEEP, 0, false, &err), DSV32_E_NOTFOUND);
+	assert_non_null(strstr(err.what, "1 of 154 tensors the config expects are missing: "
+					 "lm_head.weight (reference name head.weight)"));
+	assert_false(dsv32_path_exists(out));
+	snprintf(dir, sizeof dir, "%s/nohead_as_hf", root);
+	assert_int_equal(dsv32_mkdirs(dir, NULL), DSV32_OK);
+	path_in(src, sizeof src, hf_dir, "config.json");
+	path_in(dst, sizeof dst, dir, "config.json");
+	assert_true(conv_copy_file(src, dst));
+	path_in(src, sizeof src, hf_dir, "model.safetensors");
+	path_in(dst, sizeof dst, dir, "model.safetensors");
+	copy_shard_edited(src, dst, "lm_head.weight", NULL);
+	snprintf(out, sizeof out, "%s/nohead_ref", root);
+	assert_int_equal(to_ref(dir, 1, out, &err), DSV32_E_NOTFOUND);
+	assert_non_null(strstr(err.what, "lm_head.weight (reference name head.weight)"));
+	assert_false(dsv32_path_exists(out));
+	char cli[8192];
+	int code = conv_run_cli(cli, sizeof cli, "convert hf-to-ref --checkpoint %s --mp 1 --out %s",
+				dir, out);
+	if (code != -77) {
+		assert_int_equal(code, 2);
+		assert_non_null(strstr(cli, "lm_head.weight"));
+	}
+}
+
+/* The golden HF config with key (and key2 unless NULL) set to value, written to root/name. */
+static void edited_hf_config(char *path, size_t len, const char *name, const char *key,
+			     const char *key2, double value)
+{
+	char src[4400], *text = NULL;
+	size_t n = 0;
+	path_in(src, sizeof src, hf_dir, "config.json");
+	assert_int_equal(dsv32_read_file(src, 1 << 20, &text, &n, NULL), DSV32_OK);
+	cJSON *c = cJSON_Parse(text);
+	free(text);
+	assert_non_null(c);
+	cJSON_ReplaceItemInObject(c, key, cJSON_CreateNumber(value));
+	if (key2)
+		cJSON_ReplaceItemInObject(c, key2, cJSON_CreateNumber(value));
+	text = cJSON_Print(c);
+	cJSON_Delete(c);
+	snprintf(path, len, "%s/%s", root, name);
+	assert_int_equal(dsv32_write_file_atomic(path, text, strlen(text), NULL), DSV32_OK);
+	free(text);
+}
+
+/* Shapes and sizes that contradict the config are refused before anything is written, the
+ * message naming the tensor or the config key. */
+static void test_checkpoint_contradicting_config_is_refused(void **state)
+{
+	(void)state;
+	char cfg[4300], out[4300];
+	dsv32_error err = {0};
+	snprintf(out, sizeof out, "%s/contra_ref", root);
+	dsv32_hf_to_ref_opts o = {hf_dir, cfg, 1, out, {0}};
+	dsv32_conv_result r;
+	edited_hf_config(cfg, sizeof cfg, "vocab2048.json", "vocab_size", NULL, 2048);
+	assert_int_equal(dsv32_convert_hf_to_ref(&o, &r, &err), DSV32_E_SHAPE);
+	assert_non_null(strstr(err.what, "model.embed_tokens.weight (reference name embed.weight): "
+					 "shape [1024, 256], the config expects [2048, 256]"));
+	edited_hf_config(cfg, sizeof cfg, "ihd8192.json", "index_head_dim", NULL, 8192);
+	assert_int_equal(dsv32_convert_hf_to_ref(&o, &r, &err), DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "index_head_dim: 8192 exceeds 4096"));
+	/* 2^25 heads of 96: every field fits int32, the q_b_proj rows do not */
+	edited_hf_config(cfg, sizeof cfg, "heads.json", "num_attention_heads", "num_key_value_heads",
+			 1 << 25);
+	assert_int_equal(dsv32_convert_hf_to_ref(&o, &r, &err), DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "n_heads*qk_head_dim: 3221225472 exceeds 2147483647"));
+	assert_false(dsv32_path_exists(out));
+	assert_false(conv_dir_has_prefix(root, "contra_ref.tmp."));
 }
 
 /* The tiny preset widened so that every fp8 scale grid splits at W = 2 (head dims 64 + 64,
@@ -538,6 +700,9 @@ int main(void)
 		cmocka_unit_test(test_two_files_claiming_one_rank_are_refused),
 		cmocka_unit_test(test_output_dir_is_atomic_and_force_replaces),
 		cmocka_unit_test(test_unknown_tensor_is_an_error_or_skipped_and_listed),
+		cmocka_unit_test(test_allow_unknown_still_needs_every_expected_tensor),
+		cmocka_unit_test(test_missing_expected_tensor_is_refused_both_ways),
+		cmocka_unit_test(test_checkpoint_contradicting_config_is_refused),
 		cmocka_unit_test(test_fp8_round_trip_and_bf16_dequantization),
 		cmocka_unit_test(test_cli_json_output_is_parseable),
 	};

@@ -161,6 +161,50 @@ static void test_remove_tree_refuses_root_and_empty(void **state)
 	assert_int_equal(dsv32_remove_tree(NULL, &err), DSV32_E_USAGE);
 }
 
+/* Issue 14: `fixture --out . --force` emptied the directory it ran in. Whatever a caller builds,
+ * ".", "..", a path ending in one of them, the current directory and its ancestors are refused,
+ * and nothing is touched. */
+static void test_remove_tree_refuses_cwd_and_its_ancestors(void **state)
+{
+	const char *tmp = *state;
+	char here[4096], sub[4096], keep[4096], old_cwd[4096];
+	join(here, tmp, "s");
+	join(sub, here, "x");
+	join(keep, sub, "k");
+	assert_int_equal(dsv32_mkdirs(sub, NULL), DSV32_OK);
+	assert_int_equal(dsv32_write_file_atomic(keep, "k", 1, NULL), DSV32_OK);
+	assert_non_null(getcwd(old_cwd, sizeof old_cwd));
+	assert_int_equal(chdir(sub), 0);
+	const char *refused[] = {".", "..", "./", "../", "../..", "x/..", "/.", sub, here, tmp,
+				 "../x", "../../s"};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		dsv32_error err = {0};
+		dsv32_status st = dsv32_remove_tree(refused[i], &err);
+		if (st != DSV32_E_USAGE)
+			fail_msg("remove_tree(\"%s\") gave %d, expected a refusal", refused[i], st);
+		assert_non_null(strstr(err.what, "refusing"));
+	}
+	assert_true(dsv32_path_exists("k")); /* nothing was touched */
+	assert_int_equal(chdir(old_cwd), 0);
+	assert_true(dsv32_path_exists(keep));
+}
+
+/* A symbolic link to the current directory is only a link: removing it is fine and leaves the
+ * directory alone. */
+static void test_remove_tree_unlinks_a_link_to_cwd(void **state)
+{
+	const char *tmp = *state;
+	char link[4096], old_cwd[4096];
+	join(link, tmp, "here");
+	assert_non_null(getcwd(old_cwd, sizeof old_cwd));
+	assert_int_equal(chdir(tmp), 0);
+	assert_int_equal(symlink(".", "here"), 0);
+	assert_int_equal(dsv32_remove_tree("here", NULL), DSV32_OK);
+	assert_false(dsv32_path_exists(link));
+	assert_int_equal(chdir(old_cwd), 0);
+	assert_true(dsv32_path_is_dir(tmp));
+}
+
 int main(void)
 {
 #define TD(f) cmocka_unit_test_setup_teardown(f, tc_setup_tmpdir, tc_teardown_tmpdir)
@@ -173,6 +217,8 @@ int main(void)
 		TD(test_mkdirs_creates_nested_dirs_and_is_idempotent),
 		TD(test_remove_tree_removes_everything_without_following_links),
 		cmocka_unit_test(test_remove_tree_refuses_root_and_empty),
+		TD(test_remove_tree_refuses_cwd_and_its_ancestors),
+		TD(test_remove_tree_unlinks_a_link_to_cwd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -604,14 +605,30 @@ static const char REF_CFG[] =
 	"\"rope_theta\":10000.0,\"rope_factor\":40,\"beta_fast\":32,\"beta_slow\":1,\"mscale\":1.0,"
 	"\"index_n_heads\":4,\"index_head_dim\":128,\"index_topk\":16%s}";
 
-/* The tiny reference config with extra members appended: the reference reader applies every
- * member in order, so a repeated key appended at the end overrides the field. */
+/* The tiny reference config with the members of extra ("\"dim\":0,...") in place of the
+ * same keys, or added: appending a repeated key no longer overrides it (a duplicate key is
+ * refused as ambiguous, core/infile.h), so the member is replaced in the tree. */
 static void ref_cfg(dsv32_config *c, const char *extra, dsv32_status *parse_rc, dsv32_error *e)
 {
-	char json[2048], tail[400];
-	snprintf(tail, sizeof tail, "%s%s", extra[0] ? "," : "", extra);
-	snprintf(json, sizeof json, REF_CFG, tail);
-	*parse_rc = dsv32_config_from_ref_json(c, json, "cfg.json", e);
+	char base_text[2048], ex[512];
+	snprintf(base_text, sizeof base_text, REF_CFG, "");
+	snprintf(ex, sizeof ex, "{%s}", extra);
+	cJSON *base = cJSON_Parse(base_text), *add = cJSON_Parse(ex);
+	while (base && add && add->child) {
+		cJSON *it = cJSON_DetachItemViaPointer(add, add->child);
+		char key[128]; /* cJSON frees it->string before copying the key it is given */
+		snprintf(key, sizeof key, "%s", it->string);
+		if (cJSON_GetObjectItemCaseSensitive(base, key))
+			cJSON_ReplaceItemInObjectCaseSensitive(base, key, it);
+		else
+			cJSON_AddItemToObject(base, key, it);
+	}
+	char *json = base && add ? cJSON_PrintUnformatted(base) : NULL;
+	*parse_rc = json ? dsv32_config_from_ref_json(c, json, "cfg.json", e)
+			 : DSV32_FAIL(e, DSV32_E_INTERNAL, "ref_cfg: bad test input %s", ex);
+	free(json);
+	cJSON_Delete(base);
+	cJSON_Delete(add);
 }
 
 static int cfg_validate_expect(const char *extra, int world, dsv32_status want, const char *s1,

@@ -19,7 +19,7 @@ mkdir -p "$OUT/obj"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 SRC="${FUZZ_SRC_ROOT:-$ROOT}"
 CFLAGS="-std=c11 -O1 -g -D_GNU_SOURCE -DDSV32_VERSION=\"fuzz\" -DDSV32_SOURCE_DIR=\"$ROOT\" -I$SRC -I$ROOT $(pkg-config --cflags hdf5)"
-LIBSRC="core/error.c core/dtype.c core/tensor.c core/fsutil.c core/safetensors.c core/st_ckpt.c
+LIBSRC="core/error.c core/dtype.c core/tensor.c core/fsutil.c core/infile.c core/safetensors.c core/st_ckpt.c
 	core/st_writer.c core/config.c core/tokens.c core/rng.c
 	compare/budget.c compare/result.c compare/metrics.c compare/tapfile.c compare/tapstore.c
 	reports/json.c reports/markdown.c reports/html.c reports/hdf5.c"
