@@ -1,5 +1,6 @@
 /* result.c: the comparison result container. */
 #include "compare/result.h"
+#include "core/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 		return NULL;
 	r->taps[r->n_taps] = *t;
 	dsv32_tap_result *out = &r->taps[r->n_taps++];
+	/* names can come from a recording: keep terminal control characters out of every report */
+	dsv32_sanitize_term(out->name, sizeof out->name, t->name);
+	dsv32_sanitize_term(out->op, sizeof out->op, t->op);
 	if (out->over_budget && r->first_divergence < 0)
 		r->first_divergence = (long)(r->n_taps - 1);
 	if (out->layer + 1 > r->n_layers)
@@ -53,9 +57,9 @@ bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, cons
 	if (!grow((void **)&r->skips, &r->cap_skips, r->n_skips + 1, sizeof *r->skips))
 		return false;
 	dsv32_tap_skip *s = &r->skips[r->n_skips++];
-	snprintf(s->name, sizeof s->name, "%s", name);
+	dsv32_sanitize_term(s->name, sizeof s->name, name); /* a recording's names, escaped */
 	s->step = step;
-	snprintf(s->reason, sizeof s->reason, "%s", reason);
+	dsv32_sanitize_term(s->reason, sizeof s->reason, reason);
 	return true;
 }
 

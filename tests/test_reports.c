@@ -367,6 +367,22 @@ static void test_report_check_notes_a_numerics_key_change(void **state)
 	dsv32_cmp_result_free(&cur);
 }
 
+/* Tap names can come from a recording: stored escaped, so no report prints raw control bytes. */
+static void test_result_escapes_control_characters_in_names(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	dsv32_tap_result t = {0};
+	snprintf(t.name, sizeof t.name, "layers.0.\x1b[31mevil\n");
+	assert_non_null(dsv32_cmp_result_add(&r, &t));
+	assert_string_equal(r.taps[0].name, "layers.0.\\x1b[31mevil\\x0a");
+	assert_true(dsv32_cmp_result_skip(&r, "bad\rname", 0, "only in a\x07"));
+	assert_string_equal(r.skips[0].name, "bad\\x0dname");
+	assert_string_equal(r.skips[0].reason, "only in a\\x07");
+	dsv32_cmp_result_free(&r);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--write-sample") == 0) {
@@ -392,6 +408,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_html_is_self_contained_with_svg),
 		cmocka_unit_test(test_report_check_flags_growth_beyond_tolerance),
 		cmocka_unit_test(test_report_check_exact_wants_every_figure_equal),
+		cmocka_unit_test(test_result_escapes_control_characters_in_names),
 		cmocka_unit_test(test_report_check_notes_a_numerics_key_change),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
