@@ -19,7 +19,7 @@
  * Engines: fixed (DSV32_GEMM_FIXED, the default): one documented summation order, written in
  *              gemm_fixed.c's header (x and w widened to f32 exactly; per output 8 lane sums by
  *              FMA over k = l mod 8 in chunks of DSV32_GEMM_FIXED_KC, a fixed tree per chunk,
- *              chunks added in order). Same bits on every CPU, thread count and body (avx2,
+ *              chunks added in order). Same bits on every CPU, thread count and body (avx512, avx2,
  *              scalar), for every dtype pair, "NT", "NN" and batched. Subnormals kept.
  *         host (DSV32_GEMM_HOST): oneDNN / OpenBLAS, whose blocking, split-K and vector width
  *              follow this CPU, as PyTorch's CPU GEMMs do; the engine for matching a torch run
@@ -28,8 +28,9 @@
  * Rounds: one RNE rounding of the fp32 result to bf16 iff y is BF16; an F32 y is not rounded.
  *         Mixed inputs (F32,BF16)/(BF16,F32): the bf16 operand is widened to f32 (exact) and the
  *         product runs as an fp32 GEMM; same rounding rule for y.
- * Bodies: CPU fixed: gemm_fixed.c (avx2 when the CPU has AVX2+FMA, else scalar fmaf; the same
- *              bits). dsv32_gemm_fixed_body() names the body.
+ * Bodies: CPU fixed: gemm_fixed.c / gemm_fixed_avx512.c: avx512 when the CPU has AVX-512F, avx2
+ *              with AVX2+FMA, else scalar fmaf; the same bits on each (DSV32_GEMM_NO_AVX512=1,
+ *              DSV32_GEMM_NO_AVX2=1 force the lower bodies). dsv32_gemm_fixed_body() names it.
  *         CPU host (BF16,BF16): oneDNN matmul (C API, primitives cached by shape/strides/dtypes
  *              in a process-wide cache owned by gemm_dnnl.c) when oneDNN has a native bf16
  *              kernel on this CPU (AVX512-BF16 / AMX). Those kernels use vdpbf16ps/tdpbf16ps,
@@ -91,17 +92,19 @@ typedef struct {
 dsv32_status dsv32_gemm_run(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
 
 /* Which CPU body a (BF16,BF16) "NT" GEMM of the host engine takes on this machine:
- * "onednn:<impl>", or "avx2-blocked (...why oneDNN is not used...)" / "sgemm-widened (...)".
+ * "onednn:<impl>", or "fixed-blocked (...why oneDNN is not used...)" / "sgemm-widened (...)".
  * Never NULL. */
 const char *dsv32_gemm_bf16_impl(void);
 /* "fixed" or "host" for a be->gemm_engine value. */
 const char *dsv32_gemm_engine_name(int engine);
-/* The fixed engine's body on this machine: "avx2" or "scalar" (DSV32_GEMM_NO_AVX2=1). */
+/* The fixed engine's body on this machine: "avx512", "avx2" (DSV32_GEMM_NO_AVX512=1) or "scalar"
+ * (DSV32_GEMM_NO_AVX2=1); the same bits on each. */
 const char *dsv32_gemm_fixed_body(void);
 
 /* ---- internal: the bodies behind dsv32_gemm_run (called with a checked, non-empty desc) ---- */
 dsv32_status dsv32_gemm_cpu(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
-/* "avx2-blocked" or "sgemm-widened": the host engine's body when oneDNN has no bf16 matmul. */
+/* "fixed-blocked" (the fixed engine's order; "avx2-blocked" before the avx512 body) or
+ * "sgemm-widened" (no vector body): the host engine's body when oneDNN has no bf16 matmul. */
 const char *dsv32_gemm_cpu_fallback_name(void);
 #define DSV32_GEMM_FIXED_KC 1024 /* the fixed engine's K chunk for GEMMs (fp8_gemm: 128) */
 /* A weight operand of the fixed engine: dtype BF16, F32 or F8_E4M3; trans ("NT"): element

@@ -1,6 +1,6 @@
 /* gemm_cpu.c: CPU dispatch of the GEMM family (gemm.h "Engines"): the fixed engine
  * (gemm_fixed.c) or the host engine: oneDNN for bf16 x bf16 where it has a native kernel; else,
- * for a bf16 w in "NT" layout, the fixed engine's avx2 body; otherwise OpenBLAS sgemm on f32
+ * for a bf16 w in "NT" layout, the fixed engine's vector body (its order, the same bits); otherwise OpenBLAS sgemm on f32
  * operands, bf16 operands widened exactly in panels of w that stay in cache. A BF16 y is
  * rounded once from the fp32 result. */
 #include "kernels/gemm.h"
@@ -122,7 +122,7 @@ static dsv32_status gemm_host(const dsv32_gemm_desc *d, dsv32_error *err)
 		DSV32_TRY(dsv32_gemm_dnnl(d, &done, err));
 	if (done)
 		return DSV32_OK;
-	if (d->trans_w && d->w_dtype == DSV32_BF16 && !strcmp(dsv32_gemm_fixed_body(), "avx2"))
+	if (d->trans_w && d->w_dtype == DSV32_BF16 && strcmp(dsv32_gemm_fixed_body(), "scalar") != 0)
 		return dsv32_gemm_fixed(d, err);
 	size_t xsz = dsv32_dtype_size(d->x_dtype), wsz = dsv32_dtype_size(d->w_dtype);
 	size_t ysz = dsv32_dtype_size(d->y_dtype);
@@ -172,5 +172,5 @@ const char *dsv32_gemm_engine_name(int engine)
 
 const char *dsv32_gemm_cpu_fallback_name(void)
 {
-	return strcmp(dsv32_gemm_fixed_body(), "avx2") ? "sgemm-widened" : "avx2-blocked";
+	return strcmp(dsv32_gemm_fixed_body(), "scalar") ? "fixed-blocked" : "sgemm-widened";
 }

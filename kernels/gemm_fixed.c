@@ -10,12 +10,15 @@
  * fp8 (block scales): acc = (first ? +0 : acc) + t·(xs[m,kb]·ws[n/128,kb]), the two products
  * each rounded once (fp8.h).
  *
- * Bodies, all giving these bits:
- *   scalar  the order above written out with fmaf (C99: one rounding), for any CPU;
- *   avx2    AVX2+FMA, x86-64 (chosen when the CPU has both; DSV32_GEMM_NO_AVX2=1 forces
- *           the scalar body, for tests and for checking another machine's path).
+ * Bodies, all giving these bits (x86-64; chosen at run time, first that applies):
+ *   avx512  AVX-512F (gemm_fixed_avx512.c: the 8 lanes side by side in a zmm, two outputs per
+ *           vector, 6 x 8 micro tiles; DSV32_GEMM_NO_AVX512=1 skips it);
+ *   avx2    AVX2+FMA (below: the 8 lanes as separate passes, 4 x 24 micro tiles);
+ *   scalar  the order above written out with fmaf (C99: one rounding), for any CPU
+ *           (DSV32_GEMM_NO_AVX2=1 forces it, for tests and for checking another machine's
+ *           path).
  * Each output is formed by one thread in the order above, so the thread count and the
- * schedule never change a bit.
+ * schedule never change a bit. tests/test_gemm_fixed.c checks every body against the order.
  *
  * Schedule of the avx2 body: the lane sums of one chunk are eight independent GEMMs with
  * K' = kc/8 (lane l sees x[m, k0+8q+l] and w[n, k0+8q+l], q = 0..kc/8-1). Each runs as an
@@ -370,9 +373,18 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 }
 #endif
 
+/* The avx512 body (gemm_fixed_avx512.c). */
+bool dsv32_gemm_fixed_avx512_usable(void);
+/* x: element (m, k) at x[m·ldx + k], F32 or BF16, read for m < M and k < K (zero beyond). */
+bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
+			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
+			     int64_t kc_max, const float *xs, const float *ws, int64_t nkb);
+
 const char *dsv32_gemm_fixed_body(void)
 {
 #ifdef HAVE_AVX2_BODY
+	if (dsv32_gemm_fixed_avx512_usable())
+		return "avx512";
 	if (avx2_usable())
 		return "avx2";
 #endif
@@ -387,6 +399,13 @@ dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64
 		return DSV32_FAIL(err, DSV32_E_INTERNAL, "gemm_fixed: chunk %lld, Kp %lld, K %lld",
 				  (long long)kc, (long long)Kp, (long long)K);
 #ifdef HAVE_AVX2_BODY
+	if (kc <= KC && dsv32_gemm_fixed_avx512_usable()) {
+		if (!dsv32_gemm_fixed_avx512(acc, xf, DSV32_F32, Kp, M, Kp, w, N, K, kc, xs, ws,
+					     nkb))
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm_fixed: packing buffers for M %lld "
+					  "N %lld K %lld", (long long)M, (long long)N, (long long)K);
+		return DSV32_OK;
+	}
 	if (kc <= KC && avx2_usable()) {
 		if (!gemm_avx2(acc, xf, M, Kp, w, N, K, kc, xs, ws, nkb))
 			return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm_fixed: packing buffers for M %lld "
@@ -430,18 +449,40 @@ dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err)
 	int64_t Kp = (d->K + 7) & ~(int64_t)7;
 	size_t xsz = dsv32_dtype_size(d->x_dtype), wsz = dsv32_dtype_size(d->w_dtype);
 	size_t ysz = dsv32_dtype_size(d->y_dtype);
-	float *xf = calloc((size_t)(d->M * Kp + d->M * d->N), sizeof(float));
+#ifdef HAVE_AVX2_BODY
+	/* the avx512 body packs x from its own rows (no widened copy) */
+	bool direct_x = dsv32_gemm_fixed_avx512_usable();
+#else
+	bool direct_x = false;
+#endif
+	size_t nxf = direct_x ? 0 : (size_t)(d->M * Kp);
+	float *xf = malloc((nxf + (size_t)(d->M * d->N)) * sizeof(float));
 	if (!xf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm: scratch for M %lld N %lld K %lld",
 				  (long long)d->M, (long long)d->N, (long long)d->K);
-	float *acc = xf + d->M * Kp;
+	if (nxf) /* the K padding of xf stays zero (widen_x writes k < K) */
+		for (int64_t m = 0; m < d->M; m++)
+			memset(xf + m * Kp + d->K, 0, (size_t)(Kp - d->K) * sizeof(float));
+	float *acc = xf + nxf;
 	dsv32_status rc = DSV32_OK;
 	for (int64_t b = 0; b < d->batch && rc == DSV32_OK; b++) {
 		dsv32_gemm_wref w = {(const char *)d->w + (size_t)(b * d->stride_w) * wsz,
 				     d->w_dtype, d->trans_w, d->ldw};
-		widen_x(xf, d, (const char *)d->x + (size_t)(b * d->stride_x) * xsz, Kp);
-		rc = dsv32_gemm_fixed_f32x(acc, xf, d->M, Kp, &w, d->N, d->K, DSV32_GEMM_FIXED_KC,
-					   NULL, NULL, 0, err);
+		const char *xb = (const char *)d->x + (size_t)(b * d->stride_x) * xsz;
+#ifdef HAVE_AVX2_BODY
+		if (direct_x) {
+			if (!dsv32_gemm_fixed_avx512(acc, xb, d->x_dtype, d->ldx, d->M, Kp, &w, d->N,
+						     d->K, DSV32_GEMM_FIXED_KC, NULL, NULL, 0))
+				rc = DSV32_FAIL(err, DSV32_E_NOMEM, "gemm_fixed: packing buffers for "
+						"M %lld N %lld K %lld", (long long)d->M,
+						(long long)d->N, (long long)d->K);
+		} else
+#endif
+		{
+			widen_x(xf, d, xb, Kp);
+			rc = dsv32_gemm_fixed_f32x(acc, xf, d->M, Kp, &w, d->N, d->K,
+						   DSV32_GEMM_FIXED_KC, NULL, NULL, 0, err);
+		}
 		if (rc == DSV32_OK)
 			store_y((char *)d->y + (size_t)(b * d->stride_y) * ysz, d, acc);
 	}

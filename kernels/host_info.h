@@ -7,7 +7,7 @@
  *
  * Fields (strings are never NULL, "" when unknown):
  *   engine        "fixed" or "host"
- *   fixed_body    the fixed engine's body here: "avx2" or "scalar" (same bits either way)
+ *   fixed_body    the fixed engine's body here: "avx512", "avx2" or "scalar" (same bits)
  *   cpu_model     /proc/cpuinfo "model name" (or the CPUID vendor when absent)
  *   isa           the ISA flags that change numerics of some body: fma avx2 avx512f
  *                 avx512_bf16 amx_bf16 (those present, space separated)

@@ -4,10 +4,16 @@
  * Oracle: the order of gemm_fixed.c's header, written out here independently in double-free
  * fp32 (fmaf per lane, the fixed tree per chunk of 1024, chunks in order; fp8: one chunk per
  * 128-block, scaled and accumulated from +0). Every case is checked bit for bit against it:
- *   - on the avx2 body (where the CPU has AVX2+FMA) and the scalar body (DSV32_GEMM_NO_AVX2=1),
+ *   - on every body: avx512 (where the CPU has AVX-512F), avx2 (DSV32_GEMM_NO_AVX512=1, where
+ *     the CPU has AVX2+FMA) and scalar (DSV32_GEMM_NO_AVX2=1); a body this CPU cannot run, or
+ *     one the outer environment switches off (running the test with DSV32_GEMM_NO_AVX512=1
+ *     or DSV32_GEMM_NO_AVX2=1 stands for a CPU without it), is skipped with a printed note,
  *   - with 1 and 2 OpenMP threads,
  *   - for "NT", "NN" and batched layouts and every BF16/F32 dtype combination, K not a
- *     multiple of 8 or of the chunk, M and N not multiples of the micro tile.
+ *     multiple of 8 or of the chunk, M and N not multiples of the micro tiles (avx512: 6 x 8,
+ *     avx2: 4 x 24), M large enough for the avx512 body's row blocks, strided operands
+ *     (dsv32_gemm_run with ld > row length and batch strides), and fp8_gemm with short last
+ *     blocks and several groups of blocks.
  * The contract that makes a host-independent baseline possible is exactly this: same bits
  * everywhere. (Accuracy against the exact sum is test_gemm's job.) */
 #include <math.h>
@@ -59,20 +65,72 @@ static void fill(dsv32_tensor *t, k1_rng *r)
 		k1_set(t, i, (k1_uniform(r) * 2.0 - 1.0) * ldexp(1.0, k1_int(r, -6, 6)));
 }
 
+/* The bodies, each forced by its environment switches (gemm.h "Engines"). A switch set
+ * outside the test (DSV32_GEMM_NO_AVX512=1 or DSV32_GEMM_NO_AVX2=1 in the environment) stands
+ * for a CPU without that extension: the bodies it excludes are skipped. */
+static const struct {
+	const char *name, *no_avx512, *no_avx2;
+} BODIES[] = {{"avx512", NULL, NULL}, {"avx2", "1", NULL}, {"scalar", NULL, "1"}};
+enum { NBODIES = 3 };
+static int g_first_body; /* the first body the outer environment allows */
+
+static void set_or_unset(const char *name, const char *v)
+{
+	if (v)
+		setenv(name, v, 1);
+	else
+		unsetenv(name);
+}
+
+static void select_body(int b)
+{
+	set_or_unset("DSV32_GEMM_NO_AVX512", BODIES[b].no_avx512);
+	set_or_unset("DSV32_GEMM_NO_AVX2", BODIES[b].no_avx2);
+}
+
+/* Back to the outer environment's choice. */
+static void restore_body(void)
+{
+	select_body(g_first_body);
+}
+
+/* Whether body b runs here: the outer environment allows it, its switches select it and
+ * dsv32_gemm_fixed_body() names it (a CPU without AVX-512F falls through to avx2, one without
+ * AVX2 to scalar). */
+static bool body_available(int b)
+{
+	if (b < g_first_body)
+		return false;
+	select_body(b);
+	bool ok = !strcmp(dsv32_gemm_fixed_body(), BODIES[b].name);
+	restore_body();
+	return ok;
+}
+
+static void print_bodies(void)
+{
+	printf("# fixed body by default here: %s; checked:", dsv32_gemm_fixed_body());
+	for (int b = 0; b < NBODIES; b++)
+		printf(" %s%s", BODIES[b].name,
+		       b < g_first_body	     ? " (skipped: switched off in the environment)"
+		       : body_available(b) ? ""
+					     : " (skipped: not on this CPU)");
+	printf("\n");
+}
+
 static dsv32_tensor run_once(const fcase *c, const dsv32_tensor *x, const dsv32_tensor *w,
-			     int threads, bool scalar)
+			     int threads, int body)
 {
 	dsv32_backend *be = NULL;
 	assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL), DSV32_OK);
 	be->gemm_engine = DSV32_GEMM_FIXED;
 	dsv32_tensor y = k1_host(c->yt, 3, c->Bt, c->M, c->N);
-	if (scalar)
-		setenv("DSV32_GEMM_NO_AVX2", "1", 1);
+	select_body(body);
 	omp_set_num_threads(threads);
 	dsv32_error err = {0};
 	dsv32_status rc = c->trans ? dsv32_gemm_batched(be, &y, x, w, &err)
 				   : dsv32_gemm_nn_batched(be, &y, x, w, &err);
-	unsetenv("DSV32_GEMM_NO_AVX2");
+	restore_body();
 	if (rc != DSV32_OK)
 		fail_msg("gemm: %s", err.what);
 	dsv32_backend_destroy(be);
@@ -99,19 +157,18 @@ static void check_case(const fcase *c, uint64_t seed)
 				float v = oracle_dot(xr, wc, c->K, DSV32_GEMM_FIXED_KC);
 				k1_set(&want, (b * c->M + m) * c->N + n, v); /* k1_set rounds to bf16 */
 			}
-	static const struct { int threads; bool scalar; } runs[] = {{1, false}, {2, false},
-								    {1, true}, {2, true}};
-	for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
-		dsv32_tensor y = run_once(c, &x, &w, runs[i].threads, runs[i].scalar);
-		if (memcmp(y.data, want.data, dsv32_tensor_nbytes(&y)) != 0)
-			fail_msg("%s %s x %s -> %s B%lld M%lld N%lld K%lld, %d thread(s), %s body: "
-				 "not the bits of the written order", c->trans ? "NT" : "NN",
-				 dsv32_dtype_name(c->xt), dsv32_dtype_name(c->wt),
-				 dsv32_dtype_name(c->yt), (long long)c->Bt, (long long)c->M,
-				 (long long)c->N, (long long)c->K, runs[i].threads,
-				 runs[i].scalar ? "scalar" : dsv32_gemm_fixed_body());
-		dsv32_tensor_free(&y);
-	}
+	for (int b = 0; b < NBODIES; b++)
+		for (int threads = 1; threads <= 2 && body_available(b); threads++) {
+			dsv32_tensor y = run_once(c, &x, &w, threads, b);
+			if (memcmp(y.data, want.data, dsv32_tensor_nbytes(&y)) != 0)
+				fail_msg("%s %s x %s -> %s B%lld M%lld N%lld K%lld, %d thread(s), %s "
+					 "body: not the bits of the written order",
+					 c->trans ? "NT" : "NN", dsv32_dtype_name(c->xt),
+					 dsv32_dtype_name(c->wt), dsv32_dtype_name(c->yt),
+					 (long long)c->Bt, (long long)c->M, (long long)c->N,
+					 (long long)c->K, threads, BODIES[b].name);
+			dsv32_tensor_free(&y);
+		}
 	free(xr);
 	free(wc);
 	dsv32_tensor_free(&x);
@@ -128,11 +185,14 @@ static const dsv32_dtype combos[][3] = {
 static void test_fixed_gemm_is_the_written_order_on_every_body(void **state)
 {
 	(void)state;
-	printf("# fixed body here: %s; also checked: scalar\n", dsv32_gemm_fixed_body());
+	print_bodies();
 	static const int64_t shapes[][4] = {
-		/* Bt, M, N, K: odd sizes, K across chunk boundaries, one wide K */
+		/* Bt, M, N, K: odd sizes, K across chunk boundaries, one wide K; M = 7, 13: row
+		 * tiles of 6 plus a tail; M = 200: two row blocks of the avx512 body; M = 260,
+		 * K = 2100: x large enough to be packed by all threads */
 		{1, 1, 1, 1}, {2, 3, 5, 7}, {1, 5, 25, 1031}, {1, 9, 50, 2053}, {3, 4, 24, 64},
-		{1, 17, 49, 3000},
+		{1, 17, 49, 3000}, {2, 7, 16, 8}, {1, 13, 9, 1024}, {1, 200, 11, 1100},
+		{1, 260, 5, 2100},
 	};
 	uint64_t seed = 77;
 	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -144,18 +204,28 @@ static void test_fixed_gemm_is_the_written_order_on_every_body(void **state)
 			}
 }
 
-/* fp8_gemm: the same engine with one chunk per 128-block, scaled (fp8.h). */
-static void test_fixed_fp8_gemm_is_the_written_order_on_every_body(void **state)
+/* Any e4m3 code but the two NaNs (0x7f, 0xff): subnormals, both zeros, every exponent. */
+static uint8_t e4m3_code(k1_rng *r)
 {
-	(void)state;
-	const int64_t M = 5, N = 200, K = 384, nkb = K / 128, nnb = (N + 127) / 128;
-	k1_rng r = {2024};
+	for (;;) {
+		uint8_t c = (uint8_t)k1_int(r, 0, 255);
+		if ((c & 0x7f) != 0x7f)
+			return c;
+	}
+}
+
+/* fp8_gemm: the same engine with one chunk per 128-block, scaled (fp8.h); a short last block
+ * where K % 128 != 0. */
+static void check_fp8(int64_t M, int64_t N, int64_t K, uint64_t seed)
+{
+	const int64_t nkb = (K + 127) / 128, nnb = (N + 127) / 128;
+	k1_rng r = {seed};
 	dsv32_tensor x8 = k1_host(DSV32_F8_E4M3, 2, M, K), w8 = k1_host(DSV32_F8_E4M3, 2, N, K);
 	dsv32_tensor xs = k1_host(DSV32_F32, 2, M, nkb), ws = k1_host(DSV32_F32, 2, nnb, nkb);
 	for (int64_t i = 0; i < M * K; i++)
-		((uint8_t *)x8.data)[i] = (uint8_t)k1_int(&r, 0, 255) & 0xf7; /* no NaN codes */
+		((uint8_t *)x8.data)[i] = e4m3_code(&r);
 	for (int64_t i = 0; i < N * K; i++)
-		((uint8_t *)w8.data)[i] = (uint8_t)k1_int(&r, 0, 255) & 0xf7;
+		((uint8_t *)w8.data)[i] = e4m3_code(&r);
 	fill(&xs, &r);
 	fill(&ws, &r);
 	float *want = malloc((size_t)(M * N) * sizeof(float));
@@ -164,30 +234,35 @@ static void test_fixed_fp8_gemm_is_the_written_order_on_every_body(void **state)
 			float acc = 0.0f;
 			for (int64_t kb = 0; kb < nkb; kb++) {
 				float xr[128], wr[128];
-				for (int64_t j = 0; j < 128; j++) {
+				int64_t len = K - kb * 128 < 128 ? K - kb * 128 : 128;
+				for (int64_t j = 0; j < len; j++) {
 					xr[j] = dsv32_e4m3_to_f32(((uint8_t *)x8.data)[m * K + kb * 128 + j]);
 					wr[j] = dsv32_e4m3_to_f32(((uint8_t *)w8.data)[n * K + kb * 128 + j]);
 				}
-				float t = oracle_dot(xr, wr, 128, 128);
+				float t = oracle_dot(xr, wr, len, 128);
 				float sc = ((float *)xs.data)[m * nkb + kb] *
 					   ((float *)ws.data)[(n / 128) * nkb + kb];
 				acc = acc + t * sc;
 			}
 			want[m * N + n] = acc;
 		}
-	for (int run = 0; run < 4; run++) {
-		dsv32_backend *be = NULL;
-		assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL), DSV32_OK);
-		dsv32_tensor y = k1_host(DSV32_F32, 2, M, N);
-		if (run >= 2)
-			setenv("DSV32_GEMM_NO_AVX2", "1", 1);
-		omp_set_num_threads(1 + run % 2);
-		assert_int_equal(dsv32_fp8_gemm(be, &y, &x8, &xs, &w8, &ws, NULL), DSV32_OK);
-		unsetenv("DSV32_GEMM_NO_AVX2");
-		assert_memory_equal(y.data, want, (size_t)(M * N) * sizeof(float));
-		dsv32_tensor_free(&y);
-		dsv32_backend_destroy(be);
-	}
+	for (int b = 0; b < NBODIES; b++)
+		for (int threads = 1; threads <= 2 && body_available(b); threads++) {
+			dsv32_backend *be = NULL;
+			assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL), DSV32_OK);
+			dsv32_tensor y = k1_host(DSV32_F32, 2, M, N);
+			select_body(b);
+			omp_set_num_threads(threads);
+			dsv32_status rc = dsv32_fp8_gemm(be, &y, &x8, &xs, &w8, &ws, NULL);
+			restore_body();
+			assert_int_equal(rc, DSV32_OK);
+			if (memcmp(y.data, want, (size_t)(M * N) * sizeof(float)) != 0)
+				fail_msg("fp8_gemm M%lld N%lld K%lld, %d thread(s), %s body: not the "
+					 "bits of the written order", (long long)M, (long long)N,
+					 (long long)K, threads, BODIES[b].name);
+			dsv32_tensor_free(&y);
+			dsv32_backend_destroy(be);
+		}
 	free(want);
 	dsv32_tensor_free(&x8);
 	dsv32_tensor_free(&w8);
@@ -195,11 +270,110 @@ static void test_fixed_fp8_gemm_is_the_written_order_on_every_body(void **state)
 	dsv32_tensor_free(&ws);
 }
 
+static void test_fixed_fp8_gemm_is_the_written_order_on_every_body(void **state)
+{
+	(void)state;
+	print_bodies();
+	/* M, N, K: two scale columns of w; row tiles plus tails; K of several groups of 8 blocks
+	 * (the avx512 body's w panel) with a short last block; M = 1543: row blocks */
+	static const int64_t shapes[][3] = {
+		{5, 200, 384}, {1, 8, 128}, {13, 131, 1300}, {7, 256, 1100}, {2, 3, 100},
+		{1543, 9, 300},
+	};
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+		check_fp8(shapes[i][0], shapes[i][1], shapes[i][2], 2024 + i);
+}
+
+/* dsv32_gemm_run on slices: ld > row length and batch strides on x, w and y (the avx512 body
+ * packs x from its own rows and reads an F32 "NT" w in place). */
+static void test_fixed_gemm_strided_operands(void **state)
+{
+	(void)state;
+	print_bodies();
+	static const dsv32_dtype dts[][3] = {
+		{DSV32_BF16, DSV32_BF16, DSV32_BF16}, {DSV32_F32, DSV32_F32, DSV32_F32},
+		{DSV32_BF16, DSV32_F32, DSV32_F32},
+	};
+	const int64_t B = 2, M = 11, N = 21, K = 1037, ldx = 1050, ldw = 1040, ldy = 30;
+	k1_rng r = {99};
+	for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++)
+		for (int trans = 0; trans < 2; trans++) {
+			int64_t wrows = trans ? N : K, wld = trans ? ldw : ldw + 7;
+			int64_t sx = M * ldx + 3, sw = wrows * wld + 5, sy = M * ldy + 2;
+			dsv32_tensor x = k1_host(dts[i][0], 1, B * sx), w = k1_host(dts[i][1], 1, B * sw);
+			fill(&x, &r);
+			fill(&w, &r);
+			float *want = malloc((size_t)(B * M * N) * sizeof(float));
+			float *xr = malloc((size_t)K * sizeof(float)), *wc = malloc((size_t)K * sizeof(float));
+			for (int64_t b = 0; b < B; b++)
+				for (int64_t m = 0; m < M; m++)
+					for (int64_t n = 0; n < N; n++) {
+						for (int64_t k = 0; k < K; k++) {
+							xr[k] = (float)k1_get(&x, b * sx + m * ldx + k);
+							wc[k] = (float)k1_get(&w, b * sw + (trans ? n * wld + k
+												  : k * wld + n));
+						}
+						want[(b * M + m) * N + n] =
+							oracle_dot(xr, wc, K, DSV32_GEMM_FIXED_KC);
+					}
+			for (int bd = 0; bd < NBODIES; bd++)
+				for (int threads = 1; threads <= 2 && body_available(bd); threads++) {
+					dsv32_backend *be = NULL;
+					assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL),
+							 DSV32_OK);
+					be->gemm_engine = DSV32_GEMM_FIXED;
+					dsv32_tensor y = k1_host(dts[i][2], 1, B * sy);
+					dsv32_gemm_desc d = {B, M, N, K, trans == 1, dts[i][0], dts[i][1],
+							     dts[i][2], x.data, ldx, sx, w.data, wld, sw,
+							     y.data, ldy, sy};
+					select_body(bd);
+					omp_set_num_threads(threads);
+					dsv32_error err = {0};
+					dsv32_status rc = dsv32_gemm_run(be, &d, &err);
+					restore_body();
+					if (rc != DSV32_OK)
+						fail_msg("gemm_run: %s", err.what);
+					for (int64_t b = 0; b < B; b++)
+						for (int64_t m = 0; m < M; m++)
+							for (int64_t n = 0; n < N; n++) {
+								float got = (float)k1_get(&y, b * sy + m * ldy + n);
+								float v = want[(b * M + m) * N + n];
+								if (dts[i][2] == DSV32_BF16)
+									v = dsv32_bf16_to_f32(dsv32_f32_to_bf16(v));
+								if (memcmp(&got, &v, sizeof v) != 0)
+									fail_msg("strided %s %s, %s body, %d thread(s): "
+										 "y[%lld,%lld,%lld] %a, want %a",
+										 trans ? "NT" : "NN",
+										 dsv32_dtype_name(dts[i][1]),
+										 BODIES[bd].name, threads,
+										 (long long)b, (long long)m,
+										 (long long)n, got, v);
+							}
+					/* the gaps between rows and batches of y stay untouched (zero) */
+					for (int64_t e = 0; e < B * sy; e++) {
+						int64_t in = e % sy, m = in / ldy, n = in % ldy;
+						if ((m >= M || n >= N) && k1_get(&y, e) != 0.0)
+							fail_msg("strided: y element %lld written", (long long)e);
+					}
+					dsv32_tensor_free(&y);
+					dsv32_backend_destroy(be);
+				}
+			free(want);
+			free(xr);
+			free(wc);
+			dsv32_tensor_free(&x);
+			dsv32_tensor_free(&w);
+		}
+}
+
 int main(void)
 {
+	const char *no2 = getenv("DSV32_GEMM_NO_AVX2"), *no512 = getenv("DSV32_GEMM_NO_AVX512");
+	g_first_body = no2 && no2[0] == '1' ? 2 : no512 && no512[0] == '1' ? 1 : 0;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed_gemm_is_the_written_order_on_every_body),
 		cmocka_unit_test(test_fixed_fp8_gemm_is_the_written_order_on_every_body),
+		cmocka_unit_test(test_fixed_gemm_strided_operands),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

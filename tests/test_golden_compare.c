@@ -54,7 +54,9 @@ static bool have_shards;
 enum { TIER_FIXED, TIER_HOST_AVX2, TIER_PORTABLE, N_TIERS };
 static const tc_exact_tier GC_TIERS[] = {
 	{"fixed", {"fixed", NULL}},
-	{"host-avx2-haswell", {"host:avx2-blocked*|Haswell", "host:avx2-blocked*|Zen", NULL}},
+	{"host-avx2-haswell",
+	 {"host:fixed-blocked*|Haswell", "host:fixed-blocked*|Zen", "host:avx2-blocked*|Haswell",
+	  "host:avx2-blocked*|Zen"}},
 };
 static const char *const TIER_NAME[N_TIERS] = {"exact (fixed)", "exact (host-avx2-haswell)",
 					       "portable"};

@@ -393,7 +393,9 @@ typedef struct {
 
 static const tc_exact_tier REF_TIERS[] = {
 	{"fixed", {"fixed", NULL}},
-	{"host-avx2-haswell", {"host:avx2-blocked*|Haswell", "host:avx2-blocked*|Zen", NULL}},
+	{"host-avx2-haswell",
+	 {"host:fixed-blocked*|Haswell", "host:fixed-blocked*|Zen", "host:avx2-blocked*|Haswell",
+	  "host:avx2-blocked*|Zen"}},
 };
 #define N_TIERS (int)(sizeof REF_TIERS / sizeof REF_TIERS[0])
 

@@ -1,0 +1,572 @@
+/* gemm_fixed_avx512.c: the avx512 body of the fixed GEMM engine (gemm_fixed.c has the summation
+ * order, the contract this body keeps bit for bit, and the dispatch: chosen at run time when
+ * the CPU has AVX-512F, DSV32_GEMM_NO_AVX512=1 forces the avx2 body, DSV32_GEMM_NO_AVX2=1 the
+ * scalar one). Only AVX-512F instructions (target "avx512f"; 256-bit ops in their VEX forms).
+ *
+ * Vectors run across outputs, never across k. One zmm holds the 8 lane sums of two outputs,
+ * (m, n) in elements 0..7 and (m+1, n) in 8..15: element l of a half adds x[m, k0+8q+l] ·
+ * w[n, k0+8q+l] by FMA for q = 0, 1, ... in order from +0, which is lane l's chain of the
+ * written order. After a chunk the 8 accumulators of a row pair (columns n..n+7) are reduced by
+ * in-register shuffles exactly as the tree: lane i + lane i+4, then those sums i + i+2, then
+ * i + i+1, each output on its own ((L0+L4)+(L2+L6))+((L1+L5)+(L3+L7)), giving 16 chunk sums.
+ * The chunk sums are added in chunk order (GEMM: a = t, then a + t; fp8: a = +0, then
+ * a + t·sc with sc = xs·ws one product). So vector width, tile shape, blocking and thread count
+ * change no bit.
+ *
+ * Micro tile: MR = 2·MP rows (MP = 3 row pairs) x NR = 8 columns, MP·8 zmm accumulators; per
+ * step q it loads MP x vectors (rows m, m+1 of 8 k values each, packed) and, per column, the 8
+ * k values of w row n broadcast to both halves, so w is read in its own row layout: an F32
+ * "NT" w straight from memory, other dtypes and layouts through a widened panel wp[NR][span]
+ * per column tile and chunk (bf16 by a 16-bit shift, e4m3 decoded arithmetically with the bits
+ * of dsv32_e4m3_to_f32, "NN" by 8x8 transposes). A row tail runs a tile of 1 or 2 pairs.
+ *
+ * Blocking: x is packed once per call (xp[chunk][m tile][q][pair][16], widened from x's own
+ * rows). The work items are units of up to 16 column tiles (each output formed by one thread);
+ * a unit walks K super-blocks of whole chunks, and row blocks where one chunk of all rows is
+ * too large, whose packed x stays within XBUDGET512 bytes so every tile of the unit rereads it
+ * from L2. The threads meet once per call (twice when x is large enough to be packed by all
+ * of them). Between chunks the running sums of a tile live in a tile-major buffer
+ * (contiguous); the last chunk writes acc.
+ * fp8 (128-blocks): one w panel and one kernel call cover 8 blocks, the running sums of the
+ * tile staying in registers from block to block. The next tile's w is prefetched while the
+ * current one computes. The separate multiply and add of the fp8 scale step rely on
+ * -ffp-contract=off (CMakeLists.txt), as the scalar body does. */
+#include "kernels/gemm.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* Used by gemm_fixed.c's dispatch; declared there. */
+bool dsv32_gemm_fixed_avx512_usable(void);
+bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
+			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
+			     int64_t kc_max, const float *xs, const float *ws, int64_t nkb);
+
+#define KC 1024 /* largest K chunk */
+#ifndef MP
+#define MP 3    /* row pairs per micro tile */
+#endif
+#define MR (2 * MP)
+#define NR 8    /* columns per micro tile */
+#ifndef XBUDGET512
+#define XBUDGET512 (768u << 10) /* bytes of packed x per K super-block */
+#endif
+#ifndef XPF
+#define XPF 384 /* x prefetch distance in floats (8 steps of a 3-pair tile) */
+#endif
+#define AVX512 __attribute__((target("avx512f")))
+#define UNROLL _Pragma("GCC unroll 16")
+
+bool dsv32_gemm_fixed_avx512_usable(void)
+{
+	const char *off = getenv("DSV32_GEMM_NO_AVX512");
+	if (off && off[0] == '1')
+		return false;
+	off = getenv("DSV32_GEMM_NO_AVX2"); /* the scalar body wins over both */
+	if (off && off[0] == '1')
+		return false;
+	return __builtin_cpu_supports("avx512f");
+}
+
+static inline float w_at(const dsv32_gemm_wref *w, const float *lut, int64_t n, int64_t k)
+{
+	int64_t i = w->trans ? n * w->ld + k : k * w->ld + n;
+	if (w->dtype == DSV32_F32)
+		return ((const float *)w->p)[i];
+	if (w->dtype == DSV32_BF16)
+		return dsv32_bf16_to_f32(((const uint16_t *)w->p)[i]);
+	return lut[((const uint8_t *)w->p)[i]];
+}
+
+/* 16 e4m3 codes decoded exactly, the bits of dsv32_e4m3_to_f32 (a table gather is slower):
+ * |c| = e·8 + m; e >= 1: the f32 with exponent e + 120 and mantissa m·2^20; e = 0: m·2^-9
+ * (exact, normal); |c| = 0x7f: the quiet NaN; then the sign bit. */
+AVX512 static inline __m512 e4m3x16(__m128i codes)
+{
+	__m512i c = _mm512_cvtepu8_epi32(codes);
+	__m512i a = _mm512_and_si512(c, _mm512_set1_epi32(0x7f));
+	__m512i sign = _mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(0x80)), 24);
+	__m512 v = _mm512_castsi512_ps(
+		_mm512_add_epi32(_mm512_slli_epi32(a, 20), _mm512_set1_epi32(0x3C000000)));
+	__m512 sub = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(0x1p-9f));
+	v = _mm512_mask_mov_ps(v, _mm512_cmplt_epi32_mask(a, _mm512_set1_epi32(8)), sub);
+	__m512i bits = _mm512_or_si512(_mm512_castps_si512(v), sign);
+	bits = _mm512_mask_or_epi32(bits, _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0x7f)), sign,
+				    _mm512_set1_epi32(0x7fc00000));
+	return _mm512_castsi512_ps(bits);
+}
+
+/* 16 consecutive w values at element offset off, widened exactly. */
+AVX512 static inline __m512 load16(const dsv32_gemm_wref *w, int64_t off)
+{
+	if (w->dtype == DSV32_BF16) {
+		__m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w->p + off));
+		return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+	}
+	if (w->dtype == DSV32_F32)
+		return _mm512_loadu_ps((const float *)w->p + off);
+	return e4m3x16(_mm_loadu_si128((const __m128i *)((const uint8_t *)w->p + off)));
+}
+
+/* 8 consecutive w values at element offset off, widened exactly. */
+AVX512 static inline __m256 load8(const dsv32_gemm_wref *w, const float *lut, int64_t off)
+{
+	if (w->dtype == DSV32_BF16) {
+		__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w->p + off));
+		return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+	}
+	if (w->dtype == DSV32_F32)
+		return _mm256_loadu_ps((const float *)w->p + off);
+	__m128i c = _mm_loadl_epi64((const __m128i *)((const uint8_t *)w->p + off));
+	return _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(c), 4);
+}
+
+/* r[j][i] <- r[i][j] for an 8x8 f32 block */
+AVX512 static inline void transpose8(__m256 r[8])
+{
+	__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+	__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+	__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+	__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+	r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+	r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+	r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+	r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+	r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+	r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+	r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+	r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* The w panel of columns n0 .. n0+ng-1 (ng <= NR) and chunk k0 .. k0+kc-1: wp[j·kc + kk] =
+ * f32(w[n0+j, k0+kk]) for j < ng and kk < kv, 0 elsewhere (rows j >= ng, kk >= kv). */
+AVX512 static void pack_w(float *wp, const dsv32_gemm_wref *w, const float *lut, int64_t n0,
+			  int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+{
+	if (w->trans) {
+		for (int j = 0; j < NR; j++) {
+			float *d = wp + j * kc;
+			int64_t kk = 0;
+			if (j < ng) {
+				int64_t base = (n0 + j) * w->ld + k0;
+				for (; kk + 16 <= kv; kk += 16)
+					_mm512_storeu_ps(d + kk, load16(w, base + kk));
+				for (; kk < kv; kk++)
+					d[kk] = w_at(w, lut, n0 + j, k0 + kk);
+			}
+			for (; kk < kc; kk++)
+				d[kk] = 0.0f;
+		}
+		return;
+	}
+	/* "NN": w [K, N]; 8 k-rows x 8 columns transposed at a time */
+	int64_t kk = 0;
+	if (ng == NR)
+		for (; kk + 8 <= kv; kk += 8) {
+			__m256 r[8];
+			for (int i = 0; i < 8; i++)
+				r[i] = load8(w, lut, (k0 + kk + i) * w->ld + n0);
+			transpose8(r);
+			for (int j = 0; j < NR; j++)
+				_mm256_store_ps(wp + j * kc + kk, r[j]);
+		}
+	for (int j = 0; j < NR; j++)
+		for (int64_t k = kk; k < kc; k++)
+			wp[j * kc + k] = j < ng && k < kv ? w_at(w, lut, n0 + j, k0 + k) : 0.0f;
+}
+
+/* m tile mt of xp[chunk][m tile][q][pair p][16] from x (element (m, k) at x[m·ldx + k], F32 or
+ * BF16, widened exactly; zero for m >= M or k >= K): element h·8 + l of pair p is
+ * x[mt·MR + 2p + h, k0 + 8q + l]; the chunk at k0 starts at nmt·MR·k0. */
+AVX512 static void pack_x(float *xp, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
+			  int64_t K, int64_t nmt, int64_t mt, int64_t Kp, int64_t kc_max)
+{
+	for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
+		int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8;
+		float *d = xp + nmt * MR * k0 + mt * MR * kc;
+		for (int i = 0; i < MR; i++) {
+			int64_t m = mt * MR + i, q = 0;
+			float *o = d + (i / 2) * 16 + (i % 2) * 8;
+			if (m < M && xt == DSV32_F32) {
+				const float *s = (const float *)x + m * ldx + k0;
+				for (; q < kq && k0 + 8 * q + 8 <= K; q++)
+					_mm256_store_ps(o + q * MR * 8, _mm256_loadu_ps(s + 8 * q));
+			} else if (m < M) {
+				const uint16_t *s = (const uint16_t *)x + m * ldx + k0;
+				for (; q < kq && k0 + 8 * q + 8 <= K; q++) {
+					__m128i h = _mm_loadu_si128((const __m128i *)(s + 8 * q));
+					_mm256_store_ps(o + q * MR * 8,
+							_mm256_castsi256_ps(_mm256_slli_epi32(
+								_mm256_cvtepu16_epi32(h), 16)));
+				}
+			}
+			for (; q < kq; q++)
+				for (int l = 0; l < 8; l++) {
+					int64_t k = k0 + 8 * q + l;
+					float v = 0.0f;
+					if (m < M && k < K)
+						v = xt == DSV32_F32
+							    ? ((const float *)x)[m * ldx + k]
+							    : dsv32_bf16_to_f32(
+								      ((const uint16_t *)x)[m * ldx + k]);
+					o[q * MR * 8 + l] = v;
+				}
+		}
+	}
+}
+
+/* The 16 chunk sums of one row pair from its 8 column accumulators c[0..7] (element h·8 + l:
+ * lane l of row h): out[h·8 + j] = ((L0+L4)+(L2+L6))+((L1+L5)+(L3+L7)) of row h, column j. */
+AVX512 static inline __m512 reduce8(const __m512 c[8])
+{
+	__m512 s[4], t[2];
+	UNROLL for (int i = 0; i < 4; i++) /* quarters: row0 col 2i, row1 col 2i, row0 col 2i+1, ... */
+		s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
+				     _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+	/* each quarter now holds L0+L4, L1+L5, L2+L6, L3+L7 of one output */
+	UNROLL for (int i = 0; i < 2; i++)
+		t[i] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], 0x44),
+				     _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], 0xEE));
+	/* each quarter: (L0+L4)+(L2+L6), (L1+L5)+(L3+L7) of two outputs */
+	__m512 r = _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], 0x88),
+				 _mm512_shuffle_ps(t[0], t[1], 0xDD));
+	/* quarter 0: row 0, columns 0 2 4 6; 1: row 1, columns 0 2 4 6; 2: row 0, columns 1 3 5 7;
+	 * 3: row 1, columns 1 3 5 7 */
+	const __m512i idx = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+	return _mm512_permutexvar_ps(idx, r);
+}
+
+/* One micro tile of NP row pairs over the kq steps of a chunk: t[r·8 + j] = chunk sum of row r
+ * (< 2·NP), column j. xp: [q][MP][16] of the tile (the next tile's x follows and is
+ * prefetched); w row j at wp + j·wld. */
+#define KERN(NAME, NP)                                                                        \
+	AVX512 static void NAME(float *t, const float *xp, const float *wp, int64_t wld,      \
+				int64_t kq)                                                   \
+	{                                                                                     \
+		__m512 c[NP][NR];                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			UNROLL for (int j = 0; j < NR; j++)                                   \
+				c[p][j] = _mm512_setzero_ps();                                \
+		for (int64_t q = 0; q < kq; q++) {                                            \
+			__m512 a[NP];                                                         \
+			UNROLL for (int p = 0; p < NP; p++) {                                 \
+				a[p] = _mm512_load_ps(xp + (q * MP + p) * 16);                \
+				_mm_prefetch((const char *)(xp + (q * MP + p) * 16 + XPF),    \
+					     _MM_HINT_T0);                                    \
+			}                                                                     \
+			UNROLL for (int j = 0; j < NR; j++) {                                 \
+				__m512 b = _mm512_castpd_ps(_mm512_broadcast_f64x4(           \
+					_mm256_loadu_pd((const double *)(wp + j * wld + 8 * q)))); \
+				UNROLL for (int p = 0; p < NP; p++)                           \
+					c[p][j] = _mm512_fmadd_ps(a[p], b, c[p][j]);          \
+			}                                                                     \
+		}                                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          \
+	}
+KERN(kern_p1, 1)
+KERN(kern_p2, 2)
+#if MP > 2
+KERN(kern_p3, 3)
+#endif
+
+/* fp8 (chunk = one 128-block): nb consecutive blocks of one micro tile of NP row pairs, the
+ * running sums kept in registers: s = (first ? +0 : prev) then, block by block, s + t·sc with
+ * t the block's chunk sums and sc[b][r] = xs[m,kb]·ws[n/128,kb] of row r (fp8.h). Block b's
+ * packed x starts at xc + b·xstride (its chunk) + r0·(its width) ([q][MP][16] of the tile whose
+ * first row is r0), its w at row j: wp + j·wld + b·128; the last block has kq_last steps (the
+ * others 16). out/prev: [pair][16] (rows 2p, 2p+1 of 8 columns). */
+#define KERN8(NAME, NP)                                                                       \
+	AVX512 static void NAME(float *out, const float *prev, bool first, const float *xc,   \
+				int64_t xstride, int64_t r0, const float *wp, int64_t wld,    \
+				int64_t nb, int64_t kq_last, const float *sc)                 \
+	{                                                                                     \
+		__m512 s[NP];                                                                 \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			s[p] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(prev + p * 16);  \
+		for (int64_t b = 0; b < nb; b++) {                                            \
+			int64_t kq = b == nb - 1 ? kq_last : 16;                              \
+			const float *xb = xc + b * xstride + r0 * 8 * kq, *wbk = wp + b * 128; \
+			__m512 c[NP][NR];                                                     \
+			UNROLL for (int p = 0; p < NP; p++)                                   \
+				UNROLL for (int j = 0; j < NR; j++)                           \
+					c[p][j] = _mm512_setzero_ps();                        \
+			for (int64_t q = 0; q < kq; q++) {                                    \
+				__m512 a[NP];                                                 \
+				UNROLL for (int p = 0; p < NP; p++)                           \
+					a[p] = _mm512_load_ps(xb + (q * MP + p) * 16);        \
+				UNROLL for (int j = 0; j < NR; j++) {                         \
+					__m512 bv = _mm512_castpd_ps(_mm512_broadcast_f64x4(  \
+						_mm256_loadu_pd(                              \
+							(const double *)(wbk + j * wld + 8 * q)))); \
+					UNROLL for (int p = 0; p < NP; p++)                   \
+						c[p][j] = _mm512_fmadd_ps(a[p], bv, c[p][j]); \
+				}                                                             \
+			}                                                                     \
+			UNROLL for (int p = 0; p < NP; p++) {                                 \
+				__m512 v = _mm512_mask_blend_ps(                              \
+					0xFF00, _mm512_set1_ps(sc[b * MR + 2 * p]),          \
+					_mm512_set1_ps(sc[b * MR + 2 * p + 1]));              \
+				s[p] = _mm512_add_ps(s[p], _mm512_mul_ps(reduce8(c[p]), v));  \
+			}                                                                     \
+		}                                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			_mm512_storeu_ps(out + p * 16, s[p]);                                 \
+	}
+KERN8(kern8_p1, 1)
+KERN8(kern8_p2, 2)
+#if MP > 2
+KERN8(kern8_p3, 3)
+#endif
+
+/* Add the chunk sums t [rows][8] of a tile (rows m0.., < M; columns n0 .. n0+ng-1) into its
+ * running sums: a = t (first chunk) or a + t. The running sums of a tile stay in its
+ * tile-major block run[m·8 + j] between chunks (contiguous, unlike rows of acc); the last chunk
+ * writes acc[m·N + n0 + j]. */
+AVX512 static void combine(float *acc, int64_t N, float *run, const float *t, int rows,
+			   int64_t m0, int64_t M, int64_t n0, int64_t ng, bool first, bool last)
+{
+	for (int r = 0; r < rows && m0 + r < M; r++) {
+		int64_t m = m0 + r;
+		__m256 v = _mm256_loadu_ps(t + r * 8);
+		if (!first)
+			v = _mm256_add_ps(_mm256_load_ps(run + m * 8), v);
+		if (!last) {
+			_mm256_store_ps(run + m * 8, v);
+		} else if (ng == NR) {
+			_mm256_storeu_ps(acc + m * N + n0, v);
+		} else {
+			float tmp[8];
+			_mm256_storeu_ps(tmp, v);
+			memcpy(acc + m * N + n0, tmp, (size_t)ng * sizeof(float));
+		}
+	}
+}
+
+/* Store the running sums v [rows][8] of a tile (rows m0.., < M): to its block of run, or, after
+ * the last chunk, to acc columns n0 .. n0+ng-1. */
+AVX512 static void store_sums(float *acc, int64_t N, float *run, const float *v, int rows,
+			      int64_t m0, int64_t M, int64_t n0, int64_t ng, bool last)
+{
+	for (int r = 0; r < rows && m0 + r < M; r++) {
+		int64_t m = m0 + r;
+		if (!last)
+			_mm256_store_ps(run + m * 8, _mm256_loadu_ps(v + r * 8));
+		else
+			memcpy(acc + m * N + n0, v + r * 8, (size_t)ng * sizeof(float));
+	}
+}
+
+/* The w values of the next (tile, chunk) a thread will run, fetched into L2 while the current
+ * one computes (w comes from memory once per tile and chunk). */
+typedef struct {
+	const char *base; /* first byte of the first row */
+	int64_t rows, row_bytes, stride; /* NT: NR rows of kc values; NN: kc rows of NR values */
+} prefetch;
+
+static void prefetch_plan(prefetch *pf, const dsv32_gemm_wref *w, int64_t N, int64_t K,
+			  int64_t n0, int64_t k0, int64_t span)
+{
+	pf->rows = 0;
+	if (n0 >= N || k0 >= K)
+		return;
+	size_t esz = dsv32_dtype_size(w->dtype);
+	int64_t kv = K - k0 < span ? K - k0 : span, ng = N - n0 < NR ? N - n0 : NR;
+	pf->stride = w->ld * (int64_t)esz;
+	if (w->trans) {
+		pf->base = (const char *)w->p + (n0 * w->ld + k0) * (int64_t)esz;
+		pf->rows = ng;
+		pf->row_bytes = kv * (int64_t)esz;
+	} else {
+		pf->base = (const char *)w->p + (k0 * w->ld + n0) * (int64_t)esz;
+		pf->rows = kv;
+		pf->row_bytes = ng * (int64_t)esz;
+	}
+}
+
+/* Part mt of nmt of the prefetch (lines of 64 bytes, row by row). */
+static inline void prefetch_part(const prefetch *pf, int64_t mt, int64_t nmt)
+{
+	if (pf->rows <= 0)
+		return;
+	int64_t lpr = (pf->row_bytes + 127) / 64, lines = pf->rows * lpr;
+	int64_t i0 = lines * mt / nmt, i1 = lines * (mt + 1) / nmt;
+	for (int64_t i = i0; i < i1; i++)
+		__builtin_prefetch(pf->base + (i / lpr) * pf->stride + (i % lpr) * 64, 0, 2);
+}
+
+/* The chunks k0 .. k1-1 (GEMM: one chunk; fp8: up to KC values of 128-blocks) of the NR-column
+ * tile at n0: the w panel, then m tiles mt0 .. mt1-1. */
+AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, int64_t mt1,
+			 int64_t M, int64_t Kp, const dsv32_gemm_wref *w, const float *lut,
+			 bool direct, int64_t N, int64_t K, int64_t kc_max, int64_t k0, int64_t k1,
+			 int64_t n0, int64_t ng, float *wb, float *run, const float *xs,
+			 const float *ws, int64_t nkb, const prefetch *pf)
+{
+	int64_t span = k1 - k0, kv = K - k0 < span ? K - k0 : span, kb = k0 / kc_max;
+	const float *wp;
+	int64_t wld;
+	if (direct && ng == NR && kv == span) {
+		wp = (const float *)w->p + n0 * w->ld + k0;
+		wld = w->ld;
+	} else {
+		pack_w(wb, w, lut, n0, ng, k0, span, kv);
+		wp = wb;
+		wld = span;
+	}
+	const float *xc = xp + nmt * MR * k0;
+	bool first = k0 == 0, last = k1 >= Kp;
+	int64_t nb = (span + kc_max - 1) / kc_max, kc_last = span - (nb - 1) * kc_max;
+	for (int64_t mt = mt0; mt < mt1; mt++) {
+		prefetch_part(pf, mt - mt0, mt1 - mt0);
+		float t[MR * NR] __attribute__((aligned(64)));
+		int64_t left = M - mt * MR;
+		int np = left >= MR ? MP : (int)((left + 1) / 2);
+		if (xs) { /* fp8: nb blocks, the last (or only) one kc_last wide */
+			float sc[KC / 128 * MR];
+			for (int64_t b = 0; b < nb; b++)
+				for (int r = 0; r < MR; r++) {
+					int64_t m = mt * MR + r;
+					sc[b * MR + r] = m < M ? xs[m * nkb + kb + b] *
+									 ws[(n0 / 128) * nkb + kb + b]
+							       : 0.0f;
+				}
+			const float *prev = run ? run + mt * MR * 8 : NULL;
+			int64_t xstride = nmt * MR * kc_max, r0 = mt * MR, kql = kc_last / 8;
+#if MP > 2
+			if (np == 3)
+				kern8_p3(t, prev, first, xc, xstride, r0, wp, wld, nb, kql, sc);
+			else
+#endif
+			if (np == 2)
+				kern8_p2(t, prev, first, xc, xstride, r0, wp, wld, nb, kql, sc);
+			else
+				kern8_p1(t, prev, first, xc, xstride, r0, wp, wld, nb, kql, sc);
+			store_sums(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, last);
+			continue;
+		}
+		const float *xt = xc + mt * MR * span;
+#if MP > 2
+		if (np == 3)
+			kern_p3(t, xt, wp, wld, span / 8);
+		else
+#endif
+		if (np == 2)
+			kern_p2(t, xt, wp, wld, span / 8);
+		else
+			kern_p1(t, xt, wp, wld, span / 8);
+		combine(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, first, last);
+	}
+}
+
+bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
+			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
+			     int64_t kc_max, const float *xs, const float *ws, int64_t nkb)
+{
+	if (kc_max > KC)
+		return false;
+	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
+	float *xp = aligned_alloc(64, ((size_t)(nmt * MR * Kp) * sizeof(float) + 63) / 64 * 64);
+	if (!xp)
+		return false;
+	/* small products (e.g. per-head attention) run on the calling thread; a small x (up to
+	 * 2 MiB packed, M <= 64 at K = 7168) is packed there too, so that the threads meet once
+	 * per call (a barrier costs a time slice when another process holds one of the cores) */
+	bool par = (double)M * (double)N * (double)Kp >= (double)(1 << 20);
+	bool par_pack = par && (double)(nmt * MR) * (double)Kp * sizeof(float) > (double)(2u << 20);
+	if (!par_pack)
+		for (int64_t mt = 0; mt < nmt; mt++)
+			pack_x(xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
+	float lut[256];
+	for (int c = 0; c < 256; c++)
+		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
+	/* running sums between chunks, tile-major: [tile][row][NR] */
+	float *run = NULL;
+	if (Kp > kc_max) {
+		run = aligned_alloc(64, (size_t)(ntiles * nmt * MR * NR) * sizeof(float));
+		if (!run) {
+			free(xp);
+			return false;
+		}
+	}
+	bool ok = true;
+	bool direct = w->dtype == DSV32_F32 && w->trans; /* full tiles read w in place */
+	/* x blocks of mb m tiles and sk values of K (whole chunks) whose packed x stays within
+	 * XBUDGET512 bytes (in L2), so that every column tile rereads it from cache; more than one
+	 * m block only where one chunk of all rows does not fit (each m block reads w again) */
+	int64_t xfl = (int64_t)(XBUDGET512 / sizeof(float)), mb = nmt;
+	if (nmt * MR * kc_max > xfl) {
+		int64_t most = xfl / (MR * kc_max) > 0 ? xfl / (MR * kc_max) : 1;
+		int64_t nblk = (nmt + most - 1) / most;
+		mb = (nmt + nblk - 1) / nblk;
+	}
+	int64_t sk = xfl / (mb * MR) / kc_max * kc_max;
+	if (sk < kc_max)
+		sk = kc_max;
+	/* K values per w panel: one GEMM chunk; fp8: KC / 128 blocks at a time (kern8_*) */
+	int64_t grp = xs && kc_max == 128 ? KC : kc_max;
+	if (sk > grp)
+		sk = sk / grp * grp;
+	/* Units of up to 16 column tiles are the work items: a unit runs all its passes (K
+	 * super-blocks, row blocks) on one thread, so the threads meet at one barrier per call and
+	 * a preempted thread holds up at most one unit. At least 4 units per thread. */
+	int nth = par ? omp_get_max_threads() : 1;
+	int64_t ut = ntiles / (4 * (int64_t)nth);
+	ut = ut < 1 ? 1 : ut > 16 ? 16 : ut;
+	int64_t nunits = (ntiles + ut - 1) / ut;
+#pragma omp parallel if (par)
+	{
+		float *wb = aligned_alloc(64, (size_t)NR * KC * sizeof(float));
+		if (!wb) {
+#pragma omp atomic write
+			ok = false;
+		}
+		if (par_pack) {
+#pragma omp for schedule(dynamic, 1)
+			for (int64_t mt = 0; mt < nmt; mt++)
+				pack_x(xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
+		}
+#pragma omp for schedule(dynamic, 1)
+		for (int64_t u = 0; u < nunits; u++) {
+			int64_t nt0 = u * ut, nt1 = ntiles - nt0 < ut ? ntiles : nt0 + ut;
+			for (int64_t s0 = 0; s0 < Kp && wb; s0 += sk) {
+				int64_t s1 = Kp - s0 < sk ? Kp : s0 + sk;
+				for (int64_t mt0 = 0; mt0 < nmt; mt0 += mb) {
+					int64_t mt1 = nmt - mt0 < mb ? nmt : mt0 + mb;
+					for (int64_t nt = nt0; nt < nt1; nt++) {
+						int64_t n0 = nt * NR, ng = N - n0 < NR ? N - n0 : NR;
+						for (int64_t k0 = s0; k0 < s1; k0 += grp) {
+							int64_t k1 = s1 - k0 < grp ? s1 : k0 + grp;
+							/* prefetch the next group, else the next tile's
+							 * first, else the unit's next super-block */
+							int64_t pn = n0, pk = k1;
+							if (k1 >= s1) {
+								pn = nt + 1 < nt1 ? n0 + NR : nt0 * NR;
+								pk = nt + 1 < nt1 ? s0 : s1;
+							}
+							prefetch pf;
+							prefetch_plan(&pf, w, N, K, pn, pk, grp);
+							chunk(acc, xp, nmt, mt0, mt1, M, Kp, w, lut, direct,
+							      N, K, kc_max, k0, k1, n0, ng, wb,
+							      run ? run + nt * nmt * MR * NR : NULL, xs,
+							      ws, nkb, &pf);
+						}
+					}
+				}
+			}
+		}
+		free(wb);
+	}
+	free(xp);
+	free(run);
+	return ok;
+}
+#endif
