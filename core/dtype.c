@@ -1,19 +1,35 @@
 /* dtype.c: dtype names, sizes and bulk conversion (per-element math is in dtype.h). */
 #include "core/dtype.h"
 
+/* bits, not bytes: F4 and F6_* pack below a byte. readable: dsv32_convert / load_f64 know the
+ * values (every type but the listed-only ones appended after F8_E8M0). */
 static const struct {
 	const char *name;
-	size_t size;
-	bool is_float;
+	unsigned bits;
+	bool is_float, readable;
 } dtype_info[DSV32_DTYPE_COUNT] = {
-	[DSV32_F32] = {"F32", 4, true},       [DSV32_BF16] = {"BF16", 2, true},
-	[DSV32_F16] = {"F16", 2, true},       [DSV32_F8_E4M3] = {"F8_E4M3", 1, true},
-	[DSV32_F8_E5M2] = {"F8_E5M2", 1, true}, [DSV32_F64] = {"F64", 8, true},
-	[DSV32_I64] = {"I64", 8, false},      [DSV32_I32] = {"I32", 4, false},
-	[DSV32_I16] = {"I16", 2, false},      [DSV32_I8] = {"I8", 1, false},
-	[DSV32_U8] = {"U8", 1, false},        [DSV32_BOOL] = {"BOOL", 1, false},
-	[DSV32_U16] = {"U16", 2, false},      [DSV32_U32] = {"U32", 4, false},
-	[DSV32_U64] = {"U64", 8, false},
+	[DSV32_F32] = {"F32", 32, true, true},
+	[DSV32_BF16] = {"BF16", 16, true, true},
+	[DSV32_F16] = {"F16", 16, true, true},
+	[DSV32_F8_E4M3] = {"F8_E4M3", 8, true, true},
+	[DSV32_F8_E5M2] = {"F8_E5M2", 8, true, true},
+	[DSV32_F64] = {"F64", 64, true, true},
+	[DSV32_I64] = {"I64", 64, false, true},
+	[DSV32_I32] = {"I32", 32, false, true},
+	[DSV32_I16] = {"I16", 16, false, true},
+	[DSV32_I8] = {"I8", 8, false, true},
+	[DSV32_U8] = {"U8", 8, false, true},
+	[DSV32_BOOL] = {"BOOL", 8, false, true},
+	[DSV32_U16] = {"U16", 16, false, true},
+	[DSV32_U32] = {"U32", 32, false, true},
+	[DSV32_U64] = {"U64", 64, false, true},
+	[DSV32_F8_E8M0] = {"F8_E8M0", 8, true, true},
+	[DSV32_F4] = {"F4", 4, false, false},
+	[DSV32_F6_E2M3] = {"F6_E2M3", 6, false, false},
+	[DSV32_F6_E3M2] = {"F6_E3M2", 6, false, false},
+	[DSV32_F8_E4M3FNUZ] = {"F8_E4M3FNUZ", 8, false, false},
+	[DSV32_F8_E5M2FNUZ] = {"F8_E5M2FNUZ", 8, false, false},
+	[DSV32_C64] = {"C64", 64, false, false},
 };
 
 const char *dsv32_dtype_name(dsv32_dtype t)
@@ -36,12 +52,23 @@ bool dsv32_dtype_from_name(const char *name, dsv32_dtype *out)
 
 size_t dsv32_dtype_size(dsv32_dtype t)
 {
-	return (unsigned)t < DSV32_DTYPE_COUNT ? dtype_info[t].size : 0;
+	unsigned b = dsv32_dtype_bits(t);
+	return b % 8 == 0 ? b / 8 : 0;
+}
+
+unsigned dsv32_dtype_bits(dsv32_dtype t)
+{
+	return (unsigned)t < DSV32_DTYPE_COUNT ? dtype_info[t].bits : 0;
 }
 
 bool dsv32_dtype_is_float(dsv32_dtype t)
 {
 	return (unsigned)t < DSV32_DTYPE_COUNT && dtype_info[t].is_float;
+}
+
+bool dsv32_dtype_is_readable(dsv32_dtype t)
+{
+	return (unsigned)t < DSV32_DTYPE_COUNT && dtype_info[t].readable;
 }
 
 double dsv32_load_f64(const void *p, dsv32_dtype t, size_t i)
@@ -53,6 +80,7 @@ double dsv32_load_f64(const void *p, dsv32_dtype t, size_t i)
 	case DSV32_F16: return dsv32_f16_to_f32(((const uint16_t *)p)[i]);
 	case DSV32_F8_E4M3: return dsv32_e4m3_to_f32(((const uint8_t *)p)[i]);
 	case DSV32_F8_E5M2: return dsv32_e5m2_to_f32(((const uint8_t *)p)[i]);
+	case DSV32_F8_E8M0: return dsv32_e8m0_to_f32(((const uint8_t *)p)[i]);
 	case DSV32_I64: return (double)((const int64_t *)p)[i];
 	case DSV32_I32: return ((const int32_t *)p)[i];
 	case DSV32_I16: return ((const int16_t *)p)[i];
@@ -75,6 +103,7 @@ static void store_f32(void *p, dsv32_dtype t, size_t i, float v)
 	case DSV32_F16: ((uint16_t *)p)[i] = dsv32_f32_to_f16(v); break;
 	case DSV32_F8_E4M3: ((uint8_t *)p)[i] = dsv32_f32_to_e4m3(v); break;
 	case DSV32_F8_E5M2: ((uint8_t *)p)[i] = dsv32_f32_to_e5m2(v); break;
+	case DSV32_F8_E8M0: ((uint8_t *)p)[i] = dsv32_f32_to_e8m0(v); break;
 	default: break;
 	}
 }
@@ -88,6 +117,7 @@ static float load_f32(const void *p, dsv32_dtype t, size_t i)
 	case DSV32_F16: return dsv32_f16_to_f32(((const uint16_t *)p)[i]);
 	case DSV32_F8_E4M3: return dsv32_e4m3_to_f32(((const uint8_t *)p)[i]);
 	case DSV32_F8_E5M2: return dsv32_e5m2_to_f32(((const uint8_t *)p)[i]);
+	case DSV32_F8_E8M0: return dsv32_e8m0_to_f32(((const uint8_t *)p)[i]);
 	default: return (float)dsv32_load_f64(p, t, i);
 	}
 }

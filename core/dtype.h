@@ -9,6 +9,12 @@
  *             f32 -> e4m3 SATURATES: |x| > 448 (inf included) gives +-448; NaN gives NaN.
  *             (The reference clamps to +-448 before casting, so saturation is its semantics.)
  *   f8 e5m2   bias 15, IEEE-like with inf and NaN; overflow to inf as RNE dictates.
+ *   f8 e8m0   (F8_E8M0, OCP MX "ue8m0", the block-scale format of DeepSeek's checkpoints)
+ *             no sign, no mantissa: code e is 2^(e-127), 0xff is NaN, no zero, no inf.
+ *             f32 -> e8m0 matches ml_dtypes' float8_e8m0fnu, NOT RNE: see dsv32_f32_to_e8m0.
+ * Listed only: F4, F6_E2M3, F6_E3M2, F8_E4M3FNUZ, F8_E5M2FNUZ and C64 are dtypes the Python
+ * safetensors library knows. Files holding them open and list them (bits and byte sizes are
+ * known), but their values are not readable here (dsv32_dtype_is_readable is false).
  * Decoding any narrow code to f32 is exact. The math is DSV32_HD so kernels share it.
  */
 #ifndef DSV32_DTYPE_H
@@ -42,18 +48,32 @@ typedef enum {
 	DSV32_U16,
 	DSV32_U32,
 	DSV32_U64,
+	DSV32_F8_E8M0,
+	DSV32_F4,          /* F4 .. C64: listed only (no value conversion), see above */
+	DSV32_F6_E2M3,
+	DSV32_F6_E3M2,
+	DSV32_F8_E4M3FNUZ,
+	DSV32_F8_E5M2FNUZ,
+	DSV32_C64,
 	DSV32_DTYPE_COUNT /* append only, above this line */
 } dsv32_dtype;
 
 typedef uint16_t dsv32_bf16; /* raw bits */
 typedef uint16_t dsv32_f16;
-typedef uint8_t dsv32_f8; /* e4m3fn or e5m2 raw bits, by context */
+typedef uint8_t dsv32_f8; /* e4m3fn, e5m2 or e8m0 raw bits, by context */
 
 /* Safetensors name ("BF16", "F8_E4M3", ...) and back; from_name returns false if unknown. */
 const char *dsv32_dtype_name(dsv32_dtype t);
 bool dsv32_dtype_from_name(const char *name, dsv32_dtype *out);
+/* Bytes per element; 0 for the sub-byte types (F4, F6_*: use dsv32_dtype_bits) and unknown t. */
 size_t dsv32_dtype_size(dsv32_dtype t);
+/* Bits per element (4 for F4, 6 for F6_*); 0 for an unknown t. Safetensors packs sub-byte
+ * types: a tensor of n elements holds n * bits / 8 bytes, and n * bits must be a multiple of 8. */
+unsigned dsv32_dtype_bits(dsv32_dtype t);
+/* A float type whose values dsv32_convert / dsv32_load_f64 read (F8_E8M0 included). */
 bool dsv32_dtype_is_float(dsv32_dtype t);
+/* False for the listed-only types (F4 .. C64): present in a file, values not readable. */
+bool dsv32_dtype_is_readable(dsv32_dtype t);
 
 DSV32_HD static inline uint32_t dsv32_f32_bits(float x)
 {
@@ -185,6 +205,33 @@ DSV32_HD static inline dsv32_f8 dsv32_f32_to_e5m2(float x)
 	if (a >= 61440.0f) /* 57344 + half an ulp (4096) rounds to inf */
 		return (dsv32_f8)(sign | 0x7cu);
 	return (dsv32_f8)(sign | dsv32_minifloat_encode_abs(a, 2, 15));
+}
+
+/* ---- fp8 e8m0fnu (ue8m0) ---- */
+DSV32_HD static inline float dsv32_e8m0_to_f32(dsv32_f8 c)
+{
+	if (c == 0xffu)
+		return dsv32_f32_from_bits(0x7fc00000u);
+	if (c == 0)
+		return dsv32_f32_from_bits(0x00400000u); /* 2^-127: an f32 subnormal */
+	return dsv32_f32_from_bits((uint32_t)c << 23); /* the f32 exponent has the same bias */
+}
+
+/* Nearest power of two with ties UP (1.5 -> 2, 3 -> 4, 0.75 -> 1), as ml_dtypes'
+ * float8_e8m0fnu casts (tests/py_test_e8m0_ml_dtypes.py checks it code by code). Below 2^-127
+ * saturates to code 0 (there is no zero); from 1.5 * 2^127 up it is NaN, as are +-0,
+ * negatives, inf and NaN (ml_dtypes again). Scales that DeepSeek stores are exact powers of
+ * two, which every rounding rule keeps. */
+DSV32_HD static inline dsv32_f8 dsv32_f32_to_e8m0(float x)
+{
+	uint32_t u = dsv32_f32_bits(x);
+	if (u == 0 || u >= 0x7f800000u) /* +0, inf, NaN, and everything with the sign bit */
+		return 0xffu;
+	uint32_t e = u >> 23, m = u & 0x7fffffu;
+	if (e == 0) /* f32 subnormal: 2^-127 is m = 2^22, the tie up to 2^-126 is 1.5 * 2^22 */
+		return m >= 0x600000u ? 1u : 0u;
+	e += m >= 0x400000u ? 1u : 0u; /* mantissa >= .5: the tie goes up */
+	return e > 254u ? 0xffu : (dsv32_f8)e;
 }
 
 /* Convert n elements between any two float dtypes (F32, BF16, F16, F8_*, F64), with the RNE /

@@ -187,11 +187,15 @@ static dsv32_status parse_entry(const cJSON *item, dsv32_st_entry *e, const char
 	for (d = 0; d < ndim; d++) /* a zero dim makes the product 0 whatever came before */
 		if (e->shape[d] == 0)
 			numel = 0, overflow = false;
-	size_t isz = dsv32_dtype_size(e->dtype);
-	if (overflow || numel > UINT64_MAX / isz || numel > (uint64_t)INT64_MAX)
+	uint64_t bits = dsv32_dtype_bits(e->dtype);
+	if (overflow || numel > UINT64_MAX / bits || numel > (uint64_t)INT64_MAX)
 		return ST_FAIL(err, label, "ValidationOverflow: tensor \"%s\": shape product x "
 			       "itemsize overflows", name);
-	uint64_t bytes = numel * isz;
+	if (numel * bits % 8 != 0) /* F4 / F6_* pack; a tensor must end on a byte boundary */
+		return ST_FAIL(err, label, "MisalignedSlice: tensor \"%s\": %llu elements of %s "
+			       "are %llu bits, not whole bytes", name, (unsigned long long)numel,
+			       dsv32_dtype_name(e->dtype), (unsigned long long)(numel * bits));
+	uint64_t bytes = numel * bits / 8;
 	uint64_t be[2];
 	if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || !json_uint(offs->child, &be[0]) ||
 	    !json_uint(offs->child->next, &be[1]))
@@ -568,6 +572,11 @@ dsv32_status dsv32_st_tensor(const dsv32_st_file *f, const char *name, dsv32_ten
 	if (!e)
 		return DSV32_FAIL(err, DSV32_E_NOTFOUND, "%s: tensor \"%s\" not found", f->label,
 				  name);
+	/* listed-only dtypes (F4, F6_*, ...): a view would promise values no code here can read */
+	if (!dsv32_dtype_is_readable(e->dtype))
+		return DSV32_FAIL(err, DSV32_E_DTYPE, "%s: tensor \"%s\": dtype %s is not "
+				  "supported (the file lists it; its values cannot be read)", f->label,
+				  name, dsv32_dtype_name(e->dtype));
 	/* read-only mapping: the view is const in spirit; writing through it faults */
 	*out = dsv32_tensor_view((void *)(uintptr_t)dsv32_st_data(f, e), e->dtype, e->ndim,
 				 e->shape);

@@ -7,7 +7,9 @@
  *                  8 + N <= file size
  *   header         valid UTF-8 JSON object; each entry {dtype, shape, data_offsets}; optional
  *                  "__metadata__" is a map of string to string
- *   dtype          a known safetensors dtype name
+ *   dtype          a dtype name of the Python library (core/dtype.h: all of them open; F4,
+ *                  F6_*, FNUZ and C64 are listed only, dsv32_st_tensor refuses them with
+ *                  DSV32_E_DTYPE); packed F4 / F6_* tensors fill whole bytes (MisalignedSlice)
  *   shape          at most DSV32_MAX_DIMS dims, each >= 0; product x itemsize without overflow
  *                  equals end - begin
  *   offsets        begin <= end <= data size; entries do not overlap

@@ -217,6 +217,18 @@ dsv32_status dsv32_st_writer_meta(dsv32_st_writer *w, const char *key, const cha
 	return DSV32_OK;
 }
 
+/* Bytes of a tensor: numel * bits / 8, as the reader (and the Python library) checks it. The
+ * sub-byte types (F4, F6_*) must fill whole bytes. false on a bad shape or overflow. */
+static bool tensor_bytes(dsv32_dtype dtype, int ndim, const int64_t *shape, uint64_t *out)
+{
+	int64_t numel = dsv32_shape_numel(ndim, shape);
+	uint64_t bits = dsv32_dtype_bits(dtype);
+	if (numel < 0 || (uint64_t)numel > UINT64_MAX / bits || (uint64_t)numel * bits % 8 != 0)
+		return false;
+	*out = (uint64_t)numel * bits / 8;
+	return true;
+}
+
 dsv32_status dsv32_st_writer_declare(dsv32_st_writer *w, const char *name, dsv32_dtype dtype,
 				     int ndim, const int64_t *shape, dsv32_error *err)
 {
@@ -231,12 +243,12 @@ dsv32_status dsv32_st_writer_declare(dsv32_st_writer *w, const char *name, dsv32
 	if (ndim < 0 || ndim > DSV32_MAX_DIMS)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: tensor \"%s\": %d dims, expected 0..%d",
 				  w->path, name, ndim, DSV32_MAX_DIMS);
-	int64_t numel = dsv32_shape_numel(ndim, shape);
-	uint64_t isz = dsv32_dtype_size(dtype);
-	if (numel < 0 || (uint64_t)numel > UINT64_MAX / isz ||
-	    (uint64_t)numel * isz > UINT64_MAX - w->total)
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: tensor \"%s\": bad shape %s", w->path,
-				  name, dsv32_shape_str(sb, sizeof sb, ndim, shape));
+	uint64_t nbytes;
+	if (!tensor_bytes(dtype, ndim, shape, &nbytes) || nbytes > UINT64_MAX - w->total)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: tensor \"%s\": bad shape %s for %s%s",
+				  w->path, name, dsv32_shape_str(sb, sizeof sb, ndim, shape),
+				  dsv32_dtype_name(dtype),
+				  dsv32_dtype_size(dtype) ? "" : " (not a whole number of bytes)");
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 16;
 		wtensor *t = realloc(w->t, cap * sizeof *t);
@@ -248,7 +260,7 @@ dsv32_status dsv32_st_writer_declare(dsv32_st_writer *w, const char *name, dsv32
 	}
 	wtensor *t = &w->t[w->n];
 	*t = (wtensor){.name = strdup(name), .dtype = dtype, .ndim = ndim,
-		       .nbytes = (uint64_t)numel * isz};
+		       .nbytes = nbytes};
 	if (!t->name)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: tensor name", w->path);
 	for (int d = 0; d < ndim; d++)

@@ -2,7 +2,9 @@
 """py_test_safetensors_interop.py: our safetensors reader/writer against Python's library.
 
 1. Python writes files (raw-byte tensors of every dtype incl. BF16 and F8, a numpy file with
-   known values, a sharded checkpoint with model.safetensors.index.json).
+   known values, a sharded checkpoint with model.safetensors.index.json, and listed.safetensors
+   with every other dtype the library knows: F4, F6_*, FNUZ and C64 must be listed, refused
+   as values; F8_E8M0 read).
 2. `test_safetensors --interop-read DIR` (from $DSV32_BUILD_DIR) checks them; then
    `--interop-write DIR` writes c_same.safetensors (py.safetensors' tensors, order and metadata:
    must be byte-identical) and c_own.safetensors (our own order, two metadata keys).
@@ -44,13 +46,27 @@ SET = [
     ("n.u32", "U32", [2]),
     ("o.u64", "U64", [1]),
     ("p.f32.zero", "F32", [2, 0, 3]),
+    ("q.f8_e8m0", "F8_E8M0", [2, 3]),
 ]
 ITEMSIZE = {"F32": 4, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I64": 8, "U8": 1, "F16": 2,
-            "BOOL": 1, "I32": 4, "F64": 8, "I8": 1, "U16": 2, "I16": 2, "U32": 4, "U64": 8}
+            "BOOL": 1, "I32": 4, "F64": 8, "I8": 1, "U16": 2, "I16": 2, "U32": 4, "U64": 8,
+            "F8_E8M0": 1}
 LIBNAME = {"F32": "float32", "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn",
            "F8_E5M2": "float8_e5m2", "I64": "int64", "U8": "uint8", "F16": "float16",
            "BOOL": "bool", "I32": "int32", "F64": "float64", "I8": "int8", "U16": "uint16",
-           "I16": "int16", "U32": "uint32", "U64": "uint64"}
+           "I16": "int16", "U32": "uint32", "U64": "uint64", "F8_E8M0": "float8_e8m0fnu"}
+# Dtypes the library knows that we list but cannot read (plus F8_E8M0, which we read):
+# name, dtype, shape, bytes. F4 / F6_* pack (n * bits / 8 bytes); written by hand, since the
+# library's serializer takes no F6 tensors.
+LISTED = [
+    ("a.e8m0", "F8_E8M0", [3], 3, "readable"),
+    ("b.f4", "F4", [2, 3], 3, "refused"),
+    ("c.f6a", "F6_E2M3", [4], 3, "refused"),
+    ("d.f6b", "F6_E3M2", [2, 4], 6, "refused"),
+    ("e.e4fnuz", "F8_E4M3FNUZ", [1], 1, "refused"),
+    ("f.e5fnuz", "F8_E5M2FNUZ", [1], 1, "refused"),
+    ("g.c64", "C64", [1], 8, "refused"),
+]
 
 
 def nbytes(dt, shape):
@@ -81,6 +97,26 @@ def write_set(path, indices, metadata):
     tensors = {SET[i][0]: spec(SET[i][1], SET[i][2], pattern(i, SET[i][1], SET[i][2]))
                for i in indices}
     serialize_file(tensors, path, metadata=metadata)
+
+
+def write_listed(path):
+    header, at = {}, 0
+    for name, dt, shape, n, _ in LISTED:
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [at, at + n]}
+        at += n
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    raw = struct.pack("<Q", len(text)) + text + bytes(range(at))
+    got = dict(deserialize(raw))  # the library itself accepts the file
+    check(sorted(got) == sorted(x[0] for x in LISTED), f"listed: library reads {sorted(got)}")
+    with open(path, "wb") as f:
+        f.write(raw)
+
+
+def check_listed(stdout):
+    lines = [ln.split() for ln in stdout.splitlines() if ln.startswith("listed ")]
+    want = [["listed", name, dt, str(n), verdict] for name, dt, _, n, verdict in LISTED]
+    check(lines == want, f"listed.safetensors: got {lines}")
 
 
 FAILS = []
@@ -124,6 +160,8 @@ def run(exe, tmp):
         json.dump({"metadata": {"total_size": sum(nbytes(d, s) for _, d, s in SET)},
                    "weight_map": weight_map}, f, indent=2)
 
+    write_listed(os.path.join(tmp, "listed.safetensors"))
+
     # 2. our reader, then our writer
     for mode in ("--interop-read", "--interop-write"):
         r = subprocess.run([exe, mode, tmp], capture_output=True, text=True, timeout=120)
@@ -132,6 +170,8 @@ def run(exe, tmp):
         check(r.returncode == 0, f"{mode} exited {r.returncode}")
         if r.returncode != 0:
             return 1
+        if mode == "--interop-read":
+            check_listed(r.stdout)
 
     # 3. Python reads our files
     with open(py, "rb") as f:

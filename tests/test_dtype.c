@@ -416,9 +416,78 @@ static void test_convert_between_types(void **state)
 	/* names and sizes */
 	dsv32_dtype t;
 	assert_true(dsv32_dtype_from_name("F8_E4M3", &t) && t == DSV32_F8_E4M3);
-	assert_false(dsv32_dtype_from_name("F8_E8M0", &t));
+	assert_false(dsv32_dtype_from_name("F8_E3M4", &t));
 	assert_int_equal(dsv32_dtype_size(DSV32_BF16), 2);
 	assert_string_equal(dsv32_dtype_name(DSV32_F8_E5M2), "F8_E5M2");
+}
+
+/* Every e8m0 code decodes to 2^(e-127) (0xff: NaN) and encodes back to itself. */
+static void test_e8m0_all_codes_decode_and_round_trip(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 255; c++) {
+		float v = dsv32_e8m0_to_f32((dsv32_f8)c);
+		assert_true(v == ldexpf(1.0f, c - 127));
+		assert_int_equal(dsv32_f32_to_e8m0(v), c);
+	}
+	assert_true(isnan(dsv32_e8m0_to_f32(0xffu)));
+	assert_int_equal(dsv32_f32_to_e8m0(NAN), 0xff);
+}
+
+/* ml_dtypes' float8_e8m0fnu rules (checked against ml_dtypes itself in
+ * tests/py_test_e8m0_ml_dtypes.py): ties up, no zero or sign, saturation below 2^-127 only. */
+static void test_e8m0_ties_go_up_and_non_positive_is_nan(void **state)
+{
+	(void)state;
+	assert_int_equal(dsv32_f32_to_e8m0(1.5f), 128);           /* tie 1 | 2 -> 2 */
+	assert_int_equal(dsv32_f32_to_e8m0(3.0f), 129);           /* tie 2 | 4 -> 4 (odd code) */
+	assert_int_equal(dsv32_f32_to_e8m0(0.75f), 127);          /* tie .5 | 1 -> 1 */
+	assert_int_equal(dsv32_f32_to_e8m0(nextafterf(1.5f, 0.0f)), 127);
+	assert_int_equal(dsv32_f32_to_e8m0(0.0f), 0xff);
+	assert_int_equal(dsv32_f32_to_e8m0(-0.0f), 0xff);
+	assert_int_equal(dsv32_f32_to_e8m0(-1.0f), 0xff);
+	assert_int_equal(dsv32_f32_to_e8m0(INFINITY), 0xff);
+	assert_int_equal(dsv32_f32_to_e8m0(ldexpf(1.49f, 127)), 254);
+	assert_int_equal(dsv32_f32_to_e8m0(ldexpf(1.5f, 127)), 0xff); /* rounds past 2^127 */
+	assert_int_equal(dsv32_f32_to_e8m0(ldexpf(1.0f, -149)), 0);    /* saturates at 2^-127 */
+	assert_int_equal(dsv32_f32_to_e8m0(ldexpf(1.0f, -128)), 0);
+	assert_int_equal(dsv32_f32_to_e8m0(ldexpf(1.5f, -127)), 1);    /* subnormal tie goes up */
+	assert_int_equal(dsv32_f32_to_e8m0(ldexpf(1.49f, -127)), 0);
+	/* through dsv32_convert both ways, and load_f64 */
+	const float x[4] = {1.0f, 1.5f, 0.25f, -2.0f};
+	uint8_t e[4];
+	float back[4];
+	assert_true(dsv32_convert(e, DSV32_F8_E8M0, x, DSV32_F32, 4));
+	assert_true(e[0] == 127 && e[1] == 128 && e[2] == 125 && e[3] == 0xff);
+	assert_true(dsv32_convert(back, DSV32_F32, e, DSV32_F8_E8M0, 4));
+	assert_true(back[1] == 2.0f && back[2] == 0.25f && isnan(back[3]));
+	assert_true(dsv32_load_f64(e, DSV32_F8_E8M0, 2) == 0.25);
+}
+
+/* The types Python's safetensors knows but we only list: names, bit sizes, not readable. */
+static void test_listed_only_dtypes_have_names_and_bits(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		unsigned bits;
+		size_t size;
+	} want[] = {{"F4", 4, 0},          {"F6_E2M3", 6, 0},       {"F6_E3M2", 6, 0},
+		    {"F8_E4M3FNUZ", 8, 1}, {"F8_E5M2FNUZ", 8, 1}, {"C64", 64, 8}};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		dsv32_dtype t;
+		assert_true(dsv32_dtype_from_name(want[i].name, &t));
+		assert_string_equal(dsv32_dtype_name(t), want[i].name);
+		assert_int_equal(dsv32_dtype_bits(t), want[i].bits);
+		assert_int_equal(dsv32_dtype_size(t), want[i].size);
+		assert_false(dsv32_dtype_is_readable(t));
+		assert_false(dsv32_dtype_is_float(t));
+	}
+	dsv32_dtype t;
+	assert_true(dsv32_dtype_from_name("F8_E8M0", &t) && t == DSV32_F8_E8M0);
+	assert_true(dsv32_dtype_is_readable(t) && dsv32_dtype_is_float(t));
+	assert_int_equal(dsv32_dtype_size(t), 1);
+	assert_int_equal(dsv32_dtype_bits(DSV32_DTYPE_COUNT), 0);
 }
 
 int main(void)
@@ -436,6 +505,9 @@ int main(void)
 		cmocka_unit_test(test_f16_all_codes_round_trip),
 		cmocka_unit_test(test_f16_ties_overflow_subnormals),
 		cmocka_unit_test(test_convert_between_types),
+		cmocka_unit_test(test_e8m0_all_codes_decode_and_round_trip),
+		cmocka_unit_test(test_e8m0_ties_go_up_and_non_positive_is_nan),
+		cmocka_unit_test(test_listed_only_dtypes_have_names_and_bits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,8 +280,8 @@ static int row_st_negative_dim(const char *dir)
 
 static int row_st_unknown_dtype(const char *dir)
 {
-	return st_case(dir, "{\"a\":{\"dtype\":\"F4\",\"shape\":[2],\"data_offsets\":[0,1]}}",
-		       "\0", 1, -1, DSV32_E_FORMAT, "unknown dtype \"F4\"", NULL);
+	return st_case(dir, "{\"a\":{\"dtype\":\"F8_E3M4\",\"shape\":[1],\"data_offsets\":[0,1]}}",
+		       "\0", 1, -1, DSV32_E_FORMAT, "unknown dtype \"F8_E3M4\"", NULL);
 }
 
 static int row_st_not_utf8(const char *dir)
@@ -1120,7 +1120,7 @@ static const row ROWS[] = {
 	 NULL},
 	{"st_duplicate", "tensor name twice", row_st_duplicate, false, NULL},
 	{"st_negative_dim", "shape [-1]", row_st_negative_dim, false, NULL},
-	{"st_unknown_dtype", "dtype F4", row_st_unknown_dtype, false, NULL},
+	{"st_unknown_dtype", "dtype F8_E3M4", row_st_unknown_dtype, false, NULL},
 	{"st_not_utf8", "header with byte 0xff", row_st_not_utf8, false, NULL},
 	{"st_directory", "a directory named x.safetensors", row_st_directory, false, NULL},
 	{"st_fifo", "a FIFO named model.safetensors (no writer)", row_st_fifo, false, NULL},

@@ -2,7 +2,9 @@
  * spec/checkpoints.md §1.5 on its own), writer round trips and atomicity, sharded checkpoints.
  * Extra modes for tests/py_test_safetensors_interop.py:
  *   test_safetensors --interop-read DIR    check files written by Python's safetensors
- *   test_safetensors --interop-write DIR   write files for Python to check */
+ *   test_safetensors --interop-write DIR   write files for Python to check
+ * and for tests/py_test_e8m0_ml_dtypes.py:
+ *   test_safetensors --e8m0 DIR            F32 -> F8_E8M0 and back, for ml_dtypes to judge */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -117,6 +119,7 @@ static const spec_t SET[] = {
 	{"n.u32", DSV32_U32, 1, {2}},
 	{"o.u64", DSV32_U64, 1, {1}},
 	{"p.f32.zero", DSV32_F32, 3, {2, 0, 3}},
+	{"q.f8_e8m0", DSV32_F8_E8M0, 2, {2, 3}},
 };
 #define NSET (sizeof SET / sizeof SET[0])
 
@@ -332,10 +335,71 @@ static void test_wrong_json_types_are_rejected(void **state)
 static void test_unknown_dtype_is_rejected(void **state)
 {
 	(void)state;
-	expect_reject("{\"w\":{\"dtype\":\"F8_E8M0\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
-		      "InvalidHeaderDeserialization", "tensor \"w\": unknown dtype \"F8_E8M0\"");
+	expect_reject("{\"w\":{\"dtype\":\"F8_E3M4\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+		      "InvalidHeaderDeserialization", "tensor \"w\": unknown dtype \"F8_E3M4\"");
 	expect_reject("{\"w\":{\"dtype\":\"f32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
 		      "unknown dtype \"f32\"", NULL);
+}
+
+/* Every dtype the Python library knows opens; F8_E8M0 reads, the listed-only ones (F4, F6_*,
+ * FNUZ, C64) are listed with their sizes, and a view of one fails naming tensor and dtype. */
+static void test_listed_only_dtypes_open_and_refuse_views(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		dsv32_dtype t;
+		uint64_t bytes;
+	} want[] = {
+		{"a.e8m0", DSV32_F8_E8M0, 3},   {"b.f4", DSV32_F4, 3},
+		{"c.f6a", DSV32_F6_E2M3, 3},    {"d.f6b", DSV32_F6_E3M2, 6},
+		{"e.e4fnuz", DSV32_F8_E4M3FNUZ, 1}, {"f.e5fnuz", DSV32_F8_E5M2FNUZ, 1},
+		{"g.c64", DSV32_C64, 8},
+	};
+	const char *h =
+		"{\"a.e8m0\":{\"dtype\":\"F8_E8M0\",\"shape\":[3],\"data_offsets\":[0,3]},"
+		"\"b.f4\":{\"dtype\":\"F4\",\"shape\":[2,3],\"data_offsets\":[3,6]},"
+		"\"c.f6a\":{\"dtype\":\"F6_E2M3\",\"shape\":[4],\"data_offsets\":[6,9]},"
+		"\"d.f6b\":{\"dtype\":\"F6_E3M2\",\"shape\":[2,4],\"data_offsets\":[9,15]},"
+		"\"e.e4fnuz\":{\"dtype\":\"F8_E4M3FNUZ\",\"shape\":[1],\"data_offsets\":[15,16]},"
+		"\"f.e5fnuz\":{\"dtype\":\"F8_E5M2FNUZ\",\"shape\":[1],\"data_offsets\":[16,17]},"
+		"\"g.c64\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[17,25]}}";
+	size_t len;
+	uint8_t *buf = make_image(h, 25, &len);
+	dsv32_st_file *f = open_ok(buf, len);
+	assert_int_equal(dsv32_st_count(f), 7);
+	for (size_t i = 0; i < 7; i++) {
+		const dsv32_st_entry *e = dsv32_st_entry_at(f, i);
+		assert_string_equal(e->name, want[i].name);
+		assert_int_equal(e->dtype, want[i].t);
+		assert_int_equal(e->end - e->begin, want[i].bytes);
+	}
+	dsv32_tensor t;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_st_tensor(f, "a.e8m0", &t, &err), DSV32_OK);
+	assert_int_equal(t.dtype, DSV32_F8_E8M0);
+	float v[3];
+	assert_true(dsv32_convert(v, DSV32_F32, t.data, t.dtype, 3)); /* bytes 3, 10, 17 */
+	assert_true(v[0] == ldexpf(1.0f, 3 - 127) && v[1] == ldexpf(1.0f, 10 - 127));
+	for (size_t i = 1; i < 7; i++) {
+		assert_int_equal(dsv32_st_tensor(f, want[i].name, &t, &err), DSV32_E_DTYPE);
+		assert_non_null(strstr(err.what, want[i].name));
+		assert_non_null(strstr(err.what, dsv32_dtype_name(want[i].t)));
+		assert_non_null(strstr(err.what, "not supported"));
+	}
+	dsv32_st_close(f);
+	free(buf);
+}
+
+static void test_sub_byte_tensor_off_a_byte_boundary_is_misaligned(void **state)
+{
+	(void)state;
+	expect_reject("{\"w\":{\"dtype\":\"F4\",\"shape\":[3],\"data_offsets\":[0,2]}}", 2,
+		      "MisalignedSlice: tensor \"w\"", "12 bits");
+	expect_reject("{\"w\":{\"dtype\":\"F6_E2M3\",\"shape\":[1,3],\"data_offsets\":[0,3]}}",
+		      3, "MisalignedSlice", "F6_E2M3");
+	expect_reject("{\"w\":{\"dtype\":\"F4\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4,
+		      "TensorInvalidInfo", "needs 2 bytes");
 }
 
 static void test_shape_size_mismatch_is_rejected(void **state)
@@ -719,6 +783,34 @@ static void test_writer_rejects_bad_declarations(void **state)
 	assert_int_equal(tc_count_dir_entries(*state), 0);
 }
 
+/* Packed dtypes are written by bit size (F4 [2, 3] is 3 bytes) and read back; a shape that
+ * does not fill whole bytes is refused at declare. */
+static void test_writer_sizes_packed_dtypes_by_bits(void **state)
+{
+	char path[4096];
+	join(path, *state, "packed.safetensors");
+	dsv32_error err = {0};
+	dsv32_st_writer *w;
+	assert_int_equal(dsv32_st_writer_open(&w, path, &err), DSV32_OK);
+	int64_t odd[1] = {3}, s23[2] = {2, 3}, s4[1] = {4};
+	assert_int_equal(dsv32_st_writer_declare(w, "x", DSV32_F4, 1, odd, &err), DSV32_E_SHAPE);
+	assert_non_null(strstr(err.what, "not a whole number of bytes"));
+	assert_int_equal(dsv32_st_writer_declare(w, "f4", DSV32_F4, 2, s23, &err), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_declare(w, "f6", DSV32_F6_E3M2, 1, s4, &err), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_declare(w, "e8", DSV32_F8_E8M0, 1, s4, &err), DSV32_OK);
+	const uint8_t data[10] = {1, 2, 3, 4, 5, 6, 0, 127, 254, 255};
+	assert_int_equal(dsv32_st_writer_write(w, data, sizeof data, &err), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_commit(w, &err), DSV32_OK);
+	dsv32_st_file *f;
+	assert_int_equal(dsv32_st_open(&f, path, &err), DSV32_OK);
+	const dsv32_st_entry *e = dsv32_st_find(f, "f6");
+	assert_true(e && e->dtype == DSV32_F6_E3M2 && e->begin == 3 && e->end == 6);
+	dsv32_tensor t;
+	assert_int_equal(dsv32_st_tensor(f, "e8", &t, &err), DSV32_OK);
+	assert_memory_equal(t.data, data + 6, 4);
+	dsv32_st_close(f);
+}
+
 static void test_writer_duplicate_name_fails_and_leaves_nothing(void **state)
 {
 	char path[4096];
@@ -966,6 +1058,85 @@ static void test_open_100k_tensors_is_fast(void **state)
 
 /* ---- interop modes (driven by tests/py_test_safetensors_interop.py) ---- */
 
+/* listed.safetensors holds one tensor of every dtype the Python library knows beyond ours:
+ * print "listed NAME DTYPE BYTES readable|refused" for the .py side to check. */
+static int interop_list(const char *dir)
+{
+	char path[4096];
+	dsv32_error err = {0};
+	dsv32_st_file *f;
+	snprintf(path, sizeof path, "%s/listed.safetensors", dir);
+	if (dsv32_st_open(&f, path, &err) != DSV32_OK) {
+		fprintf(stderr, "FAIL: %s\n", err.what);
+		return 1;
+	}
+	for (size_t i = 0; i < dsv32_st_count(f); i++) {
+		const dsv32_st_entry *e = dsv32_st_entry_at(f, i);
+		dsv32_tensor t;
+		dsv32_status rc = dsv32_st_tensor(f, e->name, &t, &err);
+		printf("listed %s %s %llu %s\n", e->name, dsv32_dtype_name(e->dtype),
+		       (unsigned long long)(e->end - e->begin),
+		       rc == DSV32_OK ? "readable" : rc == DSV32_E_DTYPE ? "refused" : "error");
+	}
+	dsv32_st_close(f);
+	return 0;
+}
+
+/* A file holding "enc" then "dec" (commit frees the writer, abort only before it). */
+static dsv32_status write_two(const char *path, const dsv32_tensor *enc, const dsv32_tensor *dec,
+			      dsv32_error *err)
+{
+	dsv32_st_writer *w;
+	DSV32_TRY(dsv32_st_writer_open(&w, path, err));
+	dsv32_status rc = dsv32_st_writer_declare(w, "enc", enc->dtype, 1, enc->shape, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_st_writer_declare(w, "dec", dec->dtype, 1, dec->shape, err);
+	if (rc == DSV32_OK)
+		rc = dsv32_st_writer_write(w, enc->data, dsv32_tensor_nbytes(enc), err);
+	if (rc == DSV32_OK)
+		rc = dsv32_st_writer_write(w, dec->data, dsv32_tensor_nbytes(dec), err);
+	if (rc != DSV32_OK) {
+		dsv32_st_writer_abort(w);
+		return rc;
+	}
+	return dsv32_st_writer_commit(w, err);
+}
+
+/* --e8m0 DIR: e8m0_in.safetensors holds F32 "x"; write e8m0_c.safetensors with "enc" = x as
+ * F8_E8M0 (dsv32_convert) and "dec" = the 256 codes decoded to F32, for the ml_dtypes check. */
+static int e8m0_mode(const char *dir)
+{
+	char path[4096];
+	dsv32_error err = {0};
+	dsv32_st_file *f;
+	dsv32_tensor x, enc = {0}, dec = {0};
+	int64_t n256 = 256;
+	snprintf(path, sizeof path, "%s/e8m0_in.safetensors", dir);
+	if (dsv32_st_open(&f, path, &err) != DSV32_OK || dsv32_st_tensor(f, "x", &x, &err) ||
+	    x.dtype != DSV32_F32 || x.ndim != 1 ||
+	    dsv32_tensor_alloc(&enc, DSV32_F8_E8M0, 1, x.shape, &err) ||
+	    dsv32_tensor_alloc(&dec, DSV32_F32, 1, &n256, &err)) {
+		fprintf(stderr, "FAIL: %s\n", err.what[0] ? err.what : "x is not F32 [n]");
+		return 1;
+	}
+	uint8_t codes[256];
+	for (int i = 0; i < 256; i++)
+		codes[i] = (uint8_t)i;
+	bool ok = dsv32_convert(enc.data, DSV32_F8_E8M0, x.data, DSV32_F32, (size_t)x.shape[0]) &&
+		  dsv32_convert(dec.data, DSV32_F32, codes, DSV32_F8_E8M0, 256);
+	dsv32_st_close(f);
+	snprintf(path, sizeof path, "%s/e8m0_c.safetensors", dir);
+	dsv32_status rc = ok ? write_two(path, &enc, &dec, &err) : DSV32_E_INTERNAL;
+	dsv32_tensor_free(&enc);
+	dsv32_tensor_free(&dec);
+	if (rc != DSV32_OK) {
+		fprintf(stderr, "FAIL: e8m0: %s\n", err.what);
+		return 1;
+	}
+	printf("e8m0 OK\n");
+	return 0;
+}
+
 static int interop_read(const char *dir)
 {
 	char path[4096];
@@ -1056,6 +1227,7 @@ static int interop_read(const char *dir)
 			}
 	}
 	dsv32_ckpt_close(c);
+	bad += interop_list(dir);
 	if (bad)
 		return 1;
 	printf("interop-read OK\n");
@@ -1106,6 +1278,8 @@ int main(int argc, char **argv)
 		return interop_read(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "--interop-write") == 0)
 		return interop_write(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "--e8m0") == 0)
+		return e8m0_mode(argv[2]);
 #define T(f) cmocka_unit_test(f)
 #define TD(f) cmocka_unit_test_setup_teardown(f, tc_setup_tmpdir, tc_teardown_tmpdir)
 	const struct CMUnitTest tests[] = {
@@ -1122,6 +1296,8 @@ int main(int argc, char **argv)
 		T(test_missing_data_offsets_is_rejected),
 		T(test_wrong_json_types_are_rejected),
 		T(test_unknown_dtype_is_rejected),
+		T(test_listed_only_dtypes_open_and_refuse_views),
+		T(test_sub_byte_tensor_off_a_byte_boundary_is_misaligned),
 		T(test_shape_size_mismatch_is_rejected),
 		T(test_shape_product_overflow_is_rejected),
 		T(test_zero_dim_after_huge_dims_is_empty_not_overflow),
@@ -1145,6 +1321,7 @@ int main(int argc, char **argv)
 		TD(test_writer_too_many_bytes_fails_and_leaves_nothing),
 		TD(test_writer_too_few_bytes_fails_commit_and_leaves_nothing),
 		TD(test_writer_rejects_bad_declarations),
+		TD(test_writer_sizes_packed_dtypes_by_bits),
 		TD(test_writer_duplicate_name_fails_and_leaves_nothing),
 		TD(test_ckpt_index_joins_two_files),
 		TD(test_ckpt_index_naming_a_missing_file_fails),
