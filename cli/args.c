@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,6 +35,75 @@ bool dsv32_args_parse_size(const char *s, uint64_t *out)
 	return false;
 }
 
+/* Levenshtein distance with one rolling row; words longer than 63 bytes are never suggested. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+	if (la > 63 || lb > 63)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+const char *dsv32_args_nearest(const char *word, const char *const *valid, int n)
+{
+	size_t limit = strlen(word) / 3 > 2 ? strlen(word) / 3 : 2, best = SIZE_MAX;
+	const char *pick = NULL;
+	for (int i = 0; i < n; i++) {
+		size_t d = edit_distance(word, valid[i]);
+		if (d <= limit && d < best) {
+			best = d;
+			pick = valid[i];
+		}
+	}
+	return pick;
+}
+
+const char *dsv32_args_output_value(int argc, char **argv, int *i)
+{
+	const char *next = *i + 1 < argc ? argv[*i + 1] : NULL;
+	if (!next || (next[0] == '-' && strcmp(next, "-") != 0))
+		return "-";
+	(*i)++;
+	return next;
+}
+
+bool dsv32_args_is_known(const char *opt, const char *const *names, int n)
+{
+	const char *o = !strncmp(opt, "--", 2) ? opt + 2 : opt;
+	size_t len = strcspn(o, "=");
+	for (int i = 0; i < n; i++)
+		if (strlen(names[i]) == len && !strncmp(o, names[i], len))
+			return true;
+	return false;
+}
+
+int dsv32_args_unknown(const char *cmd, const char *opt, const char *const *valid, int n)
+{
+	char name[128];
+	const char *o = !strncmp(opt, "--", 2) ? opt + 2 : opt;
+	snprintf(name, sizeof name, "%.*s", (int)strcspn(o, "="), o);
+	const char *near = dsv32_args_nearest(name, valid, n);
+	if (near)
+		return dsv32_cli_usage_error(cmd, "unknown option '--%s' (did you mean '--%s'?)", name,
+					     near);
+	return dsv32_cli_usage_error(cmd, "unknown option '--%s'", name);
+}
+
 static bool choice_ok(const char *list, const char *v)
 {
 	size_t n = strlen(v);
@@ -59,6 +129,8 @@ void dsv32_args_help(const dsv32_arg_spec *spec, FILE *out)
 		char left[64];
 		if (o->kind == DSV32_ARG_FLAG)
 			snprintf(left, sizeof left, "--%s", o->name);
+		else if (o->kind == DSV32_ARG_OUTPUT)
+			snprintf(left, sizeof left, "--%s [%s|-]", o->name, o->metavar ? o->metavar : "FILE");
 		else
 			snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "X");
 		fprintf(out, "  %-30s %s%s\n", left, o->help, o->required ? " (required)" : "");
@@ -71,6 +143,7 @@ static int set_value(const dsv32_arg_spec *spec, const dsv32_arg_opt *o, const c
 {
 	switch (o->kind) {
 	case DSV32_ARG_STRING:
+	case DSV32_ARG_OUTPUT:
 		*(const char **)o->dest = v;
 		return 0;
 	case DSV32_ARG_CHOICE:
@@ -107,6 +180,16 @@ static const dsv32_arg_opt *find_opt(const dsv32_arg_spec *spec, const char *nam
 	return NULL;
 }
 
+static int unknown_in_spec(const dsv32_arg_spec *spec, const char *opt)
+{
+	const char *names[64 + 1];
+	int n = 0;
+	for (int i = 0; i < spec->nopts && n < 64; i++)
+		names[n++] = spec->opts[i].name;
+	names[n++] = "help";
+	return dsv32_args_unknown(spec->cmd, opt, names, n);
+}
+
 int dsv32_args_parse(const dsv32_arg_spec *spec, int argc, char **argv, const char **pos,
 		     int *npos)
 {
@@ -133,10 +216,15 @@ int dsv32_args_parse(const dsv32_arg_spec *spec, int argc, char **argv, const ch
 		size_t len = eq ? (size_t)(eq - name) : strlen(name);
 		const dsv32_arg_opt *o = find_opt(spec, name, len);
 		if (!o)
-			return dsv32_cli_usage_error(spec->cmd, "unknown option '--%.*s'", (int)len,
-						     name);
+			return unknown_in_spec(spec, a);
 		if (o - spec->opts < 64)
 			seen[o - spec->opts] = true;
+		if (o->kind == DSV32_ARG_OUTPUT && !eq) {
+			*(const char **)o->dest = *npos >= spec->max_pos
+							 ? dsv32_args_output_value(argc, argv, &i)
+							 : "-";
+			continue;
+		}
 		if (o->kind == DSV32_ARG_FLAG) {
 			if (eq)
 				return dsv32_cli_usage_error(spec->cmd, "--%s takes no value", o->name);

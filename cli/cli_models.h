@@ -7,6 +7,12 @@
 #include "core/config.h"
 #include "core/model.h"
 
+/* Open a live model of layout "ref" or "hf". config: NULL for the checkpoint's own. The ref
+ * layout's world size is read from the shard file names (dsv32_cli_shards_world; a
+ * opts->world_size of 1 counts as not given, as it is the default of --mp and :tp=). */
+dsv32_status dsv32_cli_open_model_cfg(const char *layout, const char *checkpoint,
+				      const char *config, const dsv32_model_opts *opts,
+				      dsv32_model **out, dsv32_error *err);
 dsv32_status dsv32_cli_open_model(const char *layout, const char *checkpoint,
 				  const dsv32_model_opts *opts, dsv32_model **out, dsv32_error *err);
 /* The checkpoint's config (config_path NULL: <checkpoint>/config.json, HF or reference form);
@@ -14,6 +20,12 @@ dsv32_status dsv32_cli_open_model(const char *layout, const char *checkpoint,
 bool dsv32_cli_checkpoint_config(const char *checkpoint, const char *config_path,
 				 dsv32_config *c, bool *is_hf);
 bool dsv32_cli_is_hf_checkpoint(const char *dir);
+/* The ref layout's world size for a checkpoint (model_opts.world_size): the W of its
+ * model{r}-mp{W}.safetensors files. given: the --mp value, or 0 when the option was absent.
+ * No shard files (an HF directory, which the ref layout slices in memory): given, or 1.
+ * Errors (DSV32_E_USAGE): --mp differs from the files' W; files of two world sizes. */
+dsv32_status dsv32_cli_shards_world(const char *checkpoint, int given, int *world,
+				    dsv32_error *err);
 /* Decoder layers of the checkpoint's model (config_path NULL: <checkpoint>/config.json, HF or
  * reference form); 0 when the config cannot be read. */
 int64_t dsv32_cli_layer_count(const char *checkpoint, const char *config_path);

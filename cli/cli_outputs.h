@@ -13,14 +13,18 @@
 #ifndef DSV32_CLI_OUTPUTS_H
 #define DSV32_CLI_OUTPUTS_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "core/outpath.h"
 
 #define DSV32_CLI_MAX_OUTPUTS 4
 
+/* Each claimed output's "<out>.tmp.<pid>" (the name every writer uses) is registered as a
+ * temporary (outpath.h) until release, so an interrupt removes a half-written file. */
 typedef struct {
 	dsv32_out_lock locks[DSV32_CLI_MAX_OUTPUTS];
+	char tmps[DSV32_CLI_MAX_OUTPUTS][PATH_MAX + 48];
 	int n;
 } dsv32_cli_outputs;
 
@@ -35,6 +39,13 @@ const char *dsv32_cli_ckpt_input(const char *ckpt, char *buf, size_t len);
 /* The file behind "@FILE" token arguments and "taps:FILE" sides; NULL when s names no file. */
 const char *dsv32_cli_tokens_input(const char *s);
 const char *dsv32_cli_side_input(const char *side);
+
+/* The `--json [FILE|-]` convention (args.h DSV32_ARG_OUTPUT): NULL when dest is "-" (stdout,
+ * nothing to claim), else dest; for the outs list given to dsv32_cli_outputs_claim. */
+const char *dsv32_cli_out_file(const char *dest);
+/* Write text (plus a newline) to dest: NULL or "-" stdout, else the file, atomically
+ * (core/fsutil.h). Returns 0, or 2 after printing the error. */
+int dsv32_cli_write_output(const char *cmd, const char *dest, const char *text);
 
 /* Name on stderr an unfinished "<out>.tmp.<pid>" left by an interrupted run (the run goes on;
  * an "<out>.old.<pid>" stops it with an error instead: core/dirswap.h). */

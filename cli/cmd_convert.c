@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cli/args.h"
@@ -13,6 +14,7 @@
 #include "cli/cli_outputs.h"
 #include "convert/convert.h"
 #include "core/config.h"
+#include "core/fsutil.h"
 #include "core/outpath.h"
 
 /* ---- progress bar, shared with cmd_verify_shards.c (one bar per process) ---- */
@@ -70,38 +72,50 @@ typedef struct {
 	size_t n_shards;
 	const char *config, *out, *checkpoint, *dtype;
 	uint64_t mp, max_shard;
-	bool force, json, allow_unknown, help;
+	const char *json; /* NULL, "-" (stdout) or a file: the --json [FILE|-] convention */
+	char config_buf[4096];
+	bool force, allow_unknown, help;
 } conv_args;
 
 static const char *usage_text =
-	"usage: dsv32-parity convert ref-to-hf --shards FILES|DIR... --config REF_CONFIG.json --out DIR\n"
+	"usage: dsv32-parity convert ref-to-hf --shards FILES|DIR... [--config REF_CONFIG.json] --out DIR\n"
 	"                                      [--dtype keep|bf16] [--max-shard-size 5GB] [--mp W]\n"
 	"       dsv32-parity convert hf-to-ref --checkpoint DIR --mp W --out DIR [--config FILE]\n"
-	"common options: --force (replace an existing --out), --json (quiet, one JSON object on\n"
-	"  stdout), --allow-unknown (skip and list tensors the name map does not know)\n"
+	"common options: --force (replace an existing --out), --json [FILE|-] (one JSON object to\n"
+	"  FILE; alone or '-': on stdout, which then holds only it), --allow-unknown (skip and list\n"
+	"  tensors the name map does not know)\n"
+	"ref-to-hf: --config defaults to the config.json beside the shards.\n"
 	"ref-to-hf merges model{r}-mp{W}.safetensors into an HF checkpoint (model-XXXXX-of-YYYYY.\n"
 	"  safetensors + model.safetensors.index.json + config.json); --dtype bf16 dequantizes fp8\n"
 	"  weights with their block scales. hf-to-ref writes the shards as DeepSeek's convert.py,\n"
 	"  the reference config JSON (config.json) and copies *token* files.\n"
 	"exit codes: 0 done, 1 a check failed, 2 usage or input error\n";
 
+/* Every option of both directions (each direction then refuses the other's: see main). */
+static const char *const CONVERT_OPTS[] = {"help", "force", "json", "allow-unknown", "shards",
+					   "config", "out", "checkpoint", "dtype", "mp",
+					   "max-shard-size"};
+#define N_CONVERT_OPTS ((int)(sizeof CONVERT_OPTS / sizeof CONVERT_OPTS[0]))
+
 /* Parse argv[2..]; --shards takes every following argument up to the next option. */
 static int parse(conv_args *a, int argc, char **argv, const char *cmd)
 {
 	memset(a, 0, sizeof *a);
-	a->shards = calloc((size_t)argc, sizeof *a->shards);
+	a->shards = calloc((size_t)argc + 2, sizeof *a->shards);
 	if (!a->shards)
 		return dsv32_cli_usage_error(cmd, "out of memory");
 	for (int i = 2; i < argc; i++) {
 		const char *o = argv[i];
 		bool has_val = i + 1 < argc;
 		const char *val = has_val ? argv[i + 1] : NULL;
-		if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+		if (!strncmp(o, "--", 2) && !dsv32_args_is_known(o, CONVERT_OPTS, N_CONVERT_OPTS)) {
+			return dsv32_args_unknown(cmd, o, CONVERT_OPTS, N_CONVERT_OPTS);
+		} else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
 			a->help = true;
 		} else if (!strcmp(o, "--force")) {
 			a->force = true;
 		} else if (!strcmp(o, "--json")) {
-			a->json = true;
+			a->json = dsv32_args_output_value(argc, argv, &i);
 		} else if (!strcmp(o, "--allow-unknown")) {
 			a->allow_unknown = true;
 		} else if (!strcmp(o, "--shards")) {
@@ -137,8 +151,8 @@ static int parse(conv_args *a, int argc, char **argv, const char *cmd)
 	return 0;
 }
 
-static void print_json(const char *dir, const dsv32_conv_result *r, const dsv32_error *err,
-		       const char *out, double secs)
+static int print_json(const char *dest, const char *dir, const dsv32_conv_result *r,
+		      const dsv32_error *err, const char *out, double secs)
 {
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddBoolToObject(j, "ok", err == NULL);
@@ -159,14 +173,40 @@ static void print_json(const char *dir, const dsv32_conv_result *r, const dsv32_
 			cJSON_AddItemToArray(sk, cJSON_CreateString(r->skipped[i]));
 	}
 	char *s = cJSON_PrintUnformatted(j);
-	if (s)
-		printf("%s\n", s);
+	int rc = s ? dsv32_cli_write_output("convert", dest, s) : DSV32_EXIT_USAGE;
 	free(s);
 	cJSON_Delete(j);
+	return rc;
+}
+
+/* An option of the other direction would be silently ignored: name it instead. */
+static const char *other_direction_option(const conv_args *a, bool to_hf)
+{
+	if (to_hf)
+		return a->checkpoint ? "--checkpoint" : NULL;
+	return a->n_shards ? "--shards" : a->dtype ? "--dtype" : a->max_shard ? "--max-shard-size"
+									      : NULL;
+}
+
+/* ref-to-hf without --config: the reference config.json beside the shards (hf-to-ref writes
+ * one there), so a directory written by hf-to-ref converts back with no extra option. */
+static void default_config(conv_args *a)
+{
+	if (a->config || !a->n_shards)
+		return;
+	struct stat st;
+	char dir[4096];
+	if (stat(a->shards[0], &st) == 0 && S_ISDIR(st.st_mode))
+		snprintf(dir, sizeof dir, "%s", a->shards[0]);
+	else
+		dsv32_cli_ckpt_input(a->shards[0], dir, sizeof dir);
+	if (dsv32_path_join(a->config_buf, sizeof a->config_buf, dir, "config.json") &&
+	    dsv32_path_exists(a->config_buf))
+		a->config = a->config_buf;
 }
 
 /* Refuse a bad --out before any input is read (the converter checks again and takes the lock
- * when it creates the directory: core/dirswap.h). a->shards has argc slots, so room for the
+ * when it creates the directory: core/dirswap.h). a->shards has argc + 2 slots, so room for the
  * extra inputs. */
 static dsv32_status check_out(conv_args *a, bool to_hf, dsv32_error *err)
 {
@@ -177,6 +217,9 @@ static dsv32_status check_out(conv_args *a, bool to_hf, dsv32_error *err)
 	if (!to_hf)
 		in[n++] = dsv32_cli_ckpt_input(a->checkpoint, ckbuf, sizeof ckbuf);
 	dsv32_status st = dsv32_out_check(a->out, in, (int)n, DSV32_OUT_DIR, err);
+	in[n++] = a->out; /* a --json file inside the new tree would vanish with the swap */
+	if (st == DSV32_OK && dsv32_cli_out_file(a->json))
+		st = dsv32_out_check(a->json, in, (int)n, DSV32_OUT_FILE, err);
 	for (size_t i = a->n_shards; i < n; i++)
 		in[i] = NULL;
 	return st;
@@ -201,24 +244,32 @@ int dsv32_cmd_convert(int argc, char **argv)
 		free(a.shards);
 		return rc;
 	}
+	const char *stray = other_direction_option(&a, to_hf);
+	if (stray) {
+		free(a.shards);
+		return dsv32_cli_usage_error(cmd, "%s is an option of %s, not of %s", stray,
+					     to_hf ? "hf-to-ref" : "ref-to-hf", dir);
+	}
 	dsv32_error err = {0};
 	if (a.out && check_out(&a, to_hf, &err) != DSV32_OK) {
 		free(a.shards);
 		if (a.json)
-			print_json(dir, NULL, &err, a.out, 0);
+			print_json(a.json, dir, NULL, &err, a.out, 0);
 		return dsv32_cli_fail(cmd, &err);
 	}
 	dsv32_cli_note_leftover(cmd, a.out);
 	dsv32_conv_common common = {NULL, NULL, a.force, a.allow_unknown};
-	if (!a.json && dsv32_cli_stderr_is_tty())
+	if ((!a.json || dsv32_cli_out_file(a.json)) && dsv32_cli_stderr_is_tty())
 		common.progress = dsv32_cli_conv_progress;
 	dsv32_conv_result res;
 	dsv32_status st;
 	double t0 = now_s();
 	if (to_hf) {
+		default_config(&a);
 		if (!a.n_shards || !a.config || !a.out) {
 			free(a.shards);
-			return dsv32_cli_usage_error(cmd, "ref-to-hf needs --shards, --config and --out");
+			return dsv32_cli_usage_error(cmd, "ref-to-hf needs --shards, --out and --config "
+						     "(none given, no config.json beside the shards)");
 		}
 		dsv32_ref_to_hf_opts o = {(const char *const *)a.shards, a.n_shards, a.config, a.out,
 					  a.dtype && !strcmp(a.dtype, "bf16") ? DSV32_OUT_BF16
@@ -236,11 +287,15 @@ int dsv32_cmd_convert(int argc, char **argv)
 	dsv32_cli_conv_progress_end(NULL);
 	double secs = now_s() - t0;
 	free(a.shards);
-	if (a.json)
-		print_json(dir, &res, st == DSV32_OK ? NULL : &err, a.out, secs);
+	int jrc = a.json ? print_json(a.json, dir, &res, st == DSV32_OK ? NULL : &err, a.out, secs)
+			 : 0;
 	if (st != DSV32_OK)
 		return dsv32_cli_fail(cmd, &err);
-	if (!a.json) {
+	if (jrc) {
+		dsv32_conv_result_free(&res);
+		return jrc;
+	}
+	if (!a.json || dsv32_cli_out_file(a.json)) {
 		printf("%s: wrote %llu tensors (%.3f GB) in %d file%s to %s in %.1f s (%.0f MB/s)\n", dir,
 		       (unsigned long long)res.tensors, res.bytes / 1e9, res.files,
 		       res.files == 1 ? "" : "s", a.out, secs, secs > 0 ? res.bytes / 1e6 / secs : 0.0);

@@ -1,5 +1,6 @@
 /* cmd_dump.c: `dsv32-parity dump`: record a layout's taps (prefill + greedy decode steps) in the
  * tap format (docs/tap-format.md), for comparison with other implementations' recordings. */
+#include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +83,25 @@ typedef struct {
 	const char *layout, *ckpt, *tokens, *out, *device, *profile, *gemm;
 	uint64_t steps, mp, layers;
 	bool eager_dequant;
+	const char *config; /* NULL: the checkpoint's own */
+	const char *json;   /* --json [FILE|-]: a summary of what was written */
 } dump_args;
+
+static int write_json(const dump_args *a, int world, const char *layers)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddBoolToObject(j, "ok", true);
+	cJSON_AddStringToObject(j, "out", a->out);
+	cJSON_AddStringToObject(j, "layout", a->layout);
+	cJSON_AddNumberToObject(j, "world_size", world);
+	cJSON_AddNumberToObject(j, "decode_steps", (double)a->steps);
+	cJSON_AddStringToObject(j, "layers", layers);
+	char *s = cJSON_PrintUnformatted(j);
+	int rc = s ? dsv32_cli_write_output("dump", a->json, s) : DSV32_EXIT_USAGE;
+	free(s);
+	cJSON_Delete(j);
+	return rc;
+}
 
 /* Open the model, record and write a->out. Returns the exit code. */
 static int dump_record(const dump_args *a)
@@ -99,8 +118,12 @@ static int dump_record(const dump_args *a)
 	o.eager_dequant = a->eager_dequant;
 	o.gemm_engine = strcmp(a->gemm, "host") ? DSV32_GEMM_FIXED : DSV32_GEMM_HOST;
 	dsv32_model *m = NULL;
-	if (dsv32_cli_open_model(layout, ckpt, &o, &m, &err) != DSV32_OK)
+	/* the ref layout's W comes from the shard names; the metadata records the one used */
+	if ((!strcmp(layout, "ref") &&
+	     dsv32_cli_shards_world(ckpt, mp > 1 ? (int)mp : 0, &o.world_size, &err) != DSV32_OK) ||
+	    dsv32_cli_open_model_cfg(layout, ckpt, a->config, &o, &m, &err) != DSV32_OK)
 		return dsv32_cli_fail("dump", &err);
+	mp = (uint64_t)o.world_size;
 	dsv32_tokens toks;
 	dsv32_tapstore store;
 	dsv32_tapstore_init(&store);
@@ -113,7 +136,7 @@ static int dump_record(const dump_args *a)
 	char ws[16];
 	snprintf(ws, sizeof ws, "%d", (int)mp);
 	char lt[64];
-	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, NULL));
+	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, a->config));
 	dsv32_side_host host; /* the engine and host that produced these numbers */
 	dsv32_side_host_live(&host, o.gemm_engine);
 	const char *keys[] = {"producer", "layout", "config", "world_size",
@@ -133,13 +156,15 @@ static int dump_record(const dump_args *a)
 	if (rc != DSV32_OK)
 		return dsv32_cli_fail("dump", &err);
 	fprintf(stderr, "dump: wrote %s\n", out);
+	if (a->json)
+		return write_json(a, (int)mp, lt);
 	return DSV32_EXIT_OK;
 }
 
 int dsv32_cmd_dump(int argc, char **argv)
 {
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
-		   *profile = "bf16", *gemm = "fixed";
+		   *profile = "bf16", *gemm = "fixed", *config = NULL, *json = NULL;
 	uint64_t steps = 4, mp = 1, layers = 0;
 	bool eager_dequant = false;
 	const dsv32_arg_opt opts[] = {
@@ -150,7 +175,9 @@ int dsv32_cmd_dump(int argc, char **argv)
 		{"out", DSV32_ARG_STRING, &out, "FILE", "output: .safetensors (tap format) or .h5", true},
 		{"device", DSV32_ARG_CHOICE, &device, "cpu|cuda", "device (default cpu)", false},
 		{"profile", DSV32_ARG_CHOICE, &profile, "bf16|fp32", "precision profile (default bf16)", false},
-		{"mp", DSV32_ARG_U64, &mp, "W", "ref: tensor-parallel ranks (default 1)", false},
+		{"mp", DSV32_ARG_U64, &mp, "W", "ref: tensor-parallel ranks (default: W of the model{r}-mp{W} files, else 1; a different W is an error)", false},
+		{"json", DSV32_ARG_OUTPUT, &json, "FILE", "a JSON summary to FILE, or alone / '-': to stdout (which then holds only it)", false},
+		{"config", DSV32_ARG_STRING, &config, "FILE", "model config (HF or reference form; default: the checkpoint's config.json)", false},
 		{"layers", DSV32_ARG_U64, &layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
 		{"gemm", DSV32_ARG_CHOICE, &gemm, "fixed|host", "CPU GEMM engine. fixed: same bits on every CPU (default); host: oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine", false},
@@ -171,14 +198,14 @@ int dsv32_cmd_dump(int argc, char **argv)
 	/* checked and locked before the model is opened: a refused --out costs nothing */
 	char ckbuf[PATH_MAX];
 	const char *inputs[] = {dsv32_cli_ckpt_input(ckpt, ckbuf, sizeof ckbuf),
-				dsv32_cli_tokens_input(tokens)};
-	const char *names[] = {"--out"};
+				dsv32_cli_tokens_input(tokens), config};
+	const char *names[] = {"--out", "--json"}, *outs[] = {out, dsv32_cli_out_file(json)};
 	dsv32_cli_outputs claimed;
-	int rc = dsv32_cli_outputs_claim(&claimed, "dump", names, &out, 1, inputs, 2);
+	int rc = dsv32_cli_outputs_claim(&claimed, "dump", names, outs, 2, inputs, 3);
 	if (rc)
 		return rc;
 	dump_args a = {layout, ckpt, tokens, out, device, profile, gemm, steps, mp, layers,
-		       eager_dequant};
+		       eager_dequant, config, json};
 	rc = dump_record(&a);
 	dsv32_cli_outputs_release(&claimed);
 	return rc;

@@ -1,6 +1,8 @@
 /* cmd_fixture.c: `dsv32-parity fixture`: write a preset's deterministic random-weight HF
  * checkpoint (fixtures/generator.h). */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
@@ -8,9 +10,27 @@
 #include "cli/cli_outputs.h"
 #include "fixtures/generator.h"
 
+/* --json [FILE|-]: what was written, for scripts (stdout then holds only this). */
+static int write_json(const char *dest, const char *out, const char *preset, const char *dtype,
+		      uint64_t seed, bool sparse)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddBoolToObject(j, "ok", true);
+	cJSON_AddStringToObject(j, "out", out);
+	cJSON_AddStringToObject(j, "preset", preset);
+	cJSON_AddStringToObject(j, "dtype", dtype);
+	cJSON_AddNumberToObject(j, "seed", (double)seed);
+	cJSON_AddBoolToObject(j, "sparse", sparse);
+	char *s = cJSON_PrintUnformatted(j);
+	int rc = s ? dsv32_cli_write_output("fixture", dest, s) : DSV32_EXIT_USAGE;
+	free(s);
+	cJSON_Delete(j);
+	return rc;
+}
+
 int dsv32_cmd_fixture(int argc, char **argv)
 {
-	const char *preset = NULL, *dtype = "bf16", *out = NULL;
+	const char *preset = NULL, *dtype = "bf16", *out = NULL, *json = NULL;
 	uint64_t seed = 0, shard = 0;
 	bool force = false, sparse = false;
 	const dsv32_arg_opt opts[] = {
@@ -27,6 +47,8 @@ int dsv32_cmd_fixture(int argc, char **argv)
 		 "tiny disk use): the full-size rehearsal, docs/real-checkpoint.md", false},
 		{"force", DSV32_ARG_FLAG, &force, NULL, "replace DIR if it exists", false},
 		{"out", DSV32_ARG_STRING, &out, "DIR", "output directory (written atomically)", true},
+		{"json", DSV32_ARG_OUTPUT, &json, "FILE",
+		 "a JSON summary to FILE, or alone / '-': to stdout (which then holds only it)", false},
 	};
 	const dsv32_arg_spec spec = {
 		"fixture", "--preset NAME --out DIR [options]",
@@ -45,11 +67,16 @@ int dsv32_cmd_fixture(int argc, char **argv)
 	dsv32_error err = {0};
 	dsv32_weight_dtype dt = strcmp(dtype, "fp8") == 0 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
 	dsv32_fixture_opts fo = {.sparse = sparse};
+	const char *jfile = dsv32_cli_out_file(json); /* never inside the tree being swapped in */
+	if (jfile && dsv32_out_check(jfile, &out, 1, DSV32_OUT_FILE, &err) != DSV32_OK)
+		return dsv32_cli_fail("fixture", &err);
 	dsv32_cli_note_leftover("fixture", out);
 	if (dsv32_fixture_write_opts(preset, dt, seed, out, shard, force, &fo, &err) != DSV32_OK)
 		return dsv32_cli_fail("fixture", &err);
 	fprintf(stderr, "dsv32-parity fixture: wrote %s (preset %s, %s, seed %llu%s)\n", out, preset,
 		dtype, (unsigned long long)seed, sparse ? ", sparse" : "");
+	if (json && write_json(json, out, preset, dtype, seed, sparse))
+		return DSV32_EXIT_USAGE;
 	if (sparse) {
 		uint64_t app, alloc;
 		int nf;

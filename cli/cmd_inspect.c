@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_outputs.h"
 #include "convert/convert.h"
 #include "core/config.h"
 #include "core/fsutil.h"
@@ -199,7 +200,8 @@ static void print_text(const dsv32_ckpt *ck, const coverage *cv, const char *has
 	print_list("mismatch", cv->mismatched);
 }
 
-static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv, const char *hash)
+static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv, const char *hash,
+		      const char *dest)
 {
 	uint64_t total = 0;
 	cJSON *o = cJSON_CreateObject();
@@ -245,16 +247,19 @@ static int print_json(const dsv32_ckpt *ck, const char *path, coverage *cv, cons
 	cJSON_Delete(o);
 	if (!text)
 		return DSV32_EXIT_USAGE;
-	puts(text);
+	int rc = dsv32_cli_write_output("inspect", dest, text);
 	free(text);
-	return DSV32_EXIT_OK;
+	return rc;
 }
 
 int dsv32_cmd_inspect(int argc, char **argv)
 {
-	bool json = false, no_cov = false, hash = false;
+	bool no_cov = false, hash = false;
+	const char *json = NULL;
 	const dsv32_arg_opt opts[] = {
-		{"json", DSV32_ARG_FLAG, &json, NULL, "print one JSON document instead of a table",
+		{"json", DSV32_ARG_OUTPUT, &json, "FILE",
+		 "one JSON document to FILE (atomically), or alone / '-': to stdout instead of\n"
+		 "  the table (after PATH: `inspect PATH --json FILE`; before it use --json=FILE)",
 		 false},
 		{"no-coverage", DSV32_ARG_FLAG, &no_cov, NULL,
 		 "only list tensors; skip the config.json coverage check", false},
@@ -264,7 +269,7 @@ int dsv32_cmd_inspect(int argc, char **argv)
 		 false},
 	};
 	const dsv32_arg_spec spec = {
-		"inspect", "PATH [--json] [--hash]",
+		"inspect", "PATH [--json [FILE|-]] [--hash]",
 		"List the tensors of a checkpoint (a directory, sharded or not, or one .safetensors\n"
 		"file): name, dtype, shape, bytes and totals. With an HF config.json beside it, check\n"
 		"that it holds exactly the tensors that config expects (names, dtypes, shapes).",
@@ -278,8 +283,16 @@ int dsv32_cmd_inspect(int argc, char **argv)
 		return rc;
 	dsv32_error err = {0};
 	dsv32_ckpt *ck;
-	if (dsv32_ckpt_open(&ck, pos[0], &err) != DSV32_OK)
+	const char *names[] = {"--json"}, *outs[] = {dsv32_cli_out_file(json)};
+	char inbuf[4096];
+	const char *inputs[] = {dsv32_cli_ckpt_input(pos[0], inbuf, sizeof inbuf)};
+	dsv32_cli_outputs claimed;
+	if ((rc = dsv32_cli_outputs_claim(&claimed, "inspect", names, outs, 1, inputs, 1)))
+		return rc;
+	if (dsv32_ckpt_open(&ck, pos[0], &err) != DSV32_OK) {
+		dsv32_cli_outputs_release(&claimed);
 		return dsv32_cli_fail("inspect", &err);
+	}
 	coverage cv = {.missing = cJSON_CreateArray(), .unexpected = cJSON_CreateArray(),
 		       .mismatched = cJSON_CreateArray()};
 	if (no_cov)
@@ -295,8 +308,8 @@ int dsv32_cmd_inspect(int argc, char **argv)
 		goto out_free;
 	}
 	if (json)
-		rc = print_json(ck, pos[0], &cv, hash ? hex : NULL);
-	else
+		rc = print_json(ck, pos[0], &cv, hash ? hex : NULL, json);
+	if (!json || dsv32_cli_out_file(json)) /* with --json / -, stdout holds only the JSON */
 		print_text(ck, &cv, hash ? hex : NULL);
 	if (rc == DSV32_EXIT_OK && !ok)
 		rc = DSV32_EXIT_CHECK_FAILED;
@@ -305,5 +318,6 @@ out_free:
 	cJSON_Delete(cv.unexpected);
 	cJSON_Delete(cv.mismatched);
 	dsv32_ckpt_close(ck);
+	dsv32_cli_outputs_release(&claimed);
 	return rc;
 }

@@ -1,8 +1,9 @@
 /* cmd_run.c: `dsv32-parity run`: greedy generation with one layout, driven as the reference's
  * generate.py drives the model (reference_layout.md Part D): one prefill call at start_pos 0 over
  * the prompt, then one decode call per new token; stop at eos (or max-new-tokens). Prints the
- * generated ids comma-separated as the last line; --json prints a structured result with a
- * logits summary (max, argmax per batch row) for every step.
+ * generated ids comma-separated as the last line; --json prints instead one JSON document (and
+ * nothing else on stdout): a logits summary (max, argmax per batch row) for every step and the
+ * generated ids.
  *
  * Layouts come from a table: `ref` (ref/ref_model.h: reference shards of any W or an HF dir)
  * and `hf` (hf_layout/hf_model.h: an HF dir, through the common forward of core/model.h).
@@ -16,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cli_models.h"
+#include "cli/cli_outputs.h"
+#include "core/fsutil.h"
 #include "core/tokens.h"
 #include "core/model.h"
 #include "hf_layout/hf_model.h"
@@ -36,7 +40,7 @@ typedef struct {
 static const char *USAGE =
 	"usage: dsv32-parity run --layout ref|hf --checkpoint DIR [--config FILE] [--mp W]\n"
 	"                        --tokens 5,17,42[;ROW2...]|@FILE [--max-new-tokens N] [--eos ID]\n"
-	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json]\n"
+	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json [FILE|-]]\n"
 	"                        [--experts grouped_mm|eager] [--eager-dequant]   (hf only)\n"
 	"                        [--layers N] [--gemm fixed|host]\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
@@ -51,22 +55,25 @@ static const char *USAGE =
 	"  --gemm fixed|host: the CPU GEMM engine. fixed: same bits on every CPU (default); host:\n"
 	"  oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine.\n"
 	"  --json states the engine and this host's fingerprint (gemm_engine, host_numerics_key,\n"
-	"  host_fingerprint).\n";
+	"  host_fingerprint) and the generated ids; alone or with '-' it goes to stdout (then only\n"
+	"  the JSON is there), with FILE to that file (stdout keeps the ids line).\n"
+	"  --mp W: the ref layout reads W from the model{r}-mp{W} file names; a different --mp is an\n"
+	"  error (on an HF directory --mp W slices it into W ranks in memory).\n";
 
 /* s as a JSON string literal (the fingerprint holds a CPU model name: quote what needs it). */
-static void print_json_string(const char *s)
+static void print_json_string(FILE *js, const char *s)
 {
-	putchar('"');
+	fputc('"', js);
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
-			printf("\\%c", c);
+			fprintf(js, "\\%c", c);
 		else if (c < 0x20)
-			printf("\\u%04x", c);
+			fprintf(js, "\\u%04x", c);
 		else
-			putchar(c);
+			fputc(c, js);
 	}
-	putchar('"');
+	fputc('"', js);
 }
 
 /* generate.py's output for one row: the new tokens, cut at the first eos (kept out). */
@@ -81,6 +88,23 @@ static void print_row(const int64_t *gen, int64_t n, int64_t eos, bool last)
 	for (int64_t i = 0; i < n_out; i++)
 		printf("%s%lld", i ? "," : "", (long long)gen[i]);
 	printf(last ? "\n" : ";");
+}
+
+/* With --json stdout holds one JSON document and nothing else (json.load must read it), so the
+ * generated ids, the plain mode's last line, close the document as "generated": one list per
+ * row, cut at eos as in the plain line. */
+static void print_json_generated(FILE *js, const int64_t *gen, int64_t B, int64_t max_new, int64_t n,
+				 int64_t eos)
+{
+	fprintf(js, "\n  ],\n  \"generated\": [");
+	for (int64_t b = 0; b < B; b++) {
+		const int64_t *g = gen + b * max_new;
+		fprintf(js, "%s[", b ? ", " : "");
+		for (int64_t i = 0; i < n && g[i] != eos; i++)
+			fprintf(js, "%s%lld", i ? ", " : "", (long long)g[i]);
+		fprintf(js, "]");
+	}
+	fprintf(js, "]\n}");
 }
 
 /* Non-finite logits (NaN/Inf weights, an overflow) make every argmax meaningless, yet the run
@@ -129,8 +153,8 @@ static void summarize_nonfinite(const nonfinite_tally *t, int64_t steps)
  * at start_pos 0, then one decode call per new token for the whole batch; a row is finished at
  * its eos; stop when every row is. */
 static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_new, int64_t eos,
-			     bool json, const char *layout, const dsv32_model_opts *o,
-			     dsv32_error *err)
+			     FILE *js, bool ids_line, const char *layout,
+			     const dsv32_model_opts *o, dsv32_error *err)
 {
 	int64_t B = t->rows, L = t->cols, n_gen = 0, P = 0, S = L;
 	int64_t *gen = calloc((size_t)(B * max_new), sizeof *gen);
@@ -143,19 +167,19 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "generation buffers for %lld rows", (long long)B);
 	}
 	memcpy(cur, t->ids, (size_t)(B * L) * sizeof *cur);
-	if (json) {
+	if (js) {
 		dsv32_host_fingerprint f;
 		char key[256], line[1024];
 		dsv32_host_fingerprint_get(&f, o->gemm_engine);
 		dsv32_host_numerics_key(&f, key, sizeof key);
 		dsv32_host_fingerprint_line(&f, line, sizeof line);
-		printf("{\n  \"layout\": \"%s\",\n  \"world_size\": %d,\n  \"profile\": \"%s\",\n"
+		fprintf(js, "{\n  \"layout\": \"%s\",\n  \"world_size\": %d,\n  \"profile\": \"%s\",\n"
 		       "  \"gemm_engine\": \"%s\",\n  \"host_numerics_key\": ", layout, o->world_size,
 		       o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16", f.engine);
-		print_json_string(key);
-		printf(",\n  \"host_fingerprint\": ");
-		print_json_string(line);
-		printf(",\n  \"batch\": %lld,\n  \"prompt_len\": %lld,\n  \"steps\": [", (long long)B,
+		print_json_string(js, key);
+		fprintf(js, ",\n  \"host_fingerprint\": ");
+		print_json_string(js, line);
+		fprintf(js, ",\n  \"batch\": %lld,\n  \"prompt_len\": %lld,\n  \"steps\": [", (long long)B,
 		       (long long)L);
 	}
 	dsv32_status rc = DSV32_OK;
@@ -174,8 +198,8 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 			int64_t next = dsv32_argmax_f32(lv, V);
 			gen[b * max_new + n_gen] = next;
 			cur[b] = next;
-			if (json)
-				printf("%s\n    {\"step\": %lld, \"row\": %lld, \"start_pos\": %lld, "
+			if (js)
+				fprintf(js, "%s\n    {\"step\": %lld, \"row\": %lld, \"start_pos\": %lld, "
 				       "\"seqlen\": %lld, \"logits_max\": %.9g, \"argmax\": %lld}",
 				       n_gen || b ? "," : "", (long long)n_gen, (long long)b, (long long)P,
 				       (long long)S, (double)lv[next], (long long)next);
@@ -187,9 +211,9 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		P += S;
 		S = 1;
 	}
-	if (rc == DSV32_OK && json)
-		printf("\n  ]\n}\n");
-	for (int64_t b = 0; rc == DSV32_OK && b < B; b++)
+	if (rc == DSV32_OK && js)
+		print_json_generated(js, gen, B, max_new, n_gen, eos);
+	for (int64_t b = 0; rc == DSV32_OK && ids_line && b < B; b++)
 		print_row(gen + b * max_new, n_gen, eos, b == B - 1);
 	if (rc == DSV32_OK)
 		summarize_nonfinite(&bad, n_gen);
@@ -199,21 +223,68 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 	return rc;
 }
 
+/* generate() with the --json [FILE|-] convention: "-" streams the document to stdout (and
+ * nothing else there); a FILE gets it whole (built in memory, written atomically), and stdout
+ * keeps the ids line. */
+static dsv32_status generate_to(dsv32_model *m, const dsv32_tokens *t, int64_t max_new,
+				int64_t eos, const char *json, const char *layout,
+				const dsv32_model_opts *o, dsv32_error *err)
+{
+	if (!dsv32_cli_out_file(json)) {
+		dsv32_status rc = generate(m, t, max_new, eos, json ? stdout : NULL, !json, layout, o,
+					   err);
+		if (rc == DSV32_OK && json)
+			printf("\n");
+		return rc;
+	}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *js = open_memstream(&text, &len);
+	if (!js)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "--json %s: no memory for the document", json);
+	dsv32_status rc = generate(m, t, max_new, eos, js, true, layout, o, err);
+	fputc('\n', js);
+	fclose(js);
+	if (rc == DSV32_OK)
+		rc = dsv32_write_file_atomic(json, text, len, err);
+	free(text);
+	return rc;
+}
+
+/* Check and lock a --json FILE before the model is opened (a refused output costs nothing). */
+static int claim_json(dsv32_cli_outputs *c, const char *json, const char *ckpt,
+		      const char *config, const char *tokens)
+{
+	char buf[4096];
+	const char *names[] = {"--json"}, *outs[] = {dsv32_cli_out_file(json)};
+	const char *inputs[] = {dsv32_cli_ckpt_input(ckpt, buf, sizeof buf), config,
+				dsv32_cli_tokens_input(tokens)};
+	return dsv32_cli_outputs_claim(c, "run", names, outs, 1, inputs, 3);
+}
+
+static const char *const RUN_OPTS[] = {"help", "json", "eager-dequant", "layout", "checkpoint",
+				       "config", "mp", "tokens", "max-new-tokens", "eos", "layers",
+				       "gemm", "device", "experts", "profile"};
+#define N_RUN_OPTS ((int)(sizeof RUN_OPTS / sizeof RUN_OPTS[0]))
+
 int dsv32_cmd_run(int argc, char **argv)
 {
 	const char *layout = "ref", *ckpt = NULL, *config = NULL, *tokens_s = NULL;
 	long long max_new = 16, eos = -2;
-	bool json = false;
+	const char *json = NULL; /* --json [FILE|-] */
+	int mp = 0;              /* 0: not given, read from the shard names */
 	dsv32_model_opts o;
 	dsv32_model_opts_default(&o);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		if (!strncmp(a, "--", 2) && !dsv32_args_is_known(a, RUN_OPTS, N_RUN_OPTS)) {
+			return dsv32_args_unknown("run", a, RUN_OPTS, N_RUN_OPTS);
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(USAGE, stdout);
 			return DSV32_EXIT_OK;
 		} else if (!strcmp(a, "--json")) {
-			json = true;
+			json = dsv32_args_output_value(argc, argv, &i);
 			continue;
 		} else if (!strcmp(a, "--eager-dequant")) {
 			o.eager_dequant = true;
@@ -229,7 +300,7 @@ int dsv32_cmd_run(int argc, char **argv)
 		else if (!strcmp(a, "--config"))
 			config = v;
 		else if (!strcmp(a, "--mp"))
-			o.world_size = atoi(v);
+			mp = atoi(v) > 0 ? atoi(v) : -1;
 		else if (!strcmp(a, "--tokens"))
 			tokens_s = v;
 		else if (!strcmp(a, "--max-new-tokens"))
@@ -281,7 +352,7 @@ int dsv32_cmd_run(int argc, char **argv)
 	}
 	if (!ckpt || !tokens_s)
 		return dsv32_cli_usage_error("run", "--checkpoint and --tokens are required");
-	if (o.world_size < 1 || max_new < 1)
+	if (mp < 0 || max_new < 1)
 		return dsv32_cli_usage_error("run", "--mp and --max-new-tokens must be >= 1");
 	const layout_entry layouts[] = {{"ref", dsv32_ref_open}, {"hf", dsv32_hf_open}};
 	open_fn open = NULL;
@@ -299,8 +370,18 @@ int dsv32_cmd_run(int argc, char **argv)
 		return DSV32_EXIT_USAGE;
 	}
 	dsv32_error err = {0};
+	dsv32_cli_outputs claimed;
+	int crc = claim_json(&claimed, json, ckpt, config, tokens_s);
+	if (crc)
+		return crc;
 	dsv32_model *m = NULL;
-	dsv32_status rc = open(&m, ckpt, config, &o, &err);
+	dsv32_status rc = DSV32_OK;
+	if (!strcmp(layout, "ref"))
+		rc = dsv32_cli_shards_world(ckpt, mp, &o.world_size, &err);
+	else if (mp > 0)
+		o.world_size = mp;
+	if (rc == DSV32_OK)
+		rc = open(&m, ckpt, config, &o, &err);
 	if (rc == DSV32_OK && !m)
 		rc = DSV32_E_INTERNAL;
 	if (rc != DSV32_OK) {
@@ -308,6 +389,7 @@ int dsv32_cmd_run(int argc, char **argv)
 			DSV32_FAIL(&err, rc == DSV32_OK ? DSV32_E_INTERNAL : rc,
 				   "opening %s with layout %s failed (%s) without a message", ckpt,
 				   layout, dsv32_status_str(rc));
+		dsv32_cli_outputs_release(&claimed);
 		return dsv32_cli_fail("run", &err);
 	}
 	if (eos == -2)
@@ -319,9 +401,10 @@ int dsv32_cmd_run(int argc, char **argv)
 	dsv32_tokens toks = {0};
 	rc = dsv32_tokens_load(&toks, tokens_s, m->cfg.vocab_size, &err);
 	if (rc == DSV32_OK)
-		rc = generate(m, &toks, max_new, eos, json, layout, &o, &err);
+		rc = generate_to(m, &toks, max_new, eos, json, layout, &o, &err);
 	dsv32_tokens_free(&toks);
 	m->vt->close(m);
+	dsv32_cli_outputs_release(&claimed);
 	if (rc != DSV32_OK && (err.code == DSV32_OK || !err.what[0]))
 		DSV32_FAIL(&err, rc, "forward of layout %s failed (%s) without a message", layout,
 			   dsv32_status_str(rc));

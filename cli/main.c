@@ -1,10 +1,13 @@
 /* main.c: the dsv32-parity command: global options and subcommand dispatch. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
+#include "core/outpath.h"
 
 
 typedef struct {
@@ -72,8 +75,53 @@ bool dsv32_cli_stderr_is_tty(void)
 	return isatty(STDERR_FILENO) != 0;
 }
 
+/* An unknown command names the nearest one (a typo is the usual cause), else lists them all. */
+static void unknown_command(const char *word, const command *cmds, int n)
+{
+	const char *names[16];
+	for (int i = 0; i < n; i++)
+		names[i] = cmds[i].name;
+	const char *near = dsv32_args_nearest(word, names, n);
+	char safe[512];
+	dsv32_sanitize_term(safe, sizeof safe, word);
+	if (near) {
+		fprintf(stderr, "dsv32-parity: unknown command '%s' (did you mean '%s'?)\n", safe, near);
+		return;
+	}
+	fprintf(stderr, "dsv32-parity: unknown command '%s'\n", safe);
+	print_help(stderr);
+}
+
+/* SIGINT/SIGTERM: remove this run's temporaries (outpath.h registry), then die of the signal
+ * as before, so the shell still sees 130/143. */
+static void on_interrupt(int sig)
+{
+	dsv32_tmp_remove_all();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_interrupt_cleanup(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_interrupt;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGINT);
+	sigaddset(&sa.sa_mask, SIGTERM);
+	int sigs[] = {SIGINT, SIGTERM};
+	for (int i = 0; i < 2; i++) {
+		struct sigaction old;
+		/* an ignored signal stays ignored (a background job of a script, nohup) */
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+			continue;
+		(void)sigaction(sigs[i], &sa, NULL);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	install_interrupt_cleanup();
 
 	if (argc < 2) {
 		print_help(stderr);
@@ -100,7 +148,6 @@ int main(int argc, char **argv)
 		}
 		return cmds[i].fn(argc - 1, argv + 1);
 	}
-	fprintf(stderr, "dsv32-parity: unknown command '%s'\n", argv[1]);
-	print_help(stderr);
+	unknown_command(argv[1], cmds, n);
 	return DSV32_EXIT_USAGE;
 }

@@ -3,11 +3,14 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/dirswap.h"
+#include "core/fsutil.h"
 
 const char *dsv32_cli_ckpt_input(const char *ckpt, char *buf, size_t len)
 {
@@ -76,6 +79,9 @@ int dsv32_cli_outputs_claim(dsv32_cli_outputs *o, const char *cmd, const char *c
 			dsv32_cli_outputs_release(o);
 			return dsv32_cli_fail(cmd, &err);
 		}
+		snprintf(o->tmps[o->n], sizeof o->tmps[o->n], "%s.tmp.%ld", outs[i], (long)getpid());
+		if (!dsv32_tmp_register(o->tmps[o->n], false))
+			o->tmps[o->n][0] = '\0';
 		o->n++;
 	}
 	return 0;
@@ -83,9 +89,38 @@ int dsv32_cli_outputs_claim(dsv32_cli_outputs *o, const char *cmd, const char *c
 
 void dsv32_cli_outputs_release(dsv32_cli_outputs *o)
 {
-	for (int i = 0; i < o->n; i++)
+	for (int i = 0; i < o->n; i++) {
+		if (o->tmps[i][0])
+			dsv32_tmp_forget(o->tmps[i]);
 		dsv32_out_lock_release(&o->locks[i]);
+	}
 	o->n = 0;
+}
+
+const char *dsv32_cli_out_file(const char *dest)
+{
+	return dest && strcmp(dest, "-") != 0 ? dest : NULL;
+}
+
+int dsv32_cli_write_output(const char *cmd, const char *dest, const char *text)
+{
+	if (!dsv32_cli_out_file(dest)) {
+		printf("%s\n", text);
+		return fflush(stdout) == 0 ? 0 : DSV32_EXIT_USAGE;
+	}
+	dsv32_error err = {0};
+	size_t n = strlen(text);
+	char *buf = malloc(n + 2);
+	if (!buf) {
+		DSV32_FAIL(&err, DSV32_E_NOMEM, "%s: %zu bytes", dest, n + 2);
+		return dsv32_cli_fail(cmd, &err);
+	}
+	memcpy(buf, text, n);
+	buf[n] = '\n';
+	buf[n + 1] = '\0';
+	dsv32_status st = dsv32_write_file_atomic(dest, buf, n + 1, &err);
+	free(buf);
+	return st == DSV32_OK ? 0 : dsv32_cli_fail(cmd, &err);
 }
 
 void dsv32_cli_note_leftover(const char *cmd, const char *out)

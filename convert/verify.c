@@ -6,6 +6,7 @@
 #include "convert/conv_internal.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <omp.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -270,7 +271,7 @@ static char *summary_text(const verify_ctx *v)
 		n += snprintf(buf + n, sizeof buf - (size_t)n, "  - %s\n",
 			      cJSON_GetArrayItem(v->problems, i)->valuestring);
 	if (np > 10 && n > 0 && (size_t)n < sizeof buf)
-		snprintf(buf + n, sizeof buf - (size_t)n, "  ... %d more in the JSON report\n", np - 10);
+		snprintf(buf + n, sizeof buf - (size_t)n, "  ... %d more (--json or --report FILE lists them all)\n", np - 10);
 	return strdup(buf);
 }
 
@@ -397,6 +398,28 @@ static void finish_report(verify_ctx *v, const conv_shardset *s)
 	cJSON_Delete(v->root);
 }
 
+/* --dense pointed at reference shards (the two options swapped, or the wrong directory) would
+ * otherwise run and report every tensor as a problem: refuse it as an input error instead. */
+static dsv32_status check_dense_is_hf(const char *dense, dsv32_error *err)
+{
+	DIR *dir = opendir(dense);
+	if (!dir)
+		return DSV32_OK; /* a file, or unreadable: dsv32_ckpt_open names the problem */
+	struct dirent *e;
+	int rank, world;
+	while ((e = readdir(dir)))
+		if (dsv32_shard_file_parse(e->d_name, &rank, &world))
+			break;
+	dsv32_status rc = DSV32_OK;
+	if (e)
+		rc = DSV32_FAIL(err, DSV32_E_USAGE,
+				"--dense %s: not an HF checkpoint (it holds reference shards such as "
+				"%s; pass those to --shards and the dense HF checkpoint to --dense)",
+				dense, e->d_name);
+	closedir(dir);
+	return rc;
+}
+
 dsv32_status dsv32_verify_shards(const dsv32_verify_opts *o, dsv32_verify_result *res,
 				 dsv32_error *err)
 {
@@ -408,6 +431,7 @@ dsv32_status dsv32_verify_shards(const dsv32_verify_opts *o, dsv32_verify_result
 	memset(res, 0, sizeof *res);
 	if (!o->dense)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "need --dense <HF checkpoint dir>");
+	DSV32_TRY(check_dense_is_hf(o->dense, err));
 	DSV32_TRY(load_config(o, &n_layers, &n_experts, err));
 	DSV32_TRY(dsv32_ckpt_open(&ck, o->dense, err));
 	verify_ctx v = {res, cJSON_CreateObject(), cJSON_CreateArray(), cJSON_CreateArray(),

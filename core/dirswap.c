@@ -147,6 +147,7 @@ dsv32_status dsv32_dirswap_begin(dsv32_dirswap *d, const char *out, bool force,
 				      d->tmp, strerror(e));
 	}
 	d->made_tmp = true;
+	(void)dsv32_tmp_register(d->tmp, true); /* full table: a leftover the next run names */
 	return DSV32_OK;
 }
 
@@ -203,6 +204,7 @@ dsv32_status dsv32_dirswap_commit(dsv32_dirswap *d, dsv32_error *err)
 				      strerror(e));
 	}
 	d->made_tmp = false;
+	dsv32_tmp_forget(d->tmp); /* after the rename: an interrupt before it removes the tree */
 	sync_dir(parent);
 	dsv32_status rc = DSV32_OK;
 	dsv32_error rerr = {0};
@@ -216,8 +218,10 @@ dsv32_status dsv32_dirswap_commit(dsv32_dirswap *d, dsv32_error *err)
 
 void dsv32_dirswap_abort(dsv32_dirswap *d)
 {
-	if (d->made_tmp)
+	if (d->made_tmp) {
 		(void)dsv32_remove_tree(d->tmp, NULL);
+		dsv32_tmp_forget(d->tmp);
+	}
 	d->made_tmp = false;
 	dsv32_out_lock_release(&d->lock);
 }

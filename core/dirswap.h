@@ -18,6 +18,8 @@
  *   complete, or out missing and "<out>.old.<pid>" complete beside the complete new tree; the
  *   next begin names what is left. If a rename fails the old tree is moved back.
  * abort: removes d.tmp (created by begin, so ours) and releases the lock. Idempotent.
+ * Interrupts: d.tmp is in the registry of temporaries (outpath.h) from begin to commit/abort,
+ *   so the CLI's SIGINT/SIGTERM handler removes it.
  * The only trees ever removed recursively are d.tmp and the old output this call renamed aside.
  */
 #ifndef DSV32_DIRSWAP_H

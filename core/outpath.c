@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A path in both resolved forms (outpath.h "Resolution"). */
@@ -298,6 +300,8 @@ dsv32_status dsv32_out_lock_take(dsv32_out_lock *lk, const char *out, dsv32_erro
 		}
 		if (still_named(fd, lk->path)) {
 			lk->fd = fd;
+			/* an interrupt unlinks it while we still hold it: the same as release */
+			(void)dsv32_tmp_register(lk->path, false);
 			return DSV32_OK;
 		}
 		close(fd); /* the previous holder unlinked it after our open: take the new one */
@@ -310,7 +314,68 @@ void dsv32_out_lock_release(dsv32_out_lock *lk)
 {
 	if (lk->fd < 0)
 		return;
+	dsv32_tmp_forget(lk->path);
 	(void)unlink(lk->path); /* while held: see the header on why this is race-free */
 	close(lk->fd);
 	lk->fd = -1;
+}
+
+/* The registry of temporaries (outpath.h). A slot's state is written last when it is filled
+ * and first when it is freed, so the handler only ever reads complete paths. */
+#define TMP_SLOTS 16
+enum { TMP_FREE = 0, TMP_FILE, TMP_DIR };
+static struct {
+	volatile sig_atomic_t state;
+	char path[PATH_MAX + 48];
+} tmp_table[TMP_SLOTS];
+
+bool dsv32_tmp_register(const char *path, bool is_dir)
+{
+	size_t n = strlen(path);
+	if (n >= sizeof tmp_table[0].path)
+		return false;
+	for (int i = 0; i < TMP_SLOTS; i++) {
+		if (tmp_table[i].state != TMP_FREE)
+			continue;
+		memcpy(tmp_table[i].path, path, n + 1);
+		tmp_table[i].state = is_dir ? TMP_DIR : TMP_FILE;
+		return true;
+	}
+	return false;
+}
+
+void dsv32_tmp_forget(const char *path)
+{
+	for (int i = 0; i < TMP_SLOTS; i++)
+		if (tmp_table[i].state != TMP_FREE && !strcmp(tmp_table[i].path, path)) {
+			tmp_table[i].state = TMP_FREE;
+			return;
+		}
+}
+
+/* fork + execve + waitpid are async-signal-safe; the child gets no environment. */
+static void remove_tree_signal_safe(const char *path)
+{
+	static char *const envp[] = {NULL};
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *argv[] = {"rm", "-rf", "--", (char *)path, NULL};
+		execve("/bin/rm", argv, envp);
+		execve("/usr/bin/rm", argv, envp);
+		_exit(127);
+	}
+	if (pid > 0)
+		(void)waitpid(pid, NULL, 0);
+}
+
+void dsv32_tmp_remove_all(void)
+{
+	for (int i = 0; i < TMP_SLOTS; i++) {
+		sig_atomic_t st = tmp_table[i].state;
+		tmp_table[i].state = TMP_FREE;
+		if (st == TMP_FILE)
+			(void)unlink(tmp_table[i].path);
+		else if (st == TMP_DIR)
+			remove_tree_signal_safe(tmp_table[i].path);
+	}
 }

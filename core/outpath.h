@@ -59,4 +59,16 @@ dsv32_status dsv32_out_lock_take(dsv32_out_lock *lk, const char *out, dsv32_erro
 /* Idempotent; a lock never taken (fd -1) is a no-op. */
 void dsv32_out_lock_release(dsv32_out_lock *lk);
 
+/* Temporaries to remove when the process is interrupted (SIGINT/SIGTERM): a fixed table the
+ * CLI's signal handler walks. A path is registered right after our code created it (or, for a
+ * file temporary, once its name "<out>.tmp.<pid>" is known: the pid makes it ours), and
+ * forgotten once it was renamed or removed. The library never installs a handler.
+ * register: false when the table is full or the path too long (the temporary is then only
+ *   named by the next run, as before). forget: by the same string; a no-op when absent.
+ * remove: async-signal-safe; unlinks each file and removes each directory tree (through a
+ *   forked `rm -rf`, since readdir is not signal-safe), then empties the table. */
+bool dsv32_tmp_register(const char *path, bool is_dir);
+void dsv32_tmp_forget(const char *path);
+void dsv32_tmp_remove_all(void);
+
 #endif

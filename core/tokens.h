@@ -1,8 +1,13 @@
 /* tokens.h: token-id lists from the command line or a file.
  *
  * Text form: ids separated by commas and/or blanks; rows (batch entries) separated by ';' or a
- * newline; '#' starts a comment to the end of the line. "@PATH" reads the text form from a
- * file (at most 64 MiB). Every row must have the same length. Ids are decimal, 0 <= id < 2^62,
+ * newline; '#' starts a comment to the end of the line. "@PATH" reads a file (at most 64 MiB),
+ * in one of the forms every command (and fixtures/record_transformers.py) accepts:
+ *   - the text form;
+ *   - JSON: {"prompt": [[ids], ...]} or {"prompt": [ids]} (one row), or a bare [[...]] / [...]
+ *     (a file whose first non-blank byte is '{' or '[');
+ *   - a recording (PATH ends in .safetensors): its step0.input_ids (I64 [B, S]), the prompt the
+ *     recorded run was given (docs/tap-format.md). Every row must have the same length. Ids are decimal, 0 <= id < 2^62,
  * checked against vocab_size when it is > 0. Errors name the row, the column and the text. */
 #ifndef DSV32_TOKENS_H
 #define DSV32_TOKENS_H

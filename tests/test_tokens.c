@@ -65,6 +65,58 @@ static void test_file_form_and_missing_file(void **state)
 	assert_non_null(strstr(err.what, path));
 }
 
+/* Write body to a temporary file; arg gets "@path". */
+static void tmp_token_file(char *path, char *arg, size_t len, const char *body)
+{
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+	close(fd);
+	snprintf(arg, len, "@%s", path);
+}
+
+/* The recorder's JSON forms ({"prompt": rows}, one bare row, bare rows) read as the text form. */
+static void test_json_token_files_match_the_text_form(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *body;
+		int64_t rows, cols, last;
+	} cases[] = {{"{\"prompt\": [[5, 17, 42], [1, 2, 3]]}", 2, 3, 3},
+		     {"  {\"prompt\": [5, 17, 42]}\n", 1, 3, 42},
+		     {"[[7, 8]]", 1, 2, 8},
+		     {"[9]", 1, 1, 9}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char path[] = "/tmp/dsv32_tokens_XXXXXX", arg[64];
+		tmp_token_file(path, arg, sizeof arg, cases[i].body);
+		dsv32_tokens t;
+		assert_int_equal(dsv32_tokens_load(&t, arg, 0, NULL), DSV32_OK);
+		assert_int_equal(t.rows, cases[i].rows);
+		assert_int_equal(t.cols, cases[i].cols);
+		assert_int_equal(t.ids[t.rows * t.cols - 1], cases[i].last);
+		dsv32_tokens_free(&t);
+		unlink(path);
+	}
+}
+
+/* Non-ids, ragged rows and ids over the vocabulary are refused with the file named. */
+static void test_json_token_files_are_checked(void **state)
+{
+	(void)state;
+	static const char *bad[] = {"{\"prompt\": [5, \"x\"]}", "{\"prompt\": [[1, 2], [3]]}",
+				    "{\"prompt\": [1.5]}", "{\"ids\": [1]}", "[-1]",
+				    "{\"prompt\": [[100]]}", "{\"prompt\": []}", "[1, 2"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char path[] = "/tmp/dsv32_tokens_XXXXXX", arg[64];
+		tmp_token_file(path, arg, sizeof arg, bad[i]);
+		dsv32_tokens t;
+		dsv32_error err = {0};
+		assert_int_not_equal(dsv32_tokens_load(&t, arg, 50, &err), DSV32_OK);
+		assert_non_null(strstr(err.what, path));
+		unlink(path);
+	}
+}
+
 static void test_random_tokens_are_reproducible(void **state)
 {
 	(void)state;
@@ -87,6 +139,8 @@ int main(void)
 		cmocka_unit_test(test_rows_and_separators),
 		cmocka_unit_test(test_errors_name_row_and_value),
 		cmocka_unit_test(test_file_form_and_missing_file),
+		cmocka_unit_test(test_json_token_files_match_the_text_form),
+		cmocka_unit_test(test_json_token_files_are_checked),
 		cmocka_unit_test(test_random_tokens_are_reproducible),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
