@@ -16,10 +16,15 @@
 #include "compare/tapfile.h"
 #include "core/config.h"
 #include "core/fsutil.h"
+#include "core/infile.h"
+#include "core/outpath.h"
 #include "core/tokens.h"
 #include "fixtures/generator.h"
 #include "reports/report.h"
 
+
+/* --decode-steps not given (the default, 3, is applied after parsing) */
+#define DECODE_STEPS_UNSET UINT64_MAX
 
 typedef struct {
 	const char *checkpoint, *a, *b, *tokens, *mode, *budget, *json, *markdown, *html, *dump;
@@ -27,6 +32,7 @@ typedef struct {
 	const char *budget_label; /* what the report names as the budget applied */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
 	bool noise_floor, quiet, eager_dequant;
+	bool decode_steps_given; /* a recording fixes the steps: then an explicit one is refused */
 	char tmpdir[64]; /* the built-in model, when no checkpoint is given */
 } compare_args;
 
@@ -38,7 +44,10 @@ static const char *summary =
 	"on every CPU; host uses oneDNN/OpenBLAS as PyTorch does on this CPU, to match a torch run\n"
 	"recorded on this machine. --gemm sets it for the live sides that do not name gemm=. The\n"
 	"reports record each side's engine and host fingerprint (a recording's, from its metadata).\n"
-	"Without --checkpoint the built-in tiny model is generated in a temporary directory.\n"
+	"Without --checkpoint the built-in tiny model is generated in a temporary directory; a\n"
+	"recording is compared with it only if it states that model's config and weights\n"
+	"fingerprint (weights_fingerprint_sha256), else --checkpoint is required. A recording\n"
+	"fixes the tokens and steps (--tokens and --decode-steps are refused with one).\n"
 	"--layers N opens both live sides with their first N decoder layers only (then the final\n"
 	"norm and head as usual): a parity check of a model prefix, e.g. the first 4 layers of the\n"
 	"671B checkpoint on a workstation. final_norm and logits are then those of the truncated\n"
@@ -54,7 +63,7 @@ static int parse(compare_args *o, int argc, char **argv)
 	o->prompt_len = 24;
 	o->seed = 1;
 	o->batch = 2;
-	o->decode_steps = 3;
+	o->decode_steps = DECODE_STEPS_UNSET;
 	o->layers = 0;
 	const dsv32_arg_opt opts[] = {
 		{"checkpoint", DSV32_ARG_STRING, &o->checkpoint, "DIR", "HF or reference checkpoint (default: built-in tiny)", false},
@@ -84,6 +93,9 @@ static int parse(compare_args *o, int argc, char **argv)
 	int rc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
 	if (o->layers > INT_MAX) /* above the model's count: all layers */
 		o->layers = INT_MAX;
+	o->decode_steps_given = o->decode_steps != DECODE_STEPS_UNSET;
+	if (!o->decode_steps_given)
+		o->decode_steps = 3;
 	return rc;
 }
 
@@ -100,6 +112,7 @@ static dsv32_status make_builtin(compare_args *o, dsv32_error *err)
 	snprintf(o->tmpdir, sizeof o->tmpdir, "/tmp/dsv32-compare-XXXXXX");
 	if (!mkdtemp(o->tmpdir))
 		return DSV32_FAIL(err, DSV32_E_IO, "cannot create a temporary directory");
+	dsv32_tmp_register(o->tmpdir, true); /* removed on SIGINT/SIGTERM too (core/outpath.h) */
 	static char path[128];
 	snprintf(path, sizeof path, "%s/tiny", o->tmpdir);
 	o->checkpoint = path;
@@ -156,10 +169,13 @@ static void add_provenance(dsv32_cmp_result *r, const compare_args *o, const dsv
 						i == 0 ? "" : (i % t->cols == 0 ? ";" : ","), (long long)t->ids[i]);
 		dsv32_cmp_result_prov(r, "tokens", buf);
 	}
-	snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
-	dsv32_cmp_result_prov(r, "seed", o->tokens ? "(tokens given)" : buf);
-	snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->decode_steps);
-	dsv32_cmp_result_prov(r, "decode_steps", buf);
+	/* with a recording, the runner stated the recording's tokens and steps */
+	if (a->kind != DSV32_SIDE_TAPS && b->kind != DSV32_SIDE_TAPS) {
+		snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->seed);
+		dsv32_cmp_result_prov(r, "seed", o->tokens ? "(tokens given)" : buf);
+		snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->decode_steps);
+		dsv32_cmp_result_prov(r, "decode_steps", buf);
+	}
 	dsv32_cmp_result_prov(r, "budget", o->budget_label);
 	if (o->layers > 0 && o->checkpoint) { /* a truncated model: "4 of 61" */
 		dsv32_cli_layers_text(buf, sizeof buf, (int)o->layers,
@@ -220,7 +236,7 @@ static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result 
 	if (o->html)
 		DSV32_TRY(dsv32_report_write_html(r, o->html, err));
 	if (o->dump) {
-		/* both sides in one store: "a/step0.embed", "b/step0.embed" */
+		/* both sides in one store: "a/step0.embed", "b/step0.embed" (HDF5: groups a/step0) */
 		dsv32_tapstore all;
 		dsv32_tapstore_init(&all);
 		dsv32_status rc = DSV32_OK;
@@ -240,9 +256,11 @@ static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result 
 		const char *vals[] = {"dsv32-parity compare " DSV32_VERSION, r->side_a, r->side_b,
 				      r->host[0].engine, r->host[0].numerics_key, r->host[0].line,
 				      r->host[1].engine, r->host[1].numerics_key, r->host[1].line};
+		int n_meta = (int)(sizeof keys / sizeof keys[0]);
 		if (rc == DSV32_OK)
-			rc = dsv32_tapfile_write_h5(&all, o->dump, keys, vals,
-						    (int)(sizeof keys / sizeof keys[0]), err);
+			rc = dsv32_tapfile_is_h5_path(o->dump)
+				     ? dsv32_tapfile_write_h5(&all, o->dump, keys, vals, n_meta, err)
+				     : dsv32_tapfile_write(&all, o->dump, keys, vals, n_meta, err);
 		dsv32_tapstore_free(&all);
 		return rc;
 	}
@@ -289,6 +307,38 @@ static dsv32_status parse_side(const char *text, const char *gemm, dsv32_side_sp
 	return dsv32_side_parse(text, s, err);
 }
 
+/* A recording fixes tokens and steps; a recording of another model than the live side's (or
+ * the other recording's) compares nothing meaningful. Refused before any model runs. */
+static dsv32_status check_recordings(const compare_args *o, const dsv32_side_spec *a,
+				     const dsv32_side_spec *b, dsv32_error *err)
+{
+	const dsv32_side_spec *rec[2] = {a, b};
+	bool live = a->kind == DSV32_SIDE_MODEL || b->kind == DSV32_SIDE_MODEL;
+	for (int i = 0; i < 2; i++) /* an unreadable recording is the first thing to say */
+		if (rec[i]->kind == DSV32_SIDE_TAPS)
+			DSV32_TRY(dsv32_infile_check(rec[i]->path, err));
+	if (o->tokens)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "--tokens: a recording (taps:) fixes the "
+				  "tokens; the live side is fed the recording's");
+	if (o->decode_steps_given)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "--decode-steps: a recording (taps:) fixes "
+				  "the steps; the live side runs the recording's");
+	if (a->kind == DSV32_SIDE_TAPS && b->kind == DSV32_SIDE_TAPS)
+		DSV32_TRY(dsv32_recordings_check_pair(a->path, b->path, err));
+	for (int i = 0; i < 2 && o->checkpoint; i++) {
+		if (rec[i]->kind != DSV32_SIDE_TAPS)
+			continue;
+		bool builtin = o->tmpdir[0] != '\0';
+		dsv32_status rc = dsv32_recording_check_model(
+			rec[i]->path, o->checkpoint,
+			builtin ? "the built-in tiny model (no --checkpoint)" : o->checkpoint,
+			builtin && live, err);
+		if (rc != DSV32_OK)
+			return dsv32_error_prefix(err, "side %c", i ? 'b' : 'a');
+	}
+	return DSV32_OK;
+}
+
 static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 {
 	dsv32_side_spec a, b;
@@ -306,7 +356,9 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 		DSV32_TRY(make_builtin(o, err));
 	dsv32_tokens toks = {0};
 	bool recording = a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS;
-	if (!recording)
+	if (recording)
+		DSV32_TRY(check_recordings(o, &a, &b, err));
+	else
 		DSV32_TRY(prompt_tokens(o, &toks, err));
 	dsv32_budget budget;
 	dsv32_status rc = load_budget(o, &budget, err);
@@ -344,8 +396,10 @@ static int compare_main(compare_args *o)
 	dsv32_cmp_result_init(&r);
 	dsv32_error err = {0};
 	dsv32_status rc = run(o, &r, &err);
-	if (o->tmpdir[0])
+	if (o->tmpdir[0]) {
 		dsv32_remove_tree(o->tmpdir, NULL);
+		dsv32_tmp_forget(o->tmpdir);
+	}
 	if (rc != DSV32_OK) {
 		dsv32_cmp_result_free(&r);
 		return dsv32_cli_fail("compare", &err);

@@ -28,7 +28,8 @@ static int report_check(int argc, char **argv)
 			       "Fails (exit 1) when any tap's drift (relative L2, or 1 - Jaccard for index sets)\n"
 			       "grew by more than R relative to the baseline, when a baseline tap is missing,\n"
 			       "or when non-finite values appeared. With --exact: when any figure of any tap\n"
-			       "differs at all, or the two runs compared different taps.",
+			       "differs at all, or the two runs compared different taps. Reports of different\n"
+			       "runs (mode, sides, weights, config, tokens, steps) are refused (exit 2).",
 			       opts, 4, 0, 0};
 	const char *pos[2];
 	int npos;
@@ -48,11 +49,18 @@ static int report_check(int argc, char **argv)
 		dsv32_cmp_result_free(&a);
 		return dsv32_cli_fail("report check", &err);
 	}
-	int bad = exact ? dsv32_report_check_exact(&a, &b, stdout)
-			: dsv32_report_check(&a, &b, r, stdout);
+	char why[320];
+	int code;
+	if (!dsv32_report_comparable(&a, &b, why, sizeof why)) { /* regressions would be noise */
+		DSV32_FAIL(&err, DSV32_E_USAGE, "the reports are not comparable: %s", why);
+		code = dsv32_cli_fail("report check", &err);
+	} else if (exact)
+		code = dsv32_report_check_exact(&a, &b, stdout) ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
+	else
+		code = dsv32_report_check(&a, &b, r, stdout) ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
 	dsv32_cmp_result_free(&a);
 	dsv32_cmp_result_free(&b);
-	return bad ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
+	return code;
 }
 
 static int render(const char *report, const char *html, const char *md);

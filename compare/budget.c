@@ -171,6 +171,14 @@ static bool rule_matches(const dsv32_budget_rule *r, const dsv32_tap_result *t)
 	return fnmatch(r->pattern, t->name, 0) == 0;
 }
 
+bool dsv32_budget_covers(const dsv32_budget *b, const dsv32_tap_result *t)
+{
+	for (int i = 0; b && i < b->n_rules; i++)
+		if (rule_matches(&b->rules[i], t))
+			return true;
+	return false;
+}
+
 void dsv32_budget_apply(const dsv32_budget *b, dsv32_tap_result *t)
 {
 	t->over_budget = false;

@@ -13,8 +13,9 @@
  * Metric names: max_abs, mean_abs, rms, rel_l2, ulp_max, ulp_mean, ulp_p99, frac_over_tol,
  * cosine, nan (count on either side), mask_diff (score entries masked on one side only),
  * recall, jaccard, rows_tie_equal_frac, kl, top1, top5.
- * For each tap result the FIRST rule whose pattern (and mode) matches applies; a tap no rule
- * matches has no budget (never over). NaN/Inf in either side is always over budget.
+ * For each tap result the FIRST rule whose pattern (and mode) matches applies. A compared tap
+ * that no rule matches is an error of the comparison (compare/runner.c): a budget that is
+ * silent about a tap would pass it unchecked. NaN/Inf in either side is always over budget.
  */
 #ifndef DSV32_BUDGET_H
 #define DSV32_BUDGET_H
@@ -53,6 +54,9 @@ void dsv32_budget_free(dsv32_budget *b);
 
 /* Value of a named metric for a tap result; false if the metric does not apply to its kind. */
 bool dsv32_tap_metric(const dsv32_tap_result *t, const char *metric, double *out);
+
+/* Whether some rule of b matches t (pattern and mode). */
+bool dsv32_budget_covers(const dsv32_budget *b, const dsv32_tap_result *t);
 
 /* Apply the budget to one result: sets over_budget and budget_note. */
 void dsv32_budget_apply(const dsv32_budget *b, dsv32_tap_result *t);

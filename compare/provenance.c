@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/fsutil.h"
 #include "core/infile.h"
 #include "core/safetensors.h"
@@ -250,4 +251,107 @@ void dsv32_prov_add_side_host(dsv32_cmp_result *r, int side, const dsv32_side_sp
 		dsv32_side_host_recorded(h, s->path);
 	else
 		dsv32_side_host_live(h, s->opts.gemm_engine);
+}
+
+/* ---- is a comparison meaningful? ---- */
+
+#define META_CONFIG_MAX (1 << 20)
+
+/* The model config a recording states in its "config" metadata (HF or reference form, told
+ * apart as dsv32_config_load does); false when it states none or it does not parse. */
+static bool recording_config(const char *path, dsv32_config *c)
+{
+	char *text = malloc(META_CONFIG_MAX);
+	bool ok = text && dsv32_recording_meta(path, "config", text, META_CONFIG_MAX) && text[0];
+	if (ok) {
+		bool hf = strstr(text, "\"hidden_size\"") || strstr(text, "\"model_type\"");
+		ok = (hf ? dsv32_config_from_hf_json(c, text, path, NULL)
+			 : dsv32_config_from_ref_json(c, text, path, NULL)) == DSV32_OK;
+	}
+	free(text);
+	return ok;
+}
+
+/* The first field that makes two configs different models, as "name X vs Y"; false if none.
+ * Only shape-defining fields: a serialization detail (a key one form lacks) is no difference. */
+static bool config_diff(const dsv32_config *x, const dsv32_config *y, char *why, size_t len)
+{
+	const struct {
+		const char *name;
+		int64_t a, b;
+	} f[] = {
+		{"vocab_size", x->vocab_size, y->vocab_size}, {"dim", x->dim, y->dim},
+		{"n_layers", x->n_layers, y->n_layers}, {"n_dense_layers", x->n_dense_layers, y->n_dense_layers},
+		{"n_heads", x->n_heads, y->n_heads}, {"inter_dim", x->inter_dim, y->inter_dim},
+		{"moe_inter_dim", x->moe_inter_dim, y->moe_inter_dim},
+		{"n_routed_experts", x->n_routed_experts, y->n_routed_experts},
+		{"n_activated_experts", x->n_activated_experts, y->n_activated_experts},
+		{"q_lora_rank", x->q_lora_rank, y->q_lora_rank},
+		{"kv_lora_rank", x->kv_lora_rank, y->kv_lora_rank},
+		{"index_topk", x->index_topk, y->index_topk},
+	};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		if (f[i].a != f[i].b) {
+			snprintf(why, len, "%s %lld vs %lld", f[i].name, (long long)f[i].a,
+				 (long long)f[i].b);
+			return true;
+		}
+	return false;
+}
+
+dsv32_status dsv32_recording_check_model(const char *rec, const char *checkpoint,
+					 const char *ckpt_label, bool require_identity,
+					 dsv32_error *err)
+{
+	dsv32_config rc_cfg, ck_cfg;
+	char p[4096], why[128], fp[128], hex[65];
+	bool is_hf;
+	dsv32_config_defaults(&rc_cfg);
+	bool has_fp = dsv32_recording_meta(rec, DSV32_META_WEIGHTS_FP, fp, sizeof fp) && fp[0];
+	if (require_identity && !has_fp) /* same config, other weights would still be noise */
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "%s does not state its weights fingerprint (%s), so it cannot be "
+				  "shown to be of %s: pass --checkpoint DIR of the recorded model", rec,
+				  DSV32_META_WEIGHTS_FP, ckpt_label);
+	if (!recording_config(rec, &rc_cfg)) {
+		if (!require_identity)
+			return DSV32_OK; /* nothing to check against: the user named the model */
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "%s states no model config, so it cannot be checked against %s: "
+				  "pass --checkpoint DIR of the recorded model", rec, ckpt_label);
+	}
+	if (!dsv32_path_join(p, sizeof p, checkpoint, "config.json"))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", checkpoint);
+	DSV32_TRY(dsv32_config_load(&ck_cfg, p, &is_hf, err));
+	if (config_diff(&rc_cfg, &ck_cfg, why, sizeof why))
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "not comparable: %s was recorded with another model than %s (config "
+				  "%s)%s", rec, ckpt_label, why,
+				  require_identity ? ": pass --checkpoint DIR of the recorded model" : "");
+	if (has_fp && dsv32_checkpoint_fingerprint(checkpoint, hex, NULL) == DSV32_OK &&
+	    strcmp(fp, hex) != 0)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "not comparable: %s was recorded with other weights than %s "
+				  "(weights fingerprint %.16s... vs %.16s...)", rec, ckpt_label, fp, hex);
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_recordings_check_pair(const char *a, const char *b, dsv32_error *err)
+{
+	dsv32_config ca, cb;
+	char why[128], fa[128], fb[128];
+	dsv32_config_defaults(&ca);
+	dsv32_config_defaults(&cb);
+	if (recording_config(a, &ca) && recording_config(b, &cb) &&
+	    config_diff(&ca, &cb, why, sizeof why))
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "not comparable: the recordings are of different models (config %s, "
+				  "a vs b)", why);
+	if (dsv32_recording_meta(a, DSV32_META_WEIGHTS_FP, fa, sizeof fa) && fa[0] &&
+	    dsv32_recording_meta(b, DSV32_META_WEIGHTS_FP, fb, sizeof fb) && fb[0] &&
+	    strcmp(fa, fb) != 0)
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "not comparable: the recordings are of different weights "
+				  "(weights fingerprint %.16s... vs %.16s...)", fa, fb);
+	return DSV32_OK;
 }

@@ -37,4 +37,20 @@ void dsv32_prov_add_side_host(dsv32_cmp_result *r, int side, const dsv32_side_sp
  * attribute of a .h5 / .hdf5 file) into out; false when the file or the key is absent. */
 bool dsv32_recording_meta(const char *path, const char *key, char *out, size_t len);
 
+/* Recording metadata key with the checkpoint fingerprint (dsv32_checkpoint_fingerprint) of the
+ * weights the recording was made with; optional. */
+#define DSV32_META_WEIGHTS_FP "weights_fingerprint_sha256"
+
+/* Whether a recording can be compared with a live model of checkpoint: DSV32_E_USAGE naming the
+ * first differing config field when the recording's "config" metadata is another model, or
+ * when its weights fingerprint (if recorded) is not the checkpoint's. A recording without a
+ * config or fingerprint passes, unless require_identity (the checkpoint was not named by the
+ * user, e.g. the built-in model): then both must be stated and match. */
+dsv32_status dsv32_recording_check_model(const char *rec, const char *checkpoint,
+					 const char *ckpt_label, bool require_identity,
+					 dsv32_error *err);
+/* Two recordings: DSV32_E_USAGE when both state configs and they differ, or both state weights
+ * fingerprints and they differ. Tokens, batch and steps are checked by dsv32_cmp_run. */
+dsv32_status dsv32_recordings_check_pair(const char *a, const char *b, dsv32_error *err);
+
 #endif

@@ -2,6 +2,7 @@
 #include "compare/result.h"
 #include "core/error.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,44 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 	return true;
 }
 
+/* The ops of one decoder layer in the order the models emit them (DESIGN.md, docs/tap-format.md
+ * "Taps"); an op not listed (an extra tap) sorts just before the layer's output. */
+static int op_rank(const char *op)
+{
+	static const char *const order[] = {
+		"attn_norm", "attn.q_latent", "attn.kv_latent", "attn.q_rope", "attn.k_rope",
+		"indexer.k_fp8", "indexer.k_scale", "indexer.scores", "indexer.topk", "attn.scores",
+		"attn.out", "attn_residual", "ffn_norm", "moe.scores", "moe.experts", "moe.weights",
+		"ffn.out"};
+	int n = (int)(sizeof order / sizeof order[0]);
+	if (!strcmp(op, "out"))
+		return n + 1;
+	for (int i = 0; i < n; i++)
+		if (!strcmp(op, order[i]))
+			return i;
+	return n;
+}
+
+/* Where a tap sits in the model: embed before the layers, final_norm and logits after them. */
+static int layer_rank(const dsv32_tap_result *t)
+{
+	if (t->layer >= 0)
+		return t->layer + 1;
+	if (!strcmp(t->name, "embed"))
+		return 0;
+	return INT_MAX - (strcmp(t->name, "logits") == 0 ? 0 : 1);
+}
+
+int dsv32_tap_model_order(const dsv32_tap_result *x, const dsv32_tap_result *y)
+{
+	int kx[4] = {x->step, layer_rank(x), x->layer >= 0 ? op_rank(x->op) : 0, (int)x->mode};
+	int ky[4] = {y->step, layer_rank(y), y->layer >= 0 ? op_rank(y->op) : 0, (int)y->mode};
+	for (int i = 0; i < 4; i++)
+		if (kx[i] != ky[i])
+			return kx[i] < ky[i] ? -1 : 1;
+	return 0;
+}
+
 dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_result *t)
 {
 	if (!grow((void **)&r->taps, &r->cap_taps, r->n_taps + 1, sizeof *r->taps))
@@ -43,7 +82,8 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 	/* names can come from a recording: keep terminal control characters out of every report */
 	dsv32_sanitize_term(out->name, sizeof out->name, t->name);
 	dsv32_sanitize_term(out->op, sizeof out->op, t->op);
-	if (out->over_budget && r->first_divergence < 0)
+	if (out->over_budget &&
+	    (r->first_divergence < 0 || dsv32_tap_model_order(out, &r->taps[r->first_divergence]) < 0))
 		r->first_divergence = (long)(r->n_taps - 1);
 	if (out->layer + 1 > r->n_layers)
 		r->n_layers = out->layer + 1;

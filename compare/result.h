@@ -75,7 +75,8 @@ typedef struct {
 	size_t n_taps, cap_taps;
 	dsv32_tap_skip *skips;
 	size_t n_skips, cap_skips;
-	long first_divergence;       /* index into taps of the first over-budget tap, -1 if none */
+	long first_divergence;       /* index into taps of the first over-budget tap in model order
+				      * (dsv32_tap_model_order), -1 if none */
 	bool nonfinite;              /* NaN/Inf appeared in an activation */
 	char nonfinite_tap[160];
 	int n_layers, n_steps;
@@ -88,6 +89,10 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, const char *reason);
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value);
 bool dsv32_cmp_result_passed(const dsv32_cmp_result *r);
+
+/* Model order of two results: step, then layer (embed, layers 0..N-1, final_norm, logits), then
+ * the op's place in a layer as the models emit them, then mode. <0, 0, >0 as strcmp. */
+int dsv32_tap_model_order(const dsv32_tap_result *x, const dsv32_tap_result *y);
 
 /* Split a canonical tap name into layer and op ("layers.3.attn.out" -> 3, "attn.out";
  * "logits" -> -1, "logits"). */

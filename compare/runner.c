@@ -321,6 +321,15 @@ static void compare_tap(sink_ctx *c, const char *name, const dsv32_tensor *strea
 		dsv32_cmp_result_skip(c->res, name, c->step, why);
 		return;
 	}
+	if (c->cfg->budget && !dsv32_budget_covers(c->cfg->budget, &r)) {
+		/* an uncovered tap would pass unchecked: the budget is incomplete, not the run */
+		if (c->rc == DSV32_OK)
+			c->rc = DSV32_FAIL(&c->err, DSV32_E_USAGE,
+					   "the budget covers no tap %s (step %d, %s mode): add a rule "
+					   "for it (docs/budgets.md)", name, c->step,
+					   c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate");
+		return;
+	}
 	dsv32_budget_apply(c->cfg->budget, &r);
 	note_nonfinite(c, &r);
 	if (!dsv32_cmp_result_add(c->res, &r) && c->rc == DSV32_OK)
@@ -354,7 +363,6 @@ static void on_tap_compare(void *user, const char *name, const dsv32_tensor *t)
 		return;
 	c->saw_logits |= strcmp(name, "logits") == 0;
 	c->saw_watch |= c->watch && strcmp(name, c->watch) == 0;
-	dump_tap(c, name, t);
 	if (c->only_layer >= 0) { /* local mode: a layer may emit its predecessor's output too */
 		int layer;
 		char op[64];
@@ -362,6 +370,7 @@ static void on_tap_compare(void *user, const char *name, const dsv32_tensor *t)
 		if (layer != c->only_layer)
 			return;
 	}
+	dump_tap(c, name, t);
 	if (c->streamed_sets && is_set_tap(t) && c->rc == DSV32_OK)
 		c->rc = dsv32_tapstore_put(c->streamed_sets, name, t, &c->err);
 	if (!is_input_tap(name))
@@ -654,17 +663,75 @@ static dsv32_status pass_local(side_rt *a, side_rt *b, step_plan *p, sink_ctx *c
 				  "teacher-forced mode needs a live model on one side (both are recordings)");
 	c->mode = DSV32_DRIFT_LOCAL;
 	c->live_is_a = live == a;
-	c->dump = NULL;
+	/* the dump holds one pass: the propagate one when both run, else this one (the driver's
+	 * taps and the live side's teacher-forced layer taps) */
+	bool dump = !c->cfg->propagate;
+	dsv32_tapstore *dump_driver = driver == a ? c->cfg->dump_a : c->cfg->dump_b;
+	dsv32_tapstore *dump_live = driver == a ? c->cfg->dump_b : c->cfg->dump_a;
 	for (int s = 0; s < p->n_steps; s++) {
 		progress(c->cfg, s, p->n_steps, "teacher-forced");
 		dsv32_tapstore_clear(c->held);
 		dsv32_tapstore_clear(c->streamed_sets);
 		c->step = s;
+		c->dump = dump ? dump_driver : NULL;
 		DSV32_TRY(fill_side(driver, p, s, on_tap_hold, c, err));
+		c->dump = dump ? dump_live : NULL;
 		DSV32_TRY(local_layers(live, p, s, c, err));
+		c->dump = NULL;
 		list_unused(c, driver == a ? "a" : "b");
 	}
 	return DSV32_OK;
+}
+
+/* Two recordings are comparable only when they ran the same calls on the same tokens: the
+ * batch, the number of steps and every step's input_ids must agree. */
+static dsv32_status recordings_agree(const side_rt *a, const side_rt *b, dsv32_error *err)
+{
+	const dsv32_tapfile *x = &a->tf, *y = &b->tf;
+	if (x->batch != y->batch)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "not comparable: batch %lld (a) vs %lld (b)",
+				  (long long)x->batch, (long long)y->batch);
+	if (x->n_steps != y->n_steps)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "not comparable: %d steps (a) vs %d (b)",
+				  x->n_steps, y->n_steps);
+	for (int s = 0; s < x->n_steps; s++) {
+		dsv32_tensor ia, ib;
+		DSV32_TRY(dsv32_tapfile_get(x, s, "input_ids", &ia, err));
+		DSV32_TRY(dsv32_tapfile_get(y, s, "input_ids", &ib, err));
+		if (ia.shape[1] != ib.shape[1] ||
+		    memcmp(ia.data, ib.data, dsv32_tensor_nbytes(&ia)) != 0)
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "not comparable: step %d input_ids differ between a and b "
+					  "(different prompts or decoded tokens)", s);
+	}
+	return DSV32_OK;
+}
+
+/* The recording (if any) fixes the steps; otherwise the prompt and greedy decode do. */
+static dsv32_status make_plan(step_plan *p, const side_rt *a, const side_rt *b,
+			      const dsv32_cmp_config *cfg, dsv32_error *err)
+{
+	if (a->has_tf && b->has_tf)
+		DSV32_TRY(recordings_agree(a, b, err));
+	if (a->has_tf || b->has_tf)
+		return plan_from_recording(p, a->has_tf ? &a->tf : &b->tf, err);
+	return plan_live(p, cfg, err);
+}
+
+/* A recording's prompt, as the report states a live run's ("5,17;1,2"), so `report check`
+ * can tell runs of different prompts apart. */
+static void prov_recorded_tokens(dsv32_cmp_result *out, const step_plan *p)
+{
+	char buf[512];
+	size_t off = 0;
+	int64_t cols = p->seqlen[0], n = p->batch * cols;
+	for (int64_t i = 0; i < n && off + 24 < sizeof buf; i++)
+		off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%lld",
+					i == 0 ? "" : (i % cols == 0 ? ";" : ","),
+					(long long)p->tokens[0][i]);
+	dsv32_cmp_result_prov(out, "tokens", buf);
+	snprintf(buf, sizeof buf, "%d", p->n_steps - 1);
+	dsv32_cmp_result_prov(out, "decode_steps", buf);
 }
 
 static void reset_models(side_rt *a, side_rt *b)
@@ -699,16 +766,21 @@ dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *s
 	rc = side_open(&b, sb, cfg, err);
 	if (rc != DSV32_OK)
 		goto out_close_a;
-	if (a.has_tf || b.has_tf)
-		rc = plan_from_recording(&plan, a.has_tf ? &a.tf : &b.tf, err);
-	else
-		rc = plan_live(&plan, cfg, err);
+	rc = make_plan(&plan, &a, &b, cfg, err);
+	if (rc == DSV32_OK && (a.has_tf || b.has_tf))
+		prov_recorded_tokens(out, &plan);
 	if (rc == DSV32_OK && cfg->propagate)
 		rc = pass_propagate(&a, &b, &plan, &c, err);
 	if (rc == DSV32_OK && cfg->local) {
 		reset_models(&a, &b);
 		rc = pass_local(&a, &b, &plan, &c, err);
 	}
+	if (rc == DSV32_OK && out->n_taps == 0) /* nothing checked is not a PASS */
+		rc = DSV32_FAIL(err, DSV32_E_USAGE,
+				"no tap was compared (%zu skipped; first: %s, %s): the sides share "
+				"no comparable tap", out->n_skips,
+				out->n_skips ? out->skips[0].name : "-",
+				out->n_skips ? out->skips[0].reason : "no taps");
 	plan_free(&plan);
 	dsv32_tapstore_free(&held);
 	dsv32_tapstore_free(&streamed);

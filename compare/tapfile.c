@@ -56,7 +56,7 @@ static dsv32_status read_step_info(dsv32_tapfile *tf, int s, const char *path, d
 	return DSV32_OK;
 }
 
-static bool is_h5_path(const char *path)
+bool dsv32_tapfile_is_h5_path(const char *path)
 {
 	size_t n = strlen(path);
 	return (n > 3 && !strcmp(path + n - 3, ".h5")) || (n > 5 && !strcmp(path + n - 5, ".hdf5"));
@@ -72,7 +72,7 @@ static const char *entry_name(const dsv32_tapfile *tf, size_t i)
 
 static dsv32_status open_source(dsv32_tapfile *tf, const char *path, dsv32_error *err)
 {
-	if (!is_h5_path(path))
+	if (!dsv32_tapfile_is_h5_path(path))
 		return dsv32_st_open(&tf->f, path, err);
 	/* HDF5 opens by name and would block on a FIFO: refuse anything but a regular file first */
 	DSV32_TRY(dsv32_infile_check(path, err));

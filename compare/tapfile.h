@@ -27,7 +27,8 @@ typedef struct {
 /* A .h5 / .hdf5 path is read as the HDF5 form (groups step{s}, one dataset per tap, the
  * recorded dtype restored from the "dtype" attribute); anything else as safetensors. */
 dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err);
-/* Read an HDF5 dump's step groups into store as "step{s}.{tap}" (reports/hdf5.c). */
+/* Read an HDF5 dump's step groups into store as "step{s}.{tap}", and a comparison dump's side
+ * groups a/ and b/ as "a/step{s}.{tap}" (reports/hdf5.c). */
 dsv32_status dsv32_tapfile_read_h5(dsv32_tapstore *store, const char *path, dsv32_error *err);
 void dsv32_tapfile_close(dsv32_tapfile *tf);
 /* The recorded tensor "step{step}.{tap}", or DSV32_E_NOTFOUND. */
@@ -38,11 +39,15 @@ dsv32_status dsv32_tapfile_get(const dsv32_tapfile *tf, int step, const char *ta
 bool dsv32_tapfile_tap_at(const dsv32_tapfile *tf, int step, size_t i, const char **tap,
 			  dsv32_tensor *out);
 
+/* Whether path names the HDF5 form (ends in .h5 or .hdf5). */
+bool dsv32_tapfile_is_h5_path(const char *path);
+
 /* "step{step}.{tap}" into buf. */
 void dsv32_tapfile_name(char *buf, size_t len, int step, const char *tap);
 
-/* Write every entry of store (names already "step{s}.{tap}") with the given metadata pairs
- * (keys[i], values[i]); atomic. */
+/* Write every entry of store (names "step{s}.{tap}", or "{side}/step{s}.{tap}" for a
+ * comparison's dump, side a or b) with the given metadata pairs (keys[i], values[i]); atomic.
+ * In HDF5 a side prefix is a group holding that side's step groups (a/step0/embed). */
 dsv32_status dsv32_tapfile_write(const dsv32_tapstore *store, const char *path,
 				 const char *const *keys, const char *const *values, int n_meta,
 				 dsv32_error *err);

@@ -46,13 +46,44 @@ static herr_t put_shape_attr(hid_t obj, const dsv32_tensor *t)
 	return rc;
 }
 
-static hid_t open_step_group(hid_t file, int step)
+static hid_t open_group(hid_t parent, const char *g)
+{
+	if (H5Lexists(parent, g, H5P_DEFAULT) > 0)
+		return H5Gopen2(parent, g, H5P_DEFAULT);
+	return H5Gcreate2(parent, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+}
+
+/* The group "step{step}", under the side's group ("a" / "b") when side is not NULL. */
+static hid_t open_step_group(hid_t file, const char *side, int step)
 {
 	char g[32];
 	snprintf(g, sizeof g, "step%d", step);
-	if (H5Lexists(file, g, H5P_DEFAULT) > 0)
-		return H5Gopen2(file, g, H5P_DEFAULT);
-	return H5Gcreate2(file, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	if (!side)
+		return open_group(file, g);
+	hid_t sg = open_group(file, side);
+	hid_t r = sg < 0 ? -1 : open_group(sg, g);
+	close_id(sg, H5Gclose);
+	return r;
+}
+
+/* Split "[a/|b/]step{s}.{tap}": *side "a", "b" or NULL, *step, *tap. False if not of that form. */
+static bool split_full(const char *full, char side[2], int *step, const char **tap)
+{
+	side[0] = '\0';
+	if ((full[0] == 'a' || full[0] == 'b') && full[1] == '/') {
+		side[0] = full[0];
+		side[1] = '\0';
+		full += 2;
+	}
+	char *end;
+	if (strncmp(full, "step", 4) != 0 || full[4] < '0' || full[4] > '9')
+		return false;
+	long s = strtol(full + 4, &end, 10);
+	if (*end != '.' || s < 0 || s >= DSV32_TAPFILE_MAX_STEPS || !end[1])
+		return false;
+	*step = (int)s;
+	*tap = end + 1;
+	return true;
 }
 
 /* The tap's values widened to F32 (float taps) or I64 (integer taps), malloc'ed. */
@@ -98,15 +129,17 @@ static dsv32_status write_tap(hid_t file, const char *full, const dsv32_tensor *
 			      const char *path, dsv32_error *err)
 {
 	int step;
-	char *end;
-	if (strncmp(full, "step", 4) != 0 || (step = (int)strtol(full + 4, &end, 10), *end != '.'))
-		return DSV32_FAIL(err, DSV32_E_INTERNAL, "%s: tap name %s is not step{s}.{tap}", path, full);
+	char side[2];
+	const char *tap;
+	if (!split_full(full, side, &step, &tap))
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "%s: tap name %s is not [a/|b/]step{s}.{tap}",
+				  path, full);
 	bool is_float = dsv32_dtype_is_float(t->dtype);
 	void *buf = widen(t, is_float);
 	if (!buf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: %s", path, full);
-	hid_t g = open_step_group(file, step);
-	herr_t rc = g < 0 ? -1 : put_dataset(g, end + 1, t, is_float, buf);
+	hid_t g = open_step_group(file, side[0] ? side : NULL, step);
+	herr_t rc = g < 0 ? -1 : put_dataset(g, tap, t, is_float, buf);
 	close_id(g, H5Gclose);
 	free(buf);
 	if (rc < 0)
@@ -256,6 +289,7 @@ dsv32_status dsv32_tapfile_write_h5(const dsv32_tapstore *store, const char *pat
 typedef struct {
 	dsv32_tapstore *out;
 	const char *path;
+	const char *side; /* "a/" or "b/" inside a comparison dump's side group, else "" */
 	int step;
 	dsv32_status rc;
 	dsv32_error *err;
@@ -320,8 +354,9 @@ static dsv32_status read_dataset(h5_read_ctx *c, hid_t g, const char *name)
 		dsv32_tensor_free(&wide);
 	}
 	if (rc == DSV32_OK) {
-		char full[192];
-		dsv32_tapfile_name(full, sizeof full, c->step, name);
+		char full[192], tail[190];
+		dsv32_tapfile_name(tail, sizeof tail, c->step, name);
+		snprintf(full, sizeof full, "%s%s", c->side, tail);
 		rc = dsv32_tapstore_put(c->out, full, &t, c->err);
 		dsv32_tensor_free(&t);
 	}
@@ -346,7 +381,7 @@ static herr_t on_step_group(hid_t file, const char *name, const H5L_info_t *info
 	h5_read_ctx *c = user;
 	char *end;
 	if (strncmp(name, "step", 4) != 0)
-		return 0; /* other groups (e.g. a compare dump's a/ and b/) are not steps */
+		return 0; /* other groups (a compare dump's a/ and b/ are read by on_side_group) */
 	long s = strtol(name + 4, &end, 10);
 	if (*end || end == name + 4 || s < 0 || s >= DSV32_TAPFILE_MAX_STEPS)
 		return 0;
@@ -360,6 +395,24 @@ static herr_t on_step_group(hid_t file, const char *name, const H5L_info_t *info
 	return r < 0 ? -1 : 0;
 }
 
+/* A comparison dump's side group a/ or b/: its step groups, names prefixed "a/" or "b/". */
+static herr_t on_side_group(hid_t file, const char *name, const H5L_info_t *info, void *user)
+{
+	(void)info;
+	h5_read_ctx *c = user;
+	if (strcmp(name, "a") != 0 && strcmp(name, "b") != 0)
+		return 0;
+	hid_t g = H5Gopen2(file, name, H5P_DEFAULT);
+	if (g < 0)
+		return 0;
+	c->side = name[0] == 'a' ? "a/" : "b/";
+	hsize_t idx = 0;
+	herr_t r = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, on_step_group, c);
+	c->side = "";
+	H5Gclose(g);
+	return r < 0 ? -1 : 0;
+}
+
 dsv32_status dsv32_tapfile_read_h5(dsv32_tapstore *out, const char *path, dsv32_error *err)
 {
 	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -368,9 +421,12 @@ dsv32_status dsv32_tapfile_read_h5(dsv32_tapstore *out, const char *path, dsv32_
 	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (f < 0)
 		return DSV32_FAIL(err, DSV32_E_IO, "%s: cannot open", path);
-	h5_read_ctx c = {.out = out, .path = path, .err = err};
+	h5_read_ctx c = {.out = out, .path = path, .side = "", .err = err};
 	hsize_t idx = 0;
 	H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, on_step_group, &c);
+	idx = 0;
+	if (c.rc == DSV32_OK)
+		H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, &idx, on_side_group, &c);
 	H5Fclose(f);
 	return c.rc;
 }

@@ -210,6 +210,44 @@ static void note_numerics_keys(const dsv32_cmp_result *baseline, const dsv32_cmp
 		current->host[1].numerics_key[0] ? current->host[1].numerics_key : "-");
 }
 
+static const char *prov_value(const dsv32_cmp_result *r, const char *key)
+{
+	for (int i = 0; i < r->n_prov; i++)
+		if (!strcmp(r->prov[i].key, key))
+			return r->prov[i].value;
+	return "";
+}
+
+bool dsv32_report_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			     char *why, size_t len)
+{
+	/* what decides the numbers compared; the checkpoint path, the budget, the build and the
+	 * host are not (the host has its own note) */
+	static const char *const keys[] = {"weights_fingerprint_sha256", "config", "layers",
+					   "tokens", "seed", "decode_steps"};
+	const struct {
+		const char *what, *x, *y;
+	} top[] = {{"mode", baseline->mode, current->mode},
+		   {"side a", baseline->side_a, current->side_a},
+		   {"side b", baseline->side_b, current->side_b}};
+	for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+		if (strcmp(top[i].x, top[i].y) != 0) {
+			snprintf(why, len, "%s differs: \"%.60s\" (baseline) vs \"%.60s\" (current)",
+				 top[i].what, top[i].x, top[i].y);
+			return false;
+		}
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		const char *x = prov_value(baseline, keys[i]), *y = prov_value(current, keys[i]);
+		if (strcmp(x, y) != 0) {
+			snprintf(why, len, "provenance \"%s\" differs: \"%.40s%s\" (baseline) vs "
+				 "\"%.40s%s\" (current)", keys[i], x, strlen(x) > 40 ? "..." : "", y,
+				 strlen(y) > 40 ? "..." : "");
+			return false;
+		}
+	}
+	return true;
+}
+
 int dsv32_report_check(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 		       double max_regression, FILE *out)
 {

@@ -35,6 +35,14 @@ dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path
 /* The terminal drift table (what `compare` prints). */
 void dsv32_report_table(const dsv32_cmp_result *r, FILE *out);
 
+/* Whether two reports measured the same thing, so that `report check` means something: same
+ * mode and side labels, and the same provenance of what decides the numbers (weights
+ * fingerprint, config, layers, tokens, seed, decode steps; absent counts as ""). When not,
+ * why names the first difference. A different host or GEMM engine is only a note of the
+ * checks below. */
+bool dsv32_report_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			     char *why, size_t len);
+
 /* CI regression check: for every tap present in both runs (same name, step, mode), fails when
  * current rel_l2 (dense/logits) or 1-jaccard (sets) exceeds baseline * (1 + max_regression) +
  * floor, where floor = 1e-6 absorbs zero baselines. Lists each regression on out. Taps missing

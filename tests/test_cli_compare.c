@@ -1,7 +1,8 @@
 /* test_cli_compare.c: `dsv32-parity compare` end to end on the built-in tiny model and on the
  * golden recording: identical sides have zero drift, a planted bug is found at its layer and
  * tap, ref vs hf drift is nonzero, finite and reported for every tap of every layer and step,
- * every report states each side's GEMM engine and host fingerprint, and bad input exits 2. */
+ * every report states each side's GEMM engine and host fingerprint, bad input exits 2, --dump
+ * works in every mode, and meaningless comparisons exit 2 naming the difference. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <setjmp.h>
@@ -15,7 +16,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "compare/provenance.h"
+#include "compare/tapfile.h"
 #include "core/fsutil.h"
+#include "core/safetensors.h"
 #include "tests/support/test_common.h"
 
 static char dir[64];
@@ -296,6 +300,111 @@ static void test_bad_input_exits_2_with_a_message(void **state)
 	assert_non_null(strstr(out, "missing"));
 }
 
+/* A tap of a dump: in the store read back from HDF5, or in the safetensors file. */
+static bool dump_has(const char *path, const dsv32_tapstore *h5, const char *name)
+{
+	if (h5)
+		return dsv32_tapstore_get((dsv32_tapstore *)h5, name) != NULL;
+	dsv32_st_file *f = NULL;
+	assert_int_equal(dsv32_st_open(&f, path, NULL), DSV32_OK);
+	bool found = dsv32_st_find(f, name) != NULL;
+	dsv32_st_close(f);
+	return found;
+}
+
+/* compare --dump in every mode and both formats: a/ and b/ per step as docs/tap-format.md says,
+ * read back by our readers, with each side's engine keys. In teacher-forced mode side b (live)
+ * holds its teacher-forced layer taps, side a (the driver) all of its taps. */
+static void test_dump_works_in_every_mode_and_format(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	const char *modes[] = {"propagate", "teacher-forced", "both"}, *exts[] = {"h5", "safetensors"};
+	for (int m = 0; m < 3; m++)
+		for (int e = 0; e < 2; e++) {
+			char args[1024], out[1 << 16], path[128], v[64];
+			snprintf(path, sizeof path, "%s/dump-%s.%s", dir, modes[m], exts[e]);
+			snprintf(args, sizeof args,
+				 "compare --checkpoint %s/tiny --mode %s --batch 1 --prompt-len 4 "
+				 "--decode-steps 1 --quiet --dump %s", dir, modes[m], path);
+			int rc = tc_run_cli(cli, args, out, sizeof out);
+			if (rc != 0 && rc != 1)
+				fail_msg("%s: exit %d: %s", args, rc, out);
+			dsv32_tapstore st;
+			dsv32_tapstore_init(&st);
+			bool h5 = e == 0;
+			if (h5)
+				assert_int_equal(dsv32_tapfile_read_h5(&st, path, NULL), DSV32_OK);
+			assert_true(dump_has(path, h5 ? &st : NULL, "a/step0.embed"));
+			assert_true(dump_has(path, h5 ? &st : NULL, "a/step1.layers.0.attn.out"));
+			assert_true(dump_has(path, h5 ? &st : NULL, "b/step1.layers.1.out"));
+			assert_true(dump_has(path, h5 ? &st : NULL, "b/step0.layers.0.moe.experts") ||
+				    dump_has(path, h5 ? &st : NULL, "b/step0.layers.1.moe.experts"));
+			/* the live side of a teacher-forced run runs decoder layers only */
+			assert_true(dump_has(path, h5 ? &st : NULL, "b/step0.logits") == (m != 1));
+			assert_true(dsv32_recording_meta(path, "gemm_engine_a", v, sizeof v));
+			assert_string_equal(v, "fixed");
+			assert_true(dsv32_recording_meta(path, "host_numerics_key_b", v, sizeof v));
+			dsv32_tapstore_free(&st);
+		}
+}
+
+/* Comparisons that mean nothing exit 2 with the difference named, and leave no report. */
+static void test_meaningless_comparisons_exit_2(void **state)
+{
+	(void)state;
+	NEED_CLI();
+	char args[1024], out[1 << 16], rep[128];
+	const char *recs[][3] = {{"r1", "5,17,42", "1"}, {"r2", "5,17,43", "1"},
+				 {"r3", "5,17,42;5,17,42", "1"}, {"r4", "5,17,42", "2"}};
+	for (int i = 0; i < 4; i++) {
+		snprintf(args, sizeof args, "dump --layout ref --checkpoint %s/tiny --tokens '%s' "
+			 "--decode-steps %s --out %s/%s.safetensors", dir, recs[i][1], recs[i][2], dir,
+			 recs[i][0]);
+		assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 0);
+	}
+	snprintf(rep, sizeof rep, "%s/meaningless.json", dir);
+	const char *cases[][2] = {
+		{"--a taps:%s/r1.safetensors --b taps:%s/r2.safetensors", "step 0 input_ids differ"},
+		{"--a taps:%s/r1.safetensors --b taps:%s/r3.safetensors", "batch 1 (a) vs 2 (b)"},
+		{"--a taps:%s/r1.safetensors --b taps:%s/r4.safetensors", "2 steps (a) vs 3 (b)"},
+		{"--a taps:%s/r1.safetensors --b ref --tokens 1,2", "--tokens: a recording"},
+		{"--a taps:%s/r1.safetensors --b ref --decode-steps 2", "--decode-steps: a recording"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char sides[512];
+		snprintf(sides, sizeof sides, cases[i][0], dir, dir);
+		snprintf(args, sizeof args, "compare --checkpoint %s/tiny %s --mode propagate --quiet "
+			 "--json %s", dir, sides, rep);
+		assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 2);
+		if (!strstr(out, cases[i][1]))
+			fail_msg("%s: output lacks \"%s\": %s", args, cases[i][1], out);
+		assert_int_equal(access(rep, F_OK), -1);
+	}
+	/* without --checkpoint, a recording must prove it is of the built-in model */
+	snprintf(args, sizeof args, "compare --a taps:%s/r1.safetensors --b ref --quiet --json %s",
+		 dir, rep);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "pass --checkpoint DIR"));
+	assert_int_equal(access(rep, F_OK), -1);
+	/* a budget that covers no tap */
+	char budget[128];
+	snprintf(budget, sizeof budget, "%s/empty-budget.json", dir);
+	FILE *f = fopen(budget, "w");
+	assert_non_null(f);
+	fputs("{\"rules\":[]}", f);
+	fclose(f);
+	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --budget %s --decode-steps 0 "
+		 "--quiet --json %s", dir, budget, rep);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 2);
+	assert_non_null(strstr(out, "the budget covers no tap embed"));
+	assert_int_equal(access(rep, F_OK), -1);
+	/* the same recording twice is fine */
+	snprintf(args, sizeof args, "compare --a taps:%s/r1.safetensors --b taps:%s/r1.safetensors "
+		 "--mode propagate --quiet", dir, dir);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +414,8 @@ int main(void)
 		cmocka_unit_test(test_golden_recording_side_replays_its_tokens),
 		cmocka_unit_test(test_report_states_engine_and_host_per_side),
 		cmocka_unit_test(test_bad_input_exits_2_with_a_message),
+		cmocka_unit_test(test_dump_works_in_every_mode_and_format),
+		cmocka_unit_test(test_meaningless_comparisons_exit_2),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

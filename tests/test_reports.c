@@ -383,6 +383,69 @@ static void test_result_escapes_control_characters_in_names(void **state)
 	dsv32_cmp_result_free(&r);
 }
 
+/* Over-budget taps added in file order (logits, a late op, then embed of a later step, ...):
+ * the first divergence is the earliest in the model: step, layer, then the op's place. */
+static void test_first_divergence_is_in_model_order(void **state)
+{
+	(void)state;
+	const struct {
+		const char *name;
+		int step;
+	} added[] = {{"logits", 0}, {"layers.1.out", 0}, {"embed", 1}, {"layers.1.moe.experts", 0},
+		     {"final_norm", 0}, {"layers.1.attn_norm", 0}, {"layers.0.ffn.out", 0}};
+	const char *first[] = {"logits", "layers.1.out", "layers.1.out", "layers.1.moe.experts",
+			       "layers.1.moe.experts", "layers.1.attn_norm", "layers.0.ffn.out"};
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
+		dsv32_tap_result t = dense_tap(added[i].name, added[i].step, 1.0, 1);
+		t.over_budget = true;
+		assert_non_null(dsv32_cmp_result_add(&r, &t));
+		assert_string_equal(r.taps[r.first_divergence].name, first[i]);
+	}
+	dsv32_tap_result e = dense_tap("embed", 0, 1.0, 1);
+	e.over_budget = true;
+	assert_non_null(dsv32_cmp_result_add(&r, &e));
+	assert_string_equal(r.taps[r.first_divergence].name, "embed");
+	assert_int_equal(r.taps[r.first_divergence].step, 0);
+	dsv32_cmp_result_free(&r);
+}
+
+/* report check refuses reports of different runs, naming the first difference; the host is
+ * not such a difference (it has its own note). */
+static void test_reports_of_different_runs_are_not_comparable(void **state)
+{
+	(void)state;
+	dsv32_budget b;
+	assert_int_equal(dsv32_budget_parse(&b, budget_json, "inline", NULL), DSV32_OK);
+	dsv32_cmp_result x, y;
+	char why[320];
+	sample_result(&x, &b);
+	sample_result(&y, &b);
+	snprintf(y.host[0].numerics_key, sizeof y.host[0].numerics_key, "host:other");
+	assert_true(dsv32_report_comparable(&x, &y, why, sizeof why));
+	dsv32_cmp_result_prov(&y, "tokens", "1,2,3");
+	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_non_null(strstr(why, "\"tokens\" differs"));
+	dsv32_cmp_result_free(&y);
+	sample_result(&y, &b);
+	dsv32_cmp_result_prov(&y, "weights_fingerprint_sha256", "ab12");
+	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_non_null(strstr(why, "weights_fingerprint_sha256"));
+	dsv32_cmp_result_free(&y);
+	sample_result(&y, &b);
+	snprintf(y.mode, sizeof y.mode, "both");
+	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_non_null(strstr(why, "mode differs"));
+	snprintf(y.mode, sizeof y.mode, "propagate");
+	snprintf(y.side_b, sizeof y.side_b, "taps:x.safetensors");
+	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_non_null(strstr(why, "side b differs"));
+	dsv32_cmp_result_free(&x);
+	dsv32_cmp_result_free(&y);
+	dsv32_budget_free(&b);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && strcmp(argv[1], "--write-sample") == 0) {
@@ -410,6 +473,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_report_check_exact_wants_every_figure_equal),
 		cmocka_unit_test(test_result_escapes_control_characters_in_names),
 		cmocka_unit_test(test_report_check_notes_a_numerics_key_change),
+		cmocka_unit_test(test_first_divergence_is_in_model_order),
+		cmocka_unit_test(test_reports_of_different_runs_are_not_comparable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

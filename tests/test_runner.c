@@ -1,6 +1,7 @@
 /* test_runner.c: the comparison runner on two real recordings (DeepSeek's reference at world
  * size 1 and 2, whose differences the golden README quantifies) and on a toy model with a
- * planted rounding bug. */
+ * planted rounding bug; and the comparisons it refuses (recordings of other tokens, batch or
+ * steps; nothing compared; a budget that leaves a tap uncovered). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,9 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "compare/runner.h"
+#include "compare/tapfile.h"
 
 static const char *golden(char *buf, size_t len, const char *name)
 {
@@ -273,6 +276,98 @@ static void test_local_drift_equals_propagated_drift_of_the_first_bad_layer(void
 	dsv32_cmp_result_free(&r);
 }
 
+/* ---- refused comparisons ---- */
+
+/* A recording of `steps` calls of batch rows: step{s}.input_ids (first id `tok0`) and, when
+ * with_taps, an F32 "embed" per step. */
+static void write_rec(const char *path, int64_t batch, int steps, int64_t tok0, bool with_taps)
+{
+	dsv32_tapstore st;
+	dsv32_tapstore_init(&st);
+	for (int s = 0; s < steps; s++) {
+		int64_t S = s == 0 ? 3 : 1, ids_shape[2] = {batch, S}, e_shape[3] = {batch, S, 2};
+		dsv32_tensor ids, e;
+		char name[64];
+		assert_int_equal(dsv32_tensor_alloc(&ids, DSV32_I64, 2, ids_shape, NULL), DSV32_OK);
+		for (int64_t i = 0; i < batch * S; i++)
+			((int64_t *)ids.data)[i] = tok0 + i + s;
+		dsv32_tapfile_name(name, sizeof name, s, "input_ids");
+		assert_int_equal(dsv32_tapstore_put(&st, name, &ids, NULL), DSV32_OK);
+		dsv32_tensor_free(&ids);
+		if (!with_taps)
+			continue;
+		assert_int_equal(dsv32_tensor_alloc(&e, DSV32_F32, 3, e_shape, NULL), DSV32_OK);
+		for (int64_t i = 0; i < batch * S * 2; i++)
+			((float *)e.data)[i] = (float)i;
+		dsv32_tapfile_name(name, sizeof name, s, "embed");
+		assert_int_equal(dsv32_tapstore_put(&st, name, &e, NULL), DSV32_OK);
+		dsv32_tensor_free(&e);
+	}
+	assert_int_equal(dsv32_tapfile_write(&st, path, NULL, NULL, 0, NULL), DSV32_OK);
+	dsv32_tapstore_free(&st);
+}
+
+/* Compare two recordings in propagate mode under budget_json; returns the status, err filled. */
+static dsv32_status run_recs(const char *pa, const char *pb, const char *budget_json,
+			     dsv32_cmp_result *r, dsv32_error *err)
+{
+	char ta[256], tb[256];
+	dsv32_side_spec a, b;
+	snprintf(ta, sizeof ta, "taps:%s", pa);
+	snprintf(tb, sizeof tb, "taps:%s", pb);
+	assert_int_equal(dsv32_side_parse(ta, &a, NULL), DSV32_OK);
+	assert_int_equal(dsv32_side_parse(tb, &b, NULL), DSV32_OK);
+	dsv32_budget budget;
+	assert_int_equal(dsv32_budget_parse(&budget, budget_json, "inline", NULL), DSV32_OK);
+	dsv32_cmp_config cfg = {.propagate = true, .budget = &budget};
+	dsv32_status rc = dsv32_cmp_run(&cfg, &a, &b, r, err);
+	dsv32_budget_free(&budget);
+	return rc;
+}
+
+static void expect_refused(const char *pa, const char *pb, const char *budget_json,
+			   const char *msg)
+{
+	dsv32_cmp_result r;
+	dsv32_error err = {0};
+	assert_int_equal(run_recs(pa, pb, budget_json, &r, &err), DSV32_E_USAGE);
+	if (!strstr(err.what, msg))
+		fail_msg("message \"%s\" lacks \"%s\"", err.what, msg);
+	dsv32_cmp_result_free(&r);
+}
+
+static void test_meaningless_comparisons_are_refused(void **state)
+{
+	(void)state;
+	static const char *all = "{\"rules\":[{\"pattern\":\"*\",\"max\":{\"max_abs\":0}}]}";
+	char dir[] = "/tmp/dsv32_runner_XXXXXX", p[6][96];
+	assert_non_null(mkdtemp(dir));
+	const char *names[6] = {"base", "prompt", "batch", "steps", "empty", "base2"};
+	for (int i = 0; i < 6; i++)
+		snprintf(p[i], sizeof p[i], "%s/%s.safetensors", dir, names[i]);
+	write_rec(p[0], 2, 2, 5, true);
+	write_rec(p[1], 2, 2, 6, true);
+	write_rec(p[2], 1, 2, 5, true);
+	write_rec(p[3], 2, 3, 5, true);
+	write_rec(p[4], 2, 2, 5, false);
+	write_rec(p[5], 2, 2, 5, true);
+	expect_refused(p[0], p[1], all, "step 0 input_ids differ");
+	expect_refused(p[0], p[2], all, "batch 2 (a) vs 1 (b)");
+	expect_refused(p[0], p[3], all, "2 steps (a) vs 3 (b)");
+	expect_refused(p[0], p[4], all, "no tap was compared");
+	expect_refused(p[0], p[5], "{\"rules\":[]}", "the budget covers no tap embed (step 0");
+	expect_refused(p[0], p[5], "{\"rules\":[{\"pattern\":\"embed\",\"mode\":\"local\",\"max\":{\"max_abs\":1}}]}",
+		       "covers no tap embed");
+	dsv32_cmp_result r;
+	assert_int_equal(run_recs(p[0], p[5], all, &r, NULL), DSV32_OK); /* the same run: fine */
+	assert_int_equal(r.n_taps, 2);
+	assert_true(dsv32_cmp_result_passed(&r));
+	dsv32_cmp_result_free(&r);
+	for (int i = 0; i < 6; i++)
+		unlink(p[i]);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_identical_sides_have_zero_drift_and_pass),
 		cmocka_unit_test(test_planted_bug_is_found_at_its_layer_and_tap),
 		cmocka_unit_test(test_local_drift_equals_propagated_drift_of_the_first_bad_layer),
+		cmocka_unit_test(test_meaningless_comparisons_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

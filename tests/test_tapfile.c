@@ -13,6 +13,7 @@
 
 #include "compare/tapfile.h"
 #include "core/fsutil.h"
+#include "core/safetensors.h"
 
 static const char *golden(char *buf, size_t len, const char *name)
 {
@@ -121,12 +122,63 @@ static void test_dump_round_trip_safetensors_and_hdf5(void **state)
 	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
 
+/* A comparison's dump (names "a/step{s}.{tap}", "b/...") in both forms: HDF5 nests the side
+ * groups (a/step0/embed) and reads them back under the same names; a name of neither form is
+ * refused (nothing is left on disk). */
+static void test_side_prefixed_dump_round_trip(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dsv32_tf_side_XXXXXX", h5[64], st[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(h5, sizeof h5, "%s/d.h5", dir);
+	snprintf(st, sizeof st, "%s/d.safetensors", dir);
+	dsv32_tapstore s;
+	dsv32_tapstore_init(&s);
+	int64_t shape[2] = {2, 3};
+	dsv32_tensor t;
+	assert_int_equal(dsv32_tensor_alloc(&t, DSV32_BF16, 2, shape, NULL), DSV32_OK);
+	memset(t.data, 0x3f, dsv32_tensor_nbytes(&t));
+	const char *names[] = {"a/step0.embed", "b/step0.embed", "b/step2.layers.1.out"};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(dsv32_tapstore_put(&s, names[i], &t, NULL), DSV32_OK);
+	assert_int_equal(dsv32_tapfile_write_h5(&s, h5, NULL, NULL, 0, NULL), DSV32_OK);
+	assert_int_equal(dsv32_tapfile_write(&s, st, NULL, NULL, 0, NULL), DSV32_OK);
+	dsv32_tapstore back;
+	dsv32_tapstore_init(&back);
+	assert_int_equal(dsv32_tapfile_read_h5(&back, h5, NULL), DSV32_OK);
+	assert_int_equal(back.n, 3);
+	for (int i = 0; i < 3; i++) {
+		dsv32_tap_entry *e = dsv32_tapstore_get(&back, names[i]);
+		assert_non_null(e);
+		assert_int_equal(e->t.dtype, DSV32_BF16);
+		assert_memory_equal(e->t.data, t.data, dsv32_tensor_nbytes(&t));
+	}
+	dsv32_tapstore_free(&back);
+	dsv32_st_file *f = NULL;
+	assert_int_equal(dsv32_st_open(&f, st, NULL), DSV32_OK);
+	assert_non_null(dsv32_st_find(f, "b/step2.layers.1.out"));
+	dsv32_st_close(f);
+	char bad[64];
+	snprintf(bad, sizeof bad, "%s/bad.h5", dir);
+	assert_int_equal(dsv32_tapstore_put(&s, "c/step0.embed", &t, NULL), DSV32_OK);
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_tapfile_write_h5(&s, bad, NULL, NULL, 0, &err), DSV32_E_INTERNAL);
+	assert_non_null(strstr(err.what, "c/step0.embed"));
+	assert_int_equal(access(bad, F_OK), -1);
+	dsv32_tensor_free(&t);
+	dsv32_tapstore_free(&s);
+	unlink(h5);
+	unlink(st);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_recording_reads_as_tap_file),
 		cmocka_unit_test(test_non_recording_is_rejected),
 		cmocka_unit_test(test_dump_round_trip_safetensors_and_hdf5),
+		cmocka_unit_test(test_side_prefixed_dump_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
