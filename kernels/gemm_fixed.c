@@ -33,21 +33,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define GF_TARGET __attribute__((target("avx2,fma")))
+#include "kernels/gemm_fixed_simd.h"
+
 /* The e4m3 decode table (exact). */
 static void e4m3_lut(float lut[256])
 {
 	for (int c = 0; c < 256; c++)
 		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
-}
-
-static inline float w_at(const dsv32_gemm_wref *w, const float *lut, int64_t n, int64_t k)
-{
-	int64_t i = w->trans ? n * w->ld + k : k * w->ld + n;
-	if (w->dtype == DSV32_F32)
-		return ((const float *)w->p)[i];
-	if (w->dtype == DSV32_BF16)
-		return dsv32_bf16_to_f32(((const uint16_t *)w->p)[i]);
-	return lut[((const uint8_t *)w->p)[i]];
 }
 
 /* ---- the scalar body: the contract written out ---- */
@@ -112,40 +105,6 @@ static bool avx2_usable(void)
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* r[j][i] <- r[i][j] for an 8x8 f32 block */
-AVX2 static inline void transpose8(__m256 r[8])
-{
-	__m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-	__m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-	__m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-	__m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-	r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-	r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-	r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-	r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-	r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-	r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-	r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-	r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-/* 8 consecutive k values of w row n (trans w) at element offset off, widened. */
-AVX2 static inline __m256 load8_nt(const dsv32_gemm_wref *w, const float *lut, int64_t off)
-{
-	if (w->dtype == DSV32_BF16) {
-		__m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w->p + off));
-		return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-	}
-	if (w->dtype == DSV32_F32)
-		return _mm256_loadu_ps((const float *)w->p + off);
-	__m128i c = _mm_loadl_epi64((const __m128i *)((const uint8_t *)w->p + off));
-	return _mm256_i32gather_ps(lut, _mm256_cvtepu8_epi32(c), 4);
-}
-
 /* "NT" w: wp[l][q][NR] = f32(w[n0 + j, k0 + 8q + l]) for j < ng and 8q + l < kv (else 0). */
 AVX2 static void pack_w_nt(float *wp, const dsv32_gemm_wref *w, const float *lut, int64_t n0,
 			   int64_t ng, int64_t k0, int64_t kc, int64_t kv)
@@ -158,7 +117,7 @@ AVX2 static void pack_w_nt(float *wp, const dsv32_gemm_wref *w, const float *lut
 			for (int i = 0; i < 8; i++) {
 				int64_t j = rb * 8 + i;
 				if (j < ng && kk + 8 <= kv) {
-					r[i] = load8_nt(w, lut, (n0 + j) * w->ld + k0 + kk);
+					r[i] = load8(w, lut, (n0 + j) * w->ld + k0 + kk);
 				} else {
 					float t[8];
 					for (int c = 0; c < 8; c++)
