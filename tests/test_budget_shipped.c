@@ -27,18 +27,8 @@ static const char *cli;
 static int setup(void **state)
 {
 	(void)state;
-	cli = getenv("DSV32_CLI");
-	if (!cli || access(cli, X_OK) != 0)
-		return 0;
-	snprintf(dir, sizeof dir, "/tmp/dsv32_budget_XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	char args[256], out[4096];
-	snprintf(args, sizeof args, "fixture --preset tiny --out %s/bf16", dir);
-	if (tc_run_cli(cli, args, out, sizeof out) != 0)
-		return -1;
-	snprintf(args, sizeof args, "fixture --preset tiny --dtype fp8 --out %s/fp8", dir);
-	return tc_run_cli(cli, args, out, sizeof out) == 0 ? 0 : -1;
+	static const char *const fx[] = {"bf16", "", "fp8", "--dtype fp8", NULL};
+	return tc_cli_fixture_dir(&cli, "budget", dir, sizeof dir, fx);
 }
 
 static int teardown(void **state)

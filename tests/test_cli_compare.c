@@ -28,15 +28,8 @@ static const char *cli;
 static int setup(void **state)
 {
 	(void)state;
-	cli = getenv("DSV32_CLI");
-	if (!cli || access(cli, X_OK) != 0)
-		return 0;
-	snprintf(dir, sizeof dir, "/tmp/dsv32_cmp_XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	char cmd[256], out[4096];
-	snprintf(cmd, sizeof cmd, "fixture --preset tiny --out %s/tiny", dir);
-	return tc_run_cli(cli, cmd, out, sizeof out) == 0 ? 0 : -1;
+	static const char *const fx[] = {"tiny", "", NULL};
+	return tc_cli_fixture_dir(&cli, "cmp", dir, sizeof dir, fx);
 }
 
 static int teardown(void **state)

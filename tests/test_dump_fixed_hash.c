@@ -34,15 +34,8 @@ static const char *cli;
 static int setup(void **state)
 {
 	(void)state;
-	cli = getenv("DSV32_CLI");
-	if (!cli || access(cli, X_OK) != 0)
-		return 0;
-	snprintf(dir, sizeof dir, "/tmp/dsv32_dhash_XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	char args[512], out[4096];
-	snprintf(args, sizeof args, "fixture --preset tiny --out %s/tiny", dir);
-	return tc_run_cli(cli, args, out, sizeof out) == 0 ? 0 : -1;
+	static const char *const fx[] = {"tiny", "", NULL};
+	return tc_cli_fixture_dir(&cli, "dhash", dir, sizeof dir, fx);
 }
 
 static int teardown(void **state)

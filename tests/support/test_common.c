@@ -206,3 +206,27 @@ bool tc_golden_measuring(void)
 	const char *e = getenv("DSV32_GOLDEN_MEASURE");
 	return e && e[0] == '1';
 }
+
+int tc_cli_fixture_dir(const char **cli, const char *tag, char *dir, size_t len,
+		       const char *const *fixtures)
+{
+	dir[0] = '\0';
+	*cli = getenv("DSV32_CLI");
+	if (!*cli || access(*cli, X_OK) != 0) {
+		*cli = NULL;
+		return 0;
+	}
+	snprintf(dir, len, "/tmp/dsv32_%s_XXXXXX", tag);
+	if (!mkdtemp(dir)) {
+		dir[0] = '\0';
+		return -1;
+	}
+	for (int i = 0; fixtures[i]; i += 2) {
+		char args[512], out[4096];
+		snprintf(args, sizeof args, "fixture --preset tiny --out %s/%s %s", dir, fixtures[i],
+			 fixtures[i + 1]);
+		if (tc_run_cli(*cli, args, out, sizeof out) != 0)
+			return -1;
+	}
+	return 0;
+}

@@ -92,4 +92,11 @@ void tc_numerics_key(char *key, size_t len);
  * not budgets (for re-measuring budgets: docs/budgets.md "Portable golden tiers"). */
 bool tc_golden_measuring(void);
 
+/* Group setup of the CLI tests: *cli = $DSV32_CLI (NULL when absent: the tests then skip and
+ * dir stays ""), a fresh directory /tmp/dsv32_<tag>_XXXXXX in dir (len >= 64), and
+ * `fixture --preset tiny --out <dir>/<sub> [extra]` run for each NULL-terminated pair of
+ * subdirectory and extra arguments in fixtures. 0 on success, -1 on failure. */
+int tc_cli_fixture_dir(const char **cli, const char *tag, char *dir, size_t len,
+		       const char *const *fixtures);
+
 #endif
