@@ -261,7 +261,7 @@ int dsv32_cmd_convert(int argc, char **argv)
 	dsv32_conv_common common = {NULL, NULL, a.force, a.allow_unknown};
 	if ((!a.json || dsv32_cli_out_file(a.json)) && dsv32_cli_stderr_is_tty())
 		common.progress = dsv32_cli_conv_progress;
-	dsv32_conv_result res;
+	dsv32_conv_result res = {0};
 	dsv32_status st;
 	double t0 = now_s();
 	if (to_hf) {
@@ -289,8 +289,10 @@ int dsv32_cmd_convert(int argc, char **argv)
 	free(a.shards);
 	int jrc = a.json ? print_json(a.json, dir, &res, st == DSV32_OK ? NULL : &err, a.out, secs)
 			 : 0;
-	if (st != DSV32_OK)
+	if (st != DSV32_OK) {
+		dsv32_conv_result_free(&res); /* a failed run may have listed skipped tensors */
 		return dsv32_cli_fail(cmd, &err);
+	}
 	if (jrc) {
 		dsv32_conv_result_free(&res);
 		return jrc;
