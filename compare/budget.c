@@ -101,10 +101,13 @@ static dsv32_status parse_rule(dsv32_budget_rule *r, const cJSON *o, const char 
 			return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: rules[%d].mode not a string",
 					  label, idx);
 		if (!strcmp(mode->valuestring, "propagate")) r->mode = DSV32_DRIFT_PROPAGATE;
-		else if (!strcmp(mode->valuestring, "local")) r->mode = DSV32_DRIFT_LOCAL;
+		/* compare's --mode spells the local drift "teacher-forced": both name it here */
+		else if (!strcmp(mode->valuestring, "local") ||
+			 !strcmp(mode->valuestring, "teacher-forced"))
+			r->mode = DSV32_DRIFT_LOCAL;
 		else if (strcmp(mode->valuestring, "any") != 0)
 			return DSV32_FAIL(err, DSV32_E_FORMAT,
-					  "%s: rules[%d].mode '%s', expected propagate|local|any",
+					  "%s: rules[%d].mode '%s', expected propagate|local (= teacher-forced)|any",
 					  label, idx, mode->valuestring);
 	}
 	DSV32_TRY(parse_limits(r, cJSON_GetObjectItemCaseSensitive(o, "max"), false, label, idx, err));

@@ -131,6 +131,26 @@ static void test_budget_rejects_unknown_metric_and_bad_json(void **state)
 	assert_non_null(strstr(err.what, "pattern"));
 }
 
+/* Budget files name the teacher-forced drift as compare's --mode does, or as reports do. */
+static void test_budget_mode_teacher_forced_is_local(void **state)
+{
+	(void)state;
+	dsv32_budget b;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_budget_parse(&b, "{\"rules\":[{\"pattern\":\"x\",\"mode\":"
+					    "\"teacher-forced\",\"max\":{\"rel_l2\":1}},"
+					    "{\"pattern\":\"y\",\"mode\":\"local\",\"max\":"
+					    "{\"rel_l2\":1}}]}", "b.json", &err), DSV32_OK);
+	assert_int_equal(b.n_rules, 2);
+	assert_int_equal(b.rules[0].mode, DSV32_DRIFT_LOCAL);
+	assert_int_equal(b.rules[1].mode, DSV32_DRIFT_LOCAL);
+	dsv32_budget_free(&b);
+	assert_int_equal(dsv32_budget_parse(&b, "{\"rules\":[{\"pattern\":\"x\",\"mode\":"
+					    "\"sideways\",\"max\":{\"rel_l2\":1}}]}", "b.json",
+					    &err), DSV32_E_FORMAT);
+	assert_non_null(strstr(err.what, "teacher-forced"));
+}
+
 static void test_first_divergence_is_the_first_tap_over_budget(void **state)
 {
 	(void)state;
@@ -463,6 +483,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_budget_first_matching_rule_decides),
 		cmocka_unit_test(test_budget_rejects_unknown_metric_and_bad_json),
+		cmocka_unit_test(test_budget_mode_teacher_forced_is_local),
 		cmocka_unit_test(test_first_divergence_is_the_first_tap_over_budget),
 		cmocka_unit_test(test_json_round_trip_keeps_every_metric),
 		cmocka_unit_test(test_json_reader_rejects_other_schema_versions),
