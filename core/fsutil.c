@@ -201,8 +201,7 @@ static dsv32_status remove_at(int dfd, const char *name, const char *path, dsv32
 	return DSV32_OK;
 }
 
-/* The last path component (after any trailing slashes) is "." or "..". */
-static bool ends_in_dot_entry(const char *path)
+bool dsv32_path_names_dot_entry(const char *path)
 {
 	size_t n = strlen(path);
 	while (n > 1 && path[n - 1] == '/')
@@ -229,7 +228,7 @@ static bool is_same_or_ancestor(const char *a, const char *b)
  * symbolic link is fine: remove_at unlinks the link, never its target. */
 static dsv32_status check_removable(const char *path, dsv32_error *err)
 {
-	if (!path || !*path || ends_in_dot_entry(path))
+	if (!path || !*path || dsv32_path_names_dot_entry(path))
 		return DSV32_FAIL(err, DSV32_E_USAGE, "remove_tree: refusing to remove \"%s\"",
 				  path ? path : "(null)");
 	struct stat st;

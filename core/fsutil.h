@@ -26,5 +26,7 @@ dsv32_status dsv32_mkdirs(const char *path, dsv32_error *err);
 dsv32_status dsv32_remove_tree(const char *path, dsv32_error *err);
 /* Join a and b with '/', into out (len bytes); false if truncated. */
 bool dsv32_path_join(char *out, size_t len, const char *a, const char *b);
+/* The last path component (after any trailing slashes) is "." or "..". */
+bool dsv32_path_names_dot_entry(const char *path);
 
 #endif

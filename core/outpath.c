@@ -1,6 +1,7 @@
 /* outpath.c: the output gate and the output lock (outpath.h). Paths are resolved as the kernel
  * will walk them at write time, so a not-yet-existing output under an input is caught too. */
 #include "core/outpath.h"
+#include "core/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -131,18 +132,6 @@ bool dsv32_out_overlaps(const char *a, const char *b)
 	return r;
 }
 
-/* The last component of path, trailing '/' ignored, into buf. */
-static void last_component(const char *path, char *buf, size_t len)
-{
-	size_t n = strlen(path);
-	while (n > 1 && path[n - 1] == '/')
-		n--;
-	size_t b = n;
-	while (b > 0 && path[b - 1] != '/')
-		b--;
-	snprintf(buf, len, "%.*s", (int)(n - b), path + b);
-}
-
 static const char *kind_name(mode_t m)
 {
 	if (S_ISLNK(m))
@@ -163,10 +152,9 @@ static const char *kind_name(mode_t m)
 /* The last component: not "." / "..", and an existing entry of the kind the writer replaces. */
 static dsv32_status check_leaf(const char *out, bool dir, dsv32_error *err)
 {
-	char base[PATH_MAX], stripped[PATH_MAX];
+	char stripped[PATH_MAX];
 	const char *what = dir ? "directory" : "file";
-	last_component(out, base, sizeof base);
-	if (!strcmp(base, ".") || !strcmp(base, ".."))
+	if (dsv32_path_names_dot_entry(out))
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "%s: '.' and '..' are not accepted as an output %s; name it by its "
 				  "own name", out, what);
