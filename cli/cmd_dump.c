@@ -21,18 +21,14 @@
 typedef struct {
 	dsv32_tapstore *store;
 	int step;
-	dsv32_status rc;
-	dsv32_error err;
 } dump_ctx;
 
-static void on_tap(void *user, const char *name, const dsv32_tensor *t)
+static dsv32_status on_tap(void *user, const char *name, const dsv32_tensor *t, dsv32_error *err)
 {
 	dump_ctx *c = user;
-	if (c->rc != DSV32_OK)
-		return;
 	char full[192];
 	dsv32_tapfile_name(full, sizeof full, c->step, name);
-	c->rc = dsv32_tapstore_put(c->store, full, t, &c->err);
+	return dsv32_tapstore_put(c->store, full, t, err);
 }
 
 static dsv32_status put_i64(dsv32_tapstore *s, int step, const char *name, const int64_t *v,
@@ -64,10 +60,6 @@ static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_
 		if (rc == DSV32_OK)
 			rc = m->vt->forward(m, cur, B, S, pos, &logits, err);
 		m->taps = (dsv32_tap_sink){0};
-		if (rc == DSV32_OK && c.rc != DSV32_OK) {
-			rc = c.rc;
-			*err = c.err;
-		}
 		for (int64_t b = 0; rc == DSV32_OK && b < B; b++)
 			next[b] = dsv32_argmax_f32((const float *)logits.data + b * logits.shape[1], logits.shape[1]);
 		dsv32_tensor_free(&logits);

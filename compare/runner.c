@@ -345,22 +345,33 @@ static void dump_tap(sink_ctx *c, const char *name, const dsv32_tensor *t)
 	c->rc = dsv32_tapstore_put(c->dump, full, t, &c->err);
 }
 
-static void on_tap_hold(void *user, const char *name, const dsv32_tensor *t)
+/* A failed sink ends the model's forward with the sink's error. */
+static dsv32_status sink_status(const sink_ctx *c, dsv32_error *err)
+{
+	if (c->rc != DSV32_OK && err)
+		*err = c->err;
+	return c->rc;
+}
+
+static dsv32_status on_tap_hold(void *user, const char *name, const dsv32_tensor *t,
+				dsv32_error *err)
 {
 	sink_ctx *c = user;
 	if (c->rc != DSV32_OK)
-		return;
+		return sink_status(c, err);
 	c->saw_logits |= strcmp(name, "logits") == 0;
 	dump_tap(c, name, t);
 	if (c->rc == DSV32_OK)
 		c->rc = dsv32_tapstore_put(c->held, name, t, &c->err);
+	return sink_status(c, err);
 }
 
-static void on_tap_compare(void *user, const char *name, const dsv32_tensor *t)
+static dsv32_status on_tap_compare(void *user, const char *name, const dsv32_tensor *t,
+				   dsv32_error *err)
 {
 	sink_ctx *c = user;
 	if (c->rc != DSV32_OK)
-		return;
+		return sink_status(c, err);
 	c->saw_logits |= strcmp(name, "logits") == 0;
 	c->saw_watch |= c->watch && strcmp(name, c->watch) == 0;
 	if (c->only_layer >= 0) { /* local mode: a layer may emit its predecessor's output too */
@@ -368,13 +379,14 @@ static void on_tap_compare(void *user, const char *name, const dsv32_tensor *t)
 		char op[64];
 		dsv32_tap_split_name(name, &layer, op, sizeof op);
 		if (layer != c->only_layer)
-			return;
+			return DSV32_OK;
 	}
 	dump_tap(c, name, t);
 	if (c->streamed_sets && is_set_tap(t) && c->rc == DSV32_OK)
 		c->rc = dsv32_tapstore_put(c->streamed_sets, name, t, &c->err);
 	if (!is_input_tap(name))
 		compare_tap(c, name, t);
+	return sink_status(c, err);
 }
 
 /* ---- sides ---- */
@@ -406,14 +418,16 @@ static void side_close(side_rt *s)
 	memset(s, 0, sizeof *s);
 }
 
-/* Feed a recorded step's taps to a callback as if a model had emitted them. */
-static void replay_step(const side_rt *s, int step, void (*fn)(void *, const char *, const dsv32_tensor *),
-			void *user)
+typedef dsv32_status (*tap_fn)(void *, const char *, const dsv32_tensor *, dsv32_error *);
+
+/* Feed a recorded step's taps to a callback as if a model had emitted them (a failure stays in
+ * the sink's context and is read after the step). */
+static void replay_step(const side_rt *s, int step, tap_fn fn, void *user)
 {
 	const char *tap;
 	dsv32_tensor t;
 	for (size_t i = 0; dsv32_tapfile_tap_at(&s->tf, step, i, &tap, &t); i++)
-		fn(user, tap, &t);
+		fn(user, tap, &t, NULL);
 }
 
 /* ---- the step plan ---- */
@@ -499,7 +513,6 @@ static dsv32_status choose_next(step_plan *p, int step, const dsv32_tensor *logi
 
 /* ---- passes ---- */
 
-typedef void (*tap_fn)(void *, const char *, const dsv32_tensor *);
 
 /* One forward of a live side with its taps going to fn; the returned logits feed the greedy
  * choice and stand in for a "logits" tap if the model did not emit one. */
@@ -518,7 +531,7 @@ static dsv32_status model_step(side_rt *s, step_plan *p, int step, tap_fn fn, si
 		rc = c->rc;
 	}
 	if (rc == DSV32_OK && !c->saw_logits && c->mode == DSV32_DRIFT_PROPAGATE)
-		fn(c, "logits", &logits);
+		fn(c, "logits", &logits, NULL);
 	if (rc == DSV32_OK && c->rc != DSV32_OK) {
 		if (err)
 			*err = c->err;
@@ -638,7 +651,7 @@ static dsv32_status local_layers(side_rt *live, step_plan *p, int step, sink_ctx
 		/* the layer's output is a canonical tap even where a layout only forms it inside the
 		 * next layer's fused norm */
 		if (rc == DSV32_OK && !c->saw_watch && out.data)
-			on_tap_compare(c, out_name, &out);
+			on_tap_compare(c, out_name, &out, NULL);
 		c->watch = NULL;
 		c->only_layer = -1;
 		dsv32_tensor_free(&out);

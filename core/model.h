@@ -3,7 +3,7 @@
  * attention_mask / position_ids / logits_to_keep, the ref start_pos API with TP ranks) live in
  * ref/ref_model.h and hf_layout/hf_model.h; this is the common subset.
  *
- * Taps: during a forward, a model calls sink->on_tap(user, name, t) for every canonical tap of
+ * Taps: during a forward, a model calls sink->on_tap(user, name, t, err) for every canonical tap of
  * DESIGN.md ("embed", "layers.3.attn.q_rope", ..., "logits"), with t a HOST tensor in canonical
  * form: activations [B, S, ...] in the dtype the layout holds them (bf16 mostly, fp32 logits),
  * index sets as I64 [B, S, k]. The tensor is valid only during the call. Emitting taps never
@@ -14,10 +14,13 @@
 #define DSV32_MODEL_H
 
 #include "core/config.h"
+#include "core/error.h"
 #include "core/tensor.h"
 
 typedef struct {
-	void (*on_tap)(void *user, const char *name, const dsv32_tensor *t);
+	/* Returns DSV32_OK, or a failure (with err set) that ends the forward with that status. */
+	dsv32_status (*on_tap)(void *user, const char *name, const dsv32_tensor *t,
+			       dsv32_error *err);
 	void *user;
 } dsv32_tap_sink;
 

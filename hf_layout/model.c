@@ -72,14 +72,13 @@ dsv32_status hf_tap(hf_model *m, const char *name, const dsv32_tensor *t, dsv32_
 	if (!hf_taps_on(m))
 		return DSV32_OK;
 	if (t->device == DSV32_DEV_CPU) {
-		m->base.taps.on_tap(m->base.taps.user, name, t);
-		return DSV32_OK;
+		return m->base.taps.on_tap(m->base.taps.user, name, t, err);
 	}
 	dsv32_tensor h;
 	DSV32_TRY(dsv32_tensor_alloc(&h, t->dtype, t->ndim, t->shape, err));
 	dsv32_status rc = dsv32_backend_download(m->be, h.data, t->data, dsv32_tensor_nbytes(t), err);
 	if (rc == DSV32_OK)
-		m->base.taps.on_tap(m->base.taps.user, name, &h);
+		rc = m->base.taps.on_tap(m->base.taps.user, name, &h, err);
 	dsv32_tensor_free(&h);
 	return rc;
 }

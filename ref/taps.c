@@ -41,7 +41,7 @@ dsv32_status ref_tap(ref_model *m, const dsv32_tensor *t, int ndim, const int64_
 			dsv32_convert(vals, DSV32_F32, codes, DSV32_F8_E4M3, n);
 			v.dtype = DSV32_F32;
 			v.data = vals;
-			m->base.taps.on_tap(m->base.taps.user, name, &v);
+			rc = m->base.taps.on_tap(m->base.taps.user, name, &v, err);
 		}
 		free(codes);
 		free(vals);
@@ -49,8 +49,7 @@ dsv32_status ref_tap(ref_model *m, const dsv32_tensor *t, int ndim, const int64_
 	}
 	if (t->device == DSV32_DEV_CPU) {
 		v.data = t->data;
-		m->base.taps.on_tap(m->base.taps.user, name, &v);
-		return DSV32_OK;
+		return m->base.taps.on_tap(m->base.taps.user, name, &v, err);
 	}
 	void *host = malloc(nb ? nb : 1);
 	if (!host)
@@ -58,7 +57,7 @@ dsv32_status ref_tap(ref_model *m, const dsv32_tensor *t, int ndim, const int64_
 	dsv32_status rc = dsv32_backend_download(m->be, host, t->data, nb, err);
 	if (rc == DSV32_OK) {
 		v.data = host;
-		m->base.taps.on_tap(m->base.taps.user, name, &v);
+		rc = m->base.taps.on_tap(m->base.taps.user, name, &v, err);
 	}
 	free(host);
 	return rc;
@@ -140,7 +139,7 @@ dsv32_status ref_tap_cache(ref_model *m, const dsv32_tensor *cache, int64_t B, i
 		}
 	}
 	if (rc == DSV32_OK)
-		m->base.taps.on_tap(m->base.taps.user, name, &h);
+		rc = m->base.taps.on_tap(m->base.taps.user, name, &h, err);
 	free(h.data);
 	return rc;
 }

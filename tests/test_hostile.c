@@ -43,6 +43,7 @@
 #include "core/safetensors.h"
 #include "core/tokens.h"
 #include "fixtures/generator.h"
+#include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
 
 #define ROW_TIMEOUT_S 120
@@ -527,18 +528,58 @@ typedef struct {
 	int taps;
 } nan_probe;
 
-static void probe_tap(void *user, const char *name, const dsv32_tensor *t)
+static dsv32_status probe_tap(void *user, const char *name, const dsv32_tensor *t,
+			      dsv32_error *err)
 {
+	(void)err;
 	nan_probe *p = user;
 	p->taps++;
 	if (!dsv32_dtype_is_float(t->dtype) || p->first_nan[0])
-		return;
+		return DSV32_OK;
 	dsv32_metrics m;
 	if (dsv32_metrics_dense(&m, t->data, t->dtype, t->data, t->dtype, dsv32_tensor_numel(t)) &&
 	    m.nan_a > 0) {
 		snprintf(p->first_nan, sizeof p->first_nan, "%s", name);
 		p->nan_count = m.nan_a;
 	}
+	return DSV32_OK;
+}
+
+/* A sink that fails at its third tap: the forward must end there with the sink's error. */
+static dsv32_status failing_tap(void *user, const char *name, const dsv32_tensor *t,
+				dsv32_error *err)
+{
+	(void)t;
+	int *seen = user;
+	if (++*seen < 3)
+		return DSV32_OK;
+	return DSV32_FAIL(err, DSV32_E_IO, "sink refused tap %s", name);
+}
+
+static int row_model_sink_fails(const char *dir)
+{
+	(void)dir;
+	CHECK(g_tiny_ok, "the tiny fixture was not generated");
+	const char *layouts[2] = {"ref", "hf"};
+	for (int i = 0; i < 2; i++) {
+		dsv32_model *m = NULL;
+		dsv32_error e = {0};
+		dsv32_status rc = i == 0 ? dsv32_ref_open(&m, g_tiny, NULL, NULL, &e)
+					 : dsv32_hf_open(&m, g_tiny, NULL, NULL, &e);
+		CHECK(rc == DSV32_OK, "%s open: %s", layouts[i], e.what);
+		int seen = 0;
+		m->taps = (dsv32_tap_sink){failing_tap, &seen};
+		const int64_t toks[3] = {5, 17, 42};
+		dsv32_tensor logits = {0};
+		rc = m->vt->forward(m, toks, 1, 3, 0, &logits, &e);
+		m->vt->close(m);
+		dsv32_tensor_free(&logits);
+		CHECK(rc == DSV32_E_IO, "%s: forward returned %d after a failed sink", layouts[i], rc);
+		CHECK(strstr(e.what, "sink refused tap"), "%s: error \"%s\"", layouts[i], e.what);
+		CHECK(seen == 3, "%s: %d taps after the sink failed at the third", layouts[i], seen);
+	}
+	snprintf(g_note, sizeof g_note, "ref and hf stop at the failed tap");
+	return 0;
 }
 
 static int row_model_nan_weight(const char *dir)
@@ -1141,6 +1182,8 @@ static const row ROWS[] = {
 	{"model_missing_tensor", "lm_head.weight absent", row_model_missing_tensor, true, NULL},
 	{"model_nan_weight", "NaN in layers.1 post_attention_layernorm.weight[0]",
 	 row_model_nan_weight, true, NULL},
+	{"model_sink_fails", "tap sink fails at its third tap (ref and hf)", row_model_sink_fails,
+	 true, NULL},
 	{"metrics_nonfinite", "NaN/Inf on both sides of a tap", row_metrics_nonfinite, false, NULL},
 	{"cfg_baseline_valid", "(control) the tiny reference config", row_cfg_baseline_valid, false,
 	 NULL},

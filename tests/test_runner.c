@@ -114,13 +114,12 @@ typedef struct {
 	int buggy_layer;
 } toy_model;
 
-static void tap(dsv32_model *m, const char *name, void *data, dsv32_dtype t, int64_t B, int64_t S,
-		int64_t D)
+static dsv32_status tap(dsv32_model *m, const char *name, void *data, dsv32_dtype t, int64_t B,
+			int64_t S, int64_t D, dsv32_error *err)
 {
 	int64_t shape[3] = {B, S, D};
 	dsv32_tensor v = dsv32_tensor_view(data, t, 3, shape);
-	if (m->taps.on_tap)
-		m->taps.on_tap(m->taps.user, name, &v);
+	return m->taps.on_tap ? m->taps.on_tap(m->taps.user, name, &v, err) : DSV32_OK;
 }
 
 static void toy_layer_math(toy_model *tm, int layer, const float *in, float *out, float *attn, int64_t n)
@@ -144,12 +143,15 @@ static dsv32_status toy_layer(dsv32_model *m, int layer, const dsv32_tensor *hin
 	toy_layer_math(tm, layer, in, hout->data, attn, n);
 	char name[64];
 	snprintf(name, sizeof name, "layers.%d.attn.out", layer);
-	tap(m, name, attn, DSV32_F32, hin->shape[0], hin->shape[1], TOY_D);
+	dsv32_status rc = tap(m, name, attn, DSV32_F32, hin->shape[0], hin->shape[1], TOY_D, err);
 	snprintf(name, sizeof name, "layers.%d.out", layer);
-	tap(m, name, hout->data, DSV32_F32, hin->shape[0], hin->shape[1], TOY_D);
+	if (rc == DSV32_OK)
+		rc = tap(m, name, hout->data, DSV32_F32, hin->shape[0], hin->shape[1], TOY_D, err);
 	free(in);
 	free(attn);
-	return DSV32_OK;
+	if (rc != DSV32_OK)
+		dsv32_tensor_free(hout);
+	return rc;
 }
 
 static dsv32_status toy_forward(dsv32_model *m, const int64_t *tokens, int64_t B, int64_t S,
@@ -162,11 +164,17 @@ static dsv32_status toy_forward(dsv32_model *m, const int64_t *tokens, int64_t B
 	for (int64_t t = 0; t < B * S; t++)
 		for (int d = 0; d < TOY_D; d++)
 			x[t * TOY_D + d] = dsv32_round_bf16(0.1f * (float)((tokens[t] * 7 + d + start) % 11) - 0.5f);
-	tap(m, "embed", x, DSV32_F32, B, S, TOY_D);
-	for (int l = 0; l < TOY_L; l++) {
-		dsv32_tensor out;
-		DSV32_TRY(toy_layer(m, l, &h, start, &out, err));
+	dsv32_status rc = tap(m, "embed", x, DSV32_F32, B, S, TOY_D, err);
+	if (rc != DSV32_OK) {
 		dsv32_tensor_free(&h);
+		return rc;
+	}
+	for (int l = 0; l < TOY_L; l++) {
+		dsv32_tensor out = {0};
+		rc = toy_layer(m, l, &h, start, &out, err);
+		dsv32_tensor_free(&h);
+		if (rc != DSV32_OK)
+			return rc;
 		h = out;
 	}
 	int64_t lshape[2] = {B, TOY_V};

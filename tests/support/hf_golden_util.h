@@ -16,22 +16,35 @@ typedef struct {
 	dsv32_tensor t[HF_TAPS_MAX];
 } hf_tapset;
 
-static inline void hf_tapset_on_tap(void *user, const char *name, const dsv32_tensor *t)
+static inline dsv32_status hf_tapset_copy(dsv32_tensor *dst, const dsv32_tensor *t,
+					  dsv32_error *err)
+{
+	DSV32_TRY(dsv32_tensor_alloc(dst, t->dtype, t->ndim, t->shape, err));
+	memcpy(dst->data, t->data, dsv32_tensor_nbytes(t));
+	return DSV32_OK;
+}
+
+static inline dsv32_status hf_tapset_on_tap(void *user, const char *name, const dsv32_tensor *t,
+					    dsv32_error *err)
 {
 	hf_tapset *s = user;
 	for (int i = 0; i < s->n; i++)
 		if (strcmp(s->name[i], name) == 0) { /* replace (a later forward) */
 			dsv32_tensor_free(&s->t[i]);
-			dsv32_tensor_alloc(&s->t[i], t->dtype, t->ndim, t->shape, NULL);
-			memcpy(s->t[i].data, t->data, dsv32_tensor_nbytes(t));
-			return;
+			return hf_tapset_copy(&s->t[i], t, err);
 		}
 	if (s->n >= HF_TAPS_MAX)
-		return;
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "test tap set full (%d taps)", HF_TAPS_MAX);
 	s->name[s->n] = strdup(name);
-	dsv32_tensor_alloc(&s->t[s->n], t->dtype, t->ndim, t->shape, NULL);
-	memcpy(s->t[s->n].data, t->data, dsv32_tensor_nbytes(t));
+	if (!s->name[s->n])
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "tap %s", name);
+	dsv32_status rc = hf_tapset_copy(&s->t[s->n], t, err);
+	if (rc != DSV32_OK) {
+		free(s->name[s->n]);
+		return rc;
+	}
 	s->n++;
+	return DSV32_OK;
 }
 
 static inline const dsv32_tensor *hf_tapset_get(const hf_tapset *s, const char *name)

@@ -9,14 +9,15 @@
 
 #include "core/fsutil.h"
 
-static void store_on_tap(void *user, const char *name, const dsv32_tensor *t)
+static dsv32_status store_on_tap(void *user, const char *name, const dsv32_tensor *t,
+				 dsv32_error *err)
 {
 	ref_tap_store *s = user;
 	if (s->n == s->cap) {
 		int cap = s->cap ? 2 * s->cap : 256;
 		ref_tap_entry *e = realloc(s->e, (size_t)cap * sizeof *e);
 		if (!e)
-			return;
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "tap store (%d taps)", cap);
 		s->e = e;
 		s->cap = cap;
 	}
@@ -24,14 +25,16 @@ static void store_on_tap(void *user, const char *name, const dsv32_tensor *t)
 	size_t len = strlen(s->prefix) + strlen(name) + 1;
 	e->name = malloc(len);
 	if (!e->name)
-		return;
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "tap %s", name);
 	snprintf(e->name, len, "%s%s", s->prefix, name);
-	if (dsv32_tensor_alloc(&e->t, t->dtype, t->ndim, t->shape, NULL) != DSV32_OK) {
+	dsv32_status rc = dsv32_tensor_alloc(&e->t, t->dtype, t->ndim, t->shape, err);
+	if (rc != DSV32_OK) {
 		free(e->name);
-		return;
+		return rc;
 	}
 	memcpy(e->t.data, t->data, dsv32_tensor_nbytes(t));
 	s->n++;
+	return DSV32_OK;
 }
 
 void ref_store_sink(ref_tap_store *s, dsv32_tap_sink *sink)
