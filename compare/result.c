@@ -35,24 +35,6 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 	return true;
 }
 
-/* The ops of one decoder layer in the order the models emit them (DESIGN.md, docs/tap-format.md
- * "Taps"); an op not listed (an extra tap) sorts just before the layer's output. */
-static int op_rank(const char *op)
-{
-	static const char *const order[] = {
-		"attn_norm", "attn.q_latent", "attn.kv_latent", "attn.q_rope", "attn.k_rope",
-		"indexer.k_fp8", "indexer.k_scale", "indexer.scores", "indexer.topk", "attn.scores",
-		"attn.out", "attn_residual", "ffn_norm", "moe.scores", "moe.experts", "moe.weights",
-		"ffn.out"};
-	int n = (int)(sizeof order / sizeof order[0]);
-	if (!strcmp(op, "out"))
-		return n + 1;
-	for (int i = 0; i < n; i++)
-		if (!strcmp(op, order[i]))
-			return i;
-	return n;
-}
-
 /* Where a tap sits in the model: embed before the layers, final_norm and logits after them. */
 static int layer_rank(const dsv32_tap_result *t)
 {
@@ -65,8 +47,8 @@ static int layer_rank(const dsv32_tap_result *t)
 
 int dsv32_tap_model_order(const dsv32_tap_result *x, const dsv32_tap_result *y)
 {
-	int kx[4] = {x->step, layer_rank(x), x->layer >= 0 ? op_rank(x->op) : 0, (int)x->mode};
-	int ky[4] = {y->step, layer_rank(y), y->layer >= 0 ? op_rank(y->op) : 0, (int)y->mode};
+	int kx[4] = {x->step, layer_rank(x), x->layer >= 0 ? dsv32_layer_op_rank(x->op) : 0, (int)x->mode};
+	int ky[4] = {y->step, layer_rank(y), y->layer >= 0 ? dsv32_layer_op_rank(y->op) : 0, (int)y->mode};
 	for (int i = 0; i < 4; i++)
 		if (kx[i] != ky[i])
 			return kx[i] < ky[i] ? -1 : 1;
@@ -121,19 +103,4 @@ void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *val
 bool dsv32_cmp_result_passed(const dsv32_cmp_result *r)
 {
 	return r->first_divergence < 0 && !r->nonfinite;
-}
-
-void dsv32_tap_split_name(const char *name, int *layer, char *op, size_t op_len)
-{
-	*layer = -1;
-	if (strncmp(name, "layers.", 7) == 0) {
-		char *end;
-		long l = strtol(name + 7, &end, 10);
-		if (end != name + 7 && *end == '.') {
-			*layer = (int)l;
-			snprintf(op, op_len, "%s", end + 1);
-			return;
-		}
-	}
-	snprintf(op, op_len, "%s", name);
 }

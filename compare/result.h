@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "compare/metrics.h"
+#include "core/taps.h"
 
 typedef enum { DSV32_TAP_DENSE = 0, DSV32_TAP_SET, DSV32_TAP_LOGITS, DSV32_TAPKIND_COUNT } dsv32_tap_kind;
 typedef enum { DSV32_DRIFT_PROPAGATE = 0, DSV32_DRIFT_LOCAL, DSV32_DRIFTMODE_COUNT } dsv32_drift_mode;
@@ -93,9 +94,5 @@ bool dsv32_cmp_result_passed(const dsv32_cmp_result *r);
 /* Model order of two results: step, then layer (embed, layers 0..N-1, final_norm, logits), then
  * the op's place in a layer as the models emit them, then mode. <0, 0, >0 as strcmp. */
 int dsv32_tap_model_order(const dsv32_tap_result *x, const dsv32_tap_result *y);
-
-/* Split a canonical tap name into layer and op ("layers.3.attn.out" -> 3, "attn.out";
- * "logits" -> -1, "logits"). */
-void dsv32_tap_split_name(const char *name, int *layer, char *op, size_t op_len);
 
 #endif
