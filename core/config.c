@@ -189,7 +189,7 @@ static dsv32_status set_number(dsv32_config *c, const field *f, const cJSON *v, 
 		memcpy(p, &d, sizeof d);
 		return DSV32_OK;
 	}
-	int64_t i;
+	int64_t i = 0; /* set by json_int on success; zero keeps -O3 -Wmaybe-uninitialized quiet */
 	DSV32_TRY(json_int(d, label, prefix, f->key, &i, err));
 	memcpy(p, &i, sizeof i);
 	return DSV32_OK;

@@ -200,7 +200,7 @@ static void test_stale_lock_file_is_reused(void **state)
 
 static void write_probe(const char *dir, const char *text)
 {
-	char p[PATH_MAX + 16];
+	char p[2 * PATH_MAX];
 	snprintf(p, sizeof p, "%s/probe", dir);
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_write_file_atomic(p, text, strlen(text), &err), DSV32_OK);
