@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "convert/convert.h"
 #include "convert/namemap.h"
 #include "core/dirswap.h"
@@ -165,6 +167,10 @@ dsv32_status conv_tensor_gather(const conv_tensor *t, int world, void *buf, dsv3
 /* For a replicated tensor: the first rank whose bytes differ from rank 0, or -1; *off gets
  * the first differing byte offset. -2: a read of the mappings faulted (an input cut short). */
 int conv_replica_diff(const conv_tensor *t, int world, uint64_t *off);
+/* Feed one tensor to a SHA-256 context as dsv32_ckpt_content_sha256 defines it: name, dtype
+ * name, shape "d0,d1,.." (each NUL-terminated), then its bytes. False when OpenSSL fails. */
+bool conv_hash_tensor(EVP_MD_CTX *md, const char *name, dsv32_dtype dtype, int ndim,
+		      const int64_t *shape, const void *data, size_t nbytes);
 /* Release the mapped pages of every part of t. */
 void conv_tensor_release(const conv_tensor *t, int world);
 

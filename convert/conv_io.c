@@ -209,20 +209,25 @@ static int cmp_entry_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Hash one tensor: name, dtype, shape (each NUL-terminated), bytes. */
+bool conv_hash_tensor(EVP_MD_CTX *md, const char *name, dsv32_dtype dtype, int ndim,
+		      const int64_t *shape, const void *data, size_t nbytes)
+{
+	char dims[256];
+	size_t n = 0;
+	dims[0] = '\0';
+	for (int d = 0; d < ndim && n < sizeof dims; d++)
+		n += (size_t)snprintf(dims + n, sizeof dims - n, "%s%lld", d ? "," : "",
+				      (long long)shape[d]);
+	const char *dt = dsv32_dtype_name(dtype);
+	return EVP_DigestUpdate(md, name, strlen(name) + 1) &&
+	       EVP_DigestUpdate(md, dt, strlen(dt) + 1) &&
+	       EVP_DigestUpdate(md, dims, strlen(dims) + 1) && EVP_DigestUpdate(md, data, nbytes);
+}
+
 static bool hash_entry(EVP_MD_CTX *md, const dsv32_st_file *f, const dsv32_st_entry *e)
 {
-	char shape[256];
-	size_t n = 0;
-	shape[0] = '\0';
-	for (int d = 0; d < e->ndim && n < sizeof shape; d++)
-		n += (size_t)snprintf(shape + n, sizeof shape - n, "%s%lld", d ? "," : "",
-				      (long long)e->shape[d]);
-	const char *dt = dsv32_dtype_name(e->dtype);
-	return EVP_DigestUpdate(md, e->name, strlen(e->name) + 1) &&
-	       EVP_DigestUpdate(md, dt, strlen(dt) + 1) &&
-	       EVP_DigestUpdate(md, shape, strlen(shape) + 1) &&
-	       EVP_DigestUpdate(md, dsv32_st_data(f, e), (size_t)(e->end - e->begin));
+	return conv_hash_tensor(md, e->name, e->dtype, e->ndim, e->shape, dsv32_st_data(f, e),
+				(size_t)(e->end - e->begin));
 }
 
 dsv32_status dsv32_ckpt_content_sha256(const dsv32_ckpt *c, char hex[65], dsv32_error *err)

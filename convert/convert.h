@@ -166,6 +166,18 @@ bool dsv32_shard_source_find(const dsv32_shard_source *src, const char *hf_name,
 dsv32_status dsv32_shard_source_hf_config(const dsv32_shard_source *src, dsv32_config *c,
 					  dsv32_error *err);
 int dsv32_shard_source_world(const dsv32_shard_source *src);
+/* The tensors in HF name order, as ref-to-hf writes them (inspect lists them): count, the HF
+ * name of the i-th, and the reference name and split ("none", "dim0", "dim1", "expert") behind
+ * it. */
+size_t dsv32_shard_source_count(const dsv32_shard_source *src);
+const char *dsv32_shard_source_name_at(const dsv32_shard_source *src, size_t i);
+const char *dsv32_shard_source_ref_name_at(const dsv32_shard_source *src, size_t i);
+const char *dsv32_shard_source_split_at(const dsv32_shard_source *src, size_t i);
+/* The content SHA-256 (dsv32_ckpt_content_sha256's definition) of the dense checkpoint these
+ * shards make: equal to `inspect --hash` of what `convert ref-to-hf --dtype keep` writes from
+ * them. Reads every byte; at most one reassembled tensor is held at a time. */
+dsv32_status dsv32_shard_source_content_sha256(const dsv32_shard_source *src, char hex[65],
+					       dsv32_error *err);
 /* "reference shards <dir> (mp<W>)", for messages. */
 const char *dsv32_shard_source_label(const dsv32_shard_source *src);
 

@@ -202,3 +202,61 @@ dsv32_status dsv32_shard_source_tensor(const dsv32_shard_source *src, const char
 	*out = host;
 	return DSV32_OK;
 }
+
+size_t dsv32_shard_source_count(const dsv32_shard_source *src)
+{
+	return src->s.n;
+}
+
+const char *dsv32_shard_source_name_at(const dsv32_shard_source *src, size_t i)
+{
+	return i < src->s.n ? src->by_hf[i]->hf : NULL;
+}
+
+const char *dsv32_shard_source_ref_name_at(const dsv32_shard_source *src, size_t i)
+{
+	return i < src->s.n ? src->by_hf[i]->ref : NULL;
+}
+
+const char *dsv32_shard_source_split_at(const dsv32_shard_source *src, size_t i)
+{
+	static const char *const names[DSV32_SPLIT_COUNT] = {"none", "dim0", "dim1", "expert"};
+	if (i >= src->s.n || (unsigned)src->by_hf[i]->info.split >= DSV32_SPLIT_COUNT)
+		return "?";
+	return names[src->by_hf[i]->info.split];
+}
+
+/* One tensor of the dense equivalent into the digest. */
+static dsv32_status hash_one(const dsv32_shard_source *src, EVP_MD_CTX *md, size_t i,
+			     dsv32_error *err)
+{
+	const conv_tensor *t = src->by_hf[i];
+	dsv32_tensor v;
+	DSV32_TRY(dsv32_shard_source_tensor(src, t->hf, &v, err));
+	bool ok = conv_hash_tensor(md, t->hf, t->dtype, t->ndim, t->full, v.data,
+				   dsv32_tensor_nbytes(&v));
+	dsv32_tensor_free(&v); /* a borrowed view is left alone */
+	return ok ? DSV32_OK
+		  : DSV32_FAIL(err, DSV32_E_INTERNAL, "content SHA-256 (OpenSSL EVP) failed");
+}
+
+dsv32_status dsv32_shard_source_content_sha256(const dsv32_shard_source *src, char hex[65],
+					       dsv32_error *err)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(md);
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "content SHA-256 (OpenSSL EVP) failed");
+	}
+	dsv32_status rc = DSV32_OK;
+	for (size_t i = 0; rc == DSV32_OK && i < src->s.n; i++)
+		rc = hash_one(src, md, i, err);
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	if (rc == DSV32_OK && (!EVP_DigestFinal_ex(md, out, &len) || len != 32))
+		rc = DSV32_FAIL(err, DSV32_E_INTERNAL, "content SHA-256 (OpenSSL EVP) failed");
+	EVP_MD_CTX_free(md);
+	for (unsigned k = 0; rc == DSV32_OK && k < 32; k++)
+		snprintf(hex + 2 * k, 3, "%02x", out[k]);
+	return rc;
+}

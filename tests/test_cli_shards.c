@@ -1,6 +1,9 @@
-/* test_cli_shards.c: `compare` on reference shards: the hf layout reads them through the
- * converters' name map, so ref vs hf on shards reports exactly what it reports on the dense HF
- * checkpoint, and no temporary files are left. */
+/* test_cli_shards.c: the CLI on reference shards. `compare`: the hf layout reads them through
+ * the converters' name map, so ref vs hf on shards reports exactly what it reports on the dense
+ * HF checkpoint, and no temporary files are left. `inspect`: a shards directory is listed as the
+ * dense HF checkpoint it makes; its content hash equals the hash of what `convert ref-to-hf`
+ * writes from it (an independent path through the converter), its coverage is checked, and a
+ * missing rank file is an error naming it. */
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <math.h>
@@ -88,10 +91,75 @@ static void test_hf_on_shards_equals_hf_on_dense(void **state)
 	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
 
+/* The "content sha256: HEX" of an inspect run's text output, into hex. */
+static bool inspect_hash(const char *cli, const char *path, char hex[65])
+{
+	char args[600], out[1 << 16];
+	snprintf(args, sizeof args, "inspect %s --hash", path);
+	if (tc_run_cli(cli, args, out, sizeof out) != 0)
+		return false;
+	const char *p = strstr(out, "content sha256: ");
+	return p && sscanf(p, "content sha256: %64[0-9a-f]", hex) == 1 && strlen(hex) == 64;
+}
+
+static void test_inspect_shards_dir(void **state)
+{
+	(void)state;
+	const char *cli = getenv("DSV32_CLI");
+	TC_NEED_CLI(cli);
+	char dir[] = "/tmp/dsv32_inspect_shards_XXXXXX", cmd[2048], out[1 << 16], path[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof cmd,
+		 "%s fixture --preset tiny --out %s/tiny >/dev/null && "
+		 "%s convert hf-to-ref --checkpoint %s/tiny --mp 2 --out %s/mp2 >/dev/null 2>&1 && "
+		 "%s convert ref-to-hf --shards %s/mp2 --dtype keep --out %s/back >/dev/null 2>&1",
+		 cli, dir, cli, dir, dir, cli, dir, dir);
+	assert_int_equal(sh(cmd), 0);
+	snprintf(cmd, sizeof cmd, "inspect %s/mp2", dir);
+	int rc = tc_run_cli(cli, cmd, out, sizeof out);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", out);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(out, "(mp2)"));
+	assert_non_null(strstr(out, "model.embed_tokens.weight")); /* HF names */
+	assert_non_null(strstr(out, ": OK"));                        /* coverage checked */
+	char h_shards[65], h_dense[65];
+	snprintf(path, sizeof path, "%s/mp2", dir);
+	assert_true(inspect_hash(cli, path, h_shards));
+	snprintf(path, sizeof path, "%s/back", dir);
+	assert_true(inspect_hash(cli, path, h_dense));
+	assert_string_equal(h_shards, h_dense);
+	snprintf(path, sizeof path, "%s/tiny", dir); /* and the round trip is the original */
+	assert_true(inspect_hash(cli, path, h_dense));
+	assert_string_equal(h_shards, h_dense);
+	snprintf(cmd, sizeof cmd, "inspect %s/mp2 --json=%s/i.json", dir, dir);
+	assert_int_equal(tc_run_cli(cli, cmd, out, sizeof out), 0);
+	snprintf(path, sizeof path, "%s/i.json", dir);
+	cJSON *j = load_json(path);
+	assert_non_null(j);
+	const cJSON *sh2 = cJSON_GetObjectItemCaseSensitive(j, "shards");
+	assert_int_equal(cJSON_GetObjectItemCaseSensitive(sh2, "world_size")->valueint, 2);
+	const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "tensors"), 0);
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(t0, "split"));
+	cJSON_Delete(j);
+	/* a rank file gone: an error naming it, exit 2 */
+	snprintf(cmd, sizeof cmd, "rm %s/mp2/model1-mp2.safetensors", dir);
+	assert_int_equal(sh(cmd), 0);
+	snprintf(cmd, sizeof cmd, "inspect %s/mp2", dir);
+	assert_int_equal(tc_run_cli(cli, cmd, out, sizeof out), 2);
+	assert_non_null(strstr(out, "model1-mp2"));
+	/* --config only means something for shards */
+	snprintf(cmd, sizeof cmd, "inspect %s/tiny --config %s/tiny/config.json", dir, dir);
+	assert_int_equal(tc_run_cli(cli, cmd, out, sizeof out), 2);
+	assert_non_null(strstr(out, "--config"));
+	assert_int_equal(tc_remove_dir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hf_on_shards_equals_hf_on_dense),
+		cmocka_unit_test(test_inspect_shards_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
