@@ -131,12 +131,22 @@ static int dump_record(const dump_args *a)
 	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, a->config));
 	dsv32_side_host host; /* the engine and host that produced these numbers */
 	dsv32_side_host_live(&host, o.gemm_engine);
-	const char *keys[] = {"producer", "layout", "config", "world_size",
-			      DSV32_META_GEMM_ENGINE, DSV32_META_NUMERICS_KEY, DSV32_META_FINGERPRINT,
-			      "layers"};
-	const char *vals[] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws,
-			      host.engine, host.numerics_key, host.line, lt};
-	int n_meta = o.layers > 0 ? 8 : 7; /* "layers" only for a --layers run */
+	const char *keys[9] = {"producer", "layout", "config", "world_size",
+			       DSV32_META_GEMM_ENGINE, DSV32_META_NUMERICS_KEY, DSV32_META_FINGERPRINT};
+	const char *vals[9] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws,
+			       host.engine, host.numerics_key, host.line};
+	int n_meta = 7;
+	/* the weights' identity, so `compare` can check a recording against --checkpoint (and
+	 * accept it without one when it is the built-in model's) */
+	char weights_fp[65];
+	if (dsv32_checkpoint_fingerprint(ckpt, weights_fp, NULL) == DSV32_OK) {
+		keys[n_meta] = DSV32_META_WEIGHTS_FP;
+		vals[n_meta++] = weights_fp;
+	}
+	if (o.layers > 0) { /* "layers" only for a --layers run */
+		keys[n_meta] = "layers";
+		vals[n_meta++] = lt;
+	}
 	size_t n = strlen(out);
 	bool h5 = n > 3 && !strcmp(out + n - 3, ".h5");
 	if (rc == DSV32_OK)

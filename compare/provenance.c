@@ -332,7 +332,8 @@ dsv32_status dsv32_recording_check_model(const char *rec, const char *checkpoint
 	    strcmp(fp, hex) != 0)
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "not comparable: %s was recorded with other weights than %s "
-				  "(weights fingerprint %.16s... vs %.16s...)", rec, ckpt_label, fp, hex);
+				  "(weights fingerprint %.16s... vs %.16s...)%s", rec, ckpt_label, fp, hex,
+				  require_identity ? ": pass --checkpoint DIR of the recorded model" : "");
 	return DSV32_OK;
 }
 

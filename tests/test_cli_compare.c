@@ -374,8 +374,13 @@ static void test_meaningless_comparisons_exit_2(void **state)
 			fail_msg("%s: output lacks \"%s\": %s", args, cases[i][1], out);
 		assert_int_equal(access(rep, F_OK), -1);
 	}
-	/* without --checkpoint, a recording must prove it is of the built-in model */
-	snprintf(args, sizeof args, "compare --a taps:%s/r1.safetensors --b ref --quiet --json %s",
+	/* without --checkpoint, a recording must prove it is of the built-in model (dump states
+	 * the weights fingerprint: a recording of other weights is refused) */
+	snprintf(args, sizeof args, "fixture --preset tiny --seed 7 --out %s/other >/dev/null && "
+		 "%s dump --layout ref --checkpoint %s/other --tokens 5,17 --out %s/other.safetensors",
+		 dir, cli, dir, dir);
+	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 0);
+	snprintf(args, sizeof args, "compare --a taps:%s/other.safetensors --b ref --quiet --json %s",
 		 dir, rep);
 	assert_int_equal(tc_run_cli(cli, args, out, sizeof out), 2);
 	assert_non_null(strstr(out, "pass --checkpoint DIR"));
