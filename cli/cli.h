@@ -9,6 +9,11 @@
 
 enum { DSV32_EXIT_OK = 0, DSV32_EXIT_CHECK_FAILED = 1, DSV32_EXIT_USAGE = 2 };
 
+/* Greedy decode steps after the prefill when --decode-steps is not given: one default for
+ * dump, compare and fixtures/record_transformers.py, so their runs line up. */
+#define DSV32_DEFAULT_DECODE_STEPS 3
+#define DSV32_DEFAULT_DECODE_STEPS_TEXT "3"
+
 /* Each subcommand: argv[0] is the subcommand name. Returns an exit code. A subcommand whose
  * room is not built yet is a NULL weak symbol and is reported as unavailable. */
 typedef int (*dsv32_cmd_fn)(int argc, char **argv);

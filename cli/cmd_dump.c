@@ -167,13 +167,13 @@ int dsv32_cmd_dump(int argc, char **argv)
 {
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
 		   *profile = "bf16", *gemm = "fixed", *config = NULL, *json = NULL;
-	uint64_t steps = 4, mp = 1, layers = 0;
+	uint64_t steps = DSV32_DEFAULT_DECODE_STEPS, mp = 1, layers = 0;
 	bool eager_dequant = false;
 	const dsv32_arg_opt opts[] = {
 		{"layout", DSV32_ARG_CHOICE, &layout, "ref|hf", "which layout runs (default ref)", false},
 		{"checkpoint", DSV32_ARG_STRING, &ckpt, "DIR", "checkpoint directory", true},
 		{"tokens", DSV32_ARG_STRING, &tokens, "IDS", "prompt ids '5,17,42;1,2,3' or @FILE", true},
-		{"decode-steps", DSV32_ARG_U64, &steps, "N", "greedy decode steps after the prefill (default 4)", false},
+		{"decode-steps", DSV32_ARG_U64, &steps, "N", "greedy decode steps after the prefill (default " DSV32_DEFAULT_DECODE_STEPS_TEXT ")", false},
 		{"out", DSV32_ARG_STRING, &out, "FILE", "output: .safetensors (tap format) or .h5", true},
 		{"device", DSV32_ARG_CHOICE, &device, "cpu|cuda", "device (default cpu)", false},
 		{"profile", DSV32_ARG_CHOICE, &profile, "bf16|fp32", "precision profile (default bf16)", false},
