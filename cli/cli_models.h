@@ -20,6 +20,9 @@ dsv32_status dsv32_cli_open_model(const char *layout, const char *checkpoint,
 bool dsv32_cli_checkpoint_config(const char *checkpoint, const char *config_path,
 				 dsv32_config *c, bool *is_hf);
 bool dsv32_cli_is_hf_checkpoint(const char *dir);
+/* A directory of reference shards: model{r}-mp{W}.safetensors files and no HF checkpoint (no
+ * model.safetensors, no index). */
+bool dsv32_cli_is_shards_dir(const char *path);
 /* The ref layout's world size for a checkpoint (model_opts.world_size): the W of its
  * model{r}-mp{W}.safetensors files. given: the --mp value, or 0 when the option was absent.
  * No shard files (an HF directory, which the ref layout slices in memory): given, or 1.

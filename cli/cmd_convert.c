@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_models.h"
 #include "cli/cli_outputs.h"
 #include "convert/convert.h"
 #include "core/config.h"
@@ -280,6 +281,14 @@ int dsv32_cmd_convert(int argc, char **argv)
 		if (!a.checkpoint || !a.mp || !a.out) {
 			free(a.shards);
 			return dsv32_cli_usage_error(cmd, "hf-to-ref needs --checkpoint, --mp and --out");
+		}
+		if (dsv32_cli_is_shards_dir(a.checkpoint)) {
+			free(a.shards);
+			return dsv32_cli_usage_error(
+				cmd, "%s holds reference shards (model{r}-mp{W}.safetensors), not an HF "
+				"checkpoint: to reshard, merge them first (convert ref-to-hf --shards %s "
+				"--out HF_DIR), then convert hf-to-ref --checkpoint HF_DIR --mp %d",
+				a.checkpoint, a.checkpoint, (int)a.mp);
 		}
 		dsv32_hf_to_ref_opts o = {a.checkpoint, a.config, (int)a.mp, a.out, common};
 		st = dsv32_convert_hf_to_ref(&o, &res, &err);

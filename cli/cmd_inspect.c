@@ -7,7 +7,6 @@
  * Exit 0: listed, coverage complete (or not checked); 1: missing / unexpected / mismatched
  * tensors; 2: unreadable input. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,9 +15,9 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/cli_models.h"
 #include "cli/cli_outputs.h"
 #include "convert/convert.h"
-#include "convert/namemap.h"
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/hf_names.h"
@@ -399,29 +398,6 @@ static int print_json(const listing *l, const char *path, coverage *cv, const ch
 	return rc;
 }
 
-/* A directory holding model{r}-mp{W}.safetensors files (and no HF checkpoint: an index or a
- * model.safetensors). */
-static bool is_shards_dir(const char *path)
-{
-	static const char *const hf_files[] = {"model.safetensors", "model.safetensors.index.json"};
-	if (!dsv32_path_is_dir(path))
-		return false;
-	for (int i = 0; i < 2; i++) {
-		char p[4096];
-		if (!dsv32_path_join(p, sizeof p, path, hf_files[i]) || path_entry_exists(p))
-			return false;
-	}
-	DIR *d = opendir(path);
-	if (!d)
-		return false;
-	bool found = false;
-	int rank, world;
-	for (struct dirent *e; !found && (e = readdir(d));)
-		found = dsv32_shard_file_parse(e->d_name, &rank, &world);
-	closedir(d);
-	return found;
-}
-
 typedef struct {
 	const char *path, *config, *json;
 	bool no_cov, hash;
@@ -431,7 +407,7 @@ typedef struct {
 static dsv32_status inspect_open(const inspect_args *a, dsv32_ckpt **ck, dsv32_shard_source **src,
 				 listing *l, coverage *cv, dsv32_error *err)
 {
-	if (is_shards_dir(a->path)) {
+	if (dsv32_cli_is_shards_dir(a->path)) {
 		char cfg[4096];
 		if (a->config)
 			snprintf(cfg, sizeof cfg, "%s", a->config);

@@ -49,6 +49,27 @@ static dsv32_status open_hf_from_shards(const char *shards, const char *config,
 	return rc;
 }
 
+bool dsv32_cli_is_shards_dir(const char *path)
+{
+	static const char *const hf_files[] = {"model.safetensors", "model.safetensors.index.json"};
+	if (!dsv32_path_is_dir(path))
+		return false;
+	for (int i = 0; i < 2; i++) {
+		char p[4096];
+		if (!dsv32_path_join(p, sizeof p, path, hf_files[i]) || dsv32_path_exists(p))
+			return false;
+	}
+	DIR *d = opendir(path);
+	if (!d)
+		return false;
+	bool found = false;
+	int rank, world;
+	for (struct dirent *e; !found && (e = readdir(d));)
+		found = dsv32_shard_file_parse(e->d_name, &rank, &world);
+	closedir(d);
+	return found;
+}
+
 dsv32_status dsv32_cli_shards_world(const char *checkpoint, int given, int *world,
 				    dsv32_error *err)
 {
