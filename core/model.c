@@ -10,7 +10,6 @@ void dsv32_model_opts_default(dsv32_model_opts *o)
 	o->profile = DSV32_PROFILE_BF16;
 	o->world_size = 1;
 	o->experts = DSV32_EXPERTS_GROUPED_MM;
-	o->planted_layer = -1;
 	o->layers = 0;             /* all decoder layers */
 	o->eager_dequant = false;  /* hf on CPU: fp8 matrices dequantized lazily */
 }

@@ -1,10 +1,10 @@
-/* model.h: the interface both layouts implement (DESIGN.md "The model interface"), so compare/,
+/* model.h: the interface both layouts implement (docs/architecture.md "The model interface"), so compare/,
  * cli/ and the tests treat `ref` and `hf` alike. Layout-specific APIs (the full HF forward with
  * attention_mask / position_ids / logits_to_keep, the ref start_pos API with TP ranks) live in
  * ref/ref_model.h and hf_layout/hf_model.h; this is the common subset.
  *
  * Taps: during a forward, a model calls sink->on_tap(user, name, t, err) for every canonical tap of
- * DESIGN.md ("embed", "layers.3.attn.q_rope", ..., "logits"), with t a HOST tensor in canonical
+ * docs/spec/taps.md ("embed", "layers.3.attn.q_rope", ..., "logits"), with t a HOST tensor in canonical
  * form: activations [B, S, ...] in the dtype the layout holds them (bf16 mostly, fp32 logits),
  * index sets as I64 [B, S, k]. The tensor is valid only during the call. Emitting taps never
  * changes numerics. Layouts may emit extra taps (e.g. "layers.1.attn_residual",
@@ -24,6 +24,15 @@ typedef struct {
 	void *user;
 } dsv32_tap_sink;
 
+/* Test-only planted bugs: which (bit i = DSV32_TEST_FLAG_* of kernels/test_hooks.h) and where
+ * (a decoder layer, -1 = everywhere), so tests and the dogfood gate can check that the harness
+ * finds a known bug. Reached only through dsv32_model_opts.plant, which every real run leaves
+ * NULL; a model copies it at open. */
+typedef struct {
+	uint32_t flags;
+	int layer;
+} dsv32_plant;
+
 typedef enum { DSV32_PROFILE_BF16 = 0, DSV32_PROFILE_FP32, DSV32_PROFILE_COUNT } dsv32_profile;
 typedef enum { DSV32_EXPERTS_GROUPED_MM = 0, DSV32_EXPERTS_EAGER } dsv32_experts_impl;
 
@@ -37,7 +46,6 @@ typedef struct {
 	bool no_fp8_indexer;         /* ref: indexer without the fp8 simulation */
 	bool no_fp8_kv;              /* ref: no fp8 round trip of the KV latent */
 	dsv32_experts_impl experts;  /* hf: grouped_mm (default) or eager */
-	uint32_t test_flags;         /* test-only planted bugs (bit i = kernels test flag i) */
 	int torch_lanes;             /* CPU reduction order to follow (kernels/reduce.h): 8 | 16, 0 =
 				      * layout default (ref 16: DeepSeek's recording machine; hf 8:
 				      * torch 2.x on this project's AVX2 machines) */
@@ -45,7 +53,7 @@ typedef struct {
 	int gemm_engine;             /* DSV32_GEMM_FIXED (0, default: same bits on every CPU) or
 				      * DSV32_GEMM_HOST (oneDNN/OpenBLAS as PyTorch on this CPU);
 				      * kernels/gemm.h "Engines" */
-	int planted_layer;           /* layer a planted bug applies to (-1 = all) */
+	const dsv32_plant *plant;    /* tests only (and the plant= side token): NULL in real runs */
 	int layers;                  /* run only the first N decoder layers, then the final norm and
 				      * head as usual (a truncated model: its logits are not the
 				      * model's). 0, or N >= the config's count = all; < 0 is

@@ -1,6 +1,6 @@
 /* attention.c: argument checks and dispatch for the attention cores and mask builders
  * (contract in attention.h). */
-#include "kernels/attention_body.h"
+#include "kernels/attention_impl.h"
 
 const char *dsv32_attn_layout_name(dsv32_attn_layout l)
 {
@@ -109,11 +109,7 @@ dsv32_status dsv32_attn_prefill(dsv32_backend *be, dsv32_tensor *o, const dsv32_
 				     v->dtype, m, B, S, T, H, Dqk, Dv, layout, scale};
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_attn_prefill_cpu(&a, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_attn_prefill_cuda(be, &a, err);
-#endif
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "attn_prefill: no body for device %d", (int)be->device);
+	return DSV32_CUDA_BODY(be, "attn_prefill", err, dsv32_attn_prefill_cuda(be, &a, err));
 }
 
 /* [B,H,D] or [B,1,H,D]: returns D through *D, or -1. */
@@ -183,12 +179,7 @@ dsv32_status dsv32_attn_decode_absorbed(dsv32_backend *be, dsv32_tensor *o,
 				    C, T, kv_cache->shape[1], pe_cache->shape[1], scale};
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_attn_decode_cpu(&a, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_attn_decode_cuda(be, &a, err);
-#endif
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "attn_decode_absorbed: no body for device %d",
-			  (int)be->device);
+	return DSV32_CUDA_BODY(be, "attn_decode_absorbed", err, dsv32_attn_decode_cuda(be, &a, err));
 }
 
 static dsv32_status mask_common(dsv32_backend *be, dsv32_tensor *mask, const dsv32_tensor *idx,
@@ -230,12 +221,7 @@ static dsv32_status mask_run(dsv32_backend *be, const dsv32_attn_mask_args *a, d
 		return DSV32_OK;
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_attn_mask_cpu(a, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_attn_mask_cuda(be, a, err);
-#endif
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "attention mask: no body for device %d",
-			  (int)be->device);
+	return DSV32_CUDA_BODY(be, "attention mask", err, dsv32_attn_mask_cuda(be, a, err));
 }
 
 dsv32_status dsv32_attn_mask_ref(dsv32_backend *be, dsv32_tensor *mask,

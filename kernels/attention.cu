@@ -1,5 +1,5 @@
 /* attention.cu: CUDA bodies of the attention cores and mask builders (attention.h). Simple
- * kernels running the shared per-element math of attention_body.h; scores, probabilities and
+ * kernels running the shared per-element math of attention_impl.h; scores, probabilities and
  * intermediates live in a temporary fp32 buffer (cudaMallocAsync on the backend's stream).
  * The softmax of a row runs in one thread in the CPU's order (sums in the same order); the
  * bodies differ only through expf (glibc vs CUDA). Correctness over speed. */
@@ -7,7 +7,7 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "kernels/attention_body.h"
+#include "kernels/attention_impl.h"
 #include "kernels/cuda_common.cuh"
 }
 

@@ -1,5 +1,5 @@
-/* attention.h: attention cores after the projections, and their masks (reference_layout.md
- * §A.8 steps 6-7 and Part E item 5/10; hf_layout.md §4.1 steps 9-11, §4.2 eager kernel).
+/* attention.h: attention cores after the projections, and their masks (docs/spec/ref_layout.md
+ * §A.8 steps 6-7 and Part E item 5/10; docs/spec/hf_layout.md §4.1 steps 9-11, §4.2 eager kernel).
  *
  * THE ROUNDING RULE: r = (o is BF16). Every rounding point below is a RNE rounding to bf16 iff
  * r; with an F32 o nothing is rounded (the fp32 profile). Inputs may be BF16 or F32 in any mix

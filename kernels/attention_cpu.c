@@ -1,6 +1,6 @@
 /* attention_cpu.c: CPU bodies of the attention cores and mask builders (attention.h): the
- * shared per-element math of attention_body.h, OpenMP over (b, s, h) rows. */
-#include "kernels/attention_body.h"
+ * shared per-element math of attention_impl.h, OpenMP over (b, s, h) rows. */
+#include "kernels/attention_impl.h"
 
 #include <stdlib.h>
 

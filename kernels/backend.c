@@ -1,19 +1,54 @@
-/* backend.c: backend creation and host-side memory; CUDA parts live in backend.cu. */
-#include "kernels/backend.h"
+/* backend.c: backend creation, host-side memory and the op-support answers; CUDA parts live in
+ * backend.cu. */
+#include "kernels/backend_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const op_names[DSV32_OP_COUNT] = {
+	[DSV32_OP_ELEMENTWISE] = "elementwise", [DSV32_OP_COMBINE] = "combine",
+	[DSV32_OP_RMSNORM] = "rmsnorm",         [DSV32_OP_LAYERNORM] = "layernorm",
+	[DSV32_OP_ROPE] = "rope",               [DSV32_OP_HADAMARD] = "hadamard",
+	[DSV32_OP_SOFTMAX] = "softmax",         [DSV32_OP_SILU] = "silu",
+	[DSV32_OP_GEMM] = "gemm",               [DSV32_OP_FP8] = "fp8",
+	[DSV32_OP_TOPK] = "topk",               [DSV32_OP_ROUTER] = "router",
+	[DSV32_OP_INDEXER] = "indexer",         [DSV32_OP_ATTENTION] = "attention",
+};
+
+const char *dsv32_op_name(dsv32_op op)
+{
+	return (unsigned)op < DSV32_OP_COUNT ? op_names[op] : "?";
+}
+
+const char *dsv32_device_name(dsv32_device device)
+{
+	switch (device) {
+	case DSV32_DEV_CPU: return "cpu";
+	case DSV32_DEV_CUDA: return "cuda";
+	default: return "?";
+	}
+}
+
+/* Every family has a CPU body and, in a CUDA build, a CUDA body (kernels/<family>.cu); this is
+ * the condition DSV32_CUDA_BODY dispatches on. */
+bool dsv32_op_supported(const dsv32_backend *be, dsv32_op op)
+{
+	if ((unsigned)op >= DSV32_OP_COUNT)
+		return false;
+	if (be->device == DSV32_DEV_CPU)
+		return true;
 #ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_backend_cuda_init(dsv32_backend *be, dsv32_error *err);
-void dsv32_backend_cuda_fini(dsv32_backend *be);
-bool dsv32_backend_cuda_available(void);
-dsv32_status dsv32_backend_cuda_alloc(dsv32_backend *be, void **p, size_t nbytes, dsv32_error *err);
-void dsv32_backend_cuda_free(dsv32_backend *be, void *p);
-dsv32_status dsv32_backend_cuda_copy(dsv32_backend *be, void *dst, const void *src, size_t nbytes,
-				     bool to_device, dsv32_error *err);
-dsv32_status dsv32_backend_cuda_sync(dsv32_backend *be, dsv32_error *err);
+	return be->device == DSV32_DEV_CUDA;
+#else
+	return false;
 #endif
+}
+
+dsv32_status dsv32_op_unsupported(const dsv32_backend *be, const char *op, dsv32_error *err)
+{
+	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: no body for device %s (%d) in this build",
+			  op, dsv32_device_name(be->device), (int)be->device);
+}
 
 bool dsv32_cuda_available(void)
 {
@@ -67,6 +102,8 @@ dsv32_status dsv32_backend_alloc(dsv32_backend *be, dsv32_tensor *t, dsv32_dtype
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_tensor_alloc(t, dtype, ndim, shape, err);
 #ifdef DSV32_HAVE_CUDA
+	if (be->device != DSV32_DEV_CUDA)
+		return dsv32_op_unsupported(be, "backend_alloc", err);
 	dsv32_tensor host = dsv32_tensor_view(NULL, dtype, ndim, shape);
 	int64_t n = dsv32_tensor_numel(&host);
 	if (n < 0)
@@ -80,7 +117,7 @@ dsv32_status dsv32_backend_alloc(dsv32_backend *be, dsv32_tensor *t, dsv32_dtype
 	return DSV32_OK;
 #else
 	(void)t; (void)dtype; (void)ndim; (void)shape;
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "this build has no CUDA support");
+	return dsv32_op_unsupported(be, "backend_alloc", err);
 #endif
 }
 
@@ -105,11 +142,8 @@ dsv32_status dsv32_backend_upload(dsv32_backend *be, void *dst_dev, const void *
 		memmove(dst_dev, src_host, nbytes);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_backend_cuda_copy(be, dst_dev, src_host, nbytes, true, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "this build has no CUDA support");
-#endif
+	return DSV32_CUDA_BODY(be, "backend_upload", err,
+			       dsv32_backend_cuda_copy(be, dst_dev, src_host, nbytes, true, err));
 }
 
 dsv32_status dsv32_backend_download(dsv32_backend *be, void *dst_host, const void *src_dev,
@@ -119,11 +153,8 @@ dsv32_status dsv32_backend_download(dsv32_backend *be, void *dst_host, const voi
 		memmove(dst_host, src_dev, nbytes);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_backend_cuda_copy(be, dst_host, src_dev, nbytes, false, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "this build has no CUDA support");
-#endif
+	return DSV32_CUDA_BODY(be, "backend_download", err,
+			       dsv32_backend_cuda_copy(be, dst_host, src_dev, nbytes, false, err));
 }
 
 dsv32_status dsv32_backend_sync(dsv32_backend *be, dsv32_error *err)

@@ -4,7 +4,7 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "kernels/backend.h"
+#include "kernels/backend_impl.h"
 #include "kernels/cuda_ctx.h"
 }
 

@@ -1,13 +1,12 @@
 /* combine.c: argument checks and dispatch of the broadcast multiply and the MoE combine ops
  * (combine.h). */
-#include "kernels/combine.h"
+#include "kernels/combine_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/elementwise.h"
 
-#define NO_CUDA(err, op) DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op)
 
 /* Element strides of t broadcast to y's shape (NumPy rules), 0 along broadcast dims. */
 static dsv32_status bcast_strides(const dsv32_tensor *t, const dsv32_tensor *y, int64_t *st,
@@ -54,13 +53,8 @@ dsv32_status dsv32_mul_bcast(dsv32_backend *be, dsv32_tensor *y, const dsv32_ten
 				  "mul_bcast: y overlaps an input that is not the same tensor");
 	if (g.n == 0)
 		return DSV32_OK;
-	if (be->device == DSV32_DEV_CUDA) {
-#ifdef DSV32_HAVE_CUDA
-		return dsv32_mul_bcast_cuda(be, &g, err);
-#else
-		return NO_CUDA(err, op);
-#endif
-	}
+	if (be->device != DSV32_DEV_CPU)
+		return DSV32_CUDA_BODY(be, op, err, dsv32_mul_bcast_cuda(be, &g, err));
 	dsv32_mul_bcast_cpu(&g);
 	return DSV32_OK;
 }
@@ -75,6 +69,8 @@ static dsv32_status host_i64(dsv32_backend *be, const dsv32_tensor *t, const int
 		*h = t->data;
 		return DSV32_OK;
 	}
+	if (!dsv32_op_supported(be, DSV32_OP_COMBINE))
+		return dsv32_op_unsupported(be, "combine", err);
 	size_t nb = dsv32_tensor_nbytes(t);
 	*tmp = malloc(nb ? nb : 1);
 	if (!*tmp)
@@ -140,13 +136,8 @@ static dsv32_status index_combine(dsv32_backend *be, dsv32_tensor *y, const dsv3
 	dsv32_index_combine_args g = {.y = y->data, .yt = y->dtype, .x = x->data, .xt = x->dtype,
 				      .rows = rows->data, .w = w->data, .n = n, .D = D,
 				      .kind = kind};
-	if (be->device == DSV32_DEV_CUDA) {
-#ifdef DSV32_HAVE_CUDA
-		return dsv32_index_combine_cuda(be, &g, err);
-#else
-		return NO_CUDA(err, op);
-#endif
-	}
+	if (be->device != DSV32_DEV_CPU)
+		return DSV32_CUDA_BODY(be, op, err, dsv32_index_combine_cuda(be, &g, err));
 	dsv32_index_combine_cpu(&g);
 	return DSV32_OK;
 }
@@ -212,13 +203,8 @@ dsv32_status dsv32_moe_combine_hf_grouped(dsv32_backend *be, dsv32_tensor *out,
 	dsv32_slot_combine_args g = {.out = out->data, .ot = out->dtype, .x = x->data,
 				     .xt = x->dtype, .src = src ? src->data : NULL, .w = w->data,
 				     .T = T, .K = K, .D = D};
-	if (be->device == DSV32_DEV_CUDA) {
-#ifdef DSV32_HAVE_CUDA
-		return dsv32_slot_combine_cuda(be, &g, err);
-#else
-		return NO_CUDA(err, op);
-#endif
-	}
+	if (be->device != DSV32_DEV_CPU)
+		return DSV32_CUDA_BODY(be, op, err, dsv32_slot_combine_cuda(be, &g, err));
 	dsv32_slot_combine_cpu(&g);
 	return DSV32_OK;
 }

@@ -4,7 +4,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/combine.h"
+#include "kernels/combine_impl.h"
 #include "kernels/elementwise.h"
 }
 

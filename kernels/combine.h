@@ -1,6 +1,6 @@
 /* combine.h: broadcast multiply and the MoE expert-combine ops of both layouts
- * (reference_layout.md §A.9 `weights * q_s`, §A.12 `y[idx] += expert(x[idx]) * weights`;
- * hf_layout.md §6 "Expert combination": the eager bf16 index_add_ loop and the default
+ * (docs/spec/ref_layout.md §A.9 `weights * q_s`, §A.12 `y[idx] += expert(x[idx]) * weights`;
+ * docs/spec/hf_layout.md §6 "Expert combination": the eager bf16 index_add_ loop and the default
  * grouped_mm fp32 slot sum).
  *
  * Conventions (kernels_common.md): tensors contiguous row-major on be->device; activations BF16
@@ -46,7 +46,7 @@
  *           s = fp32( s + fp32(f32(x[src(t,k), d]) · w[t,k]) )  for k = 1 .. K-1 (slot order)
  *           out[t, d] = round_out(s)                              (one cast)
  *   Order:  left to right over the slots in topk slot order; torch's `sum(dim=1)` order is
- *           implementation-defined (hf_layout.md "Open point"), this is the sequential one.
+ *           implementation-defined (docs/spec/hf_layout.md "Open point"), this is the sequential one.
  *   src entries outside [0, n) are DSV32_E_USAGE (CPU; CUDA checks on the host after a
  *   download).
  *
@@ -70,77 +70,5 @@ dsv32_status dsv32_moe_combine_hf_eager(dsv32_backend *be, dsv32_tensor *out,
 dsv32_status dsv32_moe_combine_hf_grouped(dsv32_backend *be, dsv32_tensor *out,
 					  const dsv32_tensor *x, const dsv32_tensor *src,
 					  const dsv32_tensor *w, int64_t K, dsv32_error *err);
-
-/* ---- per-element math shared by the CPU and CUDA bodies ---- */
-/* reference: y + (x · w), fp32 */
-DSV32_HD static inline float dsv32_combine_ref_elem(float y, float x, float w)
-{
-#ifdef __CUDA_ARCH__
-	return __fadd_rn(y, __fmul_rn(x, w));
-#else
-	float p = x * w;
-	return y + p;
-#endif
-}
-
-/* HF eager: round(out + round(x · w)); bf16 = true rounds at both points */
-DSV32_HD static inline float dsv32_combine_hf_eager_elem(float out, float x, float w, bool bf16)
-{
-#ifdef __CUDA_ARCH__
-	float p = __fmul_rn(x, w);
-	if (bf16)
-		p = dsv32_round_bf16(p);
-	float s = __fadd_rn(out, p);
-#else
-	float p = x * w;
-	if (bf16)
-		p = dsv32_round_bf16(p);
-	float s = out + p;
-#endif
-	return bf16 ? dsv32_round_bf16(s) : s;
-}
-
-/* ---- internal: bodies behind the dispatchers (arguments already checked) ---- */
-#define DSV32_COMBINE_MAX_DIMS DSV32_MAX_DIMS
-typedef struct {
-	void *y; dsv32_dtype yt;
-	const void *a; dsv32_dtype at;
-	const void *b; dsv32_dtype bt;
-	int ndim;                              /* y's ndim */
-	int64_t shape[DSV32_COMBINE_MAX_DIMS]; /* y's shape */
-	int64_t sa[DSV32_COMBINE_MAX_DIMS];    /* a's element stride per y dim (0 = broadcast) */
-	int64_t sb[DSV32_COMBINE_MAX_DIMS];
-	int64_t n;                             /* numel of y */
-} dsv32_mul_bcast_args;
-
-typedef enum { DSV32_COMBINE_REF = 0, DSV32_COMBINE_HF_EAGER } dsv32_combine_kind;
-typedef struct {
-	void *y; dsv32_dtype yt;
-	const void *x; dsv32_dtype xt;
-	const int64_t *rows;
-	const float *w;
-	int64_t n, D;
-	dsv32_combine_kind kind;
-} dsv32_index_combine_args;
-
-typedef struct {
-	void *out; dsv32_dtype ot;
-	const void *x; dsv32_dtype xt;
-	const int64_t *src; /* NULL = identity */
-	const float *w;
-	int64_t T, K, D;
-} dsv32_slot_combine_args;
-
-void dsv32_mul_bcast_cpu(const dsv32_mul_bcast_args *a);
-void dsv32_index_combine_cpu(const dsv32_index_combine_args *a);
-void dsv32_slot_combine_cpu(const dsv32_slot_combine_args *a);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_mul_bcast_cuda(dsv32_backend *be, const dsv32_mul_bcast_args *a,
-				  dsv32_error *err);
-dsv32_status dsv32_index_combine_cuda(dsv32_backend *be, const dsv32_index_combine_args *a,
-				      dsv32_error *err);
-dsv32_status dsv32_slot_combine_cuda(dsv32_backend *be, const dsv32_slot_combine_args *a,
-				     dsv32_error *err);
-#endif
 
 #endif

@@ -1,6 +1,6 @@
 /* combine_cpu.c: CPU bodies of combine.h (OpenMP over independent elements; the per-element
  * math of combine.h, fp32 without contraction: ISO C11). */
-#include "kernels/combine.h"
+#include "kernels/combine_impl.h"
 #include "kernels/elementwise.h"
 
 void dsv32_mul_bcast_cpu(const dsv32_mul_bcast_args *a)

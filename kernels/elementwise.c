@@ -1,10 +1,9 @@
 /* elementwise.c: argument checks and dispatch for casts, adds, scale, embedding and column
  * copies (elementwise.h), and the check helpers the k2 op families share. */
-#include "kernels/elementwise.h"
+#include "kernels/elementwise_impl.h"
 
 #include <stdlib.h>
 
-#define NO_CUDA(err, op) DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op)
 
 dsv32_status dsv32_ew_check_device(const dsv32_backend *be, const dsv32_tensor *t,
 				   const char *op, const char *name, dsv32_error *err)
@@ -88,11 +87,7 @@ dsv32_status dsv32_cast(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *
 	}
 	if (x->dtype == DSV32_F64 || y->dtype == DSV32_F64)
 		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: F64 is not supported on CUDA", op);
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_cast_cuda(be, &a, err);
-#else
-	return NO_CUDA(err, op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err, dsv32_cast_cuda(be, &a, err));
 }
 
 static dsv32_status check_binary(dsv32_backend *be, const char *op, const dsv32_tensor *y,
@@ -135,11 +130,7 @@ dsv32_status dsv32_add_bcast(dsv32_backend *be, dsv32_tensor *y, const dsv32_ten
 		dsv32_add_cpu(&arg);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_add_cuda(be, &arg, err);
-#else
-	return NO_CUDA(err, op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err, dsv32_add_cuda(be, &arg, err));
 }
 
 dsv32_status dsv32_add(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *a,
@@ -173,11 +164,7 @@ dsv32_status dsv32_scale(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor 
 		dsv32_scale_cpu(&a);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_scale_cuda(be, &a, err);
-#else
-	return NO_CUDA(err, op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err, dsv32_scale_cuda(be, &a, err));
 }
 
 static dsv32_status check_ids(const int64_t *ids, int64_t N, int64_t V, dsv32_error *err)
@@ -216,7 +203,9 @@ dsv32_status dsv32_embedding(dsv32_backend *be, dsv32_tensor *y, const dsv32_ten
 		dsv32_embedding_cpu(y->data, y->dtype, table->data, table->dtype, ids->data, N, D);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
+	/* ids are checked on the host before the body: they index the table */
+	if (!dsv32_op_supported(be, DSV32_OP_ELEMENTWISE))
+		return dsv32_op_unsupported(be, op, err);
 	int64_t *host = malloc((size_t)N * sizeof *host);
 	if (!host)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: %lld ids", op, (long long)N);
@@ -226,12 +215,9 @@ dsv32_status dsv32_embedding(dsv32_backend *be, dsv32_tensor *y, const dsv32_ten
 	free(host);
 	if (rc != DSV32_OK)
 		return rc;
-	return dsv32_embedding_cuda(be, y->data, y->dtype, table->data, table->dtype, ids->data, N,
-				    D, err);
-#else
-	(void)V;
-	return NO_CUDA(err, op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_embedding_cuda(be, y->data, y->dtype, table->data, table->dtype,
+						    ids->data, N, D, err));
 }
 
 dsv32_status dsv32_copy_cols(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
@@ -262,11 +248,7 @@ dsv32_status dsv32_copy_cols(dsv32_backend *be, dsv32_tensor *y, const dsv32_ten
 		dsv32_copy_cols_cpu(&a);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_copy_cols_cuda(be, &a, err);
-#else
-	return NO_CUDA(err, op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err, dsv32_copy_cols_cuda(be, &a, err));
 }
 
 dsv32_status dsv32_concat_cols(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *a,

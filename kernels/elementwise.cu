@@ -4,7 +4,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/elementwise.h"
+#include "kernels/elementwise_impl.h"
 }
 
 #define EW_THREADS 256

@@ -1,5 +1,5 @@
 /* elementwise.h: casts, adds, scalar multiply, embedding gather and column-block copies
- * (reference_layout.md §A.7, §A.8 scale multiply and mask add; hf_layout.md §4.2), plus the
+ * (docs/spec/ref_layout.md §A.7, §A.8 scale multiply and mask add; docs/spec/hf_layout.md §4.2), plus the
  * host+device arithmetic helpers every k2 op family (rmsnorm, layernorm, rope, hadamard,
  * softmax, silu) shares.
  *
@@ -152,36 +152,5 @@ dsv32_status dsv32_ew_check_same_shape(const dsv32_tensor *t, const dsv32_tensor
 				       dsv32_error *err);
 /* True if the byte ranges of the two tensors overlap (and both are non-empty). */
 bool dsv32_ew_overlap(const dsv32_tensor *a, const dsv32_tensor *b);
-
-/* ---- internal: bodies behind the dispatchers (arguments already checked) ---- */
-typedef struct {
-	void *y; dsv32_dtype yt;
-	const void *a; dsv32_dtype at;
-	const void *b; dsv32_dtype bt;
-	int64_t n;                  /* elements of y */
-	int64_t mid, inner, b_outer; /* add_bcast index map (plain add: mid 1, inner n, b_outer 1) */
-	float c;                    /* scale */
-} dsv32_ew_args;
-typedef struct {
-	void *y; dsv32_dtype yt;
-	const void *x; dsv32_dtype xt;
-	int64_t rows, dx, dy, x_off, y_off, n;
-} dsv32_copy_cols_args;
-void dsv32_add_cpu(const dsv32_ew_args *a);
-void dsv32_scale_cpu(const dsv32_ew_args *a);
-void dsv32_cast_cpu(const dsv32_ew_args *a);
-void dsv32_copy_cols_cpu(const dsv32_copy_cols_args *a);
-void dsv32_embedding_cpu(void *y, dsv32_dtype yt, const void *table, dsv32_dtype tt,
-			 const int64_t *ids, int64_t N, int64_t D);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_add_cuda(dsv32_backend *be, const dsv32_ew_args *a, dsv32_error *err);
-dsv32_status dsv32_scale_cuda(dsv32_backend *be, const dsv32_ew_args *a, dsv32_error *err);
-dsv32_status dsv32_cast_cuda(dsv32_backend *be, const dsv32_ew_args *a, dsv32_error *err);
-dsv32_status dsv32_copy_cols_cuda(dsv32_backend *be, const dsv32_copy_cols_args *a,
-				  dsv32_error *err);
-dsv32_status dsv32_embedding_cuda(dsv32_backend *be, void *y, dsv32_dtype yt, const void *table,
-				  dsv32_dtype tt, const int64_t *ids, int64_t N, int64_t D,
-				  dsv32_error *err);
-#endif
 
 #endif

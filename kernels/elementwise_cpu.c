@@ -1,5 +1,5 @@
 /* elementwise_cpu.c: CPU bodies of the elementwise ops (elementwise.h); OpenMP loops. */
-#include "kernels/elementwise.h"
+#include "kernels/elementwise_impl.h"
 
 #include <string.h>
 

@@ -93,10 +93,10 @@ DSV32_AVX2_FN static inline float dsv32_hmax8(__m256 v)
 #endif
 
 /* ---- the portable scalar loops (every CPU); dsv32_<op>_cpu runs them where AVX2 is absent ---- */
-#include "kernels/hadamard.h"
-#include "kernels/rmsnorm.h"
-#include "kernels/rope.h"
-#include "kernels/silu.h"
+#include "kernels/hadamard_impl.h"
+#include "kernels/rmsnorm_impl.h"
+#include "kernels/rope_impl.h"
+#include "kernels/silu_impl.h"
 
 void dsv32_rmsnorm_cpu_portable(const dsv32_rmsnorm_args *a);
 void dsv32_rope_cpu_portable(const dsv32_rope_args *a);

@@ -1,11 +1,7 @@
 /* fp8.c: argument checks and dispatch of the fp8 family (contract in fp8.h). */
-#include "kernels/fp8.h"
+#include "kernels/fp8_impl.h"
 
 #include <stdio.h>
-
-#define NO_BODY(err, be, op)                                                               \
-	DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: no body for device %d in this build", op, \
-		   (int)(be)->device)
 
 static dsv32_status check(dsv32_backend *be, const dsv32_tensor *t, const char *op,
 			  const char *name, bool act, dsv32_dtype want, dsv32_error *err)
@@ -85,12 +81,9 @@ dsv32_status dsv32_act_quant(dsv32_backend *be, dsv32_tensor *y8, dsv32_tensor *
 		dsv32_act_quant_cpu(y8->data, s->data, x->data, x->dtype, rows, K, ue8m0);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_act_quant_cuda(be, y8->data, s->data, x->data, x->dtype, rows, K, ue8m0,
-					    err);
-#endif
-	return NO_BODY(err, be, op);
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_act_quant_cuda(be, y8->data, s->data, x->data, x->dtype, rows,
+						    K, ue8m0, err));
 }
 
 dsv32_status dsv32_fp8_roundtrip(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
@@ -110,12 +103,9 @@ dsv32_status dsv32_fp8_roundtrip(dsv32_backend *be, dsv32_tensor *y, const dsv32
 		dsv32_fp8_roundtrip_cpu(y->data, y->dtype, x->data, x->dtype, rows, K, ue8m0);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_fp8_roundtrip_cuda(be, y->data, y->dtype, x->data, x->dtype, rows, K,
-						ue8m0, err);
-#endif
-	return NO_BODY(err, be, op);
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_fp8_roundtrip_cuda(be, y->data, y->dtype, x->data, x->dtype,
+							rows, K, ue8m0, err));
 }
 
 static dsv32_status check_weight(dsv32_backend *be, const dsv32_tensor *w8,
@@ -158,12 +148,9 @@ dsv32_status dsv32_weight_dequant(dsv32_backend *be, dsv32_tensor *w, const dsv3
 		dsv32_weight_dequant_cpu(w->data, w->dtype, w8->data, scale->data, N, K);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_weight_dequant_cuda(be, w->data, w->dtype, w8->data, scale->data, N,
-						 K, err);
-#endif
-	return NO_BODY(err, be, op);
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_weight_dequant_cuda(be, w->data, w->dtype, w8->data,
+							 scale->data, N, K, err));
 }
 
 dsv32_status dsv32_fp8_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x8,
@@ -189,12 +176,9 @@ dsv32_status dsv32_fp8_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tens
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_fp8_gemm_cpu(y->data, y->dtype, x8->data, xs->data, w8->data, ws->data,
 					  M, N, K, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_fp8_gemm_cuda(be, y->data, y->dtype, x8->data, xs->data, w8->data,
-					   ws->data, M, N, K, err);
-#endif
-	return NO_BODY(err, be, op);
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_fp8_gemm_cuda(be, y->data, y->dtype, x8->data, xs->data,
+						   w8->data, ws->data, M, N, K, err));
 }
 
 dsv32_status dsv32_linear_fp8(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,

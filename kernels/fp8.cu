@@ -6,7 +6,7 @@
 
 #include "kernels/cuda_common.cuh" /* C++ headers of CUDA: outside extern "C" */
 extern "C" {
-#include "kernels/fp8.h"
+#include "kernels/fp8_impl.h"
 }
 
 #define BLK DSV32_FP8_BLOCK

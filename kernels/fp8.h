@@ -1,4 +1,4 @@
-/* fp8.h: block-scaled fp8 e4m3 ops of the reference (reference_layout.md Part B; the CPU
+/* fp8.h: block-scaled fp8 e4m3 ops of the reference (docs/spec/ref_layout.md Part B; the CPU
  * stand-ins of golden/ref_tiny/README.md). Block size 128 everywhere.
  *
  * dsv32_act_quant(be, y8, s, x, ue8m0, err)                                     §B.2.1
@@ -31,7 +31,7 @@
  *   y[m,n] = Σ_{kb=0,1,2..} P[m,n,kb] · (xs[m,kb] · ws[n/128,kb])
  *     P[m,n,kb] = Σ_{k in block kb} x8[m,k]·w8[n,k] in fp32 (each product of two e4m3 values is
  *     exact in fp32; the order of the in-block fp32 sum is not part of the contract: TileLang's
- *     MMA order is unspecified, reference_layout.md §G). The scale product is one fp32 multiply,
+ *     MMA order is unspecified, docs/spec/ref_layout.md §G). The scale product is one fp32 multiply,
  *     P times it one fp32 multiply (never fused: nvcc may contract the reference's
  *     `acc += P * s` into an FMA; identical whenever the scales are powers of two), and the
  *     scaled block results are added in fp32 into an
@@ -57,23 +57,9 @@
 #include "kernels/backend.h"
 
 #define DSV32_FP8_BLOCK 128
-/* fp32(1/448) = 0x3b124925 = 0.00223214296 (reference_layout.md §B.8) */
+/* fp32(1/448) = 0x3b124925 = 0.00223214296 (docs/spec/ref_layout.md §B.8) */
 #define DSV32_FP8_INV_MAX 0.0022321429569274187f
 #define DSV32_FP8_AMAX_MIN 1e-4f
-
-/* Scale of one block from its amax (amax >= 0; NaN never reaches here). */
-DSV32_HD static inline float dsv32_fp8_scale_elem(float amax, bool ue8m0)
-{
-	if (!(amax > DSV32_FP8_AMAX_MIN))
-		amax = DSV32_FP8_AMAX_MIN;
-	float s = amax * DSV32_FP8_INV_MAX;
-	if (ue8m0) {
-		uint32_t u = dsv32_f32_bits(s);
-		int e = (int)((u >> 23) & 0xffu) - 127 + ((u & 0x7fffffu) != 0u ? 1 : 0);
-		s = dsv32_f32_from_bits((uint32_t)(e + 127) << 23);
-	}
-	return s;
-}
 
 /* One element: e4m3(clamp(x / s, -448, 448)); NaN passes through to the e4m3 NaN. */
 DSV32_HD static inline dsv32_f8 dsv32_fp8_quant_elem(float x, float s)
@@ -98,37 +84,5 @@ dsv32_status dsv32_fp8_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tens
 dsv32_status dsv32_linear_fp8(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			      const dsv32_tensor *w8, const dsv32_tensor *ws, bool ue8m0,
 			      dsv32_error *err);
-
-/* ---- internal: bodies behind the dispatchers (checked arguments, raw pointers, rows >= 1).
- * Dtypes: xt/yt are DSV32_BF16 or DSV32_F32. ---- */
-#ifdef __cplusplus
-extern "C" {
-#endif
-void dsv32_act_quant_cpu(dsv32_f8 *y8, float *s, const void *x, dsv32_dtype xt, int64_t rows,
-			 int64_t K, bool ue8m0);
-void dsv32_fp8_roundtrip_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt,
-			     int64_t rows, int64_t K, bool ue8m0);
-void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const float *scale,
-			      int64_t N, int64_t K);
-dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, const float *xs,
-				const dsv32_f8 *w8, const float *ws, int64_t M, int64_t N,
-				int64_t K, dsv32_error *err);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_act_quant_cuda(dsv32_backend *be, dsv32_f8 *y8, float *s, const void *x,
-				  dsv32_dtype xt, int64_t rows, int64_t K, bool ue8m0,
-				  dsv32_error *err);
-dsv32_status dsv32_fp8_roundtrip_cuda(dsv32_backend *be, void *y, dsv32_dtype yt,
-				      const void *x, dsv32_dtype xt, int64_t rows, int64_t K,
-				      bool ue8m0, dsv32_error *err);
-dsv32_status dsv32_weight_dequant_cuda(dsv32_backend *be, void *w, dsv32_dtype wt,
-				       const dsv32_f8 *w8, const float *scale, int64_t N,
-				       int64_t K, dsv32_error *err);
-dsv32_status dsv32_fp8_gemm_cuda(dsv32_backend *be, void *y, dsv32_dtype yt, const dsv32_f8 *x8,
-				 const float *xs, const dsv32_f8 *w8, const float *ws, int64_t M,
-				 int64_t N, int64_t K, dsv32_error *err);
-#endif
-#ifdef __cplusplus
-}
-#endif
 
 #endif

@@ -1,4 +1,4 @@
-/* fp8_cpu.c: CPU bodies of the fp8 family (fp8.h; reference_layout.md §B.2, §B.5, §B.6).
+/* fp8_cpu.c: CPU bodies of the fp8 family (fp8.h; docs/spec/ref_layout.md §B.2, §B.5, §B.6).
  * OpenMP over 128-blocks / rows; fp8_gemm runs one sgemm per K block on e4m3 values widened to
  * f32 (exact), then scales and accumulates the blocks in increasing order.
  * act_quant / fp8_roundtrip with AVX2: quant_block_avx2 does the same fp32 operations in 8 lanes
@@ -6,8 +6,8 @@
  * clamps as min/max that keep NaN, the e4m3 RNE encoding by integer rounding of the f32 bits,
  * which equals dsv32_f32_to_e4m3 on every input: checked exhaustively), so its codes and scales
  * are bit-identical to quant_block's. */
-#include "kernels/fp8.h"
-#include "kernels/gemm.h"
+#include "kernels/fp8_impl.h"
+#include "kernels/gemm_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* gemm.c: argument checks and dispatch of the GEMM family (contract in gemm.h). */
-#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
 
 #include <stdio.h>
 
@@ -136,11 +136,5 @@ dsv32_status dsv32_gemm_run(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_e
 		return DSV32_FAIL(err, DSV32_E_USAGE, "gemm_run: NULL data pointer");
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_gemm_cpu(be, d, err);
-	if (be->device == DSV32_DEV_CUDA) {
-#ifdef DSV32_HAVE_CUDA
-		return dsv32_gemm_cuda(be, d, err);
-#endif
-	}
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "gemm: no body for device %d in this build",
-			  (int)be->device);
+	return DSV32_CUDA_BODY(be, "gemm", err, dsv32_gemm_cuda(be, d, err));
 }

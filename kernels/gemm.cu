@@ -8,7 +8,7 @@
 
 #include "kernels/cuda_ctx.h" /* C++ headers of CUDA: outside extern "C" */
 extern "C" {
-#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
 }
 
 /* ---- CUDA kernels ---- */

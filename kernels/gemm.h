@@ -1,4 +1,4 @@
-/* gemm.h: dense GEMMs with fp32 accumulation (reference_layout.md §A.1, hf_layout.md F.linear,
+/* gemm.h: dense GEMMs with fp32 accumulation (docs/spec/ref_layout.md §A.1, docs/spec/hf_layout.md F.linear,
  * attention QK^T and P·V).
  *
  * Notation: rows = M (every leading dim of x flattened), K = reduction, N = output features.
@@ -58,6 +58,8 @@
 
 #include "kernels/backend.h"
 
+#define DSV32_GEMM_FIXED_KC 1024 /* the fixed engine's K chunk for GEMMs (fp8_gemm: 128) */
+
 dsv32_status dsv32_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			const dsv32_tensor *w, dsv32_error *err);
 dsv32_status dsv32_gemm_nn(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
@@ -100,40 +102,5 @@ const char *dsv32_gemm_engine_name(int engine);
 /* The fixed engine's body on this machine: "avx512", "avx2" (DSV32_GEMM_NO_AVX512=1) or "scalar"
  * (DSV32_GEMM_NO_AVX2=1); the same bits on each. */
 const char *dsv32_gemm_fixed_body(void);
-
-/* ---- internal: the bodies behind dsv32_gemm_run (called with a checked, non-empty desc) ---- */
-dsv32_status dsv32_gemm_cpu(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
-/* "fixed-blocked" (the fixed engine's order; "avx2-blocked" before the avx512 body) or
- * "sgemm-widened" (no vector body): the host engine's body when oneDNN has no bf16 matmul. */
-const char *dsv32_gemm_cpu_fallback_name(void);
-#define DSV32_GEMM_FIXED_KC 1024 /* the fixed engine's K chunk for GEMMs (fp8_gemm: 128) */
-/* A weight operand of the fixed engine: dtype BF16, F32 or F8_E4M3; trans ("NT"): element
- * (n, k) at p[n·ld + k]; else ("NN") (k, n) at p[k·ld + n]. */
-typedef struct {
-	const void *p;
-	dsv32_dtype dtype;
-	bool trans;
-	int64_t ld;
-} dsv32_gemm_wref;
-/* The fixed engine on f32 x: xf [M, Kp] with Kp % 8 == 0 and zero padding beyond K; acc [M, N]
- * receives, per K chunk of kc values (kc % 8 == 0), the chunk sum t: GEMM (xs == NULL):
- * acc = t, then acc + t; fp8 (kc = 128): acc = acc + t·(xs[m,kb]·ws[n/128,kb]) from +0 in
- * chunk order. */
-dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64_t Kp,
-				   const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc,
-				   const float *xs, const float *ws, int64_t nkb, dsv32_error *err);
-/* The fixed engine on a checked desc (K > 0). */
-dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err);
-/* oneDNN bf16 body: sets *done = false (and returns DSV32_OK) when oneDNN cannot run it here. */
-dsv32_status dsv32_gemm_dnnl(const dsv32_gemm_desc *d, bool *done, dsv32_error *err);
-#ifdef DSV32_HAVE_CUDA
-#ifdef __cplusplus
-extern "C" {
-#endif
-dsv32_status dsv32_gemm_cuda(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
-#ifdef __cplusplus
-}
-#endif
-#endif
 
 #endif

@@ -3,7 +3,7 @@
  * for a bf16 w in "NT" layout, the fixed engine's vector body (its order, the same bits); otherwise OpenBLAS sgemm on f32
  * operands, bf16 operands widened exactly in panels of w that stay in cache. A BF16 y is
  * rounded once from the fp32 result. */
-#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
 
 #include <cblas.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * One mutex guards the engine, the cache and execution (models call GEMMs from one thread;
  * oneDNN itself parallelises each call with OpenMP). Primitives live until process exit.
  */
-#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>

@@ -27,7 +27,7 @@
  * packed per NR-row tile and chunk as wp[l][q][NR] (widened exactly; 8x8 transposes for the
  * "NT" layout, row copies for "NN"). A micro kernel call runs one lane over the whole chunk,
  * so the per-lane FMA chain is the one above. */
-#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
 
 #include <math.h>
 #include <stdlib.h>

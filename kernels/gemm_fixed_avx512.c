@@ -31,7 +31,7 @@
  * tile staying in registers from block to block. The next tile's w is prefetched while the
  * current one computes. The separate multiply and add of the fp8 scale step rely on
  * -ffp-contract=off (CMakeLists.txt), as the scalar body does. */
-#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
 
 #include <omp.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef DSV32_GEMM_FIXED_SIMD_H
 #define DSV32_GEMM_FIXED_SIMD_H
 
-#include "kernels/gemm.h"
+#include "kernels/gemm_impl.h"
 
 /* Element (n, k) of w widened exactly (e4m3 through the decode table lut). */
 static inline float w_at(const dsv32_gemm_wref *w, const float *lut, int64_t n, int64_t k)

@@ -1,5 +1,5 @@
 /* hadamard.c: argument checks and dispatch for the Hadamard transform (hadamard.h). */
-#include "kernels/hadamard.h"
+#include "kernels/hadamard_impl.h"
 
 dsv32_status dsv32_hadamard(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			    dsv32_error *err)
@@ -22,9 +22,7 @@ dsv32_status dsv32_hadamard(dsv32_backend *be, dsv32_tensor *y, const dsv32_tens
 		dsv32_hadamard_cpu(y->data, y->dtype, x->data, x->dtype, rows, d, scale);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_hadamard_cuda(be, y->data, y->dtype, x->data, x->dtype, rows, d, scale, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_hadamard_cuda(be, y->data, y->dtype, x->data, x->dtype, rows,
+						   d, scale, err));
 }

@@ -5,7 +5,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/hadamard.h"
+#include "kernels/hadamard_impl.h"
 }
 
 __global__ static void hadamard_kernel(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt,

@@ -1,4 +1,4 @@
-/* hadamard.h: the Walsh-Hadamard transform of `rotate_activation` (reference_layout.md §A.6; the
+/* hadamard.h: the Walsh-Hadamard transform of `rotate_activation` (docs/spec/ref_layout.md §A.6; the
  * golden data's CPU stand-in, golden/ref_tiny/README.md).
  *
  * dsv32_hadamard(be, y, x, err)
@@ -27,28 +27,7 @@ static inline float dsv32_hadamard_scale(int64_t d)
 	return (float)pow((double)d, -0.5);
 }
 
-/* In-place butterflies on v[0..d) (fp32), Sylvester order, strides 1, 2, ..., d/2. */
-DSV32_HD static inline void dsv32_hadamard_row(float *v, int64_t d)
-{
-	for (int64_t h = 1; h < d; h <<= 1)
-		for (int64_t j = 0; j < d; j++)
-			if (!(j & h)) {
-				float a = v[j], b = v[j + h];
-				v[j] = dsv32_fadd_rn(a, b);
-				v[j + h] = dsv32_fsub_rn(a, b);
-			}
-}
-
 dsv32_status dsv32_hadamard(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			    dsv32_error *err);
-
-/* ---- internal: bodies behind the dispatcher (arguments already checked) ---- */
-void dsv32_hadamard_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, int64_t rows,
-			int64_t d, float scale);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_hadamard_cuda(dsv32_backend *be, void *y, dsv32_dtype yt, const void *x,
-				 dsv32_dtype xt, int64_t rows, int64_t d, float scale,
-				 dsv32_error *err);
-#endif
 
 #endif

@@ -8,7 +8,7 @@
  * (one rounding each, no FMA), so every non-NaN output is bit-identical to the portable loop; a
  * NaN output is NaN at the same position (sign and payload unspecified, docs/numerics.md
  * "NaN"). The row is loaded whole before any store, so y may be x. */
-#include "kernels/hadamard.h"
+#include "kernels/hadamard_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 static void row_scalar(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, int64_t base,

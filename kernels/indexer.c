@@ -2,7 +2,7 @@
  * (contract in indexer.h). */
 #include "kernels/indexer.h"
 
-#include "kernels/indexer_body.h"
+#include "kernels/indexer_impl.h"
 
 static dsv32_status mask_desc(const dsv32_tensor *mask, int64_t B, int64_t S, int64_t T,
 			      dsv32_backend *be, dsv32_idx_mask *m, dsv32_error *err)
@@ -120,11 +120,7 @@ dsv32_status dsv32_fp8_index(dsv32_backend *be, dsv32_tensor *out, const dsv32_t
 				B, S, T, H, D, Tc, Tcs};
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_fp8_index_cpu(&a, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_fp8_index_cuda(be, &a, err);
-#endif
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "fp8_index: no body for device %d", (int)be->device);
+	return DSV32_CUDA_BODY(be, "fp8_index", err, dsv32_fp8_index_cuda(be, &a, err));
 }
 
 dsv32_status dsv32_index_scores_hf(dsv32_backend *be, dsv32_tensor *out, const dsv32_tensor *q,
@@ -156,10 +152,5 @@ dsv32_status dsv32_index_scores_hf(dsv32_backend *be, dsv32_tensor *out, const d
 			       softmax_scale, m, B, S, T, H, D, Tc};
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_index_scores_hf_cpu(&a, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_index_scores_hf_cuda(be, &a, err);
-#endif
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "index_scores_hf: no body for device %d",
-			  (int)be->device);
+	return DSV32_CUDA_BODY(be, "index_scores_hf", err, dsv32_index_scores_hf_cuda(be, &a, err));
 }

@@ -5,7 +5,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/indexer_body.h"
+#include "kernels/indexer_impl.h"
 }
 
 __global__ static void fp8_index_kernel(dsv32_idx_fp8_args a)

@@ -1,5 +1,5 @@
-/* indexer.h: lightning-indexer scores (reference_layout.md §A.9 steps 8-10, §B.2.3, §B.4;
- * golden README "CPU stand-ins" fp8_index; hf_layout.md §9 steps 6-9).
+/* indexer.h: lightning-indexer scores (docs/spec/ref_layout.md §A.9 steps 8-10, §B.2.3, §B.4;
+ * golden README "CPU stand-ins" fp8_index; docs/spec/hf_layout.md §9 steps 6-9).
  * The projections, RoPE, Hadamard, act_quant and the top-k (dsv32_topk) are separate ops.
  *
  * Caches: k8/k_s (ref) and k (HF) may be whole cache buffers [Bc, Tc, ...] with Bc >= B and

@@ -1,6 +1,6 @@
 /* indexer_cpu.c: CPU bodies of dsv32_fp8_index / dsv32_index_scores_hf: the shared per-element
- * math (indexer_body.h), OpenMP over (b, i, t). */
-#include "kernels/indexer_body.h"
+ * math (indexer_impl.h), OpenMP over (b, i, t). */
+#include "kernels/indexer_impl.h"
 
 dsv32_status dsv32_fp8_index_cpu(const dsv32_idx_fp8_args *a, dsv32_error *err)
 {

@@ -1,5 +1,5 @@
 /* layernorm.c: argument checks and dispatch for LayerNorm (layernorm.h). */
-#include "kernels/layernorm.h"
+#include "kernels/layernorm_impl.h"
 
 dsv32_status dsv32_layernorm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			     const dsv32_tensor *w, const dsv32_tensor *b, double eps,
@@ -34,9 +34,5 @@ dsv32_status dsv32_layernorm(dsv32_backend *be, dsv32_tensor *y, const dsv32_ten
 		dsv32_layernorm_cpu(&a);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_layernorm_cuda(be, &a, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err, dsv32_layernorm_cuda(be, &a, err));
 }

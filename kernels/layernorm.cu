@@ -5,7 +5,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/layernorm.h"
+#include "kernels/layernorm_impl.h"
 }
 
 #define LN_THREADS 256

@@ -1,7 +1,7 @@
 /* layernorm_cpu.c: CPU body of LayerNorm (layernorm.h): mean and population variance per row
  * by PyTorch CPU's vectorised Welford cascade (reduce.h dsv32_moments_torch_fn), then the
  * PyTorch CPU affine form; OpenMP over rows. */
-#include "kernels/layernorm.h"
+#include "kernels/layernorm_impl.h"
 
 typedef struct {
 	const void *x;

@@ -1,5 +1,5 @@
 /* rmsnorm.c: argument checks and dispatch for the RMSNorm family (rmsnorm.h). */
-#include "kernels/rmsnorm.h"
+#include "kernels/rmsnorm_impl.h"
 
 static dsv32_status check_w(dsv32_backend *be, const char *op, const dsv32_tensor *w, int64_t dim,
 			    bool bf16_ok, dsv32_error *err)
@@ -26,12 +26,13 @@ static dsv32_status run(dsv32_backend *be, const dsv32_rmsnorm_args *a, const ch
 		dsv32_rmsnorm_cpu(a);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	(void)op;
-	return dsv32_rmsnorm_cuda(be, a, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err, dsv32_rmsnorm_cuda(be, a, err));
+}
+
+/* The planted-bug hook; real runs have no hooks. */
+static bool planted(const dsv32_backend *be)
+{
+	return be->test_hooks && be->test_hooks->rmsnorm_no_final_round;
 }
 
 static dsv32_status check_xy(dsv32_backend *be, const char *op, const dsv32_tensor *y,
@@ -57,7 +58,7 @@ dsv32_status dsv32_rmsnorm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tenso
 	dsv32_rmsnorm_args a = {.mode = DSV32_RMSNORM_REF, .y = y->data, .yt = y->dtype,
 				.x = x->data, .xt = x->dtype, .w = w->data, .wt = w->dtype,
 				.rows = dsv32_ew_rows(x), .dim = dim, .eps = (float)eps,
-				.planted = be->test_flags[DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND]};
+				.planted = planted(be)};
 	return run(be, &a, op, err);
 }
 
@@ -87,7 +88,7 @@ dsv32_status dsv32_rmsnorm_add(dsv32_backend *be, dsv32_tensor *y, dsv32_tensor 
 				.xt = x->dtype, .res = res->data, .rest = res->dtype, .w = w->data,
 				.wt = w->dtype, .rows = dsv32_ew_rows(x), .dim = dim,
 				.eps = (float)eps,
-				.planted = be->test_flags[DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND]};
+				.planted = planted(be)};
 	return run(be, &a, op, err);
 }
 

@@ -5,7 +5,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/rmsnorm.h"
+#include "kernels/rmsnorm_impl.h"
 }
 
 #define RMS_THREADS 256

@@ -1,5 +1,5 @@
-/* rmsnorm.h: RMSNorm, plain and fused with the residual add (reference_layout.md §A.2, Part E.2),
- * and the HF form with two roundings (hf_layout.md §5).
+/* rmsnorm.h: RMSNorm, plain and fused with the residual add (docs/spec/ref_layout.md §A.2, Part E.2),
+ * and the HF form with two roundings (docs/spec/hf_layout.md §5).
  *
  * Shapes: x, res, y, res_out [rows, dim] (any ndim, last dim = dim), activations BF16 or F32
  * (the output dtype decides the rounding, elementwise.h). w [dim].
@@ -27,7 +27,7 @@
  *   fp32 and rounds). F32 y: none.
  *
  * Not: the reference forms never round before the weight multiply.
- * Planted bug (tests only): with be->test_flags[DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND] set,
+ * Planted bug (tests only): with be->test_hooks->rmsnorm_no_final_round set (test_hooks.h),
  *   dsv32_rmsnorm and dsv32_rmsnorm_add round xn to bf16 BEFORE the weight multiply (an
  *   HF-style double rounding inside the reference norm), so a harness must flag drift at every
  *   norm tap. res_out is unaffected. The HF form ignores the flag.
@@ -43,31 +43,6 @@
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 
-/* inv = 1 / sqrt(ss / dim + eps), PyTorch CPU order (see above). */
-DSV32_HD static inline float dsv32_rmsnorm_inv(float ss, float dim, float eps)
-{
-	float ms = dsv32_fdiv_rn(ss, dim);
-	return dsv32_fdiv_rn(1.0f, dsv32_fsqrt_rn(dsv32_fadd_rn(ms, eps)));
-}
-
-/* Reference element: w · (r · inv), with the optional planted pre-rounding of r · inv. */
-DSV32_HD static inline float dsv32_rmsnorm_ref_elem(float r, float inv, float w, bool planted)
-{
-	float xn = dsv32_fmul_rn(r, inv);
-	if (planted)
-		xn = dsv32_round_bf16(xn);
-	return dsv32_fmul_rn(w, xn);
-}
-
-/* HF element: w · round(r · inv); round_bf16 says whether h is rounded (BF16 output). */
-DSV32_HD static inline float dsv32_rmsnorm_hf_elem(float r, float inv, float w, bool round_bf16)
-{
-	float h = dsv32_fmul_rn(r, inv);
-	if (round_bf16)
-		h = dsv32_round_bf16(h);
-	return dsv32_fmul_rn(w, h);
-}
-
 dsv32_status dsv32_rmsnorm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			   const dsv32_tensor *w, double eps, dsv32_error *err);
 dsv32_status dsv32_rmsnorm_add(dsv32_backend *be, dsv32_tensor *y, dsv32_tensor *res_out,
@@ -75,24 +50,5 @@ dsv32_status dsv32_rmsnorm_add(dsv32_backend *be, dsv32_tensor *y, dsv32_tensor 
 			       double eps, dsv32_error *err);
 dsv32_status dsv32_rmsnorm_hf(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			      const dsv32_tensor *w, double eps, dsv32_error *err);
-
-/* ---- internal: bodies behind the dispatchers (arguments already checked) ---- */
-typedef enum { DSV32_RMSNORM_REF = 0, DSV32_RMSNORM_REF_ADD, DSV32_RMSNORM_HF } dsv32_rmsnorm_mode;
-typedef struct {
-	dsv32_rmsnorm_mode mode;
-	void *y; dsv32_dtype yt;
-	void *res_out; dsv32_dtype rt;     /* REF_ADD only */
-	const void *x; dsv32_dtype xt;
-	const void *res; dsv32_dtype rest; /* REF_ADD only */
-	const void *w; dsv32_dtype wt;
-	int64_t rows, dim;
-	float eps;
-	bool planted;                      /* DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND */
-	int lanes;                         /* torch cascade lanes (reduce.h), CPU body */
-} dsv32_rmsnorm_args;
-void dsv32_rmsnorm_cpu(const dsv32_rmsnorm_args *a);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_rmsnorm_cuda(dsv32_backend *be, const dsv32_rmsnorm_args *a, dsv32_error *err);
-#endif
 
 #endif

@@ -10,7 +10,7 @@
  * in 8 lanes (same fp32 ops, no FMA). Every non-NaN output is bit-identical to row_scalar; a NaN
  * output is NaN at the same position, its sign and payload unspecified (docs/numerics.md "NaN").
  * The scalar row stays as the portable path and for dim < L. */
-#include "kernels/rmsnorm.h"
+#include "kernels/rmsnorm_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 static inline float load_r(const dsv32_rmsnorm_args *a, int64_t i)

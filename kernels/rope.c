@@ -1,5 +1,5 @@
 /* rope.c: argument checks and dispatch for RoPE and the de-interleave permutation (rope.h). */
-#include "kernels/rope.h"
+#include "kernels/rope_impl.h"
 
 static dsv32_status check_layout(dsv32_backend *be, const char *op, const dsv32_tensor *y,
 				 const dsv32_tensor *x, int64_t off, int64_t rd,
@@ -43,12 +43,7 @@ static dsv32_status run(dsv32_backend *be, const dsv32_rope_args *a, const char 
 		dsv32_rope_cpu(a);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	(void)op;
-	return dsv32_rope_cuda(be, a, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err, dsv32_rope_cuda(be, a, err));
 }
 
 dsv32_status dsv32_rope_ref(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,

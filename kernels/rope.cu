@@ -4,7 +4,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/rope.h"
+#include "kernels/rope_impl.h"
 }
 
 __global__ static void rope_kernel(dsv32_rope_args a)

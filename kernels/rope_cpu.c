@@ -11,7 +11,7 @@
  * Both halves of a step are read before either is written, so y may be x. Every non-NaN output
  * is bit-identical to dsv32_rope_row; a NaN output is NaN at the same position (sign and payload
  * unspecified, docs/numerics.md "NaN"). The permutation and other rd run dsv32_rope_row. */
-#include "kernels/rope.h"
+#include "kernels/rope_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 #ifdef DSV32_CPU_AVX2

@@ -1,14 +1,5 @@
 /* router.c: argument checks and dispatch for dsv32_router (contract in router.h). */
-#include "kernels/router.h"
-
-dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const float *logits,
-			      const float *bias, int64_t T, int E, const dsv32_router_params *p,
-			      dsv32_error *err);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_router_cuda(dsv32_backend *be, float *w, void *idx, dsv32_dtype idx_t,
-			       const float *logits, const float *bias, int64_t T, int E,
-			       const dsv32_router_params *p, dsv32_error *err);
-#endif
+#include "kernels/router_impl.h"
 
 const char *dsv32_score_func_name(dsv32_score_func f)
 {
@@ -17,6 +8,20 @@ const char *dsv32_score_func_name(dsv32_score_func f)
 	case DSV32_SCORE_SOFTMAX: return "softmax";
 	default: return "?";
 	}
+}
+
+dsv32_router_params dsv32_router_params_of(const dsv32_config *c, dsv32_router_mode mode)
+{
+	bool hf = mode == DSV32_ROUTER_HF;
+	return (dsv32_router_params){
+		.n_groups = (int)c->n_expert_groups,
+		.topk_groups = (int)c->n_limited_groups,
+		.topk = (int)c->n_activated_experts,
+		.route_scale = (float)c->route_scale,
+		.score_func = hf ? DSV32_SCORE_SIGMOID : c->score_func,
+		.mode = mode,
+		.norm_topk_prob = hf && c->norm_topk_prob,
+	};
 }
 
 const char *dsv32_router_mode_name(dsv32_router_mode m)
@@ -94,10 +99,7 @@ dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_te
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_router_cpu(weights_out->data, idx_out->data, idx_out->dtype, logits->data,
 					bp, T, E, p, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_router_cuda(be, weights_out->data, idx_out->data, idx_out->dtype,
-					 logits->data, bp, T, E, p, err);
-#endif
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "router: no body for device %d", (int)be->device);
+	return DSV32_CUDA_BODY(be, "router", err,
+			       dsv32_router_cuda(be, weights_out->data, idx_out->data,
+						 idx_out->dtype, logits->data, bp, T, E, p, err));
 }

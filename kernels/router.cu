@@ -5,7 +5,7 @@
 
 extern "C" {
 #include "kernels/cuda_ctx.h"
-#include "kernels/router.h"
+#include "kernels/router_impl.h"
 }
 
 __global__ static void router_kernel(float *w, void *idx, dsv32_dtype idx_t, const float *logits,

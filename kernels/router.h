@@ -1,5 +1,5 @@
-/* router.h: MoE router (Gate) after the gate GEMM (reference_layout.md §A.11 / Part E item 11,
- * hf_layout.md §6 DeepseekV32TopkRouter).
+/* router.h: MoE router (Gate) after the gate GEMM (docs/spec/ref_layout.md §A.11 / Part E item 11,
+ * docs/spec/hf_layout.md §6 DeepseekV32TopkRouter).
  *
  * dsv32_router(be, weights_out, idx_out, logits, bias, p, err)
  *   logits       F32 [T, E]      gate GEMM output (F.linear(fp32(x), fp32(W)), computed by the model)
@@ -58,6 +58,10 @@ typedef struct {
 
 const char *dsv32_score_func_name(dsv32_score_func f);
 const char *dsv32_router_mode_name(dsv32_router_mode m);
+/* The parameters each layout routes with, from the model config: REF as the reference Gate
+ * (the config's score function; normalizes iff sigmoid), HF as transformers (always sigmoid,
+ * the config's norm_topk_prob). */
+dsv32_router_params dsv32_router_params_of(const dsv32_config *c, dsv32_router_mode mode);
 
 DSV32_HD static inline float dsv32_router_sigmoid(float x)
 {

@@ -1,5 +1,5 @@
 /* router_cpu.c: CPU body of dsv32_router: dsv32_router_row per token, OpenMP over tokens. */
-#include "kernels/router.h"
+#include "kernels/router_impl.h"
 
 #include <stdlib.h>
 

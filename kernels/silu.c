@@ -1,5 +1,5 @@
 /* silu.c: argument checks and dispatch for the SiLU-gated products (silu.h). */
-#include "kernels/silu.h"
+#include "kernels/silu_impl.h"
 
 static dsv32_status silu_mul(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *a,
 			     const dsv32_tensor *b, bool hf, dsv32_error *err)
@@ -21,12 +21,9 @@ static dsv32_status silu_mul(dsv32_backend *be, dsv32_tensor *h, const dsv32_ten
 		dsv32_silu_mul_cpu(h->data, h->dtype, a->data, a->dtype, b->data, b->dtype, n, hf);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_silu_mul_cuda(be, h->data, h->dtype, a->data, a->dtype, b->data, b->dtype, n,
-				   hf, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_silu_mul_cuda(be, h->data, h->dtype, a->data, a->dtype,
+						   b->data, b->dtype, n, hf, err));
 }
 
 dsv32_status dsv32_silu_mul_ref(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *a,

@@ -3,7 +3,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/silu.h"
+#include "kernels/silu_impl.h"
 }
 
 __global__ static void silu_mul_kernel(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at,

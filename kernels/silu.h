@@ -1,4 +1,4 @@
-/* silu.h: the SiLU-gated product of the FFNs (reference_layout.md §A.10, Part E.13; hf_layout.md
+/* silu.h: the SiLU-gated product of the FFNs (docs/spec/ref_layout.md §A.10, Part E.13; docs/spec/hf_layout.md
  * §5 "down(silu(gate(x)) * up(x))").
  *
  * silu(x) = x / (1 + expf(−x)) in fp32: PyTorch CPU's formula (fp32 negate, exp, add 1, divide;
@@ -38,14 +38,5 @@ dsv32_status dsv32_silu_mul_ref(dsv32_backend *be, dsv32_tensor *h, const dsv32_
 				const dsv32_tensor *b, dsv32_error *err);
 dsv32_status dsv32_silu_mul_hf(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *a,
 			       const dsv32_tensor *b, dsv32_error *err);
-
-/* ---- internal: bodies behind the dispatchers (arguments already checked) ---- */
-void dsv32_silu_mul_cpu(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at, const void *b,
-			dsv32_dtype bt, int64_t n, bool hf);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_silu_mul_cuda(dsv32_backend *be, void *h, dsv32_dtype ht, const void *a,
-				 dsv32_dtype at, const void *b, dsv32_dtype bt, int64_t n, bool hf,
-				 dsv32_error *err);
-#endif
 
 #endif

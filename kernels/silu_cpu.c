@@ -8,7 +8,7 @@
  * no FMA in the fp32 ops, so every non-NaN output is bit-identical to the portable loop; a NaN
  * output is NaN at the same position (sign and payload unspecified, docs/numerics.md "NaN").
  * h may alias a or b: each block's inputs are read before its outputs are written. */
-#include "kernels/silu.h"
+#include "kernels/silu_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
 #include "kernels/expf_avx2.h"
 

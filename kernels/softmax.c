@@ -1,5 +1,5 @@
 /* softmax.c: argument checks and dispatch for softmax (softmax.h). */
-#include "kernels/softmax.h"
+#include "kernels/softmax_impl.h"
 
 dsv32_status dsv32_softmax(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			   dsv32_error *err)
@@ -17,9 +17,7 @@ dsv32_status dsv32_softmax(dsv32_backend *be, dsv32_tensor *y, const dsv32_tenso
 		dsv32_softmax_cpu(y->data, y->dtype, x->data, x->dtype, rows, T);
 		return DSV32_OK;
 	}
-#ifdef DSV32_HAVE_CUDA
-	return dsv32_softmax_cuda(be, y->data, y->dtype, x->data, x->dtype, rows, T, err);
-#else
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: this build has no CUDA body", op);
-#endif
+	return DSV32_CUDA_BODY(be, op, err,
+			       dsv32_softmax_cuda(be, y->data, y->dtype, x->data, x->dtype, rows, T,
+						  err));
 }

@@ -4,7 +4,7 @@
 
 #include "kernels/cuda_common.cuh"
 extern "C" {
-#include "kernels/softmax.h"
+#include "kernels/softmax_impl.h"
 }
 
 #define SM_THREADS 256

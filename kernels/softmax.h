@@ -1,5 +1,5 @@
-/* softmax.h: softmax over the last dim (reference_layout.md §A.8 "p = softmax(scores)", Part E.5;
- * hf_layout.md §4.2 `softmax(w, dtype=float32).to(bf16)`).
+/* softmax.h: softmax over the last dim (docs/spec/ref_layout.md §A.8 "p = softmax(scores)", Part E.5;
+ * docs/spec/hf_layout.md §4.2 `softmax(w, dtype=float32).to(bf16)`).
  *
  * dsv32_softmax(be, y, x, err)
  *   x, y [rows, T] BF16 or F32 (any ndim; masks already added to x). Per row, in fp32, as
@@ -24,28 +24,7 @@
 
 #include "kernels/elementwise.h"
 
-/* NaN-propagating max (vec::maximum semantics). */
-DSV32_HD static inline float dsv32_softmax_max(float a, float b)
-{
-	if (a != a || b != b)
-		return a + b; /* NaN */
-	return a > b ? a : b;
-}
-
-DSV32_HD static inline float dsv32_softmax_exp(float x, float m)
-{
-	return expf(dsv32_fsub_rn(x, m));
-}
-
 dsv32_status dsv32_softmax(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			   dsv32_error *err);
-
-/* ---- internal: bodies behind the dispatcher (arguments already checked) ---- */
-void dsv32_softmax_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, int64_t rows,
-		       int64_t T);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_softmax_cuda(dsv32_backend *be, void *y, dsv32_dtype yt, const void *x,
-				dsv32_dtype xt, int64_t rows, int64_t T, dsv32_error *err);
-#endif
 
 #endif

@@ -10,7 +10,7 @@
  * -inf, s >= 1), and the max of NaN-free values is the same value in any order (its zero sign
  * does not reach expf(x - m)), so the outputs are bit-identical to row_scalar; other rows run
  * row_scalar. */
-#include "kernels/softmax.h"
+#include "kernels/softmax_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
 #include "kernels/expf_avx2.h"
 

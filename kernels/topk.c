@@ -1,16 +1,7 @@
 /* topk.c: argument checks and dispatch for dsv32_topk / dsv32_topk_len (contract in topk.h). */
-#include "kernels/topk.h"
+#include "kernels/topk_impl.h"
 
 #include <stdio.h>
-
-dsv32_status dsv32_topk_cpu(void *idx, dsv32_dtype idx_t, void *val, dsv32_dtype val_t,
-			    const void *x, dsv32_dtype x_t, const int64_t *lens, int64_t rows,
-			    int64_t n, int64_t k, dsv32_error *err);
-#ifdef DSV32_HAVE_CUDA
-dsv32_status dsv32_topk_cuda(dsv32_backend *be, void *idx, dsv32_dtype idx_t, void *val,
-			     dsv32_dtype val_t, const void *x, dsv32_dtype x_t, const int64_t *lens,
-			     int64_t rows, int64_t n, int64_t k, dsv32_error *err);
-#endif
 
 static dsv32_status check_out(const dsv32_tensor *o, const dsv32_tensor *x, int64_t k,
 			      const char *name, dsv32_error *err)
@@ -78,12 +69,9 @@ static dsv32_status topk_run(dsv32_backend *be, dsv32_tensor *idx_out, dsv32_ten
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_topk_cpu(idx_out->data, idx_out->dtype, val, vt, x->data, x->dtype, lp,
 				      rows, n, k, err);
-#ifdef DSV32_HAVE_CUDA
-	if (be->device == DSV32_DEV_CUDA)
-		return dsv32_topk_cuda(be, idx_out->data, idx_out->dtype, val, vt, x->data, x->dtype,
-				       lp, rows, n, k, err);
-#endif
-	return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "topk: no body for device %d", (int)be->device);
+	return DSV32_CUDA_BODY(be, "topk", err,
+			       dsv32_topk_cuda(be, idx_out->data, idx_out->dtype, val, vt, x->data,
+					       x->dtype, lp, rows, n, k, err));
 }
 
 dsv32_status dsv32_topk(dsv32_backend *be, dsv32_tensor *idx_out, dsv32_tensor *val_out,

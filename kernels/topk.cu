@@ -6,7 +6,7 @@
 
 extern "C" {
 #include "kernels/cuda_common.cuh"
-#include "kernels/topk.h"
+#include "kernels/topk_impl.h"
 }
 
 #define TOPK_THREADS 256

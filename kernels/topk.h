@@ -1,4 +1,4 @@
-/* topk.h: row-wise top-k with a pinned tie rule (reference_layout.md §A.9 step 11, §A.11;
+/* topk.h: row-wise top-k with a pinned tie rule (docs/spec/ref_layout.md §A.9 step 11, §A.11;
  * golden README "Top-k ties", patch P5), plus small fp32 helpers shared by the k3 ops
  * (topk, router, indexer, attention).
  *

@@ -1,6 +1,6 @@
 /* topk_cpu.c: CPU body of dsv32_topk: radix select of the k-th key, then a sort of the k
  * selected by (key desc, index asc) (topk.h). */
-#include "kernels/topk.h"
+#include "kernels/topk_impl.h"
 
 #include <stdlib.h>
 

@@ -1,6 +1,6 @@
 /* yarn.h: YaRN rotary frequency tables and the mscale² softmax scale, reference
- * (`precompute_freqs_cis`, reference_layout.md §A.4, §A.8) and HF (`_compute_yarn_parameters`
- * and the per-forward cos/sin, hf_layout.md §3.1-3.2, §4.2). Tables are computed on the host
+ * (`precompute_freqs_cis`, docs/spec/ref_layout.md §A.4, §A.8) and HF (`_compute_yarn_parameters`
+ * and the per-forward cos/sin, docs/spec/hf_layout.md §3.1-3.2, §4.2). Tables are computed on the host
  * and uploaded to the backend's device.
  *
  * Parameters (dsv32_yarn_params, filled from a config by dsv32_yarn_params_from_config):

@@ -1,8 +1,12 @@
-/* attention_body.h: internal argument bundles and per-element math shared by attention.c and
- * its CPU/CUDA bodies. Not part of the public API (include kernels/attention.h instead). */
-#ifndef DSV32_ATTENTION_BODY_H
-#define DSV32_ATTENTION_BODY_H
+/* attention_impl.h: the internals of attention.h, shared by its dispatcher and its CPU/CUDA bodies:
+ * argument bundles, per-element math, the CPU/CUDA body declarations (arguments checked).
+ * Private to kernels/ (and the tests and benches that call a body directly); everyone else
+ * includes kernels/attention.h, which holds the API and its precision contract.
+ * The CUDA declarations are visible in every build: see DSV32_CUDA_BODY in backend_impl.h. */
+#ifndef DSV32_ATTENTION_IMPL_H
+#define DSV32_ATTENTION_IMPL_H
 
+#include "kernels/backend_impl.h"
 #include "kernels/attention.h"
 
 DSV32_HD static inline float dsv32_attn_ld(const void *p, dsv32_dtype t, int64_t i)
@@ -194,13 +198,11 @@ DSV32_HD static inline float dsv32_attn_mask_off(const dsv32_attn_mask_args *a)
 dsv32_status dsv32_attn_prefill_cpu(const dsv32_attn_prefill_args *a, dsv32_error *err);
 dsv32_status dsv32_attn_decode_cpu(const dsv32_attn_decode_args *a, dsv32_error *err);
 dsv32_status dsv32_attn_mask_cpu(const dsv32_attn_mask_args *a, dsv32_error *err);
-#ifdef DSV32_HAVE_CUDA
 dsv32_status dsv32_attn_prefill_cuda(dsv32_backend *be, const dsv32_attn_prefill_args *a,
 				     dsv32_error *err);
 dsv32_status dsv32_attn_decode_cuda(dsv32_backend *be, const dsv32_attn_decode_args *a,
 				    dsv32_error *err);
 dsv32_status dsv32_attn_mask_cuda(dsv32_backend *be, const dsv32_attn_mask_args *a,
 				  dsv32_error *err);
-#endif
 
 #endif

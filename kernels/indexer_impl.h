@@ -1,8 +1,12 @@
-/* indexer_body.h: internal argument bundles between indexer.c and its CPU/CUDA bodies.
- * Not part of the public API (include kernels/indexer.h instead). */
-#ifndef DSV32_INDEXER_BODY_H
-#define DSV32_INDEXER_BODY_H
+/* indexer_impl.h: the internals of indexer.h, shared by its dispatcher and its CPU/CUDA bodies:
+ * argument bundles, per-element math, the CPU/CUDA body declarations (arguments checked).
+ * Private to kernels/ (and the tests and benches that call a body directly); everyone else
+ * includes kernels/indexer.h, which holds the API and its precision contract.
+ * The CUDA declarations are visible in every build: see DSV32_CUDA_BODY in backend_impl.h. */
+#ifndef DSV32_INDEXER_IMPL_H
+#define DSV32_INDEXER_IMPL_H
 
+#include "kernels/backend_impl.h"
 #include "kernels/indexer.h"
 
 /* Optional additive mask, element (b,s,t) at data[b*batch_stride + s*T + t]. */
@@ -92,11 +96,9 @@ DSV32_HD static inline float dsv32_index_hf_elem(const dsv32_idx_hf_args *a, int
 
 dsv32_status dsv32_fp8_index_cpu(const dsv32_idx_fp8_args *a, dsv32_error *err);
 dsv32_status dsv32_index_scores_hf_cpu(const dsv32_idx_hf_args *a, dsv32_error *err);
-#ifdef DSV32_HAVE_CUDA
 dsv32_status dsv32_fp8_index_cuda(dsv32_backend *be, const dsv32_idx_fp8_args *a,
 				  dsv32_error *err);
 dsv32_status dsv32_index_scores_hf_cuda(dsv32_backend *be, const dsv32_idx_hf_args *a,
 					dsv32_error *err);
-#endif
 
 #endif
