@@ -1,5 +1,5 @@
 /* runner.h: run two sides (live models or recorded taps) on the same tokens and reduce every
- * tap to metrics as it arrives (DESIGN.md "Metrics, budgets, reports"; issues 7 and 8).
+ * tap to metrics as it arrives (docs/architecture.md "Metrics, budgets, reports"; issues 7 and 8).
  *
  * Sides: "LAYOUT[:device][:profile][:tp=W][:experts=eager]" for a live model (LAYOUT ref|hf,
  * device cpu|cuda, profile bf16|fp32), or "taps:FILE" for a recording (docs/tap-format.md).
@@ -33,6 +33,7 @@ typedef struct {
 	dsv32_model_opts opts; /* models */
 	char path[4096];       /* taps */
 	char label[128];       /* canonical text, e.g. "ref:cpu:bf16:tp=1" */
+	dsv32_plant plant;     /* the plant=L token (test-only); opts.plant points here when set */
 } dsv32_side_spec;
 
 dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err);
@@ -60,10 +61,5 @@ typedef struct {
 
 dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *a,
 			   const dsv32_side_spec *b, dsv32_cmp_result *out, dsv32_error *err);
-
-/* Noise floor: for every dense tap of `r`, noise_ratio_a = rel_l2 / rel_l2 of the same tap in
- * floor_a (a's bf16 run vs its fp32 run), likewise for b. Taps absent from a floor keep 0. */
-void dsv32_cmp_apply_noise_floor(dsv32_cmp_result *r, const dsv32_cmp_result *floor_a,
-				 const dsv32_cmp_result *floor_b);
 
 #endif

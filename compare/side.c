@@ -22,14 +22,15 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 					  tok + 3);
 		o->world_size = (int)w;
 	} else if (!strncmp(tok, "plant=", 6)) {
-		/* test-only: the planted rounding bug of kernels/backend.h flag 0 in one layer */
+		/* test-only (the dogfood gate): the planted rounding bug of kernels/test_hooks.h in
+		 * one layer; the spec must outlive the model's open, which copies it */
 		char *end;
 		long l = strtol(tok + 6, &end, 10);
 		if (*end || l < 0 || l > 1000)
 			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': plant=%s, expected a layer",
 					  text, tok + 6);
-		o->test_flags |= 1u << DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND;
-		o->planted_layer = (int)l;
+		s->plant = (dsv32_plant){1u << DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND, (int)l};
+		o->plant = &s->plant;
 	} else if (!strcmp(tok, "lanes=8") || !strcmp(tok, "lanes=16")) {
 		o->torch_lanes = atoi(tok + 6);
 	} else if (!strcmp(tok, "torch=1") || !strcmp(tok, "torch=2")) {
@@ -62,8 +63,8 @@ static void make_label(dsv32_side_spec *s)
 		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":experts=eager");
 	if (o->gemm_engine == DSV32_GEMM_HOST && n > 0 && (size_t)n < sizeof s->label)
 		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":gemm=host");
-	if (o->test_flags && n > 0 && (size_t)n < sizeof s->label)
-		snprintf(s->label + n, sizeof s->label - (size_t)n, ":plant=%d", o->planted_layer);
+	if (o->plant && n > 0 && (size_t)n < sizeof s->label)
+		snprintf(s->label + n, sizeof s->label - (size_t)n, ":plant=%d", o->plant->layer);
 }
 
 dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err)

@@ -1,4 +1,4 @@
-/* cache.c: the DynamicCache of the HF layout (hf_layout.md §4.4, transformers 5.24
+/* cache.c: the DynamicCache of the HF layout (docs/spec/hf_layout.md §4.4, transformers 5.24
  * DynamicIndexedLayer): per layer the normed KV latent, the rotated shared rope key (HF
  * half-split order) and the indexer keys, appended at the end of the cached length. Buffers
  * are preallocated to the capacity [cap_b, cap_t]; calls past it fail with DSV32_E_USAGE. */
@@ -16,11 +16,12 @@ dsv32_status hf_cache_init(hf_model *m, dsv32_error *err)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf: cache tables");
 	for (int i = 0; i < (int)c->n_layers; i++) {
 		hf_layer_cache *k = &m->cache[i];
-		DSV32_TRY(hf_alloc(m, &k->kv, m->act, 3, HF_SHAPE(m->cap_b, m->cap_t, c->kv_lora_rank), err));
-		DSV32_TRY(hf_alloc(m, &k->krot, m->act, 3,
-				   HF_SHAPE(m->cap_b, m->cap_t, c->qk_rope_head_dim), err));
-		DSV32_TRY(hf_alloc(m, &k->ikey, m->act, 3,
-				   HF_SHAPE(m->cap_b, m->cap_t, c->index_head_dim), err));
+		DSV32_TRY(lc_alloc(m->be, &k->kv, m->act, 3,
+				   LC_SHAPE(m->cap_b, m->cap_t, c->kv_lora_rank), err));
+		DSV32_TRY(lc_alloc(m->be, &k->krot, m->act, 3,
+				   LC_SHAPE(m->cap_b, m->cap_t, c->qk_rope_head_dim), err));
+		DSV32_TRY(lc_alloc(m->be, &k->ikey, m->act, 3,
+				   LC_SHAPE(m->cap_b, m->cap_t, c->index_head_dim), err));
 	}
 	m->cache_len = 0;
 	m->cache_b = 0;
@@ -31,9 +32,9 @@ void hf_cache_free(hf_model *m)
 {
 	if (m->cache)
 		for (int i = 0; i < (int)m->base.cfg.n_layers; i++) {
-			hf_free(m, &m->cache[i].kv);
-			hf_free(m, &m->cache[i].krot);
-			hf_free(m, &m->cache[i].ikey);
+			lc_free(m->be, &m->cache[i].kv);
+			lc_free(m->be, &m->cache[i].krot);
+			lc_free(m->be, &m->cache[i].ikey);
 		}
 	free(m->cache);
 	free(m->pad);
@@ -46,8 +47,8 @@ dsv32_status hf_cache_write(hf_model *m, dsv32_tensor *c, const dsv32_tensor *x,
 {
 	int64_t B = x->shape[0], S = x->shape[1], D = x->shape[2], Tc = c->shape[1];
 	for (int64_t b = 0; b < B; b++) {
-		dsv32_tensor dst = hf_view(c, (b * Tc + past) * D, 2, HF_SHAPE(S, D));
-		dsv32_tensor src = hf_view(x, b * S * D, 2, HF_SHAPE(S, D));
+		dsv32_tensor dst = lc_view(c, (b * Tc + past) * D, 2, LC_SHAPE(S, D));
+		dsv32_tensor src = lc_view(x, b * S * D, 2, LC_SHAPE(S, D));
 		DSV32_TRY(dsv32_copy_cols(m->be, &dst, &src, 0, 0, D, err));
 	}
 	return DSV32_OK;

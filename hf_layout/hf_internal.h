@@ -7,6 +7,8 @@
 #include "core/safetensors.h"
 #include "hf_layout/hf_model.h"
 #include "kernels/backend.h"
+#include "layout_common/scratch.h"
+#include "layout_common/tap_emit.h"
 
 /* A matrix a GEMM multiplies by (y = x · Wᵀ), [N, K]. Either w is the parameter in its
  * in-memory dtype (scale empty), or, lazy fp8 (CPU, opts.eager_dequant false): w is the
@@ -76,22 +78,13 @@ typedef struct {
 	dsv32_tensor pad_dev;          /* I64 [B, T] on device */
 } hf_fwd;
 
-/* ---- helpers (model.c) ---- */
-dsv32_status hf_alloc(hf_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim, const int64_t *shape,
-		      dsv32_error *err);
-/* Frees owned storage only (a borrowed view, e.g. a parameter mapped from the checkpoint, is
- * left alone) and resets t in both cases. */
-void hf_free(hf_model *m, dsv32_tensor *t);
-/* A borrowed view of base's storage starting at element elem_off. */
-dsv32_tensor hf_view(const dsv32_tensor *base, int64_t elem_off, int ndim, const int64_t *shape);
-/* Emit a tap (downloads device tensors to the host first). No-op without a sink. */
-dsv32_status hf_tap(hf_model *m, const char *name, const dsv32_tensor *t, dsv32_error *err);
-dsv32_status hf_tapf(hf_model *m, const dsv32_tensor *t, dsv32_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-bool hf_taps_on(const hf_model *m);
+/* The tap emitter's view of m (layout_common/tap_emit.h). */
+static inline lc_tapper hf_tapper(hf_model *m)
+{
+	return (lc_tapper){m->be, &m->base.taps};
+}
 
-#define HF_SHAPE(...) ((const int64_t[]){__VA_ARGS__})
-
+/* ---- ops.c: below the layer parts, above kernels/ ---- */
 /* The parameter of mat ready for a GEMM: &mat->w itself, or (lazy fp8) mat dequantized into
  * m->wscratch with dsv32_weight_dequant (the function the eager load uses: the same values) and
  * *out a view of it, valid until the next hf_mat_get. */
@@ -99,6 +92,10 @@ dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32
 /* y = x · matᵀ (dsv32_gemm on hf_mat_get's tensor). */
 dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, const hf_mat *mat,
 		       dsv32_error *err);
+/* The q_rope / k_rope tap of layer li: x [B,S,H,W] or [B,S,W] holds the rope channels at column
+ * off in HF's half-split order; the tap puts them back in the reference's interleaved order. */
+dsv32_status hf_tap_rope(hf_model *m, dsv32_layer_tap id, int li, const dsv32_tensor *x,
+			 int64_t off, dsv32_error *err);
 
 /* ---- parts ---- */
 /* weights.c: from m->shards when the open set it, else from the HF checkpoint dir. */
@@ -117,17 +114,8 @@ dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tens
 dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *x,
 			const dsv32_tensor *q_lat, dsv32_tensor *topk, dsv32_error *err); /* indexer.c */
 dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_mat *down,
-		    const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err);                                          /* mlp.c */
+		    const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err); /* mlp.c */
 dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *out,
 		    dsv32_error *err);                                          /* moe.c */
-/* Router glue (moe_router.c; kept apart because kernels/router.h and core/config.h both
- * define dsv32_score_func). weights F32 [N,k], idx I64 [N,k]. */
-dsv32_status hf_route(dsv32_backend *be, dsv32_tensor *weights, dsv32_tensor *idx,
-		      const dsv32_tensor *logits, const dsv32_tensor *bias, int n_groups,
-		      int topk_groups, int topk, float route_scale, bool norm_topk_prob,
-		      dsv32_error *err);
-/* rope channel taps in reference order (taps.c): x [B,S,H,W] or [B,S,W], rope cols at off. */
-dsv32_status hf_tap_rope(hf_model *m, const char *name, const dsv32_tensor *x, int64_t off,
-			 dsv32_error *err);
 
 #endif

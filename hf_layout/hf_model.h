@@ -1,4 +1,4 @@
-/* hf_model.h: the HF-layout model of DeepSeek V3.2 (spec/hf_layout.md): transformers v5
+/* hf_model.h: the HF-layout model of DeepSeek V3.2 (docs/spec/hf_layout.md): transformers v5
  * `deepseek_v32` (DeepseekV32ForCausalLM, as installed: transformers 5.24) with
  * attn_implementation="eager", on the op layer (kernels/), CPU and CUDA through the same code.
  *
@@ -29,7 +29,7 @@
  * Experts: opts.experts = DSV32_EXPERTS_GROUPED_MM (default, HF's default: fp32 sum of the k
  *          weighted slot outputs, one cast) or DSV32_EXPERTS_EAGER (bf16 index_add_ in ascending
  *          expert order).
- * Taps:    the canonical taps of DESIGN.md plus layers.{i}.attn_residual and
+ * Taps:    the canonical taps of docs/spec/taps.md plus layers.{i}.attn_residual and
  *          layers.{i}.indexer.scores (F32 [B,S,T], the tensor HF takes the top-k of). q_rope /
  *          k_rope are emitted in reference (interleaved) channel order. "logits" is the
  *          activation-dtype [B, keep, vocab] tensor of dsv32_hf_forward.

@@ -1,4 +1,4 @@
-/* indexer.c: DeepseekV32Indexer.forward (hf_layout.md §9; transformers 5.24): wq_b on the q
+/* indexer.c: DeepseekV32Indexer.forward (docs/spec/hf_layout.md §9; transformers 5.24): wq_b on the q
  * latent, wk + k_norm (LayerNorm, bf16 weight/bias), half-split RoPE on the first rope dims of
  * q and k (no Hadamard, no fp8), key cache append, fp32 scores ReLU(q·k·D^-0.5) weighted by
  * weights_proj(x) (a bf16 GEMM, widened, × H^-0.5) and summed over heads, + the causal/padding
@@ -21,52 +21,33 @@ dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor
 	dsv32_backend *be = m->be;
 	int64_t B = f->B, S = f->S, T = f->T, IH = c->index_n_heads, ID = c->index_head_dim;
 	dsv32_dtype a = m->act;
-	dsv32_tensor q = {0}, kr = {0}, k = {0}, wp = {0}, wf = {0}, sc = {0};
-	dsv32_status rc = hf_alloc(m, &q, a, 4, HF_SHAPE(B, S, IH, ID), err);
-	if (rc == DSV32_OK) {
-		dsv32_tensor q3 = hf_view(&q, 0, 3, HF_SHAPE(B, S, IH * ID));
-		rc = hf_linear(m, &q3, q_lat, &w->ix_wq_b, err);
-	}
-	if (rc == DSV32_OK)
-		rc = dsv32_rope_hf(be, &q, &q, &f->cos, &f->sin, 0, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &kr, a, 3, HF_SHAPE(B, S, ID), err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &k, a, 3, HF_SHAPE(B, S, ID), err);
-	if (rc == DSV32_OK)
-		rc = hf_linear(m, &kr, x, &w->ix_wk, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_layernorm(be, &k, &kr, &w->ix_kn_w, &w->ix_kn_b, HF_KNORM_EPS, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_rope_hf(be, &k, &k, &f->cos, &f->sin, 0, err);
-	if (rc == DSV32_OK)
-		rc = hf_cache_write(m, &m->cache[li].ikey, &k, f->past, err);
+	lc_tapper tp = hf_tapper(m);
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *q, *kr, *k, *wp, *wf, *sc;
+	LC_POOL(q, a, 4, B, S, IH, ID);
+	dsv32_tensor q3 = lc_view(q, 0, 3, LC_SHAPE(B, S, IH * ID));
+	LC_CK(hf_linear(m, &q3, q_lat, &w->ix_wq_b, err));
+	LC_CK(dsv32_rope_hf(be, q, q, &f->cos, &f->sin, 0, err));
+	LC_POOL(kr, a, 3, B, S, ID);
+	LC_POOL(k, a, 3, B, S, ID);
+	LC_CK(hf_linear(m, kr, x, &w->ix_wk, err));
+	LC_CK(dsv32_layernorm(be, k, kr, &w->ix_kn_w, &w->ix_kn_b, HF_KNORM_EPS, err));
+	LC_CK(dsv32_rope_hf(be, k, k, &f->cos, &f->sin, 0, err));
+	LC_CK(hf_cache_write(m, &m->cache[li].ikey, k, f->past, err));
 	/* weights_proj(x).float() * H^-0.5: GEMM rounded to the activation dtype, then an fp32
 	 * multiply (exact for a power-of-two H) */
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &wp, a, 3, HF_SHAPE(B, S, IH), err);
-	if (rc == DSV32_OK)
-		rc = hf_linear(m, &wp, x, &w->ix_wproj, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &wf, DSV32_F32, 3, HF_SHAPE(B, S, IH), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_scale(be, &wf, &wp, (float)pow((double)IH, -0.5), err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &sc, DSV32_F32, 3, HF_SHAPE(B, S, T), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_index_scores_hf(be, &sc, &q, &m->cache[li].ikey, &wf,
-					   (float)pow((double)ID, -0.5), &f->causal, err);
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, &sc, err, "layers.%d.indexer.scores", li);
-	if (rc == DSV32_OK)
-		rc = dsv32_topk(be, topk, NULL, &sc, topk->shape[2], err);
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, topk, err, "layers.%d.indexer.topk", li);
-	hf_free(m, &q);
-	hf_free(m, &kr);
-	hf_free(m, &k);
-	hf_free(m, &wp);
-	hf_free(m, &wf);
-	hf_free(m, &sc);
+	LC_POOL(wp, a, 3, B, S, IH);
+	LC_CK(hf_linear(m, wp, x, &w->ix_wproj, err));
+	LC_POOL(wf, DSV32_F32, 3, B, S, IH);
+	LC_CK(dsv32_scale(be, wf, wp, (float)pow((double)IH, -0.5), err));
+	LC_POOL(sc, DSV32_F32, 3, B, S, T);
+	LC_CK(dsv32_index_scores_hf(be, sc, q, &m->cache[li].ikey, wf, (float)pow((double)ID, -0.5),
+				    &f->causal, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_SCORES, li, sc, err));
+	LC_CK(dsv32_topk(be, topk, NULL, sc, topk->shape[2], err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_TOPK, li, topk, err));
+out:
+	lc_pool_free(&p);
 	return rc;
 }

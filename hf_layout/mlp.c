@@ -1,4 +1,4 @@
-/* mlp.c: DeepseekV32MLP (hf_layout.md §5): down(silu(gate(x)) * up(x)) with HF's two
+/* mlp.c: DeepseekV32MLP (docs/spec/hf_layout.md §5): down(silu(gate(x)) * up(x)) with HF's two
  * roundings in the gated product (dsv32_silu_mul_hf). Used for the dense layers and the shared
  * expert. x [..., dim] -> out [..., dim]. */
 #include "hf_layout/hf_internal.h"
@@ -8,21 +8,18 @@ dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_
 		    const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err)
 {
 	int64_t rows = dsv32_tensor_numel(x) / x->shape[x->ndim - 1], I = gate->w.shape[0];
-	dsv32_tensor g = {0}, u = {0};
-	dsv32_tensor x2 = hf_view(x, 0, 2, HF_SHAPE(rows, x->shape[x->ndim - 1]));
-	dsv32_tensor o2 = hf_view(out, 0, 2, HF_SHAPE(rows, out->shape[out->ndim - 1]));
-	dsv32_status rc = hf_alloc(m, &g, m->act, 2, HF_SHAPE(rows, I), err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &u, m->act, 2, HF_SHAPE(rows, I), err);
-	if (rc == DSV32_OK)
-		rc = hf_linear(m, &g, &x2, gate, err);
-	if (rc == DSV32_OK)
-		rc = hf_linear(m, &u, &x2, up, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_silu_mul_hf(m->be, &g, &g, &u, err);
-	if (rc == DSV32_OK)
-		rc = hf_linear(m, &o2, &g, down, err);
-	hf_free(m, &g);
-	hf_free(m, &u);
+	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(rows, x->shape[x->ndim - 1]));
+	dsv32_tensor o2 = lc_view(out, 0, 2, LC_SHAPE(rows, out->shape[out->ndim - 1]));
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *g, *u;
+	LC_POOL(g, m->act, 2, rows, I);
+	LC_POOL(u, m->act, 2, rows, I);
+	LC_CK(hf_linear(m, g, &x2, gate, err));
+	LC_CK(hf_linear(m, u, &x2, up, err));
+	LC_CK(dsv32_silu_mul_hf(m->be, g, g, u, err));
+	LC_CK(hf_linear(m, &o2, g, down, err));
+out:
+	lc_pool_free(&p);
 	return rc;
 }

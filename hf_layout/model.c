@@ -1,7 +1,6 @@
-/* model.c: open/close, the HF forward (DeepseekV32ForCausalLM.forward, hf_layout.md §3.2, §4.2
+/* model.c: open/close, the HF forward (DeepseekV32ForCausalLM.forward, docs/spec/hf_layout.md §3.2, §4.2
  * mask, §5 decoder layer, §7 LM head) and the common dsv32_model vtable. */
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,90 +9,9 @@
 #include "hf_layout/hf_internal.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
-#include "kernels/fp8.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/yarn.h"
-
-/* ---- helpers ---- */
-dsv32_status hf_alloc(hf_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim, const int64_t *shape,
-		      dsv32_error *err)
-{
-	return dsv32_backend_alloc(m->be, t, dt, ndim, shape, err);
-}
-
-void hf_free(hf_model *m, dsv32_tensor *t)
-{
-	if (t->data) /* dsv32_backend_free leaves borrowed tensors alone */
-		dsv32_backend_free(m->be, t);
-	memset(t, 0, sizeof *t);
-}
-
-dsv32_tensor hf_view(const dsv32_tensor *base, int64_t elem_off, int ndim, const int64_t *shape)
-{
-	dsv32_tensor v = dsv32_tensor_view((char *)base->data + (size_t)elem_off *
-							dsv32_dtype_size(base->dtype),
-					   base->dtype, ndim, shape);
-	v.device = base->device;
-	return v;
-}
-
-dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32_error *err)
-{
-	if (mat->w.dtype != DSV32_F8_E4M3) {
-		*out = mat->w;
-		return DSV32_OK;
-	}
-	/* lazy fp8: the load sized the scratch for the largest lazy matrix */
-	int64_t n = dsv32_tensor_numel(&mat->w);
-	if (!m->wscratch.data || n > dsv32_tensor_numel(&m->wscratch))
-		return DSV32_FAIL(err, DSV32_E_INTERNAL, "hf: fp8 matrix of %lld elements, dequant "
-				  "scratch of %lld", (long long)n,
-				  (long long)dsv32_tensor_numel(&m->wscratch));
-	*out = hf_view(&m->wscratch, 0, mat->w.ndim, mat->w.shape);
-	return dsv32_weight_dequant(m->be, out, &mat->w, &mat->scale, err);
-}
-
-dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, const hf_mat *mat,
-		       dsv32_error *err)
-{
-	dsv32_tensor w;
-	DSV32_TRY(hf_mat_get(m, mat, &w, err));
-	return dsv32_gemm(m->be, y, x, &w, err);
-}
-
-bool hf_taps_on(const hf_model *m)
-{
-	return m->base.taps.on_tap != NULL;
-}
-
-dsv32_status hf_tap(hf_model *m, const char *name, const dsv32_tensor *t, dsv32_error *err)
-{
-	if (!hf_taps_on(m))
-		return DSV32_OK;
-	if (t->device == DSV32_DEV_CPU) {
-		return m->base.taps.on_tap(m->base.taps.user, name, t, err);
-	}
-	dsv32_tensor h;
-	DSV32_TRY(dsv32_tensor_alloc(&h, t->dtype, t->ndim, t->shape, err));
-	dsv32_status rc = dsv32_backend_download(m->be, h.data, t->data, dsv32_tensor_nbytes(t), err);
-	if (rc == DSV32_OK)
-		rc = m->base.taps.on_tap(m->base.taps.user, name, &h, err);
-	dsv32_tensor_free(&h);
-	return rc;
-}
-
-dsv32_status hf_tapf(hf_model *m, const dsv32_tensor *t, dsv32_error *err, const char *fmt, ...)
-{
-	if (!hf_taps_on(m))
-		return DSV32_OK;
-	char name[128];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof name, fmt, ap);
-	va_end(ap);
-	return hf_tap(m, name, t, err);
-}
 
 static hf_model *HF(dsv32_model *m)
 {
@@ -103,10 +21,10 @@ static hf_model *HF(dsv32_model *m)
 /* ---- per-forward context: cos/sin from position_ids, the causal + padding mask ---- */
 static void fwd_free(hf_model *m, hf_fwd *f)
 {
-	hf_free(m, &f->cos);
-	hf_free(m, &f->sin);
-	hf_free(m, &f->causal);
-	hf_free(m, &f->pad_dev);
+	lc_free(m->be, &f->cos);
+	lc_free(m->be, &f->sin);
+	lc_free(m->be, &f->causal);
+	lc_free(m->be, &f->pad_dev);
 }
 
 static dsv32_status fwd_begin(hf_model *m, hf_fwd *f, int64_t B, int64_t S, int64_t past,
@@ -166,21 +84,15 @@ static dsv32_status fwd_begin(hf_model *m, hf_fwd *f, int64_t B, int64_t S, int6
 			pad[b * T + t] = v;
 			m->pad[b * m->cap_t + t] = v;
 		}
-	rc = hf_alloc(m, &f->cos, m->act, 3, HF_SHAPE(B, S, R), err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &f->sin, m->act, 3, HF_SHAPE(B, S, R), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_yarn_hf_cos_sin(m->be, &f->cos, &f->sin, m->inv_freq, m->attn_factor, pos,
-					   B, S, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &f->pad_dev, DSV32_I64, 2, HF_SHAPE(B, T), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(m->be, f->pad_dev.data, pad, sizeof(int64_t) * (size_t)(B * T),
-					  err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &f->causal, m->act, 3, HF_SHAPE(B, S, T), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_attn_mask_hf(m->be, &f->causal, NULL, &f->pad_dev, past, err);
+	LC_CK(lc_alloc(m->be, &f->cos, m->act, 3, LC_SHAPE(B, S, R), err));
+	LC_CK(lc_alloc(m->be, &f->sin, m->act, 3, LC_SHAPE(B, S, R), err));
+	LC_CK(dsv32_yarn_hf_cos_sin(m->be, &f->cos, &f->sin, m->inv_freq, m->attn_factor, pos, B, S,
+				    err));
+	LC_CK(lc_alloc(m->be, &f->pad_dev, DSV32_I64, 2, LC_SHAPE(B, T), err));
+	LC_CK(dsv32_backend_upload(m->be, f->pad_dev.data, pad, sizeof(int64_t) * (size_t)(B * T),
+				   err));
+	LC_CK(lc_alloc(m->be, &f->causal, m->act, 3, LC_SHAPE(B, S, T), err));
+	LC_CK(dsv32_attn_mask_hf(m->be, &f->causal, NULL, &f->pad_dev, past, err));
 out:
 	free(pos);
 	free(pad);
@@ -195,38 +107,56 @@ static dsv32_status layer_step(hf_model *m, int li, const hf_fwd *f, dsv32_tenso
 {
 	const dsv32_config *c = &m->base.cfg;
 	hf_layer_w *w = &m->layers[li];
-	dsv32_tensor x = {0}, a = {0};
-	const int64_t *shp = h->shape;
-	dsv32_status rc = hf_alloc(m, &x, m->act, 3, shp, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &a, m->act, 3, shp, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_rmsnorm_hf(m->be, &x, h, &w->input_ln, c->rms_norm_eps, err);
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, &x, err, "layers.%d.attn_norm", li);
-	if (rc == DSV32_OK)
-		rc = hf_attention(m, li, f, &x, &a, err);
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, &a, err, "layers.%d.attn.out", li);
-	if (rc == DSV32_OK)
-		rc = dsv32_add(m->be, h, h, &a, err); /* residual + attn (one add, act dtype) */
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, h, err, "layers.%d.attn_residual", li);
-	if (rc == DSV32_OK)
-		rc = dsv32_rmsnorm_hf(m->be, &x, h, &w->post_ln, c->rms_norm_eps, err);
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, &x, err, "layers.%d.ffn_norm", li);
-	if (rc == DSV32_OK)
-		rc = w->moe ? hf_moe(m, li, &x, &a, err)
-			    : hf_mlp(m, &w->gate, &w->up, &w->down, &x, &a, err);
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, &a, err, "layers.%d.ffn.out", li);
-	if (rc == DSV32_OK)
-		rc = dsv32_add(m->be, h, h, &a, err);
-	if (rc == DSV32_OK)
-		rc = hf_tapf(m, h, err, "layers.%d.out", li);
-	hf_free(m, &x);
-	hf_free(m, &a);
+	lc_tapper tp = hf_tapper(m);
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *x, *a;
+	LC_POOL_AS(x, m->act, 3, h->shape);
+	LC_POOL_AS(a, m->act, 3, h->shape);
+	LC_CK(dsv32_rmsnorm_hf(m->be, x, h, &w->input_ln, c->rms_norm_eps, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_NORM, li, x, err));
+	LC_CK(hf_attention(m, li, f, x, a, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_OUT, li, a, err));
+	LC_CK(dsv32_add(m->be, h, h, a, err)); /* residual + attn (one add, act dtype) */
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_RESIDUAL, li, h, err));
+	LC_CK(dsv32_rmsnorm_hf(m->be, x, h, &w->post_ln, c->rms_norm_eps, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_NORM, li, x, err));
+	LC_CK(w->moe ? hf_moe(m, li, x, a, err) : hf_mlp(m, &w->gate, &w->up, &w->down, x, a, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_OUT, li, a, err));
+	LC_CK(dsv32_add(m->be, h, h, a, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, li, h, err));
+out:
+	lc_pool_free(&p);
+	return rc;
+}
+
+/* The final norm and lm_head on the last `keep` positions of h [B,S,dim]; logits_out: host
+ * [B, keep, V] in the activation dtype. */
+static dsv32_status lm_head(hf_model *m, const dsv32_tensor *h, int64_t keep,
+			    dsv32_tensor *logits_out, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	int64_t B = h->shape[0], S = h->shape[1], D = c->dim, V = c->vocab_size;
+	lc_tapper tp = hf_tapper(m);
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *y, *lg, head = {0};
+	LC_POOL(y, m->act, 3, B, S, D);
+	LC_CK(dsv32_rmsnorm_hf(m->be, y, h, &m->norm, c->rms_norm_eps, err));
+	LC_CK(lc_tap_model(tp, DSV32_MTAP_FINAL_NORM, y, err));
+	LC_POOL(lg, m->act, 3, B, keep, V);
+	LC_CK(hf_mat_get(m, &m->lm_head, &head, err));
+	for (int64_t b = 0; b < B; b++) { /* lm_head on the kept positions */
+		dsv32_tensor xv = lc_view(y, (b * S + S - keep) * D, 2, LC_SHAPE(keep, D));
+		dsv32_tensor lv = lc_view(lg, b * keep * V, 2, LC_SHAPE(keep, V));
+		LC_CK(dsv32_gemm(m->be, &lv, &xv, &head, err));
+	}
+	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
+	LC_CK(dsv32_tensor_alloc(logits_out, m->act, 3, LC_SHAPE(B, keep, V), err));
+	LC_CK(dsv32_backend_download(m->be, logits_out->data, lg->data, dsv32_tensor_nbytes(lg),
+				     err));
+out:
+	lc_pool_free(&p);
 	return rc;
 }
 
@@ -250,52 +180,24 @@ dsv32_status dsv32_hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t
 	int64_t past = m->cache_len;
 	DSV32_TRY(fwd_begin(m, &f, B, S, past, attention_mask, position_ids, err));
 	int64_t keep = logits_to_keep == 0 || logits_to_keep > S ? S : logits_to_keep;
-	dsv32_tensor ids = {0}, h = {0}, y = {0}, lg = {0};
-	dsv32_status rc = hf_alloc(m, &ids, DSV32_I64, 2, HF_SHAPE(B, S), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(m->be, ids.data, input_ids, sizeof(int64_t) * (size_t)(B * S),
-					  err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &h, m->act, 3, HF_SHAPE(B, S, D), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_embedding(m->be, &h, &m->embed, &ids, err);
-	if (rc == DSV32_OK)
-		rc = hf_tap(m, "embed", &h, err);
-	if (rc == DSV32_OK)
-		m->cache_b = B; /* the layers write the cache rows of this batch */
-	for (int li = 0; rc == DSV32_OK && li < (int)c->n_layers; li++)
-		rc = layer_step(m, li, &f, &h, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &y, m->act, 3, HF_SHAPE(B, S, D), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_rmsnorm_hf(m->be, &y, &h, &m->norm, c->rms_norm_eps, err);
-	if (rc == DSV32_OK)
-		rc = hf_tap(m, "final_norm", &y, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &lg, m->act, 3, HF_SHAPE(B, keep, V), err);
-	dsv32_tensor head = {0};
-	if (rc == DSV32_OK)
-		rc = hf_mat_get(m, &m->lm_head, &head, err);
-	for (int64_t b = 0; rc == DSV32_OK && b < B; b++) { /* lm_head on the kept positions */
-		dsv32_tensor xv = hf_view(&y, (b * S + S - keep) * D, 2, HF_SHAPE(keep, D));
-		dsv32_tensor lv = hf_view(&lg, b * keep * V, 2, HF_SHAPE(keep, V));
-		rc = dsv32_gemm(m->be, &lv, &xv, &head, err);
-	}
-	if (rc == DSV32_OK)
-		rc = hf_tap(m, "logits", &lg, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_tensor_alloc(logits_out, m->act, 3, HF_SHAPE(B, keep, V), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_download(m->be, logits_out->data, lg.data, dsv32_tensor_nbytes(&lg),
-					    err);
-	if (rc == DSV32_OK)
-		m->cache_len = past + S;
-	else if (past == 0)
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *ids, *h;
+	LC_POOL(ids, DSV32_I64, 2, B, S);
+	LC_CK(dsv32_backend_upload(m->be, ids->data, input_ids, sizeof(int64_t) * (size_t)(B * S),
+				   err));
+	LC_POOL(h, m->act, 3, B, S, D);
+	LC_CK(dsv32_embedding(m->be, h, &m->embed, ids, err));
+	LC_CK(lc_tap_model(hf_tapper(m), DSV32_MTAP_EMBED, h, err));
+	m->cache_b = B; /* the layers write the cache rows of this batch */
+	for (int li = 0; li < (int)c->n_layers; li++)
+		LC_CK(layer_step(m, li, &f, h, err));
+	LC_CK(lm_head(m, h, keep, logits_out, err));
+	m->cache_len = past + S;
+out:
+	if (rc != DSV32_OK && past == 0)
 		m->cache_b = 0;
-	hf_free(m, &ids);
-	hf_free(m, &h);
-	hf_free(m, &y);
-	hf_free(m, &lg);
+	lc_pool_free(&p);
 	fwd_free(m, &f);
 	return rc;
 }
@@ -318,7 +220,7 @@ static dsv32_status vt_forward(dsv32_model *mm, const int64_t *tokens, int64_t B
 	dsv32_tensor lg = {0};
 	DSV32_TRY(dsv32_hf_forward(mm, tokens, B, S, NULL, NULL, 1, &lg, err));
 	int64_t V = mm->cfg.vocab_size;
-	dsv32_status rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, HF_SHAPE(B, V), err);
+	dsv32_status rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, LC_SHAPE(B, V), err);
 	if (rc == DSV32_OK)
 		dsv32_convert(logits_out->data, DSV32_F32, lg.data, lg.dtype, (size_t)(B * V));
 	dsv32_tensor_free(&lg);
@@ -344,29 +246,28 @@ static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_lay
 	int64_t B = hidden_in->shape[0], S = hidden_in->shape[1];
 	hf_fwd f;
 	DSV32_TRY(fwd_begin(m, &f, B, S, start_pos, NULL, NULL, err));
-	dsv32_tensor h = {0}, tmp = {0};
-	dsv32_status rc = hf_alloc(m, &h, m->act, 3, hidden_in->shape, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_tensor_alloc(&tmp, m->act, 3, hidden_in->shape, err);
-	if (rc == DSV32_OK && !dsv32_convert(tmp.data, m->act, hidden_in->data, hidden_in->dtype,
-					     (size_t)dsv32_tensor_numel(hidden_in)))
+	lc_pool p = {.be = m->be};
+	dsv32_tensor tmp = {0}; /* host: hidden_in in the activation dtype */
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *h;
+	LC_POOL_AS(h, m->act, 3, hidden_in->shape);
+	LC_CK(dsv32_tensor_alloc(&tmp, m->act, 3, hidden_in->shape, err));
+	if (!dsv32_convert(tmp.data, m->act, hidden_in->data, hidden_in->dtype,
+			   (size_t)dsv32_tensor_numel(hidden_in))) {
 		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "hf layer_forward: hidden_in dtype %s",
 				dsv32_dtype_name(hidden_in->dtype));
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(m->be, h.data, tmp.data, dsv32_tensor_nbytes(&tmp), err);
-	if (rc == DSV32_OK) {
-		m->cache_b = B;
-		rc = layer_step(m, layer, &f, &h, err);
+		goto out;
 	}
-	if (rc == DSV32_OK)
-		rc = dsv32_tensor_alloc(hidden_out, m->act, 3, hidden_in->shape, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_download(m->be, hidden_out->data, h.data, dsv32_tensor_nbytes(&h),
-					    err);
-	if (rc == DSV32_OK && layer == (int)c->n_layers - 1)
+	LC_CK(dsv32_backend_upload(m->be, h->data, tmp.data, dsv32_tensor_nbytes(&tmp), err));
+	m->cache_b = B;
+	LC_CK(layer_step(m, layer, &f, h, err));
+	LC_CK(dsv32_tensor_alloc(hidden_out, m->act, 3, hidden_in->shape, err));
+	LC_CK(dsv32_backend_download(m->be, hidden_out->data, h->data, dsv32_tensor_nbytes(h), err));
+	if (layer == (int)c->n_layers - 1)
 		m->cache_len = start_pos + S;
+out:
 	dsv32_tensor_free(&tmp);
-	hf_free(m, &h);
+	lc_pool_free(&p);
 	fwd_free(m, &f);
 	return rc;
 }

@@ -1,4 +1,4 @@
-/* moe.c: DeepseekV32MoE (hf_layout.md §6; transformers 5.24): fp32 router logits
+/* moe.c: DeepseekV32MoE (docs/spec/hf_layout.md §6; transformers 5.24): fp32 router logits
  * (F.linear(x.float(), W.float())), the HF router, routed experts and the shared expert.
  * grouped_mm (default): per (token, slot) the bf16 expert output times its fp32 weight (fp32),
  *   summed over the k slots in slot order in fp32, one cast; eager: bf16 index_add_ of
@@ -9,44 +9,84 @@
 #include "hf_layout/hf_internal.h"
 #include "kernels/combine.h"
 #include "kernels/elementwise.h"
+#include "kernels/router.h"
+
+/* DeepseekV32TopkRouter on the fp32 router logits [N, E]: weights F32 [N, K], idx I64 [N, K]. */
+static dsv32_status route(hf_model *m, const hf_layer_w *w, dsv32_tensor *weights,
+			  dsv32_tensor *idx, const dsv32_tensor *logits, dsv32_error *err)
+{
+	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_HF);
+	return dsv32_router(m->be, weights, idx, logits, &w->router_bias, &rp, err);
+}
 
 /* Run expert e on its n rows (tokens tok[0..n)): y [n, D] = expert(x2[tok]). */
 static dsv32_status run_expert(hf_model *m, hf_layer_w *w, int64_t e, const dsv32_tensor *x2,
 			       const int64_t *tok, int64_t n, dsv32_tensor *y, dsv32_error *err)
 {
 	int64_t D = x2->shape[1];
-	dsv32_tensor ids = {0}, xs = {0};
-	dsv32_status rc = hf_alloc(m, &ids, DSV32_I64, 1, HF_SHAPE(n), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(m->be, ids.data, tok, sizeof(int64_t) * (size_t)n, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &xs, m->act, 2, HF_SHAPE(n, D), err);
-	if (rc == DSV32_OK) /* hidden_states[token_idx]: a row gather */
-		rc = dsv32_embedding(m->be, &xs, x2, &ids, err);
-	if (rc == DSV32_OK)
-		rc = hf_mlp(m, &w->e_gate[e], &w->e_up[e], &w->e_down[e], &xs, y, err);
-	hf_free(m, &ids);
-	hf_free(m, &xs);
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *ids, *xs;
+	LC_POOL(ids, DSV32_I64, 1, n);
+	LC_CK(dsv32_backend_upload(m->be, ids->data, tok, sizeof(int64_t) * (size_t)n, err));
+	LC_POOL(xs, m->act, 2, n, D);
+	LC_CK(dsv32_embedding(m->be, xs, x2, ids, err)); /* hidden_states[token_idx]: a row gather */
+	LC_CK(hf_mlp(m, &w->e_gate[e], &w->e_up[e], &w->e_down[e], xs, y, err));
+out:
+	lc_pool_free(&p);
 	return rc;
 }
 
-/* eager: out += bf16(y · w) by bf16 index_add_ over the expert's rows (dsv32_moe_combine_hf_eager) */
-static dsv32_status combine_eager(hf_model *m, dsv32_tensor *acc, const dsv32_tensor *y,
-				  const int64_t *tok, const float *wt, int64_t n, dsv32_error *err)
+/* eager: expert e on its n rows, then acc += bf16(y · w) by bf16 index_add_ over those rows
+ * (dsv32_moe_combine_hf_eager). */
+static dsv32_status expert_eager(hf_model *m, hf_layer_w *w, int64_t e, const dsv32_tensor *x2,
+				 const int64_t *tok, const float *wt, int64_t n, dsv32_tensor *acc,
+				 dsv32_error *err)
 {
-	dsv32_tensor rows = {0}, w = {0};
-	dsv32_status rc = hf_alloc(m, &rows, DSV32_I64, 1, HF_SHAPE(n), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(m->be, rows.data, tok, sizeof(int64_t) * (size_t)n, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &w, DSV32_F32, 1, HF_SHAPE(n), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_upload(m->be, w.data, wt, sizeof(float) * (size_t)n, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_moe_combine_hf_eager(m->be, acc, y, &rows, &w, err);
-	hf_free(m, &rows);
-	hf_free(m, &w);
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *y, *rows, *wd;
+	LC_POOL(y, m->act, 2, n, x2->shape[1]);
+	LC_CK(run_expert(m, w, e, x2, tok, n, y, err));
+	LC_POOL(rows, DSV32_I64, 1, n);
+	LC_CK(dsv32_backend_upload(m->be, rows->data, tok, sizeof(int64_t) * (size_t)n, err));
+	LC_POOL(wd, DSV32_F32, 1, n);
+	LC_CK(dsv32_backend_upload(m->be, wd->data, wt, sizeof(float) * (size_t)n, err));
+	LC_CK(dsv32_moe_combine_hf_eager(m->be, acc, y, rows, wd, err));
+out:
+	lc_pool_free(&p);
 	return rc;
+}
+
+/* The host routing tables of one call: per (token, slot) the expert and weight; per expert the
+ * rows it serves (tok, wt) and where each (token, slot) output lands in expert order (dst). */
+typedef struct {
+	int64_t *hidx, *tok, *dst;
+	float *hw, *wt;
+} route_tables;
+
+static void tables_free(route_tables *t)
+{
+	free(t->hidx);
+	free(t->tok);
+	free(t->dst);
+	free(t->hw);
+	free(t->wt);
+}
+
+/* The rows of expert e, appended at slot offset off: returns their count. */
+static int64_t expert_rows(route_tables *t, int64_t e, int64_t N, int64_t K, int64_t off)
+{
+	int64_t n = 0;
+	for (int64_t i = 0; i < N; i++)
+		for (int64_t s = 0; s < K; s++)
+			if (t->hidx[i * K + s] == e) {
+				t->tok[n] = i;
+				t->dst[i * K + s] = off + n;
+				t->wt[n] = t->hw[i * K + s];
+				n++;
+			}
+	return n;
 }
 
 dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *out,
@@ -57,106 +97,66 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	int64_t D = c->dim, E = c->n_routed_experts, K = c->n_activated_experts;
 	int64_t N = dsv32_tensor_numel(x) / D;
 	bool eager = m->base.opts.experts == DSV32_EXPERTS_EAGER;
-	dsv32_tensor x2 = hf_view(x, 0, 2, HF_SHAPE(N, D));
-	dsv32_tensor lg = {0}, wts = {0}, idx = {0}, acc = {0}, slots = {0}, sh = {0}, src = {0};
-	int64_t *hidx = malloc(sizeof(int64_t) * (size_t)(N * K));
-	float *hw = malloc(sizeof(float) * (size_t)(N * K));
-	int64_t *tok = malloc(sizeof(int64_t) * (size_t)(N * K));
-	int64_t *dst = malloc(sizeof(int64_t) * (size_t)(N * K));
-	float *wt = malloc(sizeof(float) * (size_t)(N * K));
+	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(N, D));
+	size_t nk = (size_t)(N * K);
+	route_tables t = {malloc(sizeof(int64_t) * nk), malloc(sizeof(int64_t) * nk),
+			  malloc(sizeof(int64_t) * nk), malloc(sizeof(float) * nk),
+			  malloc(sizeof(float) * nk)};
+	lc_tapper tp = hf_tapper(m);
+	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
-	if (!hidx || !hw || !tok || !dst || !wt) {
+	dsv32_tensor *lg, *wts, *idx, *acc, *slots = NULL, *src, *sh;
+	if (!t.hidx || !t.tok || !t.dst || !t.hw || !t.wt) {
 		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: moe routing tables", li);
 		goto out;
 	}
-	rc = hf_alloc(m, &lg, DSV32_F32, 2, HF_SHAPE(N, E), err);
-	if (rc == DSV32_OK) /* fp32 GEMM: the bf16 activations widened exactly */
-		rc = hf_linear(m, &lg, &x2, &w->router_w, err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &wts, DSV32_F32, 2, HF_SHAPE(N, K), err);
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &idx, DSV32_I64, 2, HF_SHAPE(N, K), err);
-	if (rc == DSV32_OK)
-		rc = hf_route(m->be, &wts, &idx, &lg, &w->router_bias, (int)c->n_expert_groups,
-			      (int)c->n_limited_groups, (int)K, (float)c->route_scale,
-			      c->norm_topk_prob, err);
-	if (rc == DSV32_OK && hf_taps_on(m)) {
-		dsv32_tensor iv = hf_view(&idx, 0, 3, HF_SHAPE(x->shape[0], x->shape[1], K));
-		dsv32_tensor wv = hf_view(&wts, 0, 3, HF_SHAPE(x->shape[0], x->shape[1], K));
-		rc = hf_tapf(m, &iv, err, "layers.%d.moe.experts", li);
-		if (rc == DSV32_OK)
-			rc = hf_tapf(m, &wv, err, "layers.%d.moe.weights", li);
-	}
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_download(m->be, hidx, idx.data, sizeof(int64_t) * (size_t)(N * K), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_download(m->be, hw, wts.data, sizeof(float) * (size_t)(N * K), err);
-	/* grouped_mm: every (token, slot) expert output in ys [N*K, D] (expert-sorted rows), then
+	LC_POOL(lg, DSV32_F32, 2, N, E);
+	LC_CK(hf_linear(m, lg, &x2, &w->router_w, err)); /* fp32 GEMM: bf16 x widened exactly */
+	LC_POOL(wts, DSV32_F32, 2, N, K);
+	LC_POOL(idx, DSV32_I64, 2, N, K);
+	LC_CK(route(m, w, wts, idx, lg, err));
+	dsv32_tensor iv = lc_view(idx, 0, 3, LC_SHAPE(x->shape[0], x->shape[1], K));
+	dsv32_tensor wv = lc_view(wts, 0, 3, LC_SHAPE(x->shape[0], x->shape[1], K));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_EXPERTS, li, &iv, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_WEIGHTS, li, &wv, err));
+	LC_CK(dsv32_backend_download(m->be, t.hidx, idx->data, sizeof(int64_t) * nk, err));
+	LC_CK(dsv32_backend_download(m->be, t.hw, wts->data, sizeof(float) * nk, err));
+	/* grouped_mm: every (token, slot) expert output in slots [N*K, D] (expert-sorted rows), then
 	 * one fp32 slot sum in slot order (dsv32_moe_combine_hf_grouped, src = the un-sort);
 	 * eager: a running bf16 index_add_ per expert in ascending expert order */
-	if (rc == DSV32_OK) /* zero-filled: zeros_like(hidden_states) */
-		rc = hf_alloc(m, &acc, m->act, 2, HF_SHAPE(N, D), err);
-	if (rc == DSV32_OK && !eager)
-		rc = hf_alloc(m, &slots, m->act, 2, HF_SHAPE(N * K, D), err);
-	for (int64_t e = 0, off = 0; rc == DSV32_OK && e < E; e++) {
-		int64_t n = 0;
-		for (int64_t t = 0; t < N; t++)
-			for (int64_t s = 0; s < K; s++)
-				if (hidx[t * K + s] == e) {
-					tok[n] = t;
-					dst[t * K + s] = off + n;
-					wt[n] = hw[t * K + s];
-					n++;
-				}
+	LC_POOL(acc, m->act, 2, N, D); /* zero-filled: zeros_like(hidden_states) */
+	if (!eager)
+		LC_POOL(slots, m->act, 2, N * K, D);
+	for (int64_t e = 0, off = 0; e < E; e++) {
+		int64_t n = expert_rows(&t, e, N, K, off);
 		if (n == 0)
 			continue;
 		if (eager) {
-			dsv32_tensor y = {0};
-			rc = hf_alloc(m, &y, m->act, 2, HF_SHAPE(n, D), err);
-			if (rc == DSV32_OK)
-				rc = run_expert(m, w, e, &x2, tok, n, &y, err);
-			if (rc == DSV32_OK)
-				rc = combine_eager(m, &acc, &y, tok, wt, n, err);
-			hf_free(m, &y);
+			LC_CK(expert_eager(m, w, e, &x2, t.tok, t.wt, n, acc, err));
 		} else {
-			dsv32_tensor yv = hf_view(&slots, off * D, 2, HF_SHAPE(n, D));
-			rc = run_expert(m, w, e, &x2, tok, n, &yv, err);
+			dsv32_tensor yv = lc_view(slots, off * D, 2, LC_SHAPE(n, D));
+			LC_CK(run_expert(m, w, e, &x2, t.tok, n, &yv, err));
 		}
 		off += n;
 	}
-	if (rc == DSV32_OK && !eager) {
+	if (!eager) {
 		for (int64_t i = 0; i < N * K; i++)
-			if (hidx[i] < 0 || hidx[i] >= E)
-				rc = DSV32_FAIL(err, DSV32_E_INTERNAL, "layer %d: router chose expert %lld "
-						"outside [0, %lld)", li, (long long)hidx[i], (long long)E);
-		if (rc == DSV32_OK)
-			rc = hf_alloc(m, &src, DSV32_I64, 1, HF_SHAPE(N * K), err);
-		if (rc == DSV32_OK)
-			rc = dsv32_backend_upload(m->be, src.data, dst,
-						  sizeof(int64_t) * (size_t)(N * K), err);
-		if (rc == DSV32_OK)
-			rc = dsv32_moe_combine_hf_grouped(m->be, &acc, &slots, &src, &wts, K, err);
+			if (t.hidx[i] < 0 || t.hidx[i] >= E) {
+				rc = DSV32_FAIL(err, DSV32_E_INTERNAL, "layer %d: router chose expert "
+						"%lld outside [0, %lld)", li, (long long)t.hidx[i],
+						(long long)E);
+				goto out;
+			}
+		LC_POOL(src, DSV32_I64, 1, N * K);
+		LC_CK(dsv32_backend_upload(m->be, src->data, t.dst, sizeof(int64_t) * nk, err));
+		LC_CK(dsv32_moe_combine_hf_grouped(m->be, acc, slots, src, wts, K, err));
 	}
-	if (rc == DSV32_OK)
-		rc = hf_alloc(m, &sh, m->act, 2, HF_SHAPE(N, D), err);
-	if (rc == DSV32_OK)
-		rc = hf_mlp(m, &w->gate, &w->up, &w->down, &x2, &sh, err);
-	if (rc == DSV32_OK) {
-		dsv32_tensor o2 = hf_view(out, 0, 2, HF_SHAPE(N, D));
-		rc = dsv32_add(m->be, &o2, &acc, &sh, err);
-	}
+	LC_POOL(sh, m->act, 2, N, D);
+	LC_CK(hf_mlp(m, &w->gate, &w->up, &w->down, &x2, sh, err));
+	dsv32_tensor o2 = lc_view(out, 0, 2, LC_SHAPE(N, D));
+	LC_CK(dsv32_add(m->be, &o2, acc, sh, err)); /* + shared_experts(x), one add */
 out:
-	hf_free(m, &lg);
-	hf_free(m, &wts);
-	hf_free(m, &idx);
-	hf_free(m, &acc);
-	hf_free(m, &slots);
-	hf_free(m, &sh);
-	hf_free(m, &src);
-	free(hidx);
-	free(hw);
-	free(tok);
-	free(dst);
-	free(wt);
+	lc_pool_free(&p);
+	tables_free(&t);
 	return rc;
 }

@@ -1,5 +1,5 @@
 /* weights.c: load an HF checkpoint into the dtypes transformers gives each parameter under a
- * bf16 load (hf_layout.md §2; transformers 5.24 _keep_in_fp32_modules_strict =
+ * bf16 load (docs/spec/hf_layout.md §2; transformers 5.24 _keep_in_fp32_modules_strict =
  * [e_score_correction_bias, gate.weight]): everything bf16 except the router weight and bias
  * (fp32). fp8 e4m3 matrices with weight_scale_inv are dequantized (dsv32_weight_dequant: fp32
  * product per 128x128 block, one RNE to bf16), as transformers' dequantizing load does.
@@ -108,7 +108,7 @@ static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_d
 		return DSV32_OK;
 	}
 	if (src.dtype == dt) { /* CUDA (or a misaligned view): one upload from the mapping */
-		rc = hf_alloc(m, out, dt, ndim, shape, err);
+		rc = lc_alloc(m->be, out, dt, ndim, shape, err);
 		if (rc == DSV32_OK)
 			rc = dsv32_backend_upload(m->be, out->data, src.data, dsv32_tensor_nbytes(out),
 						  err);
@@ -117,7 +117,7 @@ static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_d
 	/* a dtype change: written once, into the parameter itself on CPU, else into a staging
 	 * buffer that is uploaded */
 	if (cpu)
-		rc = hf_alloc(m, out, dt, ndim, shape, err);
+		rc = lc_alloc(m->be, out, dt, ndim, shape, err);
 	else
 		rc = dsv32_tensor_alloc(&host, dt, ndim, shape, err);
 	if (rc != DSV32_OK)
@@ -140,14 +140,14 @@ static dsv32_status load(loader *L, dsv32_tensor *out, const char *name, dsv32_d
 		goto out_free;
 	}
 	if (!cpu) {
-		rc = hf_alloc(m, out, dt, ndim, shape, err);
+		rc = lc_alloc(m->be, out, dt, ndim, shape, err);
 		if (rc == DSV32_OK)
 			rc = dsv32_backend_upload(m->be, out->data, host.data,
 						  dsv32_tensor_nbytes(&host), err);
 	}
 out_free:
 	if (rc != DSV32_OK)
-		hf_free(m, out);
+		lc_free(m->be, out);
 	dsv32_tensor_free(&host);
 	dsv32_tensor_free(&scale); /* an owned reassembly; a borrowed view is left alone */
 	dsv32_tensor_free(&src);
@@ -193,7 +193,7 @@ static dsv32_status load_mat(loader *L, hf_mat *out, const char *name, dsv32_dty
 	bool have = src_dtype(L, name, &fdt);
 	memset(out, 0, sizeof *out);
 	if (!L->lazy || dt != m->act || !have || fdt != DSV32_F8_E4M3)
-		return load(L, &out->w, name, dt, 2, HF_SHAPE(N, K), err);
+		return load(L, &out->w, name, dt, 2, LC_SHAPE(N, K), err);
 	dsv32_tensor src, scale;
 	DSV32_TRY(src_tensor(L, name, &src, err));
 	dsv32_status rc = DSV32_OK;
@@ -201,7 +201,7 @@ static dsv32_status load_mat(loader *L, hf_mat *out, const char *name, dsv32_dty
 		char a[96], b[96];
 		rc = DSV32_FAIL(err, DSV32_E_SHAPE, "%s: shape %s, expected %s", name,
 				dsv32_shape_str(a, sizeof a, src.ndim, src.shape),
-				dsv32_shape_str(b, sizeof b, 2, HF_SHAPE(N, K)));
+				dsv32_shape_str(b, sizeof b, 2, LC_SHAPE(N, K)));
 	}
 	if (rc == DSV32_OK)
 		rc = load_scale(L, name, N, K, &scale, err);
@@ -210,7 +210,7 @@ static dsv32_status load_mat(loader *L, hf_mat *out, const char *name, dsv32_dty
 		return rc;
 	}
 	if (!scale.owned && !is_aligned(scale.data, DSV32_F32)) { /* a copy of the small grid */
-		rc = hf_alloc(m, &out->scale, DSV32_F32, 2, scale.shape, err);
+		rc = lc_alloc(m->be, &out->scale, DSV32_F32, 2, scale.shape, err);
 		if (rc != DSV32_OK) {
 			dsv32_tensor_free(&src);
 			return rc;
@@ -230,7 +230,7 @@ static dsv32_status load_mat(loader *L, hf_mat *out, const char *name, dsv32_dty
 
 #define LD(dst, dt, nd, ...)                                                              \
 	do {                                                                              \
-		rc = load(L, (dst), nm, (dt), (nd), HF_SHAPE(__VA_ARGS__), err);           \
+		rc = load(L, (dst), nm, (dt), (nd), LC_SHAPE(__VA_ARGS__), err);           \
 		if (rc != DSV32_OK)                                                       \
 			return rc;                                                        \
 	} while (0)
@@ -324,10 +324,10 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 		goto out_be;
 	}
 	NAME("model.embed_tokens.weight");
-	rc = load(L, &m->embed, nm, m->act, 2, HF_SHAPE(c->vocab_size, c->dim), err);
+	rc = load(L, &m->embed, nm, m->act, 2, LC_SHAPE(c->vocab_size, c->dim), err);
 	if (rc == DSV32_OK) {
 		NAME("model.norm.weight");
-		rc = load(L, &m->norm, nm, m->act, 1, HF_SHAPE(c->dim), err);
+		rc = load(L, &m->norm, nm, m->act, 1, LC_SHAPE(c->dim), err);
 	}
 	if (rc == DSV32_OK) {
 		NAME("lm_head.weight");
@@ -336,7 +336,7 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 	for (int i = 0; rc == DSV32_OK && i < (int)c->n_layers; i++)
 		rc = load_layer(L, i, err);
 	if (rc == DSV32_OK && L->max_lazy > 0) /* the one dequantization buffer of the lazy matrices */
-		rc = hf_alloc(m, &m->wscratch, m->act, 1, HF_SHAPE(L->max_lazy), err);
+		rc = lc_alloc(m->be, &m->wscratch, m->act, 1, LC_SHAPE(L->max_lazy), err);
 	/* MTP layers (model.layers.{n_layers}..) are never read: transformers drops them
 	 * (_keys_to_ignore_on_load_unexpected) */
 	if (rc == DSV32_OK && L->n_borrowed == 0) { /* nothing borrows (CUDA, or all converted) */
@@ -360,17 +360,17 @@ void hf_weights_close_src(hf_model *m)
 
 static void mat_free(hf_model *m, hf_mat *mat)
 {
-	hf_free(m, &mat->w);
-	hf_free(m, &mat->scale);
+	lc_free(m->be, &mat->w);
+	lc_free(m->be, &mat->scale);
 }
 
 void hf_weights_free(hf_model *m)
 {
 	const dsv32_config *c = &m->base.cfg;
-	hf_free(m, &m->embed);
-	hf_free(m, &m->norm);
+	lc_free(m->be, &m->embed);
+	lc_free(m->be, &m->norm);
 	mat_free(m, &m->lm_head);
-	hf_free(m, &m->wscratch);
+	lc_free(m->be, &m->wscratch);
 	m->n_lazy = 0;
 	if (!m->layers)
 		return;
@@ -381,7 +381,7 @@ void hf_weights_free(hf_model *m)
 		hf_mat *mats[] = {&w->q_a, &w->q_b, &w->kv_a, &w->kv_b, &w->o_proj, &w->ix_wq_b,
 				  &w->ix_wk, &w->ix_wproj, &w->gate, &w->up, &w->down, &w->router_w};
 		for (size_t j = 0; j < sizeof all / sizeof all[0]; j++)
-			hf_free(m, all[j]);
+			lc_free(m->be, all[j]);
 		for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++)
 			mat_free(m, mats[j]);
 		for (int64_t e = 0; w->e_gate && e < c->n_routed_experts; e++) {

@@ -1,4 +1,4 @@
-/* attn.c: MLA with the DSA sparse mask (reference_layout.md §A.8, §B.5, §B.6, §C.4-C.5; Part E
+/* attn.c: MLA with the DSA sparse mask (docs/spec/ref_layout.md §A.8, §B.5, §B.6, §C.4-C.5; Part E
  * items 4-6, 8, 10), the latent caches, prefill (explicit K/V over this call's keys) and
  * absorbed decode (over kv_cache + pe_cache).
  *
@@ -16,15 +16,6 @@
 #include "kernels/rope.h"
 #include "ref/ref_internal.h"
 
-dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
-			     int64_t S, int64_t P, dsv32_error *err)
-{
-	int64_t maxS = cache->shape[1], d = cache->shape[2];
-	dsv32_tensor dst = ref_view(cache, 0, 2, (int64_t[]){B, maxS * d}); /* rows [0, B) */
-	dsv32_tensor src = ref_view(x, 0, 2, (int64_t[]){B, S * d});
-	return dsv32_copy_cols(m->be, &dst, &src, 0, P * d, S * d, err);
-}
-
 /* The decode wkv_b in the activation dtype: the weight itself (bf16 config) or its dequantized
  * copy, made once and kept (MLA.dequant_wkv_b, §B.5). */
 static dsv32_status decode_wkv_b(ref_model *m, ref_rank_w *k, const dsv32_tensor **out,
@@ -35,7 +26,7 @@ static dsv32_status decode_wkv_b(ref_model *m, ref_rank_w *k, const dsv32_tensor
 		return DSV32_OK;
 	}
 	if (!k->wkv_b_deq.data) {
-		DSV32_TRY(ref_alloc(m, &k->wkv_b_deq, m->act, 2, k->wkv_b.w.shape, err));
+		DSV32_TRY(lc_alloc(m->be, &k->wkv_b_deq, m->act, 2, k->wkv_b.w.shape, err));
 		DSV32_TRY(dsv32_weight_dequant(m->be, &k->wkv_b_deq, &k->wkv_b.w, &k->wkv_b.s, err));
 	}
 	*out = &k->wkv_b_deq;
@@ -52,40 +43,40 @@ static dsv32_status rank_attention(ref_model *m, ref_rank_w *k, const dsv32_tens
 	dsv32_backend *be = m->be;
 	int64_t Hl = c->n_heads / m->W, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
 	int64_t dv = c->v_head_dim, dq = dn + dr, T = B * S;
-	ref_pool p = {0};
+	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
-	dsv32_tensor q2 = ref_view(q, 0, 2, (int64_t[]){T * Hl, dq});
+	dsv32_tensor q2 = lc_view(q, 0, 2, (int64_t[]){T * Hl, dq});
 	if (S > 1) {
 		dsv32_tensor *kvb, *kk, *v;
-		REF_POOL(kvb, m->act, 2, T * Hl, dn + dv);
-		dsv32_tensor kvb2 = ref_view(kvb, 0, 2, (int64_t[]){T, Hl * (dn + dv)});
-		REF_CK(ref_linear(m, &kvb2, kv, &k->wkv_b, err));
-		REF_POOL(kk, m->act, 4, B, S, Hl, dq);
-		REF_POOL(v, m->act, 4, B, S, Hl, dv);
-		dsv32_tensor k2 = ref_view(kk, 0, 2, (int64_t[]){T * Hl, dq});
-		dsv32_tensor v2 = ref_view(v, 0, 2, (int64_t[]){T * Hl, dv});
-		REF_CK(dsv32_copy_cols(be, &k2, kvb, 0, 0, dn, err));
-		REF_CK(dsv32_copy_cols(be, &v2, kvb, dn, 0, dv, err));
-		dsv32_tensor kh = ref_view(kk, 0, 2, (int64_t[]){T, Hl * dq});
+		LC_POOL(kvb, m->act, 2, T * Hl, dn + dv);
+		dsv32_tensor kvb2 = lc_view(kvb, 0, 2, (int64_t[]){T, Hl * (dn + dv)});
+		LC_CK(ref_linear(m, &kvb2, kv, &k->wkv_b, err));
+		LC_POOL(kk, m->act, 4, B, S, Hl, dq);
+		LC_POOL(v, m->act, 4, B, S, Hl, dv);
+		dsv32_tensor k2 = lc_view(kk, 0, 2, (int64_t[]){T * Hl, dq});
+		dsv32_tensor v2 = lc_view(v, 0, 2, (int64_t[]){T * Hl, dv});
+		LC_CK(dsv32_copy_cols(be, &k2, kvb, 0, 0, dn, err));
+		LC_CK(dsv32_copy_cols(be, &v2, kvb, dn, 0, dv, err));
+		dsv32_tensor kh = lc_view(kk, 0, 2, (int64_t[]){T, Hl * dq});
 		for (int64_t h = 0; h < Hl; h++) /* k_pe broadcast to every local head */
-			REF_CK(dsv32_copy_cols(be, &kh, kpe, 0, h * dq + dn, dr, err));
-		REF_CK(dsv32_attn_prefill(be, o, q, kk, v, imask, m->softmax_scale, DSV32_ATTN_BSHD, err));
+			LC_CK(dsv32_copy_cols(be, &kh, kpe, 0, h * dq + dn, dr, err));
+		LC_CK(dsv32_attn_prefill(be, o, q, kk, v, imask, m->softmax_scale, DSV32_ATTN_BSHD, err));
 	} else {
 		const dsv32_tensor *wkvb;
 		dsv32_tensor *qn, *qp;
-		REF_CK(decode_wkv_b(m, k, &wkvb, err));
-		REF_POOL(qn, m->act, 3, B, Hl, dn);
-		REF_POOL(qp, m->act, 3, B, Hl, dr);
-		dsv32_tensor qn2 = ref_view(qn, 0, 2, (int64_t[]){T * Hl, dn});
-		dsv32_tensor qp2 = ref_view(qp, 0, 2, (int64_t[]){T * Hl, dr});
-		REF_CK(dsv32_copy_cols(be, &qn2, &q2, 0, 0, dn, err));
-		REF_CK(dsv32_copy_cols(be, &qp2, &q2, dn, 0, dr, err));
-		dsv32_tensor o3 = ref_view(o, 0, 3, (int64_t[]){B, Hl, dv});
-		REF_CK(dsv32_attn_decode_absorbed(be, &o3, qn, qp, wkvb, &ly->kv_cache, &ly->pe_cache, P + S,
+		LC_CK(decode_wkv_b(m, k, &wkvb, err));
+		LC_POOL(qn, m->act, 3, B, Hl, dn);
+		LC_POOL(qp, m->act, 3, B, Hl, dr);
+		dsv32_tensor qn2 = lc_view(qn, 0, 2, (int64_t[]){T * Hl, dn});
+		dsv32_tensor qp2 = lc_view(qp, 0, 2, (int64_t[]){T * Hl, dr});
+		LC_CK(dsv32_copy_cols(be, &qn2, &q2, 0, 0, dn, err));
+		LC_CK(dsv32_copy_cols(be, &qp2, &q2, dn, 0, dr, err));
+		dsv32_tensor o3 = lc_view(o, 0, 3, (int64_t[]){B, Hl, dv});
+		LC_CK(dsv32_attn_decode_absorbed(be, &o3, qn, qp, wkvb, &ly->kv_cache, &ly->pe_cache, P + S,
 					      imask, m->softmax_scale, err));
 	}
 out:
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }
 
@@ -100,67 +91,70 @@ dsv32_status ref_attn_forward(ref_model *m, int layer, const dsv32_tensor *x, in
 	int64_t dv = c->v_head_dim, dq = dn + dr, kvl = c->kv_lora_rank, T = B * S, E = P + S;
 	int64_t k = c->index_topk < E ? c->index_topk : E;
 	dsv32_dtype act = m->act;
-	ref_pool p = {0};
+	lc_tapper tp = ref_tapper(m);
+	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *qa, *qr, *kva, *kv, *kpe, *topk, *imask, *q, *o, *qrope = NULL;
-	dsv32_tensor parts[16];
+	dsv32_tensor parts[DSV32_MAX_WORLD_SIZE];
 
 	/* q latent */
-	REF_POOL(qa, act, 3, B, S, c->q_lora_rank);
-	REF_POOL(qr, act, 3, B, S, c->q_lora_rank);
-	REF_CK(ref_linear(m, qa, x, &ly->wq_a, err));
-	REF_CK(dsv32_rmsnorm(be, qr, qa, &ly->q_norm, 1e-6, err));
-	REF_CK(ref_tap(m, qr, 0, NULL, err, "layers.%d.attn.q_latent", layer));
+	LC_POOL(qa, act, 3, B, S, c->q_lora_rank);
+	LC_POOL(qr, act, 3, B, S, c->q_lora_rank);
+	LC_CK(ref_linear(m, qa, x, &ly->wq_a, err));
+	LC_CK(dsv32_rmsnorm(be, qr, qa, &ly->q_norm, 1e-6, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_Q_LATENT, layer, qr, err));
 
 	/* kv latent and the shared rope key */
-	REF_POOL(kva, act, 3, B, S, kvl + dr);
-	REF_POOL(kv, act, 3, B, S, kvl);
-	REF_POOL(kpe, act, 3, B, S, dr);
-	REF_CK(ref_linear(m, kva, x, &ly->wkv_a, err));
-	REF_CK(dsv32_copy_cols(be, kv, kva, 0, 0, kvl, err));
-	REF_CK(dsv32_rmsnorm(be, kv, kv, &ly->kv_norm, 1e-6, err));
+	LC_POOL(kva, act, 3, B, S, kvl + dr);
+	LC_POOL(kv, act, 3, B, S, kvl);
+	LC_POOL(kpe, act, 3, B, S, dr);
+	LC_CK(ref_linear(m, kva, x, &ly->wkv_a, err));
+	LC_CK(dsv32_copy_cols(be, kv, kva, 0, 0, kvl, err));
+	LC_CK(dsv32_rmsnorm(be, kv, kv, &ly->kv_norm, 1e-6, err));
 	if (m->fp8_kv)
-		REF_CK(dsv32_fp8_roundtrip(be, kv, kv, m->ue8m0, err));
-	REF_CK(dsv32_rope_ref(be, kva, kva, &m->freqs, P, kvl, true, err));
-	REF_CK(dsv32_copy_cols(be, kpe, kva, kvl, 0, dr, err));
-	REF_CK(ref_tap(m, kv, 0, NULL, err, "layers.%d.attn.kv_latent", layer));
-	REF_CK(ref_tap(m, kpe, 0, NULL, err, "layers.%d.attn.k_rope", layer));
-	REF_CK(ref_cache_write(m, &ly->kv_cache, kv, B, S, P, err));
-	REF_CK(ref_cache_write(m, &ly->pe_cache, kpe, B, S, P, err));
+		LC_CK(dsv32_fp8_roundtrip(be, kv, kv, m->ue8m0, err));
+	LC_CK(dsv32_rope_ref(be, kva, kva, &m->freqs, P, kvl, true, err));
+	LC_CK(dsv32_copy_cols(be, kpe, kva, kvl, 0, dr, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_KV_LATENT, layer, kv, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_K_ROPE, layer, kpe, err));
+	LC_CK(ref_cache_write(m, &ly->kv_cache, kv, B, S, P, err));
+	LC_CK(ref_cache_write(m, &ly->pe_cache, kpe, B, S, P, err));
 
 	/* sparse selection and its mask: 0 at the top-k, -inf elsewhere (+ causal in prefill) */
-	REF_POOL(topk, DSV32_I64, 3, B, S, k);
-	REF_CK(ref_indexer_forward(m, layer, x, qr, B, S, P, topk, err));
-	REF_POOL(imask, act, 3, B, S, S > 1 ? S : E);
-	REF_CK(dsv32_attn_mask_ref(be, imask, topk, S > 1 ? 0 : -1, err));
+	LC_POOL(topk, DSV32_I64, 3, B, S, k);
+	LC_CK(ref_indexer_forward(m, layer, x, qr, B, S, P, topk, err));
+	LC_POOL(imask, act, 3, B, S, S > 1 ? S : E);
+	LC_CK(dsv32_attn_mask_ref(be, imask, topk, S > 1 ? 0 : -1, err));
 
-	if (ref_taps_on(m))
-		REF_POOL(qrope, act, 2, T, H * dr);
-	REF_POOL(q, act, 4, B, S, Hl, dq);
-	REF_POOL(o, act, 4, B, S, Hl, dv);
+	if (lc_taps_on(tp)) /* q_rope gathers every rank's heads */
+		LC_POOL(qrope, act, 2, T, H * dr);
+	LC_POOL(q, act, 4, B, S, Hl, dq);
+	LC_POOL(o, act, 4, B, S, Hl, dv);
 	for (int r = 0; r < W; r++) {
 		ref_rank_w *kr = &ly->rk[r];
-		REF_CK(ref_linear(m, q, qr, &kr->wq_b, err));
-		REF_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, dn, true, err));
+		LC_CK(ref_linear(m, q, qr, &kr->wq_b, err));
+		LC_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, dn, true, err));
 		if (qrope) {
-			dsv32_tensor q2 = ref_view(q, 0, 2, (int64_t[]){T * Hl, dq});
+			dsv32_tensor q2 = lc_view(q, 0, 2, (int64_t[]){T * Hl, dq});
 			dsv32_tensor *qp;
-			REF_POOL(qp, act, 2, T * Hl, dr);
-			REF_CK(dsv32_copy_cols(be, qp, &q2, dn, 0, dr, err));
-			dsv32_tensor qp2 = ref_view(qp, 0, 2, (int64_t[]){T, Hl * dr});
-			REF_CK(dsv32_copy_cols(be, qrope, &qp2, 0, r * Hl * dr, Hl * dr, err));
+			LC_POOL(qp, act, 2, T * Hl, dr);
+			LC_CK(dsv32_copy_cols(be, qp, &q2, dn, 0, dr, err));
+			dsv32_tensor qp2 = lc_view(qp, 0, 2, (int64_t[]){T, Hl * dr});
+			LC_CK(dsv32_copy_cols(be, qrope, &qp2, 0, r * Hl * dr, Hl * dr, err));
 		}
-		REF_CK(rank_attention(m, kr, q, kv, kpe, imask, ly, B, S, P, o, err));
+		LC_CK(rank_attention(m, kr, q, kv, kpe, imask, ly, B, S, P, o, err));
 		dsv32_tensor *part;
-		REF_POOL(part, act, 3, B, S, c->dim);
-		dsv32_tensor o2 = ref_view(o, 0, 2, (int64_t[]){T, Hl * dv});
-		REF_CK(ref_linear(m, part, &o2, &kr->wo, err));
+		LC_POOL(part, act, 3, B, S, c->dim);
+		dsv32_tensor o2 = lc_view(o, 0, 2, (int64_t[]){T, Hl * dv});
+		LC_CK(ref_linear(m, part, &o2, &kr->wo, err));
 		parts[r] = *part;
 	}
-	if (qrope)
-		REF_CK(ref_tap(m, qrope, 4, (int64_t[]){B, S, H, dr}, err, "layers.%d.attn.q_rope", layer));
-	REF_CK(ref_all_reduce(m, out, parts, err));
+	if (qrope) {
+		dsv32_tensor qr4 = lc_view(qrope, 0, 4, LC_SHAPE(B, S, H, dr));
+		LC_CK(lc_tap_layer(tp, DSV32_LTAP_Q_ROPE, layer, &qr4, err));
+	}
+	LC_CK(ref_all_reduce(m, out, parts, err));
 out:
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }

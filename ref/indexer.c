@@ -1,4 +1,4 @@
-/* indexer.c: the lightning indexer of one layer (reference_layout.md §A.9, §B.4, §B.7; Part E
+/* indexer.c: the lightning indexer of one layer (docs/spec/ref_layout.md §A.9, §B.4, §B.7; Part E
  * items 9-10). Replicated on every rank (§C.5), so it runs once; the cross-rank broadcast check
  * of §C.7 is trivially true in-process and is not performed.
  *
@@ -53,62 +53,63 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 	int64_t Hi = c->index_n_heads, di = c->index_head_dim;
 	int64_t T = B * S, E = P + S, k = c->index_topk < E ? c->index_topk : E;
 	dsv32_dtype act = m->act;
-	ref_pool p = {0};
+	lc_tapper tp = ref_tapper(m);
+	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *q, *kk, *w, *mask = NULL, *scores;
 
-	REF_POOL(q, act, 4, B, S, Hi, di);
-	REF_CK(ref_linear(m, q, qr, &ly->iwq_b, err));
-	REF_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, 0, false, err));
-	dsv32_tensor q2 = ref_view(q, 0, 2, (int64_t[]){T * Hi, di});
-	REF_CK(dsv32_hadamard(be, &q2, &q2, err));
+	LC_POOL(q, act, 4, B, S, Hi, di);
+	LC_CK(ref_linear(m, q, qr, &ly->iwq_b, err));
+	LC_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, 0, false, err));
+	dsv32_tensor q2 = lc_view(q, 0, 2, (int64_t[]){T * Hi, di});
+	LC_CK(dsv32_hadamard(be, &q2, &q2, err));
 
-	REF_POOL(kk, act, 3, B, S, di);
-	REF_CK(ref_linear(m, kk, x, &ly->iwk, err));
-	REF_CK(dsv32_layernorm(be, kk, kk, &ly->ik_norm_w, &ly->ik_norm_b, 1e-6, err));
-	REF_CK(dsv32_rope_ref(be, kk, kk, &m->freqs, P, 0, false, err));
-	REF_CK(dsv32_hadamard(be, kk, kk, err));
+	LC_POOL(kk, act, 3, B, S, di);
+	LC_CK(ref_linear(m, kk, x, &ly->iwk, err));
+	LC_CK(dsv32_layernorm(be, kk, kk, &ly->ik_norm_w, &ly->ik_norm_b, 1e-6, err));
+	LC_CK(dsv32_rope_ref(be, kk, kk, &m->freqs, P, 0, false, err));
+	LC_CK(dsv32_hadamard(be, kk, kk, err));
 
 	/* w = weights_proj(fp32(x)) · Hi^-0.5: an fp32 GEMM (the bf16 x is widened exactly) */
-	REF_POOL(w, DSV32_F32, 3, B, S, Hi);
-	REF_CK(dsv32_gemm(be, w, x, &ly->iw_proj, err));
-	REF_CK(dsv32_scale(be, w, w, (float)pow((double)Hi, -0.5), err));
+	LC_POOL(w, DSV32_F32, 3, B, S, Hi);
+	LC_CK(dsv32_gemm(be, w, x, &ly->iw_proj, err));
+	LC_CK(dsv32_scale(be, w, w, (float)pow((double)Hi, -0.5), err));
 	float dscale = (float)pow((double)di, -0.5);
 	int64_t maxS = m->maxS;
 
 	if (S > 1) {
-		REF_POOL(mask, DSV32_F32, 2, S, S);
-		REF_CK(causal_mask(m, mask, S, err));
+		LC_POOL(mask, DSV32_F32, 2, S, S);
+		LC_CK(causal_mask(m, mask, S, err));
 	}
-	REF_POOL(scores, DSV32_F32, 3, B, S, E);
+	LC_POOL(scores, DSV32_F32, 3, B, S, E);
 	if (m->fp8_idx) {
 		dsv32_tensor *q8, *qs;
-		REF_POOL(q8, DSV32_F8_E4M3, 4, B, S, Hi, di);
-		REF_POOL(qs, DSV32_F32, 3, B, S, Hi);
-		dsv32_tensor qs4 = ref_view(qs, 0, 4, (int64_t[]){B, S, Hi, 1});
-		REF_CK(dsv32_act_quant(be, q8, &qs4, q, m->ue8m0, err));
+		LC_POOL(q8, DSV32_F8_E4M3, 4, B, S, Hi, di);
+		LC_POOL(qs, DSV32_F32, 3, B, S, Hi);
+		dsv32_tensor qs4 = lc_view(qs, 0, 4, (int64_t[]){B, S, Hi, 1});
+		LC_CK(dsv32_act_quant(be, q8, &qs4, q, m->ue8m0, err));
 		for (int64_t b = 0; b < B; b++) { /* k8, k_s straight into the caches at [b, P:E) */
-			dsv32_tensor kb = ref_view(kk, b * S * di, 2, (int64_t[]){S, di});
-			dsv32_tensor k8 = ref_view(&ly->k_cache, (b * maxS + P) * di, 2,
+			dsv32_tensor kb = lc_view(kk, b * S * di, 2, (int64_t[]){S, di});
+			dsv32_tensor k8 = lc_view(&ly->k_cache, (b * maxS + P) * di, 2,
 						   (int64_t[]){S, di});
-			dsv32_tensor ks = ref_view(&ly->k_scale, b * maxS + P, 2, (int64_t[]){S, 1});
-			REF_CK(dsv32_act_quant(be, &k8, &ks, &kb, m->ue8m0, err));
+			dsv32_tensor ks = lc_view(&ly->k_scale, b * maxS + P, 2, (int64_t[]){S, 1});
+			LC_CK(dsv32_act_quant(be, &k8, &ks, &kb, m->ue8m0, err));
 		}
-		REF_CK(dsv32_mul_bcast(be, w, w, qs, err)); /* w[..., None] * q_s */
-		REF_CK(dsv32_scale(be, w, w, dscale, err));
-		REF_CK(dsv32_fp8_index(be, scores, q8, w, &ly->k_cache, &ly->k_scale, mask, err));
+		LC_CK(dsv32_mul_bcast(be, w, w, qs, err)); /* w[..., None] * q_s */
+		LC_CK(dsv32_scale(be, w, w, dscale, err));
+		LC_CK(dsv32_fp8_index(be, scores, q8, w, &ly->k_cache, &ly->k_scale, mask, err));
 	} else {
-		REF_CK(ref_cache_write(m, &ly->k_cache, kk, B, S, P, err));
-		REF_CK(dsv32_scale(be, w, w, dscale, err));
-		REF_CK(dsv32_index_scores_hf(be, scores, q, &ly->k_cache, w, 1.0f, mask, err));
+		LC_CK(ref_cache_write(m, &ly->k_cache, kk, B, S, P, err));
+		LC_CK(dsv32_scale(be, w, w, dscale, err));
+		LC_CK(dsv32_index_scores_hf(be, scores, q, &ly->k_cache, w, 1.0f, mask, err));
 	}
-	REF_CK(ref_tap_cache(m, &ly->k_cache, B, S, P, err, "layers.%d.indexer.k_fp8", layer));
-	REF_CK(ref_tap_cache(m, &ly->k_scale, B, S, P, err, "layers.%d.indexer.k_scale", layer));
-	REF_CK(ref_tap(m, scores, 0, NULL, err, "layers.%d.indexer.scores", layer));
+	LC_CK(lc_tap_layer_cache(tp, DSV32_LTAP_INDEXER_K_FP8, layer, &ly->k_cache, B, S, P, err));
+	LC_CK(lc_tap_layer_cache(tp, DSV32_LTAP_INDEXER_K_SCALE, layer, &ly->k_scale, B, S, P, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_SCORES, layer, scores, err));
 	(void)k;
-	REF_CK(dsv32_topk(be, topk, NULL, scores, topk->shape[2], err));
-	REF_CK(ref_tap(m, topk, 0, NULL, err, "layers.%d.indexer.topk", layer));
+	LC_CK(dsv32_topk(be, topk, NULL, scores, topk->shape[2], err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_TOPK, layer, topk, err));
 out:
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }

@@ -1,12 +1,11 @@
 /* model.c: open/close, the Block and Transformer forward of the reference layout
- * (reference_layout.md §A.14-A.16, Part D's start_pos API), teacher forcing and the common
+ * (docs/spec/ref_layout.md §A.14-A.16, Part D's start_pos API), teacher forcing and the common
  * model interface (core/model.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/fsutil.h"
 #include "kernels/elementwise.h"
-#include "kernels/fp8.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/yarn.h"
@@ -14,31 +13,16 @@
 
 #define REF_MAX_WORLD DSV32_MAX_WORLD_SIZE
 
-dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,
-			dsv32_error *err)
-{
-	/* flatten every leading dim to rows: x [M, K], y [M, N] */
-	int64_t K = x->shape[x->ndim - 1], N = l->w.shape[0];
-	int64_t M = K ? dsv32_tensor_numel(x) / K : 0;
-	if (dsv32_tensor_numel(y) != M * N)
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "linear: %lld rows of %lld outputs expected",
-				  (long long)M, (long long)N);
-	dsv32_tensor x2 = ref_view(x, 0, 2, (int64_t[]){M, K});
-	dsv32_tensor y2 = ref_view(y, 0, 2, (int64_t[]){M, N});
-	if (l->w.dtype == DSV32_F8_E4M3)
-		return dsv32_linear_fp8(m->be, &y2, &x2, &l->w, &l->s, m->ue8m0, err);
-	return dsv32_gemm(m->be, &y2, &x2, &l->w, err);
-}
-
-/* The test-only planted bugs (opts.test_flags) for the code about to run: layer L (-1: the parts
- * outside the layers, i.e. embedding, final norm and head). planted_layer < 0 plants them
- * everywhere; planted_layer >= 0 only inside that layer, so a harness must find the bug there. */
+/* The test-only planted bugs (opts.plant) for the code about to run: layer L (-1: the parts
+ * outside the layers, i.e. embedding, final norm and head). A plant at layer < 0 applies
+ * everywhere; at layer >= 0 only inside that layer, so a harness must find the bug there. */
 static void plant_flags(ref_model *m, int L)
 {
-	int pl = m->base.opts.planted_layer;
+	static const dsv32_test_hooks rmsnorm_planted = {.rmsnorm_no_final_round = true};
+	int pl = m->plant.layer;
 	bool on = pl < 0 || pl == L;
-	for (int i = 0; i < DSV32_TEST_FLAG_COUNT; i++)
-		m->be->test_flags[i] = on && ((m->base.opts.test_flags >> i) & 1u);
+	bool rms = (m->plant.flags >> DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND) & 1u;
+	m->be->test_hooks = on && rms ? &rmsnorm_planted : NULL; /* the only hook today */
 }
 
 /* Block.forward (§A.14): x / res -> (ffn.out, attn_residual); res NULL for layer 0. */
@@ -48,49 +32,37 @@ static dsv32_status block_forward(ref_model *m, int L, const dsv32_tensor *x,
 {
 	const dsv32_config *c = &m->base.cfg;
 	ref_layer *ly = &m->layers[L];
-	int64_t sh[3] = {B, S, c->dim};
-	ref_pool p = {0};
-	dsv32_status rc = DSV32_E_NOMEM;
-	dsv32_tensor *a = ref_pool_alloc(m, &p, m->act, 3, sh, err);
-	dsv32_tensor *r1 = a ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
-	dsv32_tensor *ao = r1 ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
-	dsv32_tensor *f = ao ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
-	if (!f) {
-		rc = err ? err->code : DSV32_E_NOMEM;
-		goto out;
-	}
+	lc_tapper tp = ref_tapper(m);
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *a, *r1, *ao, *f;
+	LC_POOL(a, m->act, 3, B, S, c->dim);
+	LC_POOL(r1, m->act, 3, B, S, c->dim);
+	LC_POOL(ao, m->act, 3, B, S, c->dim);
+	LC_POOL(f, m->act, 3, B, S, c->dim);
 	plant_flags(m, L);
 	if (!res) { /* layer 0: residual = x, x = attn_norm(x) */
-		rc = dsv32_cast(m->be, r1, x, err);
-		if (rc == DSV32_OK)
-			rc = dsv32_rmsnorm(m->be, a, x, &ly->attn_norm, 1e-6, err);
+		LC_CK(dsv32_cast(m->be, r1, x, err));
+		LC_CK(dsv32_rmsnorm(m->be, a, x, &ly->attn_norm, 1e-6, err));
 	} else {
-		rc = dsv32_rmsnorm_add(m->be, a, r1, x, res, &ly->attn_norm, 1e-6, err);
-		if (rc == DSV32_OK && L > 0)
-			rc = ref_tap(m, r1, 0, NULL, err, "layers.%d.out", L - 1);
+		LC_CK(dsv32_rmsnorm_add(m->be, a, r1, x, res, &ly->attn_norm, 1e-6, err));
+		if (L > 0) /* the fused norm forms the previous layer's output only now */
+			LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, L - 1, r1, err));
 	}
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, a, 0, NULL, err, "layers.%d.attn_norm", L);
-	if (rc == DSV32_OK)
-		rc = ref_attn_forward(m, L, a, B, S, P, ao, err);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, ao, 0, NULL, err, "layers.%d.attn.out", L);
-	if (rc == DSV32_OK)
-		rc = dsv32_rmsnorm_add(m->be, f, res_out, ao, r1, &ly->ffn_norm, 1e-6, err);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, res_out, 0, NULL, err, "layers.%d.attn_residual", L);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, f, 0, NULL, err, "layers.%d.ffn_norm", L);
-	if (rc == DSV32_OK)
-		rc = dsv32_config_layer_is_moe(c, L) ? ref_moe_forward(m, L, f, B, S, x_out, err)
-						      : ref_mlp_forward(m, L, f, B, S, x_out, err);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, x_out, 0, NULL, err, "layers.%d.ffn.out", L);
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_NORM, L, a, err));
+	LC_CK(ref_attn_forward(m, L, a, B, S, P, ao, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_OUT, L, ao, err));
+	LC_CK(dsv32_rmsnorm_add(m->be, f, res_out, ao, r1, &ly->ffn_norm, 1e-6, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_RESIDUAL, L, res_out, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_NORM, L, f, err));
+	LC_CK(dsv32_config_layer_is_moe(c, L) ? ref_moe_forward(m, L, f, B, S, x_out, err)
+					      : ref_mlp_forward(m, L, f, B, S, x_out, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_OUT, L, x_out, err));
+out:
 	if (rc != DSV32_OK)
 		dsv32_error_prefix(err, "layer %d", L);
-out:
 	plant_flags(m, -1);
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }
 
@@ -110,7 +82,7 @@ static dsv32_status check_step(ref_model *m, int64_t B, int64_t S, int64_t P, ds
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "forward: chunked prefill (start_pos %lld with %lld tokens) is not "
 				  "supported: the reference prefill attends only within the call "
-				  "(reference_layout.md Part F); prefill at start_pos 0, then decode "
+				  "(docs/spec/ref_layout.md Part F); prefill at start_pos 0, then decode "
 				  "one token per call", (long long)P, (long long)S);
 	return DSV32_OK;
 }
@@ -121,47 +93,33 @@ static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_
 {
 	const dsv32_config *c = &m->base.cfg;
 	int64_t dim = c->dim, V = c->vocab_size, Vl = V / m->W;
-	int64_t sh[3] = {B, S, dim};
-	ref_pool p = {0};
-	dsv32_status rc;
+	lc_tapper tp = ref_tapper(m);
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
 	dsv32_tensor parts[REF_MAX_WORLD];
-	dsv32_tensor *h = ref_pool_alloc(m, &p, m->act, 3, sh, err);
-	dsv32_tensor *rf = h ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
-	dsv32_tensor *last = rf ? ref_pool_alloc(m, &p, m->act, 2, (int64_t[]){B, dim}, err) : NULL;
-	dsv32_tensor *lg = last ? ref_pool_alloc(m, &p, DSV32_F32, 2, (int64_t[]){B, V}, err) : NULL;
-	if (!lg) {
-		rc = err ? err->code : DSV32_E_NOMEM;
-		goto out;
-	}
-	rc = dsv32_rmsnorm_add(m->be, h, rf, x, res, &m->norm, 1e-6, err);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, rf, 0, NULL, err, "layers.%d.out", (int)c->n_layers - 1);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, h, 0, NULL, err, "final_norm");
-	if (rc == DSV32_OK) {
-		dsv32_tensor h2 = ref_view(h, 0, 2, (int64_t[]){B, S * dim});
-		rc = dsv32_copy_cols(m->be, last, &h2, (S - 1) * dim, 0, dim, err);
-	}
-	for (int r = 0; r < m->W && rc == DSV32_OK; r++) {
-		dsv32_tensor *pr = ref_pool_alloc(m, &p, DSV32_F32, 2, (int64_t[]){B, Vl}, err);
-		if (!pr) {
-			rc = err ? err->code : DSV32_E_NOMEM;
-			break;
-		}
-		rc = dsv32_gemm(m->be, pr, last, &m->head[r], err); /* fp32 GEMM on fp32(h) */
+	dsv32_tensor *h, *rf, *last, *lg;
+	LC_POOL(h, m->act, 3, B, S, dim);
+	LC_POOL(rf, m->act, 3, B, S, dim);
+	LC_POOL(last, m->act, 2, B, dim);
+	LC_POOL(lg, DSV32_F32, 2, B, V);
+	LC_CK(dsv32_rmsnorm_add(m->be, h, rf, x, res, &m->norm, 1e-6, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, (int)c->n_layers - 1, rf, err));
+	LC_CK(lc_tap_model(tp, DSV32_MTAP_FINAL_NORM, h, err));
+	dsv32_tensor h2 = lc_view(h, 0, 2, LC_SHAPE(B, S * dim));
+	LC_CK(dsv32_copy_cols(m->be, last, &h2, (S - 1) * dim, 0, dim, err));
+	for (int r = 0; r < m->W; r++) {
+		dsv32_tensor *pr;
+		LC_POOL(pr, DSV32_F32, 2, B, Vl);
+		LC_CK(dsv32_gemm(m->be, pr, last, &m->head[r], err)); /* fp32 GEMM on fp32(h) */
 		parts[r] = *pr;
 	}
-	if (rc == DSV32_OK)
-		rc = ref_all_gather(m, lg, parts, err);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, lg, 0, NULL, err, "logits");
-	if (rc == DSV32_OK)
-		rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, (int64_t[]){B, V}, err);
-	if (rc == DSV32_OK)
-		rc = dsv32_backend_download(m->be, logits_out->data, lg->data,
-					    dsv32_tensor_nbytes(logits_out), err);
+	LC_CK(ref_all_gather(m, lg, parts, err));
+	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
+	LC_CK(dsv32_tensor_alloc(logits_out, DSV32_F32, 2, LC_SHAPE(B, V), err));
+	LC_CK(dsv32_backend_download(m->be, logits_out->data, lg->data,
+				     dsv32_tensor_nbytes(logits_out), err));
 out:
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }
 
@@ -178,45 +136,38 @@ dsv32_status dsv32_ref_forward(dsv32_model *mm, const int64_t *tokens, int64_t B
 					  "forward: token %lld at [%lld, %lld] outside the vocabulary "
 					  "[0, %lld)", (long long)tokens[i], (long long)(i / S),
 					  (long long)(i % S), (long long)c->vocab_size);
-	int64_t sh[3] = {B, S, c->dim};
-	ref_pool p = {0};
-	dsv32_status rc = DSV32_E_NOMEM;
-	dsv32_tensor *ids = ref_pool_alloc(m, &p, DSV32_I64, 2, (int64_t[]){B, S}, err);
-	dsv32_tensor *x = ids ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
-	dsv32_tensor *res = x ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
-	dsv32_tensor *x2 = res ? ref_pool_alloc(m, &p, m->act, 3, sh, err) : NULL;
-	if (!x2) {
-		rc = err ? err->code : DSV32_E_NOMEM;
-		goto out;
-	}
-	rc = dsv32_backend_upload(m->be, ids->data, tokens, (size_t)(B * S) * sizeof(int64_t), err);
-	if (rc == DSV32_OK)
-		rc = dsv32_embedding(m->be, x, &m->embed, ids, err);
-	if (rc == DSV32_OK)
-		rc = ref_tap(m, x, 0, NULL, err, "embed");
-	for (int L = 0; L < c->n_layers && rc == DSV32_OK; L++) {
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *ids, *x, *res, *x2;
+	LC_POOL(ids, DSV32_I64, 2, B, S);
+	LC_POOL(x, m->act, 3, B, S, c->dim);
+	LC_POOL(res, m->act, 3, B, S, c->dim);
+	LC_POOL(x2, m->act, 3, B, S, c->dim);
+	LC_CK(dsv32_backend_upload(m->be, ids->data, tokens, (size_t)(B * S) * sizeof(int64_t), err));
+	LC_CK(dsv32_embedding(m->be, x, &m->embed, ids, err));
+	LC_CK(lc_tap_model(ref_tapper(m), DSV32_MTAP_EMBED, x, err));
+	for (int L = 0; L < c->n_layers; L++) {
 		/* res_out may alias res in the fused norm; x_out must be fresh */
-		rc = block_forward(m, L, x, L ? res : NULL, B, S, start_pos, x2, res, err);
+		LC_CK(block_forward(m, L, x, L ? res : NULL, B, S, start_pos, x2, res, err));
 		dsv32_tensor t = *x;
 		*x = *x2;
 		*x2 = t;
 	}
-	if (rc == DSV32_OK)
-		rc = final_head(m, x, res, B, S, logits_out, err);
+	LC_CK(final_head(m, x, res, B, S, logits_out, err));
 out:
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }
 
 /* Host tensor -> device tensor of the activation dtype. */
-static dsv32_status upload_act(ref_model *m, ref_pool *p, const dsv32_tensor *h,
+static dsv32_status upload_act(ref_model *m, lc_pool *p, const dsv32_tensor *h,
 			       dsv32_tensor **out, dsv32_error *err)
 {
 	if (h->dtype != DSV32_BF16 && h->dtype != DSV32_F32)
 		return DSV32_FAIL(err, DSV32_E_DTYPE, "layer input: dtype %s, expected BF16 or F32",
 				  dsv32_dtype_name(h->dtype));
-	dsv32_tensor *raw = ref_pool_alloc(m, p, h->dtype, h->ndim, h->shape, err);
-	*out = raw ? ref_pool_alloc(m, p, m->act, h->ndim, h->shape, err) : NULL;
+	dsv32_tensor *raw = lc_pool_alloc(p, h->dtype, h->ndim, h->shape, err);
+	*out = raw ? lc_pool_alloc(p, m->act, h->ndim, h->shape, err) : NULL;
 	if (!*out)
 		return err ? err->code : DSV32_E_NOMEM;
 	DSV32_TRY(dsv32_backend_upload(m->be, raw->data, h->data, dsv32_tensor_nbytes(h), err));
@@ -246,26 +197,19 @@ dsv32_status dsv32_ref_layer_step(dsv32_model *mm, int layer, const dsv32_tensor
 				  (long long)c->dim);
 	int64_t B = x->shape[0], S = x->shape[1];
 	DSV32_TRY(check_step(m, B, S, start_pos, err));
-	ref_pool p = {0};
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *xd, *rd = NULL, *xo, *ro;
-	dsv32_status rc = upload_act(m, &p, x, &xd, err);
-	if (rc == DSV32_OK && residual)
-		rc = upload_act(m, &p, residual, &rd, err);
-	if (rc != DSV32_OK)
-		goto out;
-	xo = ref_pool_alloc(m, &p, m->act, 3, x->shape, err);
-	ro = xo ? ref_pool_alloc(m, &p, m->act, 3, x->shape, err) : NULL;
-	if (!ro) {
-		rc = err ? err->code : DSV32_E_NOMEM;
-		goto out;
-	}
-	rc = block_forward(m, layer, xd, rd, B, S, start_pos, xo, ro, err);
-	if (rc == DSV32_OK)
-		rc = download_owned(m, xo, x_out, err);
-	if (rc == DSV32_OK)
-		rc = download_owned(m, ro, res_out, err);
+	LC_CK(upload_act(m, &p, x, &xd, err));
+	if (residual)
+		LC_CK(upload_act(m, &p, residual, &rd, err));
+	LC_POOL(xo, m->act, 3, B, S, c->dim);
+	LC_POOL(ro, m->act, 3, B, S, c->dim);
+	LC_CK(block_forward(m, layer, xd, rd, B, S, start_pos, xo, ro, err));
+	LC_CK(download_owned(m, xo, x_out, err));
+	LC_CK(download_owned(m, ro, res_out, err));
 out:
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }
 
@@ -278,14 +222,14 @@ dsv32_status dsv32_ref_head_step(dsv32_model *mm, const dsv32_tensor *x,
 	if (x->ndim != 3 || x->shape[2] != m->base.cfg.dim || !dsv32_tensor_same_shape(x, residual))
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "head input: expected [B, S, %lld] tensors",
 				  (long long)m->base.cfg.dim);
-	ref_pool p = {0};
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *xd, *rd;
-	dsv32_status rc = upload_act(m, &p, x, &xd, err);
-	if (rc == DSV32_OK)
-		rc = upload_act(m, &p, residual, &rd, err);
-	if (rc == DSV32_OK)
-		rc = final_head(m, xd, rd, x->shape[0], x->shape[1], logits_out, err);
-	ref_pool_free(m, &p);
+	LC_CK(upload_act(m, &p, x, &xd, err));
+	LC_CK(upload_act(m, &p, residual, &rd, err));
+	LC_CK(final_head(m, xd, rd, x->shape[0], x->shape[1], logits_out, err));
+out:
+	lc_pool_free(&p);
 	return rc;
 }
 
@@ -475,6 +419,9 @@ dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *con
 		c->n_layers = o.layers;
 	m->base.vt = &ref_vtbl;
 	m->base.opts = o;
+	if (o.plant)
+		m->plant = *o.plant;
+	m->base.opts.plant = NULL; /* the copy above is what the model reads */
 	m->maxB = c->max_batch_size;
 	m->maxS = c->max_seq_len;
 	m->act = o.profile == DSV32_PROFILE_FP32 ? DSV32_F32 : DSV32_BF16;

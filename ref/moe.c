@@ -1,4 +1,4 @@
-/* moe.c: the MoE of one layer (reference_layout.md §A.11-A.13, §C.6; Part E items 11-12, 15).
+/* moe.c: the MoE of one layer (docs/spec/ref_layout.md §A.11-A.13, §C.6; Part E items 11-12, 15).
  *
  *   logits = F.linear(fp32 x, fp32 gate.weight);  (w, idx) = Gate (kernels/router.h, ref mode)
  *   per rank r: y_r = 0 (fp32); for each owned expert e in increasing order with tokens:
@@ -13,7 +13,16 @@
 #include "kernels/combine.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
+#include "kernels/router.h"
 #include "ref/ref_internal.h"
+
+/* The Gate's selection (§A.11) on the fp32 gate logits [T, E]: w F32 [T, K], idx I64 [T, K]. */
+static dsv32_status route(ref_model *m, const ref_layer *ly, dsv32_tensor *w, dsv32_tensor *idx,
+			  const dsv32_tensor *logits, dsv32_error *err)
+{
+	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_REF);
+	return dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err);
+}
 
 /* One routed expert on its tokens: y += expert(x[rows]) · wsel. */
 static dsv32_status run_expert(ref_model *m, ref_layer *ly, int64_t e, const dsv32_tensor *x,
@@ -21,21 +30,21 @@ static dsv32_status run_expert(ref_model *m, ref_layer *ly, int64_t e, const dsv
 			       dsv32_error *err)
 {
 	int64_t dim = m->base.cfg.dim;
-	ref_pool p = {0};
+	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *rows, *wsel, *xe, *oe;
-	REF_POOL(rows, DSV32_I64, 1, n);
-	REF_POOL(wsel, DSV32_F32, 1, n);
-	REF_POOL(xe, m->act, 2, n, dim);
-	REF_POOL(oe, m->act, 2, n, dim);
-	REF_CK(dsv32_backend_upload(m->be, rows->data, rows_h, (size_t)n * sizeof(int64_t), err));
-	REF_CK(dsv32_backend_upload(m->be, wsel->data, w_h, (size_t)n * sizeof(float), err));
-	dsv32_tensor x2 = ref_view(x, 0, 2, (int64_t[]){dsv32_tensor_numel(x) / dim, dim});
-	REF_CK(dsv32_embedding(m->be, xe, &x2, rows, err)); /* x[idx]: a row gather */
-	REF_CK(ref_mlp_apply(m, &ly->ew1[e], &ly->ew3[e], &ly->ew2[e], xe, oe, err));
-	REF_CK(dsv32_moe_combine_ref(m->be, y, oe, rows, wsel, err));
+	LC_POOL(rows, DSV32_I64, 1, n);
+	LC_POOL(wsel, DSV32_F32, 1, n);
+	LC_POOL(xe, m->act, 2, n, dim);
+	LC_POOL(oe, m->act, 2, n, dim);
+	LC_CK(dsv32_backend_upload(m->be, rows->data, rows_h, (size_t)n * sizeof(int64_t), err));
+	LC_CK(dsv32_backend_upload(m->be, wsel->data, w_h, (size_t)n * sizeof(float), err));
+	dsv32_tensor x2 = lc_view(x, 0, 2, (int64_t[]){dsv32_tensor_numel(x) / dim, dim});
+	LC_CK(dsv32_embedding(m->be, xe, &x2, rows, err)); /* x[idx]: a row gather */
+	LC_CK(ref_mlp_apply(m, &ly->ew1[e], &ly->ew3[e], &ly->ew2[e], xe, oe, err));
+	LC_CK(dsv32_moe_combine_ref(m->be, y, oe, rows, wsel, err));
 out:
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }
 
@@ -46,23 +55,24 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	ref_layer *ly = &m->layers[layer];
 	int64_t T = B * S, E = c->n_routed_experts, K = c->n_activated_experts, dim = c->dim;
 	int W = m->W;
-	ref_pool p = {0};
+	lc_tapper tp = ref_tapper(m);
+	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *logits, *w, *idx, *sh;
-	dsv32_tensor parts[16];
+	dsv32_tensor parts[DSV32_MAX_WORLD_SIZE];
 	int64_t *idx_h = NULL, *rows_h = NULL;
 	float *w_h = NULL, *ws_h = NULL;
 
-	dsv32_tensor xf = ref_view(x, 0, 2, (int64_t[]){T, dim});
-	REF_POOL(logits, DSV32_F32, 2, T, E);
-	REF_CK(dsv32_gemm(m->be, logits, &xf, &ly->gate_w, err)); /* fp32(x) @ fp32(W)^T */
-	REF_POOL(w, DSV32_F32, 2, T, K);
-	REF_POOL(idx, DSV32_I64, 2, T, K);
-	REF_CK(ref_route(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL,
-		     (int)c->n_expert_groups, (int)c->n_limited_groups, (int)K, (float)c->route_scale,
-		     c->score_func == DSV32_SCORE_SOFTMAX, err));
-	REF_CK(ref_tap(m, idx, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.experts", layer));
-	REF_CK(ref_tap(m, w, 3, (int64_t[]){B, S, K}, err, "layers.%d.moe.weights", layer));
+	dsv32_tensor xf = lc_view(x, 0, 2, (int64_t[]){T, dim});
+	LC_POOL(logits, DSV32_F32, 2, T, E);
+	LC_CK(dsv32_gemm(m->be, logits, &xf, &ly->gate_w, err)); /* fp32(x) @ fp32(W)^T */
+	LC_POOL(w, DSV32_F32, 2, T, K);
+	LC_POOL(idx, DSV32_I64, 2, T, K);
+	LC_CK(route(m, ly, w, idx, logits, err));
+	dsv32_tensor idx3 = lc_view(idx, 0, 3, LC_SHAPE(B, S, K));
+	dsv32_tensor w3 = lc_view(w, 0, 3, LC_SHAPE(B, S, K));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_WEIGHTS, layer, &w3, err));
 
 	idx_h = malloc((size_t)(T * K) * sizeof *idx_h);
 	w_h = malloc((size_t)(T * K) * sizeof *w_h);
@@ -72,13 +82,13 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: routing tables", layer);
 		goto out;
 	}
-	REF_CK(dsv32_backend_download(m->be, idx_h, idx->data, (size_t)(T * K) * sizeof *idx_h, err));
-	REF_CK(dsv32_backend_download(m->be, w_h, w->data, (size_t)(T * K) * sizeof *w_h, err));
+	LC_CK(dsv32_backend_download(m->be, idx_h, idx->data, (size_t)(T * K) * sizeof *idx_h, err));
+	LC_CK(dsv32_backend_download(m->be, w_h, w->data, (size_t)(T * K) * sizeof *w_h, err));
 
-	REF_POOL(sh, m->act, 3, B, S, dim);
+	LC_POOL(sh, m->act, 3, B, S, dim);
 	for (int r = 0; r < W; r++) {
 		dsv32_tensor *y;
-		REF_POOL(y, DSV32_F32, 2, T, dim); /* zero-filled */
+		LC_POOL(y, DSV32_F32, 2, T, dim); /* zero-filled */
 		int64_t e0 = r * (E / W), e1 = e0 + E / W;
 		for (int64_t e = e0; e < e1; e++) {
 			int64_t n = 0;
@@ -89,20 +99,20 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 						ws_h[n++] = w_h[t * K + s];
 					}
 			if (n)
-				REF_CK(run_expert(m, ly, e, x, rows_h, ws_h, n, y, err));
+				LC_CK(run_expert(m, ly, e, x, rows_h, ws_h, n, y, err));
 		}
-		REF_CK(ref_mlp_apply(m, &ly->rk[r].sw1, &ly->rk[r].sw3, &ly->rk[r].sw2, x, sh, err));
-		dsv32_tensor sh2 = ref_view(sh, 0, 2, (int64_t[]){T, dim});
-		REF_CK(dsv32_add(m->be, y, y, &sh2, err)); /* y += shared (bf16 partial), fp32 */
+		LC_CK(ref_mlp_apply(m, &ly->rk[r].sw1, &ly->rk[r].sw3, &ly->rk[r].sw2, x, sh, err));
+		dsv32_tensor sh2 = lc_view(sh, 0, 2, (int64_t[]){T, dim});
+		LC_CK(dsv32_add(m->be, y, y, &sh2, err)); /* y += shared (bf16 partial), fp32 */
 		parts[r] = *y;
 	}
-	dsv32_tensor o2 = ref_view(out, 0, 2, (int64_t[]){T, dim});
-	REF_CK(ref_all_reduce(m, &o2, parts, err));
+	dsv32_tensor o2 = lc_view(out, 0, 2, (int64_t[]){T, dim});
+	LC_CK(ref_all_reduce(m, &o2, parts, err));
 out:
 	free(idx_h);
 	free(w_h);
 	free(rows_h);
 	free(ws_h);
-	ref_pool_free(m, &p);
+	lc_pool_free(&p);
 	return rc;
 }

@@ -9,6 +9,8 @@
 #define DSV32_REF_INTERNAL_H
 
 #include "kernels/backend.h"
+#include "layout_common/scratch.h"
+#include "layout_common/tap_emit.h"
 #include "ref/ref_model.h"
 
 /* A Linear's parameters: w BF16 / F32 (plain F.linear) or F8_E4M3 with its F32 block scale s
@@ -48,6 +50,7 @@ typedef struct {
 typedef struct {
 	dsv32_model base; /* first member: a ref_model * is a dsv32_model * */
 	dsv32_backend *be;
+	dsv32_plant plant; /* opts.plant copied at open (zero: none) */
 	int W;
 	dsv32_dtype act;  /* BF16 (bf16 profile) or F32 (fp32 profile) */
 	bool fp8_kv;      /* MLA latent fp8 round trip on */
@@ -73,42 +76,11 @@ static inline ref_model *ref_of(dsv32_model *m)
 	return (ref_model *)m;
 }
 
-/* Scratch tensors of one call, freed together. */
-#define REF_POOL_MAX 96
-typedef struct {
-	dsv32_tensor t[REF_POOL_MAX];
-	int n;
-} ref_pool;
-
-/* Allocate a zero-filled scratch tensor on the device; NULL with err filled on failure. */
-dsv32_tensor *ref_pool_alloc(ref_model *m, ref_pool *p, dsv32_dtype dt, int ndim,
-			     const int64_t *shape, dsv32_error *err);
-void ref_pool_free(ref_model *m, ref_pool *p);
-
-/* Statement helpers for the forward functions of attn.c, indexer.c and moe.c, which declare
- * `ref_model *m`, `ref_pool p`, `dsv32_status rc`, `dsv32_error *err` and a label `out` that
- * frees the pool. REF_POOL(t, dt, nd, d0, d1, ...): t = a zero-filled scratch tensor of that
- * dtype and shape from the pool, or rc = the failure and goto out. REF_CK(expr): rc = expr;
- * goto out unless DSV32_OK. */
-#define REF_POOL(t, dt, nd, ...)                                      \
-	do {                                                          \
-		int64_t sh_[] = {__VA_ARGS__};                        \
-		(t) = ref_pool_alloc(m, &p, (dt), (nd), sh_, err);    \
-		if (!(t)) {                                           \
-			rc = err ? err->code : DSV32_E_NOMEM;         \
-			goto out;                                     \
-		}                                                     \
-	} while (0)
-#define REF_CK(expr)                \
-	do {                        \
-		rc = (expr);        \
-		if (rc != DSV32_OK) \
-			goto out;   \
-	} while (0)
-
-/* A borrowed view of t's storage from element offset `off`, with a new shape (same dtype and
- * device). */
-dsv32_tensor ref_view(const dsv32_tensor *t, int64_t off, int ndim, const int64_t *shape);
+/* The tap emitter's view of m (layout_common/tap_emit.h). */
+static inline lc_tapper ref_tapper(ref_model *m)
+{
+	return (lc_tapper){m->be, &m->base.taps};
+}
 
 /* weights.c */
 dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_error *err);
@@ -129,41 +101,17 @@ dsv32_status ref_all_reduce(ref_model *m, dsv32_tensor *out, const dsv32_tensor 
 dsv32_status ref_all_gather(ref_model *m, dsv32_tensor *out, const dsv32_tensor *parts,
 			    dsv32_error *err);
 
-/* moe_router.c: dsv32_router with the reference Gate's parameters (kept in its own file
- * because kernels/router.h and core/config.h both define dsv32_score_func). */
-dsv32_status ref_route(dsv32_backend *be, dsv32_tensor *w_out, dsv32_tensor *idx_out,
-		       const dsv32_tensor *logits, const dsv32_tensor *bias, int n_groups,
-		       int topk_groups, int topk, float route_scale, bool softmax, dsv32_error *err);
-
-/* taps.c */
-bool ref_taps_on(const ref_model *m);
-/* Emit a device tensor under a printf-formatted name, viewed with the given canonical shape
- * (ndim 0: the tensor's own shape). */
-dsv32_status ref_tap(ref_model *m, const dsv32_tensor *t, int ndim, const int64_t *shape,
-		     dsv32_error *err, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-/* Emit rows [0,B) x positions [P, P+S) of a cache [maxB, maxS, d] as [B, S, d] (F8 as F32). */
-dsv32_status ref_tap_cache(ref_model *m, const dsv32_tensor *cache, int64_t B, int64_t S,
-			   int64_t P, dsv32_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
-
-/* Scratch tensors on the backend device. ref_free frees owned storage only (a borrowed view,
- * e.g. a parameter mapped from the checkpoint, is left alone) and resets t in both cases. */
-dsv32_status ref_alloc(ref_model *m, dsv32_tensor *t, dsv32_dtype dt, int ndim,
-		       const int64_t *shape, dsv32_error *err);
-void ref_free(ref_model *m, dsv32_tensor *t);
-
-/* model.c: one Linear (§A.1 / §B.3) */
+/* ops.c: one Linear (§A.1 / §B.3) */
 dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,
 			dsv32_error *err);
+/* ops.c: write rows [0,B) x [P, P+S) of a BF16/F32 cache [maxB, maxS, d] from x [B, S, d]. */
+dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
+			     int64_t S, int64_t P, dsv32_error *err);
 
 /* attn.c: MLA of one layer. x: attn_norm output [B,S,dim]; out: [B,S,dim] (after wo and the
  * all-reduce). Writes the caches at [P, E). */
 dsv32_status ref_attn_forward(ref_model *m, int layer, const dsv32_tensor *x, int64_t B,
 			      int64_t S, int64_t P, dsv32_tensor *out, dsv32_error *err);
-/* attn.c: write rows [0,B) x [P, P+S) of a BF16/F32 cache [maxB, maxS, d] from x [B, S, d]. */
-dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
-			     int64_t S, int64_t P, dsv32_error *err);
 /* indexer.c: top-k indices I64 [B,S,k], k = min(index_topk, E). qr: q_norm output [B,S,ql]. */
 dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 				 const dsv32_tensor *qr, int64_t B, int64_t S, int64_t P,

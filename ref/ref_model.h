@@ -1,4 +1,4 @@
-/* ref_model.h: the reference-layout model of DeepSeek V3.2 (spec/reference_layout.md, Parts A-F):
+/* ref_model.h: the reference-layout model of DeepSeek V3.2 (docs/spec/ref_layout.md, Parts A-F):
  * DeepSeek's final inference/model.py, on the op layer (kernels/), CPU and CUDA alike.
  *
  * Open:   from reference shards  <dir>/model{r}-mp{W}.safetensors + reference config JSON
@@ -18,9 +18,9 @@
  * Profile bf16: the reference's numerics. fp32: every activation F32 (no bf16 rounding points),
  *         fp8 simulation off (no act_quant, no latent round trip, indexer on unquantized
  *         vectors; fp8 weights are dequantized to fp32 at load).
- * Tests:  opts->test_flags (planted bugs, kernels/backend.h) apply to every layer when
- *         opts->planted_layer < 0, else only inside that layer.
- * Taps:   every canonical tap of DESIGN.md plus layers.{i}.attn_residual, indexer.scores,
+ * Tests:  opts->plant (planted bugs, kernels/test_hooks.h) applies to every layer when
+ *         plant->layer < 0, else only inside that layer (copied at open).
+ * Taps:   every canonical tap of docs/spec/taps.md plus layers.{i}.attn_residual, indexer.scores,
  *         indexer.k_fp8, indexer.k_scale (fixtures/golden/ref_tiny/README.md "Taps"), host
  *         tensors in canonical form. Set m->taps (dsv32_model) before forward.
  */

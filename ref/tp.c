@@ -1,4 +1,4 @@
-/* tp.c: the collectives of the in-process tensor-parallel ranks (reference_layout.md §C.4,
+/* tp.c: the collectives of the in-process tensor-parallel ranks (docs/spec/ref_layout.md §C.4,
  * §C.6, §C.8, §C.9). The reference's NCCL reductions choose their own summation order; here the
  * ranks are summed in rank order, left to right, in fp32 (for W = 2 every order gives the same
  * bits). A later issue puts real multi-process collectives behind the same two calls. */
@@ -10,17 +10,16 @@ dsv32_status ref_all_reduce(ref_model *m, dsv32_tensor *out, const dsv32_tensor 
 {
 	if (m->W == 1) /* no reduction: the partial is the result (one rounding to out's dtype) */
 		return dsv32_cast(m->be, out, &parts[0], err);
-	ref_pool p = {0};
+	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *acc = ref_pool_alloc(m, &p, DSV32_F32, out->ndim, out->shape, err);
-	if (!acc)
-		return err ? err->code : DSV32_E_NOMEM;
-	rc = dsv32_cast(m->be, acc, &parts[0], err); /* y.float() */
-	for (int r = 1; r < m->W && rc == DSV32_OK; r++)
-		rc = dsv32_add(m->be, acc, acc, &parts[r], err); /* fp32 sum, rank order */
-	if (rc == DSV32_OK)
-		rc = dsv32_cast(m->be, out, acc, err); /* one cast back to bf16 */
-	ref_pool_free(m, &p);
+	dsv32_tensor *acc;
+	LC_POOL_AS(acc, DSV32_F32, out->ndim, out->shape);
+	LC_CK(dsv32_cast(m->be, acc, &parts[0], err)); /* y.float() */
+	for (int r = 1; r < m->W; r++)
+		LC_CK(dsv32_add(m->be, acc, acc, &parts[r], err)); /* fp32 sum, rank order */
+	LC_CK(dsv32_cast(m->be, out, acc, err)); /* one cast back to bf16 */
+out:
+	lc_pool_free(&p);
 	return rc;
 }
 

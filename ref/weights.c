@@ -1,5 +1,5 @@
-/* weights.c: loading the reference model's parameters per rank (reference_layout.md §2, §C.5;
- * checkpoints.md §6-§8) from reference shards model{r}-mp{W}.safetensors or from an HF
+/* weights.c: loading the reference model's parameters per rank (docs/spec/ref_layout.md §2, §C.5;
+ * docs/spec/checkpoints.md §6-§8) from reference shards model{r}-mp{W}.safetensors or from an HF
  * checkpoint sliced in memory through convert/namemap.h, and allocating the caches (§A.17).
  *
  * Parameter dtypes as the reference holds them: norms, indexer k_norm, gate bias F32; head and
@@ -109,7 +109,7 @@ static dsv32_status place(ref_model *m, wsrc *s, dsv32_tensor *src, dsv32_dtype 
 			*src = (dsv32_tensor){0};
 			return DSV32_OK;
 		}
-		DSV32_TRY(ref_alloc(m, dst, dt, src->ndim, src->shape, err));
+		DSV32_TRY(lc_alloc(m->be, dst, dt, src->ndim, src->shape, err));
 		dsv32_convert(dst->data, dt, src->data, src->dtype, n);
 		return DSV32_OK;
 	}
@@ -120,11 +120,11 @@ static dsv32_status place(ref_model *m, wsrc *s, dsv32_tensor *src, dsv32_dtype 
 		dsv32_convert(stage.data, dt, src->data, src->dtype, n);
 		from = stage.data;
 	}
-	rc = ref_alloc(m, dst, dt, src->ndim, src->shape, err);
+	rc = lc_alloc(m->be, dst, dt, src->ndim, src->shape, err);
 	if (rc == DSV32_OK)
 		rc = dsv32_backend_upload(m->be, dst->data, from, dsv32_tensor_nbytes(dst), err);
 	if (rc != DSV32_OK)
-		ref_free(m, dst);
+		lc_free(m->be, dst);
 	dsv32_tensor_free(&stage);
 	return rc;
 }
@@ -193,11 +193,11 @@ static dsv32_status ld_lin(ref_model *m, wsrc *s, int rank, const char *prefix, 
 	DSV32_TRY(ld(m, s, rank, name, DSV32_F32, 2, sshape, false, &l->s, err));
 	if (m->act == DSV32_F32) { /* fp32 profile: no fp8 simulation, dequantize once */
 		dsv32_tensor wf;
-		DSV32_TRY(ref_alloc(m, &wf, DSV32_F32, 2, shape, err));
+		DSV32_TRY(lc_alloc(m->be, &wf, DSV32_F32, 2, shape, err));
 		dsv32_status rc = dsv32_weight_dequant(m->be, &wf, &l->w, &l->s, err);
 		s->n_borrowed -= (l->w.owned ? 0 : 1) + (l->s.owned ? 0 : 1);
-		ref_free(m, &l->w); /* a view of the mapping is only reset */
-		ref_free(m, &l->s);
+		lc_free(m->be, &l->w); /* a view of the mapping is only reset */
+		lc_free(m->be, &l->s);
 		l->w = wf;
 		if (rc != DSV32_OK)
 			return dsv32_error_prefix(err, "%s", prefix);
@@ -207,8 +207,8 @@ static dsv32_status ld_lin(ref_model *m, wsrc *s, int rank, const char *prefix, 
 
 static void lin_free(ref_model *m, ref_lin *l)
 {
-	ref_free(m, &l->w);
-	ref_free(m, &l->s);
+	lc_free(m->be, &l->w);
+	lc_free(m->be, &l->s);
 }
 
 static dsv32_status load_layer(ref_model *m, wsrc *s, int L, dsv32_error *err)
@@ -362,17 +362,17 @@ dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_
 	if (W == 1) /* the one rank's rows are the table: no placement copy */
 		rc = ld(m, s, 0, "embed.weight", DSV32_BF16, 2, vshape, false, &m->embed, err);
 	else
-		rc = ref_alloc(m, &m->embed, DSV32_BF16, 2, eshape, err);
+		rc = lc_alloc(m->be, &m->embed, DSV32_BF16, 2, eshape, err);
 	for (int r = 0; r < W && rc == DSV32_OK; r++) {
 		if (W > 1) {
 			dsv32_tensor e = {0};
 			rc = ld(m, s, r, "embed.weight", DSV32_BF16, 2, vshape, false, &e, err);
 			if (rc == DSV32_OK) { /* place the rank's rows: the exact all_reduce of §C.2 */
-				dsv32_tensor dst = ref_view(&m->embed, r * vshape[0] * vshape[1], 2,
+				dsv32_tensor dst = lc_view(&m->embed, r * vshape[0] * vshape[1], 2,
 							    vshape);
 				rc = dsv32_cast(m->be, &dst, &e, err);
 			}
-			ref_free(m, &e);
+			lc_free(m->be, &e);
 		}
 		if (rc == DSV32_OK)
 			rc = ld(m, s, r, "head.weight", DSV32_F32, 2, vshape, false, &m->head[r], err);
@@ -393,19 +393,19 @@ dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_
 static void layer_free(ref_model *m, ref_layer *ly)
 {
 	const dsv32_config *c = &m->base.cfg;
-	ref_free(m, &ly->attn_norm);
-	ref_free(m, &ly->ffn_norm);
-	ref_free(m, &ly->q_norm);
-	ref_free(m, &ly->kv_norm);
+	lc_free(m->be, &ly->attn_norm);
+	lc_free(m->be, &ly->ffn_norm);
+	lc_free(m->be, &ly->q_norm);
+	lc_free(m->be, &ly->kv_norm);
 	lin_free(m, &ly->wq_a);
 	lin_free(m, &ly->wkv_a);
 	lin_free(m, &ly->iwq_b);
 	lin_free(m, &ly->iwk);
-	ref_free(m, &ly->ik_norm_w);
-	ref_free(m, &ly->ik_norm_b);
-	ref_free(m, &ly->iw_proj);
-	ref_free(m, &ly->gate_w);
-	ref_free(m, &ly->gate_b);
+	lc_free(m->be, &ly->ik_norm_w);
+	lc_free(m->be, &ly->ik_norm_b);
+	lc_free(m->be, &ly->iw_proj);
+	lc_free(m->be, &ly->gate_w);
+	lc_free(m->be, &ly->gate_b);
 	for (int64_t e = 0; ly->ew1 && e < c->n_routed_experts; e++) {
 		lin_free(m, &ly->ew1[e]);
 		lin_free(m, &ly->ew2[e]);
@@ -418,7 +418,7 @@ static void layer_free(ref_model *m, ref_layer *ly)
 		ref_rank_w *k = &ly->rk[r];
 		lin_free(m, &k->wq_b);
 		lin_free(m, &k->wkv_b);
-		ref_free(m, &k->wkv_b_deq);
+		lc_free(m->be, &k->wkv_b_deq);
 		lin_free(m, &k->wo);
 		lin_free(m, &k->w1);
 		lin_free(m, &k->w2);
@@ -428,20 +428,20 @@ static void layer_free(ref_model *m, ref_layer *ly)
 		lin_free(m, &k->sw3);
 	}
 	free(ly->rk);
-	ref_free(m, &ly->kv_cache);
-	ref_free(m, &ly->pe_cache);
-	ref_free(m, &ly->k_cache);
-	ref_free(m, &ly->k_scale);
+	lc_free(m->be, &ly->kv_cache);
+	lc_free(m->be, &ly->pe_cache);
+	lc_free(m->be, &ly->k_cache);
+	lc_free(m->be, &ly->k_scale);
 }
 
 void ref_weights_free(ref_model *m)
 {
-	ref_free(m, &m->embed);
+	lc_free(m->be, &m->embed);
 	for (int r = 0; m->head && r < m->W; r++)
-		ref_free(m, &m->head[r]);
+		lc_free(m->be, &m->head[r]);
 	free(m->head);
-	ref_free(m, &m->norm);
-	ref_free(m, &m->freqs);
+	lc_free(m->be, &m->norm);
+	lc_free(m->be, &m->freqs);
 	for (int64_t L = 0; m->layers && L < m->base.cfg.n_layers; L++)
 		layer_free(m, &m->layers[L]);
 	free(m->layers);
@@ -458,10 +458,10 @@ dsv32_status ref_caches_alloc(ref_model *m, dsv32_error *err)
 		int64_t s_pe[3] = {m->maxB, m->maxS, c->qk_rope_head_dim};
 		int64_t s_k[3] = {m->maxB, m->maxS, c->index_head_dim};
 		int64_t s_ks[3] = {m->maxB, m->maxS, 1};
-		DSV32_TRY(ref_alloc(m, &ly->kv_cache, m->act, 3, s_kv, err));
-		DSV32_TRY(ref_alloc(m, &ly->pe_cache, m->act, 3, s_pe, err));
-		DSV32_TRY(ref_alloc(m, &ly->k_cache, m->fp8_idx ? DSV32_F8_E4M3 : m->act, 3, s_k, err));
-		DSV32_TRY(ref_alloc(m, &ly->k_scale, DSV32_F32, 3, s_ks, err));
+		DSV32_TRY(lc_alloc(m->be, &ly->kv_cache, m->act, 3, s_kv, err));
+		DSV32_TRY(lc_alloc(m->be, &ly->pe_cache, m->act, 3, s_pe, err));
+		DSV32_TRY(lc_alloc(m->be, &ly->k_cache, m->fp8_idx ? DSV32_F8_E4M3 : m->act, 3, s_k, err));
+		DSV32_TRY(lc_alloc(m->be, &ly->k_scale, DSV32_F32, 3, s_ks, err));
 	}
 	return DSV32_OK;
 }

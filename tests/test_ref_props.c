@@ -609,8 +609,8 @@ static void test_fp8_checkpoint_and_bf16_twin(void **state)
 	dsv32_remove_tree(base, NULL);
 }
 
-/* ---- planted bugs only in opts.planted_layer ----
- * test flag 0 (rmsnorm without its final bf16 rounding, kernels/backend.h) planted in layer 1:
+/* ---- planted bugs only in opts.plant->layer ----
+ * test flag 0 (rmsnorm without its final bf16 rounding, kernels/test_hooks.h) planted in layer 1:
  * layer 0's taps and the embedding are bit-identical to a clean run, layer 1's attn_norm differs
  * (so a harness localises the bug at layer 1). */
 static void test_planted_layer_only(void **state)
@@ -623,8 +623,8 @@ static void test_planted_layer_only(void **state)
 		dsv32_model_opts o;
 		dsv32_model_opts_default(&o);
 		o.max_seq_len = 64;
-		o.test_flags = k ? 1u << DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND : 0;
-		o.planted_layer = 1;
+		const dsv32_plant plant = {1u << DSV32_TEST_FLAG_RMSNORM_NO_FINAL_ROUND, 1};
+		o.plant = k ? &plant : NULL;
 		dsv32_model *m = NULL;
 		assert_int_equal(dsv32_ref_open(&m, HF_DIR, NULL, &o, NULL), DSV32_OK);
 		ref_store_sink(&st[k], &m->taps);

@@ -1,0 +1,61 @@
+/* ops.c: the HF layout's ops over its own parameter type, below the layer parts (attn.c,
+ * indexer.c, mlp.c, moe.c and model.c call them; they call only kernels/ and layout_common/):
+ * a GEMM operand from an hf_mat (lazy fp8 dequantized on demand), one Linear, and the rope tap
+ * in canonical order.
+ *
+ * Rope taps: the MLA rope channels stay in HF's half-split (de-interleaved) order inside the
+ * model; the q_rope / k_rope taps put them back in the reference's interleaved order (inverse
+ * permutation) on a copy, so the model's tensors are never modified. */
+#include "hf_layout/hf_internal.h"
+#include "kernels/elementwise.h"
+#include "kernels/fp8.h"
+#include "kernels/gemm.h"
+#include "kernels/rope.h"
+
+dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32_error *err)
+{
+	if (mat->w.dtype != DSV32_F8_E4M3) {
+		*out = mat->w;
+		return DSV32_OK;
+	}
+	/* lazy fp8: the load sized the scratch for the largest lazy matrix */
+	int64_t n = dsv32_tensor_numel(&mat->w);
+	if (!m->wscratch.data || n > dsv32_tensor_numel(&m->wscratch))
+		return DSV32_FAIL(err, DSV32_E_INTERNAL, "hf: fp8 matrix of %lld elements, dequant "
+				  "scratch of %lld", (long long)n,
+				  (long long)dsv32_tensor_numel(&m->wscratch));
+	*out = lc_view(&m->wscratch, 0, mat->w.ndim, mat->w.shape);
+	return dsv32_weight_dequant(m->be, out, &mat->w, &mat->scale, err);
+}
+
+dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, const hf_mat *mat,
+		       dsv32_error *err)
+{
+	dsv32_tensor w;
+	DSV32_TRY(hf_mat_get(m, mat, &w, err));
+	return dsv32_gemm(m->be, y, x, &w, err);
+}
+
+dsv32_status hf_tap_rope(hf_model *m, dsv32_layer_tap id, int li, const dsv32_tensor *x,
+			 int64_t off, dsv32_error *err)
+{
+	if (!lc_taps_on(hf_tapper(m)))
+		return DSV32_OK;
+	int64_t R = m->base.cfg.qk_rope_head_dim;
+	int nd = x->ndim;
+	int64_t shape[4] = {x->shape[0], x->shape[1], nd == 4 ? x->shape[2] : R, R};
+	int64_t rows = dsv32_tensor_numel(x) / x->shape[nd - 1];
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *r, *perm;
+	LC_POOL_AS(r, x->dtype, nd, shape);
+	LC_POOL_AS(perm, x->dtype, nd, shape);
+	dsv32_tensor r2 = lc_view(r, 0, 2, LC_SHAPE(rows, R));
+	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(rows, x->shape[nd - 1]));
+	LC_CK(dsv32_copy_cols(m->be, &r2, &x2, off, 0, R, err));
+	LC_CK(dsv32_permute_deinterleave(m->be, perm, r, 0, R, true, err));
+	LC_CK(lc_tap_layer(hf_tapper(m), id, li, perm, err));
+out:
+	lc_pool_free(&p);
+	return rc;
+}
