@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/cli_outputs.h"
+#include "compare/check.h"
 #include "reports/report.h"
 
 static int report_check(int argc, char **argv)
@@ -51,13 +52,13 @@ static int report_check(int argc, char **argv)
 	}
 	char why[320];
 	int code;
-	if (!dsv32_report_comparable(&a, &b, why, sizeof why)) { /* regressions would be noise */
+	if (!dsv32_check_comparable(&a, &b, why, sizeof why)) { /* regressions would be noise */
 		DSV32_FAIL(&err, DSV32_E_USAGE, "the reports are not comparable: %s", why);
 		code = dsv32_cli_fail("report check", &err);
 	} else if (exact)
-		code = dsv32_report_check_exact(&a, &b, stdout) ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
+		code = dsv32_check_exact(&a, &b, stdout) ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
 	else
-		code = dsv32_report_check(&a, &b, r, stdout) ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
+		code = dsv32_check_regressions(&a, &b, r, stdout) ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_OK;
 	dsv32_cmp_result_free(&a);
 	dsv32_cmp_result_free(&b);
 	return code;
@@ -68,14 +69,16 @@ static int render(const char *report, const char *html, const char *md);
 static int report_render(int argc, char **argv)
 {
 	const char *html = NULL, *md = NULL;
+	bool force = false;
 	const dsv32_arg_opt opts[] = {
 		{"html", DSV32_ARG_STRING, &html, "FILE", "write the HTML page", false},
 		{"markdown", DSV32_ARG_STRING, &md, "FILE", "write the Markdown summary ('-' = stdout)", false},
+		{"force", DSV32_ARG_FLAG, &force, NULL, "replace existing output files", false},
 	};
 	dsv32_arg_spec spec = {"report render", "REPORT.json [--html out.html] [--markdown out.md]",
 			       "Re-renders a stored JSON report. Without an output option the drift table is\n"
 			       "printed.",
-			       opts, 2, 1, 1};
+			       opts, (int)(sizeof opts / sizeof opts[0]), 1, 1};
 	const char *pos[2];
 	int npos;
 	int prc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
@@ -84,7 +87,7 @@ static int report_render(int argc, char **argv)
 	/* the report read must never be the page written, nor two options one file */
 	const char *names[] = {"--html", "--markdown"};
 	const char *outs[] = {html, md && strcmp(md, "-") ? md : NULL};
-	dsv32_cli_outputs claimed;
+	dsv32_cli_outputs claimed = {.force = force};
 	int crc = dsv32_cli_outputs_claim(&claimed, "report render", names, outs, 2, pos, 1);
 	if (crc)
 		return crc;

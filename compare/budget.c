@@ -9,52 +9,19 @@
 
 #include "core/infile.h"
 
-static const char *const metric_names[] = {
-	"max_abs", "mean_abs", "rms",  "rel_l2",  "ulp_max", "ulp_mean", "ulp_p99", "frac_over_tol",
-	"cosine",  "nan",      "recall", "jaccard", "rows_tie_equal_frac", "kl", "top1", "top5",
-	"mask_diff",
-};
-
 static bool metric_known(const char *m)
 {
-	for (size_t i = 0; i < sizeof metric_names / sizeof metric_names[0]; i++)
-		if (strcmp(m, metric_names[i]) == 0)
-			return true;
-	return false;
+	return dsv32_metric_by_budget_key(m) != NULL;
 }
 
-bool dsv32_tap_metric(const dsv32_tap_result *t, const char *m, double *out)
+/* The budget names of the metric table (compare/metrics.h): a metric of another family than
+ * t's does not apply to it. */
+bool dsv32_tap_metric(const dsv32_tap_result *t, const char *name, double *out)
 {
-	const dsv32_metrics *d = &t->dense;
-	if (strcmp(m, "nan") == 0) {
-		*out = t->kind == DSV32_TAP_SET ? 0.0 : (double)(d->nan_a + d->nan_b);
-		return true;
-	}
-	if (t->kind == DSV32_TAP_SET) {
-		const dsv32_set_metrics *s = &t->set;
-		if (!strcmp(m, "recall")) *out = s->recall;
-		else if (!strcmp(m, "jaccard")) *out = s->jaccard;
-		else if (!strcmp(m, "rows_tie_equal_frac"))
-			*out = s->rows ? (double)s->rows_tie_equal / (double)s->rows : 1.0;
-		else return false;
-		return true;
-	}
-	if (t->kind == DSV32_TAP_LOGITS) {
-		if (!strcmp(m, "kl")) { *out = t->logits.kl; return true; }
-		if (!strcmp(m, "top1")) { *out = t->logits.top1_agree; return true; }
-		if (!strcmp(m, "top5")) { *out = t->logits.top5_overlap; return true; }
-	}
-	if (!strcmp(m, "mask_diff")) *out = (double)d->n_mask_diff;
-	else if (!strcmp(m, "max_abs")) *out = d->max_abs;
-	else if (!strcmp(m, "mean_abs")) *out = d->mean_abs;
-	else if (!strcmp(m, "rms")) *out = d->rms;
-	else if (!strcmp(m, "rel_l2")) *out = d->rel_l2;
-	else if (!strcmp(m, "ulp_max")) *out = d->ulp_max;
-	else if (!strcmp(m, "ulp_mean")) *out = d->ulp_mean;
-	else if (!strcmp(m, "ulp_p99")) *out = d->ulp_p99;
-	else if (!strcmp(m, "frac_over_tol")) *out = d->frac_over_tol;
-	else if (!strcmp(m, "cosine")) *out = d->cosine;
-	else return false;
+	const dsv32_metric_desc *m = dsv32_metric_by_budget_key(name);
+	if (!m || !dsv32_tap_has_metric(t, m))
+		return false;
+	*out = dsv32_tap_figure(t, m);
 	return true;
 }
 
@@ -186,7 +153,7 @@ void dsv32_budget_apply(const dsv32_budget *b, dsv32_tap_result *t)
 {
 	t->over_budget = false;
 	t->budget_note[0] = '\0';
-	if (t->kind != DSV32_TAP_SET && (t->dense.nan_a || t->dense.nan_b || t->dense.inf_a != t->dense.inf_b)) {
+	if (t->family != DSV32_FAMILY_SET && (t->dense.nan_a || t->dense.nan_b || t->dense.inf_a != t->dense.inf_b)) {
 		t->over_budget = true;
 		snprintf(t->budget_note, sizeof t->budget_note, "non-finite values (NaN a %lld, b %lld; Inf a %lld, b %lld)",
 			 (long long)t->dense.nan_a, (long long)t->dense.nan_b,

@@ -10,9 +10,10 @@
  *       "why": "measured ... (see docs/budgets.md)" }
  *   ]
  * }
- * Metric names: max_abs, mean_abs, rms, rel_l2, ulp_max, ulp_mean, ulp_p99, frac_over_tol,
- * cosine, nan (count on either side), mask_diff (score entries masked on one side only),
- * recall, jaccard, rows_tie_equal_frac, kl, top1, top5.
+ * Metric names: the budget keys of the metric table (compare/metrics.h dsv32_metric_table):
+ * max_abs, mean_abs, rms, rel_l2, ulp_max, ulp_mean, ulp_p99, frac_over_tol, cosine, nan (count
+ * on either side), mask_diff (score entries masked on one side only), recall, jaccard,
+ * rows_tie_equal_frac, kl, top1, top5.
  * For each tap result the FIRST rule whose pattern (and mode) matches applies. A compared tap
  * that no rule matches is an error of the comparison (compare/runner.c): a budget that is
  * silent about a tap would pass it unchecked. NaN/Inf in either side is always over budget.
@@ -52,7 +53,7 @@ dsv32_status dsv32_budget_load(dsv32_budget *b, const char *path, dsv32_error *e
 char *dsv32_default_budget_json(bool fp8_weights);
 void dsv32_budget_free(dsv32_budget *b);
 
-/* Value of a named metric for a tap result; false if the metric does not apply to its kind. */
+/* Value of a named metric for a tap result; false if the metric does not apply to its family. */
 bool dsv32_tap_metric(const dsv32_tap_result *t, const char *metric, double *out);
 
 /* Whether some rule of b matches t (pattern and mode). */

@@ -2,6 +2,8 @@
 #include "compare/metrics.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -315,4 +317,120 @@ bool dsv32_metrics_logits(dsv32_logit_metrics *m, const void *a, dsv32_dtype ta,
 	free(la);
 	free(lb);
 	return true;
+}
+
+/* ---- the metric table ---- */
+
+static double nan_count(const void *fam)
+{
+	const dsv32_metrics *d = fam;
+	return (double)(d->nan_a + d->nan_b);
+}
+
+static double rows_tie_equal_frac(const void *fam)
+{
+	const dsv32_set_metrics *s = fam;
+	return s->rows ? (double)s->rows_tie_equal / (double)s->rows : 1.0;
+}
+
+/* Where a figure lives: its family and the offset in that family's struct. */
+#define DENSE_(f) .family = DSV32_FAMILY_DENSE, .offset = offsetof(dsv32_metrics, f)
+#define SET_(f) .family = DSV32_FAMILY_SET, .offset = offsetof(dsv32_set_metrics, f)
+#define LOGITS_(f) .family = DSV32_FAMILY_LOGITS, .offset = offsetof(dsv32_logit_metrics, f)
+#define JSON_(key) .json_key = key
+#define I64_ .type = DSV32_FIG_I64
+#define U32_ .type = DSV32_FIG_U32
+/* A metric budget files name `key`, bounded from above (larger is worse) or below, that applies
+ * to results of the families `on` (logits results carry dense figures too). */
+#define BMAX_(key, on) .budget_key = key, .applies = on, .dir = DSV32_DIR_MAX
+#define BMIN_(key, on) .budget_key = key, .applies = on, .dir = DSV32_DIR_MIN
+#define ON_DENSE_ (1u << DSV32_FAMILY_DENSE | 1u << DSV32_FAMILY_LOGITS)
+#define ON_SET_ (1u << DSV32_FAMILY_SET)
+#define ON_LOGITS_ (1u << DSV32_FAMILY_LOGITS)
+#define ON_ALL_ (ON_DENSE_ | ON_SET_)
+/* A column of the per-tap tables: place, terminal header and width, HTML and Markdown header. */
+#define COL_(place, term, width, html, md) \
+	.col = place, .col_term = term, .col_width = width, .col_html = html, .col_md = md
+/* A place in the one-line summaries and the label there. */
+#define SUM_(place, lbl) .summary = place, .label = lbl
+
+/* Stored figures in JSON order within each family (the order the writer emits them), derived
+ * ones after them. */
+const dsv32_metric_desc dsv32_metric_table[] = {
+	{DENSE_(n), JSON_("n"), I64_, .exact = 1},
+	{DENSE_(n_diff), JSON_("n_diff"), I64_, .exact = 2},
+	{DENSE_(max_abs), JSON_("max_abs"), BMAX_("max_abs", ON_DENSE_), .exact = 3,
+	 .fmt = "%.3g", COL_(2, "max|d|", 10, "max |a-b|", "max abs")},
+	{DENSE_(max_abs_at), JSON_("max_abs_at"), I64_},
+	{DENSE_(mean_abs), JSON_("mean_abs"), BMAX_("mean_abs", ON_DENSE_), .exact = 4},
+	{DENSE_(rms), JSON_("rms"), BMAX_("rms", ON_DENSE_), .exact = 5},
+	{DENSE_(rel_l2), JSON_("rel_l2"), BMAX_("rel_l2", ON_DENSE_), .exact = 6,
+	 .fmt = "%.3e", COL_(1, "rel_l2", 11, "rel_l2", "rel_l2"), .chart = 1},
+	{DENSE_(cosine), JSON_("cosine"), BMIN_("cosine", ON_DENSE_), .exact = 7,
+	 .fmt = "%.6f", COL_(5, "cosine", 9, "cosine", "cosine")},
+	{DENSE_(ulp_max), JSON_("ulp_max"), U32_, BMAX_("ulp_max", ON_DENSE_), .exact = 8,
+	 .fmt = "%u", COL_(3, "ulp_max", 7, "ulp max", NULL)},
+	{DENSE_(ulp_mean), JSON_("ulp_mean"), BMAX_("ulp_mean", ON_DENSE_), .exact = 9},
+	{DENSE_(ulp_p99), JSON_("ulp_p99"), U32_, BMAX_("ulp_p99", ON_DENSE_), .exact = 10,
+	 .fmt = "%u", COL_(4, "ulp_p99", 7, "ulp p99", "ulp p99"), .chart = 2},
+	{DENSE_(frac_over_tol), JSON_("frac_over_tol"), BMAX_("frac_over_tol", ON_DENSE_),
+	 .exact = 11},
+	{DENSE_(nan_a), JSON_("nan_a"), I64_},
+	{DENSE_(nan_b), JSON_("nan_b"), I64_},
+	{DENSE_(inf_a), JSON_("inf_a"), I64_},
+	{DENSE_(inf_b), JSON_("inf_b"), I64_},
+	{DENSE_(n_masked), JSON_("n_masked"), I64_},
+	{DENSE_(n_mask_diff), JSON_("n_mask_diff"), I64_, BMAX_("mask_diff", ON_DENSE_)},
+	{.family = DSV32_FAMILY_DENSE, .derive = nan_count, BMAX_("nan", ON_ALL_)},
+	{SET_(rows), JSON_("rows"), I64_},
+	{SET_(recall), JSON_("recall"), BMIN_("recall", ON_SET_), .exact = 15, .fmt = "%.4f",
+	 SUM_(2, "recall")},
+	{SET_(jaccard), JSON_("jaccard"), BMIN_("jaccard", ON_SET_), .exact = 14, .fmt = "%.4f",
+	 SUM_(1, "jaccard")},
+	{SET_(rows_equal), JSON_("rows_equal"), I64_, .exact = 12},
+	{SET_(rows_tie_equal), JSON_("rows_tie_equal"), I64_, .exact = 13},
+	{SET_(first_diff_row), JSON_("first_diff_row"), I64_},
+	{.family = DSV32_FAMILY_SET, .derive = rows_tie_equal_frac,
+	 BMIN_("rows_tie_equal_frac", ON_SET_)},
+	{LOGITS_(rows), JSON_("rows"), I64_},
+	{LOGITS_(kl), JSON_("kl"), BMAX_("kl", ON_LOGITS_), .exact = 16, .fmt = "%.3e",
+	 SUM_(3, "KL")},
+	{LOGITS_(top1_agree), JSON_("top1_agree"), BMIN_("top1", ON_LOGITS_), .exact = 17,
+	 .fmt = "%.3f", SUM_(4, "top1")},
+	{LOGITS_(top5_overlap), JSON_("top5_overlap"), BMIN_("top5", ON_LOGITS_), .exact = 18,
+	 .fmt = "%.3f", SUM_(5, "top5")},
+};
+const size_t dsv32_metric_count = sizeof dsv32_metric_table / sizeof dsv32_metric_table[0];
+
+const dsv32_metric_desc *dsv32_metric_by_budget_key(const char *key)
+{
+	for (size_t i = 0; i < dsv32_metric_count; i++)
+		if (dsv32_metric_table[i].budget_key && !strcmp(dsv32_metric_table[i].budget_key, key))
+			return &dsv32_metric_table[i];
+	return NULL;
+}
+
+static int place_in(const dsv32_metric_desc *m, dsv32_metric_view view)
+{
+	switch (view) {
+	case DSV32_VIEW_COLUMN: return m->col;
+	case DSV32_VIEW_SUMMARY: return m->summary;
+	case DSV32_VIEW_EXACT: return m->exact;
+	default: return m->chart;
+	}
+}
+
+const dsv32_metric_desc *dsv32_metric_at(dsv32_metric_view view, int place)
+{
+	for (size_t i = 0; place > 0 && i < dsv32_metric_count; i++)
+		if (place_in(&dsv32_metric_table[i], view) == place)
+			return &dsv32_metric_table[i];
+	return NULL;
+}
+
+const char *dsv32_metric_figure_name(char *buf, size_t len, const dsv32_metric_desc *m)
+{
+	static const char *const prefix[DSV32_FAMILY_COUNT] = {"", "set.", "logits."};
+	snprintf(buf, len, "%s%s", prefix[m->family], m->json_key ? m->json_key : m->budget_key);
+	return buf;
 }

@@ -1,5 +1,5 @@
-/* metrics.h: drift metrics between two tensors of one tap (DESIGN.md "Metrics, budgets,
- * reports"), reduced as the tensors arrive so no activation is kept.
+/* metrics.h: drift metrics between two tensors of one tap (docs/architecture.md "Metrics,
+ * budgets, reports"), reduced as the tensors arrive so no activation is kept.
  *
  * dsv32_metrics_dense(m, a, b, n)
  *   a, b    any float dtype (F32, BF16, F16, F8_*, F64), n elements each, same dtype or not
@@ -20,9 +20,20 @@
 #ifndef DSV32_METRICS_H
 #define DSV32_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/dtype.h"
+
+/* The metric family of a tap result: which metric struct below holds its figures (and in a JSON
+ * report, tap "kind"; the dense object is "metrics"). A logits result carries the dense figures
+ * of its logits too. */
+typedef enum {
+	DSV32_FAMILY_DENSE = 0,
+	DSV32_FAMILY_SET,
+	DSV32_FAMILY_LOGITS,
+	DSV32_FAMILY_COUNT
+} dsv32_metric_family;
 
 typedef struct {
 	int64_t n;            /* elements compared (NaN-free pairs) */
@@ -94,5 +105,61 @@ typedef struct {
 
 bool dsv32_metrics_logits(dsv32_logit_metrics *m, const void *a, dsv32_dtype ta, const void *b,
 			  dsv32_dtype tb, int64_t rows, int64_t V);
+
+/* ---- the metric table ----
+ * Every figure a tap result holds or a budget can bound, once (metrics.c dsv32_metric_table):
+ * the JSON writer and reader (reports/json.c), the schema test, the budget's metric names
+ * (budget.c), `report check --exact` (check.c) and the report columns (reports/markdown.c,
+ * reports/html.c) all walk it. A new metric is one line there plus its computation above. */
+typedef enum { DSV32_FIG_F64 = 0, DSV32_FIG_I64, DSV32_FIG_U32 } dsv32_figure_type;
+
+/* Which way a budget bounds a metric: from above ("max": larger is worse, rel_l2) or from
+ * below ("min": smaller is worse, cosine); NONE for figures no budget names (counts). */
+typedef enum { DSV32_DIR_NONE = 0, DSV32_DIR_MAX, DSV32_DIR_MIN } dsv32_metric_dir;
+
+typedef struct {
+	dsv32_metric_family family; /* the struct (and JSON object) that holds it */
+	const char *json_key;   /* key in that JSON object; NULL: derived, not stored */
+	const char *budget_key; /* name in budget files (budget.h); NULL: no budget names it */
+	dsv32_figure_type type;
+	size_t offset;          /* in its family's struct (stored figures) */
+	double (*derive)(const void *fam); /* derived figures: from the family's struct */
+	unsigned applies;       /* bit f: a metric of results of family f (budget look-ups) */
+	dsv32_metric_dir dir;
+	int exact;              /* place among the figures `report check --exact` compares; 0: not */
+	/* reports: the printf format of a value (matching type: %u for U32, %lld for I64) ... */
+	const char *fmt;
+	/* ... its column in the per-tap tables (terminal, HTML, Markdown's per-layer table):
+	 * place (0: no column), terminal header and width, HTML header, Markdown header (NULL:
+	 * not in the per-layer table) ... */
+	int col;
+	const char *col_term;
+	int col_width;
+	const char *col_html;
+	const char *col_md;
+	/* ... its place in the one-line summaries of its family's results (logits: "KL 1.2e-05,
+	 * top1 1.000, ..."; 0: not there) with its label there, and its place among the
+	 * per-layer charts (HTML; 0: none). */
+	int summary;
+	const char *label;
+	int chart;
+} dsv32_metric_desc;
+
+extern const dsv32_metric_desc dsv32_metric_table[];
+extern const size_t dsv32_metric_count;
+
+/* The metric a budget names (budget_key), or NULL. */
+const dsv32_metric_desc *dsv32_metric_by_budget_key(const char *key);
+/* The figure at a place (1, 2, ...) of a view, or NULL past its last: views walk places from 1
+ * until NULL, so their order is the table's place numbers, not the table's order. */
+typedef enum {
+	DSV32_VIEW_COLUMN = 0,
+	DSV32_VIEW_SUMMARY,
+	DSV32_VIEW_EXACT,
+	DSV32_VIEW_CHART
+} dsv32_metric_view;
+const dsv32_metric_desc *dsv32_metric_at(dsv32_metric_view view, int place);
+/* The name a figure goes by in `report check --exact` output: "rel_l2", "set.jaccard". */
+const char *dsv32_metric_figure_name(char *buf, size_t len, const dsv32_metric_desc *m);
 
 #endif

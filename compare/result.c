@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +41,9 @@ static int layer_rank(const dsv32_tap_result *t)
 {
 	if (t->layer >= 0)
 		return t->layer + 1;
-	if (!strcmp(t->name, "embed"))
+	if (!strcmp(t->name, dsv32_model_tap_name(DSV32_MTAP_EMBED)))
 		return 0;
-	return INT_MAX - (strcmp(t->name, "logits") == 0 ? 0 : 1);
+	return INT_MAX - (strcmp(t->name, dsv32_model_tap_name(DSV32_MTAP_LOGITS)) == 0 ? 0 : 1);
 }
 
 int dsv32_tap_model_order(const dsv32_tap_result *x, const dsv32_tap_result *y)
@@ -103,4 +104,119 @@ void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *val
 bool dsv32_cmp_result_passed(const dsv32_cmp_result *r)
 {
 	return r->first_divergence < 0 && !r->nonfinite;
+}
+
+const dsv32_tap_result *dsv32_cmp_result_find(const dsv32_cmp_result *r,
+					      const dsv32_tap_result *t)
+{
+	for (size_t i = 0; r && i < r->n_taps; i++) {
+		const dsv32_tap_result *c = &r->taps[i];
+		if (c->step == t->step && c->mode == t->mode && strcmp(c->name, t->name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+const char *dsv32_cmp_result_prov_get(const dsv32_cmp_result *r, const char *key)
+{
+	for (int i = 0; i < r->n_prov; i++)
+		if (!strcmp(r->prov[i].key, key))
+			return r->prov[i].value;
+	return NULL;
+}
+
+const char *dsv32_cmp_result_layer_limit(const dsv32_cmp_result *r)
+{
+	return dsv32_cmp_result_prov_get(r, "layers");
+}
+
+double dsv32_tap_drift(const dsv32_tap_result *t)
+{
+	if (t->family == DSV32_FAMILY_SET)
+		return 1.0 - t->set.jaccard;
+	return t->dense.rel_l2;
+}
+
+void dsv32_cmp_apply_noise_floor(dsv32_cmp_result *r, const dsv32_cmp_result *floor_a,
+				 const dsv32_cmp_result *floor_b)
+{
+	for (size_t i = 0; i < r->n_taps; i++) {
+		dsv32_tap_result *t = &r->taps[i];
+		if (t->family == DSV32_FAMILY_SET)
+			continue;
+		const dsv32_tap_result *fa = dsv32_cmp_result_find(floor_a, t);
+		const dsv32_tap_result *fb = dsv32_cmp_result_find(floor_b, t);
+		if (fa && fa->dense.rel_l2 > 0)
+			t->noise_ratio_a = t->dense.rel_l2 / fa->dense.rel_l2;
+		if (fb && fb->dense.rel_l2 > 0)
+			t->noise_ratio_b = t->dense.rel_l2 / fb->dense.rel_l2;
+	}
+}
+
+/* The struct of t that holds figures of family f, or NULL when t does not carry f (a logits
+ * result carries the dense figures of its logits). */
+static const void *family_struct(const dsv32_tap_result *t, dsv32_metric_family f)
+{
+	switch (f) {
+	case DSV32_FAMILY_DENSE: return t->family != DSV32_FAMILY_SET ? &t->dense : NULL;
+	case DSV32_FAMILY_SET: return t->family == DSV32_FAMILY_SET ? &t->set : NULL;
+	case DSV32_FAMILY_LOGITS: return t->family == DSV32_FAMILY_LOGITS ? &t->logits : NULL;
+	default: return NULL;
+	}
+}
+
+static double load_figure(const void *p, dsv32_figure_type type)
+{
+	switch (type) {
+	case DSV32_FIG_I64: return (double)*(const int64_t *)p;
+	case DSV32_FIG_U32: return *(const uint32_t *)p;
+	default: return *(const double *)p;
+	}
+}
+
+double dsv32_tap_figure(const dsv32_tap_result *t, const dsv32_metric_desc *m)
+{
+	const char *fam = family_struct(t, m->family);
+	if (!fam)
+		return 0.0;
+	return m->derive ? m->derive(fam) : load_figure(fam + m->offset, m->type);
+}
+
+bool dsv32_tap_has_metric(const dsv32_tap_result *t, const dsv32_metric_desc *m)
+{
+	return (m->applies >> t->family) & 1u;
+}
+
+void *dsv32_tap_figure_ptr(dsv32_tap_result *t, const dsv32_metric_desc *m)
+{
+	static const size_t base[DSV32_FAMILY_COUNT] = {offsetof(dsv32_tap_result, dense),
+							offsetof(dsv32_tap_result, set),
+							offsetof(dsv32_tap_result, logits)};
+	if (m->derive || (unsigned)m->family >= DSV32_FAMILY_COUNT)
+		return NULL;
+	return (char *)t + base[m->family] + m->offset;
+}
+
+const char *dsv32_tap_figure_str(char *buf, size_t len, const dsv32_tap_result *t,
+				 const dsv32_metric_desc *m)
+{
+	/* a figure of a family t does not carry reads 0 (all-zero bits: 0 in every type) */
+	static const union {
+		int64_t i;
+		uint32_t u;
+		double d;
+	} zero;
+	const char *fam = family_struct(t, m->family);
+	dsv32_figure_type type = m->derive ? DSV32_FIG_F64 : m->type;
+	const void *p = fam ? (const void *)(fam + m->offset) : (const void *)&zero;
+	/* the table's formats match the figure's type (tests/test_metric_table.c checks it) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	switch (type) {
+	case DSV32_FIG_I64: snprintf(buf, len, m->fmt, (long long)*(const int64_t *)p); break;
+	case DSV32_FIG_U32: snprintf(buf, len, m->fmt, *(const uint32_t *)p); break;
+	default: snprintf(buf, len, m->fmt, dsv32_tap_figure(t, m)); break;
+	}
+#pragma GCC diagnostic pop
+	return buf;
 }

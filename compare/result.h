@@ -13,7 +13,6 @@
 #include "compare/metrics.h"
 #include "core/taps.h"
 
-typedef enum { DSV32_TAP_DENSE = 0, DSV32_TAP_SET, DSV32_TAP_LOGITS, DSV32_TAPKIND_COUNT } dsv32_tap_kind;
 typedef enum { DSV32_DRIFT_PROPAGATE = 0, DSV32_DRIFT_LOCAL, DSV32_DRIFTMODE_COUNT } dsv32_drift_mode;
 
 typedef struct {
@@ -22,13 +21,13 @@ typedef struct {
 	int step;             /* 0 = prefill, 1.. = decode steps */
 	int layer;            /* -1 for embed, final_norm, logits */
 	dsv32_drift_mode mode;
-	dsv32_tap_kind kind;
+	dsv32_metric_family family; /* which metric structs below are filled */
 	char dtype_a[12], dtype_b[12];
 	int ndim;
 	int64_t shape[6];
-	dsv32_metrics dense;        /* kind DENSE (and LOGITS: the dense metrics of the logits) */
-	dsv32_set_metrics set;      /* kind SET */
-	dsv32_logit_metrics logits; /* kind LOGITS */
+	dsv32_metrics dense;        /* family DENSE (and LOGITS: the dense metrics of the logits) */
+	dsv32_set_metrics set;      /* family SET */
+	dsv32_logit_metrics logits; /* family LOGITS */
 	double noise_ratio_a;       /* rel_l2(a,b) / rel_l2(a_bf16, a_fp32); 0 if not measured */
 	double noise_ratio_b;
 	bool over_budget;
@@ -90,6 +89,32 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, const char *reason);
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value);
 bool dsv32_cmp_result_passed(const dsv32_cmp_result *r);
+/* The result in r of the same tap as t (name, step and mode), or NULL. r may be NULL. */
+const dsv32_tap_result *dsv32_cmp_result_find(const dsv32_cmp_result *r,
+					      const dsv32_tap_result *t);
+/* The provenance value of key, or NULL when r has none. */
+const char *dsv32_cmp_result_prov_get(const dsv32_cmp_result *r, const char *key);
+/* The "layers" provenance of a --layers run ("4 of 61"), NULL for a whole model. */
+const char *dsv32_cmp_result_layer_limit(const dsv32_cmp_result *r);
+/* The one drift figure of a result that rankings and the CI gate use: rel_l2 (dense, logits),
+ * 1 - jaccard (sets). */
+double dsv32_tap_drift(const dsv32_tap_result *t);
+
+/* A figure of the metric table (metrics.h) in a result, as a double; 0 when the result does not
+ * carry the figure's family (a set result's dense figures). */
+double dsv32_tap_figure(const dsv32_tap_result *t, const dsv32_metric_desc *m);
+/* Whether m is a metric of t's family (what a budget limit on m applies to). */
+bool dsv32_tap_has_metric(const dsv32_tap_result *t, const dsv32_metric_desc *m);
+/* Where t stores the figure m (of m->type); NULL for a derived figure. */
+void *dsv32_tap_figure_ptr(dsv32_tap_result *t, const dsv32_metric_desc *m);
+/* A figure formatted with its table format (m->fmt) into buf; returns buf. */
+const char *dsv32_tap_figure_str(char *buf, size_t len, const dsv32_tap_result *t,
+				 const dsv32_metric_desc *m);
+
+/* Noise floor: for every dense tap of `r`, noise_ratio_a = rel_l2 / rel_l2 of the same tap in
+ * floor_a (a's bf16 run vs its fp32 run), likewise for b. Taps absent from a floor keep 0. */
+void dsv32_cmp_apply_noise_floor(dsv32_cmp_result *r, const dsv32_cmp_result *floor_a,
+				 const dsv32_cmp_result *floor_b);
 
 /* Model order of two results: step, then layer (embed, layers 0..N-1, final_norm, logits), then
  * the op's place in a layer as the models emit them, then mode. <0, 0, >0 as strcmp. */

@@ -28,7 +28,7 @@ typedef struct {
  * recorded dtype restored from the "dtype" attribute); anything else as safetensors. */
 dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err);
 /* Read an HDF5 dump's step groups into store as "step{s}.{tap}", and a comparison dump's side
- * groups a/ and b/ as "a/step{s}.{tap}" (reports/hdf5.c). */
+ * groups a/ and b/ as "a/step{s}.{tap}" (compare/tapfile_h5.c). */
 dsv32_status dsv32_tapfile_read_h5(dsv32_tapstore *store, const char *path, dsv32_error *err);
 void dsv32_tapfile_close(dsv32_tapfile *tf);
 /* The recorded tensor "step{step}.{tap}", or DSV32_E_NOTFOUND. */

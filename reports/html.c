@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/taps.h"
 #include "reports/report.h"
 
 #define W 520
@@ -17,9 +18,13 @@
 
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
 				      "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
-static const char *const chart_ops[] = {"attn_norm", "attn.q_latent", "attn.kv_latent",
-					"attn.q_rope", "attn.k_rope", "attn.out", "ffn_norm",
-					"ffn.out", "out"};
+/* The layer ops drawn per layer (core/taps.h), one colour each: the residual stream and the
+ * activations on its way; scores, selections and the indexer's fp8 keys have their own scale. */
+static const dsv32_layer_tap chart_ops[] = {
+	DSV32_LTAP_ATTN_NORM, DSV32_LTAP_Q_LATENT, DSV32_LTAP_KV_LATENT,
+	DSV32_LTAP_Q_ROPE,    DSV32_LTAP_K_ROPE,   DSV32_LTAP_ATTN_OUT,
+	DSV32_LTAP_FFN_NORM,  DSV32_LTAP_FFN_OUT,  DSV32_LTAP_OUT,
+};
 #define N_OPS (sizeof chart_ops / sizeof chart_ops[0])
 
 static void html_escape(FILE *f, const char *s)
@@ -45,18 +50,14 @@ static void legend_entry(FILE *f, int row, const char *color, const char *name)
 }
 
 typedef struct {
-	const char *metric; /* "rel_l2" or "ulp_p99" */
+	const dsv32_metric_desc *metric; /* a figure of the metric table's chart view */
 	int step;
 	int mode;
 } chart_spec;
 
-static double tap_value(const dsv32_tap_result *t, const char *metric)
+static double tap_value(const dsv32_tap_result *t, const dsv32_metric_desc *metric)
 {
-	if (!strcmp(metric, "ulp_p99"))
-		return t->dense.ulp_p99;
-	if (!strcmp(metric, "ulp_max"))
-		return t->dense.ulp_max;
-	return t->dense.rel_l2;
+	return dsv32_tap_figure(t, metric);
 }
 
 /* log10 axis bounds over the values that will be plotted */
@@ -66,7 +67,7 @@ static void value_range(const dsv32_cmp_result *r, const chart_spec *c, double *
 	*hi = -INFINITY;
 	for (size_t i = 0; i < r->n_taps; i++) {
 		const dsv32_tap_result *t = &r->taps[i];
-		if (t->step != c->step || (int)t->mode != c->mode || t->layer < 0 || t->kind != DSV32_TAP_DENSE)
+		if (t->step != c->step || (int)t->mode != c->mode || t->layer < 0 || t->family != DSV32_FAMILY_DENSE)
 			continue;
 		double v = tap_value(t, c->metric);
 		if (v > 0 && isfinite(v)) {
@@ -122,7 +123,7 @@ static void chart(FILE *f, const dsv32_cmp_result *r, const chart_spec *c)
 	double lo, hi;
 	value_range(r, c, &lo, &hi);
 	char title[96];
-	snprintf(title, sizeof title, "%s per layer, step %d, %s", c->metric, c->step,
+	snprintf(title, sizeof title, "%s per layer, step %d, %s", c->metric->json_key, c->step,
 		 c->mode == DSV32_DRIFT_LOCAL ? "local (teacher-forced)" : "propagated");
 	fprintf(f, "<svg width='%d' height='%d' viewBox='0 0 %d %d' role='img'>\n", W, H, W, H);
 	chart_axes(f, title, lo, hi, r->n_layers);
@@ -132,7 +133,7 @@ static void chart(FILE *f, const dsv32_cmp_result *r, const chart_spec *c)
 		for (size_t i = 0; i < r->n_taps; i++) {
 			const dsv32_tap_result *t = &r->taps[i];
 			if (t->step != c->step || (int)t->mode != c->mode || t->layer < 0 ||
-			    strcmp(t->op, chart_ops[o]) != 0 || t->kind != DSV32_TAP_DENSE)
+			    strcmp(t->op, dsv32_layer_tap_op(chart_ops[o])) != 0 || t->family != DSV32_FAMILY_DENSE)
 				continue;
 			if (pts++ == 0)
 				fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.6' points='",
@@ -143,10 +144,26 @@ static void chart(FILE *f, const dsv32_cmp_result *r, const chart_spec *c)
 		if (!pts)
 			continue;
 		fprintf(f, "'/>\n");
-		legend_entry(f, legend, palette[o % 10], chart_ops[o]);
+		legend_entry(f, legend, palette[o % 10], dsv32_layer_tap_op(chart_ops[o]));
 		legend++;
 	}
 	fprintf(f, "</svg>\n");
+}
+
+/* One chart per figure of the metric table's chart view and drift mode present at step s. */
+static void step_charts(FILE *f, const dsv32_cmp_result *r, int s)
+{
+	const dsv32_metric_desc *m;
+	for (int place = 1; (m = dsv32_metric_at(DSV32_VIEW_CHART, place)); place++)
+		for (int mode = 0; mode < DSV32_DRIFTMODE_COUNT; mode++) {
+			bool any = false;
+			for (size_t i = 0; i < r->n_taps && !any; i++)
+				any = r->taps[i].step == s && (int)r->taps[i].mode == mode;
+			if (!any)
+				continue;
+			chart_spec c = {m, s, mode};
+			chart(f, r, &c);
+		}
 }
 
 static void step_chart(FILE *f, const dsv32_cmp_result *r)
@@ -156,7 +173,7 @@ static void step_chart(FILE *f, const dsv32_cmp_result *r)
 	double lo = INFINITY, hi = -INFINITY;
 	for (size_t i = 0; i < r->n_taps; i++) {
 		const dsv32_tap_result *t = &r->taps[i];
-		if (t->kind == DSV32_TAP_LOGITS && t->dense.rel_l2 > 0 && isfinite(t->dense.rel_l2)) {
+		if (t->family == DSV32_FAMILY_LOGITS && t->dense.rel_l2 > 0 && isfinite(t->dense.rel_l2)) {
 			double l = log10(t->dense.rel_l2);
 			lo = l < lo ? l : lo;
 			hi = l > hi ? l : hi;
@@ -174,7 +191,7 @@ static void step_chart(FILE *f, const dsv32_cmp_result *r)
 		int pts = 0;
 		for (size_t i = 0; i < r->n_taps; i++) {
 			const dsv32_tap_result *t = &r->taps[i];
-			if (t->kind != DSV32_TAP_LOGITS || (int)t->mode != mode)
+			if (t->family != DSV32_FAMILY_LOGITS || (int)t->mode != mode)
 				continue;
 			if (pts++ == 0)
 				fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.6' points='",
@@ -190,45 +207,54 @@ static void step_chart(FILE *f, const dsv32_cmp_result *r)
 	fprintf(f, "</svg>\n");
 }
 
-static void tap_table(FILE *f, const dsv32_cmp_result *r)
+/* The per-tap columns of the metric table: headers, or a result's cells. */
+static int columns_head(FILE *f)
 {
-	fprintf(f, "<table><thead><tr><th>step</th><th>mode</th><th>tap</th><th>dtypes</th>"
-		   "<th>rel_l2</th><th>max |a-b|</th><th>ulp max</th><th>ulp p99</th><th>cosine</th>"
-		   "<th>sets / logits</th><th>budget</th></tr></thead><tbody>\n");
-	for (size_t i = 0; i < r->n_taps; i++) {
-		const dsv32_tap_result *t = &r->taps[i];
-		fprintf(f, "<tr%s><td>%d</td><td>%s</td><td><code>", t->over_budget ? " class='over'" : "",
-			t->step, t->mode == DSV32_DRIFT_LOCAL ? "local" : "prop");
-		html_escape(f, t->name);
-		fprintf(f, "</code></td><td>%s / %s</td>", t->dtype_a, t->dtype_b);
-		if (t->kind == DSV32_TAP_SET) {
-			fprintf(f, "<td colspan='5'></td><td>jaccard %.4f, equal %lld/%lld, ties %lld</td>",
-				t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
-				(long long)t->set.rows_tie_equal);
-		} else {
-			fprintf(f, "<td>%.3e</td><td>%.3g</td><td>%u</td><td>%u</td><td>%.6f</td>",
-				t->dense.rel_l2, t->dense.max_abs, t->dense.ulp_max, t->dense.ulp_p99,
-				t->dense.cosine);
-			if (t->kind == DSV32_TAP_LOGITS)
-				fprintf(f, "<td>KL %.3e, top1 %.3f, top5 %.3f</td>", t->logits.kl,
-					t->logits.top1_agree, t->logits.top5_overlap);
-			else
-				fprintf(f, "<td></td>");
-		}
-		fprintf(f, "<td>");
-		html_escape(f, t->over_budget ? t->budget_note : "ok");
-		fprintf(f, "</td></tr>\n");
-	}
-	fprintf(f, "</tbody></table>\n");
+	const dsv32_metric_desc *m;
+	int n = 0;
+	for (int place = 1; (m = dsv32_metric_at(DSV32_VIEW_COLUMN, place)); place++, n++)
+		fprintf(f, "<th>%s</th>", m->col_html);
+	return n;
 }
 
-/* The "layers" provenance of a --layers run ("4 of 61"), NULL for a whole model. */
-static const char *layer_limit(const dsv32_cmp_result *r)
+static void columns_row(FILE *f, const dsv32_tap_result *t)
 {
-	for (int i = 0; i < r->n_prov; i++)
-		if (!strcmp(r->prov[i].key, "layers"))
-			return r->prov[i].value;
-	return NULL;
+	const dsv32_metric_desc *m;
+	for (int place = 1; (m = dsv32_metric_at(DSV32_VIEW_COLUMN, place)); place++) {
+		char v[48];
+		fprintf(f, "<td>%s</td>", dsv32_tap_figure_str(v, sizeof v, t, m));
+	}
+}
+
+static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols)
+{
+	char sum[128];
+	fprintf(f, "<tr%s><td>%d</td><td>%s</td><td><code>", t->over_budget ? " class='over'" : "",
+		t->step, t->mode == DSV32_DRIFT_LOCAL ? "local" : "prop");
+	html_escape(f, t->name);
+	fprintf(f, "</code></td><td>%s / %s</td>", t->dtype_a, t->dtype_b);
+	if (t->family == DSV32_FAMILY_SET) {
+		fprintf(f, "<td colspan='%d'></td><td>jaccard %.4f, equal %lld/%lld, ties %lld</td>",
+			n_cols, t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
+			(long long)t->set.rows_tie_equal);
+	} else {
+		columns_row(f, t);
+		fprintf(f, "<td>%s</td>", t->family == DSV32_FAMILY_LOGITS
+			? dsv32_report_summary(sum, sizeof sum, t, "", ", ") : "");
+	}
+	fprintf(f, "<td>");
+	html_escape(f, t->over_budget ? t->budget_note : "ok");
+	fprintf(f, "</td></tr>\n");
+}
+
+static void tap_table(FILE *f, const dsv32_cmp_result *r)
+{
+	fprintf(f, "<table><thead><tr><th>step</th><th>mode</th><th>tap</th><th>dtypes</th>");
+	int n_cols = columns_head(f);
+	fprintf(f, "<th>sets / logits</th><th>budget</th></tr></thead><tbody>\n");
+	for (size_t i = 0; i < r->n_taps; i++)
+		tap_row(f, &r->taps[i], n_cols);
+	fprintf(f, "</tbody></table>\n");
 }
 
 static void page_head(FILE *f, const dsv32_cmp_result *r)
@@ -262,9 +288,9 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 		html_escape(f, h->line);
 		fprintf(f, "</p>\n");
 	}
-	if (layer_limit(r)) {
+	if (dsv32_cmp_result_layer_limit(r)) {
 		fprintf(f, "<p><b>Truncated model:</b> decoder layers ");
-		html_escape(f, layer_limit(r));
+		html_escape(f, dsv32_cmp_result_layer_limit(r));
 		fprintf(f, " (<code>--layers</code>); final_norm and logits are the truncated "
 			   "model's, not the model's.</p>\n");
 	}
@@ -300,19 +326,9 @@ dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path
 	if (!f)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: rendering HTML", path);
 	page_head(f, r);
-	static const char *const metrics[] = {"rel_l2", "ulp_p99"};
 	for (int s = 0; s < (r->n_steps > 0 ? r->n_steps : 1); s++) {
 		fprintf(f, "<h2>Step %d%s</h2><div>\n", s, s == 0 ? " (prefill)" : " (decode)");
-		for (int m = 0; m < 2; m++)
-			for (int mode = 0; mode < DSV32_DRIFTMODE_COUNT; mode++) {
-				bool any = false;
-				for (size_t i = 0; i < r->n_taps && !any; i++)
-					any = r->taps[i].step == s && (int)r->taps[i].mode == mode;
-				if (!any)
-					continue;
-				chart_spec c = {metrics[m], s, mode};
-				chart(f, r, &c);
-			}
+		step_charts(f, r, s);
 		fprintf(f, "</div>\n");
 	}
 	step_chart(f, r);

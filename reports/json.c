@@ -9,8 +9,10 @@
 #include "core/infile.h"
 #include "reports/report.h"
 
-static const char *const kind_names[DSV32_TAPKIND_COUNT] = {"dense", "set", "logits"};
+static const char *const kind_names[DSV32_FAMILY_COUNT] = {"dense", "set", "logits"};
 static const char *const mode_names[DSV32_DRIFTMODE_COUNT] = {"propagate", "local"};
+/* The tap object member that holds each family's figures. */
+static const char *const family_keys[DSV32_FAMILY_COUNT] = {"metrics", "set", "logits"};
 
 static void add_num(cJSON *o, const char *k, double v)
 {
@@ -20,28 +22,14 @@ static void add_num(cJSON *o, const char *k, double v)
 		cJSON_AddNullToObject(o, k);
 }
 
-static cJSON *dense_json(const dsv32_metrics *m)
+/* The stored figures of one family, in table order (compare/metrics.h). */
+static void family_json(cJSON *o, const dsv32_tap_result *t, dsv32_metric_family f)
 {
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "n", (double)m->n);
-	cJSON_AddNumberToObject(o, "n_diff", (double)m->n_diff);
-	add_num(o, "max_abs", m->max_abs);
-	cJSON_AddNumberToObject(o, "max_abs_at", (double)m->max_abs_at);
-	add_num(o, "mean_abs", m->mean_abs);
-	add_num(o, "rms", m->rms);
-	add_num(o, "rel_l2", m->rel_l2);
-	add_num(o, "cosine", m->cosine);
-	cJSON_AddNumberToObject(o, "ulp_max", m->ulp_max);
-	add_num(o, "ulp_mean", m->ulp_mean);
-	cJSON_AddNumberToObject(o, "ulp_p99", m->ulp_p99);
-	add_num(o, "frac_over_tol", m->frac_over_tol);
-	cJSON_AddNumberToObject(o, "nan_a", (double)m->nan_a);
-	cJSON_AddNumberToObject(o, "nan_b", (double)m->nan_b);
-	cJSON_AddNumberToObject(o, "inf_a", (double)m->inf_a);
-	cJSON_AddNumberToObject(o, "inf_b", (double)m->inf_b);
-	cJSON_AddNumberToObject(o, "n_masked", (double)m->n_masked);
-	cJSON_AddNumberToObject(o, "n_mask_diff", (double)m->n_mask_diff);
-	return o;
+	for (size_t i = 0; i < dsv32_metric_count; i++) {
+		const dsv32_metric_desc *m = &dsv32_metric_table[i];
+		if (m->family == f && m->json_key)
+			add_num(o, m->json_key, dsv32_tap_figure(t, m));
+	}
 }
 
 static cJSON *tap_json(const dsv32_tap_result *t)
@@ -52,30 +40,21 @@ static cJSON *tap_json(const dsv32_tap_result *t)
 	cJSON_AddNumberToObject(o, "layer", t->layer);
 	cJSON_AddNumberToObject(o, "step", t->step);
 	cJSON_AddStringToObject(o, "mode", mode_names[t->mode]);
-	cJSON_AddStringToObject(o, "kind", kind_names[t->kind]);
+	cJSON_AddStringToObject(o, "kind", kind_names[t->family]);
 	cJSON_AddStringToObject(o, "dtype_a", t->dtype_a);
 	cJSON_AddStringToObject(o, "dtype_b", t->dtype_b);
 	cJSON *shape = cJSON_AddArrayToObject(o, "shape");
 	for (int i = 0; i < t->ndim; i++)
 		cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[i]));
-	if (t->kind == DSV32_TAP_SET) {
-		cJSON *s = cJSON_AddObjectToObject(o, "set");
-		cJSON_AddNumberToObject(s, "rows", (double)t->set.rows);
-		add_num(s, "recall", t->set.recall);
-		add_num(s, "jaccard", t->set.jaccard);
-		cJSON_AddNumberToObject(s, "rows_equal", (double)t->set.rows_equal);
-		cJSON_AddNumberToObject(s, "rows_tie_equal", (double)t->set.rows_tie_equal);
-		cJSON_AddNumberToObject(s, "first_diff_row", (double)t->set.first_diff_row);
-	} else {
-		cJSON_AddItemToObject(o, "metrics", dense_json(&t->dense));
-	}
-	if (t->kind == DSV32_TAP_LOGITS) {
-		cJSON *l = cJSON_AddObjectToObject(o, "logits");
-		cJSON_AddNumberToObject(l, "rows", (double)t->logits.rows);
-		add_num(l, "kl", t->logits.kl);
-		add_num(l, "top1_agree", t->logits.top1_agree);
-		add_num(l, "top5_overlap", t->logits.top5_overlap);
-	}
+	if (t->family == DSV32_FAMILY_SET)
+		family_json(cJSON_AddObjectToObject(o, family_keys[DSV32_FAMILY_SET]), t,
+			    DSV32_FAMILY_SET);
+	else
+		family_json(cJSON_AddObjectToObject(o, family_keys[DSV32_FAMILY_DENSE]), t,
+			    DSV32_FAMILY_DENSE);
+	if (t->family == DSV32_FAMILY_LOGITS)
+		family_json(cJSON_AddObjectToObject(o, family_keys[DSV32_FAMILY_LOGITS]), t,
+			    DSV32_FAMILY_LOGITS);
 	if (t->noise_ratio_a > 0 || t->noise_ratio_b > 0) {
 		add_num(o, "noise_ratio_a", t->noise_ratio_a);
 		add_num(o, "noise_ratio_b", t->noise_ratio_b);
@@ -234,26 +213,21 @@ static int name_index(const char *const *names, int n, const char *s)
 	return -1;
 }
 
-static void read_dense(dsv32_metrics *m, const cJSON *o)
+/* One family's stored figures back from its JSON object (absent keys read 0). */
+static void read_family(dsv32_tap_result *t, const cJSON *o, dsv32_metric_family f)
 {
-	m->n = get_i64(o, "n");
-	m->n_diff = get_i64(o, "n_diff");
-	m->max_abs = get_num(o, "max_abs");
-	m->max_abs_at = get_i64(o, "max_abs_at");
-	m->mean_abs = get_num(o, "mean_abs");
-	m->rms = get_num(o, "rms");
-	m->rel_l2 = get_num(o, "rel_l2");
-	m->cosine = get_num(o, "cosine");
-	m->ulp_max = get_u32(o, "ulp_max");
-	m->ulp_mean = get_num(o, "ulp_mean");
-	m->ulp_p99 = get_u32(o, "ulp_p99");
-	m->frac_over_tol = get_num(o, "frac_over_tol");
-	m->nan_a = get_i64(o, "nan_a");
-	m->nan_b = get_i64(o, "nan_b");
-	m->inf_a = get_i64(o, "inf_a");
-	m->inf_b = get_i64(o, "inf_b");
-	m->n_masked = get_i64(o, "n_masked");
-	m->n_mask_diff = get_i64(o, "n_mask_diff");
+	for (size_t i = 0; i < dsv32_metric_count; i++) {
+		const dsv32_metric_desc *m = &dsv32_metric_table[i];
+		void *p = m->family == f && m->json_key ? dsv32_tap_figure_ptr(t, m) : NULL;
+		if (!p)
+			continue;
+		if (m->type == DSV32_FIG_I64)
+			*(int64_t *)p = get_i64(o, m->json_key);
+		else if (m->type == DSV32_FIG_U32)
+			*(uint32_t *)p = get_u32(o, m->json_key);
+		else
+			*(double *)p = get_num(o, m->json_key);
+	}
 }
 
 /* provenance.sides back into r->host (absent in reports that predate it: left empty). */
@@ -303,12 +277,12 @@ static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *la
 	get_str(o, "mode", buf, sizeof buf);
 	int mode = name_index(mode_names, DSV32_DRIFTMODE_COUNT, buf);
 	get_str(o, "kind", buf, sizeof buf);
-	int kind = name_index(kind_names, DSV32_TAPKIND_COUNT, buf);
+	int kind = name_index(kind_names, DSV32_FAMILY_COUNT, buf);
 	if (mode < 0 || kind < 0)
 		return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: taps[%d] (%s): bad mode or kind", label,
 				  idx, t->name);
 	t->mode = (dsv32_drift_mode)mode;
-	t->kind = (dsv32_tap_kind)kind;
+	t->family = (dsv32_metric_family)kind;
 	get_str(o, "dtype_a", t->dtype_a, sizeof t->dtype_a);
 	get_str(o, "dtype_b", t->dtype_b, sizeof t->dtype_b);
 	const cJSON *shape = cJSON_GetObjectItemCaseSensitive(o, "shape");
@@ -316,24 +290,10 @@ static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *la
 	t->ndim = nd > 6 ? 6 : nd;
 	for (int i = 0; i < t->ndim; i++)
 		t->shape[i] = get_i64_item(cJSON_GetArrayItem(shape, i));
-	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "set");
-	if (s) {
-		t->set.rows = get_i64(s, "rows");
-		t->set.recall = get_num(s, "recall");
-		t->set.jaccard = get_num(s, "jaccard");
-		t->set.rows_equal = get_i64(s, "rows_equal");
-		t->set.rows_tie_equal = get_i64(s, "rows_tie_equal");
-		t->set.first_diff_row = get_i64(s, "first_diff_row");
-	}
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metrics");
-	if (m)
-		read_dense(&t->dense, m);
-	const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "logits");
-	if (l) {
-		t->logits.rows = get_i64(l, "rows");
-		t->logits.kl = get_num(l, "kl");
-		t->logits.top1_agree = get_num(l, "top1_agree");
-		t->logits.top5_overlap = get_num(l, "top5_overlap");
+	for (int f = 0; f < DSV32_FAMILY_COUNT; f++) {
+		const cJSON *fo = cJSON_GetObjectItemCaseSensitive(o, family_keys[f]);
+		if (fo)
+			read_family(t, fo, (dsv32_metric_family)f);
 	}
 	if (cJSON_GetObjectItemCaseSensitive(o, "noise_ratio_a")) {
 		t->noise_ratio_a = get_num(o, "noise_ratio_a");

@@ -1,5 +1,5 @@
 /* report.h: render a comparison result as JSON (schema_version 1), Markdown and HTML, read a
- * stored JSON report back, and compare two runs for CI.
+ * stored JSON report back. The CI gate over two runs is compare/check.h.
  *
  * JSON: reports/schema/drift-report.schema.json describes it. Non-finite numbers are written as
  * null (JSON has no inf/NaN) and read back as +inf. Every writer goes through a temporary file
@@ -35,26 +35,10 @@ dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path
 /* The terminal drift table (what `compare` prints). */
 void dsv32_report_table(const dsv32_cmp_result *r, FILE *out);
 
-/* Whether two reports measured the same thing, so that `report check` means something: same
- * mode and side labels, and the same provenance of what decides the numbers (weights
- * fingerprint, config, layers, tokens, seed, decode steps; absent counts as ""). When not,
- * why names the first difference. A different host or GEMM engine is only a note of the
- * checks below. */
-bool dsv32_report_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
-			     char *why, size_t len);
-
-/* CI regression check: for every tap present in both runs (same name, step, mode), fails when
- * current rel_l2 (dense/logits) or 1-jaccard (sets) exceeds baseline * (1 + max_regression) +
- * floor, where floor = 1e-6 absorbs zero baselines. Lists each regression on out. Taps missing
- * in the current run are regressions; new taps are reported but pass. Returns the number of
- * regressions. */
-int dsv32_report_check(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
-		       double max_regression, FILE *out);
-/* The exact check (report check --exact): the same taps (name, step, mode) in both runs and,
- * for each, the same value of every figure (dense, set and logit metrics; NaN equals NaN). For
- * reports of the fixed GEMM engine, which are the same on every machine (kernels/gemm.h). Lists
- * each difference on out (the first differing figure per tap); returns their number. */
-int dsv32_report_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
-			     FILE *out);
+/* For the renderers: the summary figures of t's family (the metric table's summary view) as
+ * "label value" pairs, each preceded by sep except the first, which gets lead ("KL 1.2e-05,
+ * top1 1.000, top5 1.000"). Returns buf. */
+const char *dsv32_report_summary(char *buf, size_t len, const dsv32_tap_result *t,
+				 const char *lead, const char *sep);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "compare/budget.h"
 #include "core/fsutil.h"
+#include "compare/check.h"
 #include "reports/report.h"
 
 static dsv32_tap_result dense_tap(const char *name, int step, double rel_l2, uint32_t ulp)
@@ -23,7 +24,7 @@ static dsv32_tap_result dense_tap(const char *name, int step, double rel_l2, uin
 	snprintf(t.name, sizeof t.name, "%s", name);
 	dsv32_tap_split_name(name, &t.layer, t.op, sizeof t.op);
 	t.step = step;
-	t.kind = DSV32_TAP_DENSE;
+	t.family = DSV32_FAMILY_DENSE;
 	snprintf(t.dtype_a, sizeof t.dtype_a, "BF16");
 	snprintf(t.dtype_b, sizeof t.dtype_b, "BF16");
 	t.ndim = 3;
@@ -59,13 +60,13 @@ static void sample_result(dsv32_cmp_result *r, const dsv32_budget *b)
 	memset(&set, 0, sizeof set);
 	snprintf(set.name, sizeof set.name, "layers.1.indexer.topk");
 	dsv32_tap_split_name(set.name, &set.layer, set.op, sizeof set.op);
-	set.kind = DSV32_TAP_SET;
+	set.family = DSV32_FAMILY_SET;
 	set.set.rows = 48, set.set.rows_equal = 47, set.set.rows_tie_equal = 48;
 	set.set.jaccard = 0.99, set.set.recall = 0.995, set.set.first_diff_row = 20;
 	dsv32_budget_apply(b, &set);
 	assert_non_null(dsv32_cmp_result_add(r, &set));
 	dsv32_tap_result lg = dense_tap("logits", 0, 0.02, 40);
-	lg.kind = DSV32_TAP_LOGITS;
+	lg.family = DSV32_FAMILY_LOGITS;
 	lg.logits.rows = 2, lg.logits.kl = 1e-4, lg.logits.top1_agree = 1, lg.logits.top5_overlap = 0.9;
 	dsv32_budget_apply(b, &lg);
 	assert_non_null(dsv32_cmp_result_add(r, &lg));
@@ -181,7 +182,7 @@ static void test_json_round_trip_keeps_every_metric(void **state)
 	assert_int_equal(back.n_skips, 1);
 	for (size_t i = 0; i < r.n_taps; i++) {
 		assert_string_equal(back.taps[i].name, r.taps[i].name);
-		assert_int_equal(back.taps[i].kind, r.taps[i].kind);
+		assert_int_equal(back.taps[i].family, r.taps[i].family);
 		assert_int_equal(back.taps[i].over_budget, r.taps[i].over_budget);
 		assert_true(back.taps[i].dense.rel_l2 == r.taps[i].dense.rel_l2);
 		assert_int_equal(back.taps[i].dense.ulp_max, r.taps[i].dense.ulp_max);
@@ -301,13 +302,13 @@ static void test_report_check_flags_growth_beyond_tolerance(void **state)
 	sample_result(&base, NULL);
 	sample_result(&cur, NULL);
 	FILE *devnull = fopen("/dev/null", "w");
-	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 0);
+	assert_int_equal(dsv32_check_regressions(&base, &cur, 0.1, devnull), 0);
 	cur.taps[3].dense.rel_l2 *= 1.05; /* within 10 % */
-	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 0);
+	assert_int_equal(dsv32_check_regressions(&base, &cur, 0.1, devnull), 0);
 	cur.taps[3].dense.rel_l2 *= 1.2; /* now 26 % over */
-	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 1);
+	assert_int_equal(dsv32_check_regressions(&base, &cur, 0.1, devnull), 1);
 	cur.n_taps -= 1; /* a tap missing in the current run */
-	assert_int_equal(dsv32_report_check(&base, &cur, 0.1, devnull), 2);
+	assert_int_equal(dsv32_check_regressions(&base, &cur, 0.1, devnull), 2);
 	fclose(devnull);
 	dsv32_cmp_result_free(&base);
 	dsv32_cmp_result_free(&cur);
@@ -322,18 +323,18 @@ static void test_report_check_exact_wants_every_figure_equal(void **state)
 	sample_result(&base, NULL);
 	sample_result(&cur, NULL);
 	FILE *devnull = fopen("/dev/null", "w");
-	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 0);
+	assert_int_equal(dsv32_check_exact(&base, &cur, devnull), 0);
 	double keep = cur.taps[3].dense.rel_l2;
 	cur.taps[3].dense.rel_l2 *= 0.5; /* an improvement is a difference too */
-	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 1);
+	assert_int_equal(dsv32_check_exact(&base, &cur, devnull), 1);
 	cur.taps[3].dense.rel_l2 = keep;
 	cur.taps[0].dense.max_abs = nextafter(cur.taps[0].dense.max_abs, 1.0); /* one ulp */
-	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 1);
+	assert_int_equal(dsv32_check_exact(&base, &cur, devnull), 1);
 	cur.n_taps -= 1; /* a tap missing in the current run */
-	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 2);
+	assert_int_equal(dsv32_check_exact(&base, &cur, devnull), 2);
 	base.n_taps -= 2; /* ... and now one only in the current run */
 	cur.taps[0].dense.max_abs = base.taps[0].dense.max_abs;
-	assert_int_equal(dsv32_report_check_exact(&base, &cur, devnull), 1);
+	assert_int_equal(dsv32_check_exact(&base, &cur, devnull), 1);
 	base.n_taps += 2;
 	cur.n_taps += 1;
 	fclose(devnull);
@@ -348,7 +349,7 @@ static int run_check(const dsv32_cmp_result *base, const dsv32_cmp_result *cur, 
 	memset(out, 0, len);
 	FILE *f = fmemopen(out, len - 1, "w");
 	assert_non_null(f);
-	int bad = dsv32_report_check(base, cur, 0.1, f);
+	int bad = dsv32_check_regressions(base, cur, 0.1, f);
 	fclose(f);
 	return bad;
 }
@@ -443,23 +444,23 @@ static void test_reports_of_different_runs_are_not_comparable(void **state)
 	sample_result(&x, &b);
 	sample_result(&y, &b);
 	snprintf(y.host[0].numerics_key, sizeof y.host[0].numerics_key, "host:other");
-	assert_true(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_true(dsv32_check_comparable(&x, &y, why, sizeof why));
 	dsv32_cmp_result_prov(&y, "tokens", "1,2,3");
-	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_false(dsv32_check_comparable(&x, &y, why, sizeof why));
 	assert_non_null(strstr(why, "\"tokens\" differs"));
 	dsv32_cmp_result_free(&y);
 	sample_result(&y, &b);
 	dsv32_cmp_result_prov(&y, "weights_fingerprint_sha256", "ab12");
-	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_false(dsv32_check_comparable(&x, &y, why, sizeof why));
 	assert_non_null(strstr(why, "weights_fingerprint_sha256"));
 	dsv32_cmp_result_free(&y);
 	sample_result(&y, &b);
 	snprintf(y.mode, sizeof y.mode, "both");
-	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_false(dsv32_check_comparable(&x, &y, why, sizeof why));
 	assert_non_null(strstr(why, "mode differs"));
 	snprintf(y.mode, sizeof y.mode, "propagate");
 	snprintf(y.side_b, sizeof y.side_b, "taps:x.safetensors");
-	assert_false(dsv32_report_comparable(&x, &y, why, sizeof why));
+	assert_false(dsv32_check_comparable(&x, &y, why, sizeof why));
 	assert_non_null(strstr(why, "side b differs"));
 	dsv32_cmp_result_free(&x);
 	dsv32_cmp_result_free(&y);

@@ -59,7 +59,7 @@ static void test_recordings_mp1_vs_mp2_match_the_documented_drift(void **state)
 	assert_true(fabs(t->dense.rel_l2 - 3.7e-3) < 0.05e-3);
 	t = find(&r, 0, "logits", DSV32_DRIFT_PROPAGATE);
 	assert_non_null(t);
-	assert_int_equal(t->kind, DSV32_TAP_LOGITS);
+	assert_int_equal(t->family, DSV32_FAMILY_LOGITS);
 	assert_true(fabs(t->dense.max_abs - 0.248) < 0.0005);
 	assert_true(fabs(t->dense.rel_l2 - 0.061) < 0.0005);
 	assert_true(t->logits.top1_agree == 1.0); /* argmax equal at every step */
@@ -71,7 +71,7 @@ static void test_recordings_mp1_vs_mp2_match_the_documented_drift(void **state)
 	/* layer 1 prefill: one of 48 indexer rows selects differently */
 	t = find(&r, 0, "layers.1.indexer.topk", DSV32_DRIFT_PROPAGATE);
 	assert_non_null(t);
-	assert_int_equal(t->kind, DSV32_TAP_SET);
+	assert_int_equal(t->family, DSV32_FAMILY_SET);
 	assert_int_equal(t->set.rows, 48);
 	assert_int_equal(t->set.rows_equal, 47);
 	/* q_rope is recorded at world size 1 only: listed as skipped, never silently */
@@ -208,7 +208,7 @@ static dsv32_status toy_open(const char *layout, const char *ckpt, const dsv32_m
 	tm->base.vt = &toy_vt;
 	tm->base.cfg.n_layers = TOY_L;
 	tm->base.opts = *o;
-	tm->buggy_layer = o->test_flags ? o->planted_layer : -1;
+	tm->buggy_layer = o->plant ? o->plant->layer : -1;
 	(void)layout;
 	*out = &tm->base;
 	return DSV32_OK;
@@ -220,10 +220,9 @@ static void run_toy(dsv32_cmp_result *r, int buggy_layer, bool propagate, bool l
 	dsv32_side_spec a, b;
 	assert_int_equal(dsv32_side_parse("ref", &a, NULL), DSV32_OK);
 	assert_int_equal(dsv32_side_parse("ref", &b, NULL), DSV32_OK);
-	if (buggy_layer >= 0) {
-		b.opts.test_flags = 1;
-		b.opts.planted_layer = buggy_layer;
-	}
+	const dsv32_plant plant = {1, buggy_layer};
+	if (buggy_layer >= 0)
+		b.opts.plant = &plant;
 	dsv32_budget budget;
 	assert_int_equal(dsv32_budget_parse(&budget,
 					    "{\"rules\":[{\"pattern\":\"*\",\"max\":{\"max_abs\":0}}]}",

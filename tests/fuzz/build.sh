@@ -21,8 +21,9 @@ SRC="${FUZZ_SRC_ROOT:-$ROOT}"
 CFLAGS="-std=c11 -O1 -g -D_GNU_SOURCE -DDSV32_VERSION=\"fuzz\" -DDSV32_SOURCE_DIR=\"$ROOT\" -I$SRC -I$ROOT $(pkg-config --cflags hdf5)"
 LIBSRC="core/error.c core/dtype.c core/tensor.c core/fsutil.c core/infile.c core/safetensors.c core/st_ckpt.c
 	core/st_writer.c core/config.c core/tokens.c core/rng.c
-	compare/budget.c compare/result.c compare/metrics.c compare/tapfile.c compare/tapstore.c
-	reports/json.c reports/markdown.c reports/html.c reports/hdf5.c"
+	core/taps.c compare/budget.c compare/result.c compare/metrics.c
+	compare/check.c compare/tapfile.c compare/tapfile_h5.c compare/tapstore.c
+	reports/json.c reports/markdown.c reports/html.c"
 objs=()
 pids=()
 for src in $LIBSRC; do

@@ -23,11 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	static const char *const names[] = {"layers.0.attn.out", "layers.12.indexer.topk",
 					    "logits"};
-	for (int k = 0; k < DSV32_TAPKIND_COUNT; k++) {
+	for (int k = 0; k < DSV32_FAMILY_COUNT; k++) {
 		dsv32_tap_result t;
 		memset(&t, 0, sizeof t);
 		snprintf(t.name, sizeof t.name, "%s", names[k]);
-		t.kind = (dsv32_tap_kind)k;
+		t.family = (dsv32_metric_family)k;
 		t.mode = (dsv32_drift_mode)(k % DSV32_DRIFTMODE_COUNT);
 		t.dense.rel_l2 = 0.01;
 		t.dense.cosine = 0.999;

@@ -1,10 +1,11 @@
 /* fuzz_report.c: libFuzzer target for the JSON report reader (dsv32_report_parse_json,
  * reports/report.h). An accepted report is rendered again (JSON string, Markdown, HTML into a
  * scratch file on /dev/shm, the terminal table) and checked against itself with
- * dsv32_report_check, as `dsv32-parity report render|check` would do with a stored report. */
+ * dsv32_check_regressions, as `dsv32-parity report render|check` would do with a stored report. */
 #include <stdint.h>
 #include <unistd.h>
 
+#include "compare/check.h"
 #include "reports/report.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dsv32_report_write_html(&r, g_html, &err) != DSV32_OK)
 		abort();
 	dsv32_report_table(&r, g_null);
-	(void)dsv32_report_check(&r, &r, 0.0, g_null);
+	(void)dsv32_check_regressions(&r, &r, 0.0, g_null);
 	dsv32_cmp_result_free(&r);
 	return 0;
 }

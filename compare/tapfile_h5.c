@@ -1,8 +1,9 @@
-/* hdf5.c: tap dumps as HDF5 for h5py users: one group per step ("step0", ...), one dataset per
- * tap named by its canonical name. Float taps (BF16, F16, F8, F32) are stored as F32 (an exact
- * widening), integer taps as I64; attributes "dtype" (the original dtype name) and "shape" keep
- * what the model produced. Root attributes hold the metadata pairs. Built in memory, then
- * written to a temporary name and renamed on success (see "the file image" below). */
+/* tapfile_h5.c: tap dumps as HDF5 for h5py users (the HDF5 form of compare/tapfile.h): one
+ * group per step ("step0", ...), one dataset per tap named by its canonical name. Float taps
+ * (BF16, F16, F8, F32) are stored as F32 (an exact widening), integer taps as I64; attributes
+ * "dtype" (the original dtype name) and "shape" keep what the model produced. Root attributes
+ * hold the metadata pairs. Built in memory, then written to a temporary name and renamed on
+ * success (see "the file image" below). */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,113 @@
+/* sink.c: the tap callbacks of a comparison (see sink.h). */
+#include "compare/sink.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "compare/tapcmp.h"
+#include "compare/tapfile.h"
+#include "core/taps.h"
+
+static bool is_logits(const char *name)
+{
+	return dsv32_tap_class_of(name) == DSV32_TAPC_LOGITS;
+}
+
+static void note_nonfinite(dsv32_cmp_sink *c, const dsv32_tap_result *r)
+{
+	if (c->res->nonfinite || r->family == DSV32_FAMILY_SET)
+		return;
+	if (r->dense.nan_a || r->dense.nan_b || r->dense.inf_a || r->dense.inf_b) {
+		c->res->nonfinite = true;
+		snprintf(c->res->nonfinite_tap, sizeof c->res->nonfinite_tap, "step %d %s (%s)",
+			 c->step, r->name, r->dense.nan_a || r->dense.inf_a ? "side a" : "side b");
+	}
+}
+
+/* An uncovered tap would pass unchecked: the budget is incomplete, not the run. */
+static dsv32_status check_covered(const dsv32_cmp_sink *c, const dsv32_tap_result *r,
+				  dsv32_error *err)
+{
+	if (!c->cfg->budget || dsv32_budget_covers(c->cfg->budget, r))
+		return DSV32_OK;
+	return DSV32_FAIL(err, DSV32_E_USAGE,
+			  "the budget covers no tap %s (step %d, %s mode): add a rule for it "
+			  "(docs/budgets.md)", r->name, c->step,
+			  c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate");
+}
+
+/* Compare a streamed tap with the held one of the same name; a pair that does not compare is
+ * a skip, not a failure. */
+static dsv32_status compare_tap(dsv32_cmp_sink *c, const char *name, const dsv32_tensor *streamed,
+				dsv32_error *err)
+{
+	dsv32_tap_entry *e = dsv32_tapstore_get(c->held, name);
+	if (!e) {
+		dsv32_cmp_result_skip(c->res, name, c->step, c->live_is_a ? "only in a" : "only in b");
+		return DSV32_OK;
+	}
+	e->used = true;
+	const dsv32_tensor *a = c->live_is_a ? streamed : &e->t;
+	const dsv32_tensor *b = c->live_is_a ? &e->t : streamed;
+	dsv32_tapcmp_peers peers = {c->held, c->live_is_a ? c->streamed_sets : c->held,
+				    c->live_is_a ? c->held : c->streamed_sets};
+	dsv32_tap_result r;
+	char why[128];
+	dsv32_tapcmp_header(&r, name, c->step, c->mode, a, b);
+	if (!dsv32_tapcmp(&r, &peers, name, a, b, why, sizeof why)) {
+		dsv32_cmp_result_skip(c->res, name, c->step, why);
+		return DSV32_OK;
+	}
+	DSV32_TRY(check_covered(c, &r, err));
+	dsv32_budget_apply(c->cfg->budget, &r);
+	note_nonfinite(c, &r);
+	if (!dsv32_cmp_result_add(c->res, &r))
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "storing the result of %s", name);
+	return DSV32_OK;
+}
+
+static dsv32_status dump_tap(dsv32_cmp_sink *c, const char *name, const dsv32_tensor *t,
+			     dsv32_error *err)
+{
+	if (!c->dump)
+		return DSV32_OK;
+	char full[192];
+	dsv32_tapfile_name(full, sizeof full, c->step, name);
+	return dsv32_tapstore_put(c->dump, full, t, err);
+}
+
+dsv32_status dsv32_sink_hold(void *user, const char *name, const dsv32_tensor *t,
+			     dsv32_error *err)
+{
+	dsv32_cmp_sink *c = user;
+	c->saw_logits |= is_logits(name);
+	DSV32_TRY(dump_tap(c, name, t, err));
+	return dsv32_tapstore_put(c->held, name, t, err);
+}
+
+/* Local mode compares one layer's taps: a layer may emit its predecessor's output too. */
+static bool outside_layer(const dsv32_cmp_sink *c, const char *name)
+{
+	if (c->only_layer < 0)
+		return false;
+	int layer;
+	char op[64];
+	dsv32_tap_split_name(name, &layer, op, sizeof op);
+	return layer != c->only_layer;
+}
+
+dsv32_status dsv32_sink_compare(void *user, const char *name, const dsv32_tensor *t,
+				dsv32_error *err)
+{
+	dsv32_cmp_sink *c = user;
+	c->saw_logits |= is_logits(name);
+	c->saw_watch |= c->watch && strcmp(name, c->watch) == 0;
+	if (outside_layer(c, name))
+		return DSV32_OK;
+	DSV32_TRY(dump_tap(c, name, t, err));
+	if (c->streamed_sets && dsv32_tapcmp_is_set(t))
+		DSV32_TRY(dsv32_tapstore_put(c->streamed_sets, name, t, err));
+	if (dsv32_tap_is_input(name))
+		return DSV32_OK;
+	return compare_tap(c, name, t, err);
+}

@@ -1,0 +1,33 @@
+/* sink.h: what a comparison does with each tap as it arrives (runner.c drives the forwards):
+ * the held side's taps are kept for the step, the streamed side's are compared with them at
+ * once (tapcmp.h), checked against the budget and added to the result; both sides' taps can be
+ * dumped. A failure (a tap the budget does not cover, memory) is the callback's status, which
+ * ends the model's forward or the recording's replay. */
+#ifndef DSV32_SINK_H
+#define DSV32_SINK_H
+
+#include "compare/runner.h"
+
+typedef struct {
+	dsv32_tapstore *held;    /* driver/a taps of this step */
+	dsv32_tapstore *dump;    /* optional: every tap as step{s}.{tap} */
+	dsv32_cmp_result *res;
+	const dsv32_cmp_config *cfg;
+	int step;
+	dsv32_drift_mode mode;
+	bool live_is_a;          /* the compared (streamed) side is side a */
+	bool saw_logits;         /* the side emitted a "logits" tap itself */
+	int only_layer;          /* local mode: compare taps of this layer only (-1: all) */
+	dsv32_tapstore *streamed_sets; /* the streamed side's set taps of this step (for pairing) */
+	const char *watch;       /* a tap name to look out for ... */
+	bool saw_watch;          /* ... and whether it was emitted */
+} dsv32_cmp_sink;
+
+/* Tap callbacks (dsv32_tap_sink.on_tap, user = a dsv32_cmp_sink): keep the tap for the step,
+ * or compare it with the kept one of the same name. */
+dsv32_status dsv32_sink_hold(void *user, const char *name, const dsv32_tensor *t,
+			     dsv32_error *err);
+dsv32_status dsv32_sink_compare(void *user, const char *name, const dsv32_tensor *t,
+				dsv32_error *err);
+
+#endif

@@ -1,0 +1,265 @@
+/* tapcmp.c: the comparison of one tap pair by tap class (see tapcmp.h). */
+#include "compare/tapcmp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/taps.h"
+
+bool dsv32_tapcmp_is_set(const dsv32_tensor *t)
+{
+	return t->dtype == DSV32_I64 || t->dtype == DSV32_I32;
+}
+
+void dsv32_tapcmp_header(dsv32_tap_result *r, const char *name, int step, dsv32_drift_mode mode,
+			 const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->name, sizeof r->name, "%s", name);
+	dsv32_tap_split_name(name, &r->layer, r->op, sizeof r->op);
+	r->step = step;
+	r->mode = mode;
+	snprintf(r->dtype_a, sizeof r->dtype_a, "%s", dsv32_dtype_name(a->dtype));
+	snprintf(r->dtype_b, sizeof r->dtype_b, "%s", dsv32_dtype_name(b->dtype));
+	r->ndim = b->ndim;
+	for (int i = 0; i < b->ndim; i++)
+		r->shape[i] = b->shape[i];
+}
+
+/* The tap of the same layer as `name` whose op is `companion`, from s (NULL when `name` is not
+ * the layer op `self`, or s lacks it): a selection's scores, routing weights' expert ids. */
+static const dsv32_tensor *companion_tap(dsv32_tapstore *s, const char *name, dsv32_layer_tap self,
+					 dsv32_layer_tap companion)
+{
+	int layer;
+	char op[64], cname[96];
+	dsv32_tap_split_name(name, &layer, op, sizeof op);
+	if (!s || layer < 0 || dsv32_layer_tap_find(op) != (int)self)
+		return NULL;
+	dsv32_tap_entry *e = dsv32_tapstore_get(s, dsv32_layer_tap_name(cname, sizeof cname, layer,
+									 companion));
+	return e ? &e->t : NULL;
+}
+
+/* Scores the selection was made from, for the tie-tolerant set check (the held side's). */
+static const dsv32_tensor *set_scores(const dsv32_tapcmp_peers *p, const char *name, int64_t rows)
+{
+	const dsv32_tensor *t = companion_tap(p->held, name, DSV32_LTAP_INDEXER_TOPK,
+					      DSV32_LTAP_INDEXER_SCORES);
+	if (!t || t->dtype != DSV32_F32 || t->ndim < 1 || dsv32_tensor_numel(t) % rows != 0)
+		return NULL;
+	return t;
+}
+
+/* Copy of a row's picks without the ones whose score is masked (-inf / finfo.min): a row with
+ * fewer visible keys than k picks masked positions arbitrarily, and the mask removes them. */
+static int64_t visible_picks(int64_t *out, const int64_t *row, int64_t k, const float *scores,
+			     int64_t n_cols)
+{
+	int64_t n = 0;
+	for (int64_t i = 0; i < k; i++) {
+		int64_t j = row[i];
+		if (scores && j >= 0 && j < n_cols && scores[j] <= -1e37f)
+			continue;
+		out[n++] = j;
+	}
+	return n;
+}
+
+/* Set metrics over the visible picks of each row (all picks when no scores are recorded). */
+static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,
+			 int64_t kb, int64_t rows, const float *scores, int64_t n_cols)
+{
+	if (!scores)
+		return dsv32_metrics_sets(m, a, ka, b, kb, rows, NULL, 0);
+	int64_t k = ka > kb ? ka : kb;
+	int64_t *ra = malloc((size_t)k * sizeof *ra), *rb = malloc((size_t)k * sizeof *rb);
+	dsv32_set_metrics acc = {.rows = rows, .first_diff_row = -1};
+	bool ok = ra && rb;
+	double rec = 0, jac = 0;
+	for (int64_t r = 0; ok && r < rows; r++) {
+		const float *sc = scores + r * n_cols;
+		int64_t na = visible_picks(ra, a + r * ka, ka, sc, n_cols);
+		int64_t nb = visible_picks(rb, b + r * kb, kb, sc, n_cols);
+		dsv32_set_metrics one;
+		/* a row at a time: sizes may differ per row once masked picks are dropped */
+		ok = dsv32_metrics_sets(&one, ra, na, rb, nb, 1, sc, n_cols);
+		rec += one.recall;
+		jac += one.jaccard;
+		acc.rows_equal += one.rows_equal;
+		acc.rows_tie_equal += one.rows_tie_equal;
+		if (one.rows_equal == 0 && acc.first_diff_row < 0)
+			acc.first_diff_row = r;
+	}
+	acc.recall = rows ? rec / (double)rows : 1.0;
+	acc.jaccard = rows ? jac / (double)rows : 1.0;
+	*m = acc;
+	free(ra);
+	free(rb);
+	return ok;
+}
+
+static bool compare_sets(dsv32_tap_result *r, const dsv32_tapcmp_peers *p, const char *name,
+			 const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	if (a->dtype != DSV32_I64 || b->dtype != DSV32_I64 || a->ndim < 1 || b->ndim < 1)
+		return false;
+	int64_t ka = a->shape[a->ndim - 1], kb = b->shape[b->ndim - 1];
+	int64_t rows = ka ? dsv32_tensor_numel(a) / ka : 0;
+	if (!kb || rows != dsv32_tensor_numel(b) / kb)
+		return false;
+	const dsv32_tensor *sc = set_scores(p, name, rows);
+	r->family = DSV32_FAMILY_SET;
+	return sets_visible(&r->set, a->data, ka, b->data, kb, rows, sc ? sc->data : NULL,
+			    sc ? dsv32_tensor_numel(sc) / rows : 0);
+}
+
+/* Logits may come as [B,V] (last position) on one side and [B,S,V] on the other: compare the
+ * last position. Gives the rows, the vocabulary and each side's positions per row. */
+static bool logits_align(const dsv32_tensor *a, const dsv32_tensor *b, int64_t *rows, int64_t *V,
+			 int64_t *S_a, int64_t *S_b)
+{
+	*V = a->shape[a->ndim - 1];
+	if (b->shape[b->ndim - 1] != *V || a->ndim < 2 || b->ndim < 2)
+		return false;
+	*rows = a->shape[0];
+	if (b->shape[0] != *rows)
+		return false;
+	*S_a = a->ndim == 3 ? a->shape[1] : 1;
+	*S_b = b->ndim == 3 ? b->shape[1] : 1;
+	return true;
+}
+
+/* Row i's last position of logits [rows, S, V] at row i of a new [rows, V] buffer (S > 1). */
+static char *last_positions(const dsv32_tensor *t, int64_t rows, int64_t S, int64_t V)
+{
+	size_t es = dsv32_dtype_size(t->dtype), row = (size_t)V * es;
+	char *out = malloc((size_t)rows * row);
+	for (int64_t i = 0; out && i < rows; i++)
+		memcpy(out + (size_t)i * row, (const char *)t->data + (size_t)(i * S + S - 1) * row,
+		       row);
+	return out;
+}
+
+static bool compare_logits(dsv32_tap_result *r, const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	int64_t rows, V, Sa, Sb;
+	if (!logits_align(a, b, &rows, &V, &Sa, &Sb))
+		return false;
+	char *ga = Sa > 1 ? last_positions(a, rows, Sa, V) : NULL;
+	char *gb = Sb > 1 ? last_positions(b, rows, Sb, V) : NULL;
+	const void *pa = Sa > 1 ? ga : a->data, *pb = Sb > 1 ? gb : b->data;
+	bool ok = pa && pb;
+	r->family = DSV32_FAMILY_LOGITS;
+	ok = ok && dsv32_metrics_dense(&r->dense, pa, a->dtype, pb, b->dtype, rows * V) &&
+	     dsv32_metrics_logits(&r->logits, pa, a->dtype, pb, b->dtype, rows, V);
+	free(ga);
+	free(gb);
+	return ok;
+}
+
+/* Mixing weights as a dense [rows, E] routing matrix (0 for experts not selected), so slot
+ * order is not drift and a different expert counts as its weight moving from one expert to
+ * another. E = 1 + the largest id on either side. */
+static int64_t max_id(const dsv32_tensor *ids)
+{
+	int64_t m = -1;
+	for (int64_t i = 0; i < dsv32_tensor_numel(ids); i++)
+		m = ((const int64_t *)ids->data)[i] > m ? ((const int64_t *)ids->data)[i] : m;
+	return m;
+}
+
+static float *weights_dense(const dsv32_tensor *w, const dsv32_tensor *ids, int64_t E)
+{
+	int64_t n = dsv32_tensor_numel(w), k = w->shape[w->ndim - 1];
+	if (!ids || dsv32_tensor_numel(ids) != n || k < 1 || E < 1 || E > (1 << 20))
+		return NULL;
+	float *out = calloc((size_t)(n / k * E), sizeof *out);
+	if (!out)
+		return NULL;
+	const int64_t *id = ids->data;
+	for (int64_t i = 0; i < n; i++) {
+		if (id[i] < 0 || id[i] >= E) {
+			free(out);
+			return NULL;
+		}
+		out[i / k * E + id[i]] += (float)dsv32_load_f64(w->data, w->dtype, (size_t)i);
+	}
+	return out;
+}
+
+/* The expert ids that go with routing weights, from one side's set taps. */
+static const dsv32_tensor *experts_for(dsv32_tapstore *s, const char *weights_name)
+{
+	const dsv32_tensor *t = companion_tap(s, weights_name, DSV32_LTAP_MOE_WEIGHTS,
+					      DSV32_LTAP_MOE_EXPERTS);
+	return t && t->dtype == DSV32_I64 ? t : NULL;
+}
+
+static bool compare_route_weights(dsv32_tap_result *r, const dsv32_tapcmp_peers *p,
+				  const char *name, const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	const dsv32_tensor *ia = experts_for(p->sets_a, name), *ib = experts_for(p->sets_b, name);
+	int64_t E = 0;
+	if (ia && ib) {
+		E = max_id(ia) > max_id(ib) ? max_id(ia) : max_id(ib);
+		E += 1;
+	}
+	float *wa = E ? weights_dense(a, ia, E) : NULL;
+	float *wb = E ? weights_dense(b, ib, E) : NULL;
+	bool ok;
+	if (wa && wb)
+		ok = dsv32_metrics_dense(&r->dense, wa, DSV32_F32, wb, DSV32_F32,
+					 dsv32_tensor_numel(a) / a->shape[a->ndim - 1] * E);
+	else
+		ok = dsv32_metrics_dense(&r->dense, a->data, a->dtype, b->data, b->dtype,
+					 dsv32_tensor_numel(a));
+	free(wa);
+	free(wb);
+	return ok;
+}
+
+/* Element-wise metrics of two tensors of one size; scores compare with their mask. */
+static bool compare_dense(dsv32_tap_result *r, const dsv32_tensor *a, const dsv32_tensor *b,
+			  bool masked)
+{
+	int64_t n = dsv32_tensor_numel(a);
+	if (n != dsv32_tensor_numel(b))
+		return false;
+	if (masked)
+		return dsv32_metrics_dense_masked(&r->dense, a->data, a->dtype, b->data, b->dtype, n);
+	return dsv32_metrics_dense(&r->dense, a->data, a->dtype, b->data, b->dtype, n);
+}
+
+/* A set is known by its dtype (an extra I64 tap is one); every other tap by its class. */
+static bool compare_by_class(dsv32_tap_result *r, const dsv32_tapcmp_peers *p, const char *name,
+			     const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	if (dsv32_tapcmp_is_set(a) || dsv32_tapcmp_is_set(b))
+		return compare_sets(r, p, name, a, b);
+	switch (dsv32_tap_class_of(name)) {
+	case DSV32_TAPC_LOGITS:
+		return compare_logits(r, a, b);
+	case DSV32_TAPC_ROUTE_WEIGHTS:
+		if (dsv32_tensor_numel(a) == dsv32_tensor_numel(b))
+			return compare_route_weights(r, p, name, a, b);
+		return compare_dense(r, a, b, false);
+	case DSV32_TAPC_MASKED_SCORES:
+		return compare_dense(r, a, b, true);
+	default:
+		return compare_dense(r, a, b, false);
+	}
+}
+
+bool dsv32_tapcmp(dsv32_tap_result *r, const dsv32_tapcmp_peers *peers, const char *name,
+		  const dsv32_tensor *a, const dsv32_tensor *b, char *why, size_t why_len)
+{
+	if (compare_by_class(r, peers, name, a, b))
+		return true;
+	char sa[64], sb[64];
+	snprintf(why, why_len, "not comparable: %s %s vs %s %s", dsv32_dtype_name(a->dtype),
+		 dsv32_shape_str(sa, sizeof sa, a->ndim, a->shape), dsv32_dtype_name(b->dtype),
+		 dsv32_shape_str(sb, sizeof sb, b->ndim, b->shape));
+	return false;
+}
