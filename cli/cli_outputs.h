@@ -6,7 +6,8 @@
  *   outs     the paths; NULL entries are skipped (an option not given, or "-" where the
  *            caller writes it to stdout; elsewhere "-" is a file name like any other)
  *   inputs   what the command reads (NULL entries skipped)
- * Each output goes through dsv32_out_check(DSV32_OUT_FILE); two outputs naming one file are
+ * Each output goes through dsv32_out_check(DSV32_OUT_FILE, and DSV32_OUT_REPLACE when o->force:
+ * an existing output file is refused without --force); two outputs naming one file are
  * refused; then every output's lock is taken. Returns 0, or the exit code (2) after printing
  * the error; on failure nothing is held. Release once the command has written (or failed).
  */
@@ -14,6 +15,7 @@
 #define DSV32_CLI_OUTPUTS_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/outpath.h"
@@ -23,6 +25,7 @@
 /* Each claimed output's "<out>.tmp.<pid>" (the name every writer uses) is registered as a
  * temporary (outpath.h) until release, so an interrupt removes a half-written file. */
 typedef struct {
+	bool force; /* set before claiming: existing output files may be replaced (--force) */
 	dsv32_out_lock locks[DSV32_CLI_MAX_OUTPUTS];
 	char tmps[DSV32_CLI_MAX_OUTPUTS][PATH_MAX + 48];
 	int n;

@@ -23,7 +23,7 @@
 #include "reports/report.h"
 
 
-/* --decode-steps not given (the default, 3, is applied after parsing) */
+/* --decode-steps not given (DSV32_DEFAULT_DECODE_STEPS is applied after parsing) */
 #define DECODE_STEPS_UNSET UINT64_MAX
 
 typedef struct {
@@ -31,7 +31,7 @@ typedef struct {
 	const char *gemm;         /* --gemm: default engine of live sides without gemm= (NULL: fixed) */
 	const char *budget_label; /* what the report names as the budget applied */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
-	bool noise_floor, quiet, eager_dequant;
+	bool noise_floor, quiet, eager_dequant, force;
 	bool decode_steps_given; /* a recording fixes the steps: then an explicit one is refused */
 	char tmpdir[64]; /* the built-in model, when no checkpoint is given */
 } compare_args;
@@ -73,7 +73,7 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"prompt-len", DSV32_ARG_U64, &o->prompt_len, "N", "random prompt length (default 24)", false},
 		{"seed", DSV32_ARG_U64, &o->seed, "S", "random prompt seed (default 1)", false},
 		{"batch", DSV32_ARG_U64, &o->batch, "B", "random prompt rows (default 2)", false},
-		{"decode-steps", DSV32_ARG_U64, &o->decode_steps, "N", "greedy decode steps after the prefill (default 3)", false},
+		{"decode-steps", DSV32_ARG_U64, &o->decode_steps, "N", "greedy decode steps after the prefill (default " DSV32_DEFAULT_DECODE_STEPS_TEXT ")", false},
 		{"mode", DSV32_ARG_CHOICE, &o->mode, "propagate|teacher-forced|both", "drift mode (default both)", false},
 		{"noise-floor", DSV32_ARG_FLAG, &o->noise_floor, NULL, "also run each side in fp32 and report drift / own noise", false},
 		{"budget", DSV32_ARG_STRING, &o->budget, "FILE", "budget JSON (default: the shipped budget for the checkpoint's bf16 or fp8 weights)", false},
@@ -85,6 +85,7 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"eager-dequant", DSV32_ARG_FLAG, &o->eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
 		{"gemm", DSV32_ARG_CHOICE, &o->gemm, "fixed|host", "GEMM engine of live sides without gemm= (fixed: same bits on every CPU, default; host: oneDNN/OpenBLAS as PyTorch on this CPU)", false},
 		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "no table on stdout", false},
+		{"force", DSV32_ARG_FLAG, &o->force, NULL, "replace existing --json / --markdown / --html / --dump files", false},
 	};
 	dsv32_arg_spec spec = {"compare", "[--checkpoint DIR] [--a SIDE] [--b SIDE] [options]",
 			       summary, opts, (int)(sizeof opts / sizeof opts[0]), 0, 0};
@@ -95,7 +96,7 @@ static int parse(compare_args *o, int argc, char **argv)
 		o->layers = INT_MAX;
 	o->decode_steps_given = o->decode_steps != DECODE_STEPS_UNSET;
 	if (!o->decode_steps_given)
-		o->decode_steps = 3;
+		o->decode_steps = DSV32_DEFAULT_DECODE_STEPS;
 	return rc;
 }
 
@@ -443,7 +444,7 @@ int dsv32_cmd_compare(int argc, char **argv)
 		return DSV32_EXIT_OK;
 	if (prc != DSV32_ARGS_OK)
 		return DSV32_EXIT_USAGE;
-	dsv32_cli_outputs claimed;
+	dsv32_cli_outputs claimed = {.force = o.force};
 	if ((prc = claim_outputs(&o, &claimed)) != 0)
 		return prc;
 	int code = compare_main(&o);

@@ -82,7 +82,7 @@ static const char *usage_text =
 	"usage: dsv32-parity convert ref-to-hf --shards FILES|DIR... [--config REF_CONFIG.json] --out DIR\n"
 	"                                      [--dtype keep|bf16] [--max-shard-size 5GB] [--mp W]\n"
 	"       dsv32-parity convert hf-to-ref --checkpoint DIR --mp W --out DIR [--config FILE]\n"
-	"common options: --force (replace an existing --out), --json [FILE|-] (one JSON object to\n"
+	"common options: --force (replace an existing --out and --json FILE), --json [FILE|-] (one JSON object to\n"
 	"  FILE; alone or '-': on stdout, which then holds only it), --allow-unknown (skip and list\n"
 	"  tensors the name map does not know)\n"
 	"ref-to-hf: --config defaults to the config.json beside the shards.\n"
@@ -206,10 +206,11 @@ static void default_config(conv_args *a)
 		a->config = a->config_buf;
 }
 
-/* Refuse a bad --out before any input is read (the converter checks again and takes the lock
- * when it creates the directory: core/dirswap.h). a->shards has argc + 2 slots, so room for the
- * extra inputs. */
-static dsv32_status check_out(conv_args *a, bool to_hf, dsv32_error *err)
+/* Refuse a bad --out or --json FILE before any input is read (the converter checks again and
+ * takes the lock when it creates the directory: core/dirswap.h). a->shards has argc + 2 slots,
+ * so room for the extra inputs. *json_ok: the --json file may take the error report (false when
+ * it is the refused output: an existing file without --force is never written). */
+static dsv32_status check_out(conv_args *a, bool to_hf, bool *json_ok, dsv32_error *err)
 {
 	char ckbuf[PATH_MAX];
 	size_t n = a->n_shards;
@@ -217,10 +218,15 @@ static dsv32_status check_out(conv_args *a, bool to_hf, dsv32_error *err)
 	in[n++] = a->config;
 	if (!to_hf)
 		in[n++] = dsv32_cli_ckpt_input(a->checkpoint, ckbuf, sizeof ckbuf);
-	dsv32_status st = dsv32_out_check(a->out, in, (int)n, DSV32_OUT_DIR, err);
-	in[n++] = a->out; /* a --json file inside the new tree would vanish with the swap */
-	if (st == DSV32_OK && dsv32_cli_out_file(a->json))
-		st = dsv32_out_check(a->json, in, (int)n, DSV32_OUT_FILE, err);
+	in[n] = a->out; /* a --json file inside the new tree would vanish with the swap */
+	dsv32_status st = DSV32_OK;
+	if (dsv32_cli_out_file(a->json))
+		st = dsv32_out_check(a->json, in, (int)n + 1,
+				     DSV32_OUT_FILE | (a->force ? DSV32_OUT_REPLACE : 0u), err);
+	*json_ok = st == DSV32_OK;
+	if (st == DSV32_OK)
+		st = dsv32_out_check(a->out, in, (int)n, DSV32_OUT_DIR, err);
+	n++;
 	for (size_t i = a->n_shards; i < n; i++)
 		in[i] = NULL;
 	return st;
@@ -252,9 +258,10 @@ int dsv32_cmd_convert(int argc, char **argv)
 					     to_hf ? "hf-to-ref" : "ref-to-hf", dir);
 	}
 	dsv32_error err = {0};
-	if (a.out && check_out(&a, to_hf, &err) != DSV32_OK) {
+	bool json_ok = true;
+	if (a.out && check_out(&a, to_hf, &json_ok, &err) != DSV32_OK) {
 		free(a.shards);
-		if (a.json)
+		if (a.json && json_ok)
 			print_json(a.json, dir, NULL, &err, a.out, 0);
 		return dsv32_cli_fail(cmd, &err);
 	}

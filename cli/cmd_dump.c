@@ -168,13 +168,14 @@ int dsv32_cmd_dump(int argc, char **argv)
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
 		   *profile = "bf16", *gemm = "fixed", *config = NULL, *json = NULL;
 	uint64_t steps = DSV32_DEFAULT_DECODE_STEPS, mp = 1, layers = 0;
-	bool eager_dequant = false;
+	bool eager_dequant = false, force = false;
 	const dsv32_arg_opt opts[] = {
 		{"layout", DSV32_ARG_CHOICE, &layout, "ref|hf", "which layout runs (default ref)", false},
 		{"checkpoint", DSV32_ARG_STRING, &ckpt, "DIR", "checkpoint directory", true},
 		{"tokens", DSV32_ARG_STRING, &tokens, "IDS", "prompt ids '5,17,42;1,2,3' or @FILE", true},
 		{"decode-steps", DSV32_ARG_U64, &steps, "N", "greedy decode steps after the prefill (default " DSV32_DEFAULT_DECODE_STEPS_TEXT ")", false},
 		{"out", DSV32_ARG_STRING, &out, "FILE", "output: .safetensors (tap format) or .h5", true},
+		{"force", DSV32_ARG_FLAG, &force, NULL, "replace --out / --json FILE if it exists", false},
 		{"device", DSV32_ARG_CHOICE, &device, "cpu|cuda", "device (default cpu)", false},
 		{"profile", DSV32_ARG_CHOICE, &profile, "bf16|fp32", "precision profile (default bf16)", false},
 		{"mp", DSV32_ARG_U64, &mp, "W", "ref: tensor-parallel ranks (default: W of the model{r}-mp{W} files, else 1; a different W is an error)", false},
@@ -202,7 +203,7 @@ int dsv32_cmd_dump(int argc, char **argv)
 	const char *inputs[] = {dsv32_cli_ckpt_input(ckpt, ckbuf, sizeof ckbuf),
 				dsv32_cli_tokens_input(tokens), config};
 	const char *names[] = {"--out", "--json"}, *outs[] = {out, dsv32_cli_out_file(json)};
-	dsv32_cli_outputs claimed;
+	dsv32_cli_outputs claimed = {.force = force};
 	int rc = dsv32_cli_outputs_claim(&claimed, "dump", names, outs, 2, inputs, 3);
 	if (rc)
 		return rc;

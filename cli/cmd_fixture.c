@@ -45,7 +45,7 @@ int dsv32_cmd_fixture(int argc, char **argv)
 		{"sparse", DSV32_ARG_FLAG, &sparse, NULL,
 		 "leave every tensor of >= 1 MiB as a hole (reads as zeros; real file sizes, "
 		 "tiny disk use): the full-size rehearsal, docs/real-checkpoint.md", false},
-		{"force", DSV32_ARG_FLAG, &force, NULL, "replace DIR if it exists", false},
+		{"force", DSV32_ARG_FLAG, &force, NULL, "replace DIR (and a --json FILE) if it exists", false},
 		{"out", DSV32_ARG_STRING, &out, "DIR", "output directory (written atomically)", true},
 		{"json", DSV32_ARG_OUTPUT, &json, "FILE",
 		 "a JSON summary to FILE, or alone / '-': to stdout (which then holds only it)", false},
@@ -68,7 +68,9 @@ int dsv32_cmd_fixture(int argc, char **argv)
 	dsv32_weight_dtype dt = strcmp(dtype, "fp8") == 0 ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
 	dsv32_fixture_opts fo = {.sparse = sparse};
 	const char *jfile = dsv32_cli_out_file(json); /* never inside the tree being swapped in */
-	if (jfile && dsv32_out_check(jfile, &out, 1, DSV32_OUT_FILE, &err) != DSV32_OK)
+	if (jfile && dsv32_out_check(jfile, &out, 1,
+				     DSV32_OUT_FILE | (force ? DSV32_OUT_REPLACE : 0u),
+				     &err) != DSV32_OK)
 		return dsv32_cli_fail("fixture", &err);
 	dsv32_cli_note_leftover("fixture", out);
 	if (dsv32_fixture_write_opts(preset, dt, seed, out, shard, force, &fo, &err) != DSV32_OK)

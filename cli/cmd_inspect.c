@@ -400,7 +400,7 @@ static int print_json(const listing *l, const char *path, coverage *cv, const ch
 
 typedef struct {
 	const char *path, *config, *json;
-	bool no_cov, hash;
+	bool no_cov, hash, force;
 } inspect_args;
 
 /* Fill l (and open what it borrows from) and check coverage. */
@@ -473,6 +473,7 @@ int dsv32_cmd_inspect(int argc, char **argv)
 		 "one JSON document to FILE (atomically), or alone / '-': to stdout instead of\n"
 		 "  the table (after PATH: `inspect PATH --json FILE`; before it use --json=FILE)",
 		 false},
+		{"force", DSV32_ARG_FLAG, &a.force, NULL, "replace --json FILE if it exists", false},
 		{"no-coverage", DSV32_ARG_FLAG, &a.no_cov, NULL,
 		 "only list tensors; skip the config.json coverage check", false},
 		{"hash", DSV32_ARG_FLAG, &a.hash, NULL,
@@ -503,7 +504,7 @@ int dsv32_cmd_inspect(int argc, char **argv)
 	const char *names[] = {"--json"}, *outs[] = {dsv32_cli_out_file(a.json)};
 	char inbuf[4096];
 	const char *inputs[] = {dsv32_cli_ckpt_input(a.path, inbuf, sizeof inbuf), a.config};
-	dsv32_cli_outputs claimed;
+	dsv32_cli_outputs claimed = {.force = a.force};
 	if ((rc = dsv32_cli_outputs_claim(&claimed, "inspect", names, outs, 1, inputs, 2)))
 		return rc;
 	rc = inspect_run(&a);

@@ -1,5 +1,5 @@
 /* cmd_run.c: `dsv32-parity run`: greedy generation with one layout, driven as the reference's
- * generate.py drives the model (reference_layout.md Part D): one prefill call at start_pos 0 over
+ * generate.py drives the model (docs/spec/ref_layout.md Part D): one prefill call at start_pos 0 over
  * the prompt, then one decode call per new token; stop at eos (or max-new-tokens). Prints the
  * generated ids comma-separated as the last line; --json prints instead one JSON document (and
  * nothing else on stdout): a logits summary (max, argmax per batch row) for every step and the
@@ -40,7 +40,7 @@ typedef struct {
 static const char *USAGE =
 	"usage: dsv32-parity run --layout ref|hf --checkpoint DIR [--config FILE] [--mp W]\n"
 	"                        --tokens 5,17,42[;ROW2...]|@FILE [--max-new-tokens N] [--eos ID]\n"
-	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json [FILE|-]]\n"
+	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json [FILE|-]] [--force]\n"
 	"                        [--experts grouped_mm|eager] [--eager-dequant]   (hf only)\n"
 	"                        [--layers N] [--gemm fixed|host]\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
@@ -56,7 +56,8 @@ static const char *USAGE =
 	"  oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine.\n"
 	"  --json states the engine and this host's fingerprint (gemm_engine, host_numerics_key,\n"
 	"  host_fingerprint) and the generated ids; alone or with '-' it goes to stdout (then only\n"
-	"  the JSON is there), with FILE to that file (stdout keeps the ids line).\n"
+	"  the JSON is there), with FILE to that file (stdout keeps the ids line; --force replaces\n"
+	"  an existing FILE).\n"
 	"  --mp W: the ref layout reads W from the model{r}-mp{W} file names; a different --mp is an\n"
 	"  error (on an HF directory --mp W slices it into W ranks in memory).\n";
 
@@ -262,7 +263,7 @@ static int claim_json(dsv32_cli_outputs *c, const char *json, const char *ckpt,
 	return dsv32_cli_outputs_claim(c, "run", names, outs, 1, inputs, 3);
 }
 
-static const char *const RUN_OPTS[] = {"help", "json", "eager-dequant", "layout", "checkpoint",
+static const char *const RUN_OPTS[] = {"help", "json", "force", "eager-dequant", "layout", "checkpoint",
 				       "config", "mp", "tokens", "max-new-tokens", "eos", "layers",
 				       "gemm", "device", "experts", "profile"};
 #define N_RUN_OPTS ((int)(sizeof RUN_OPTS / sizeof RUN_OPTS[0]))
@@ -272,6 +273,7 @@ int dsv32_cmd_run(int argc, char **argv)
 	const char *layout = "ref", *ckpt = NULL, *config = NULL, *tokens_s = NULL;
 	long long max_new = 16, eos = -2;
 	const char *json = NULL; /* --json [FILE|-] */
+	bool force = false;
 	int mp = 0;              /* 0: not given, read from the shard names */
 	dsv32_model_opts o;
 	dsv32_model_opts_default(&o);
@@ -285,6 +287,9 @@ int dsv32_cmd_run(int argc, char **argv)
 			return DSV32_EXIT_OK;
 		} else if (!strcmp(a, "--json")) {
 			json = dsv32_args_output_value(argc, argv, &i);
+			continue;
+		} else if (!strcmp(a, "--force")) {
+			force = true;
 			continue;
 		} else if (!strcmp(a, "--eager-dequant")) {
 			o.eager_dequant = true;
@@ -370,7 +375,7 @@ int dsv32_cmd_run(int argc, char **argv)
 		return DSV32_EXIT_USAGE;
 	}
 	dsv32_error err = {0};
-	dsv32_cli_outputs claimed;
+	dsv32_cli_outputs claimed = {.force = force};
 	int crc = claim_json(&claimed, json, ckpt, config, tokens_s);
 	if (crc)
 		return crc;

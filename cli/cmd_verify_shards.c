@@ -21,20 +21,21 @@ void dsv32_cli_conv_progress_end(void *user);
 
 static const char *usage_text =
 	"usage: dsv32-parity verify-shards --shards FILES|DIR... --dense DIR [--config FILE]\n"
-	"                                  [--json [FILE|-]] [--allow-unknown] [--mp W]\n"
+	"                                  [--json [FILE|-]] [--force] [--allow-unknown] [--mp W]\n"
 	"Reassembles every tensor from the model{r}-mp{W}.safetensors shards and compares it byte\n"
 	"for byte with the dense HF checkpoint; lists missing and extra keys, replicated tensors\n"
 	"that differ on a rank, dtype and shape differences. The JSON report holds the SHA-256 of\n"
 	"every tensor's data bytes. --config defaults to <dense>/config.json (for the layer count\n"
 	"and the number of routed experts). --mp W: the world size the shards must have.\n"
 	"--json FILE writes the JSON report (atomically; --report FILE is the same); --json alone\n"
-	"or --json - prints it on stdout, which then holds only the JSON.\n"
+	"or --json - prints it on stdout, which then holds only the JSON. --force replaces an\n"
+	"existing report file.\n"
 	"exit codes: 0 identical, 1 a difference was found, 2 usage or input error\n";
 
 static int verify(const char **shards, size_t n_shards, const char *dense, const char *config,
 		  const char *const *reports, const char *json, bool allow_unknown, int world);
 
-static const char *const VERIFY_OPTS[] = {"help", "json", "allow-unknown", "shards", "dense",
+static const char *const VERIFY_OPTS[] = {"help", "json", "force", "allow-unknown", "shards", "dense",
 					  "config", "report", "mp"};
 #define N_VERIFY_OPTS ((int)(sizeof VERIFY_OPTS / sizeof VERIFY_OPTS[0]))
 
@@ -45,7 +46,7 @@ int dsv32_cmd_verify_shards(int argc, char **argv)
 	size_t n_shards = 0;
 	const char *dense = NULL, *config = NULL, *report = NULL;
 	const char *json = NULL; /* "-": stdout; else a file, as --report */
-	bool allow_unknown = false;
+	bool allow_unknown = false, force = false;
 	int world = 0;
 	if (!shards)
 		return dsv32_cli_usage_error(cmd, "out of memory");
@@ -60,6 +61,8 @@ int dsv32_cmd_verify_shards(int argc, char **argv)
 			return DSV32_EXIT_OK;
 		} else if (!strcmp(o, "--json")) {
 			json = dsv32_args_output_value(argc, argv, &i);
+		} else if (!strcmp(o, "--force")) {
+			force = true;
 		} else if (!strcmp(o, "--allow-unknown")) {
 			allow_unknown = true;
 		} else if (!strcmp(o, "--shards")) {
@@ -94,7 +97,7 @@ int dsv32_cmd_verify_shards(int argc, char **argv)
 	shards[n_shards + 1] = config;
 	const char *names[] = {"--report", "--json"};
 	const char *reports[] = {report, dsv32_cli_out_file(json)};
-	dsv32_cli_outputs claimed;
+	dsv32_cli_outputs claimed = {.force = force};
 	int crc = dsv32_cli_outputs_claim(&claimed, cmd, names, reports, 2, shards,
 					  (int)n_shards + 2);
 	if (crc) {

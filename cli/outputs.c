@@ -67,7 +67,8 @@ int dsv32_cli_outputs_claim(dsv32_cli_outputs *o, const char *cmd, const char *c
 	}
 	for (int i = 0; i < n_outs; i++)
 		if (is_file_out(outs[i]) &&
-		    dsv32_out_check(outs[i], inputs, n_inputs, DSV32_OUT_FILE, &err) != DSV32_OK)
+		    dsv32_out_check(outs[i], inputs, n_inputs,
+				    DSV32_OUT_FILE | (o->force ? DSV32_OUT_REPLACE : 0u), &err) != DSV32_OK)
 			return dsv32_cli_fail(cmd, &err);
 	int rc = check_distinct(cmd, names, outs, n_outs);
 	if (rc)

@@ -150,8 +150,9 @@ static const char *kind_name(mode_t m)
 }
 
 /* The last component: not "." / "..", and an existing entry of the kind the writer replaces. */
-static dsv32_status check_leaf(const char *out, bool dir, dsv32_error *err)
+static dsv32_status check_leaf(const char *out, unsigned flags, dsv32_error *err)
 {
+	bool dir = (flags & DSV32_OUT_DIR) != 0;
 	char stripped[PATH_MAX];
 	const char *what = dir ? "directory" : "file";
 	if (dsv32_path_names_dot_entry(out))
@@ -166,6 +167,8 @@ static dsv32_status check_leaf(const char *out, bool dir, dsv32_error *err)
 	if (lstat(stripped, &st) != 0)
 		return DSV32_OK; /* nothing there yet: the writer reports a bad parent itself */
 	bool ok = dir ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode);
+	if (ok && !dir && !(flags & DSV32_OUT_REPLACE))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: exists; pass --force to replace it", out);
 	if (ok)
 		return DSV32_OK;
 	return DSV32_FAIL(err, DSV32_E_USAGE,
@@ -231,7 +234,7 @@ dsv32_status dsv32_out_check(const char *out, const char *const *inputs, int n_i
 	if (rc == DSV32_OK)
 		rc = check_inputs(out, o, inputs, n_inputs, err);
 	if (rc == DSV32_OK)
-		rc = check_leaf(out, dir, err);
+		rc = check_leaf(out, flags, err);
 	if (rc == DSV32_OK && dir)
 		rc = check_not_cwd(out, o, err);
 	free(o);

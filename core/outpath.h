@@ -5,7 +5,7 @@
  *   out      the output as the user named it (file, or with DSV32_OUT_DIR a directory)
  *   inputs   paths the command reads (checkpoint dirs, configs, token files, budgets, reports,
  *            recordings); NULL entries are skipped
- *   flags    DSV32_OUT_FILE or DSV32_OUT_DIR
+ *   flags    DSV32_OUT_FILE (| DSV32_OUT_REPLACE) or DSV32_OUT_DIR
  * Resolution: a path is compared as the kernel will walk it when the write happens: realpath of
  *   its deepest existing prefix, then the missing components lexically ("." skipped, ".." drops
  *   one). Each path is compared twice: with its last symbolic link followed, and as named (a
@@ -14,6 +14,7 @@
  * Refuses (DSV32_E_USAGE, a message naming both paths; nothing on disk is touched):
  *   - an output that overlaps an input as above
  *   - a last component "." or ".." (e.g. `--out .`, `--out ..`, `/.`)
+ *   - DSV32_OUT_FILE without DSV32_OUT_REPLACE: an existing regular file ("pass --force")
  *   - an existing output of the wrong kind: a symbolic link, or for a file anything but a regular
  *     file (a directory, /dev/stdout, a FIFO: every writer writes "<out>.tmp.<pid>" and renames
  *     it over out, which would replace the device node or link), for a directory a non-directory
@@ -37,8 +38,9 @@
 #include "core/error.h"
 
 enum {
-	DSV32_OUT_FILE = 0u,      /* a regular file written as "<out>.tmp.<pid>", then renamed */
-	DSV32_OUT_DIR = 1u << 0,  /* a directory built under a temporary name, then swapped in */
+	DSV32_OUT_FILE = 0u,         /* a regular file written as "<out>.tmp.<pid>", then renamed */
+	DSV32_OUT_DIR = 1u << 0,     /* a directory built under a temporary name, then swapped in */
+	DSV32_OUT_REPLACE = 1u << 1, /* FILE: an existing regular file may be replaced (--force) */
 };
 
 dsv32_status dsv32_out_check(const char *out, const char *const *inputs, int n_inputs,

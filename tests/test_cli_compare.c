@@ -262,7 +262,7 @@ static void test_report_states_engine_and_host_per_side(void **state)
 	/* --gemm host applies to a (no gemm=), not to b (gemm=fixed) */
 	snprintf(args, sizeof args,
 		 "compare --checkpoint %s/tiny --a ref --b hf:gemm=fixed --gemm host --decode-steps 1 "
-		 "--mode propagate --quiet --json %s", dir, path);
+		 "--mode propagate --quiet --force --json %s", dir, path);
 	rc = tc_run_cli(cli, args, out, sizeof out);
 	assert_true(rc == 0 || rc == 1);
 	rep = tc_load_json(path);

@@ -154,7 +154,9 @@ static void test_existing_outputs_of_the_wrong_kind(void **state)
 	refused("/dev/stdout", NULL, 0, DSV32_OUT_FILE, "'-' for stdout");
 	assert_int_equal(mkfifo("fifo", 0644), 0);
 	refused("fifo", NULL, 0, DSV32_OUT_FILE, "a FIFO");
-	accepted("ck/config.json", NULL, 0, DSV32_OUT_FILE); /* a regular file is replaced */
+	/* an existing regular file is replaced only when asked to (--force) */
+	refused("ck/config.json", NULL, 0, DSV32_OUT_FILE, "pass --force to replace it");
+	accepted("ck/config.json", NULL, 0, DSV32_OUT_FILE | DSV32_OUT_REPLACE);
 	accepted("p", NULL, 0, DSV32_OUT_DIR);
 }
 
