@@ -1,5 +1,5 @@
 /* convert.h: reference TP shards <-> dense HF checkpoint, and bit-exact verification of one
- * against the other (spec/checkpoints.md §5-§9; issue 6).
+ * against the other (docs/spec/checkpoints.md §5-§9; issue 6).
  *
  * dsv32_convert_hf_to_ref  HF checkpoint dir -> model{r}-mp{W}.safetensors laid out as DeepSeek's
  *                          convert.py does (same names, slices, dtypes; each file's tensors in

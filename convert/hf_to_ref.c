@@ -1,5 +1,5 @@
 /* hf_to_ref.c: HF checkpoint -> reference shards model{r}-mp{W}.safetensors, laid out as
- * DeepSeek's convert.py writes them (spec/checkpoints.md §6.1): reference names, MTP layers
+ * DeepSeek's convert.py writes them (docs/spec/checkpoints.md §6.1): reference names, MTP layers
  * dropped, dim-0/dim-1 slices, routed experts whole on rank e/(E/W), the rest replicated,
  * dtypes kept; in each file the tensors sorted by dtype then name (safetensors' save_file).
  * All W files are written in one pass over the source, which is read once. */

@@ -1,5 +1,5 @@
 /* namemap.c: HF <-> reference tensor names, split dims, expert owners and rank slices
- * (spec/checkpoints.md §6.2-§6.4, §8). One table of module patterns serves both directions;
+ * (docs/spec/checkpoints.md §6.2-§6.4, §8). One table of module patterns serves both directions;
  * '#' in a pattern stands for a decimal index (layer, then expert). */
 #include "convert/namemap.h"
 

@@ -1,5 +1,5 @@
 /* namemap.h: the HF <-> reference tensor-name map, split dimensions, expert placement and the
- * rank slice of a tensor (spec/checkpoints.md §6.2-§6.4, §8).
+ * rank slice of a tensor (docs/spec/checkpoints.md §6.2-§6.4, §8).
  *
  * Names.  HF names ("model.layers.3.self_attn.o_proj.weight_scale_inv", "lm_head.weight") map to
  * reference names ("layers.3.attn.wo.scale", "head.weight") and back. The map is structural: a

@@ -1,4 +1,4 @@
-/* ref_to_hf.c: reference shards -> dense HF checkpoint (spec/checkpoints.md §6.4): HF names,
+/* ref_to_hf.c: reference shards -> dense HF checkpoint (docs/spec/checkpoints.md §6.4): HF names,
  * split tensors concatenated in rank order along their split dim, experts from their owner,
  * replicated tensors once after a byte comparison across ranks; files of at most
  * max_shard_bytes with model.safetensors.index.json; config.json from the reference config.

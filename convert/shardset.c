@@ -1,5 +1,5 @@
 /* shardset.c: a set of reference rank files model{r}-mp{W}.safetensors opened together and
- * joined by tensor name, with the checks of spec/checkpoints.md §8 (ranks, world size, shapes
+ * joined by tensor name, with the checks of docs/spec/checkpoints.md §8 (ranks, world size, shapes
  * between ranks, expert placement), and the piecewise walk that reassembles a full tensor. */
 #include "convert/conv_internal.h"
 

@@ -1,5 +1,5 @@
-/* config.c: read and write the DeepSeek V3.2 config in its two forms (checkpoints.md §3-§4,
- * reference_layout.md §1.1, hf_layout.md §1) and validate it (reference_layout.md §C.11).
+/* config.c: read and write the DeepSeek V3.2 config in its two forms (docs/spec/checkpoints.md §3-§4,
+ * docs/spec/ref_layout.md §1.1, docs/spec/hf_layout.md §1) and validate it (docs/spec/ref_layout.md §C.11).
  *
  * Project decisions where the two forms do not carry the same information:
  *   max_seq_len   HF has none (a reference runtime field). Reading HF: 16384 (the ModelArgs

@@ -1,9 +1,9 @@
 /* config.h: DeepSeek V3.2 model configuration, read from either form and written to either.
  *
  * One struct holds the union of what both layouts need, in the reference (`ModelArgs`) naming.
- * Readers: the HF `config.json` (spec/checkpoints.md §4; `rope_scaling` or v5 `rope_parameters`,
+ * Readers: the HF `config.json` (docs/spec/checkpoints.md §4; `rope_scaling` or v5 `rope_parameters`,
  * `quantization_config`) and the reference JSON (`config_671B_v3.2.json` form, missing fields
- * take the ModelArgs defaults of reference_layout.md §1.1). Writers produce each form back.
+ * take the ModelArgs defaults of docs/spec/ref_layout.md §1.1). Writers produce each form back.
  * Validation names the offending field: "n_heads: 6 does not divide by world size 4".
  */
 #ifndef DSV32_CONFIG_H
@@ -70,12 +70,12 @@ typedef struct {
 	int64_t quant_block[2];        /* weight_block_size, [128, 128] */
 } dsv32_config;
 
-/* The largest tensor-parallel world size anything accepts (reference_layout.md §C.11: the
+/* The largest tensor-parallel world size anything accepts (docs/spec/ref_layout.md §C.11: the
  * shared expert's 16 scale rows allow mp <= 16; 64 leaves room for other configurations). One
  * limit for config validation, the converters and the ref layout's in-process ranks. */
 #define DSV32_MAX_WORLD_SIZE 64
 
-/* ModelArgs defaults (reference_layout.md §1.1) with the HF-only fields at their defaults. */
+/* ModelArgs defaults (docs/spec/ref_layout.md §1.1) with the HF-only fields at their defaults. */
 void dsv32_config_defaults(dsv32_config *c);
 
 /* Parse from a JSON text; label names the source in errors (a path). */
@@ -93,7 +93,7 @@ char *dsv32_config_to_ref_json(const dsv32_config *c);
 /* Structural checks (positive sizes, n_dense_layers <= n_layers, experts divisible into groups,
  * topk within bounds, index_head_dim a power of two >= qk_rope_head_dim, qk_rope_head_dim even,
  * ...) and, if world_size > 0, the tensor-parallel divisibility rules of
- * reference_layout.md §C.11. */
+ * docs/spec/ref_layout.md §C.11. */
 dsv32_status dsv32_config_validate(const dsv32_config *c, int world_size, dsv32_error *err);
 /* dsv32_config_validate of a config read from the file label, the message naming the file and
  * the key as that file spells it: "LABEL: invalid config: hidden_size: 0, must be >= 1" for an

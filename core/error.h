@@ -1,4 +1,4 @@
-/* error.h: status codes and the error record every fallible call fills (STYLE.md "Errors").
+/* error.h: status codes and the error record every fallible call fills (docs/spec/style.md "Errors").
  *
  * Library code never exits: a function returns a dsv32_status and, when err is not NULL, fills
  * it with the code, where it was raised and a message with context ("<file or tensor>: found X,

@@ -1,4 +1,4 @@
-/* hf_names.c: the expected tensor list of an HF-layout checkpoint (checkpoints.md §2). */
+/* hf_names.c: the expected tensor list of an HF-layout checkpoint (docs/spec/checkpoints.md §2). */
 #include "core/hf_names.h"
 
 #include <stdarg.h>

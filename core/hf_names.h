@@ -1,5 +1,5 @@
 /* hf_names.h: the complete list of tensors an HF-layout DeepSeek V3.2 checkpoint holds for a
- * given config (checkpoints.md §2): names, dtypes, shapes, in the order the fixture generator
+ * given config (docs/spec/checkpoints.md §2): names, dtypes, shapes, in the order the fixture generator
  * writes them (golden ref_tiny README order). Used by the fixture generator, `inspect`'s
  * coverage check and the converters.
  *

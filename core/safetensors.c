@@ -1,5 +1,5 @@
 /* safetensors.c: zero-copy safetensors reader (mmap or caller buffer) with the validation of
- * spec/checkpoints.md §1.5, and sharded checkpoints (model.safetensors.index.json, §2.1/§5).
+ * docs/spec/checkpoints.md §1.5, and sharded checkpoints (model.safetensors.index.json, §2.1/§5).
  * Messages carry the Python library's rule names: "<file>: InvalidOffset: tensor "x": ...". */
 #include "core/safetensors.h"
 

@@ -1,5 +1,5 @@
 /* safetensors.h: zero-copy reader (mmap) and streaming, atomic writer of the safetensors format
- * (spec/checkpoints.md §1), plus sharded checkpoints through model.safetensors.index.json.
+ * (docs/spec/checkpoints.md §1), plus sharded checkpoints through model.safetensors.index.json.
  *
  * Reader limits (enforced, each violation is DSV32_E_FORMAT with the format's rule name in the
  * message, e.g. "InvalidOffset: layers.0.attn.wo.weight"):

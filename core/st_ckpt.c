@@ -1,5 +1,5 @@
 /* st_ckpt.c: a checkpoint as one name space over several safetensors files: a single file, a
- * directory with model.safetensors.index.json (weight_map: tensor -> file, spec/checkpoints.md
+ * directory with model.safetensors.index.json (weight_map: tensor -> file, docs/spec/checkpoints.md
  * §2.1), or a directory of *.safetensors files read in sorted order (§5). */
 #include "core/safetensors.h"
 

@@ -1,4 +1,4 @@
-/* st_writer.c: streaming, atomic safetensors writer (spec/checkpoints.md §1). Tensors are
+/* st_writer.c: streaming, atomic safetensors writer (docs/spec/checkpoints.md §1). Tensors are
  * declared first; the header (compact JSON, space-padded to a multiple of 8, as the Python
  * library writes it) goes out with the first data; data is never buffered here. Output lives
  * in "<path>.tmp.<pid>" until commit renames it; any failure removes the temporary. */

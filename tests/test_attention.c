@@ -1,5 +1,5 @@
 /* test_attention.c: attention cores and mask builders against double oracles applying the
- * contract's rounding points (reference_layout.md §A.8, hf_layout.md §4.2), exactness of the
+ * contract's rounding points (docs/spec/ref_layout.md §A.8, docs/spec/hf_layout.md §4.2), exactness of the
  * sparse mask, fully masked rows, layouts, cache strides, and the CUDA twin. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "kernels/attention.h"
-#include "tests/support/k3_util.h"
+#include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
 #include "tests/support/gpu_twin.h"
 
@@ -23,10 +23,10 @@ static double rb(double x, bool r) /* contract rounding point: fp32 op result, t
 
 /* Multiples of 1/8 in [-1, 1]: bf16-exact, and every dot product of <= 64 terms is exact in
  * fp32, so the only inexact steps are the ones the contract names. */
-static void fill8(dsv32_tensor *t, k3_rng *r)
+static void fill8(dsv32_tensor *t, tu_rng *r)
 {
 	for (int64_t i = 0; i < dsv32_tensor_numel(t); i++)
-		k3_set(t, i, k3_randint(r, -8, 8) / 8.0);
+		tu_set_f32(t, i, tu_int(r, -8, 8) / 8.0);
 }
 
 static void softmax_oracle(double *a, int n, bool r)
@@ -53,16 +53,16 @@ static void prefill_oracle(const dsv32_tensor *q, const dsv32_tensor *k, const d
 				for (int t = 0; t < T; t++) {
 					double dot = 0;
 					for (int d = 0; d < DQ; d++)
-						dot += k3_get(q, ((b * S + s) * H + h) * DQ + d) *
-						       k3_get(k, ((b * T + t) * H + h) * DQ + d);
+						dot += tu_get(q, ((b * S + s) * H + h) * DQ + d) *
+						       tu_get(k, ((b * T + t) * H + h) * DQ + d);
 					double x = rb(rb(dot, r) * (double)SCALE, r);
-					a[t] = rb(x + (mask ? k3_get(mask, (b * S + s) * T + t) : 0), r);
+					a[t] = rb(x + (mask ? tu_get(mask, (b * S + s) * T + t) : 0), r);
 				}
 				softmax_oracle(a, T, r);
 				for (int d = 0; d < DV; d++) {
 					double acc = 0;
 					for (int t = 0; t < T; t++)
-						acc += a[t] * k3_get(v, ((b * T + t) * H + h) * DV + d);
+						acc += a[t] * tu_get(v, ((b * T + t) * H + h) * DV + d);
 					o[((b * S + s) * H + h) * DV + d] = rb(acc, r);
 				}
 			}
@@ -72,13 +72,13 @@ typedef struct { dsv32_tensor q, k, v, o, idx, mask; } pcase;
 
 static pcase pmake(dsv32_dtype ot, uint64_t seed, int K)
 {
-	k3_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64star(seed);
 	int64_t qs[4] = {B, S, H, DQ}, vs[4] = {B, S, H, DV}, is[3] = {B, S, K}, ms[3] = {B, S, S};
-	pcase c = {k3_host(ot, 4, qs), k3_host(ot, 4, qs), k3_host(ot, 4, vs), k3_host(ot, 4, vs),
-		   k3_host(DSV32_I64, 3, is), k3_host(ot, 3, ms)};
+	pcase c = {tu_host(ot, 4, qs), tu_host(ot, 4, qs), tu_host(ot, 4, vs), tu_host(ot, 4, vs),
+		   tu_host(DSV32_I64, 3, is), tu_host(ot, 3, ms)};
 	for (int64_t i = 0; i < dsv32_tensor_numel(&c.q); i++) { /* full bf16 mantissas */
-		k3_set(&c.q, i, (k3_uniform(&r) * 2 - 1) * 3);
-		k3_set(&c.k, i, (k3_uniform(&r) * 2 - 1) * 3);
+		tu_set_f32(&c.q, i, (tu_uniform(&r) * 2 - 1) * 3);
+		tu_set_f32(&c.k, i, (tu_uniform(&r) * 2 - 1) * 3);
 	}
 	fill8(&c.v, &r);
 	for (int row = 0; row < B * S; row++) { /* K distinct positions per row, some in the future */
@@ -86,7 +86,7 @@ static pcase pmake(dsv32_dtype ot, uint64_t seed, int K)
 		for (int t = 0; t < S; t++)
 			perm[t] = t;
 		for (int t = S - 1; t > 0; t--) {
-			int j = k3_randint(&r, 0, t), x = perm[t];
+			int j = tu_int(&r, 0, t), x = perm[t];
 			perm[t] = perm[j];
 			perm[j] = x;
 		}
@@ -120,10 +120,10 @@ static void test_attn_prefill_matches_oracle_bf16_and_f32(void **state)
 		prefill_oracle(&c.q, &c.k, &c.v, &c.mask, !f, want);
 		int exact = 0;
 		for (int i = 0; i < B * S * H * DV; i++) {
-			float got = (float)k3_get(&c.o, i);
+			float got = (float)tu_get(&c.o, i);
 			exact += f || got == (float)want[i];
 			if (!f) { /* expf vs exp and the fp32 Z may flip p's bf16 rounding: <= 2 ulps */
-				if (k3_bf16_ulps(got, (float)want[i]) > 2)
+				if (tu_bf16_ulps(got, (float)want[i]) > 2)
 					fail_msg("prefill bf16 o[%d] = %g, expected %g", i, got, want[i]);
 			} else if (fabs(got - want[i]) > 1e-6 * (1 + fabs(want[i]))) {
 				fail_msg("prefill f32 o[%d] = %.9g, expected %.9g", i, got, want[i]);
@@ -148,13 +148,13 @@ static void test_attn_sparse_mask_equals_compacted_keys(void **state)
 		for (int s = 0; s < S; s++) {
 			int sel[S], n = 0;
 			for (int t = 0; t < S; t++)
-				if (k3_get(&c.mask, (b * S + s) * S + t) == 0.0)
+				if (tu_get(&c.mask, (b * S + s) * S + t) == 0.0)
 					sel[n++] = t;
 			assert_true(n >= 1);
 			int64_t q1s[4] = {1, 1, H, DQ}, k1s[4] = {1, n, H, DQ}, v1s[4] = {1, n, H, DV},
 				o1s[4] = {1, 1, H, DV};
-			dsv32_tensor q1 = k3_host(DSV32_BF16, 4, q1s), k1 = k3_host(DSV32_BF16, 4, k1s),
-				     v1 = k3_host(DSV32_BF16, 4, v1s), o1 = k3_host(DSV32_BF16, 4, o1s);
+			dsv32_tensor q1 = tu_host(DSV32_BF16, 4, q1s), k1 = tu_host(DSV32_BF16, 4, k1s),
+				     v1 = tu_host(DSV32_BF16, 4, v1s), o1 = tu_host(DSV32_BF16, 4, o1s);
 			memcpy(q1.data, (dsv32_bf16 *)c.q.data + (b * S + s) * H * DQ, 2 * H * DQ);
 			for (int j = 0; j < n; j++) {
 				memcpy((dsv32_bf16 *)k1.data + j * H * DQ,
@@ -177,17 +177,17 @@ static void test_attn_fully_masked_rows_nan_ref_finite_hf(void **state)
 {
 	pcase c = pmake(DSV32_BF16, 30, 2);
 	for (int64_t i = 0; i < B * S * S; i++)
-		k3_set(&c.mask, i, -INFINITY);
+		tu_set_f32(&c.mask, i, -INFINITY);
 	assert_int_equal(dsv32_attn_prefill(*state, &c.o, &c.q, &c.k, &c.v, &c.mask, SCALE,
 					    DSV32_ATTN_BSHD, NULL), DSV32_OK);
 	for (int64_t i = 0; i < B * S * H * DV; i++)
-		assert_true(isnan(k3_get(&c.o, i))); /* as PyTorch: exp(-inf - -inf) */
+		assert_true(isnan(tu_get(&c.o, i))); /* as PyTorch: exp(-inf - -inf) */
 	for (int64_t i = 0; i < B * S * S; i++)
 		((dsv32_bf16 *)c.mask.data)[i] = 0xff7fu; /* finfo(bf16).min everywhere */
 	assert_int_equal(dsv32_attn_prefill(*state, &c.o, &c.q, &c.k, &c.v, &c.mask, SCALE,
 					    DSV32_ATTN_BSHD, NULL), DSV32_OK);
 	for (int64_t i = 0; i < B * S * H * DV; i++)
-		assert_true(isfinite(k3_get(&c.o, i)));
+		assert_true(isfinite(tu_get(&c.o, i)));
 	pdrop(&c);
 }
 
@@ -196,7 +196,7 @@ static void test_attn_mask_builders_exact_values(void **state)
 	pcase c = pmake(DSV32_BF16, 40, 3);
 	assert_int_equal(dsv32_attn_mask_ref(*state, &c.mask, &c.idx, 0, NULL), DSV32_OK);
 	int64_t ps[2] = {B, S};
-	dsv32_tensor pad = k3_host(DSV32_I64, 2, ps), hm = k3_host(DSV32_F32, 3, c.mask.shape);
+	dsv32_tensor pad = tu_host(DSV32_I64, 2, ps), hm = tu_host(DSV32_F32, 3, c.mask.shape);
 	for (int i = 0; i < B * S; i++)
 		((int64_t *)pad.data)[i] = !(i / S == 1 && i % S == 0); /* batch 1 pads position 0 */
 	assert_int_equal(dsv32_attn_mask_hf(*state, &hm, &c.idx, &pad, 0, NULL), DSV32_OK);
@@ -207,7 +207,7 @@ static void test_attn_mask_builders_exact_values(void **state)
 				for (int j = 0; j < 3; j++)
 					in |= ((int64_t *)c.idx.data)[(b * S + s) * 3 + j] == t;
 				bool vis = in && t <= s;
-				double m = k3_get(&c.mask, (b * S + s) * S + t);
+				double m = tu_get(&c.mask, (b * S + s) * S + t);
 				assert_true(vis ? m == 0.0 && !signbit(m) : isinf(m) && m < 0);
 				bool hv = vis && !(b == 1 && t == 0);
 				float hmv = ((float *)hm.data)[(b * S + s) * S + t];
@@ -225,8 +225,8 @@ static void test_attn_bhsd_layout_equals_bshd(void **state)
 	assert_int_equal(dsv32_attn_prefill(*state, &c.o, &c.q, &c.k, &c.v, &c.mask, SCALE,
 					    DSV32_ATTN_BSHD, NULL), DSV32_OK);
 	int64_t qs[4] = {B, H, S, DQ}, vs[4] = {B, H, S, DV};
-	dsv32_tensor q = k3_host(DSV32_BF16, 4, qs), k = k3_host(DSV32_BF16, 4, qs),
-		     v = k3_host(DSV32_BF16, 4, vs), o = k3_host(DSV32_BF16, 4, c.o.shape);
+	dsv32_tensor q = tu_host(DSV32_BF16, 4, qs), k = tu_host(DSV32_BF16, 4, qs),
+		     v = tu_host(DSV32_BF16, 4, vs), o = tu_host(DSV32_BF16, 4, c.o.shape);
 	for (int b = 0; b < B; b++)
 		for (int s = 0; s < S; s++)
 			for (int h = 0; h < H; h++) {
@@ -255,18 +255,18 @@ typedef struct { dsv32_tensor qn, qp, w, kv, pe, mask, o; } dcase;
 
 static dcase dmake(dsv32_dtype ot, uint64_t seed)
 {
-	k3_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64star(seed);
 	int64_t qn[3] = {DB, DH, DN}, qp[3] = {DB, DH, DR}, w[2] = {DH * (DN + DDV), DC},
 		kv[3] = {DB, DTC, DC}, pe[3] = {DB, DTC, DR}, m[2] = {DB, DT}, o[3] = {DB, DH, DDV};
-	dcase c = {k3_host(ot, 3, qn), k3_host(ot, 3, qp), k3_host(ot, 2, w), k3_host(ot, 3, kv),
-		   k3_host(ot, 3, pe), k3_host(ot, 2, m), k3_host(ot, 3, o)};
+	dcase c = {tu_host(ot, 3, qn), tu_host(ot, 3, qp), tu_host(ot, 2, w), tu_host(ot, 3, kv),
+		   tu_host(ot, 3, pe), tu_host(ot, 2, m), tu_host(ot, 3, o)};
 	fill8(&c.qn, &r);
 	fill8(&c.qp, &r);
 	fill8(&c.w, &r);
 	fill8(&c.kv, &r);
 	fill8(&c.pe, &r);
 	for (int i = 0; i < DB * DT; i++)
-		k3_set(&c.mask, i, i % 3 == 1 ? -INFINITY : 0.0);
+		tu_set_f32(&c.mask, i, i % 3 == 1 ? -INFINITY : 0.0);
 	return c;
 }
 
@@ -284,36 +284,36 @@ static void test_attn_decode_absorbed_matches_oracle(void **state)
 				for (int cc = 0; cc < DC; cc++) {
 					double acc = 0;
 					for (int d = 0; d < DN; d++)
-						acc += k3_get(&c.qn, (b * DH + h) * DN + d) *
-						       k3_get(&c.w, (h * (DN + DDV) + d) * DC + cc);
+						acc += tu_get(&c.qn, (b * DH + h) * DN + d) *
+						       tu_get(&c.w, (h * (DN + DDV) + d) * DC + cc);
 					qa[cc] = rb(acc, r);
 				}
 				for (int t = 0; t < DT; t++) {
 					double s1 = 0, s2 = 0;
 					for (int cc = 0; cc < DC; cc++)
-						s1 += qa[cc] * k3_get(&c.kv, (b * DTC + t) * DC + cc);
+						s1 += qa[cc] * tu_get(&c.kv, (b * DTC + t) * DC + cc);
 					for (int i = 0; i < DR; i++)
-						s2 += k3_get(&c.qp, (b * DH + h) * DR + i) *
-						      k3_get(&c.pe, (b * DTC + t) * DR + i);
+						s2 += tu_get(&c.qp, (b * DH + h) * DR + i) *
+						      tu_get(&c.pe, (b * DTC + t) * DR + i);
 					double x = rb(rb(rb(s1, r) + rb(s2, r), r) * (double)SCALE, r);
-					a[t] = rb(x + k3_get(&c.mask, b * DT + t), r);
+					a[t] = rb(x + tu_get(&c.mask, b * DT + t), r);
 				}
 				softmax_oracle(a, DT, r);
 				for (int cc = 0; cc < DC; cc++) {
 					double acc = 0;
 					for (int t = 0; t < DT; t++)
-						acc += a[t] * k3_get(&c.kv, (b * DTC + t) * DC + cc);
+						acc += a[t] * tu_get(&c.kv, (b * DTC + t) * DC + cc);
 					ol[cc] = rb(acc, r);
 				}
 				for (int d = 0; d < DDV; d++) {
 					double acc = 0;
 					for (int cc = 0; cc < DC; cc++)
-						acc += ol[cc] * k3_get(&c.w, (h * (DN + DDV) + DN + d) * DC + cc);
-					float got = (float)k3_get(&c.o, (b * DH + h) * DDV + d);
+						acc += ol[cc] * tu_get(&c.w, (h * (DN + DDV) + DN + d) * DC + cc);
+					float got = (float)tu_get(&c.o, (b * DH + h) * DDV + d);
 					double want = rb(acc, r);
 					/* bf16: p may flip by one ulp (expf, fp32 Z), then ol and o by the
 					 * propagated difference: <= 3 ulps; f32: fp32 sums, 1e-5 relative */
-					if (r ? k3_bf16_ulps(got, (float)want) > 3
+					if (r ? tu_bf16_ulps(got, (float)want) > 3
 					      : fabs(got - want) > 1e-5 * (1 + fabs(want)))
 						fail_msg("decode %s b%d h%d d%d: %.9g, expected %.9g",
 							 r ? "bf16" : "f32", b, h, d, got, want);
@@ -334,17 +334,17 @@ static void test_attn_cuda_twin(void **state)
 	assert_int_equal(dsv32_attn_mask_ref(*state, &c.mask, &c.idx, 0, NULL), DSV32_OK);
 	assert_int_equal(dsv32_attn_prefill(*state, &c.o, &c.q, &c.k, &c.v, &c.mask, SCALE,
 					    DSV32_ATTN_BSHD, NULL), DSV32_OK);
-	dsv32_tensor q = k3_to_dev(g, &c.q), k = k3_to_dev(g, &c.k), v = k3_to_dev(g, &c.v),
-		     idx = k3_to_dev(g, &c.idx), mask = k3_to_dev(g, &c.mask), o = k3_to_dev(g, &c.o);
-	dsv32_tensor hm = k3_host(DSV32_BF16, 3, c.mask.shape), ho = k3_host(DSV32_BF16, 4, c.o.shape);
+	dsv32_tensor q = tu_to_dev(g, &c.q), k = tu_to_dev(g, &c.k), v = tu_to_dev(g, &c.v),
+		     idx = tu_to_dev(g, &c.idx), mask = tu_to_dev(g, &c.mask), o = tu_to_dev(g, &c.o);
+	dsv32_tensor hm = tu_host(DSV32_BF16, 3, c.mask.shape), ho = tu_host(DSV32_BF16, 4, c.o.shape);
 	dsv32_error e;
 	assert_int_equal(dsv32_attn_mask_ref(g, &mask, &idx, 0, &e), DSV32_OK);
 	assert_int_equal(dsv32_attn_prefill(g, &o, &q, &k, &v, &mask, SCALE, DSV32_ATTN_BSHD, &e), DSV32_OK);
-	k3_from_dev(g, &hm, &mask);
-	k3_from_dev(g, &ho, &o);
+	tu_download(g, &hm, &mask);
+	tu_download(g, &ho, &o);
 	assert_memory_equal(hm.data, c.mask.data, dsv32_tensor_nbytes(&hm)); /* masks: exact */
 	for (int64_t i = 0; i < dsv32_tensor_numel(&ho); i++) /* CUDA expf vs glibc: <= 1 ulp */
-		assert_true(k3_bf16_ulps((float)k3_get(&ho, i), (float)k3_get(&c.o, i)) <= 1);
+		assert_true(tu_bf16_ulps((float)tu_get(&ho, i), (float)tu_get(&c.o, i)) <= 1);
 	dsv32_tensor *ds[] = {&q, &k, &v, &idx, &mask, &o};
 	for (int i = 0; i < 6; i++)
 		dsv32_backend_free(g, ds[i]);
@@ -353,18 +353,18 @@ static void test_attn_cuda_twin(void **state)
 	pdrop(&c);
 
 	dcase d = dmake(DSV32_BF16, 80);
-	dsv32_tensor want = k3_host(DSV32_BF16, 3, d.o.shape);
+	dsv32_tensor want = tu_host(DSV32_BF16, 3, d.o.shape);
 	assert_int_equal(dsv32_attn_decode_absorbed(*state, &want, &d.qn, &d.qp, &d.w, &d.kv, &d.pe, DT,
 						    &d.mask, SCALE, NULL), DSV32_OK);
 	dsv32_tensor dd[7];
 	dsv32_tensor *hs[] = {&d.qn, &d.qp, &d.w, &d.kv, &d.pe, &d.mask, &d.o};
 	for (int i = 0; i < 7; i++)
-		dd[i] = k3_to_dev(g, hs[i]);
+		dd[i] = tu_to_dev(g, hs[i]);
 	assert_int_equal(dsv32_attn_decode_absorbed(g, &dd[6], &dd[0], &dd[1], &dd[2], &dd[3], &dd[4], DT,
 						    &dd[5], SCALE, &e), DSV32_OK);
-	k3_from_dev(g, &d.o, &dd[6]);
+	tu_download(g, &d.o, &dd[6]);
 	for (int64_t i = 0; i < dsv32_tensor_numel(&want); i++)
-		assert_true(k3_bf16_ulps((float)k3_get(&d.o, i), (float)k3_get(&want, i)) <= 2);
+		assert_true(tu_bf16_ulps((float)tu_get(&d.o, i), (float)tu_get(&want, i)) <= 2);
 	for (int i = 0; i < 7; i++) {
 		dsv32_backend_free(g, &dd[i]);
 		dsv32_tensor_free(hs[i]);
@@ -411,19 +411,19 @@ static dsv32_status mask_run_case(dsv32_backend *be, const mask_case *mc, dsv32_
 static void twin_mask_case(dsv32_backend *cpu, dsv32_backend *dev, const mask_case *mc,
 			   uint64_t seed)
 {
-	k3_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64star(seed);
 	int64_t S_ = mc->hf || mc->past_len >= 0 ? MS : 1; /* the decode-form ref mask: S = 1 */
 	int64_t ms[3] = {MB, S_, MT}, is[3] = {MB, S_, MK}, ps[2] = {MB, MT};
 	bool has_idx = mc->idx_t != DSV32_DTYPE_COUNT, has_pad = mc->pad_t != DSV32_DTYPE_COUNT;
-	dsv32_tensor mask = k3_host(mc->mask_t, 3, ms);
-	dsv32_tensor idx = has_idx ? k3_host(mc->idx_t, 3, is) : (dsv32_tensor){0};
-	dsv32_tensor pad = has_pad ? k3_host(mc->pad_t, 2, ps) : (dsv32_tensor){0};
+	dsv32_tensor mask = tu_host(mc->mask_t, 3, ms);
+	dsv32_tensor idx = has_idx ? tu_host(mc->idx_t, 3, is) : (dsv32_tensor){0};
+	dsv32_tensor pad = has_pad ? tu_host(mc->pad_t, 2, ps) : (dsv32_tensor){0};
 	for (int64_t i = 0; i < dsv32_tensor_numel(&mask); i++)
-		k3_set(&mask, i, (k3_uniform(&r) * 2 - 1) * 100);
+		tu_set_f32(&mask, i, (tu_uniform(&r) * 2 - 1) * 100);
 	if (has_idx) { /* positions anywhere in 0..T-1, some repeated, some -1 / out of range */
 		int64_t n = MB * S_ * MK, v[MB * MS * MK];
 		for (int64_t i = 0; i < n; i++)
-			v[i] = k3_randint(&r, 0, MT - 1);
+			v[i] = tu_int(&r, 0, MT - 1);
 		v[1] = -1;
 		v[2] = MT;
 		v[3] = v[4];
@@ -472,16 +472,16 @@ static void twin_masks(dsv32_backend *cpu, dsv32_backend *dev)
 static void twin_prefill_bhsd_hf_mask(dsv32_backend *cpu, dsv32_backend *dev)
 {
 	enum { PH = 3, PT = 9, PD = 16, PV = 8 };
-	k3_rng r = {520};
+	tu_rng r = tu_rng_xorshift64star(520);
 	int64_t qs[4] = {MB, PH, MS, PD}, ks[4] = {MB, PH, PT, PD}, vs[4] = {MB, PH, PT, PV};
 	int64_t os[4] = {MB, MS, PH, PV}, ms[3] = {MB, MS, PT}, ps[2] = {MB, PT};
-	dsv32_tensor q = k3_host(DSV32_BF16, 4, qs), k = k3_host(DSV32_BF16, 4, ks);
-	dsv32_tensor v = k3_host(DSV32_BF16, 4, vs), o = k3_host(DSV32_BF16, 4, os);
-	dsv32_tensor mask = k3_host(DSV32_BF16, 3, ms), pad = k3_host(DSV32_I64, 2, ps);
+	dsv32_tensor q = tu_host(DSV32_BF16, 4, qs), k = tu_host(DSV32_BF16, 4, ks);
+	dsv32_tensor v = tu_host(DSV32_BF16, 4, vs), o = tu_host(DSV32_BF16, 4, os);
+	dsv32_tensor mask = tu_host(DSV32_BF16, 3, ms), pad = tu_host(DSV32_I64, 2, ps);
 	for (int64_t i = 0; i < dsv32_tensor_numel(&q); i++)
-		k3_set(&q, i, (k3_uniform(&r) * 2 - 1) * 3);
+		tu_set_f32(&q, i, (tu_uniform(&r) * 2 - 1) * 3);
 	for (int64_t i = 0; i < dsv32_tensor_numel(&k); i++)
-		k3_set(&k, i, (k3_uniform(&r) * 2 - 1) * 3);
+		tu_set_f32(&k, i, (tu_uniform(&r) * 2 - 1) * 3);
 	fill8(&v, &r);
 	for (int64_t i = 0; i < MB * PT; i++)
 		((int64_t *)pad.data)[i] = !(i >= PT && i < PT + 2); /* row 1: two pad slots */
@@ -500,10 +500,10 @@ static void twin_prefill_bhsd_hf_mask(dsv32_backend *cpu, dsv32_backend *dev)
 	gt_assert_bits_equal("gpu attn_mask_hf (prefill case)", &gm, &mask);
 	int64_t bad = 0;
 	for (int64_t i = 0; i < dsv32_tensor_numel(&o); i++) {
-		int64_t d = k3_bf16_ulps((float)k3_get(&go, i), (float)k3_get(&o, i));
+		int64_t d = tu_bf16_ulps((float)tu_get(&go, i), (float)tu_get(&o, i));
 		if (d > 1 && bad++ < 8)
 			print_error("gpu prefill BHSD o[%lld]: %.9g vs cpu %.9g (%lld ulps)\n",
-				    (long long)i, k3_get(&go, i), k3_get(&o, i), (long long)d);
+				    (long long)i, tu_get(&go, i), tu_get(&o, i), (long long)d);
 	}
 	if (bad)
 		fail_msg("gpu prefill BHSD: %lld elements over 1 bf16 ulp", (long long)bad);

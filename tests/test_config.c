@@ -1,4 +1,4 @@
-/* test_config.c: HF and reference config parsing, the mapping between them (checkpoints.md §4),
+/* test_config.c: HF and reference config parsing, the mapping between them (docs/spec/checkpoints.md §4),
  * writers that parse back to the same config, and validation errors that name the field. */
 #include <cjson/cJSON.h>
 #include <setjmp.h>

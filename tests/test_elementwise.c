@@ -1,6 +1,6 @@
 /* test_elementwise.c: casts, adds (plain and broadcast), scalar multiply, embedding gather and
  * column copies (kernels/elementwise.h) against double oracles; the GPU twin. */
-#include "tests/support/k2_util.h"
+#include "tests/support/test_util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,17 +14,17 @@ static void test_cast_rounds_to_nearest_even(void **state)
 {
 	dsv32_backend *be = *state;
 	int64_t s[1] = {6};
-	dsv32_tensor x = k2_host(DSV32_F32, 1, s), y = k2_host(DSV32_BF16, 1, s);
+	dsv32_tensor x = tu_host(DSV32_F32, 1, s), y = tu_host(DSV32_BF16, 1, s);
 	double in[6] = {1.0 + 0x1p-8, 1.0 + 3 * 0x1p-8, -(1.0 + 0x1p-8 + 0x1p-20), 1e39, -0.0, 0.1};
 	for (int i = 0; i < 6; i++)
-		k2_set(&x, i, in[i]);
+		tu_set(&x, i, in[i]);
 	assert_int_equal(dsv32_cast(be, &y, &x, NULL), DSV32_OK);
 	for (int i = 0; i < 6; i++)
-		assert_true(k2_ulps(DSV32_BF16, k2_get(&y, i), k2_bf16_rne((float)in[i])) == 0);
-	assert_true(k2_get(&y, 0) == 1.0);              /* tie to even (down) */
-	assert_true(k2_get(&y, 1) == 1.0 + 4 * 0x1p-8); /* tie to even (up) */
-	assert_true(isinf(k2_get(&y, 3)));
-	assert_true(signbit(k2_get(&y, 4)));
+		assert_true(tu_ulps(DSV32_BF16, tu_get(&y, i), tu_bf16_rne((float)in[i])) == 0);
+	assert_true(tu_get(&y, 0) == 1.0);              /* tie to even (down) */
+	assert_true(tu_get(&y, 1) == 1.0 + 4 * 0x1p-8); /* tie to even (up) */
+	assert_true(isinf(tu_get(&y, 3)));
+	assert_true(signbit(tu_get(&y, 4)));
 	dsv32_tensor_free(&x);
 	dsv32_tensor_free(&y);
 }
@@ -32,15 +32,15 @@ static void test_cast_rounds_to_nearest_even(void **state)
 static void test_add_and_broadcast_add_round_once(void **state)
 {
 	dsv32_backend *be = *state;
-	k2_rng r;
-	k2_rng_seed(&r, 71);
+	tu_rng r;
+	r = tu_rng_seed(71);
 	enum { Bb = 2, S = 3, H = 4, T = 5 };
 	int64_t ss[4] = {Bb, S, H, T}, sm[3] = {Bb, S, T};
-	dsv32_tensor a = k2_host(DSV32_BF16, 4, ss), m = k2_host(DSV32_BF16, 3, sm);
-	dsv32_tensor y = k2_host(DSV32_BF16, 4, ss);
-	k2_fill_normal(&a, &r, 3.0);
-	k2_fill_normal(&m, &r, 3.0);
-	k2_set(&m, 1, -INFINITY);
+	dsv32_tensor a = tu_host(DSV32_BF16, 4, ss), m = tu_host(DSV32_BF16, 3, sm);
+	dsv32_tensor y = tu_host(DSV32_BF16, 4, ss);
+	tu_fill_normal(&a, &r, 3.0);
+	tu_fill_normal(&m, &r, 3.0);
+	tu_set(&m, 1, -INFINITY);
 	/* scores [B,S,H,T] + mask[:, :, None, :] */
 	assert_int_equal(dsv32_add_bcast(be, &y, &a, &m, H, T, NULL), DSV32_OK);
 	for (int b = 0; b < Bb; b++)
@@ -48,16 +48,16 @@ static void test_add_and_broadcast_add_round_once(void **state)
 			for (int h = 0; h < H; h++)
 				for (int t = 0; t < T; t++) {
 					int64_t i = ((b * S + s) * H + h) * T + t, j = (b * S + s) * T + t;
-					double want = k2_bf16_rne((double)(float)(k2_get(&a, i) + k2_get(&m, j)));
-					assert_true(k2_ulps(DSV32_BF16, k2_get(&y, i), want) == 0);
+					double want = tu_bf16_rne((double)(float)(tu_get(&a, i) + tu_get(&m, j)));
+					assert_true(tu_ulps(DSV32_BF16, tu_get(&y, i), want) == 0);
 				}
 	/* plain add, in place */
-	dsv32_tensor c = k2_host(DSV32_BF16, 4, ss);
+	dsv32_tensor c = tu_host(DSV32_BF16, 4, ss);
 	memcpy(c.data, a.data, dsv32_tensor_nbytes(&a));
 	assert_int_equal(dsv32_add(be, &c, &c, &y, NULL), DSV32_OK);
 	for (int64_t i = 0; i < Bb * S * H * T; i++)
-		assert_true(k2_ulps(DSV32_BF16, k2_get(&c, i),
-				    k2_bf16_rne((double)(float)(k2_get(&a, i) + k2_get(&y, i)))) == 0);
+		assert_true(tu_ulps(DSV32_BF16, tu_get(&c, i),
+				    tu_bf16_rne((double)(float)(tu_get(&a, i) + tu_get(&y, i)))) == 0);
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_add_bcast(be, &y, &a, &m, 3, T, &err), DSV32_E_SHAPE);
 	dsv32_tensor_free(&a); dsv32_tensor_free(&m); dsv32_tensor_free(&y); dsv32_tensor_free(&c);
@@ -66,19 +66,19 @@ static void test_add_and_broadcast_add_round_once(void **state)
 static void test_scale_uses_fp32_scalar(void **state)
 {
 	dsv32_backend *be = *state;
-	k2_rng r;
-	k2_rng_seed(&r, 72);
+	tu_rng r;
+	r = tu_rng_seed(72);
 	int64_t s[1] = {999};
-	dsv32_tensor x = k2_host(DSV32_BF16, 1, s), y = k2_host(DSV32_BF16, 1, s);
-	k2_fill_normal(&x, &r, 5.0);
+	dsv32_tensor x = tu_host(DSV32_BF16, 1, s), y = tu_host(DSV32_BF16, 1, s);
+	tu_fill_normal(&x, &r, 5.0);
 	float c = (float)0.1352337788608801;
 	assert_int_equal(dsv32_scale(be, &y, &x, c, NULL), DSV32_OK);
 	int differ_bf16_scalar = 0;
 	for (int i = 0; i < 999; i++) {
-		double want = k2_bf16_rne((double)(float)(k2_get(&x, i) * (double)c));
-		assert_true(k2_ulps(DSV32_BF16, k2_get(&y, i), want) == 0);
+		double want = tu_bf16_rne((double)(float)(tu_get(&x, i) * (double)c));
+		assert_true(tu_ulps(DSV32_BF16, tu_get(&y, i), want) == 0);
 		/* torch 1.13's bf16 scalar (golden README P2) would differ somewhere */
-		differ_bf16_scalar += want != k2_bf16_rne(k2_get(&x, i) * k2_bf16_rne(c));
+		differ_bf16_scalar += want != tu_bf16_rne(tu_get(&x, i) * tu_bf16_rne(c));
 	}
 	assert_true(differ_bf16_scalar > 0);
 	dsv32_tensor_free(&x);
@@ -88,18 +88,18 @@ static void test_scale_uses_fp32_scalar(void **state)
 static void test_embedding_gathers_and_checks_ids(void **state)
 {
 	dsv32_backend *be = *state;
-	k2_rng r;
-	k2_rng_seed(&r, 73);
+	tu_rng r;
+	r = tu_rng_seed(73);
 	int64_t st[2] = {10, 7}, si[2] = {2, 3}, sy[3] = {2, 3, 7};
-	dsv32_tensor tab = k2_host(DSV32_BF16, 2, st), ids = k2_host(DSV32_I64, 2, si);
-	dsv32_tensor y = k2_host(DSV32_F32, 3, sy);
-	k2_fill_normal(&tab, &r, 1.0);
+	dsv32_tensor tab = tu_host(DSV32_BF16, 2, st), ids = tu_host(DSV32_I64, 2, si);
+	dsv32_tensor y = tu_host(DSV32_F32, 3, sy);
+	tu_fill_normal(&tab, &r, 1.0);
 	int64_t idv[6] = {3, 0, 9, 9, 4, 1};
 	memcpy(ids.data, idv, sizeof idv);
 	assert_int_equal(dsv32_embedding(be, &y, &tab, &ids, NULL), DSV32_OK);
 	for (int n = 0; n < 6; n++)
 		for (int j = 0; j < 7; j++)
-			assert_true(k2_get(&y, n * 7 + j) == k2_get(&tab, idv[n] * 7 + j));
+			assert_true(tu_get(&y, n * 7 + j) == tu_get(&tab, idv[n] * 7 + j));
 	((int64_t *)ids.data)[4] = 10;
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_embedding(be, &y, &tab, &ids, &err), DSV32_E_USAGE);
@@ -110,17 +110,17 @@ static void test_embedding_gathers_and_checks_ids(void **state)
 static void test_copy_cols_slice_put_back_and_concat(void **state)
 {
 	dsv32_backend *be = *state;
-	k2_rng r;
-	k2_rng_seed(&r, 74);
+	tu_rng r;
+	r = tu_rng_seed(74);
 	int64_t sx[3] = {2, 3, 576}, sl[3] = {2, 3, 64}, sk[3] = {2, 3, 512};
-	dsv32_tensor x = k2_host(DSV32_BF16, 3, sx), pe = k2_host(DSV32_BF16, 3, sl);
-	dsv32_tensor kv = k2_host(DSV32_BF16, 3, sk), back = k2_host(DSV32_BF16, 3, sx);
-	k2_fill_normal(&x, &r, 1.0);
+	dsv32_tensor x = tu_host(DSV32_BF16, 3, sx), pe = tu_host(DSV32_BF16, 3, sl);
+	dsv32_tensor kv = tu_host(DSV32_BF16, 3, sk), back = tu_host(DSV32_BF16, 3, sx);
+	tu_fill_normal(&x, &r, 1.0);
 	assert_int_equal(dsv32_copy_cols(be, &pe, &x, 512, 0, 64, NULL), DSV32_OK);
 	assert_int_equal(dsv32_copy_cols(be, &kv, &x, 0, 0, 512, NULL), DSV32_OK);
 	for (int row = 0; row < 6; row++)
 		for (int j = 0; j < 64; j++)
-			assert_true(k2_get(&pe, row * 64 + j) == k2_get(&x, row * 576 + 512 + j));
+			assert_true(tu_get(&pe, row * 64 + j) == tu_get(&x, row * 576 + 512 + j));
 	assert_int_equal(dsv32_concat_cols(be, &back, &kv, &pe, NULL), DSV32_OK);
 	assert_memory_equal(back.data, x.data, dsv32_tensor_nbytes(&x));
 	dsv32_error err = {0};
@@ -135,20 +135,20 @@ static void test_elementwise_gpu_matches_cpu(void **state)
 	dsv32_backend *gpu = gt_dev_backend_or_null();
 	if (!gpu)
 		skip();
-	k2_rng r;
-	k2_rng_seed(&r, 75);
+	tu_rng r;
+	r = tu_rng_seed(75);
 	int64_t s[2] = {37, 41};
-	dsv32_tensor a = k2_host(DSV32_BF16, 2, s), b = k2_host(DSV32_F32, 2, s);
-	dsv32_tensor y = k2_host(DSV32_BF16, 2, s), z = k2_host(DSV32_F16, 2, s);
-	k2_fill_normal(&a, &r, 3.0);
-	k2_fill_normal(&b, &r, 3.0);
+	dsv32_tensor a = tu_host(DSV32_BF16, 2, s), b = tu_host(DSV32_F32, 2, s);
+	dsv32_tensor y = tu_host(DSV32_BF16, 2, s), z = tu_host(DSV32_F16, 2, s);
+	tu_fill_normal(&a, &r, 3.0);
+	tu_fill_normal(&b, &r, 3.0);
 	assert_int_equal(dsv32_add(*state, &y, &a, &b, NULL), DSV32_OK);
 	assert_int_equal(dsv32_cast(*state, &z, &b, NULL), DSV32_OK);
-	dsv32_tensor da = k2_to_dev(gpu, &a), db = k2_to_dev(gpu, &b), dy = k2_to_dev(gpu, &y);
-	dsv32_tensor dz = k2_to_dev(gpu, &z);
+	dsv32_tensor da = tu_to_dev(gpu, &a), db = tu_to_dev(gpu, &b), dy = tu_to_dev(gpu, &y);
+	dsv32_tensor dz = tu_to_dev(gpu, &z);
 	assert_int_equal(dsv32_add(gpu, &dy, &da, &db, NULL), DSV32_OK);
 	assert_int_equal(dsv32_cast(gpu, &dz, &db, NULL), DSV32_OK);
-	dsv32_tensor gy = k2_from_dev(gpu, &dy), gz = k2_from_dev(gpu, &dz);
+	dsv32_tensor gy = tu_from_dev(gpu, &dy), gz = tu_from_dev(gpu, &dz);
 	assert_memory_equal(gy.data, y.data, dsv32_tensor_nbytes(&y));
 	assert_memory_equal(gz.data, z.data, dsv32_tensor_nbytes(&z));
 	dsv32_backend_free(gpu, &da); dsv32_backend_free(gpu, &db); dsv32_backend_free(gpu, &dy);
@@ -167,13 +167,13 @@ static void test_elementwise_gpu_matches_cpu(void **state)
  * contract (x86 and CUDA make different default NaNs). */
 
 /* Fill with normals times scale, plus edges: 0, -0, a bf16 subnormal, a huge value, -inf. */
-static void ew_fill_edges(dsv32_tensor *t, k2_rng *r, double scale, bool neg_inf)
+static void ew_fill_edges(dsv32_tensor *t, tu_rng *r, double scale, bool neg_inf)
 {
-	k2_fill_normal(t, r, scale);
+	tu_fill_normal(t, r, scale);
 	int64_t n = dsv32_tensor_numel(t);
 	const double edge[5] = {0.0, -0.0, 3e-39, 2.5e38, -INFINITY};
 	for (int e = 0; e < (neg_inf ? 5 : 4) && e < n; e++)
-		k2_set(t, (e * 7919) % n, edge[e]);
+		tu_set(t, (e * 7919) % n, edge[e]);
 }
 
 /* y[o,m,k] = a + b[o % b_outer, k] for one dtype mix, out of place and in place. */
@@ -181,10 +181,10 @@ static void twin_add_bcast_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t 
 				int64_t mid, int64_t inner, int64_t b_outer, dsv32_dtype at,
 				dsv32_dtype bt, dsv32_dtype yt)
 {
-	k2_rng r;
-	k2_rng_seed(&r, 200 + (uint64_t)(outer * 31 + mid * 7 + inner));
+	tu_rng r;
+	r = tu_rng_seed(200 + (uint64_t)(outer * 31 + mid * 7 + inner));
 	int64_t sa[3] = {outer, mid, inner}, sb[2] = {b_outer, inner};
-	dsv32_tensor a = k2_host(at, 3, sa), b = k2_host(bt, 2, sb), y = k2_host(yt, 3, sa);
+	dsv32_tensor a = tu_host(at, 3, sa), b = tu_host(bt, 2, sb), y = tu_host(yt, 3, sa);
 	ew_fill_edges(&a, &r, 3.0, false);
 	ew_fill_edges(&b, &r, 3.0, true); /* the mask's -inf */
 	assert_int_equal(dsv32_add_bcast(cpu, &y, &a, &b, mid, inner, NULL), DSV32_OK);
@@ -223,11 +223,11 @@ static void twin_scale(dsv32_backend *cpu, dsv32_backend *dev)
 	const float cs[2] = {(float)0.1352337788608801, -3.0e-3f};
 	for (int m = 0; m < 4; m++)
 		for (int si = 0; si < 2; si++) {
-			k2_rng r;
-			k2_rng_seed(&r, 210 + (uint64_t)(m * 2 + si));
+			tu_rng r;
+			r = tu_rng_seed(210 + (uint64_t)(m * 2 + si));
 			int64_t s[1] = {sizes[si]};
 			float c = cs[(m + si) % 2];
-			dsv32_tensor x = k2_host(mix[m][0], 1, s), y = k2_host(mix[m][1], 1, s);
+			dsv32_tensor x = tu_host(mix[m][0], 1, s), y = tu_host(mix[m][1], 1, s);
 			ew_fill_edges(&x, &r, 5.0, true);
 			assert_int_equal(dsv32_scale(cpu, &y, &x, c, NULL), DSV32_OK);
 			dsv32_tensor dx = gt_to_dev(dev, &x), dy = gt_to_dev(dev, &y);
@@ -253,11 +253,11 @@ static void twin_embedding(dsv32_backend *cpu, dsv32_backend *dev)
 	enum { V = 50, Dm = 37 };
 	for (int m = 0; m < 3; m++)
 		for (int N = 1; N <= 7; N += 6) {
-			k2_rng r;
-			k2_rng_seed(&r, 220 + (uint64_t)(m * 8 + N));
+			tu_rng r;
+			r = tu_rng_seed(220 + (uint64_t)(m * 8 + N));
 			int64_t st[2] = {V, Dm}, si[1] = {N}, sy[2] = {N, Dm};
-			dsv32_tensor tab = k2_host(mix[m][0], 2, st), ids = k2_host(DSV32_I64, 1, si);
-			dsv32_tensor y = k2_host(mix[m][1], 2, sy);
+			dsv32_tensor tab = tu_host(mix[m][0], 2, st), ids = tu_host(DSV32_I64, 1, si);
+			dsv32_tensor y = tu_host(mix[m][1], 2, sy);
 			ew_fill_edges(&tab, &r, 1.0, false);
 			const int64_t idv[7] = {V - 1, 0, 17, 17, 3, V - 1, 42};
 			memcpy(ids.data, idv, sizeof(int64_t) * (size_t)N);
@@ -289,12 +289,12 @@ static void twin_copy_cols_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t 
 				int64_t dx, int64_t dy, int64_t x_off, int64_t y_off, int64_t n,
 				dsv32_dtype xt, dsv32_dtype yt)
 {
-	k2_rng r;
-	k2_rng_seed(&r, 230 + (uint64_t)(dx + dy + n));
+	tu_rng r;
+	r = tu_rng_seed(230 + (uint64_t)(dx + dy + n));
 	int64_t sx[3] = {1, rows, dx}, sy[2] = {rows, dy};
-	dsv32_tensor x = k2_host(xt, 3, sx), y = k2_host(yt, 2, sy);
+	dsv32_tensor x = tu_host(xt, 3, sx), y = tu_host(yt, 2, sy);
 	ew_fill_edges(&x, &r, 2.0, true);
-	k2_fill_normal(&y, &r, 1.0);
+	tu_fill_normal(&y, &r, 1.0);
 	dsv32_tensor dxx = gt_to_dev(dev, &x), dyy = gt_to_dev(dev, &y);
 	assert_int_equal(dsv32_copy_cols(cpu, &y, &x, x_off, y_off, n, NULL), DSV32_OK);
 	assert_int_equal(dsv32_copy_cols(dev, &dyy, &dxx, x_off, y_off, n, NULL), DSV32_OK);
@@ -313,13 +313,13 @@ static void twin_copy_cols(dsv32_backend *cpu, dsv32_backend *dev)
 	twin_copy_cols_case(cpu, dev, 5, 61, 100, 3, 37, 55, DSV32_BF16, DSV32_F32);
 	twin_copy_cols_case(cpu, dev, 1, 9, 4, 8, 3, 1, DSV32_F32, DSV32_F32); /* one element */
 	/* concat_cols: two copy_cols calls into one y */
-	k2_rng r;
-	k2_rng_seed(&r, 239);
+	tu_rng r;
+	r = tu_rng_seed(239);
 	int64_t sa[2] = {3, 29}, sb[2] = {3, 4}, sy[2] = {3, 33};
-	dsv32_tensor a = k2_host(DSV32_BF16, 2, sa), b = k2_host(DSV32_F32, 2, sb);
-	dsv32_tensor y = k2_host(DSV32_BF16, 2, sy);
-	k2_fill_normal(&a, &r, 1.0);
-	k2_fill_normal(&b, &r, 1.0);
+	dsv32_tensor a = tu_host(DSV32_BF16, 2, sa), b = tu_host(DSV32_F32, 2, sb);
+	dsv32_tensor y = tu_host(DSV32_BF16, 2, sy);
+	tu_fill_normal(&a, &r, 1.0);
+	tu_fill_normal(&b, &r, 1.0);
 	dsv32_tensor da = gt_to_dev(dev, &a), db = gt_to_dev(dev, &b), dy = gt_to_dev(dev, &y);
 	assert_int_equal(dsv32_concat_cols(cpu, &y, &a, &b, NULL), DSV32_OK);
 	assert_int_equal(dsv32_concat_cols(dev, &dy, &da, &db, NULL), DSV32_OK);
@@ -336,12 +336,12 @@ static void twin_cast(dsv32_backend *cpu, dsv32_backend *dev)
 {
 	const dsv32_dtype ts[5] = {DSV32_F32, DSV32_BF16, DSV32_F16, DSV32_F8_E4M3, DSV32_F8_E5M2};
 	enum { NC = 1001 };
-	k2_rng r;
-	k2_rng_seed(&r, 240);
+	tu_rng r;
+	r = tu_rng_seed(240);
 	int64_t s[1] = {NC};
-	dsv32_tensor src = k2_host(DSV32_F32, 1, s);
+	dsv32_tensor src = tu_host(DSV32_F32, 1, s);
 	for (int64_t i = 0; i < NC; i++) /* magnitudes 2^-30 .. 2^20: subnormal to overflowing */
-		((float *)src.data)[i] = (float)(k2_normal(&r) * ldexp(1.0, (int)(i % 51) - 30));
+		((float *)src.data)[i] = (float)(tu_normal(&r) * ldexp(1.0, (int)(i % 51) - 30));
 	const float edge[6] = {0.0f, -0.0f, INFINITY, -INFINITY, 448.0f, 57344.0f};
 	for (int e = 0; e < 6; e++)
 		((float *)src.data)[e * 101] = edge[e];
@@ -351,7 +351,7 @@ static void twin_cast(dsv32_backend *cpu, dsv32_backend *dev)
 		assert_int_equal(dsv32_cast(cpu, &x, &src, NULL), DSV32_OK); /* inputs of dtype a */
 		dsv32_tensor dx = gt_to_dev(dev, &x);
 		for (int b = 0; b < 5; b++) {
-			dsv32_tensor y = k2_host(ts[b], 1, s);
+			dsv32_tensor y = tu_host(ts[b], 1, s);
 			dsv32_tensor dy = gt_to_dev(dev, &y);
 			assert_int_equal(dsv32_cast(cpu, &y, &x, NULL), DSV32_OK);
 			assert_int_equal(dsv32_cast(dev, &dy, &dx, NULL), DSV32_OK);

@@ -253,7 +253,7 @@ static void vec(tally *t, int64_t n, int bytes_per)
 	t->bytes += (uint64_t)n * (uint64_t)bytes_per;
 }
 
-/* One decoder layer of the published architecture (checkpoints.md §2), written from the
+/* One decoder layer of the published architecture (docs/spec/checkpoints.md §2), written from the
  * model's structure, not from core/hf_names.c. */
 static void layer(tally *t, bool moe)
 {
@@ -296,7 +296,7 @@ static void test_v32_preset_is_the_671b_config(void **state)
 	dsv32_config c;
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_config_from_hf_json(&c, json, "v3.2", &err), DSV32_OK);
-	/* config_671B_v3.2.json / DeepSeek-V3.2-Exp config.json (checkpoints.md §3, §4.1) */
+	/* config_671B_v3.2.json / DeepSeek-V3.2-Exp config.json (docs/spec/checkpoints.md §3, §4.1) */
 	assert_int_equal(c.vocab_size, 129280);
 	assert_int_equal(c.dim, 7168);
 	assert_int_equal(c.inter_dim, 18432);
@@ -346,7 +346,7 @@ static void test_v32_preset_is_the_671b_config(void **state)
 	mat(&mtp, 7168, 2 * 7168, false); /* eh_proj */
 	vec(&mtp, 7168, 4);              /* shared_head.norm */
 	mat(&mtp, 129280, 7168, false);  /* shared_head.head */
-	assert_int_equal(main.count, 90854); /* checkpoints.md §2.10 */
+	assert_int_equal(main.count, 90854); /* docs/spec/checkpoints.md §2.10 */
 	assert_int_equal(mtp.count, 1571);
 	assert_int_equal(dsv32_hf_expected_count(&c, true), main.count);
 	dsv32_hf_tensor_list l;

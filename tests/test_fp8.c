@@ -1,5 +1,5 @@
 /* test_fp8.c: the fp8 family (kernels/fp8.h) against oracles written in double from
- * reference_layout.md §B.2 / §B.5 / §B.6, independent of the kernel's inline math:
+ * docs/spec/ref_layout.md §B.2 / §B.5 / §B.6, independent of the kernel's inline math:
  *   scale:  v = fp32(amax' · fp32(1/448)) (a product of two floats is exact in double, rounded
  *           once); ue8m0: 2^ceil(log2 v) via frexp;
  *   codes:  q = fp32(x / s) (double division rounded to fp32 is the correctly rounded fp32
@@ -16,7 +16,7 @@
 
 #include "kernels/fp8.h"
 #include "kernels/gemm.h"
-#include "tests/support/k1_util.h"
+#include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
 
 static const float INV448 = 0x1.24924ap-9f; /* fp32(1/448), §B.8: 0x3b124925 */
@@ -69,11 +69,11 @@ typedef struct {
 /* Rows of mixed magnitudes with edge rows: all zero, a spike, -0, tiny, near 448·2^k. */
 static qcase make_qcase(dsv32_dtype t, int64_t rows, int64_t K, uint64_t seed)
 {
-	k1_rng r = {seed};
-	qcase c = {rows, K, k1_host(t, 2, rows, K)};
+	tu_rng r = tu_rng_xorshift64(seed);
+	qcase c = {rows, K, tu_hostv(t, 2, rows, K)};
 	for (int64_t i = 0; i < rows; i++)
 		for (int64_t j = 0; j < K; j++) {
-			double v = (k1_uniform(&r) * 2 - 1) * ldexp(1.0, k1_int(&r, -6, 6));
+			double v = (tu_uniform(&r) * 2 - 1) * ldexp(1.0, tu_int(&r, -6, 6));
 			switch (i % 6) {
 			case 1: v = 0.0; break;                                  /* amax clamp */
 			case 2: v = (j == 5) ? 3e4 : v * 1e-3; break;            /* spike */
@@ -81,7 +81,7 @@ static qcase make_qcase(dsv32_dtype t, int64_t rows, int64_t K, uint64_t seed)
 			case 4: v = (j == 0) ? 448.0 * 4 : v; break;            /* amax 448·2^2 */
 			default: break;
 			}
-			k1_set(&c.x, i * K + j, v);
+			tu_set_f32(&c.x, i * K + j, v);
 		}
 	return c;
 }
@@ -90,19 +90,19 @@ static qcase make_qcase(dsv32_dtype t, int64_t rows, int64_t K, uint64_t seed)
 static void check_act_quant(dsv32_backend *be, const dsv32_tensor *x, bool ue8m0)
 {
 	int64_t rows = x->shape[0], K = x->shape[1], nb = K / 128;
-	dsv32_tensor y8 = k1_host(DSV32_F8_E4M3, 2, rows, K), s = k1_host(DSV32_F32, 2, rows, nb);
-	dsv32_tensor dx = k1_dev(be, x), dy = k1_dev(be, &y8), ds = k1_dev(be, &s);
+	dsv32_tensor y8 = tu_hostv(DSV32_F8_E4M3, 2, rows, K), s = tu_hostv(DSV32_F32, 2, rows, nb);
+	dsv32_tensor dx = tu_to_dev(be, x), dy = tu_to_dev(be, &y8), ds = tu_to_dev(be, &s);
 	dsv32_error err = {0};
 	if (dsv32_act_quant(be, &dy, &ds, &dx, ue8m0, &err) != DSV32_OK)
 		fail_msg("act_quant: %s", err.what);
-	k1_back(be, &y8, &dy);
-	k1_back(be, &s, &ds);
+	tu_back(be, &y8, &dy);
+	tu_back(be, &s, &ds);
 	dsv32_backend_free(be, &dx);
 	for (int64_t i = 0; i < rows; i++)
 		for (int64_t b = 0; b < nb; b++) {
 			double amax = 0;
 			for (int j = 0; j < 128; j++)
-				amax = fmax(amax, fabs(k1_get(x, i * K + b * 128 + j)));
+				amax = fmax(amax, fabs(tu_get(x, i * K + b * 128 + j)));
 			float sw = oracle_scale(amax, ue8m0);
 			float sg = ((float *)s.data)[i * nb + b];
 			if (sg != sw)
@@ -111,13 +111,13 @@ static void check_act_quant(dsv32_backend *be, const dsv32_tensor *x, bool ue8m0
 					 (long long)i, (long long)b, sg, sw, amax);
 			for (int j = 0; j < 128; j++) {
 				int64_t idx = i * K + b * 128 + j;
-				double q = (float)(k1_get(x, idx) / (double)sw);
+				double q = (float)(tu_get(x, idx) / (double)sw);
 				int want = e4m3_nearest(q);
 				int got = ((uint8_t *)y8.data)[idx];
 				if (got != want)
 					fail_msg("act_quant code[%lld,%lld] = 0x%02x, want 0x%02x "
 						 "(x %a, s %a)", (long long)i, (long long)(b * 128 + j),
-						 got, want, k1_get(x, idx), sw);
+						 got, want, tu_get(x, idx), sw);
 			}
 		}
 	dsv32_tensor_free(&y8);
@@ -139,14 +139,14 @@ static void test_act_quant_zero_block_gets_clamped_scale(void **state)
 {
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
-	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)1, (int64_t)128);
-	dsv32_tensor y8 = k1_host(DSV32_F8_E4M3, 2, (int64_t)1, (int64_t)128);
-	dsv32_tensor s = k1_host(DSV32_F32, 2, (int64_t)1, (int64_t)1);
+	dsv32_tensor x = tu_hostv(DSV32_BF16, 2, (int64_t)1, (int64_t)128);
+	dsv32_tensor y8 = tu_hostv(DSV32_F8_E4M3, 2, (int64_t)1, (int64_t)128);
+	dsv32_tensor s = tu_hostv(DSV32_F32, 2, (int64_t)1, (int64_t)1);
 	for (int ue = 0; ue < 2; ue++) {
-		dsv32_tensor dx = k1_dev(be, &x), dy = k1_dev(be, &y8), ds = k1_dev(be, &s);
+		dsv32_tensor dx = tu_to_dev(be, &x), dy = tu_to_dev(be, &y8), ds = tu_to_dev(be, &s);
 		assert_int_equal(dsv32_act_quant(be, &dy, &ds, &dx, ue, NULL), DSV32_OK);
-		k1_back(be, &y8, &dy);
-		k1_back(be, &s, &ds);
+		tu_back(be, &y8, &dy);
+		tu_back(be, &s, &ds);
 		dsv32_backend_free(be, &dx);
 		/* 1e-4f · fp32(1/448) = 2.2321e-7 in (2^-23, 2^-22]: ue8m0 gives 2^-22 */
 		float want = ue ? 0x1p-22f : (float)((double)1e-4f * (double)INV448);
@@ -164,15 +164,15 @@ static void test_act_quant_amax_448_pow2_gives_exact_scale(void **state)
 {
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
-	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)6, (int64_t)128);
+	dsv32_tensor x = tu_hostv(DSV32_BF16, 2, (int64_t)6, (int64_t)128);
 	for (int k = -3; k <= 2; k++)
-		k1_set(&x, (k + 3) * 128 + 7, -448.0 * ldexp(1.0, k));
-	dsv32_tensor y8 = k1_host(DSV32_F8_E4M3, 2, (int64_t)6, (int64_t)128);
-	dsv32_tensor s = k1_host(DSV32_F32, 2, (int64_t)6, (int64_t)1);
-	dsv32_tensor dx = k1_dev(be, &x), dy = k1_dev(be, &y8), ds = k1_dev(be, &s);
+		tu_set_f32(&x, (k + 3) * 128 + 7, -448.0 * ldexp(1.0, k));
+	dsv32_tensor y8 = tu_hostv(DSV32_F8_E4M3, 2, (int64_t)6, (int64_t)128);
+	dsv32_tensor s = tu_hostv(DSV32_F32, 2, (int64_t)6, (int64_t)1);
+	dsv32_tensor dx = tu_to_dev(be, &x), dy = tu_to_dev(be, &y8), ds = tu_to_dev(be, &s);
 	assert_int_equal(dsv32_act_quant(be, &dy, &ds, &dx, true, NULL), DSV32_OK);
-	k1_back(be, &y8, &dy);
-	k1_back(be, &s, &ds);
+	tu_back(be, &y8, &dy);
+	tu_back(be, &s, &ds);
 	dsv32_backend_free(be, &dx);
 	for (int k = -3; k <= 2; k++) {
 		assert_true(((float *)s.data)[k + 3] == (float)ldexp(1.0, k));
@@ -204,15 +204,15 @@ static void test_fp8_roundtrip_is_dequantized_codes(void **state)
 		dsv32_dtype yt = (t & 2) ? DSV32_F32 : DSV32_BF16;
 		bool ue8m0 = t != 3;
 		qcase c = make_qcase(xt, 7, 512, 40 + t);
-		dsv32_tensor y = k1_host(yt, 2, c.rows, c.K);
-		dsv32_tensor dx = k1_dev(be, &c.x), dy = k1_dev(be, &y);
+		dsv32_tensor y = tu_hostv(yt, 2, c.rows, c.K);
+		dsv32_tensor dx = tu_to_dev(be, &c.x), dy = tu_to_dev(be, &y);
 		assert_int_equal(dsv32_fp8_roundtrip(be, &dy, &dx, ue8m0, NULL), DSV32_OK);
-		k1_back(be, &y, &dy);
+		tu_back(be, &y, &dy);
 		/* in place on a copy gives the same bits when dtypes agree */
-		dsv32_tensor inplace = k1_host(xt, 2, c.rows, c.K);
+		dsv32_tensor inplace = tu_hostv(xt, 2, c.rows, c.K);
 		if (xt == yt) {
 			assert_int_equal(dsv32_fp8_roundtrip(be, &dx, &dx, ue8m0, NULL), DSV32_OK);
-			k1_back(be, &inplace, &dx);
+			tu_back(be, &inplace, &dx);
 			assert_memory_equal(inplace.data, y.data, dsv32_tensor_nbytes(&y));
 		} else {
 			dsv32_backend_free(be, &dx);
@@ -221,17 +221,17 @@ static void test_fp8_roundtrip_is_dequantized_codes(void **state)
 			for (int64_t b = 0; b < c.K / 128; b++) {
 				double amax = 0;
 				for (int j = 0; j < 128; j++)
-					amax = fmax(amax, fabs(k1_get(&c.x, i * c.K + b * 128 + j)));
+					amax = fmax(amax, fabs(tu_get(&c.x, i * c.K + b * 128 + j)));
 				float s = oracle_scale(amax, ue8m0);
 				for (int j = 0; j < 128; j++) {
 					int64_t idx = i * c.K + b * 128 + j;
-					double q = (float)(k1_get(&c.x, idx) / (double)s);
+					double q = (float)(tu_get(&c.x, idx) / (double)s);
 					double v = (float)(e4m3_value(e4m3_nearest(q)) * s);
-					double want = yt == DSV32_BF16 ? k1_round_bf16(v) : v;
-					if (k1_get(&y, idx) != want)
+					double want = yt == DSV32_BF16 ? tu_bf16_rne(v) : v;
+					if (tu_get(&y, idx) != want)
 						fail_msg("roundtrip %s->%s ue8m0=%d [%lld] = %a, want %a",
 							 dsv32_dtype_name(xt), dsv32_dtype_name(yt),
-							 ue8m0, (long long)idx, k1_get(&y, idx), want);
+							 ue8m0, (long long)idx, tu_get(&y, idx), want);
 				}
 			}
 		dsv32_tensor_free(&c.x);
@@ -241,25 +241,25 @@ static void test_fp8_roundtrip_is_dequantized_codes(void **state)
 }
 
 /* Random e4m3 codes (no NaN) and scales; pow2 = power-of-two scales in [2^-2, 2^2]. */
-static void fill_codes(dsv32_tensor *t, k1_rng *r, bool small_ints)
+static void fill_codes(dsv32_tensor *t, tu_rng *r, bool small_ints)
 {
 	uint8_t *p = t->data;
 	for (int64_t i = 0; i < dsv32_tensor_numel(t); i++) {
 		if (small_ints)
-			p[i] = dsv32_f32_to_e4m3((float)k1_int(r, -8, 8));
+			p[i] = dsv32_f32_to_e4m3((float)tu_int(r, -8, 8));
 		else
 			do
-				p[i] = (uint8_t)k1_int(r, 0, 255);
+				p[i] = (uint8_t)tu_int(r, 0, 255);
 			while ((p[i] & 0x7f) == 0x7f);
 	}
 }
 
-static void fill_scales(dsv32_tensor *t, k1_rng *r, bool pow2)
+static void fill_scales(dsv32_tensor *t, tu_rng *r, bool pow2)
 {
 	for (int64_t i = 0; i < dsv32_tensor_numel(t); i++)
-		((float *)t->data)[i] = pow2 ? (float)ldexp(1.0, k1_int(r, -2, 2))
-					     : (float)(ldexp(1.0, k1_int(r, -12, -6)) *
-						       (1 + k1_uniform(r)));
+		((float *)t->data)[i] = pow2 ? (float)ldexp(1.0, tu_int(r, -2, 2))
+					     : (float)(ldexp(1.0, tu_int(r, -12, -6)) *
+						       (1 + tu_uniform(r)));
 }
 
 static void test_weight_dequant_is_exact_with_pow2_scales(void **state)
@@ -267,23 +267,23 @@ static void test_weight_dequant_is_exact_with_pow2_scales(void **state)
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	const int64_t N = 200, K = 300; /* partial blocks on both axes */
-	k1_rng r = {3};
-	dsv32_tensor w8 = k1_host(DSV32_F8_E4M3, 2, N, K);
-	dsv32_tensor sc = k1_host(DSV32_F32, 2, (int64_t)2, (int64_t)3);
+	tu_rng r = tu_rng_xorshift64(3);
+	dsv32_tensor w8 = tu_hostv(DSV32_F8_E4M3, 2, N, K);
+	dsv32_tensor sc = tu_hostv(DSV32_F32, 2, (int64_t)2, (int64_t)3);
 	fill_codes(&w8, &r, false);
 	fill_scales(&sc, &r, true);
 	for (int t = 0; t < 2; t++) {
-		dsv32_tensor w = k1_host(t ? DSV32_F32 : DSV32_BF16, 2, N, K);
-		dsv32_tensor dw8 = k1_dev(be, &w8), dsc = k1_dev(be, &sc), dw = k1_dev(be, &w);
+		dsv32_tensor w = tu_hostv(t ? DSV32_F32 : DSV32_BF16, 2, N, K);
+		dsv32_tensor dw8 = tu_to_dev(be, &w8), dsc = tu_to_dev(be, &sc), dw = tu_to_dev(be, &w);
 		assert_int_equal(dsv32_weight_dequant(be, &dw, &dw8, &dsc, NULL), DSV32_OK);
-		k1_back(be, &w, &dw);
+		tu_back(be, &w, &dw);
 		dsv32_backend_free(be, &dw8);
 		dsv32_backend_free(be, &dsc);
 		for (int64_t n = 0; n < N; n++)
 			for (int64_t k = 0; k < K; k++) {
 				double want = e4m3_value(((uint8_t *)w8.data)[n * K + k]) *
 					      ((float *)sc.data)[(n / 128) * 3 + k / 128];
-				assert_true(k1_get(&w, n * K + k) == want);
+				assert_true(tu_get(&w, n * K + k) == want);
 			}
 		dsv32_tensor_free(&w);
 	}
@@ -298,11 +298,11 @@ typedef struct {
 
 static gcase8 make_g8(int64_t M, int64_t N, int64_t K, uint64_t seed, bool exact)
 {
-	k1_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64(seed);
 	int64_t nkb = (K + 127) / 128;
-	gcase8 c = {M, N, K, k1_host(DSV32_F8_E4M3, 2, M, K), k1_host(DSV32_F32, 2, M, nkb),
-		    k1_host(DSV32_F8_E4M3, 2, N, K),
-		    k1_host(DSV32_F32, 2, (N + 127) / 128, nkb)};
+	gcase8 c = {M, N, K, tu_hostv(DSV32_F8_E4M3, 2, M, K), tu_hostv(DSV32_F32, 2, M, nkb),
+		    tu_hostv(DSV32_F8_E4M3, 2, N, K),
+		    tu_hostv(DSV32_F32, 2, (N + 127) / 128, nkb)};
 	fill_codes(&c.x8, &r, exact);
 	fill_codes(&c.w8, &r, exact);
 	fill_scales(&c.xs, &r, exact);
@@ -320,12 +320,12 @@ static void free_g8(gcase8 *c)
 
 static void run_fp8_gemm(dsv32_backend *be, gcase8 *c, dsv32_tensor *y)
 {
-	dsv32_tensor dx = k1_dev(be, &c->x8), dxs = k1_dev(be, &c->xs);
-	dsv32_tensor dw = k1_dev(be, &c->w8), dws = k1_dev(be, &c->ws), dy = k1_dev(be, y);
+	dsv32_tensor dx = tu_to_dev(be, &c->x8), dxs = tu_to_dev(be, &c->xs);
+	dsv32_tensor dw = tu_to_dev(be, &c->w8), dws = tu_to_dev(be, &c->ws), dy = tu_to_dev(be, y);
 	dsv32_error err = {0};
 	if (dsv32_fp8_gemm(be, &dy, &dx, &dxs, &dw, &dws, &err) != DSV32_OK)
 		fail_msg("fp8_gemm: %s", err.what);
-	k1_back(be, y, &dy);
+	tu_back(be, y, &dy);
 	dsv32_backend_free(be, &dx);
 	dsv32_backend_free(be, &dxs);
 	dsv32_backend_free(be, &dw);
@@ -339,22 +339,22 @@ static void test_fp8_gemm_equals_dequantized_gemm(void **state)
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	gcase8 c = make_g8(9, 150, 384, 21, true);
-	dsv32_tensor xd = k1_host(DSV32_F32, 2, c.M, c.K), wd = k1_host(DSV32_F32, 2, c.N, c.K);
+	dsv32_tensor xd = tu_hostv(DSV32_F32, 2, c.M, c.K), wd = tu_hostv(DSV32_F32, 2, c.N, c.K);
 	for (int64_t m = 0; m < c.M; m++)
 		for (int64_t k = 0; k < c.K; k++)
-			k1_set(&xd, m * c.K + k, e4m3_value(((uint8_t *)c.x8.data)[m * c.K + k]) *
+			tu_set_f32(&xd, m * c.K + k, e4m3_value(((uint8_t *)c.x8.data)[m * c.K + k]) *
 							((float *)c.xs.data)[m * 3 + k / 128]);
-	dsv32_tensor dwd = k1_dev(be, &wd), dw8 = k1_dev(be, &c.w8), dws = k1_dev(be, &c.ws);
+	dsv32_tensor dwd = tu_to_dev(be, &wd), dw8 = tu_to_dev(be, &c.w8), dws = tu_to_dev(be, &c.ws);
 	assert_int_equal(dsv32_weight_dequant(be, &dwd, &dw8, &dws, NULL), DSV32_OK);
 	dsv32_backend_free(be, &dw8);
 	dsv32_backend_free(be, &dws);
 	for (int t = 0; t < 2; t++) {
 		dsv32_dtype yt = t ? DSV32_F32 : DSV32_BF16;
-		dsv32_tensor y = k1_host(yt, 2, c.M, c.N), yg = k1_host(yt, 2, c.M, c.N);
+		dsv32_tensor y = tu_hostv(yt, 2, c.M, c.N), yg = tu_hostv(yt, 2, c.M, c.N);
 		run_fp8_gemm(be, &c, &y);
-		dsv32_tensor dxd = k1_dev(be, &xd), dyg = k1_dev(be, &yg);
+		dsv32_tensor dxd = tu_to_dev(be, &xd), dyg = tu_to_dev(be, &yg);
 		assert_int_equal(dsv32_gemm(be, &dyg, &dxd, &dwd, NULL), DSV32_OK);
-		k1_back(be, &yg, &dyg);
+		tu_back(be, &yg, &dyg);
 		dsv32_backend_free(be, &dxd);
 		assert_memory_equal(y.data, yg.data, dsv32_tensor_nbytes(&y));
 		dsv32_tensor_free(&y);
@@ -378,7 +378,7 @@ static void test_fp8_gemm_matches_block_formula(void **state)
 	int64_t nkb = 3;
 	for (int t = 0; t < 2; t++) {
 		dsv32_dtype yt = t ? DSV32_F32 : DSV32_BF16;
-		dsv32_tensor y = k1_host(yt, 2, c.M, c.N);
+		dsv32_tensor y = tu_hostv(yt, 2, c.M, c.N);
 		run_fp8_gemm(be, &c, &y);
 		for (int64_t m = 0; m < c.M; m++)
 			for (int64_t n = 0; n < c.N; n++) {
@@ -399,10 +399,10 @@ static void test_fp8_gemm_matches_block_formula(void **state)
 					tol += fabs(sc) * kw * 0x1p-24 * Pa + 0x1p-24 * fabs(P * sc);
 				}
 				tol += nkb * 0x1p-24 * tabs;
-				double want = yt == DSV32_BF16 ? k1_round_bf16(acc) : acc;
+				double want = yt == DSV32_BF16 ? tu_bf16_rne(acc) : acc;
 				if (yt == DSV32_BF16)
-					tol += k1_bf16_ulp(want);
-				double got = k1_get(&y, m * c.N + n);
+					tol += tu_bf16_spacing(want);
+				double got = tu_get(&y, m * c.N + n);
 				if (!(fabs(got - want) <= tol))
 					fail_msg("fp8_gemm -> %s y[%lld,%lld] = %.9g, want %.9g "
 						 "(tol %.3g)", dsv32_dtype_name(yt), (long long)m,
@@ -420,18 +420,18 @@ static void test_linear_fp8_is_act_quant_then_fp8_gemm(void **state)
 	dsv32_backend *be = *state;
 	qcase q = make_qcase(DSV32_BF16, 6, 256, 50);
 	gcase8 c = make_g8(6, 70, 256, 51, false);
-	dsv32_tensor y = k1_host(DSV32_BF16, 2, (int64_t)6, (int64_t)70);
-	dsv32_tensor y2 = k1_host(DSV32_BF16, 2, (int64_t)6, (int64_t)70);
-	dsv32_tensor dx = k1_dev(be, &q.x), dw = k1_dev(be, &c.w8), dws = k1_dev(be, &c.ws);
-	dsv32_tensor dy = k1_dev(be, &y), dx8 = k1_dev(be, &c.x8), dxs = k1_dev(be, &c.xs);
+	dsv32_tensor y = tu_hostv(DSV32_BF16, 2, (int64_t)6, (int64_t)70);
+	dsv32_tensor y2 = tu_hostv(DSV32_BF16, 2, (int64_t)6, (int64_t)70);
+	dsv32_tensor dx = tu_to_dev(be, &q.x), dw = tu_to_dev(be, &c.w8), dws = tu_to_dev(be, &c.ws);
+	dsv32_tensor dy = tu_to_dev(be, &y), dx8 = tu_to_dev(be, &c.x8), dxs = tu_to_dev(be, &c.xs);
 	dsv32_error err = {0};
 	if (dsv32_linear_fp8(be, &dy, &dx, &dw, &dws, true, &err) != DSV32_OK)
 		fail_msg("linear_fp8: %s", err.what);
-	k1_back(be, &y, &dy);
+	tu_back(be, &y, &dy);
 	assert_int_equal(dsv32_act_quant(be, &dx8, &dxs, &dx, true, NULL), DSV32_OK);
-	dsv32_tensor dy2 = k1_dev(be, &y2);
+	dsv32_tensor dy2 = tu_to_dev(be, &y2);
 	assert_int_equal(dsv32_fp8_gemm(be, &dy2, &dx8, &dxs, &dw, &dws, NULL), DSV32_OK);
-	k1_back(be, &y2, &dy2);
+	tu_back(be, &y2, &dy2);
 	assert_memory_equal(y.data, y2.data, dsv32_tensor_nbytes(&y));
 	dsv32_backend_free(be, &dx);
 	dsv32_backend_free(be, &dw);
@@ -448,18 +448,18 @@ static void test_fp8_rejects_bad_arguments(void **state)
 {
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
-	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)2, (int64_t)100);
-	dsv32_tensor y8 = k1_host(DSV32_F8_E4M3, 2, (int64_t)2, (int64_t)100);
-	dsv32_tensor s = k1_host(DSV32_F32, 2, (int64_t)2, (int64_t)1);
-	dsv32_tensor dx = k1_dev(be, &x), dy = k1_dev(be, &y8), ds = k1_dev(be, &s);
+	dsv32_tensor x = tu_hostv(DSV32_BF16, 2, (int64_t)2, (int64_t)100);
+	dsv32_tensor y8 = tu_hostv(DSV32_F8_E4M3, 2, (int64_t)2, (int64_t)100);
+	dsv32_tensor s = tu_hostv(DSV32_F32, 2, (int64_t)2, (int64_t)1);
+	dsv32_tensor dx = tu_to_dev(be, &x), dy = tu_to_dev(be, &y8), ds = tu_to_dev(be, &s);
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_act_quant(be, &dy, &ds, &dx, true, &err), DSV32_E_SHAPE);
 	assert_non_null(strstr(err.what, "100"));
 	assert_int_equal(dsv32_act_quant(be, &dx, &ds, &dx, true, &err), DSV32_E_SHAPE);
-	dsv32_tensor w8 = k1_host(DSV32_F8_E4M3, 2, (int64_t)130, (int64_t)256);
-	dsv32_tensor bad = k1_host(DSV32_F32, 2, (int64_t)1, (int64_t)2); /* want [2, 2] */
-	dsv32_tensor w = k1_host(DSV32_BF16, 2, (int64_t)130, (int64_t)256);
-	dsv32_tensor dw8 = k1_dev(be, &w8), dbad = k1_dev(be, &bad), dw = k1_dev(be, &w);
+	dsv32_tensor w8 = tu_hostv(DSV32_F8_E4M3, 2, (int64_t)130, (int64_t)256);
+	dsv32_tensor bad = tu_hostv(DSV32_F32, 2, (int64_t)1, (int64_t)2); /* want [2, 2] */
+	dsv32_tensor w = tu_hostv(DSV32_BF16, 2, (int64_t)130, (int64_t)256);
+	dsv32_tensor dw8 = tu_to_dev(be, &w8), dbad = tu_to_dev(be, &bad), dw = tu_to_dev(be, &w);
 	assert_int_equal(dsv32_weight_dequant(be, &dw, &dw8, &dbad, &err), DSV32_E_SHAPE);
 	assert_non_null(strstr(err.what, "[2, 2]"));
 	assert_int_equal(dsv32_weight_dequant(be, &dw, &dw, &dbad, &err), DSV32_E_DTYPE);

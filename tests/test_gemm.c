@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "kernels/gemm.h"
-#include "tests/support/k1_util.h"
+#include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
 
 enum { OP_NT, OP_NN, OP_NT_BATCHED, OP_NN_BATCHED };
@@ -29,12 +29,12 @@ typedef struct {
 	uint64_t seed;
 } gcase;
 
-static void fill(dsv32_tensor *t, k1_rng *r, bool ints)
+static void fill(dsv32_tensor *t, tu_rng *r, bool ints)
 {
 	int64_t n = dsv32_tensor_numel(t);
 	for (int64_t i = 0; i < n; i++)
-		k1_set(t, i, ints ? (double)k1_int(r, -8, 8) : (k1_uniform(r) * 2.0 - 1.0) *
-				    ldexp(1.0, k1_int(r, -3, 3)));
+		tu_set_f32(t, i, ints ? (double)tu_int(r, -8, 8) : (tu_uniform(r) * 2.0 - 1.0) *
+				    ldexp(1.0, tu_int(r, -3, 3)));
 }
 
 /* element (b, n, k) of w for the op's layout */
@@ -48,23 +48,23 @@ static int64_t widx(const gcase *c, int64_t b, int64_t n, int64_t k)
  * units of the budget (<= 1 passes). */
 static void run_case(dsv32_backend *be, const gcase *c)
 {
-	k1_rng r = {c->seed};
+	tu_rng r = tu_rng_xorshift64(c->seed);
 	bool batched = c->op >= OP_NT_BATCHED;
 	int64_t Bt = batched ? c->Bt : 1;
 	dsv32_tensor x, w, y;
 	if (batched) {
-		x = k1_host(c->xt, 3, Bt, c->M, c->K);
-		w = c->op == OP_NT_BATCHED ? k1_host(c->wt, 3, Bt, c->N, c->K)
-					   : k1_host(c->wt, 3, Bt, c->K, c->N);
-		y = k1_host(c->yt, 3, Bt, c->M, c->N);
+		x = tu_hostv(c->xt, 3, Bt, c->M, c->K);
+		w = c->op == OP_NT_BATCHED ? tu_hostv(c->wt, 3, Bt, c->N, c->K)
+					   : tu_hostv(c->wt, 3, Bt, c->K, c->N);
+		y = tu_hostv(c->yt, 3, Bt, c->M, c->N);
 	} else {
-		x = k1_host(c->xt, 2, c->M, c->K);
-		w = c->op == OP_NT ? k1_host(c->wt, 2, c->N, c->K) : k1_host(c->wt, 2, c->K, c->N);
-		y = k1_host(c->yt, 2, c->M, c->N);
+		x = tu_hostv(c->xt, 2, c->M, c->K);
+		w = c->op == OP_NT ? tu_hostv(c->wt, 2, c->N, c->K) : tu_hostv(c->wt, 2, c->K, c->N);
+		y = tu_hostv(c->yt, 2, c->M, c->N);
 	}
 	fill(&x, &r, c->ints);
 	fill(&w, &r, c->ints);
-	dsv32_tensor dx = k1_dev(be, &x), dw = k1_dev(be, &w), dy = k1_dev(be, &y);
+	dsv32_tensor dx = tu_to_dev(be, &x), dw = tu_to_dev(be, &w), dy = tu_to_dev(be, &y);
 	dsv32_error err = {0};
 	dsv32_status (*fn[])(dsv32_backend *, dsv32_tensor *, const dsv32_tensor *,
 			     const dsv32_tensor *, dsv32_error *) = {
@@ -72,7 +72,7 @@ static void run_case(dsv32_backend *be, const gcase *c)
 	dsv32_status rc = fn[c->op](be, &dy, &dx, &dw, &err);
 	if (rc != DSV32_OK)
 		fail_msg("%s: %s", op_name[c->op], err.what);
-	k1_back(be, &y, &dy);
+	tu_back(be, &y, &dy);
 	dsv32_backend_free(be, &dx);
 	dsv32_backend_free(be, &dw);
 	for (int64_t b = 0; b < Bt; b++)
@@ -80,17 +80,17 @@ static void run_case(dsv32_backend *be, const gcase *c)
 			for (int64_t n = 0; n < c->N; n++) {
 				double s = 0.0, sa = 0.0;
 				for (int64_t k = 0; k < c->K; k++) {
-					double p = k1_get(&x, (b * c->M + m) * c->K + k) *
-						   k1_get(&w, widx(c, b, n, k));
+					double p = tu_get(&x, (b * c->M + m) * c->K + k) *
+						   tu_get(&w, widx(c, b, n, k));
 					s += p;
 					sa += fabs(p);
 				}
 				int64_t i = (b * c->M + m) * c->N + n;
-				double got = k1_get(&y, i);
-				double want = c->yt == DSV32_BF16 ? k1_round_bf16(s) : s;
+				double got = tu_get(&y, i);
+				double want = c->yt == DSV32_BF16 ? tu_bf16_rne(s) : s;
 				double tol = c->ints ? 0.0
 					     : (double)c->K * 0x1p-24 * sa +
-						     (c->yt == DSV32_BF16 ? k1_bf16_ulp(want) : 0.0);
+						     (c->yt == DSV32_BF16 ? tu_bf16_spacing(want) : 0.0);
 				if (!(fabs(got - want) <= tol))
 					fail_msg("%s %s x %s -> %s [B%lld M%lld N%lld K%lld seed "
 						 "%llu] y[%lld,%lld,%lld] = %.9g, want %.9g (tol %.3g)",
@@ -168,21 +168,21 @@ static void test_gemm_flattens_leading_dims(void **state)
 {
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
-	k1_rng r = {5};
-	dsv32_tensor x = k1_host(DSV32_BF16, 3, (int64_t)2, (int64_t)3, (int64_t)10);
-	dsv32_tensor w = k1_host(DSV32_BF16, 2, (int64_t)4, (int64_t)10);
-	dsv32_tensor y = k1_host(DSV32_BF16, 3, (int64_t)2, (int64_t)3, (int64_t)4);
+	tu_rng r = tu_rng_xorshift64(5);
+	dsv32_tensor x = tu_hostv(DSV32_BF16, 3, (int64_t)2, (int64_t)3, (int64_t)10);
+	dsv32_tensor w = tu_hostv(DSV32_BF16, 2, (int64_t)4, (int64_t)10);
+	dsv32_tensor y = tu_hostv(DSV32_BF16, 3, (int64_t)2, (int64_t)3, (int64_t)4);
 	fill(&x, &r, true);
 	fill(&w, &r, true);
-	dsv32_tensor dx = k1_dev(be, &x), dw = k1_dev(be, &w), dy = k1_dev(be, &y);
+	dsv32_tensor dx = tu_to_dev(be, &x), dw = tu_to_dev(be, &w), dy = tu_to_dev(be, &y);
 	assert_int_equal(dsv32_gemm(be, &dy, &dx, &dw, NULL), DSV32_OK);
-	k1_back(be, &y, &dy);
+	tu_back(be, &y, &dy);
 	for (int64_t m = 0; m < 6; m++)
 		for (int64_t n = 0; n < 4; n++) {
 			double s = 0;
 			for (int64_t k = 0; k < 10; k++)
-				s += k1_get(&x, m * 10 + k) * k1_get(&w, n * 10 + k);
-			assert_true(k1_get(&y, m * 4 + n) == s);
+				s += tu_get(&x, m * 10 + k) * tu_get(&w, n * 10 + k);
+			assert_true(tu_get(&y, m * 4 + n) == s);
 		}
 	dsv32_backend_free(be, &dx);
 	dsv32_backend_free(be, &dw);
@@ -198,12 +198,12 @@ static void test_gemm_desc_strided_heads(void **state)
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
 	const int64_t S = 3, T = 5, H = 4, D = 16;
-	k1_rng r = {9};
-	dsv32_tensor q = k1_host(DSV32_BF16, 3, S, H, D), k = k1_host(DSV32_BF16, 3, T, H, D);
-	dsv32_tensor y = k1_host(DSV32_F32, 3, H, S, T);
+	tu_rng r = tu_rng_xorshift64(9);
+	dsv32_tensor q = tu_hostv(DSV32_BF16, 3, S, H, D), k = tu_hostv(DSV32_BF16, 3, T, H, D);
+	dsv32_tensor y = tu_hostv(DSV32_F32, 3, H, S, T);
 	fill(&q, &r, true);
 	fill(&k, &r, true);
-	dsv32_tensor dq = k1_dev(be, &q), dk = k1_dev(be, &k), dy = k1_dev(be, &y);
+	dsv32_tensor dq = tu_to_dev(be, &q), dk = tu_to_dev(be, &k), dy = tu_to_dev(be, &y);
 	dsv32_gemm_desc d = {.batch = H, .M = S, .N = T, .K = D, .trans_w = true,
 			     .x_dtype = DSV32_BF16, .w_dtype = DSV32_BF16, .y_dtype = DSV32_F32,
 			     .x = dq.data, .ldx = H * D, .stride_x = D,
@@ -212,15 +212,15 @@ static void test_gemm_desc_strided_heads(void **state)
 	dsv32_error err = {0};
 	if (dsv32_gemm_run(be, &d, &err) != DSV32_OK)
 		fail_msg("gemm_run: %s", err.what);
-	k1_back(be, &y, &dy);
+	tu_back(be, &y, &dy);
 	for (int64_t h = 0; h < H; h++)
 		for (int64_t s = 0; s < S; s++)
 			for (int64_t t = 0; t < T; t++) {
 				double want = 0;
 				for (int64_t j = 0; j < D; j++)
-					want += k1_get(&q, (s * H + h) * D + j) *
-						k1_get(&k, (t * H + h) * D + j);
-				assert_true(k1_get(&y, (h * S + s) * T + t) == want);
+					want += tu_get(&q, (s * H + h) * D + j) *
+						tu_get(&k, (t * H + h) * D + j);
+				assert_true(tu_get(&y, (h * S + s) * T + t) == want);
 			}
 	dsv32_backend_free(be, &dq);
 	dsv32_backend_free(be, &dk);
@@ -236,18 +236,18 @@ static void test_gemm_bf16_subnormal_input_handling(void **state)
 {
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
-	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)1, (int64_t)2);
-	dsv32_tensor w = k1_host(DSV32_BF16, 2, (int64_t)1, (int64_t)2);
-	dsv32_tensor y = k1_host(DSV32_F32, 2, (int64_t)1, (int64_t)1);
+	dsv32_tensor x = tu_hostv(DSV32_BF16, 2, (int64_t)1, (int64_t)2);
+	dsv32_tensor w = tu_hostv(DSV32_BF16, 2, (int64_t)1, (int64_t)2);
+	dsv32_tensor y = tu_hostv(DSV32_F32, 2, (int64_t)1, (int64_t)1);
 	((uint16_t *)x.data)[0] = 0x0001; /* 2^-133 */
 	((uint16_t *)w.data)[0] = 0x7f00; /* 2^127 */
-	dsv32_tensor dx = k1_dev(be, &x), dw = k1_dev(be, &w), dy = k1_dev(be, &y);
+	dsv32_tensor dx = tu_to_dev(be, &x), dw = tu_to_dev(be, &w), dy = tu_to_dev(be, &y);
 	assert_int_equal(dsv32_gemm(be, &dy, &dx, &dw, NULL), DSV32_OK);
-	k1_back(be, &y, &dy);
+	tu_back(be, &y, &dy);
 	bool flushes = be->device == DSV32_DEV_CPU && be->gemm_engine == DSV32_GEMM_HOST &&
 		       strncmp(dsv32_gemm_bf16_impl(), "onednn", 6) == 0;
 	printf("# bf16 CPU body: %s\n", dsv32_gemm_bf16_impl());
-	assert_true(k1_get(&y, 0) == (flushes ? 0.0 : 0x1p-6));
+	assert_true(tu_get(&y, 0) == (flushes ? 0.0 : 0x1p-6));
 	dsv32_backend_free(be, &dx);
 	dsv32_backend_free(be, &dw);
 	dsv32_tensor_free(&x);
@@ -259,12 +259,12 @@ static void test_gemm_rejects_bad_arguments(void **state)
 {
 	tc_skip_without_backend(state);
 	dsv32_backend *be = *state;
-	dsv32_tensor x = k1_host(DSV32_BF16, 2, (int64_t)2, (int64_t)8);
-	dsv32_tensor w = k1_host(DSV32_BF16, 2, (int64_t)3, (int64_t)7);
-	dsv32_tensor y = k1_host(DSV32_BF16, 2, (int64_t)2, (int64_t)3);
-	dsv32_tensor w8 = k1_host(DSV32_F8_E4M3, 2, (int64_t)3, (int64_t)8);
-	dsv32_tensor dx = k1_dev(be, &x), dw = k1_dev(be, &w), dy = k1_dev(be, &y);
-	dsv32_tensor dw8 = k1_dev(be, &w8);
+	dsv32_tensor x = tu_hostv(DSV32_BF16, 2, (int64_t)2, (int64_t)8);
+	dsv32_tensor w = tu_hostv(DSV32_BF16, 2, (int64_t)3, (int64_t)7);
+	dsv32_tensor y = tu_hostv(DSV32_BF16, 2, (int64_t)2, (int64_t)3);
+	dsv32_tensor w8 = tu_hostv(DSV32_F8_E4M3, 2, (int64_t)3, (int64_t)8);
+	dsv32_tensor dx = tu_to_dev(be, &x), dw = tu_to_dev(be, &w), dy = tu_to_dev(be, &y);
+	dsv32_tensor dw8 = tu_to_dev(be, &w8);
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_gemm(be, &dy, &dx, &dw, &err), DSV32_E_SHAPE);
 	assert_non_null(strstr(err.what, "[3, 7]"));
@@ -272,8 +272,8 @@ static void test_gemm_rejects_bad_arguments(void **state)
 	assert_int_equal(dsv32_gemm(be, &dx, &dx, &dw8, &err), DSV32_E_DTYPE);
 	dsv32_tensor alias = dx; /* y viewing x's storage */
 	alias.shape[1] = 3;
-	dsv32_tensor w3 = k1_host(DSV32_BF16, 2, (int64_t)3, (int64_t)8);
-	dsv32_tensor dw3 = k1_dev(be, &w3);
+	dsv32_tensor w3 = tu_hostv(DSV32_BF16, 2, (int64_t)3, (int64_t)8);
+	dsv32_tensor dw3 = tu_to_dev(be, &w3);
 	assert_int_equal(dsv32_gemm(be, &alias, &dx, &dw3, &err), DSV32_E_USAGE);
 	assert_int_equal(dsv32_gemm(be, &dy, &dx, &dw3, &err), DSV32_OK);
 	dsv32_backend_free(be, &dx);

@@ -28,7 +28,7 @@
 
 #include "kernels/fp8.h"
 #include "kernels/gemm.h"
-#include "tests/support/k1_util.h"
+#include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
 
 typedef struct {
@@ -40,7 +40,7 @@ typedef struct {
 static float w_val(const dsv32_tensor *w, const fcase *c, int64_t b, int64_t n, int64_t k)
 {
 	int64_t i = b * c->N * c->K + (c->trans ? n * c->K + k : k * c->N + n);
-	return (float)k1_get(w, i);
+	return (float)tu_get(w, i);
 }
 
 /* The written order for one output: chunks of kc, 8 lanes by fmaf, the tree, chunks added. */
@@ -59,10 +59,10 @@ static float oracle_dot(const float *x, const float *wcol, int64_t K, int64_t kc
 	return acc;
 }
 
-static void fill(dsv32_tensor *t, k1_rng *r)
+static void fill(dsv32_tensor *t, tu_rng *r)
 {
 	for (int64_t i = 0; i < dsv32_tensor_numel(t); i++)
-		k1_set(t, i, (k1_uniform(r) * 2.0 - 1.0) * ldexp(1.0, k1_int(r, -6, 6)));
+		tu_set_f32(t, i, (tu_uniform(r) * 2.0 - 1.0) * ldexp(1.0, tu_int(r, -6, 6)));
 }
 
 /* The bodies, each forced by its environment switches (gemm.h "Engines"). A switch set
@@ -124,7 +124,7 @@ static dsv32_tensor run_once(const fcase *c, const dsv32_tensor *x, const dsv32_
 	dsv32_backend *be = NULL;
 	assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL), DSV32_OK);
 	be->gemm_engine = DSV32_GEMM_FIXED;
-	dsv32_tensor y = k1_host(c->yt, 3, c->Bt, c->M, c->N);
+	dsv32_tensor y = tu_hostv(c->yt, 3, c->Bt, c->M, c->N);
 	select_body(body);
 	omp_set_num_threads(threads);
 	dsv32_error err = {0};
@@ -139,23 +139,23 @@ static dsv32_tensor run_once(const fcase *c, const dsv32_tensor *x, const dsv32_
 
 static void check_case(const fcase *c, uint64_t seed)
 {
-	k1_rng r = {seed};
-	dsv32_tensor x = k1_host(c->xt, 3, c->Bt, c->M, c->K);
-	dsv32_tensor w = c->trans ? k1_host(c->wt, 3, c->Bt, c->N, c->K)
-				  : k1_host(c->wt, 3, c->Bt, c->K, c->N);
+	tu_rng r = tu_rng_xorshift64(seed);
+	dsv32_tensor x = tu_hostv(c->xt, 3, c->Bt, c->M, c->K);
+	dsv32_tensor w = c->trans ? tu_hostv(c->wt, 3, c->Bt, c->N, c->K)
+				  : tu_hostv(c->wt, 3, c->Bt, c->K, c->N);
 	fill(&x, &r);
 	fill(&w, &r);
 	float *xr = malloc((size_t)c->K * sizeof(float)), *wc = malloc((size_t)c->K * sizeof(float));
-	dsv32_tensor want = k1_host(c->yt, 3, c->Bt, c->M, c->N);
+	dsv32_tensor want = tu_hostv(c->yt, 3, c->Bt, c->M, c->N);
 	for (int64_t b = 0; b < c->Bt; b++)
 		for (int64_t m = 0; m < c->M; m++)
 			for (int64_t n = 0; n < c->N; n++) {
 				for (int64_t k = 0; k < c->K; k++) {
-					xr[k] = (float)k1_get(&x, (b * c->M + m) * c->K + k);
+					xr[k] = (float)tu_get(&x, (b * c->M + m) * c->K + k);
 					wc[k] = w_val(&w, c, b, n, k);
 				}
 				float v = oracle_dot(xr, wc, c->K, DSV32_GEMM_FIXED_KC);
-				k1_set(&want, (b * c->M + m) * c->N + n, v); /* k1_set rounds to bf16 */
+				tu_set_f32(&want, (b * c->M + m) * c->N + n, v); /* tu_set_f32 rounds to bf16 */
 			}
 	for (int b = 0; b < NBODIES; b++)
 		for (int threads = 1; threads <= 2 && body_available(b); threads++) {
@@ -205,10 +205,10 @@ static void test_fixed_gemm_is_the_written_order_on_every_body(void **state)
 }
 
 /* Any e4m3 code but the two NaNs (0x7f, 0xff): subnormals, both zeros, every exponent. */
-static uint8_t e4m3_code(k1_rng *r)
+static uint8_t e4m3_code(tu_rng *r)
 {
 	for (;;) {
-		uint8_t c = (uint8_t)k1_int(r, 0, 255);
+		uint8_t c = (uint8_t)tu_int(r, 0, 255);
 		if ((c & 0x7f) != 0x7f)
 			return c;
 	}
@@ -219,9 +219,9 @@ static uint8_t e4m3_code(k1_rng *r)
 static void check_fp8(int64_t M, int64_t N, int64_t K, uint64_t seed)
 {
 	const int64_t nkb = (K + 127) / 128, nnb = (N + 127) / 128;
-	k1_rng r = {seed};
-	dsv32_tensor x8 = k1_host(DSV32_F8_E4M3, 2, M, K), w8 = k1_host(DSV32_F8_E4M3, 2, N, K);
-	dsv32_tensor xs = k1_host(DSV32_F32, 2, M, nkb), ws = k1_host(DSV32_F32, 2, nnb, nkb);
+	tu_rng r = tu_rng_xorshift64(seed);
+	dsv32_tensor x8 = tu_hostv(DSV32_F8_E4M3, 2, M, K), w8 = tu_hostv(DSV32_F8_E4M3, 2, N, K);
+	dsv32_tensor xs = tu_hostv(DSV32_F32, 2, M, nkb), ws = tu_hostv(DSV32_F32, 2, nnb, nkb);
 	for (int64_t i = 0; i < M * K; i++)
 		((uint8_t *)x8.data)[i] = e4m3_code(&r);
 	for (int64_t i = 0; i < N * K; i++)
@@ -250,7 +250,7 @@ static void check_fp8(int64_t M, int64_t N, int64_t K, uint64_t seed)
 		for (int threads = 1; threads <= 2 && body_available(b); threads++) {
 			dsv32_backend *be = NULL;
 			assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL), DSV32_OK);
-			dsv32_tensor y = k1_host(DSV32_F32, 2, M, N);
+			dsv32_tensor y = tu_hostv(DSV32_F32, 2, M, N);
 			select_body(b);
 			omp_set_num_threads(threads);
 			dsv32_status rc = dsv32_fp8_gemm(be, &y, &x8, &xs, &w8, &ws, NULL);
@@ -295,12 +295,12 @@ static void test_fixed_gemm_strided_operands(void **state)
 		{DSV32_BF16, DSV32_F32, DSV32_F32},
 	};
 	const int64_t B = 2, M = 11, N = 21, K = 1037, ldx = 1050, ldw = 1040, ldy = 30;
-	k1_rng r = {99};
+	tu_rng r = tu_rng_xorshift64(99);
 	for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++)
 		for (int trans = 0; trans < 2; trans++) {
 			int64_t wrows = trans ? N : K, wld = trans ? ldw : ldw + 7;
 			int64_t sx = M * ldx + 3, sw = wrows * wld + 5, sy = M * ldy + 2;
-			dsv32_tensor x = k1_host(dts[i][0], 1, B * sx), w = k1_host(dts[i][1], 1, B * sw);
+			dsv32_tensor x = tu_hostv(dts[i][0], 1, B * sx), w = tu_hostv(dts[i][1], 1, B * sw);
 			fill(&x, &r);
 			fill(&w, &r);
 			float *want = malloc((size_t)(B * M * N) * sizeof(float));
@@ -309,8 +309,8 @@ static void test_fixed_gemm_strided_operands(void **state)
 				for (int64_t m = 0; m < M; m++)
 					for (int64_t n = 0; n < N; n++) {
 						for (int64_t k = 0; k < K; k++) {
-							xr[k] = (float)k1_get(&x, b * sx + m * ldx + k);
-							wc[k] = (float)k1_get(&w, b * sw + (trans ? n * wld + k
+							xr[k] = (float)tu_get(&x, b * sx + m * ldx + k);
+							wc[k] = (float)tu_get(&w, b * sw + (trans ? n * wld + k
 												  : k * wld + n));
 						}
 						want[(b * M + m) * N + n] =
@@ -322,7 +322,7 @@ static void test_fixed_gemm_strided_operands(void **state)
 					assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL),
 							 DSV32_OK);
 					be->gemm_engine = DSV32_GEMM_FIXED;
-					dsv32_tensor y = k1_host(dts[i][2], 1, B * sy);
+					dsv32_tensor y = tu_hostv(dts[i][2], 1, B * sy);
 					dsv32_gemm_desc d = {B, M, N, K, trans == 1, dts[i][0], dts[i][1],
 							     dts[i][2], x.data, ldx, sx, w.data, wld, sw,
 							     y.data, ldy, sy};
@@ -336,7 +336,7 @@ static void test_fixed_gemm_strided_operands(void **state)
 					for (int64_t b = 0; b < B; b++)
 						for (int64_t m = 0; m < M; m++)
 							for (int64_t n = 0; n < N; n++) {
-								float got = (float)k1_get(&y, b * sy + m * ldy + n);
+								float got = (float)tu_get(&y, b * sy + m * ldy + n);
 								float v = want[(b * M + m) * N + n];
 								if (dts[i][2] == DSV32_BF16)
 									v = dsv32_bf16_to_f32(dsv32_f32_to_bf16(v));
@@ -352,7 +352,7 @@ static void test_fixed_gemm_strided_operands(void **state)
 					/* the gaps between rows and batches of y stay untouched (zero) */
 					for (int64_t e = 0; e < B * sy; e++) {
 						int64_t in = e % sy, m = in / ldy, n = in % ldy;
-						if ((m >= M || n >= N) && k1_get(&y, e) != 0.0)
+						if ((m >= M || n >= N) && tu_get(&y, e) != 0.0)
 							fail_msg("strided: y element %lld written", (long long)e);
 					}
 					dsv32_tensor_free(&y);

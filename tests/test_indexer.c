@@ -1,5 +1,5 @@
 /* test_indexer.c: dsv32_fp8_index and dsv32_index_scores_hf against double oracles from
- * reference_layout.md §B.2.3 and hf_layout.md §9 (exact on small integers), cache strides,
+ * docs/spec/ref_layout.md §B.2.3 and docs/spec/hf_layout.md §9 (exact on small integers), cache strides,
  * masks, and the CUDA twin (bit-exact: same summation order). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "kernels/indexer.h"
-#include "tests/support/k3_util.h"
+#include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
 
 enum { B = 2, S = 3, H = 4, D = 128, T = 5, TC = 9 };
@@ -21,32 +21,32 @@ typedef struct {
  * of the contract is exact, so the result must equal the double oracle bit for bit. */
 static icase make(uint64_t seed, bool ints)
 {
-	k3_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64star(seed);
 	icase c;
 	int64_t qs[4] = {B, S, H, D}, ws[3] = {B, S, H}, ks[3] = {B, TC, D}, ss[2] = {B, TC},
 		os[3] = {B, S, T};
-	c.q8 = k3_host(DSV32_F8_E4M3, 4, qs);
-	c.qb = k3_host(DSV32_BF16, 4, qs);
-	c.w = k3_host(DSV32_F32, 3, ws);
-	c.k8 = k3_host(DSV32_F8_E4M3, 3, ks);
-	c.kb = k3_host(DSV32_BF16, 3, ks);
-	c.ks = k3_host(DSV32_F32, 2, ss);
-	c.out = k3_host(DSV32_F32, 3, os);
+	c.q8 = tu_host(DSV32_F8_E4M3, 4, qs);
+	c.qb = tu_host(DSV32_BF16, 4, qs);
+	c.w = tu_host(DSV32_F32, 3, ws);
+	c.k8 = tu_host(DSV32_F8_E4M3, 3, ks);
+	c.kb = tu_host(DSV32_BF16, 3, ks);
+	c.ks = tu_host(DSV32_F32, 2, ss);
+	c.out = tu_host(DSV32_F32, 3, os);
 	for (int64_t i = 0; i < B * S * H * D; i++) {
-		double v = ints ? k3_randint(&r, -4, 4) : (k3_uniform(&r) * 2 - 1) * 300;
-		k3_set(&c.q8, i, v);
-		k3_set(&c.qb, i, ints ? v : v / 300);
+		double v = ints ? tu_int(&r, -4, 4) : (tu_uniform(&r) * 2 - 1) * 300;
+		tu_set_f32(&c.q8, i, v);
+		tu_set_f32(&c.qb, i, ints ? v : v / 300);
 	}
 	for (int64_t i = 0; i < B * TC * D; i++) {
-		double v = ints ? k3_randint(&r, -4, 4) : (k3_uniform(&r) * 2 - 1) * 300;
-		k3_set(&c.k8, i, v);
-		k3_set(&c.kb, i, ints ? v : v / 300);
+		double v = ints ? tu_int(&r, -4, 4) : (tu_uniform(&r) * 2 - 1) * 300;
+		tu_set_f32(&c.k8, i, v);
+		tu_set_f32(&c.kb, i, ints ? v : v / 300);
 	}
 	for (int64_t i = 0; i < B * S * H; i++)
-		k3_set(&c.w, i, ints ? ldexp(k3_randint(&r, -3, 3), -k3_randint(&r, 0, 4))
-				     : k3_uniform(&r) * 2 - 1);
+		tu_set_f32(&c.w, i, ints ? ldexp(tu_int(&r, -3, 3), -tu_int(&r, 0, 4))
+				     : tu_uniform(&r) * 2 - 1);
 	for (int64_t i = 0; i < B * TC; i++)
-		k3_set(&c.ks, i, ldexp(1.0, k3_randint(&r, -8, -2)));
+		tu_set_f32(&c.ks, i, ldexp(1.0, tu_int(&r, -8, -2)));
 	return c;
 }
 
@@ -64,16 +64,16 @@ static double oracle_ref(const icase *c, int b, int i, int t, double *mag)
 	for (int h = 0; h < H; h++) {
 		double dot = 0, dm = 0;
 		for (int d = 0; d < D; d++) {
-			double p = k3_get(&c->q8, ((int64_t)(b * S + i) * H + h) * D + d) *
-				   k3_get(&c->k8, ((int64_t)b * TC + t) * D + d);
+			double p = tu_get(&c->q8, ((int64_t)(b * S + i) * H + h) * D + d) *
+				   tu_get(&c->k8, ((int64_t)b * TC + t) * D + d);
 			dot += p;
 			dm += fabs(p);
 		}
-		double wv = k3_get(&c->w, (int64_t)(b * S + i) * H + h);
+		double wv = tu_get(&c->w, (int64_t)(b * S + i) * H + h);
 		acc += (dot > 0 ? dot : 0) * wv;
 		m += dm * fabs(wv);
 	}
-	double s = k3_get(&c->ks, (int64_t)b * TC + t);
+	double s = tu_get(&c->ks, (int64_t)b * TC + t);
 	*mag = m * s;
 	return acc * s;
 }
@@ -84,12 +84,12 @@ static double oracle_hf(const icase *c, double scale, int b, int i, int t, doubl
 	for (int h = 0; h < H; h++) {
 		double dot = 0, dm = 0;
 		for (int d = 0; d < D; d++) {
-			double p = k3_get(&c->qb, ((int64_t)(b * S + i) * H + h) * D + d) *
-				   k3_get(&c->kb, ((int64_t)b * TC + t) * D + d);
+			double p = tu_get(&c->qb, ((int64_t)(b * S + i) * H + h) * D + d) *
+				   tu_get(&c->kb, ((int64_t)b * TC + t) * D + d);
 			dot += p;
 			dm += fabs(p);
 		}
-		double sc = dot * scale, wv = k3_get(&c->w, (int64_t)(b * S + i) * H + h);
+		double sc = dot * scale, wv = tu_get(&c->w, (int64_t)(b * S + i) * H + h);
 		acc += wv * (sc > 0 ? sc : 0);
 		m += fabs(wv) * dm * scale;
 	}
@@ -172,7 +172,7 @@ static void test_indexer_cuda_twin_is_bit_exact(void **state)
 	if (!g)
 		skip();
 	icase c = make(6, false);
-	dsv32_tensor want = k3_host(DSV32_F32, 3, c.out.shape);
+	dsv32_tensor want = tu_host(DSV32_F32, 3, c.out.shape);
 	for (int hf = 0; hf < 2; hf++) {
 		if (hf)
 			assert_int_equal(dsv32_index_scores_hf(*state, &want, &c.qb, &c.kb, &c.w, 0.0883883476f,
@@ -180,16 +180,16 @@ static void test_indexer_cuda_twin_is_bit_exact(void **state)
 		else
 			assert_int_equal(dsv32_fp8_index(*state, &want, &c.q8, &c.w, &c.k8, &c.ks, NULL, NULL),
 					 DSV32_OK);
-		dsv32_tensor q8 = k3_to_dev(g, &c.q8), w = k3_to_dev(g, &c.w), k8 = k3_to_dev(g, &c.k8),
-			     ks = k3_to_dev(g, &c.ks), qb = k3_to_dev(g, &c.qb), kb = k3_to_dev(g, &c.kb),
-			     out = k3_to_dev(g, &c.out);
+		dsv32_tensor q8 = tu_to_dev(g, &c.q8), w = tu_to_dev(g, &c.w), k8 = tu_to_dev(g, &c.k8),
+			     ks = tu_to_dev(g, &c.ks), qb = tu_to_dev(g, &c.qb), kb = tu_to_dev(g, &c.kb),
+			     out = tu_to_dev(g, &c.out);
 		dsv32_error e;
 		if (hf)
 			assert_int_equal(dsv32_index_scores_hf(g, &out, &qb, &kb, &w, 0.0883883476f, NULL, &e),
 					 DSV32_OK);
 		else
 			assert_int_equal(dsv32_fp8_index(g, &out, &q8, &w, &k8, &ks, NULL, &e), DSV32_OK);
-		k3_from_dev(g, &c.out, &out);
+		tu_download(g, &c.out, &out);
 		assert_memory_equal(c.out.data, want.data, dsv32_tensor_nbytes(&want));
 		dsv32_tensor *ds[] = {&q8, &w, &k8, &ks, &qb, &kb, &out};
 		for (size_t i = 0; i < 7; i++)

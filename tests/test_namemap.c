@@ -1,5 +1,5 @@
 /* test_namemap.c: the HF <-> reference name map, split dims, expert owners and rank slices
- * against spec/checkpoints.md §6.3, §6.4 and §8 (expected values written from the spec). */
+ * against docs/spec/checkpoints.md §6.3, §6.4 and §8 (expected values written from the spec). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,7 @@ typedef struct {
 	int64_t layer, expert;
 } name_case;
 
-/* checkpoints.md §6.3 (full table) with §6.2's split dims and §8.3's experts. */
+/* docs/spec/checkpoints.md §6.3 (full table) with §6.2's split dims and §8.3's experts. */
 static const name_case cases[] = {
 	{"model.embed_tokens.weight", "embed.weight", DSV32_SPLIT_DIM0, -1, -1},
 	{"lm_head.weight", "head.weight", DSV32_SPLIT_DIM0, -1, -1},

@@ -1,7 +1,7 @@
-/* test_rope.c: YaRN tables (kernels/yarn.h) against reference_layout.md §A.4 / §A.8 and
- * hf_layout.md §3.1 / §4.2 values; RoPE (kernels/rope.h) against double oracles; the pairing
+/* test_rope.c: YaRN tables (kernels/yarn.h) against docs/spec/ref_layout.md §A.4 / §A.8 and
+ * docs/spec/hf_layout.md §3.1 / §4.2 values; RoPE (kernels/rope.h) against double oracles; the pairing
  * and permutation properties; the GPU twin. */
-#include "tests/support/k2_util.h"
+#include "tests/support/test_util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,7 +25,7 @@ static void test_yarn_ref_freqs_match_spec_table(void **state)
 	dsv32_yarn_params p = params_671b();
 	float f[32];
 	dsv32_yarn_ref_freqs(&p, f);
-	/* reference_layout.md §A.4, printed with 9 significant digits (round-trips fp32) */
+	/* docs/spec/ref_layout.md §A.4, printed with 9 significant digits (round-trips fp32) */
 	static const struct { int i; double v; } want[] = {
 		{0, 1.0}, {1, 0.749894202}, {2, 0.562341332}, {3, 0.421696514}, {4, 0.316227764},
 		{5, 0.237137362}, {6, 0.177827939}, {7, 0.133352146}, {8, 0.100000001},
@@ -35,7 +35,7 @@ static void test_yarn_ref_freqs_match_spec_table(void **state)
 		{20, 0.000790569407}, {21, 0.000414990413}, {22, 0.00017782794},
 		{23, 3.33380376e-05}, {31, 3.33380376e-06}};
 	for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
-		int64_t d = k2_ulps(DSV32_F32, f[want[k].i], (float)want[k].v);
+		int64_t d = tu_ulps(DSV32_F32, f[want[k].i], (float)want[k].v);
 		if (d > 0)
 			print_error("freq %d: got %.9g want %.9g (%lld ulps)\n", want[k].i, f[want[k].i],
 				    want[k].v, (long long)d);
@@ -44,7 +44,7 @@ static void test_yarn_ref_freqs_match_spec_table(void **state)
 	/* without YaRN (max_seq_len <= original) the base frequencies are kept */
 	p.max_seq_len = 4096;
 	dsv32_yarn_ref_freqs(&p, f);
-	assert_true(k2_ulps(DSV32_F32, f[31], 1.0 / pow(10000.0, 62.0 / 64)) <= 1);
+	assert_true(tu_ulps(DSV32_F32, f[31], 1.0 / pow(10000.0, 62.0 / 64)) <= 1);
 }
 
 static void test_yarn_softmax_scales(void **state)
@@ -78,8 +78,8 @@ static void test_yarn_hf_inv_freq_and_attention_factor(void **state)
 	assert_true(fabs(f[22] - 1.778e-4) < 1e-7);
 	assert_true(fabs(f[31] - 3.334e-6) < 1e-9);
 	for (int i = 0; i < 32; i++) /* same formula up to the order of fp32 steps */
-		assert_true(k2_ulps(DSV32_F32, f[i], r[i]) <= 2);
-	p.mscale_all_dim = 0; /* the trap of hf_layout.md §3.1 step 4 */
+		assert_true(tu_ulps(DSV32_F32, f[i], r[i]) <= 2);
+	p.mscale_all_dim = 0; /* the trap of docs/spec/hf_layout.md §3.1 step 4 */
 	dsv32_yarn_hf_inv_freq(&p, f, &af);
 	assert_true(fabs(af - (0.1 * log(40.0) + 1.0)) < 1e-15);
 }
@@ -98,7 +98,7 @@ static dsv32_tensor small_table(dsv32_yarn_params *p)
 	p->original_seq_len = 32;
 	p->max_seq_len = 64;
 	int64_t sh[3] = {64, 32, 2};
-	dsv32_tensor t = k2_host(DSV32_F32, 3, sh);
+	dsv32_tensor t = tu_host(DSV32_F32, 3, sh);
 	dsv32_yarn_ref_table_host(p, t.data);
 	return t;
 }
@@ -114,18 +114,18 @@ static void test_rope_ref_matches_oracle(void **state)
 	for (int t = 0; t < 64; t++)
 		for (int i = 0; i < 32; i++) {
 			double th = (double)(float)((float)t * fr[i]);
-			assert_true(k2_ulps(DSV32_F32, k2_get(&tab, (t * 32 + i) * 2), cos(th)) <= 1);
-			assert_true(k2_ulps(DSV32_F32, k2_get(&tab, (t * 32 + i) * 2 + 1), sin(th)) <= 1);
+			assert_true(tu_ulps(DSV32_F32, tu_get(&tab, (t * 32 + i) * 2), cos(th)) <= 1);
+			assert_true(tu_ulps(DSV32_F32, tu_get(&tab, (t * 32 + i) * 2 + 1), sin(th)) <= 1);
 		}
-	k2_rng r;
-	k2_rng_seed(&r, 31);
+	tu_rng r;
+	r = tu_rng_seed(31);
 	int64_t sh[4] = {B, S, H, D};
 	int64_t pos0 = 7;
 	for (int il = 0; il < 2; il++) {
-		dsv32_tensor x = k2_host(DSV32_BF16, 4, sh), y = k2_host(DSV32_BF16, 4, sh);
-		k2_fill_normal(&x, &r, 2.0);
+		dsv32_tensor x = tu_host(DSV32_BF16, 4, sh), y = tu_host(DSV32_BF16, 4, sh);
+		tu_fill_normal(&x, &r, 2.0);
 		for (int64_t i = 0; i < B * S * H * D; i++)
-			k2_set(&y, i, 1234.0); /* sentinel outside the rope columns */
+			tu_set(&y, i, 1234.0); /* sentinel outside the rope columns */
 		double *want = malloc(sizeof(double) * B * S * H * D);
 		for (int64_t i = 0; i < B * S * H * D; i++)
 			want[i] = 1234.0;
@@ -133,16 +133,16 @@ static void test_rope_ref_matches_oracle(void **state)
 			int64_t s = (row / H) % S, base = row * D + OFF;
 			for (int i = 0; i < 32; i++) {
 				int64_t a = il ? 2 * i : i, b = il ? 2 * i + 1 : i + 32;
-				double c = k2_get(&tab, ((pos0 + s) * 32 + i) * 2);
-				double sn = k2_get(&tab, ((pos0 + s) * 32 + i) * 2 + 1);
-				double re = k2_get(&x, base + a), im = k2_get(&x, base + b);
-				want[base + a] = k2_bf16_rne(re * c - im * sn);
-				want[base + b] = k2_bf16_rne(re * sn + im * c);
+				double c = tu_get(&tab, ((pos0 + s) * 32 + i) * 2);
+				double sn = tu_get(&tab, ((pos0 + s) * 32 + i) * 2 + 1);
+				double re = tu_get(&x, base + a), im = tu_get(&x, base + b);
+				want[base + a] = tu_bf16_rne(re * c - im * sn);
+				want[base + b] = tu_bf16_rne(re * sn + im * c);
 			}
 		}
 		assert_int_equal(dsv32_rope_ref(be, &y, &x, &tab, pos0, OFF, il, NULL), DSV32_OK);
 		/* fp32 products and sum before one bf16 rounding: <= 1 ulp */
-		k2_check_ulps_d(il ? "rope_ref interleaved" : "rope_ref half-split", &y, want, 1);
+		tu_check_ulps_d(il ? "rope_ref interleaved" : "rope_ref half-split", &y, want, 1);
 		free(want);
 		dsv32_tensor_free(&x);
 		dsv32_tensor_free(&y);
@@ -155,17 +155,17 @@ static void test_rope_preserves_norms_in_fp32(void **state)
 	dsv32_backend *be = *state;
 	dsv32_yarn_params p;
 	dsv32_tensor tab = small_table(&p);
-	k2_rng r;
-	k2_rng_seed(&r, 32);
+	tu_rng r;
+	r = tu_rng_seed(32);
 	int64_t sh[4] = {B, S, H, D};
-	dsv32_tensor x = k2_host(DSV32_F32, 4, sh), y = k2_host(DSV32_F32, 4, sh);
-	k2_fill_normal(&x, &r, 1.0);
+	dsv32_tensor x = tu_host(DSV32_F32, 4, sh), y = tu_host(DSV32_F32, 4, sh);
+	tu_fill_normal(&x, &r, 1.0);
 	assert_int_equal(dsv32_rope_ref(be, &y, &x, &tab, 50, OFF, true, NULL), DSV32_OK);
 	for (int64_t row = 0; row < B * S * H; row++)
 		for (int i = 0; i < 32; i++) {
 			int64_t a = row * D + OFF + 2 * i;
-			double n0 = hypot(k2_get(&x, a), k2_get(&x, a + 1));
-			double n1 = hypot(k2_get(&y, a), k2_get(&y, a + 1));
+			double n0 = hypot(tu_get(&x, a), tu_get(&x, a + 1));
+			double n1 = hypot(tu_get(&y, a), tu_get(&y, a + 1));
 			assert_true(fabs(n1 - n0) <= 4e-7 * n0 + 1e-30); /* cos²+sin² = 1 ± 2^-23 */
 		}
 	dsv32_tensor_free(&x);
@@ -178,30 +178,30 @@ static void test_rope_pairings_agree_after_permutation(void **state)
 	dsv32_backend *be = *state;
 	dsv32_yarn_params p;
 	dsv32_tensor tab = small_table(&p);
-	k2_rng r;
-	k2_rng_seed(&r, 33);
+	tu_rng r;
+	r = tu_rng_seed(33);
 	int64_t sh[4] = {B, S, H, D};
-	dsv32_tensor x = k2_host(DSV32_BF16, 4, sh), yi = k2_host(DSV32_BF16, 4, sh);
-	dsv32_tensor xp = k2_host(DSV32_BF16, 4, sh), yh = k2_host(DSV32_BF16, 4, sh);
-	dsv32_tensor yip = k2_host(DSV32_BF16, 4, sh), back = k2_host(DSV32_BF16, 4, sh);
-	k2_fill_normal(&x, &r, 1.0);
+	dsv32_tensor x = tu_host(DSV32_BF16, 4, sh), yi = tu_host(DSV32_BF16, 4, sh);
+	dsv32_tensor xp = tu_host(DSV32_BF16, 4, sh), yh = tu_host(DSV32_BF16, 4, sh);
+	dsv32_tensor yip = tu_host(DSV32_BF16, 4, sh), back = tu_host(DSV32_BF16, 4, sh);
+	tu_fill_normal(&x, &r, 1.0);
 	memcpy(xp.data, x.data, dsv32_tensor_nbytes(&x));
 	/* P = [0, 2, ..., 62, 1, 3, ..., 63]: y[j] = x[P[j]] */
 	assert_int_equal(dsv32_permute_deinterleave(be, &xp, &x, OFF, RD, false, NULL), DSV32_OK);
 	for (int64_t row = 0; row < B * S * H; row++)
 		for (int j = 0; j < RD; j++) {
 			int pj = j < 32 ? 2 * j : 2 * (j - 32) + 1;
-			assert_true(k2_get(&xp, row * D + OFF + j) == k2_get(&x, row * D + OFF + pj));
+			assert_true(tu_get(&xp, row * D + OFF + j) == tu_get(&x, row * D + OFF + pj));
 		}
 	assert_int_equal(dsv32_rope_ref(be, &yi, &x, &tab, 3, OFF, true, NULL), DSV32_OK);
 	assert_int_equal(dsv32_rope_ref(be, &yh, &xp, &tab, 3, OFF, false, NULL), DSV32_OK);
 	memcpy(yip.data, yi.data, dsv32_tensor_nbytes(&yi));
 	assert_int_equal(dsv32_permute_deinterleave(be, &yip, &yi, OFF, RD, false, NULL), DSV32_OK);
-	k2_check_ulps("interleaved then P == P then half-split", &yip, &yh, 0);
+	tu_check_ulps("interleaved then P == P then half-split", &yip, &yh, 0);
 	/* the inverse restores the reference order, bit for bit, also in place */
 	memcpy(back.data, yh.data, dsv32_tensor_nbytes(&yh));
 	assert_int_equal(dsv32_permute_deinterleave(be, &back, &back, OFF, RD, true, NULL), DSV32_OK);
-	k2_check_ulps("inverse permutation", &back, &yi, 0);
+	tu_check_ulps("inverse permutation", &back, &yi, 0);
 	dsv32_tensor_free(&x); dsv32_tensor_free(&yi); dsv32_tensor_free(&xp);
 	dsv32_tensor_free(&yh); dsv32_tensor_free(&yip); dsv32_tensor_free(&back);
 	dsv32_tensor_free(&tab);
@@ -218,29 +218,29 @@ static void test_rope_hf_rounds_each_op(void **state)
 	for (int i = 0; i < B * S; i++)
 		pos[i] = 100 + 37 * i;
 	int64_t cs[3] = {B, S, RD};
-	dsv32_tensor c = k2_host(DSV32_BF16, 3, cs), sn = k2_host(DSV32_BF16, 3, cs);
+	dsv32_tensor c = tu_host(DSV32_BF16, 3, cs), sn = tu_host(DSV32_BF16, 3, cs);
 	assert_int_equal(dsv32_yarn_hf_cos_sin(be, &c, &sn, inv, af, pos, B, S, NULL), DSV32_OK);
 	for (int64_t i = 0; i < B * S; i++)
 		for (int j = 0; j < RD; j++) {
 			double th = (double)(float)((float)pos[i] * inv[j % 32]);
 			/* bf16 of fp32 cosf: <= 1 bf16 ulp from the double value rounded once */
-			assert_true(k2_ulps(DSV32_BF16, k2_get(&c, i * RD + j), k2_bf16_rne(cos(th))) <= 1);
-			assert_true(k2_ulps(DSV32_BF16, k2_get(&sn, i * RD + j), k2_bf16_rne(sin(th))) <= 1);
+			assert_true(tu_ulps(DSV32_BF16, tu_get(&c, i * RD + j), tu_bf16_rne(cos(th))) <= 1);
+			assert_true(tu_ulps(DSV32_BF16, tu_get(&sn, i * RD + j), tu_bf16_rne(sin(th))) <= 1);
 		}
-	k2_rng r;
-	k2_rng_seed(&r, 34);
+	tu_rng r;
+	r = tu_rng_seed(34);
 	int64_t sh[4] = {B, S, H, D};
-	dsv32_tensor x = k2_host(DSV32_BF16, 4, sh), y = k2_host(DSV32_BF16, 4, sh);
-	k2_fill_normal(&x, &r, 1.0);
+	dsv32_tensor x = tu_host(DSV32_BF16, 4, sh), y = tu_host(DSV32_BF16, 4, sh);
+	tu_fill_normal(&x, &r, 1.0);
 	double *want = malloc(sizeof(double) * B * S * H * D);
 	for (int64_t row = 0; row < B * S * H; row++) {
 		int64_t b = row / (S * H), s = (row / H) % S, base = row * D + OFF;
 		for (int j = 0; j < RD; j++) {
-			double xv = k2_get(&x, base + j);
-			double rot = j < 32 ? -k2_get(&x, base + j + 32) : k2_get(&x, base + j - 32);
-			double cv = k2_get(&c, (b * S + s) * RD + j), sv = k2_get(&sn, (b * S + s) * RD + j);
-			double a1 = k2_bf16_rne(xv * cv), a2 = k2_bf16_rne(rot * sv);
-			want[base + j] = k2_bf16_rne((double)(float)(a1 + a2));
+			double xv = tu_get(&x, base + j);
+			double rot = j < 32 ? -tu_get(&x, base + j + 32) : tu_get(&x, base + j - 32);
+			double cv = tu_get(&c, (b * S + s) * RD + j), sv = tu_get(&sn, (b * S + s) * RD + j);
+			double a1 = tu_bf16_rne(xv * cv), a2 = tu_bf16_rne(rot * sv);
+			want[base + j] = tu_bf16_rne((double)(float)(a1 + a2));
 		}
 	}
 	assert_int_equal(dsv32_rope_hf(be, &y, &x, &c, &sn, OFF, NULL), DSV32_OK);
@@ -248,9 +248,9 @@ static void test_rope_hf_rounds_each_op(void **state)
 	int64_t n = 0;
 	for (int64_t row = 0; row < B * S * H; row++)
 		for (int j = 0; j < RD; j++, n++)
-			if (k2_get(&y, row * D + OFF + j) != want[row * D + OFF + j])
+			if (tu_get(&y, row * D + OFF + j) != want[row * D + OFF + j])
 				fail_msg("rope_hf row %lld ch %d: got %g want %g", (long long)row, j,
-					 k2_get(&y, row * D + OFF + j), want[row * D + OFF + j]);
+					 tu_get(&y, row * D + OFF + j), want[row * D + OFF + j]);
 	assert_int_equal(n, B * S * H * RD);
 	free(want);
 	dsv32_tensor_free(&x); dsv32_tensor_free(&y); dsv32_tensor_free(&c); dsv32_tensor_free(&sn);
@@ -262,7 +262,7 @@ static void test_rope_rejects_bad_layout(void **state)
 	dsv32_yarn_params p;
 	dsv32_tensor tab = small_table(&p);
 	int64_t sh[4] = {B, S, H, D};
-	dsv32_tensor x = k2_host(DSV32_BF16, 4, sh);
+	dsv32_tensor x = tu_host(DSV32_BF16, 4, sh);
 	dsv32_error err = {0};
 	assert_int_equal(dsv32_rope_ref(be, &x, &x, &tab, 0, 20, true, &err), DSV32_E_SHAPE);
 	assert_int_equal(dsv32_rope_ref(be, &x, &x, &tab, 60, 0, true, &err), DSV32_E_SHAPE);
@@ -277,19 +277,19 @@ static void test_rope_gpu_is_bit_identical(void **state)
 		skip();
 	dsv32_yarn_params p;
 	dsv32_tensor tab = small_table(&p);
-	k2_rng r;
-	k2_rng_seed(&r, 35);
+	tu_rng r;
+	r = tu_rng_seed(35);
 	int64_t sh[4] = {B, S, H, D};
-	dsv32_tensor x = k2_host(DSV32_BF16, 4, sh), y = k2_host(DSV32_BF16, 4, sh);
-	k2_fill_normal(&x, &r, 1.0);
+	dsv32_tensor x = tu_host(DSV32_BF16, 4, sh), y = tu_host(DSV32_BF16, 4, sh);
+	tu_fill_normal(&x, &r, 1.0);
 	/* the device side runs in place: columns outside the rope part keep x's values there, so
 	 * the CPU side's y starts as x too (a fresh y would hold zeros in those columns) */
 	memcpy(y.data, x.data, dsv32_tensor_nbytes(&x));
 	assert_int_equal(dsv32_rope_ref(*state, &y, &x, &tab, 2, OFF, true, NULL), DSV32_OK);
-	dsv32_tensor dx = k2_to_dev(gpu, &x), dt = k2_to_dev(gpu, &tab);
+	dsv32_tensor dx = tu_to_dev(gpu, &x), dt = tu_to_dev(gpu, &tab);
 	assert_int_equal(dsv32_rope_ref(gpu, &dx, &dx, &dt, 2, OFF, true, NULL), DSV32_OK);
-	dsv32_tensor g = k2_from_dev(gpu, &dx);
-	k2_check_ulps("gpu rope_ref", &g, &y, 0); /* same per-row function */
+	dsv32_tensor g = tu_from_dev(gpu, &dx);
+	tu_check_ulps("gpu rope_ref", &g, &y, 0); /* same per-row function */
 	dsv32_backend_free(gpu, &dx);
 	dsv32_backend_free(gpu, &dt);
 	dsv32_backend_destroy(gpu);
@@ -334,13 +334,13 @@ static void twin_rope_case(const char *what, dsv32_backend *cpu, dsv32_backend *
 			   dsv32_dtype yt, bool in_place, const dsv32_tensor *aux1,
 			   const dsv32_tensor *aux2, int mode, uint64_t seed)
 {
-	k2_rng r;
-	k2_rng_seed(&r, seed);
-	dsv32_tensor x = k2_host(xt, ndim, shape), y = k2_host(yt, ndim, shape);
-	k2_fill_normal(&x, &r, 2.0);
-	k2_fill_normal(&y, &r, 1.0);
-	k2_set(&x, 0, -0.0);
-	k2_set(&x, 1, 3e-39);
+	tu_rng r;
+	r = tu_rng_seed(seed);
+	dsv32_tensor x = tu_host(xt, ndim, shape), y = tu_host(yt, ndim, shape);
+	tu_fill_normal(&x, &r, 2.0);
+	tu_fill_normal(&y, &r, 1.0);
+	tu_set(&x, 0, -0.0);
+	tu_set(&x, 1, 3e-39);
 	dsv32_tensor dx = gt_to_dev(dev, &x), dy = gt_to_dev(dev, &y);
 	dsv32_tensor d1 = aux1 ? gt_to_dev(dev, aux1) : (dsv32_tensor){0};
 	dsv32_tensor d2 = aux2 ? gt_to_dev(dev, aux2) : (dsv32_tensor){0};
@@ -358,16 +358,16 @@ static void twin_rope_case(const char *what, dsv32_backend *cpu, dsv32_backend *
 static void hf_cos_sin(dsv32_tensor *c, dsv32_tensor *sn, dsv32_dtype t, bool per_batch)
 {
 	int64_t s3[3] = {B, S, RD}, s2[2] = {S, RD};
-	*c = per_batch ? k2_host(t, 3, s3) : k2_host(t, 2, s2);
-	*sn = per_batch ? k2_host(t, 3, s3) : k2_host(t, 2, s2);
+	*c = per_batch ? tu_host(t, 3, s3) : tu_host(t, 2, s2);
+	*sn = per_batch ? tu_host(t, 3, s3) : tu_host(t, 2, s2);
 	int nb = per_batch ? B : 1;
 	for (int b = 0; b < nb; b++)
 		for (int s = 0; s < S; s++)
 			for (int j = 0; j < RD; j++) {
 				double f = pow(10000.0, -(double)(2 * (j % (RD / 2))) / RD);
 				double ang = (3 * b + s + 1) * f;
-				k2_set(c, (b * S + s) * RD + j, cos(ang));
-				k2_set(sn, (b * S + s) * RD + j, sin(ang));
+				tu_set(c, (b * S + s) * RD + j, cos(ang));
+				tu_set(sn, (b * S + s) * RD + j, sin(ang));
 			}
 }
 

@@ -1,5 +1,5 @@
-/* test_router.c: dsv32_router against an oracle written from reference_layout.md §A.11 and
- * hf_layout.md §6 (fp32 arithmetic in the contract's order; selection by full sorts), known-
+/* test_router.c: dsv32_router against an oracle written from docs/spec/ref_layout.md §A.11 and
+ * docs/spec/hf_layout.md §6 (fp32 arithmetic in the contract's order; selection by full sorts), known-
  * answer group-masking cases, and the CUDA twin when a device is present. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "kernels/router.h"
-#include "tests/support/k3_util.h"
+#include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
 
 typedef struct { float v; int i; } item;
@@ -76,14 +76,14 @@ static void oracle(const float *l, const float *bias, int E, const dsv32_router_
 static void check_case(dsv32_backend *be, int T, int E, const dsv32_router_params *p, bool with_bias,
 		       uint64_t seed)
 {
-	k3_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64star(seed);
 	int64_t ls[2] = {T, E}, bs[1] = {E}, os[2] = {T, p->topk};
-	dsv32_tensor lg = k3_host(DSV32_F32, 2, ls), bias = k3_host(DSV32_F32, 1, bs);
-	dsv32_tensor w = k3_host(DSV32_F32, 2, os), idx = k3_host(DSV32_I64, 2, os);
+	dsv32_tensor lg = tu_host(DSV32_F32, 2, ls), bias = tu_host(DSV32_F32, 1, bs);
+	dsv32_tensor w = tu_host(DSV32_F32, 2, os), idx = tu_host(DSV32_I64, 2, os);
 	for (int64_t i = 0; i < (int64_t)T * E; i++)
-		((float *)lg.data)[i] = (float)(k3_uniform(&r) * 6 - 3);
+		((float *)lg.data)[i] = (float)(tu_uniform(&r) * 6 - 3);
 	for (int j = 0; j < E; j++) /* bf16-representable, as in the golden data */
-		((float *)bias.data)[j] = dsv32_round_bf16((float)(k3_uniform(&r) * 0.2 - 0.1));
+		((float *)bias.data)[j] = dsv32_round_bf16((float)(tu_uniform(&r) * 0.2 - 0.1));
 	dsv32_error e;
 	assert_int_equal(dsv32_router(be, &w, &idx, &lg, with_bias ? &bias : NULL, p, &e), DSV32_OK);
 	for (int t = 0; t < T; t++) {
@@ -148,7 +148,7 @@ static void test_router_group_masking_known_answer(void **state)
 	float zb[8] = {0};
 	int64_t ls[2] = {1, 8}, bs[1] = {8}, os[2] = {1, 2};
 	dsv32_tensor lg = dsv32_tensor_view(l, DSV32_F32, 2, ls), bias = dsv32_tensor_view(zb, DSV32_F32, 1, bs);
-	dsv32_tensor w = k3_host(DSV32_F32, 2, os), idx = k3_host(DSV32_I32, 2, os);
+	dsv32_tensor w = tu_host(DSV32_F32, 2, os), idx = tu_host(DSV32_I32, 2, os);
 	dsv32_router_params p = {4, 1, 2, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
 	assert_int_equal(dsv32_router(be, &w, &idx, &lg, &bias, &p, NULL), DSV32_OK);
 	assert_int_equal(((int32_t *)idx.data)[0], 2); /* equal scores: lower index first */
@@ -174,7 +174,7 @@ static void test_router_rejects_bad_params(void **state)
 	float l[8] = {0};
 	int64_t ls[2] = {1, 8}, os[2] = {1, 2};
 	dsv32_tensor lg = dsv32_tensor_view(l, DSV32_F32, 2, ls);
-	dsv32_tensor w = k3_host(DSV32_F32, 2, os), idx = k3_host(DSV32_I64, 2, os);
+	dsv32_tensor w = tu_host(DSV32_F32, 2, os), idx = tu_host(DSV32_I64, 2, os);
 	dsv32_router_params p = {3, 1, 2, 1.0f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
 	dsv32_error e;
 	assert_int_equal(dsv32_router(*state, &w, &idx, &lg, NULL, &p, &e), DSV32_E_USAGE);
@@ -193,23 +193,23 @@ static void test_router_cuda_twin(void **state)
 		skip();
 	assert_int_equal(dsv32_backend_create(&c, DSV32_DEV_CPU, NULL), DSV32_OK);
 	const int T = 300, E = 256;
-	k3_rng r = {77};
+	tu_rng r = tu_rng_xorshift64star(77);
 	int64_t ls[2] = {T, E}, bs[1] = {E}, os[2] = {T, 8};
-	dsv32_tensor lg = k3_host(DSV32_F32, 2, ls), bias = k3_host(DSV32_F32, 1, bs);
+	dsv32_tensor lg = tu_host(DSV32_F32, 2, ls), bias = tu_host(DSV32_F32, 1, bs);
 	for (int64_t i = 0; i < (int64_t)T * E; i++)
-		((float *)lg.data)[i] = (float)(k3_uniform(&r) * 6 - 3);
+		((float *)lg.data)[i] = (float)(tu_uniform(&r) * 6 - 3);
 	for (int j = 0; j < E; j++)
-		((float *)bias.data)[j] = (float)(k3_uniform(&r) * 0.2 - 0.1);
+		((float *)bias.data)[j] = (float)(tu_uniform(&r) * 0.2 - 0.1);
 	dsv32_router_params p = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
-	dsv32_tensor wc = k3_host(DSV32_F32, 2, os), ic = k3_host(DSV32_I64, 2, os);
-	dsv32_tensor wg = k3_host(DSV32_F32, 2, os), ig = k3_host(DSV32_I64, 2, os);
+	dsv32_tensor wc = tu_host(DSV32_F32, 2, os), ic = tu_host(DSV32_I64, 2, os);
+	dsv32_tensor wg = tu_host(DSV32_F32, 2, os), ig = tu_host(DSV32_I64, 2, os);
 	assert_int_equal(dsv32_router(c, &wc, &ic, &lg, &bias, &p, NULL), DSV32_OK);
-	dsv32_tensor ld = k3_to_dev(g, &lg), bd = k3_to_dev(g, &bias), wd = k3_to_dev(g, &wg),
-		     id = k3_to_dev(g, &ig);
+	dsv32_tensor ld = tu_to_dev(g, &lg), bd = tu_to_dev(g, &bias), wd = tu_to_dev(g, &wg),
+		     id = tu_to_dev(g, &ig);
 	dsv32_error e;
 	assert_int_equal(dsv32_router(g, &wd, &id, &ld, &bd, &p, &e), DSV32_OK);
-	k3_from_dev(g, &wg, &wd);
-	k3_from_dev(g, &ig, &id);
+	tu_download(g, &wg, &wd);
+	tu_download(g, &ig, &id);
 	/* CUDA expf vs glibc expf (<= 2 ulp each): weights within 16 fp32 ulps; selections equal
 	 * (random logits have no near-ties at this size) */
 	assert_memory_equal(ic.data, ig.data, dsv32_tensor_nbytes(&ic));

@@ -1,5 +1,5 @@
 /* test_safetensors.c: safetensors reader validation (every hostile case of
- * spec/checkpoints.md §1.5 on its own), writer round trips and atomicity, sharded checkpoints.
+ * docs/spec/checkpoints.md §1.5 on its own), writer round trips and atomicity, sharded checkpoints.
  * Extra modes for tests/py_test_safetensors_interop.py:
  *   test_safetensors --interop-read DIR    check files written by Python's safetensors
  *   test_safetensors --interop-write DIR   write files for Python to check

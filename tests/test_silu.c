@@ -1,6 +1,6 @@
 /* test_silu.c: the SiLU-gated products (kernels/silu.h) against double oracles: one rounding
  * (reference) and two (HF); the GPU twin. */
-#include "tests/support/k2_util.h"
+#include "tests/support/test_util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -13,30 +13,30 @@
 static void test_silu_mul_ref_and_hf_match_oracles(void **state)
 {
 	dsv32_backend *be = *state;
-	k2_rng r;
-	k2_rng_seed(&r, 51);
+	tu_rng r;
+	r = tu_rng_seed(51);
 	int64_t s[1] = {N};
-	dsv32_tensor a = k2_host(DSV32_BF16, 1, s), b = k2_host(DSV32_BF16, 1, s);
-	dsv32_tensor hr = k2_host(DSV32_BF16, 1, s), hh = k2_host(DSV32_BF16, 1, s);
-	k2_fill_normal(&a, &r, 4.0);
-	k2_fill_normal(&b, &r, 2.0);
-	k2_set(&a, 0, 0.0); k2_set(&a, 1, -0.0); k2_set(&a, 2, 100.0); k2_set(&a, 3, -100.0);
-	k2_set(&a, 4, 1e-30);
+	dsv32_tensor a = tu_host(DSV32_BF16, 1, s), b = tu_host(DSV32_BF16, 1, s);
+	dsv32_tensor hr = tu_host(DSV32_BF16, 1, s), hh = tu_host(DSV32_BF16, 1, s);
+	tu_fill_normal(&a, &r, 4.0);
+	tu_fill_normal(&b, &r, 2.0);
+	tu_set(&a, 0, 0.0); tu_set(&a, 1, -0.0); tu_set(&a, 2, 100.0); tu_set(&a, 3, -100.0);
+	tu_set(&a, 4, 1e-30);
 	double wr[N], wh[N];
 	for (int i = 0; i < N; i++) {
-		double x = k2_get(&a, i), silu = x / (1.0 + exp(-x));
-		wr[i] = k2_bf16_rne(silu * k2_get(&b, i));
-		wh[i] = k2_bf16_rne(k2_bf16_rne(silu) * k2_get(&b, i));
+		double x = tu_get(&a, i), silu = x / (1.0 + exp(-x));
+		wr[i] = tu_bf16_rne(silu * tu_get(&b, i));
+		wh[i] = tu_bf16_rne(tu_bf16_rne(silu) * tu_get(&b, i));
 	}
 	assert_int_equal(dsv32_silu_mul_ref(be, &hr, &a, &b, NULL), DSV32_OK);
 	assert_int_equal(dsv32_silu_mul_hf(be, &hh, &a, &b, NULL), DSV32_OK);
 	/* fp32 exp/add/divide/multiply before one rounding: <= 1 bf16 ulp */
-	k2_check_ulps_d("silu_mul_ref", &hr, wr, 1);
+	tu_check_ulps_d("silu_mul_ref", &hr, wr, 1);
 	/* the bf16(silu) point can sit on the other side of a tie: <= 1 ulp */
-	k2_check_ulps_d("silu_mul_hf", &hh, wh, 1);
+	tu_check_ulps_d("silu_mul_hf", &hh, wh, 1);
 	int differ = 0;
 	for (int i = 0; i < N; i++)
-		differ += k2_get(&hr, i) != k2_get(&hh, i);
+		differ += tu_get(&hr, i) != tu_get(&hh, i);
 	assert_true(differ > 0); /* the second rounding is visible */
 	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&hr); dsv32_tensor_free(&hh);
 }
@@ -44,20 +44,20 @@ static void test_silu_mul_ref_and_hf_match_oracles(void **state)
 static void test_silu_mul_f32_output_is_unrounded(void **state)
 {
 	dsv32_backend *be = *state;
-	k2_rng r;
-	k2_rng_seed(&r, 52);
+	tu_rng r;
+	r = tu_rng_seed(52);
 	int64_t s[1] = {N};
-	dsv32_tensor a = k2_host(DSV32_F32, 1, s), b = k2_host(DSV32_F32, 1, s);
-	dsv32_tensor h = k2_host(DSV32_F32, 1, s);
-	k2_fill_normal(&a, &r, 4.0);
-	k2_fill_normal(&b, &r, 2.0);
+	dsv32_tensor a = tu_host(DSV32_F32, 1, s), b = tu_host(DSV32_F32, 1, s);
+	dsv32_tensor h = tu_host(DSV32_F32, 1, s);
+	tu_fill_normal(&a, &r, 4.0);
+	tu_fill_normal(&b, &r, 2.0);
 	double w[N];
 	for (int i = 0; i < N; i++) {
-		double x = k2_get(&a, i);
-		w[i] = x / (1.0 + exp(-x)) * k2_get(&b, i);
+		double x = tu_get(&a, i);
+		w[i] = x / (1.0 + exp(-x)) * tu_get(&b, i);
 	}
 	assert_int_equal(dsv32_silu_mul_hf(be, &h, &a, &b, NULL), DSV32_OK);
-	k2_check_ulps_d("silu_mul_hf f32", &h, w, 4); /* exp, add, divide, multiply in fp32 */
+	tu_check_ulps_d("silu_mul_hf f32", &h, w, 4); /* exp, add, divide, multiply in fp32 */
 	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&h);
 }
 
@@ -66,20 +66,20 @@ static void test_silu_gpu_matches_cpu(void **state)
 	dsv32_backend *gpu = gt_dev_backend_or_null();
 	if (!gpu)
 		skip();
-	k2_rng r;
-	k2_rng_seed(&r, 53);
+	tu_rng r;
+	r = tu_rng_seed(53);
 	int64_t s[1] = {N};
-	dsv32_tensor a = k2_host(DSV32_BF16, 1, s), b = k2_host(DSV32_BF16, 1, s);
-	dsv32_tensor h = k2_host(DSV32_BF16, 1, s);
-	k2_fill_normal(&a, &r, 4.0);
-	k2_fill_normal(&b, &r, 2.0);
+	dsv32_tensor a = tu_host(DSV32_BF16, 1, s), b = tu_host(DSV32_BF16, 1, s);
+	dsv32_tensor h = tu_host(DSV32_BF16, 1, s);
+	tu_fill_normal(&a, &r, 4.0);
+	tu_fill_normal(&b, &r, 2.0);
 	assert_int_equal(dsv32_silu_mul_hf(*state, &h, &a, &b, NULL), DSV32_OK);
-	dsv32_tensor da = k2_to_dev(gpu, &a), db = k2_to_dev(gpu, &b), dh = k2_to_dev(gpu, &h);
+	dsv32_tensor da = tu_to_dev(gpu, &a), db = tu_to_dev(gpu, &b), dh = tu_to_dev(gpu, &h);
 	assert_int_equal(dsv32_silu_mul_hf(gpu, &dh, &da, &db, NULL), DSV32_OK);
-	dsv32_tensor g = k2_from_dev(gpu, &dh);
+	dsv32_tensor g = tu_from_dev(gpu, &dh);
 	/* silu.h: device expf vs glibc expf can flip bf16(silu) by one ulp, which moves h by up to
 	 * 2 ulps (not 1: s 1.0 -> 1.0078125 with b = 1.75 gives h 1.75 -> 1.765625) */
-	k2_check_ulps("gpu silu_mul_hf", &g, &h, 2);
+	tu_check_ulps("gpu silu_mul_hf", &g, &h, 2);
 	dsv32_backend_free(gpu, &da); dsv32_backend_free(gpu, &db); dsv32_backend_free(gpu, &dh);
 	dsv32_backend_destroy(gpu);
 	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&h); dsv32_tensor_free(&g);
@@ -95,15 +95,15 @@ static void test_silu_gpu_matches_cpu(void **state)
 static void twin_silu_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t n, dsv32_dtype at,
 			   dsv32_dtype bt, int alias, uint64_t seed)
 {
-	k2_rng r;
-	k2_rng_seed(&r, seed);
+	tu_rng r;
+	r = tu_rng_seed(seed);
 	int64_t s[1] = {n};
-	dsv32_tensor a = k2_host(at, 1, s), b = k2_host(bt, 1, s), h = k2_host(DSV32_BF16, 1, s);
-	k2_fill_normal(&a, &r, 4.0);
-	k2_fill_normal(&b, &r, 2.0);
+	dsv32_tensor a = tu_host(at, 1, s), b = tu_host(bt, 1, s), h = tu_host(DSV32_BF16, 1, s);
+	tu_fill_normal(&a, &r, 4.0);
+	tu_fill_normal(&b, &r, 2.0);
 	const double edge[6] = {0.0, -0.0, 100.0, -100.0, 1e-30, -20.0};
 	for (int e = 0; e < 6 && e < n; e++)
-		k2_set(&a, e * 37 % n, edge[e]);
+		tu_set(&a, e * 37 % n, edge[e]);
 	dsv32_tensor da = gt_to_dev(dev, &a), db = gt_to_dev(dev, &b), dh = gt_to_dev(dev, &h);
 	/* alias 0: h separate; 1: h = a; 2: h = b (both need a BF16 operand there) */
 	dsv32_tensor *hh = alias == 1 ? &a : alias == 2 ? &b : &h;
@@ -111,7 +111,7 @@ static void twin_silu_case(dsv32_backend *cpu, dsv32_backend *dev, int64_t n, ds
 	assert_int_equal(dsv32_silu_mul_ref(cpu, hh, &a, &b, NULL), DSV32_OK);
 	assert_int_equal(dsv32_silu_mul_ref(dev, dhh, &da, &db, NULL), DSV32_OK);
 	dsv32_tensor g = gt_from_dev(dev, dhh);
-	k2_check_ulps(alias ? "gpu silu_mul_ref in place" : "gpu silu_mul_ref", &g, hh, 1);
+	tu_check_ulps(alias ? "gpu silu_mul_ref in place" : "gpu silu_mul_ref", &g, hh, 1);
 	gt_free(dev, &da); gt_free(dev, &db); gt_free(dev, &dh);
 	dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&h); dsv32_tensor_free(&g);
 }

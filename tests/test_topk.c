@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "kernels/topk.h"
-#include "tests/support/k3_util.h"
+#include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
 #include "tests/support/gpu_twin.h"
 
@@ -45,37 +45,37 @@ static void oracle(const float *x, int n, int k, int64_t *idx)
 	free(used);
 }
 
-static float tricky(k3_rng *r)
+static float tricky(tu_rng *r)
 {
-	switch (k3_randint(r, 0, 9)) {
+	switch (tu_int(r, 0, 9)) {
 	case 0: return -0.0f;
 	case 1: return 0.0f;
 	case 2: return NAN;
 	case 3: return -INFINITY;
 	case 4: return INFINITY;
-	case 5: return (float)k3_randint(r, -3, 3); /* many exact ties */
-	default: return (float)(k3_uniform(r) * 4 - 2);
+	case 5: return (float)tu_int(r, -3, 3); /* many exact ties */
+	default: return (float)(tu_uniform(r) * 4 - 2);
 	}
 }
 
 static void run_case(dsv32_backend *be, dsv32_dtype xt, dsv32_dtype it, int rows, int n, int k,
 		     uint64_t seed)
 {
-	k3_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64star(seed);
 	int64_t xs[2] = {rows, n}, os[2] = {rows, k};
-	dsv32_tensor x = k3_host(xt, 2, xs), idx = k3_host(it, 2, os), val = k3_host(DSV32_F32, 2, os);
+	dsv32_tensor x = tu_host(xt, 2, xs), idx = tu_host(it, 2, os), val = tu_host(DSV32_F32, 2, os);
 	for (int64_t i = 0; i < (int64_t)rows * n; i++)
-		k3_set(&x, i, tricky(&r));
+		tu_set_f32(&x, i, tricky(&r));
 	dsv32_error e;
 	assert_int_equal(dsv32_topk(be, &idx, &val, &x, k, &e), DSV32_OK);
 	float *row = malloc((size_t)n * sizeof *row);
 	int64_t *want = malloc((size_t)k * sizeof *want);
 	for (int q = 0; q < rows; q++) {
 		for (int i = 0; i < n; i++)
-			row[i] = (float)k3_get(&x, (int64_t)q * n + i);
+			row[i] = (float)tu_get(&x, (int64_t)q * n + i);
 		oracle(row, n, k, want);
 		for (int s = 0; s < k; s++) {
-			int64_t got = (int64_t)k3_get(&idx, (int64_t)q * k + s);
+			int64_t got = (int64_t)tu_get(&idx, (int64_t)q * k + s);
 			if (got != want[s])
 				fail_msg("topk seed %llu row %d slot %d: index %lld, expected %lld (x=%g vs %g)",
 					 (unsigned long long)seed, q, s, (long long)got, (long long)want[s],
@@ -110,7 +110,7 @@ static void test_topk_golden_tie_keeps_lower_index(void **state)
 		v[i] = (i == 3 || i == 18) ? 0.0f : (i < 15 ? 1.0f + i : -INFINITY);
 	/* 14 positive values (i = 0..14 minus 3), then the two zeros tie for slot 15 */
 	int64_t xs[1] = {21}, os[1] = {15};
-	dsv32_tensor x = dsv32_tensor_view(v, DSV32_F32, 1, xs), idx = k3_host(DSV32_I64, 1, os);
+	dsv32_tensor x = dsv32_tensor_view(v, DSV32_F32, 1, xs), idx = tu_host(DSV32_I64, 1, os);
 	assert_int_equal(dsv32_topk(be, &idx, NULL, &x, 15, NULL), DSV32_OK);
 	int64_t *g = idx.data;
 	assert_int_equal(g[0], 14);
@@ -126,7 +126,7 @@ static void test_topk_rejects_bad_k(void **state)
 	float v[4] = {1, 2, 3, 4};
 	int64_t xs[1] = {4}, os5[1] = {5}, os0[1] = {0};
 	dsv32_tensor x = dsv32_tensor_view(v, DSV32_F32, 1, xs);
-	dsv32_tensor i5 = k3_host(DSV32_I64, 1, os5), i0 = k3_host(DSV32_I64, 1, os0);
+	dsv32_tensor i5 = tu_host(DSV32_I64, 1, os5), i0 = tu_host(DSV32_I64, 1, os0);
 	dsv32_error e;
 	assert_int_equal(dsv32_topk(be, &i5, NULL, &x, 5, &e), DSV32_E_USAGE);
 	assert_int_equal(dsv32_topk(be, &i0, NULL, &x, 0, &e), DSV32_E_USAGE);
@@ -141,7 +141,7 @@ static void test_topk_len_pads_short_rows(void **state)
 	int64_t L[2] = {6, 2}, xs[2] = {2, 6}, os[2] = {2, 4}, ls[1] = {2};
 	dsv32_tensor x = dsv32_tensor_view(v, DSV32_F32, 2, xs);
 	dsv32_tensor lens = dsv32_tensor_view(L, DSV32_I64, 1, ls);
-	dsv32_tensor idx = k3_host(DSV32_I64, 2, os), val = k3_host(DSV32_F32, 2, os);
+	dsv32_tensor idx = tu_host(DSV32_I64, 2, os), val = tu_host(DSV32_F32, 2, os);
 	assert_int_equal(dsv32_topk_len(be, &idx, &val, &x, &lens, 4, NULL), DSV32_OK);
 	const int64_t want[8] = {3, 4, 0, 2, 1, 0, -1, -1};
 	for (int i = 0; i < 8; i++)
@@ -162,19 +162,19 @@ static void test_topk_cuda_twin_is_bit_exact(void **state)
 	const int cases[][3] = {{7, 37, 5}, {4, 5000, 2048}, {3, 129, 129}, {2, 70000, 64}};
 	for (int ci = 0; ci < 4; ci++) {
 		int rows = cases[ci][0], n = cases[ci][1], k = cases[ci][2];
-		k3_rng r = {100 + (uint64_t)ci};
+		tu_rng r = tu_rng_xorshift64star(100 + (uint64_t)ci);
 		int64_t xs[2] = {rows, n}, os[2] = {rows, k};
-		dsv32_tensor x = k3_host(DSV32_BF16, 2, xs);
+		dsv32_tensor x = tu_host(DSV32_BF16, 2, xs);
 		for (int64_t i = 0; i < (int64_t)rows * n; i++)
-			k3_set(&x, i, tricky(&r));
-		dsv32_tensor ic = k3_host(DSV32_I64, 2, os), vc = k3_host(DSV32_F32, 2, os);
-		dsv32_tensor ig = k3_host(DSV32_I64, 2, os), vg = k3_host(DSV32_F32, 2, os);
+			tu_set_f32(&x, i, tricky(&r));
+		dsv32_tensor ic = tu_host(DSV32_I64, 2, os), vc = tu_host(DSV32_F32, 2, os);
+		dsv32_tensor ig = tu_host(DSV32_I64, 2, os), vg = tu_host(DSV32_F32, 2, os);
 		assert_int_equal(dsv32_topk(c, &ic, &vc, &x, k, NULL), DSV32_OK);
-		dsv32_tensor xd = k3_to_dev(g, &x), id = k3_to_dev(g, &ig), vd = k3_to_dev(g, &vg);
+		dsv32_tensor xd = tu_to_dev(g, &x), id = tu_to_dev(g, &ig), vd = tu_to_dev(g, &vg);
 		dsv32_error e;
 		assert_int_equal(dsv32_topk(g, &id, &vd, &xd, k, &e), DSV32_OK);
-		k3_from_dev(g, &ig, &id);
-		k3_from_dev(g, &vg, &vd);
+		tu_download(g, &ig, &id);
+		tu_download(g, &vg, &vd);
 		assert_memory_equal(ic.data, ig.data, dsv32_tensor_nbytes(&ic));
 		assert_memory_equal(vc.data, vg.data, dsv32_tensor_nbytes(&vc));
 		dsv32_backend_free(g, &xd);
@@ -204,18 +204,18 @@ typedef struct {
 static void twin_topk_case(dsv32_backend *cpu, dsv32_backend *dev, const topk_twin_case *tc,
 			   uint64_t seed)
 {
-	k3_rng r = {seed};
+	tu_rng r = tu_rng_xorshift64star(seed);
 	int64_t xs[2] = {tc->rows, tc->n}, os[2] = {tc->rows, tc->k}, ls[1] = {tc->rows};
 	bool has_val = tc->vt != DSV32_DTYPE_COUNT, has_len = tc->lens[0] >= 0;
-	dsv32_tensor x = k3_host(tc->xt, 2, xs), idx = k3_host(tc->it, 2, os);
-	dsv32_tensor val = has_val ? k3_host(tc->vt, 2, os) : (dsv32_tensor){0};
-	dsv32_tensor lens = has_len ? k3_host(DSV32_I64, 1, ls) : (dsv32_tensor){0};
+	dsv32_tensor x = tu_host(tc->xt, 2, xs), idx = tu_host(tc->it, 2, os);
+	dsv32_tensor val = has_val ? tu_host(tc->vt, 2, os) : (dsv32_tensor){0};
+	dsv32_tensor lens = has_len ? tu_host(DSV32_I64, 1, ls) : (dsv32_tensor){0};
 	for (int64_t i = 0; i < (int64_t)tc->rows * tc->n; i++)
-		k3_set(&x, i, tricky(&r));
+		tu_set_f32(&x, i, tricky(&r));
 	for (int64_t i = 0; i < (int64_t)tc->rows * tc->k; i++) { /* garbage */
-		k3_set(&idx, i, 1000 + (double)i);
+		tu_set_f32(&idx, i, 1000 + (double)i);
 		if (has_val)
-			k3_set(&val, i, 0.5 + (double)i);
+			tu_set_f32(&val, i, 0.5 + (double)i);
 	}
 	if (has_len)
 		memcpy(lens.data, tc->lens, sizeof(int64_t) * (size_t)tc->rows);
