@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/args.h"
@@ -31,7 +32,8 @@ typedef struct {
 	const char *gemm;         /* --gemm: default engine of live sides without gemm= (NULL: fixed) */
 	const char *budget_label; /* what the report names as the budget applied */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
-	bool noise_floor, quiet, eager_dequant, force;
+	bool noise_floor, quiet, verbose, eager_dequant, force;
+	bool stdout_doc; /* --json - / --markdown -: stdout holds that document only */
 	bool decode_steps_given; /* a recording fixes the steps: then an explicit one is refused */
 	char tmpdir[64]; /* the built-in model, when no checkpoint is given */
 } compare_args;
@@ -84,7 +86,8 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"layers", DSV32_ARG_U64, &o->layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &o->eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
 		{"gemm", DSV32_ARG_CHOICE, &o->gemm, "fixed|host", "GEMM engine of live sides without gemm= (fixed: same bits on every CPU, default; host: oneDNN/OpenBLAS as PyTorch on this CPU)", false},
-		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "no table on stdout", false},
+		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "only the verdict line (no summary, no progress)", false},
+		{"verbose", DSV32_ARG_FLAG, &o->verbose, NULL, "every tap in a table instead of the summary", false},
 		{"force", DSV32_ARG_FLAG, &o->force, NULL, "replace existing --json / --markdown / --html / --dump files", false},
 	};
 	dsv32_arg_spec spec = {"compare", "[--checkpoint DIR] [--a SIDE] [--b SIDE] [options]",
@@ -100,12 +103,43 @@ static int parse(compare_args *o, int argc, char **argv)
 	return rc;
 }
 
-static void on_progress(void *user, int step, int n, const char *pass)
+/* The progress line on stderr (a terminal only): pass, step, layer, and the time left from
+ * the pace so far. */
+typedef struct {
+	double t0;
+	bool drawn;
+} progress_line;
+
+static double now_s(void)
 {
-	(void)user;
-	fprintf(stderr, "\r[compare] %s step %d/%d ", pass, step + 1, n);
-	if (step + 1 == n)
-		fprintf(stderr, "\n");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void on_progress(void *user, const dsv32_cmp_progress *p)
+{
+	progress_line *pl = user;
+	double in_step = p->n_layers > 0 ? (double)(p->layer + 1) / p->n_layers : 0.0;
+	double done = ((double)p->pass_index + (p->step + in_step) / (p->n_steps ? p->n_steps : 1)) /
+		      (p->n_passes ? p->n_passes : 1);
+	double t = now_s() - pl->t0;
+	char eta[32] = "";
+	if (done > 0.02 && t > 1.0)
+		snprintf(eta, sizeof eta, ", ~%.0f s left", t / done * (1.0 - done));
+	fprintf(stderr, "\r\033[K[compare] %s %d/%d: step %d/%d", p->pass, p->pass_index + 1,
+		p->n_passes, p->step + 1, p->n_steps);
+	if (p->layer >= 0 && p->n_layers > 0)
+		fprintf(stderr, ", layer %d/%d", p->layer + 1, p->n_layers);
+	fprintf(stderr, "%s", eta);
+	pl->drawn = true;
+}
+
+static void progress_done(progress_line *pl)
+{
+	if (pl->drawn)
+		fprintf(stderr, "\r\033[K");
+	pl->drawn = false;
 }
 
 static dsv32_status make_builtin(compare_args *o, dsv32_error *err)
@@ -368,16 +402,19 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 	dsv32_tapstore da, db;
 	dsv32_tapstore_init(&da);
 	dsv32_tapstore_init(&db);
+	progress_line pl = {now_s(), false};
 	dsv32_cmp_config cfg = {
 		.checkpoint = o->checkpoint, .open = dsv32_cli_open_model, .prompt = toks.ids,
 		.batch = toks.rows, .prompt_len = toks.cols, .decode_steps = (int)o->decode_steps,
 		.propagate = strcmp(o->mode, "teacher-forced") != 0,
 		.local = strcmp(o->mode, "propagate") != 0, .budget = &budget,
 		.dump_a = o->dump ? &da : NULL, .dump_b = o->dump ? &db : NULL,
-		.progress = (!o->quiet && dsv32_cli_stderr_is_tty()) ? on_progress : NULL};
+		.progress = (!o->quiet && dsv32_cli_stderr_is_tty()) ? on_progress : NULL,
+		.progress_user = &pl};
 	rc = dsv32_cmp_run(&cfg, &a, &b, r, err);
 	if (rc == DSV32_OK && o->noise_floor)
 		rc = noise_floor(cfg, &a, &b, r, err);
+	progress_done(&pl);
 	if (rc == DSV32_OK) {
 		add_provenance(r, o, &toks, &a, &b);
 		rc = write_outputs(o, r, &da, &db, err);
@@ -405,8 +442,15 @@ static int compare_main(compare_args *o)
 		dsv32_cmp_result_free(&r);
 		return dsv32_cli_fail("compare", &err);
 	}
-	if (!o->quiet)
+	/* stdout holding a JSON or Markdown document gets nothing else: the verdict goes to stderr */
+	if (o->stdout_doc)
+		dsv32_report_verdict(&r, stderr);
+	else if (o->quiet)
+		dsv32_report_verdict(&r, stdout);
+	else if (o->verbose)
 		dsv32_report_table(&r, stdout);
+	else
+		dsv32_report_console(&r, stdout);
 	if (r.nonfinite)
 		fprintf(stderr, "dsv32-parity compare: non-finite values first appear at %s\n",
 			r.nonfinite_tap);
@@ -425,7 +469,7 @@ static int claim_outputs(compare_args *o, dsv32_cli_outputs *claimed)
 		return dsv32_cli_usage_error("compare", "--json - and --markdown -: only one output "
 					     "can go to stdout");
 	if (json_out || md_out)
-		o->quiet = true;
+		o->quiet = o->stdout_doc = true;
 	char ckbuf[PATH_MAX];
 	const char *inputs[] = {dsv32_cli_ckpt_input(o->checkpoint, ckbuf, sizeof ckbuf),
 				dsv32_cli_tokens_input(o->tokens), o->budget,

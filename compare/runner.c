@@ -111,10 +111,17 @@ static void list_unused(dsv32_cmp_sink *c, const char *held_side)
 	}
 }
 
-static void progress(const dsv32_cmp_config *cfg, int step, int n, const char *pass)
+/* A step of a pass begins. */
+static void progress(dsv32_cmp_sink *c, int step, int n_steps, const char *pass)
 {
-	if (cfg->progress)
-		cfg->progress(cfg->progress_user, step, n, pass);
+	c->at.pass = pass;
+	c->at.pass_index = c->cfg->propagate && !strcmp(pass, "teacher-forced") ? 1 : 0;
+	c->at.n_passes = c->cfg->propagate + c->cfg->local;
+	c->at.step = step;
+	c->at.n_steps = n_steps;
+	c->at.layer = -1;
+	if (c->cfg->progress)
+		c->cfg->progress(c->cfg->progress_user, &c->at);
 }
 
 /* A step begins with nothing held. */
@@ -130,7 +137,7 @@ static dsv32_status pass_propagate(side_rt *a, side_rt *b, dsv32_step_plan *p, d
 {
 	c->mode = DSV32_DRIFT_PROPAGATE;
 	for (int s = 0; s < p->n_steps; s++) {
-		progress(c->cfg, s, p->n_steps, "propagate");
+		progress(c, s, p->n_steps, "propagate");
 		begin_step(c, s);
 		c->live_is_a = false;
 		c->dump = c->cfg->dump_a;
@@ -227,7 +234,7 @@ static dsv32_status pass_local(side_rt *a, side_rt *b, dsv32_step_plan *p, dsv32
 	dsv32_tapstore *dump_driver = driver == a ? c->cfg->dump_a : c->cfg->dump_b;
 	dsv32_tapstore *dump_live = driver == a ? c->cfg->dump_b : c->cfg->dump_a;
 	for (int s = 0; s < p->n_steps; s++) {
-		progress(c->cfg, s, p->n_steps, "teacher-forced");
+		progress(c, s, p->n_steps, "teacher-forced");
 		begin_step(c, s);
 		c->dump = dump ? dump_driver : NULL;
 		DSV32_TRY(fill_side(driver, p, s, dsv32_sink_hold, c, err));
@@ -257,6 +264,7 @@ static dsv32_status run_passes(side_rt *a, side_rt *b, const dsv32_cmp_config *c
 	dsv32_tapstore_init(&streamed);
 	dsv32_cmp_sink c = {.held = &held, .res = out, .cfg = cfg, .only_layer = -1,
 		      .streamed_sets = &streamed};
+	c.at.n_layers = a->m ? (int)a->m->cfg.n_layers : b->m ? (int)b->m->cfg.n_layers : 0;
 	dsv32_status rc = dsv32_plan_make(&plan, a->has_tf ? &a->tf : NULL,
 					  b->has_tf ? &b->tf : NULL, cfg->prompt, cfg->batch,
 					  cfg->prompt_len, cfg->decode_steps, err);

@@ -44,6 +44,15 @@ typedef dsv32_status (*dsv32_model_open_fn)(const char *layout, const char *chec
 					    const dsv32_model_opts *opts, dsv32_model **out,
 					    dsv32_error *err);
 
+/* Where a run is, for a progress line: pass (0-based, of n_passes), step, and the last decoder
+ * layer the compared side finished in it (-1: the step has just begun). */
+typedef struct {
+	const char *pass; /* "propagate" | "teacher-forced" */
+	int pass_index, n_passes;
+	int step, n_steps;
+	int layer, n_layers;
+} dsv32_cmp_progress;
+
 typedef struct {
 	const char *checkpoint;
 	dsv32_model_open_fn open;
@@ -54,8 +63,9 @@ typedef struct {
 	const dsv32_budget *budget; /* NULL: only NaN/Inf fail */
 	/* optional: every tap of each side, stored as "step{s}.{tap}" (propagate pass) */
 	dsv32_tapstore *dump_a, *dump_b;
-	/* optional progress callback (step, n_steps, pass name) */
-	void (*progress)(void *user, int step, int n_steps, const char *pass);
+	/* optional: called as each step begins and as each decoder layer of the compared side
+	 * finishes */
+	void (*progress)(void *user, const dsv32_cmp_progress *p);
 	void *progress_user;
 } dsv32_cmp_config;
 

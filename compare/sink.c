@@ -85,6 +85,20 @@ dsv32_status dsv32_sink_hold(void *user, const char *name, const dsv32_tensor *t
 	return dsv32_tapstore_put(c->held, name, t, err);
 }
 
+/* A decoder layer's output has been compared: tell the progress callback. */
+static void note_layer_done(dsv32_cmp_sink *c, const char *name)
+{
+	int layer;
+	char op[64];
+	if (!c->cfg->progress)
+		return;
+	dsv32_tap_split_name(name, &layer, op, sizeof op);
+	if (layer < 0 || strcmp(op, dsv32_layer_tap_op(DSV32_LTAP_OUT)))
+		return;
+	c->at.layer = layer;
+	c->cfg->progress(c->cfg->progress_user, &c->at);
+}
+
 /* Local mode compares one layer's taps: a layer may emit its predecessor's output too. */
 static bool outside_layer(const dsv32_cmp_sink *c, const char *name)
 {
@@ -109,5 +123,7 @@ dsv32_status dsv32_sink_compare(void *user, const char *name, const dsv32_tensor
 		DSV32_TRY(dsv32_tapstore_put(c->streamed_sets, name, t, err));
 	if (dsv32_tap_is_input(name))
 		return DSV32_OK;
-	return compare_tap(c, name, t, err);
+	DSV32_TRY(compare_tap(c, name, t, err));
+	note_layer_done(c, name);
+	return DSV32_OK;
 }

@@ -19,6 +19,7 @@ typedef struct {
 	bool saw_logits;         /* the side emitted a "logits" tap itself */
 	int only_layer;          /* local mode: compare taps of this layer only (-1: all) */
 	dsv32_tapstore *streamed_sets; /* the streamed side's set taps of this step (for pairing) */
+	dsv32_cmp_progress at;   /* where the run is (cfg->progress) */
 	const char *watch;       /* a tap name to look out for ... */
 	bool saw_watch;          /* ... and whether it was emitted */
 } dsv32_cmp_sink;

@@ -88,13 +88,8 @@ static void table_verdict(const dsv32_cmp_result *r, FILE *out)
 			r->skips[i].reason);
 	if (r->nonfinite)
 		fprintf(out, "NON-FINITE values first at %s\n", r->nonfinite_tap);
-	if (r->first_divergence >= 0) {
-		const dsv32_tap_result *t = &r->taps[r->first_divergence];
-		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)\n", t->step, t->name,
-			t->budget_note);
-	} else if (!r->nonfinite) {
-		fprintf(out, "verdict: PASS (%zu taps within budget)\n", r->n_taps);
-	}
+	if (r->first_divergence >= 0 || !r->nonfinite)
+		dsv32_report_verdict(r, out);
 }
 
 void dsv32_report_table(const dsv32_cmp_result *r, FILE *out)

@@ -32,8 +32,12 @@ dsv32_status dsv32_report_write_markdown(const dsv32_cmp_result *r, const char *
 					 dsv32_error *err);
 /* One self-contained HTML page with inline SVG charts (no network). */
 dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path, dsv32_error *err);
-/* The terminal drift table (what `compare` prints). */
+/* The terminal drift table, every tap (what `compare --verbose` prints). */
 void dsv32_report_table(const dsv32_cmp_result *r, FILE *out);
+/* What `compare` prints by default (console.c): a summary of at most about 30 lines. */
+void dsv32_report_console(const dsv32_cmp_result *r, FILE *out);
+/* The one verdict line ("verdict: PASS (N taps within budget)" / "verdict: FAIL; ..."). */
+void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out);
 
 /* For the renderers: the summary figures of t's family (the metric table's summary view) as
  * "label value" pairs, each preceded by sep except the first, which gets lead ("KL 1.2e-05,

@@ -12,7 +12,7 @@ CLI="$BUILD/dsv32-parity"
 BASE="$ROOT/reports/baseline/tiny-ref-vs-hf.json"
 OUT="$BUILD/dogfood"
 mkdir -p "$OUT"
-args=(compare --gemm fixed --decode-steps 3 --seed 1 --quiet --json "$OUT/report.json"
+args=(compare --gemm fixed --decode-steps 3 --seed 1 --quiet --force --json "$OUT/report.json"
       --markdown "$OUT/summary.md" --html "$OUT/report.html")
 rc=0
 "$CLI" "${args[@]}" || rc=$?

@@ -83,7 +83,7 @@ step run-ref "$BIN" run --layout ref --checkpoint "$CKPT" --layers 4 --tokens 5,
 step run-hf "$BIN" run --layout hf --checkpoint "$CKPT" --layers 4 --tokens 5,17,42 \
 	--max-new-tokens 2
 step compare "$BIN" compare --checkpoint "$CKPT" --layers 4 --prompt-len 16 --batch 1 \
-	--decode-steps 1 --json "$LOG/compare.json" --quiet
+	--decode-steps 1 --json "$LOG/compare.json" --quiet --force
 
 # ids: zero weights give all-zero logits, so greedy picks id 0; both layouts must agree
 for s in run-ref run-hf; do

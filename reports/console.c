@@ -1,0 +1,180 @@
+/* console.c: what `compare` prints on a terminal by default: a summary of at most about 30
+ * lines, whatever the model size (the budget, what was compared and skipped, the first
+ * divergence, the worst taps per mode, the residual stream per layer, index-set rows that
+ * differ, the verdict). `--verbose` prints the full table (markdown.c) instead. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/taps.h"
+#include "reports/report.h"
+
+#define WORST_PER_MODE 3
+#define SKIP_REASONS_SHOWN 3
+#define LAYERS_SHOWN 8
+
+static const char *mode_name(dsv32_drift_mode m)
+{
+	return m == DSV32_DRIFT_LOCAL ? "teacher-forced" : "propagate";
+}
+
+void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out)
+{
+	if (r->first_divergence >= 0) {
+		const dsv32_tap_result *t = &r->taps[r->first_divergence];
+		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)\n", t->step, t->name,
+			t->budget_note);
+	} else if (r->nonfinite) {
+		fprintf(out, "verdict: FAIL; non-finite values first at %s\n", r->nonfinite_tap);
+	} else {
+		fprintf(out, "verdict: PASS (%zu taps within budget)\n", r->n_taps);
+	}
+}
+
+/* Skipped taps, counted per reason (the most frequent first). */
+static void print_skips(const dsv32_cmp_result *r, FILE *out)
+{
+	size_t n = r->n_skips, n_reasons = 0;
+	if (!n)
+		return;
+	const char **reason = calloc(n, sizeof *reason);
+	size_t *count = calloc(n, sizeof *count);
+	for (size_t i = 0; reason && count && i < n; i++) {
+		size_t k = 0;
+		while (k < n_reasons && strcmp(reason[k], r->skips[i].reason))
+			k++;
+		if (k == n_reasons)
+			reason[n_reasons++] = r->skips[i].reason;
+		count[k]++;
+	}
+	fprintf(out, "skipped %zu tap(s)%s\n", n, n_reasons ? ":" : "");
+	for (size_t shown = 0; shown < SKIP_REASONS_SHOWN && shown < n_reasons; shown++) {
+		size_t best = 0;
+		for (size_t k = 1; k < n_reasons; k++)
+			if (count[k] > count[best])
+				best = k;
+		fprintf(out, "  %zu x %s\n", count[best], reason[best]);
+		count[best] = 0;
+	}
+	if (n_reasons > SKIP_REASONS_SHOWN)
+		fprintf(out, "  ... %zu other reason(s) (--verbose lists every skipped tap)\n",
+			n_reasons - SKIP_REASONS_SHOWN);
+	free(reason);
+	free(count);
+}
+
+static void describe(const dsv32_tap_result *t, char *buf, size_t len)
+{
+	char sum[128];
+	if (t->family == DSV32_FAMILY_SET)
+		snprintf(buf, len, "jaccard %.4f, %lld/%lld rows equal (%lld up to ties)",
+			 t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
+			 (long long)t->set.rows_tie_equal);
+	else if (t->family == DSV32_FAMILY_LOGITS)
+		snprintf(buf, len, "rel_l2 %.2e%s", t->dense.rel_l2,
+			 dsv32_report_summary(sum, sizeof sum, t, ", ", ", "));
+	else
+		snprintf(buf, len, "rel_l2 %.2e, max abs %.3g, ulp max %u", t->dense.rel_l2,
+			 t->dense.max_abs, t->dense.ulp_max);
+}
+
+static int cmp_drift_desc(const void *pa, const void *pb)
+{
+	double a = dsv32_tap_drift(*(const dsv32_tap_result *const *)pa);
+	double b = dsv32_tap_drift(*(const dsv32_tap_result *const *)pb);
+	return (a < b) - (a > b);
+}
+
+static void print_worst(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *out)
+{
+	const dsv32_tap_result **v = calloc(r->n_taps + 1, sizeof *v);
+	size_t n = 0;
+	for (size_t i = 0; v && i < r->n_taps; i++)
+		if (r->taps[i].mode == mode && r->taps[i].family == DSV32_FAMILY_DENSE)
+			v[n++] = &r->taps[i];
+	if (n) {
+		qsort(v, n, sizeof *v, cmp_drift_desc);
+		fprintf(out, "worst dense taps (%s):\n", mode_name(mode));
+		for (size_t i = 0; i < n && i < WORST_PER_MODE; i++) {
+			char d[192];
+			describe(v[i], d, sizeof d);
+			fprintf(out, "  step %d %-28s %s%s\n", v[i]->step, v[i]->name, d,
+				v[i]->over_budget ? "  OVER BUDGET" : "");
+		}
+	}
+	free(v);
+}
+
+/* rel_l2 of layers.N.out at step 0 in one mode: a few layers on one line. */
+static void print_layers(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *out)
+{
+	const char *op = dsv32_layer_tap_op(DSV32_LTAP_OUT);
+	int n = 0, worst = -1;
+	double worst_v = -1;
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		if (t->step || t->mode != mode || t->layer < 0 || strcmp(t->op, op))
+			continue;
+		if (!n)
+			fprintf(out, "  %-15s", mode_name(mode));
+		if (n < LAYERS_SHOWN)
+			fprintf(out, " L%d %.1e", t->layer, t->dense.rel_l2);
+		if (t->dense.rel_l2 > worst_v) {
+			worst_v = t->dense.rel_l2;
+			worst = t->layer;
+		}
+		n++;
+	}
+	if (n > LAYERS_SHOWN)
+		fprintf(out, " ... (%d layers; largest L%d %.1e)", n, worst, worst_v);
+	if (n)
+		fputc('\n', out);
+}
+
+static bool mode_present(const dsv32_cmp_result *r, dsv32_drift_mode mode)
+{
+	for (size_t i = 0; i < r->n_taps; i++)
+		if (r->taps[i].mode == mode)
+			return true;
+	return false;
+}
+
+/* Index-set taps whose rows differ, and how many of those rows differ only among ties. */
+static void print_sets(const dsv32_cmp_result *r, FILE *out)
+{
+	long long taps = 0, differ = 0, rows = 0, tie_rows = 0;
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		if (t->family != DSV32_FAMILY_SET)
+			continue;
+		taps++;
+		if (t->set.rows_equal == t->set.rows)
+			continue;
+		differ++;
+		rows += t->set.rows - t->set.rows_equal;
+		tie_rows += t->set.rows_tie_equal - t->set.rows_equal;
+	}
+	if (taps)
+		fprintf(out, "index sets: %lld of %lld set taps have rows that differ (%lld rows, %lld "
+			"of them only among equal scores)\n", differ, taps, rows, tie_rows);
+}
+
+void dsv32_report_console(const dsv32_cmp_result *r, FILE *out)
+{
+	const char *budget = dsv32_cmp_result_prov_get(r, "budget");
+	fprintf(out, "%s vs %s (%s)\n", r->side_a, r->side_b, r->mode);
+	fprintf(out, "budget: %s\n", budget ? budget : "none");
+	fprintf(out, "compared %zu tap(s) over %d step(s), %d layer(s)\n", r->n_taps, r->n_steps,
+		r->n_layers);
+	print_skips(r, out);
+	if (r->nonfinite)
+		fprintf(out, "NON-FINITE values first at %s\n", r->nonfinite_tap);
+	for (int m = 0; m < DSV32_DRIFTMODE_COUNT; m++)
+		if (mode_present(r, (dsv32_drift_mode)m))
+			print_worst(r, (dsv32_drift_mode)m, out);
+	fprintf(out, "residual stream, rel_l2 of layers.N.out at step 0:\n");
+	for (int m = 0; m < DSV32_DRIFTMODE_COUNT; m++)
+		print_layers(r, (dsv32_drift_mode)m, out);
+	print_sets(r, out);
+	dsv32_report_verdict(r, out);
+	fprintf(out, "(every tap: --verbose; reports: --json, --markdown, --html)\n");
+}
