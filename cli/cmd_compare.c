@@ -79,9 +79,9 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"mode", DSV32_ARG_CHOICE, &o->mode, "propagate|teacher-forced|both", "drift mode (default both)", false},
 		{"noise-floor", DSV32_ARG_FLAG, &o->noise_floor, NULL, "also run each side in fp32 and report drift / own noise", false},
 		{"budget", DSV32_ARG_STRING, &o->budget, "FILE", "budget JSON (default: the shipped budget for the checkpoint's bf16 or fp8 weights)", false},
-		{"json", DSV32_ARG_STRING, &o->json, "FILE", "write the JSON report ('-': stdout, no table)", false},
-		{"markdown", DSV32_ARG_STRING, &o->markdown, "FILE", "write the Markdown summary ('-': stdout, no table)", false},
-		{"html", DSV32_ARG_STRING, &o->html, "FILE", "write the HTML report", false},
+		{"json", DSV32_ARG_OUTPUT, &o->json, "FILE", "write the JSON report (alone or '-': stdout, which then holds only it)", false},
+		{"markdown", DSV32_ARG_OUTPUT, &o->markdown, "FILE", "write the Markdown summary (alone or '-': stdout only)", false},
+		{"html", DSV32_ARG_OUTPUT, &o->html, "FILE", "write the HTML report (alone or '-': stdout only)", false},
 		{"dump", DSV32_ARG_STRING, &o->dump, "FILE.h5", "keep every tap of both sides (HDF5: a/stepN, b/stepN)", false},
 		{"layers", DSV32_ARG_U64, &o->layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &o->eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
@@ -268,7 +268,9 @@ static dsv32_status write_outputs(const compare_args *o, const dsv32_cmp_result 
 		dsv32_report_markdown(r, stdout);
 	else if (o->markdown)
 		DSV32_TRY(dsv32_report_write_markdown(r, o->markdown, err));
-	if (o->html)
+	if (o->html && !strcmp(o->html, "-"))
+		dsv32_report_html(r, stdout);
+	else if (o->html)
 		DSV32_TRY(dsv32_report_write_html(r, o->html, err));
 	if (o->dump) {
 		/* both sides in one store: "a/step0.embed", "b/step0.embed" (HDF5: groups a/step0) */
@@ -465,18 +467,19 @@ static int claim_outputs(compare_args *o, dsv32_cli_outputs *claimed)
 {
 	bool json_out = o->json && !strcmp(o->json, "-");
 	bool md_out = o->markdown && !strcmp(o->markdown, "-");
-	if (json_out && md_out)
-		return dsv32_cli_usage_error("compare", "--json - and --markdown -: only one output "
-					     "can go to stdout");
-	if (json_out || md_out)
+	bool html_out = o->html && !strcmp(o->html, "-");
+	if (json_out + md_out + html_out > 1)
+		return dsv32_cli_usage_error("compare", "--json, --markdown and --html: only one of "
+					     "them can go to stdout ('-' or the option alone)");
+	if (json_out || md_out || html_out)
 		o->quiet = o->stdout_doc = true;
 	char ckbuf[PATH_MAX];
 	const char *inputs[] = {dsv32_cli_ckpt_input(o->checkpoint, ckbuf, sizeof ckbuf),
 				dsv32_cli_tokens_input(o->tokens), o->budget,
 				dsv32_cli_side_input(o->a), dsv32_cli_side_input(o->b)};
 	const char *names[] = {"--json", "--markdown", "--html", "--dump"};
-	const char *outs[] = {json_out ? NULL : o->json, md_out ? NULL : o->markdown, o->html,
-			      o->dump};
+	const char *outs[] = {json_out ? NULL : o->json, md_out ? NULL : o->markdown,
+			      html_out ? NULL : o->html, o->dump};
 	return dsv32_cli_outputs_claim(claimed, "compare", names, outs, 4, inputs, 5);
 }
 

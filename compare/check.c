@@ -2,7 +2,32 @@
 #include "compare/check.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
+
+/* Where findings go: a callback (JSON, tests) or, through print_line, a FILE. */
+typedef struct {
+	dsv32_check_fn fn;
+	void *user;
+} emitter;
+
+__attribute__((format(printf, 4, 5))) static void emit(const emitter *e, dsv32_check_kind kind,
+							const dsv32_tap_result *tap,
+							const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	dsv32_check_finding f = {kind, tap, line};
+	e->fn(e->user, &f);
+}
+
+static void print_line(void *user, const dsv32_check_finding *f)
+{
+	fprintf(user, "%s\n", f->line);
+}
 
 /* A numerics key both reports state (not absent, not "unknown"). */
 static bool key_known(const dsv32_side_host *h)
@@ -13,7 +38,7 @@ static bool key_known(const dsv32_side_host *h)
 /* One note line when a side's numerics key differs between the runs: their bits are then not
  * expected to agree, whatever the code did. Does not change the verdict. */
 static void note_numerics_keys(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
-			       FILE *out)
+			       const emitter *out)
 {
 	bool differ = false;
 	for (int i = 0; i < 2; i++)
@@ -22,8 +47,9 @@ static void note_numerics_keys(const dsv32_cmp_result *baseline, const dsv32_cmp
 					   current->host[i].numerics_key) != 0);
 	if (!differ)
 		return;
-	fprintf(out, "note: numerics keys differ (baseline a=%s b=%s; current a=%s b=%s): the GEMM "
-		"engine or host changed, so drift may differ for reasons other than the code\n",
+	emit(out, DSV32_CHECK_NOTE, NULL,
+	     "note: numerics keys differ (baseline a=%s b=%s; current a=%s b=%s): the GEMM "
+		"engine or host changed, so drift may differ for reasons other than the code",
 		baseline->host[0].numerics_key[0] ? baseline->host[0].numerics_key : "-",
 		baseline->host[1].numerics_key[0] ? baseline->host[1].numerics_key : "-",
 		current->host[0].numerics_key[0] ? current->host[0].numerics_key : "-",
@@ -66,8 +92,8 @@ bool dsv32_check_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_re
 	return true;
 }
 
-int dsv32_check_regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
-		       double max_regression, FILE *out)
+static int regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+		       double max_regression, const emitter *out)
 {
 	int bad = 0;
 	note_numerics_keys(baseline, current, out);
@@ -75,32 +101,50 @@ int dsv32_check_regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_re
 		const dsv32_tap_result *b = &baseline->taps[i];
 		const dsv32_tap_result *c = dsv32_cmp_result_find(current, b);
 		if (!c) {
-			fprintf(out, "REGRESSION step %d %s: missing in the current run\n", b->step, b->name);
+			emit(out, DSV32_CHECK_MISSING, b, "REGRESSION step %d %s: missing in the current run",
+			     b->step, b->name);
 			bad++;
 			continue;
 		}
 		double vb = dsv32_tap_drift(b), vc = dsv32_tap_drift(c);
 		double limit = vb * (1.0 + max_regression) + 1e-6;
 		if (!(vc <= limit)) {
-			fprintf(out, "REGRESSION step %d %s (%s): drift %.4g > baseline %.4g x %.3g\n",
-				c->step, c->name, c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate",
-				vc, vb, 1.0 + max_regression);
+			emit(out, DSV32_CHECK_REGRESSION, c,
+			     "REGRESSION step %d %s (%s): drift %.4g > baseline %.4g x %.3g", c->step,
+			     c->name, c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate", vc, vb,
+			     1.0 + max_regression);
 			bad++;
 		}
 	}
 	for (size_t i = 0; i < current->n_taps; i++)
 		if (!dsv32_cmp_result_find(baseline, &current->taps[i]))
-			fprintf(out, "new tap (not in baseline): step %d %s\n", current->taps[i].step,
-				current->taps[i].name);
+			emit(out, DSV32_CHECK_NEW_TAP, &current->taps[i],
+			     "new tap (not in baseline): step %d %s", current->taps[i].step,
+			     current->taps[i].name);
 	if (!current->nonfinite && baseline->nonfinite)
-		fprintf(out, "note: the baseline had non-finite values, the current run has none\n");
+		emit(out, DSV32_CHECK_NOTE, NULL,
+		     "note: the baseline had non-finite values, the current run has none");
 	if (current->nonfinite && !baseline->nonfinite) {
-		fprintf(out, "REGRESSION: non-finite values at %s\n", current->nonfinite_tap);
+		emit(out, DSV32_CHECK_NONFINITE, NULL, "REGRESSION: non-finite values at %s",
+		     current->nonfinite_tap);
 		bad++;
 	}
-	fprintf(out, "%d regression(s) over %zu baseline taps (max regression %.3g)\n", bad,
-		baseline->n_taps, max_regression);
+	emit(out, DSV32_CHECK_SUMMARY, NULL, "%d regression(s) over %zu baseline taps (max regression %.3g)",
+	     bad, baseline->n_taps, max_regression);
 	return bad;
+}
+
+int dsv32_check_regressions_to(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			       double max_regression, dsv32_check_fn fn, void *user)
+{
+	emitter e = {fn, user};
+	return regressions(baseline, current, max_regression, &e);
+}
+
+int dsv32_check_regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			    double max_regression, FILE *out)
+{
+	return dsv32_check_regressions_to(baseline, current, max_regression, print_line, out);
 }
 
 static bool same_num(double a, double b)
@@ -120,8 +164,8 @@ static const char *first_figure_diff(const dsv32_tap_result *b, const dsv32_tap_
 	return NULL;
 }
 
-int dsv32_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
-			     FILE *out)
+static int exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+		 const emitter *out)
 {
 	int bad = 0;
 	note_numerics_keys(baseline, current, out);
@@ -131,20 +175,35 @@ int dsv32_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *
 		char name[64];
 		const char *what = c ? first_figure_diff(b, c, name, sizeof name) : NULL;
 		if (!c)
-			fprintf(out, "DIFFERENT step %d %s: missing in the current run\n", b->step,
-				b->name);
+			emit(out, DSV32_CHECK_MISSING, b, "DIFFERENT step %d %s: missing in the current run",
+			     b->step, b->name);
 		else if (what)
-			fprintf(out, "DIFFERENT step %d %s: %s differs (rel_l2 %.17g vs baseline %.17g)\n",
-				b->step, b->name, what, c->dense.rel_l2, b->dense.rel_l2);
+			emit(out, DSV32_CHECK_DIFFERENT, c,
+			     "DIFFERENT step %d %s: %s differs (rel_l2 %.17g vs baseline %.17g)", b->step,
+			     b->name, what, c->dense.rel_l2, b->dense.rel_l2);
 		bad += !c || what;
 	}
 	for (size_t i = 0; i < current->n_taps; i++)
 		if (!dsv32_cmp_result_find(baseline, &current->taps[i])) {
-			fprintf(out, "DIFFERENT step %d %s: not in the baseline\n",
-				current->taps[i].step, current->taps[i].name);
+			emit(out, DSV32_CHECK_NEW_TAP, &current->taps[i],
+			     "DIFFERENT step %d %s: not in the baseline", current->taps[i].step,
+			     current->taps[i].name);
 			bad++;
 		}
-	fprintf(out, "%d difference(s) over %zu baseline taps (exact check)\n", bad,
-		baseline->n_taps);
+	emit(out, DSV32_CHECK_SUMMARY, NULL, "%d difference(s) over %zu baseline taps (exact check)",
+	     bad, baseline->n_taps);
 	return bad;
+}
+
+int dsv32_check_exact_to(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			 dsv32_check_fn fn, void *user)
+{
+	emitter e = {fn, user};
+	return exact(baseline, current, &e);
+}
+
+int dsv32_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+		      FILE *out)
+{
+	return dsv32_check_exact_to(baseline, current, print_line, out);
 }

@@ -9,6 +9,26 @@
 
 #include "compare/result.h"
 
+/* One line of a check's outcome, as the text output prints it; tap is the result it is about
+ * (the current run's, or the baseline's for a missing tap), NULL for notes and the summary. */
+typedef enum {
+	DSV32_CHECK_NOTE = 0,     /* does not change the verdict */
+	DSV32_CHECK_REGRESSION,   /* drift grew beyond the tolerance */
+	DSV32_CHECK_MISSING,      /* a baseline tap the current run lacks (a failure) */
+	DSV32_CHECK_NEW_TAP,      /* a current tap the baseline lacks (a failure only when exact) */
+	DSV32_CHECK_DIFFERENT,    /* exact: a figure differs */
+	DSV32_CHECK_NONFINITE,    /* non-finite values appeared */
+	DSV32_CHECK_SUMMARY,      /* the last line: counts */
+} dsv32_check_kind;
+
+typedef struct {
+	dsv32_check_kind kind;
+	const dsv32_tap_result *tap;
+	const char *line; /* valid during the callback */
+} dsv32_check_finding;
+
+typedef void (*dsv32_check_fn)(void *user, const dsv32_check_finding *f);
+
 /* Whether two runs measured the same thing, so that a check means something: same mode and
  * side labels, and the same provenance of what decides the numbers (weights fingerprint,
  * config, layers, tokens, seed, decode steps; absent counts as ""). When not, why names the
@@ -30,5 +50,11 @@ int dsv32_check_regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_re
  * each difference on out (the first differing figure per tap); returns their number. */
 int dsv32_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 		      FILE *out);
+
+/* The same checks with each line handed to fn instead of printed (report check --json). */
+int dsv32_check_regressions_to(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			       double max_regression, dsv32_check_fn fn, void *user);
+int dsv32_check_exact_to(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			 dsv32_check_fn fn, void *user);
 
 #endif

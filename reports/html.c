@@ -318,13 +318,8 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 	fprintf(f, "</dl>\n");
 }
 
-dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path, dsv32_error *err)
+void dsv32_report_html(const dsv32_cmp_result *r, FILE *f)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: rendering HTML", path);
 	page_head(f, r);
 	for (int s = 0; s < (r->n_steps > 0 ? r->n_steps : 1); s++) {
 		fprintf(f, "<h2>Step %d%s</h2><div>\n", s, s == 0 ? " (prefill)" : " (decode)");
@@ -335,6 +330,16 @@ dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path
 	fprintf(f, "<h2>All taps</h2>\n");
 	tap_table(f, r);
 	fprintf(f, "</body></html>\n");
+}
+
+dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path, dsv32_error *err)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: rendering HTML", path);
+	dsv32_report_html(r, f);
 	fclose(f);
 	dsv32_status rc = dsv32_write_file_atomic(path, buf, len, err);
 	free(buf);

@@ -30,7 +30,9 @@ dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, cons
 void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out);
 dsv32_status dsv32_report_write_markdown(const dsv32_cmp_result *r, const char *path,
 					 dsv32_error *err);
-/* One self-contained HTML page with inline SVG charts (no network). */
+/* One self-contained HTML page with inline SVG charts (no network): to a stream, or to path
+ * atomically. */
+void dsv32_report_html(const dsv32_cmp_result *r, FILE *out);
 dsv32_status dsv32_report_write_html(const dsv32_cmp_result *r, const char *path, dsv32_error *err);
 /* The terminal drift table, every tap (what `compare --verbose` prints). */
 void dsv32_report_table(const dsv32_cmp_result *r, FILE *out);
