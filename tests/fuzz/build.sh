@@ -23,7 +23,7 @@ LIBSRC="core/error.c core/dtype.c core/tensor.c core/fsutil.c core/infile.c core
 	core/st_writer.c core/config.c core/tokens.c core/rng.c
 	core/taps.c compare/budget.c compare/result.c compare/metrics.c
 	compare/check.c compare/tapfile.c compare/tapfile_h5.c compare/tapstore.c
-	reports/json.c reports/markdown.c reports/html.c"
+	reports/json.c reports/markdown.c reports/html.c reports/console.c"
 objs=()
 pids=()
 for src in $LIBSRC; do
