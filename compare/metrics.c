@@ -212,6 +212,7 @@ bool dsv32_metrics_sets(dsv32_set_metrics *m, const int64_t *a, int64_t ka, cons
 	memset(m, 0, sizeof *m);
 	m->rows = rows;
 	m->first_diff_row = -1;
+	m->score_noise = -1;
 	int64_t kmax = ka > kb ? ka : kb;
 	float *sa = malloc((size_t)(kmax ? kmax : 1) * sizeof *sa);
 	float *sb = malloc((size_t)(kmax ? kmax : 1) * sizeof *sb);
@@ -333,6 +334,13 @@ static double rows_tie_equal_frac(const void *fam)
 	return s->rows ? (double)s->rows_tie_equal / (double)s->rows : 1.0;
 }
 
+/* Rows whose selection flipped beyond ties and near-ties, as a fraction of all rows. */
+static double genuine_flip_frac(const void *fam)
+{
+	const dsv32_set_metrics *s = fam;
+	return s->rows ? (double)s->rows_genuine / (double)s->rows : 0.0;
+}
+
 /* Where a figure lives: its family and the offset in that family's struct. */
 #define DENSE_(f) .family = DSV32_FAMILY_DENSE, .offset = offsetof(dsv32_metrics, f)
 #define SET_(f) .family = DSV32_FAMILY_SET, .offset = offsetof(dsv32_set_metrics, f)
@@ -390,8 +398,14 @@ const dsv32_metric_desc dsv32_metric_table[] = {
 	{SET_(rows_equal), JSON_("rows_equal"), I64_, .exact = 12},
 	{SET_(rows_tie_equal), JSON_("rows_tie_equal"), I64_, .exact = 13},
 	{SET_(first_diff_row), JSON_("first_diff_row"), I64_},
+	{SET_(rows_near_tie), JSON_("rows_near_tie"), I64_, .exact = 19},
+	{SET_(rows_genuine), JSON_("rows_genuine"), I64_, .exact = 20},
+	{SET_(flip_margin_max), JSON_("flip_margin_max"), .exact = 21},
+	{SET_(score_noise), JSON_("score_noise"), .exact = 22},
 	{.family = DSV32_FAMILY_SET, .derive = rows_tie_equal_frac,
 	 BMIN_("rows_tie_equal_frac", ON_SET_)},
+	{.family = DSV32_FAMILY_SET, .derive = genuine_flip_frac,
+	 BMAX_("genuine_flip_frac", ON_SET_)},
 	{LOGITS_(rows), JSON_("rows"), I64_},
 	{LOGITS_(kl), JSON_("kl"), BMAX_("kl", ON_LOGITS_), .exact = 16, .fmt = "%.3e",
 	 SUM_(3, "KL")},

@@ -89,6 +89,15 @@ typedef struct {
 	int64_t rows_equal;
 	int64_t rows_tie_equal; /* rows equal up to ties (== rows_equal when no scores) */
 	int64_t first_diff_row;
+	/* Decision flips: the rows that differ beyond ties, classified (compare/tapcmp.c) by their
+	 * flip margin, the largest |s[i] - s[j]| over a pick i one side made and the other did not
+	 * and a pick j of the other side (s: the held side's selection scores), against the noise,
+	 * the largest |s_a - s_b| over the positions both sides' scores leave unmasked in this tap:
+	 * near-tie when margin <= noise, genuine beyond it. Without both sides' scores the rows
+	 * stay unclassified (both counts 0, score_noise -1). */
+	int64_t rows_near_tie, rows_genuine;
+	double flip_margin_max; /* over the classified rows; 0 when none */
+	double score_noise;     /* -1: not measured */
 } dsv32_set_metrics;
 
 bool dsv32_metrics_sets(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,

@@ -85,6 +85,16 @@ dsv32_status dsv32_sink_hold(void *user, const char *name, const dsv32_tensor *t
 	return dsv32_tapstore_put(c->held, name, t, err);
 }
 
+/* The scores an index set is selected from: kept from the streamed side too, so a flip's
+ * margin can be set against how far the two sides' scores disagree (tapcmp.c). */
+static bool is_selection_scores(const char *name)
+{
+	int layer;
+	char op[64];
+	dsv32_tap_split_name(name, &layer, op, sizeof op);
+	return layer >= 0 && dsv32_layer_tap_find(op) == DSV32_LTAP_INDEXER_SCORES;
+}
+
 /* A decoder layer's output has been compared: tell the progress callback. */
 static void note_layer_done(dsv32_cmp_sink *c, const char *name)
 {
@@ -119,7 +129,7 @@ dsv32_status dsv32_sink_compare(void *user, const char *name, const dsv32_tensor
 	if (outside_layer(c, name))
 		return DSV32_OK;
 	DSV32_TRY(dump_tap(c, name, t, err));
-	if (c->streamed_sets && dsv32_tapcmp_is_set(t))
+	if (c->streamed_sets && (dsv32_tapcmp_is_set(t) || is_selection_scores(name)))
 		DSV32_TRY(dsv32_tapstore_put(c->streamed_sets, name, t, err));
 	if (dsv32_tap_is_input(name))
 		return DSV32_OK;

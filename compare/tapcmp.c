@@ -1,6 +1,7 @@
 /* tapcmp.c: the comparison of one tap pair by tap class (see tapcmp.h). */
 #include "compare/tapcmp.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +43,88 @@ static const dsv32_tensor *companion_tap(dsv32_tapstore *s, const char *name, ds
 	return e ? &e->t : NULL;
 }
 
-/* Scores the selection was made from, for the tie-tolerant set check (the held side's). */
-static const dsv32_tensor *set_scores(const dsv32_tapcmp_peers *p, const char *name, int64_t rows)
+/* Scores a selection was made from, from store s (F32, rows whole rows), or NULL. */
+static const dsv32_tensor *scores_in(dsv32_tapstore *s, const char *name, int64_t rows)
 {
-	const dsv32_tensor *t = companion_tap(p->held, name, DSV32_LTAP_INDEXER_TOPK,
+	const dsv32_tensor *t = companion_tap(s, name, DSV32_LTAP_INDEXER_TOPK,
 					      DSV32_LTAP_INDEXER_SCORES);
 	if (!t || t->dtype != DSV32_F32 || t->ndim < 1 || dsv32_tensor_numel(t) % rows != 0)
 		return NULL;
 	return t;
+}
+
+/* The held side's selection scores (for the tie-tolerant check and the flip margins). */
+static const dsv32_tensor *set_scores(const dsv32_tapcmp_peers *p, const char *name, int64_t rows)
+{
+	return scores_in(p->held, name, rows);
+}
+
+/* The streamed side's selection scores, or NULL. */
+static const dsv32_tensor *other_scores(const dsv32_tapcmp_peers *p, const char *name,
+					int64_t rows)
+{
+	dsv32_tapstore *streamed = p->sets_a == p->held ? p->sets_b : p->sets_a;
+	return streamed == p->held ? NULL : scores_in(streamed, name, rows);
+}
+
+static bool masked(float v)
+{
+	return v <= -1e37f;
+}
+
+/* The largest |a - b| over the positions both score tensors leave unmasked: how far the two
+ * sides' scores of one selection disagree (-1 when they cannot be paired). */
+static double score_noise(const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	if (!a || !b || dsv32_tensor_numel(a) != dsv32_tensor_numel(b))
+		return -1;
+	int64_t n = dsv32_tensor_numel(a);
+	const float *x = a->data, *y = b->data;
+	double worst = 0;
+	for (int64_t i = 0; i < n; i++) {
+		if (masked(x[i]) || masked(y[i]) || !isfinite(x[i]) || !isfinite(y[i]))
+			continue;
+		double d = fabs((double)x[i] - (double)y[i]);
+		worst = d > worst ? d : worst;
+	}
+	return worst;
+}
+
+/* The flip margin of one row (metrics.h): the largest |s[i] - s[j]| over i picked by a only
+ * and j picked by b only, from the held side's scores s. */
+static double flip_margin(const int64_t *a, int64_t na, const int64_t *b, int64_t nb,
+			  const float *s, int64_t n_cols)
+{
+	double worst = 0;
+	for (int64_t p = 0; p < na; p++) {
+		bool in_b = false;
+		for (int64_t q = 0; q < nb && !in_b; q++)
+			in_b = a[p] == b[q];
+		for (int64_t q = 0; q < nb && !in_b; q++) {
+			bool in_a = false;
+			for (int64_t r = 0; r < na && !in_a; r++)
+				in_a = b[q] == a[r];
+			if (in_a || a[p] < 0 || b[q] < 0 || a[p] >= n_cols || b[q] >= n_cols)
+				continue;
+			double d = fabs((double)s[a[p]] - (double)s[b[q]]);
+			worst = d > worst ? d : worst;
+		}
+	}
+	return worst;
+}
+
+/* Classify a row that differs beyond ties (metrics.h "Decision flips"). */
+static void classify_flip(dsv32_set_metrics *acc, const int64_t *a, int64_t na, const int64_t *b,
+			  int64_t nb, const float *s, int64_t n_cols)
+{
+	if (acc->score_noise < 0)
+		return;
+	double m = flip_margin(a, na, b, nb, s, n_cols);
+	acc->flip_margin_max = m > acc->flip_margin_max ? m : acc->flip_margin_max;
+	if (m <= acc->score_noise)
+		acc->rows_near_tie++;
+	else
+		acc->rows_genuine++;
 }
 
 /* Copy of a row's picks without the ones whose score is masked (-inf / finfo.min): a row with
@@ -69,13 +144,13 @@ static int64_t visible_picks(int64_t *out, const int64_t *row, int64_t k, const 
 
 /* Set metrics over the visible picks of each row (all picks when no scores are recorded). */
 static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,
-			 int64_t kb, int64_t rows, const float *scores, int64_t n_cols)
+			 int64_t kb, int64_t rows, const float *scores, int64_t n_cols, double noise)
 {
 	if (!scores)
 		return dsv32_metrics_sets(m, a, ka, b, kb, rows, NULL, 0);
 	int64_t k = ka > kb ? ka : kb;
 	int64_t *ra = malloc((size_t)k * sizeof *ra), *rb = malloc((size_t)k * sizeof *rb);
-	dsv32_set_metrics acc = {.rows = rows, .first_diff_row = -1};
+	dsv32_set_metrics acc = {.rows = rows, .first_diff_row = -1, .score_noise = noise};
 	bool ok = ra && rb;
 	double rec = 0, jac = 0;
 	for (int64_t r = 0; ok && r < rows; r++) {
@@ -91,6 +166,8 @@ static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, con
 		acc.rows_tie_equal += one.rows_tie_equal;
 		if (one.rows_equal == 0 && acc.first_diff_row < 0)
 			acc.first_diff_row = r;
+		if (one.rows_tie_equal == 0)
+			classify_flip(&acc, ra, na, rb, nb, sc, n_cols);
 	}
 	acc.recall = rows ? rec / (double)rows : 1.0;
 	acc.jaccard = rows ? jac / (double)rows : 1.0;
@@ -110,9 +187,10 @@ static bool compare_sets(dsv32_tap_result *r, const dsv32_tapcmp_peers *p, const
 	if (!kb || rows != dsv32_tensor_numel(b) / kb)
 		return false;
 	const dsv32_tensor *sc = set_scores(p, name, rows);
+	double noise = sc ? score_noise(sc, other_scores(p, name, rows)) : -1;
 	r->family = DSV32_FAMILY_SET;
 	return sets_visible(&r->set, a->data, ka, b->data, kb, rows, sc ? sc->data : NULL,
-			    sc ? dsv32_tensor_numel(sc) / rows : 0);
+			    sc ? dsv32_tensor_numel(sc) / rows : 0, noise);
 }
 
 /* Logits may come as [B,V] (last position) on one side and [B,S,V] on the other: compare the

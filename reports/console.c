@@ -17,16 +17,55 @@ static const char *mode_name(dsv32_drift_mode m)
 	return m == DSV32_DRIFT_LOCAL ? "teacher-forced" : "propagate";
 }
 
+/* Index-set rows that differ, by class (metrics.h "Decision flips"). */
+typedef struct {
+	long long taps, differ, rows, ties, near, genuine, unclassified;
+	const dsv32_tap_result *first; /* the first set tap with a flip, in result order */
+} flip_counts;
+
+static flip_counts count_flips(const dsv32_cmp_result *r)
+{
+	flip_counts f = {0};
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		const dsv32_set_metrics *s = &t->set;
+		if (t->family != DSV32_FAMILY_SET)
+			continue;
+		f.taps++;
+		if (s->rows_equal == s->rows)
+			continue;
+		f.differ++;
+		f.rows += s->rows - s->rows_equal;
+		f.ties += s->rows_tie_equal - s->rows_equal;
+		f.near += s->rows_near_tie;
+		f.genuine += s->rows_genuine;
+		f.unclassified += s->rows - s->rows_tie_equal - s->rows_near_tie - s->rows_genuine;
+		if (!f.first || (f.first->mode != DSV32_DRIFT_PROPAGATE &&
+				 t->mode == DSV32_DRIFT_PROPAGATE))
+			f.first = t; /* the first in model order, a free-running one if any */
+	}
+	return f;
+}
+
+/* "; decision flips are ties and near-ties only" when every flip is one of those. */
+static const char *flip_note(const dsv32_cmp_result *r)
+{
+	flip_counts f = count_flips(r);
+	return f.rows && !f.genuine && !f.unclassified
+		       ? "; every decision flip is a tie or a near-tie (no genuine flip)"
+		       : "";
+}
+
 void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out)
 {
 	if (r->first_divergence >= 0) {
 		const dsv32_tap_result *t = &r->taps[r->first_divergence];
-		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)\n", t->step, t->name,
-			t->budget_note);
+		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)%s\n", t->step, t->name,
+			t->budget_note, flip_note(r));
 	} else if (r->nonfinite) {
 		fprintf(out, "verdict: FAIL; non-finite values first at %s\n", r->nonfinite_tap);
 	} else {
-		fprintf(out, "verdict: PASS (%zu taps within budget)\n", r->n_taps);
+		fprintf(out, "verdict: PASS (%zu taps within budget)%s\n", r->n_taps, flip_note(r));
 	}
 }
 
@@ -138,24 +177,22 @@ static bool mode_present(const dsv32_cmp_result *r, dsv32_drift_mode mode)
 	return false;
 }
 
-/* Index-set taps whose rows differ, and how many of those rows differ only among ties. */
+/* Index-set taps whose rows differ, the flips by class, and the first one. */
 static void print_sets(const dsv32_cmp_result *r, FILE *out)
 {
-	long long taps = 0, differ = 0, rows = 0, tie_rows = 0;
-	for (size_t i = 0; i < r->n_taps; i++) {
-		const dsv32_tap_result *t = &r->taps[i];
-		if (t->family != DSV32_FAMILY_SET)
-			continue;
-		taps++;
-		if (t->set.rows_equal == t->set.rows)
-			continue;
-		differ++;
-		rows += t->set.rows - t->set.rows_equal;
-		tie_rows += t->set.rows_tie_equal - t->set.rows_equal;
-	}
-	if (taps)
-		fprintf(out, "index sets: %lld of %lld set taps have rows that differ (%lld rows, %lld "
-			"of them only among equal scores)\n", differ, taps, rows, tie_rows);
+	flip_counts f = count_flips(r);
+	if (!f.taps)
+		return;
+	fprintf(out, "decision flips: %lld of %lld set taps have rows that differ (%lld rows: %lld "
+		"ties, %lld near-ties, %lld genuine, %lld unclassified)\n", f.differ, f.taps, f.rows,
+		f.ties, f.near, f.genuine, f.unclassified);
+	if (f.first)
+		fprintf(out, "  first: step %d %s (%s), row %lld%s\n", f.first->step, f.first->name,
+			mode_name(f.first->mode), (long long)f.first->set.first_diff_row,
+			f.first->mode == DSV32_DRIFT_PROPAGATE
+				? ": free-running divergence starts here, drift after it is not "
+				  "arithmetic alone"
+				: "");
 }
 
 void dsv32_report_console(const dsv32_cmp_result *r, FILE *out)

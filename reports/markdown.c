@@ -26,7 +26,12 @@ const char *dsv32_report_summary(char *buf, size_t len, const dsv32_tap_result *
 static void describe(const dsv32_tap_result *t, char *buf, size_t len)
 {
 	char sum[128];
-	if (t->family == DSV32_FAMILY_SET)
+	if (t->family == DSV32_FAMILY_SET && t->set.score_noise >= 0)
+		snprintf(buf, len, "jaccard %.4f, %lld/%lld rows equal (%lld up to ties; flips: %lld "
+			 "near-tie, %lld genuine)", t->set.jaccard, (long long)t->set.rows_equal,
+			 (long long)t->set.rows, (long long)t->set.rows_tie_equal,
+			 (long long)t->set.rows_near_tie, (long long)t->set.rows_genuine);
+	else if (t->family == DSV32_FAMILY_SET)
 		snprintf(buf, len, "jaccard %.4f, %lld/%lld rows equal (%lld up to ties)",
 			 t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
 			 (long long)t->set.rows_tie_equal);

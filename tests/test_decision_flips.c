@@ -1,0 +1,90 @@
+/* test_decision_flips.c: index-set rows that differ are classified against the two sides'
+ * scores (compare/tapcmp.c, metrics.h "Decision flips"): a swap among equal scores is a tie, a
+ * swap whose margin lies within how far the sides' scores disagree is a near-tie, anything
+ * beyond is genuine; without the other side's scores nothing is classified. Hand-made rows
+ * with the expected class of each worked out below. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "compare/tapcmp.h"
+
+#define ROWS 3
+#define T 6
+#define K 2
+
+/* held (side a) scores; the streamed side's differ only in row 1, by at most 0.15 */
+static const float S_A[ROWS][T] = {{5, 4, 4, 1, 0, 0}, {5, 4, 3.9f, 1, 0, 0}, {5, 4, 1, 0, 0, 0}};
+static const float S_B[ROWS][T] = {{5, 4, 4, 1, 0, 0}, {5, 3.85f, 3.95f, 1, 0, 0},
+				   {5, 4, 1, 0, 0, 0}};
+/* row 0: {0,1} vs {0,2}, s[1] == s[2]: a tie
+ * row 1: {0,1} vs {0,2}, margin |4 - 3.9| = 0.1 <= noise 0.15 (|4 - 3.85|): near-tie
+ * row 2: {0,1} vs {0,3}, margin |4 - 0| = 4 > 0.15: genuine */
+static const int64_t PICK_A[ROWS][K] = {{0, 1}, {0, 1}, {0, 1}};
+static const int64_t PICK_B[ROWS][K] = {{0, 2}, {0, 2}, {0, 3}};
+
+static void put(dsv32_tapstore *s, const char *name, const void *data, dsv32_dtype dt, int64_t cols)
+{
+	int64_t shape[3] = {1, ROWS, cols};
+	dsv32_tensor t = dsv32_tensor_view((void *)data, dt, 3, shape);
+	assert_int_equal(dsv32_tapstore_put(s, name, &t, NULL), DSV32_OK);
+}
+
+static dsv32_set_metrics classify(bool with_b_scores)
+{
+	dsv32_tapstore held, streamed;
+	dsv32_tapstore_init(&held);
+	dsv32_tapstore_init(&streamed);
+	put(&held, "layers.0.indexer.scores", S_A, DSV32_F32, T);
+	put(&held, "layers.0.indexer.topk", PICK_A, DSV32_I64, K);
+	if (with_b_scores)
+		put(&streamed, "layers.0.indexer.scores", S_B, DSV32_F32, T);
+	put(&streamed, "layers.0.indexer.topk", PICK_B, DSV32_I64, K);
+	int64_t shape[3] = {1, ROWS, K};
+	dsv32_tensor a = dsv32_tensor_view((void *)PICK_A, DSV32_I64, 3, shape);
+	dsv32_tensor b = dsv32_tensor_view((void *)PICK_B, DSV32_I64, 3, shape);
+	dsv32_tapcmp_peers peers = {&held, &held, &streamed}; /* side a held, b streamed */
+	dsv32_tap_result r;
+	char why[128];
+	dsv32_tapcmp_header(&r, "layers.0.indexer.topk", 0, DSV32_DRIFT_PROPAGATE, &a, &b);
+	assert_true(dsv32_tapcmp(&r, &peers, "layers.0.indexer.topk", &a, &b, why, sizeof why));
+	dsv32_tapstore_free(&held);
+	dsv32_tapstore_free(&streamed);
+	assert_int_equal(r.family, DSV32_FAMILY_SET);
+	return r.set;
+}
+
+static void test_tie_near_tie_genuine(void **state)
+{
+	(void)state;
+	dsv32_set_metrics m = classify(true);
+	assert_int_equal(m.rows, ROWS);
+	assert_int_equal(m.rows_equal, 0);
+	assert_int_equal(m.rows_tie_equal, 1);
+	assert_int_equal(m.rows_near_tie, 1);
+	assert_int_equal(m.rows_genuine, 1);
+	assert_true(fabs(m.flip_margin_max - 4.0) < 1e-9);
+	assert_true(fabs(m.score_noise - (4.0 - (double)3.85f)) < 1e-12); /* row 1, column 1 */
+}
+
+static void test_unclassified_without_the_other_scores(void **state)
+{
+	(void)state;
+	dsv32_set_metrics m = classify(false);
+	assert_int_equal(m.rows_tie_equal, 1); /* ties need one side's scores only */
+	assert_int_equal(m.rows_near_tie, 0);
+	assert_int_equal(m.rows_genuine, 0);
+	assert_true(m.score_noise < 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tie_near_tie_genuine),
+		cmocka_unit_test(test_unclassified_without_the_other_scores),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
