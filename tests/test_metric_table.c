@@ -135,26 +135,26 @@ static void test_budget_keys_reach_their_metrics(void **state)
 	assert_false(dsv32_tap_metric(&t, "no_such_metric", &v));
 }
 
-static char *markdown_of(const dsv32_cmp_result *r)
+/* What a stream renderer (Markdown, the terminal table) writes for r. */
+static char *rendered(void (*render)(const dsv32_cmp_result *, FILE *), const dsv32_cmp_result *r)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	assert_non_null(f);
-	dsv32_report_markdown(r, f);
+	render(r, f);
 	fclose(f);
 	return buf;
 }
 
+static char *markdown_of(const dsv32_cmp_result *r)
+{
+	return rendered(dsv32_report_markdown, r);
+}
+
 static char *table_of(const dsv32_cmp_result *r)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	assert_non_null(f);
-	dsv32_report_table(r, f);
-	fclose(f);
-	return buf;
+	return rendered(dsv32_report_table, r);
 }
 
 static char *html_of(const dsv32_cmp_result *r)
