@@ -1,6 +1,7 @@
 /* tapfile.c: reading and writing recorded taps in the safetensors tap format. */
 #include "compare/tapfile.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,10 +71,46 @@ static const char *entry_name(const dsv32_tapfile *tf, size_t i)
 	return i < dsv32_st_count(tf->f) ? dsv32_st_entry_at(tf->f, i)->name : NULL;
 }
 
+/* Whether every tensor's data starts at a multiple of its element size: safetensors does not
+ * promise it (a producer may put an I64 after an odd count of F32), and the comparisons read
+ * the data as arrays of their type. */
+static bool all_aligned(const dsv32_st_file *f)
+{
+	for (size_t i = 0; i < dsv32_st_count(f); i++) {
+		const dsv32_st_entry *e = dsv32_st_entry_at(f, i);
+		size_t es = dsv32_dtype_size(e->dtype);
+		if (es > 1 && (uintptr_t)dsv32_st_data(f, e) % es != 0)
+			return false;
+	}
+	return true;
+}
+
+/* A recording with unaligned tensors is read into memory (aligned copies, file order). */
+static dsv32_status copy_to_memory(dsv32_tapfile *tf, const char *path, dsv32_error *err)
+{
+	tf->mem = malloc(sizeof *tf->mem);
+	if (!tf->mem)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s", path);
+	dsv32_tapstore_init(tf->mem);
+	dsv32_status rc = DSV32_OK;
+	for (size_t i = 0; i < dsv32_st_count(tf->f) && rc == DSV32_OK; i++) {
+		const dsv32_st_entry *e = dsv32_st_entry_at(tf->f, i);
+		dsv32_tensor t;
+		rc = dsv32_st_tensor(tf->f, e->name, &t, err);
+		if (rc == DSV32_OK)
+			rc = dsv32_tapstore_put(tf->mem, e->name, &t, err);
+	}
+	dsv32_st_close(tf->f);
+	tf->f = NULL;
+	return rc;
+}
+
 static dsv32_status open_source(dsv32_tapfile *tf, const char *path, dsv32_error *err)
 {
-	if (!dsv32_tapfile_is_h5_path(path))
-		return dsv32_st_open(&tf->f, path, err);
+	if (!dsv32_tapfile_is_h5_path(path)) {
+		DSV32_TRY(dsv32_st_open(&tf->f, path, err));
+		return all_aligned(tf->f) ? DSV32_OK : copy_to_memory(tf, path, err);
+	}
 	/* HDF5 opens by name and would block on a FIFO: refuse anything but a regular file first */
 	DSV32_TRY(dsv32_infile_check(path, err));
 	tf->mem = malloc(sizeof *tf->mem);

@@ -54,6 +54,39 @@ static void test_golden_recording_reads_as_tap_file(void **state)
 	dsv32_tapfile_close(&tf);
 }
 
+/* A producer may lay an I64 tap out after an odd count of F32 values: the reader hands out
+ * aligned data all the same (the comparisons read it as int64_t[]), with the values intact. */
+static void test_unaligned_tensors_are_read_aligned(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/dsv32_unaligned_XXXXXX.safetensors";
+	int fd = mkstemps(path, 12);
+	assert_true(fd >= 0);
+	close(fd);
+	const float one[1] = {1.5f};
+	const int64_t ids[3] = {5, 17, -42};
+	int64_t s1[1] = {1}, s3[2] = {1, 3};
+	dsv32_st_writer *w;
+	assert_int_equal(dsv32_st_writer_open(&w, path, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_declare(w, "step0.odd", DSV32_F32, 1, s1, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_declare(w, "step0.input_ids", DSV32_I64, 2, s3, NULL),
+			 DSV32_OK);
+	assert_int_equal(dsv32_st_writer_write(w, one, sizeof one, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_write(w, ids, sizeof ids, NULL), DSV32_OK);
+	assert_int_equal(dsv32_st_writer_commit(w, NULL), DSV32_OK);
+	dsv32_tapfile tf;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_tapfile_open(&tf, path, &err), DSV32_OK);
+	dsv32_tensor t;
+	assert_int_equal(dsv32_tapfile_get(&tf, 0, "input_ids", &t, &err), DSV32_OK);
+	assert_int_equal((uintptr_t)t.data % sizeof(int64_t), 0);
+	assert_memory_equal(t.data, ids, sizeof ids);
+	assert_int_equal(dsv32_tapfile_get(&tf, 0, "odd", &t, &err), DSV32_OK);
+	assert_memory_equal(t.data, one, sizeof one);
+	dsv32_tapfile_close(&tf);
+	unlink(path);
+}
+
 static void test_non_recording_is_rejected(void **state)
 {
 	(void)state;
@@ -177,6 +210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_recording_reads_as_tap_file),
 		cmocka_unit_test(test_non_recording_is_rejected),
+		cmocka_unit_test(test_unaligned_tensors_are_read_aligned),
 		cmocka_unit_test(test_dump_round_trip_safetensors_and_hdf5),
 		cmocka_unit_test(test_side_prefixed_dump_round_trip),
 	};
