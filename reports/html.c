@@ -234,9 +234,14 @@ static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols)
 	html_escape(f, t->name);
 	fprintf(f, "</code></td><td>%s / %s</td>", t->dtype_a, t->dtype_b);
 	if (t->family == DSV32_FAMILY_SET) {
-		fprintf(f, "<td colspan='%d'></td><td>jaccard %.4f, equal %lld/%lld, ties %lld</td>",
+		fprintf(f, "<td colspan='%d'></td><td>jaccard %.4f, equal %lld/%lld, ties %lld",
 			n_cols, t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
 			(long long)t->set.rows_tie_equal);
+		if (t->set.score_noise >= 0) /* both sides' scores: the flips classified */
+			fprintf(f, "; flips: %lld near-tie, %lld genuine (margin %.3g, noise %.3g)",
+				(long long)t->set.rows_near_tie, (long long)t->set.rows_genuine,
+				t->set.flip_margin_max, t->set.score_noise);
+		fprintf(f, "</td>");
 	} else {
 		columns_row(f, t);
 		fprintf(f, "<td>%s</td>", t->family == DSV32_FAMILY_LOGITS
