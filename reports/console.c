@@ -123,8 +123,17 @@ static int cmp_drift_desc(const void *pa, const void *pb)
 	return (a < b) - (a > b);
 }
 
+/* In the free-running pass, a tap after the first decision flip in model order measures drift
+ * that includes other decisions, not arithmetic alone. */
+static bool after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip)
+{
+	return first_flip && t->mode == DSV32_DRIFT_PROPAGATE &&
+	       first_flip->mode == DSV32_DRIFT_PROPAGATE && dsv32_tap_model_order(t, first_flip) > 0;
+}
+
 static void print_worst(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *out)
 {
+	const dsv32_tap_result *first_flip = count_flips(r).first;
 	const dsv32_tap_result **v = calloc(r->n_taps + 1, sizeof *v);
 	size_t n = 0;
 	for (size_t i = 0; v && i < r->n_taps; i++)
@@ -136,8 +145,9 @@ static void print_worst(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *
 		for (size_t i = 0; i < n && i < WORST_PER_MODE; i++) {
 			char d[192];
 			describe(v[i], d, sizeof d);
-			fprintf(out, "  step %d %-28s %s%s\n", v[i]->step, v[i]->name, d,
-				v[i]->over_budget ? "  OVER BUDGET" : "");
+			fprintf(out, "  step %d %-28s %s%s%s\n", v[i]->step, v[i]->name, d,
+				v[i]->over_budget ? "  OVER BUDGET" : "",
+				after_flip(v[i], first_flip) ? "  (after a decision flip)" : "");
 		}
 	}
 	free(v);
