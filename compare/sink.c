@@ -95,6 +95,18 @@ static bool is_selection_scores(const char *name)
 	return layer >= 0 && dsv32_layer_tap_find(op) == DSV32_LTAP_INDEXER_SCORES;
 }
 
+/* Once a layer's selection is compared, the streamed side's scores of it are not needed: at
+ * most one layer's (B·S·T floats) is kept besides the held side's. */
+static void drop_used_scores(dsv32_cmp_sink *c, const char *name)
+{
+	int layer;
+	char op[64], scores[96];
+	dsv32_tap_split_name(name, &layer, op, sizeof op);
+	if (c->streamed_sets && layer >= 0 && dsv32_layer_tap_find(op) == DSV32_LTAP_INDEXER_TOPK)
+		dsv32_tapstore_drop(c->streamed_sets, dsv32_layer_tap_name(scores, sizeof scores, layer,
+									  DSV32_LTAP_INDEXER_SCORES));
+}
+
 /* A decoder layer's output has been compared: tell the progress callback. */
 static void note_layer_done(dsv32_cmp_sink *c, const char *name)
 {
@@ -134,6 +146,7 @@ dsv32_status dsv32_sink_compare(void *user, const char *name, const dsv32_tensor
 	if (dsv32_tap_is_input(name))
 		return DSV32_OK;
 	DSV32_TRY(compare_tap(c, name, t, err));
+	drop_used_scores(c, name);
 	note_layer_done(c, name);
 	return DSV32_OK;
 }

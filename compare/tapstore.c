@@ -36,6 +36,19 @@ dsv32_tap_entry *dsv32_tapstore_get(dsv32_tapstore *s, const char *name)
 	return NULL;
 }
 
+void dsv32_tapstore_drop(dsv32_tapstore *s, const char *name)
+{
+	dsv32_tap_entry *e = dsv32_tapstore_get(s, name);
+	if (!e)
+		return;
+	s->bytes -= dsv32_tensor_nbytes(&e->t);
+	dsv32_tensor_free(&e->t);
+	free(e->name);
+	size_t i = (size_t)(e - s->e);
+	memmove(e, e + 1, (s->n - i - 1) * sizeof *e);
+	s->n--;
+}
+
 dsv32_status dsv32_tapstore_put(dsv32_tapstore *s, const char *name, const dsv32_tensor *t,
 				dsv32_error *err)
 {

@@ -28,5 +28,7 @@ void dsv32_tapstore_free(dsv32_tapstore *s);
 dsv32_status dsv32_tapstore_put(dsv32_tapstore *s, const char *name, const dsv32_tensor *t,
 				dsv32_error *err);
 dsv32_tap_entry *dsv32_tapstore_get(dsv32_tapstore *s, const char *name);
+/* Free the entry of that name, if any (the others keep their order). */
+void dsv32_tapstore_drop(dsv32_tapstore *s, const char *name);
 
 #endif

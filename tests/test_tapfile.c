@@ -87,6 +87,29 @@ static void test_unaligned_tensors_are_read_aligned(void **state)
 	unlink(path);
 }
 
+/* Dropping an entry frees it, keeps the others in order and their byte count right. */
+static void test_tapstore_drop(void **state)
+{
+	(void)state;
+	const float v[4] = {1, 2, 3, 4};
+	int64_t shape[1] = {4};
+	dsv32_tensor t = dsv32_tensor_view((void *)v, DSV32_F32, 1, shape);
+	dsv32_tapstore s;
+	dsv32_tapstore_init(&s);
+	const char *names[3] = {"a", "b", "c"};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(dsv32_tapstore_put(&s, names[i], &t, NULL), DSV32_OK);
+	dsv32_tapstore_drop(&s, "b");
+	dsv32_tapstore_drop(&s, "not there");
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.e[0].name, "a");
+	assert_string_equal(s.e[1].name, "c");
+	assert_int_equal(s.bytes, 2 * sizeof v);
+	assert_null(dsv32_tapstore_get(&s, "b"));
+	assert_memory_equal(dsv32_tapstore_get(&s, "c")->t.data, v, sizeof v);
+	dsv32_tapstore_free(&s);
+}
+
 static void test_non_recording_is_rejected(void **state)
 {
 	(void)state;
@@ -211,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_golden_recording_reads_as_tap_file),
 		cmocka_unit_test(test_non_recording_is_rejected),
 		cmocka_unit_test(test_unaligned_tensors_are_read_aligned),
+		cmocka_unit_test(test_tapstore_drop),
 		cmocka_unit_test(test_dump_round_trip_safetensors_and_hdf5),
 		cmocka_unit_test(test_side_prefixed_dump_round_trip),
 	};
