@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "core/model.h"
+#include "ref/comm.h"
 
 /* Open a live model of layout "ref" or "hf". config: NULL for the checkpoint's own. The ref
  * layout's world size is read from the shard file names (dsv32_cli_shards_world; a
@@ -15,6 +16,25 @@ dsv32_status dsv32_cli_open_model_cfg(const char *layout, const char *checkpoint
 				      dsv32_model **out, dsv32_error *err);
 dsv32_status dsv32_cli_open_model(const char *layout, const char *checkpoint,
 				  const dsv32_model_opts *opts, dsv32_model **out, dsv32_error *err);
+/* dsv32_cli_open_model_cfg with real tensor-parallel ranks: comm NULL (or inproc) = in-process;
+ * else the ref layout runs as rank comm->rank (ref/ref_model.h dsv32_ref_open_comm); the hf
+ * layout refuses a distributed comm (DSV32_E_USAGE). */
+dsv32_status dsv32_cli_open_model_comm(const char *layout, const char *checkpoint,
+				       const char *config, const dsv32_model_opts *opts,
+				       dsv32_comm *comm, dsv32_model **out, dsv32_error *err);
+/* --comm inproc|mpi|nccl and --comm-timeout S (run, dump): *out NULL for inproc (kind NULL);
+ * timeout NULL = 60 s. DSV32_E_USAGE for a bad value; the backend's failure otherwise (an mpi
+ * build without MPI: DSV32_E_UNSUPPORTED "built without MPI"). */
+dsv32_status dsv32_cli_comm_open(const char *kind, const char *timeout, dsv32_comm **out,
+				 dsv32_error *err);
+/* Whether this process prints and writes the command's outputs: in-process, or rank 0. */
+bool dsv32_cli_comm_is_leader(const dsv32_comm *c);
+/* The end of a command that opened c: code 0 closes it (every rank does). A failure (err: its
+ * message, NULL when already printed) is printed by rank 0 when every rank knows it (an
+ * agreement failed), else by the failing rank with its rank named, and then the whole job is
+ * ended (dsv32_comm_abort), so no rank waits for it. Returns the exit code. */
+int dsv32_cli_comm_finish(const char *cmd, dsv32_comm *c, int code, const dsv32_error *err);
+
 /* The checkpoint's config (config_path NULL: <checkpoint>/config.json, HF or reference form);
  * false when it cannot be read. *is_hf (may be NULL) tells which form it was. */
 bool dsv32_cli_checkpoint_config(const char *checkpoint, const char *config_path,

@@ -17,11 +17,20 @@
 #include "core/fsutil.h"
 #include "core/tokens.h"
 #include "kernels/backend.h"
+#include "ref/ref_model.h"
 
 typedef struct {
 	dsv32_tapstore *store;
 	int step;
 } dump_ctx;
+
+/* The sink of the ranks other than 0 in a distributed run: the taps are on alike on every rank
+ * (gathering a split tap is a collective), only rank 0 keeps them. */
+static dsv32_status drop_tap(void *user, const char *name, const dsv32_tensor *t, dsv32_error *err)
+{
+	(void)user, (void)name, (void)t, (void)err;
+	return DSV32_OK;
+}
 
 static dsv32_status on_tap(void *user, const char *name, const dsv32_tensor *t, dsv32_error *err)
 {
@@ -41,7 +50,7 @@ static dsv32_status put_i64(dsv32_tapstore *s, int step, const char *name, const
 }
 
 static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_tapstore *s,
-			   dsv32_error *err)
+			   bool keep, dsv32_error *err)
 {
 	dump_ctx c = {.store = s};
 	int64_t B = toks->rows, *cur = toks->ids, S = toks->cols, pos = 0;
@@ -52,11 +61,12 @@ static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_
 	for (int step = 0; step <= steps && rc == DSV32_OK; step++) {
 		int64_t shape[2] = {B, S}, one = 1;
 		c.step = step;
-		rc = put_i64(s, step, "input_ids", cur, 2, shape, err);
-		if (rc == DSV32_OK)
+		if (keep)
+			rc = put_i64(s, step, "input_ids", cur, 2, shape, err);
+		if (rc == DSV32_OK && keep)
 			rc = put_i64(s, step, "start_pos", &pos, 1, &one, err);
 		dsv32_tensor logits = {0};
-		m->taps = (dsv32_tap_sink){on_tap, &c};
+		m->taps = (dsv32_tap_sink){keep ? on_tap : drop_tap, &c};
 		if (rc == DSV32_OK)
 			rc = m->vt->forward(m, cur, B, S, pos, &logits, err);
 		m->taps = (dsv32_tap_sink){0};
@@ -77,6 +87,7 @@ typedef struct {
 	bool eager_dequant;
 	const char *config; /* NULL: the checkpoint's own */
 	const char *json;   /* --json [FILE|-]: a summary of what was written */
+	dsv32_comm *comm;   /* --comm mpi|nccl: real ranks (NULL: in-process) */
 } dump_args;
 
 static int write_json(const dump_args *a, int world, const char *layers)
@@ -111,17 +122,25 @@ static int dump_record(const dump_args *a)
 	o.gemm_engine = strcmp(a->gemm, "host") ? DSV32_GEMM_FIXED : DSV32_GEMM_HOST;
 	dsv32_model *m = NULL;
 	/* the ref layout's W comes from the shard names; the metadata records the one used */
-	if ((!strcmp(layout, "ref") &&
-	     dsv32_cli_shards_world(ckpt, mp > 1 ? (int)mp : 0, &o.world_size, &err) != DSV32_OK) ||
-	    dsv32_cli_open_model_cfg(layout, ckpt, a->config, &o, &m, &err) != DSV32_OK)
-		return dsv32_cli_fail("dump", &err);
+	bool leader = dsv32_cli_comm_is_leader(a->comm);
+	dsv32_status orc = DSV32_OK;
+	if (!strcmp(layout, "ref"))
+		orc = dsv32_cli_shards_world(ckpt, mp > 1 ? (int)mp : 0, &o.world_size, &err);
+	if (orc == DSV32_OK)
+		orc = dsv32_cli_open_model_comm(layout, ckpt, a->config, &o, a->comm, &m, &err);
+	else /* the other ranks wait in the open's agreement */
+		orc = dsv32_comm_agree(a->comm, orc, "open", &err);
+	if (orc != DSV32_OK)
+		return dsv32_cli_comm_finish("dump", a->comm, DSV32_EXIT_USAGE, &err);
+	if (!strcmp(layout, "ref"))
+		o.world_size = dsv32_ref_world_size(m);
 	mp = (uint64_t)o.world_size;
 	dsv32_tokens toks;
 	dsv32_tapstore store;
 	dsv32_tapstore_init(&store);
 	dsv32_status rc = dsv32_tokens_load(&toks, a->tokens, m->cfg.vocab_size, &err);
 	if (rc == DSV32_OK) {
-		rc = record(m, &toks, (int)a->steps, &store, &err);
+		rc = record(m, &toks, (int)a->steps, &store, leader, &err);
 		dsv32_tokens_free(&toks);
 	}
 	char *cfg = strcmp(layout, "ref") ? dsv32_config_to_hf_json(&m->cfg) : dsv32_config_to_ref_json(&m->cfg);
@@ -139,7 +158,7 @@ static int dump_record(const dump_args *a)
 	/* the weights' identity, so `compare` can check a recording against --checkpoint (and
 	 * accept it without one when it is the built-in model's) */
 	char weights_fp[65];
-	if (dsv32_checkpoint_fingerprint(ckpt, weights_fp, NULL) == DSV32_OK) {
+	if (leader && dsv32_checkpoint_fingerprint(ckpt, weights_fp, NULL) == DSV32_OK) {
 		keys[n_meta] = DSV32_META_WEIGHTS_FP;
 		vals[n_meta++] = weights_fp;
 	}
@@ -149,18 +168,21 @@ static int dump_record(const dump_args *a)
 	}
 	size_t n = strlen(out);
 	bool h5 = n > 3 && !strcmp(out + n - 3, ".h5");
-	if (rc == DSV32_OK)
+	if (rc == DSV32_OK && leader) /* real ranks: rank 0 writes, the others write nothing */
 		rc = h5 ? dsv32_tapfile_write_h5(&store, out, keys, vals, n_meta, &err)
 			: dsv32_tapfile_write(&store, out, keys, vals, n_meta, &err);
 	free(cfg);
 	dsv32_tapstore_free(&store);
 	m->vt->close(m);
 	if (rc != DSV32_OK)
-		return dsv32_cli_fail("dump", &err);
-	fprintf(stderr, "dump: wrote %s\n", out);
-	if (a->json)
-		return write_json(a, (int)mp, lt);
-	return DSV32_EXIT_OK;
+		return dsv32_cli_comm_finish("dump", a->comm, DSV32_EXIT_USAGE, &err);
+	int code = DSV32_EXIT_OK;
+	if (leader) {
+		fprintf(stderr, "dump: wrote %s\n", out);
+		if (a->json)
+			code = write_json(a, (int)mp, lt);
+	}
+	return dsv32_cli_comm_finish("dump", a->comm, code, NULL);
 }
 
 int dsv32_cmd_dump(int argc, char **argv)
@@ -169,6 +191,7 @@ int dsv32_cmd_dump(int argc, char **argv)
 		   *profile = "bf16", *gemm = "fixed", *config = NULL, *json = NULL;
 	uint64_t steps = DSV32_DEFAULT_DECODE_STEPS, mp = 1, layers = 0;
 	bool eager_dequant = false, force = false;
+	const char *comm_kind = "inproc", *comm_timeout = NULL;
 	const dsv32_arg_opt opts[] = {
 		{"layout", DSV32_ARG_CHOICE, &layout, "ref|hf", "which layout runs (default ref)", false},
 		{"checkpoint", DSV32_ARG_STRING, &ckpt, "DIR", "checkpoint directory", true},
@@ -183,6 +206,8 @@ int dsv32_cmd_dump(int argc, char **argv)
 		{"config", DSV32_ARG_STRING, &config, "FILE", "model config (HF or reference form; default: the checkpoint's config.json)", false},
 		{"layers", DSV32_ARG_U64, &layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
+		{"comm", DSV32_ARG_CHOICE, &comm_kind, "inproc|mpi|nccl", "ref: where the tensor-parallel ranks run: in this process (default), one per process under mpirun -np W (mpi), one per GPU (nccl); rank 0 writes, the recording is the same (docs/distributed.md)", false},
+		{"comm-timeout", DSV32_ARG_STRING, &comm_timeout, "S", "seconds a rank may keep a collective waiting before the job ends with an error naming it (default 60)", false},
 		{"gemm", DSV32_ARG_CHOICE, &gemm, "fixed|host", "CPU GEMM engine. fixed: same bits on every CPU (default); host: oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine", false},
 	};
 	dsv32_arg_spec spec = {"dump", "--layout ref|hf --checkpoint DIR --tokens IDS --out FILE [options]",
@@ -198,17 +223,25 @@ int dsv32_cmd_dump(int argc, char **argv)
 	int prc = dsv32_args_parse(&spec, argc, argv, pos, &npos);
 	if (prc != DSV32_ARGS_OK)
 		return prc == DSV32_ARGS_HELP ? DSV32_EXIT_OK : DSV32_EXIT_USAGE;
+	dsv32_error cerr = {0};
+	dsv32_comm *comm = NULL;
+	if (dsv32_cli_comm_open(comm_kind, comm_timeout, &comm, &cerr) != DSV32_OK)
+		return dsv32_cli_fail("dump", &cerr);
+	bool leader = dsv32_cli_comm_is_leader(comm);
 	/* checked and locked before the model is opened: a refused --out costs nothing */
 	char ckbuf[PATH_MAX];
 	const char *inputs[] = {dsv32_cli_ckpt_input(ckpt, ckbuf, sizeof ckbuf),
 				dsv32_cli_tokens_input(tokens), config};
 	const char *names[] = {"--out", "--json"}, *outs[] = {out, dsv32_cli_out_file(json)};
 	dsv32_cli_outputs claimed = {.force = force};
-	int rc = dsv32_cli_outputs_claim(&claimed, "dump", names, outs, 2, inputs, 3);
+	int rc = leader ? dsv32_cli_outputs_claim(&claimed, "dump", names, outs, 2, inputs, 3) : 0;
+	if (comm && dsv32_comm_agree(comm, rc ? DSV32_E_USAGE : DSV32_OK, "outputs", &cerr) != DSV32_OK)
+		return dsv32_cli_comm_finish("dump", comm, rc ? rc : DSV32_EXIT_USAGE,
+					     rc ? NULL : &cerr); /* rank 0 printed the refusal */
 	if (rc)
 		return rc;
 	dump_args a = {layout, ckpt, tokens, out, device, profile, gemm, steps, mp, layers,
-		       eager_dequant, config, json};
+		       eager_dequant, config, json, comm};
 	rc = dump_record(&a);
 	dsv32_cli_outputs_release(&claimed);
 	return rc;

@@ -43,6 +43,7 @@ static const char *USAGE =
 	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json [FILE|-]] [--force]\n"
 	"                        [--experts grouped_mm|eager] [--eager-dequant]   (hf only)\n"
 	"                        [--layers N] [--gemm fixed|host]\n"
+	"                        [--comm inproc|mpi|nccl] [--comm-timeout S]   (ref only)\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
 	"  token, stopping at eos (default: the config's eos_token_id). The last line of the output\n"
 	"  is the generated ids, comma-separated. DIR holds reference shards model{r}-mp{W}.safetensors\n"
@@ -59,7 +60,12 @@ static const char *USAGE =
 	"  the JSON is there), with FILE to that file (stdout keeps the ids line; --force replaces\n"
 	"  an existing FILE).\n"
 	"  --mp W: the ref layout reads W from the model{r}-mp{W} file names; a different --mp is an\n"
-	"  error (on an HF directory --mp W slices it into W ranks in memory).\n";
+	"  error (on an HF directory --mp W slices it into W ranks in memory).\n"
+	"  --comm inproc|mpi|nccl: where the ref layout's tensor-parallel ranks run: in this process\n"
+	"  (inproc, default), or one rank per process under `mpirun -np W` (mpi, CPU) or per GPU\n"
+	"  (nccl); each rank opens only its own shard, rank 0 prints and writes, the results are\n"
+	"  bit-identical to inproc (docs/distributed.md). --comm-timeout S (default 60): a rank\n"
+	"  that does not answer a collective within S seconds ends the job with an error naming it.\n";
 
 /* s as a JSON string literal (the fingerprint holds a CPU model name: quote what needs it). */
 static void print_json_string(FILE *js, const char *s)
@@ -192,7 +198,8 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		if (rc != DSV32_OK)
 			break;
 		int64_t V = logits.shape[1];
-		note_nonfinite(&bad, n_gen, (const float *)logits.data, B * V);
+		if (js || ids_line) /* not on the silent ranks of a distributed run */
+			note_nonfinite(&bad, n_gen, (const float *)logits.data, B * V);
 		all_done = true;
 		for (int64_t b = 0; b < B; b++) {
 			const float *lv = (const float *)logits.data + b * V;
@@ -216,7 +223,7 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		print_json_generated(js, gen, B, max_new, n_gen, eos);
 	for (int64_t b = 0; rc == DSV32_OK && ids_line && b < B; b++)
 		print_row(gen + b * max_new, n_gen, eos, b == B - 1);
-	if (rc == DSV32_OK)
+	if (rc == DSV32_OK && (js || ids_line))
 		summarize_nonfinite(&bad, n_gen);
 	free(gen);
 	free(cur);
@@ -265,7 +272,7 @@ static int claim_json(dsv32_cli_outputs *c, const char *json, const char *ckpt,
 
 static const char *const RUN_OPTS[] = {"help", "json", "force", "eager-dequant", "layout", "checkpoint",
 				       "config", "mp", "tokens", "max-new-tokens", "eos", "layers",
-				       "gemm", "device", "experts", "profile"};
+				       "gemm", "device", "experts", "profile", "comm", "comm-timeout"};
 #define N_RUN_OPTS ((int)(sizeof RUN_OPTS / sizeof RUN_OPTS[0]))
 
 int dsv32_cmd_run(int argc, char **argv)
@@ -275,6 +282,7 @@ int dsv32_cmd_run(int argc, char **argv)
 	const char *json = NULL; /* --json [FILE|-] */
 	bool force = false;
 	int mp = 0;              /* 0: not given, read from the shard names */
+	const char *comm_kind = NULL, *comm_timeout = NULL; /* --comm, --comm-timeout */
 	dsv32_model_opts o;
 	dsv32_model_opts_default(&o);
 	for (int i = 1; i < argc; i++) {
@@ -308,6 +316,10 @@ int dsv32_cmd_run(int argc, char **argv)
 			mp = atoi(v) > 0 ? atoi(v) : -1;
 		else if (!strcmp(a, "--tokens"))
 			tokens_s = v;
+		else if (!strcmp(a, "--comm"))
+			comm_kind = v;
+		else if (!strcmp(a, "--comm-timeout"))
+			comm_timeout = v;
 		else if (!strcmp(a, "--max-new-tokens"))
 			max_new = atoll(v);
 		else if (!strcmp(a, "--eos"))
@@ -375,8 +387,19 @@ int dsv32_cmd_run(int argc, char **argv)
 		return DSV32_EXIT_USAGE;
 	}
 	dsv32_error err = {0};
+	dsv32_comm *comm = NULL;
+	if (dsv32_cli_comm_open(comm_kind, comm_timeout, &comm, &err) != DSV32_OK)
+		return dsv32_cli_fail("run", &err);
+	if (comm && strcmp(layout, "ref"))
+		return dsv32_cli_comm_finish("run", comm, DSV32_EXIT_USAGE,
+					     &(dsv32_error){.code = DSV32_E_USAGE,
+							    .what = "--comm mpi|nccl: the ref layout only"});
+	bool leader = dsv32_cli_comm_is_leader(comm);
 	dsv32_cli_outputs claimed = {.force = force};
-	int crc = claim_json(&claimed, json, ckpt, config, tokens_s);
+	int crc = leader ? claim_json(&claimed, json, ckpt, config, tokens_s) : 0;
+	if (comm && dsv32_comm_agree(comm, crc ? DSV32_E_USAGE : DSV32_OK, "outputs", &err) != DSV32_OK)
+		return dsv32_cli_comm_finish("run", comm, crc ? crc : DSV32_EXIT_USAGE,
+					     crc ? NULL : &err); /* rank 0 printed the refusal */
 	if (crc)
 		return crc;
 	dsv32_model *m = NULL;
@@ -385,8 +408,12 @@ int dsv32_cmd_run(int argc, char **argv)
 		rc = dsv32_cli_shards_world(ckpt, mp, &o.world_size, &err);
 	else if (mp > 0)
 		o.world_size = mp;
-	if (rc == DSV32_OK)
+	if (rc == DSV32_OK && comm)
+		rc = dsv32_ref_open_comm(&m, ckpt, config, &o, comm, &err);
+	else if (rc == DSV32_OK)
 		rc = open(&m, ckpt, config, &o, &err);
+	else if (comm) /* the others wait in the open's agreement */
+		rc = dsv32_comm_agree(comm, rc, "open", &err);
 	if (rc == DSV32_OK && !m)
 		rc = DSV32_E_INTERNAL;
 	if (rc != DSV32_OK) {
@@ -395,18 +422,20 @@ int dsv32_cmd_run(int argc, char **argv)
 				   "opening %s with layout %s failed (%s) without a message", ckpt,
 				   layout, dsv32_status_str(rc));
 		dsv32_cli_outputs_release(&claimed);
-		return dsv32_cli_fail("run", &err);
+		return dsv32_cli_comm_finish("run", comm, DSV32_EXIT_USAGE, &err);
 	}
 	if (eos == -2)
 		eos = m->cfg.eos_token_id;
 	int64_t total = dsv32_cli_layer_count(ckpt, config);
-	if (o.layers > 0 && total > 0 && o.layers < total)
+	if (leader && o.layers > 0 && total > 0 && o.layers < total)
 		fprintf(stderr, "dsv32-parity run: note: the first %d of %lld decoder layers only "
 			"(--layers): the logits are not the model's\n", o.layers, (long long)total);
 	dsv32_tokens toks = {0};
 	rc = dsv32_tokens_load(&toks, tokens_s, m->cfg.vocab_size, &err);
-	if (rc == DSV32_OK)
+	if (rc == DSV32_OK && leader)
 		rc = generate_to(m, &toks, max_new, eos, json, layout, &o, &err);
+	else if (rc == DSV32_OK) /* the other ranks compute alike and print nothing */
+		rc = generate(m, &toks, max_new, eos, NULL, false, layout, &o, &err);
 	dsv32_tokens_free(&toks);
 	m->vt->close(m);
 	dsv32_cli_outputs_release(&claimed);
@@ -414,6 +443,6 @@ int dsv32_cmd_run(int argc, char **argv)
 		DSV32_FAIL(&err, rc, "forward of layout %s failed (%s) without a message", layout,
 			   dsv32_status_str(rc));
 	if (rc != DSV32_OK)
-		return dsv32_cli_fail("run", &err);
-	return DSV32_EXIT_OK;
+		return dsv32_cli_comm_finish("run", comm, DSV32_EXIT_USAGE, &err);
+	return dsv32_cli_comm_finish("run", comm, DSV32_EXIT_OK, NULL);
 }

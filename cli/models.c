@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli.h"
 #include "cli/cli_models.h"
 #include "core/config.h"
 #include "convert/namemap.h"
@@ -126,17 +127,85 @@ dsv32_status dsv32_cli_open_model_cfg(const char *layout, const char *checkpoint
 				      const char *config, const dsv32_model_opts *opts,
 				      dsv32_model **out, dsv32_error *err)
 {
+	return dsv32_cli_open_model_comm(layout, checkpoint, config, opts, NULL, out, err);
+}
+
+dsv32_status dsv32_cli_open_model_comm(const char *layout, const char *checkpoint,
+				       const char *config, const dsv32_model_opts *opts,
+				       dsv32_comm *comm, dsv32_model **out, dsv32_error *err)
+{
 	if (!strcmp(layout, "ref")) {
 		dsv32_model_opts o = *opts;
-		DSV32_TRY(dsv32_cli_shards_world(checkpoint, opts->world_size > 1 ? opts->world_size
-										 : 0,
-						 &o.world_size, err));
-		return dsv32_ref_open(out, checkpoint, config, &o, err);
+		dsv32_status rc = dsv32_cli_shards_world(checkpoint, opts->world_size > 1
+								 ? opts->world_size : 0,
+							 &o.world_size, err);
+		if (rc == DSV32_OK && dsv32_comm_is_distributed(comm) && o.world_size == 1 &&
+		    comm->size > 1 && !dsv32_cli_is_shards_dir(checkpoint))
+			o.world_size = comm->size; /* an HF directory: one slice per process */
+		if (rc != DSV32_OK) /* every rank still takes part in the open's agreement */
+			return dsv32_comm_agree(comm, rc, "open", err);
+		return dsv32_ref_open_comm(out, checkpoint, config, &o, comm, err);
 	}
+	if (dsv32_comm_is_distributed(comm))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "--comm %s: real ranks are for the ref layout "
+				  "only (layout %s)", dsv32_comm_kind_name(comm->kind), layout);
 	if (!strcmp(layout, "hf")) {
 		if (!dsv32_cli_is_hf_checkpoint(checkpoint))
 			return open_hf_from_shards(checkpoint, config, opts, out, err);
 		return dsv32_hf_open(out, checkpoint, config, opts, err);
 	}
 	return DSV32_FAIL(err, DSV32_E_USAGE, "unknown layout '%s' (expected ref or hf)", layout);
+}
+
+dsv32_status dsv32_cli_comm_open(const char *kind, const char *timeout, dsv32_comm **out,
+				 dsv32_error *err)
+{
+	dsv32_comm_kind k = DSV32_COMM_INPROC;
+	double t = 60;
+	*out = NULL;
+	if (kind && !dsv32_comm_kind_parse(kind, &k))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "--comm %s: expected inproc, mpi or nccl", kind);
+	if (timeout) {
+		char *end;
+		t = strtod(timeout, &end);
+		if (!*timeout || *end || !(t > 0) || t > 1e6)
+			return DSV32_FAIL(err, DSV32_E_USAGE, "--comm-timeout %s: expected seconds > 0",
+					  timeout);
+	}
+	if (k == DSV32_COMM_INPROC)
+		return DSV32_OK;
+	return dsv32_comm_open(out, k, t, err);
+}
+
+bool dsv32_cli_comm_is_leader(const dsv32_comm *c)
+{
+	return !dsv32_comm_is_distributed(c) || c->rank == 0;
+}
+
+int dsv32_cli_comm_finish(const char *cmd, dsv32_comm *c, int code, const dsv32_error *err)
+{
+	if (code && err) /* dsv32_cli_fail's mapping, also on ranks that do not print */
+		code = err->code == DSV32_E_MISMATCH ? DSV32_EXIT_CHECK_FAILED : DSV32_EXIT_USAGE;
+	if (code == 0 || !dsv32_comm_is_distributed(c)) {
+		if (err && code)
+			code = dsv32_cli_fail(cmd, err);
+		dsv32_comm_close(c);
+		return code;
+	}
+	if (c->failed_together) { /* every rank holds this error: rank 0 says it, all end */
+		if (err && c->rank == 0)
+			code = dsv32_cli_fail(cmd, err);
+		dsv32_comm_close(c);
+		return code;
+	}
+	if (err) {
+		dsv32_error e = *err;
+		if (strncmp(e.what, "rank ", 5) != 0)
+			dsv32_error_prefix(&e, "rank %d of %d", c->rank, c->size);
+		code = dsv32_cli_fail(cmd, &e);
+	}
+	fprintf(stderr, "dsv32-parity %s: rank %d of %d ends the job (%s)\n", cmd, c->rank,
+		c->size, dsv32_comm_kind_name(c->kind));
+	dsv32_comm_abort(c, code);
+	return code; /* nccl: the communicator is aborted; the launcher ends the others */
 }

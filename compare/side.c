@@ -42,9 +42,17 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
 	else if (!strcmp(tok, "no-fp8-kv")) o->no_fp8_kv = true;
 	else if (!strcmp(tok, "force-yarn")) o->force_yarn = true;
+	else if (!strcmp(tok, "comm=inproc")) { /* the default: ranks in this process */ }
+	else if (!strcmp(tok, "comm=mpi") || !strcmp(tok, "comm=nccl"))
+		/* real ranks need the whole job in step; compare runs two sides in one process */
+		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED,
+				  "side '%s': %s: compare runs its live sides in one process; record "
+				  "the real ranks with `mpirun -np W dsv32-parity dump --comm %s` and "
+				  "compare the recording (taps:FILE), which equals the in-process "
+				  "tp=W run bit for bit (docs/distributed.md)", text, tok, tok + 5);
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
-				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, tp=W, "
+				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, tp=W, comm=inproc, "
 				  "gemm=fixed|host, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, plant=L)",
 				  text, tok);
 	return DSV32_OK;

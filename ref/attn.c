@@ -123,6 +123,7 @@ dsv32_status ref_attn_forward(ref_model *m, int layer, const dsv32_tensor *x, in
 	/* sparse selection and its mask: 0 at the top-k, -inf elsewhere (+ causal in prefill) */
 	LC_POOL(topk, DSV32_I64, 3, B, S, k);
 	LC_CK(ref_indexer_forward(m, layer, x, qr, B, S, P, topk, err));
+	LC_CK(ref_check_topk(m, layer, topk, err)); /* real ranks: the reference's cross-rank check */
 	LC_POOL(imask, act, 3, B, S, S > 1 ? S : E);
 	LC_CK(dsv32_attn_mask_ref(be, imask, topk, S > 1 ? 0 : -1, err));
 
@@ -131,6 +132,8 @@ dsv32_status ref_attn_forward(ref_model *m, int layer, const dsv32_tensor *x, in
 	LC_POOL(q, act, 4, B, S, Hl, dq);
 	LC_POOL(o, act, 4, B, S, Hl, dv);
 	for (int r = 0; r < W; r++) {
+		if (!ref_rank_is_local(m, r)) /* real ranks: that rank's partial arrives in the reduce */
+			continue;
 		ref_rank_w *kr = &ly->rk[r];
 		LC_CK(ref_linear(m, q, qr, &kr->wq_b, err));
 		LC_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, dn, true, err));
@@ -150,6 +153,7 @@ dsv32_status ref_attn_forward(ref_model *m, int layer, const dsv32_tensor *x, in
 		parts[r] = *part;
 	}
 	if (qrope) {
+		LC_CK(ref_gather_cols(m, qrope, qrope, err)); /* real ranks: the others' heads */
 		dsv32_tensor qr4 = lc_view(qrope, 0, 4, LC_SHAPE(B, S, H, dr));
 		LC_CK(lc_tap_layer(tp, DSV32_LTAP_Q_ROPE, layer, &qr4, err));
 	}

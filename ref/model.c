@@ -108,6 +108,8 @@ static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_
 	dsv32_tensor h2 = lc_view(h, 0, 2, LC_SHAPE(B, S * dim));
 	LC_CK(dsv32_copy_cols(m->be, last, &h2, (S - 1) * dim, 0, dim, err));
 	for (int r = 0; r < m->W; r++) {
+		if (!ref_rank_is_local(m, r)) /* real ranks: gathered below */
+			continue;
 		dsv32_tensor *pr;
 		LC_POOL(pr, DSV32_F32, 2, B, Vl);
 		LC_CK(dsv32_gemm(m->be, pr, last, &m->head[r], err)); /* fp32 GEMM on fp32(h) */
@@ -144,7 +146,7 @@ dsv32_status dsv32_ref_forward(dsv32_model *mm, const int64_t *tokens, int64_t B
 	LC_POOL(res, m->act, 3, B, S, c->dim);
 	LC_POOL(x2, m->act, 3, B, S, c->dim);
 	LC_CK(dsv32_backend_upload(m->be, ids->data, tokens, (size_t)(B * S) * sizeof(int64_t), err));
-	LC_CK(dsv32_embedding(m->be, x, &m->embed, ids, err));
+	LC_CK(ref_embed(m, x, ids, tokens, err));
 	LC_CK(lc_tap_model(ref_tapper(m), DSV32_MTAP_EMBED, x, err));
 	for (int L = 0; L < c->n_layers; L++) {
 		/* res_out may alias res in the fused norm; x_out must be fresh */
@@ -381,8 +383,8 @@ static dsv32_status load_config(dsv32_config *c, const char *ckpt, const char *c
 	return DSV32_OK;
 }
 
-dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *config_path,
-			    const dsv32_model_opts *opts, dsv32_error *err)
+static dsv32_status open_model(dsv32_model **out, const char *ckpt, const char *config_path,
+			       const dsv32_model_opts *opts, dsv32_comm *comm, dsv32_error *err)
 {
 	*out = NULL;
 	dsv32_model_opts o;
@@ -405,6 +407,15 @@ dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *con
 	m->W = o.world_size > 0 ? o.world_size : 1;
 	if (m->W > REF_MAX_WORLD) {
 		rc = DSV32_FAIL(err, DSV32_E_USAGE, "world size %d > %d", m->W, REF_MAX_WORLD);
+		goto out_free;
+	}
+	m->comm = comm;
+	m->dist = dsv32_comm_is_distributed(comm);
+	m->rank = m->dist ? comm->rank : 0;
+	if (m->dist && comm->size != m->W) {
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: the checkpoint is for %d tensor-parallel ranks, "
+				"but the job has %d processes (%s): start it with -np %d", ckpt, m->W,
+				comm->size, dsv32_comm_kind_name(comm->kind), m->W);
 		goto out_free;
 	}
 	rc = dsv32_config_validate(c, m->W, err);
@@ -457,5 +468,26 @@ dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *con
 	return DSV32_OK;
 out_free:
 	free(m);
+	return rc;
+}
+
+dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *config_path,
+			    const dsv32_model_opts *opts, dsv32_error *err)
+{
+	return open_model(out, ckpt, config_path, opts, NULL, err);
+}
+
+dsv32_status dsv32_ref_open_comm(dsv32_model **out, const char *ckpt, const char *config_path,
+				 const dsv32_model_opts *opts, dsv32_comm *comm, dsv32_error *err)
+{
+	dsv32_status rc = open_model(out, ckpt, config_path, opts, comm, err);
+	if (!dsv32_comm_is_distributed(comm))
+		return rc;
+	/* every rank opened, or all fail alike (a missing shard on one rank names that rank) */
+	rc = dsv32_comm_agree(comm, rc, "open", err);
+	if (rc != DSV32_OK && *out) {
+		(*out)->vt->close(*out);
+		*out = NULL;
+	}
 	return rc;
 }

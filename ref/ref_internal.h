@@ -11,6 +11,7 @@
 #include "kernels/backend.h"
 #include "layout_common/scratch.h"
 #include "layout_common/tap_emit.h"
+#include "ref/comm.h"
 #include "ref/ref_model.h"
 
 /* A Linear's parameters: w BF16 / F32 (plain F.linear) or F8_E4M3 with its F32 block scale s
@@ -52,6 +53,13 @@ typedef struct {
 	dsv32_backend *be;
 	dsv32_plant plant; /* opts.plant copied at open (zero: none) */
 	int W;
+	/* Real ranks (docs/distributed.md): comm is the caller's communicator (borrowed; NULL =
+	 * in-process). dist: this process is rank `rank` of W and holds only that rank's split
+	 * parameters (its own shard); replicated parts run on every rank (same bits). In-process
+	 * (dist false) rank is 0 and every rank's parameters are here. */
+	dsv32_comm *comm;
+	bool dist;
+	int rank;
 	dsv32_dtype act;  /* BF16 (bf16 profile) or F32 (fp32 profile) */
 	bool fp8_kv;      /* MLA latent fp8 round trip on */
 	bool fp8_idx;     /* indexer q/k act_quant + fp8 key cache on */
@@ -62,7 +70,7 @@ typedef struct {
 	dsv32_tensor freqs; /* F32 rope table [maxS', dr/2, 2] (kernels/yarn.h layout) */
 	dsv32_tensor embed; /* BF16 [V, dim]: the rank slices in rank order (the ParallelEmbedding
 			       all_reduce is exact: one rank contributes each row, §C.2) */
-	dsv32_tensor *head;   /* [W] local rows [V/W, dim] F32 */
+	dsv32_tensor *head;   /* [W] local rows [V/W, dim] F32 (dist: only head[rank]) */
 	dsv32_tensor norm;    /* F32 [dim] */
 	ref_layer *layers;
 	/* The open checkpoint files (weights.c). On CPU, parameters kept in their file dtype are
@@ -80,6 +88,20 @@ static inline ref_model *ref_of(dsv32_model *m)
 static inline lc_tapper ref_tapper(ref_model *m)
 {
 	return (lc_tapper){m->be, &m->base.taps};
+}
+
+/* Whether rank r's split parameters live in this process (always in-process). Loops over the
+ * ranks skip the others: their partials arrive through the collectives of tp.c. */
+static inline bool ref_rank_is_local(const ref_model *m, int r)
+{
+	return !m->dist || r == m->rank;
+}
+
+/* The checkpoint rank whose file the replicated parameters are read from: 0 in-process (every
+ * shard holds the same copy), this process's own rank with real ranks (it opens no other). */
+static inline int ref_home_rank(const ref_model *m)
+{
+	return m->dist ? m->rank : 0;
 }
 
 /* weights.c */
@@ -100,6 +122,21 @@ dsv32_status ref_all_reduce(ref_model *m, dsv32_tensor *out, const dsv32_tensor 
 			    dsv32_error *err);
 dsv32_status ref_all_gather(ref_model *m, dsv32_tensor *out, const dsv32_tensor *parts,
 			    dsv32_error *err);
+/* With real ranks (m->dist) the two calls above read parts[m->rank] only and gather the others'
+ * bytes (ref/comm.h), then reduce / concatenate exactly as in-process: the same bits.
+ * ref_embed: x [.., dim] = embedding rows of ids (tokens: the same ids on the host); with real
+ *   ranks each rank looks up the rows it owns and the owner's row is taken (§C.2, exact).
+ * ref_gather_cols: out [rows, W·n] holds this rank's columns [rank·n, (rank+1)·n) (local is
+ *   out itself or any [rows, W·n] tensor holding them); fills every rank's block. No-op
+ *   in-process. Used for taps of split tensors, so a recording equals the emulation's.
+ * ref_check_topk: the reference indexer's cross-rank check (rank 0 broadcasts its top-k, every
+ *   rank compares, then all agree): DSV32_E_MISMATCH naming the rank and the first difference.
+ *   No-op in-process (replicated parts run once there). */
+dsv32_status ref_embed(ref_model *m, dsv32_tensor *x, const dsv32_tensor *ids,
+		       const int64_t *tokens, dsv32_error *err);
+dsv32_status ref_gather_cols(ref_model *m, dsv32_tensor *out, const dsv32_tensor *local,
+			     dsv32_error *err);
+dsv32_status ref_check_topk(ref_model *m, int layer, dsv32_tensor *topk, dsv32_error *err);
 
 /* ops.c: one Linear (§A.1 / §B.3) */
 dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,

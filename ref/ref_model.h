@@ -4,7 +4,8 @@
  * Open:   from reference shards  <dir>/model{r}-mp{W}.safetensors + reference config JSON
  *         (<dir>/config.json unless given), or from an HF checkpoint directory through the
  *         name map (each rank's slice is cut in memory; nothing is written).
- * Ranks:  W = opts->world_size tensor-parallel ranks run in this process. Replicated parts
+ * Ranks:  W = opts->world_size tensor-parallel ranks run in this process (or one per process
+ *         with dsv32_ref_open_comm, docs/distributed.md: same bits). Replicated parts
  *         (norms, wq_a, wkv_a, the indexer, the gate) are computed once: every rank of the
  *         reference computes the same bits there (§C.5-C.7). Split parts (wq_b/wkv_b/attention
  *         of the local heads, wo, dense w1/w2/w3, shared expert, owned routed experts, embed and
@@ -36,6 +37,18 @@
  * dsv32_model whose vt->layout is "ref"; close it with (*out)->vt->close(*out). */
 dsv32_status dsv32_ref_open(dsv32_model **out, const char *ckpt, const char *config_path,
 			    const dsv32_model_opts *opts, dsv32_error *err);
+
+/* dsv32_ref_open with real tensor-parallel ranks (docs/distributed.md): comm (ref/comm.h,
+ * borrowed, must outlive the model; NULL or inproc = dsv32_ref_open) makes this process rank
+ * comm->rank of W = comm->size (which must equal opts->world_size): it opens only its own shard
+ * model{rank}-mp{W}.safetensors (an HF checkpoint: only its own slice), runs only its own split
+ * parts, and the collectives combine them to the in-process emulation's bits. Every rank of the
+ * job must make the same calls (open, forward, close) with the same arguments, with taps on or
+ * off alike (taps of split tensors are gathered: a collective); the open ends on every rank with
+ * the same error when it fails on one ("rank R of W: ..."). */
+typedef struct dsv32_comm dsv32_comm;
+dsv32_status dsv32_ref_open_comm(dsv32_model **out, const char *ckpt, const char *config_path,
+				 const dsv32_model_opts *opts, dsv32_comm *comm, dsv32_error *err);
 
 /* One step (reference Transformer.forward): tokens [B, S] row-major, start_pos P. logits_out
  * receives an owned host fp32 tensor [B, vocab] (free with dsv32_tensor_free). Errors:

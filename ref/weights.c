@@ -211,49 +211,72 @@ static void lin_free(ref_model *m, ref_lin *l)
 	lc_free(m->be, &l->s);
 }
 
+/* Real ranks: the slots of the other ranks' split parameters (rank tables, routed experts) point
+ * at this rank's own (shallow copies, never freed through them), so a loop over every rank that
+ * does not skip the remote ones (ref_rank_is_local) still runs on valid shapes; what it computes
+ * for a remote rank is discarded by the collectives, which take that rank's partial from it. */
+static void alias_remote(ref_model *m, ref_layer *ly)
+{
+	if (!m->dist)
+		return;
+	int W = m->W;
+	for (int r = 0; r < W; r++)
+		if (r != m->rank)
+			ly->rk[r] = ly->rk[m->rank];
+	int64_t E = m->base.cfg.n_routed_experts, El = E / W;
+	for (int64_t e = 0; ly->ew1 && e < E; e++) {
+		if (dsv32_expert_owner(e, E, W) == m->rank)
+			continue;
+		int64_t mine = (int64_t)m->rank * El + e % El;
+		ly->ew1[e] = ly->ew1[mine];
+		ly->ew2[e] = ly->ew2[mine];
+		ly->ew3[e] = ly->ew3[mine];
+	}
+}
+
 static dsv32_status load_layer(ref_model *m, wsrc *s, int L, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
 	ref_layer *ly = &m->layers[L];
-	int W = m->W;
+	int W = m->W, home = ref_home_rank(m);
 	int64_t dim = c->dim, dq = dsv32_config_qk_head_dim(c), Hl = c->n_heads / W;
 	int64_t one[1];
 	char p[DSV32_NAME_MAX];
 #define NM(...) (snprintf(p, sizeof p, __VA_ARGS__), p)
 	one[0] = dim;
-	DSV32_TRY(ld(m, s, 0, NM("layers.%d.attn_norm.weight", L), DSV32_F32, 1, one, false,
+	DSV32_TRY(ld(m, s, home, NM("layers.%d.attn_norm.weight", L), DSV32_F32, 1, one, false,
 		     &ly->attn_norm, err));
-	DSV32_TRY(ld(m, s, 0, NM("layers.%d.ffn_norm.weight", L), DSV32_F32, 1, one, false,
+	DSV32_TRY(ld(m, s, home, NM("layers.%d.ffn_norm.weight", L), DSV32_F32, 1, one, false,
 		     &ly->ffn_norm, err));
 	one[0] = c->q_lora_rank;
-	DSV32_TRY(ld(m, s, 0, NM("layers.%d.attn.q_norm.weight", L), DSV32_F32, 1, one, false,
+	DSV32_TRY(ld(m, s, home, NM("layers.%d.attn.q_norm.weight", L), DSV32_F32, 1, one, false,
 		     &ly->q_norm, err));
 	one[0] = c->kv_lora_rank;
-	DSV32_TRY(ld(m, s, 0, NM("layers.%d.attn.kv_norm.weight", L), DSV32_F32, 1, one, false,
+	DSV32_TRY(ld(m, s, home, NM("layers.%d.attn.kv_norm.weight", L), DSV32_F32, 1, one, false,
 		     &ly->kv_norm, err));
-	DSV32_TRY(ld_lin(m, s, 0, NM("layers.%d.attn.wq_a", L), c->q_lora_rank, dim, &ly->wq_a, err));
-	DSV32_TRY(ld_lin(m, s, 0, NM("layers.%d.attn.wkv_a", L), c->kv_lora_rank + c->qk_rope_head_dim,
+	DSV32_TRY(ld_lin(m, s, home, NM("layers.%d.attn.wq_a", L), c->q_lora_rank, dim, &ly->wq_a, err));
+	DSV32_TRY(ld_lin(m, s, home, NM("layers.%d.attn.wkv_a", L), c->kv_lora_rank + c->qk_rope_head_dim,
 			 dim, &ly->wkv_a, err));
 	/* indexer (replicated) */
-	DSV32_TRY(ld_lin(m, s, 0, NM("layers.%d.attn.indexer.wq_b", L),
+	DSV32_TRY(ld_lin(m, s, home, NM("layers.%d.attn.indexer.wq_b", L),
 			 c->index_n_heads * c->index_head_dim, c->q_lora_rank, &ly->iwq_b, err));
-	DSV32_TRY(ld_lin(m, s, 0, NM("layers.%d.attn.indexer.wk", L), c->index_head_dim, dim,
+	DSV32_TRY(ld_lin(m, s, home, NM("layers.%d.attn.indexer.wk", L), c->index_head_dim, dim,
 			 &ly->iwk, err));
 	one[0] = c->index_head_dim;
-	DSV32_TRY(ld(m, s, 0, NM("layers.%d.attn.indexer.k_norm.weight", L), DSV32_F32, 1, one, false,
+	DSV32_TRY(ld(m, s, home, NM("layers.%d.attn.indexer.k_norm.weight", L), DSV32_F32, 1, one, false,
 		     &ly->ik_norm_w, err));
-	DSV32_TRY(ld(m, s, 0, NM("layers.%d.attn.indexer.k_norm.bias", L), DSV32_F32, 1, one, false,
+	DSV32_TRY(ld(m, s, home, NM("layers.%d.attn.indexer.k_norm.bias", L), DSV32_F32, 1, one, false,
 		     &ly->ik_norm_b, err));
 	int64_t wp[2] = {c->index_n_heads, dim};
-	DSV32_TRY(ld(m, s, 0, NM("layers.%d.attn.indexer.weights_proj.weight", L), DSV32_F32, 2, wp,
+	DSV32_TRY(ld(m, s, home, NM("layers.%d.attn.indexer.weights_proj.weight", L), DSV32_F32, 2, wp,
 		     false, &ly->iw_proj, err));
 	bool moe = dsv32_config_layer_is_moe(c, L);
 	if (moe) {
 		int64_t gw[2] = {c->n_routed_experts, dim};
-		DSV32_TRY(ld(m, s, 0, NM("layers.%d.ffn.gate.weight", L), DSV32_F32, 2, gw, false,
+		DSV32_TRY(ld(m, s, home, NM("layers.%d.ffn.gate.weight", L), DSV32_F32, 2, gw, false,
 			     &ly->gate_w, err));
 		one[0] = c->n_routed_experts;
-		DSV32_TRY(ld(m, s, 0, NM("layers.%d.ffn.gate.bias", L), DSV32_F32, 1, one, true,
+		DSV32_TRY(ld(m, s, home, NM("layers.%d.ffn.gate.bias", L), DSV32_F32, 1, one, true,
 			     &ly->gate_b, err));
 		int64_t E = c->n_routed_experts;
 		ly->ew1 = calloc((size_t)E, sizeof(ref_lin));
@@ -264,6 +287,8 @@ static dsv32_status load_layer(ref_model *m, wsrc *s, int L, dsv32_error *err)
 		for (int64_t e = 0; e < E; e++) {
 			int r = dsv32_expert_owner(e, E, W);
 			int64_t mi = c->moe_inter_dim;
+			if (!ref_rank_is_local(m, r))
+				continue; /* real ranks: another process owns it (aliased below) */
 			DSV32_TRY(ld_lin(m, s, r, NM("layers.%d.ffn.experts.%lld.w1", L, (long long)e), mi,
 					 dim, &ly->ew1[e], err));
 			DSV32_TRY(ld_lin(m, s, r, NM("layers.%d.ffn.experts.%lld.w3", L, (long long)e), mi,
@@ -277,6 +302,8 @@ static dsv32_status load_layer(ref_model *m, wsrc *s, int L, dsv32_error *err)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: rank table", L);
 	for (int r = 0; r < W; r++) {
 		ref_rank_w *k = &ly->rk[r];
+		if (!ref_rank_is_local(m, r))
+			continue;
 		DSV32_TRY(ld_lin(m, s, r, NM("layers.%d.attn.wq_b", L), Hl * dq, c->q_lora_rank, &k->wq_b,
 				 err));
 		DSV32_TRY(ld_lin(m, s, r, NM("layers.%d.attn.wkv_b", L),
@@ -300,6 +327,7 @@ static dsv32_status load_layer(ref_model *m, wsrc *s, int L, dsv32_error *err)
 		}
 	}
 #undef NM
+	alias_remote(m, ly);
 	return DSV32_OK;
 }
 
@@ -314,13 +342,16 @@ static dsv32_status open_src(wsrc *s, ref_model *m, const char *ckpt, bool is_hf
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "shard table");
 	for (int r = 0; r < m->W; r++) {
 		char base[64], path[4096];
+		if (!ref_rank_is_local(m, r)) /* real ranks: each process opens its own shard only */
+			continue;
 		dsv32_shard_file_name(base, sizeof base, r, m->W);
 		if (!dsv32_path_join(path, sizeof path, ckpt, base))
 			return DSV32_FAIL(err, DSV32_E_USAGE, "%s: path too long", ckpt);
 		if (!dsv32_path_exists(path))
 			return DSV32_FAIL(err, DSV32_E_NOTFOUND,
 					  "%s: no shard %s for world size %d (reference shards are "
-					  "model{rank}-mp{W}.safetensors)", ckpt, base, m->W);
+					  "model{rank}-mp{W}.safetensors)%s", ckpt, base, m->W,
+					  m->dist ? " on this rank's machine" : "");
 		DSV32_TRY(dsv32_st_open(&s->shard[r], path, err));
 	}
 	return DSV32_OK;
@@ -359,12 +390,17 @@ dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_
 	if (!m->head || !m->layers)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "model tables");
 	int64_t vshape[2] = {c->vocab_size / W, c->dim}, eshape[2] = {c->vocab_size, c->dim};
-	if (W == 1) /* the one rank's rows are the table: no placement copy */
-		rc = ld(m, s, 0, "embed.weight", DSV32_BF16, 2, vshape, false, &m->embed, err);
+	/* the one rank's rows are the table: no placement copy (real ranks: each process keeps
+	 * its own rows, ref_embed takes the owner's) */
+	if (W == 1 || m->dist)
+		rc = ld(m, s, ref_home_rank(m), "embed.weight", DSV32_BF16, 2, vshape, false, &m->embed,
+			err);
 	else
 		rc = lc_alloc(m->be, &m->embed, DSV32_BF16, 2, eshape, err);
 	for (int r = 0; r < W && rc == DSV32_OK; r++) {
-		if (W > 1) {
+		if (!ref_rank_is_local(m, r))
+			continue;
+		if (W > 1 && !m->dist) {
 			dsv32_tensor e = {0};
 			rc = ld(m, s, r, "embed.weight", DSV32_BF16, 2, vshape, false, &e, err);
 			if (rc == DSV32_OK) { /* place the rank's rows: the exact all_reduce of §C.2 */
@@ -379,7 +415,7 @@ dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_
 	}
 	int64_t one[1] = {c->dim};
 	if (rc == DSV32_OK)
-		rc = ld(m, s, 0, "norm.weight", DSV32_F32, 1, one, false, &m->norm, err);
+		rc = ld(m, s, ref_home_rank(m), "norm.weight", DSV32_F32, 1, one, false, &m->norm, err);
 	for (int L = 0; L < c->n_layers && rc == DSV32_OK; L++)
 		rc = load_layer(m, s, L, err);
 	if (rc == DSV32_OK && s->n_borrowed == 0) { /* nothing borrows (CUDA, or all converted) */
@@ -407,6 +443,8 @@ static void layer_free(ref_model *m, ref_layer *ly)
 	lc_free(m->be, &ly->gate_w);
 	lc_free(m->be, &ly->gate_b);
 	for (int64_t e = 0; ly->ew1 && e < c->n_routed_experts; e++) {
+		if (!ref_rank_is_local(m, dsv32_expert_owner(e, c->n_routed_experts, m->W)))
+			continue; /* an alias of one of ours (alias_remote) */
 		lin_free(m, &ly->ew1[e]);
 		lin_free(m, &ly->ew2[e]);
 		lin_free(m, &ly->ew3[e]);
@@ -416,6 +454,8 @@ static void layer_free(ref_model *m, ref_layer *ly)
 	free(ly->ew3);
 	for (int r = 0; ly->rk && r < m->W; r++) {
 		ref_rank_w *k = &ly->rk[r];
+		if (!ref_rank_is_local(m, r))
+			continue; /* an alias of ours (alias_remote) */
 		lin_free(m, &k->wq_b);
 		lin_free(m, &k->wkv_b);
 		lc_free(m->be, &k->wkv_b_deq);

@@ -3,7 +3,8 @@
 # Used by both README commands and by .ci/run. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libcjson-dev libcmocka-dev libhdf5-dev libopenblas-dev
-      libdnnl-dev ocl-icd-opencl-dev libomp-dev libssl-dev python3)
+      libdnnl-dev ocl-icd-opencl-dev libomp-dev libssl-dev python3
+      libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

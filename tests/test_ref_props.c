@@ -2,7 +2,9 @@
  * HF checkpoint (fixtures/golden/ref_tiny/hf: hidden 256, 3 layers, 16 experts, index_topk 16)
  * and a generated tiny fp8 checkpoint. Budgets are measured (docs/ref.md) and stated per check.
  *   prefill vs decode, TP W = 1/2/4, sparse mask (cache perturbation), a known-answer MoE of one
- *   layer in double, refused inputs, the fp8 weight path and its dequantized bf16 twin.
+ *   layer in double, refused inputs, the fp8 weight path and its dequantized bf16 twin, and the
+ *   W identity of the collectives front (ref/comm.h): the in-process communicator gives the
+ *   emulation's bits for W = 1, 2, 4 (the W-process identity is tests/sh_test_mpi.sh).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -21,6 +23,7 @@
 #include "core/safetensors.h"
 #include "fixtures/generator.h"
 #include "kernels/backend.h"
+#include "ref/comm.h"
 #include "ref/ref_model.h"
 #include "tests/support/ref_golden.h"
 #include "tests/support/test_common.h"
@@ -650,6 +653,48 @@ static void test_planted_layer_only(void **state)
 	ref_store_clear(&st[1]);
 }
 
+/* W identities: the ref model opened through an in-process communicator (ref/comm.h) is the
+ * emulation itself, bit for bit, prefill and decode, for W = 1, 2, 4; the front's in-process
+ * collectives are the identity (allgather of one rank copies, agree passes the status through). */
+static void test_inproc_comm_gives_the_emulation_bits(void **state)
+{
+	(void)state;
+	dsv32_comm *c = NULL;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_comm_open(&c, DSV32_COMM_INPROC, 60, &err), DSV32_OK);
+	assert_false(dsv32_comm_is_distributed(c));
+	int32_t x = 7, y = 0;
+	assert_int_equal(dsv32_comm_allgather(c, &y, &x, sizeof x, "test", &err), DSV32_OK);
+	assert_int_equal(y, 7);
+	assert_int_equal(dsv32_comm_agree(c, DSV32_E_IO, "test", &err), DSV32_E_IO);
+	assert_int_equal(dsv32_comm_agree(c, DSV32_OK, "test", &err), DSV32_OK);
+	dsv32_comm_kind k;
+	assert_true(dsv32_comm_kind_parse("mpi", &k) && k == DSV32_COMM_MPI);
+	assert_false(dsv32_comm_kind_parse("tcp", &k));
+	const int Ws[] = {1, 2, 4};
+	int64_t tok[12];
+	tokens(tok, 12, 3);
+	for (int i = 0; i < 3; i++) {
+		dsv32_model *a = open_ref(HF_DIR, DSV32_PROFILE_BF16, Ws[i]), *b = NULL;
+		dsv32_model_opts o = a->opts;
+		assert_int_equal(dsv32_ref_open_comm(&b, HF_DIR, NULL, &o, c, &err), DSV32_OK);
+		int64_t next = 5;
+		for (int step = 0; step < 2; step++) {
+			dsv32_tensor la = step ? fwd(a, &next, 1, 1, 12) : fwd(a, tok, 1, 12, 0);
+			dsv32_tensor lb = step ? fwd(b, &next, 1, 1, 12) : fwd(b, tok, 1, 12, 0);
+			assert_int_equal(dsv32_tensor_nbytes(&la), dsv32_tensor_nbytes(&lb));
+			if (memcmp(la.data, lb.data, dsv32_tensor_nbytes(&la)) != 0)
+				fail_msg("W = %d step %d: logits differ through the in-process comm", Ws[i],
+					 step);
+			dsv32_tensor_free(&la);
+			dsv32_tensor_free(&lb);
+		}
+		a->vt->close(a);
+		b->vt->close(b);
+	}
+	dsv32_comm_close(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_sparse_mask_unselected_positions_have_zero_weight),
 		cmocka_unit_test(test_fp8_checkpoint_and_bf16_twin),
 		cmocka_unit_test(test_planted_layer_only),
+		cmocka_unit_test(test_inproc_comm_gives_the_emulation_bits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# sh_test_mpi.sh: the ref layout's real tensor-parallel ranks over MPI (docs/distributed.md,
+# issue 20) give the in-process emulation's bits, and fail bounded and by name.
+#   * `mpirun -np W dsv32-parity dump --comm mpi` writes a recording whose every tap (logits
+#     included; prefill and decode steps, two prompt rows) is bit-identical to the in-process
+#     `dump` with the same W: tiny preset bf16 W = 1, 2, 4 (shards), W = 2 from the HF directory
+#     sliced in memory, fp8 W = 1; small preset bf16 W = 2, 4 and fp8 W = 2 (the fp8 presets split
+#     their 128-blocks over at most that many ranks). `run --comm mpi` prints the same ids.
+#   * Only rank 0 writes: one output, one "wrote" line.
+#   * Failures end the job with a named rank and no output file: a missing shard on rank 1, rank
+#     1 hanging (bounded by --comm-timeout), rank 1 dying (SIGKILL), a differing indexer
+#     selection on rank 1 (the reference's cross-rank check), -np different from the shards' W.
+# Skips (77) without mpirun, python3, or when the binary was built without MPI.
+# DSV32_TEST_MPI_SMALL=0 leaves out the small preset (about 2 of the test's 3-4 minutes).
+# Run: ctest -R sh_test_mpi (needs DSV32_CLI, set by ctest).
+set -u
+CLI="${DSV32_CLI:-}"
+[ -n "$CLI" ] && [ -x "$CLI" ] || { echo "sh_test_mpi: DSV32_CLI not set"; exit 1; }
+command -v mpirun >/dev/null 2>&1 || { echo "sh_test_mpi: SKIP: no mpirun"; exit 77; }
+command -v python3 >/dev/null 2>&1 || { echo "sh_test_mpi: SKIP: no python3"; exit 77; }
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/dsv32_mpi_XXXXXX")" || exit 1
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+
+# Open MPI in containers and CI: root, more ranks than cores, no CMA between processes.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+MPIRUN=(mpirun --oversubscribe -np)
+[ "$(id -u)" -eq 0 ] && MPIRUN=(mpirun --allow-run-as-root --oversubscribe -np)
+
+FAILS=0
+fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+TOKS='5,17,42,9;7,8,9,10'
+
+cat >cmpst.py <<'EOF'
+# every tensor of two tap files: same names, dtypes, shapes and bytes (metadata aside: the host
+# fingerprint names the thread count, which mpirun's binding changes)
+import json, struct, sys
+def load(p):
+    d = open(p, 'rb').read()
+    n = struct.unpack('<Q', d[:8])[0]
+    h = json.loads(d[8:8 + n]); h.pop('__metadata__', None)
+    o = 8 + n
+    return {k: (v['dtype'], v['shape'], d[o + v['data_offsets'][0]:o + v['data_offsets'][1]])
+            for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+if sorted(a) != sorted(b):
+    print('tap names differ:', sorted(set(a) ^ set(b))[:10]); sys.exit(1)
+bad = [k for k in sorted(a) if a[k] != b[k]]
+if bad:
+    print('%d of %d taps differ, first: %s' % (len(bad), len(a), bad[:5])); sys.exit(1)
+if not any(k.endswith('.logits') for k in a) or not any(k.startswith('step1.') for k in a):
+    print('no logits or no decode step in the recording'); sys.exit(1)
+print('%d taps bit-identical' % len(a))
+EOF
+
+# the binary must have the MPI backend
+"$CLI" fixture --preset tiny --out hf_tiny >/dev/null 2>&1 || { echo "fixture failed"; exit 1; }
+"$CLI" convert hf-to-ref --checkpoint hf_tiny --mp 1 --out mp1 >/dev/null 2>&1 || exit 1
+if "${MPIRUN[@]}" 1 "$CLI" run --checkpoint mp1 --tokens 5,17,42 --max-new-tokens 1 --comm mpi \
+	>probe.out 2>&1; then :; else
+	if grep -q "built without MPI" probe.out; then
+		echo "sh_test_mpi: SKIP: dsv32-parity built without MPI"; exit 77
+	fi
+	cat probe.out; echo "sh_test_mpi: mpirun -np 1 failed"; exit 1
+fi
+
+# identity W: dump in-process and over MPI, compare every tap
+same() { # name W ckpt [extra dump args...]
+	local name="$1" w="$2" ck="$3"; shift 3
+	"$CLI" dump --checkpoint "$ck" --tokens "$TOKS" --decode-steps 3 --out "$name.in.safetensors" \
+		"$@" >/dev/null 2>"$name.in.err" || { cat "$name.in.err"; fail "$name: in-process dump"; return; }
+	"${MPIRUN[@]}" "$w" "$CLI" dump --checkpoint "$ck" --tokens "$TOKS" --decode-steps 3 \
+		--out "$name.mpi.safetensors" --comm mpi "$@" >"$name.mpi.out" 2>&1 ||
+		{ cat "$name.mpi.out"; fail "$name: mpirun -np $w dump"; return; }
+	local wrote; wrote=$(grep -c "dump: wrote" "$name.mpi.out")
+	[ "$wrote" = 1 ] || fail "$name: $wrote ranks said they wrote (rank 0 only expected)"
+	if python3 cmpst.py "$name.in.safetensors" "$name.mpi.safetensors" >"$name.cmp"; then
+		echo "ok: $name (W = $w): $(cat "$name.cmp")"
+	else
+		fail "$name (W = $w): $(cat "$name.cmp")"
+	fi
+}
+
+for w in 2 4; do
+	"$CLI" convert hf-to-ref --checkpoint hf_tiny --mp $w --out mp$w >/dev/null 2>&1 || exit 1
+done
+"$CLI" fixture --preset tiny --dtype fp8 --out hf_tiny8 >/dev/null 2>&1 || exit 1
+"$CLI" convert hf-to-ref --checkpoint hf_tiny8 --mp 1 --out f8mp1 >/dev/null 2>&1 || exit 1
+same tiny_bf16_w1 1 mp1
+same tiny_bf16_w2 2 mp2
+same tiny_bf16_w4 4 mp4
+same tiny_hf_w2 2 hf_tiny --mp 2
+same tiny_fp8_w1 1 f8mp1
+
+if [ "${DSV32_TEST_MPI_SMALL:-1}" = 1 ]; then
+	"$CLI" fixture --preset small --out hf_small >/dev/null 2>&1 || exit 1
+	"$CLI" fixture --preset small --dtype fp8 --out hf_small8 >/dev/null 2>&1 || exit 1
+	"$CLI" convert hf-to-ref --checkpoint hf_small --mp 2 --out smp2 >/dev/null 2>&1 || exit 1
+	"$CLI" convert hf-to-ref --checkpoint hf_small --mp 4 --out smp4 >/dev/null 2>&1 || exit 1
+	"$CLI" convert hf-to-ref --checkpoint hf_small8 --mp 2 --out s8mp2 >/dev/null 2>&1 || exit 1
+	rm -rf hf_small hf_small8
+	same small_bf16_w2 2 smp2
+	same small_bf16_w4 4 smp4
+	same small_fp8_w2 2 s8mp2
+fi
+
+# run: the same ids, printed once
+in_ids=$("$CLI" run --checkpoint mp2 --tokens "$TOKS" --max-new-tokens 4 2>/dev/null | tail -1)
+"${MPIRUN[@]}" 2 "$CLI" run --checkpoint mp2 --tokens "$TOKS" --max-new-tokens 4 --comm mpi \
+	--json run.json >run.out 2>run.err || { cat run.err; fail "run over MPI"; }
+[ "$(grep -c . run.out)" = 1 ] && [ "$(cat run.out)" = "$in_ids" ] ||
+	fail "run: in-process '$in_ids', over MPI '$(cat run.out)' (one line expected)"
+grep -q '"world_size": 2' run.json || fail "run --json: no world_size 2 in run.json"
+echo "ok: run ids $in_ids, once"
+
+# failures: bounded, named, nothing written
+expect_fail() { # name max_seconds pattern env mpirun-args...
+	local name="$1" max="$2" pat="$3" env="$4"; shift 4
+	local t0=$SECONDS
+	env $env "${MPIRUN[@]}" "$@" >"$name.out" 2>&1 && fail "$name: the job succeeded"
+	local dt=$((SECONDS - t0))
+	[ "$dt" -le "$max" ] || fail "$name: took $dt s (bound $max s)"
+	grep -qE "$pat" "$name.out" || { cat "$name.out"; fail "$name: no message matching '$pat'"; }
+	[ ! -e "$name.safetensors" ] || fail "$name: an output file was written"
+	echo "ok: $name in $dt s: $(grep -m1 -E "$pat" "$name.out" | cut -c1-150)"
+}
+mkdir miss && cp mp2/config.json mp2/model0-mp2.safetensors miss/
+expect_fail missing 30 "rank 1 of 2: .*model1-mp2" "" 2 "$CLI" dump --checkpoint miss \
+	--tokens "$TOKS" --out missing.safetensors --comm mpi
+expect_fail hang 40 "no data from rank 1 within 3 s" "DSV32_COMM_FAULT=hang:1:6" \
+	2 -x DSV32_COMM_FAULT "$CLI" dump --checkpoint mp2 --tokens "$TOKS" --out hang.safetensors \
+	--comm mpi --comm-timeout 3
+expect_fail die 40 "rank 1 .*(signal 9|Killed)|no data from rank 1" "DSV32_COMM_FAULT=die:1:6" \
+	2 -x DSV32_COMM_FAULT "$CLI" dump --checkpoint mp2 --tokens "$TOKS" --out die.safetensors \
+	--comm mpi --comm-timeout 3
+expect_fail topk 30 "rank 1 of 2: the indexer's top-k selection differs" "DSV32_COMM_FAULT=topk:1" \
+	2 -x DSV32_COMM_FAULT "$CLI" dump --checkpoint mp2 --tokens "$TOKS" --out topk.safetensors \
+	--comm mpi
+expect_fail np3 30 "3 processes .*-np 2" "" 3 "$CLI" dump --checkpoint mp2 --tokens "$TOKS" \
+	--out np3.safetensors --comm mpi
+
+if [ "$FAILS" -ne 0 ]; then
+	echo "sh_test_mpi: $FAILS failure(s)"
+	exit 1
+fi
+echo "sh_test_mpi: ok"
