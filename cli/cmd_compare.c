@@ -30,6 +30,7 @@
 typedef struct {
 	const char *checkpoint, *a, *b, *tokens, *mode, *budget, *json, *markdown, *html, *dump;
 	const char *gemm;         /* --gemm: default engine of live sides without gemm= (NULL: fixed) */
+	const char *force_decisions; /* --force-decisions on|off (NULL: on) */
 	const char *budget_label; /* what the report names as the budget applied */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
 	bool noise_floor, quiet, verbose, eager_dequant, force;
@@ -86,6 +87,7 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"layers", DSV32_ARG_U64, &o->layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &o->eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
 		{"gemm", DSV32_ARG_CHOICE, &o->gemm, "fixed|host", "GEMM engine of live sides without gemm= (fixed: same bits on every CPU, default; host: oneDNN/OpenBLAS as PyTorch on this CPU)", false},
+		{"force-decisions", DSV32_ARG_CHOICE, &o->force_decisions, "on|off", "teacher-forced: where a row's indexer or expert selection differs, the live side uses the other side's, so later taps measure arithmetic only; every forced row is reported (default on)", false},
 		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "only the verdict line (no summary, no progress)", false},
 		{"verbose", DSV32_ARG_FLAG, &o->verbose, NULL, "every tap in a table instead of the summary", false},
 		{"force", DSV32_ARG_FLAG, &o->force, NULL, "replace existing --json / --markdown / --html / --dump files", false},
@@ -410,6 +412,7 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 		.batch = toks.rows, .prompt_len = toks.cols, .decode_steps = (int)o->decode_steps,
 		.propagate = strcmp(o->mode, "teacher-forced") != 0,
 		.local = strcmp(o->mode, "propagate") != 0, .budget = &budget,
+		.keep_decisions = o->force_decisions && !strcmp(o->force_decisions, "off"),
 		.dump_a = o->dump ? &da : NULL, .dump_b = o->dump ? &db : NULL,
 		.progress = (!o->quiet && dsv32_cli_stderr_is_tty()) ? on_progress : NULL,
 		.progress_user = &pl};

@@ -92,6 +92,29 @@ bool dsv32_check_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_re
 	return true;
 }
 
+/* Genuine decision flips (metrics.h "Decision flips") current has beyond the baseline's (b
+ * NULL: none), in an index-set tap: a new genuine flip is a regression, whatever the drift. */
+static int64_t new_genuine_flips(const dsv32_tap_result *b, const dsv32_tap_result *c)
+{
+	if (c->family != DSV32_FAMILY_SET)
+		return 0;
+	int64_t base = b && b->family == DSV32_FAMILY_SET ? b->set.rows_genuine : 0;
+	return c->set.rows_genuine - base;
+}
+
+/* Rows of a set tap that differ beyond ties and near-ties (genuine and unclassified). */
+static int64_t beyond_near_ties(const dsv32_set_metrics *s)
+{
+	return s->rows - s->rows_tie_equal - s->rows_near_tie;
+}
+
+/* Whether a set tap's grown drift comes from ties and near-ties only: a tie is no regression. */
+static bool flips_within_ties(const dsv32_tap_result *b, const dsv32_tap_result *c)
+{
+	return c->family == DSV32_FAMILY_SET && b->family == DSV32_FAMILY_SET &&
+	       beyond_near_ties(&c->set) <= beyond_near_ties(&b->set);
+}
+
 static int regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 		       double max_regression, const emitter *out)
 {
@@ -108,7 +131,18 @@ static int regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_result 
 		}
 		double vb = dsv32_tap_drift(b), vc = dsv32_tap_drift(c);
 		double limit = vb * (1.0 + max_regression) + 1e-6;
-		if (!(vc <= limit)) {
+		if (new_genuine_flips(b, c) > 0) {
+			emit(out, DSV32_CHECK_REGRESSION, c,
+			     "REGRESSION step %d %s (%s): %lld genuine decision flip(s), baseline %lld",
+			     c->step, c->name, c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate",
+			     (long long)c->set.rows_genuine, (long long)b->set.rows_genuine);
+			bad++;
+		} else if (!(vc <= limit) && flips_within_ties(b, c)) {
+			emit(out, DSV32_CHECK_NOTE, c,
+			     "note: step %d %s (%s): drift %.4g > baseline %.4g, from ties and near-ties "
+			     "only (no new genuine or unclassified flip)", c->step, c->name,
+			     c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate", vc, vb);
+		} else if (!(vc <= limit)) {
 			emit(out, DSV32_CHECK_REGRESSION, c,
 			     "REGRESSION step %d %s (%s): drift %.4g > baseline %.4g x %.3g", c->step,
 			     c->name, c->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate", vc, vb,
@@ -116,11 +150,19 @@ static int regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_result 
 			bad++;
 		}
 	}
-	for (size_t i = 0; i < current->n_taps; i++)
-		if (!dsv32_cmp_result_find(baseline, &current->taps[i]))
-			emit(out, DSV32_CHECK_NEW_TAP, &current->taps[i],
-			     "new tap (not in baseline): step %d %s", current->taps[i].step,
-			     current->taps[i].name);
+	for (size_t i = 0; i < current->n_taps; i++) {
+		const dsv32_tap_result *c = &current->taps[i];
+		if (dsv32_cmp_result_find(baseline, c))
+			continue;
+		emit(out, DSV32_CHECK_NEW_TAP, c, "new tap (not in baseline): step %d %s", c->step,
+		     c->name);
+		if (new_genuine_flips(NULL, c) > 0) {
+			emit(out, DSV32_CHECK_REGRESSION, c,
+			     "REGRESSION step %d %s: %lld genuine decision flip(s) in a tap the "
+			     "baseline lacks", c->step, c->name, (long long)c->set.rows_genuine);
+			bad++;
+		}
+	}
 	if (!current->nonfinite && baseline->nonfinite)
 		emit(out, DSV32_CHECK_NOTE, NULL,
 		     "note: the baseline had non-finite values, the current run has none");
@@ -164,6 +206,35 @@ static const char *first_figure_diff(const dsv32_tap_result *b, const dsv32_tap_
 	return NULL;
 }
 
+static bool same_forced(const dsv32_forced_row *x, const dsv32_forced_row *y)
+{
+	return x->step == y->step && x->layer == y->layer && x->row == y->row && x->cls == y->cls &&
+	       same_num(x->margin, y->margin) && strcmp(x->tap, y->tap) == 0;
+}
+
+/* The exact check of the forced decisions: the same rows, classes and margins, in order. */
+static int forced_differences(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
+			      const emitter *out)
+{
+	size_t n = baseline->n_forced < current->n_forced ? baseline->n_forced : current->n_forced;
+	for (size_t i = 0; i < n; i++)
+		if (!same_forced(&baseline->forced[i], &current->forced[i])) {
+			const dsv32_forced_row *c = &current->forced[i];
+			emit(out, DSV32_CHECK_DIFFERENT, NULL,
+			     "DIFFERENT forced decision %zu: step %d %s row %lld (%s), baseline step %d "
+			     "%s row %lld (%s)", i, c->step, c->tap, (long long)c->row,
+			     dsv32_flip_class_name(c->cls), baseline->forced[i].step,
+			     baseline->forced[i].tap, (long long)baseline->forced[i].row,
+			     dsv32_flip_class_name(baseline->forced[i].cls));
+			return 1;
+		}
+	if (baseline->n_forced == current->n_forced)
+		return 0;
+	emit(out, DSV32_CHECK_DIFFERENT, NULL, "DIFFERENT forced decisions: %zu rows, baseline %zu",
+	     current->n_forced, baseline->n_forced);
+	return 1;
+}
+
 static int exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 		 const emitter *out)
 {
@@ -190,6 +261,7 @@ static int exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *curre
 			     current->taps[i].name);
 			bad++;
 		}
+	bad += forced_differences(baseline, current, out);
 	emit(out, DSV32_CHECK_SUMMARY, NULL, "%d difference(s) over %zu baseline taps (exact check)",
 	     bad, baseline->n_taps);
 	return bad;

@@ -38,14 +38,18 @@ bool dsv32_check_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_re
 
 /* Regression check: for every tap present in both runs (same name, step, mode), fails when
  * current drift (dsv32_tap_drift: rel_l2, or 1-jaccard for sets) exceeds
- * baseline * (1 + max_regression) + floor, where floor = 1e-6 absorbs zero baselines. Lists
- * each regression on out. Taps missing in the current run are regressions; new taps are
- * reported but pass. Returns the number of regressions. */
+ * baseline * (1 + max_regression) + floor, where floor = 1e-6 absorbs zero baselines. Index
+ * sets by their decision flips (metrics.h): more genuine flips than the baseline is a
+ * regression whatever the drift; drift grown by ties and near-ties only (no more genuine or
+ * unclassified rows) is a note, not a regression. Lists each regression on out. Taps missing
+ * in the current run are regressions; new taps are reported but pass, unless a new set tap has
+ * genuine flips. Returns the number of regressions. */
 int dsv32_check_regressions(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 			    double max_regression, FILE *out);
 
 /* The exact check (report check --exact): the same taps (name, step, mode) in both runs and,
- * for each, the same value of every figure (dense, set and logit metrics; NaN equals NaN). For
+ * for each, the same value of every figure (dense, set and logit metrics; NaN equals NaN), and
+ * the same forced decisions (rows, classes, margins; at most one line for them). For
  * runs of the fixed GEMM engine, which are the same on every machine (kernels/gemm.h). Lists
  * each difference on out (the first differing figure per tap); returns their number. */
 int dsv32_check_exact(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,

@@ -18,6 +18,7 @@ void dsv32_cmp_result_free(dsv32_cmp_result *r)
 {
 	free(r->taps);
 	free(r->skips);
+	free(r->forced);
 	dsv32_cmp_result_init(r);
 }
 
@@ -84,6 +85,60 @@ bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, cons
 	s->step = step;
 	dsv32_sanitize_term(s->reason, sizeof s->reason, reason);
 	return true;
+}
+
+static const char *const flip_class_names[DSV32_FLIP_CLASS_COUNT] = {"tie", "near-tie", "genuine",
+									 "unclassified"};
+
+const char *dsv32_flip_class_name(dsv32_flip_class c)
+{
+	return (unsigned)c < DSV32_FLIP_CLASS_COUNT ? flip_class_names[c] : "?";
+}
+
+int dsv32_flip_class_find(const char *name)
+{
+	for (int i = 0; i < DSV32_FLIP_CLASS_COUNT; i++)
+		if (!strcmp(name, flip_class_names[i]))
+			return i;
+	return -1;
+}
+
+bool dsv32_cmp_result_force(dsv32_cmp_result *r, const dsv32_forced_row *f)
+{
+	if (!grow((void **)&r->forced, &r->cap_forced, r->n_forced + 1, sizeof *r->forced))
+		return false;
+	dsv32_forced_row *o = &r->forced[r->n_forced++];
+	*o = *f;
+	dsv32_sanitize_term(o->tap, sizeof o->tap, f->tap);
+	return true;
+}
+
+void dsv32_cmp_result_forced_counts(const dsv32_cmp_result *r, int64_t *counts)
+{
+	for (int i = 0; i < DSV32_FLIP_CLASS_COUNT; i++)
+		counts[i] = 0;
+	for (size_t i = 0; i < r->n_forced; i++)
+		if ((unsigned)r->forced[i].cls < DSV32_FLIP_CLASS_COUNT)
+			counts[r->forced[i].cls]++;
+}
+
+const dsv32_tap_result *dsv32_cmp_result_first_flip(const dsv32_cmp_result *r)
+{
+	const dsv32_tap_result *first = NULL;
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		if (t->family != DSV32_FAMILY_SET || t->set.rows_equal == t->set.rows)
+			continue;
+		if (!first || (first->mode != DSV32_DRIFT_PROPAGATE && t->mode == DSV32_DRIFT_PROPAGATE))
+			first = t;
+	}
+	return first;
+}
+
+bool dsv32_tap_after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip)
+{
+	return first_flip && t->mode == DSV32_DRIFT_PROPAGATE &&
+	       first_flip->mode == DSV32_DRIFT_PROPAGATE && dsv32_tap_model_order(t, first_flip) > 0;
 }
 
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value)

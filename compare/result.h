@@ -40,6 +40,33 @@ typedef struct {
 	char reason[128]; /* "only in a", "only in b", "shape [2,24,256] vs [2,1,256]", ... */
 } dsv32_tap_skip;
 
+/* The class of a decision flip, a row whose selection differs between the sides (metrics.h
+ * "Decision flips"): equal scores, a margin inside the two sides' score noise, or beyond it;
+ * unclassified without both sides' scores. Append only. */
+typedef enum {
+	DSV32_FLIP_TIE = 0,
+	DSV32_FLIP_NEAR_TIE,
+	DSV32_FLIP_GENUINE,
+	DSV32_FLIP_UNCLASSIFIED,
+	DSV32_FLIP_CLASS_COUNT
+} dsv32_flip_class;
+
+/* "tie", "near-tie", "genuine", "unclassified" ("?" out of range). */
+const char *dsv32_flip_class_name(dsv32_flip_class c);
+/* The class of a name, or -1. */
+int dsv32_flip_class_find(const char *name);
+
+/* A row whose decision the teacher-forced pass forced onto the driver's (runner.h
+ * "--force-decisions"): the live side used the driver's selection from here on, so the taps
+ * after it measure arithmetic only; the tap's set metrics keep the unforced difference. */
+typedef struct {
+	int step, layer;
+	char tap[96];   /* "layers.1.indexer.topk" */
+	int64_t row;    /* b * S + s */
+	dsv32_flip_class cls;
+	double margin;  /* the flip margin (metrics.h), 0 for a tie; -1 when unclassified */
+} dsv32_forced_row;
+
 typedef struct {
 	char key[48];
 	char value[512];
@@ -77,6 +104,8 @@ typedef struct {
 	size_t n_skips, cap_skips;
 	long first_divergence;       /* index into taps of the first over-budget tap in model order
 				      * (dsv32_tap_model_order), -1 if none */
+	dsv32_forced_row *forced;    /* teacher-forced decisions, in the order they were forced */
+	size_t n_forced, cap_forced;
 	bool nonfinite;              /* NaN/Inf appeared in an activation */
 	char nonfinite_tap[160];
 	int n_layers, n_steps;
@@ -87,6 +116,16 @@ void dsv32_cmp_result_free(dsv32_cmp_result *r);
 /* Append (copies); returns NULL on allocation failure. */
 dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_result *t);
 bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, const char *reason);
+/* Append a forced row (copies); false on allocation failure. */
+bool dsv32_cmp_result_force(dsv32_cmp_result *r, const dsv32_forced_row *f);
+/* The forced rows by class: counts[DSV32_FLIP_CLASS_COUNT]. */
+void dsv32_cmp_result_forced_counts(const dsv32_cmp_result *r, int64_t *counts);
+/* The first set tap whose rows differ, in result order, a free-running (propagate) one if any:
+ * where free-running divergence starts; NULL when no selection differs. */
+const dsv32_tap_result *dsv32_cmp_result_first_flip(const dsv32_cmp_result *r);
+/* Whether t is a free-running tap after that first flip in model order: its drift includes
+ * other decisions, not arithmetic alone. */
+bool dsv32_tap_after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip);
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value);
 bool dsv32_cmp_result_passed(const dsv32_cmp_result *r);
 /* The result in r of the same tap as t (name, step and mode), or NULL. r may be NULL. */

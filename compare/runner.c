@@ -186,8 +186,10 @@ static dsv32_status local_layer(dsv32_model *m, int i, const dsv32_layer_input *
 	c->saw_watch = false;
 	c->only_layer = i;
 	m->taps = (dsv32_tap_sink){dsv32_sink_compare, c};
+	m->decide = (dsv32_decision_sink){c->forcing ? dsv32_sink_decide : NULL, c};
 	dsv32_status rc = m->vt->layer_forward(m, i, in, start_pos, &out, err);
 	m->taps = (dsv32_tap_sink){0};
+	m->decide = (dsv32_decision_sink){0};
 	if (rc == DSV32_OK && !c->saw_watch && out.data)
 		rc = dsv32_sink_compare(c, out_name, &out, err);
 	c->watch = NULL;
@@ -228,6 +230,8 @@ static dsv32_status pass_local(side_rt *a, side_rt *b, dsv32_step_plan *p, dsv32
 				  "teacher-forced mode needs a live model on one side (both are recordings)");
 	c->mode = DSV32_DRIFT_LOCAL;
 	c->live_is_a = live == a;
+	c->forcing = !c->cfg->keep_decisions;
+	dsv32_cmp_result_prov(c->res, "force_decisions", c->forcing ? "on" : "off");
 	/* the dump holds one pass: the propagate one when both run, else this one (the driver's
 	 * taps and the live side's teacher-forced layer taps) */
 	bool dump = !c->cfg->propagate;
@@ -243,6 +247,7 @@ static dsv32_status pass_local(side_rt *a, side_rt *b, dsv32_step_plan *p, dsv32
 		c->dump = NULL;
 		list_unused(c, driver == a ? "a" : "b");
 	}
+	c->forcing = false;
 	return DSV32_OK;
 }
 

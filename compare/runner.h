@@ -16,6 +16,14 @@
  * layer's injected drift is measured alone. Each mode runs as its own pass with fresh caches,
  * so a layer's caches always hold that mode's own history. Metrics keep a vs b order (a is the
  * reference of relative errors) whichever side drives.
+ *
+ * Decision forcing (teacher-forced only, on unless keep_decisions): where a row of the live
+ * side's indexer or expert selection differs as a set from the driver's, the live side uses the
+ * driver's ids for that layer and step (core/model.h "Decisions"; sink.h dsv32_sink_decide) and
+ * computes everything else itself, so the dense taps after it measure arithmetic only. The
+ * selection tap's set metrics still show the unforced difference, and every forced row is
+ * listed in the result (result.h dsv32_forced_row) with its flip class and margin. The
+ * propagate pass never forces.
  */
 #ifndef DSV32_RUNNER_H
 #define DSV32_RUNNER_H
@@ -60,6 +68,8 @@ typedef struct {
 	int64_t batch, prompt_len;
 	int decode_steps;
 	bool propagate, local;  /* which passes to run (at least one) */
+	bool keep_decisions;    /* teacher-forced: let the live side keep its own decisions
+				 * (--force-decisions off); false (default): force them */
 	const dsv32_budget *budget; /* NULL: only NaN/Inf fail */
 	/* optional: every tap of each side, stored as "step{s}.{tap}" (propagate pass) */
 	dsv32_tapstore *dump_a, *dump_b;

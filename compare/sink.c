@@ -85,26 +85,14 @@ dsv32_status dsv32_sink_hold(void *user, const char *name, const dsv32_tensor *t
 	return dsv32_tapstore_put(c->held, name, t, err);
 }
 
-/* The scores an index set is selected from: kept from the streamed side too, so a flip's
- * margin can be set against how far the two sides' scores disagree (tapcmp.c). */
-static bool is_selection_scores(const char *name)
-{
-	int layer;
-	char op[64];
-	dsv32_tap_split_name(name, &layer, op, sizeof op);
-	return layer >= 0 && dsv32_layer_tap_find(op) == DSV32_LTAP_INDEXER_SCORES;
-}
-
 /* Once a layer's selection is compared, the streamed side's scores of it are not needed: at
- * most one layer's (B·S·T floats) is kept besides the held side's. */
-static void drop_used_scores(dsv32_cmp_sink *c, const char *name)
+ * most one layer's (B·S·T floats) is kept besides the held side's. While decisions are forced
+ * they are kept until the decision is (dsv32_sink_decide classifies the forced rows with them). */
+void dsv32_sink_drop_scores(dsv32_cmp_sink *c, const char *set_name)
 {
-	int layer;
-	char op[64], scores[96];
-	dsv32_tap_split_name(name, &layer, op, sizeof op);
-	if (c->streamed_sets && layer >= 0 && dsv32_layer_tap_find(op) == DSV32_LTAP_INDEXER_TOPK)
-		dsv32_tapstore_drop(c->streamed_sets, dsv32_layer_tap_name(scores, sizeof scores, layer,
-									  DSV32_LTAP_INDEXER_SCORES));
+	char scores[96];
+	if (c->streamed_sets && dsv32_tapcmp_scores_name(scores, sizeof scores, set_name))
+		dsv32_tapstore_drop(c->streamed_sets, scores);
 }
 
 /* A decoder layer's output has been compared: tell the progress callback. */
@@ -141,12 +129,15 @@ dsv32_status dsv32_sink_compare(void *user, const char *name, const dsv32_tensor
 	if (outside_layer(c, name))
 		return DSV32_OK;
 	DSV32_TRY(dump_tap(c, name, t, err));
-	if (c->streamed_sets && (dsv32_tapcmp_is_set(t) || is_selection_scores(name)))
+	/* the scores a selection is made from are kept from the streamed side too, so a flip's
+	 * margin can be set against how far the two sides' scores disagree (tapcmp.c) */
+	if (c->streamed_sets && (dsv32_tapcmp_is_set(t) || dsv32_tapcmp_is_selection_scores(name)))
 		DSV32_TRY(dsv32_tapstore_put(c->streamed_sets, name, t, err));
 	if (dsv32_tap_is_input(name))
 		return DSV32_OK;
 	DSV32_TRY(compare_tap(c, name, t, err));
-	drop_used_scores(c, name);
+	if (!c->forcing)
+		dsv32_sink_drop_scores(c, name);
 	note_layer_done(c, name);
 	return DSV32_OK;
 }

@@ -22,6 +22,7 @@ typedef struct {
 	dsv32_cmp_progress at;   /* where the run is (cfg->progress) */
 	const char *watch;       /* a tap name to look out for ... */
 	bool saw_watch;          /* ... and whether it was emitted */
+	bool forcing;            /* the live side's decisions go to dsv32_sink_decide */
 } dsv32_cmp_sink;
 
 /* Tap callbacks (dsv32_tap_sink.on_tap, user = a dsv32_cmp_sink): keep the tap for the step,
@@ -30,5 +31,17 @@ dsv32_status dsv32_sink_hold(void *user, const char *name, const dsv32_tensor *t
 			     dsv32_error *err);
 dsv32_status dsv32_sink_compare(void *user, const char *name, const dsv32_tensor *t,
 				dsv32_error *err);
+
+/* The decision callback of the teacher-forced pass (dsv32_decision_sink.on_decision, user = a
+ * dsv32_cmp_sink, compare/force.c): each row of the live side's selection that differs as a set
+ * from the held (driver's) tap of the same name is overwritten with the driver's ids (same ids
+ * in another order are no flip: the live order is kept), classified (tapcmp.h) and recorded in
+ * the result (dsv32_forced_row). Nothing is forced when the driver has no such tap or its shape
+ * differs (the set metrics show that difference). */
+dsv32_status dsv32_sink_decide(void *user, const char *name, dsv32_tensor *sel, bool *forced,
+			       dsv32_error *err);
+
+/* Drop the streamed side's scores of selection set_name (once they are no longer needed). */
+void dsv32_sink_drop_scores(dsv32_cmp_sink *c, const char *set_name);
 
 #endif

@@ -43,12 +43,39 @@ static const dsv32_tensor *companion_tap(dsv32_tapstore *s, const char *name, ds
 	return e ? &e->t : NULL;
 }
 
-/* Scores a selection was made from, from store s (F32, rows whole rows), or NULL. */
+bool dsv32_tapcmp_scores_name(char *buf, size_t len, const char *set_name)
+{
+	int layer;
+	char op[64];
+	dsv32_tap_split_name(set_name, &layer, op, sizeof op);
+	int set = dsv32_layer_tap_find(op);
+	int sc = set >= 0 ? dsv32_layer_tap_scores_of((dsv32_layer_tap)set) : -1;
+	if (layer < 0 || sc < 0)
+		return false;
+	dsv32_layer_tap_name(buf, len, layer, (dsv32_layer_tap)sc);
+	return true;
+}
+
+bool dsv32_tapcmp_is_selection_scores(const char *name)
+{
+	int layer;
+	char op[64];
+	dsv32_tap_split_name(name, &layer, op, sizeof op);
+	int t = dsv32_layer_tap_find(op);
+	return layer >= 0 && t >= 0 && dsv32_layer_tap_selection_of((dsv32_layer_tap)t) >= 0;
+}
+
+/* Scores a selection was made from (the tap table's pairing, core/taps.h
+ * DSV32_SELECTION_TAPS), from store s (F32, rows whole rows), or NULL. */
 static const dsv32_tensor *scores_in(dsv32_tapstore *s, const char *name, int64_t rows)
 {
-	const dsv32_tensor *t = companion_tap(s, name, DSV32_LTAP_INDEXER_TOPK,
-					      DSV32_LTAP_INDEXER_SCORES);
-	if (!t || t->dtype != DSV32_F32 || t->ndim < 1 || dsv32_tensor_numel(t) % rows != 0)
+	char cname[96];
+	if (!s || !dsv32_tapcmp_scores_name(cname, sizeof cname, name))
+		return NULL;
+	dsv32_tap_entry *e = dsv32_tapstore_get(s, cname);
+	const dsv32_tensor *t = e ? &e->t : NULL;
+	if (!t || t->dtype != DSV32_F32 || t->ndim < 1 || rows < 1 ||
+	    dsv32_tensor_numel(t) % rows != 0)
 		return NULL;
 	return t;
 }
@@ -74,7 +101,7 @@ static bool masked(float v)
 
 /* The largest |a - b| over the positions both score tensors leave unmasked: how far the two
  * sides' scores of one selection disagree (-1 when they cannot be paired). */
-static double score_noise(const dsv32_tensor *a, const dsv32_tensor *b)
+double dsv32_tapcmp_score_noise(const dsv32_tensor *a, const dsv32_tensor *b)
 {
 	if (!a || !b || dsv32_tensor_numel(a) != dsv32_tensor_numel(b))
 		return -1;
@@ -98,7 +125,7 @@ static int cmp_i64(const void *x, const void *y)
 
 typedef struct {
 	double lo, hi;
-	bool any;
+	bool any, masked; /* masked: a pick whose score is masked (no margin to it) */
 } score_range;
 
 static void range_add(score_range *r, const float *s, int64_t n_cols, int64_t j)
@@ -106,6 +133,10 @@ static void range_add(score_range *r, const float *s, int64_t n_cols, int64_t j)
 	if (j < 0 || j >= n_cols)
 		return;
 	double v = s[j];
+	if (masked(s[j])) {
+		r->masked = true;
+		return;
+	}
 	r->lo = r->any && r->lo < v ? r->lo : v;
 	r->hi = r->any && r->hi > v ? r->hi : v;
 	r->any = true;
@@ -114,7 +145,8 @@ static void range_add(score_range *r, const float *s, int64_t n_cols, int64_t j)
 /* The flip margin of one row (metrics.h): the largest |s[i] - s[j]| over i picked by a only
  * and j picked by b only, from the held side's scores s; that is max(hi_a - lo_b, hi_b - lo_a)
  * over the score ranges of the two differences, found by one merge of the sorted picks
- * (O(k log k): index_topk is 2048 on the real model). Sorts a and b in place. */
+ * (O(k log k): index_topk is 2048 on the real model). Sorts a and b in place. -1 when a
+ * differing pick's score is masked: no margin measures that flip (it stays unclassified). */
 static double flip_margin(int64_t *a, int64_t na, int64_t *b, int64_t nb, const float *s,
 			  int64_t n_cols)
 {
@@ -130,6 +162,8 @@ static double flip_margin(int64_t *a, int64_t na, int64_t *b, int64_t nb, const 
 		else
 			p++, q++;
 	}
+	if (only_a.masked || only_b.masked) /* e.g. an expert of a group the held side dropped */
+		return -1;
 	if (!only_a.any || !only_b.any)
 		return 0;
 	double x = only_a.hi - only_b.lo, y = only_b.hi - only_a.lo;
@@ -143,6 +177,8 @@ static void classify_flip(dsv32_set_metrics *acc, int64_t *a, int64_t na, int64_
 	if (acc->score_noise < 0)
 		return;
 	double m = flip_margin(a, na, b, nb, s, n_cols);
+	if (m < 0)
+		return;
 	acc->flip_margin_max = m > acc->flip_margin_max ? m : acc->flip_margin_max;
 	if (m <= acc->score_noise)
 		acc->rows_near_tie++;
@@ -150,15 +186,26 @@ static void classify_flip(dsv32_set_metrics *acc, int64_t *a, int64_t na, int64_
 		acc->rows_genuine++;
 }
 
+/* Whether picks at masked scores do nothing in selection `name` (the tap table's column). */
+static bool masked_picks_unused(const char *name)
+{
+	int layer;
+	char op[64];
+	dsv32_tap_split_name(name, &layer, op, sizeof op);
+	int t = dsv32_layer_tap_find(op);
+	return t < 0 || dsv32_layer_tap_masked_picks_unused((dsv32_layer_tap)t);
+}
+
 /* Copy of a row's picks without the ones whose score is masked (-inf / finfo.min): a row with
- * fewer visible keys than k picks masked positions arbitrarily, and the mask removes them. */
+ * fewer visible keys than k picks masked positions arbitrarily, and the mask removes them.
+ * Only for selections whose masked picks do nothing (core/taps.h DSV32_SELECTION_TAPS). */
 static int64_t visible_picks(int64_t *out, const int64_t *row, int64_t k, const float *scores,
-			     int64_t n_cols)
+			     int64_t n_cols, bool drop_masked)
 {
 	int64_t n = 0;
 	for (int64_t i = 0; i < k; i++) {
 		int64_t j = row[i];
-		if (scores && j >= 0 && j < n_cols && scores[j] <= -1e37f)
+		if (drop_masked && scores && j >= 0 && j < n_cols && scores[j] <= -1e37f)
 			continue;
 		out[n++] = j;
 	}
@@ -167,7 +214,8 @@ static int64_t visible_picks(int64_t *out, const int64_t *row, int64_t k, const 
 
 /* Set metrics over the visible picks of each row (all picks when no scores are recorded). */
 static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,
-			 int64_t kb, int64_t rows, const float *scores, int64_t n_cols, double noise)
+			 int64_t kb, int64_t rows, const float *scores, int64_t n_cols, double noise,
+			 bool drop_masked)
 {
 	if (!scores)
 		return dsv32_metrics_sets(m, a, ka, b, kb, rows, NULL, 0);
@@ -178,8 +226,8 @@ static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, con
 	double rec = 0, jac = 0;
 	for (int64_t r = 0; ok && r < rows; r++) {
 		const float *sc = scores + r * n_cols;
-		int64_t na = visible_picks(ra, a + r * ka, ka, sc, n_cols);
-		int64_t nb = visible_picks(rb, b + r * kb, kb, sc, n_cols);
+		int64_t na = visible_picks(ra, a + r * ka, ka, sc, n_cols, drop_masked);
+		int64_t nb = visible_picks(rb, b + r * kb, kb, sc, n_cols, drop_masked);
 		dsv32_set_metrics one;
 		/* a row at a time: sizes may differ per row once masked picks are dropped */
 		ok = dsv32_metrics_sets(&one, ra, na, rb, nb, 1, sc, n_cols);
@@ -200,6 +248,37 @@ static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, con
 	return ok;
 }
 
+dsv32_flip_class dsv32_tapcmp_classify_row(const char *name, const int64_t *a, int64_t ka,
+					   const int64_t *b, int64_t kb, const float *scores,
+					   int64_t n_cols, double noise, double *margin)
+{
+	bool drop = masked_picks_unused(name);
+	*margin = -1;
+	if (!scores)
+		return DSV32_FLIP_UNCLASSIFIED;
+	int64_t k = ka > kb ? ka : kb;
+	int64_t *ra = malloc((size_t)(k + 1) * sizeof *ra), *rb = malloc((size_t)(k + 1) * sizeof *rb);
+	dsv32_flip_class cls = DSV32_FLIP_UNCLASSIFIED;
+	dsv32_set_metrics one;
+	if (ra && rb) {
+		int64_t na = visible_picks(ra, a, ka, scores, n_cols, drop);
+		int64_t nb = visible_picks(rb, b, kb, scores, n_cols, drop);
+		if (dsv32_metrics_sets(&one, ra, na, rb, nb, 1, scores, n_cols) &&
+		    one.rows_tie_equal == 1) {
+			cls = DSV32_FLIP_TIE;
+			*margin = 0;
+		} else if (noise >= 0) {
+			*margin = flip_margin(ra, na, rb, nb, scores, n_cols);
+			cls = *margin < 0	  ? DSV32_FLIP_UNCLASSIFIED
+			      : *margin <= noise ? DSV32_FLIP_NEAR_TIE
+						 : DSV32_FLIP_GENUINE;
+		}
+	}
+	free(ra);
+	free(rb);
+	return cls;
+}
+
 static bool compare_sets(dsv32_tap_result *r, const dsv32_tapcmp_peers *p, const char *name,
 			 const dsv32_tensor *a, const dsv32_tensor *b)
 {
@@ -210,10 +289,10 @@ static bool compare_sets(dsv32_tap_result *r, const dsv32_tapcmp_peers *p, const
 	if (!kb || rows != dsv32_tensor_numel(b) / kb)
 		return false;
 	const dsv32_tensor *sc = set_scores(p, name, rows);
-	double noise = sc ? score_noise(sc, other_scores(p, name, rows)) : -1;
+	double noise = sc ? dsv32_tapcmp_score_noise(sc, other_scores(p, name, rows)) : -1;
 	r->family = DSV32_FAMILY_SET;
 	return sets_visible(&r->set, a->data, ka, b->data, kb, rows, sc ? sc->data : NULL,
-			    sc ? dsv32_tensor_numel(sc) / rows : 0, noise);
+			    sc ? dsv32_tensor_numel(sc) / rows : 0, noise, masked_picks_unused(name));
 }
 
 /* Logits may come as [B,V] (last position) on one side and [B,S,V] on the other: compare the

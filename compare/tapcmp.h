@@ -19,6 +19,28 @@ typedef struct {
 /* An index set by its dtype (I64/I32): what makes a recording's extra tap a set. */
 bool dsv32_tapcmp_is_set(const dsv32_tensor *t);
 
+/* The name of the scores tap the selection tap set_name is made from (core/taps.h
+ * DSV32_SELECTION_TAPS: "layers.1.indexer.topk" -> "layers.1.indexer.scores",
+ * "layers.1.moe.experts" -> "layers.1.moe.scores"); false when set_name is no selection. */
+bool dsv32_tapcmp_scores_name(char *buf, size_t len, const char *set_name);
+/* Whether name is the scores tap of a selection. */
+bool dsv32_tapcmp_is_selection_scores(const char *name);
+
+/* How far two sides' selection scores disagree: the largest |a - b| over the positions both
+ * leave unmasked (the noise of metrics.h "Decision flips"); -1 when they cannot be paired. */
+double dsv32_tapcmp_score_noise(const dsv32_tensor *a, const dsv32_tensor *b);
+
+/* The class of one row of selection tap `name` whose selections a (ka picks) and b (kb picks)
+ * differ, exactly as the set metrics count it: over the picks the scores leave visible (where
+ * masked picks do nothing, core/taps.h), a tie when the multisets of scores are equal, else
+ * near-tie / genuine by the flip margin against noise (-1: unknown, the row stays
+ * unclassified; so does a flip to a pick whose score is masked, e.g. an expert of a group the
+ * held side's group limit dropped). scores: the held side's scores row (n_cols), NULL:
+ * unclassified. *margin: the flip margin, 0 for a tie, -1 when unclassified. */
+dsv32_flip_class dsv32_tapcmp_classify_row(const char *name, const int64_t *a, int64_t ka,
+					   const int64_t *b, int64_t kb, const float *scores,
+					   int64_t n_cols, double noise, double *margin);
+
 /* The result header of tap `name` at (step, mode): names, layer, dtypes, b's shape. */
 void dsv32_tapcmp_header(dsv32_tap_result *r, const char *name, int step, dsv32_drift_mode mode,
 			 const dsv32_tensor *a, const dsv32_tensor *b);

@@ -24,6 +24,27 @@ typedef struct {
 	void *user;
 } dsv32_tap_sink;
 
+/* Decisions: a layout takes two discrete decisions per row, the indexer's key selection
+ * ("layers.N.indexer.topk", I64 [B,S,k]) and the router's expert selection ("layers.N.moe.experts",
+ * I64 [B,S,topk]). Right after taking one, after emitting its tap (so the tap always shows the
+ * layout's own choice) and BEFORE using it, the layout calls on_decision when it is set
+ * (layout_common/tap_emit.h lc_tap_decide), with sel a HOST copy of the selection. The sink may
+ * overwrite rows of sel in place with another selection and set *forced; the layout then checks
+ * it (same shape and dtype, every id in range, no id twice in a row: DSV32_E_USAGE naming the
+ * tap, the row and the bad id otherwise) and uses it instead of its own.
+ * Why: teacher-forced comparisons put both sides on the same decisions, so the dense taps that
+ * follow measure arithmetic only (compare/runner.c, --force-decisions). A forced decision changes
+ * only what depends on the ids: the attention mask; the MoE mixing weights, gathered from the
+ * layout's OWN router scores at the forced experts with its own normalisation and route_scale
+ * (kernels/router.h dsv32_router_weights_at). An unforced decision (on_decision NULL, *forced
+ * left false, or the same selection written back) leaves every bit of the forward unchanged.
+ * A struct of its own, beside the tap sink, so every existing {on_tap, user} sink stays valid. */
+typedef struct {
+	dsv32_status (*on_decision)(void *user, const char *name, dsv32_tensor *sel, bool *forced,
+				    dsv32_error *err);
+	void *user;
+} dsv32_decision_sink;
+
 /* Test-only planted bugs: which (bit i = DSV32_TEST_FLAG_* of kernels/test_hooks.h) and where
  * (a decoder layer, -1 = everywhere), so tests and the dogfood gate can check that the harness
  * finds a known bug. Reached only through dsv32_model_opts.plant, which every real run leaves
@@ -105,6 +126,7 @@ struct dsv32_model {
 	dsv32_config cfg;
 	dsv32_model_opts opts;
 	dsv32_tap_sink taps; /* set by the caller; on_tap NULL = no taps */
+	dsv32_decision_sink decide; /* set by the caller; on_decision NULL = the layout decides */
 };
 
 #endif

@@ -89,3 +89,34 @@ bool dsv32_tap_is_input(const char *name)
 {
 	return dsv32_tap_class_of(name) == DSV32_TAPC_INPUT;
 }
+
+#define DSV32_SEL_DEF_(set, scores, unused) {DSV32_LTAP_##set, DSV32_LTAP_##scores, unused},
+static const struct {
+	dsv32_layer_tap set, scores;
+	bool masked_unused;
+} selections[] = {DSV32_SELECTION_TAPS(DSV32_SEL_DEF_)};
+#undef DSV32_SEL_DEF_
+
+int dsv32_layer_tap_scores_of(dsv32_layer_tap set)
+{
+	for (size_t i = 0; i < sizeof selections / sizeof selections[0]; i++)
+		if (selections[i].set == set)
+			return (int)selections[i].scores;
+	return -1;
+}
+
+int dsv32_layer_tap_selection_of(dsv32_layer_tap scores)
+{
+	for (size_t i = 0; i < sizeof selections / sizeof selections[0]; i++)
+		if (selections[i].scores == scores)
+			return (int)selections[i].set;
+	return -1;
+}
+
+bool dsv32_layer_tap_masked_picks_unused(dsv32_layer_tap set)
+{
+	for (size_t i = 0; i < sizeof selections / sizeof selections[0]; i++)
+		if (selections[i].set == set)
+			return selections[i].masked_unused;
+	return true;
+}

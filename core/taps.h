@@ -51,6 +51,17 @@ typedef enum {
 	X(FFN_OUT, "ffn.out", DENSE)                            \
 	X(OUT, "out", DENSE)
 
+/* The discrete decisions of a layer and the scores each is selected from:
+ * X(set id, scores id, masked picks unused). A flip of the set (a row whose selection differs)
+ * is classified against these scores (compare/tapcmp.c: tie, near-tie, genuine), and both are
+ * the decisions a layout offers to its sink's on_decision (core/model.h "Decisions").
+ * "Masked picks unused": a pick whose score is masked (-inf) does nothing, so set metrics leave
+ * it out (a key the causal mask hides: the attention masks it again); not so for experts, where
+ * -inf marks a group the group limit dropped and picking from it is a real difference. */
+#define DSV32_SELECTION_TAPS(X)                                 \
+	X(INDEXER_TOPK, INDEXER_SCORES, true)                   \
+	X(MOE_EXPERTS, MOE_SCORES, false)
+
 /* Model-level taps and step inputs: X(id, name, class). */
 #define DSV32_MODEL_TAPS(X)                                     \
 	X(EMBED, "embed", DENSE)                                \
@@ -88,5 +99,13 @@ int dsv32_layer_op_rank(const char *op);
 
 /* The layer op with this name, or -1 if it is an extra. */
 int dsv32_layer_tap_find(const char *op);
+
+/* The scores tap a selection tap is made from (DSV32_SELECTION_TAPS), or -1 when `set` is not a
+ * selection. */
+int dsv32_layer_tap_scores_of(dsv32_layer_tap set);
+/* The selection tap made from scores tap `scores`, or -1. */
+int dsv32_layer_tap_selection_of(dsv32_layer_tap scores);
+/* Whether picks of selection `set` at masked scores do nothing (DSV32_SELECTION_TAPS). */
+bool dsv32_layer_tap_masked_picks_unused(dsv32_layer_tap set);
 
 #endif

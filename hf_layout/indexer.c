@@ -2,7 +2,8 @@
  * latent, wk + k_norm (LayerNorm, bf16 weight/bias), half-split RoPE on the first rope dims of
  * q and k (no Hadamard, no fp8), key cache append, fp32 scores ReLU(q·k·D^-0.5) weighted by
  * weights_proj(x) (a bf16 GEMM, widened, × H^-0.5) and summed over heads, + the causal/padding
- * mask, top-k = min(index_topk, T). */
+ * mask, top-k = min(index_topk, T), offered to the caller's decision sink (core/model.h
+ * "Decisions") before the attention mask is built from it. */
 #include <math.h>
 
 #include "hf_layout/hf_internal.h"
@@ -47,6 +48,9 @@ dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_SCORES, li, sc, err));
 	LC_CK(dsv32_topk(be, topk, NULL, sc, topk->shape[2], err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_TOPK, li, topk, err));
+	bool forced; /* a forced selection is written into topk, which builds the mask */
+	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_INDEXER_TOPK, li, topk, T, &forced,
+			    err));
 out:
 	lc_pool_free(&p);
 	return rc;

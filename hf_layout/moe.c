@@ -1,5 +1,7 @@
 /* moe.c: DeepseekV32MoE (docs/spec/hf_layout.md §6; transformers 5.24): fp32 router logits
- * (F.linear(x.float(), W.float())), the HF router, routed experts and the shared expert.
+ * (F.linear(x.float(), W.float())), the HF router (its selection offered to the caller's
+ * decision sink, core/model.h "Decisions"; forced experts get the router's weights at them),
+ * routed experts and the shared expert.
  * grouped_mm (default): per (token, slot) the bf16 expert output times its fp32 weight (fp32),
  *   summed over the k slots in slot order in fp32, one cast; eager: bf16 index_add_ of
  *   bf16(y·w) in ascending expert order. Then + shared_experts(x) (one add, act dtype). */
@@ -17,6 +19,27 @@ static dsv32_status route(hf_model *m, const hf_layer_w *w, dsv32_tensor *weight
 {
 	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_HF);
 	return dsv32_router(m->be, weights, idx, logits, &w->router_bias, &rp, err);
+}
+
+/* The "moe.scores" tap: the router's selection scores after the group limit (router.h steps
+ * 1-3), computed only when taps are on. */
+static dsv32_status tap_scores(hf_model *m, const hf_layer_w *w, int li, const dsv32_tensor *lg,
+			       int64_t B, int64_t S, dsv32_error *err)
+{
+	lc_tapper tp = hf_tapper(m);
+	if (!lc_taps_on(tp))
+		return DSV32_OK;
+	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_HF);
+	int64_t E = lg->shape[1];
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *sc;
+	LC_POOL(sc, DSV32_F32, 3, B, S, E);
+	LC_CK(dsv32_router_scores(m->be, sc, lg, &w->router_bias, &rp, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_SCORES, li, sc, err));
+out:
+	lc_pool_free(&p);
+	return rc;
 }
 
 /* Run expert e on its n rows (tokens tok[0..n)): y [n, D] = expert(x2[tok]). */
@@ -117,7 +140,14 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	LC_CK(route(m, w, wts, idx, lg, err));
 	dsv32_tensor iv = lc_view(idx, 0, 3, LC_SHAPE(x->shape[0], x->shape[1], K));
 	dsv32_tensor wv = lc_view(wts, 0, 3, LC_SHAPE(x->shape[0], x->shape[1], K));
+	LC_CK(tap_scores(m, w, li, lg, x->shape[0], x->shape[1], err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_EXPERTS, li, &iv, err));
+	bool forced;
+	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_MOE_EXPERTS, li, &iv, E, &forced, err));
+	if (forced) { /* the router's weights at the forced experts, from this layer's own scores */
+		dsv32_router_params rp = dsv32_router_params_of(c, DSV32_ROUTER_HF);
+		LC_CK(dsv32_router_weights_at(m->be, wts, idx, lg, &w->router_bias, &rp, err));
+	}
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_WEIGHTS, li, &wv, err));
 	LC_CK(dsv32_backend_download(m->be, t.hidx, idx->data, sizeof(int64_t) * nk, err));
 	LC_CK(dsv32_backend_download(m->be, t.hw, wts->data, sizeof(float) * nk, err));

@@ -1,4 +1,5 @@
-/* router.c: argument checks and dispatch for dsv32_router (contract in router.h). */
+/* router.c: argument checks and dispatch for dsv32_router, dsv32_router_weights_at and
+ * dsv32_router_scores (contract in router.h). */
 #include "kernels/router_impl.h"
 
 const char *dsv32_score_func_name(dsv32_score_func f)
@@ -57,16 +58,16 @@ static dsv32_status check_params(const dsv32_router_params *p, int E, bool has_b
 	return DSV32_OK;
 }
 
-dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_tensor *idx_out,
-			  const dsv32_tensor *logits, const dsv32_tensor *bias,
-			  const dsv32_router_params *p, dsv32_error *err)
+/* The checks every entry shares: logits F32 [T, E], params, bias; *E_out = E. */
+static dsv32_status check_inputs(dsv32_backend *be, const dsv32_tensor *logits,
+				 const dsv32_tensor *bias, const dsv32_router_params *p,
+				 int *E_out, dsv32_error *err)
 {
 	char a[128];
 	if (logits->dtype != DSV32_F32 || logits->ndim != 2)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "router logits: %s %s, expected F32 [T, E]",
 				  dsv32_dtype_name(logits->dtype),
 				  dsv32_shape_str(a, sizeof a, logits->ndim, logits->shape));
-	int64_t T = logits->shape[0];
 	if (logits->shape[1] < 1 || logits->shape[1] > 65536)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "router logits: E = %lld, expected 1..65536",
 				  (long long)logits->shape[1]);
@@ -76,22 +77,46 @@ dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_te
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "router bias: %s %s, expected F32 [%d]",
 				  dsv32_dtype_name(bias->dtype),
 				  dsv32_shape_str(a, sizeof a, bias->ndim, bias->shape), E);
-	if (weights_out->dtype != DSV32_F32 || weights_out->ndim != 2 ||
-	    weights_out->shape[0] != T || weights_out->shape[1] != p->topk)
+	if (logits->device != be->device || (bias && bias->device != be->device))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
+	*E_out = E;
+	return DSV32_OK;
+}
+
+static dsv32_status check_weights_out(dsv32_backend *be, const dsv32_tensor *w, int64_t T,
+				      const dsv32_router_params *p, const dsv32_tensor *logits,
+				      dsv32_error *err)
+{
+	char a[128];
+	if (w->dtype != DSV32_F32 || w->ndim != 2 || w->shape[0] != T || w->shape[1] != p->topk)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "router weights_out: %s %s, expected F32 [%lld, %d]",
-				  dsv32_dtype_name(weights_out->dtype),
-				  dsv32_shape_str(a, sizeof a, weights_out->ndim, weights_out->shape),
+				  dsv32_dtype_name(w->dtype), dsv32_shape_str(a, sizeof a, w->ndim, w->shape),
 				  (long long)T, p->topk);
+	if (w->device != be->device)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
+	if (w->data == logits->data)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: an output aliases the logits");
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_tensor *idx_out,
+			  const dsv32_tensor *logits, const dsv32_tensor *bias,
+			  const dsv32_router_params *p, dsv32_error *err)
+{
+	char a[128];
+	int E;
+	DSV32_TRY(check_inputs(be, logits, bias, p, &E, err));
+	int64_t T = logits->shape[0];
+	DSV32_TRY(check_weights_out(be, weights_out, T, p, logits, err));
 	if ((idx_out->dtype != DSV32_I64 && idx_out->dtype != DSV32_I32) || idx_out->ndim != 2 ||
 	    idx_out->shape[0] != T || idx_out->shape[1] != p->topk)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "router idx_out: %s %s, expected I64|I32 [%lld, %d]",
 				  dsv32_dtype_name(idx_out->dtype),
 				  dsv32_shape_str(a, sizeof a, idx_out->ndim, idx_out->shape),
 				  (long long)T, p->topk);
-	if (logits->device != be->device || weights_out->device != be->device ||
-	    idx_out->device != be->device || (bias && bias->device != be->device))
+	if (idx_out->device != be->device)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
-	if (weights_out->data == logits->data || idx_out->data == logits->data)
+	if (idx_out->data == logits->data)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "router: an output aliases the logits");
 	if (T == 0)
 		return DSV32_OK;
@@ -102,4 +127,61 @@ dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_te
 	return DSV32_CUDA_BODY(be, "router", err,
 			       dsv32_router_cuda(be, weights_out->data, idx_out->data,
 						 idx_out->dtype, logits->data, bp, T, E, p, err));
+}
+
+dsv32_status dsv32_router_weights_at(dsv32_backend *be, dsv32_tensor *weights_out,
+				     const dsv32_tensor *idx, const dsv32_tensor *logits,
+				     const dsv32_tensor *bias, const dsv32_router_params *p,
+				     dsv32_error *err)
+{
+	char a[128];
+	int E;
+	DSV32_TRY(check_inputs(be, logits, bias, p, &E, err));
+	int64_t T = logits->shape[0];
+	DSV32_TRY(check_weights_out(be, weights_out, T, p, logits, err));
+	if (idx->dtype != DSV32_I64 || idx->ndim != 2 || idx->shape[0] != T ||
+	    idx->shape[1] != p->topk)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router_weights_at idx: %s %s, expected I64 [%lld, %d]",
+				  dsv32_dtype_name(idx->dtype),
+				  dsv32_shape_str(a, sizeof a, idx->ndim, idx->shape), (long long)T,
+				  p->topk);
+	if (idx->device != be->device)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
+	if (T == 0)
+		return DSV32_OK;
+	const float *bp = bias ? (const float *)bias->data : NULL;
+	if (be->device == DSV32_DEV_CPU)
+		return dsv32_router_weights_at_cpu(weights_out->data, idx->data, logits->data, bp, T,
+						   E, p, err);
+	return DSV32_CUDA_BODY(be, "router_weights_at", err,
+			       dsv32_router_weights_at_cuda(be, weights_out->data, idx->data,
+							    logits->data, bp, T, E, p, err));
+}
+
+dsv32_status dsv32_router_scores(dsv32_backend *be, dsv32_tensor *scores_out,
+				 const dsv32_tensor *logits, const dsv32_tensor *bias,
+				 const dsv32_router_params *p, dsv32_error *err)
+{
+	char a[128];
+	int E;
+	DSV32_TRY(check_inputs(be, logits, bias, p, &E, err));
+	int64_t T = logits->shape[0];
+	if (scores_out->dtype != DSV32_F32 || dsv32_tensor_numel(scores_out) != T * E ||
+	    scores_out->ndim < 1 || scores_out->shape[scores_out->ndim - 1] != E)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router scores_out: %s %s, expected F32 [%lld, %d]",
+				  dsv32_dtype_name(scores_out->dtype),
+				  dsv32_shape_str(a, sizeof a, scores_out->ndim, scores_out->shape),
+				  (long long)T, E);
+	if (scores_out->device != be->device)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
+	if (scores_out->data == logits->data)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: an output aliases the logits");
+	if (T == 0)
+		return DSV32_OK;
+	const float *bp = bias ? (const float *)bias->data : NULL;
+	if (be->device == DSV32_DEV_CPU)
+		return dsv32_router_scores_cpu(scores_out->data, logits->data, bp, T, E, p, err);
+	return DSV32_CUDA_BODY(be, "router_scores", err,
+			       dsv32_router_scores_cuda(be, scores_out->data, logits->data, bp, T, E,
+							p, err));
 }

@@ -26,6 +26,20 @@
  *      shorter than one vector (the golden data); CUDA's reduce kernel may pair slots
  *      differently (last-bit differences only).
  *   7. w_j = w_j * route_scale (fp32(route_scale)).
+ *
+ * dsv32_router_weights_at(be, weights_out, idx, logits, bias, p, err)
+ *   the mixing weights of a GIVEN selection (a decision forced by the caller, core/model.h
+ *   "Decisions"): idx I64 [T, topk] expert ids in [0, E), none twice in a row, on the backend;
+ *   weights_out F32 [T, topk] in idx's slot order; logits, bias, p as above.
+ *   Math: steps 1, 2, 5, 6, 7 above with idx in place of step 4's selection (step 2 and the
+ *   group mask only choose, so they cannot change a weight): the same operations in the same
+ *   order, so idx = dsv32_router's own selection gives bit-identical weights.
+ *   An id out of range: DSV32_E_USAGE on CPU; its row's weights are NaN on CUDA (callers check
+ *   ids first: layout_common/tap_emit.h lc_tap_decide).
+ * dsv32_router_scores(be, scores_out, logits, bias, p, err)
+ *   the selection scores b of step 2 after step 3's group masking (-inf in dropped groups):
+ *   scores_out F32 [T, E], what step 4 takes its top-k of (the "moe.scores" tap,
+ *   docs/spec/taps.md). Same operations as dsv32_router, so the same bits.
  * Exact:  given the same expf, the result is fully determined. expf is glibc's on CPU and CUDA's
  *         expf (<= 2 ulp) on the device, so CPU and CUDA weights may differ in the last bits of
  *         s (and then in a selection only at an exact near-tie). PyTorch uses Sleef (CPU) / CUDA
@@ -68,13 +82,11 @@ DSV32_HD static inline float dsv32_router_sigmoid(float x)
 	return 1.0f / (1.0f + expf(-x));
 }
 
-/* One token, shared by the CPU and CUDA bodies. scratch: 2*E + n_groups floats. */
-DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, const float *logits,
-					     const float *bias, int E, const dsv32_router_params *p,
-					     float *scratch)
+/* Steps 1-2 of one token: orig = score(logits), b = orig + bias. */
+DSV32_HD static inline void dsv32_router_row_probs(float *orig, float *b, const float *logits,
+						   const float *bias, int E,
+						   const dsv32_router_params *p)
 {
-	float *orig = scratch, *b = scratch + E, *g = scratch + 2 * E;
-	int k = p->topk;
 	if (p->score_func == DSV32_SCORE_SOFTMAX) {
 		float m = logits[0], S = 0.0f;
 		for (int j = 1; j < E; j++)
@@ -91,40 +103,88 @@ DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, con
 	}
 	for (int j = 0; j < E; j++)
 		b[j] = bias ? orig[j] + bias[j] : orig[j];
-	if (p->n_groups > 1) {
-		int G = p->n_groups, gs = E / G;
-		bool top2 = bias != NULL || p->mode == DSV32_ROUTER_HF;
-		for (int q = 0; q < G; q++) {
-			const float *v = b + q * gs;
-			int i1 = 0; /* best (lower index on ties), then second best */
-			for (int j = 1; j < gs; j++)
-				if (dsv32_topk_key(v[j]) > dsv32_topk_key(v[i1]))
-					i1 = j;
-			if (!top2) {
-				g[q] = v[i1];
-				continue;
-			}
-			int i2 = i1 == 0 ? 1 : 0;
-			for (int j = 0; j < gs; j++)
-				if (j != i1 && dsv32_topk_key(v[j]) > dsv32_topk_key(v[i2]))
-					i2 = j;
-			g[q] = v[i1] + v[i2];
+}
+
+/* Step 3 of one token: -inf into b outside the topk_groups best groups. g: n_groups floats. */
+DSV32_HD static inline void dsv32_router_row_group_mask(float *b, float *g, int E, bool has_bias,
+							const dsv32_router_params *p)
+{
+	if (p->n_groups <= 1)
+		return;
+	int G = p->n_groups, gs = E / G;
+	bool top2 = has_bias || p->mode == DSV32_ROUTER_HF;
+	for (int q = 0; q < G; q++) {
+		const float *v = b + q * gs;
+		int i1 = 0; /* best (lower index on ties), then second best */
+		for (int j = 1; j < gs; j++)
+			if (dsv32_topk_key(v[j]) > dsv32_topk_key(v[i1]))
+				i1 = j;
+		if (!top2) {
+			g[q] = v[i1];
+			continue;
 		}
-		/* keep the topk_groups best groups: group q is kept iff fewer than topk_groups
-		 * groups precede it in (key desc, index asc) order */
-		for (int q = 0; q < G; q++) {
-			int before = 0;
-			uint32_t kq = dsv32_topk_key(g[q]);
-			for (int r = 0; r < G; r++) {
-				uint32_t kr = dsv32_topk_key(g[r]);
-				if (kr > kq || (kr == kq && r < q))
-					before++;
-			}
-			if (before >= p->topk_groups)
-				for (int j = 0; j < gs; j++)
-					b[q * gs + j] = -INFINITY;
-		}
+		int i2 = i1 == 0 ? 1 : 0;
+		for (int j = 0; j < gs; j++)
+			if (j != i1 && dsv32_topk_key(v[j]) > dsv32_topk_key(v[i2]))
+				i2 = j;
+		g[q] = v[i1] + v[i2];
 	}
+	/* keep the topk_groups best groups: group q is kept iff fewer than topk_groups
+	 * groups precede it in (key desc, index asc) order */
+	for (int q = 0; q < G; q++) {
+		int before = 0;
+		uint32_t kq = dsv32_topk_key(g[q]);
+		for (int r = 0; r < G; r++) {
+			uint32_t kr = dsv32_topk_key(g[r]);
+			if (kr > kq || (kr == kq && r < q))
+				before++;
+		}
+		if (before >= p->topk_groups)
+			for (int j = 0; j < gs; j++)
+				b[q * gs + j] = -INFINITY;
+	}
+}
+
+/* Steps 5-7 of one token for the selection idx (ids in [0, E): false, and NaN weights, when
+ * one is not). */
+DSV32_HD static inline bool dsv32_router_row_mix(float *w_out, const int64_t *idx,
+						 const float *orig, int E,
+						 const dsv32_router_params *p)
+{
+	int k = p->topk;
+	for (int s = 0; s < k; s++)
+		if (idx[s] < 0 || idx[s] >= E) {
+			for (int r = 0; r < k; r++)
+				w_out[r] = NAN;
+			return false;
+		}
+	for (int s = 0; s < k; s++)
+		w_out[s] = orig[idx[s]];
+	bool norm = p->mode == DSV32_ROUTER_HF ? p->norm_topk_prob
+					       : p->score_func == DSV32_SCORE_SIGMOID;
+	if (norm) {
+		float sum = w_out[0];
+		for (int s = 1; s < k; s++)
+			sum = dsv32_fadd_rn(sum, w_out[s]);
+		if (p->mode == DSV32_ROUTER_HF)
+			sum = dsv32_fadd_rn(sum, 1e-20f);
+		for (int s = 0; s < k; s++)
+			w_out[s] = w_out[s] / sum;
+	}
+	for (int s = 0; s < k; s++)
+		w_out[s] = w_out[s] * p->route_scale;
+	return true;
+}
+
+/* One token, shared by the CPU and CUDA bodies. scratch: 2*E + n_groups floats. */
+DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, const float *logits,
+					     const float *bias, int E, const dsv32_router_params *p,
+					     float *scratch)
+{
+	float *orig = scratch, *b = scratch + E, *g = scratch + 2 * E;
+	int k = p->topk;
+	dsv32_router_row_probs(orig, b, logits, bias, E, p);
+	dsv32_router_row_group_mask(b, g, E, bias != NULL, p);
 	/* top-k by selection: k is small (<= E), O(k·E) */
 	for (int s = 0; s < k; s++) {
 		int best = -1;
@@ -145,25 +205,19 @@ DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, con
 			}
 		}
 		idx_out[s] = best;
-		w_out[s] = orig[best];
 	}
-	bool norm = p->mode == DSV32_ROUTER_HF ? p->norm_topk_prob
-					       : p->score_func == DSV32_SCORE_SIGMOID;
-	if (norm) {
-		float sum = w_out[0];
-		for (int s = 1; s < k; s++)
-			sum = dsv32_fadd_rn(sum, w_out[s]);
-		if (p->mode == DSV32_ROUTER_HF)
-			sum = dsv32_fadd_rn(sum, 1e-20f);
-		for (int s = 0; s < k; s++)
-			w_out[s] = w_out[s] / sum;
-	}
-	for (int s = 0; s < k; s++)
-		w_out[s] = w_out[s] * p->route_scale;
+	dsv32_router_row_mix(w_out, idx_out, orig, E, p);
 }
 
 dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_tensor *idx_out,
 			  const dsv32_tensor *logits, const dsv32_tensor *bias,
 			  const dsv32_router_params *p, dsv32_error *err);
+dsv32_status dsv32_router_weights_at(dsv32_backend *be, dsv32_tensor *weights_out,
+				     const dsv32_tensor *idx, const dsv32_tensor *logits,
+				     const dsv32_tensor *bias, const dsv32_router_params *p,
+				     dsv32_error *err);
+dsv32_status dsv32_router_scores(dsv32_backend *be, dsv32_tensor *scores_out,
+				 const dsv32_tensor *logits, const dsv32_tensor *bias,
+				 const dsv32_router_params *p, dsv32_error *err);
 
 #endif

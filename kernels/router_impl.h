@@ -16,5 +16,17 @@ dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const floa
 dsv32_status dsv32_router_cuda(dsv32_backend *be, float *w, void *idx, dsv32_dtype idx_t,
 			       const float *logits, const float *bias, int64_t T, int E,
 			       const dsv32_router_params *p, dsv32_error *err);
+dsv32_status dsv32_router_weights_at_cpu(float *w, const int64_t *idx, const float *logits,
+					 const float *bias, int64_t T, int E,
+					 const dsv32_router_params *p, dsv32_error *err);
+dsv32_status dsv32_router_weights_at_cuda(dsv32_backend *be, float *w, const int64_t *idx,
+					  const float *logits, const float *bias, int64_t T, int E,
+					  const dsv32_router_params *p, dsv32_error *err);
+dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const float *bias,
+				     int64_t T, int E, const dsv32_router_params *p,
+				     dsv32_error *err);
+dsv32_status dsv32_router_scores_cuda(dsv32_backend *be, float *scores, const float *logits,
+				      const float *bias, int64_t T, int E,
+				      const dsv32_router_params *p, dsv32_error *err);
 
 #endif

@@ -38,4 +38,16 @@ dsv32_status lc_tap_layer_cache(lc_tapper tp, dsv32_layer_tap id, int layer,
 				const dsv32_tensor *cache, int64_t B, int64_t S, int64_t P,
 				dsv32_error *err);
 
+/* The decision hook (core/model.h "Decisions"): offer to d (NULL or on_decision NULL: nothing
+ * happens) the selection sel (a device or host I64
+ * tensor, [B, S, k] as its tap) of decision `id` ("layers.{layer}.indexer.topk" or
+ * "layers.{layer}.moe.experts") to the sink's on_decision, after its tap was emitted and before
+ * the layout uses it. When the sink forces it, the new selection is checked (same dtype and
+ * shape, ids in [0, n_ids), no id twice in a row: DSV32_E_USAGE "<tap>: forced row r ...") and
+ * written back into sel, and *forced is true; the caller then recomputes what depends on the
+ * ids. No on_decision (or not forced): sel is untouched and *forced false. */
+dsv32_status lc_tap_decide(lc_tapper tp, const dsv32_decision_sink *d, dsv32_layer_tap id,
+			   int layer, dsv32_tensor *sel, int64_t n_ids, bool *forced,
+			   dsv32_error *err);
+
 #endif

@@ -10,7 +10,8 @@
  *   no fp8 (fp32 profile or no_fp8_indexer): the cache holds k itself,
  *        w = (weights_proj(fp32 x) · Hi^-0.5) · fp32(di^-0.5), scores = Σ_h w_h·ReLU(q_h·k)
  *        (dsv32_index_scores_hf with scale 1: the same formula without quantization)
- *   topk = top-min(index_topk, E) of scores (CUDA tie rule, kernels/topk.h).
+ *   topk = top-min(index_topk, E) of scores (CUDA tie rule, kernels/topk.h), offered to the
+ *   caller's decision sink (core/model.h "Decisions") before the attention uses it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -109,6 +110,9 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 	(void)k;
 	LC_CK(dsv32_topk(be, topk, NULL, scores, topk->shape[2], err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_TOPK, layer, topk, err));
+	bool forced; /* a forced selection is written into topk, which builds the mask */
+	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_INDEXER_TOPK, layer, topk, E, &forced,
+			    err));
 out:
 	lc_pool_free(&p);
 	return rc;

@@ -1,6 +1,8 @@
 /* moe.c: the MoE of one layer (docs/spec/ref_layout.md §A.11-A.13, §C.6; Part E items 11-12, 15).
  *
- *   logits = F.linear(fp32 x, fp32 gate.weight);  (w, idx) = Gate (kernels/router.h, ref mode)
+ *   logits = F.linear(fp32 x, fp32 gate.weight);  (w, idx) = Gate (kernels/router.h, ref mode);
+ *   idx offered to the caller's decision sink (core/model.h "Decisions"): forced experts get
+ *   the Gate's weights at them (dsv32_router_weights_at)
  *   per rank r: y_r = 0 (fp32); for each owned expert e in increasing order with tokens:
  *       y_r[tok] += f32(expert_e(x[tok])) · w[tok, slot]        (fp32 product, fp32 add)
  *     y_r += f32(shared_expert_slice_r(x))   (the bf16 partial of the rank's inter slice)
@@ -22,6 +24,27 @@ static dsv32_status route(ref_model *m, const ref_layer *ly, dsv32_tensor *w, ds
 {
 	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_REF);
 	return dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err);
+}
+
+/* The "moe.scores" tap: the Gate's selection scores after the group limit (router.h steps 1-3),
+ * computed only when taps are on. */
+static dsv32_status tap_scores(ref_model *m, const ref_layer *ly, int layer,
+			       const dsv32_tensor *logits, int64_t B, int64_t S, dsv32_error *err)
+{
+	lc_tapper tp = ref_tapper(m);
+	if (!lc_taps_on(tp))
+		return DSV32_OK;
+	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_REF);
+	int64_t E = logits->shape[1];
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *sc;
+	LC_POOL(sc, DSV32_F32, 3, B, S, E);
+	LC_CK(dsv32_router_scores(m->be, sc, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_SCORES, layer, sc, err));
+out:
+	lc_pool_free(&p);
+	return rc;
 }
 
 /* One routed expert on its tokens: y += expert(x[rows]) · wsel. */
@@ -71,7 +94,16 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	LC_CK(route(m, ly, w, idx, logits, err));
 	dsv32_tensor idx3 = lc_view(idx, 0, 3, LC_SHAPE(B, S, K));
 	dsv32_tensor w3 = lc_view(w, 0, 3, LC_SHAPE(B, S, K));
+	LC_CK(tap_scores(m, ly, layer, logits, B, S, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, err));
+	bool forced;
+	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, E, &forced,
+			    err));
+	if (forced) { /* the Gate's weights at the forced experts, from this layer's own scores */
+		dsv32_router_params rp = dsv32_router_params_of(c, DSV32_ROUTER_REF);
+		LC_CK(dsv32_router_weights_at(m->be, w, idx, logits,
+					      ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
+	}
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_WEIGHTS, layer, &w3, err));
 
 	idx_h = malloc((size_t)(T * K) * sizeof *idx_h);

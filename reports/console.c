@@ -123,14 +123,6 @@ static int cmp_drift_desc(const void *pa, const void *pb)
 	return (a < b) - (a > b);
 }
 
-/* In the free-running pass, a tap after the first decision flip in model order measures drift
- * that includes other decisions, not arithmetic alone. */
-static bool after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip)
-{
-	return first_flip && t->mode == DSV32_DRIFT_PROPAGATE &&
-	       first_flip->mode == DSV32_DRIFT_PROPAGATE && dsv32_tap_model_order(t, first_flip) > 0;
-}
-
 static void print_worst(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *out)
 {
 	const dsv32_tap_result *first_flip = count_flips(r).first;
@@ -147,7 +139,7 @@ static void print_worst(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *
 			describe(v[i], d, sizeof d);
 			fprintf(out, "  step %d %-28s %s%s%s\n", v[i]->step, v[i]->name, d,
 				v[i]->over_budget ? "  OVER BUDGET" : "",
-				after_flip(v[i], first_flip) ? "  (after a decision flip)" : "");
+				dsv32_tap_after_flip(v[i], first_flip) ? "  (after a decision flip)" : "");
 		}
 	}
 	free(v);
@@ -205,6 +197,21 @@ static void print_sets(const dsv32_cmp_result *r, FILE *out)
 				: "");
 }
 
+/* The forced decisions of the teacher-forced pass: counts by class and the first row. */
+static void print_forced(const dsv32_cmp_result *r, FILE *out)
+{
+	if (!r->n_forced)
+		return;
+	int64_t n[DSV32_FLIP_CLASS_COUNT];
+	dsv32_cmp_result_forced_counts(r, n);
+	const dsv32_forced_row *f = &r->forced[0];
+	fprintf(out, "forced decisions (teacher-forced): %zu row(s): %lld tie, %lld near-tie, %lld "
+		"genuine, %lld unclassified; first: step %d %s row %lld (%s, margin %.3g)\n",
+		r->n_forced, (long long)n[DSV32_FLIP_TIE], (long long)n[DSV32_FLIP_NEAR_TIE],
+		(long long)n[DSV32_FLIP_GENUINE], (long long)n[DSV32_FLIP_UNCLASSIFIED], f->step,
+		f->tap, (long long)f->row, dsv32_flip_class_name(f->cls), f->margin);
+}
+
 void dsv32_report_console(const dsv32_cmp_result *r, FILE *out)
 {
 	const char *budget = dsv32_cmp_result_prov_get(r, "budget");
@@ -222,6 +229,7 @@ void dsv32_report_console(const dsv32_cmp_result *r, FILE *out)
 	for (int m = 0; m < DSV32_DRIFTMODE_COUNT; m++)
 		print_layers(r, (dsv32_drift_mode)m, out);
 	print_sets(r, out);
+	print_forced(r, out);
 	dsv32_report_verdict(r, out);
 	fprintf(out, "(every tap: --verbose; reports: --json, --markdown, --html)\n");
 }

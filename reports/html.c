@@ -323,6 +323,35 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 	fprintf(f, "</dl>\n");
 }
 
+#define FORCED_SHOWN 200
+
+/* The decisions the teacher-forced pass forced, one row each (up to FORCED_SHOWN). */
+static void forced_table(FILE *f, const dsv32_cmp_result *r)
+{
+	if (!r->n_forced)
+		return;
+	int64_t n[DSV32_FLIP_CLASS_COUNT];
+	dsv32_cmp_result_forced_counts(r, n);
+	fprintf(f, "<h2>Forced decisions (teacher-forced)</h2>\n<p>%zu row(s) used the other side's "
+		"selection (%lld tie, %lld near-tie, %lld genuine, %lld unclassified): the taps after "
+		"them measure arithmetic only; the set metrics keep the unforced difference.</p>\n"
+		"<table><thead><tr><th>step</th><th>layer</th><th>tap</th><th>row</th><th>class</th>"
+		"<th>margin</th></tr></thead><tbody>\n", r->n_forced, (long long)n[DSV32_FLIP_TIE],
+		(long long)n[DSV32_FLIP_NEAR_TIE], (long long)n[DSV32_FLIP_GENUINE],
+		(long long)n[DSV32_FLIP_UNCLASSIFIED]);
+	for (size_t i = 0; i < r->n_forced && i < FORCED_SHOWN; i++) {
+		const dsv32_forced_row *x = &r->forced[i];
+		fprintf(f, "<tr><td>%d</td><td>%d</td><td><code>", x->step, x->layer);
+		html_escape(f, x->tap);
+		fprintf(f, "</code></td><td>%lld</td><td>%s</td><td>%.3g</td></tr>\n",
+			(long long)x->row, dsv32_flip_class_name(x->cls), x->margin);
+	}
+	fprintf(f, "</tbody></table>\n");
+	if (r->n_forced > FORCED_SHOWN)
+		fprintf(f, "<p>... %zu more (the JSON report lists every one)</p>\n",
+			r->n_forced - FORCED_SHOWN);
+}
+
 void dsv32_report_html(const dsv32_cmp_result *r, FILE *f)
 {
 	page_head(f, r);
@@ -332,6 +361,7 @@ void dsv32_report_html(const dsv32_cmp_result *r, FILE *f)
 		fprintf(f, "</div>\n");
 	}
 	step_chart(f, r);
+	forced_table(f, r);
 	fprintf(f, "<h2>All taps</h2>\n");
 	tap_table(f, r);
 	fprintf(f, "</body></html>\n");

@@ -32,7 +32,7 @@ static void family_json(cJSON *o, const dsv32_tap_result *t, dsv32_metric_family
 	}
 }
 
-static cJSON *tap_json(const dsv32_tap_result *t)
+static cJSON *tap_json(const dsv32_tap_result *t, const dsv32_tap_result *first_flip)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "name", t->name);
@@ -62,7 +62,26 @@ static cJSON *tap_json(const dsv32_tap_result *t)
 	cJSON_AddBoolToObject(o, "over_budget", t->over_budget);
 	if (t->budget_note[0])
 		cJSON_AddStringToObject(o, "budget_note", t->budget_note);
+	if (dsv32_tap_after_flip(t, first_flip)) /* free-running, after the first decision flip */
+		cJSON_AddBoolToObject(o, "after_decision_flip", true);
 	return o;
+}
+
+/* forced_decisions: every row the teacher-forced pass forced (compare/result.h). */
+static void forced_json(cJSON *root, const dsv32_cmp_result *r)
+{
+	cJSON *arr = cJSON_AddArrayToObject(root, "forced_decisions");
+	for (size_t i = 0; i < r->n_forced; i++) {
+		const dsv32_forced_row *f = &r->forced[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "step", f->step);
+		cJSON_AddNumberToObject(o, "layer", f->layer);
+		cJSON_AddStringToObject(o, "tap", f->tap);
+		cJSON_AddNumberToObject(o, "row", (double)f->row);
+		cJSON_AddStringToObject(o, "class", dsv32_flip_class_name(f->cls));
+		add_num(o, "margin", f->margin);
+		cJSON_AddItemToArray(arr, o);
+	}
 }
 
 static const char *const side_names[2] = {"a", "b"};
@@ -128,8 +147,11 @@ char *dsv32_report_json_string(const dsv32_cmp_result *r)
 	else
 		cJSON_AddNullToObject(root, "first_nonfinite");
 	cJSON *taps = cJSON_AddArrayToObject(root, "taps");
+	const dsv32_tap_result *first_flip = dsv32_cmp_result_first_flip(r);
 	for (size_t i = 0; i < r->n_taps; i++)
-		cJSON_AddItemToArray(taps, tap_json(&r->taps[i]));
+		cJSON_AddItemToArray(taps, tap_json(&r->taps[i], first_flip));
+	if (r->n_forced || dsv32_cmp_result_prov_get(r, "force_decisions"))
+		forced_json(root, r);
 	cJSON *skips = cJSON_AddArrayToObject(root, "skipped");
 	for (size_t i = 0; i < r->n_skips; i++) {
 		cJSON *s = cJSON_CreateObject();
@@ -304,6 +326,33 @@ static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *la
 	return DSV32_OK;
 }
 
+/* forced_decisions back (absent in reports that predate it: none). */
+static dsv32_status read_forced(dsv32_cmp_result *r, const cJSON *arr, const char *label,
+				dsv32_error *err)
+{
+	const cJSON *it, *list = cJSON_IsArray(arr) ? arr : NULL;
+	int i = 0;
+	cJSON_ArrayForEach(it, list) {
+		dsv32_forced_row f = {0};
+		char cls[32];
+		get_str(it, "tap", f.tap, sizeof f.tap);
+		get_str(it, "class", cls, sizeof cls);
+		int c = dsv32_flip_class_find(cls);
+		if (!get_int_in(it, "step", 0, DSV32_REPORT_MAX_STEP, &f.step) ||
+		    !get_int_in(it, "layer", -1, DSV32_REPORT_MAX_LAYER, &f.layer) || c < 0 || !f.tap[0])
+			return DSV32_FAIL(err, DSV32_E_FORMAT, "%s: forced_decisions[%d]: needs tap, an "
+					  "integer step and layer and a class of tie|near-tie|genuine|"
+					  "unclassified", label, i);
+		f.cls = (dsv32_flip_class)c;
+		f.row = get_i64(it, "row");
+		f.margin = get_num(it, "margin");
+		if (!dsv32_cmp_result_force(r, &f))
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: reading forced decisions", label);
+		i++;
+	}
+	return DSV32_OK;
+}
+
 dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, const char *label,
 				     dsv32_error *err)
 {
@@ -360,6 +409,9 @@ dsv32_status dsv32_report_parse_json(dsv32_cmp_result *r, const char *text, cons
 			goto out;
 		}
 	}
+	rc = read_forced(r, cJSON_GetObjectItemCaseSensitive(root, "forced_decisions"), label, err);
+	if (rc != DSV32_OK)
+		goto out;
 	const cJSON *nf = cJSON_GetObjectItemCaseSensitive(root, "first_nonfinite");
 	if (cJSON_IsString(nf)) {
 		r->nonfinite = true;

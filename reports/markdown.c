@@ -172,6 +172,32 @@ static void markdown_hosts(const dsv32_cmp_result *r, FILE *out)
 		fprintf(out, "\n");
 }
 
+#define FORCED_SHOWN 50
+
+/* The decisions the teacher-forced pass forced: every row (up to FORCED_SHOWN), its class and
+ * margin, so no replaced decision goes unseen. */
+static void markdown_forced(const dsv32_cmp_result *r, FILE *out)
+{
+	if (!r->n_forced)
+		return;
+	int64_t n[DSV32_FLIP_CLASS_COUNT];
+	dsv32_cmp_result_forced_counts(r, n);
+	fprintf(out, "\n### Forced decisions (teacher-forced)\n\n%zu row(s) used the other side's "
+		"selection (%lld tie, %lld near-tie, %lld genuine, %lld unclassified); the taps after "
+		"them measure arithmetic only, the set metrics above keep the unforced difference.\n\n"
+		"| step | tap | row | class | margin |\n|---|---|---|---|---|\n", r->n_forced,
+		(long long)n[DSV32_FLIP_TIE], (long long)n[DSV32_FLIP_NEAR_TIE],
+		(long long)n[DSV32_FLIP_GENUINE], (long long)n[DSV32_FLIP_UNCLASSIFIED]);
+	for (size_t i = 0; i < r->n_forced && i < FORCED_SHOWN; i++) {
+		const dsv32_forced_row *f = &r->forced[i];
+		fprintf(out, "| %d | `%s` | %lld | %s | %.3g |\n", f->step, f->tap, (long long)f->row,
+			dsv32_flip_class_name(f->cls), f->margin);
+	}
+	if (r->n_forced > FORCED_SHOWN)
+		fprintf(out, "\n... %zu more (the JSON report lists every one)\n",
+			r->n_forced - FORCED_SHOWN);
+}
+
 void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
 {
 	bool pass = dsv32_cmp_result_passed(r);
@@ -190,6 +216,7 @@ void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
 	} else {
 		fprintf(out, "%zu taps compared, all within budget.\n\n", r->n_taps);
 	}
+	const dsv32_tap_result *first_flip = dsv32_cmp_result_first_flip(r);
 	const dsv32_tap_result **order = malloc((r->n_taps ? r->n_taps : 1) * sizeof *order);
 	if (order) {
 		for (size_t i = 0; i < r->n_taps; i++)
@@ -199,13 +226,16 @@ void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
 		for (size_t i = 0; i < r->n_taps && i < 10; i++) {
 			char d[160];
 			describe(order[i], d, sizeof d);
-			fprintf(out, "| %d | `%s` | %s | %s%s |\n", order[i]->step, order[i]->name,
+			fprintf(out, "| %d | `%s` | %s | %s%s%s |\n", order[i]->step, order[i]->name,
 				order[i]->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate", d,
-				order[i]->over_budget ? " **over budget**" : "");
+				order[i]->over_budget ? " **over budget**" : "",
+				dsv32_tap_after_flip(order[i], first_flip) ? " (after a decision flip)"
+									   : "");
 		}
 		free(order);
 	}
 	markdown_layers(r, out);
+	markdown_forced(r, out);
 	if (r->n_skips) {
 		fprintf(out, "\n### Skipped taps\n\n");
 		for (size_t i = 0; i < r->n_skips && i < 50; i++)

@@ -1,8 +1,10 @@
 /* test_decision_flips.c: index-set rows that differ are classified against the two sides'
  * scores (compare/tapcmp.c, metrics.h "Decision flips"): a swap among equal scores is a tie, a
  * swap whose margin lies within how far the sides' scores disagree is a near-tie, anything
- * beyond is genuine; without the other side's scores nothing is classified. Hand-made rows
- * with the expected class of each worked out below. */
+ * beyond is genuine; without the other side's scores nothing is classified. The same for
+ * moe.experts against moe.scores (the tap table's pairing), where a pick at a masked score (a
+ * group the group limit dropped) counts and leaves its row unclassified. Hand-made rows with
+ * the expected class of each worked out below. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,28 +35,37 @@ static void put(dsv32_tapstore *s, const char *name, const void *data, dsv32_dty
 	assert_int_equal(dsv32_tapstore_put(s, name, &t, NULL), DSV32_OK);
 }
 
-static dsv32_set_metrics classify(bool with_b_scores)
+/* The set metrics of selection `set` (scores in `scores`) for the given rows. */
+static dsv32_set_metrics classify_as(const char *set, const char *scores, bool with_b_scores,
+				     const float (*sa)[T], const float (*sb)[T],
+				     const int64_t (*pa)[K], const int64_t (*pb)[K])
 {
 	dsv32_tapstore held, streamed;
 	dsv32_tapstore_init(&held);
 	dsv32_tapstore_init(&streamed);
-	put(&held, "layers.0.indexer.scores", S_A, DSV32_F32, T);
-	put(&held, "layers.0.indexer.topk", PICK_A, DSV32_I64, K);
+	put(&held, scores, sa, DSV32_F32, T);
+	put(&held, set, pa, DSV32_I64, K);
 	if (with_b_scores)
-		put(&streamed, "layers.0.indexer.scores", S_B, DSV32_F32, T);
-	put(&streamed, "layers.0.indexer.topk", PICK_B, DSV32_I64, K);
+		put(&streamed, scores, sb, DSV32_F32, T);
+	put(&streamed, set, pb, DSV32_I64, K);
 	int64_t shape[3] = {1, ROWS, K};
-	dsv32_tensor a = dsv32_tensor_view((void *)PICK_A, DSV32_I64, 3, shape);
-	dsv32_tensor b = dsv32_tensor_view((void *)PICK_B, DSV32_I64, 3, shape);
+	dsv32_tensor a = dsv32_tensor_view((void *)pa, DSV32_I64, 3, shape);
+	dsv32_tensor b = dsv32_tensor_view((void *)pb, DSV32_I64, 3, shape);
 	dsv32_tapcmp_peers peers = {&held, &held, &streamed}; /* side a held, b streamed */
 	dsv32_tap_result r;
 	char why[128];
-	dsv32_tapcmp_header(&r, "layers.0.indexer.topk", 0, DSV32_DRIFT_PROPAGATE, &a, &b);
-	assert_true(dsv32_tapcmp(&r, &peers, "layers.0.indexer.topk", &a, &b, why, sizeof why));
+	dsv32_tapcmp_header(&r, set, 0, DSV32_DRIFT_PROPAGATE, &a, &b);
+	assert_true(dsv32_tapcmp(&r, &peers, set, &a, &b, why, sizeof why));
 	dsv32_tapstore_free(&held);
 	dsv32_tapstore_free(&streamed);
 	assert_int_equal(r.family, DSV32_FAMILY_SET);
 	return r.set;
+}
+
+static dsv32_set_metrics classify(bool with_b_scores)
+{
+	return classify_as("layers.0.indexer.topk", "layers.0.indexer.scores", with_b_scores, S_A,
+			   S_B, PICK_A, PICK_B);
 }
 
 static void test_tie_near_tie_genuine(void **state)
@@ -80,11 +91,59 @@ static void test_unclassified_without_the_other_scores(void **state)
 	assert_true(m.score_noise < 0);
 }
 
+static void test_expert_flips_are_classified_like_key_flips(void **state)
+{
+	(void)state;
+	dsv32_set_metrics m = classify_as("layers.2.moe.experts", "layers.2.moe.scores", true, S_A,
+					  S_B, PICK_A, PICK_B);
+	assert_int_equal(m.rows_tie_equal, 1);
+	assert_int_equal(m.rows_near_tie, 1);
+	assert_int_equal(m.rows_genuine, 1);
+	assert_true(fabs(m.flip_margin_max - 4.0) < 1e-9);
+}
+
+/* Row 2 of side b picks column 3, whose held score is masked (-inf): for the indexer the pick
+ * does nothing and is left out; for experts (a group the held side's group limit dropped) it is
+ * a real difference, with no margin: counted, unclassified. */
+static const float S_M[ROWS][T] = {{5, 4, 4, 1, 0, 0}, {5, 4, 3.9f, 1, 0, 0},
+				   {5, 4, 1, -INFINITY, -INFINITY, 0}};
+
+static void test_a_masked_pick_counts_for_experts_but_not_for_keys(void **state)
+{
+	(void)state;
+	dsv32_set_metrics e = classify_as("layers.2.moe.experts", "layers.2.moe.scores", true, S_M,
+					  S_M, PICK_A, PICK_B);
+	assert_int_equal(e.rows_equal, 0);
+	assert_int_equal(e.rows_tie_equal, 1);
+	assert_int_equal(e.rows_near_tie + e.rows_genuine, 1); /* row 1 (noise 0: genuine) */
+	assert_true(e.jaccard < 0.5); /* every row differs by one of two picks */
+	dsv32_set_metrics k = classify_as("layers.2.indexer.topk", "layers.2.indexer.scores", true,
+					  S_M, S_M, PICK_A, PICK_B);
+	/* row 2 without its masked pick: {0,1} vs {0}, nothing to set a margin against */
+	assert_int_equal(k.rows_genuine, 1);
+	assert_int_equal(k.rows_near_tie, 1);
+	assert_true(k.jaccard > e.jaccard);
+	double margin;
+	int64_t a[K] = {0, 1}, b[K] = {0, 3};
+	assert_int_equal(dsv32_tapcmp_classify_row("layers.2.moe.experts", a, K, b, K, S_M[2], T, 0,
+						   &margin), DSV32_FLIP_UNCLASSIFIED);
+	assert_true(margin < 0);
+	int64_t c[K] = {0, 2};
+	assert_int_equal(dsv32_tapcmp_classify_row("layers.2.moe.experts", a, K, c, K, S_M[2], T, 0,
+						   &margin), DSV32_FLIP_GENUINE);
+	assert_true(margin == 3.0);
+	assert_int_equal(dsv32_tapcmp_classify_row("layers.2.moe.experts", PICK_A[0], K, PICK_B[0],
+						   K, S_M[0], T, 0, &margin), DSV32_FLIP_TIE);
+	assert_true(margin == 0.0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tie_near_tie_genuine),
 		cmocka_unit_test(test_unclassified_without_the_other_scores),
+		cmocka_unit_test(test_expert_flips_are_classified_like_key_flips),
+		cmocka_unit_test(test_a_masked_pick_counts_for_experts_but_not_for_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

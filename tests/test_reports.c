@@ -71,6 +71,11 @@ static void sample_result(dsv32_cmp_result *r, const dsv32_budget *b)
 	dsv32_budget_apply(b, &lg);
 	assert_non_null(dsv32_cmp_result_add(r, &lg));
 	dsv32_cmp_result_skip(r, "layers.0.attn.q_rope", 0, "only in a");
+	/* two decisions a teacher-forced pass forced: a tie and a genuine flip */
+	dsv32_forced_row f1 = {0, 1, "layers.1.indexer.topk", 20, DSV32_FLIP_TIE, 0};
+	dsv32_forced_row f2 = {1, 1, "layers.1.moe.experts", 3, DSV32_FLIP_GENUINE, 0.0625};
+	assert_true(dsv32_cmp_result_force(r, &f1));
+	assert_true(dsv32_cmp_result_force(r, &f2));
 	/* side a live on the fixed engine, side b a recording without a fingerprint */
 	dsv32_side_host *h = &r->host[0];
 	h->present = true;
@@ -189,6 +194,25 @@ static void test_json_round_trip_keeps_every_metric(void **state)
 	}
 	assert_true(back.taps[r.n_taps - 2].set.jaccard == 0.99);
 	assert_int_equal(back.first_divergence, r.first_divergence);
+	/* the forced decisions, every field */
+	assert_int_equal(back.n_forced, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(back.forced[i].step, r.forced[i].step);
+		assert_int_equal(back.forced[i].layer, r.forced[i].layer);
+		assert_string_equal(back.forced[i].tap, r.forced[i].tap);
+		assert_int_equal(back.forced[i].row, r.forced[i].row);
+		assert_int_equal(back.forced[i].cls, r.forced[i].cls);
+		assert_true(back.forced[i].margin == r.forced[i].margin);
+	}
+	/* free-running taps after the first flip (layers.1.indexer.topk, step 0) are marked */
+	assert_non_null(strstr(text, "\"after_decision_flip\":\ttrue"));
+	const char *flip = strstr(text, "\"name\":\t\"layers.1.out\"");
+	const char *first = strstr(text, "\"name\":\t\"layers.0.out\"");
+	assert_non_null(flip);
+	assert_non_null(first);
+	const char *next = strstr(first + 1, "\"name\"");
+	assert_true(!strstr(first, "after_decision_flip") ||
+		    strstr(first, "after_decision_flip") > next); /* layers.0.out precedes it */
 	assert_string_equal(back.side_a, r.side_a);
 	/* provenance.sides: engine and fingerprint per side */
 	for (int i = 0; i < 2; i++) {
@@ -263,7 +287,20 @@ static void test_markdown_names_verdict_and_first_divergence(void **state)
 	assert_non_null(strstr(md, "**Host a** (live, engine `fixed`, numerics key `fixed`): engine fixed"));
 	assert_non_null(strstr(md, "**Host b** (recording, engine `unknown`"));
 	assert_non_null(strstr(md, "unknown (recording has no fingerprint)"));
+	assert_non_null(strstr(md, "### Forced decisions (teacher-forced)"));
+	assert_non_null(strstr(md, "2 row(s) used the other side's selection (1 tie, 0 near-tie, 1 genuine"));
+	assert_non_null(strstr(md, "| 1 | `layers.1.moe.experts` | 3 | genuine | 0.0625 |"));
+	assert_non_null(strstr(md, "(after a decision flip)"));
 	free(md);
+	char *con = NULL;
+	size_t con_len = 0;
+	FILE *f = open_memstream(&con, &con_len);
+	dsv32_report_console(&r, f);
+	fclose(f);
+	assert_non_null(strstr(con, "forced decisions (teacher-forced): 2 row(s): 1 tie, 0 near-tie, "
+				    "1 genuine, 0 unclassified; first: step 0 layers.1.indexer.topk "
+				    "row 20 (tie, margin 0)"));
+	free(con);
 	dsv32_cmp_result_free(&r);
 	dsv32_budget_free(&b);
 }
@@ -289,6 +326,8 @@ static void test_html_is_self_contained_with_svg(void **state)
 	assert_non_null(strstr(html, "<b>Host a</b> (live, engine <code>fixed</code>"));
 	assert_non_null(strstr(html, "Test CPU &lt;1&gt;")); /* escaped */
 	assert_non_null(strstr(html, "unknown (recording has no fingerprint)"));
+	assert_non_null(strstr(html, "<h2>Forced decisions (teacher-forced)</h2>"));
+	assert_non_null(strstr(html, "<td>3</td><td>genuine</td><td>0.0625</td>"));
 	free(html);
 	unlink(path);
 	rmdir(dir);

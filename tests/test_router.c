@@ -1,10 +1,13 @@
 /* test_router.c: dsv32_router against an oracle written from docs/spec/ref_layout.md §A.11 and
  * docs/spec/hf_layout.md §6 (fp32 arithmetic in the contract's order; selection by full sorts), known-
- * answer group-masking cases, and the CUDA twin when a device is present. */
+ * answer group-masking cases, and the CUDA twin when a device is present; dsv32_router_weights_at
+ * (bit-identical to the router at its own selection) and dsv32_router_scores (the router's
+ * selection is their top-k). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "kernels/router.h"
@@ -217,6 +220,27 @@ static void test_router_cuda_twin(void **state)
 		float a = ((float *)wc.data)[i], b = ((float *)wg.data)[i];
 		assert_true(fabsf(a - b) <= 16 * 0x1p-24f * fabsf(a));
 	}
+	/* weights_at on the device at the device router's own selection: its weights, bit for
+	 * bit; the device's selection scores: the CPU's within the expf difference, the same
+	 * groups masked */
+	dsv32_tensor w2 = tu_host(DSV32_F32, 2, os), w2d = tu_to_dev(g, &w2);
+	assert_int_equal(dsv32_router_weights_at(g, &w2d, &id, &ld, &bd, &p, &e), DSV32_OK);
+	tu_download(g, &w2, &w2d);
+	assert_memory_equal(w2.data, wg.data, dsv32_tensor_nbytes(&wg));
+	dsv32_tensor sc = tu_host(DSV32_F32, 2, ls), sg = tu_host(DSV32_F32, 2, ls);
+	dsv32_tensor sgd = tu_to_dev(g, &sg);
+	assert_int_equal(dsv32_router_scores(c, &sc, &lg, &bias, &p, &e), DSV32_OK);
+	assert_int_equal(dsv32_router_scores(g, &sgd, &ld, &bd, &p, &e), DSV32_OK);
+	tu_download(g, &sg, &sgd);
+	for (int64_t i = 0; i < (int64_t)T * E; i++) {
+		float a = ((float *)sc.data)[i], b = ((float *)sg.data)[i];
+		assert_true(a == b || fabsf(a - b) <= 16 * 0x1p-24f * fabsf(a));
+	}
+	dsv32_backend_free(g, &w2d);
+	dsv32_backend_free(g, &sgd);
+	dsv32_tensor_free(&w2);
+	dsv32_tensor_free(&sc);
+	dsv32_tensor_free(&sg);
 	dsv32_backend_free(g, &ld);
 	dsv32_backend_free(g, &bd);
 	dsv32_backend_free(g, &wd);
@@ -231,6 +255,117 @@ static void test_router_cuda_twin(void **state)
 	dsv32_backend_destroy(g);
 }
 
+/* weights_at at the router's own selection gives the router's weights bit for bit; at
+ * another selection, the oracle's arithmetic over those experts; the scores' top-k (key desc,
+ * index asc) is the router's selection, and the masked groups are -inf. */
+static void check_weights_at_and_scores(dsv32_backend *be, int T, int E,
+					const dsv32_router_params *p, bool with_bias, uint64_t seed)
+{
+	tu_rng r = tu_rng_xorshift64star(seed);
+	int64_t ls[2] = {T, E}, bs[1] = {E}, os[2] = {T, p->topk};
+	dsv32_tensor lg = tu_host(DSV32_F32, 2, ls), bias = tu_host(DSV32_F32, 1, bs);
+	dsv32_tensor w = tu_host(DSV32_F32, 2, os), idx = tu_host(DSV32_I64, 2, os);
+	dsv32_tensor w2 = tu_host(DSV32_F32, 2, os), sc = tu_host(DSV32_F32, 2, ls);
+	for (int64_t i = 0; i < (int64_t)T * E; i++)
+		((float *)lg.data)[i] = (float)(tu_uniform(&r) * 6 - 3);
+	for (int j = 0; j < E; j++)
+		((float *)bias.data)[j] = dsv32_round_bf16((float)(tu_uniform(&r) * 0.2 - 0.1));
+	const dsv32_tensor *bp = with_bias ? &bias : NULL;
+	dsv32_error e;
+	assert_int_equal(dsv32_router(be, &w, &idx, &lg, bp, p, &e), DSV32_OK);
+	assert_int_equal(dsv32_router_weights_at(be, &w2, &idx, &lg, bp, p, &e), DSV32_OK);
+	assert_memory_equal(w.data, w2.data, dsv32_tensor_nbytes(&w));
+	assert_int_equal(dsv32_router_scores(be, &sc, &lg, bp, p, &e), DSV32_OK);
+	int k = p->topk;
+	for (int t = 0; t < T; t++) {
+		const float *s = (const float *)sc.data + (int64_t)t * E;
+		const int64_t *id = (const int64_t *)idx.data + (int64_t)t * k;
+		int n_masked = 0;
+		for (int j = 0; j < E; j++)
+			n_masked += s[j] == -INFINITY;
+		if (p->n_groups > 1) /* whole groups outside the topk_groups best */
+			assert_int_equal(n_masked, (p->n_groups - p->topk_groups) * (E / p->n_groups));
+		for (int a = 0; a < k; a++) /* every pick beats (or ties lower-indexed) every other */
+			for (int j = 0; j < E; j++) {
+				bool picked = false;
+				for (int b = 0; b < k; b++)
+					picked |= id[b] == j;
+				if (!picked)
+					assert_true(dsv32_topk_key(s[id[a]]) > dsv32_topk_key(s[j]) ||
+						    (s[id[a]] == s[j] && id[a] < j));
+			}
+	}
+	/* a forced selection: the last slot of every row replaced by the best unpicked expert;
+	 * the weights follow the oracle's formula over the forced ids */
+	for (int t = 0; t < T; t++) {
+		int64_t *id = (int64_t *)idx.data + (int64_t)t * k;
+		for (int j = 0; j < E; j++) {
+			bool picked = false;
+			for (int b = 0; b < k; b++)
+				picked |= id[b] == j;
+			if (!picked) {
+				id[k - 1] = j;
+				break;
+			}
+		}
+	}
+	assert_int_equal(dsv32_router_weights_at(be, &w2, &idx, &lg, bp, p, &e), DSV32_OK);
+	for (int t = 0; t < T; t++) {
+		const int64_t *id = (const int64_t *)idx.data + (int64_t)t * k;
+		const float *l = (const float *)lg.data + (int64_t)t * E;
+		float ww[64], sum = 0.0f;
+		for (int a = 0; a < k; a++) {
+			float x = l[id[a]];
+			if (p->score_func == DSV32_SCORE_SOFTMAX) {
+				float m = l[0], Z = 0.0f;
+				for (int j = 1; j < E; j++)
+					m = l[j] > m ? l[j] : m;
+				for (int j = 0; j < E; j++)
+					Z += expf(l[j] - m);
+				ww[a] = expf(x - m) / Z;
+			} else {
+				ww[a] = 1.0f / (1.0f + expf(-x));
+			}
+			sum = a == 0 ? ww[a] : sum + ww[a];
+		}
+		bool norm = p->mode == DSV32_ROUTER_HF ? p->norm_topk_prob
+						       : p->score_func == DSV32_SCORE_SIGMOID;
+		if (p->mode == DSV32_ROUTER_HF)
+			sum = sum + 1e-20f;
+		for (int a = 0; a < k; a++) {
+			float want = (norm ? ww[a] / sum : ww[a]) * p->route_scale;
+			float got = ((float *)w2.data)[(int64_t)t * k + a];
+			if (dsv32_f32_bits(got) != dsv32_f32_bits(want))
+				fail_msg("weights_at token %d slot %d: %.9g, expected %.9g", t, a, got, want);
+		}
+	}
+	/* an id out of range is refused, naming the row */
+	((int64_t *)idx.data)[k] = E;
+	assert_int_equal(dsv32_router_weights_at(be, &w2, &idx, &lg, bp, p, &e), DSV32_E_USAGE);
+	assert_non_null(strstr(e.what, "row 1"));
+	dsv32_tensor_free(&lg);
+	dsv32_tensor_free(&bias);
+	dsv32_tensor_free(&w);
+	dsv32_tensor_free(&w2);
+	dsv32_tensor_free(&idx);
+	dsv32_tensor_free(&sc);
+}
+
+static void test_router_weights_at_own_selection_is_bit_identical(void **state)
+{
+	dsv32_router_params ref = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	check_weights_at_and_scores(*state, 37, 16, &ref, true, 11);
+	check_weights_at_and_scores(*state, 9, 16, &ref, false, 12);
+	dsv32_router_params hf = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true};
+	check_weights_at_and_scores(*state, 21, 16, &hf, true, 13);
+	hf.norm_topk_prob = false;
+	check_weights_at_and_scores(*state, 7, 16, &hf, true, 14);
+	dsv32_router_params big = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false};
+	check_weights_at_and_scores(*state, 5, 256, &big, true, 15);
+	dsv32_router_params sm = {1, 1, 3, 1.5f, DSV32_SCORE_SOFTMAX, DSV32_ROUTER_REF, false};
+	check_weights_at_and_scores(*state, 6, 32, &sm, false, 16);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_router_group_masking_known_answer),
 		cmocka_unit_test(test_router_rejects_bad_params),
 		cmocka_unit_test(test_router_cuda_twin),
+		cmocka_unit_test(test_router_weights_at_own_selection_is_bit_identical),
 	};
 	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }

@@ -245,6 +245,9 @@ static void test_identical_sides_have_zero_drift_and_pass(void **state)
 		assert_true(r.taps[i].dense.max_abs == 0.0);
 	/* every layer tap of both modes plus embed and logits in propagate mode */
 	assert_int_equal(r.n_taps, 3 * (2 + 2 * TOY_L) + 3 * 2 * TOY_L);
+	/* the teacher-forced pass forces decisions by default; the toy takes none */
+	assert_string_equal(dsv32_cmp_result_prov_get(&r, "force_decisions"), "on");
+	assert_int_equal(r.n_forced, 0);
 	dsv32_cmp_result_free(&r);
 }
 

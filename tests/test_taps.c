@@ -65,12 +65,44 @@ static void test_kinds(void **state)
 	assert_false(dsv32_tap_is_input("embed"));
 }
 
+/* Each selection is paired with the scores it is the top-k of (DSV32_SELECTION_TAPS), both
+ * ways, and nothing else is; only the indexer's masked picks do nothing. */
+static void test_selections_pair_with_their_scores(void **state)
+{
+	(void)state;
+	assert_int_equal(dsv32_layer_tap_scores_of(DSV32_LTAP_INDEXER_TOPK), DSV32_LTAP_INDEXER_SCORES);
+	assert_int_equal(dsv32_layer_tap_scores_of(DSV32_LTAP_MOE_EXPERTS), DSV32_LTAP_MOE_SCORES);
+	assert_int_equal(dsv32_layer_tap_selection_of(DSV32_LTAP_INDEXER_SCORES), DSV32_LTAP_INDEXER_TOPK);
+	assert_int_equal(dsv32_layer_tap_selection_of(DSV32_LTAP_MOE_SCORES), DSV32_LTAP_MOE_EXPERTS);
+	int sets = 0;
+	for (int t = 0; t < DSV32_LTAP_COUNT; t++) {
+		int sc = dsv32_layer_tap_scores_of((dsv32_layer_tap)t);
+		if (sc < 0)
+			continue;
+		sets++;
+		/* a selection is an index set, its scores are masked scores */
+		char name[64];
+		assert_int_equal(dsv32_tap_class_of(dsv32_layer_tap_name(name, sizeof name, 2,
+									 (dsv32_layer_tap)t)),
+				 DSV32_TAPC_INDEX_SET);
+		assert_int_equal(dsv32_tap_class_of(dsv32_layer_tap_name(name, sizeof name, 2,
+									 (dsv32_layer_tap)sc)),
+				 DSV32_TAPC_MASKED_SCORES);
+	}
+	assert_int_equal(sets, 2);
+	assert_int_equal(dsv32_layer_tap_scores_of(DSV32_LTAP_ATTN_OUT), -1);
+	assert_int_equal(dsv32_layer_tap_selection_of(DSV32_LTAP_ATTN_SCORES), -1);
+	assert_true(dsv32_layer_tap_masked_picks_unused(DSV32_LTAP_INDEXER_TOPK));
+	assert_false(dsv32_layer_tap_masked_picks_unused(DSV32_LTAP_MOE_EXPERTS));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layer_order_is_documented),
 		cmocka_unit_test(test_names_round_trip),
 		cmocka_unit_test(test_kinds),
+		cmocka_unit_test(test_selections_pair_with_their_scores),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
