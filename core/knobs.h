@@ -1,0 +1,37 @@
+/* knobs.h: the numerics differences between the two layouts, one named knob each (issue 18,
+ * docs/attribution.md).
+ *
+ * A knob makes the ref layout take over one difference of the hf layout, alone, with nothing
+ * else changed, so `dsv32-parity attribute` can put a number on each difference: ref vs
+ * ref+knob is the drift that difference adds, and ref with every knob flipped should be hf.
+ * Every difference of docs/spec/hf_layout.md and docs/spec-notes.md has an entry, with the row
+ * of the HF port's status table it belongs to; an entry whose apply is NULL is a difference
+ * that is not yet a switch of the ref layout (listed so the list is complete, and reported as
+ * "not measured", never as zero). The model options that existed before the knobs
+ * (no-fp8-kv, no-fp8-indexer, force-yarn, lanes=/torch=) are what the implemented knobs set.
+ */
+#ifndef DSV32_KNOBS_H
+#define DSV32_KNOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/model.h"
+
+typedef struct {
+	const char *name;       /* "kv-fp8" */
+	const char *row;        /* status-table row, e.g. "§5 attention / MLA decode path" */
+	const char *summary;    /* one sentence: what ref does instead when the knob is flipped */
+	const char *side_token; /* the side option with the same effect ("no-fp8-kv"), or NULL */
+	/* Flip the knob on a ref side's options; NULL: not yet a switch. */
+	void (*apply_ref)(dsv32_model_opts *o);
+} dsv32_knob;
+
+/* The table, in the order the cumulative path flips them; *n receives its length. */
+const dsv32_knob *dsv32_knob_table(size_t *n);
+/* The knob called name, or NULL. */
+const dsv32_knob *dsv32_knob_find(const char *name);
+/* Whether the knob is a switch today (apply_ref != NULL). */
+bool dsv32_knob_implemented(const dsv32_knob *k);
+
+#endif
