@@ -28,6 +28,16 @@ static void reduction_order(dsv32_model_opts *o)
 	o->torch_major = 2;
 }
 
+static void silu_gating(dsv32_model_opts *o)
+{
+	o->knobs |= 1u << DSV32_KNOB_SILU_GATING;
+}
+
+static void act_quant(dsv32_model_opts *o)
+{
+	o->knobs |= 1u << DSV32_KNOB_ACT_QUANT;
+}
+
 static const dsv32_knob knobs[] = {
 	{"yarn-always", "§6 rotary / YaRN frequencies",
 	 "applies YaRN scaling and mscale^2 even when max_seq_len <= original_seq_len, as HF always does",
@@ -64,9 +74,11 @@ static const dsv32_knob knobs[] = {
 	{"act-quant", "FP8",
 	 "multiplies fp8 weights dequantized to bf16 with bf16 activations, instead of e4m3 "
 	 "activations in 128-blocks",
-	 NULL, NULL},
-	{"silu-gating", "§3 MoE routing semantics",
-	 "rounds the SiLU and the gate product of the MLPs where HF does", NULL, NULL},
+	 NULL, act_quant},
+	{"silu-gating", "MLP and experts (no status row)",
+	 "rounds the SiLU output to bf16 before the gate product, as HF, instead of one rounding of "
+	 "the fp32 product",
+	 NULL, silu_gating},
 	{"moe-accum", "§3 MoE routing semantics",
 	 "sums the expert outputs in HF's order and dtype and normalises the router weights with "
 	 "+1e-20",

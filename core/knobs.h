@@ -18,6 +18,18 @@
 
 #include "core/model.h"
 
+/* The knobs that are bits of dsv32_model_opts.knobs (the others set older option fields). */
+typedef enum {
+	DSV32_KNOB_SILU_GATING = 0, /* ref/mlp.c: dsv32_silu_mul_hf instead of _ref */
+	DSV32_KNOB_ACT_QUANT,       /* ref/ops.c: fp8 weights dequantized, bf16 GEMM */
+	DSV32_KNOB_BIT_COUNT
+} dsv32_knob_bit;
+
+static inline bool dsv32_knob_on(const dsv32_model_opts *o, dsv32_knob_bit b)
+{
+	return (o->knobs >> b) & 1u;
+}
+
 typedef struct {
 	const char *name;       /* "kv-fp8" */
 	const char *row;        /* status-table row, e.g. "§5 attention / MLA decode path" */

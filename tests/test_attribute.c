@@ -94,7 +94,9 @@ static void test_attribute_on_tiny(void **state)
 		if (!dsv32_knob_implemented(&a->knobs[k]))
 			continue;
 		n_impl++;
-		bool dead_here = !strcmp(a->knobs[k].name, "yarn-always");
+		/* yarn-always: YaRN is on already; act-quant: no fp8 weights in this checkpoint */
+		bool dead_here = !strcmp(a->knobs[k].name, "yarn-always") ||
+				 !strcmp(a->knobs[k].name, "act-quant");
 		assert_int_equal(a->alone[k].taps_changed == 0, dead_here);
 		assert_true(a->alone[k].taps > 0);
 	}
@@ -111,12 +113,63 @@ static void test_attribute_on_tiny(void **state)
 	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
 
+/* act-quant is dead on bf16 weights (above) and alive on fp8 ones: ref vs ref:knob=act-quant on
+ * the fp8 tiny model differs from the first fp8 GEMM output on (q_latent of layer 0). */
+static void test_act_quant_knob_on_fp8_weights(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dsv32_attr8_XXXXXX", ck[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(ck, sizeof ck, "%s/tiny8", dir);
+	assert_int_equal(dsv32_fixture_write("tiny", DSV32_WDTYPE_FP8, 0, ck, 0, false, NULL),
+			 DSV32_OK);
+	dsv32_tokens t = {0};
+	assert_int_equal(dsv32_tokens_random(&t, 1, 20, 1024, 1, NULL), DSV32_OK);
+	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 1,
+				.prompt_len = 20, .decode_steps = 0, .local = true};
+	dsv32_side_spec a, b;
+	assert_int_equal(dsv32_side_parse("ref", &a, NULL), DSV32_OK);
+	assert_int_equal(dsv32_side_parse("ref:knob=act-quant", &b, NULL), DSV32_OK);
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, NULL), DSV32_OK);
+	bool q_latent_moved = false;
+	for (size_t i = 0; i < r.n_taps; i++)
+		if (!strcmp(r.taps[i].name, "layers.0.attn.q_latent"))
+			q_latent_moved = r.taps[i].dense.n_diff > 0;
+	assert_true(q_latent_moved);
+	dsv32_cmp_result_free(&r);
+	dsv32_tokens_free(&t);
+	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
+}
+
+/* knob= on a side: by name, ref only, switches only; the label names it. */
+static void test_knob_side_token(void **state)
+{
+	(void)state;
+	dsv32_side_spec s;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_side_parse("ref:knob=silu-gating,act-quant", &s, &err), DSV32_OK);
+	assert_true(dsv32_knob_on(&s.opts, DSV32_KNOB_SILU_GATING));
+	assert_true(dsv32_knob_on(&s.opts, DSV32_KNOB_ACT_QUANT));
+	assert_non_null(strstr(s.label, ":knob=act-quant"));
+	assert_non_null(strstr(s.label, ":knob=silu-gating"));
+	assert_int_equal(dsv32_side_parse("ref:knob=kv-fp8", &s, &err), DSV32_OK);
+	assert_true(s.opts.no_fp8_kv);
+	assert_int_equal(dsv32_side_parse("ref:knob=mask", &s, &err), DSV32_E_USAGE);
+	assert_non_null(strstr(err.what, "not yet a switch"));
+	assert_int_equal(dsv32_side_parse("ref:knob=nope", &s, &err), DSV32_E_USAGE);
+	assert_int_equal(dsv32_side_parse("hf:knob=silu-gating", &s, &err), DSV32_E_USAGE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_knob_table_is_complete),
 		cmocka_unit_test(test_knobs_equal_their_side_options),
 		cmocka_unit_test(test_attribute_on_tiny),
+		cmocka_unit_test(test_act_quant_knob_on_fp8_weights),
+		cmocka_unit_test(test_knob_side_token),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
