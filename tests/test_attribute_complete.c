@@ -1,7 +1,7 @@
 /* test_attribute_complete.c: the completeness check of the numerics knobs (issue 18,
  * docs/attribution.md "Completeness"): the ref layout with every switch of core/knobs.h flipped
- * against the hf layout on the built-in tiny model (bf16 and fp8 weights), both passes, prefill
- * and one decode step, W = 1, must be bit-identical at every tap. A tap that differs is printed
+ * against the hf layout on the tiny preset (bf16 and fp8 weights) and the small preset (bf16),
+ * both passes, prefill and one decode step, W = 1, must be bit-identical at every tap. A tap that differs is printed
  * before the failure, so a residual is named when one appears. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -75,14 +75,15 @@ static void assert_identical(const dsv32_cmp_result *r, int step, dsv32_drift_mo
 			 (long long)t->dense.n_diff, t->dense.rel_l2);
 }
 
-/* Runs ref with every switch vs hf on a fresh tiny checkpoint of weight dtype wd, 2 x S tokens
+/* Runs ref with every switch vs hf on a fresh checkpoint of a preset and weight dtype, 2 x S tokens
  * and one decode step, both passes; prints the taps that still differ; the result in r. */
-static void run_all_switches(dsv32_weight_dtype wd, int64_t S, dsv32_cmp_result *r)
+static void run_all_switches(const char *preset, dsv32_weight_dtype wd, int64_t S,
+			     dsv32_cmp_result *r)
 {
-	char dir[] = "/tmp/dsv32_attrc_XXXXXX", ck[64], side[512];
+	char dir[] = "/tmp/dsv32_attrc_XXXXXX", ck[96], side[512];
 	assert_non_null(mkdtemp(dir));
-	snprintf(ck, sizeof ck, "%s/tiny", dir);
-	assert_int_equal(dsv32_fixture_write("tiny", wd, 0, ck, 0, false, NULL), DSV32_OK);
+	snprintf(ck, sizeof ck, "%s/%s", dir, preset);
+	assert_int_equal(dsv32_fixture_write(preset, wd, 0, ck, 0, false, NULL), DSV32_OK);
 	dsv32_tokens t = {0};
 	assert_int_equal(dsv32_tokens_random(&t, 2, S, 1024, 1, NULL), DSV32_OK);
 	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 2,
@@ -96,8 +97,8 @@ static void run_all_switches(dsv32_weight_dtype wd, int64_t S, dsv32_cmp_result 
 	dsv32_cmp_result_init(r);
 	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, r, &err), DSV32_OK);
 	size_t n_diff = 0;
-	printf("%s vs hf, %s weights, 2 x %lld tokens: the taps that still differ\n", side,
-	       wd == DSV32_WDTYPE_FP8 ? "fp8" : "bf16", (long long)S);
+	printf("%s vs hf, %s preset, %s weights, 2 x %lld tokens: the taps that still differ\n",
+	       side, preset, wd == DSV32_WDTYPE_FP8 ? "fp8" : "bf16", (long long)S);
 	for (size_t i = 0; i < r->n_taps; i++) {
 		const dsv32_tap_result *x = &r->taps[i];
 		if (!tap_differs(x))
@@ -142,7 +143,7 @@ static void test_all_switches_reproduce_hf_on_tiny(void **state)
 {
 	(void)state;
 	dsv32_cmp_result r;
-	run_all_switches(DSV32_WDTYPE_BF16, 24, &r);
+	run_all_switches("tiny", DSV32_WDTYPE_BF16, 24, &r);
 	assert_all_identical(&r);
 	dsv32_cmp_result_free(&r);
 }
@@ -152,7 +153,17 @@ static void test_all_switches_reproduce_hf_on_tiny_fp8(void **state)
 {
 	(void)state;
 	dsv32_cmp_result r;
-	run_all_switches(DSV32_WDTYPE_FP8, 24, &r);
+	run_all_switches("tiny", DSV32_WDTYPE_FP8, 24, &r);
+	assert_all_identical(&r);
+	dsv32_cmp_result_free(&r);
+}
+
+/* The small preset (dim 1024, 6 layers, 32 experts, index_topk 32), 2 x 40 tokens. */
+static void test_all_switches_reproduce_hf_on_small(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	run_all_switches("small", DSV32_WDTYPE_BF16, 40, &r);
 	assert_all_identical(&r);
 	dsv32_cmp_result_free(&r);
 }
@@ -162,6 +173,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_all_switches_reproduce_hf_on_tiny),
 		cmocka_unit_test(test_all_switches_reproduce_hf_on_tiny_fp8),
+		cmocka_unit_test(test_all_switches_reproduce_hf_on_small),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
