@@ -26,6 +26,7 @@ int dsv32_cmd_run(int argc, char **argv) __attribute__((weak));
 int dsv32_cmd_compare(int argc, char **argv) __attribute__((weak));
 int dsv32_cmd_dump(int argc, char **argv) __attribute__((weak));
 int dsv32_cmd_report(int argc, char **argv) __attribute__((weak));
+int dsv32_cmd_attribute(int argc, char **argv) __attribute__((weak));
 
 /* Print "dsv32-parity <cmd>: error: <what>" and return the exit code for err->code
  * (usage/format/not-found/io -> 2, mismatch -> 1, others -> 2). */

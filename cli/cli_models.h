@@ -10,7 +10,7 @@
 
 /* Open a live model of layout "ref" or "hf". config: NULL for the checkpoint's own. The ref
  * layout's world size is read from the shard file names (dsv32_cli_shards_world; a
- * opts->world_size of 1 counts as not given, as it is the default of --mp and :tp=). */
+ * opts->world_size of 1 counts as not given, as it is the default of --mp and :mp=). */
 dsv32_status dsv32_cli_open_model_cfg(const char *layout, const char *checkpoint,
 				      const char *config, const dsv32_model_opts *opts,
 				      dsv32_model **out, dsv32_error *err);

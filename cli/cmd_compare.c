@@ -41,7 +41,7 @@ typedef struct {
 
 static const char *summary =
 	"Runs side a and side b on the same weights and tokens, reduces every tap to drift metrics\n"
-	"and checks them against a budget. Sides: LAYOUT[:cpu|cuda][:bf16|fp32][:tp=W]\n"
+	"and checks them against a budget. Sides: LAYOUT[:cpu|cuda][:bf16|fp32][:mp=W]\n"
 	"[:experts=eager][:gemm=fixed|host] with LAYOUT ref|hf, or taps:FILE for a recording\n"
 	"(docs/tap-format.md). gemm= picks the CPU GEMM engine: fixed (default) gives the same bits\n"
 	"on every CPU; host uses oneDNN/OpenBLAS as PyTorch does on this CPU, to match a torch run\n"

@@ -27,6 +27,7 @@ static void commands_fill(command *c, int *n)
 	c[i++] = (command){"compare", dsv32_cmd_compare, "run two implementations and report drift per layer and op"};
 	c[i++] = (command){"dump", dsv32_cmd_dump, "record a layout's taps to a file"};
 	c[i++] = (command){"report", dsv32_cmd_report, "check or render stored drift reports"};
+	c[i++] = (command){"attribute", dsv32_cmd_attribute, "put a number on each numerics difference between ref and hf"};
 	*n = i;
 }
 

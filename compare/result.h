@@ -95,7 +95,7 @@ typedef struct {
 	dsv32_prov_item prov[32];
 	dsv32_side_host host[2];     /* side a, side b */
 	int n_prov;
-	char side_a[160], side_b[160]; /* "ref:cpu:bf16:tp=1", "taps:golden.safetensors" */
+	char side_a[160], side_b[160]; /* "ref:cpu:bf16:mp=1", "taps:golden.safetensors" */
 	char mode[24];               /* "propagate", "teacher-forced", "both" */
 	/* results */
 	dsv32_tap_result *taps;

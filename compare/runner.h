@@ -1,7 +1,7 @@
 /* runner.h: run two sides (live models or recorded taps) on the same tokens and reduce every
  * tap to metrics as it arrives (docs/architecture.md "Metrics, budgets, reports"; issues 7 and 8).
  *
- * Sides: "LAYOUT[:device][:profile][:tp=W][:experts=eager]" for a live model (LAYOUT ref|hf,
+ * Sides: "LAYOUT[:device][:profile][:mp=W][:experts=eager]" for a live model (LAYOUT ref|hf,
  * device cpu|cuda, profile bf16|fp32), or "taps:FILE" for a recording (docs/tap-format.md).
  *
  * Steps: with two live sides, step 0 is the prompt at start_pos 0 and steps 1..N are single
@@ -40,7 +40,7 @@ typedef struct {
 	char layout[16];       /* "ref" | "hf" (models) */
 	dsv32_model_opts opts; /* models */
 	char path[4096];       /* taps */
-	char label[128];       /* canonical text, e.g. "ref:cpu:bf16:tp=1" */
+	char label[128];       /* canonical text, e.g. "ref:cpu:bf16:mp=1" */
 	dsv32_plant plant;     /* the plant=L token (test-only); opts.plant points here when set */
 } dsv32_side_spec;
 

@@ -1,10 +1,33 @@
-/* side.c: parsing side specifications ("ref:cuda:fp32:tp=2", "taps:FILE"). */
+/* side.c: parsing side specifications ("ref:cuda:fp32:mp=2", "taps:FILE").
+ * The world size is spelled mp=W, as --mp W and the shard names model{r}-mp{W}: one spelling
+ * per concept (issue 16); tp=W is refused with that hint. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compare/runner.h"
+#include "core/knobs.h"
 #include "kernels/backend.h"
+
+/* knob=NAME[,NAME...]: numerics knobs of core/knobs.h (ref only; checked after parsing). */
+static dsv32_status parse_knobs(dsv32_model_opts *o, const char *list, const char *text,
+				dsv32_error *err)
+{
+	char buf[256], *save = NULL;
+	snprintf(buf, sizeof buf, "%s", list);
+	for (char *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		const dsv32_knob *k = dsv32_knob_find(name);
+		if (!k)
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "side '%s': unknown knob '%s' (dsv32-parity attribute "
+					  "--list-knobs)", text, name);
+		if (!dsv32_knob_implemented(k))
+			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': knob '%s' is not yet a switch",
+					  text, name);
+		k->apply_ref(o);
+	}
+	return DSV32_OK;
+}
 
 static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char *text,
 				dsv32_error *err)
@@ -14,13 +37,20 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else if (!strcmp(tok, "cuda") || !strcmp(tok, "gpu")) o->device = DSV32_DEV_CUDA;
 	else if (!strcmp(tok, "bf16")) o->profile = DSV32_PROFILE_BF16;
 	else if (!strcmp(tok, "fp32")) o->profile = DSV32_PROFILE_FP32;
-	else if (!strncmp(tok, "tp=", 3)) {
+	else if (!strncmp(tok, "mp=", 3)) {
 		char *end;
 		long w = strtol(tok + 3, &end, 10);
 		if (*end || w < 1 || w > 64)
-			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': tp=%s, expected 1..64", text,
+			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': mp=%s, expected 1..64", text,
 					  tok + 3);
 		o->world_size = (int)w;
+	} else if (!strncmp(tok, "tp=", 3)) {
+		return DSV32_FAIL(err, DSV32_E_USAGE,
+				  "side '%s': the world size is spelled mp=%s (as --mp and the shard "
+				  "names model{r}-mp{W})",
+				  text, tok + 3);
+	} else if (!strncmp(tok, "knob=", 5)) {
+		return parse_knobs(o, tok + 5, text, err);
 	} else if (!strncmp(tok, "plant=", 6)) {
 		/* test-only (the dogfood gate): the planted rounding bug of kernels/test_hooks.h in
 		 * one layer; the spec must outlive the model's open, which copies it */
@@ -49,30 +79,64 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 				  "side '%s': %s: compare runs its live sides in one process; record "
 				  "the real ranks with `mpirun -np W dsv32-parity dump --comm %s` and "
 				  "compare the recording (taps:FILE), which equals the in-process "
-				  "tp=W run bit for bit (docs/distributed.md)", text, tok, tok + 5);
+				  "mp=W run bit for bit (docs/distributed.md)", text, tok, tok + 5);
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
-				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, tp=W, comm=inproc, "
-				  "gemm=fixed|host, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, plant=L)",
+				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, mp=W, comm=inproc, "
+				  "gemm=fixed|host, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, knob=NAME, plant=L)",
 				  text, tok);
 	return DSV32_OK;
 }
 
+static void label_add(dsv32_side_spec *s, bool on, const char *text)
+{
+	size_t n = strlen(s->label);
+	if (on && n + 1 < sizeof s->label)
+		snprintf(s->label + n, sizeof s->label - n, ":%s", text);
+}
+
+static const char *num(char *buf, size_t len, const char *key, int v)
+{
+	snprintf(buf, len, "%s=%d", key, v);
+	return buf;
+}
+
+/* The knobs that are bits of opts.knobs (the others set the option fields named above). */
+static void label_knobs(dsv32_side_spec *s)
+{
+	size_t nk;
+	const dsv32_knob *k = dsv32_knob_table(&nk);
+	for (size_t i = 0; i < nk; i++) {
+		dsv32_model_opts probe = {0};
+		if (!k[i].apply_ref || k[i].side_token)
+			continue;
+		k[i].apply_ref(&probe);
+		char t[64];
+		snprintf(t, sizeof t, "knob=%s", k[i].name);
+		label_add(s, probe.knobs && (s->opts.knobs & probe.knobs) == probe.knobs, t);
+	}
+}
+
+/* Every option that changes numerics is in the label, so two different sides never share one;
+ * defaults stay implicit but for the ref world size. */
 static void make_label(dsv32_side_spec *s)
 {
 	const dsv32_model_opts *o = &s->opts;
-	int n = snprintf(s->label, sizeof s->label, "%s:%s:%s", s->layout,
-			 o->device == DSV32_DEV_CUDA ? "cuda" : "cpu",
-			 o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16");
-	if (!strcmp(s->layout, "ref") && n > 0 && (size_t)n < sizeof s->label)
-		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":tp=%d", o->world_size);
-	if (!strcmp(s->layout, "hf") && o->experts == DSV32_EXPERTS_EAGER && n > 0 &&
-	    (size_t)n < sizeof s->label)
-		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":experts=eager");
-	if (o->gemm_engine == DSV32_GEMM_HOST && n > 0 && (size_t)n < sizeof s->label)
-		n += snprintf(s->label + n, sizeof s->label - (size_t)n, ":gemm=host");
-	if (o->plant && n > 0 && (size_t)n < sizeof s->label)
-		snprintf(s->label + n, sizeof s->label - (size_t)n, ":plant=%d", o->plant->layer);
+	bool ref = !strcmp(s->layout, "ref");
+	char b[32];
+	snprintf(s->label, sizeof s->label, "%s:%s:%s", s->layout,
+		 o->device == DSV32_DEV_CUDA ? "cuda" : "cpu",
+		 o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16");
+	label_add(s, ref, num(b, sizeof b, "mp", o->world_size));
+	label_add(s, !ref && o->experts == DSV32_EXPERTS_EAGER, "experts=eager");
+	label_add(s, o->gemm_engine == DSV32_GEMM_HOST, "gemm=host");
+	label_add(s, o->no_fp8_indexer, "no-fp8-indexer");
+	label_add(s, o->no_fp8_kv, "no-fp8-kv");
+	label_add(s, o->force_yarn, "force-yarn");
+	label_add(s, o->torch_lanes != 0, num(b, sizeof b, "lanes", o->torch_lanes));
+	label_add(s, o->torch_major != 0, num(b, sizeof b, "torch", o->torch_major));
+	label_knobs(s);
+	label_add(s, o->plant != NULL, num(b, sizeof b, "plant", o->plant ? o->plant->layer : 0));
 }
 
 dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err)
@@ -99,8 +163,11 @@ dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_erro
 	snprintf(out->layout, sizeof out->layout, "%s", tok);
 	while ((tok = strtok_r(NULL, ":", &save)))
 		DSV32_TRY(parse_token(out, tok, text, err));
+	if (!strcmp(out->layout, "hf") && out->opts.knobs)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': knob= applies to the ref layout only",
+				  text);
 	if (!strcmp(out->layout, "hf") && out->opts.world_size != 1)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': tp=W applies to the ref layout only",
+		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': mp=W applies to the ref layout only",
 				  text);
 	make_label(out);
 	return DSV32_OK;

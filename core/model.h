@@ -79,6 +79,8 @@ typedef struct {
 				      * head as usual (a truncated model: its logits are not the
 				      * model's). 0, or N >= the config's count = all; < 0 is
 				      * DSV32_E_USAGE at open. Layers >= N are never read. */
+	uint32_t knobs;              /* ref: bit DSV32_KNOB_* of core/knobs.h = take over that numerics
+				      * difference of the hf layout (`dsv32-parity attribute`) */
 	bool eager_dequant;          /* hf, CPU: dequantize fp8 matrices to the activation dtype at
 				      * load (false = lazy: keep the fp8 codes + scales mapped and
 				      * dequantize each into a scratch buffer right before its GEMM;

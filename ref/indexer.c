@@ -16,6 +16,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/knobs.h"
+#include "kernels/attention.h"
 #include "kernels/combine.h"
 #include "kernels/elementwise.h"
 #include "kernels/fp8.h"
@@ -61,24 +63,38 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 
 	LC_POOL(q, act, 4, B, S, Hi, di);
 	LC_CK(ref_linear(m, q, qr, &ly->iwq_b, err));
-	LC_CK(dsv32_rope_ref(be, q, q, &m->freqs, P, 0, false, err));
+	LC_CK(ref_rope(m, q, q, P, 0, false, err));
 	dsv32_tensor q2 = lc_view(q, 0, 2, (int64_t[]){T * Hi, di});
-	LC_CK(dsv32_hadamard(be, &q2, &q2, err));
+	/* the indexer-fp8 knob: HF's bf16 scores, no Hadamard, D^-0.5 inside the ReLU */
+	bool hf_sc = !m->fp8_idx && dsv32_knob_on(&m->base.opts, DSV32_KNOB_INDEXER_HF_SCORES);
+	if (!hf_sc)
+		LC_CK(dsv32_hadamard(be, &q2, &q2, err));
 
 	LC_POOL(kk, act, 3, B, S, di);
 	LC_CK(ref_linear(m, kk, x, &ly->iwk, err));
 	LC_CK(dsv32_layernorm(be, kk, kk, &ly->ik_norm_w, &ly->ik_norm_b, 1e-6, err));
-	LC_CK(dsv32_rope_ref(be, kk, kk, &m->freqs, P, 0, false, err));
-	LC_CK(dsv32_hadamard(be, kk, kk, err));
+	LC_CK(ref_rope(m, kk, kk, P, 0, false, err));
+	if (!hf_sc)
+		LC_CK(dsv32_hadamard(be, kk, kk, err));
 
 	/* w = weights_proj(fp32(x)) · Hi^-0.5: an fp32 GEMM (the bf16 x is widened exactly) */
 	LC_POOL(w, DSV32_F32, 3, B, S, Hi);
-	LC_CK(dsv32_gemm(be, w, x, &ly->iw_proj, err));
-	LC_CK(dsv32_scale(be, w, w, (float)pow((double)Hi, -0.5), err));
+	if (dsv32_knob_on(&m->base.opts, DSV32_KNOB_INDEXER_WEIGHTS_DTYPE)) { /* HF: a bf16 GEMM */
+		dsv32_tensor *wb;
+		LC_POOL(wb, act, 3, B, S, Hi);
+		LC_CK(dsv32_gemm(be, wb, x, &ly->iw_proj, err));
+		LC_CK(dsv32_scale(be, w, wb, (float)pow((double)Hi, -0.5), err));
+	} else {
+		LC_CK(dsv32_gemm(be, w, x, &ly->iw_proj, err));
+		LC_CK(dsv32_scale(be, w, w, (float)pow((double)Hi, -0.5), err));
+	}
 	float dscale = (float)pow((double)di, -0.5);
 	int64_t maxS = m->maxS;
 
-	if (S > 1) {
+	if (dsv32_knob_on(&m->base.opts, DSV32_KNOB_MASK)) { /* HF's finfo.min, decode too */
+		LC_POOL(mask, act, 3, B, S, E);
+		LC_CK(dsv32_attn_mask_hf(be, mask, NULL, NULL, P, err));
+	} else if (S > 1) {
 		LC_POOL(mask, DSV32_F32, 2, S, S);
 		LC_CK(causal_mask(m, mask, S, err));
 	}
@@ -101,8 +117,10 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 		LC_CK(dsv32_fp8_index(be, scores, q8, w, &ly->k_cache, &ly->k_scale, mask, err));
 	} else {
 		LC_CK(ref_cache_write(m, &ly->k_cache, kk, B, S, P, err));
-		LC_CK(dsv32_scale(be, w, w, dscale, err));
-		LC_CK(dsv32_index_scores_hf(be, scores, q, &ly->k_cache, w, 1.0f, mask, err));
+		if (!hf_sc)
+			LC_CK(dsv32_scale(be, w, w, dscale, err));
+		LC_CK(dsv32_index_scores_hf(be, scores, q, &ly->k_cache, w, hf_sc ? dscale : 1.0f,
+					    mask, err));
 	}
 	LC_CK(lc_tap_layer_cache(tp, DSV32_LTAP_INDEXER_K_FP8, layer, &ly->k_cache, B, S, P, err));
 	LC_CK(lc_tap_layer_cache(tp, DSV32_LTAP_INDEXER_K_SCALE, layer, &ly->k_scale, B, S, P, err));

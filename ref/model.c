@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/fsutil.h"
+#include "core/knobs.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
@@ -25,6 +26,37 @@ static void plant_flags(ref_model *m, int L)
 	m->be->test_hooks = on && rms ? &rmsnorm_planted : NULL; /* the only hook today */
 }
 
+/* The residual add and the norm after it: the fused dsv32_rmsnorm_add (§A.2: the norm of the
+ * unrounded fp32 sum, res_out = its bf16 rounding), or what the knobs take over from HF
+ * (DecoderLayer: `hidden = residual + x` in bf16, then DeepseekV32RMSNorm):
+ *   norm-fusion        res_out = bf16(x + res) (dsv32_add), then the norm of res_out
+ *   norm-weight-dtype  the norm is dsv32_rmsnorm_hf (bf16 before the weight multiply); alone,
+ *                      of the fp32 sum (an fp32 dsv32_add), res_out its rounding.
+ * res_out may alias res. */
+static dsv32_status norm_add(ref_model *m, dsv32_tensor *y, dsv32_tensor *res_out,
+			     const dsv32_tensor *x, const dsv32_tensor *res, const dsv32_tensor *w,
+			     dsv32_error *err)
+{
+	bool fuse_off = dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_FUSION);
+	bool hf_w = dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_WEIGHT_DTYPE);
+	if (!fuse_off && !hf_w)
+		return dsv32_rmsnorm_add(m->be, y, res_out, x, res, w, 1e-6, err);
+	if (fuse_off) {
+		DSV32_TRY(dsv32_add(m->be, res_out, x, res, err));
+		return ref_rmsnorm(m, y, res_out, w, err);
+	}
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *r;
+	LC_POOL_AS(r, DSV32_F32, x->ndim, x->shape);
+	LC_CK(dsv32_add(m->be, r, x, res, err));
+	LC_CK(dsv32_rmsnorm_hf(m->be, y, r, w, 1e-6, err));
+	LC_CK(dsv32_cast(m->be, res_out, r, err));
+out:
+	lc_pool_free(&p);
+	return rc;
+}
+
 /* Block.forward (§A.14): x / res -> (ffn.out, attn_residual); res NULL for layer 0. */
 static dsv32_status block_forward(ref_model *m, int L, const dsv32_tensor *x,
 				  const dsv32_tensor *res, int64_t B, int64_t S, int64_t P,
@@ -43,16 +75,16 @@ static dsv32_status block_forward(ref_model *m, int L, const dsv32_tensor *x,
 	plant_flags(m, L);
 	if (!res) { /* layer 0: residual = x, x = attn_norm(x) */
 		LC_CK(dsv32_cast(m->be, r1, x, err));
-		LC_CK(dsv32_rmsnorm(m->be, a, x, &ly->attn_norm, 1e-6, err));
+		LC_CK(ref_rmsnorm(m, a, x, &ly->attn_norm, err));
 	} else {
-		LC_CK(dsv32_rmsnorm_add(m->be, a, r1, x, res, &ly->attn_norm, 1e-6, err));
+		LC_CK(norm_add(m, a, r1, x, res, &ly->attn_norm, err));
 		if (L > 0) /* the fused norm forms the previous layer's output only now */
 			LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, L - 1, r1, err));
 	}
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_NORM, L, a, err));
 	LC_CK(ref_attn_forward(m, L, a, B, S, P, ao, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_OUT, L, ao, err));
-	LC_CK(dsv32_rmsnorm_add(m->be, f, res_out, ao, r1, &ly->ffn_norm, 1e-6, err));
+	LC_CK(norm_add(m, f, res_out, ao, r1, &ly->ffn_norm, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_RESIDUAL, L, res_out, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_NORM, L, f, err));
 	LC_CK(dsv32_config_layer_is_moe(c, L) ? ref_moe_forward(m, L, f, B, S, x_out, err)
@@ -87,7 +119,8 @@ static dsv32_status check_step(ref_model *m, int64_t B, int64_t S, int64_t P, ds
 	return DSV32_OK;
 }
 
-/* Final fused norm and the fp32 head on the last position (§A.15 steps 5-7). */
+/* Final fused norm and the fp32 head on the last position (§A.15 steps 5-7). The logits-dtype
+ * knob: the same GEMM rounded to the activation dtype (HF's bf16 lm_head output), widened. */
 static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_tensor *res,
 			       int64_t B, int64_t S, dsv32_tensor *logits_out, dsv32_error *err)
 {
@@ -97,12 +130,14 @@ static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor parts[REF_MAX_WORLD];
-	dsv32_tensor *h, *rf, *last, *lg;
+	dsv32_tensor *h, *rf, *last, *lg, *lgo;
+	dsv32_dtype ldt = dsv32_knob_on(&m->base.opts, DSV32_KNOB_LOGITS_DTYPE) ? m->act : DSV32_F32;
 	LC_POOL(h, m->act, 3, B, S, dim);
 	LC_POOL(rf, m->act, 3, B, S, dim);
 	LC_POOL(last, m->act, 2, B, dim);
+	LC_POOL(lgo, ldt, 2, B, V);
 	LC_POOL(lg, DSV32_F32, 2, B, V);
-	LC_CK(dsv32_rmsnorm_add(m->be, h, rf, x, res, &m->norm, 1e-6, err));
+	LC_CK(norm_add(m, h, rf, x, res, &m->norm, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, (int)c->n_layers - 1, rf, err));
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_FINAL_NORM, h, err));
 	dsv32_tensor h2 = lc_view(h, 0, 2, LC_SHAPE(B, S * dim));
@@ -111,11 +146,12 @@ static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_
 		if (!ref_rank_is_local(m, r)) /* real ranks: gathered below */
 			continue;
 		dsv32_tensor *pr;
-		LC_POOL(pr, DSV32_F32, 2, B, Vl);
+		LC_POOL(pr, ldt, 2, B, Vl);
 		LC_CK(dsv32_gemm(m->be, pr, last, &m->head[r], err)); /* fp32 GEMM on fp32(h) */
 		parts[r] = *pr;
 	}
-	LC_CK(ref_all_gather(m, lg, parts, err));
+	LC_CK(ref_all_gather(m, lgo, parts, err));
+	LC_CK(dsv32_cast(m->be, lg, lgo, err)); /* exact (a copy without the knob) */
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
 	LC_CK(dsv32_tensor_alloc(logits_out, DSV32_F32, 2, LC_SHAPE(B, V), err));
 	LC_CK(dsv32_backend_download(m->be, logits_out->data, lg->data,
@@ -455,6 +491,12 @@ static dsv32_status open_model(dsv32_model **out, const char *ckpt, const char *
 	if (o.force_yarn && yp.max_seq_len <= c->original_seq_len)
 		yp.max_seq_len = c->original_seq_len + 1; /* the reference's switch, forced on */
 	m->softmax_scale = (float)dsv32_softmax_scale_ref(dsv32_config_qk_head_dim(c), &yp);
+	dsv32_yarn_params yh; /* HF's, from the config alone: the softmax-scale and rope-freqs knobs */
+	dsv32_yarn_params_from_config(&yh, c);
+	if (dsv32_knob_on(&o, DSV32_KNOB_SOFTMAX_SCALE))
+		m->softmax_scale = (float)dsv32_softmax_scale_hf(dsv32_config_qk_head_dim(c), &yh);
+	if (c->qk_rope_head_dim / 2 <= (int64_t)(sizeof m->hf_inv_freq / sizeof m->hf_inv_freq[0]))
+		dsv32_yarn_hf_inv_freq(&yh, m->hf_inv_freq, &m->hf_attn_factor);
 	rc = dsv32_yarn_ref_table(m->be, &m->freqs, &yp, err);
 	if (rc == DSV32_OK)
 		rc = ref_weights_load(m, ckpt, is_hf, err);

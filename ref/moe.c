@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/knobs.h"
 #include "kernels/combine.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -85,6 +86,8 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	dsv32_tensor parts[DSV32_MAX_WORLD_SIZE];
 	int64_t *idx_h = NULL, *rows_h = NULL;
 	float *w_h = NULL, *ws_h = NULL;
+	if (dsv32_knob_on(&m->base.opts, DSV32_KNOB_MOE_ACCUM)) /* ref/moe_hf.c */
+		return ref_moe_forward_hf(m, layer, x, B, S, out, err);
 
 	dsv32_tensor xf = lc_view(x, 0, 2, (int64_t[]){T, dim});
 	LC_POOL(logits, DSV32_F32, 2, T, E);
@@ -120,6 +123,10 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	LC_POOL(sh, m->act, 3, B, S, dim);
 	for (int r = 0; r < W; r++) {
 		dsv32_tensor *y;
+		if (!ref_rank_is_local(m, r)) { /* real ranks: that rank's partial arrives in the reduce */
+			parts[r] = (dsv32_tensor){0};
+			continue;
+		}
 		LC_POOL(y, DSV32_F32, 2, T, dim); /* zero-filled */
 		int64_t e0 = r * (E / W), e1 = e0 + E / W;
 		for (int64_t e = e0; e < e1; e++) {

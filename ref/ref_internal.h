@@ -68,6 +68,8 @@ typedef struct {
 	float softmax_scale;
 	int64_t maxB, maxS;
 	dsv32_tensor freqs; /* F32 rope table [maxS', dr/2, 2] (kernels/yarn.h layout) */
+	float hf_inv_freq[128]; /* the rope-freqs knob: HF's inv_freq (dr/2 <= 128) and */
+	double hf_attn_factor;  /* attention_factor (kernels/yarn.h), from the config */
 	dsv32_tensor embed; /* BF16 [V, dim]: the rank slices in rank order (the ParallelEmbedding
 			       all_reduce is exact: one rank contributes each row, §C.2) */
 	dsv32_tensor *head;   /* [W] local rows [V/W, dim] F32 (dist: only head[rank]) */
@@ -141,6 +143,19 @@ dsv32_status ref_check_topk(ref_model *m, int layer, dsv32_tensor *topk, dsv32_e
 /* ops.c: one Linear (§A.1 / §B.3) */
 dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,
 			dsv32_error *err);
+/* ops.c: the rotary embedding of rows x [B,S,H,D] or [B,S,D] at positions P.. on the columns
+ * [off, off + dr) (kernels/rope.h): dsv32_rope_ref with the freqs table, interleaved or
+ * half-split pairs; with the rope-freqs knob HF's bf16 cos/sin from the positions
+ * (dsv32_yarn_hf_cos_sin) and dsv32_rope_hf (interleaved pairs: de-interleaved first and put
+ * back after, both exact). With the rope-pairing knob interleaved channels stay de-interleaved
+ * (HF's order: the q_pe/k_pe columns, pe_cache and the attention dot products see them so;
+ * the taps put them back). y may be x. */
+dsv32_status ref_rope(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, int64_t P,
+		      int64_t off, bool interleaved, dsv32_error *err);
+/* ops.c: an RMSNorm with no residual (q_norm, kv_norm, layer 0's attn_norm): dsv32_rmsnorm, or
+ * with the norm-weight-dtype knob dsv32_rmsnorm_hf (bf16 before the weight multiply). */
+dsv32_status ref_rmsnorm(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x,
+			 const dsv32_tensor *w, dsv32_error *err);
 /* ops.c: write rows [0,B) x [P, P+S) of a BF16/F32 cache [maxB, maxS, d] from x [B, S, d]. */
 dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
 			     int64_t S, int64_t P, dsv32_error *err);
@@ -156,6 +171,9 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 /* moe.c / mlp.c: FFN of one layer. x: ffn_norm output [B,S,dim]; out [B,S,dim]. */
 dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int64_t B, int64_t S,
 			     dsv32_tensor *out, dsv32_error *err);
+/* moe_hf.c: the moe-accum knob's MoE (HF router normalisation, grouped slot sum, bf16 adds). */
+dsv32_status ref_moe_forward_hf(ref_model *m, int layer, const dsv32_tensor *x, int64_t B,
+				int64_t S, dsv32_tensor *out, dsv32_error *err);
 dsv32_status ref_mlp_forward(ref_model *m, int layer, const dsv32_tensor *x, int64_t B, int64_t S,
 			     dsv32_tensor *out, dsv32_error *err);
 /* One MLP (w1, w3, w2) on x: out = w2(bf16(silu(w1 x) · w3 x)), bf16 partial (no reduce). */

@@ -6,6 +6,11 @@
 #   scripts/py-venv.sh --ctest [BUILD] then run the Python ctest tests of BUILD (default build/,
 #                                      or $DSV32_BUILD_DIR) with the venv's python3 first on
 #                                      PATH; fails if one that needs no torch skipped
+#   scripts/py-venv.sh --torch [--ctest [BUILD]]
+#                                      the same with torch and transformers too, in
+#                                      .deps/torch-venv (a few GB from PyPI): the peer of
+#                                      bench/bench_forward and the torch tests, which then
+#                                      must not skip either
 #
 # The venv lives in .deps/py-venv (git-ignored; $DSV32_PY_VENV overrides) and is reused while
 # its stamp matches PKGS below; otherwise it is rebuilt. Versions are pinned: the e8m0 test
@@ -17,6 +22,15 @@ VENV="${DSV32_PY_VENV:-$ROOT/.deps/py-venv}"
 PKGS="safetensors==0.8.0 numpy==2.4.6 ml_dtypes==0.7.0 h5py==3.16.0 jsonschema==4.25.1"
 # Tests that skip here by design (they need torch / transformers).
 NEEDS_TORCH='^py_test_(record_transformers|torch_reductions)$'
+IMPORTS='safetensors, numpy, ml_dtypes, h5py, jsonschema'
+if [ "${1:-}" = "--torch" ]; then
+	shift
+	VENV="${DSV32_TORCH_VENV:-$ROOT/.deps/torch-venv}"
+	# the versions the project's recordings and bench tables were made with
+	PKGS="$PKGS torch==2.15.0 transformers==5.25.0"
+	NEEDS_TORCH='^$'
+	IMPORTS="$IMPORTS, torch, transformers"
+fi
 
 die() {
 	echo "py-venv: $*" >&2
@@ -25,7 +39,7 @@ die() {
 
 venv_ok() {
 	[ -x "$VENV/bin/python3" ] && [ "$(cat "$VENV/.dsv32-stamp" 2>/dev/null)" = "$PKGS" ] &&
-		"$VENV/bin/python3" -c 'import safetensors, numpy, ml_dtypes, h5py, jsonschema' 2>/dev/null
+		"$VENV/bin/python3" -c "import $IMPORTS" 2>/dev/null
 }
 
 make_venv() {

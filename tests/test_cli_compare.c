@@ -270,7 +270,7 @@ static void test_report_states_engine_and_host_per_side(void **state)
 	sides = sides_of(rep);
 	check_live_side(cJSON_GetArrayItem(sides, 0), "a", "host");
 	check_live_side(cJSON_GetArrayItem(sides, 1), "b", "fixed");
-	assert_string_equal(jstr(rep, "side_a"), "ref:cpu:bf16:tp=1:gemm=host");
+	assert_string_equal(jstr(rep, "side_a"), "ref:cpu:bf16:mp=1:gemm=host");
 	assert_string_equal(jstr(rep, "side_b"), "hf:cpu:bf16");
 	cJSON_Delete(rep);
 	snprintf(args, sizeof args, "compare --checkpoint %s/tiny --gemm bogus --quiet", dir);

@@ -129,7 +129,7 @@ static void test_report_render_writes_html_and_markdown(void **state)
 	snprintf(html, sizeof html, "%s/r.html", dir);
 	snprintf(args, sizeof args, "report render %s/base.json --html %s --markdown -", dir, html);
 	assert_int_equal(run(args, out, sizeof out), 0);
-	assert_non_null(strstr(out, "## dsv32-parity: `ref:cpu:bf16:tp=1` vs `hf:cpu:bf16`"));
+	assert_non_null(strstr(out, "## dsv32-parity: `ref:cpu:bf16:mp=1` vs `hf:cpu:bf16`"));
 	char *page = NULL;
 	size_t len;
 	assert_int_equal(dsv32_read_file(html, 1u << 26, &page, &len, NULL), DSV32_OK);

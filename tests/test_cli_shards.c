@@ -59,7 +59,7 @@ static void test_hf_on_shards_equals_hf_on_dense(void **state)
 	const char *ckpts[2] = {"tiny", "mp2"};
 	for (int i = 0; i < 2; i++) {
 		snprintf(cmd, sizeof cmd,
-			 "TMPDIR=%s %s compare --checkpoint %s/%s --a ref:tp=2 --b hf --decode-steps 1 "
+			 "TMPDIR=%s %s compare --checkpoint %s/%s --a ref:mp=2 --b hf --decode-steps 1 "
 			 "--quiet --json %s/%s.json", tmpdir, cli, dir, ckpts[i], dir, ckpts[i]);
 		int rc = sh(cmd);
 		assert_true(rc == 0 || rc == 1);

@@ -3,7 +3,7 @@
  *
  * Through the CLI (env DSV32_CLI), reports parsed with cJSON:
  *  - `compare --a taps:golden_mp1 --b ref --mode teacher-forced` on the HF checkpoint (name map),
- *    golden_mp2 against `ref:tp=2` on the HF checkpoint and on mp2 shards written by
+ *    golden_mp2 against `ref:mp=2` on the HF checkpoint and on mp2 shards written by
  *    `convert hf-to-ref --mp 2`, golden_mp1_short against `ref`: every recorded tap is reported
  *    or skipped for an expected reason; per tap kind, max bf16 ULP and relative L2 are at most
  *    the pinned measurements below; index and expert sets identical apart from the README's
@@ -85,7 +85,7 @@ static const pin pins_mp1[] = {
 	{"out", {64, 64, 160}, {0.000258, 0.000257, 0.000803}},
 	{"moe.weights", {0, 0, 0}, {1.3e-07, 5.58e-08, 0.000111}},
 };
-/* teacher-forced, golden_mp2 vs ref:tp=2 (HF checkpoint sliced per rank, or converted shards:
+/* teacher-forced, golden_mp2 vs ref:mp=2 (HF checkpoint sliced per rank, or converted shards:
  * the same figures) */
 static const pin pins_mp2[] = {
 	{"attn_norm", {0, 0, 0}, {0, 0, 0}},
@@ -494,7 +494,7 @@ static void test_mp2_teacher_forced_tp2_on_hf_checkpoint(void **state)
 	NEED_CLI();
 	char ck[4096];
 	ckpt_hf(ck, sizeof ck);
-	scenario sc = {"golden_mp2", ck, "ref:tp=2", "teacher-forced", pins_mp2, NPINS(pins_mp2),
+	scenario sc = {"golden_mp2", ck, "ref:mp=2", "teacher-forced", pins_mp2, NPINS(pins_mp2),
 		       ties_mp2, NPINS(ties_mp2), false, ""};
 	check_scenario(&sc, "mp2");
 }
@@ -506,7 +506,7 @@ static void test_mp2_teacher_forced_tp2_on_converted_shards(void **state)
 	assert_true(have_shards);
 	char ck[4096];
 	snprintf(ck, sizeof ck, "%s/mp2", dir);
-	scenario sc = {"golden_mp2", ck, "ref:tp=2", "teacher-forced", pins_mp2, NPINS(pins_mp2),
+	scenario sc = {"golden_mp2", ck, "ref:mp=2", "teacher-forced", pins_mp2, NPINS(pins_mp2),
 		       ties_mp2, NPINS(ties_mp2), false, ""};
 	check_scenario(&sc, "mp2_shards");
 }

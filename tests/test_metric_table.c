@@ -55,7 +55,7 @@ static void put_figure(dsv32_tap_result *t, const dsv32_metric_desc *m, size_t i
 static void one_result(dsv32_cmp_result *r, const dsv32_tap_result *t)
 {
 	dsv32_cmp_result_init(r);
-	snprintf(r->side_a, sizeof r->side_a, "ref:cpu:bf16:tp=1");
+	snprintf(r->side_a, sizeof r->side_a, "ref:cpu:bf16:mp=1");
 	snprintf(r->side_b, sizeof r->side_b, "hf:cpu:bf16");
 	snprintf(r->mode, sizeof r->mode, "propagate");
 	assert_non_null(dsv32_cmp_result_add(r, t));

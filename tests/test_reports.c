@@ -42,7 +42,7 @@ static dsv32_tap_result dense_tap(const char *name, int step, double rel_l2, uin
 static void sample_result(dsv32_cmp_result *r, const dsv32_budget *b)
 {
 	dsv32_cmp_result_init(r);
-	snprintf(r->side_a, sizeof r->side_a, "ref:cpu:bf16:tp=1");
+	snprintf(r->side_a, sizeof r->side_a, "ref:cpu:bf16:mp=1");
 	snprintf(r->side_b, sizeof r->side_b, "hf:cpu:bf16");
 	snprintf(r->mode, sizeof r->mode, "propagate");
 	dsv32_cmp_result_prov(r, "seed", "1128");

@@ -89,16 +89,22 @@ static void test_side_parse_accepts_and_rejects(void **state)
 	(void)state;
 	dsv32_side_spec s;
 	dsv32_error err = {0};
-	assert_int_equal(dsv32_side_parse("ref:cuda:fp32:tp=8", &s, &err), DSV32_OK);
+	assert_int_equal(dsv32_side_parse("ref:cuda:fp32:mp=8", &s, &err), DSV32_OK);
 	assert_int_equal(s.opts.device, DSV32_DEV_CUDA);
 	assert_int_equal(s.opts.profile, DSV32_PROFILE_FP32);
 	assert_int_equal(s.opts.world_size, 8);
-	assert_string_equal(s.label, "ref:cuda:fp32:tp=8");
+	assert_string_equal(s.label, "ref:cuda:fp32:mp=8");
 	assert_int_equal(dsv32_side_parse("hf", &s, &err), DSV32_OK);
 	assert_string_equal(s.label, "hf:cpu:bf16");
-	assert_int_equal(dsv32_side_parse("hf:tp=2", &s, &err), DSV32_E_USAGE);
+	assert_int_equal(dsv32_side_parse("hf:mp=2", &s, &err), DSV32_E_USAGE);
 	assert_int_equal(dsv32_side_parse("vllm", &s, &err), DSV32_E_USAGE);
-	assert_int_equal(dsv32_side_parse("ref:tp=0", &s, &err), DSV32_E_USAGE);
+	assert_int_equal(dsv32_side_parse("ref:mp=0", &s, &err), DSV32_E_USAGE);
+	/* one spelling of the world size: tp=W is refused with the hint */
+	assert_int_equal(dsv32_side_parse("ref:tp=2", &s, &err), DSV32_E_USAGE);
+	assert_non_null(strstr(err.what, "mp=2"));
+	/* every numerics option is in the label, so different sides never share one */
+	assert_int_equal(dsv32_side_parse("ref:no-fp8-kv:lanes=8:force-yarn", &s, &err), DSV32_OK);
+	assert_string_equal(s.label, "ref:cpu:bf16:mp=1:no-fp8-kv:force-yarn:lanes=8");
 	assert_int_equal(dsv32_side_parse("ref:fast", &s, &err), DSV32_E_USAGE);
 	assert_non_null(strstr(err.what, "fast"));
 }

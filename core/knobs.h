@@ -1,0 +1,62 @@
+/* knobs.h: the numerics differences between the two layouts, one named knob each (issue 18,
+ * docs/attribution.md).
+ *
+ * A knob makes the ref layout take over one difference of the hf layout, alone, with nothing
+ * else changed, so `dsv32-parity attribute` can put a number on each difference: ref vs
+ * ref+knob is the drift that difference adds, and ref with every knob flipped should be hf.
+ * Every difference of docs/spec/hf_layout.md and docs/spec-notes.md has an entry, with the row
+ * of the HF port's status table it belongs to; an entry whose apply is NULL is a difference
+ * that is not yet a switch of the ref layout (listed so the list is complete, and reported as
+ * "not measured", never as zero). The model options that existed before the knobs
+ * (no-fp8-kv, force-yarn, lanes=/torch=) are what those knobs set; indexer-fp8 sets
+ * no-fp8-indexer and DSV32_KNOB_INDEXER_HF_SCORES (HF's whole bf16 score form).
+ */
+#ifndef DSV32_KNOBS_H
+#define DSV32_KNOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/model.h"
+
+/* The knobs that are bits of dsv32_model_opts.knobs (the others set older option fields). */
+typedef enum {
+	DSV32_KNOB_SILU_GATING = 0, /* ref/mlp.c: dsv32_silu_mul_hf instead of _ref */
+	DSV32_KNOB_ACT_QUANT,       /* ref/ops.c: fp8 weights dequantized, bf16 GEMM */
+	DSV32_KNOB_LOGITS_DTYPE,    /* ref/model.c: the head's GEMM rounded to bf16, widened */
+	DSV32_KNOB_NORM_FUSION,     /* ref/model.c: bf16 residual add, then the norm */
+	DSV32_KNOB_NORM_WEIGHT_DTYPE, /* ref/model.c, attn.c: dsv32_rmsnorm_hf's two roundings */
+	DSV32_KNOB_MASK,            /* ref/attn.c, indexer.c: dsv32_attn_mask_hf (finfo.min) */
+	DSV32_KNOB_SOFTMAX_SCALE,   /* ref/model.c: dsv32_softmax_scale_hf */
+	DSV32_KNOB_ROPE_FREQS,      /* ref/ops.c: dsv32_yarn_hf_cos_sin + dsv32_rope_hf */
+	DSV32_KNOB_MOE_ACCUM,       /* ref/moe_hf.c: HF router normalisation, grouped slot sum */
+	DSV32_KNOB_INDEXER_WEIGHTS_DTYPE, /* ref/indexer.c: weights_proj as a bf16 GEMM */
+	DSV32_KNOB_INDEXER_HF_SCORES, /* ref/indexer.c: with no_fp8_indexer, HF's score form (no
+				       * Hadamard, D^-0.5 inside the ReLU); set by indexer-fp8 */
+	DSV32_KNOB_DECODE_PATH,     /* ref/attn.c: decode as MHA over the expanded cache */
+	DSV32_KNOB_ROPE_PAIRING,    /* ref/ops.c, attn.c: MLA rope channels kept de-interleaved */
+	DSV32_KNOB_BIT_COUNT
+} dsv32_knob_bit;
+
+static inline bool dsv32_knob_on(const dsv32_model_opts *o, dsv32_knob_bit b)
+{
+	return (o->knobs >> b) & 1u;
+}
+
+typedef struct {
+	const char *name;       /* "kv-fp8" */
+	const char *row;        /* status-table row, e.g. "§5 attention / MLA decode path" */
+	const char *summary;    /* one sentence: what ref does instead when the knob is flipped */
+	const char *side_token; /* the side option with the same effect ("no-fp8-kv"), or NULL */
+	/* Flip the knob on a ref side's options; NULL: not yet a switch. */
+	void (*apply_ref)(dsv32_model_opts *o);
+} dsv32_knob;
+
+/* The table, in the order the cumulative path flips them; *n receives its length. */
+const dsv32_knob *dsv32_knob_table(size_t *n);
+/* The knob called name, or NULL. */
+const dsv32_knob *dsv32_knob_find(const char *name);
+/* Whether the knob is a switch today (apply_ref != NULL). */
+bool dsv32_knob_implemented(const dsv32_knob *k);
+
+#endif
