@@ -15,6 +15,9 @@
  *   attn_decode    dsv32_attn_decode_absorbed  B = R/16 tokens, H 128, T 2048, C 512,
  *                                      rope 64, Dn = Dv = 128, BF16                      GFLOP/s
  *   router         dsv32_router        logits F32 [R, 256], sigmoid, 8 groups / 4, top 8 GB/s
+ *   fp8_index      dsv32_fp8_index     q8 e4m3 [1, R, 64, 128], k8 e4m3 [1, 2048, 128]   GFLOP/s
+ *   index_hf       dsv32_index_scores_hf  q BF16 [1, R, 64, 128], k BF16 [1, 2048, 128]  GFLOP/s
+ *                  (no peer for these two: run them with --no-peer)
  * GB/s counts the bytes of every input and output once; GFLOP/s counts 2 per multiply-add
  * (attention: the full S x T score matrix, masked or not). Both sides are timed with the same
  * formula, so the ratio ours / peer is peer time / our time.
@@ -32,6 +35,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/fp8.h"
+#include "kernels/indexer.h"
 #include "kernels/hadamard.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -45,12 +49,13 @@
 typedef enum {
 	OP_RMSNORM, OP_RMSNORM_ADD, OP_ROPE, OP_HADAMARD, OP_SOFTMAX2048, OP_SOFTMAX4096,
 	OP_SILU_MUL, OP_ACT_QUANT, OP_FP8_GEMM, OP_ATTN_PREFILL, OP_ATTN_DECODE, OP_ROUTER,
-	OP_COUNT
+	OP_FP8_INDEX, OP_INDEX_HF, OP_COUNT
 } op_id;
 
 static const char *const OP_NAMES[OP_COUNT] = {
 	"rmsnorm", "rmsnorm_add", "rope", "hadamard", "softmax2048", "softmax4096",
 	"silu_mul", "act_quant", "fp8_gemm", "attn_prefill", "attn_decode", "router",
+	"fp8_index", "index_hf",
 };
 
 typedef struct {
@@ -237,6 +242,23 @@ static void setup(bcase *c, op_id op, int64_t R)
 		snprintf(c->shape, sizeof c->shape, "[%lld, 256] top 8", (long long)R);
 		break;
 	}
+	case OP_FP8_INDEX:
+	case OP_INDEX_HF: {
+		const bool f8 = op == OP_FP8_INDEX;
+		const dsv32_dtype qt = f8 ? DSV32_F8_E4M3 : DSV32_BF16;
+		int64_t T = 2048, sq[4] = {1, R, 64, 128}, sk[3] = {1, T, 128}, sw[3] = {1, R, 64};
+		int64_t ss[2] = {1, T}, so[3] = {1, R, T};
+		add(c, DSV32_F32, 3, so, 0);
+		add(c, qt, 4, sq, f8 ? 448.0f : 1.0f);
+		add(c, qt, 3, sk, f8 ? 448.0f : 1.0f);
+		add(c, DSV32_F32, 3, sw, 0.1f);
+		if (f8)
+			add(c, DSV32_F32, 2, ss, 0.01f);
+		c->flops = true;
+		c->work = 2.0 * (double)R * (double)T * 64 * 128;
+		snprintf(c->shape, sizeof c->shape, "S=%lld T=2048 H=64 D=128", (long long)R);
+		return;
+	}
 	default:
 		break;
 	}
@@ -276,6 +298,10 @@ static dsv32_status run(dsv32_backend *be, bcase *c, dsv32_error *err)
 					 .mode = DSV32_ROUTER_REF};
 		return dsv32_router(be, &t[0], &t[1], &t[2], &t[3], &p, err);
 	}
+	case OP_FP8_INDEX:
+		return dsv32_fp8_index(be, &t[0], &t[1], &t[3], &t[2], &t[4], NULL, err);
+	case OP_INDEX_HF:
+		return dsv32_index_scores_hf(be, &t[0], &t[1], &t[2], &t[3], 0.0884f, NULL, err);
 	default:
 		return DSV32_FAIL(err, DSV32_E_USAGE, "bench_ops: unknown op");
 	}

@@ -1,19 +1,31 @@
 /* attention_cpu.c: CPU bodies of the attention cores and mask builders (attention.h): the
- * shared per-element math of attention_impl.h, OpenMP over (b, s, h) rows. */
+ * shared per-element math of attention_impl.h, OpenMP over (b, s, h) rows. With AVX2
+ * (kernels/scores_simd.h) prefill runs the vector body of attention_avx2.c (same operations,
+ * same bits); the scalar bodies here stay the portable path and the tests' oracle. Row buffers
+ * of both come from a per-thread grow-only scratch (no allocation per decode step). */
 #include "kernels/attention_impl.h"
+#include "kernels/scores_simd.h"
 
-#include <stdlib.h>
 
 dsv32_status dsv32_attn_prefill_cpu(const dsv32_attn_prefill_args *a, dsv32_error *err)
+{
+	if (!dsv32_scores_vec_enabled() || a->Dqk > DSV32_ATTN_VEC_DMAX)
+		return dsv32_attn_prefill_cpu_scalar(a, err);
+	if (dsv32_attn_prefill_avx2(a))
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "attn_prefill: row buffers (T = %lld)", (long long)a->T);
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_attn_prefill_cpu_scalar(const dsv32_attn_prefill_args *a, dsv32_error *err)
 {
 	const int64_t rows = a->B * a->S * a->H;
 	const bool r = a->o_t == DSV32_BF16;
 	int failed = 0;
 #pragma omp parallel reduction(|| : failed)
 	{
-		float *p = malloc((size_t)a->T * sizeof *p);
-		float *acc = malloc((size_t)a->Dv * sizeof *acc);
-		if (!p || !acc)
+		float *p = dsv32_scores_scratch(0, (size_t)(a->T + a->Dv)); /* per thread, reused */
+		float *acc = p ? p + a->T : NULL;
+		if (!p)
 			failed = 1;
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t row = 0; row < rows; row++) {
@@ -33,8 +45,6 @@ dsv32_status dsv32_attn_prefill_cpu(const dsv32_attn_prefill_args *a, dsv32_erro
 			for (int64_t d = 0; d < a->Dv; d++)
 				dsv32_attn_st(a->o, a->o_t, row * a->Dv + d, acc[d]);
 		}
-		free(p);
-		free(acc);
 	}
 	if (failed)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "attn_prefill: row buffers (T = %lld)", (long long)a->T);
@@ -43,12 +53,21 @@ dsv32_status dsv32_attn_prefill_cpu(const dsv32_attn_prefill_args *a, dsv32_erro
 
 dsv32_status dsv32_attn_decode_cpu(const dsv32_attn_decode_args *a, dsv32_error *err)
 {
+	if (!dsv32_scores_vec_enabled() || a->C > DSV32_ATTN_VEC_DMAX || a->R > DSV32_ATTN_VEC_DMAX)
+		return dsv32_attn_decode_cpu_scalar(a, err);
+	if (dsv32_attn_decode_avx2(a))
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "attn_decode_absorbed: row buffers");
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_attn_decode_cpu_scalar(const dsv32_attn_decode_args *a, dsv32_error *err)
+{
 	const int64_t rows = a->B * a->H;
 	const bool r = a->o_t == DSV32_BF16;
 	int failed = 0;
 #pragma omp parallel reduction(|| : failed)
 	{
-		float *qa = malloc((size_t)(2 * a->C + a->T) * sizeof *qa);
+		float *qa = dsv32_scores_scratch(0, (size_t)(2 * a->C + a->T)); /* per thread, reused */
 		if (!qa)
 			failed = 1;
 #pragma omp for schedule(dynamic, 1)
@@ -67,7 +86,6 @@ dsv32_status dsv32_attn_decode_cpu(const dsv32_attn_decode_args *a, dsv32_error 
 			for (int64_t d = 0; d < a->Dv; d++)
 				dsv32_attn_st(a->o, a->o_t, row * a->Dv + d, dsv32_attn_dec_out(a, ol, h, d));
 		}
-		free(qa);
 	}
 	if (failed)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "attn_decode_absorbed: row buffers");

@@ -198,6 +198,14 @@ DSV32_HD static inline float dsv32_attn_mask_off(const dsv32_attn_mask_args *a)
 dsv32_status dsv32_attn_prefill_cpu(const dsv32_attn_prefill_args *a, dsv32_error *err);
 dsv32_status dsv32_attn_decode_cpu(const dsv32_attn_decode_args *a, dsv32_error *err);
 dsv32_status dsv32_attn_mask_cpu(const dsv32_attn_mask_args *a, dsv32_error *err);
+/* The CPU bodies behind dsv32_attn_*_cpu: the scalar oracle loops (attention_cpu.c) and the AVX2
+ * bodies (attention_avx2.c; same bits; only where dsv32_scores_vec_enabled() and the q/k head
+ * width is <= DSV32_ATTN_VEC_DMAX; they return nonzero when out of memory). */
+#define DSV32_ATTN_VEC_DMAX 512
+dsv32_status dsv32_attn_prefill_cpu_scalar(const dsv32_attn_prefill_args *a, dsv32_error *err);
+dsv32_status dsv32_attn_decode_cpu_scalar(const dsv32_attn_decode_args *a, dsv32_error *err);
+int dsv32_attn_prefill_avx2(const dsv32_attn_prefill_args *a);
+int dsv32_attn_decode_avx2(const dsv32_attn_decode_args *a);
 dsv32_status dsv32_attn_prefill_cuda(dsv32_backend *be, const dsv32_attn_prefill_args *a,
 				     dsv32_error *err);
 dsv32_status dsv32_attn_decode_cuda(dsv32_backend *be, const dsv32_attn_decode_args *a,

@@ -96,6 +96,15 @@ DSV32_HD static inline float dsv32_index_hf_elem(const dsv32_idx_hf_args *a, int
 
 dsv32_status dsv32_fp8_index_cpu(const dsv32_idx_fp8_args *a, dsv32_error *err);
 dsv32_status dsv32_index_scores_hf_cpu(const dsv32_idx_hf_args *a, dsv32_error *err);
+
+/* The CPU bodies behind dsv32_*_cpu (indexer_cpu.c, indexer_avx2.c): the scalar oracle loops and
+ * the AVX2 bodies (same bits; call the latter only where dsv32_scores_vec_enabled() and
+ * D <= DSV32_IDX_VEC_DMAX). */
+#define DSV32_IDX_VEC_DMAX 512
+void dsv32_fp8_index_cpu_scalar(const dsv32_idx_fp8_args *a);
+void dsv32_index_scores_hf_cpu_scalar(const dsv32_idx_hf_args *a);
+void dsv32_fp8_index_avx2(const dsv32_idx_fp8_args *a);
+void dsv32_index_scores_hf_avx2(const dsv32_idx_hf_args *a);
 dsv32_status dsv32_fp8_index_cuda(dsv32_backend *be, const dsv32_idx_fp8_args *a,
 				  dsv32_error *err);
 dsv32_status dsv32_index_scores_hf_cuda(dsv32_backend *be, const dsv32_idx_hf_args *a,
