@@ -12,6 +12,7 @@ void dsv32_cmp_result_init(dsv32_cmp_result *r)
 {
 	memset(r, 0, sizeof *r);
 	r->first_divergence = -1;
+	r->first_prop_flip = -1;
 }
 
 void dsv32_cmp_result_free(dsv32_cmp_result *r)
@@ -66,9 +67,17 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 	/* names can come from a recording: keep terminal control characters out of every report */
 	dsv32_sanitize_term(out->name, sizeof out->name, t->name);
 	dsv32_sanitize_term(out->op, sizeof out->op, t->op);
-	if (out->over_budget &&
+	bool judged = !(out->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
+			dsv32_tap_model_order(out, &r->taps[r->first_prop_flip]) > 0);
+	if (out->over_budget && !judged)
+		r->n_unjudged++;
+	if (out->over_budget && judged &&
 	    (r->first_divergence < 0 || dsv32_tap_model_order(out, &r->taps[r->first_divergence]) < 0))
 		r->first_divergence = (long)(r->n_taps - 1);
+	if (out->mode == DSV32_DRIFT_PROPAGATE && out->family == DSV32_FAMILY_SET &&
+	    out->set.rows_equal < out->set.rows &&
+	    (r->first_prop_flip < 0 || dsv32_tap_model_order(out, &r->taps[r->first_prop_flip]) < 0))
+		r->first_prop_flip = (long)(r->n_taps - 1);
 	if (out->layer + 1 > r->n_layers)
 		r->n_layers = out->layer + 1;
 	if (out->step + 1 > r->n_steps)
@@ -124,15 +133,14 @@ void dsv32_cmp_result_forced_counts(const dsv32_cmp_result *r, int64_t *counts)
 
 const dsv32_tap_result *dsv32_cmp_result_first_flip(const dsv32_cmp_result *r)
 {
-	const dsv32_tap_result *first = NULL;
+	if (r->first_prop_flip >= 0) /* a free-running one when there is one */
+		return &r->taps[r->first_prop_flip];
 	for (size_t i = 0; i < r->n_taps; i++) {
 		const dsv32_tap_result *t = &r->taps[i];
-		if (t->family != DSV32_FAMILY_SET || t->set.rows_equal == t->set.rows)
-			continue;
-		if (!first || (first->mode != DSV32_DRIFT_PROPAGATE && t->mode == DSV32_DRIFT_PROPAGATE))
-			first = t;
+		if (t->family == DSV32_FAMILY_SET && t->set.rows_equal < t->set.rows)
+			return t;
 	}
-	return first;
+	return NULL;
 }
 
 bool dsv32_tap_after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip)

@@ -103,7 +103,14 @@ typedef struct {
 	dsv32_tap_skip *skips;
 	size_t n_skips, cap_skips;
 	long first_divergence;       /* index into taps of the first over-budget tap in model order
-				      * (dsv32_tap_model_order), -1 if none */
+				      * (dsv32_tap_model_order) that the verdict judges, -1 if none */
+	/* Free-running (propagate) taps after the first propagated decision flip (an index or
+	 * expert set that differs in some row) are reported but not judged: from that flip on the
+	 * two runs attend to different keys or route to different experts, and what follows is
+	 * divergence of the inputs, not drift of the arithmetic, which the teacher-forced pass
+	 * (with the decisions forced) measures. The flip itself is judged. */
+	long first_prop_flip;        /* index into taps of that flip, -1 if none */
+	size_t n_unjudged;           /* over-budget taps after it (not in the verdict) */
 	dsv32_forced_row *forced;    /* teacher-forced decisions, in the order they were forced */
 	size_t n_forced, cap_forced;
 	bool nonfinite;              /* NaN/Inf appeared in an activation */

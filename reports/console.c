@@ -56,16 +56,28 @@ static const char *flip_note(const dsv32_cmp_result *r)
 		       : "";
 }
 
+/* "; 12 over-budget taps after the first decision flip not judged" (result.h). */
+static const char *unjudged_note(const dsv32_cmp_result *r, char *buf, size_t len)
+{
+	if (!r->n_unjudged)
+		return "";
+	snprintf(buf, len, "; %zu over-budget tap(s) after the first decision flip not judged "
+		 "(free-running divergence)", r->n_unjudged);
+	return buf;
+}
+
 void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out)
 {
+	char un[128];
 	if (r->first_divergence >= 0) {
 		const dsv32_tap_result *t = &r->taps[r->first_divergence];
-		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)%s\n", t->step, t->name,
-			t->budget_note, flip_note(r));
+		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)%s%s\n", t->step,
+			t->name, t->budget_note, flip_note(r), unjudged_note(r, un, sizeof un));
 	} else if (r->nonfinite) {
 		fprintf(out, "verdict: FAIL; non-finite values first at %s\n", r->nonfinite_tap);
 	} else {
-		fprintf(out, "verdict: PASS (%zu taps within budget)%s\n", r->n_taps, flip_note(r));
+		fprintf(out, "verdict: PASS (%zu taps within budget)%s%s\n", r->n_taps - r->n_unjudged,
+			flip_note(r), unjudged_note(r, un, sizeof un));
 	}
 }
 
@@ -138,7 +150,9 @@ static void print_worst(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *
 			char d[192];
 			describe(v[i], d, sizeof d);
 			fprintf(out, "  step %d %-28s %s%s%s\n", v[i]->step, v[i]->name, d,
-				v[i]->over_budget ? "  OVER BUDGET" : "",
+				!v[i]->over_budget			  ? ""
+				: dsv32_tap_after_flip(v[i], first_flip) ? "  over budget, not judged"
+									  : "  OVER BUDGET",
 				dsv32_tap_after_flip(v[i], first_flip) ? "  (after a decision flip)" : "");
 		}
 	}

@@ -1,0 +1,93 @@
+/* test_verdict_after_flip.c: the verdict judges free-running taps only up to the first
+ * propagated decision flip (compare/result.h first_prop_flip); teacher-forced taps always. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "compare/result.h"
+
+static dsv32_tap_result tap(const char *op, int layer, int step, dsv32_drift_mode mode,
+			    bool over)
+{
+	dsv32_tap_result t;
+	memset(&t, 0, sizeof t);
+	snprintf(t.name, sizeof t.name, "layers.%d.%s", layer, op);
+	snprintf(t.op, sizeof t.op, "%s", op);
+	t.layer = layer;
+	t.step = step;
+	t.mode = mode;
+	t.over_budget = over;
+	t.family = DSV32_FAMILY_DENSE;
+	return t;
+}
+
+static dsv32_tap_result flip(int layer, int step, dsv32_drift_mode mode)
+{
+	dsv32_tap_result t = tap("indexer.topk", layer, step, mode, false);
+	t.family = DSV32_FAMILY_SET;
+	t.set.rows = 4;
+	t.set.rows_equal = 3; /* one row picked other keys */
+	t.set.rows_tie_equal = 3;
+	return t;
+}
+
+static void add(dsv32_cmp_result *r, dsv32_tap_result t)
+{
+	assert_non_null(dsv32_cmp_result_add(r, &t));
+}
+
+/* Over budget after the flip, free-running: reported, not judged. */
+static void test_after_flip_is_not_judged(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	add(&r, tap("attn_norm", 0, 0, DSV32_DRIFT_PROPAGATE, false));
+	add(&r, flip(0, 0, DSV32_DRIFT_PROPAGATE));
+	add(&r, tap("attn.out", 0, 0, DSV32_DRIFT_PROPAGATE, true));
+	add(&r, tap("out", 1, 1, DSV32_DRIFT_PROPAGATE, true));
+	assert_true(dsv32_cmp_result_passed(&r));
+	assert_int_equal(r.n_unjudged, 2);
+	assert_int_equal(r.first_prop_flip, 1);
+	assert_ptr_equal(dsv32_cmp_result_first_flip(&r), &r.taps[1]);
+	dsv32_cmp_result_free(&r);
+}
+
+/* Before the flip (or with no flip), and in the teacher-forced pass, over budget fails. */
+static void test_before_flip_and_teacher_forced_are_judged(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	add(&r, tap("attn_norm", 0, 0, DSV32_DRIFT_PROPAGATE, true));
+	add(&r, flip(0, 0, DSV32_DRIFT_PROPAGATE));
+	assert_false(dsv32_cmp_result_passed(&r));
+	assert_string_equal(r.taps[r.first_divergence].name, "layers.0.attn_norm");
+	dsv32_cmp_result_free(&r);
+
+	dsv32_cmp_result_init(&r);
+	add(&r, flip(0, 0, DSV32_DRIFT_PROPAGATE));
+	add(&r, tap("attn.out", 2, 0, DSV32_DRIFT_LOCAL, true)); /* forced decisions: arithmetic */
+	assert_false(dsv32_cmp_result_passed(&r));
+	assert_int_equal(r.n_unjudged, 0);
+	dsv32_cmp_result_free(&r);
+
+	dsv32_cmp_result_init(&r); /* a teacher-forced flip does not start free-running chaos */
+	add(&r, flip(0, 0, DSV32_DRIFT_LOCAL));
+	add(&r, tap("attn.out", 1, 0, DSV32_DRIFT_PROPAGATE, true));
+	assert_false(dsv32_cmp_result_passed(&r));
+	dsv32_cmp_result_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_after_flip_is_not_judged),
+		cmocka_unit_test(test_before_flip_and_teacher_forced_are_judged),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
