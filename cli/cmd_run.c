@@ -42,7 +42,7 @@ static const char *USAGE =
 	"                        --tokens 5,17,42[;ROW2...]|@FILE [--max-new-tokens N] [--eos ID]\n"
 	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json [FILE|-]] [--force]\n"
 	"                        [--experts grouped_mm|eager] [--eager-dequant]   (hf only)\n"
-	"                        [--layers N] [--gemm fixed|host]\n"
+	"                        [--layers N] [--gemm fixed|host] [--ties index|torch-cpu]\n"
 	"                        [--comm inproc|mpi|nccl] [--comm-timeout S]   (ref only)\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
 	"  token, stopping at eos (default: the config's eos_token_id). The last line of the output\n"
@@ -55,6 +55,8 @@ static const char *USAGE =
 	"  GEMM (same values, half the memory of the bf16 weights; CUDA is always eager).\n"
 	"  --gemm fixed|host: the CPU GEMM engine. fixed: same bits on every CPU (default); host:\n"
 	"  oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine.\n"
+	"  --ties index|torch-cpu: the top-k tie rule of the indexer and the router: index (CUDA's,\n"
+	"  default) or torch-cpu (torch.topk on a CPU, as transformers runs there; docs/topk-ties.md).\n"
 	"  --json states the engine and this host's fingerprint (gemm_engine, host_numerics_key,\n"
 	"  host_fingerprint) and the generated ids; alone or with '-' it goes to stdout (then only\n"
 	"  the JSON is there), with FILE to that file (stdout keeps the ids line; --force replaces\n"
@@ -272,7 +274,7 @@ static int claim_json(dsv32_cli_outputs *c, const char *json, const char *ckpt,
 
 static const char *const RUN_OPTS[] = {"help", "json", "force", "eager-dequant", "layout", "checkpoint",
 				       "config", "mp", "tokens", "max-new-tokens", "eos", "layers",
-				       "gemm", "device", "experts", "profile", "comm", "comm-timeout"};
+				       "gemm", "device", "experts", "profile", "comm", "comm-timeout", "ties"};
 #define N_RUN_OPTS ((int)(sizeof RUN_OPTS / sizeof RUN_OPTS[0]))
 
 int dsv32_cmd_run(int argc, char **argv)
@@ -333,7 +335,13 @@ int dsv32_cmd_run(int argc, char **argv)
 							     "integer (0 = all layers)", v);
 			o.layers = n > INT_MAX ? INT_MAX : (int)n; /* above the count: all */
 		}
-		else if (!strcmp(a, "--gemm")) {
+		else if (!strcmp(a, "--ties")) {
+			if (!strcmp(v, "index") || !strcmp(v, "torch-cpu"))
+				o.ties = v[0] == 't';
+			else
+				return dsv32_cli_usage_error("run", "--ties %s: expected index (CUDA's rule) "
+							     "or torch-cpu (torch.topk on a CPU)", v);
+		} else if (!strcmp(a, "--gemm")) {
 			if (!strcmp(v, "fixed"))
 				o.gemm_engine = DSV32_GEMM_FIXED;
 			else if (!strcmp(v, "host"))

@@ -143,8 +143,13 @@ static const dsv32_knob knobs[] = {
 	 NULL, moe_accum},
 	{"logits-dtype", "§8 output / logit behavior",
 	 "produces the logits in bf16 and widens them, as HF", NULL, logits_dtype},
-	{"topk-ties", "§4 lightning indexer (FP8)",
-	 "breaks top-k ties as torch's CPU topk does (HF on a CPU) instead of by index", NULL, NULL},
+	/* not a difference of the layouts: both take ties=index|torch-cpu (side option, --ties),
+	 * and both upstreams use the index rule on the GPUs they run on; torch-cpu is the device's
+	 * rule (transformers on a CPU), so it is not on the path from ref to hf */
+	{"topk-ties", "machine",
+	 "breaks top-k ties as torch's CPU topk does (transformers on a CPU) instead of by index; a "
+	 "device rule both layouts take (ties=torch-cpu), not a layout difference",
+	 NULL, NULL},
 };
 
 const dsv32_knob *dsv32_knob_table(size_t *n)

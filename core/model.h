@@ -79,6 +79,9 @@ typedef struct {
 				      * head as usual (a truncated model: its logits are not the
 				      * model's). 0, or N >= the config's count = all; < 0 is
 				      * DSV32_E_USAGE at open. Layers >= N are never read. */
+	int ties;                    /* top-k tie rule of the indexer and the router: 0 index (CUDA's,
+				      * default), 1 torch-cpu (torch.topk on a CPU, as transformers
+				      * runs there); dsv32_tie_rule of kernels/topk_torch.h, CPU only */
 	uint32_t knobs;              /* ref: bit DSV32_KNOB_* of core/knobs.h = take over that numerics
 				      * difference of the hf layout (`dsv32-parity attribute`) */
 	bool eager_dequant;          /* hf, CPU: dequantize fp8 matrices to the activation dtype at

@@ -6,6 +6,7 @@
  * "Decisions") before the attention mask is built from it. */
 #include <math.h>
 
+#include "kernels/topk_torch.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/elementwise.h"
 #include "kernels/indexer.h"
@@ -46,7 +47,8 @@ dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor
 	LC_CK(dsv32_index_scores_hf(be, sc, q, &m->cache[li].ikey, wf, (float)pow((double)ID, -0.5),
 				    &f->causal, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_SCORES, li, sc, err));
-	LC_CK(dsv32_topk(be, topk, NULL, sc, topk->shape[2], err));
+	LC_CK(dsv32_topk_rule(be, topk, NULL, sc, topk->shape[2],
+			      (dsv32_tie_rule)m->base.opts.ties, true, err)); /* sorted, as topk() */
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_TOPK, li, topk, err));
 	bool forced; /* a forced selection is written into topk, which builds the mask */
 	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_INDEXER_TOPK, li, topk, T, &forced,

@@ -124,6 +124,9 @@ dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_te
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_router_cpu(weights_out->data, idx_out->data, idx_out->dtype, logits->data,
 					bp, T, E, p, err);
+	if (p->torch_cpu_ties)
+		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "router: the torch-cpu tie rule runs on "
+				  "the CPU only (torch on CUDA follows the index rule: ties=index)");
 	return DSV32_CUDA_BODY(be, "router", err,
 			       dsv32_router_cuda(be, weights_out->data, idx_out->data,
 						 idx_out->dtype, logits->data, bp, T, E, p, err));
@@ -181,6 +184,9 @@ dsv32_status dsv32_router_scores(dsv32_backend *be, dsv32_tensor *scores_out,
 	const float *bp = bias ? (const float *)bias->data : NULL;
 	if (be->device == DSV32_DEV_CPU)
 		return dsv32_router_scores_cpu(scores_out->data, logits->data, bp, T, E, p, err);
+	if (p->torch_cpu_ties)
+		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "router_scores: the torch-cpu tie rule "
+				  "runs on the CPU only");
 	return DSV32_CUDA_BODY(be, "router_scores", err,
 			       dsv32_router_scores_cuda(be, scores_out->data, logits->data, bp, T, E,
 							p, err));

@@ -68,6 +68,9 @@ typedef struct {
 	dsv32_score_func score_func;
 	dsv32_router_mode mode;
 	bool norm_topk_prob;   /* HF only; REF normalizes iff SIGMOID */
+	bool torch_cpu_ties;   /* CPU only: the group and expert selections as torch.topk(
+				* sorted=False) on a CPU (kernels/topk_torch.h), slots in its order,
+				* as HF's router runs on a CPU; false: the index rule above */
 } dsv32_router_params;
 
 const char *dsv32_score_func_name(dsv32_score_func f);
@@ -105,12 +108,11 @@ DSV32_HD static inline void dsv32_router_row_probs(float *orig, float *b, const 
 		b[j] = bias ? orig[j] + bias[j] : orig[j];
 }
 
-/* Step 3 of one token: -inf into b outside the topk_groups best groups. g: n_groups floats. */
-DSV32_HD static inline void dsv32_router_row_group_mask(float *b, float *g, int E, bool has_bias,
-							const dsv32_router_params *p)
+/* Step 3's group scores of one token: g[q] = the top-2 sum (or the max) of group q of b. */
+DSV32_HD static inline void dsv32_router_row_group_scores(const float *b, float *g, int E,
+							  bool has_bias,
+							  const dsv32_router_params *p)
 {
-	if (p->n_groups <= 1)
-		return;
 	int G = p->n_groups, gs = E / G;
 	bool top2 = has_bias || p->mode == DSV32_ROUTER_HF;
 	for (int q = 0; q < G; q++) {
@@ -129,6 +131,16 @@ DSV32_HD static inline void dsv32_router_row_group_mask(float *b, float *g, int 
 				i2 = j;
 		g[q] = v[i1] + v[i2];
 	}
+}
+
+/* Step 3 of one token: -inf into b outside the topk_groups best groups. g: n_groups floats. */
+DSV32_HD static inline void dsv32_router_row_group_mask(float *b, float *g, int E, bool has_bias,
+							const dsv32_router_params *p)
+{
+	if (p->n_groups <= 1)
+		return;
+	int G = p->n_groups, gs = E / G;
+	dsv32_router_row_group_scores(b, g, E, has_bias, p);
 	/* keep the topk_groups best groups: group q is kept iff fewer than topk_groups
 	 * groups precede it in (key desc, index asc) order */
 	for (int q = 0; q < G; q++) {

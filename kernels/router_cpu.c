@@ -4,10 +4,96 @@
 
 #include <stdlib.h>
 
+#include "kernels/topk_torch.h"
+
+/* One thread's scratch for the torch-cpu tie rule: probabilities, selection scores, group
+ * scores, the kept groups, and torch's top-k work area (E >= n_groups entries). */
+typedef struct {
+	float *orig, *b, *g;
+	int64_t *gidx;
+	void *tk;
+} torch_scratch;
+
+static bool torch_scratch_alloc(torch_scratch *s, int E, int G)
+{
+	s->orig = malloc((size_t)(2 * E + G) * sizeof *s->orig);
+	s->gidx = malloc((size_t)G * sizeof *s->gidx);
+	s->tk = malloc(dsv32_topk_torch_cpu_scratch_bytes(E));
+	s->b = s->orig ? s->orig + E : NULL;
+	s->g = s->orig ? s->orig + 2 * E : NULL;
+	return s->orig && s->gidx && s->tk;
+}
+
+static void torch_scratch_free(torch_scratch *s)
+{
+	free(s->orig);
+	free(s->gidx);
+	free(s->tk);
+}
+
+/* Step 3 as HF's router on a CPU: the groups torch.topk(group_scores, topk_group,
+ * sorted=False) keeps; every b outside them becomes -inf. */
+static void torch_group_mask(float *b, const torch_scratch *s, int E, bool has_bias,
+			     const dsv32_router_params *p)
+{
+	if (p->n_groups <= 1)
+		return;
+	int G = p->n_groups, gs = E / G;
+	dsv32_router_row_group_scores(b, s->g, E, has_bias, p);
+	dsv32_topk_torch_cpu_row(s->g, G, p->topk_groups, false, s->gidx, NULL, s->tk);
+	for (int q = 0; q < G; q++) {
+		bool kept = false;
+		for (int i = 0; i < p->topk_groups; i++)
+			kept |= s->gidx[i] == q;
+		if (!kept)
+			for (int j = 0; j < gs; j++)
+				b[q * gs + j] = -INFINITY;
+	}
+}
+
+/* dsv32_router with the torch-cpu tie rule: the experts as torch.topk(b, topk, sorted=False)
+ * on a CPU, in its slot order, and the weights mixed in that order (router.h steps 5-7). */
+static dsv32_status router_torch_cpu(float *w, void *idx, dsv32_dtype idx_t, const float *logits,
+				     const float *bias, int64_t T, int E,
+				     const dsv32_router_params *p, dsv32_error *err)
+{
+	int failed = 0;
+	const int k = p->topk;
+#pragma omp parallel reduction(|| : failed)
+	{
+		torch_scratch s;
+		int64_t *ib = malloc((size_t)k * sizeof *ib);
+		bool ok = torch_scratch_alloc(&s, E, p->n_groups) && ib;
+		failed = !ok;
+#pragma omp for
+		for (int64_t t = 0; t < T; t++) {
+			if (!ok)
+				continue;
+			dsv32_router_row_probs(s.orig, s.b, logits + t * (int64_t)E, bias, E, p);
+			torch_group_mask(s.b, &s, E, bias != NULL, p);
+			dsv32_topk_torch_cpu_row(s.b, E, k, false, ib, NULL, s.tk);
+			dsv32_router_row_mix(w + t * k, ib, s.orig, E, p);
+			for (int j = 0; j < k; j++) {
+				if (idx_t == DSV32_I64)
+					((int64_t *)idx)[t * k + j] = ib[j];
+				else
+					((int32_t *)idx)[t * k + j] = (int32_t)ib[j];
+			}
+		}
+		torch_scratch_free(&s);
+		free(ib);
+	}
+	if (failed)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "router: allocating scratch for E = %d", E);
+	return DSV32_OK;
+}
+
 dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const float *logits,
 			      const float *bias, int64_t T, int E, const dsv32_router_params *p,
 			      dsv32_error *err)
 {
+	if (p->torch_cpu_ties)
+		return router_torch_cpu(w, idx, idx_t, logits, bias, T, E, p, err);
 	int failed = 0;
 	const int k = p->topk;
 #pragma omp parallel reduction(|| : failed)
@@ -76,18 +162,21 @@ dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const f
 	int failed = 0;
 #pragma omp parallel reduction(|| : failed)
 	{
-		float *scratch = malloc((size_t)(E + p->n_groups) * sizeof *scratch);
-		if (!scratch)
-			failed = 1;
+		torch_scratch s;
+		bool ok = torch_scratch_alloc(&s, E, p->n_groups);
+		failed = !ok;
 #pragma omp for
 		for (int64_t t = 0; t < T; t++) {
-			if (!scratch)
+			if (!ok)
 				continue;
 			float *b = scores + t * (int64_t)E;
-			dsv32_router_row_probs(scratch, b, logits + t * (int64_t)E, bias, E, p);
-			dsv32_router_row_group_mask(b, scratch + E, E, bias != NULL, p);
+			dsv32_router_row_probs(s.orig, b, logits + t * (int64_t)E, bias, E, p);
+			if (p->torch_cpu_ties) /* the groups the selection keeps under that rule */
+				torch_group_mask(b, &s, E, bias != NULL, p);
+			else
+				dsv32_router_row_group_mask(b, s.g, E, bias != NULL, p);
 		}
-		free(scratch);
+		torch_scratch_free(&s);
 	}
 	if (failed)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "router_scores: allocating scratch for E = %d", E);

@@ -4,6 +4,9 @@
  * swap. Written from the algorithms' description (docs/topk-ties.md), not from their source. */
 #include "kernels/topk_torch.h"
 
+/* core/model.h stores the rule as an int (core/ does not include kernels/) */
+_Static_assert(DSV32_TIES_INDEX == 0 && DSV32_TIES_TORCH_CPU == 1, "dsv32_model_opts.ties");
+
 #include <stdlib.h>
 #include <string.h>
 

@@ -26,7 +26,7 @@
 #include "kernels/indexer.h"
 #include "kernels/layernorm.h"
 #include "kernels/rope.h"
-#include "kernels/topk.h"
+#include "kernels/topk_torch.h"
 #include "ref/ref_internal.h"
 
 /* The prefill causal mask (S, S): -inf strictly above the diagonal (torch.full(-inf).triu_(1)),
@@ -126,7 +126,8 @@ dsv32_status ref_indexer_forward(ref_model *m, int layer, const dsv32_tensor *x,
 	LC_CK(lc_tap_layer_cache(tp, DSV32_LTAP_INDEXER_K_SCALE, layer, &ly->k_scale, B, S, P, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_SCORES, layer, scores, err));
 	(void)k;
-	LC_CK(dsv32_topk(be, topk, NULL, scores, topk->shape[2], err));
+	LC_CK(dsv32_topk_rule(be, topk, NULL, scores, topk->shape[2],
+			      (dsv32_tie_rule)m->base.opts.ties, true, err)); /* sorted, as topk() */
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_INDEXER_TOPK, layer, topk, err));
 	bool forced; /* a forced selection is written into topk, which builds the mask */
 	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_INDEXER_TOPK, layer, topk, E, &forced,

@@ -24,6 +24,7 @@ static dsv32_status route(ref_model *m, const ref_layer *ly, dsv32_tensor *w, ds
 			  const dsv32_tensor *logits, dsv32_error *err)
 {
 	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_REF);
+	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
 	return dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err);
 }
 
@@ -36,6 +37,7 @@ static dsv32_status tap_scores(ref_model *m, const ref_layer *ly, int layer,
 	if (!lc_taps_on(tp))
 		return DSV32_OK;
 	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_REF);
+	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
 	int64_t E = logits->shape[1];
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
@@ -104,6 +106,7 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 			    err));
 	if (forced) { /* the Gate's weights at the forced experts, from this layer's own scores */
 		dsv32_router_params rp = dsv32_router_params_of(c, DSV32_ROUTER_REF);
+		rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
 		LC_CK(dsv32_router_weights_at(m->be, w, idx, logits,
 					      ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
 	}

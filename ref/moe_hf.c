@@ -79,6 +79,7 @@ dsv32_status ref_moe_forward_hf(ref_model *m, int layer, const dsv32_tensor *x, 
 	LC_POOL(w, DSV32_F32, 2, T, K);
 	LC_POOL(idx, DSV32_I64, 2, T, K);
 	dsv32_router_params rp = dsv32_router_params_of(c, DSV32_ROUTER_HF);
+	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
 	LC_CK(dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
 	dsv32_tensor idx3 = lc_view(idx, 0, 3, LC_SHAPE(B, S, K));
 	dsv32_tensor w3 = lc_view(w, 0, 3, LC_SHAPE(B, S, K));

@@ -105,6 +105,10 @@ static void test_side_parse_accepts_and_rejects(void **state)
 	/* every numerics option is in the label, so different sides never share one */
 	assert_int_equal(dsv32_side_parse("ref:no-fp8-kv:lanes=8:force-yarn", &s, &err), DSV32_OK);
 	assert_string_equal(s.label, "ref:cpu:bf16:mp=1:no-fp8-kv:force-yarn:lanes=8");
+	assert_int_equal(dsv32_side_parse("hf:gemm=host:ties=torch-cpu", &s, &err), DSV32_OK);
+	assert_int_equal(s.opts.ties, 1);
+	assert_string_equal(s.label, "hf:cpu:bf16:gemm=host:ties=torch-cpu");
+	assert_int_equal(dsv32_side_parse("hf:ties=random", &s, &err), DSV32_E_USAGE);
 	assert_int_equal(dsv32_side_parse("ref:fast", &s, &err), DSV32_E_USAGE);
 	assert_non_null(strstr(err.what, "fast"));
 }
