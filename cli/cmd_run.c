@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -102,6 +104,52 @@ static void print_row(const int64_t *gen, int64_t n, int64_t eos, bool last)
 /* With --json stdout holds one JSON document and nothing else (json.load must read it), so the
  * generated ids, the plain mode's last line, close the document as "generated": one list per
  * row, cut at eos as in the plain line. */
+/* Where the time went (issue 19): load (open), prefill (the first forward) and the decode
+ * steps, with their tokens, and the process's peak RSS. */
+typedef struct {
+	double load_s, prefill_s, decode_s;
+	int64_t prefill_tokens, decode_tokens, decode_steps;
+} run_timing;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double peak_rss_mb(void)
+{
+	struct rusage ru;
+	return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
+
+static double per_s(int64_t n, double s)
+{
+	return s > 0 ? (double)n / s : 0.0;
+}
+
+static void print_json_timing(FILE *js, const run_timing *tm)
+{
+	fprintf(js, ",\n  \"timing\": {\"load_s\": %.6f, \"prefill_s\": %.6f, \"decode_s\": %.6f, "
+		"\"prefill_tokens\": %lld, \"decode_tokens\": %lld, \"prefill_tok_s\": %.3f, "
+		"\"decode_tok_s\": %.3f, \"peak_rss_mb\": %.1f}",
+		tm->load_s, tm->prefill_s, tm->decode_s, (long long)tm->prefill_tokens,
+		(long long)tm->decode_tokens, per_s(tm->prefill_tokens, tm->prefill_s),
+		per_s(tm->decode_tokens, tm->decode_s), peak_rss_mb());
+}
+
+/* One line on stderr, as llama.cpp prints its timings. */
+static void print_timing_line(const run_timing *tm)
+{
+	fprintf(stderr, "dsv32-parity run: load %.2f s; prefill %lld tokens in %.3f s (%.1f tok/s); "
+		"decode %lld steps, %lld tokens in %.3f s (%.1f tok/s); peak RSS %.0f MB\n",
+		tm->load_s, (long long)tm->prefill_tokens, tm->prefill_s,
+		per_s(tm->prefill_tokens, tm->prefill_s), (long long)tm->decode_steps,
+		(long long)tm->decode_tokens, tm->decode_s, per_s(tm->decode_tokens, tm->decode_s),
+		peak_rss_mb());
+}
+
 static void print_json_generated(FILE *js, const int64_t *gen, int64_t B, int64_t max_new, int64_t n,
 				 int64_t eos)
 {
@@ -113,7 +161,7 @@ static void print_json_generated(FILE *js, const int64_t *gen, int64_t B, int64_
 			fprintf(js, "%s%lld", i ? ", " : "", (long long)g[i]);
 		fprintf(js, "]");
 	}
-	fprintf(js, "]\n}");
+	fprintf(js, "]");
 }
 
 /* Non-finite logits (NaN/Inf weights, an overflow) make every argmax meaningless, yet the run
@@ -163,7 +211,7 @@ static void summarize_nonfinite(const nonfinite_tally *t, int64_t steps)
  * its eos; stop when every row is. */
 static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_new, int64_t eos,
 			     FILE *js, bool ids_line, const char *layout,
-			     const dsv32_model_opts *o, dsv32_error *err)
+			     const dsv32_model_opts *o, run_timing *tm, dsv32_error *err)
 {
 	int64_t B = t->rows, L = t->cols, n_gen = 0, P = 0, S = L;
 	int64_t *gen = calloc((size_t)(B * max_new), sizeof *gen);
@@ -196,9 +244,19 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 	nonfinite_tally bad = {0};
 	while (n_gen < max_new && !all_done) {
 		dsv32_tensor logits;
+		double t0 = now_s();
 		rc = m->vt->forward(m, cur, B, S, P, &logits, err);
 		if (rc != DSV32_OK)
 			break;
+		double dt = now_s() - t0;
+		if (n_gen == 0) {
+			tm->prefill_s += dt;
+			tm->prefill_tokens += B * S;
+		} else {
+			tm->decode_s += dt;
+			tm->decode_tokens += B;
+			tm->decode_steps++;
+		}
 		int64_t V = logits.shape[1];
 		if (js || ids_line) /* not on the silent ranks of a distributed run */
 			note_nonfinite(&bad, n_gen, (const float *)logits.data, B * V);
@@ -221,8 +279,11 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 		P += S;
 		S = 1;
 	}
-	if (rc == DSV32_OK && js)
+	if (rc == DSV32_OK && js) {
 		print_json_generated(js, gen, B, max_new, n_gen, eos);
+		print_json_timing(js, tm);
+		fprintf(js, "\n}");
+	}
 	for (int64_t b = 0; rc == DSV32_OK && ids_line && b < B; b++)
 		print_row(gen + b * max_new, n_gen, eos, b == B - 1);
 	if (rc == DSV32_OK && (js || ids_line))
@@ -238,11 +299,11 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
  * keeps the ids line. */
 static dsv32_status generate_to(dsv32_model *m, const dsv32_tokens *t, int64_t max_new,
 				int64_t eos, const char *json, const char *layout,
-				const dsv32_model_opts *o, dsv32_error *err)
+				const dsv32_model_opts *o, run_timing *tm, dsv32_error *err)
 {
 	if (!dsv32_cli_out_file(json)) {
 		dsv32_status rc = generate(m, t, max_new, eos, json ? stdout : NULL, !json, layout, o,
-					   err);
+					   tm, err);
 		if (rc == DSV32_OK && json)
 			printf("\n");
 		return rc;
@@ -252,7 +313,7 @@ static dsv32_status generate_to(dsv32_model *m, const dsv32_tokens *t, int64_t m
 	FILE *js = open_memstream(&text, &len);
 	if (!js)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "--json %s: no memory for the document", json);
-	dsv32_status rc = generate(m, t, max_new, eos, js, true, layout, o, err);
+	dsv32_status rc = generate(m, t, max_new, eos, js, true, layout, o, tm, err);
 	fputc('\n', js);
 	fclose(js);
 	if (rc == DSV32_OK)
@@ -416,12 +477,15 @@ int dsv32_cmd_run(int argc, char **argv)
 		rc = dsv32_cli_shards_world(ckpt, mp, &o.world_size, &err);
 	else if (mp > 0)
 		o.world_size = mp;
+	run_timing tm = {0};
+	double t_open = now_s();
 	if (rc == DSV32_OK && comm)
 		rc = dsv32_ref_open_comm(&m, ckpt, config, &o, comm, &err);
 	else if (rc == DSV32_OK)
 		rc = open(&m, ckpt, config, &o, &err);
 	else if (comm) /* the others wait in the open's agreement */
 		rc = dsv32_comm_agree(comm, rc, "open", &err);
+	tm.load_s = now_s() - t_open;
 	if (rc == DSV32_OK && !m)
 		rc = DSV32_E_INTERNAL;
 	if (rc != DSV32_OK) {
@@ -441,9 +505,11 @@ int dsv32_cmd_run(int argc, char **argv)
 	dsv32_tokens toks = {0};
 	rc = dsv32_tokens_load(&toks, tokens_s, m->cfg.vocab_size, &err);
 	if (rc == DSV32_OK && leader)
-		rc = generate_to(m, &toks, max_new, eos, json, layout, &o, &err);
+		rc = generate_to(m, &toks, max_new, eos, json, layout, &o, &tm, &err);
 	else if (rc == DSV32_OK) /* the other ranks compute alike and print nothing */
-		rc = generate(m, &toks, max_new, eos, NULL, false, layout, &o, &err);
+		rc = generate(m, &toks, max_new, eos, NULL, false, layout, &o, &tm, &err);
+	if (rc == DSV32_OK && leader)
+		print_timing_line(&tm);
 	dsv32_tokens_free(&toks);
 	m->vt->close(m);
 	dsv32_cli_outputs_release(&claimed);

@@ -90,6 +90,15 @@ typedef struct {
 	char line[1024];        /* the one-line fingerprint (dsv32_host_fingerprint_line) */
 } dsv32_side_host;
 
+/* Where one side's time went (issue 19): its open, and its forwards (every pass; step 0 is the
+ * prefill, later steps decode) including the handling of their taps by the comparison. A
+ * recording side has none (live false). */
+typedef struct {
+	bool live;
+	double load_s, prefill_s, decode_s;
+	int64_t prefill_tokens, decode_tokens;
+} dsv32_side_timing;
+
 typedef struct {
 	/* provenance */
 	dsv32_prov_item prov[32];
@@ -110,6 +119,9 @@ typedef struct {
 	 * divergence of the inputs, not drift of the arithmetic, which the teacher-forced pass
 	 * (with the decisions forced) measures. The flip itself is judged. */
 	long first_prop_flip;        /* index into taps of that flip, -1 if none */
+	dsv32_side_timing timing[2]; /* side a, side b */
+	double wall_s;               /* the whole run (0: not timed, e.g. read from a report) */
+	double peak_rss_mb;          /* the process's peak resident set at the run's end */
 	size_t n_unjudged;           /* over-budget taps after it (not in the verdict) */
 	dsv32_forced_row *forced;    /* teacher-forced decisions, in the order they were forced */
 	size_t n_forced, cap_forced;

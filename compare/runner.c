@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "compare/plan.h"
 #include "compare/sink.h"
@@ -13,6 +15,7 @@
 
 typedef struct {
 	const dsv32_side_spec *spec;
+	dsv32_side_timing *tm; /* where its time goes (the result's) */
 	dsv32_model *m;
 	dsv32_tapfile tf;
 	bool has_tf;
@@ -20,11 +23,19 @@ typedef struct {
 
 /* ---- sides ---- */
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static dsv32_status side_open(side_rt *s, const dsv32_side_spec *spec, const dsv32_cmp_config *cfg,
-			      dsv32_error *err)
+			      dsv32_side_timing *tm, dsv32_error *err)
 {
 	memset(s, 0, sizeof *s);
 	s->spec = spec;
+	s->tm = tm;
 	if (spec->kind == DSV32_SIDE_TAPS) {
 		DSV32_TRY(dsv32_tapfile_open(&s->tf, spec->path, err));
 		s->has_tf = true;
@@ -32,7 +43,10 @@ static dsv32_status side_open(side_rt *s, const dsv32_side_spec *spec, const dsv
 	}
 	if (!cfg->open || !cfg->checkpoint)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "side %s needs a checkpoint", spec->label);
+	double t0 = now_s();
 	dsv32_status rc = cfg->open(spec->layout, cfg->checkpoint, &spec->opts, &s->m, err);
+	tm->live = true;
+	tm->load_s = now_s() - t0;
 	if (rc != DSV32_OK)
 		dsv32_error_prefix(err, "side %s", spec->label);
 	return rc;
@@ -72,8 +86,12 @@ static dsv32_status model_step(side_rt *s, dsv32_step_plan *p, int step, tap_fn 
 	dsv32_tensor logits = {0};
 	c->saw_logits = false;
 	s->m->taps = (dsv32_tap_sink){fn, c};
+	double t0 = now_s();
 	dsv32_status rc = s->m->vt->forward(s->m, p->tokens[step], p->batch, p->seqlen[step],
 					    p->start_pos[step], &logits, err);
+	double dt = now_s() - t0;
+	*(step ? &s->tm->decode_s : &s->tm->prefill_s) += dt;
+	*(step ? &s->tm->decode_tokens : &s->tm->prefill_tokens) += p->batch * p->seqlen[step];
 	s->m->taps = (dsv32_tap_sink){0};
 	if (rc == DSV32_OK && !c->saw_logits && c->mode == DSV32_DRIFT_PROPAGATE)
 		rc = fn(c, dsv32_model_tap_name(DSV32_MTAP_LOGITS), &logits, err);
@@ -298,8 +316,9 @@ dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *s
 	if (!cfg->propagate && !cfg->local)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "no comparison mode selected");
 	side_rt a, b;
-	DSV32_TRY(side_open(&a, sa, cfg, err));
-	dsv32_status rc = side_open(&b, sb, cfg, err);
+	double t0 = now_s();
+	DSV32_TRY(side_open(&a, sa, cfg, &out->timing[0], err));
+	dsv32_status rc = side_open(&b, sb, cfg, &out->timing[1], err);
 	if (rc == DSV32_OK)
 		rc = run_passes(&a, &b, cfg, out, err);
 	if (rc == DSV32_OK && out->n_taps == 0) /* nothing checked is not a PASS */
@@ -310,5 +329,8 @@ dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *s
 				out->n_skips ? out->skips[0].reason : "no taps");
 	side_close(&b);
 	side_close(&a);
+	struct rusage ru;
+	out->wall_s = now_s() - t0;
+	out->peak_rss_mb = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0;
 	return rc;
 }

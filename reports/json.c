@@ -86,6 +86,36 @@ static void forced_json(cJSON *root, const dsv32_cmp_result *r)
 
 static const char *const side_names[2] = {"a", "b"};
 
+static double per_s(int64_t n, double s)
+{
+	return s > 0 ? (double)n / s : 0;
+}
+
+/* timing: the run's wall time and peak RSS, and per live side its load and forward times
+ * (compare/result.h dsv32_side_timing; not a figure: `report check` never compares it). */
+static void timing_json(cJSON *root, const dsv32_cmp_result *r)
+{
+	if (r->wall_s <= 0)
+		return;
+	cJSON *t = cJSON_AddObjectToObject(root, "timing");
+	cJSON_AddNumberToObject(t, "wall_s", r->wall_s);
+	cJSON_AddNumberToObject(t, "peak_rss_mb", r->peak_rss_mb);
+	cJSON *sides = cJSON_AddArrayToObject(t, "sides");
+	for (int i = 0; i < 2; i++) {
+		const dsv32_side_timing *s = &r->timing[i];
+		if (!s->live)
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "side", side_names[i]);
+		cJSON_AddNumberToObject(o, "load_s", s->load_s);
+		cJSON_AddNumberToObject(o, "prefill_s", s->prefill_s);
+		cJSON_AddNumberToObject(o, "decode_s", s->decode_s);
+		cJSON_AddNumberToObject(o, "prefill_tok_s", per_s(s->prefill_tokens, s->prefill_s));
+		cJSON_AddNumberToObject(o, "decode_tok_s", per_s(s->decode_tokens, s->decode_s));
+		cJSON_AddItemToArray(sides, o);
+	}
+}
+
 /* provenance.sides[i]: the GEMM engine and host fingerprint of each side (compare/result.h
  * dsv32_side_host); the structured host fields only for a live side. */
 static void sides_json(cJSON *prov, const dsv32_cmp_result *r)
@@ -152,6 +182,7 @@ char *dsv32_report_json_string(const dsv32_cmp_result *r)
 		cJSON_AddItemToArray(taps, tap_json(&r->taps[i], first_flip));
 	if (r->n_forced || dsv32_cmp_result_prov_get(r, "force_decisions"))
 		forced_json(root, r);
+	timing_json(root, r);
 	cJSON *skips = cJSON_AddArrayToObject(root, "skipped");
 	for (size_t i = 0; i < r->n_skips; i++) {
 		cJSON *s = cJSON_CreateObject();
