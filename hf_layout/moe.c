@@ -12,13 +12,13 @@
 #include "kernels/combine.h"
 #include "kernels/elementwise.h"
 #include "kernels/router.h"
+#include "layout_common/route.h"
 
 /* DeepseekV32TopkRouter on the fp32 router logits [N, E]: weights F32 [N, K], idx I64 [N, K]. */
 static dsv32_status route(hf_model *m, const hf_layer_w *w, dsv32_tensor *weights,
 			  dsv32_tensor *idx, const dsv32_tensor *logits, dsv32_error *err)
 {
-	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_HF);
-	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
+	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_HF);
 	return dsv32_router(m->be, weights, idx, logits, &w->router_bias, &rp, err);
 }
 
@@ -30,8 +30,7 @@ static dsv32_status tap_scores(hf_model *m, const hf_layer_w *w, int li, const d
 	lc_tapper tp = hf_tapper(m);
 	if (!lc_taps_on(tp))
 		return DSV32_OK;
-	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_HF);
-	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
+	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_HF);
 	int64_t E = lg->shape[1];
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
@@ -147,8 +146,7 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	bool forced;
 	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_MOE_EXPERTS, li, &iv, E, &forced, err));
 	if (forced) { /* the router's weights at the forced experts, from this layer's own scores */
-		dsv32_router_params rp = dsv32_router_params_of(c, DSV32_ROUTER_HF);
-		rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
+		dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_HF);
 		LC_CK(dsv32_router_weights_at(m->be, wts, idx, lg, &w->router_bias, &rp, err));
 	}
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_WEIGHTS, li, &wv, err));

@@ -18,13 +18,13 @@
 #include "kernels/gemm.h"
 #include "kernels/router.h"
 #include "ref/ref_internal.h"
+#include "layout_common/route.h"
 
 /* The Gate's selection (§A.11) on the fp32 gate logits [T, E]: w F32 [T, K], idx I64 [T, K]. */
 static dsv32_status route(ref_model *m, const ref_layer *ly, dsv32_tensor *w, dsv32_tensor *idx,
 			  const dsv32_tensor *logits, dsv32_error *err)
 {
-	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_REF);
-	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
+	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_REF);
 	return dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err);
 }
 
@@ -36,8 +36,7 @@ static dsv32_status tap_scores(ref_model *m, const ref_layer *ly, int layer,
 	lc_tapper tp = ref_tapper(m);
 	if (!lc_taps_on(tp))
 		return DSV32_OK;
-	dsv32_router_params rp = dsv32_router_params_of(&m->base.cfg, DSV32_ROUTER_REF);
-	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
+	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_REF);
 	int64_t E = logits->shape[1];
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
@@ -105,8 +104,7 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, E, &forced,
 			    err));
 	if (forced) { /* the Gate's weights at the forced experts, from this layer's own scores */
-		dsv32_router_params rp = dsv32_router_params_of(c, DSV32_ROUTER_REF);
-		rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
+		dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_REF);
 		LC_CK(dsv32_router_weights_at(m->be, w, idx, logits,
 					      ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
 	}

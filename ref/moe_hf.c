@@ -19,6 +19,7 @@
 #include "kernels/gemm.h"
 #include "kernels/router.h"
 #include "ref/ref_internal.h"
+#include "layout_common/route.h"
 
 /* Every (token, slot) row of expert e appended at slot row off of the expert-sorted outputs:
  * tok[] receives the tokens, dst[t·K + s] the slot row; returns the count. */
@@ -78,8 +79,7 @@ dsv32_status ref_moe_forward_hf(ref_model *m, int layer, const dsv32_tensor *x, 
 	LC_CK(dsv32_gemm(m->be, logits, &x2, &ly->gate_w, err)); /* fp32(x) @ fp32(W)^T */
 	LC_POOL(w, DSV32_F32, 2, T, K);
 	LC_POOL(idx, DSV32_I64, 2, T, K);
-	dsv32_router_params rp = dsv32_router_params_of(c, DSV32_ROUTER_HF);
-	rp.torch_cpu_ties = m->base.opts.ties == 1; /* kernels/topk_torch.h torch-cpu */
+	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_HF);
 	LC_CK(dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
 	dsv32_tensor idx3 = lc_view(idx, 0, 3, LC_SHAPE(B, S, K));
 	dsv32_tensor w3 = lc_view(w, 0, 3, LC_SHAPE(B, S, K));
