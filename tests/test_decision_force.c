@@ -524,16 +524,7 @@ static void test_cli_force_decisions_option(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/dsv32_force_XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(ckpt, sizeof ckpt, "%s/tiny", dir);
-	dsv32_error err = {0};
-	if (dsv32_fixture_write("tiny", DSV32_WDTYPE_BF16, 5, ckpt, 0, false, &err) != DSV32_OK) {
-		fprintf(stderr, "fixture: %s\n", err.what);
-		return -1;
-	}
-	return 0;
+	return tc_fixture_tmp(dir, sizeof dir, ckpt, sizeof ckpt, "force", "tiny", 0, 5, "tiny");
 }
 
 static int group_teardown(void **state)

@@ -106,16 +106,7 @@ static void test_lazy_with_layer_limit(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/dsv32_lazy_XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(ckpt, sizeof ckpt, "%s/tiny-fp8", dir);
-	dsv32_error err = {0};
-	if (dsv32_fixture_write("tiny", DSV32_WDTYPE_FP8, 3, ckpt, 0, false, &err) != DSV32_OK) {
-		fprintf(stderr, "fixture: %s\n", err.what);
-		return -1;
-	}
-	return 0;
+	return tc_fixture_tmp(dir, sizeof dir, ckpt, sizeof ckpt, "lazy", "tiny", 1, 3, "tiny-fp8");
 }
 
 static int group_teardown(void **state)

@@ -15,6 +15,7 @@
 
 #include "core/fsutil.h"
 #include "kernels/host_info.h"
+#include "fixtures/generator.h"
 
 #ifndef DSV32_SOURCE_DIR
 #define DSV32_SOURCE_DIR "."
@@ -178,6 +179,25 @@ int tc_remove_dir(const char *dir)
 {
 	if (dir[0])
 		dsv32_remove_tree(dir, NULL);
+	return 0;
+}
+
+int tc_fixture_tmp(char *dir, size_t dir_len, char *ckpt, size_t ckpt_len, const char *tag,
+		   const char *preset, int dtype, uint64_t seed, const char *name)
+{
+	snprintf(dir, dir_len, "/tmp/dsv32_%s_XXXXXX", tag);
+	if (!mkdtemp(dir)) {
+		dir[0] = '\0';
+		fprintf(stderr, "fixture: cannot create a temporary directory\n");
+		return -1;
+	}
+	snprintf(ckpt, ckpt_len, "%s/%s", dir, name);
+	dsv32_error err = {0};
+	if (dsv32_fixture_write(preset, dtype ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16, seed, ckpt, 0,
+				false, &err) != DSV32_OK) {
+		fprintf(stderr, "fixture: %s\n", err.what);
+		return -1;
+	}
 	return 0;
 }
 

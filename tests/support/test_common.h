@@ -68,6 +68,11 @@ const char *tc_cli_or_skip_all(void);
 	} while (0)
 /* Remove a test's temporary directory (dir[0] == 0: nothing was made); for group teardowns. */
 int tc_remove_dir(const char *dir);
+/* A preset fixture in a fresh temporary directory: dir (at least 32 bytes) receives
+ * "/tmp/dsv32_<tag>_XXXXXX", ckpt "<dir>/<name>". dtype 0 = bf16, 1 = fp8. Returns 0, or -1
+ * after naming the failure on stderr; for group setups. */
+int tc_fixture_tmp(char *dir, size_t dir_len, char *ckpt, size_t ckpt_len, const char *tag,
+		   const char *preset, int dtype, uint64_t seed, const char *name);
 
 /* ---- values ---- */
 
