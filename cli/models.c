@@ -174,7 +174,9 @@ dsv32_status dsv32_cli_comm_open(const char *kind, const char *timeout, dsv32_co
 	}
 	if (k == DSV32_COMM_INPROC)
 		return DSV32_OK;
-	return dsv32_comm_open(out, k, t, err);
+	DSV32_TRY(dsv32_comm_open(out, k, t, err));
+	dsv32_comm_set_fault(*out, getenv("DSV32_COMM_FAULT")); /* tests only (comm.h) */
+	return DSV32_OK;
 }
 
 bool dsv32_cli_comm_is_leader(const dsv32_comm *c)

@@ -27,7 +27,7 @@ bool dsv32_comm_kind_parse(const char *s, dsv32_comm_kind *k)
 	return false;
 }
 
-/* DSV32_COMM_FAULT = hang:R:N | die:R:N | topk:R (test-only; anything else is ignored). */
+/* hang:R:N | die:R:N | topk:R (test-only; anything else is ignored): comm.h. */
 static dsv32_comm_fault parse_fault(const char *s)
 {
 	dsv32_comm_fault f = {DSV32_COMM_FAULT_NONE, -1, 0};
@@ -42,6 +42,12 @@ static dsv32_comm_fault parse_fault(const char *s)
 	else if (sscanf(s, "topk:%d", &r) == 1)
 		f = (dsv32_comm_fault){DSV32_COMM_FAULT_TOPK, r, 0};
 	return f;
+}
+
+void dsv32_comm_set_fault(dsv32_comm *c, const char *spec)
+{
+	if (c)
+		c->fault = parse_fault(spec);
 }
 
 void ref_comm_fault_point(dsv32_comm *c)
@@ -77,7 +83,7 @@ dsv32_status dsv32_comm_open(dsv32_comm **out, dsv32_comm_kind kind, double time
 	c->rank = 0;
 	c->size = 1;
 	c->timeout_s = timeout_s;
-	c->fault = parse_fault(getenv("DSV32_COMM_FAULT"));
+	c->fault = parse_fault(NULL);
 	dsv32_status rc = DSV32_OK;
 	if (kind == DSV32_COMM_MPI)
 		rc = ref_comm_mpi_open(c, err);

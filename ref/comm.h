@@ -75,6 +75,10 @@ typedef struct dsv32_comm {
  * nccl: DSV32_E_UNSUPPORTED without CUDA + NCCL; selects the GPU LOCAL_RANK (else rank). */
 dsv32_status dsv32_comm_open(dsv32_comm **out, dsv32_comm_kind kind, double timeout_s,
 			     dsv32_error *err);
+/* Test-only fault injection (tests/sh_test_mpi.sh; the CLI passes $DSV32_COMM_FAULT): "hang:R:N"
+ * or "die:R:N" make rank R hang or die before its N-th collective, "topk:R" perturbs rank R's
+ * indexer selection; anything else (or NULL) sets none. Real runs never call it. */
+void dsv32_comm_set_fault(dsv32_comm *c, const char *spec);
 /* Ends the communicator cleanly (all ranks must call it). NULL is a no-op. */
 void dsv32_comm_close(dsv32_comm *c);
 /* Ends every rank of the job now (after a failure that peers may not know of); returns for
