@@ -14,6 +14,8 @@
 #define SB 16 /* query rows per unit */
 
 #define AI __attribute__((always_inline)) DSV32_AVX2_FN static inline
+#define DSV32_TR8_TARGET DSV32_AVX2_FN
+#include "kernels/simd_transpose.h"
 
 AI __m256 bcast(const void *p, dsv32_dtype t, int64_t i)
 {
@@ -28,25 +30,6 @@ AI __m256 rnd(__m256 v, bool r)
 	return r ? dsv32_round8(v) : v;
 }
 
-AI void tr8(__m256 *v)
-{
-	__m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-	__m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-	__m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-	__m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-	__m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
-	__m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
-	__m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
-	__m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
-	v[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-	v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-	v[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-	v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-	v[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-	v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-	v[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-	v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
 
 /* Raw dots of one row (b, s, h) against every key, 8 keys per lane (for units of fewer than 4
  * rows, e.g. one decode token): the key rows go through 8x8 transposes, each key's d sum stays
@@ -66,7 +49,7 @@ DSV32_AVX2_FN static void dots_keys(const dsv32_attn_prefill_args *a, int64_t b,
 			__m256 k[8];
 			for (int j = 0; j < 8; j++)
 				k[j] = dsv32_ld8(a->k, a->k_t, ko[j] + d);
-			tr8(k); /* k[i] = keys t0..t0+7 at d + i */
+			dsv32_transpose8(k); /* k[i] = keys t0..t0+7 at d + i */
 			for (int i = 0; i < 8; i++)
 				acc = _mm256_add_ps(acc, _mm256_mul_ps(bcast(a->q, a->q_t, qo + d + i), k[i]));
 		}
@@ -391,7 +374,7 @@ DSV32_AVX2_FN static void dec_out8(const dsv32_attn_decode_args *a, const float 
 		__m256 w[8];
 		for (int i = 0; i < 8; i++)
 			w[i] = dsv32_ld8(a->w, a->w_t, wo + i * C + c);
-		tr8(w); /* w[j] = W_UV[h, d0..d0+7, c+j] */
+		dsv32_transpose8(w); /* w[j] = W_UV[h, d0..d0+7, c+j] */
 		for (int i = 0; i < nb; i++) {
 			const float *o = ol + ((b0 + i) * a->H + h) * C + c;
 			for (int j = 0; j < 8; j++)

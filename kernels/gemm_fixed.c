@@ -127,7 +127,7 @@ AVX2 static void pack_w_nt(float *wp, const dsv32_gemm_wref *w, const float *lut
 					r[i] = _mm256_loadu_ps(t);
 				}
 			}
-			transpose8(r);
+			dsv32_transpose8(r);
 			for (int l = 0; l < 8; l++)
 				_mm256_store_ps(wp + (l * kq + q) * NR + rb * 8, r[l]);
 		}

@@ -133,7 +133,7 @@ AVX512 static void pack_w(float *wp, const dsv32_gemm_wref *w, const float *lut,
 			__m256 r[8];
 			for (int i = 0; i < 8; i++)
 				r[i] = load8(w, lut, (k0 + kk + i) * w->ld + n0);
-			transpose8(r);
+			dsv32_transpose8(r);
 			for (int j = 0; j < NR; j++)
 				_mm256_store_ps(wp + j * kc + kk, r[j]);
 		}

@@ -18,28 +18,12 @@
 #include <cmocka.h>
 #include <omp.h>
 
+#include "tests/support/test_util.h"
 #include "kernels/attention_impl.h"
 #include "kernels/indexer_impl.h"
 #include "kernels/scores_simd.h"
 
 #define CASES 100000
-
-typedef struct {
-	uint64_t s;
-} rng;
-
-static uint64_t rng_next(rng *r)
-{
-	r->s ^= r->s << 13;
-	r->s ^= r->s >> 7;
-	r->s ^= r->s << 17;
-	return r->s;
-}
-
-static double rng_unif(rng *r)
-{
-	return (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static float bits_f32(uint32_t u)
 {
@@ -55,28 +39,28 @@ static uint32_t f32_bits(float f)
 	return u;
 }
 
-static float special(rng *r)
+static float special(tu_rng *r)
 {
-	uint32_t sign = (uint32_t)(rng_next(r) & 1) << 31;
-	switch (rng_next(r) % 6) {
+	uint32_t sign = (uint32_t)(tu_u64(r) & 1) << 31;
+	switch (tu_u64(r) % 6) {
 	case 0: return bits_f32(0x7f800000u | sign);                              /* ±inf */
 	case 1: return bits_f32(sign);                                            /* ±0 */
-	case 2: return bits_f32(sign | (uint32_t)(rng_next(r) % 0x7fffffu + 1)); /* subnormal */
+	case 2: return bits_f32(sign | (uint32_t)(tu_u64(r) % 0x7fffffu + 1)); /* subnormal */
 	case 3: return sign ? -3.0e38f : 3.0e38f;                                 /* overflows */
-	case 4: return bits_f32(0x7fc00000u | sign | (uint32_t)(rng_next(r) & 0x3fffff));
-	default: return (float)((rng_unif(r) - 0.5) * 1e-39);
+	case 4: return bits_f32(0x7fc00000u | sign | (uint32_t)(tu_u64(r) & 0x3fffff));
+	default: return (float)((tu_uniform(r) - 0.5) * 1e-39);
 	}
 }
 
 /* One value: mostly normal at the case's scale, some specials (rate 0, 1/64 or 1/4). */
-static float value(rng *r, double scale, int spec)
+static float value(tu_rng *r, double scale, int spec)
 {
-	if (spec && rng_next(r) % (spec == 1 ? 64 : 4) == 0)
+	if (spec && tu_u64(r) % (spec == 1 ? 64 : 4) == 0)
 		return special(r);
-	return (float)((rng_unif(r) * 2.0 - 1.0) * scale);
+	return (float)((tu_uniform(r) * 2.0 - 1.0) * scale);
 }
 
-static void fill_t(rng *r, void *p, dsv32_dtype t, int64_t n, double scale, int spec)
+static void fill_t(tu_rng *r, void *p, dsv32_dtype t, int64_t n, double scale, int spec)
 {
 	for (int64_t i = 0; i < n; i++) {
 		float v = value(r, scale, spec);
@@ -88,10 +72,10 @@ static void fill_t(rng *r, void *p, dsv32_dtype t, int64_t n, double scale, int 
 }
 
 /* Mask entries: 0, -inf (or finfo.min when hf_min), a random value, rarely NaN. */
-static void fill_mask(rng *r, void *p, dsv32_dtype t, int64_t n, bool hf_min)
+static void fill_mask(tu_rng *r, void *p, dsv32_dtype t, int64_t n, bool hf_min)
 {
 	for (int64_t i = 0; i < n; i++) {
-		uint64_t u = rng_next(r) % 16;
+		uint64_t u = tu_u64(r) % 16;
 		float v = u < 8 ? 0.0f : u < 13 ? (hf_min ? -3.40282346638528859812e+38f : -INFINITY)
 			: u < 15 ? value(r, 4.0, 0) : bits_f32(0x7fc00000u);
 		if (t == DSV32_BF16)
@@ -106,16 +90,16 @@ static bool same_f32(float a, float b)
 	return f32_bits(a) == f32_bits(b) || (a != a && b != b);
 }
 
-static int64_t pick(rng *r, int64_t max, const int64_t *edges, int nedges)
+static int64_t pick(tu_rng *r, int64_t max, const int64_t *edges, int nedges)
 {
-	if (rng_next(r) % 3 == 0)
-		return edges[rng_next(r) % (uint64_t)nedges];
-	return 1 + (int64_t)(rng_next(r) % (uint64_t)max);
+	if (tu_u64(r) % 3 == 0)
+		return edges[tu_u64(r) % (uint64_t)nedges];
+	return 1 + (int64_t)(tu_u64(r) % (uint64_t)max);
 }
 
-static double pick_scale(rng *r)
+static double pick_scale(tu_rng *r)
 {
-	return ldexp(1.0, (int)(rng_next(r) % 24) - 12);
+	return ldexp(1.0, (int)(tu_u64(r) % 24) - 12);
 }
 
 static void check_out(const char *what, const float *want, const float *got, int64_t n,
@@ -148,26 +132,26 @@ static void test_e4m3_table_matches_decoder(void **state)
 static void test_fp8_index_vector_matches_scalar(void **state)
 {
 	(void)state;
-	rng r = {0x9e3779b97f4a7c15ull};
+	tu_rng r = tu_rng_xorshift64(0x9e3779b97f4a7c15ull);
 	const bool vec = dsv32_scores_vec_enabled();
 	if (!vec)
 		print_message("no AVX2 (or DSV32_CPU_NO_AVX2): vector body not run\n");
 	long long outs = 0;
 	for (long long c = 0; c < CASES; c++) {
-		int64_t B = 1 + (int64_t)(rng_next(&r) % 2), S = 1 + (int64_t)(rng_next(&r) % 3);
+		int64_t B = 1 + (int64_t)(tu_u64(&r) % 2), S = 1 + (int64_t)(tu_u64(&r) % 3);
 		int64_t T = pick(&r, 40, T_EDGES, 12), H = pick(&r, 9, H_EDGES, 7);
 		int64_t D = c % 500 == 0 ? 128 : pick(&r, 20, D_EDGES, 5);
-		int64_t Tc = T + (int64_t)(rng_next(&r) % 3), Tcs = T + (int64_t)(rng_next(&r) % 3);
-		int spec = (int)(rng_next(&r) % 3);
-		int mk = (int)(rng_next(&r) % 4); /* 0 none, 1 [S,T] f32, 2 [B,S,T] f32, 3 bf16 */
+		int64_t Tc = T + (int64_t)(tu_u64(&r) % 3), Tcs = T + (int64_t)(tu_u64(&r) % 3);
+		int spec = (int)(tu_u64(&r) % 3);
+		int mk = (int)(tu_u64(&r) % 4); /* 0 none, 1 [S,T] f32, 2 [B,S,T] f32, 3 bf16 */
 		dsv32_f8 *q8 = malloc((size_t)(B * S * H * D)), *k8 = malloc((size_t)(B * Tc * D));
 		float *w = malloc((size_t)(B * S * H) * 4), *ks = malloc((size_t)(B * Tcs) * 4);
 		float *want = malloc((size_t)(B * S * T) * 4), *got = malloc((size_t)(B * S * T) * 4);
 		void *mask = malloc((size_t)(B * S * T) * 4);
 		for (int64_t i = 0; i < B * S * H * D; i++)
-			q8[i] = (dsv32_f8)(spec ? rng_next(&r) : rng_next(&r) % 0x7e);
+			q8[i] = (dsv32_f8)(spec ? tu_u64(&r) : tu_u64(&r) % 0x7e);
 		for (int64_t i = 0; i < B * Tc * D; i++)
-			k8[i] = (dsv32_f8)(spec ? rng_next(&r) : rng_next(&r) % 0x7e);
+			k8[i] = (dsv32_f8)(spec ? tu_u64(&r) : tu_u64(&r) % 0x7e);
 		double sc = pick_scale(&r);
 		fill_t(&r, w, DSV32_F32, B * S * H, sc, spec);
 		fill_t(&r, ks, DSV32_F32, B * Tcs, sc, spec);
@@ -199,18 +183,18 @@ static void test_fp8_index_vector_matches_scalar(void **state)
 static void test_index_scores_hf_vector_matches_scalar(void **state)
 {
 	(void)state;
-	rng r = {0x2545f4914f6cdd1dull};
+	tu_rng r = tu_rng_xorshift64(0x2545f4914f6cdd1dull);
 	const bool vec = dsv32_scores_vec_enabled();
 	long long outs = 0;
 	for (long long c = 0; c < CASES; c++) {
-		int64_t B = 1 + (int64_t)(rng_next(&r) % 2), S = 1 + (int64_t)(rng_next(&r) % 3);
+		int64_t B = 1 + (int64_t)(tu_u64(&r) % 2), S = 1 + (int64_t)(tu_u64(&r) % 3);
 		int64_t T = pick(&r, 40, T_EDGES, 12), H = pick(&r, 9, H_EDGES, 7);
 		int64_t D = c % 500 == 0 ? 128 : pick(&r, 20, D_EDGES, 5);
-		int64_t Tc = T + (int64_t)(rng_next(&r) % 3);
-		dsv32_dtype qt = rng_next(&r) & 1 ? DSV32_BF16 : DSV32_F32;
-		dsv32_dtype kt = rng_next(&r) & 1 ? DSV32_BF16 : DSV32_F32;
-		int spec = (int)(rng_next(&r) % 3);
-		int mk = (int)(rng_next(&r) % 4);
+		int64_t Tc = T + (int64_t)(tu_u64(&r) % 3);
+		dsv32_dtype qt = tu_u64(&r) & 1 ? DSV32_BF16 : DSV32_F32;
+		dsv32_dtype kt = tu_u64(&r) & 1 ? DSV32_BF16 : DSV32_F32;
+		int spec = (int)(tu_u64(&r) % 3);
+		int mk = (int)(tu_u64(&r) % 4);
 		void *q = malloc((size_t)(B * S * H * D) * 4), *k = malloc((size_t)(B * Tc * D) * 4);
 		float *w = malloc((size_t)(B * S * H) * 4);
 		float *want = malloc((size_t)(B * S * T) * 4), *got = malloc((size_t)(B * S * T) * 4);
@@ -219,7 +203,7 @@ static void test_index_scores_hf_vector_matches_scalar(void **state)
 		fill_t(&r, q, qt, B * S * H * D, sc, spec);
 		fill_t(&r, k, kt, B * Tc * D, pick_scale(&r), spec);
 		fill_t(&r, w, DSV32_F32, B * S * H, 1.0, spec);
-		float scale = rng_next(&r) % 8 == 0 ? special(&r) : (float)rng_unif(&r);
+		float scale = tu_u64(&r) % 8 == 0 ? special(&r) : (float)tu_uniform(&r);
 		dsv32_idx_hf_args a = {.out = want, .q = q, .q_t = qt, .k = k, .k_t = kt, .w = w,
 				       .scale = scale, .B = B, .S = S, .T = T, .H = H, .D = D,
 				       .Tc = Tc};
@@ -227,7 +211,7 @@ static void test_index_scores_hf_vector_matches_scalar(void **state)
 			a.mask.data = mask;
 			a.mask.dtype = mk == 3 ? DSV32_BF16 : DSV32_F32;
 			a.mask.batch_stride = mk == 1 ? 0 : S * T;
-			fill_mask(&r, mask, a.mask.dtype, B * S * T, rng_next(&r) & 1);
+			fill_mask(&r, mask, a.mask.dtype, B * S * T, tu_u64(&r) & 1);
 		}
 		for (int64_t e = 0; e < B * S * T; e++)
 			want[e] = dsv32_index_hf_elem(&a, e / T / S, e / T % S, e % T);
@@ -270,9 +254,9 @@ static void check_t(const char *what, const void *want, const void *got, dsv32_d
 		}
 }
 
-static dsv32_dtype pick_dt(rng *r)
+static dsv32_dtype pick_dt(tu_rng *r)
 {
-	return rng_next(r) & 1 ? DSV32_BF16 : DSV32_F32;
+	return tu_u64(r) & 1 ? DSV32_BF16 : DSV32_F32;
 }
 
 static const int64_t S_EDGES[] = {1, 3, 4, 5, 15, 16, 17, 33};
@@ -281,18 +265,18 @@ static const int64_t DV_EDGES[] = {1, 7, 8, 15, 16, 17, 32, 64};
 static void test_attn_prefill_vector_matches_scalar(void **state)
 {
 	(void)state;
-	rng r = {0xd1b54a32d192ed03ull};
+	tu_rng r = tu_rng_xorshift64(0xd1b54a32d192ed03ull);
 	const bool vec = dsv32_scores_vec_enabled();
 	long long outs = 0;
 	for (long long c = 0; c < CASES; c++) {
-		int64_t B = 1 + (int64_t)(rng_next(&r) % 2), S = pick(&r, 20, S_EDGES, 8);
-		int64_t T = pick(&r, 24, T_EDGES, 12), H = 1 + (int64_t)(rng_next(&r) % 3);
+		int64_t B = 1 + (int64_t)(tu_u64(&r) % 2), S = pick(&r, 20, S_EDGES, 8);
+		int64_t T = pick(&r, 24, T_EDGES, 12), H = 1 + (int64_t)(tu_u64(&r) % 3);
 		int64_t Dqk = c % 500 == 0 ? 128 : pick(&r, 20, D_EDGES, 5);
 		int64_t Dv = pick(&r, 24, DV_EDGES, 8);
-		if (rng_next(&r) % 2) /* a causal prefill has S <= T */
+		if (tu_u64(&r) % 2) /* a causal prefill has S <= T */
 			S = S < T ? S : T;
 		dsv32_dtype qt = pick_dt(&r), kt = pick_dt(&r), vt = pick_dt(&r), ot = pick_dt(&r);
-		int spec = (int)(rng_next(&r) % 3), mk = (int)(rng_next(&r) % 4);
+		int spec = (int)(tu_u64(&r) % 3), mk = (int)(tu_u64(&r) % 4);
 		void *q = malloc((size_t)(B * S * H * Dqk) * 4), *k = malloc((size_t)(B * T * H * Dqk) * 4);
 		void *v = malloc((size_t)(B * T * H * Dv) * 4), *mask = malloc((size_t)(B * S * T) * 4);
 		void *want = malloc((size_t)(B * S * H * Dv) * 4), *got = malloc((size_t)(B * S * H * Dv) * 4);
@@ -303,13 +287,13 @@ static void test_attn_prefill_vector_matches_scalar(void **state)
 		dsv32_attn_prefill_args a = {.o = want, .o_t = ot, .q = q, .k = k, .v = v, .q_t = qt,
 					     .k_t = kt, .v_t = vt, .B = B, .S = S, .T = T, .H = H,
 					     .Dqk = Dqk, .Dv = Dv,
-					     .layout = rng_next(&r) & 1 ? DSV32_ATTN_BHSD : DSV32_ATTN_BSHD,
-					     .scale = rng_next(&r) % 16 == 0 ? special(&r) : (float)rng_unif(&r)};
+					     .layout = tu_u64(&r) & 1 ? DSV32_ATTN_BHSD : DSV32_ATTN_BSHD,
+					     .scale = tu_u64(&r) % 16 == 0 ? special(&r) : (float)tu_uniform(&r)};
 		if (mk) {
 			a.mask.data = mask;
 			a.mask.dtype = mk == 3 ? DSV32_BF16 : DSV32_F32;
 			a.mask.batch_stride = mk == 1 ? 0 : S * T;
-			fill_mask(&r, mask, a.mask.dtype, B * S * T, rng_next(&r) & 1);
+			fill_mask(&r, mask, a.mask.dtype, B * S * T, tu_u64(&r) & 1);
 		}
 		assert_int_equal(dsv32_attn_prefill_cpu_scalar(&a, NULL), DSV32_OK);
 		if (vec) {
@@ -330,20 +314,20 @@ static const int64_t C_EDGES[] = {1, 7, 8, 9, 16, 31, 32, 33, 64};
 static void test_attn_decode_vector_matches_scalar(void **state)
 {
 	(void)state;
-	rng r = {0x8cb92ba72f3d8dd7ull};
+	tu_rng r = tu_rng_xorshift64(0x8cb92ba72f3d8dd7ull);
 	const bool vec = dsv32_scores_vec_enabled();
 	long long outs = 0;
 	for (long long c = 0; c < CASES; c++) {
-		int64_t B = 1 + (int64_t)(rng_next(&r) % 6), H = pick(&r, 9, H_EDGES, 7);
+		int64_t B = 1 + (int64_t)(tu_u64(&r) % 6), H = pick(&r, 9, H_EDGES, 7);
 		int64_t T = pick(&r, 40, T_EDGES, 12), C = pick(&r, 40, C_EDGES, 9);
 		int64_t R = pick(&r, 12, D_EDGES, 4), Dn = pick(&r, 12, D_EDGES, 4);
 		int64_t Dv = pick(&r, 20, DV_EDGES, 8);
 		if (c % 500 == 0)
 			C = 256, R = 64, Dn = 64, Dv = 64;
-		int64_t Tck = T + (int64_t)(rng_next(&r) % 3), Tcp = T + (int64_t)(rng_next(&r) % 3);
+		int64_t Tck = T + (int64_t)(tu_u64(&r) % 3), Tcp = T + (int64_t)(tu_u64(&r) % 3);
 		dsv32_dtype qnt = pick_dt(&r), qpt = pick_dt(&r), wt = pick_dt(&r), kvt = pick_dt(&r);
 		dsv32_dtype pet = pick_dt(&r), ot = pick_dt(&r);
-		int spec = (int)(rng_next(&r) % 3), mk = (int)(rng_next(&r) % 3);
+		int spec = (int)(tu_u64(&r) % 3), mk = (int)(tu_u64(&r) % 3);
 		void *qn = malloc((size_t)(B * H * Dn) * 4), *qp = malloc((size_t)(B * H * R) * 4);
 		void *w = malloc((size_t)(H * (Dn + Dv) * C) * 4), *kv = malloc((size_t)(B * Tck * C) * 4);
 		void *pe = malloc((size_t)(B * Tcp * R) * 4), *mask = malloc((size_t)(B * T) * 4);
@@ -357,7 +341,7 @@ static void test_attn_decode_vector_matches_scalar(void **state)
 					    .pe = pe, .qn_t = qnt, .qp_t = qpt, .w_t = wt, .kv_t = kvt,
 					    .pe_t = pet, .B = B, .H = H, .Dn = Dn, .Dv = Dv, .R = R,
 					    .C = C, .T = T, .Tc_kv = Tck, .Tc_pe = Tcp,
-					    .scale = rng_next(&r) % 16 == 0 ? special(&r) : (float)rng_unif(&r)};
+					    .scale = tu_u64(&r) % 16 == 0 ? special(&r) : (float)tu_uniform(&r)};
 		if (mk) {
 			a.mask.data = mask;
 			a.mask.dtype = mk == 2 ? DSV32_BF16 : DSV32_F32;

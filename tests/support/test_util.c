@@ -49,6 +49,11 @@ static uint64_t next(tu_rng *r)
 	}
 }
 
+uint64_t tu_u64(tu_rng *r)
+{
+	return next(r);
+}
+
 double tu_uniform(tu_rng *r)
 {
 	return (double)(next(r) >> 11) * 0x1p-53;

@@ -42,6 +42,7 @@ tu_rng tu_rng_seed(uint64_t seed);
 tu_rng tu_rng_xorshift64(uint64_t state);
 tu_rng tu_rng_xorshift64star(uint64_t state);
 
+uint64_t tu_u64(tu_rng *r);              /* the generator's next 64-bit output */
 double tu_uniform(tu_rng *r);            /* [0, 1) */
 int tu_int(tu_rng *r, int lo, int hi);   /* [lo, hi], lo + floor(u * (hi - lo + 1)) */
 double tu_normal(tu_rng *r);             /* Box-Muller from two uniforms (cos branch) */
