@@ -19,6 +19,9 @@
  *      without bias). Keep the topk_groups best groups (ties: lower group index); every b of the
  *      other groups becomes -inf (ref, and HF v5; old HF V3 used 0.0, not offered).
  *   4. idx = top-k of b (dsv32_topk order and tie rule: NaN largest, -0 < +0).
+ *      With p->torch_cpu_ties (CPU only) steps 3 and 4 pick instead as torch.topk(sorted=False)
+ *      on a CPU (kernels/topk_torch.h): the kept groups from the group scores, then the experts,
+ *      idx in torch's slot order, which steps 5-7 follow (docs/topk-ties.md).
  *   5. w_j = orig[idx_j].
  *   6. normalization: REF: iff SIGMOID, w_j = w_j / sum;  HF: iff p->norm_topk_prob,
  *      w_j = w_j / (sum + 1e-20f). sum = ((w_0 + w_1) + w_2) + ... sequential over the k slots
