@@ -378,6 +378,19 @@ static dsv32_status check_recordings(const compare_args *o, const dsv32_side_spe
 	return DSV32_OK;
 }
 
+/* A live side against a CPU recording follows torch's CPU tie order unless told otherwise
+ * (dsv32_side_adopt_recording_ties); said on stderr, and in every report's Host line. */
+static void adopt_ties(const compare_args *o, dsv32_side_spec *a, dsv32_side_spec *b)
+{
+	dsv32_side_spec *live = a->kind == DSV32_SIDE_MODEL ? a : b;
+	const dsv32_side_spec *rec = a->kind == DSV32_SIDE_TAPS ? a : b;
+	if (live->kind != DSV32_SIDE_MODEL || rec->kind != DSV32_SIDE_TAPS)
+		return;
+	if (dsv32_side_adopt_recording_ties(live, rec->path) && !o->quiet)
+		fprintf(stderr, "side %c: ties=torch-cpu, as the recording (made on a CPU; name "
+			"ties=index on the side to keep CUDA's rule)\n", live == a ? 'a' : 'b');
+}
+
 static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 {
 	dsv32_side_spec a, b;
@@ -395,8 +408,10 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 		DSV32_TRY(make_builtin(o, err));
 	dsv32_tokens toks = {0};
 	bool recording = a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS;
-	if (recording)
+	if (recording) {
 		DSV32_TRY(check_recordings(o, &a, &b, err));
+		adopt_ties(o, &a, &b);
+	}
 	else
 		DSV32_TRY(prompt_tokens(o, &toks, err));
 	dsv32_budget budget;

@@ -247,10 +247,18 @@ void dsv32_side_host_recorded(dsv32_side_host *h, const char *path)
 void dsv32_prov_add_side_host(dsv32_cmp_result *r, int side, const dsv32_side_spec *s)
 {
 	dsv32_side_host *h = &r->host[side ? 1 : 0];
-	if (s->kind == DSV32_SIDE_TAPS)
+	if (s->kind == DSV32_SIDE_TAPS) {
 		dsv32_side_host_recorded(h, s->path);
-	else
-		dsv32_side_host_live(h, s->opts.gemm_engine);
+		char rule[16] = "";
+		bool named = dsv32_recording_meta(s->path, "ties", rule, sizeof rule) && rule[0];
+		dsv32_recording_ties(s->path, h->ties, sizeof h->ties);
+		snprintf(h->ties_from, sizeof h->ties_from, "%s",
+			 named ? "metadata" : h->ties[0] ? "device" : "");
+		return;
+	}
+	dsv32_side_host_live(h, s->opts.gemm_engine);
+	snprintf(h->ties, sizeof h->ties, "%s", s->opts.ties == 1 ? "torch-cpu" : "index");
+	snprintf(h->ties_from, sizeof h->ties_from, "%s", s->ties_from);
 }
 
 /* ---- is a comparison meaningful? ---- */

@@ -88,6 +88,10 @@ typedef struct {
 	char versions[256];
 	int threads;            /* 0: unknown */
 	char line[1024];        /* the one-line fingerprint (dsv32_host_fingerprint_line) */
+	char ties[16];          /* top-k tie rule: "index" | "torch-cpu" | "" (a recording that
+				 * does not say) */
+	char ties_from[32];     /* live: "default" | "side option" | "recording" (adopted from the
+				 * other side, a recording); recording: "metadata" | "device" */
 } dsv32_side_host;
 
 /* Where one side's time went (issue 19): its open, and its forwards (every pass; step 0 is the

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare/provenance.h"
 #include "compare/runner.h"
 #include "core/knobs.h"
 #include "kernels/backend.h"
@@ -69,6 +70,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 		o->gemm_engine = tok[5] == 'h' ? DSV32_GEMM_HOST : DSV32_GEMM_FIXED;
 	} else if (!strcmp(tok, "ties=index") || !strcmp(tok, "ties=torch-cpu")) {
 		o->ties = tok[5] == 't'; /* dsv32_tie_rule: 1 = torch-cpu */
+		snprintf(s->ties_from, sizeof s->ties_from, "side option");
 	} else if (!strcmp(tok, "experts=eager")) o->experts = DSV32_EXPERTS_EAGER;
 	else if (!strcmp(tok, "experts=grouped_mm")) o->experts = DSV32_EXPERTS_GROUPED_MM;
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
@@ -146,6 +148,7 @@ dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_erro
 {
 	memset(out, 0, sizeof *out);
 	dsv32_model_opts_default(&out->opts);
+	snprintf(out->ties_from, sizeof out->ties_from, "default");
 	if (!strncmp(text, "taps:", 5)) {
 		if (!text[5] || strlen(text + 5) >= sizeof out->path)
 			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': taps:FILE needs a file", text);
@@ -174,4 +177,31 @@ dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_erro
 				  text);
 	make_label(out);
 	return DSV32_OK;
+}
+
+void dsv32_recording_ties(const char *recording, char *out, size_t len)
+{
+	char device[16] = "";
+	out[0] = '\0';
+	if (dsv32_recording_meta(recording, "ties", out, len) && out[0])
+		return;
+	out[0] = '\0';
+	if (dsv32_recording_meta(recording, "device", device, sizeof device) &&
+	    !strcmp(device, "cpu"))
+		snprintf(out, len, "torch-cpu");
+}
+
+bool dsv32_side_adopt_recording_ties(dsv32_side_spec *live, const char *recording)
+{
+	if (live->kind != DSV32_SIDE_MODEL || strcmp(live->ties_from, "default") != 0 ||
+	    live->opts.device != DSV32_DEV_CPU) /* torch-cpu is a CPU rule; CUDA breaks by index */
+		return false;
+	char rule[16];
+	dsv32_recording_ties(recording, rule, sizeof rule);
+	if (strcmp(rule, "torch-cpu") != 0)
+		return false;
+	live->opts.ties = 1; /* dsv32_tie_rule: torch-cpu */
+	snprintf(live->ties_from, sizeof live->ties_from, "recording");
+	make_label(live);
+	return true;
 }

@@ -7,6 +7,27 @@
 #include "core/taps.h"
 #include "reports/report.h"
 
+const char *dsv32_report_first_flip(char *buf, size_t len, const dsv32_cmp_result *r)
+{
+	const dsv32_tap_result *t = dsv32_cmp_result_first_flip(r);
+	if (!t)
+		return NULL;
+	const dsv32_set_metrics *s = &t->set;
+	int64_t ties = s->rows_tie_equal - s->rows_equal;
+	int64_t other = s->rows - s->rows_tie_equal - s->rows_near_tie - s->rows_genuine;
+	bool prop = t->mode == DSV32_DRIFT_PROPAGATE;
+	snprintf(buf, len,
+		 "step %d %s (%s), first at row %lld; %lld row(s) differ: %lld tie, %lld near-tie, "
+		 "%lld genuine, %lld unclassified (largest margin %.3g)%s", t->step, t->name,
+		 prop ? "free-running" : "teacher-forced", (long long)s->first_diff_row,
+		 (long long)(s->rows - s->rows_equal), (long long)ties, (long long)s->rows_near_tie,
+		 (long long)s->rows_genuine, (long long)other, s->flip_margin_max,
+		 prop ? ". Free-running divergence starts here: the taps after it are marked "
+			"\"after a decision flip\" and their drift is not arithmetic alone"
+		      : "");
+	return buf;
+}
+
 const char *dsv32_report_summary(char *buf, size_t len, const dsv32_tap_result *t,
 				 const char *lead, const char *sep)
 {
@@ -165,8 +186,11 @@ static void markdown_hosts(const dsv32_cmp_result *r, FILE *out)
 		if (!h->present)
 			continue;
 		any = true;
-		fprintf(out, "- **Host %c** (%s, engine `%s`, numerics key `%s`): %s\n", 'a' + i,
-			h->recorded ? "recording" : "live", h->engine, h->numerics_key, h->line);
+		fprintf(out, "- **Host %c** (%s, engine `%s`, numerics key `%s`", 'a' + i,
+			h->recorded ? "recording" : "live", h->engine, h->numerics_key);
+		if (h->ties[0])
+			fprintf(out, ", ties `%s` from %s", h->ties, h->ties_from);
+		fprintf(out, "): %s\n", h->line);
 	}
 	if (any)
 		fprintf(out, "\n");
@@ -216,6 +240,9 @@ void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
 	} else {
 		fprintf(out, "%zu taps compared, all within budget.\n\n", r->n_taps);
 	}
+	char flip[512];
+	if (dsv32_report_first_flip(flip, sizeof flip, r))
+		fprintf(out, "**First decision flip:** %s.\n\n", flip);
 	const dsv32_tap_result *first_flip = dsv32_cmp_result_first_flip(r);
 	const dsv32_tap_result **order = malloc((r->n_taps ? r->n_taps : 1) * sizeof *order);
 	if (order) {

@@ -177,6 +177,8 @@ static void check_live_side(const cJSON *side, const char *name, const char *eng
 	assert_true(strlen(jstr(side, "onednn_impl")) > 0);
 	(void)jstr(side, "openblas_core");
 	assert_non_null(strstr(jstr(side, "versions"), "oneDNN"));
+	assert_string_equal(jstr(side, "ties"), "index"); /* no recording to adopt a rule from */
+	assert_string_equal(jstr(side, "ties_from"), "default");
 	assert_true(strlen(jstr(side, "fingerprint")) > 0);
 	const cJSON *th = cJSON_GetObjectItemCaseSensitive(side, "threads");
 	assert_true(cJSON_IsNumber(th) && th->valuedouble >= 1);
@@ -252,7 +254,8 @@ static void test_report_states_engine_and_host_per_side(void **state)
 	char *text = NULL;
 	size_t len;
 	assert_int_equal(dsv32_read_file(md, 1u << 24, &text, &len, NULL), DSV32_OK);
-	assert_non_null(strstr(text, "**Host a** (live, engine `fixed`, numerics key `fixed`)"));
+	assert_non_null(strstr(text, "**Host a** (live, engine `fixed`, numerics key `fixed`, "
+				     "ties `index` from default)"));
 	assert_non_null(strstr(text, "**Host b** (live, engine `host`, numerics key `host:"));
 	free(text);
 	assert_int_equal(dsv32_read_file(html, 1u << 26, &text, &len, NULL), DSV32_OK);
