@@ -226,13 +226,16 @@ static void columns_row(FILE *f, const dsv32_tap_result *t)
 	}
 }
 
-static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols)
+static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols, bool after_flip)
 {
 	char sum[128];
-	fprintf(f, "<tr%s><td>%d</td><td>%s</td><td><code>", t->over_budget ? " class='over'" : "",
-		t->step, t->mode == DSV32_DRIFT_LOCAL ? "local" : "prop");
+	const char *cls = t->over_budget ? (after_flip ? " class='over flip'" : " class='over'")
+					 : (after_flip ? " class='flip'" : "");
+	fprintf(f, "<tr%s><td>%d</td><td>%s</td><td><code>", cls, t->step,
+		t->mode == DSV32_DRIFT_LOCAL ? "local" : "prop");
 	html_escape(f, t->name);
-	fprintf(f, "</code></td><td>%s / %s</td>", t->dtype_a, t->dtype_b);
+	fprintf(f, "</code>%s</td><td>%s / %s</td>", after_flip ? " <i>after a decision flip</i>" : "",
+		t->dtype_a, t->dtype_b);
 	if (t->family == DSV32_FAMILY_SET) {
 		fprintf(f, "<td colspan='%d'></td><td>jaccard %.4f, equal %lld/%lld, ties %lld",
 			n_cols, t->set.jaccard, (long long)t->set.rows_equal, (long long)t->set.rows,
@@ -249,7 +252,7 @@ static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols)
 	}
 	fprintf(f, "<td>");
 	html_escape(f, t->over_budget ? t->budget_note : "ok");
-	fprintf(f, "</td></tr>\n");
+	fprintf(f, "%s</td></tr>\n", t->over_budget && after_flip ? " (not judged)" : "");
 }
 
 static void tap_table(FILE *f, const dsv32_cmp_result *r)
@@ -257,8 +260,9 @@ static void tap_table(FILE *f, const dsv32_cmp_result *r)
 	fprintf(f, "<table><thead><tr><th>step</th><th>mode</th><th>tap</th><th>dtypes</th>");
 	int n_cols = columns_head(f);
 	fprintf(f, "<th>sets / logits</th><th>budget</th></tr></thead><tbody>\n");
+	const dsv32_tap_result *first_flip = dsv32_cmp_result_first_flip(r);
 	for (size_t i = 0; i < r->n_taps; i++)
-		tap_row(f, &r->taps[i], n_cols);
+		tap_row(f, &r->taps[i], n_cols, dsv32_tap_after_flip(&r->taps[i], first_flip));
 	fprintf(f, "</tbody></table>\n");
 }
 
@@ -272,7 +276,7 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 		   ".pass{background:#2a7}.fail{background:#c33}svg{border:1px solid #ddd;margin:4px;background:#fff}"
 		   ".t{font-size:13px;font-weight:600}.a{font-size:10px;fill:#555}.g{stroke:#eee}"
 		   "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}"
-		   "td:nth-child(3){text-align:left}tr.over{background:#fdd}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}"
+		   "td:nth-child(3){text-align:left}tr.over{background:#fdd}tr.flip{color:#777}tr.over.flip{background:#f3eee0}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}"
 		   "dt{font-weight:600}dd{margin:0;word-break:break-all}\n</style></head><body>\n");
 	fprintf(f, "<h1>dsv32-parity: <code>");
 	html_escape(f, r->side_a);
@@ -289,7 +293,14 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 		html_escape(f, h->engine);
 		fprintf(f, "</code>, numerics key <code>");
 		html_escape(f, h->numerics_key);
-		fprintf(f, "</code>): ");
+		fprintf(f, "</code>");
+		if (h->ties[0]) {
+			fprintf(f, ", ties <code>");
+			html_escape(f, h->ties);
+			fprintf(f, "</code> from ");
+			html_escape(f, h->ties_from);
+		}
+		fprintf(f, "): ");
 		html_escape(f, h->line);
 		fprintf(f, "</p>\n");
 	}
@@ -306,6 +317,12 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 		fprintf(f, "</code>: ");
 		html_escape(f, t->budget_note);
 		fprintf(f, "</p>\n");
+	}
+	char flip[512];
+	if (dsv32_report_first_flip(flip, sizeof flip, r)) {
+		fprintf(f, "<p><b>First decision flip:</b> ");
+		html_escape(f, flip);
+		fprintf(f, ".</p>\n");
 	}
 	if (r->nonfinite) {
 		fprintf(f, "<p><b>Non-finite values</b> first at <code>");

@@ -41,6 +41,11 @@ void dsv32_report_console(const dsv32_cmp_result *r, FILE *out);
 /* The one verdict line ("verdict: PASS (N taps within budget)" / "verdict: FAIL; ..."). */
 void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out);
 
+/* For the renderers: where free-running divergence starts (issue 17), one sentence about the
+ * result's first differing selection (dsv32_cmp_result_first_flip): step, tap, mode, first
+ * differing row and that tap's rows by class with its largest flip margin. NULL when no
+ * selection differs. */
+const char *dsv32_report_first_flip(char *buf, size_t len, const dsv32_cmp_result *r);
 /* For the renderers: the summary figures of t's family (the metric table's summary view) as
  * "label value" pairs, each preceded by sep except the first, which gets lead ("KL 1.2e-05,
  * top1 1.000, top5 1.000"). Returns buf. */

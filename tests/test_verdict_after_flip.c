@@ -1,14 +1,17 @@
 /* test_verdict_after_flip.c: the verdict judges free-running taps only up to the first
- * propagated decision flip (compare/result.h first_prop_flip); teacher-forced taps always. */
+ * propagated decision flip (compare/result.h first_prop_flip); teacher-forced taps always.
+ * Markdown and HTML lead with that flip and mark every free-running tap after it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "compare/result.h"
+#include "reports/report.h"
 
 static dsv32_tap_result tap(const char *op, int layer, int step, dsv32_drift_mode mode,
 			    bool over)
@@ -83,11 +86,58 @@ static void test_before_flip_and_teacher_forced_are_judged(void **state)
 	dsv32_cmp_result_free(&r);
 }
 
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static char *render(const dsv32_cmp_result *r, void (*fn)(const dsv32_cmp_result *, FILE *))
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	fn(r, f);
+	fclose(f);
+	return buf;
+}
+
+/* The reports lead with the first flip and mark the taps after it (and only those). */
+static void test_reports_lead_with_the_flip_and_mark_after_it(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	add(&r, tap("attn_norm", 0, 0, DSV32_DRIFT_PROPAGATE, false));
+	add(&r, flip(0, 0, DSV32_DRIFT_PROPAGATE));
+	add(&r, tap("attn.out", 0, 0, DSV32_DRIFT_PROPAGATE, true));
+	add(&r, tap("out", 1, 1, DSV32_DRIFT_PROPAGATE, false));
+	add(&r, tap("out", 1, 0, DSV32_DRIFT_LOCAL, false));
+	const char *lead = "First decision flip:** step 0 layers.0.indexer.topk (free-running), "
+			   "first at row 0; 1 row(s) differ: 0 tie, 0 near-tie, 0 genuine, "
+			   "1 unclassified";
+	char *md = render(&r, dsv32_report_markdown);
+	assert_non_null(strstr(md, lead));
+	char *html = render(&r, dsv32_report_html);
+	assert_non_null(strstr(html, lead + strlen("First decision flip:** ")));
+	assert_int_equal(count(html, "<i>after a decision flip</i>"), 2);
+	assert_int_equal(count(html, "<tr class='over flip'>"), 1);
+	assert_int_equal(count(html, "<tr class='flip'>"), 1);
+	assert_non_null(strstr(html, "(not judged)"));
+	free(md);
+	free(html);
+	dsv32_cmp_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_after_flip_is_not_judged),
 		cmocka_unit_test(test_before_flip_and_teacher_forced_are_judged),
+		cmocka_unit_test(test_reports_lead_with_the_flip_and_mark_after_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
