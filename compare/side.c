@@ -69,6 +69,8 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 		o->gemm_engine = tok[5] == 'h' ? DSV32_GEMM_HOST : DSV32_GEMM_FIXED;
 	} else if (!strcmp(tok, "ties=index") || !strcmp(tok, "ties=torch-cpu")) {
 		o->ties = tok[5] == 't'; /* dsv32_tie_rule: 1 = torch-cpu */
+	} else if (!strcmp(tok, "exp=libm") || !strcmp(tok, "exp=torch-cpu")) {
+		o->exp_rule = tok[4] == 't'; /* dsv32_exp_rule: 1 = torch-cpu */
 	} else if (!strcmp(tok, "experts=eager")) o->experts = DSV32_EXPERTS_EAGER;
 	else if (!strcmp(tok, "experts=grouped_mm")) o->experts = DSV32_EXPERTS_GROUPED_MM;
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
@@ -85,7 +87,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, mp=W, comm=inproc, "
-				  "gemm=fixed|host, ties=index|torch-cpu, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, knob=NAME, plant=L)",
+				  "gemm=fixed|host, ties=index|torch-cpu, exp=libm|torch-cpu, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, knob=NAME, plant=L)",
 				  text, tok);
 	return DSV32_OK;
 }
@@ -133,6 +135,7 @@ static void make_label(dsv32_side_spec *s)
 	label_add(s, !ref && o->experts == DSV32_EXPERTS_EAGER, "experts=eager");
 	label_add(s, o->gemm_engine == DSV32_GEMM_HOST, "gemm=host");
 	label_add(s, o->ties == 1, "ties=torch-cpu");
+	label_add(s, o->exp_rule == 1, "exp=torch-cpu");
 	label_add(s, o->no_fp8_indexer, "no-fp8-indexer");
 	label_add(s, o->no_fp8_kv, "no-fp8-kv");
 	label_add(s, o->force_yarn, "force-yarn");

@@ -4,6 +4,7 @@
 #include "kernels/exp_torch.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "kernels/elementwise.h"
@@ -64,6 +65,12 @@ dsv32_torch_cap dsv32_torch_cap_of_host(void)
 		return DSV32_TORCH_CAP_AVX2;
 #endif
 	return DSV32_TORCH_CAP_DEFAULT;
+}
+
+dsv32_exp_opts dsv32_exp_opts_torch_cpu_host(void)
+{
+	return (dsv32_exp_opts){.rule = DSV32_EXP_TORCH_CPU, .threads = omp_get_max_threads(),
+				.cap = dsv32_torch_cap_of_host(), .inner = 0};
 }
 
 int64_t dsv32_torch_cpu_step(dsv32_torch_cap cap, dsv32_dtype dt)

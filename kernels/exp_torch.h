@@ -87,6 +87,22 @@ int64_t dsv32_torch_cpu_step(dsv32_torch_cap cap, dsv32_dtype dt);
 float dsv32_expf_sleef_u10(float x);
 bool dsv32_torch_cpu_is_vec(int64_t i, int64_t n, int64_t inner, int threads, int64_t step);
 
+/* How an op that calls exp follows a rule (silu.h dsv32_silu_mul_*_rule, router.h): */
+typedef struct {
+	dsv32_exp_rule rule; /* libm: the op's own contract; torch-cpu: the drivers below */
+	int threads;         /* torch's intra-op threads (torch.get_num_threads()), >= 1 */
+	dsv32_torch_cap cap; /* torch's CPU capability */
+	int64_t inner;       /* 0: the op's input tensor is contiguous (one run of n); else the
+			      * length of its rows, torch's uncoalesced inner dimension */
+} dsv32_exp_opts;
+
+/* The exp options of a torch-cpu run on this host: threads = omp_get_max_threads() (our own
+ * OpenMP team: OMP_NUM_THREADS, else the CPUs), which is torch's default where the CPUs are
+ * physical cores (torch 2.15: OMP_NUM_THREADS or MKL_NUM_THREADS, else the physical cores; on
+ * the 2-core recording machine both are 2; set OMP_NUM_THREADS to the recording's
+ * torch.get_num_threads() elsewhere); cap = dsv32_torch_cap_of_host(); inner 0. */
+dsv32_exp_opts dsv32_exp_opts_torch_cpu_host(void);
+
 /* Arguments are trusted (the callers checked them): n >= 0, 1 <= inner, threads >= 1. */
 void dsv32_silu_torch_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, int64_t n,
 			  int64_t inner, int threads, dsv32_torch_cap cap);
