@@ -13,8 +13,12 @@
 #include <math.h>
 #include <string.h>
 
+#include "compare/runner.h"
 #include "kernels/exp_torch.h"
 #include "kernels/expf_avx2.h"
+#include "kernels/router.h"
+#include "kernels/silu.h"
+#include "tests/support/test_common.h"
 #include "tests/support/test_util.h"
 
 /* ---- the recorded cases: inputs as gen_exp_torch.py's input_bits ----------------------------- */
@@ -247,7 +251,7 @@ static void check_case(const exp_case *c, int ci, const uint32_t *got)
 
 static void test_torch_cpu_rule_replays_every_recorded_torch_case(void **state)
 {
-	(void)state;
+	(void)state; /* the drivers are plain functions; the backend is for the ops below */
 	if (dsv32_expf8_cpu_ok() && !dsv32_expf8_usable()) {
 		print_message("skipped: the running libm's expf is not glibc's (expf_avx2.h guard), "
 			      "so torch's scalar tail (std::exp) cannot be reproduced here\n");
@@ -409,6 +413,174 @@ static void test_rule_and_capability_names_round_trip(void **state)
 	assert_string_equal(dsv32_torch_cap_name(DSV32_TORCH_CAP_AVX512), "AVX512");
 }
 
+/* ---- the ops under exp=torch-cpu ---------------------------------------------------------- */
+
+static dsv32_exp_opts torch_opts(int threads, dsv32_torch_cap cap, int64_t inner)
+{
+	return (dsv32_exp_opts){.rule = DSV32_EXP_TORCH_CPU, .threads = threads, .cap = cap,
+				.inner = inner};
+}
+
+/* The router's sigmoid is torch's kernel on the whole [T, E] tensor: with T 3, E 16 (a decode
+ * step of 3 rows) the first 32 logits take Sleef's exp and the last 16 expf. */
+static void test_router_sigmoid_is_torch_kernel_on_whole_logits(void **state)
+{
+	const int64_t T = 3, E = 16;
+	dsv32_tensor lg = tu_hostv(DSV32_F32, 2, T, E), bias = tu_hostv(DSV32_F32, 1, E);
+	dsv32_tensor sc = tu_hostv(DSV32_F32, 2, T, E);
+	float *x = lg.data, want[48];
+	uint32_t bits[48];
+	input_bits(0xC0FFEE, T * E, bits);
+	for (int64_t i = 0; i < T * E; i++) /* dense near 0 and a few edges, all finite */
+		x[i] = isfinite(dsv32_f32_from_bits(bits[i])) ?
+			       fmaxf(-90.0f, fminf(90.0f, dsv32_f32_from_bits(bits[i]))) : 0.5f;
+	for (int64_t j = 0; j < E; j++)
+		((float *)bias.data)[j] = 0.001f * (float)j;
+	dsv32_router_params p = {.n_groups = 1, .topk_groups = 1, .topk = 4, .route_scale = 2.5f,
+				 .score_func = DSV32_SCORE_SIGMOID, .mode = DSV32_ROUTER_HF,
+				 .norm_topk_prob = true};
+	p.exp = torch_opts(2, DSV32_TORCH_CAP_AVX512, 0);
+	dsv32_sigmoid_torch_cpu(want, x, T * E, T * E, 2, DSV32_TORCH_CAP_AVX512);
+	assert_int_equal(dsv32_router_scores(*state, &sc, &lg, &bias, &p, NULL), DSV32_OK);
+	int sleef = 0;
+	for (int64_t i = 0; i < T * E; i++) {
+		float b = want[i] + 0.001f * (float)(i % E);
+		assert_int_equal(dsv32_f32_bits(((float *)sc.data)[i]), dsv32_f32_bits(b));
+		sleef += dsv32_torch_cpu_is_vec(i, T * E, T * E, 2, 32);
+	}
+	assert_int_equal(sleef, 32);
+	/* the selection and weights: dsv32_router with the rule = the weights at its experts */
+	dsv32_tensor w = tu_hostv(DSV32_F32, 2, T, (int64_t)4), idx = tu_hostv(DSV32_I64, 2, T, (int64_t)4);
+	dsv32_tensor w2 = tu_hostv(DSV32_F32, 2, T, (int64_t)4);
+	for (int ties = 0; ties < 2; ties++) {
+		p.torch_cpu_ties = ties;
+		assert_int_equal(dsv32_router(*state, &w, &idx, &lg, &bias, &p, NULL), DSV32_OK);
+		assert_int_equal(dsv32_router_weights_at(*state, &w2, &idx, &lg, &bias, &p, NULL),
+				 DSV32_OK);
+		assert_memory_equal(w.data, w2.data, (size_t)(T * 4) * sizeof(float));
+		for (int64_t t = 0; t < T; t++) { /* w = s[idx] normalised, from torch's s */
+			float sum = 0.0f;
+			for (int k = 0; k < 4; k++)
+				sum += want[t * E + ((int64_t *)idx.data)[t * 4 + k]];
+			sum += 1e-20f;
+			for (int k = 0; k < 4; k++) {
+				float e = want[t * E + ((int64_t *)idx.data)[t * 4 + k]] / sum * 2.5f;
+				assert_int_equal(dsv32_f32_bits(((float *)w.data)[t * 4 + k]),
+						 dsv32_f32_bits(e));
+			}
+		}
+	}
+	/* errors: CUDA, softmax, bad threads */
+	dsv32_error e = {0};
+	dsv32_backend fake_cuda = {0};
+	fake_cuda.device = DSV32_DEV_CUDA;
+	lg.device = bias.device = sc.device = DSV32_DEV_CUDA;
+	assert_int_equal(dsv32_router_scores(&fake_cuda, &sc, &lg, &bias, &p, &e),
+			 DSV32_E_UNSUPPORTED);
+	assert_non_null(strstr(e.what, "torch-cpu"));
+	lg.device = bias.device = sc.device = DSV32_DEV_CPU;
+	p.score_func = DSV32_SCORE_SOFTMAX;
+	p.mode = DSV32_ROUTER_REF;
+	assert_int_equal(dsv32_router_scores(*state, &sc, &lg, &bias, &p, &e), DSV32_E_UNSUPPORTED);
+	p.score_func = DSV32_SCORE_SIGMOID;
+	p.exp.threads = 0;
+	assert_int_equal(dsv32_router_scores(*state, &sc, &lg, &bias, &p, &e), DSV32_E_USAGE);
+	dsv32_tensor_free(&lg);
+	dsv32_tensor_free(&bias);
+	dsv32_tensor_free(&sc);
+	dsv32_tensor_free(&w);
+	dsv32_tensor_free(&w2);
+	dsv32_tensor_free(&idx);
+}
+
+/* silu_mul under exp=torch-cpu: F32 a follows torch's fp32 kernel (and differs from libm
+ * somewhere); BF16 a gives exactly the libm products (no bf16 silu changes, cases.bin). */
+static void test_silu_mul_rule_follows_torch_kernel(void **state)
+{
+	const int64_t rows = 7, I = 300, n = rows * I;
+	uint32_t *bits = malloc((size_t)n * sizeof *bits);
+	input_bits(0xABCD, n, bits);
+	for (int dt = 0; dt < 2; dt++) {
+		dsv32_dtype t = dt ? DSV32_BF16 : DSV32_F32;
+		dsv32_tensor a = tu_hostv(t, 2, rows, I), b = tu_hostv(t, 2, rows, I);
+		dsv32_tensor h = tu_hostv(t, 2, rows, I), hl = tu_hostv(t, 2, rows, I);
+		for (int64_t i = 0; i < n; i++) {
+			float v = dsv32_f32_from_bits(bits[i]);
+			v = isfinite(v) ? fmaxf(-60.0f, fminf(60.0f, v)) : 1.0f;
+			dsv32_act_store(a.data, t, i, v);
+			dsv32_act_store(b.data, t, i, 1.0f + 0.25f * (float)(i % 5));
+		}
+		for (int hf = 0; hf < 2; hf++) {
+			for (int64_t inner = 0; inner <= I; inner += I) {
+				dsv32_exp_opts xo = torch_opts(2, DSV32_TORCH_CAP_AVX512, inner);
+				dsv32_status (*rule)(dsv32_backend *, dsv32_tensor *, const dsv32_tensor *,
+						     const dsv32_tensor *, const dsv32_exp_opts *,
+						     dsv32_error *) =
+					hf ? dsv32_silu_mul_hf_rule : dsv32_silu_mul_ref_rule;
+				assert_int_equal(rule(*state, &h, &a, &b, &xo, NULL), DSV32_OK);
+				assert_int_equal(rule(*state, &hl, &a, &b, NULL, NULL), DSV32_OK);
+				int differ = 0;
+				for (int64_t i = 0; i < n; i++) {
+					float v = dsv32_act_load(a.data, t, i), s;
+					bool vec = dsv32_torch_cpu_is_vec(
+						i, n, inner ? inner : n, 2,
+						dsv32_torch_cpu_step(DSV32_TORCH_CAP_AVX512,
+								     hf ? t : DSV32_F32));
+					float ex = vec ? dsv32_expf_sleef_u10(-v) : expf(-v);
+					s = v / (1.0f + ex);
+					if (hf)
+						s = dsv32_act_round(t, s);
+					float want = dsv32_act_round(t, s * dsv32_act_load(b.data, t, i));
+					assert_int_equal(dsv32_f32_bits(dsv32_act_load(h.data, t, i)),
+							 dsv32_f32_bits(want));
+					differ += dsv32_act_load(h.data, t, i) !=
+						  dsv32_act_load(hl.data, t, i);
+				}
+				if (t == DSV32_F32)
+					assert_true(differ > 0);
+				else if (hf)
+					assert_int_equal(differ, 0);
+			}
+		}
+		dsv32_exp_opts xo = torch_opts(1, DSV32_TORCH_CAP_AVX2, 0);
+		dsv32_error e = {0};
+		dsv32_tensor ha = tu_hostv(dt ? DSV32_F32 : DSV32_BF16, 2, rows, I);
+		assert_int_equal(dsv32_silu_mul_hf_rule(*state, &ha, &a, &b, &xo, &e), DSV32_E_DTYPE);
+		xo.inner = 299;
+		assert_int_equal(dsv32_silu_mul_hf_rule(*state, &h, &a, &b, &xo, &e), DSV32_E_USAGE);
+		xo.inner = 0;
+		dsv32_backend fake_cuda = {0};
+		fake_cuda.device = DSV32_DEV_CUDA;
+		a.device = b.device = h.device = DSV32_DEV_CUDA;
+		assert_int_equal(dsv32_silu_mul_hf_rule(&fake_cuda, &h, &a, &b, &xo, &e),
+				 DSV32_E_UNSUPPORTED);
+		assert_non_null(strstr(e.what, "torch-cpu"));
+		a.device = b.device = h.device = DSV32_DEV_CPU;
+		dsv32_tensor_free(&a);
+		dsv32_tensor_free(&b);
+		dsv32_tensor_free(&h);
+		dsv32_tensor_free(&hl);
+		dsv32_tensor_free(&ha);
+	}
+	free(bits);
+}
+
+static void test_side_token_sets_exp_rule_and_label(void **state)
+{
+	(void)state;
+	dsv32_side_spec s;
+	dsv32_error e = {0};
+	assert_int_equal(dsv32_side_parse("hf:gemm=host:ties=torch-cpu:exp=torch-cpu", &s, &e),
+			 DSV32_OK);
+	assert_int_equal(s.opts.exp_rule, DSV32_EXP_TORCH_CPU);
+	assert_non_null(strstr(s.label, ":exp=torch-cpu"));
+	assert_int_equal(dsv32_side_parse("hf:exp=libm", &s, &e), DSV32_OK);
+	assert_int_equal(s.opts.exp_rule, DSV32_EXP_LIBM);
+	assert_null(strstr(s.label, "exp="));
+	assert_int_not_equal(dsv32_side_parse("hf:exp=sleef", &s, &e), DSV32_OK);
+	assert_non_null(strstr(e.what, "exp=libm|torch-cpu"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +588,9 @@ int main(void)
 		cmocka_unit_test(test_sleef_expf_is_within_one_ulp_of_exp),
 		cmocka_unit_test(test_vector_body_and_tail_follow_torch_loops),
 		cmocka_unit_test(test_rule_and_capability_names_round_trip),
+		cmocka_unit_test(test_router_sigmoid_is_torch_kernel_on_whole_logits),
+		cmocka_unit_test(test_silu_mul_rule_follows_torch_kernel),
+		cmocka_unit_test(test_side_token_sets_exp_rule_and_label),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, tc_setup_cpu_backend, tc_teardown_backend);
 }
