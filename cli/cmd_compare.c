@@ -378,17 +378,21 @@ static dsv32_status check_recordings(const compare_args *o, const dsv32_side_spe
 	return DSV32_OK;
 }
 
-/* A live side against a CPU recording follows torch's CPU tie order unless told otherwise
- * (dsv32_side_adopt_recording_ties); said on stderr, and in every report's Host line. */
-static void adopt_ties(const compare_args *o, dsv32_side_spec *a, dsv32_side_spec *b)
+/* A live side against a CPU recording follows torch's CPU tie order and exp unless told
+ * otherwise (dsv32_side_adopt_recording_rules); said on stderr, and in every report's Host line. */
+static void adopt_rules(const compare_args *o, dsv32_side_spec *a, dsv32_side_spec *b)
 {
 	dsv32_side_spec *live = a->kind == DSV32_SIDE_MODEL ? a : b;
 	const dsv32_side_spec *rec = a->kind == DSV32_SIDE_TAPS ? a : b;
 	if (live->kind != DSV32_SIDE_MODEL || rec->kind != DSV32_SIDE_TAPS)
 		return;
-	if (dsv32_side_adopt_recording_ties(live, rec->path) && !o->quiet)
-		fprintf(stderr, "side %c: ties=torch-cpu, as the recording (made on a CPU; name "
-			"ties=index on the side to keep CUDA's rule)\n", live == a ? 'a' : 'b');
+	unsigned changed = dsv32_side_adopt_recording_rules(live, rec->path);
+	if (changed && !o->quiet)
+		fprintf(stderr, "side %c: %s%s%s, as the recording (made on a CPU; name %s on the side "
+			"to keep our default)\n", live == a ? 'a' : 'b',
+			changed & 1u ? "ties=torch-cpu" : "", changed == 3u ? " and " : "",
+			changed & 2u ? "exp=torch-cpu" : "",
+			changed == 3u ? "ties=index / exp=libm" : changed & 1u ? "ties=index" : "exp=libm");
 }
 
 static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
@@ -410,7 +414,7 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 	bool recording = a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS;
 	if (recording) {
 		DSV32_TRY(check_recordings(o, &a, &b, err));
-		adopt_ties(o, &a, &b);
+		adopt_rules(o, &a, &b);
 	}
 	else
 		DSV32_TRY(prompt_tokens(o, &toks, err));

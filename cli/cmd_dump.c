@@ -17,6 +17,7 @@
 #include "core/fsutil.h"
 #include "core/tokens.h"
 #include "kernels/backend.h"
+#include "kernels/exp_torch.h"
 #include "ref/ref_model.h"
 
 typedef struct {
@@ -82,7 +83,7 @@ static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_
 }
 
 typedef struct {
-	const char *layout, *ckpt, *tokens, *out, *device, *profile, *gemm, *ties;
+	const char *layout, *ckpt, *tokens, *out, *device, *profile, *gemm, *ties, *exp;
 	uint64_t steps, mp, layers;
 	bool eager_dequant;
 	const char *config; /* NULL: the checkpoint's own */
@@ -121,6 +122,7 @@ static int dump_record(const dump_args *a)
 	o.eager_dequant = a->eager_dequant;
 	o.gemm_engine = strcmp(a->gemm, "host") ? DSV32_GEMM_FIXED : DSV32_GEMM_HOST;
 	o.ties = !strcmp(a->ties, "torch-cpu"); /* dsv32_tie_rule */
+	o.exp_rule = !strcmp(a->exp, "torch-cpu"); /* dsv32_exp_rule */
 	dsv32_model *m = NULL;
 	/* the ref layout's W comes from the shard names; the metadata records the one used */
 	bool leader = dsv32_cli_comm_is_leader(a->comm);
@@ -151,12 +153,21 @@ static int dump_record(const dump_args *a)
 	dsv32_cli_layers_text(lt, sizeof lt, o.layers, dsv32_cli_layer_count(ckpt, a->config));
 	dsv32_side_host host; /* the engine and host that produced these numbers */
 	dsv32_side_host_live(&host, o.gemm_engine);
-	const char *keys[10] = {"producer", "layout", "config", "world_size",
+	const char *keys[13] = {"producer", "layout", "config", "world_size",
 				DSV32_META_GEMM_ENGINE, DSV32_META_NUMERICS_KEY, DSV32_META_FINGERPRINT,
-				"ties"};
-	const char *vals[10] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws,
-				host.engine, host.numerics_key, host.line, a->ties};
-	int n_meta = 8;
+				"ties", "exp"};
+	const char *vals[13] = {"dsv32-parity dump " DSV32_VERSION, layout, cfg ? cfg : "{}", ws,
+				host.engine, host.numerics_key, host.line, a->ties, a->exp};
+	int n_meta = 9;
+	char xt[16];
+	if (o.exp_rule == DSV32_EXP_TORCH_CPU) { /* the threads and capability it assumed */
+		dsv32_exp_opts xo = dsv32_exp_opts_torch_cpu_host();
+		snprintf(xt, sizeof xt, "%d", xo.threads);
+		keys[n_meta] = "exp_threads";
+		vals[n_meta++] = xt;
+		keys[n_meta] = "exp_capability";
+		vals[n_meta++] = dsv32_torch_cap_name(xo.cap);
+	}
 	/* the weights' identity, so `compare` can check a recording against --checkpoint (and
 	 * accept it without one when it is the built-in model's) */
 	char weights_fp[65];
@@ -190,7 +201,8 @@ static int dump_record(const dump_args *a)
 int dsv32_cmd_dump(int argc, char **argv)
 {
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
-		   *profile = "bf16", *gemm = "fixed", *config = NULL, *json = NULL, *ties = "index";
+		   *profile = "bf16", *gemm = "fixed", *config = NULL, *json = NULL, *ties = "index",
+		   *exp = "libm";
 	uint64_t steps = DSV32_DEFAULT_DECODE_STEPS, mp = 1, layers = 0;
 	bool eager_dequant = false, force = false;
 	const char *comm_kind = "inproc", *comm_timeout = NULL;
@@ -212,6 +224,7 @@ int dsv32_cmd_dump(int argc, char **argv)
 		{"comm-timeout", DSV32_ARG_STRING, &comm_timeout, "S", "seconds a rank may keep a collective waiting before the job ends with an error naming it (default 60)", false},
 		{"gemm", DSV32_ARG_CHOICE, &gemm, "fixed|host", "CPU GEMM engine. fixed: same bits on every CPU (default); host: oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine", false},
 		{"ties", DSV32_ARG_CHOICE, &ties, "index|torch-cpu", "top-k tie rule of the indexer and router: index (CUDA's, default) or torch-cpu (torch.topk on a CPU, as transformers there; docs/topk-ties.md)", false},
+		{"exp", DSV32_ARG_CHOICE, &exp, "libm|torch-cpu", "exp of the router's sigmoid and the MLPs' silu (CPU): libm (default) or torch-cpu (torch's CPU kernels, OpenMP's thread count as torch's; metadata exp, exp_threads, exp_capability; docs/exp-torch.md)", false},
 	};
 	dsv32_arg_spec spec = {"dump", "--layout ref|hf --checkpoint DIR --tokens IDS --out FILE [options]",
 			       "Runs a prefill and N greedy decode steps and writes every tap as step{s}.{tap}\n"
@@ -243,7 +256,7 @@ int dsv32_cmd_dump(int argc, char **argv)
 					     rc ? NULL : &cerr); /* rank 0 printed the refusal */
 	if (rc)
 		return rc;
-	dump_args a = {layout, ckpt, tokens, out, device, profile, gemm, ties, steps, mp, layers,
+	dump_args a = {layout, ckpt, tokens, out, device, profile, gemm, ties, exp, steps, mp, layers,
 		       eager_dequant, config, json, comm};
 	rc = dump_record(&a);
 	dsv32_cli_outputs_release(&claimed);

@@ -45,6 +45,7 @@ static const char *USAGE =
 	"                        [--device cpu|cuda] [--profile bf16|fp32] [--json [FILE|-]] [--force]\n"
 	"                        [--experts grouped_mm|eager] [--eager-dequant]   (hf only)\n"
 	"                        [--layers N] [--gemm fixed|host] [--ties index|torch-cpu]\n"
+	"                        [--exp libm|torch-cpu]\n"
 	"                        [--comm inproc|mpi|nccl] [--comm-timeout S]   (ref only)\n"
 	"  Greedy generation: prefill of the prompt at start_pos 0, then one decode call per new\n"
 	"  token, stopping at eos (default: the config's eos_token_id). The last line of the output\n"
@@ -59,6 +60,9 @@ static const char *USAGE =
 	"  oneDNN/OpenBLAS as PyTorch on this CPU, to match a torch run recorded on this machine.\n"
 	"  --ties index|torch-cpu: the top-k tie rule of the indexer and the router: index (CUDA's,\n"
 	"  default) or torch-cpu (torch.topk on a CPU, as transformers runs there; docs/topk-ties.md).\n"
+	"  --exp libm|torch-cpu (CPU): the exp of the router's sigmoid and the MLPs' silu: libm\n"
+	"  (default) or torch-cpu (torch's CPU kernels: Sleef's expf_u10 in the vector body, libm in\n"
+	"  the tails, with OpenMP's thread count as torch's; docs/exp-torch.md).\n"
 	"  --json states the engine and this host's fingerprint (gemm_engine, host_numerics_key,\n"
 	"  host_fingerprint) and the generated ids; alone or with '-' it goes to stdout (then only\n"
 	"  the JSON is there), with FILE to that file (stdout keeps the ids line; --force replaces\n"
@@ -335,7 +339,8 @@ static int claim_json(dsv32_cli_outputs *c, const char *json, const char *ckpt,
 
 static const char *const RUN_OPTS[] = {"help", "json", "force", "eager-dequant", "layout", "checkpoint",
 				       "config", "mp", "tokens", "max-new-tokens", "eos", "layers",
-				       "gemm", "device", "experts", "profile", "comm", "comm-timeout", "ties"};
+				       "gemm", "device", "experts", "profile", "comm", "comm-timeout", "ties",
+				       "exp"};
 #define N_RUN_OPTS ((int)(sizeof RUN_OPTS / sizeof RUN_OPTS[0]))
 
 int dsv32_cmd_run(int argc, char **argv)
@@ -402,6 +407,12 @@ int dsv32_cmd_run(int argc, char **argv)
 			else
 				return dsv32_cli_usage_error("run", "--ties %s: expected index (CUDA's rule) "
 							     "or torch-cpu (torch.topk on a CPU)", v);
+		} else if (!strcmp(a, "--exp")) {
+			if (!strcmp(v, "libm") || !strcmp(v, "torch-cpu"))
+				o.exp_rule = v[0] == 't'; /* dsv32_exp_rule: 1 = torch-cpu */
+			else
+				return dsv32_cli_usage_error("run", "--exp %s: expected libm (expf) or "
+							     "torch-cpu (torch's CPU kernels)", v);
 		} else if (!strcmp(a, "--gemm")) {
 			if (!strcmp(v, "fixed"))
 				o.gemm_engine = DSV32_GEMM_FIXED;

@@ -254,11 +254,17 @@ void dsv32_prov_add_side_host(dsv32_cmp_result *r, int side, const dsv32_side_sp
 		dsv32_recording_ties(s->path, h->ties, sizeof h->ties);
 		snprintf(h->ties_from, sizeof h->ties_from, "%s",
 			 named ? "metadata" : h->ties[0] ? "device" : "");
+		if (dsv32_recording_meta(s->path, "exp", h->exp, sizeof h->exp) && h->exp[0])
+			snprintf(h->exp_from, sizeof h->exp_from, "metadata");
+		else
+			h->exp[0] = '\0';
 		return;
 	}
 	dsv32_side_host_live(h, s->opts.gemm_engine);
 	snprintf(h->ties, sizeof h->ties, "%s", s->opts.ties == 1 ? "torch-cpu" : "index");
 	snprintf(h->ties_from, sizeof h->ties_from, "%s", s->ties_from);
+	snprintf(h->exp, sizeof h->exp, "%s", s->opts.exp_rule == 1 ? "torch-cpu" : "libm");
+	snprintf(h->exp_from, sizeof h->exp_from, "%s", s->exp_from);
 }
 
 /* ---- is a comparison meaningful? ---- */

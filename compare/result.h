@@ -92,6 +92,9 @@ typedef struct {
 				 * does not say) */
 	char ties_from[32];     /* live: "default" | "side option" | "recording" (adopted from the
 				 * other side, a recording); recording: "metadata" | "device" */
+	char exp[16];           /* exp rule of sigmoid and silu: "libm" | "torch-cpu" | "" (a
+				 * recording that does not say) */
+	char exp_from[32];      /* as ties_from ("metadata" for a recording) */
 } dsv32_side_host;
 
 /* Where one side's time went (issue 19): its open, and its forwards (every pass; step 0 is the

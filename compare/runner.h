@@ -43,16 +43,18 @@ typedef struct {
 	char label[128];       /* canonical text, e.g. "ref:cpu:bf16:mp=1" */
 	dsv32_plant plant;     /* the plant=L token (test-only); opts.plant points here when set */
 	char ties_from[32];    /* why opts.ties is what it is: "default", "side option" or
-				* "recording" (dsv32_side_adopt_recording_ties) */
+				* "recording" (dsv32_side_adopt_recording_rules) */
+	char exp_from[32];     /* the same for opts.exp_rule */
 } dsv32_side_spec;
 
 dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err);
 
-/* A live CPU side compared against a recording follows the recording's top-k tie rule unless
- * its text names ties= (issue 17; docs/topk-ties.md "Using it"): the recording's "ties"
- * metadata, else torch-cpu for a recording made on a CPU ("device" cpu), where torch.topk
- * breaks ties its own way. Relabels the side and returns true when it changed the rule. */
-bool dsv32_side_adopt_recording_ties(dsv32_side_spec *live, const char *recording);
+/* A live CPU side compared against a recording follows the recording's CPU rules unless its
+ * text names them (issue 17; docs/topk-ties.md "Using it", docs/exp-torch.md): the top-k tie
+ * rule (the recording's "ties" metadata, else torch-cpu for a recording made on a CPU, "device"
+ * cpu, where torch.topk breaks ties its own way) and the exp rule ("exp" torch-cpu). Relabels
+ * the side; returns a mask of what it changed: bit 0 ties, bit 1 exp. */
+unsigned dsv32_side_adopt_recording_rules(dsv32_side_spec *live, const char *recording);
 
 /* The tie rule a recording states: its "ties" metadata, else "torch-cpu" when its "device" is
  * cpu, else "" (unknown: e.g. a recording that predates the key). */

@@ -71,6 +71,9 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	} else if (!strcmp(tok, "ties=index") || !strcmp(tok, "ties=torch-cpu")) {
 		o->ties = tok[5] == 't'; /* dsv32_tie_rule: 1 = torch-cpu */
 		snprintf(s->ties_from, sizeof s->ties_from, "side option");
+	} else if (!strcmp(tok, "exp=libm") || !strcmp(tok, "exp=torch-cpu")) {
+		o->exp_rule = tok[4] == 't'; /* dsv32_exp_rule: 1 = torch-cpu */
+		snprintf(s->exp_from, sizeof s->exp_from, "side option");
 	} else if (!strcmp(tok, "experts=eager")) o->experts = DSV32_EXPERTS_EAGER;
 	else if (!strcmp(tok, "experts=grouped_mm")) o->experts = DSV32_EXPERTS_GROUPED_MM;
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
@@ -87,7 +90,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, mp=W, comm=inproc, "
-				  "gemm=fixed|host, ties=index|torch-cpu, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, knob=NAME, plant=L)",
+				  "gemm=fixed|host, ties=index|torch-cpu, exp=libm|torch-cpu, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, knob=NAME, plant=L)",
 				  text, tok);
 	return DSV32_OK;
 }
@@ -135,6 +138,7 @@ static void make_label(dsv32_side_spec *s)
 	label_add(s, !ref && o->experts == DSV32_EXPERTS_EAGER, "experts=eager");
 	label_add(s, o->gemm_engine == DSV32_GEMM_HOST, "gemm=host");
 	label_add(s, o->ties == 1, "ties=torch-cpu");
+	label_add(s, o->exp_rule == 1, "exp=torch-cpu");
 	label_add(s, o->no_fp8_indexer, "no-fp8-indexer");
 	label_add(s, o->no_fp8_kv, "no-fp8-kv");
 	label_add(s, o->force_yarn, "force-yarn");
@@ -149,6 +153,7 @@ dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_erro
 	memset(out, 0, sizeof *out);
 	dsv32_model_opts_default(&out->opts);
 	snprintf(out->ties_from, sizeof out->ties_from, "default");
+	snprintf(out->exp_from, sizeof out->exp_from, "default");
 	if (!strncmp(text, "taps:", 5)) {
 		if (!text[5] || strlen(text + 5) >= sizeof out->path)
 			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': taps:FILE needs a file", text);
@@ -191,17 +196,26 @@ void dsv32_recording_ties(const char *recording, char *out, size_t len)
 		snprintf(out, len, "torch-cpu");
 }
 
-bool dsv32_side_adopt_recording_ties(dsv32_side_spec *live, const char *recording)
+unsigned dsv32_side_adopt_recording_rules(dsv32_side_spec *live, const char *recording)
 {
-	if (live->kind != DSV32_SIDE_MODEL || strcmp(live->ties_from, "default") != 0 ||
-	    live->opts.device != DSV32_DEV_CPU) /* torch-cpu is a CPU rule; CUDA breaks by index */
-		return false;
+	/* both are CPU rules: torch on CUDA breaks ties by index and has its own exp */
+	if (live->kind != DSV32_SIDE_MODEL || live->opts.device != DSV32_DEV_CPU)
+		return 0;
+	unsigned changed = 0;
 	char rule[16];
 	dsv32_recording_ties(recording, rule, sizeof rule);
-	if (strcmp(rule, "torch-cpu") != 0)
-		return false;
-	live->opts.ties = 1; /* dsv32_tie_rule: torch-cpu */
-	snprintf(live->ties_from, sizeof live->ties_from, "recording");
-	make_label(live);
-	return true;
+	if (!strcmp(live->ties_from, "default") && !strcmp(rule, "torch-cpu")) {
+		live->opts.ties = 1; /* dsv32_tie_rule: torch-cpu */
+		snprintf(live->ties_from, sizeof live->ties_from, "recording");
+		changed |= 1u;
+	}
+	if (!strcmp(live->exp_from, "default") &&
+	    dsv32_recording_meta(recording, "exp", rule, sizeof rule) && !strcmp(rule, "torch-cpu")) {
+		live->opts.exp_rule = 1; /* dsv32_exp_rule: torch-cpu */
+		snprintf(live->exp_from, sizeof live->exp_from, "recording");
+		changed |= 2u;
+	}
+	if (changed)
+		make_label(live);
+	return changed;
 }

@@ -82,6 +82,11 @@ typedef struct {
 	int ties;                    /* top-k tie rule of the indexer and the router: 0 index (CUDA's,
 				      * default), 1 torch-cpu (torch.topk on a CPU, as transformers
 				      * runs there); dsv32_tie_rule of kernels/topk_torch.h, CPU only */
+	int exp_rule;                /* exp of the router's sigmoid and the MLPs' silu: 0 libm
+				      * (default), 1 torch-cpu (torch's CPU kernels: Sleef's expf_u10
+				      * in the vector body, libm in the tails, with this process's
+				      * OpenMP thread count as torch's threads and this CPU's
+				      * capability); dsv32_exp_rule of kernels/exp_torch.h, CPU only */
 	uint32_t knobs;              /* ref: bit DSV32_KNOB_* of core/knobs.h = take over that numerics
 				      * difference of the hf layout (`dsv32-parity attribute`) */
 	bool eager_dequant;          /* hf, CPU: dequantize fp8 matrices to the activation dtype at

@@ -114,7 +114,8 @@ dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tens
 dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *x,
 			const dsv32_tensor *q_lat, dsv32_tensor *topk, dsv32_error *err); /* indexer.c */
 dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_mat *down,
-		    const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err); /* mlp.c */
+		    bool routed, const dsv32_tensor *x, dsv32_tensor *out,
+		    dsv32_error *err);                                          /* mlp.c */
 dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *out,
 		    dsv32_error *err);                                          /* moe.c */
 

@@ -1,11 +1,14 @@
 /* mlp.c: DeepseekV32MLP (docs/spec/hf_layout.md §5): down(silu(gate(x)) * up(x)) with HF's two
  * roundings in the gated product (dsv32_silu_mul_hf). Used for the dense layers and the shared
- * expert. x [..., dim] -> out [..., dim]. */
+ * expert, and (routed) for DeepseekV32Experts, whose silu input is gate_up.chunk(2, -1)[0]:
+ * rows of I, which decides torch's vector/tail split under exp=torch-cpu (kernels/silu.h).
+ * x [..., dim] -> out [..., dim]. */
 #include "hf_layout/hf_internal.h"
 #include "kernels/silu.h"
+#include "layout_common/route.h"
 
 dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_mat *down,
-		    const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err)
+		    bool routed, const dsv32_tensor *x, dsv32_tensor *out, dsv32_error *err)
 {
 	int64_t rows = dsv32_tensor_numel(x) / x->shape[x->ndim - 1], I = gate->w.shape[0];
 	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(rows, x->shape[x->ndim - 1]));
@@ -17,7 +20,9 @@ dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_
 	LC_POOL(u, m->act, 2, rows, I);
 	LC_CK(hf_linear(m, g, &x2, gate, err));
 	LC_CK(hf_linear(m, u, &x2, up, err));
-	LC_CK(dsv32_silu_mul_hf(m->be, g, g, u, err));
+	dsv32_exp_opts xb;
+	LC_CK(dsv32_silu_mul_hf_rule(m->be, g, g, u, lc_exp_opts(&m->base, routed ? I : 0, &xb),
+				     err));
 	LC_CK(hf_linear(m, &o2, g, down, err));
 out:
 	lc_pool_free(&p);

@@ -121,7 +121,8 @@ static dsv32_status layer_step(hf_model *m, int li, const hf_fwd *f, dsv32_tenso
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_RESIDUAL, li, h, err));
 	LC_CK(dsv32_rmsnorm_hf(m->be, x, h, &w->post_ln, c->rms_norm_eps, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_NORM, li, x, err));
-	LC_CK(w->moe ? hf_moe(m, li, x, a, err) : hf_mlp(m, &w->gate, &w->up, &w->down, x, a, err));
+	LC_CK(w->moe ? hf_moe(m, li, x, a, err)
+		     : hf_mlp(m, &w->gate, &w->up, &w->down, false, x, a, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_OUT, li, a, err));
 	LC_CK(dsv32_add(m->be, h, h, a, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, li, h, err));

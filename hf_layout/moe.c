@@ -55,7 +55,7 @@ static dsv32_status run_expert(hf_model *m, hf_layer_w *w, int64_t e, const dsv3
 	LC_CK(dsv32_backend_upload(m->be, ids->data, tok, sizeof(int64_t) * (size_t)n, err));
 	LC_POOL(xs, m->act, 2, n, D);
 	LC_CK(dsv32_embedding(m->be, xs, x2, ids, err)); /* hidden_states[token_idx]: a row gather */
-	LC_CK(hf_mlp(m, &w->e_gate[e], &w->e_up[e], &w->e_down[e], xs, y, err));
+	LC_CK(hf_mlp(m, &w->e_gate[e], &w->e_up[e], &w->e_down[e], true, xs, y, err));
 out:
 	lc_pool_free(&p);
 	return rc;
@@ -183,7 +183,7 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 		LC_CK(dsv32_moe_combine_hf_grouped(m->be, acc, slots, src, wts, K, err));
 	}
 	LC_POOL(sh, m->act, 2, N, D);
-	LC_CK(hf_mlp(m, &w->gate, &w->up, &w->down, &x2, sh, err));
+	LC_CK(hf_mlp(m, &w->gate, &w->up, &w->down, false, &x2, sh, err));
 	dsv32_tensor o2 = lc_view(out, 0, 2, LC_SHAPE(N, D));
 	LC_CK(dsv32_add(m->be, &o2, acc, sh, err)); /* + shared_experts(x), one add */
 out:

@@ -58,6 +58,27 @@ static dsv32_status check_params(const dsv32_router_params *p, int E, bool has_b
 	return DSV32_OK;
 }
 
+/* The exp rule (router.h "exp rule"): libm anywhere; torch-cpu on the CPU with sigmoid. */
+static dsv32_status check_exp(const dsv32_backend *be, const dsv32_router_params *p,
+			      dsv32_error *err)
+{
+	const dsv32_exp_opts *x = &p->exp;
+	if ((unsigned)x->rule >= DSV32_EXP_RULE_COUNT)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: exp rule %d", (int)x->rule);
+	if (x->rule == DSV32_EXP_LIBM)
+		return DSV32_OK;
+	if (be->device != DSV32_DEV_CPU)
+		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "router: exp=torch-cpu runs on the CPU "
+				  "only (torch on CUDA uses CUDA's expf: exp=libm)");
+	if (p->score_func != DSV32_SCORE_SIGMOID)
+		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "router: exp=torch-cpu reproduces "
+				  "torch's sigmoid only, not %s", dsv32_score_func_name(p->score_func));
+	if (x->threads < 1 || (unsigned)x->cap >= DSV32_TORCH_CAP_COUNT)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: exp=torch-cpu with %d threads, "
+				  "capability %d", x->threads, (int)x->cap);
+	return DSV32_OK;
+}
+
 /* The checks every entry shares: logits F32 [T, E], params, bias; *E_out = E. */
 static dsv32_status check_inputs(dsv32_backend *be, const dsv32_tensor *logits,
 				 const dsv32_tensor *bias, const dsv32_router_params *p,
@@ -79,6 +100,7 @@ static dsv32_status check_inputs(dsv32_backend *be, const dsv32_tensor *logits,
 				  dsv32_shape_str(a, sizeof a, bias->ndim, bias->shape), E);
 	if (logits->device != be->device || (bias && bias->device != be->device))
 		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
+	DSV32_TRY(check_exp(be, p, err));
 	*E_out = E;
 	return DSV32_OK;
 }

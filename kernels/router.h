@@ -43,6 +43,13 @@
  *   the selection scores b of step 2 after step 3's group masking (-inf in dropped groups):
  *   scores_out F32 [T, E], what step 4 takes its top-k of (the "moe.scores" tap,
  *   docs/spec/taps.md). Same operations as dsv32_router, so the same bits.
+ * exp rule: p->exp (kernels/exp_torch.h; CPU only, DSV32_E_UNSUPPORTED on CUDA): torch-cpu
+ *         computes step 1's SIGMOID as torch's CPU sigmoid kernel on the whole contiguous
+ *         [T, E] logits tensor (HF's `router_logits.sigmoid()`, and the reference Gate's
+ *         `scores.sigmoid()`): s = 1 / (1 + e), e = Sleef's expf_u10(0 − x) in the vector body
+ *         and expf(−x) in the scalar tail, chosen by the element's position in the tensor
+ *         (p->exp.threads, p->exp.cap; dsv32_sigmoid_torch_cpu). Every other step as above.
+ *         SOFTMAX is not offered with torch-cpu (DSV32_E_UNSUPPORTED).
  * Exact:  given the same expf, the result is fully determined. expf is glibc's on CPU and CUDA's
  *         expf (<= 2 ulp) on the device, so CPU and CUDA weights may differ in the last bits of
  *         s (and then in a selection only at an exact near-tie). PyTorch uses Sleef (CPU) / CUDA
@@ -55,6 +62,7 @@
 #define DSV32_ROUTER_H
 
 #include "core/config.h" /* dsv32_score_func */
+#include "kernels/exp_torch.h"
 #include "kernels/topk.h"
 
 typedef enum {
@@ -74,6 +82,7 @@ typedef struct {
 	bool torch_cpu_ties;   /* CPU only: the group and expert selections as torch.topk(
 				* sorted=False) on a CPU (kernels/topk_torch.h), slots in its order,
 				* as HF's router runs on a CPU; false: the index rule above */
+	dsv32_exp_opts exp;    /* step 1's exp (above "exp rule"); zero = libm, the math above */
 } dsv32_router_params;
 
 const char *dsv32_score_func_name(dsv32_score_func f);
@@ -86,6 +95,14 @@ dsv32_router_params dsv32_router_params_of(const dsv32_config *c, dsv32_router_m
 DSV32_HD static inline float dsv32_router_sigmoid(float x)
 {
 	return 1.0f / (1.0f + expf(-x));
+}
+
+/* Step 2 of one token: b = orig + bias (bias NULL: b = orig). */
+DSV32_HD static inline void dsv32_router_row_bias(float *b, const float *orig, const float *bias,
+						  int E)
+{
+	for (int j = 0; j < E; j++)
+		b[j] = bias ? orig[j] + bias[j] : orig[j];
 }
 
 /* Steps 1-2 of one token: orig = score(logits), b = orig + bias. */
@@ -107,8 +124,7 @@ DSV32_HD static inline void dsv32_router_row_probs(float *orig, float *b, const 
 		for (int j = 0; j < E; j++)
 			orig[j] = dsv32_router_sigmoid(logits[j]);
 	}
-	for (int j = 0; j < E; j++)
-		b[j] = bias ? orig[j] + bias[j] : orig[j];
+	dsv32_router_row_bias(b, orig, bias, E);
 }
 
 /* Step 3's group scores of one token: g[q] = the top-2 sum (or the max) of group q of b. */
@@ -191,15 +207,14 @@ DSV32_HD static inline bool dsv32_router_row_mix(float *w_out, const int64_t *id
 	return true;
 }
 
-/* One token, shared by the CPU and CUDA bodies. scratch: 2*E + n_groups floats. */
-DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, const float *logits,
-					     const float *bias, int E, const dsv32_router_params *p,
-					     float *scratch)
+/* Steps 3-7 of one token from its orig and b (steps 1-2): group mask (g: n_groups floats),
+ * top-k by selection, mix. */
+DSV32_HD static inline void dsv32_router_row_select(float *w_out, int64_t *idx_out,
+						    const float *orig, float *b, float *g, int E,
+						    bool has_bias, const dsv32_router_params *p)
 {
-	float *orig = scratch, *b = scratch + E, *g = scratch + 2 * E;
 	int k = p->topk;
-	dsv32_router_row_probs(orig, b, logits, bias, E, p);
-	dsv32_router_row_group_mask(b, g, E, bias != NULL, p);
+	dsv32_router_row_group_mask(b, g, E, has_bias, p);
 	/* top-k by selection: k is small (<= E), O(k·E) */
 	for (int s = 0; s < k; s++) {
 		int best = -1;
@@ -222,6 +237,16 @@ DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, con
 		idx_out[s] = best;
 	}
 	dsv32_router_row_mix(w_out, idx_out, orig, E, p);
+}
+
+/* One token, shared by the CPU and CUDA bodies. scratch: 2*E + n_groups floats. */
+DSV32_HD static inline void dsv32_router_row(float *w_out, int64_t *idx_out, const float *logits,
+					     const float *bias, int E, const dsv32_router_params *p,
+					     float *scratch)
+{
+	float *orig = scratch, *b = scratch + E, *g = scratch + 2 * E;
+	dsv32_router_row_probs(orig, b, logits, bias, E, p);
+	dsv32_router_row_select(w_out, idx_out, orig, b, g, E, bias != NULL, p);
 }
 
 dsv32_status dsv32_router(dsv32_backend *be, dsv32_tensor *weights_out, dsv32_tensor *idx_out,

@@ -3,6 +3,7 @@
 #include "kernels/router_impl.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/topk_torch.h"
 
@@ -31,6 +32,34 @@ static void torch_scratch_free(torch_scratch *s)
 	free(s->tk);
 }
 
+/* exp=torch-cpu: step 1's sigmoid of all T·E logits as torch's CPU kernel on the whole tensor
+ * (router.h "exp rule"), into *sig (malloc'd; NULL under the libm rule). */
+static dsv32_status torch_sigmoid(float **sig, const float *logits, int64_t T, int E,
+				  const dsv32_router_params *p, dsv32_error *err)
+{
+	*sig = NULL;
+	if (p->exp.rule != DSV32_EXP_TORCH_CPU)
+		return DSV32_OK;
+	*sig = malloc((size_t)(T * E) * sizeof **sig);
+	if (!*sig)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "router: %lld floats for exp=torch-cpu",
+				  (long long)(T * E));
+	dsv32_sigmoid_torch_cpu(*sig, logits, T * E, T * E, p->exp.threads, p->exp.cap);
+	return DSV32_OK;
+}
+
+/* Steps 1-2 of token t: from sig (exp=torch-cpu) when given, else dsv32_router_row_probs. */
+static void row_probs(float *orig, float *b, const float *logits, const float *sig, int64_t t,
+		      const float *bias, int E, const dsv32_router_params *p)
+{
+	if (!sig) {
+		dsv32_router_row_probs(orig, b, logits + t * (int64_t)E, bias, E, p);
+		return;
+	}
+	memcpy(orig, sig + t * (int64_t)E, (size_t)E * sizeof *orig);
+	dsv32_router_row_bias(b, orig, bias, E);
+}
+
 /* Step 3 as HF's router on a CPU: the groups torch.topk(group_scores, topk_group,
  * sorted=False) keeps; every b outside them becomes -inf. */
 static void torch_group_mask(float *b, const torch_scratch *s, int E, bool has_bias,
@@ -54,7 +83,7 @@ static void torch_group_mask(float *b, const torch_scratch *s, int E, bool has_b
 /* dsv32_router with the torch-cpu tie rule: the experts as torch.topk(b, topk, sorted=False)
  * on a CPU, in its slot order, and the weights mixed in that order (router.h steps 5-7). */
 static dsv32_status router_torch_cpu(float *w, void *idx, dsv32_dtype idx_t, const float *logits,
-				     const float *bias, int64_t T, int E,
+				     const float *sig, const float *bias, int64_t T, int E,
 				     const dsv32_router_params *p, dsv32_error *err)
 {
 	int failed = 0;
@@ -69,7 +98,7 @@ static dsv32_status router_torch_cpu(float *w, void *idx, dsv32_dtype idx_t, con
 		for (int64_t t = 0; t < T; t++) {
 			if (!ok)
 				continue;
-			dsv32_router_row_probs(s.orig, s.b, logits + t * (int64_t)E, bias, E, p);
+			row_probs(s.orig, s.b, logits, sig, t, bias, E, p);
 			torch_group_mask(s.b, &s, E, bias != NULL, p);
 			dsv32_topk_torch_cpu_row(s.b, E, k, false, ib, NULL, s.tk);
 			dsv32_router_row_mix(w + t * k, ib, s.orig, E, p);
@@ -92,8 +121,13 @@ dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const floa
 			      const float *bias, int64_t T, int E, const dsv32_router_params *p,
 			      dsv32_error *err)
 {
-	if (p->torch_cpu_ties)
-		return router_torch_cpu(w, idx, idx_t, logits, bias, T, E, p, err);
+	float *sig;
+	DSV32_TRY(torch_sigmoid(&sig, logits, T, E, p, err));
+	if (p->torch_cpu_ties) {
+		dsv32_status rc = router_torch_cpu(w, idx, idx_t, logits, sig, bias, T, E, p, err);
+		free(sig);
+		return rc;
+	}
 	int failed = 0;
 	const int k = p->topk;
 #pragma omp parallel reduction(|| : failed)
@@ -106,7 +140,9 @@ dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const floa
 		for (int64_t t = 0; t < T; t++) {
 			if (!scratch || !ib)
 				continue;
-			dsv32_router_row(w + t * k, ib, logits + t * (int64_t)E, bias, E, p, scratch);
+			row_probs(scratch, scratch + E, logits, sig, t, bias, E, p);
+			dsv32_router_row_select(w + t * k, ib, scratch, scratch + E, scratch + 2 * E, E,
+						bias != NULL, p);
 			for (int j = 0; j < k; j++) {
 				if (idx_t == DSV32_I64)
 					((int64_t *)idx)[t * k + j] = ib[j];
@@ -117,6 +153,7 @@ dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const floa
 		free(scratch);
 		free(ib);
 	}
+	free(sig);
 	if (failed)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "router: allocating scratch for E = %d", E);
 	return DSV32_OK;
@@ -129,6 +166,8 @@ dsv32_status dsv32_router_weights_at_cpu(float *w, const int64_t *idx, const flo
 	int failed = 0;
 	int64_t bad = -1;
 	const int k = p->topk;
+	float *sig;
+	DSV32_TRY(torch_sigmoid(&sig, logits, T, E, p, err));
 #pragma omp parallel reduction(|| : failed)
 	{
 		float *scratch = malloc((size_t)(2 * E) * sizeof *scratch);
@@ -138,7 +177,7 @@ dsv32_status dsv32_router_weights_at_cpu(float *w, const int64_t *idx, const flo
 		for (int64_t t = 0; t < T; t++) {
 			if (!scratch)
 				continue;
-			dsv32_router_row_probs(scratch, scratch + E, logits + t * (int64_t)E, bias, E, p);
+			row_probs(scratch, scratch + E, logits, sig, t, bias, E, p);
 			if (!dsv32_router_row_mix(w + t * k, idx + t * k, scratch, E, p)) {
 #pragma omp critical(router_bad)
 				bad = bad < 0 || t < bad ? t : bad;
@@ -146,6 +185,7 @@ dsv32_status dsv32_router_weights_at_cpu(float *w, const int64_t *idx, const flo
 		}
 		free(scratch);
 	}
+	free(sig);
 	if (failed)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "router_weights_at: allocating scratch for E = %d",
 				  E);
@@ -160,6 +200,8 @@ dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const f
 				     dsv32_error *err)
 {
 	int failed = 0;
+	float *sig;
+	DSV32_TRY(torch_sigmoid(&sig, logits, T, E, p, err));
 #pragma omp parallel reduction(|| : failed)
 	{
 		torch_scratch s;
@@ -170,7 +212,7 @@ dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const f
 			if (!ok)
 				continue;
 			float *b = scores + t * (int64_t)E;
-			dsv32_router_row_probs(s.orig, b, logits + t * (int64_t)E, bias, E, p);
+			row_probs(s.orig, b, logits, sig, t, bias, E, p);
 			if (p->torch_cpu_ties) /* the groups the selection keeps under that rule */
 				torch_group_mask(b, &s, E, bias != NULL, p);
 			else
@@ -178,6 +220,7 @@ dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const f
 		}
 		torch_scratch_free(&s);
 	}
+	free(sig);
 	if (failed)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "router_scores: allocating scratch for E = %d", E);
 	return DSV32_OK;

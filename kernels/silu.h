@@ -22,12 +22,29 @@
  * NaN:    a NaN output is NaN at the same position; its sign and payload are unspecified (not
  *         part of the contract, docs/numerics.md "NaN"; the CPU AVX2 and scalar paths and the
  *         CUDA body may return different NaNs). Every non-NaN output is as stated above.
+ *
+ * dsv32_silu_mul_ref_rule / dsv32_silu_mul_hf_rule(be, h, a, b, xo, err)
+ *   the same products with silu's exp by rule xo (kernels/exp_torch.h; NULL or libm: exactly
+ *   the functions above). torch-cpu (CPU only; DSV32_E_UNSUPPORTED on CUDA, where torch uses
+ *   CUDA's expf) computes silu as torch's CPU kernel on the tensor upstream passes it
+ *   (dsv32_silu_torch_cpu: Sleef's expf_u10 in the vector body, expf in the scalar tail, by
+ *   position, thread chunk and row xo->inner):
+ *     ref: upstream's F.silu(w1(x).float()): the fp32 kernel on f32(a), contiguous (inner 0);
+ *          s unrounded, h = round_h(s · f32 b).
+ *     hf:  F.silu(gate) in a's dtype (the layouts' act dtype: a, h same dtype, else
+ *          DSV32_E_DTYPE): s = round_a(silu); h = round_h(s · f32 b). The routed experts'
+ *          gate is gate_up.chunk(2, -1)[0]: inner = I.
+ *   For BF16 a the hf rule changes nothing: of the 65536 bf16 inputs, 122 fp32 silu values
+ *   differ between Sleef's and glibc's exp and none rounds to a different bf16
+ *   (fixtures/exp_torch/, checked exhaustively). It matters for F32 activations and ref.
+ *   Extra errors: DSV32_E_USAGE (threads < 1, inner not dividing n), DSV32_E_NOMEM.
  * Errors: DSV32_E_SHAPE, DSV32_E_DTYPE, DSV32_E_USAGE, DSV32_E_UNSUPPORTED.
  */
 #ifndef DSV32_SILU_H
 #define DSV32_SILU_H
 
 #include "kernels/elementwise.h"
+#include "kernels/exp_torch.h"
 
 DSV32_HD static inline float dsv32_silu_elem(float x)
 {
@@ -38,5 +55,11 @@ dsv32_status dsv32_silu_mul_ref(dsv32_backend *be, dsv32_tensor *h, const dsv32_
 				const dsv32_tensor *b, dsv32_error *err);
 dsv32_status dsv32_silu_mul_hf(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *a,
 			       const dsv32_tensor *b, dsv32_error *err);
+dsv32_status dsv32_silu_mul_ref_rule(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *a,
+				     const dsv32_tensor *b, const dsv32_exp_opts *xo,
+				     dsv32_error *err);
+dsv32_status dsv32_silu_mul_hf_rule(dsv32_backend *be, dsv32_tensor *h, const dsv32_tensor *a,
+				    const dsv32_tensor *b, const dsv32_exp_opts *xo,
+				    dsv32_error *err);
 
 #endif

@@ -12,6 +12,8 @@
 #include "kernels/elementwise_cpu_avx2.h"
 #include "kernels/expf_avx2.h"
 
+#include <stdlib.h>
+
 #define SILU_BLOCK 256 /* elements per block: the expf buffer stays on the stack */
 
 #ifdef DSV32_CPU_AVX2
@@ -72,4 +74,32 @@ void dsv32_silu_mul_cpu(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at, 
 	}
 #endif
 	dsv32_silu_mul_cpu_portable(h, ht, a, at, b, bt, n, hf);
+}
+
+/* exp=torch-cpu: s = torch's silu kernel on the tensor upstream passes it (silu.h "_rule"),
+ * then the product as above; one fp32 buffer of n. */
+dsv32_status dsv32_silu_mul_cpu_torch(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at,
+				      const void *b, dsv32_dtype bt, int64_t n, bool hf,
+				      const dsv32_exp_opts *xo, dsv32_error *err)
+{
+	float *s = malloc((size_t)n * sizeof *s);
+	if (!s)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "silu_mul: %lld floats for exp=torch-cpu",
+				  (long long)n);
+	int64_t inner = xo->inner > 0 ? xo->inner : n;
+	if (hf) { /* F.silu(gate) in gate's dtype: the kernel of a's dtype, rounded to it */
+		dsv32_silu_torch_cpu(s, DSV32_F32, a, at, n, inner, xo->threads, xo->cap);
+	} else { /* F.silu(w1(x).float()): the fp32 kernel on the widened copy */
+#pragma omp parallel for schedule(static)
+		for (int64_t i = 0; i < n; i++)
+			s[i] = dsv32_act_load(a, at, i);
+		dsv32_silu_torch_cpu(s, DSV32_F32, s, DSV32_F32, n, inner, xo->threads, xo->cap);
+	}
+#pragma omp parallel for schedule(static)
+	for (int64_t i = 0; i < n; i++) {
+		float si = hf ? dsv32_act_round(at, s[i]) : s[i];
+		dsv32_act_store(h, ht, i, dsv32_fmul_rn(si, dsv32_act_load(b, bt, i)));
+	}
+	free(s);
+	return DSV32_OK;
 }

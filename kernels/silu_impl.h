@@ -11,6 +11,10 @@
 
 void dsv32_silu_mul_cpu(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at, const void *b,
 			dsv32_dtype bt, int64_t n, bool hf);
+/* exp=torch-cpu (silu.h "_rule"): xo checked, CPU. */
+dsv32_status dsv32_silu_mul_cpu_torch(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at,
+				      const void *b, dsv32_dtype bt, int64_t n, bool hf,
+				      const dsv32_exp_opts *xo, dsv32_error *err);
 dsv32_status dsv32_silu_mul_cuda(dsv32_backend *be, void *h, dsv32_dtype ht, const void *a,
 				 dsv32_dtype at, const void *b, dsv32_dtype bt, int64_t n, bool hf,
 				 dsv32_error *err);

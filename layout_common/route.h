@@ -4,16 +4,33 @@
 #define DSV32_LC_ROUTE_H
 
 #include "core/model.h"
+#include "kernels/exp_torch.h"
 #include "kernels/router.h"
 #include "kernels/topk_torch.h"
 
 /* dsv32_router_params_of(mode) with the model's tie rule (dsv32_model_opts.ties): torch-cpu
- * picks groups and experts as torch.topk(sorted=False) on a CPU (docs/topk-ties.md). */
+ * picks groups and experts as torch.topk(sorted=False) on a CPU (docs/topk-ties.md); and its
+ * exp rule (dsv32_model_opts.exp_rule): torch-cpu computes the sigmoid as torch's CPU kernel
+ * (kernels/exp_torch.h, this host's threads and capability). */
 static inline dsv32_router_params lc_router_params(const dsv32_model *m, dsv32_router_mode mode)
 {
 	dsv32_router_params rp = dsv32_router_params_of(&m->cfg, mode);
 	rp.torch_cpu_ties = m->opts.ties == DSV32_TIES_TORCH_CPU;
+	if (m->opts.exp_rule == DSV32_EXP_TORCH_CPU) /* the whole [T, E] sigmoid as torch's */
+		rp.exp = dsv32_exp_opts_torch_cpu_host();
 	return rp;
+}
+
+/* The exp options of a silu whose upstream input is contiguous (inner 0) or rows of `inner`
+ * (HF's routed experts: gate_up.chunk(2, -1)[0]): NULL under the libm rule. */
+static inline const dsv32_exp_opts *lc_exp_opts(const dsv32_model *m, int64_t inner,
+						dsv32_exp_opts *buf)
+{
+	if (m->opts.exp_rule != DSV32_EXP_TORCH_CPU)
+		return NULL;
+	*buf = dsv32_exp_opts_torch_cpu_host();
+	buf->inner = inner;
+	return buf;
 }
 
 #endif

@@ -3,6 +3,7 @@
  * the body shared by the routed and shared experts. */
 #include "core/knobs.h"
 #include "kernels/silu.h"
+#include "layout_common/route.h"
 #include "ref/ref_internal.h"
 
 dsv32_status ref_mlp_apply(ref_model *m, const ref_lin *w1, const ref_lin *w3, const ref_lin *w2,
@@ -18,10 +19,12 @@ dsv32_status ref_mlp_apply(ref_model *m, const ref_lin *w1, const ref_lin *w3, c
 	dsv32_tensor o2 = lc_view(out, 0, 2, LC_SHAPE(rows, out->shape[out->ndim - 1]));
 	LC_CK(ref_linear(m, a, &x2, w1, err));
 	LC_CK(ref_linear(m, b, &x2, w3, err));
+	dsv32_exp_opts xb; /* exp=torch-cpu: the expert's input x[idx] is contiguous */
+	const dsv32_exp_opts *xo = lc_exp_opts(&m->base, 0, &xb);
 	if (dsv32_knob_on(&m->base.opts, DSV32_KNOB_SILU_GATING)) /* HF's two roundings */
-		LC_CK(dsv32_silu_mul_hf(m->be, a, a, b, err));
+		LC_CK(dsv32_silu_mul_hf_rule(m->be, a, a, b, xo, err));
 	else /* bf16( silu(fp32 w1x) · fp32 w3x ) */
-		LC_CK(dsv32_silu_mul_ref(m->be, a, a, b, err));
+		LC_CK(dsv32_silu_mul_ref_rule(m->be, a, a, b, xo, err));
 	LC_CK(ref_linear(m, &o2, a, w2, err));
 out:
 	lc_pool_free(&p);

@@ -300,6 +300,12 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 			fprintf(f, "</code> from ");
 			html_escape(f, h->ties_from);
 		}
+		if (h->exp[0]) {
+			fprintf(f, ", exp <code>");
+			html_escape(f, h->exp);
+			fprintf(f, "</code> from ");
+			html_escape(f, h->exp_from);
+		}
 		fprintf(f, "): ");
 		html_escape(f, h->line);
 		fprintf(f, "</p>\n");

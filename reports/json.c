@@ -138,6 +138,10 @@ static void sides_json(cJSON *prov, const dsv32_cmp_result *r)
 			cJSON_AddStringToObject(o, "ties", h->ties);
 			cJSON_AddStringToObject(o, "ties_from", h->ties_from);
 		}
+		if (h->exp[0]) {
+			cJSON_AddStringToObject(o, "exp", h->exp);
+			cJSON_AddStringToObject(o, "exp_from", h->exp_from);
+		}
 		if (!h->recorded) {
 			cJSON_AddStringToObject(o, "cpu_model", h->cpu_model);
 			cJSON_AddStringToObject(o, "isa", h->isa);
@@ -310,6 +314,8 @@ static void read_sides(dsv32_cmp_result *r, const cJSON *prov)
 		get_str(o, "fingerprint", h->line, sizeof h->line);
 		get_str(o, "ties", h->ties, sizeof h->ties);
 		get_str(o, "ties_from", h->ties_from, sizeof h->ties_from);
+		get_str(o, "exp", h->exp, sizeof h->exp);
+		get_str(o, "exp_from", h->exp_from, sizeof h->exp_from);
 		get_str(o, "cpu_model", h->cpu_model, sizeof h->cpu_model);
 		get_str(o, "isa", h->isa, sizeof h->isa);
 		get_str(o, "onednn_impl", h->onednn_impl, sizeof h->onednn_impl);

@@ -190,6 +190,8 @@ static void markdown_hosts(const dsv32_cmp_result *r, FILE *out)
 			h->recorded ? "recording" : "live", h->engine, h->numerics_key);
 		if (h->ties[0])
 			fprintf(out, ", ties `%s` from %s", h->ties, h->ties_from);
+		if (h->exp[0])
+			fprintf(out, ", exp `%s` from %s", h->exp, h->exp_from);
 		fprintf(out, "): %s\n", h->line);
 	}
 	if (any)

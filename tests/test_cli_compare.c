@@ -179,6 +179,8 @@ static void check_live_side(const cJSON *side, const char *name, const char *eng
 	assert_non_null(strstr(jstr(side, "versions"), "oneDNN"));
 	assert_string_equal(jstr(side, "ties"), "index"); /* no recording to adopt a rule from */
 	assert_string_equal(jstr(side, "ties_from"), "default");
+	assert_string_equal(jstr(side, "exp"), "libm");
+	assert_string_equal(jstr(side, "exp_from"), "default");
 	assert_true(strlen(jstr(side, "fingerprint")) > 0);
 	const cJSON *th = cJSON_GetObjectItemCaseSensitive(side, "threads");
 	assert_true(cJSON_IsNumber(th) && th->valuedouble >= 1);
@@ -255,7 +257,7 @@ static void test_report_states_engine_and_host_per_side(void **state)
 	size_t len;
 	assert_int_equal(dsv32_read_file(md, 1u << 24, &text, &len, NULL), DSV32_OK);
 	assert_non_null(strstr(text, "**Host a** (live, engine `fixed`, numerics key `fixed`, "
-				     "ties `index` from default)"));
+				     "ties `index` from default, exp `libm` from default)"));
 	assert_non_null(strstr(text, "**Host b** (live, engine `host`, numerics key `host:"));
 	free(text);
 	assert_int_equal(dsv32_read_file(html, 1u << 26, &text, &len, NULL), DSV32_OK);

@@ -116,23 +116,23 @@ static void check_case(dsv32_backend *be, int T, int E, const dsv32_router_param
 
 static void test_router_ref_matches_oracle_and_sums_to_route_scale(void **state)
 {
-	dsv32_router_params p = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params p = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	check_case(*state, 37, 16, &p, true, 1);   /* the golden tiny config */
 	check_case(*state, 9, 16, &p, false, 2);   /* no bias: group max */
-	dsv32_router_params big = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params big = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	check_case(*state, 5, 256, &big, true, 3); /* 671B shape */
-	dsv32_router_params flat = {1, 1, 6, 1.0f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params flat = {1, 1, 6, 1.0f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	check_case(*state, 4, 64, &flat, true, 4);
 }
 
 static void test_router_hf_and_softmax_match_oracle(void **state)
 {
-	dsv32_router_params hf = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true, false};
+	dsv32_router_params hf = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true, false, {0}};
 	check_case(*state, 21, 16, &hf, true, 5);
 	hf.norm_topk_prob = false;
 	check_case(*state, 7, 16, &hf, true, 6);
 	check_case(*state, 7, 16, &hf, false, 7); /* HF sums the top 2 even without a bias */
-	dsv32_router_params sm = {1, 1, 3, 1.5f, DSV32_SCORE_SOFTMAX, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params sm = {1, 1, 3, 1.5f, DSV32_SCORE_SOFTMAX, DSV32_ROUTER_REF, false, false, {0}};
 	check_case(*state, 6, 32, &sm, false, 8); /* softmax: not renormalized */
 }
 
@@ -153,7 +153,7 @@ static void test_router_group_masking_known_answer(void **state)
 	int64_t ls[2] = {1, 8}, bs[1] = {8}, os[2] = {1, 2};
 	dsv32_tensor lg = dsv32_tensor_view(l, DSV32_F32, 2, ls), bias = dsv32_tensor_view(zb, DSV32_F32, 1, bs);
 	dsv32_tensor w = tu_host(DSV32_F32, 2, os), idx = tu_host(DSV32_I32, 2, os);
-	dsv32_router_params p = {4, 1, 2, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params p = {4, 1, 2, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	assert_int_equal(dsv32_router(be, &w, &idx, &lg, &bias, &p, NULL), DSV32_OK);
 	assert_int_equal(((int32_t *)idx.data)[0], 2); /* equal scores: lower index first */
 	assert_int_equal(((int32_t *)idx.data)[1], 3);
@@ -179,7 +179,7 @@ static void test_router_rejects_bad_params(void **state)
 	int64_t ls[2] = {1, 8}, os[2] = {1, 2};
 	dsv32_tensor lg = dsv32_tensor_view(l, DSV32_F32, 2, ls);
 	dsv32_tensor w = tu_host(DSV32_F32, 2, os), idx = tu_host(DSV32_I64, 2, os);
-	dsv32_router_params p = {3, 1, 2, 1.0f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params p = {3, 1, 2, 1.0f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	dsv32_error e;
 	assert_int_equal(dsv32_router(*state, &w, &idx, &lg, NULL, &p, &e), DSV32_E_USAGE);
 	p.n_groups = 4;
@@ -204,7 +204,7 @@ static void test_router_cuda_twin(void **state)
 		((float *)lg.data)[i] = (float)(tu_uniform(&r) * 6 - 3);
 	for (int j = 0; j < E; j++)
 		((float *)bias.data)[j] = (float)(tu_uniform(&r) * 0.2 - 0.1);
-	dsv32_router_params p = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params p = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	dsv32_tensor wc = tu_host(DSV32_F32, 2, os), ic = tu_host(DSV32_I64, 2, os);
 	dsv32_tensor wg = tu_host(DSV32_F32, 2, os), ig = tu_host(DSV32_I64, 2, os);
 	assert_int_equal(dsv32_router(c, &wc, &ic, &lg, &bias, &p, NULL), DSV32_OK);
@@ -354,16 +354,16 @@ static void check_weights_at_and_scores(dsv32_backend *be, int T, int E,
 
 static void test_router_weights_at_own_selection_is_bit_identical(void **state)
 {
-	dsv32_router_params ref = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params ref = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	check_weights_at_and_scores(*state, 37, 16, &ref, true, 11);
 	check_weights_at_and_scores(*state, 9, 16, &ref, false, 12);
-	dsv32_router_params hf = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true, false};
+	dsv32_router_params hf = {4, 2, 4, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true, false, {0}};
 	check_weights_at_and_scores(*state, 21, 16, &hf, true, 13);
 	hf.norm_topk_prob = false;
 	check_weights_at_and_scores(*state, 7, 16, &hf, true, 14);
-	dsv32_router_params big = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params big = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	check_weights_at_and_scores(*state, 5, 256, &big, true, 15);
-	dsv32_router_params sm = {1, 1, 3, 1.5f, DSV32_SCORE_SOFTMAX, DSV32_ROUTER_REF, false, false};
+	dsv32_router_params sm = {1, 1, 3, 1.5f, DSV32_SCORE_SOFTMAX, DSV32_ROUTER_REF, false, false, {0}};
 	check_weights_at_and_scores(*state, 6, 32, &sm, false, 16);
 }
 
@@ -376,7 +376,7 @@ static void test_router_torch_cpu_ties(void **state)
 {
 	dsv32_backend *be = *state;
 	enum { E = 16, K = 4, G = 4 };
-	dsv32_router_params p = {G, 2, K, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true, true};
+	dsv32_router_params p = {G, 2, K, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_HF, true, true, {0}};
 	dsv32_tensor lg = tu_hostv(DSV32_F32, 2, (int64_t)2, (int64_t)E);
 	dsv32_tensor w = tu_hostv(DSV32_F32, 2, (int64_t)2, (int64_t)K);
 	dsv32_tensor idx = tu_hostv(DSV32_I64, 2, (int64_t)2, (int64_t)K);
