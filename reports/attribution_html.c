@@ -5,9 +5,10 @@
  *
  * Every chart lists the knobs in the headline table's order (rows in table order, each row's
  * knobs in table order) with the row cell spanning its knobs, so a chart reads as the table.
- * Each knob line carries data-knob and, when measured, data-value (%.17g, the JSON's number
- * exactly) so a test or a script can read the chart back without parsing the bars.
+ * Each knob line carries data-knob and, when measured, data-value (the JSON's number, printed
+ * by the JSON's printer) so a test or a script can read the chart back without the bars.
  */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,19 @@ static void esc(FILE *f, const char *s)
 	}
 }
 
+/* " data-value='V'" with V printed as the JSON document prints it (cJSON: 15 significant
+ * digits when they read back as the value, else 17), so the two texts are equal. */
+static void data_value(FILE *f, double v)
+{
+	char buf[64];
+	cJSON *n = cJSON_CreateNumber(v);
+	if (n && cJSON_PrintPreallocated(n, buf, sizeof buf, false))
+		fprintf(f, " data-value='%s'", buf);
+	else /* no memory for the number: the exact value, in another spelling */
+		fprintf(f, " data-value='%.17g'", v);
+	cJSON_Delete(n);
+}
+
 /* What a chart draws for one run: the layer's teacher-forced rel_l2, or at LOGITS the
  * propagated logits KL; -1 when that pass or tap did not run. */
 static double value_at(const dsv32_attr_point *p, int layer)
@@ -65,8 +79,8 @@ static void range_add(double v, double *mn, double *mx)
 }
 
 /* One scale for all layer charts (so layers compare by eye), another for the logits (KL):
- * log10 when the positive values span LOG_SPAN or more, its lowest decade strictly below the
- * smallest value so that the shortest bar still shows. */
+ * log10 when the positive values span LOG_SPAN or more, from the decade at least a quarter
+ * decade below the smallest value, so that the shortest bar still shows. */
 static scale scale_of(const dsv32_attribution *a, bool logits)
 {
 	double mn = INFINITY, mx = 0;
@@ -81,9 +95,7 @@ static scale scale_of(const dsv32_attribution *a, bool logits)
 	scale s = {false, 0, mx > 0 ? mx : 1};
 	if (mx > 0 && mx / mn >= LOG_SPAN) {
 		s.log = true;
-		s.lo = floor(log10(mn));
-		if (s.lo == log10(mn))
-			s.lo -= 1;
+		s.lo = floor(log10(mn) - 0.25);
 		s.hi = ceil(log10(mx));
 	}
 	return s;
@@ -139,9 +151,10 @@ static void knob_line(FILE *f, const dsv32_attribution *a, int k, const char *ro
 	double v = impl ? value_at(&a->alone[k], layer) : -1;
 	fprintf(f, "<tr class='knob' data-knob='");
 	esc(f, kb->name);
+	fprintf(f, "'");
 	if (v >= 0)
-		fprintf(f, "' data-value='%.17g", v);
-	fprintf(f, "'>");
+		data_value(f, v);
+	fprintf(f, ">");
 	if (span > 0) {
 		fprintf(f, "<td class='row' rowspan='%d'>", span);
 		esc(f, row);
@@ -179,7 +192,7 @@ static void chart(FILE *f, const dsv32_attribution *a, const char *const *rows, 
 	double t = value_at(&a->total, layer);
 	fprintf(f, "<tr class='total'");
 	if (t >= 0)
-		fprintf(f, " data-value='%.17g'", t);
+		data_value(f, t);
 	fprintf(f, "><td colspan='2'>ref vs hf (every difference)</td>");
 	if (t >= 0)
 		bar_cells(f, s, t, "#444");
