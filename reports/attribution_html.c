@@ -1,7 +1,8 @@
 /* attribution_html.c: the attribution result (compare/attribute.h, issue 18) as one
  * self-contained HTML page: provenance, the headline table (one line per status-table row),
  * then one bar chart per decoder layer and one for the logits, a bar per knob whose length is
- * the drift that knob alone adds there. Bars are plain HTML/CSS: no scripts, no network.
+ * the drift that knob alone adds there, then every run as the Markdown lists them. Bars are
+ * plain HTML/CSS: no scripts, no network.
  *
  * Every chart lists the knobs in the headline table's order (rows in table order, each row's
  * knobs in table order) with the row cell spanning its knobs, so a chart reads as the table.
@@ -258,6 +259,49 @@ static void headline(FILE *f, const dsv32_attribution *a, const char *const *row
 	fprintf(f, "</tbody></table>\n");
 }
 
+/* The cells of one run in the per-run table (the Markdown's columns). */
+static void run_cells(FILE *f, const dsv32_attr_point *p)
+{
+	if (p->local_ran)
+		fprintf(f, "<td class='num'>%.3g</td><td class='num'>%lld</td>",
+			dsv32_attr_max_layer(p), (long long)p->flip_rows);
+	else
+		fprintf(f, "<td class='num'>n/a</td><td class='num'>n/a</td>");
+	if (p->propagate_ran)
+		fprintf(f, "<td class='num'>%.3g</td><td class='num'>%.3f</td>", p->logits_kl,
+			p->logits_top1);
+	else
+		fprintf(f, "<td class='num'>n/a</td><td class='num'>n/a</td>");
+	fprintf(f, "<td class='num'>%lld of %lld</td></tr>\n", (long long)p->taps_changed,
+		(long long)p->taps);
+}
+
+/* Every run: the total, each switch alone and the path toward hf, as the Markdown has them. */
+static void runs_table(FILE *f, const dsv32_attribution *a)
+{
+	fprintf(f, "<h2>Runs</h2>\n<p>The total (ref vs hf), each knob alone (ref vs ref with the "
+		   "knob flipped) and the path (knobs flipped one after another toward hf, compared "
+		   "with hf); the last path line is what the knobs that are not yet switches leave."
+		   "</p>\n<table class='runs'><thead><tr><th>run</th><th>worst layer rel_l2 "
+		   "(teacher-forced)</th><th>decision rows</th><th>logits KL</th><th>top-1</th>"
+		   "<th>taps changed</th></tr></thead><tbody>\n<tr><td>ref vs hf</td>");
+	run_cells(f, &a->total);
+	for (size_t k = 0; k < a->n_knobs; k++)
+		if (dsv32_knob_implemented(&a->knobs[k])) {
+			fprintf(f, "<tr><td><code>");
+			esc(f, a->knobs[k].name);
+			fprintf(f, "</code> alone</td>");
+			run_cells(f, &a->alone[k]);
+		}
+	for (int i = 0; i < a->n_path; i++) {
+		fprintf(f, "<tr><td>path: + <code>");
+		esc(f, a->knobs[a->path_knob[i]].name);
+		fprintf(f, "</code>, vs hf</td>");
+		run_cells(f, &a->path[i]);
+	}
+	fprintf(f, "</tbody></table>\n");
+}
+
 static void charts(FILE *f, const dsv32_attribution *a, const char *const *rows, int nr)
 {
 	fprintf(f, "<h2>Per layer</h2>\n<p>Each bar is the drift one knob adds alone (ref vs ref "
@@ -293,6 +337,7 @@ char *dsv32_attr_html(const dsv32_attribution *a, const dsv32_cmp_result *prov)
 	page_head(f, prov);
 	headline(f, a, rows, nr);
 	charts(f, a, rows, nr);
+	runs_table(f, a);
 	fprintf(f, "</body></html>");
 	bool bad = ferror(f) != 0;
 	if (fclose(f) != 0 || bad) {

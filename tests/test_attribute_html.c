@@ -222,6 +222,11 @@ static void test_attribute_html_charts_match_the_json(void **state)
 	}
 	/* the checkpoint ran with several knobs alive: some bar is drawn at all */
 	assert_non_null(strstr(html, "class='bar' style='width:1"));
+	/* below the charts, every run as the Markdown lists them: one line per path point */
+	int n_path = 0;
+	for (const char *p = strstr(html, "<tr><td>path: + "); p; p = strstr(p + 1, "<tr><td>path: + "))
+		n_path++;
+	assert_int_equal(n_path, cJSON_GetArraySize(get(json, "path")));
 }
 
 /* ---- well-formedness: the elements the page emits balance, text and attributes escaped ---- */
