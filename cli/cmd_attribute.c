@@ -16,7 +16,7 @@
 #include "fixtures/generator.h"
 
 typedef struct {
-	const char *checkpoint, *tokens, *mode, *json, *markdown;
+	const char *checkpoint, *tokens, *mode, *json, *markdown, *html;
 	uint64_t prompt_len, seed, batch, decode_steps;
 	bool list_knobs, force, quiet;
 	char tmpdir[64];
@@ -30,7 +30,8 @@ static const char *summary =
 	"cumulative path of the knobs flipped one after another toward hf. The first table has one\n"
 	"line per row of the HF port's status table. Knobs that are not yet switches are listed\n"
 	"as such (--list-knobs) and reported as not measured. Without --checkpoint the built-in\n"
-	"tiny model is used. Exit: 0 done, 2 bad input.";
+	"tiny model is used. --html draws, for every layer and the logits, one bar per knob: the\n"
+	"drift that knob alone adds there, in the first table's order. Exit: 0 done, 2 bad input.";
 
 static int parse(attr_args *o, int argc, char **argv)
 {
@@ -51,8 +52,9 @@ static int parse(attr_args *o, int argc, char **argv)
 		{"list-knobs", DSV32_ARG_FLAG, &o->list_knobs, NULL, "print every knob with its sentence and status-table row, then exit", false},
 		{"json", DSV32_ARG_OUTPUT, &o->json, "FILE", "write the JSON result (alone or '-': stdout, which then holds only it)", false},
 		{"markdown", DSV32_ARG_OUTPUT, &o->markdown, "FILE", "write the Markdown tables (alone or '-': stdout only)", false},
+		{"html", DSV32_ARG_OUTPUT, &o->html, "FILE", "write the HTML page: the tables and a bar chart per layer (alone or '-': stdout only)", false},
 		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "no progress, no tables on stdout", false},
-		{"force", DSV32_ARG_FLAG, &o->force, NULL, "replace existing --json / --markdown files", false},
+		{"force", DSV32_ARG_FLAG, &o->force, NULL, "replace existing --json / --markdown / --html files", false},
 	};
 	dsv32_arg_spec spec = {"attribute", "[--checkpoint DIR] [options]", summary, opts,
 			       (int)(sizeof opts / sizeof opts[0]), 0, 0};
@@ -119,23 +121,36 @@ static void provenance(dsv32_cmp_result *prov, const attr_args *o, const dsv32_t
 	dsv32_cmp_result_prov(prov, "decode_steps", buf);
 }
 
+static bool to_stdout(const char *dest)
+{
+	return dest && !strcmp(dest, "-");
+}
+
+/* Every document is rendered before any is written, and each file is written atomically
+ * (cli_outputs.h), so a run that fails leaves no output at all, and never a half-written one. */
 static int write_outputs(const attr_args *o, const dsv32_attribution *a, const dsv32_tokens *t)
 {
 	dsv32_cmp_result prov;
 	dsv32_cmp_result_init(&prov);
 	provenance(&prov, o, t);
 	char *js = dsv32_attr_json(a, &prov), *md = dsv32_attr_markdown(a);
+	char *html = o->html ? dsv32_attr_html(a, &prov) : NULL;
 	dsv32_cmp_result_free(&prov);
-	int rc = js && md ? 0 : DSV32_EXIT_USAGE;
+	int rc = js && md && (html || !o->html) ? 0 : DSV32_EXIT_USAGE;
+	if (rc != 0)
+		fprintf(stderr, "attribute: out of memory rendering the outputs\n");
 	if (rc == 0 && o->json)
 		rc = dsv32_cli_write_output("attribute", o->json, js);
 	if (rc == 0 && o->markdown)
 		rc = dsv32_cli_write_output("attribute", o->markdown, md);
-	bool stdout_doc = (o->json && !strcmp(o->json, "-")) || (o->markdown && !strcmp(o->markdown, "-"));
+	if (rc == 0 && o->html)
+		rc = dsv32_cli_write_output("attribute", o->html, html);
+	bool stdout_doc = to_stdout(o->json) || to_stdout(o->markdown) || to_stdout(o->html);
 	if (rc == 0 && !o->quiet && !stdout_doc)
 		fputs(md, stdout);
 	free(js);
 	free(md);
+	free(html);
 	return rc;
 }
 
@@ -183,17 +198,18 @@ int dsv32_cmd_attribute(int argc, char **argv)
 		list_knobs(stdout);
 		return DSV32_EXIT_OK;
 	}
-	if (o.json && o.markdown && !strcmp(o.json, "-") && !strcmp(o.markdown, "-"))
-		return dsv32_cli_usage_error("attribute", "--json and --markdown: only one of them "
-					     "can go to stdout");
+	if (to_stdout(o.json) + to_stdout(o.markdown) + to_stdout(o.html) > 1)
+		return dsv32_cli_usage_error("attribute", "--json, --markdown and --html: only one of "
+					     "them can go to stdout");
 	char ckbuf[PATH_MAX];
 	const char *inputs[] = {dsv32_cli_ckpt_input(o.checkpoint, ckbuf, sizeof ckbuf),
 				dsv32_cli_tokens_input(o.tokens)};
-	const char *names[] = {"--json", "--markdown"};
+	const char *names[] = {"--json", "--markdown", "--html"};
 	const char *outs[] = {o.json ? dsv32_cli_out_file(o.json) : NULL,
-			      o.markdown ? dsv32_cli_out_file(o.markdown) : NULL};
+			      o.markdown ? dsv32_cli_out_file(o.markdown) : NULL,
+			      o.html ? dsv32_cli_out_file(o.html) : NULL};
 	dsv32_cli_outputs claimed = {.force = o.force};
-	if ((prc = dsv32_cli_outputs_claim(&claimed, "attribute", names, outs, 2, inputs, 2)) != 0)
+	if ((prc = dsv32_cli_outputs_claim(&claimed, "attribute", names, outs, 3, inputs, 2)) != 0)
 		return prc;
 	int code = attribute_main(&o);
 	dsv32_cli_outputs_release(&claimed);

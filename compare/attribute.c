@@ -169,8 +169,7 @@ static cJSON *point_json(const dsv32_attr_point *p)
 	return o;
 }
 
-/* The distinct status-table rows, in table order. */
-static int rows_of(const dsv32_attribution *a, const char **rows, int cap)
+int dsv32_attr_rows(const dsv32_attribution *a, const char **rows, int cap)
 {
 	int n = 0;
 	for (size_t k = 0; k < a->n_knobs; k++) {
@@ -210,7 +209,7 @@ char *dsv32_attr_json(const dsv32_attribution *a, const dsv32_cmp_result *prov)
 		cJSON_AddItemToArray(path, o);
 	}
 	const char *rows[DSV32_ATTR_MAX_KNOBS];
-	int nr = rows_of(a, rows, DSV32_ATTR_MAX_KNOBS);
+	int nr = dsv32_attr_rows(a, rows, DSV32_ATTR_MAX_KNOBS);
 	cJSON *rs = cJSON_AddArrayToObject(root, "rows");
 	for (int i = 0; i < nr; i++) {
 		cJSON *o = cJSON_CreateObject();
@@ -271,7 +270,7 @@ static void md_point_cells(text *t, const dsv32_attr_point *p)
 static void md_rows(text *t, const dsv32_attribution *a)
 {
 	const char *rows[DSV32_ATTR_MAX_KNOBS];
-	int nr = rows_of(a, rows, DSV32_ATTR_MAX_KNOBS);
+	int nr = dsv32_attr_rows(a, rows, DSV32_ATTR_MAX_KNOBS);
 	put(t, "| status-table row | knobs | verdict |\n|---|---|---|\n");
 	for (int i = 0; i < nr; i++) {
 		put(t, "| %s |", rows[i]);

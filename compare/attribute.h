@@ -57,8 +57,16 @@ double dsv32_attr_max_layer(const dsv32_attr_point *p);
  * KL), "matters". */
 const char *dsv32_attr_row_verdict(const dsv32_attribution *a, const char *row);
 
-/* JSON (schema "dsv32-parity-attribution/1") and Markdown; malloc'd, NULL on no memory. */
+/* The distinct status-table rows of the knob table, in table order (the headline table's
+ * order; each row's knobs follow in table order), at most cap into rows; returns the count. */
+int dsv32_attr_rows(const dsv32_attribution *a, const char **rows, int cap);
+
+/* JSON (schema "dsv32-parity-attribution/1") and Markdown (attribute.c), and one
+ * self-contained HTML page (reports/attribution_html.c: no scripts, no network) with the
+ * headline table and one bar chart per layer and one for the logits: a bar per knob, its
+ * length the drift that knob alone adds there. prov may be NULL. malloc'd, NULL on no memory. */
 char *dsv32_attr_json(const dsv32_attribution *a, const dsv32_cmp_result *prov);
 char *dsv32_attr_markdown(const dsv32_attribution *a);
+char *dsv32_attr_html(const dsv32_attribution *a, const dsv32_cmp_result *prov);
 
 #endif

@@ -235,6 +235,50 @@ static void test_mask_and_softmax_scale_knobs_act(void **state)
 	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
 
+/* The two knobs test_attribute_on_tiny finds dead that the tests above do not wake, alive
+ * where they can act:
+ * yarn-always: with max_seq_len 32 (= original_max_position_embeddings) the reference turns
+ * YaRN off; the knob keeps it on, as HF: layer 0's attention output moves;
+ * rope-pairing: bit-neutral in the rotation (the same values in another channel order), it
+ * shows only where the fp32 order of an attention dot product moves a bf16 rounding of a
+ * score; of the tiny model's random prompts 4 x 40 from seed 1 meets one (2 x 24, 2 x 60
+ * and 4 x 24 from seed 1 and 4 x 60 from seeds 2 and 3 meet none): layer 0's attention output
+ * of the prefill moves. */
+static void test_yarn_always_and_rope_pairing_knobs_act(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dsv32_attry_XXXXXX", ck[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(ck, sizeof ck, "%s/tiny", dir);
+	assert_int_equal(dsv32_fixture_write("tiny", DSV32_WDTYPE_BF16, 0, ck, 0, false, NULL),
+			 DSV32_OK);
+	dsv32_tokens t = {0};
+	assert_int_equal(dsv32_tokens_random(&t, 4, 40, 1024, 1, NULL), DSV32_OK);
+	tap_grab c = {.name = "layers.0.attn.out"}, d = c;
+	forward_grab(ck, "ref", t.ids, 20, &c, 32);
+	forward_grab(ck, "ref:knob=yarn-always", t.ids, 20, &d, 32);
+	assert_int_equal(c.n, d.n);
+	assert_true(memcmp(c.v, d.v, sizeof(float) * (size_t)c.n) != 0);
+	free(c.v);
+	free(d.v);
+	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 4,
+				.prompt_len = 40, .decode_steps = 0, .propagate = true};
+	dsv32_side_spec a, b;
+	assert_int_equal(dsv32_side_parse("ref", &a, NULL), DSV32_OK);
+	assert_int_equal(dsv32_side_parse("ref:knob=rope-pairing", &b, NULL), DSV32_OK);
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, NULL), DSV32_OK);
+	int64_t moved = -1;
+	for (size_t i = 0; i < r.n_taps; i++)
+		if (!strcmp(r.taps[i].name, "layers.0.attn.out"))
+			moved = r.taps[i].dense.n_diff;
+	assert_true(moved > 0);
+	dsv32_cmp_result_free(&r);
+	dsv32_tokens_free(&t);
+	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
+}
+
 /* knob= on a side: by name, ref only, switches only; the label names it. */
 static void test_knob_side_token(void **state)
 {
@@ -262,6 +306,7 @@ int main(void)
 		cmocka_unit_test(test_attribute_on_tiny),
 		cmocka_unit_test(test_act_quant_knob_on_fp8_weights),
 		cmocka_unit_test(test_mask_and_softmax_scale_knobs_act),
+		cmocka_unit_test(test_yarn_always_and_rope_pairing_knobs_act),
 		cmocka_unit_test(test_knob_side_token),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
