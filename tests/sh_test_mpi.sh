@@ -6,7 +6,8 @@
 #     `dump` with the same W: tiny preset bf16 W = 1, 2, 4 (shards), W = 2 from the HF directory
 #     sliced in memory, fp8 W = 1; small preset bf16 W = 2, 4 and fp8 W = 2. fp8 cannot be cut
 #     finer: the shared expert's width (tiny 128, small 256) is one and two 128-blocks of the
-#     scale grid and a rank holds whole blocks (the reference's convert.py asserts the same), so
+#     scale grid and a rank holds whole blocks (as in the reference's convert.py, which splits
+#     a .scale with its weight and asserts divisibility: docs/spec/checkpoints.md §6.1), so
 #     tiny fp8 W = 2 and small fp8 W = 4 are checked to be refused by name instead.
 #     `run --comm mpi` prints the same ids.
 #   * `mpirun -np 2 compare --a ref:mp=2:comm=mpi` (tiny, both modes): against ref:mp=2 every tap
@@ -19,7 +20,7 @@
 #     differing indexer selection on rank 1 (the reference's cross-rank check), -np different
 #     from the shards' W.
 # Skips (77) without mpirun, python3, or when the binary was built without MPI.
-# DSV32_TEST_MPI_SMALL=0 leaves out the small preset (about 2 of the test's 3-4 minutes).
+# DSV32_TEST_MPI_SMALL=0 leaves out the small preset (about half of the test's 2-3 minutes).
 # Run: ctest -R sh_test_mpi (needs DSV32_CLI, set by ctest).
 set -u
 CLI="${DSV32_CLI:-}"
