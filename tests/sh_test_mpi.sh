@@ -175,8 +175,10 @@ EOF
 CMP=(--checkpoint mp2 --prompt-len 7 --decode-steps 2)
 cmp_mpi() { # name side_b [--zero]
 	local name="$1" b="$2"; shift 2
-	"$CLI" compare "${CMP[@]}" --a ref:mp=2 --b "$b" --json "$name.in.json" >/dev/null \
-		2>"$name.in.err" || { cat "$name.in.err"; fail "$name: in-process compare"; return; }
+	# one thread, as each rank under mpirun: the fixed GEMM engine's numbers do not depend on
+	# it, and two OpenMP threads on two busy cores make this 0.2 s run take 5-20 s
+	OMP_NUM_THREADS=1 "$CLI" compare "${CMP[@]}" --a ref:mp=2 --b "$b" --json "$name.in.json" \
+		>/dev/null 2>"$name.in.err" || { cat "$name.in.err"; fail "$name: in-process compare"; return; }
 	"${MPIRUN[@]}" 2 "$CLI" compare "${CMP[@]}" --a ref:mp=2:comm=mpi --b "$b" --json - \
 		>"$name.mpi.json" 2>"$name.mpi.err" ||
 		{ cat "$name.mpi.err"; fail "$name: mpirun -np 2 compare"; return; }
