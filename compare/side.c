@@ -81,7 +81,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 		snprintf(s->comm, sizeof s->comm, "%s", tok + 5);
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
-				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, mp=W, comm=inproc|mpi|nccl, "
+				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, mp=W, comm=inproc, "
 				  "gemm=fixed|host, ties=index|torch-cpu, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, knob=NAME, plant=L)",
 				  text, tok);
 	return DSV32_OK;
