@@ -20,7 +20,7 @@
 #     differing indexer selection on rank 1 (the reference's cross-rank check), -np different
 #     from the shards' W.
 # Skips (77) without mpirun, python3, or when the binary was built without MPI.
-# DSV32_TEST_MPI_SMALL=0 leaves out the small preset (about half of the test's 2-3 minutes).
+# DSV32_TEST_MPI_SMALL=0 leaves out the small preset (about 2 of the test's 3-4 minutes).
 # Run: ctest -R sh_test_mpi (needs DSV32_CLI, set by ctest).
 set -u
 CLI="${DSV32_CLI:-}"
