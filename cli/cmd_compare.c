@@ -13,6 +13,7 @@
 #include "cli/cli_models.h"
 #include "compare/budget.h"
 #include "compare/provenance.h"
+#include "compare/record.h"
 #include "compare/runner.h"
 #include "compare/tapfile.h"
 #include "core/config.h"
@@ -21,6 +22,7 @@
 #include "core/outpath.h"
 #include "core/tokens.h"
 #include "fixtures/generator.h"
+#include "ref/ref_model.h"
 #include "reports/report.h"
 
 
@@ -32,12 +34,24 @@ typedef struct {
 	const char *gemm;         /* --gemm: default engine of live sides without gemm= (NULL: fixed) */
 	const char *force_decisions; /* --force-decisions on|off (NULL: on) */
 	const char *budget_label; /* what the report names as the budget applied */
+	const char *comm_timeout; /* --comm-timeout: side a on real ranks (NULL: 60 s) */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
 	bool noise_floor, quiet, verbose, eager_dequant, force;
 	bool stdout_doc; /* --json - / --markdown -: stdout holds that document only */
 	bool decode_steps_given; /* a recording fixes the steps: then an explicit one is refused */
 	char tmpdir[64]; /* the built-in model, when no checkpoint is given */
+	char a_ranks[320]; /* side a on real ranks: its text with the job's world size (mp=W) */
 } compare_args;
+
+/* Side a on real ranks (comm=mpi|nccl): its recording, made on every rank of the job, kept by
+ * rank 0 and compared there as a recording that the report names with side a's label. */
+typedef struct {
+	dsv32_tapstore taps;      /* rank 0: every tap of every step (other ranks: empty) */
+	dsv32_side_timing timing; /* rank 0's open and forwards */
+	double wall_s;            /* the recording, from the communicator's open to its close */
+	int world;                /* the ranks (processes) it ran on */
+	char kind[8];             /* "mpi" | "nccl" */
+} ranks_rec;
 
 static const char *summary =
 	"Runs side a and side b on the same weights and tokens, reduces every tap to drift metrics\n"
@@ -55,6 +69,9 @@ static const char *summary =
 	"norm and head as usual): a parity check of a model prefix, e.g. the first 4 layers of the\n"
 	"671B checkpoint on a workstation. final_norm and logits are then those of the truncated\n"
 	"model, not the model's. The report records the limit (provenance \"layers\": \"4 of 61\").\n"
+	"Side a may run on real tensor-parallel ranks, one per process: `mpirun -np W dsv32-parity\n"
+	"compare --a ref:mp=W:comm=mpi --b SIDE`; every rank runs side a, rank 0 compares it with\n"
+	"side b and prints and writes alone (docs/distributed.md).\n"
 	"Exit: 0 every tap within budget, 1 a tap over budget or non-finite values, 2 bad input.";
 
 static int parse(compare_args *o, int argc, char **argv)
@@ -87,6 +104,7 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"layers", DSV32_ARG_U64, &o->layers, "N", "run only the first N decoder layers (truncated model; 0 = all)", false},
 		{"eager-dequant", DSV32_ARG_FLAG, &o->eager_dequant, NULL, "hf on CPU: dequantize fp8 weights at load (default: lazily, per GEMM)", false},
 		{"gemm", DSV32_ARG_CHOICE, &o->gemm, "fixed|host", "GEMM engine of live sides without gemm= (fixed: same bits on every CPU, default; host: oneDNN/OpenBLAS as PyTorch on this CPU)", false},
+		{"comm-timeout", DSV32_ARG_STRING, &o->comm_timeout, "S", "side a with comm=mpi|nccl: seconds a rank may keep a collective waiting before the job ends with an error naming it (default 60)", false},
 		{"force-decisions", DSV32_ARG_CHOICE, &o->force_decisions, "on|off", "teacher-forced: where a row's indexer or expert selection differs, the live side uses the other side's, so later taps measure arithmetic only; every forced row is reported (default on)", false},
 		{"quiet", DSV32_ARG_FLAG, &o->quiet, NULL, "only the verdict line (no summary, no progress)", false},
 		{"verbose", DSV32_ARG_FLAG, &o->verbose, NULL, "every tap in a table instead of the summary", false},
@@ -395,10 +413,23 @@ static void adopt_rules(const compare_args *o, dsv32_side_spec *a, dsv32_side_sp
 			changed == 3u ? "ties=index / exp=libm" : changed & 1u ? "ties=index" : "exp=libm");
 }
 
-static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
+/* The report's note on a side a that ran on real ranks, and that side's own time. */
+static void note_ranks(dsv32_cmp_result *r, const ranks_rec *rec)
+{
+	char buf[160];
+	snprintf(buf, sizeof buf, "%d %s processes (comm=%s): every rank ran side a, rank 0 "
+		 "compared its taps", rec->world, strcmp(rec->kind, "mpi") ? "NCCL" : "MPI",
+		 rec->kind);
+	dsv32_cmp_result_prov(r, "side_a_ranks", buf);
+	r->timing[0] = rec->timing;
+	r->wall_s += rec->wall_s;
+}
+
+/* rec: side a's recording on real ranks (rank 0 only), or NULL for a side a in this process. */
+static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, dsv32_error *err)
 {
 	dsv32_side_spec a, b;
-	DSV32_TRY(parse_side(o->a, o->gemm, &a, err));
+	DSV32_TRY(parse_side(rec ? o->a_ranks : o->a, o->gemm, &a, err));
 	DSV32_TRY(parse_side(o->b, o->gemm, &b, err));
 	if (o->layers > 0 && (a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS))
 		return DSV32_FAIL(err, DSV32_E_USAGE,
@@ -435,7 +466,14 @@ static dsv32_status run(compare_args *o, dsv32_cmp_result *r, dsv32_error *err)
 		.dump_a = o->dump ? &da : NULL, .dump_b = o->dump ? &db : NULL,
 		.progress = (!o->quiet && dsv32_cli_stderr_is_tty()) ? on_progress : NULL,
 		.progress_user = &pl};
-	rc = dsv32_cmp_run(&cfg, &a, &b, r, err);
+	dsv32_side_spec ra = a; /* side a on real ranks: its recording, under its own label */
+	if (rec) {
+		ra.kind = DSV32_SIDE_TAPS;
+		ra.mem = &rec->taps;
+	}
+	rc = dsv32_cmp_run(&cfg, rec ? &ra : &a, &b, r, err);
+	if (rc == DSV32_OK && rec)
+		note_ranks(r, rec);
 	if (rc == DSV32_OK && o->noise_floor)
 		rc = noise_floor(cfg, &a, &b, r, err);
 	progress_done(&pl);
@@ -451,17 +489,24 @@ out_tokens:
 	return rc;
 }
 
-/* Run the comparison, print the table, return the exit code. */
-static int compare_main(compare_args *o)
+/* The built-in model's temporary directory, if this process made one. */
+static void remove_builtin(compare_args *o)
+{
+	if (o->tmpdir[0]) {
+		dsv32_remove_tree(o->tmpdir, NULL);
+		dsv32_tmp_forget(o->tmpdir);
+		o->tmpdir[0] = '\0';
+	}
+}
+
+/* Run the comparison, print the table, return the exit code. rec: as run's. */
+static int compare_main(compare_args *o, ranks_rec *rec)
 {
 	dsv32_cmp_result r;
 	dsv32_cmp_result_init(&r);
 	dsv32_error err = {0};
-	dsv32_status rc = run(o, &r, &err);
-	if (o->tmpdir[0]) {
-		dsv32_remove_tree(o->tmpdir, NULL);
-		dsv32_tmp_forget(o->tmpdir);
-	}
+	dsv32_status rc = run(o, rec, &r, &err);
+	remove_builtin(o);
 	if (rc != DSV32_OK) {
 		dsv32_cmp_result_free(&r);
 		return dsv32_cli_fail("compare", &err);
@@ -505,6 +550,116 @@ static int claim_outputs(compare_args *o, dsv32_cli_outputs *claimed)
 	return dsv32_cli_outputs_claim(claimed, "compare", names, outs, 4, inputs, 5);
 }
 
+/* ---- side a on real ranks (comm=mpi|nccl; docs/distributed.md) ---- */
+
+/* Side a's comm= into kind ("" when it runs in this process). What a side on real ranks cannot
+ * do is refused here, before any rank starts, with the route that works. Returns an exit code;
+ * a side that does not parse is left to run(), which says why. */
+static int sides_ranks(const compare_args *o, char *kind, size_t len)
+{
+	dsv32_side_spec a, b;
+	kind[0] = '\0';
+	bool a_ok = dsv32_side_parse(o->a, &a, NULL) == DSV32_OK;
+	bool b_ok = dsv32_side_parse(o->b, &b, NULL) == DSV32_OK;
+	if (b_ok && b.comm[0])
+		return dsv32_cli_usage_error(
+			"compare", "--b %s: comm=%s runs as side a only: side b is fed side a's tokens "
+			"and, teacher-forced, its layer inputs and decisions, which real ranks cannot "
+			"take from this process. Swap the sides (--a %s --b %s; relative errors are "
+			"then taken against it), or record it with `mpirun -np W dsv32-parity dump "
+			"--comm %s` and compare the file (taps:FILE)", o->b, b.comm, o->b, o->a, b.comm);
+	if (!a_ok || !a.comm[0])
+		return 0;
+	if (b_ok && b.kind == DSV32_SIDE_TAPS)
+		return dsv32_cli_usage_error(
+			"compare", "--a %s --b %s: side a on real ranks is compared from its recording, "
+			"so both sides would be recordings: record side a with `mpirun -np W "
+			"dsv32-parity dump --comm %s` and compare the two files, or give a live side b",
+			o->a, o->b, a.comm);
+	if (o->noise_floor)
+		return dsv32_cli_usage_error(
+			"compare", "--noise-floor reruns each live side in fp32 in this process; side a "
+			"runs on real ranks (comm=%s): leave comm= out (the in-process ref:mp=W gives the "
+			"same bits)", a.comm);
+	snprintf(kind, len, "%s", a.comm);
+	return 0;
+}
+
+/* Every rank: open its shard of side a and record side a as `dump --comm` does (prefill and
+ * the greedy decode steps, the same tokens on every rank); rank 0 keeps the taps in rec. */
+static dsv32_status record_ranks(compare_args *o, dsv32_comm *comm, ranks_rec *rec,
+				 dsv32_error *err)
+{
+	dsv32_side_spec a;
+	dsv32_tokens toks = {0};
+	dsv32_model *m = NULL;
+	dsv32_status rc = parse_side(o->a, o->gemm, &a, err);
+	a.opts.layers = (int)o->layers;
+	a.opts.eager_dequant = o->eager_dequant;
+	if (rc == DSV32_OK && !o->checkpoint) /* every rank makes its own copy */
+		rc = make_builtin(o, err);
+	if (rc == DSV32_OK)
+		rc = prompt_tokens(o, &toks, err);
+	double t0 = now_s();
+	if (rc == DSV32_OK)
+		rc = dsv32_cli_open_model_comm(a.layout, o->checkpoint, NULL, &a.opts, comm, &m, err);
+	else /* the other ranks wait in the open's agreement */
+		rc = dsv32_comm_agree(comm, rc, "open", err);
+	rec->timing.load_s = now_s() - t0;
+	if (rc == DSV32_OK) {
+		rec->world = dsv32_ref_world_size(m);
+		rc = dsv32_record_run(m, toks.ids, toks.rows, toks.cols, (int)o->decode_steps,
+				      dsv32_cli_comm_is_leader(comm) ? &rec->taps : NULL,
+				      &rec->timing, err);
+		m->vt->close(m);
+	}
+	dsv32_tokens_free(&toks);
+	/* the report names the world size the ranks ran (mp=W), even where the side left it to
+	 * the job (an HF checkpoint sliced one part per process) */
+	if (rc == DSV32_OK &&
+	    (size_t)snprintf(o->a_ranks, sizeof o->a_ranks, "%s:mp=%d", o->a, rec->world) >=
+		    sizeof o->a_ranks)
+		rc = DSV32_FAIL(err, DSV32_E_USAGE, "side '%.40s...': too long", o->a);
+	return rc;
+}
+
+/* compare with side a on real ranks: every rank records side a; then the job ends on every
+ * rank but 0 (exit 0, nothing printed or written) and rank 0 compares the recording with side
+ * b alone, so side b's run is not bounded by --comm-timeout and holds no rank. A failure on any
+ * rank while side a runs ends the job, bounded and named, before anything is written. */
+static int compare_ranks(compare_args *o, const char *kind)
+{
+	dsv32_error err = {0};
+	dsv32_comm *comm = NULL;
+	double t0 = now_s();
+	if (dsv32_cli_comm_open(kind, o->comm_timeout, &comm, &err) != DSV32_OK)
+		return dsv32_cli_fail("compare", &err);
+	bool leader = dsv32_cli_comm_is_leader(comm);
+	dsv32_cli_outputs claimed = {.force = o->force};
+	int code = leader ? claim_outputs(o, &claimed) : 0;
+	if (dsv32_comm_agree(comm, code ? DSV32_E_USAGE : DSV32_OK, "outputs", &err) != DSV32_OK)
+		return dsv32_cli_comm_finish("compare", comm, code ? code : DSV32_EXIT_USAGE,
+					     code ? NULL : &err); /* rank 0 printed the refusal */
+	ranks_rec rec = {0};
+	dsv32_tapstore_init(&rec.taps);
+	snprintf(rec.kind, sizeof rec.kind, "%s", kind);
+	dsv32_status rc = record_ranks(o, comm, &rec, &err);
+	if (rc != DSV32_OK || !leader)
+		remove_builtin(o);
+	if (rc != DSV32_OK) {
+		dsv32_tapstore_free(&rec.taps);
+		dsv32_cli_outputs_release(&claimed);
+		return dsv32_cli_comm_finish("compare", comm, DSV32_EXIT_USAGE, &err);
+	}
+	dsv32_cli_comm_finish("compare", comm, DSV32_EXIT_OK, NULL); /* every rank closes */
+	rec.wall_s = now_s() - t0;
+	if (leader)
+		code = compare_main(o, &rec);
+	dsv32_tapstore_free(&rec.taps);
+	dsv32_cli_outputs_release(&claimed);
+	return code;
+}
+
 int dsv32_cmd_compare(int argc, char **argv)
 {
 	compare_args o;
@@ -513,10 +668,15 @@ int dsv32_cmd_compare(int argc, char **argv)
 		return DSV32_EXIT_OK;
 	if (prc != DSV32_ARGS_OK)
 		return DSV32_EXIT_USAGE;
+	char kind[8];
+	if ((prc = sides_ranks(&o, kind, sizeof kind)) != 0)
+		return prc;
+	if (kind[0])
+		return compare_ranks(&o, kind);
 	dsv32_cli_outputs claimed = {.force = o.force};
 	if ((prc = claim_outputs(&o, &claimed)) != 0)
 		return prc;
-	int code = compare_main(&o);
+	int code = compare_main(&o, NULL);
 	dsv32_cli_outputs_release(&claimed);
 	return code;
 }

@@ -11,6 +11,7 @@
 #include "cli/cli_outputs.h"
 #include "cli/cli_models.h"
 #include "compare/provenance.h"
+#include "compare/record.h"
 #include "compare/runner.h"
 #include "compare/tapfile.h"
 #include "core/config.h"
@@ -19,68 +20,6 @@
 #include "kernels/backend.h"
 #include "kernels/exp_torch.h"
 #include "ref/ref_model.h"
-
-typedef struct {
-	dsv32_tapstore *store;
-	int step;
-} dump_ctx;
-
-/* The sink of the ranks other than 0 in a distributed run: the taps are on alike on every rank
- * (gathering a split tap is a collective), only rank 0 keeps them. */
-static dsv32_status drop_tap(void *user, const char *name, const dsv32_tensor *t, dsv32_error *err)
-{
-	(void)user, (void)name, (void)t, (void)err;
-	return DSV32_OK;
-}
-
-static dsv32_status on_tap(void *user, const char *name, const dsv32_tensor *t, dsv32_error *err)
-{
-	dump_ctx *c = user;
-	char full[192];
-	dsv32_tapfile_name(full, sizeof full, c->step, name);
-	return dsv32_tapstore_put(c->store, full, t, err);
-}
-
-static dsv32_status put_i64(dsv32_tapstore *s, int step, const char *name, const int64_t *v,
-			    int ndim, const int64_t *shape, dsv32_error *err)
-{
-	char full[64];
-	dsv32_tapfile_name(full, sizeof full, step, name);
-	dsv32_tensor t = dsv32_tensor_view((void *)v, DSV32_I64, ndim, shape);
-	return dsv32_tapstore_put(s, full, &t, err);
-}
-
-static dsv32_status record(dsv32_model *m, dsv32_tokens *toks, int steps, dsv32_tapstore *s,
-			   bool keep, dsv32_error *err)
-{
-	dump_ctx c = {.store = s};
-	int64_t B = toks->rows, *cur = toks->ids, S = toks->cols, pos = 0;
-	int64_t *next = malloc((size_t)B * sizeof *next);
-	if (!next)
-		return DSV32_FAIL(err, DSV32_E_NOMEM, "tokens");
-	dsv32_status rc = DSV32_OK;
-	for (int step = 0; step <= steps && rc == DSV32_OK; step++) {
-		int64_t shape[2] = {B, S}, one = 1;
-		c.step = step;
-		if (keep)
-			rc = put_i64(s, step, "input_ids", cur, 2, shape, err);
-		if (rc == DSV32_OK && keep)
-			rc = put_i64(s, step, "start_pos", &pos, 1, &one, err);
-		dsv32_tensor logits = {0};
-		m->taps = (dsv32_tap_sink){keep ? on_tap : drop_tap, &c};
-		if (rc == DSV32_OK)
-			rc = m->vt->forward(m, cur, B, S, pos, &logits, err);
-		m->taps = (dsv32_tap_sink){0};
-		for (int64_t b = 0; rc == DSV32_OK && b < B; b++)
-			next[b] = dsv32_argmax_f32((const float *)logits.data + b * logits.shape[1], logits.shape[1]);
-		dsv32_tensor_free(&logits);
-		pos += S;
-		S = 1;
-		cur = next;
-	}
-	free(next);
-	return rc;
-}
 
 typedef struct {
 	const char *layout, *ckpt, *tokens, *out, *device, *profile, *gemm, *ties, *exp;
@@ -143,7 +82,8 @@ static int dump_record(const dump_args *a)
 	dsv32_tapstore_init(&store);
 	dsv32_status rc = dsv32_tokens_load(&toks, a->tokens, m->cfg.vocab_size, &err);
 	if (rc == DSV32_OK) {
-		rc = record(m, &toks, (int)a->steps, &store, leader, &err);
+		rc = dsv32_record_run(m, toks.ids, toks.rows, toks.cols, (int)a->steps,
+				      leader ? &store : NULL, NULL, &err);
 		dsv32_tokens_free(&toks);
 	}
 	char *cfg = strcmp(layout, "ref") ? dsv32_config_to_hf_json(&m->cfg) : dsv32_config_to_ref_json(&m->cfg);

@@ -62,9 +62,28 @@ static const char *prov_value(const dsv32_cmp_result *r, const char *key)
 	return v ? v : "";
 }
 
+/* A side label without its ":comm=..." token: where a ref side's ranks ran (one process, or one
+ * per process over MPI / NCCL) is not what they computed (docs/distributed.md), so a report of
+ * the real ranks is checked against one of the in-process emulation. */
+static void side_numerics(char *out, size_t len, const char *label)
+{
+	const char *c = strstr(label, ":comm=");
+	if (!c) {
+		snprintf(out, len, "%s", label);
+		return;
+	}
+	const char *rest = strchr(c + 1, ':');
+	snprintf(out, len, "%.*s%s", (int)(c - label), label, rest ? rest : "");
+}
+
 bool dsv32_check_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,
 			     char *why, size_t len)
 {
+	char sa[2][160], sb[2][160];
+	side_numerics(sa[0], sizeof sa[0], baseline->side_a);
+	side_numerics(sa[1], sizeof sa[1], current->side_a);
+	side_numerics(sb[0], sizeof sb[0], baseline->side_b);
+	side_numerics(sb[1], sizeof sb[1], current->side_b);
 	/* what decides the numbers compared; the checkpoint path, the budget, the build and the
 	 * host are not (the host has its own note) */
 	static const char *const keys[] = {"weights_fingerprint_sha256", "config", "layers",
@@ -72,8 +91,8 @@ bool dsv32_check_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_re
 	const struct {
 		const char *what, *x, *y;
 	} top[] = {{"mode", baseline->mode, current->mode},
-		   {"side a", baseline->side_a, current->side_a},
-		   {"side b", baseline->side_b, current->side_b}};
+		   {"side a", sa[0], sa[1]},
+		   {"side b", sb[0], sb[1]}};
 	for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
 		if (strcmp(top[i].x, top[i].y) != 0) {
 			snprintf(why, len, "%s differs: \"%.60s\" (baseline) vs \"%.60s\" (current)",

@@ -30,7 +30,8 @@ typedef struct {
 typedef void (*dsv32_check_fn)(void *user, const dsv32_check_finding *f);
 
 /* Whether two runs measured the same thing, so that a check means something: same mode and
- * side labels, and the same provenance of what decides the numbers (weights fingerprint,
+ * side labels (but for a ref side's comm= token: real ranks give the emulation's bits,
+ * docs/distributed.md), and the same provenance of what decides the numbers (weights fingerprint,
  * config, layers, tokens, seed, decode steps; absent counts as ""). When not, why names the
  * first difference. A different host or GEMM engine is only a note of the checks below. */
 bool dsv32_check_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_result *current,

@@ -37,7 +37,8 @@ static dsv32_status side_open(side_rt *s, const dsv32_side_spec *spec, const dsv
 	s->spec = spec;
 	s->tm = tm;
 	if (spec->kind == DSV32_SIDE_TAPS) {
-		DSV32_TRY(dsv32_tapfile_open(&s->tf, spec->path, err));
+		DSV32_TRY(spec->mem ? dsv32_tapfile_open_store(&s->tf, spec->mem, spec->label, err)
+				    : dsv32_tapfile_open(&s->tf, spec->path, err));
 		s->has_tf = true;
 		return DSV32_OK;
 	}

@@ -3,6 +3,8 @@
  *
  * Sides: "LAYOUT[:device][:profile][:mp=W][:experts=eager]" for a live model (LAYOUT ref|hf,
  * device cpu|cuda, profile bf16|fp32), or "taps:FILE" for a recording (docs/tap-format.md).
+ * A ref side with comm=mpi|nccl runs on real ranks: the caller records it on every rank of the
+ * job and passes rank 0's recording in as a TAPS side with mem set (cli/cmd_compare.c).
  *
  * Steps: with two live sides, step 0 is the prompt at start_pos 0 and steps 1..N are single
  * tokens chosen greedily (argmax per row) from side a's logits, fed to both sides. With a
@@ -45,6 +47,11 @@ typedef struct {
 	char ties_from[32];    /* why opts.ties is what it is: "default", "side option" or
 				* "recording" (dsv32_side_adopt_recording_rules) */
 	char exp_from[32];     /* the same for opts.exp_rule */
+	char comm[8];          /* comm=mpi|nccl: "mpi" | "nccl", the ref side runs on real ranks,
+				* one per process (docs/distributed.md); "" in this process */
+	dsv32_tapstore *mem;   /* kind TAPS only: a recording in the caller's memory, read in
+				* place of a file (a comm= side recorded on its ranks, replayed on
+				* rank 0: cli/cmd_compare.c); NULL: path */
 } dsv32_side_spec;
 
 dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_error *err);

@@ -79,17 +79,14 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 	else if (!strcmp(tok, "no-fp8-indexer")) o->no_fp8_indexer = true;
 	else if (!strcmp(tok, "no-fp8-kv")) o->no_fp8_kv = true;
 	else if (!strcmp(tok, "force-yarn")) o->force_yarn = true;
-	else if (!strcmp(tok, "comm=inproc")) { /* the default: ranks in this process */ }
+	else if (!strcmp(tok, "comm=inproc")) s->comm[0] = '\0'; /* the default: this process */
 	else if (!strcmp(tok, "comm=mpi") || !strcmp(tok, "comm=nccl"))
-		/* real ranks need the whole job in step; compare runs two sides in one process */
-		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED,
-				  "side '%s': %s: compare runs its live sides in one process; record "
-				  "the real ranks with `mpirun -np W dsv32-parity dump --comm %s` and "
-				  "compare the recording (taps:FILE), which equals the in-process "
-				  "mp=W run bit for bit (docs/distributed.md)", text, tok, tok + 5);
+		/* real ranks, one per process: every rank records the side, rank 0 compares it
+		 * (cli/cmd_compare.c; docs/distributed.md) */
+		snprintf(s->comm, sizeof s->comm, "%s", tok + 5);
 	else
 		return DSV32_FAIL(err, DSV32_E_USAGE,
-				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, mp=W, comm=inproc, "
+				  "side '%s': unknown option '%s' (expected cpu|cuda, bf16|fp32, mp=W, comm=inproc|mpi|nccl, "
 				  "gemm=fixed|host, ties=index|torch-cpu, exp=libm|torch-cpu, experts=eager|grouped_mm, no-fp8-indexer, no-fp8-kv, force-yarn, lanes=8|16, torch=1|2, knob=NAME, plant=L)",
 				  text, tok);
 	return DSV32_OK;
@@ -135,6 +132,11 @@ static void make_label(dsv32_side_spec *s)
 		 o->device == DSV32_DEV_CUDA ? "cuda" : "cpu",
 		 o->profile == DSV32_PROFILE_FP32 ? "fp32" : "bf16");
 	label_add(s, ref, num(b, sizeof b, "mp", o->world_size));
+	if (s->comm[0]) { /* where the ranks ran, not what they compute: report check ignores it */
+		char c[16];
+		snprintf(c, sizeof c, "comm=%s", s->comm);
+		label_add(s, true, c);
+	}
 	label_add(s, !ref && o->experts == DSV32_EXPERTS_EAGER, "experts=eager");
 	label_add(s, o->gemm_engine == DSV32_GEMM_HOST, "gemm=host");
 	label_add(s, o->ties == 1, "ties=torch-cpu");
@@ -177,6 +179,9 @@ dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_erro
 	if (!strcmp(out->layout, "hf") && out->opts.knobs)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': knob= applies to the ref layout only",
 				  text);
+	if (!strcmp(out->layout, "hf") && out->comm[0])
+		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': comm=%s applies to the ref layout "
+				  "only (real tensor-parallel ranks)", text, out->comm);
 	if (!strcmp(out->layout, "hf") && out->opts.world_size != 1)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': mp=W applies to the ref layout only",
 				  text);

@@ -122,12 +122,10 @@ static dsv32_status open_source(dsv32_tapfile *tf, const char *path, dsv32_error
 	return dsv32_tapfile_read_h5(tf->mem, path, err);
 }
 
-dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err)
+/* The steps of an opened source: their count, batch, lengths and positions. */
+static dsv32_status index_steps(dsv32_tapfile *tf, const char *path, dsv32_error *err)
 {
-	memset(tf, 0, sizeof *tf);
-	dsv32_status rc = open_source(tf, path, err);
-	if (rc != DSV32_OK)
-		goto out_close;
+	dsv32_status rc = DSV32_OK;
 	int max_step = -1;
 	const char *name;
 	for (size_t i = 0; (name = entry_name(tf, i)); i++) {
@@ -136,15 +134,33 @@ dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error
 		if (split_step(name, &s, &rest) && s > max_step)
 			max_step = s;
 	}
-	if (max_step < 0) {
-		rc = DSV32_FAIL(err, DSV32_E_FORMAT,
-				"%s: no tensor named step{s}.{tap}: not a tap recording", path);
-		goto out_close;
-	}
+	if (max_step < 0)
+		return DSV32_FAIL(err, DSV32_E_FORMAT,
+				  "%s: no tensor named step{s}.{tap}: not a tap recording", path);
 	tf->n_steps = max_step + 1;
 	for (int s = 0; s < tf->n_steps && rc == DSV32_OK; s++)
 		rc = read_step_info(tf, s, path, err);
-out_close:
+	return rc;
+}
+
+dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err)
+{
+	memset(tf, 0, sizeof *tf);
+	dsv32_status rc = open_source(tf, path, err);
+	if (rc == DSV32_OK)
+		rc = index_steps(tf, path, err);
+	if (rc != DSV32_OK)
+		dsv32_tapfile_close(tf);
+	return rc;
+}
+
+dsv32_status dsv32_tapfile_open_store(dsv32_tapfile *tf, dsv32_tapstore *store, const char *name,
+				      dsv32_error *err)
+{
+	memset(tf, 0, sizeof *tf);
+	tf->mem = store;
+	tf->mem_borrowed = true;
+	dsv32_status rc = index_steps(tf, name, err);
 	if (rc != DSV32_OK)
 		dsv32_tapfile_close(tf);
 	return rc;
@@ -154,7 +170,7 @@ void dsv32_tapfile_close(dsv32_tapfile *tf)
 {
 	if (tf->f)
 		dsv32_st_close(tf->f);
-	if (tf->mem) {
+	if (tf->mem && !tf->mem_borrowed) {
 		dsv32_tapstore_free(tf->mem);
 		free(tf->mem);
 	}

@@ -17,7 +17,9 @@
 
 typedef struct {
 	dsv32_st_file *f;          /* a safetensors recording, or */
-	dsv32_tapstore *mem;       /* an HDF5 recording read into memory (.h5 / .hdf5) */
+	dsv32_tapstore *mem;       /* an HDF5 recording read into memory (.h5 / .hdf5), or the
+				    * caller's store (dsv32_tapfile_open_store) */
+	bool mem_borrowed;         /* mem is the caller's: close leaves it */
 	int n_steps;
 	int64_t batch;            /* rows of step0.input_ids */
 	int64_t seqlen[64];       /* per step (first 64 steps), from input_ids */
@@ -27,6 +29,10 @@ typedef struct {
 /* A .h5 / .hdf5 path is read as the HDF5 form (groups step{s}, one dataset per tap, the
  * recorded dtype restored from the "dtype" attribute); anything else as safetensors. */
 dsv32_status dsv32_tapfile_open(dsv32_tapfile *tf, const char *path, dsv32_error *err);
+/* A recording held in memory (names "step{s}.{tap}", as dsv32_tapfile_open reads them), read
+ * in place: store is borrowed and must outlive tf; name stands for the path in messages. */
+dsv32_status dsv32_tapfile_open_store(dsv32_tapfile *tf, dsv32_tapstore *store, const char *name,
+				      dsv32_error *err);
 /* Read an HDF5 dump's step groups into store as "step{s}.{tap}", and a comparison dump's side
  * groups a/ and b/ as "a/step{s}.{tap}" (compare/tapfile_h5.c). */
 dsv32_status dsv32_tapfile_read_h5(dsv32_tapstore *store, const char *path, dsv32_error *err);

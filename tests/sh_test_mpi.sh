@@ -4,12 +4,21 @@
 #   * `mpirun -np W dsv32-parity dump --comm mpi` writes a recording whose every tap (logits
 #     included; prefill and decode steps, two prompt rows) is bit-identical to the in-process
 #     `dump` with the same W: tiny preset bf16 W = 1, 2, 4 (shards), W = 2 from the HF directory
-#     sliced in memory, fp8 W = 1; small preset bf16 W = 2, 4 and fp8 W = 2 (the fp8 presets split
-#     their 128-blocks over at most that many ranks). `run --comm mpi` prints the same ids.
+#     sliced in memory, fp8 W = 1; small preset bf16 W = 2, 4 and fp8 W = 2. fp8 cannot be cut
+#     finer: the shared expert's width (tiny 128, small 256) is one and two 128-blocks of the
+#     scale grid and a rank holds whole blocks (as in the reference's convert.py, which splits
+#     a .scale with its weight and asserts divisibility: docs/spec/checkpoints.md §6.1), so
+#     tiny fp8 W = 2 and small fp8 W = 4 are checked to be refused by name instead.
+#     `run --comm mpi` prints the same ids.
+#   * `mpirun -np 2 compare --a ref:mp=2:comm=mpi` (tiny, both modes): against ref:mp=2 every tap
+#     shows zero drift, and against ref:mp=2 and hf the report holds the numbers of the
+#     in-process `compare --a ref:mp=2` (taps, forced decisions, skips, verdict; `report check
+#     --exact` too); stdout holds rank 0's JSON document only.
 #   * Only rank 0 writes: one output, one "wrote" line.
 #   * Failures end the job with a named rank and no output file: a missing shard on rank 1, rank
-#     1 hanging (bounded by --comm-timeout), rank 1 dying (SIGKILL), a differing indexer
-#     selection on rank 1 (the reference's cross-rank check), -np different from the shards' W.
+#     1 hanging (bounded by --comm-timeout), rank 1 dying (SIGKILL; in dump and in compare), a
+#     differing indexer selection on rank 1 (the reference's cross-rank check), -np different
+#     from the shards' W.
 # Skips (77) without mpirun, python3, or when the binary was built without MPI.
 # DSV32_TEST_MPI_SMALL=0 leaves out the small preset (about 2 of the test's 3-4 minutes).
 # Run: ctest -R sh_test_mpi (needs DSV32_CLI, set by ctest).
@@ -101,12 +110,25 @@ same tiny_bf16_w4 4 mp4
 same tiny_hf_w2 2 hf_tiny --mp 2
 same tiny_fp8_w1 1 f8mp1
 
+# fp8 finer than a preset allows: refused by name (why: the head of this file)
+fp8_refused() { # name hf_ckpt W
+	if "$CLI" convert hf-to-ref --checkpoint "$2" --mp "$3" --out "$1" >"$1.err" 2>&1; then
+		fail "$1: convert --mp $3 of these fp8 weights succeeded: add a W = $3 case"
+	elif grep -q "shared expert scale split" "$1.err"; then
+		echo "ok: $1: not run, the preset cannot be cut $3 ways: $(grep -m1 -o 'moe_inter.*' "$1.err")"
+	else
+		cat "$1.err"; fail "$1: convert --mp $3 refused for another reason"
+	fi
+}
+fp8_refused tiny_fp8_w2 hf_tiny8 2
+
 if [ "${DSV32_TEST_MPI_SMALL:-1}" = 1 ]; then
 	"$CLI" fixture --preset small --out hf_small >/dev/null 2>&1 || exit 1
 	"$CLI" fixture --preset small --dtype fp8 --out hf_small8 >/dev/null 2>&1 || exit 1
 	"$CLI" convert hf-to-ref --checkpoint hf_small --mp 2 --out smp2 >/dev/null 2>&1 || exit 1
 	"$CLI" convert hf-to-ref --checkpoint hf_small --mp 4 --out smp4 >/dev/null 2>&1 || exit 1
 	"$CLI" convert hf-to-ref --checkpoint hf_small8 --mp 2 --out s8mp2 >/dev/null 2>&1 || exit 1
+	fp8_refused small_fp8_w4 hf_small8 4
 	rm -rf hf_small hf_small8
 	same small_bf16_w2 2 smp2
 	same small_bf16_w4 4 smp4
@@ -122,6 +144,61 @@ in_ids=$("$CLI" run --checkpoint mp2 --tokens "$TOKS" --max-new-tokens 4 2>/dev/
 grep -q '"world_size": 2' run.json || fail "run --json: no world_size 2 in run.json"
 echo "ok: run ids $in_ids, once"
 
+# compare with side a on real ranks: rank 0 alone prints and writes; the numbers are those of
+# the in-process compare (a prompt of 7 tokens: ref:mp=2 vs hf then forces a decision)
+cat >cmprep.py <<'EOF'
+# two compare reports (JSON): the same numbers (taps, forced decisions, skips, verdict) once the
+# side labels, provenance and timing are left out; --zero: no tap of the first one drifts at all
+import json, sys
+def load(p):
+    d = json.load(open(p))
+    for k in ('provenance', 'side_a', 'side_b', 'timing'):
+        d.pop(k, None)
+    return d
+a, b = load(sys.argv[1]), load(sys.argv[2])
+if a != b:
+    print('the reports differ in', [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)])
+    sys.exit(1)
+modes = sorted(set(t['mode'] for t in a['taps']))
+if len(modes) != 2:
+    print('one mode only:', modes); sys.exit(1)
+zero = '--zero' in sys.argv
+if zero:
+    bad = [t['name'] for t in a['taps'] if ('metrics' in t and t['metrics']['n_diff'] != 0) or
+           ('set' in t and t['set']['rows_equal'] != t['set']['rows']) or
+           ('metrics' not in t and 'set' not in t)]
+    if bad:
+        print('%d taps drift, first: %s' % (len(bad), bad[:5])); sys.exit(1)
+print('%d taps (%s), %d forced rows: the in-process numbers%s' % (len(a['taps']),
+      ' and '.join(modes), len(a['forced_decisions']), ', zero drift in every tap' if zero else ''))
+EOF
+CMP=(--checkpoint mp2 --prompt-len 7 --decode-steps 2)
+cmp_mpi() { # name side_b [--zero]
+	local name="$1" b="$2"; shift 2
+	# one thread, as each rank under mpirun: the fixed GEMM engine's numbers do not depend on
+	# it, and two OpenMP threads on two busy cores make this 0.2 s run take 5-20 s
+	OMP_NUM_THREADS=1 "$CLI" compare "${CMP[@]}" --a ref:mp=2 --b "$b" --json "$name.in.json" \
+		>/dev/null 2>"$name.in.err" || { cat "$name.in.err"; fail "$name: in-process compare"; return; }
+	"${MPIRUN[@]}" 2 "$CLI" compare "${CMP[@]}" --a ref:mp=2:comm=mpi --b "$b" --json - \
+		>"$name.mpi.json" 2>"$name.mpi.err" ||
+		{ cat "$name.mpi.err"; fail "$name: mpirun -np 2 compare"; return; }
+	grep -qE '"side_a":[[:space:]]*"ref:cpu:bf16:mp=2:comm=mpi"' "$name.mpi.json" &&
+		grep -qE '"side_a_ranks":[[:space:]]*"2 MPI processes' "$name.mpi.json" ||
+		fail "$name: the report does not name side a's label and ranks"
+	"$CLI" report check --exact --baseline "$name.in.json" --current "$name.mpi.json" \
+		>"$name.chk" 2>&1 || { cat "$name.chk"; fail "$name: report check --exact"; }
+	if python3 cmprep.py "$name.mpi.json" "$name.in.json" "$@" >"$name.cmp" 2>&1; then
+		echo "ok: $name: $(cat "$name.cmp")"
+	else
+		fail "$name: $(cat "$name.cmp")"
+	fi
+}
+cmp_mpi compare_ref ref:mp=2 --zero
+cmp_mpi compare_hf hf
+"$CLI" compare --checkpoint mp2 --a hf --b ref:mp=2:comm=mpi >cmpb.out 2>&1
+[ $? = 2 ] && grep -q "runs as side a only" cmpb.out ||
+	{ cat cmpb.out; fail "compare: comm=mpi on side b not refused"; }
+
 # failures: bounded, named, nothing written
 expect_fail() { # name max_seconds pattern env mpirun-args...
 	local name="$1" max="$2" pat="$3" env="$4"; shift 4
@@ -130,7 +207,7 @@ expect_fail() { # name max_seconds pattern env mpirun-args...
 	local dt=$((SECONDS - t0))
 	[ "$dt" -le "$max" ] || fail "$name: took $dt s (bound $max s)"
 	grep -qE "$pat" "$name.out" || { cat "$name.out"; fail "$name: no message matching '$pat'"; }
-	[ ! -e "$name.safetensors" ] || fail "$name: an output file was written"
+	[ ! -e "$name.safetensors" ] && [ ! -e "$name.json" ] || fail "$name: an output file was written"
 	echo "ok: $name in $dt s: $(grep -m1 -E "$pat" "$name.out" | cut -c1-150)"
 }
 mkdir miss && cp mp2/config.json mp2/model0-mp2.safetensors miss/
@@ -142,6 +219,9 @@ expect_fail hang 40 "no data from rank 1 within 3 s" "DSV32_COMM_FAULT=hang:1:6"
 expect_fail die 40 "rank 1 .*(signal 9|Killed)|no data from rank 1" "DSV32_COMM_FAULT=die:1:6" \
 	2 -x DSV32_COMM_FAULT "$CLI" dump --checkpoint mp2 --tokens "$TOKS" --out die.safetensors \
 	--comm mpi --comm-timeout 3
+expect_fail compare_die 40 "rank 1 .*(signal 9|Killed)|no data from rank 1" "DSV32_COMM_FAULT=die:1:6" \
+	2 -x DSV32_COMM_FAULT "$CLI" compare "${CMP[@]}" --a ref:mp=2:comm=mpi --b hf \
+	--json compare_die.json --comm-timeout 3
 expect_fail topk 30 "rank 1 of 2: the indexer's top-k selection differs" "DSV32_COMM_FAULT=topk:1" \
 	2 -x DSV32_COMM_FAULT "$CLI" dump --checkpoint mp2 --tokens "$TOKS" --out topk.safetensors \
 	--comm mpi

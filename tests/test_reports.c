@@ -472,7 +472,7 @@ static void test_first_divergence_is_in_model_order(void **state)
 }
 
 /* report check refuses reports of different runs, naming the first difference; the host is
- * not such a difference (it has its own note). */
+ * not such a difference (it has its own note), nor a side's comm= token. */
 static void test_reports_of_different_runs_are_not_comparable(void **state)
 {
 	(void)state;
@@ -498,6 +498,17 @@ static void test_reports_of_different_runs_are_not_comparable(void **state)
 	assert_false(dsv32_check_comparable(&x, &y, why, sizeof why));
 	assert_non_null(strstr(why, "mode differs"));
 	snprintf(y.mode, sizeof y.mode, "propagate");
+	/* where a ref side's ranks ran is no difference: real ranks give the emulation's bits */
+	char side_a[sizeof x.side_a];
+	snprintf(side_a, sizeof side_a, "%s", x.side_a);
+	snprintf(x.side_a, sizeof x.side_a, "ref:cpu:bf16:mp=2:knob=a");
+	snprintf(y.side_a, sizeof y.side_a, "ref:cpu:bf16:mp=2:comm=mpi:knob=a");
+	assert_true(dsv32_check_comparable(&x, &y, why, sizeof why));
+	snprintf(y.side_a, sizeof y.side_a, "ref:cpu:bf16:mp=4:comm=mpi:knob=a");
+	assert_false(dsv32_check_comparable(&x, &y, why, sizeof why));
+	assert_non_null(strstr(why, "side a differs"));
+	snprintf(x.side_a, sizeof x.side_a, "%s", side_a);
+	snprintf(y.side_a, sizeof y.side_a, "%s", side_a);
 	snprintf(y.side_b, sizeof y.side_b, "taps:x.safetensors");
 	assert_false(dsv32_check_comparable(&x, &y, why, sizeof why));
 	assert_non_null(strstr(why, "side b differs"));

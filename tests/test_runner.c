@@ -111,6 +111,14 @@ static void test_side_parse_accepts_and_rejects(void **state)
 	assert_int_equal(dsv32_side_parse("hf:ties=random", &s, &err), DSV32_E_USAGE);
 	assert_int_equal(dsv32_side_parse("ref:fast", &s, &err), DSV32_E_USAGE);
 	assert_non_null(strstr(err.what, "fast"));
+	/* real ranks: named in the label after the world size; the ref layout only */
+	assert_int_equal(dsv32_side_parse("ref:comm=mpi:mp=2", &s, &err), DSV32_OK);
+	assert_string_equal(s.comm, "mpi");
+	assert_string_equal(s.label, "ref:cpu:bf16:mp=2:comm=mpi");
+	assert_int_equal(dsv32_side_parse("ref:comm=mpi:comm=inproc", &s, &err), DSV32_OK);
+	assert_string_equal(s.label, "ref:cpu:bf16:mp=1");
+	assert_int_equal(dsv32_side_parse("hf:comm=mpi", &s, &err), DSV32_E_USAGE);
+	assert_non_null(strstr(err.what, "ref layout only"));
 }
 
 /* ---- a toy model: L layers, each x -> round(x * 1.03 + 0.01 (layer + 1)); the planted bug
