@@ -4,7 +4,10 @@
 1. fixtures/record_transformers.py records the real transformers DeepseekV32ForCausalLM on the
    golden checkpoint fixtures/golden/ref_tiny/hf (the ref_tiny prompt, B=2, S=24: sparse index
    attention; prefill + 2 greedy decode steps) into a temporary tap file.
-2. `dsv32-parity compare --a taps:FILE --b hf --mode teacher-forced` and `--b ref` on it.
+2. `dsv32-parity compare --a taps:FILE --b hf:gemm=host --mode teacher-forced` and `--b ref` on it
+   (the host engine for hf: the recording was just made by torch on this CPU, whose GEMMs follow
+   the CPU's kernels as our host engine does; the fixed engine's order is the same on every CPU
+   and so matches torch only where torch's kernels happen to share it, e.g. AVX2 without AMX).
 
 Asserts: the recording holds every canonical tap of every layer and step with the documented
 shapes and dtypes; with transformers 5.24 it is bit-identical to fixtures/hf_golden (made by an
@@ -48,7 +51,9 @@ LAYER_TAPS = ["attn_norm", "attn.q_latent", "attn.kv_latent", "attn.q_rope", "at
               "indexer.topk", "attn.out", "ffn_norm", "ffn.out", "out"]
 MOE_TAPS = ["moe.experts", "moe.weights"]
 
-# Pinned figures, measured 2026-11-28 (transformers 5.24.0, torch 2.15.0, CPU, 1 thread).
+# Pinned figures, measured 2026-11-28 (transformers 5.24.0, torch 2.15.0, CPU, 1 thread, AMD
+# AVX2), and 2026-12-06 on an Intel Xeon with AMX (transformers 5.25.0, host engine: every BF16
+# tap identical, indexer.scores <= 1.8e-7, moe.weights <= 6.7e-8).
 # hf layout vs transformers, teacher-forced, worst over layers and steps:
 HF_REL_L2_MAX = 5e-4       # measured 2.015e-4 (layers.2.ffn.out step 0: MoE fp32 slot-sum order)
 HF_REL_L2_NONMOE = 1e-6    # attention taps: measured <= 1.6e-7 (indexer.scores, q_latent 1 ulp)
@@ -214,8 +219,8 @@ def main():
         check_against_hf_golden(taps)
 
         # --- the hf layout against transformers: same layout, tiny drift ---
-        rep, rc = compare(path, "hf", os.path.join(d, "hf.json"))
-        check_every_tap_reported(rep, "hf", [])
+        rep, rc = compare(path, "hf:gemm=host", os.path.join(d, "hf.json"))
+        check_every_tap_reported(rep, "hf", ["moe.scores"])
         w = worst(rep)
         print("hf vs transformers, teacher-forced, worst rel_l2 per op:",
               json.dumps({k: float("%.3g" % v) for k, v in sorted(w.items())}))
@@ -234,7 +239,7 @@ def main():
 
         # --- the ref layout against transformers: the layouts' documented differences ---
         rep, rc = compare(path, "ref", os.path.join(d, "ref.json"))
-        check_every_tap_reported(rep, "ref", ["indexer.k_fp8", "indexer.k_scale"])
+        check_every_tap_reported(rep, "ref", ["indexer.k_fp8", "indexer.k_scale", "moe.scores"])
         w = worst(rep)
         print("ref vs transformers, teacher-forced, worst rel_l2 per op:",
               json.dumps({k: float("%.3g" % v) for k, v in sorted(w.items())}))
