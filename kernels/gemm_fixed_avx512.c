@@ -16,9 +16,11 @@
  * Micro tile: MR = 2·MP rows (MP = 3 row pairs) x NR = 8 columns, MP·8 zmm accumulators; per
  * step q it loads MP x vectors (rows m, m+1 of 8 k values each, packed) and, per column, the 8
  * k values of w row n broadcast to both halves, so w is read in its own row layout: an F32
- * "NT" w straight from memory, other dtypes and layouts through a widened panel wp[NR][span]
- * per column tile and chunk (bf16 by a 16-bit shift, e4m3 decoded arithmetically with the bits
- * of dsv32_e4m3_to_f32, "NN" by 8x8 transposes). A row tail runs a tile of 1 or 2 pairs.
+ * "NT" w straight from memory, a BF16 "NT" w too when x is one m tile (M <= MR: kernb_*, the
+ * decode GEMMs; widened in registers), other dtypes and layouts through a widened panel
+ * wp[NR][span] per column tile and chunk (bf16 by a 16-bit shift, e4m3 decoded arithmetically
+ * with the bits of dsv32_e4m3_to_f32, "NN" by 8x8 transposes). A row tail runs a tile of 1 or
+ * 2 pairs.
  *
  * Blocking: x is packed once per call (xp[chunk][m tile][q][pair][16], widened from x's own
  * rows). The work items are units of up to 16 column tiles (each output formed by one thread);

@@ -5,9 +5,9 @@
  * Parameter dtypes as the reference holds them: norms, indexer k_norm, gate bias F32; head and
  * indexer weights_proj upcast to F32 (exact; the head stays BF16 under the CPU's fixed GEMM
  * engine, which gives the same bits for it, ld_head); the gate weight upcast to F32 (the Gate
- * GEMM is F.linear(fp32(x), fp32(weight))); embed BF16; every other matrix in its file dtype (BF16, or
- * F8_E4M3 + F32 block scale for the fp8 GEMM path). fp32 profile: fp8 matrices are dequantized
- * to F32 once here (fp8 simulation off).
+ * GEMM is F.linear(fp32(x), fp32(weight))); embed BF16; every other matrix in its file dtype
+ * (BF16, or F8_E4M3 + F32 block scale for the fp8 GEMM path). fp32 profile: fp8 matrices are
+ * dequantized to F32 once here (fp8 simulation off).
  *
  * Copies (docs/perf.md "Weight loading"): on the CPU backend a parameter kept in its file dtype
  * is a borrowed, read-only view of the mmap'd file (PROT_READ: a write faults), or, for an HF
