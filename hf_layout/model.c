@@ -131,6 +131,17 @@ out:
 	return rc;
 }
 
+/* Whether the lm_head of all B rows can run as one GEMM (one pass over the [V, dim] weight,
+ * 1.85 GB at real width, instead of B): the kept positions are one strided row set (keep 1) or
+ * all of y (keep S), and the engine is the CPU's fixed one, whose outputs do not depend on how
+ * rows are grouped into calls (gemm.h: one order per output). The host engine and CUDA keep one
+ * call per batch row, whose M their kernels may choose by. */
+static bool lm_head_one_gemm(const hf_model *m, int64_t B, int64_t S, int64_t keep)
+{
+	return B > 1 && (keep == 1 || keep == S) && m->be->device == DSV32_DEV_CPU &&
+	       m->be->gemm_engine == DSV32_GEMM_FIXED;
+}
+
 /* The final norm and lm_head on the last `keep` positions of h [B,S,dim]; logits_out: host
  * [B, keep, V] in the activation dtype. */
 static dsv32_status lm_head(hf_model *m, const dsv32_tensor *h, int64_t keep,
@@ -147,10 +158,22 @@ static dsv32_status lm_head(hf_model *m, const dsv32_tensor *h, int64_t keep,
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_FINAL_NORM, y, err));
 	LC_POOL(lg, m->act, 3, B, keep, V);
 	LC_CK(hf_mat_get(m, &m->lm_head, &head, err));
-	for (int64_t b = 0; b < B; b++) { /* lm_head on the kept positions */
-		dsv32_tensor xv = lc_view(y, (b * S + S - keep) * D, 2, LC_SHAPE(keep, D));
-		dsv32_tensor lv = lc_view(lg, b * keep * V, 2, LC_SHAPE(keep, V));
-		LC_CK(dsv32_gemm(m->be, &lv, &xv, &head, err));
+	if (lm_head_one_gemm(m, B, S, keep)) { /* rows b·S + S - keep .. of y, stride S·D if keep 1 */
+		size_t esz = dsv32_dtype_size(m->act);
+		dsv32_gemm_desc d = {
+			.batch = 1, .M = keep == S ? B * S : B, .N = V, .K = D, .trans_w = true,
+			.x_dtype = m->act, .w_dtype = head.dtype, .y_dtype = m->act,
+			.x = (const char *)y->data + (size_t)((S - keep) * D) * esz,
+			.ldx = keep == S ? D : S * D, .w = head.data, .ldw = D,
+			.y = lg->data, .ldy = V,
+		};
+		LC_CK(dsv32_gemm_run(m->be, &d, err));
+	} else {
+		for (int64_t b = 0; b < B; b++) { /* lm_head on the kept positions */
+			dsv32_tensor xv = lc_view(y, (b * S + S - keep) * D, 2, LC_SHAPE(keep, D));
+			dsv32_tensor lv = lc_view(lg, b * keep * V, 2, LC_SHAPE(keep, V));
+			LC_CK(dsv32_gemm(m->be, &lv, &xv, &head, err));
+		}
 	}
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
 	LC_CK(dsv32_tensor_alloc(logits_out, m->act, 3, LC_SHAPE(B, keep, V), err));

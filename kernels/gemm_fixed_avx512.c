@@ -16,9 +16,11 @@
  * Micro tile: MR = 2·MP rows (MP = 3 row pairs) x NR = 8 columns, MP·8 zmm accumulators; per
  * step q it loads MP x vectors (rows m, m+1 of 8 k values each, packed) and, per column, the 8
  * k values of w row n broadcast to both halves, so w is read in its own row layout: an F32
- * "NT" w straight from memory, other dtypes and layouts through a widened panel wp[NR][span]
- * per column tile and chunk (bf16 by a 16-bit shift, e4m3 decoded arithmetically with the bits
- * of dsv32_e4m3_to_f32, "NN" by 8x8 transposes). A row tail runs a tile of 1 or 2 pairs.
+ * "NT" w straight from memory, a BF16 "NT" w too when x is one m tile (M <= MR: kernb_*, the
+ * decode GEMMs; widened in registers), other dtypes and layouts through a widened panel
+ * wp[NR][span] per column tile and chunk (bf16 by a 16-bit shift, e4m3 decoded arithmetically
+ * with the bits of dsv32_e4m3_to_f32, "NN" by 8x8 transposes). A row tail runs a tile of 1 or
+ * 2 pairs.
  *
  * Blocking: x is packed once per call (xp[chunk][m tile][q][pair][16], widened from x's own
  * rows). The work items are units of up to 16 column tiles (each output formed by one thread);
@@ -237,6 +239,41 @@ KERN(kern_p2, 2)
 KERN(kern_p3, 3)
 #endif
 
+/* The same micro tile reading a BF16 "NT" w in place (no panel): per step q and column j, the
+ * 8 bf16 values w[n0+j, k0+8q .. k0+8q+7] (row j at wb + j·wld) are widened exactly (a 16-bit
+ * shift) into both halves of the vector, i.e. the very vector the panel path broadcasts; the
+ * FMAs and the reduction are KERN's. For x of one m tile (M <= MR), where a panel would be
+ * written and read once per tile: the decode GEMMs, bound by reading w from memory. */
+#define KERNB(NAME, NP)                                                                       \
+	AVX512 static void NAME(float *t, const float *xp, const uint16_t *wb, int64_t wld,   \
+				int64_t kq)                                                   \
+	{                                                                                     \
+		__m512 c[NP][NR];                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			UNROLL for (int j = 0; j < NR; j++)                                   \
+				c[p][j] = _mm512_setzero_ps();                                \
+		for (int64_t q = 0; q < kq; q++) {                                            \
+			__m512 a[NP];                                                         \
+			UNROLL for (int p = 0; p < NP; p++)                                   \
+				a[p] = _mm512_load_ps(xp + (q * MP + p) * 16);                \
+			UNROLL for (int j = 0; j < NR; j++) {                                 \
+				__m256i h = _mm256_broadcastsi128_si256(_mm_loadu_si128(      \
+					(const __m128i *)(wb + j * wld + 8 * q)));            \
+				__m512 b = _mm512_castsi512_ps(                               \
+					_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));     \
+				UNROLL for (int p = 0; p < NP; p++)                           \
+					c[p][j] = _mm512_fmadd_ps(a[p], b, c[p][j]);          \
+			}                                                                     \
+		}                                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          \
+	}
+KERNB(kernb_p1, 1)
+KERNB(kernb_p2, 2)
+#if MP > 2
+KERNB(kernb_p3, 3)
+#endif
+
 /* fp8 (chunk = one 128-block): nb consecutive blocks of one micro tile of NP row pairs, the
  * running sums kept in registers: s = (first ? +0 : prev) then, block by block, s + t·sc with
  * t the block's chunk sums and sc[b][r] = xs[m,kb]·ws[n/128,kb] of row r (fp8.h). Block b's
@@ -371,12 +408,14 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 			 const float *ws, int64_t nkb, const prefetch *pf)
 {
 	int64_t span = k1 - k0, kv = K - k0 < span ? K - k0 : span, kb = k0 / kc_max;
-	const float *wp;
-	int64_t wld;
+	const float *wp = NULL;
+	int64_t wld = w->ld;
+	/* a BF16 "NT" w read in place by a single m tile (kernb_*) */
+	bool in_place_bf16 = !xs && w->trans && w->dtype == DSV32_BF16 && ng == NR &&
+			     kv == span && nmt == 1;
 	if (direct && ng == NR && kv == span) {
 		wp = (const float *)w->p + n0 * w->ld + k0;
-		wld = w->ld;
-	} else {
+	} else if (!in_place_bf16) {
 		pack_w(wb, w, lut, n0, ng, k0, span, kv);
 		wp = wb;
 		wld = span;
@@ -413,6 +452,20 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 			continue;
 		}
 		const float *xt = xc + mt * MR * span;
+		if (in_place_bf16) {
+			const uint16_t *wb16 = (const uint16_t *)w->p + n0 * w->ld + k0;
+#if MP > 2
+			if (np == 3)
+				kernb_p3(t, xt, wb16, wld, span / 8);
+			else
+#endif
+			if (np == 2)
+				kernb_p2(t, xt, wb16, wld, span / 8);
+			else
+				kernb_p1(t, xt, wb16, wld, span / 8);
+			combine(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, first, last);
+			continue;
+		}
 #if MP > 2
 		if (np == 3)
 			kern_p3(t, xt, wp, wld, span / 8);

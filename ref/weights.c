@@ -3,10 +3,11 @@
  * checkpoint sliced in memory through convert/namemap.h, and allocating the caches (§A.17).
  *
  * Parameter dtypes as the reference holds them: norms, indexer k_norm, gate bias F32; head and
- * indexer weights_proj upcast to F32 (exact); the gate weight upcast to F32 (the Gate GEMM is
- * F.linear(fp32(x), fp32(weight))); embed BF16; every other matrix in its file dtype (BF16, or
- * F8_E4M3 + F32 block scale for the fp8 GEMM path). fp32 profile: fp8 matrices are dequantized
- * to F32 once here (fp8 simulation off).
+ * indexer weights_proj upcast to F32 (exact; the head stays BF16 under the CPU's fixed GEMM
+ * engine, which gives the same bits for it, ld_head); the gate weight upcast to F32 (the Gate
+ * GEMM is F.linear(fp32(x), fp32(weight))); embed BF16; every other matrix in its file dtype
+ * (BF16, or F8_E4M3 + F32 block scale for the fp8 GEMM path). fp32 profile: fp8 matrices are
+ * dequantized to F32 once here (fp8 simulation off).
  *
  * Copies (docs/perf.md "Weight loading"): on the CPU backend a parameter kept in its file dtype
  * is a borrowed, read-only view of the mmap'd file (PROT_READ: a write faults), or, for an HF
@@ -211,6 +212,29 @@ static void lin_free(ref_model *m, ref_lin *l)
 	lc_free(m->be, &l->s);
 }
 
+/* The head "head.weight" of rank r [V/W, dim]: F32, as the reference holds it (the file's BF16
+ * upcast exactly), except on the CPU under the fixed GEMM engine, whose order widens a BF16 w
+ * exactly inside the GEMM (gemm.h "Engines": the same bits for every dtype pair): there a BF16
+ * or F32 head stays in its file dtype, a view of the mapping, which spares the F32 copy (3.7 GB
+ * at the real vocabulary, most of the load time) and halves the bytes each logits GEMM reads.
+ * The host engine and CUDA take other bodies for other dtype pairs, so they get F32 as before. */
+static dsv32_status ld_head(ref_model *m, wsrc *s, int r, const int64_t *vshape, dsv32_tensor *dst,
+			    dsv32_error *err)
+{
+	bool keep = m->be->device == DSV32_DEV_CPU && m->be->gemm_engine == DSV32_GEMM_FIXED;
+	DSV32_TRY(ld(m, s, r, "head.weight", keep ? DSV32_DTYPE_COUNT : DSV32_F32, 2, vshape, false,
+		     dst, err));
+	if (dst->dtype == DSV32_BF16 || dst->dtype == DSV32_F32)
+		return DSV32_OK;
+	dsv32_tensor f; /* another float file dtype (e.g. F16): the F32 copy after all */
+	DSV32_TRY(lc_alloc(m->be, &f, DSV32_F32, 2, vshape, err));
+	dsv32_convert(f.data, DSV32_F32, dst->data, dst->dtype, (size_t)dsv32_tensor_numel(dst));
+	s->n_borrowed -= dst->owned ? 0 : 1;
+	lc_free(m->be, dst); /* a view of the mapping is only reset */
+	*dst = f;
+	return DSV32_OK;
+}
+
 /* Real ranks: the slots of the other ranks' split parameters (rank tables, routed experts) point
  * at this rank's own (shallow copies, never freed through them), so a loop over every rank that
  * does not skip the remote ones (ref_rank_is_local) still runs on valid shapes; what it computes
@@ -411,7 +435,7 @@ dsv32_status ref_weights_load(ref_model *m, const char *ckpt, bool is_hf, dsv32_
 			lc_free(m->be, &e);
 		}
 		if (rc == DSV32_OK)
-			rc = ld(m, s, r, "head.weight", DSV32_F32, 2, vshape, false, &m->head[r], err);
+			rc = ld_head(m, s, r, vshape, &m->head[r], err);
 	}
 	int64_t one[1] = {c->dim};
 	if (rc == DSV32_OK)

@@ -204,6 +204,28 @@ static void test_fixed_gemm_is_the_written_order_on_every_body(void **state)
 			}
 }
 
+/* Few rows (M <= 6, one m tile of the avx512 body): a BF16 "NT" w is read in place there
+ * (gemm_fixed_avx512.c kernb_*), full 8-column tiles and whole chunks, with a column tail and a
+ * short last chunk beside them; every dtype combination, so the in-place and panel paths meet
+ * in one run. */
+static void test_fixed_gemm_few_rows_is_the_written_order(void **state)
+{
+	(void)state;
+	static const int64_t shapes[][4] = {
+		/* Bt, M, N, K */
+		{1, 1, 16, 1024}, {1, 2, 40, 2048}, {2, 2, 19, 1536}, {1, 3, 24, 3000},
+		{1, 4, 33, 2056}, {1, 5, 8, 1024}, {1, 6, 17, 2048}, {1, 7, 16, 1024},
+	};
+	uint64_t seed = 4242;
+	for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+		for (size_t i = 0; i < sizeof combos / sizeof combos[0]; i++)
+			for (int t = 0; t < 2; t++) {
+				fcase c = {t == 0, shapes[s][0], shapes[s][1], shapes[s][2],
+					   shapes[s][3], combos[i][0], combos[i][1], combos[i][2]};
+				check_case(&c, seed++);
+			}
+}
+
 /* Any e4m3 code but the two NaNs (0x7f, 0xff): subnormals, both zeros, every exponent. */
 static uint8_t e4m3_code(tu_rng *r)
 {
@@ -374,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_fixed_gemm_is_the_written_order_on_every_body),
 		cmocka_unit_test(test_fixed_fp8_gemm_is_the_written_order_on_every_body),
 		cmocka_unit_test(test_fixed_gemm_strided_operands),
+		cmocka_unit_test(test_fixed_gemm_few_rows_is_the_written_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
