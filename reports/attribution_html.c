@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "compare/attribute.h"
+#include "reports/report.h"
 
 /* The track a bar lies in: its width in pixels (bars are a percentage of it). */
 #define TRACK_PX 360
@@ -27,20 +28,6 @@
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e",
 				      "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
 
-/* Text into HTML content or a single- or double-quoted attribute. */
-static void esc(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&#39;", f); break;
-		default: fputc(*s, f);
-		}
-	}
-}
 
 /* " data-value='V'" with V printed as the JSON document prints it (cJSON: 15 significant
  * digits when they read back as the value, else 17), so the two texts are equal. */
@@ -151,22 +138,22 @@ static void knob_line(FILE *f, const dsv32_attribution *a, int k, const char *ro
 	bool impl = dsv32_knob_implemented(kb);
 	double v = impl ? value_at(&a->alone[k], layer) : -1;
 	fprintf(f, "<tr class='knob' data-knob='");
-	esc(f, kb->name);
+	dsv32_html_escape(f, kb->name);
 	fprintf(f, "'");
 	if (v >= 0)
 		data_value(f, v);
 	fprintf(f, ">");
 	if (span > 0) {
 		fprintf(f, "<td class='row' rowspan='%d'>", span);
-		esc(f, row);
+		dsv32_html_escape(f, row);
 		fprintf(f, "<div class='verdict'>");
-		esc(f, dsv32_attr_row_verdict(a, row));
+		dsv32_html_escape(f, dsv32_attr_row_verdict(a, row));
 		fprintf(f, "</div></td>");
 	}
 	fprintf(f, "<td><code title='");
-	esc(f, kb->summary);
+	dsv32_html_escape(f, kb->summary);
 	fprintf(f, "'>");
-	esc(f, kb->name);
+	dsv32_html_escape(f, kb->name);
 	fprintf(f, "</code></td>");
 	if (v >= 0)
 		bar_cells(f, s, v, palette[row_i % 10]);
@@ -227,9 +214,9 @@ static void page_head(FILE *f, const dsv32_cmp_result *prov)
 		   "and hf causes how much</h1>\n<dl>", TRACK_PX);
 	for (int i = 0; prov && i < prov->n_prov; i++) {
 		fprintf(f, "<dt>");
-		esc(f, prov->prov[i].key);
+		dsv32_html_escape(f, prov->prov[i].key);
 		fprintf(f, "</dt><dd>");
-		esc(f, prov->prov[i].value);
+		dsv32_html_escape(f, prov->prov[i].value);
 		fprintf(f, "</dd>");
 	}
 	fprintf(f, "</dl>\n");
@@ -244,16 +231,16 @@ static void headline(FILE *f, const dsv32_attribution *a, const char *const *row
 		int idx[DSV32_ATTR_MAX_KNOBS];
 		int n = knobs_of_row(a, rows[i], idx);
 		fprintf(f, "<tr><td>");
-		esc(f, rows[i]);
+		dsv32_html_escape(f, rows[i]);
 		fprintf(f, "</td><td>");
 		for (int j = 0; j < n; j++) {
 			fprintf(f, "%s<code>", j ? ", " : "");
-			esc(f, a->knobs[idx[j]].name);
+			dsv32_html_escape(f, a->knobs[idx[j]].name);
 			fprintf(f, "</code>%s", dsv32_knob_implemented(&a->knobs[idx[j]])
 				? "" : " (not yet a switch)");
 		}
 		fprintf(f, "</td><td>");
-		esc(f, dsv32_attr_row_verdict(a, rows[i]));
+		dsv32_html_escape(f, dsv32_attr_row_verdict(a, rows[i]));
 		fprintf(f, "</td></tr>\n");
 	}
 	fprintf(f, "</tbody></table>\n");
@@ -289,13 +276,13 @@ static void runs_table(FILE *f, const dsv32_attribution *a)
 	for (size_t k = 0; k < a->n_knobs; k++)
 		if (dsv32_knob_implemented(&a->knobs[k])) {
 			fprintf(f, "<tr><td><code>");
-			esc(f, a->knobs[k].name);
+			dsv32_html_escape(f, a->knobs[k].name);
 			fprintf(f, "</code> alone</td>");
 			run_cells(f, &a->alone[k]);
 		}
 	for (int i = 0; i < a->n_path; i++) {
 		fprintf(f, "<tr><td>path: + <code>");
-		esc(f, a->knobs[a->path_knob[i]].name);
+		dsv32_html_escape(f, a->knobs[a->path_knob[i]].name);
 		fprintf(f, "</code>, vs hf</td>");
 		run_cells(f, &a->path[i]);
 	}

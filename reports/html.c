@@ -27,7 +27,7 @@ static const dsv32_layer_tap chart_ops[] = {
 };
 #define N_OPS (sizeof chart_ops / sizeof chart_ops[0])
 
-static void html_escape(FILE *f, const char *s)
+void dsv32_html_escape(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
@@ -35,6 +35,7 @@ static void html_escape(FILE *f, const char *s)
 		case '>': fputs("&gt;", f); break;
 		case '&': fputs("&amp;", f); break;
 		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
 		default: fputc(*s, f);
 		}
 	}
@@ -101,7 +102,7 @@ static double px_y(double v, double lo, double hi)
 static void chart_axes(FILE *f, const char *title, double lo, double hi, int n_layers)
 {
 	fprintf(f, "<text x='%d' y='18' class='t'>", PAD_L);
-	html_escape(f, title);
+	dsv32_html_escape(f, title);
 	fprintf(f, "</text>\n");
 	for (double e = lo; e <= hi + 1e-9; e += 1) {
 		double y = px_y(pow(10, e), lo, hi);
@@ -233,7 +234,7 @@ static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols, bool after_f
 					 : (after_flip ? " class='flip'" : "");
 	fprintf(f, "<tr%s><td>%d</td><td>%s</td><td><code>", cls, t->step,
 		t->mode == DSV32_DRIFT_LOCAL ? "local" : "prop");
-	html_escape(f, t->name);
+	dsv32_html_escape(f, t->name);
 	fprintf(f, "</code>%s</td><td>%s / %s</td>", after_flip ? " <i>after a decision flip</i>" : "",
 		t->dtype_a, t->dtype_b);
 	if (t->family == DSV32_FAMILY_SET) {
@@ -251,7 +252,7 @@ static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols, bool after_f
 			? dsv32_report_summary(sum, sizeof sum, t, "", ", ") : "");
 	}
 	fprintf(f, "<td>");
-	html_escape(f, t->over_budget ? t->budget_note : "ok");
+	dsv32_html_escape(f, t->over_budget ? t->budget_note : "ok");
 	fprintf(f, "%s</td></tr>\n", t->over_budget && after_flip ? " (not judged)" : "");
 }
 
@@ -279,9 +280,9 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 		   "td:nth-child(3){text-align:left}tr.over{background:#fdd}tr.flip{color:#777}tr.over.flip{background:#f3eee0}dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}"
 		   "dt{font-weight:600}dd{margin:0;word-break:break-all}\n</style></head><body>\n");
 	fprintf(f, "<h1>dsv32-parity: <code>");
-	html_escape(f, r->side_a);
+	dsv32_html_escape(f, r->side_a);
 	fprintf(f, "</code> vs <code>");
-	html_escape(f, r->side_b);
+	dsv32_html_escape(f, r->side_b);
 	fprintf(f, "</code> <span class='v %s'>%s</span></h1>\n", pass ? "pass" : "fail",
 		pass ? "PASS" : "FAIL");
 	for (int i = 0; i < 2; i++) {
@@ -290,57 +291,57 @@ static void page_head(FILE *f, const dsv32_cmp_result *r)
 			continue;
 		fprintf(f, "<p><b>Host %c</b> (%s, engine <code>", 'a' + i,
 			h->recorded ? "recording" : "live");
-		html_escape(f, h->engine);
+		dsv32_html_escape(f, h->engine);
 		fprintf(f, "</code>, numerics key <code>");
-		html_escape(f, h->numerics_key);
+		dsv32_html_escape(f, h->numerics_key);
 		fprintf(f, "</code>");
 		if (h->ties[0]) {
 			fprintf(f, ", ties <code>");
-			html_escape(f, h->ties);
+			dsv32_html_escape(f, h->ties);
 			fprintf(f, "</code> from ");
-			html_escape(f, h->ties_from);
+			dsv32_html_escape(f, h->ties_from);
 		}
 		if (h->exp[0]) {
 			fprintf(f, ", exp <code>");
-			html_escape(f, h->exp);
+			dsv32_html_escape(f, h->exp);
 			fprintf(f, "</code> from ");
-			html_escape(f, h->exp_from);
+			dsv32_html_escape(f, h->exp_from);
 		}
 		fprintf(f, "): ");
-		html_escape(f, h->line);
+		dsv32_html_escape(f, h->line);
 		fprintf(f, "</p>\n");
 	}
 	if (dsv32_cmp_result_layer_limit(r)) {
 		fprintf(f, "<p><b>Truncated model:</b> decoder layers ");
-		html_escape(f, dsv32_cmp_result_layer_limit(r));
+		dsv32_html_escape(f, dsv32_cmp_result_layer_limit(r));
 		fprintf(f, " (<code>--layers</code>); final_norm and logits are the truncated "
 			   "model's, not the model's.</p>\n");
 	}
 	if (r->first_divergence >= 0) {
 		const dsv32_tap_result *t = &r->taps[r->first_divergence];
 		fprintf(f, "<p><b>First divergence:</b> step %d, <code>", t->step);
-		html_escape(f, t->name);
+		dsv32_html_escape(f, t->name);
 		fprintf(f, "</code>: ");
-		html_escape(f, t->budget_note);
+		dsv32_html_escape(f, t->budget_note);
 		fprintf(f, "</p>\n");
 	}
 	char flip[512];
 	if (dsv32_report_first_flip(flip, sizeof flip, r)) {
 		fprintf(f, "<p><b>First decision flip:</b> ");
-		html_escape(f, flip);
+		dsv32_html_escape(f, flip);
 		fprintf(f, ".</p>\n");
 	}
 	if (r->nonfinite) {
 		fprintf(f, "<p><b>Non-finite values</b> first at <code>");
-		html_escape(f, r->nonfinite_tap);
+		dsv32_html_escape(f, r->nonfinite_tap);
 		fprintf(f, "</code></p>\n");
 	}
 	fprintf(f, "<dl>");
 	for (int i = 0; i < r->n_prov; i++) {
 		fprintf(f, "<dt>");
-		html_escape(f, r->prov[i].key);
+		dsv32_html_escape(f, r->prov[i].key);
 		fprintf(f, "</dt><dd>");
-		html_escape(f, r->prov[i].value);
+		dsv32_html_escape(f, r->prov[i].value);
 		fprintf(f, "</dd>");
 	}
 	fprintf(f, "</dl>\n");
@@ -365,7 +366,7 @@ static void forced_table(FILE *f, const dsv32_cmp_result *r)
 	for (size_t i = 0; i < r->n_forced && i < FORCED_SHOWN; i++) {
 		const dsv32_forced_row *x = &r->forced[i];
 		fprintf(f, "<tr><td>%d</td><td>%d</td><td><code>", x->step, x->layer);
-		html_escape(f, x->tap);
+		dsv32_html_escape(f, x->tap);
 		fprintf(f, "</code></td><td>%lld</td><td>%s</td><td>%.3g</td></tr>\n",
 			(long long)x->row, dsv32_flip_class_name(x->cls), x->margin);
 	}

@@ -41,6 +41,10 @@ void dsv32_report_console(const dsv32_cmp_result *r, FILE *out);
 /* The one verdict line ("verdict: PASS (N taps within budget)" / "verdict: FAIL; ..."). */
 void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out);
 
+/* For the renderers: text into HTML content or a single- or double-quoted attribute (escapes
+ * < > & " '). */
+void dsv32_html_escape(FILE *f, const char *s);
+
 /* For the renderers: where free-running divergence starts (issue 17), one sentence about the
  * result's first differing selection (dsv32_cmp_result_first_flip): step, tap, mode, first
  * differing row and that tap's rows by class with its largest flip margin. NULL when no

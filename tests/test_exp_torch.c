@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "core/fsutil.h"
+
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -91,18 +93,11 @@ static unsigned char *read_cases_file(size_t *len, char *path, size_t plen)
 		snprintf(path, plen, "%s", other);
 	else
 		snprintf(path, plen, "%s/fixtures/exp_torch/cases.bin", src ? src : DSV32_SOURCE_DIR);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s (regenerate with fixtures/gen_exp_torch.py)", path);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	unsigned char *buf = malloc((size_t)sz);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	*len = (size_t)sz;
-	return buf;
+	char *buf = NULL;
+	dsv32_error err = {0};
+	if (dsv32_read_file(path, (size_t)1 << 30, &buf, len, &err) != DSV32_OK)
+		fail_msg("%s (regenerate with fixtures/gen_exp_torch.py)", err.what);
+	return (unsigned char *)buf;
 }
 
 static int out_width(const exp_case *c)

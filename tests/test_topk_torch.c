@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "core/fsutil.h"
+
 #include "kernels/topk_torch.h"
 #include "tests/support/test_util.h"
 #include "tests/support/test_common.h"
@@ -39,18 +41,11 @@ static unsigned char *read_cases_file(size_t *len)
 	else
 		snprintf(path, sizeof path, "%s/fixtures/topk_ties/cases.bin",
 			 src ? src : DSV32_SOURCE_DIR);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s (regenerate with fixtures/gen_topk_ties.py)", path);
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	unsigned char *buf = malloc((size_t)sz);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)sz, f), (size_t)sz);
-	fclose(f);
-	*len = (size_t)sz;
-	return buf;
+	char *buf = NULL;
+	dsv32_error err = {0};
+	if (dsv32_read_file(path, (size_t)1 << 30, &buf, len, &err) != DSV32_OK)
+		fail_msg("%s (regenerate with fixtures/gen_topk_ties.py)", err.what);
+	return (unsigned char *)buf;
 }
 
 /* Decode case number c at *pos into *tc (allocates); fails the test on a malformed file. */
