@@ -4,11 +4,14 @@
 #   * `mpirun -np W dsv32-parity dump --comm mpi` writes a recording whose every tap (logits
 #     included; prefill and decode steps, two prompt rows) is bit-identical to the in-process
 #     `dump` with the same W: tiny preset bf16 W = 1, 2, 4 (shards), W = 2 from the HF directory
-#     sliced in memory, fp8 W = 1; small preset bf16 W = 2, 4 and fp8 W = 2. fp8 cannot be cut
-#     finer: the shared expert's width (tiny 128, small 256) is one and two 128-blocks of the
-#     scale grid and a rank holds whole blocks (as in the reference's convert.py, which splits
-#     a .scale with its weight and asserts divisibility: docs/spec/checkpoints.md §6.1), so
-#     tiny fp8 W = 2 and small fp8 W = 4 are checked to be refused by name instead.
+#     sliced in memory, fp8 W = 1; small preset bf16 W = 2, 4 and fp8 W = 2. The presets' fp8
+#     weights cannot be cut finer: the shared expert's width (tiny 128, small 256) is one and two
+#     128-blocks of the scale grid and a rank holds whole blocks (as in the reference's
+#     convert.py, which splits a .scale with its weight and asserts divisibility:
+#     docs/spec/checkpoints.md §6.1; tiny's 4 heads x 96 query dims likewise), so tiny fp8 W = 2
+#     and small fp8 W = 4 are checked to be refused by name, and fp8 W = 2 and 4 run on the
+#     presets' shapes made divisible (`fixture --config`): tiny with 16 heads and 4 shared
+#     experts, small with 2 shared experts.
 #     `run --comm mpi` prints the same ids.
 #   * `mpirun -np 2 compare --a ref:mp=2:comm=mpi` (tiny, both modes): against ref:mp=2 every tap
 #     shows zero drift, and against ref:mp=2 and hf the report holds the numbers of the
@@ -122,6 +125,30 @@ fp8_refused() { # name hf_ckpt W
 }
 fp8_refused tiny_fp8_w2 hf_tiny8 2
 
+# a preset's config with fields changed (fixture --config): name preset out key=value...
+variant() {
+	local preset="$1" out="$2"; shift 2
+	"$CLI" fixture --preset "$preset" --out "$out.base" >/dev/null 2>&1 || return 1
+	python3 - "$out.base/config.json" "$out.json" "$@" <<'EOF' || return 1
+import json, sys
+c = json.load(open(sys.argv[1]))
+for kv in sys.argv[3:]:
+	k, v = kv.split("=")
+	c[k] = int(v)
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+	rm -rf "$out.base"
+	"$CLI" fixture --config "$out.json" --dtype fp8 --out "$out" >/dev/null 2>&1
+}
+variant tiny hf_tiny8w4 num_attention_heads=16 num_key_value_heads=16 n_shared_experts=4 ||
+	fail "fixture --config of a tiny variant"
+for w in 2 4; do
+	"$CLI" convert hf-to-ref --checkpoint hf_tiny8w4 --mp $w --out f8w4mp$w >/dev/null 2>&1 ||
+		fail "convert --mp $w of the divisible tiny fp8 variant"
+done
+same tiny_fp8_variant_w2 2 f8w4mp2
+same tiny_fp8_variant_w4 4 f8w4mp4
+
 if [ "${DSV32_TEST_MPI_SMALL:-1}" = 1 ]; then
 	"$CLI" fixture --preset small --out hf_small >/dev/null 2>&1 || exit 1
 	"$CLI" fixture --preset small --dtype fp8 --out hf_small8 >/dev/null 2>&1 || exit 1
@@ -133,6 +160,11 @@ if [ "${DSV32_TEST_MPI_SMALL:-1}" = 1 ]; then
 	same small_bf16_w2 2 smp2
 	same small_bf16_w4 4 smp4
 	same small_fp8_w2 2 s8mp2
+	variant small hf_small8w4 n_shared_experts=2 || fail "fixture --config of a small variant"
+	"$CLI" convert hf-to-ref --checkpoint hf_small8w4 --mp 4 --out s8w4mp4 >/dev/null 2>&1 ||
+		fail "convert --mp 4 of the divisible small fp8 variant"
+	rm -rf hf_small8w4
+	same small_fp8_variant_w4 4 s8w4mp4
 fi
 
 # run: the same ids, printed once

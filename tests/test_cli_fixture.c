@@ -125,6 +125,36 @@ static void test_usage_errors_exit_2(void **state)
 	EXPECT(c, 0, "fixture --preset tiny --seed=3 --force --out '%s/again'", c->root);
 }
 
+/* --config FILE: a preset's own config.json gives the preset's bytes; a changed shape is
+ * written as given; one of --preset / --config, never both; the config may lie in --out. */
+static void test_fixture_from_a_config_file(void **state)
+{
+	ctx *c = *state;
+	EXPECT(c, 0, "fixture --preset tiny --dtype fp8 --out '%s/p'", c->root);
+	EXPECT(c, 0, "fixture --config '%s/p/config.json' --dtype fp8 --out '%s/q' --json -",
+	       c->root, c->root);
+	assert_non_null(strstr(c->out, "\"config\":"));
+	char a[400], b[400];
+	snprintf(a, sizeof a, "%s/p/model.safetensors", c->root);
+	snprintf(b, sizeof b, "%s/q/model.safetensors", c->root);
+	char *ta = NULL, *tb = NULL;
+	size_t la, lb;
+	assert_int_equal(dsv32_read_file(a, 1u << 26, &ta, &la, NULL), DSV32_OK);
+	assert_int_equal(dsv32_read_file(b, 1u << 26, &tb, &lb, NULL), DSV32_OK);
+	assert_true(la == lb && memcmp(ta, tb, la) == 0);
+	free(ta);
+	free(tb);
+	EXPECT(c, 0, "fixture --config '%s/q/config.json' --force --out '%s/q'", c->root, c->root);
+	EXPECT(c, 2, "fixture --preset tiny --config '%s/p/config.json' --out '%s/r'", c->root,
+	       c->root);
+	assert_non_null(strstr(c->out, "one of --preset NAME or --config FILE"));
+	EXPECT(c, 2, "fixture --out '%s/r'", c->root);
+	EXPECT(c, 2, "fixture --config '%s/none.json' --out '%s/r'", c->root, c->root);
+	assert_non_null(strstr(c->out, "none.json"));
+	snprintf(a, sizeof a, "%s/r", c->root);
+	assert_false(dsv32_path_exists(a));
+}
+
 static void test_inspect_truncated_file_exits_2(void **state)
 {
 	ctx *c = *state;
@@ -175,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_fixture_then_inspect_succeeds),
 		cmocka_unit_test(test_fixture_fp8_sharded_inspects_clean),
 		cmocka_unit_test(test_usage_errors_exit_2),
+		cmocka_unit_test(test_fixture_from_a_config_file),
 		cmocka_unit_test(test_inspect_truncated_file_exits_2),
 		cmocka_unit_test(test_inspect_reports_coverage_mismatch_exit_1),
 	};
