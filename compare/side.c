@@ -9,6 +9,7 @@
 #include "compare/runner.h"
 #include "core/knobs.h"
 #include "kernels/backend.h"
+#include "kernels/exp_torch.h"
 
 /* knob=NAME[,NAME...]: numerics knobs of core/knobs.h (ref only; checked after parsing). */
 static dsv32_status parse_knobs(dsv32_model_opts *o, const char *list, const char *text,
@@ -201,6 +202,19 @@ void dsv32_recording_ties(const char *recording, char *out, size_t len)
 		snprintf(out, len, "torch-cpu");
 }
 
+/* The threads and capability of the torch run a recording made (its exp_threads and
+ * exp_capability), so the vector-body / tail split is the recording's, not this host's. */
+static void adopt_exp_run(dsv32_side_spec *live, const char *recording)
+{
+	char v[32];
+	dsv32_torch_cap cap;
+	if (dsv32_recording_meta(recording, "exp_threads", v, sizeof v) && atoi(v) > 0)
+		live->opts.exp_threads = atoi(v);
+	if (dsv32_recording_meta(recording, "exp_capability", v, sizeof v) &&
+	    dsv32_torch_cap_from_name(v, &cap))
+		live->opts.exp_cap = 1 + (int)cap;
+}
+
 unsigned dsv32_side_adopt_recording_rules(dsv32_side_spec *live, const char *recording)
 {
 	/* both are CPU rules: torch on CUDA breaks ties by index and has its own exp */
@@ -218,6 +232,7 @@ unsigned dsv32_side_adopt_recording_rules(dsv32_side_spec *live, const char *rec
 	    dsv32_recording_meta(recording, "exp", rule, sizeof rule) && !strcmp(rule, "torch-cpu")) {
 		live->opts.exp_rule = 1; /* dsv32_exp_rule: torch-cpu */
 		snprintf(live->exp_from, sizeof live->exp_from, "recording");
+		adopt_exp_run(live, recording);
 		changed |= 2u;
 	}
 	if (changed)

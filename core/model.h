@@ -86,7 +86,12 @@ typedef struct {
 				      * (default), 1 torch-cpu (torch's CPU kernels: Sleef's expf_u10
 				      * in the vector body, libm in the tails, with this process's
 				      * OpenMP thread count as torch's threads and this CPU's
-				      * capability); dsv32_exp_rule of kernels/exp_torch.h, CPU only */
+				      * capability, unless the two fields below say otherwise);
+				      * dsv32_exp_rule of kernels/exp_torch.h, CPU only */
+	int exp_threads;             /* torch-cpu exp: torch's thread count to follow (0 = this
+				      * process's OpenMP count); compare takes a recording's */
+	int exp_cap;                 /* torch-cpu exp: 0 = this CPU's capability, else 1 +
+				      * dsv32_torch_cap of the run to follow (a recording's) */
 	uint32_t knobs;              /* ref: bit DSV32_KNOB_* of core/knobs.h = take over that numerics
 				      * difference of the hf layout (`dsv32-parity attribute`) */
 	bool eager_dequant;          /* hf, CPU: dequantize fp8 matrices to the activation dtype at

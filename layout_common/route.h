@@ -12,12 +12,24 @@
  * picks groups and experts as torch.topk(sorted=False) on a CPU (docs/topk-ties.md); and its
  * exp rule (dsv32_model_opts.exp_rule): torch-cpu computes the sigmoid as torch's CPU kernel
  * (kernels/exp_torch.h, this host's threads and capability). */
+/* exp=torch-cpu as this model follows it: this host's threads and capability unless its options
+ * name the run it follows (a recording's exp_threads / exp_capability). */
+static inline dsv32_exp_opts lc_torch_cpu_exp(const dsv32_model *m)
+{
+	dsv32_exp_opts x = dsv32_exp_opts_torch_cpu_host();
+	if (m->opts.exp_threads > 0)
+		x.threads = m->opts.exp_threads;
+	if (m->opts.exp_cap > 0)
+		x.cap = (dsv32_torch_cap)(m->opts.exp_cap - 1);
+	return x;
+}
+
 static inline dsv32_router_params lc_router_params(const dsv32_model *m, dsv32_router_mode mode)
 {
 	dsv32_router_params rp = dsv32_router_params_of(&m->cfg, mode);
 	rp.torch_cpu_ties = m->opts.ties == DSV32_TIES_TORCH_CPU;
 	if (m->opts.exp_rule == DSV32_EXP_TORCH_CPU) /* the whole [T, E] sigmoid as torch's */
-		rp.exp = dsv32_exp_opts_torch_cpu_host();
+		rp.exp = lc_torch_cpu_exp(m);
 	return rp;
 }
 
@@ -28,7 +40,7 @@ static inline const dsv32_exp_opts *lc_exp_opts(const dsv32_model *m, int64_t in
 {
 	if (m->opts.exp_rule != DSV32_EXP_TORCH_CPU)
 		return NULL;
-	*buf = dsv32_exp_opts_torch_cpu_host();
+	*buf = lc_torch_cpu_exp(m);
 	buf->inner = inner;
 	return buf;
 }

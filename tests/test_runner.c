@@ -15,6 +15,7 @@
 
 #include "compare/runner.h"
 #include "compare/tapfile.h"
+#include "kernels/exp_torch.h"
 
 static const char *golden(char *buf, size_t len, const char *name)
 {
@@ -396,11 +397,39 @@ static void test_meaningless_comparisons_are_refused(void **state)
 	rmdir(dir);
 }
 
+/* A live CPU side takes a CPU recording's rules (ties, exp, and the torch run's threads and
+ * capability) unless its text names them; a CUDA side and a named rule are left alone. */
+static void test_side_adopts_a_cpu_recordings_rules(void **state)
+{
+	(void)state;
+	const char *rec = DSV32_SOURCE_DIR "/fixtures/hf_golden_cpu/ties_cpu.safetensors";
+	dsv32_side_spec s;
+	dsv32_error err = {0};
+	assert_int_equal(dsv32_side_parse("hf:gemm=host", &s, &err), DSV32_OK);
+	assert_int_equal(dsv32_side_adopt_recording_rules(&s, rec), 3u);
+	assert_int_equal(s.opts.ties, 1);
+	assert_int_equal(s.opts.exp_rule, 1);
+	assert_int_equal(s.opts.exp_threads, 1);              /* the recorder's torch threads */
+	assert_int_equal(s.opts.exp_cap, 1 + DSV32_TORCH_CAP_AVX512); /* its capability */
+	assert_string_equal(s.label, "hf:cpu:bf16:gemm=host:ties=torch-cpu:exp=torch-cpu");
+	assert_int_equal(dsv32_side_parse("hf:ties=index:exp=libm", &s, &err), DSV32_OK);
+	assert_int_equal(dsv32_side_adopt_recording_rules(&s, rec), 0u);
+	assert_int_equal(s.opts.ties, 0);
+	assert_int_equal(s.opts.exp_rule, 0);
+	assert_int_equal(dsv32_side_parse("hf:cuda", &s, &err), DSV32_OK);
+	assert_int_equal(dsv32_side_adopt_recording_rules(&s, rec), 0u);
+	assert_int_equal(dsv32_side_parse("hf", &s, &err), DSV32_OK); /* a recording that says nothing */
+	assert_int_equal(dsv32_side_adopt_recording_rules(
+				 &s, DSV32_SOURCE_DIR "/fixtures/hf_golden/golden_eager.safetensors"),
+			 0u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_recordings_mp1_vs_mp2_match_the_documented_drift),
 		cmocka_unit_test(test_side_parse_accepts_and_rejects),
+		cmocka_unit_test(test_side_adopts_a_cpu_recordings_rules),
 		cmocka_unit_test(test_identical_sides_have_zero_drift_and_pass),
 		cmocka_unit_test(test_planted_bug_is_found_at_its_layer_and_tap),
 		cmocka_unit_test(test_local_drift_equals_propagated_drift_of_the_first_bad_layer),
