@@ -202,13 +202,9 @@ static void print_sets(const dsv32_cmp_result *r, FILE *out)
 	fprintf(out, "decision flips: %lld of %lld set taps have rows that differ (%lld rows: %lld "
 		"ties, %lld near-ties, %lld genuine, %lld unclassified)\n", f.differ, f.taps, f.rows,
 		f.ties, f.near, f.genuine, f.unclassified);
-	if (f.first)
-		fprintf(out, "  first: step %d %s (%s), row %lld%s\n", f.first->step, f.first->name,
-			mode_name(f.first->mode), (long long)f.first->set.first_diff_row,
-			f.first->mode == DSV32_DRIFT_PROPAGATE
-				? ": free-running divergence starts here, drift after it is not "
-				  "arithmetic alone"
-				: "");
+	char flip[512];
+	if (dsv32_report_first_flip(flip, sizeof flip, r)) /* the same result as f.first */
+		fprintf(out, "  first: %s\n", flip);
 }
 
 /* The forced decisions of the teacher-forced pass: counts by class and the first row. */

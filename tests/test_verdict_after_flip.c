@@ -1,6 +1,7 @@
 /* test_verdict_after_flip.c: the verdict judges free-running taps only up to the first
  * propagated decision flip (compare/result.h first_prop_flip); teacher-forced taps always.
- * Markdown and HTML lead with that flip and mark every free-running tap after it. */
+ * Markdown and HTML lead with that flip (the console summary names it the same way) and HTML
+ * marks every free-running tap after it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,6 +122,9 @@ static void test_reports_lead_with_the_flip_and_mark_after_it(void **state)
 			   "1 unclassified";
 	char *md = render(&r, dsv32_report_markdown);
 	assert_non_null(strstr(md, lead));
+	char *con = render(&r, dsv32_report_console);
+	assert_non_null(strstr(con, lead + strlen("First decision flip:** ")));
+	free(con);
 	char *html = render(&r, dsv32_report_html);
 	assert_non_null(strstr(html, lead + strlen("First decision flip:** ")));
 	assert_int_equal(count(html, "<i>after a decision flip</i>"), 2);
