@@ -22,27 +22,6 @@ static dsv32_status route(hf_model *m, const hf_layer_w *w, dsv32_tensor *weight
 	return dsv32_router(m->be, weights, idx, logits, &w->router_bias, &rp, err);
 }
 
-/* The "moe.scores" tap: the router's selection scores after the group limit (router.h steps
- * 1-3), computed only when taps are on. */
-static dsv32_status tap_scores(hf_model *m, const hf_layer_w *w, int li, const dsv32_tensor *lg,
-			       int64_t B, int64_t S, dsv32_error *err)
-{
-	lc_tapper tp = hf_tapper(m);
-	if (!lc_taps_on(tp))
-		return DSV32_OK;
-	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_HF);
-	int64_t E = lg->shape[1];
-	lc_pool p = {.be = m->be};
-	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *sc;
-	LC_POOL(sc, DSV32_F32, 3, B, S, E);
-	LC_CK(dsv32_router_scores(m->be, sc, lg, &w->router_bias, &rp, err));
-	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_SCORES, li, sc, err));
-out:
-	lc_pool_free(&p);
-	return rc;
-}
-
 /* Run expert e on its n rows (tokens tok[0..n)): y [n, D] = expert(x2[tok]). */
 static dsv32_status run_expert(hf_model *m, hf_layer_w *w, int64_t e, const dsv32_tensor *x2,
 			       const int64_t *tok, int64_t n, dsv32_tensor *y, dsv32_error *err)
@@ -141,7 +120,8 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	LC_CK(route(m, w, wts, idx, lg, err));
 	dsv32_tensor iv = lc_view(idx, 0, 3, LC_SHAPE(x->shape[0], x->shape[1], K));
 	dsv32_tensor wv = lc_view(wts, 0, 3, LC_SHAPE(x->shape[0], x->shape[1], K));
-	LC_CK(tap_scores(m, w, li, lg, x->shape[0], x->shape[1], err));
+	LC_CK(lc_tap_router_scores(&m->base, tp, DSV32_ROUTER_HF, li, lg,
+				   &w->router_bias, x->shape[0], x->shape[1], err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_EXPERTS, li, &iv, err));
 	bool forced;
 	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_MOE_EXPERTS, li, &iv, E, &forced, err));

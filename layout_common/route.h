@@ -7,6 +7,7 @@
 #include "kernels/exp_torch.h"
 #include "kernels/router.h"
 #include "kernels/topk_torch.h"
+#include "layout_common/tap_emit.h"
 
 /* dsv32_router_params_of(mode) with the model's tie rule (dsv32_model_opts.ties): torch-cpu
  * picks groups and experts as torch.topk(sorted=False) on a CPU (docs/topk-ties.md); and its
@@ -44,5 +45,12 @@ static inline const dsv32_exp_opts *lc_exp_opts(const dsv32_model *m, int64_t in
 	buf->inner = inner;
 	return buf;
 }
+
+/* The "moe.scores" tap of a decoder layer: the router's selection scores after the group limit
+ * (router.h steps 1-3) of logits [B*S, E] with bias (NULL: none), as [B, S, E]; computed only
+ * when taps are on. */
+dsv32_status lc_tap_router_scores(const dsv32_model *m, lc_tapper tp, dsv32_router_mode mode,
+				  int layer, const dsv32_tensor *logits, const dsv32_tensor *bias,
+				  int64_t B, int64_t S, dsv32_error *err);
 
 #endif

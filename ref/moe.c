@@ -28,27 +28,6 @@ static dsv32_status route(ref_model *m, const ref_layer *ly, dsv32_tensor *w, ds
 	return dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err);
 }
 
-/* The "moe.scores" tap: the Gate's selection scores after the group limit (router.h steps 1-3),
- * computed only when taps are on. */
-static dsv32_status tap_scores(ref_model *m, const ref_layer *ly, int layer,
-			       const dsv32_tensor *logits, int64_t B, int64_t S, dsv32_error *err)
-{
-	lc_tapper tp = ref_tapper(m);
-	if (!lc_taps_on(tp))
-		return DSV32_OK;
-	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_REF);
-	int64_t E = logits->shape[1];
-	lc_pool p = {.be = m->be};
-	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *sc;
-	LC_POOL(sc, DSV32_F32, 3, B, S, E);
-	LC_CK(dsv32_router_scores(m->be, sc, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
-	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_SCORES, layer, sc, err));
-out:
-	lc_pool_free(&p);
-	return rc;
-}
-
 /* One routed expert on its tokens: y += expert(x[rows]) · wsel. */
 static dsv32_status run_expert(ref_model *m, ref_layer *ly, int64_t e, const dsv32_tensor *x,
 			       const int64_t *rows_h, const float *w_h, int64_t n, dsv32_tensor *y,
@@ -98,7 +77,8 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	LC_CK(route(m, ly, w, idx, logits, err));
 	dsv32_tensor idx3 = lc_view(idx, 0, 3, LC_SHAPE(B, S, K));
 	dsv32_tensor w3 = lc_view(w, 0, 3, LC_SHAPE(B, S, K));
-	LC_CK(tap_scores(m, ly, layer, logits, B, S, err));
+	LC_CK(lc_tap_router_scores(&m->base, tp, DSV32_ROUTER_REF, layer, logits,
+				   ly->gate_b.data ? &ly->gate_b : NULL, B, S, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, err));
 	bool forced;
 	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, E, &forced,
