@@ -98,59 +98,59 @@ static void rope_pairing(dsv32_model_opts *o)
 static const dsv32_knob knobs[] = {
 	{"yarn-always", "§6 rotary / YaRN frequencies",
 	 "applies YaRN scaling and mscale^2 even when max_seq_len <= original_seq_len, as HF always does",
-	 "force-yarn", yarn_always},
+	 "force-yarn", yarn_always, NULL},
 	{"kv-fp8", "§5 attention / MLA decode path",
-	 "keeps the latent KV cache in bf16 instead of its fp8 round trip", "no-fp8-kv", kv_fp8},
+	 "keeps the latent KV cache in bf16 instead of its fp8 round trip", "no-fp8-kv", kv_fp8, NULL},
 	{"indexer-fp8", "§4 lightning indexer (FP8)",
 	 "scores the indexer in bf16 as HF (no Hadamard, D^-0.5 inside the ReLU) instead of fp8 "
 	 "keys and queries after the Hadamard transform",
-	 NULL, indexer_fp8},
+	 NULL, indexer_fp8, NULL},
 	{"reduction-order", "machine",
 	 "reduces norms in torch 2's 8-lane order (transformers' machine) instead of torch 1's 16 lanes",
-	 "lanes=8:torch=2", reduction_order},
+	 "lanes=8:torch=2", reduction_order, NULL},
 	{"rope-freqs", "§6 rotary / YaRN frequencies",
 	 "rotates with bf16 cos/sin computed from positions instead of the precomputed fp32 freqs_cis",
-	 NULL, rope_freqs},
+	 NULL, rope_freqs, NULL},
 	{"rope-pairing", "§6 rotary / YaRN frequencies",
 	 "keeps the MLA rotary dimensions de-interleaved and pairs them half-split (rotate_half), "
 	 "as HF, instead of interleaved (the indexer is half-split in both)",
-	 NULL, rope_pairing},
+	 NULL, rope_pairing, NULL},
 	{"softmax-scale", "§6 rotary / YaRN frequencies",
-	 "forms the attention softmax scale with HF's mscale arithmetic", NULL, softmax_scale},
+	 "forms the attention softmax scale with HF's mscale arithmetic", NULL, softmax_scale, NULL},
 	{"norm-fusion", "§9 residual & norm handling",
 	 "adds the residual in bf16 and then normalises, instead of normalising the fp32 sum", NULL,
-	 norm_fusion},
+	 norm_fusion, NULL},
 	{"norm-weight-dtype", "§9 residual & norm handling",
 	 "multiplies the bf16-rounded normalised value by the norm weight in bf16, instead of fp32",
-	 NULL, norm_weight_dtype},
+	 NULL, norm_weight_dtype, NULL},
 	{"mask", "§7 causal mask contract",
-	 "masks with finfo.min added to the scores, as HF, instead of -inf", NULL, mask},
+	 "masks with finfo.min added to the scores, as HF, instead of -inf", NULL, mask, NULL},
 	{"decode-path", "§5 attention / MLA decode path",
 	 "decodes with MHA over the expanded cache instead of absorbed MQA over the latent", NULL,
-	 decode_path},
+	 decode_path, NULL},
 	{"indexer-weights-dtype", "§4 lightning indexer (FP8)",
-	 "applies the indexer's weights_proj in bf16 as HF loads it", NULL, indexer_weights_dtype},
+	 "applies the indexer's weights_proj in bf16 as HF loads it", NULL, indexer_weights_dtype, NULL},
 	{"act-quant", "FP8",
 	 "multiplies fp8 weights dequantized to bf16 with bf16 activations, instead of e4m3 "
 	 "activations in 128-blocks",
-	 NULL, act_quant},
+	 NULL, act_quant, NULL},
 	{"silu-gating", "MLP and experts (no status row)",
 	 "rounds the SiLU output to bf16 before the gate product, as HF, instead of one rounding of "
 	 "the fp32 product",
-	 NULL, silu_gating},
+	 NULL, silu_gating, NULL},
 	{"moe-accum", "§3 MoE routing semantics",
 	 "sums the expert outputs in HF's order and dtype and normalises the router weights with "
 	 "+1e-20",
-	 NULL, moe_accum},
+	 NULL, moe_accum, NULL},
 	{"logits-dtype", "§8 output / logit behavior",
-	 "produces the logits in bf16 and widens them, as HF", NULL, logits_dtype},
+	 "produces the logits in bf16 and widens them, as HF", NULL, logits_dtype, NULL},
 	/* not a difference of the layouts: both take ties=index|torch-cpu (side option, --ties),
 	 * and both upstreams use the index rule on the GPUs they run on; torch-cpu is the device's
 	 * rule (transformers on a CPU), so it is not on the path from ref to hf */
 	{"topk-ties", "machine",
 	 "breaks top-k ties as torch's CPU topk does (transformers on a CPU) instead of by index; a "
 	 "device rule both layouts take (ties=torch-cpu), not a layout difference",
-	 NULL, NULL},
+	 NULL, NULL, NULL},
 };
 
 const dsv32_knob *dsv32_knob_table(size_t *n)
@@ -170,4 +170,9 @@ const dsv32_knob *dsv32_knob_find(const char *name)
 bool dsv32_knob_implemented(const dsv32_knob *k)
 {
 	return k && k->apply_ref;
+}
+
+bool dsv32_knob_implemented_hf(const dsv32_knob *k)
+{
+	return k && k->apply_hf;
 }

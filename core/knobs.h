@@ -43,6 +43,33 @@ static inline bool dsv32_knob_on(const dsv32_model_opts *o, dsv32_knob_bit b)
 	return (o->knobs >> b) & 1u;
 }
 
+/* The other direction (issue 18): bits of dsv32_model_opts.knobs_to_ref, each making the hf
+ * layout take over one difference of the ref layout, alone. One bit per knob of the table that
+ * needs one (reduction-order sets torch_lanes/torch_major instead). */
+typedef enum {
+	DSV32_HFKNOB_YARN = 0,        /* hf: YaRN and mscale^2 only when max_seq_len > original */
+	DSV32_HFKNOB_KV_FP8,          /* hf: the KV latent through its fp8 round trip */
+	DSV32_HFKNOB_INDEXER_FP8,     /* hf: the reference's fp8 indexer (Hadamard, fp8_index) */
+	DSV32_HFKNOB_ROPE_FREQS,      /* hf: precomputed fp32 freqs_cis */
+	DSV32_HFKNOB_ROPE_PAIRING,    /* hf: MLA rope channels interleaved */
+	DSV32_HFKNOB_SOFTMAX_SCALE,   /* hf: the reference's softmax scale arithmetic */
+	DSV32_HFKNOB_NORM_FUSION,     /* hf: fused residual add + norm of the fp32 sum */
+	DSV32_HFKNOB_NORM_WEIGHT_DTYPE, /* hf: the norm weight applied in fp32 */
+	DSV32_HFKNOB_MASK,            /* hf: -inf masking */
+	DSV32_HFKNOB_DECODE_PATH,     /* hf: absorbed MQA decode over a latent cache */
+	DSV32_HFKNOB_INDEXER_WEIGHTS_DTYPE, /* hf: weights_proj as the reference applies it */
+	DSV32_HFKNOB_ACT_QUANT,       /* hf: fp8 weights with e4m3 activations in 128-blocks */
+	DSV32_HFKNOB_SILU_GATING,     /* hf: one rounding of the fp32 silu * gate product */
+	DSV32_HFKNOB_MOE_ACCUM,       /* hf: the reference's router normalisation and slot sum */
+	DSV32_HFKNOB_LOGITS_DTYPE,    /* hf: fp32 logits straight from the head's GEMM */
+	DSV32_HFKNOB_BIT_COUNT
+} dsv32_hfknob_bit;
+
+static inline bool dsv32_hfknob_on(const dsv32_model_opts *o, dsv32_hfknob_bit b)
+{
+	return (o->knobs_to_ref >> b) & 1u;
+}
+
 typedef struct {
 	const char *name;       /* "kv-fp8" */
 	const char *row;        /* status-table row, e.g. "§5 attention / MLA decode path" */
@@ -50,6 +77,8 @@ typedef struct {
 	const char *side_token; /* the side option with the same effect ("no-fp8-kv"), or NULL */
 	/* Flip the knob on a ref side's options; NULL: not yet a switch. */
 	void (*apply_ref)(dsv32_model_opts *o);
+	/* Flip it on an hf side's options, toward ref (knobs_to_ref); NULL: not yet a switch. */
+	void (*apply_hf)(dsv32_model_opts *o);
 } dsv32_knob;
 
 /* The table, in the order the cumulative path flips them; *n receives its length. */
@@ -58,5 +87,7 @@ const dsv32_knob *dsv32_knob_table(size_t *n);
 const dsv32_knob *dsv32_knob_find(const char *name);
 /* Whether the knob is a switch today (apply_ref != NULL). */
 bool dsv32_knob_implemented(const dsv32_knob *k);
+/* Whether it is a switch of the hf layout toward ref (apply_hf != NULL). */
+bool dsv32_knob_implemented_hf(const dsv32_knob *k);
 
 #endif

@@ -94,6 +94,8 @@ typedef struct {
 				      * dsv32_torch_cap of the run to follow (a recording's) */
 	uint32_t knobs;              /* ref: bit DSV32_KNOB_* of core/knobs.h = take over that numerics
 				      * difference of the hf layout (`dsv32-parity attribute`) */
+	uint32_t knobs_to_ref;       /* hf: bit DSV32_HFKNOB_* of core/knobs.h = take over that
+				      * numerics difference of the ref layout (the other direction) */
 	bool eager_dequant;          /* hf, CPU: dequantize fp8 matrices to the activation dtype at
 				      * load (false = lazy: keep the fp8 codes + scales mapped and
 				      * dequantize each into a scratch buffer right before its GEMM;
