@@ -21,6 +21,10 @@ typedef struct {
 	ncclComm_t comm;
 	cudaStream_t stream;
 	dsv32_comm *boot; /* the MPI communicator used for the bootstrap, or NULL */
+	/* Device staging for host buffers, kept across collectives: a decode step makes several
+	 * small ones, and a cudaMalloc/cudaFree pair each would synchronise the device every time. */
+	char *stage;
+	size_t stage_bytes;
 } nccl_impl;
 
 static double now_s(void)
@@ -222,6 +226,7 @@ void ref_comm_nccl_close(dsv32_comm *c)
 		return;
 	if (im->comm)
 		ncclCommDestroy(im->comm);
+	cudaFree(im->stage);
 	cudaStreamDestroy(im->stream);
 	dsv32_comm_close(im->boot);
 	free(im);
@@ -249,35 +254,59 @@ static bool is_device_ptr(const void *p)
 	return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
-/* A collective on device memory: host buffers are staged through one device allocation. */
+/* The staging buffer, grown to at least bytes (its contents are not kept). */
+static dsv32_status stage_reserve(nccl_impl *im, size_t bytes, const char *what, dsv32_error *err)
+{
+	if (bytes <= im->stage_bytes)
+		return DSV32_OK;
+	cudaFree(im->stage);
+	im->stage = NULL;
+	im->stage_bytes = 0;
+	if (cudaMalloc((void **)&im->stage, bytes) != cudaSuccess) {
+		cudaGetLastError();
+		im->stage = NULL;
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "nccl %s: staging %zu bytes", what, bytes);
+	}
+	im->stage_bytes = bytes;
+	return DSV32_OK;
+}
+
+static dsv32_status copy_checked(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind k,
+				 const char *what, dsv32_error *err)
+{
+	cudaError_t ce = cudaMemcpy(dst, src, bytes, k);
+	if (ce != cudaSuccess)
+		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)ce, "nccl %s: staging copy of %zu bytes: %s",
+				      what, bytes, cudaGetErrorString(ce));
+	return DSV32_OK;
+}
+
+static dsv32_status issued(dsv32_comm *c, nccl_impl *im, ncclResult_t nr, const char *what,
+			   dsv32_error *err)
+{
+	if (nr != ncclSuccess && nr != ncclInProgress)
+		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)nr, "nccl %s: %s", what,
+				      ncclGetErrorString(nr));
+	return wait_comm(c, im, true, what, err);
+}
+
+/* A collective on device memory: host buffers go through the staging buffer (recv in front,
+ * the send slice behind it). */
 dsv32_status ref_comm_nccl_allgather(dsv32_comm *c, void *recv, const void *send, size_t bytes,
 				       const char *what, dsv32_error *err)
 {
 	nccl_impl *im = c->impl;
 	if (!im->comm)
 		return DSV32_FAIL(err, DSV32_E_IO, "nccl %s: the communicator was aborted", what);
-	bool host = !is_device_ptr(recv);
-	char *d = NULL;
-	if (host) {
-		if (cudaMalloc((void **)&d, bytes * (size_t)(c->size + 1)) != cudaSuccess)
-			return DSV32_FAIL(err, DSV32_E_NOMEM, "nccl %s: staging %zu bytes", what, bytes);
-		cudaMemcpy(d + bytes * (size_t)c->size, send, bytes, cudaMemcpyHostToDevice);
-	}
-	const void *sb = host ? d + bytes * (size_t)c->size : send;
-	void *rb = host ? d : recv;
-	ncclResult_t nr = ncclAllGather(sb, rb, bytes, ncclUint8, im->comm, im->stream);
-	dsv32_status rc = DSV32_OK;
-	if (nr != ncclSuccess && nr != ncclInProgress)
-		rc = DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)nr, "nccl %s: %s", what,
-				    ncclGetErrorString(nr));
-	if (rc == DSV32_OK)
-		rc = wait_comm(c, im, true, what, err);
-	if (host) {
-		if (rc == DSV32_OK)
-			cudaMemcpy(recv, d, bytes * (size_t)c->size, cudaMemcpyDeviceToHost);
-		cudaFree(d);
-	}
-	return rc;
+	size_t all = bytes * (size_t)c->size;
+	if (is_device_ptr(recv))
+		return issued(c, im, ncclAllGather(send, recv, bytes, ncclUint8, im->comm,
+						   im->stream), what, err);
+	DSV32_TRY(stage_reserve(im, all + bytes, what, err));
+	DSV32_TRY(copy_checked(im->stage + all, send, bytes, cudaMemcpyHostToDevice, what, err));
+	DSV32_TRY(issued(c, im, ncclAllGather(im->stage + all, im->stage, bytes, ncclUint8,
+					      im->comm, im->stream), what, err));
+	return copy_checked(recv, im->stage, all, cudaMemcpyDeviceToHost, what, err);
 }
 
 dsv32_status ref_comm_nccl_bcast(dsv32_comm *c, void *buf, size_t bytes, int root,
@@ -286,27 +315,14 @@ dsv32_status ref_comm_nccl_bcast(dsv32_comm *c, void *buf, size_t bytes, int roo
 	nccl_impl *im = c->impl;
 	if (!im->comm)
 		return DSV32_FAIL(err, DSV32_E_IO, "nccl %s: the communicator was aborted", what);
-	bool host = !is_device_ptr(buf);
-	char *d = NULL;
-	if (host) {
-		if (cudaMalloc((void **)&d, bytes) != cudaSuccess)
-			return DSV32_FAIL(err, DSV32_E_NOMEM, "nccl %s: staging %zu bytes", what, bytes);
-		cudaMemcpy(d, buf, bytes, cudaMemcpyHostToDevice);
-	}
-	void *b = host ? d : buf;
-	ncclResult_t nr = ncclBroadcast(b, b, bytes, ncclUint8, root, im->comm, im->stream);
-	dsv32_status rc = DSV32_OK;
-	if (nr != ncclSuccess && nr != ncclInProgress)
-		rc = DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)nr, "nccl %s: %s", what,
-				    ncclGetErrorString(nr));
-	if (rc == DSV32_OK)
-		rc = wait_comm(c, im, true, what, err);
-	if (host) {
-		if (rc == DSV32_OK)
-			cudaMemcpy(buf, d, bytes, cudaMemcpyDeviceToHost);
-		cudaFree(d);
-	}
-	return rc;
+	if (is_device_ptr(buf))
+		return issued(c, im, ncclBroadcast(buf, buf, bytes, ncclUint8, root, im->comm,
+						   im->stream), what, err);
+	DSV32_TRY(stage_reserve(im, bytes, what, err));
+	DSV32_TRY(copy_checked(im->stage, buf, bytes, cudaMemcpyHostToDevice, what, err));
+	DSV32_TRY(issued(c, im, ncclBroadcast(im->stage, im->stage, bytes, ncclUint8, root,
+					      im->comm, im->stream), what, err));
+	return copy_checked(buf, im->stage, bytes, cudaMemcpyDeviceToHost, what, err);
 }
 
 #else /* no CUDA or no NCCL in this build */
