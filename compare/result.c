@@ -58,6 +58,55 @@ int dsv32_tap_model_order(const dsv32_tap_result *x, const dsv32_tap_result *y)
 	return 0;
 }
 
+/* The first over-budget tap in model order that the verdict judges, -1 if none. */
+static long first_judged_over(const dsv32_cmp_result *r)
+{
+	long first = -1;
+	for (size_t i = 0; i < r->n_taps; i++) {
+		const dsv32_tap_result *t = &r->taps[i];
+		bool after = t->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
+			     dsv32_tap_model_order(t, &r->taps[r->first_prop_flip]) > 0;
+		if (t->over_budget && !after && !t->decides_nothing &&
+		    (first < 0 || dsv32_tap_model_order(t, &r->taps[first]) < 0))
+			first = (long)i;
+	}
+	return first;
+}
+
+/* A selection tap arrived: when its scores (an earlier result of the same step and mode) leave
+ * no row more visible entries than it picks, those scores decided nothing; an over-budget one
+ * leaves the verdict. Only for selections whose masked entries are the causal mask (the
+ * indexer's keys), not a decision of their own (the router's dropped groups). */
+static void mark_scores_of(dsv32_cmp_result *r, const dsv32_tap_result *sel)
+{
+	int set = dsv32_layer_tap_find(sel->op);
+	int sc = set >= 0 && sel->layer >= 0 && sel->ndim >= 1 &&
+			 dsv32_layer_tap_masked_picks_unused((dsv32_layer_tap)set)
+		     ? dsv32_layer_tap_scores_of((dsv32_layer_tap)set)
+		     : -1;
+	if (sc < 0)
+		return;
+	char name[96];
+	dsv32_layer_tap_name(name, sizeof name, sel->layer, (dsv32_layer_tap)sc);
+	for (size_t i = r->n_taps; i-- > 0;) {
+		dsv32_tap_result *t = &r->taps[i];
+		if (t->step != sel->step || t->mode != sel->mode || strcmp(t->name, name))
+			continue;
+		if (t->visible_max <= 0 || t->visible_max > sel->shape[sel->ndim - 1] ||
+		    t->decides_nothing)
+			return;
+		t->decides_nothing = true;
+		bool after = t->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
+			     dsv32_tap_model_order(t, &r->taps[r->first_prop_flip]) > 0;
+		if (t->over_budget && !after) {
+			r->n_unjudged++;
+			r->n_unjudged_scores++;
+			r->first_divergence = first_judged_over(r);
+		}
+		return;
+	}
+}
+
 dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_result *t)
 {
 	if (!grow((void **)&r->taps, &r->cap_taps, r->n_taps + 1, sizeof *r->taps))
@@ -67,10 +116,13 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 	/* names can come from a recording: keep terminal control characters out of every report */
 	dsv32_sanitize_term(out->name, sizeof out->name, t->name);
 	dsv32_sanitize_term(out->op, sizeof out->op, t->op);
-	bool judged = !(out->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
-			dsv32_tap_model_order(out, &r->taps[r->first_prop_flip]) > 0);
+	bool after = out->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
+		     dsv32_tap_model_order(out, &r->taps[r->first_prop_flip]) > 0;
+	bool judged = !after && !out->decides_nothing;
 	if (out->over_budget && !judged)
 		r->n_unjudged++;
+	if (out->over_budget && !after && out->decides_nothing) /* read back from a report */
+		r->n_unjudged_scores++;
 	if (out->over_budget && judged &&
 	    (r->first_divergence < 0 || dsv32_tap_model_order(out, &r->taps[r->first_divergence]) < 0))
 		r->first_divergence = (long)(r->n_taps - 1);
@@ -78,6 +130,8 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 	    out->set.rows_equal < out->set.rows &&
 	    (r->first_prop_flip < 0 || dsv32_tap_model_order(out, &r->taps[r->first_prop_flip]) < 0))
 		r->first_prop_flip = (long)(r->n_taps - 1);
+	if (out->family == DSV32_FAMILY_SET)
+		mark_scores_of(r, out);
 	if (out->layer + 1 > r->n_layers)
 		r->n_layers = out->layer + 1;
 	if (out->step + 1 > r->n_steps)
@@ -147,6 +201,15 @@ bool dsv32_tap_after_flip(const dsv32_tap_result *t, const dsv32_tap_result *fir
 {
 	return first_flip && t->mode == DSV32_DRIFT_PROPAGATE &&
 	       first_flip->mode == DSV32_DRIFT_PROPAGATE && dsv32_tap_model_order(t, first_flip) > 0;
+}
+
+const char *dsv32_tap_unjudged_why(const dsv32_tap_result *t, const dsv32_tap_result *first_flip)
+{
+	if (!t->over_budget)
+		return NULL;
+	if (dsv32_tap_after_flip(t, first_flip))
+		return "after a decision flip";
+	return t->decides_nothing ? "its selection takes every visible entry" : NULL;
 }
 
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value)

@@ -32,6 +32,13 @@ typedef struct {
 	double noise_ratio_b;
 	bool over_budget;
 	char budget_note[160];      /* which rule was exceeded: "rel_l2 0.031 > 0.02 (layers.*.out)" */
+	/* Selection scores (masked-score taps): the most entries either side leaves unmasked in
+	 * one row (0: not counted, e.g. read from a report). When it is at most the width k of
+	 * the selection made from them, every row picks every visible entry whatever the scores
+	 * are (a prompt no longer than index_topk): the scores decide nothing, and the tap is
+	 * reported but not judged (decides_nothing, set when the selection tap arrives). */
+	int64_t visible_max;
+	bool decides_nothing;
 } dsv32_tap_result;
 
 typedef struct {
@@ -129,7 +136,9 @@ typedef struct {
 	dsv32_side_timing timing[2]; /* side a, side b */
 	double wall_s;               /* the whole run (0: not timed, e.g. read from a report) */
 	double peak_rss_mb;          /* the process's peak resident set at the run's end */
-	size_t n_unjudged;           /* over-budget taps after it (not in the verdict) */
+	size_t n_unjudged;           /* over-budget taps not in the verdict: after it, or scores
+				      * that decide nothing (dsv32_tap_result.decides_nothing) */
+	size_t n_unjudged_scores;    /* of those, the scores that decide nothing */
 	dsv32_forced_row *forced;    /* teacher-forced decisions, in the order they were forced */
 	size_t n_forced, cap_forced;
 	bool nonfinite;              /* NaN/Inf appeared in an activation */
@@ -152,6 +161,10 @@ const dsv32_tap_result *dsv32_cmp_result_first_flip(const dsv32_cmp_result *r);
 /* Whether t is a free-running tap after that first flip in model order: its drift includes
  * other decisions, not arithmetic alone. */
 bool dsv32_tap_after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip);
+/* Why an over-budget t is reported but not judged: "after a decision flip", "its selection
+ * takes every visible entry", or NULL when it is judged (or within budget). */
+const char *dsv32_tap_unjudged_why(const dsv32_tap_result *t,
+				   const dsv32_tap_result *first_flip);
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value);
 bool dsv32_cmp_result_passed(const dsv32_cmp_result *r);
 /* The result in r of the same tap as t (name, step and mode), or NULL. r may be NULL. */

@@ -400,6 +400,23 @@ static bool compare_route_weights(dsv32_tap_result *r, const dsv32_tapcmp_peers 
 	return ok;
 }
 
+/* The most entries of one row (the last dimension) that a or b leaves unmasked: how many a
+ * selection made from these scores could choose among (result.h visible_max). */
+static int64_t visible_max(const dsv32_tensor *a, const dsv32_tensor *b)
+{
+	int64_t n = dsv32_tensor_numel(a), cols = a->ndim ? a->shape[a->ndim - 1] : 0, most = 0;
+	if (cols < 1 || n % cols)
+		return 0;
+	for (int64_t r0 = 0; r0 < n; r0 += cols) {
+		int64_t v = 0;
+		for (int64_t j = r0; j < r0 + cols; j++)
+			v += !masked((float)dsv32_load_f64(a->data, a->dtype, (size_t)j)) ||
+			     !masked((float)dsv32_load_f64(b->data, b->dtype, (size_t)j));
+		most = v > most ? v : most;
+	}
+	return most;
+}
+
 /* Element-wise metrics of two tensors of one size; scores compare with their mask. */
 static bool compare_dense(dsv32_tap_result *r, const dsv32_tensor *a, const dsv32_tensor *b,
 			  bool masked)
@@ -407,8 +424,10 @@ static bool compare_dense(dsv32_tap_result *r, const dsv32_tensor *a, const dsv3
 	int64_t n = dsv32_tensor_numel(a);
 	if (n != dsv32_tensor_numel(b))
 		return false;
-	if (masked)
+	if (masked) {
+		r->visible_max = visible_max(a, b);
 		return dsv32_metrics_dense_masked(&r->dense, a->data, a->dtype, b->data, b->dtype, n);
+	}
 	return dsv32_metrics_dense(&r->dense, a->data, a->dtype, b->data, b->dtype, n);
 }
 

@@ -56,19 +56,25 @@ static const char *flip_note(const dsv32_cmp_result *r)
 		       : "";
 }
 
-/* "; 12 over-budget taps after the first decision flip not judged" (result.h). */
+/* "; 12 over-budget taps after the first decision flip not judged" (result.h), and the
+ * scores that decide nothing (a prompt no longer than index_topk). */
 static const char *unjudged_note(const dsv32_cmp_result *r, char *buf, size_t len)
 {
-	if (!r->n_unjudged)
-		return "";
-	snprintf(buf, len, "; %zu over-budget tap(s) after the first decision flip not judged "
-		 "(free-running divergence)", r->n_unjudged);
+	size_t after = r->n_unjudged - r->n_unjudged_scores;
+	int n = 0;
+	buf[0] = '\0';
+	if (after)
+		n = snprintf(buf, len, "; %zu over-budget tap(s) after the first decision flip not "
+			     "judged (free-running divergence)", after);
+	if (r->n_unjudged_scores && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "; %zu over-budget score tap(s) not judged: "
+			 "every row's selection takes all its visible entries", r->n_unjudged_scores);
 	return buf;
 }
 
 void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out)
 {
-	char un[128];
+	char un[256];
 	if (r->first_divergence >= 0) {
 		const dsv32_tap_result *t = &r->taps[r->first_divergence];
 		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)%s%s\n", t->step,
@@ -149,11 +155,13 @@ static void print_worst(const dsv32_cmp_result *r, dsv32_drift_mode mode, FILE *
 		for (size_t i = 0; i < n && i < WORST_PER_MODE; i++) {
 			char d[192];
 			describe(v[i], d, sizeof d);
-			fprintf(out, "  step %d %-28s %s%s%s\n", v[i]->step, v[i]->name, d,
-				!v[i]->over_budget			  ? ""
-				: dsv32_tap_after_flip(v[i], first_flip) ? "  over budget, not judged"
-									  : "  OVER BUDGET",
-				dsv32_tap_after_flip(v[i], first_flip) ? "  (after a decision flip)" : "");
+			/* after a flip the note stands even within budget: its drift is not arithmetic */
+			const char *why = dsv32_tap_after_flip(v[i], first_flip)
+						  ? "after a decision flip"
+						  : dsv32_tap_unjudged_why(v[i], first_flip);
+			fprintf(out, "  step %d %-28s %s%s%s%s%s\n", v[i]->step, v[i]->name, d,
+				!v[i]->over_budget ? "" : why ? "  over budget, not judged" : "  OVER BUDGET",
+				why ? "  (" : "", why ? why : "", why ? ")" : "");
 		}
 	}
 	free(v);

@@ -64,6 +64,8 @@ static cJSON *tap_json(const dsv32_tap_result *t, const dsv32_tap_result *first_
 		cJSON_AddStringToObject(o, "budget_note", t->budget_note);
 	if (dsv32_tap_after_flip(t, first_flip)) /* free-running, after the first decision flip */
 		cJSON_AddBoolToObject(o, "after_decision_flip", true);
+	if (t->decides_nothing) /* only when set: reports without it keep their bytes */
+		cJSON_AddBoolToObject(o, "decides_nothing", true);
 	return o;
 }
 
@@ -365,6 +367,7 @@ static dsv32_status read_tap(dsv32_tap_result *t, const cJSON *o, const char *la
 		t->noise_ratio_b = get_num(o, "noise_ratio_b");
 	}
 	t->over_budget = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "over_budget"));
+	t->decides_nothing = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "decides_nothing"));
 	get_str(o, "budget_note", t->budget_note, sizeof t->budget_note);
 	return DSV32_OK;
 }

@@ -28,6 +28,17 @@ const char *dsv32_report_first_flip(char *buf, size_t len, const dsv32_cmp_resul
 	return buf;
 }
 
+/* " (after a decision flip)" on every free-running tap after the first flip, " (not judged:
+ * ...)" on another over-budget tap the verdict leaves out, else "". */
+static const char *unjudged_note(const dsv32_tap_result *t, const dsv32_tap_result *first_flip)
+{
+	if (dsv32_tap_after_flip(t, first_flip))
+		return " (after a decision flip)";
+	return dsv32_tap_unjudged_why(t, first_flip)
+		       ? " (not judged: its selection takes every visible entry)"
+		       : "";
+}
+
 const char *dsv32_report_summary(char *buf, size_t len, const dsv32_tap_result *t,
 				 const char *lead, const char *sep)
 {
@@ -258,8 +269,7 @@ void dsv32_report_markdown(const dsv32_cmp_result *r, FILE *out)
 			fprintf(out, "| %d | `%s` | %s | %s%s%s |\n", order[i]->step, order[i]->name,
 				order[i]->mode == DSV32_DRIFT_LOCAL ? "local" : "propagate", d,
 				order[i]->over_budget ? " **over budget**" : "",
-				dsv32_tap_after_flip(order[i], first_flip) ? " (after a decision flip)"
-									   : "");
+				unjudged_note(order[i], first_flip));
 		}
 		free(order);
 	}

@@ -1,5 +1,7 @@
 /* test_verdict_after_flip.c: the verdict judges free-running taps only up to the first
  * propagated decision flip (compare/result.h first_prop_flip); teacher-forced taps always.
+ * Selection scores whose selection takes every visible entry decide nothing and are not
+ * judged either (result.h decides_nothing).
  * Markdown and HTML lead with that flip (the console summary names it the same way) and HTML
  * marks every free-running tap after it. */
 #include <setjmp.h>
@@ -8,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -136,12 +139,92 @@ static void test_reports_lead_with_the_flip_and_mark_after_it(void **state)
 	dsv32_cmp_result_free(&r);
 }
 
+
+/* Indexer scores over budget with k = 16 picks: judged when some row sees more than 16 keys,
+ * not judged (every key is selected whatever the scores) when no row does. */
+static dsv32_tap_result scores(int64_t visible, bool over)
+{
+	dsv32_tap_result t = tap("indexer.scores", 2, 1, DSV32_DRIFT_LOCAL, over);
+	t.visible_max = visible;
+	return t;
+}
+
+static dsv32_tap_result topk16(void)
+{
+	dsv32_tap_result t = tap("indexer.topk", 2, 1, DSV32_DRIFT_LOCAL, false);
+	t.family = DSV32_FAMILY_SET;
+	t.ndim = 3;
+	t.shape[0] = 1, t.shape[1] = 1, t.shape[2] = 16;
+	t.set.rows = t.set.rows_equal = t.set.rows_tie_equal = 1;
+	return t;
+}
+
+static void test_scores_that_decide_nothing_are_not_judged(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	add(&r, scores(5, true));
+	assert_false(dsv32_cmp_result_passed(&r)); /* until its selection arrives */
+	add(&r, topk16());
+	assert_true(dsv32_cmp_result_passed(&r));
+	assert_true(r.taps[0].decides_nothing);
+	assert_int_equal(r.n_unjudged, 1);
+	assert_int_equal(r.n_unjudged_scores, 1);
+	char *con = render(&r, dsv32_report_console);
+	assert_non_null(strstr(con, "over budget, not judged  (its selection takes every visible "
+				    "entry)"));
+	assert_non_null(strstr(con, "1 over-budget score tap(s) not judged"));
+	free(con);
+	char *json = dsv32_report_json_string(&r);
+	assert_non_null(json);
+	assert_int_equal(count(json, "\"decides_nothing\""), 1);
+	free(json);
+	dsv32_cmp_result_free(&r);
+
+	int64_t judged[] = {17, 0}; /* a row with 17 keys; not counted (a report without it) */
+	for (int i = 0; i < 2; i++) {
+		dsv32_cmp_result_init(&r);
+		add(&r, scores(judged[i], true));
+		add(&r, topk16());
+		assert_false(dsv32_cmp_result_passed(&r));
+		assert_false(r.taps[0].decides_nothing);
+		assert_string_equal(r.taps[r.first_divergence].name, "layers.2.indexer.scores");
+		dsv32_cmp_result_free(&r);
+	}
+}
+
+/* The flag survives a JSON round trip, so report render / check judge as compare did. */
+static void test_decides_nothing_survives_the_json_round_trip(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r, back;
+	dsv32_cmp_result_init(&r);
+	add(&r, scores(5, true));
+	add(&r, topk16());
+	char path[] = "/tmp/dsv32_decides_nothing_XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	dsv32_error err;
+	assert_int_equal(dsv32_report_write_json(&r, path, &err), DSV32_OK);
+	dsv32_cmp_result_init(&back);
+	assert_int_equal(dsv32_report_read_json(&back, path, &err), DSV32_OK);
+	assert_true(dsv32_cmp_result_passed(&back));
+	assert_int_equal(back.n_unjudged_scores, 1);
+	unlink(path);
+	dsv32_cmp_result_free(&back);
+	dsv32_cmp_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_after_flip_is_not_judged),
 		cmocka_unit_test(test_before_flip_and_teacher_forced_are_judged),
 		cmocka_unit_test(test_reports_lead_with_the_flip_and_mark_after_it),
+		cmocka_unit_test(test_scores_that_decide_nothing_are_not_judged),
+		cmocka_unit_test(test_decides_nothing_survives_the_json_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
