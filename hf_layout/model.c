@@ -133,13 +133,14 @@ out:
 
 /* Whether the lm_head of all B rows can run as one GEMM (one pass over the [V, dim] weight,
  * 1.85 GB at real width, instead of B): the kept positions are one strided row set (keep 1) or
- * all of y (keep S), and the engine is the CPU's fixed one, whose outputs do not depend on how
- * rows are grouped into calls (gemm.h: one order per output). The host engine and CUDA keep one
- * call per batch row, whose M their kernels may choose by. */
+ * all of y (keep S), on the CPU. The fixed engine's outputs do not depend on how rows are
+ * grouped into calls (gemm.h: one order per output); the host engine's kernels may choose by M,
+ * and one call of M = B (keep 1: rows S·dim apart, as transformers' hidden_states[:, -1:, :]
+ * reaches F.linear as a strided [B, dim] view) is the call torch makes. CUDA keeps one call
+ * per batch row until it has run on a device. */
 static bool lm_head_one_gemm(const hf_model *m, int64_t B, int64_t S, int64_t keep)
 {
-	return B > 1 && (keep == 1 || keep == S) && m->be->device == DSV32_DEV_CPU &&
-	       m->be->gemm_engine == DSV32_GEMM_FIXED;
+	return B > 1 && (keep == 1 || keep == S) && m->be->device == DSV32_DEV_CPU;
 }
 
 /* The final norm and lm_head on the last `keep` positions of h [B,S,dim]; logits_out: host
