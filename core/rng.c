@@ -28,10 +28,7 @@ void dsv32_rng_seed_named(dsv32_rng *r, uint64_t seed, const char *name)
 
 uint64_t dsv32_rng_u64(dsv32_rng *r)
 {
-	uint64_t z = (r->state += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return dsv32_rng_u64_at(r->state += DSV32_RNG_GAMMA, 0);
 }
 
 float dsv32_rng_uniform(dsv32_rng *r)
@@ -54,8 +51,22 @@ int64_t dsv32_rng_range(dsv32_rng *r, int64_t lo, int64_t hi)
 
 double dsv32_rng_normal(dsv32_rng *r)
 {
-	/* u1 in (0, 1]: 53 random bits, never zero so log is finite */
-	double u1 = ((double)(dsv32_rng_u64(r) >> 11) + 1.0) * 0x1.0p-53;
-	double u2 = (double)(dsv32_rng_u64(r) >> 11) * 0x1.0p-53;
-	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+	uint64_t a = dsv32_rng_u64(r);
+	return dsv32_normal_libm(a, dsv32_rng_u64(r));
+}
+
+/* u1 in (0, 1]: 53 random bits, never zero so log is finite */
+static double box_muller_u1(uint64_t a)
+{
+	return ((double)(a >> 11) + 1.0) * 0x1.0p-53;
+}
+
+static double box_muller_angle(uint64_t b)
+{
+	return 6.283185307179586 * ((double)(b >> 11) * 0x1.0p-53);
+}
+
+double dsv32_normal_libm(uint64_t a, uint64_t b)
+{
+	return sqrt(-2.0 * log(box_muller_u1(a))) * cos(box_muller_angle(b));
 }

@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/fsutil.h"
 #include "core/hf_names.h"
+#include "core/rng.h"
 #include "core/safetensors.h"
 #include "fixtures/generator.h"
 #include "fixtures/presets.h"
@@ -283,6 +284,38 @@ static void test_value_distributions(void **state)
 	dsv32_ckpt_close(ck);
 }
 
+/* The values are the header's formula drawn in stream order (dsv32_rng_normal one after the
+ * other), though the generator draws each band in parallel from the counter-based stream. */
+static void test_values_are_the_sequential_stream(void **state)
+{
+	dirs *d = *state;
+	dsv32_ckpt *ck;
+	assert_int_equal(dsv32_ckpt_open(&ck, d->bf16, NULL), DSV32_OK);
+	static const struct {
+		const char *name;
+		double scale, shift;
+	} want[] = {
+		{"model.layers.1.mlp.experts.3.down_proj.weight", 0.08838834764831845, 0}, /* 1/sqrt(128) */
+		{"model.embed_tokens.weight", 1.0, 0},
+		{"model.layers.0.input_layernorm.weight", 0.05, 1.0},
+	};
+	for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+		dsv32_tensor t;
+		assert_int_equal(dsv32_ckpt_tensor(ck, want[k].name, &t, NULL), DSV32_OK);
+		dsv32_rng r;
+		dsv32_rng_seed_named(&r, 0, want[k].name);
+		for (int64_t i = 0; i < dsv32_tensor_numel(&t); i++) {
+			double n = dsv32_rng_normal(&r);
+			float v = want[k].shift ? (float)(want[k].shift + want[k].scale * n)
+						: (float)(n * want[k].scale);
+			if (dsv32_round_bf16(v) != (float)load_f32(&t, i))
+				fail_msg("%s[%lld]: %g, the stream gives %g", want[k].name, (long long)i,
+					 load_f32(&t, i), dsv32_round_bf16(v));
+		}
+	}
+	dsv32_ckpt_close(ck);
+}
+
 static void test_pow2_scale_known_answers(void **state)
 {
 	(void)state;
@@ -379,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_generated_checkpoints_have_exact_coverage),
 		cmocka_unit_test(test_sharded_checkpoint_has_same_tensors),
 		cmocka_unit_test(test_value_distributions),
+		cmocka_unit_test(test_values_are_the_sequential_stream),
 		cmocka_unit_test(test_pow2_scale_known_answers),
 		cmocka_unit_test(test_refuses_existing_dir_unless_forced),
 		cmocka_unit_test(test_presets_embedded_equal_json_files),

@@ -1,5 +1,6 @@
 /* test_rng.c: SplitMix64 known answers (computed independently in Python from the published
- * algorithm), FNV-1a, distribution ranges and moments, named-stream independence. */
+ * algorithm), FNV-1a, distribution ranges and moments, named-stream independence; the
+ * counter-based access that lets the fixture generator draw a band in parallel (core/rng.h). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -164,6 +165,18 @@ static void test_normal_moments(void **state)
 	assert_true(fabs(s4 / n - 3.0) < 0.16); /* kurtosis of a normal */
 }
 
+
+/* The k-th next output of a stream is dsv32_rng_u64_at(state, k). */
+static void test_u64_at_is_the_sequential_stream(void **state)
+{
+	(void)state;
+	dsv32_rng r;
+	dsv32_rng_seed_named(&r, 3, "model.layers.0.mlp.up_proj.weight");
+	uint64_t s0 = r.state;
+	for (uint64_t k = 1; k <= 1000; k++)
+		assert_true(dsv32_rng_u64(&r) == dsv32_rng_u64_at(s0, k));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -176,6 +189,7 @@ int main(void)
 		cmocka_unit_test(test_uniform_in_unit_interval_with_right_mean),
 		cmocka_unit_test(test_range_bounds_and_unbiased),
 		cmocka_unit_test(test_normal_moments),
+		cmocka_unit_test(test_u64_at_is_the_sequential_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
