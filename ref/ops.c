@@ -10,6 +10,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/yarn.h"
+#include "layout_common/norm.h"
 #include "ref/ref_internal.h"
 
 /* The act-quant knob (core/knobs.h): HF's Linear on an fp8 weight, dequantized to bf16
@@ -98,9 +99,8 @@ out:
 dsv32_status ref_rmsnorm(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x,
 			 const dsv32_tensor *w, dsv32_error *err)
 {
-	if (dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_WEIGHT_DTYPE))
-		return dsv32_rmsnorm_hf(m->be, y, x, w, 1e-6, err);
-	return dsv32_rmsnorm(m->be, y, x, w, 1e-6, err);
+	return lc_rmsnorm(m->be, y, x, w, 1e-6,
+			  dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_WEIGHT_DTYPE), err);
 }
 
 dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
