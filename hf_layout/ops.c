@@ -12,6 +12,7 @@
 #include "kernels/fp8.h"
 #include "kernels/gemm.h"
 #include "kernels/rope.h"
+#include "layout_common/linear.h"
 #include "layout_common/norm.h"
 
 dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32_error *err)
@@ -37,13 +38,8 @@ dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32
 static dsv32_status fp8_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x,
 			       const hf_mat *mat, dsv32_error *err)
 {
-	int64_t K = x->shape[x->ndim - 1], N = mat->w.shape[0];
-	int64_t M = K ? dsv32_tensor_numel(x) / K : 0;
-	if (dsv32_tensor_numel(y) != M * N)
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "hf linear: %lld rows of %lld outputs expected",
-				  (long long)M, (long long)N);
-	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(M, K));
-	dsv32_tensor y2 = lc_view(y, 0, 2, LC_SHAPE(M, N));
+	dsv32_tensor x2, y2;
+	DSV32_TRY(lc_linear_rows(x, y, mat->w.shape[0], &x2, &y2, err));
 	return dsv32_linear_fp8(m->be, &y2, &x2, &mat->w, &mat->scale, m->base.cfg.scale_fmt_ue8m0,
 				err);
 }
