@@ -18,7 +18,6 @@
 #include "kernels/router.h"
 #include "layout_common/route.h"
 
-/* DeepseekV32TopkRouter on the fp32 router logits [N, E]: weights F32 [N, K], idx I64 [N, K]. */
 /* The router's mode: HF's, or with the moe-accum knob toward ref the reference's Gate (its
  * normalisation without +1e-20 and its group scores; kernels/router.h). */
 static dsv32_router_mode router_mode(const hf_model *m)
@@ -27,6 +26,7 @@ static dsv32_router_mode router_mode(const hf_model *m)
 								      : DSV32_ROUTER_HF;
 }
 
+/* DeepseekV32TopkRouter on the fp32 router logits [N, E]: weights F32 [N, K], idx I64 [N, K]. */
 static dsv32_status route(hf_model *m, const hf_layer_w *w, dsv32_tensor *weights,
 			  dsv32_tensor *idx, const dsv32_tensor *logits, dsv32_error *err)
 {
