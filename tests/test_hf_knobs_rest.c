@@ -270,10 +270,41 @@ EXACT_TEST(test_reduction_order_exact, "reduction-order")
 EXACT_TEST(test_indexer_fp8_exact, "indexer-fp8")
 EXACT_TEST(test_indexer_weights_dtype_exact, "indexer-weights-dtype")
 
+/* Every knob of this file at once, in the fp32 profile too (where the reference runs no fp8
+ * indexer and hf's indexer-fp8 keeps only the Hadamard and the scale placement): both runs go
+ * through, the knobs change taps, and nothing is non-finite. */
+static void test_all_knobs_together_run(void **state)
+{
+	(void)state;
+	static const char *names[] = {"norm-fusion", "norm-weight-dtype", "silu-gating", "act-quant",
+				      "moe-accum", "logits-dtype", "reduction-order", "indexer-fp8",
+				      "indexer-weights-dtype"};
+	static const char *profiles[] = {"hf", "hf:fp32"};
+	for (size_t p = 0; p < 2; p++) {
+		dsv32_side_spec a, b;
+		side(profiles[p], &a);
+		side(profiles[p], &b);
+		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+			knob(names[i])->apply_hf(&b.opts);
+		dsv32_cmp_result r;
+		run_sides(fx.ck_fp8, &fx.tok, &a, &b, true, &r);
+		size_t n = 0;
+		for (size_t i = 0; i < r.n_taps; i++)
+			n += tap_differs(&r.taps[i]);
+		printf("%s vs every knob of this file: %zu of %zu taps differ\n", profiles[p], n,
+		       r.n_taps);
+		assert_true(n > 0);
+		if (r.nonfinite)
+			fail_msg("%s: non-finite values at %s", profiles[p], r.nonfinite_tap);
+		dsv32_cmp_result_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_each_knob_is_live),
+		cmocka_unit_test(test_all_knobs_together_run),
 		cmocka_unit_test(test_norm_fusion_exact),
 		cmocka_unit_test(test_norm_weight_dtype_exact),
 		cmocka_unit_test(test_silu_gating_exact),
