@@ -95,6 +95,30 @@ static void rope_pairing(dsv32_model_opts *o)
 	o->knobs |= 1u << DSV32_KNOB_ROPE_PAIRING;
 }
 
+/* ---- the hf layout toward ref (opts.knobs_to_ref; issue 18's other direction) ---- */
+#define HF_BIT(fn, bit)                                 \
+	static void fn(dsv32_model_opts *o)             \
+	{                                               \
+		o->knobs_to_ref |= 1u << DSV32_HFKNOB_##bit; \
+	}
+/* the whole reference form: Hadamard, fp8 keys and queries, fp8_index, D^-0.5 on the weights */
+HF_BIT(indexer_fp8_hf, INDEXER_FP8)
+HF_BIT(indexer_weights_dtype_hf, INDEXER_WEIGHTS_DTYPE)
+HF_BIT(silu_gating_hf, SILU_GATING)
+HF_BIT(act_quant_hf, ACT_QUANT)
+HF_BIT(logits_dtype_hf, LOGITS_DTYPE)
+HF_BIT(norm_fusion_hf, NORM_FUSION)
+HF_BIT(norm_weight_dtype_hf, NORM_WEIGHT_DTYPE)
+HF_BIT(moe_accum_hf, MOE_ACCUM)
+#undef HF_BIT
+
+/* DeepSeek's recording machine: torch 1's 16-lane reduction forms, the ref layout's defaults */
+static void reduction_order_hf(dsv32_model_opts *o)
+{
+	o->torch_lanes = 16;
+	o->torch_major = 1;
+}
+
 static const dsv32_knob knobs[] = {
 	{"yarn-always", "§6 rotary / YaRN frequencies",
 	 "applies YaRN scaling and mscale^2 even when max_seq_len <= original_seq_len, as HF always does",
@@ -104,10 +128,10 @@ static const dsv32_knob knobs[] = {
 	{"indexer-fp8", "§4 lightning indexer (FP8)",
 	 "scores the indexer in bf16 as HF (no Hadamard, D^-0.5 inside the ReLU) instead of fp8 "
 	 "keys and queries after the Hadamard transform",
-	 NULL, indexer_fp8, NULL},
+	 NULL, indexer_fp8, indexer_fp8_hf},
 	{"reduction-order", "machine",
 	 "reduces norms in torch 2's 8-lane order (transformers' machine) instead of torch 1's 16 lanes",
-	 "lanes=8:torch=2", reduction_order, NULL},
+	 "lanes=8:torch=2", reduction_order, reduction_order_hf},
 	{"rope-freqs", "§6 rotary / YaRN frequencies",
 	 "rotates with bf16 cos/sin computed from positions instead of the precomputed fp32 freqs_cis",
 	 NULL, rope_freqs, NULL},
@@ -119,31 +143,33 @@ static const dsv32_knob knobs[] = {
 	 "forms the attention softmax scale with HF's mscale arithmetic", NULL, softmax_scale, NULL},
 	{"norm-fusion", "§9 residual & norm handling",
 	 "adds the residual in bf16 and then normalises, instead of normalising the fp32 sum", NULL,
-	 norm_fusion, NULL},
+	 norm_fusion, norm_fusion_hf},
 	{"norm-weight-dtype", "§9 residual & norm handling",
 	 "multiplies the bf16-rounded normalised value by the norm weight in bf16, instead of fp32",
-	 NULL, norm_weight_dtype, NULL},
+	 NULL, norm_weight_dtype, norm_weight_dtype_hf},
 	{"mask", "§7 causal mask contract",
 	 "masks with finfo.min added to the scores, as HF, instead of -inf", NULL, mask, NULL},
 	{"decode-path", "§5 attention / MLA decode path",
 	 "decodes with MHA over the expanded cache instead of absorbed MQA over the latent", NULL,
 	 decode_path, NULL},
 	{"indexer-weights-dtype", "§4 lightning indexer (FP8)",
-	 "applies the indexer's weights_proj in bf16 as HF loads it", NULL, indexer_weights_dtype, NULL},
+	 "applies the indexer's weights_proj in bf16 as HF loads it", NULL, indexer_weights_dtype,
+	 indexer_weights_dtype_hf},
 	{"act-quant", "FP8",
 	 "multiplies fp8 weights dequantized to bf16 with bf16 activations, instead of e4m3 "
 	 "activations in 128-blocks",
-	 NULL, act_quant, NULL},
+	 NULL, act_quant, act_quant_hf},
 	{"silu-gating", "MLP and experts (no status row)",
 	 "rounds the SiLU output to bf16 before the gate product, as HF, instead of one rounding of "
 	 "the fp32 product",
-	 NULL, silu_gating, NULL},
+	 NULL, silu_gating, silu_gating_hf},
 	{"moe-accum", "§3 MoE routing semantics",
 	 "sums the expert outputs in HF's order and dtype and normalises the router weights with "
 	 "+1e-20",
-	 NULL, moe_accum, NULL},
+	 NULL, moe_accum, moe_accum_hf},
 	{"logits-dtype", "§8 output / logit behavior",
-	 "produces the logits in bf16 and widens them, as HF", NULL, logits_dtype, NULL},
+	 "produces the logits in bf16 and widens them, as HF", NULL, logits_dtype,
+	 logits_dtype_hf},
 	/* not a difference of the layouts: both take ties=index|torch-cpu (side option, --ties),
 	 * and both upstreams use the index rule on the GPUs they run on; torch-cpu is the device's
 	 * rule (transformers on a CPU), so it is not on the path from ref to hf */

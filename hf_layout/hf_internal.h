@@ -41,6 +41,9 @@ typedef struct {
 	dsv32_tensor kv;      /* [Bc, Tc, kv_lora_rank] normed latent */
 	dsv32_tensor krot;    /* [Bc, Tc, rope] rotated shared key, HF half-split order */
 	dsv32_tensor ikey;    /* [Bc, Tc, index_head_dim] indexer keys (post-RoPE) */
+	/* the indexer-fp8 knob toward ref (bf16 profile; indexer.c, empty otherwise): the
+	 * reference's fp8 key cache F8_E4M3 [Bc, Tc, index_head_dim] and its scales F32 [Bc, Tc, 1] */
+	dsv32_tensor ik8, iks;
 } hf_layer_cache;
 
 typedef struct {
@@ -89,9 +92,14 @@ static inline lc_tapper hf_tapper(hf_model *m)
  * m->wscratch with dsv32_weight_dequant (the function the eager load uses: the same values) and
  * *out a view of it, valid until the next hf_mat_get. */
 dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32_error *err);
-/* y = x · matᵀ (dsv32_gemm on hf_mat_get's tensor). */
+/* y = x · matᵀ (dsv32_gemm on hf_mat_get's tensor); with the act-quant knob toward ref and an
+ * fp8 mat, the reference's dsv32_linear_fp8 instead. */
 dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, const hf_mat *mat,
 		       dsv32_error *err);
+/* DeepseekV32RMSNorm (dsv32_rmsnorm_hf), or with the norm-weight-dtype knob toward ref the
+ * reference's weight multiply in fp32 (dsv32_rmsnorm; layout_common/norm.h). */
+dsv32_status hf_rmsnorm(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x,
+		       const dsv32_tensor *w, double eps, dsv32_error *err);
 /* The q_rope / k_rope tap of layer li: x [B,S,H,W] or [B,S,W] holds the rope channels at column
  * off in HF's half-split order; the tap puts them back in the reference's interleaved order. */
 dsv32_status hf_tap_rope(hf_model *m, dsv32_layer_tap id, int li, const dsv32_tensor *x,
@@ -113,6 +121,10 @@ dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tens
 			  dsv32_tensor *out, dsv32_error *err);                 /* attn.c */
 dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *x,
 			const dsv32_tensor *q_lat, dsv32_tensor *topk, dsv32_error *err); /* indexer.c */
+/* The fp8 key caches of the indexer-fp8 knob (ik8, iks of every layer; nothing without the
+ * knob or in the fp32 profile): after hf_cache_init; freed before hf_cache_free. */
+dsv32_status hf_indexer_cache_init(hf_model *m, dsv32_error *err);
+void hf_indexer_cache_free(hf_model *m);
 dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_mat *down,
 		    bool routed, const dsv32_tensor *x, dsv32_tensor *out,
 		    dsv32_error *err);                                          /* mlp.c */

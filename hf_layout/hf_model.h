@@ -32,7 +32,8 @@
  * Taps:    the canonical taps of docs/spec/taps.md plus layers.{i}.attn_residual and
  *          layers.{i}.indexer.scores (F32 [B,S,T], the tensor HF takes the top-k of). q_rope /
  *          k_rope are emitted in reference (interleaved) channel order. "logits" is the
- *          activation-dtype [B, keep, vocab] tensor of dsv32_hf_forward.
+ *          activation-dtype [B, keep, vocab] tensor of dsv32_hf_forward (F32 with the
+ *          logits-dtype knob toward ref, opts.knobs_to_ref: core/knobs.h).
  */
 #ifndef DSV32_HF_MODEL_H
 #define DSV32_HF_MODEL_H

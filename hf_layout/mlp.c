@@ -2,7 +2,10 @@
  * roundings in the gated product (dsv32_silu_mul_hf). Used for the dense layers and the shared
  * expert, and (routed) for DeepseekV32Experts, whose silu input is gate_up.chunk(2, -1)[0]:
  * rows of I, which decides torch's vector/tail split under exp=torch-cpu (kernels/silu.h).
+ * With the silu-gating knob toward ref (core/knobs.h): the reference's one rounding of the fp32
+ * silu(gate) * up product (dsv32_silu_mul_ref, as ref/mlp.c).
  * x [..., dim] -> out [..., dim]. */
+#include "core/knobs.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/silu.h"
 #include "layout_common/route.h"
@@ -21,8 +24,11 @@ dsv32_status hf_mlp(hf_model *m, const hf_mat *gate, const hf_mat *up, const hf_
 	LC_CK(hf_linear(m, g, &x2, gate, err));
 	LC_CK(hf_linear(m, u, &x2, up, err));
 	dsv32_exp_opts xb;
-	LC_CK(dsv32_silu_mul_hf_rule(m->be, g, g, u, lc_exp_opts(&m->base, routed ? I : 0, &xb),
-				     err));
+	const dsv32_exp_opts *xo = lc_exp_opts(&m->base, routed ? I : 0, &xb);
+	if (dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_SILU_GATING)) /* ref: one rounding */
+		LC_CK(dsv32_silu_mul_ref_rule(m->be, g, g, u, xo, err));
+	else
+		LC_CK(dsv32_silu_mul_hf_rule(m->be, g, g, u, xo, err));
 	LC_CK(hf_linear(m, &o2, g, down, err));
 out:
 	lc_pool_free(&p);

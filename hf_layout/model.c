@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "convert/namemap.h"
+#include "core/knobs.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/yarn.h"
+#include "layout_common/norm.h"
 
 static hf_model *HF(dsv32_model *m)
 {
@@ -101,9 +103,40 @@ out:
 	return rc;
 }
 
-/* One decoder layer (DeepseekV32DecoderLayer.forward): h [B,S,dim] is updated in place. */
+static bool fused_norms(const hf_model *m)
+{
+	return dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_NORM_FUSION);
+}
+
+/* The residual add and the norm after it (layout_common/norm.h): HF's bf16 add, then the norm
+ * of the rounded stream; with the norm-fusion knob toward ref, the reference's fused form (the
+ * norm of the unrounded fp32 sum). res_out may alias res. The stream res_out is the same bf16
+ * rounding of the same fp32 sum either way. */
+static dsv32_status norm_add(hf_model *m, dsv32_tensor *y, dsv32_tensor *res_out,
+			     const dsv32_tensor *x, const dsv32_tensor *res, const dsv32_tensor *w,
+			     dsv32_error *err)
+{
+	bool hf_w = !dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_NORM_WEIGHT_DTYPE);
+	return lc_norm_add(m->be, y, res_out, x, res, w, m->base.cfg.rms_norm_eps, fused_norms(m),
+			   hf_w, err);
+}
+
+/* The MLP or MoE of layer li on its norm x: out [B,S,dim]. */
+static dsv32_status ffn(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *out,
+			dsv32_error *err)
+{
+	hf_layer_w *w = &m->layers[li];
+	return w->moe ? hf_moe(m, li, x, out, err)
+		      : hf_mlp(m, &w->gate, &w->up, &w->down, false, x, out, err);
+}
+
+/* One decoder layer (DeepseekV32DecoderLayer.forward): h [B,S,dim] is the residual stream.
+ * HF (br NULL): h is updated in place, both adds done here. With the norm-fusion knob toward
+ * ref, the residual is carried the way the reference's Block carries it: br receives the
+ * layer's un-added ffn output, and when `pending` br holds the previous layer's, added to h
+ * only inside this layer's fused attention norm (which forms layers.{li-1}.out). */
 static dsv32_status layer_step(hf_model *m, int li, const hf_fwd *f, dsv32_tensor *h,
-			       dsv32_error *err)
+			       dsv32_tensor *br, bool pending, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
 	hf_layer_w *w = &m->layers[li];
@@ -113,19 +146,24 @@ static dsv32_status layer_step(hf_model *m, int li, const hf_fwd *f, dsv32_tenso
 	dsv32_tensor *x, *a;
 	LC_POOL_AS(x, m->act, 3, h->shape);
 	LC_POOL_AS(a, m->act, 3, h->shape);
-	LC_CK(dsv32_rmsnorm_hf(m->be, x, h, &w->input_ln, c->rms_norm_eps, err));
+	if (pending) {
+		LC_CK(norm_add(m, x, h, br, h, &w->input_ln, err));
+		LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, li - 1, h, err));
+	} else {
+		LC_CK(hf_rmsnorm(m, x, h, &w->input_ln, c->rms_norm_eps, err));
+	}
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_NORM, li, x, err));
 	LC_CK(hf_attention(m, li, f, x, a, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_OUT, li, a, err));
-	LC_CK(dsv32_add(m->be, h, h, a, err)); /* residual + attn (one add, act dtype) */
+	LC_CK(norm_add(m, x, h, a, h, &w->post_ln, err)); /* residual + attn (act dtype) */
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_ATTN_RESIDUAL, li, h, err));
-	LC_CK(dsv32_rmsnorm_hf(m->be, x, h, &w->post_ln, c->rms_norm_eps, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_NORM, li, x, err));
-	LC_CK(w->moe ? hf_moe(m, li, x, a, err)
-		     : hf_mlp(m, &w->gate, &w->up, &w->down, false, x, a, err));
-	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_OUT, li, a, err));
-	LC_CK(dsv32_add(m->be, h, h, a, err));
-	LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, li, h, err));
+	LC_CK(ffn(m, li, x, br ? br : a, err));
+	LC_CK(lc_tap_layer(tp, DSV32_LTAP_FFN_OUT, li, br ? br : a, err));
+	if (!br) {
+		LC_CK(dsv32_add(m->be, h, h, a, err));
+		LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, li, h, err));
+	}
 out:
 	lc_pool_free(&p);
 	return rc;
@@ -143,9 +181,11 @@ static bool lm_head_one_gemm(const hf_model *m, int64_t B, int64_t S, int64_t ke
 	return B > 1 && (keep == 1 || keep == S) && m->be->device == DSV32_DEV_CPU;
 }
 
-/* The final norm and lm_head on the last `keep` positions of h [B,S,dim]; logits_out: host
- * [B, keep, V] in the activation dtype. */
-static dsv32_status lm_head(hf_model *m, const dsv32_tensor *h, int64_t keep,
+/* The final norm and lm_head on the last `keep` positions of h [B,S,dim] (with the norm-fusion
+ * knob, h is the residual and br the last layer's un-added output, added in the fused norm);
+ * logits_out: host [B, keep, V] in the activation dtype, or F32 with the logits-dtype knob
+ * toward ref (the head's GEMM output kept in fp32, as the reference's). */
+static dsv32_status lm_head(hf_model *m, dsv32_tensor *h, dsv32_tensor *br, int64_t keep,
 			    dsv32_tensor *logits_out, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
@@ -154,16 +194,23 @@ static dsv32_status lm_head(hf_model *m, const dsv32_tensor *h, int64_t keep,
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *y, *lg, head = {0};
+	dsv32_dtype ldt = dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_LOGITS_DTYPE) ? DSV32_F32
+										 : m->act;
 	LC_POOL(y, m->act, 3, B, S, D);
-	LC_CK(dsv32_rmsnorm_hf(m->be, y, h, &m->norm, c->rms_norm_eps, err));
+	if (br) {
+		LC_CK(norm_add(m, y, h, br, h, &m->norm, err));
+		LC_CK(lc_tap_layer(tp, DSV32_LTAP_OUT, (int)c->n_layers - 1, h, err));
+	} else {
+		LC_CK(hf_rmsnorm(m, y, h, &m->norm, c->rms_norm_eps, err));
+	}
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_FINAL_NORM, y, err));
-	LC_POOL(lg, m->act, 3, B, keep, V);
+	LC_POOL(lg, ldt, 3, B, keep, V);
 	LC_CK(hf_mat_get(m, &m->lm_head, &head, err));
 	if (lm_head_one_gemm(m, B, S, keep)) { /* rows b·S + S - keep .. of y, stride S·D if keep 1 */
 		size_t esz = dsv32_dtype_size(m->act);
 		dsv32_gemm_desc d = {
 			.batch = 1, .M = keep == S ? B * S : B, .N = V, .K = D, .trans_w = true,
-			.x_dtype = m->act, .w_dtype = head.dtype, .y_dtype = m->act,
+			.x_dtype = m->act, .w_dtype = head.dtype, .y_dtype = ldt,
 			.x = (const char *)y->data + (size_t)((S - keep) * D) * esz,
 			.ldx = keep == S ? D : S * D, .w = head.data, .ldw = D,
 			.y = lg->data, .ldy = V,
@@ -177,7 +224,7 @@ static dsv32_status lm_head(hf_model *m, const dsv32_tensor *h, int64_t keep,
 		}
 	}
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
-	LC_CK(dsv32_tensor_alloc(logits_out, m->act, 3, LC_SHAPE(B, keep, V), err));
+	LC_CK(dsv32_tensor_alloc(logits_out, ldt, 3, LC_SHAPE(B, keep, V), err));
 	LC_CK(dsv32_backend_download(m->be, logits_out->data, lg->data, dsv32_tensor_nbytes(lg),
 				     err));
 out:
@@ -207,17 +254,19 @@ dsv32_status dsv32_hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t
 	int64_t keep = logits_to_keep == 0 || logits_to_keep > S ? S : logits_to_keep;
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *ids, *h;
+	dsv32_tensor *ids, *h, *br = NULL;
 	LC_POOL(ids, DSV32_I64, 2, B, S);
 	LC_CK(dsv32_backend_upload(m->be, ids->data, input_ids, sizeof(int64_t) * (size_t)(B * S),
 				   err));
 	LC_POOL(h, m->act, 3, B, S, D);
 	LC_CK(dsv32_embedding(m->be, h, &m->embed, ids, err));
 	LC_CK(lc_tap_model(hf_tapper(m), DSV32_MTAP_EMBED, h, err));
+	if (fused_norms(m)) /* the carried branch of the reference's Block */
+		LC_POOL(br, m->act, 3, B, S, D);
 	m->cache_b = B; /* the layers write the cache rows of this batch */
 	for (int li = 0; li < (int)c->n_layers; li++)
-		LC_CK(layer_step(m, li, &f, h, err));
-	LC_CK(lm_head(m, h, keep, logits_out, err));
+		LC_CK(layer_step(m, li, &f, h, br, br && li > 0, err));
+	LC_CK(lm_head(m, h, br, keep, logits_out, err));
 	m->cache_len = past + S;
 out:
 	if (rc != DSV32_OK && past == 0)
@@ -252,6 +301,42 @@ static dsv32_status vt_forward(dsv32_model *mm, const int64_t *tokens, int64_t B
 	return rc;
 }
 
+/* Host tensor h (any float dtype, the shape of dev) -> dev, in the activation dtype. */
+static dsv32_status upload_act(hf_model *m, dsv32_tensor *dev, const dsv32_tensor *h,
+			       dsv32_error *err)
+{
+	if (!dsv32_tensor_same_shape(dev, h))
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "hf layer_forward: input tensors of one shape "
+				  "[B, S, dim] expected");
+	dsv32_tensor tmp = {0}; /* host: h in the activation dtype */
+	DSV32_TRY(dsv32_tensor_alloc(&tmp, m->act, h->ndim, h->shape, err));
+	dsv32_status rc = DSV32_OK;
+	if (!dsv32_convert(tmp.data, m->act, h->data, h->dtype, (size_t)dsv32_tensor_numel(h)))
+		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "hf layer_forward: input dtype %s",
+				dsv32_dtype_name(h->dtype));
+	if (rc == DSV32_OK)
+		rc = dsv32_backend_upload(m->be, dev->data, tmp.data, dsv32_tensor_nbytes(&tmp), err);
+	dsv32_tensor_free(&tmp);
+	return rc;
+}
+
+/* The layer's inputs on the device: h the stream, and with the norm-fusion knob (br non-NULL)
+ * the pending branch *pending added inside the fused norm, as the reference's layer_forward
+ * takes them (ref/model.c vt_layer_forward): the driver's un-added pair (in->branch /
+ * in->residual) when given, so the norm sees the unrounded fp32 sum; else hidden + 0, exact.
+ * Layer 0 has no pending branch (its norm is the plain norm of the embedding). */
+static dsv32_status layer_inputs(hf_model *m, int layer, const dsv32_layer_input *in,
+				 dsv32_tensor *h, dsv32_tensor *br, bool *pending, dsv32_error *err)
+{
+	*pending = br && layer > 0;
+	if (!br || !in->branch || (layer > 0 && !in->residual))
+		return upload_act(m, h, in->hidden, err); /* br stays zero-filled */
+	if (layer == 0)
+		return upload_act(m, h, in->branch, err);
+	DSV32_TRY(upload_act(m, h, in->residual, err));
+	return upload_act(m, br, in->branch, err);
+}
+
 static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_layer_input *in,
 				     int64_t start_pos, dsv32_tensor *hidden_out, dsv32_error *err)
 {
@@ -272,26 +357,22 @@ static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_lay
 	hf_fwd f;
 	DSV32_TRY(fwd_begin(m, &f, B, S, start_pos, NULL, NULL, err));
 	lc_pool p = {.be = m->be};
-	dsv32_tensor tmp = {0}; /* host: hidden_in in the activation dtype */
 	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *h;
+	dsv32_tensor *h, *br = NULL;
+	bool pending;
 	LC_POOL_AS(h, m->act, 3, hidden_in->shape);
-	LC_CK(dsv32_tensor_alloc(&tmp, m->act, 3, hidden_in->shape, err));
-	if (!dsv32_convert(tmp.data, m->act, hidden_in->data, hidden_in->dtype,
-			   (size_t)dsv32_tensor_numel(hidden_in))) {
-		rc = DSV32_FAIL(err, DSV32_E_DTYPE, "hf layer_forward: hidden_in dtype %s",
-				dsv32_dtype_name(hidden_in->dtype));
-		goto out;
-	}
-	LC_CK(dsv32_backend_upload(m->be, h->data, tmp.data, dsv32_tensor_nbytes(&tmp), err));
+	if (fused_norms(m))
+		LC_POOL_AS(br, m->act, 3, hidden_in->shape);
+	LC_CK(layer_inputs(m, layer, in, h, br, &pending, err));
 	m->cache_b = B;
-	LC_CK(layer_step(m, layer, &f, h, err));
+	LC_CK(layer_step(m, layer, &f, h, br, pending, err));
+	if (br) /* layers.{layer}.out: the stream the next fused norm stores, bf16(ffn.out + res) */
+		LC_CK(dsv32_add(m->be, h, h, br, err));
 	LC_CK(dsv32_tensor_alloc(hidden_out, m->act, 3, hidden_in->shape, err));
 	LC_CK(dsv32_backend_download(m->be, hidden_out->data, h->data, dsv32_tensor_nbytes(h), err));
 	if (layer == (int)c->n_layers - 1)
 		m->cache_len = start_pos + S;
 out:
-	dsv32_tensor_free(&tmp);
 	lc_pool_free(&p);
 	fwd_free(m, &f);
 	return rc;
@@ -308,6 +389,7 @@ static void vt_close(dsv32_model *mm)
 	hf_model *m = HF(mm);
 	if (!m)
 		return;
+	hf_indexer_cache_free(m);
 	hf_cache_free(m);
 	hf_weights_free(m);
 	dsv32_backend_destroy(m->be);
@@ -405,6 +487,8 @@ static dsv32_status hf_open_any(dsv32_model **out, const char *ckpt_dir, const c
 		rc = hf_weights_load(m, ckpt_dir, err); /* ckpt_dir NULL: from m->shards */
 	if (rc == DSV32_OK)
 		rc = hf_cache_init(m, err);
+	if (rc == DSV32_OK)
+		rc = hf_indexer_cache_init(m, err);
 	if (rc != DSV32_OK)
 		goto fail;
 	*out = &m->base;

@@ -1,16 +1,19 @@
 /* ops.c: the HF layout's ops over its own parameter type, below the layer parts (attn.c,
  * indexer.c, mlp.c, moe.c and model.c call them; they call only kernels/ and layout_common/):
- * a GEMM operand from an hf_mat (lazy fp8 dequantized on demand), one Linear, and the rope tap
- * in canonical order.
+ * a GEMM operand from an hf_mat (lazy fp8 dequantized on demand), one Linear, the unfused
+ * RMSNorm, and the rope tap in canonical order.
  *
  * Rope taps: the MLA rope channels stay in HF's half-split (de-interleaved) order inside the
  * model; the q_rope / k_rope taps put them back in the reference's interleaved order (inverse
  * permutation) on a copy, so the model's tensors are never modified. */
+#include "core/knobs.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/elementwise.h"
 #include "kernels/fp8.h"
 #include "kernels/gemm.h"
 #include "kernels/rope.h"
+#include "layout_common/linear.h"
+#include "layout_common/norm.h"
 
 dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32_error *err)
 {
@@ -28,12 +31,34 @@ dsv32_status hf_mat_get(hf_model *m, const hf_mat *mat, dsv32_tensor *out, dsv32
 	return dsv32_weight_dequant(m->be, out, &mat->w, &mat->scale, err);
 }
 
+/* The act-quant knob toward ref (core/knobs.h): the reference's Linear on an fp8 weight, e4m3
+ * activations in 128-blocks and the fp8 GEMM (dsv32_linear_fp8, as ref_linear), over every
+ * leading dim flattened to rows. The codes are there: the knob keeps fp8 matrices lazy
+ * (weights.c). */
+static dsv32_status fp8_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x,
+			       const hf_mat *mat, dsv32_error *err)
+{
+	dsv32_tensor x2, y2;
+	DSV32_TRY(lc_linear_rows(x, y, mat->w.shape[0], &x2, &y2, err));
+	return dsv32_linear_fp8(m->be, &y2, &x2, &mat->w, &mat->scale, m->base.cfg.scale_fmt_ue8m0,
+				err);
+}
+
 dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, const hf_mat *mat,
 		       dsv32_error *err)
 {
+	if (mat->w.dtype == DSV32_F8_E4M3 && dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ACT_QUANT))
+		return fp8_linear(m, y, x, mat, err);
 	dsv32_tensor w;
 	DSV32_TRY(hf_mat_get(m, mat, &w, err));
 	return dsv32_gemm(m->be, y, x, &w, err);
+}
+
+dsv32_status hf_rmsnorm(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x,
+		       const dsv32_tensor *w, double eps, dsv32_error *err)
+{
+	bool hf_w = !dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_NORM_WEIGHT_DTYPE);
+	return lc_rmsnorm(m->be, y, x, w, eps, hf_w, err);
 }
 
 dsv32_status hf_tap_rope(hf_model *m, dsv32_layer_tap id, int li, const dsv32_tensor *x,

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/knobs.h"
 #include "core/safetensors.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/fp8.h"
@@ -228,6 +229,33 @@ static dsv32_status load_mat(loader *L, hf_mat *out, const char *name, dsv32_dty
 	return DSV32_OK;
 }
 
+static bool hfknob(const loader *L, dsv32_hfknob_bit b)
+{
+	return dsv32_hfknob_on(&L->m->base.opts, b);
+}
+
+/* The lm_head's dtype: the activation dtype; with the logits-dtype knob toward ref, as the
+ * reference holds its head (ref/weights.c ld_head): F32 except on the CPU's fixed GEMM engine,
+ * whose order gives the same bits for a BF16 weight. */
+static dsv32_dtype head_dtype(const hf_model *m)
+{
+	bool keep = m->be->device == DSV32_DEV_CPU && m->be->gemm_engine == DSV32_GEMM_FIXED;
+	if (!dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_LOGITS_DTYPE) || keep)
+		return m->act;
+	return DSV32_F32;
+}
+
+/* The RMSNorm weights' dtype: the activation dtype; with a norm knob toward ref, F32 as the
+ * reference holds them (exact upcast), which its fp32 weight multiply (dsv32_rmsnorm,
+ * dsv32_rmsnorm_add) takes; dsv32_rmsnorm_hf gives the same bits for either. */
+static dsv32_dtype norm_dtype(const hf_model *m)
+{
+	const dsv32_model_opts *o = &m->base.opts;
+	bool ref_norm = dsv32_hfknob_on(o, DSV32_HFKNOB_NORM_WEIGHT_DTYPE) ||
+			dsv32_hfknob_on(o, DSV32_HFKNOB_NORM_FUSION);
+	return ref_norm ? DSV32_F32 : m->act;
+}
+
 #define LD(dst, dt, nd, ...)                                                              \
 	do {                                                                              \
 		rc = load(L, (dst), nm, (dt), (nd), LC_SHAPE(__VA_ARGS__), err);           \
@@ -254,14 +282,15 @@ static dsv32_status load_layer(loader *L, int i, dsv32_error *err)
 	dsv32_status rc;
 	const char *p = "model.layers";
 
-	NAME("%s.%d.input_layernorm.weight", p, i); LD(&w->input_ln, a, 1, D);
-	NAME("%s.%d.post_attention_layernorm.weight", p, i); LD(&w->post_ln, a, 1, D);
+	dsv32_dtype ndt = norm_dtype(L->m);
+	NAME("%s.%d.input_layernorm.weight", p, i); LD(&w->input_ln, ndt, 1, D);
+	NAME("%s.%d.post_attention_layernorm.weight", p, i); LD(&w->post_ln, ndt, 1, D);
 	NAME("%s.%d.self_attn.q_a_proj.weight", p, i); LM(&w->q_a, a, c->q_lora_rank, D);
-	NAME("%s.%d.self_attn.q_a_layernorm.weight", p, i); LD(&w->q_a_ln, a, 1, c->q_lora_rank);
+	NAME("%s.%d.self_attn.q_a_layernorm.weight", p, i); LD(&w->q_a_ln, ndt, 1, c->q_lora_rank);
 	NAME("%s.%d.self_attn.q_b_proj.weight", p, i); LM(&w->q_b, a, H * qk, c->q_lora_rank);
 	NAME("%s.%d.self_attn.kv_a_proj_with_mqa.weight", p, i);
 		LM(&w->kv_a, a, c->kv_lora_rank + R, D);
-	NAME("%s.%d.self_attn.kv_a_layernorm.weight", p, i); LD(&w->kv_a_ln, a, 1, c->kv_lora_rank);
+	NAME("%s.%d.self_attn.kv_a_layernorm.weight", p, i); LD(&w->kv_a_ln, ndt, 1, c->kv_lora_rank);
 	NAME("%s.%d.self_attn.kv_b_proj.weight", p, i);
 		LM(&w->kv_b, a, H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank);
 	NAME("%s.%d.self_attn.o_proj.weight", p, i); LM(&w->o_proj, a, D, H * c->v_head_dim);
@@ -269,8 +298,10 @@ static dsv32_status load_layer(loader *L, int i, dsv32_error *err)
 	NAME("%s.%d.self_attn.indexer.wk.weight", p, i); LM(&w->ix_wk, a, ID, D);
 	NAME("%s.%d.self_attn.indexer.k_norm.weight", p, i); LD(&w->ix_kn_w, a, 1, ID);
 	NAME("%s.%d.self_attn.indexer.k_norm.bias", p, i); LD(&w->ix_kn_b, a, 1, ID);
-	/* bf16 under a bf16 load: _keep_in_fp32_modules applies to float16 loads only */
-	NAME("%s.%d.self_attn.indexer.weights_proj.weight", p, i); LM(&w->ix_wproj, a, IH, D);
+	/* bf16 under a bf16 load: _keep_in_fp32_modules applies to float16 loads only; F32 as the
+	 * reference holds it with the indexer-weights-dtype knob toward ref (exact upcast) */
+	NAME("%s.%d.self_attn.indexer.weights_proj.weight", p, i);
+		LM(&w->ix_wproj, hfknob(L, DSV32_HFKNOB_INDEXER_WEIGHTS_DTYPE) ? DSV32_F32 : a, IH, D);
 
 	w->moe = dsv32_config_layer_is_moe(c, i);
 	if (!w->moe) {
@@ -314,7 +345,13 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 		return rc;
 	L->ck = m->ck;
 	L->shards = m->shards;
-	L->lazy = m->be->device == DSV32_DEV_CPU && !m->base.opts.eager_dequant;
+	/* the act-quant knob multiplies the fp8 codes themselves (hf_linear): kept lazy */
+	bool act_quant = hfknob(L, DSV32_HFKNOB_ACT_QUANT);
+	if (act_quant && m->be->device != DSV32_DEV_CPU)
+		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "hf: the act-quant knob keeps the fp8 "
+				  "codes of the CPU's lazy load; not on %s",
+				  m->be->device == DSV32_DEV_CUDA ? "CUDA" : "this device");
+	L->lazy = m->be->device == DSV32_DEV_CPU && (!m->base.opts.eager_dequant || act_quant);
 	rc = dsv32_backend_create(&L->cpu, DSV32_DEV_CPU, err);
 	if (rc != DSV32_OK)
 		return rc;
@@ -327,11 +364,11 @@ dsv32_status hf_weights_load(hf_model *m, const char *dir, dsv32_error *err)
 	rc = load(L, &m->embed, nm, m->act, 2, LC_SHAPE(c->vocab_size, c->dim), err);
 	if (rc == DSV32_OK) {
 		NAME("model.norm.weight");
-		rc = load(L, &m->norm, nm, m->act, 1, LC_SHAPE(c->dim), err);
+		rc = load(L, &m->norm, nm, norm_dtype(m), 1, LC_SHAPE(c->dim), err);
 	}
 	if (rc == DSV32_OK) {
 		NAME("lm_head.weight");
-		rc = load_mat(L, &m->lm_head, nm, m->act, c->vocab_size, c->dim, err);
+		rc = load_mat(L, &m->lm_head, nm, head_dtype(m), c->vocab_size, c->dim, err);
 	}
 	for (int i = 0; rc == DSV32_OK && i < (int)c->n_layers; i++)
 		rc = load_layer(L, i, err);

@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/yarn.h"
+#include "layout_common/norm.h"
 #include "ref/ref_internal.h"
 
 #define REF_MAX_WORLD DSV32_MAX_WORLD_SIZE
@@ -39,22 +40,7 @@ static dsv32_status norm_add(ref_model *m, dsv32_tensor *y, dsv32_tensor *res_ou
 {
 	bool fuse_off = dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_FUSION);
 	bool hf_w = dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_WEIGHT_DTYPE);
-	if (!fuse_off && !hf_w)
-		return dsv32_rmsnorm_add(m->be, y, res_out, x, res, w, 1e-6, err);
-	if (fuse_off) {
-		DSV32_TRY(dsv32_add(m->be, res_out, x, res, err));
-		return ref_rmsnorm(m, y, res_out, w, err);
-	}
-	lc_pool p = {.be = m->be};
-	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *r;
-	LC_POOL_AS(r, DSV32_F32, x->ndim, x->shape);
-	LC_CK(dsv32_add(m->be, r, x, res, err));
-	LC_CK(dsv32_rmsnorm_hf(m->be, y, r, w, 1e-6, err));
-	LC_CK(dsv32_cast(m->be, res_out, r, err));
-out:
-	lc_pool_free(&p);
-	return rc;
+	return lc_norm_add(m->be, y, res_out, x, res, w, 1e-6, !fuse_off, hf_w, err); /* norm.h */
 }
 
 /* Block.forward (§A.14): x / res -> (ffn.out, attn_residual); res NULL for layer 0. */

@@ -10,6 +10,8 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/yarn.h"
+#include "layout_common/linear.h"
+#include "layout_common/norm.h"
 #include "ref/ref_internal.h"
 
 /* The act-quant knob (core/knobs.h): HF's Linear on an fp8 weight, dequantized to bf16
@@ -31,14 +33,8 @@ out:
 dsv32_status ref_linear(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x, const ref_lin *l,
 			dsv32_error *err)
 {
-	/* flatten every leading dim to rows: x [M, K], y [M, N] */
-	int64_t K = x->shape[x->ndim - 1], N = l->w.shape[0];
-	int64_t M = K ? dsv32_tensor_numel(x) / K : 0;
-	if (dsv32_tensor_numel(y) != M * N)
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "linear: %lld rows of %lld outputs expected",
-				  (long long)M, (long long)N);
-	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(M, K));
-	dsv32_tensor y2 = lc_view(y, 0, 2, LC_SHAPE(M, N));
+	dsv32_tensor x2, y2; /* every leading dim flattened to rows: x [M, K], y [M, N] */
+	DSV32_TRY(lc_linear_rows(x, y, l->w.shape[0], &x2, &y2, err));
 	if (l->w.dtype == DSV32_F8_E4M3 && dsv32_knob_on(&m->base.opts, DSV32_KNOB_ACT_QUANT))
 		return dequant_linear(m, &y2, &x2, l, err);
 	if (l->w.dtype == DSV32_F8_E4M3)
@@ -98,9 +94,8 @@ out:
 dsv32_status ref_rmsnorm(ref_model *m, dsv32_tensor *y, const dsv32_tensor *x,
 			 const dsv32_tensor *w, dsv32_error *err)
 {
-	if (dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_WEIGHT_DTYPE))
-		return dsv32_rmsnorm_hf(m->be, y, x, w, 1e-6, err);
-	return dsv32_rmsnorm(m->be, y, x, w, 1e-6, err);
+	return lc_rmsnorm(m->be, y, x, w, 1e-6,
+			  dsv32_knob_on(&m->base.opts, DSV32_KNOB_NORM_WEIGHT_DTYPE), err);
 }
 
 dsv32_status ref_cache_write(ref_model *m, dsv32_tensor *cache, const dsv32_tensor *x, int64_t B,
