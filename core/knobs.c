@@ -95,12 +95,50 @@ static void rope_pairing(dsv32_model_opts *o)
 	o->knobs |= 1u << DSV32_KNOB_ROPE_PAIRING;
 }
 
+/* ---- toward ref: the hf layout takes over the reference's side (opts.knobs_to_ref) ---- */
+
+static void hf_yarn(dsv32_model_opts *o)
+{
+	o->knobs_to_ref |= 1u << DSV32_HFKNOB_YARN;
+}
+
+static void hf_kv_fp8(dsv32_model_opts *o)
+{
+	o->knobs_to_ref |= 1u << DSV32_HFKNOB_KV_FP8;
+}
+
+static void hf_rope_freqs(dsv32_model_opts *o)
+{
+	o->knobs_to_ref |= 1u << DSV32_HFKNOB_ROPE_FREQS;
+}
+
+static void hf_rope_pairing(dsv32_model_opts *o)
+{
+	o->knobs_to_ref |= 1u << DSV32_HFKNOB_ROPE_PAIRING;
+}
+
+static void hf_softmax_scale(dsv32_model_opts *o)
+{
+	o->knobs_to_ref |= 1u << DSV32_HFKNOB_SOFTMAX_SCALE;
+}
+
+static void hf_mask(dsv32_model_opts *o)
+{
+	o->knobs_to_ref |= 1u << DSV32_HFKNOB_MASK;
+}
+
+static void hf_decode_path(dsv32_model_opts *o)
+{
+	o->knobs_to_ref |= 1u << DSV32_HFKNOB_DECODE_PATH;
+}
+
 static const dsv32_knob knobs[] = {
 	{"yarn-always", "§6 rotary / YaRN frequencies",
 	 "applies YaRN scaling and mscale^2 even when max_seq_len <= original_seq_len, as HF always does",
-	 "force-yarn", yarn_always, NULL},
+	 "force-yarn", yarn_always, hf_yarn},
 	{"kv-fp8", "§5 attention / MLA decode path",
-	 "keeps the latent KV cache in bf16 instead of its fp8 round trip", "no-fp8-kv", kv_fp8, NULL},
+	 "keeps the latent KV cache in bf16 instead of its fp8 round trip", "no-fp8-kv", kv_fp8,
+	 hf_kv_fp8},
 	{"indexer-fp8", "§4 lightning indexer (FP8)",
 	 "scores the indexer in bf16 as HF (no Hadamard, D^-0.5 inside the ReLU) instead of fp8 "
 	 "keys and queries after the Hadamard transform",
@@ -110,13 +148,14 @@ static const dsv32_knob knobs[] = {
 	 "lanes=8:torch=2", reduction_order, NULL},
 	{"rope-freqs", "§6 rotary / YaRN frequencies",
 	 "rotates with bf16 cos/sin computed from positions instead of the precomputed fp32 freqs_cis",
-	 NULL, rope_freqs, NULL},
+	 NULL, rope_freqs, hf_rope_freqs},
 	{"rope-pairing", "§6 rotary / YaRN frequencies",
 	 "keeps the MLA rotary dimensions de-interleaved and pairs them half-split (rotate_half), "
 	 "as HF, instead of interleaved (the indexer is half-split in both)",
-	 NULL, rope_pairing, NULL},
+	 NULL, rope_pairing, hf_rope_pairing},
 	{"softmax-scale", "§6 rotary / YaRN frequencies",
-	 "forms the attention softmax scale with HF's mscale arithmetic", NULL, softmax_scale, NULL},
+	 "forms the attention softmax scale with HF's mscale arithmetic", NULL, softmax_scale,
+	 hf_softmax_scale},
 	{"norm-fusion", "§9 residual & norm handling",
 	 "adds the residual in bf16 and then normalises, instead of normalising the fp32 sum", NULL,
 	 norm_fusion, NULL},
@@ -124,10 +163,11 @@ static const dsv32_knob knobs[] = {
 	 "multiplies the bf16-rounded normalised value by the norm weight in bf16, instead of fp32",
 	 NULL, norm_weight_dtype, NULL},
 	{"mask", "§7 causal mask contract",
-	 "masks with finfo.min added to the scores, as HF, instead of -inf", NULL, mask, NULL},
+	 "masks with finfo.min added to the scores, as HF, instead of -inf", NULL, mask,
+	 hf_mask},
 	{"decode-path", "§5 attention / MLA decode path",
 	 "decodes with MHA over the expanded cache instead of absorbed MQA over the latent", NULL,
-	 decode_path, NULL},
+	 decode_path, hf_decode_path},
 	{"indexer-weights-dtype", "§4 lightning indexer (FP8)",
 	 "applies the indexer's weights_proj in bf16 as HF loads it", NULL, indexer_weights_dtype, NULL},
 	{"act-quant", "FP8",
