@@ -35,13 +35,12 @@ static dsv32_status expand_kv(hf_model *m, int li, const hf_fwd *f, dsv32_tensor
 	int64_t R = c->qk_rope_head_dim, C = c->kv_lora_rank, Tc = m->cap_t, QK = N + R;
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *kvb, kv_b = {0}; /* kv_b dequantized once (lazy fp8) for every row's GEMM */
+	dsv32_tensor *kvb;
 	LC_POOL(kvb, m->act, 4, B, T, H, N + Vd);
-	LC_CK(hf_mat_get(m, &m->layers[li].kv_b, &kv_b, err));
-	for (int64_t b = 0; b < B; b++) {
+	for (int64_t b = 0; b < B; b++) { /* hf_linear: kv_b as every other Linear of the layer */
 		dsv32_tensor lat = lc_view(&kc->kv, b * Tc * C, 2, LC_SHAPE(T, C));
 		dsv32_tensor out = lc_view(kvb, b * T * H * (N + Vd), 2, LC_SHAPE(T, H * (N + Vd)));
-		LC_CK(dsv32_gemm(m->be, &out, &lat, &kv_b, err));
+		LC_CK(hf_linear(m, &out, &lat, &m->layers[li].kv_b, err));
 		dsv32_tensor kr = lc_view(&kc->krot, b * Tc * R, 2, LC_SHAPE(T, R));
 		dsv32_tensor kb = lc_view(k, b * T * H * QK, 2, LC_SHAPE(T, H * QK));
 		for (int64_t h = 0; h < H; h++)
