@@ -102,8 +102,11 @@ static void print_diffs(const dsv32_cmp_result *r)
 
 /* hf with every hf switch vs ref (with the knobs hf cannot take over yet) on a fresh checkpoint
  * of a preset and weight dtype, 2 x S tokens and one decode step, both passes; every tap of
- * both passes, prefill and the decode step, must be bit-identical. */
-static void check_preset(const char *preset, dsv32_weight_dtype wd, int64_t S, int64_t max_seq)
+ * both passes, prefill and the decode step, must be bit-identical. With print_residual, while
+ * the ref side needs knobs, the taps hf with its switches still differs at from plain ref are
+ * printed too. */
+static void check_preset(const char *preset, dsv32_weight_dtype wd, int64_t S, int64_t max_seq,
+			 bool print_residual)
 {
 	char dir[] = "/tmp/dsv32_attrh_XXXXXX", ck[96], hf[512], ref[512];
 	assert_non_null(mkdtemp(dir));
@@ -123,9 +126,11 @@ static void check_preset(const char *preset, dsv32_weight_dtype wd, int64_t S, i
 	dsv32_cmp_result r;
 	dsv32_cmp_result_init(&r);
 	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, &err), DSV32_OK);
-	printf("%s vs %s, %s preset, %s weights, 2 x %lld tokens, max_seq_len %lld\n", hf, ref,
-	       preset, wd == DSV32_WDTYPE_FP8 ? "fp8" : "bf16", (long long)S,
-	       (long long)(max_seq ? max_seq : -1));
+	char ms[32] = "the config's";
+	if (max_seq)
+		snprintf(ms, sizeof ms, "%lld", (long long)max_seq);
+	printf("%s vs %s, %s preset, %s weights, 2 x %lld tokens, max_seq_len %s\n", hf, ref,
+	       preset, wd == DSV32_WDTYPE_FP8 ? "fp8" : "bf16", (long long)S, ms);
 	if (n_ref)
 		printf("residual of hf -> ref: %d knob(s) not yet switches of hf, taken over by the "
 		       "ref side above\n", n_ref);
@@ -139,6 +144,15 @@ static void check_preset(const char *preset, dsv32_weight_dtype wd, int64_t S, i
 		if (tap_differs(&r.taps[i]))
 			fail_msg("step %d %s differs", r.taps[i].step, r.taps[i].name);
 	dsv32_cmp_result_free(&r);
+	if (n_ref && print_residual) { /* what the residual is, against plain ref (printed) */
+		assert_int_equal(dsv32_side_parse("ref", &a, &err), DSV32_OK);
+		a.opts.max_seq_len = max_seq;
+		dsv32_cmp_result_init(&r);
+		assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, &err), DSV32_OK);
+		printf("%s vs ref (the residual, not asserted):\n", hf);
+		print_diffs(&r);
+		dsv32_cmp_result_free(&r);
+	}
 	dsv32_tokens_free(&t);
 	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
@@ -147,7 +161,7 @@ static void check_preset(const char *preset, dsv32_weight_dtype wd, int64_t S, i
 static void test_hf_switches_reproduce_ref_on_tiny(void **state)
 {
 	(void)state;
-	check_preset("tiny", DSV32_WDTYPE_BF16, 24, 0);
+	check_preset("tiny", DSV32_WDTYPE_BF16, 24, 0, true);
 }
 
 /* The tiny model at max_seq_len 32 (= original_max_position_embeddings): the reference turns
@@ -156,26 +170,26 @@ static void test_hf_switches_reproduce_ref_on_tiny(void **state)
 static void test_hf_switches_reproduce_ref_on_tiny_without_yarn(void **state)
 {
 	(void)state;
-	check_preset("tiny", DSV32_WDTYPE_BF16, 24, 32);
+	check_preset("tiny", DSV32_WDTYPE_BF16, 24, 32, false);
 }
 
 static void test_hf_switches_reproduce_ref_on_tiny_fp8(void **state)
 {
 	(void)state;
-	check_preset("tiny", DSV32_WDTYPE_FP8, 24, 0);
+	check_preset("tiny", DSV32_WDTYPE_FP8, 24, 0, false);
 }
 
 /* The small preset (dim 1024, 6 layers, 32 experts, index_topk 32), 2 x 40 tokens. */
 static void test_hf_switches_reproduce_ref_on_small(void **state)
 {
 	(void)state;
-	check_preset("small", DSV32_WDTYPE_BF16, 40, 0);
+	check_preset("small", DSV32_WDTYPE_BF16, 40, 0, false);
 }
 
 static void test_hf_switches_reproduce_ref_on_small_fp8(void **state)
 {
 	(void)state;
-	check_preset("small", DSV32_WDTYPE_FP8, 40, 0);
+	check_preset("small", DSV32_WDTYPE_FP8, 40, 0, false);
 }
 
 int main(void)

@@ -243,8 +243,8 @@ static void test_mask_acts(void **state)
  * shows where the order of an attention dot product's fp32 sum shows. In the bf16 profile that
  * needs a score whose two sums land on two sides of a bf16 rounding of a selected key: toward
  * hf the tiny model's 4 x 40 tokens from seed 1 meet one (tests/test_attribute.c); toward ref
- * they do not (hf's own values differ; measured: none on tiny 2 x 24, 4 x 40 and 8 x 60 from
- * seeds 1-3). In the fp32 profile nothing rounds the sums away: on the attribution's prompt
+ * they do not (hf's own values differ; measured: none on tiny 2 x 24, 4 x 40 from seeds 1-13,
+ * 8 x 60 from seeds 1-3, small 2 x 40). In the fp32 profile nothing rounds the sums away: on the attribution's prompt
  * layer 0's attention output moves, the rotary taps (in the reference's order either way) do
  * not. */
 static void test_rope_pairing_acts(void **state)
