@@ -16,7 +16,7 @@
 #include "fixtures/generator.h"
 
 typedef struct {
-	const char *checkpoint, *tokens, *mode, *json, *markdown, *html;
+	const char *checkpoint, *tokens, *mode, *json, *markdown, *html, *direction;
 	uint64_t prompt_len, seed, batch, decode_steps;
 	bool list_knobs, force, quiet;
 	char tmpdir[64];
@@ -31,12 +31,16 @@ static const char *summary =
 	"line per row of the HF port's status table. Knobs that are not yet switches are listed\n"
 	"as such (--list-knobs) and reported as not measured. Without --checkpoint the built-in\n"
 	"tiny model is used. --html draws, for every layer and the logits, one bar per knob: the\n"
-	"drift that knob alone adds there, in the first table's order. Exit: 0 done, 2 bad input.";
+	"drift that knob alone adds there, in the first table's order. --direction hf-to-ref runs\n"
+	"the other way: hf, and hf with each knob flipped toward ref alone (the knobs that are\n"
+	"switches of the hf layout), the path toward ref ending compared with ref.\n"
+	"Exit: 0 done, 2 bad input.";
 
 static int parse(attr_args *o, int argc, char **argv)
 {
 	memset(o, 0, sizeof *o);
 	o->mode = "both";
+	o->direction = "ref-to-hf";
 	o->prompt_len = 24;
 	o->seed = 1;
 	o->batch = 2;
@@ -49,7 +53,8 @@ static int parse(attr_args *o, int argc, char **argv)
 		{"batch", DSV32_ARG_U64, &o->batch, "B", "random prompt rows (default 2)", false},
 		{"decode-steps", DSV32_ARG_U64, &o->decode_steps, "N", "greedy decode steps after the prefill (default " DSV32_DEFAULT_DECODE_STEPS_TEXT ")", false},
 		{"mode", DSV32_ARG_CHOICE, &o->mode, "propagate|teacher-forced|both", "which passes (default both)", false},
-		{"list-knobs", DSV32_ARG_FLAG, &o->list_knobs, NULL, "print every knob with its sentence and status-table row, then exit", false},
+		{"direction", DSV32_ARG_CHOICE, &o->direction, "ref-to-hf|hf-to-ref", "which layout the knobs are flipped on, toward the other (default ref-to-hf)", false},
+		{"list-knobs", DSV32_ARG_FLAG, &o->list_knobs, NULL, "print every knob with its sentence, status-table row and whether it is a switch in each direction, then exit", false},
 		{"json", DSV32_ARG_OUTPUT, &o->json, "FILE", "write the JSON result (alone or '-': stdout, which then holds only it)", false},
 		{"markdown", DSV32_ARG_OUTPUT, &o->markdown, "FILE", "write the Markdown tables (alone or '-': stdout only)", false},
 		{"html", DSV32_ARG_OUTPUT, &o->html, "FILE", "write the HTML page: the tables and a bar chart per layer (alone or '-': stdout only)", false},
@@ -72,7 +77,8 @@ static void list_knobs(FILE *out)
 			dsv32_knob_implemented(&k[i]) ? "switch" : "not yet a switch", k[i].summary);
 		if (k[i].side_token)
 			fprintf(out, " (side option %s)", k[i].side_token);
-		fputc('\n', out);
+		fprintf(out, "\n    hf  %s (toward ref: --direction hf-to-ref, side hf:knob=%s)\n",
+			dsv32_knob_implemented_hf(&k[i]) ? "switch" : "not yet a switch", k[i].name);
 	}
 }
 
@@ -119,6 +125,8 @@ static void provenance(dsv32_cmp_result *prov, const attr_args *o, const dsv32_t
 	dsv32_cmp_result_prov(prov, "prompt", buf);
 	snprintf(buf, sizeof buf, "%llu", (unsigned long long)o->decode_steps);
 	dsv32_cmp_result_prov(prov, "decode_steps", buf);
+	if (strcmp(o->direction, "ref-to-hf") != 0) /* the default stays implicit, as before */
+		dsv32_cmp_result_prov(prov, "direction", o->direction);
 }
 
 static bool to_stdout(const char *dest)
@@ -174,8 +182,11 @@ static int attribute_main(attr_args *o)
 				.decode_steps = (int)o->decode_steps,
 				.propagate = strcmp(o->mode, "teacher-forced") != 0,
 				.local = strcmp(o->mode, "propagate") != 0};
+	dsv32_attr_direction dir = DSV32_ATTR_REF_TO_HF;
+	if (rc == DSV32_OK && !dsv32_attr_direction_from_name(o->direction, &dir))
+		rc = DSV32_FAIL(&err, DSV32_E_USAGE, "--direction %s", o->direction);
 	if (rc == DSV32_OK)
-		rc = dsv32_attribute(&cfg, &ref, &hf, on_progress, &o->quiet, a, &err);
+		rc = dsv32_attribute_dir(&cfg, &ref, &hf, dir, on_progress, &o->quiet, a, &err);
 	int code = rc == DSV32_OK ? write_outputs(o, a, &toks) : dsv32_cli_fail("attribute", &err);
 	if (o->tmpdir[0]) {
 		dsv32_remove_tree(o->tmpdir, NULL);

@@ -85,38 +85,102 @@ static dsv32_status one_run(runs *rs, const dsv32_side_spec *a, const dsv32_side
 	return rc;
 }
 
-dsv32_status dsv32_attribute(const dsv32_cmp_config *cfg, const dsv32_side_spec *ref,
-			     const dsv32_side_spec *hf, dsv32_attr_progress progress, void *user,
-			     dsv32_attribution *out, dsv32_error *err)
+const char *dsv32_attr_direction_name(dsv32_attr_direction d)
+{
+	return d == DSV32_ATTR_HF_TO_REF ? "hf-to-ref" : "ref-to-hf";
+}
+
+bool dsv32_attr_direction_from_name(const char *name, dsv32_attr_direction *d)
+{
+	for (int i = 0; i < DSV32_ATTR_DIRECTION_COUNT; i++)
+		if (!strcmp(name, dsv32_attr_direction_name((dsv32_attr_direction)i))) {
+			*d = (dsv32_attr_direction)i;
+			return true;
+		}
+	return false;
+}
+
+bool dsv32_attr_switch(const dsv32_attribution *a, const dsv32_knob *k)
+{
+	return a->direction == DSV32_ATTR_HF_TO_REF ? dsv32_knob_implemented_hf(k)
+						    : dsv32_knob_implemented(k);
+}
+
+const char *dsv32_attr_base(const dsv32_attribution *a)
+{
+	return a->direction == DSV32_ATTR_HF_TO_REF ? "hf" : "ref";
+}
+
+const char *dsv32_attr_target(const dsv32_attribution *a)
+{
+	return a->direction == DSV32_ATTR_HF_TO_REF ? "ref" : "hf";
+}
+
+static void flip(const dsv32_attribution *a, const dsv32_knob *k, dsv32_side_spec *s)
+{
+	if (a->direction == DSV32_ATTR_HF_TO_REF)
+		k->apply_hf(&s->opts);
+	else
+		k->apply_ref(&s->opts);
+}
+
+/* Knob k alone on the base side and the next point of the path; the total is always ref vs
+ * hf (a = ref), and so is every path point (the knobs on whichever side they are flipped). */
+static dsv32_status knob_runs(runs *rs, dsv32_attribution *out, size_t k,
+			      const dsv32_side_spec *base, const dsv32_side_spec *target,
+			      dsv32_side_spec *cumulative, dsv32_error *err)
+{
+	const dsv32_knob *kb = &out->knobs[k];
+	const char *b = dsv32_attr_base(out), *t = dsv32_attr_target(out);
+	bool to_ref = out->direction == DSV32_ATTR_HF_TO_REF;
+	dsv32_side_spec alone = *base;
+	char what[96];
+	flip(out, kb, &alone);
+	snprintf(what, sizeof what, "%s vs %s+%s", b, b, kb->name);
+	DSV32_TRY(one_run(rs, base, &alone, what, &out->alone[k], err));
+	flip(out, kb, cumulative);
+	if (to_ref)
+		snprintf(what, sizeof what, "%s vs %s+...+%s", t, b, kb->name);
+	else
+		snprintf(what, sizeof what, "%s+...+%s vs %s", b, kb->name, t);
+	DSV32_TRY(one_run(rs, to_ref ? target : cumulative, to_ref ? cumulative : target, what,
+			  &out->path[out->n_path], err));
+	out->path_knob[out->n_path++] = (int)k;
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_attribute_dir(const dsv32_cmp_config *cfg, const dsv32_side_spec *ref,
+				 const dsv32_side_spec *hf, dsv32_attr_direction dir,
+				 dsv32_attr_progress progress, void *user, dsv32_attribution *out,
+				 dsv32_error *err)
 {
 	memset(out, 0, sizeof *out);
+	out->direction = dir;
 	out->knobs = dsv32_knob_table(&out->n_knobs);
 	if (out->n_knobs > DSV32_ATTR_MAX_KNOBS)
 		return DSV32_FAIL(err, DSV32_E_USAGE, "%zu knobs, at most %d", out->n_knobs,
 				  DSV32_ATTR_MAX_KNOBS);
 	int n_impl = 0;
 	for (size_t k = 0; k < out->n_knobs; k++)
-		n_impl += dsv32_knob_implemented(&out->knobs[k]);
+		n_impl += dsv32_attr_switch(out, &out->knobs[k]);
 	dsv32_cmp_config c = *cfg;
 	c.budget = NULL; /* measuring, not judging */
 	runs rs = {&c, progress, user, 0, 1 + 2 * n_impl};
 	DSV32_TRY(one_run(&rs, ref, hf, "ref vs hf", &out->total, err));
-	dsv32_side_spec cumulative = *ref;
-	for (size_t k = 0; k < out->n_knobs; k++) {
-		const dsv32_knob *kb = &out->knobs[k];
-		if (!dsv32_knob_implemented(kb))
-			continue;
-		dsv32_side_spec alone = *ref;
-		char what[96];
-		kb->apply_ref(&alone.opts);
-		snprintf(what, sizeof what, "ref vs ref+%s", kb->name);
-		DSV32_TRY(one_run(&rs, ref, &alone, what, &out->alone[k], err));
-		kb->apply_ref(&cumulative.opts);
-		snprintf(what, sizeof what, "ref+...+%s vs hf", kb->name);
-		DSV32_TRY(one_run(&rs, &cumulative, hf, what, &out->path[out->n_path], err));
-		out->path_knob[out->n_path++] = (int)k;
-	}
+	bool to_ref = dir == DSV32_ATTR_HF_TO_REF;
+	const dsv32_side_spec *base = to_ref ? hf : ref, *target = to_ref ? ref : hf;
+	dsv32_side_spec cumulative = *base;
+	for (size_t k = 0; k < out->n_knobs; k++)
+		if (dsv32_attr_switch(out, &out->knobs[k]))
+			DSV32_TRY(knob_runs(&rs, out, k, base, target, &cumulative, err));
 	return DSV32_OK;
+}
+
+dsv32_status dsv32_attribute(const dsv32_cmp_config *cfg, const dsv32_side_spec *ref,
+			     const dsv32_side_spec *hf, dsv32_attr_progress progress, void *user,
+			     dsv32_attribution *out, dsv32_error *err)
+{
+	return dsv32_attribute_dir(cfg, ref, hf, DSV32_ATTR_REF_TO_HF, progress, user, out, err);
 }
 
 double dsv32_attr_max_layer(const dsv32_attr_point *p)
@@ -133,7 +197,7 @@ const char *dsv32_attr_row_verdict(const dsv32_attribution *a, const char *row)
 	double tl = dsv32_attr_max_layer(&a->total), tk = a->total.logits_kl;
 	for (size_t k = 0; k < a->n_knobs; k++) {
 		const dsv32_knob *kb = &a->knobs[k];
-		if (strcmp(kb->row, row) != 0 || !dsv32_knob_implemented(kb))
+		if (strcmp(kb->row, row) != 0 || !dsv32_attr_switch(a, kb))
 			continue;
 		const dsv32_attr_point *p = &a->alone[k];
 		any = true;
@@ -186,6 +250,9 @@ char *dsv32_attr_json(const dsv32_attribution *a, const dsv32_cmp_result *prov)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "schema", "dsv32-parity-attribution/1");
+	bool to_ref = a->direction == DSV32_ATTR_HF_TO_REF; /* toward hf: the original document */
+	if (to_ref)
+		cJSON_AddStringToObject(root, "direction", dsv32_attr_direction_name(a->direction));
 	cJSON *pv = cJSON_AddObjectToObject(root, "provenance");
 	for (int i = 0; prov && i < prov->n_prov; i++)
 		cJSON_AddStringToObject(pv, prov->prov[i].key, prov->prov[i].value);
@@ -197,8 +264,13 @@ char *dsv32_attr_json(const dsv32_attribution *a, const dsv32_cmp_result *prov)
 		cJSON_AddStringToObject(o, "name", kb->name);
 		cJSON_AddStringToObject(o, "row", kb->row);
 		cJSON_AddStringToObject(o, "summary", kb->summary);
-		cJSON_AddBoolToObject(o, "implemented", dsv32_knob_implemented(kb));
-		if (dsv32_knob_implemented(kb))
+		cJSON_AddBoolToObject(o, "implemented", dsv32_attr_switch(a, kb));
+		if (to_ref) {
+			cJSON *sw = cJSON_AddObjectToObject(o, "switch");
+			cJSON_AddBoolToObject(sw, "ref-to-hf", dsv32_knob_implemented(kb));
+			cJSON_AddBoolToObject(sw, "hf-to-ref", dsv32_knob_implemented_hf(kb));
+		}
+		if (dsv32_attr_switch(a, kb))
 			cJSON_AddItemToObject(o, "alone", point_json(&a->alone[k]));
 		cJSON_AddItemToArray(ks, o);
 	}
@@ -267,6 +339,15 @@ static void md_point_cells(text *t, const dsv32_attr_point *p)
 	put(t, " %lld of %lld |\n", (long long)p->taps_changed, (long long)p->taps);
 }
 
+/* The headline's mark of a knob that is not a switch in a's direction ("" if it is). */
+static const char *not_switch(const dsv32_attribution *a, const dsv32_knob *k)
+{
+	if (dsv32_attr_switch(a, k))
+		return "";
+	return a->direction == DSV32_ATTR_HF_TO_REF ? " (not yet a switch of hf)"
+						    : " (not yet a switch)";
+}
+
 static void md_rows(text *t, const dsv32_attribution *a)
 {
 	const char *rows[DSV32_ATTR_MAX_KNOBS];
@@ -277,35 +358,44 @@ static void md_rows(text *t, const dsv32_attribution *a)
 		const char *sep = " ";
 		for (size_t k = 0; k < a->n_knobs; k++)
 			if (!strcmp(a->knobs[k].row, rows[i])) {
-				put(t, "%s`%s`%s", sep, a->knobs[k].name,
-				    dsv32_knob_implemented(&a->knobs[k]) ? "" : " (not yet a switch)");
+				put(t, "%s`%s`%s", sep, a->knobs[k].name, not_switch(a, &a->knobs[k]));
 				sep = ", ";
 			}
 		put(t, " | %s |\n", dsv32_attr_row_verdict(a, rows[i]));
 	}
 }
 
+/* The second table's runs, named by the direction's base and target. */
+static void md_runs(text *t, const dsv32_attribution *a)
+{
+	const char *g = dsv32_attr_target(a);
+	for (size_t k = 0; k < a->n_knobs; k++)
+		if (dsv32_attr_switch(a, &a->knobs[k])) {
+			put(t, "| `%s` alone |", a->knobs[k].name);
+			md_point_cells(t, &a->alone[k]);
+		}
+	for (int i = 0; i < a->n_path; i++) {
+		put(t, "| path: + `%s`, vs %s |", a->knobs[a->path_knob[i]].name, g);
+		md_point_cells(t, &a->path[i]);
+	}
+}
+
 char *dsv32_attr_markdown(const dsv32_attribution *a)
 {
 	text t = {0};
+	const char *b = dsv32_attr_base(a), *g = dsv32_attr_target(a);
 	put(&t, "## dsv32-parity attribute: which difference between ref and hf causes how much\n\n");
+	if (a->direction == DSV32_ATTR_HF_TO_REF)
+		put(&t, "Direction: hf-to-ref (each knob flipped on the hf layout toward ref).\n\n");
 	md_rows(&t, a);
-	put(&t, "\nEach knob alone (ref vs ref with the knob flipped), the total (ref vs hf) and the "
-		"path (knobs flipped one after another toward hf, compared with hf):\n\n"
+	put(&t, "\nEach knob alone (%s vs %s with the knob flipped), the total (ref vs hf) and the "
+		"path (knobs flipped one after another toward %s, compared with %s):\n\n"
 		"| run | worst layer rel_l2 (teacher-forced) | decision rows | logits KL | top-1 | "
-		"taps changed |\n|---|---|---|---|---|---|\n| ref vs hf |");
+		"taps changed |\n|---|---|---|---|---|---|\n| ref vs hf |", b, b, g, g);
 	md_point_cells(&t, &a->total);
-	for (size_t k = 0; k < a->n_knobs; k++)
-		if (dsv32_knob_implemented(&a->knobs[k])) {
-			put(&t, "| `%s` alone |", a->knobs[k].name);
-			md_point_cells(&t, &a->alone[k]);
-		}
-	for (int i = 0; i < a->n_path; i++) {
-		put(&t, "| path: + `%s`, vs hf |", a->knobs[a->path_knob[i]].name);
-		md_point_cells(&t, &a->path[i]);
-	}
-	put(&t, "\nThe last path line is what the knobs that are not yet switches leave "
-		"unattributed.\n");
+	md_runs(&t, a);
+	put(&t, "\nThe last path line is what the knobs that are not yet switches%s leave "
+		"unattributed.\n", a->direction == DSV32_ATTR_HF_TO_REF ? " of hf" : "");
 	if (t.oom) {
 		free(t.buf);
 		return NULL;

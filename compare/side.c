@@ -11,10 +11,13 @@
 #include "kernels/backend.h"
 #include "kernels/exp_torch.h"
 
-/* knob=NAME[,NAME...]: numerics knobs of core/knobs.h (ref only; checked after parsing). */
-static dsv32_status parse_knobs(dsv32_model_opts *o, const char *list, const char *text,
+/* knob=NAME[,NAME...]: numerics knobs of core/knobs.h, by name. On a ref side each takes one
+ * difference over from hf (apply_ref); on an hf side each takes one over from ref (apply_hf,
+ * opts.knobs_to_ref). A knob that is not yet a switch in the side's direction is refused. */
+static dsv32_status parse_knobs(dsv32_side_spec *s, const char *list, const char *text,
 				dsv32_error *err)
 {
+	bool hf = !strcmp(s->layout, "hf");
 	char buf[256], *save = NULL;
 	snprintf(buf, sizeof buf, "%s", list);
 	for (char *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
@@ -23,10 +26,13 @@ static dsv32_status parse_knobs(dsv32_model_opts *o, const char *list, const cha
 			return DSV32_FAIL(err, DSV32_E_USAGE,
 					  "side '%s': unknown knob '%s' (dsv32-parity attribute "
 					  "--list-knobs)", text, name);
-		if (!dsv32_knob_implemented(k))
-			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': knob '%s' is not yet a switch",
-					  text, name);
-		k->apply_ref(o);
+		if (hf ? !dsv32_knob_implemented_hf(k) : !dsv32_knob_implemented(k))
+			return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': knob '%s' is not yet a switch%s",
+					  text, name, hf ? " of the hf layout (toward ref)" : "");
+		if (hf)
+			k->apply_hf(&s->opts);
+		else
+			k->apply_ref(&s->opts);
 	}
 	return DSV32_OK;
 }
@@ -52,7 +58,7 @@ static dsv32_status parse_token(dsv32_side_spec *s, const char *tok, const char 
 				  "names model{r}-mp{W})",
 				  text, tok + 3);
 	} else if (!strncmp(tok, "knob=", 5)) {
-		return parse_knobs(o, tok + 5, text, err);
+		return parse_knobs(s, tok + 5, text, err);
 	} else if (!strncmp(tok, "plant=", 6)) {
 		/* test-only (the dogfood gate): the planted rounding bug of kernels/test_hooks.h in
 		 * one layer; the spec must outlive the model's open, which copies it */
@@ -106,19 +112,25 @@ static const char *num(char *buf, size_t len, const char *key, int v)
 	return buf;
 }
 
-/* The knobs that are bits of opts.knobs (the others set the option fields named above). */
+/* The knobs that are bits of opts.knobs (ref) or opts.knobs_to_ref (hf); the others set the
+ * option fields named above. */
 static void label_knobs(dsv32_side_spec *s)
 {
+	bool hf = !strcmp(s->layout, "hf");
 	size_t nk;
 	const dsv32_knob *k = dsv32_knob_table(&nk);
 	for (size_t i = 0; i < nk; i++) {
 		dsv32_model_opts probe = {0};
-		if (!k[i].apply_ref || k[i].side_token)
-			continue;
-		k[i].apply_ref(&probe);
 		char t[64];
 		snprintf(t, sizeof t, "knob=%s", k[i].name);
-		label_add(s, probe.knobs && (s->opts.knobs & probe.knobs) == probe.knobs, t);
+		if (hf && k[i].apply_hf) {
+			k[i].apply_hf(&probe);
+			uint32_t b = probe.knobs_to_ref;
+			label_add(s, b && (s->opts.knobs_to_ref & b) == b, t);
+		} else if (!hf && k[i].apply_ref && !k[i].side_token) {
+			k[i].apply_ref(&probe);
+			label_add(s, probe.knobs && (s->opts.knobs & probe.knobs) == probe.knobs, t);
+		}
 	}
 }
 
@@ -177,9 +189,6 @@ dsv32_status dsv32_side_parse(const char *text, dsv32_side_spec *out, dsv32_erro
 	snprintf(out->layout, sizeof out->layout, "%s", tok);
 	while ((tok = strtok_r(NULL, ":", &save)))
 		DSV32_TRY(parse_token(out, tok, text, err));
-	if (!strcmp(out->layout, "hf") && out->opts.knobs)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': knob= applies to the ref layout only",
-				  text);
 	if (!strcmp(out->layout, "hf") && out->comm[0])
 		return DSV32_FAIL(err, DSV32_E_USAGE, "side '%s': comm=%s applies to the ref layout "
 				  "only (real tensor-parallel ranks)", text, out->comm);

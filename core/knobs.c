@@ -110,6 +110,13 @@ HF_BIT(logits_dtype_hf, LOGITS_DTYPE)
 HF_BIT(norm_fusion_hf, NORM_FUSION)
 HF_BIT(norm_weight_dtype_hf, NORM_WEIGHT_DTYPE)
 HF_BIT(moe_accum_hf, MOE_ACCUM)
+HF_BIT(hf_yarn, YARN)
+HF_BIT(hf_kv_fp8, KV_FP8)
+HF_BIT(hf_rope_freqs, ROPE_FREQS)
+HF_BIT(hf_rope_pairing, ROPE_PAIRING)
+HF_BIT(hf_softmax_scale, SOFTMAX_SCALE)
+HF_BIT(hf_mask, MASK)
+HF_BIT(hf_decode_path, DECODE_PATH)
 #undef HF_BIT
 
 /* DeepSeek's recording machine: torch 1's 16-lane reduction forms, the ref layout's defaults */
@@ -122,9 +129,10 @@ static void reduction_order_hf(dsv32_model_opts *o)
 static const dsv32_knob knobs[] = {
 	{"yarn-always", "§6 rotary / YaRN frequencies",
 	 "applies YaRN scaling and mscale^2 even when max_seq_len <= original_seq_len, as HF always does",
-	 "force-yarn", yarn_always, NULL},
+	 "force-yarn", yarn_always, hf_yarn},
 	{"kv-fp8", "§5 attention / MLA decode path",
-	 "keeps the latent KV cache in bf16 instead of its fp8 round trip", "no-fp8-kv", kv_fp8, NULL},
+	 "keeps the latent KV cache in bf16 instead of its fp8 round trip", "no-fp8-kv", kv_fp8,
+	 hf_kv_fp8},
 	{"indexer-fp8", "§4 lightning indexer (FP8)",
 	 "scores the indexer in bf16 as HF (no Hadamard, D^-0.5 inside the ReLU) instead of fp8 "
 	 "keys and queries after the Hadamard transform",
@@ -134,13 +142,14 @@ static const dsv32_knob knobs[] = {
 	 "lanes=8:torch=2", reduction_order, reduction_order_hf},
 	{"rope-freqs", "§6 rotary / YaRN frequencies",
 	 "rotates with bf16 cos/sin computed from positions instead of the precomputed fp32 freqs_cis",
-	 NULL, rope_freqs, NULL},
+	 NULL, rope_freqs, hf_rope_freqs},
 	{"rope-pairing", "§6 rotary / YaRN frequencies",
 	 "keeps the MLA rotary dimensions de-interleaved and pairs them half-split (rotate_half), "
 	 "as HF, instead of interleaved (the indexer is half-split in both)",
-	 NULL, rope_pairing, NULL},
+	 NULL, rope_pairing, hf_rope_pairing},
 	{"softmax-scale", "§6 rotary / YaRN frequencies",
-	 "forms the attention softmax scale with HF's mscale arithmetic", NULL, softmax_scale, NULL},
+	 "forms the attention softmax scale with HF's mscale arithmetic", NULL, softmax_scale,
+	 hf_softmax_scale},
 	{"norm-fusion", "§9 residual & norm handling",
 	 "adds the residual in bf16 and then normalises, instead of normalising the fp32 sum", NULL,
 	 norm_fusion, norm_fusion_hf},
@@ -148,10 +157,11 @@ static const dsv32_knob knobs[] = {
 	 "multiplies the bf16-rounded normalised value by the norm weight in bf16, instead of fp32",
 	 NULL, norm_weight_dtype, norm_weight_dtype_hf},
 	{"mask", "§7 causal mask contract",
-	 "masks with finfo.min added to the scores, as HF, instead of -inf", NULL, mask, NULL},
+	 "masks with finfo.min added to the scores, as HF, instead of -inf", NULL, mask,
+	 hf_mask},
 	{"decode-path", "§5 attention / MLA decode path",
 	 "decodes with MHA over the expanded cache instead of absorbed MQA over the latent", NULL,
-	 decode_path, NULL},
+	 decode_path, hf_decode_path},
 	{"indexer-weights-dtype", "§4 lightning indexer (FP8)",
 	 "applies the indexer's weights_proj in bf16 as HF loads it", NULL, indexer_weights_dtype,
 	 indexer_weights_dtype_hf},

@@ -3,10 +3,20 @@
  * MLA RoPE by de-interleaving the rope channels (they stay permuted) then half-split rotation
  * with bf16 cos/sin; cache update of the latents; expand_kv (kv_b_proj on every cached latent);
  * indexer top-k folded into the mask as finfo.min; eager attention; o_proj. Always multi-head,
- * also in decode. */
+ * also in decode.
+ *
+ * The knobs toward ref (core/knobs.h, opts.knobs_to_ref) of this part, each with the kernel
+ * the reference layout uses for it (ref/attn.c): kv-fp8 (the latent's fp8 round trip), mask
+ * (-inf masks, dsv32_attn_mask_ref), decode-path (absorbed MQA over the latent caches,
+ * dsv32_attn_decode_absorbed); the rope knobs are in ops.c (hf_rope). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/knobs.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
+#include "kernels/fp8.h"
 #include "kernels/gemm.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
@@ -25,13 +35,20 @@ static dsv32_status expand_kv(hf_model *m, int li, const hf_fwd *f, dsv32_tensor
 	int64_t R = c->qk_rope_head_dim, C = c->kv_lora_rank, Tc = m->cap_t, QK = N + R;
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *kvb, kv_b = {0}; /* kv_b dequantized once (lazy fp8) for every row's GEMM */
+	dsv32_tensor *kvb, wkvb = {0};
+	const hf_mat *kv_b = &m->layers[li].kv_b;
+	/* the act-quant knob quantizes each row block's activations (hf_linear); otherwise the
+	 * weight is fetched (a lazy fp8 one dequantized) once for all batch rows */
+	bool per_call = kv_b->w.dtype == DSV32_F8_E4M3 &&
+			dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ACT_QUANT);
 	LC_POOL(kvb, m->act, 4, B, T, H, N + Vd);
-	LC_CK(hf_mat_get(m, &m->layers[li].kv_b, &kv_b, err));
+	if (!per_call)
+		LC_CK(hf_mat_get(m, kv_b, &wkvb, err));
 	for (int64_t b = 0; b < B; b++) {
 		dsv32_tensor lat = lc_view(&kc->kv, b * Tc * C, 2, LC_SHAPE(T, C));
 		dsv32_tensor out = lc_view(kvb, b * T * H * (N + Vd), 2, LC_SHAPE(T, H * (N + Vd)));
-		LC_CK(dsv32_gemm(m->be, &out, &lat, &kv_b, err));
+		LC_CK(per_call ? hf_linear(m, &out, &lat, kv_b, err)
+			       : dsv32_gemm(m->be, &out, &lat, &wkvb, err));
 		dsv32_tensor kr = lc_view(&kc->krot, b * Tc * R, 2, LC_SHAPE(T, R));
 		dsv32_tensor kb = lc_view(k, b * T * H * QK, 2, LC_SHAPE(T, H * QK));
 		for (int64_t h = 0; h < H; h++)
@@ -44,6 +61,67 @@ static dsv32_status expand_kv(hf_model *m, int li, const hf_fwd *f, dsv32_tensor
 	LC_CK(dsv32_copy_cols(m->be, &v2, &kvb2, N, 0, Vd, err));
 out:
 	lc_pool_free(&p);
+	return rc;
+}
+
+/* The decode-path knob toward ref: the reference's absorbed MQA decode (§A.8 step 7, the
+ * kernel ref/attn.c calls) over hf's latent caches, one query token per row: q [B,1,H,N+R]
+ * split into q_nope and q_pe, kv_b in the activation dtype (dequantized as the reference's
+ * dequant_wkv_b does: dsv32_weight_dequant), mask [B,1,T]. */
+static dsv32_status decode_absorbed(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor *q,
+				    const dsv32_tensor *mask, dsv32_tensor *o, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	int64_t B = f->B, H = c->n_heads, N = c->qk_nope_head_dim, R = c->qk_rope_head_dim;
+	int64_t Vd = c->v_head_dim;
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *qn, *qp, kv_b = {0};
+	LC_POOL(qn, m->act, 3, B, H, N);
+	LC_POOL(qp, m->act, 3, B, H, R);
+	dsv32_tensor q2 = lc_view(q, 0, 2, LC_SHAPE(B * H, N + R));
+	dsv32_tensor qn2 = lc_view(qn, 0, 2, LC_SHAPE(B * H, N));
+	dsv32_tensor qp2 = lc_view(qp, 0, 2, LC_SHAPE(B * H, R));
+	LC_CK(dsv32_copy_cols(m->be, &qn2, &q2, 0, 0, N, err));
+	LC_CK(dsv32_copy_cols(m->be, &qp2, &q2, N, 0, R, err));
+	LC_CK(hf_mat_get(m, &m->layers[li].kv_b, &kv_b, err));
+	dsv32_tensor o3 = lc_view(o, 0, 3, LC_SHAPE(B, H, Vd));
+	LC_CK(dsv32_attn_decode_absorbed(m->be, &o3, qn, qp, &kv_b, &m->cache[li].kv,
+					 &m->cache[li].krot, f->T, mask, m->scaling, err));
+out:
+	lc_pool_free(&p);
+	return rc;
+}
+
+dsv32_status hf_causal_mask(hf_model *m, hf_fwd *f, dsv32_error *err)
+{
+	int64_t B = f->B, S = f->S, T = f->T;
+	if (!dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_MASK))
+		return dsv32_attn_mask_hf(m->be, &f->causal, NULL, &f->pad_dev, f->past, err);
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t t = 0; t < T; t++)
+			if (!m->pad[b * m->cap_t + t])
+				return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "hf forward: mask knob: "
+						  "attention_mask[%lld][%lld] = 0, the reference has no "
+						  "padding", (long long)b, (long long)t);
+	/* torch.full(-inf).triu_(1) from the query's position past + s: exact in bf16 */
+	size_t n = (size_t)(B * S * T);
+	float *h = malloc(n * sizeof *h + 1);
+	void *hc = malloc(n * dsv32_dtype_size(m->act) + 1);
+	dsv32_status rc = DSV32_OK;
+	if (!h || !hc) {
+		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "hf forward: mask of %zu", n);
+		goto out;
+	}
+	for (int64_t b = 0; b < B; b++)
+		for (int64_t s = 0; s < S; s++)
+			for (int64_t t = 0; t < T; t++)
+				h[(b * S + s) * T + t] = t > f->past + s ? -INFINITY : 0.0f;
+	dsv32_convert(hc, m->act, h, DSV32_F32, n);
+	rc = dsv32_backend_upload(m->be, f->causal.data, hc, n * dsv32_dtype_size(m->act), err);
+out:
+	free(h);
+	free(hc);
 	return rc;
 }
 
@@ -67,7 +145,7 @@ dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tens
 	LC_POOL(qa, a, 3, B, S, c->q_lora_rank);
 	LC_POOL(q_lat, a, 3, B, S, c->q_lora_rank);
 	LC_CK(hf_linear(m, qa, x, &w->q_a, err));
-	LC_CK(dsv32_rmsnorm_hf(be, q_lat, qa, &w->q_a_ln, HF_QA_EPS, err));
+	LC_CK(hf_rmsnorm(m, q_lat, qa, &w->q_a_ln, HF_QA_EPS, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_Q_LATENT, li, q_lat, err));
 	LC_POOL(q, a, 4, B, S, H, QK);
 	dsv32_tensor q3 = lc_view(q, 0, 3, LC_SHAPE(B, S, H * QK));
@@ -81,33 +159,45 @@ dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tens
 	LC_POOL(krot, a, 3, B, S, R);
 	LC_CK(dsv32_copy_cols(be, kv_pass, ckv, 0, 0, C, err));
 	LC_CK(dsv32_copy_cols(be, krot, ckv, C, 0, R, err));
-	LC_CK(dsv32_rmsnorm_hf(be, kv_lat, kv_pass, &w->kv_a_ln, HF_QA_EPS, err));
+	LC_CK(hf_rmsnorm(m, kv_lat, kv_pass, &w->kv_a_ln, HF_QA_EPS, err));
+	if (dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_KV_FP8) && a == DSV32_BF16)
+		/* the reference's fp8 round trip of the normed latent (§B.6; its bf16 profile only),
+		 * before the tap and the cache as there */
+		LC_CK(dsv32_fp8_roundtrip(be, kv_lat, kv_lat, c->scale_fmt_ue8m0, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_KV_LATENT, li, kv_lat, err));
 
-	/* apply_rotary_pos_emb_interleave: de-interleave, half-split rotation; stays permuted */
-	LC_CK(dsv32_permute_deinterleave(be, q, q, N, R, false, err));
-	LC_CK(dsv32_rope_hf(be, q, q, &f->cos, &f->sin, N, err));
-	LC_CK(dsv32_permute_deinterleave(be, krot, krot, 0, R, false, err));
-	LC_CK(dsv32_rope_hf(be, krot, krot, &f->cos, &f->sin, 0, err));
+	/* apply_rotary_pos_emb_interleave: de-interleave, half-split rotation; stays permuted
+	 * (hf_rope: or what the rope knobs toward ref take over) */
+	LC_CK(hf_rope(m, f, q, N, true, err));
+	LC_CK(hf_rope(m, f, krot, 0, true, err));
 	LC_CK(hf_tap_rope(m, DSV32_LTAP_Q_ROPE, li, q, N, err));
 	LC_CK(hf_tap_rope(m, DSV32_LTAP_K_ROPE, li, krot, 0, err));
 
-	/* cache.update (latents), then expand_kv over all T cached positions */
+	/* cache.update (latents) */
 	LC_CK(hf_cache_write(m, &kc->kv, kv_lat, f->past, err));
 	LC_CK(hf_cache_write(m, &kc->krot, krot, f->past, err));
-	LC_POOL(kk, a, 4, B, T, H, QK);
-	LC_POOL(v, a, 4, B, T, H, Vd);
-	LC_CK(expand_kv(m, li, f, kk, v, err));
 
-	/* indexer top-k, folded into the mask: masked_fill(index_mask, finfo.min) */
+	/* indexer top-k, folded into the mask: masked_fill(index_mask, finfo.min), or with the
+	 * mask knob the reference's -inf outside the top-k and above the diagonal (causal from
+	 * past: at S = 1 every cached key, as its decode mask without a causal part) */
 	LC_POOL(topk, DSV32_I64, 3, B, S, k);
 	LC_CK(hf_indexer(m, li, f, x, q_lat, topk, err));
 	LC_POOL(mask, a, 3, B, S, T);
-	LC_CK(dsv32_attn_mask_hf(be, mask, topk, &f->pad_dev, f->past, err));
+	if (dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_MASK))
+		LC_CK(dsv32_attn_mask_ref(be, mask, topk, f->past, err));
+	else
+		LC_CK(dsv32_attn_mask_hf(be, mask, topk, &f->pad_dev, f->past, err));
 
-	/* eager attention: bf16 scores, · scaling, + mask, fp32 softmax -> bf16, P·V */
 	LC_POOL(o, a, 4, B, S, H, Vd);
-	LC_CK(dsv32_attn_prefill(be, o, q, kk, v, mask, m->scaling, DSV32_ATTN_BSHD, err));
+	if (S == 1 && dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_DECODE_PATH)) {
+		LC_CK(decode_absorbed(m, li, f, q, mask, o, err));
+	} else { /* expand_kv over all T cached positions; eager attention: bf16 scores,
+		  * · scaling, + mask, fp32 softmax -> bf16, P·V */
+		LC_POOL(kk, a, 4, B, T, H, QK);
+		LC_POOL(v, a, 4, B, T, H, Vd);
+		LC_CK(expand_kv(m, li, f, kk, v, err));
+		LC_CK(dsv32_attn_prefill(be, o, q, kk, v, mask, m->scaling, DSV32_ATTN_BSHD, err));
+	}
 	dsv32_tensor o2 = lc_view(o, 0, 3, LC_SHAPE(B, S, H * Vd));
 	LC_CK(hf_linear(m, out, &o2, &w->o_proj, err));
 out:

@@ -1,9 +1,12 @@
 /* cache.c: the DynamicCache of the HF layout (docs/spec/hf_layout.md §4.4, transformers 5.24
  * DynamicIndexedLayer): per layer the normed KV latent, the rotated shared rope key (HF
  * half-split order) and the indexer keys, appended at the end of the cached length. Buffers
- * are preallocated to the capacity [cap_b, cap_t]; calls past it fail with DSV32_E_USAGE. */
+ * are preallocated to the capacity [cap_b, cap_t]; calls past it fail with DSV32_E_USAGE.
+ * With the rope-freqs knob toward ref (core/knobs.h) the reference's fp32 freqs_cis table is
+ * position-indexed state of the same lifetime: built here, freed with the caches. */
 #include <stdlib.h>
 
+#include "core/knobs.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/elementwise.h"
 
@@ -25,6 +28,8 @@ dsv32_status hf_cache_init(hf_model *m, dsv32_error *err)
 	}
 	m->cache_len = 0;
 	m->cache_b = 0;
+	if (dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ROPE_FREQS))
+		DSV32_TRY(dsv32_yarn_ref_table(m->be, &m->freqs, &m->yref, err));
 	return DSV32_OK;
 }
 
@@ -36,6 +41,7 @@ void hf_cache_free(hf_model *m)
 			lc_free(m->be, &m->cache[i].krot);
 			lc_free(m->be, &m->cache[i].ikey);
 		}
+	lc_free(m->be, &m->freqs);
 	free(m->cache);
 	free(m->pad);
 	m->cache = NULL;

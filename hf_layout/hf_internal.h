@@ -7,6 +7,7 @@
 #include "core/safetensors.h"
 #include "hf_layout/hf_model.h"
 #include "kernels/backend.h"
+#include "kernels/yarn.h"
 #include "layout_common/scratch.h"
 #include "layout_common/tap_emit.h"
 
@@ -71,6 +72,10 @@ typedef struct {
 	float inv_freq[128];            /* rope_dim/2 <= 128 */
 	double attn_factor;
 	float scaling;                 /* fp32(softmax scale of MLA) */
+	/* the rope-freqs knob toward ref (opts.knobs_to_ref): the reference's fp32 freqs_cis
+	 * [L, rope/2, 2] (kernels/yarn.h), built by hf_cache_init, freed by hf_cache_free */
+	dsv32_tensor freqs;
+	dsv32_yarn_params yref;        /* the reference's YaRN parameters for that table */
 } hf_model;
 
 /* Per-forward state shared by the layers. */
@@ -104,6 +109,27 @@ dsv32_status hf_rmsnorm(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x,
  * off in HF's half-split order; the tap puts them back in the reference's interleaved order. */
 dsv32_status hf_tap_rope(hf_model *m, dsv32_layer_tap id, int li, const dsv32_tensor *x,
 			 int64_t off, dsv32_error *err);
+
+/* The rotary setup of open (docs/spec/hf_layout.md §3.1; the knobs toward ref of core/knobs.h):
+ * inv_freq, attn_factor and scaling as HF computes them, or what yarn-always (YaRN only when
+ * max_seq_len > original_seq_len, as the reference decides) and softmax-scale (the reference's
+ * dsv32_softmax_scale_ref) take over; yref: the reference's parameters for rope-freqs. */
+void hf_rope_init(hf_model *m);
+/* The rotary embedding of x [B,S,H,W] or [B,S,W] at column off, positions past..past+S-1.
+ * mla: the MLA rope channels, given in the checkpoint's interleaved order, left in HF's
+ * half-split order (or, with the rope-pairing knob, interleaved as the reference keeps them);
+ * else the indexer's half-split channels. HF: bf16 cos/sin of f (dsv32_rope_hf); the rope-freqs
+ * knob: the reference's fp32 freqs_cis (dsv32_rope_ref, one rounding). */
+dsv32_status hf_rope(hf_model *m, const hf_fwd *f, dsv32_tensor *x, int64_t off, bool mla,
+		     dsv32_error *err);
+/* With the rope-freqs knob the positions must be the reference's start_pos + s (its table is
+ * indexed by them): pos [B*S] must be past + s, else DSV32_E_UNSUPPORTED. */
+dsv32_status hf_rope_check_positions(const hf_model *m, const int64_t *pos, int64_t B, int64_t S,
+				     int64_t past, dsv32_error *err);
+/* f->causal [B,S,T] of the forward (the indexer's mask): HF's finfo.min causal + padding mask,
+ * or with the mask knob the reference's -inf above the diagonal (a 2-D attention_mask with
+ * padding is then refused: the reference has none). attn.c. */
+dsv32_status hf_causal_mask(hf_model *m, hf_fwd *f, dsv32_error *err);
 
 /* ---- parts ---- */
 /* weights.c: from m->shards when the open set it, else from the HF checkpoint dir. */

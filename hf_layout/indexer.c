@@ -147,14 +147,14 @@ dsv32_status hf_indexer(hf_model *m, int li, const hf_fwd *f, const dsv32_tensor
 	dsv32_tensor q3 = lc_view(q, 0, 3, LC_SHAPE(B, S, IH * ID));
 	dsv32_tensor q2 = lc_view(q, 0, 2, LC_SHAPE(B * S * IH, ID));
 	LC_CK(hf_linear(m, &q3, q_lat, &w->ix_wq_b, err));
-	LC_CK(dsv32_rope_hf(be, q, q, &f->cos, &f->sin, 0, err));
+	LC_CK(hf_rope(m, f, q, 0, false, err)); /* ops.c: or the rope-freqs knob's */
 	if (hadamard)
 		LC_CK(dsv32_hadamard(be, &q2, &q2, err));
 	LC_POOL(kr, a, 3, B, S, ID);
 	LC_POOL(k, a, 3, B, S, ID);
 	LC_CK(hf_linear(m, kr, x, &w->ix_wk, err));
 	LC_CK(dsv32_layernorm(be, k, kr, &w->ix_kn_w, &w->ix_kn_b, HF_KNORM_EPS, err));
-	LC_CK(dsv32_rope_hf(be, k, k, &f->cos, &f->sin, 0, err));
+	LC_CK(hf_rope(m, f, k, 0, false, err)); /* ops.c: or the rope-freqs knob's */
 	if (hadamard)
 		LC_CK(dsv32_hadamard(be, k, k, err));
 	LC_POOL(wf, DSV32_F32, 3, B, S, IH);

@@ -86,6 +86,7 @@ static dsv32_status fwd_begin(hf_model *m, hf_fwd *f, int64_t B, int64_t S, int6
 			pad[b * T + t] = v;
 			m->pad[b * m->cap_t + t] = v;
 		}
+	LC_CK(hf_rope_check_positions(m, pos, B, S, past, err)); /* the rope-freqs knob's table */
 	LC_CK(lc_alloc(m->be, &f->cos, m->act, 3, LC_SHAPE(B, S, R), err));
 	LC_CK(lc_alloc(m->be, &f->sin, m->act, 3, LC_SHAPE(B, S, R), err));
 	LC_CK(dsv32_yarn_hf_cos_sin(m->be, &f->cos, &f->sin, m->inv_freq, m->attn_factor, pos, B, S,
@@ -94,7 +95,7 @@ static dsv32_status fwd_begin(hf_model *m, hf_fwd *f, int64_t B, int64_t S, int6
 	LC_CK(dsv32_backend_upload(m->be, f->pad_dev.data, pad, sizeof(int64_t) * (size_t)(B * T),
 				   err));
 	LC_CK(lc_alloc(m->be, &f->causal, m->act, 3, LC_SHAPE(B, S, T), err));
-	LC_CK(dsv32_attn_mask_hf(m->be, &f->causal, NULL, &f->pad_dev, past, err));
+	LC_CK(hf_causal_mask(m, f, err)); /* attn.c: finfo.min, or -inf with the mask knob */
 out:
 	free(pos);
 	free(pad);
@@ -473,10 +474,7 @@ static dsv32_status hf_open_any(dsv32_model **out, const char *ckpt_dir, const c
 				(long long)m->cap_b, (long long)m->cap_t);
 		goto fail;
 	}
-	dsv32_yarn_params yp;
-	dsv32_yarn_params_from_config(&yp, c);
-	dsv32_yarn_hf_inv_freq(&yp, m->inv_freq, &m->attn_factor);
-	m->scaling = (float)dsv32_softmax_scale_hf(dsv32_config_qk_head_dim(c), &yp);
+	hf_rope_init(m); /* ops.c: inv_freq, attn_factor, scaling (and the knobs toward ref) */
 	rc = dsv32_backend_create(&m->be, o->device, err);
 	if (rc == DSV32_OK) { /* the transformers golden: torch 2.15, AVX2 (docs/numerics.md) */
 		m->be->torch_lanes = o->torch_lanes ? o->torch_lanes : 8;

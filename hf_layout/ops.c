@@ -5,7 +5,12 @@
  *
  * Rope taps: the MLA rope channels stay in HF's half-split (de-interleaved) order inside the
  * model; the q_rope / k_rope taps put them back in the reference's interleaved order (inverse
- * permutation) on a copy, so the model's tensors are never modified. */
+ * permutation) on a copy, so the model's tensors are never modified (with the rope-pairing knob
+ * they are interleaved already and tapped as they are).
+ *
+ * The rotary embedding (hf_rope_init, hf_rope) is here with the knobs toward ref that change it
+ * (core/knobs.h: yarn-always, softmax-scale, rope-freqs, rope-pairing), each the reference's
+ * own kernel or arithmetic (ref/model.c, ref/ops.c). */
 #include "core/knobs.h"
 #include "hf_layout/hf_internal.h"
 #include "kernels/elementwise.h"
@@ -78,9 +83,88 @@ dsv32_status hf_tap_rope(hf_model *m, dsv32_layer_tap id, int li, const dsv32_te
 	dsv32_tensor r2 = lc_view(r, 0, 2, LC_SHAPE(rows, R));
 	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(rows, x->shape[nd - 1]));
 	LC_CK(dsv32_copy_cols(m->be, &r2, &x2, off, 0, R, err));
+	if (dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ROPE_PAIRING)) { /* already interleaved */
+		LC_CK(lc_tap_layer(hf_tapper(m), id, li, r, err));
+		goto out;
+	}
 	LC_CK(dsv32_permute_deinterleave(m->be, perm, r, 0, R, true, err));
 	LC_CK(lc_tap_layer(hf_tapper(m), id, li, perm, err));
 out:
 	lc_pool_free(&p);
 	return rc;
+}
+
+/* ---- rotary embedding and its knobs toward ref (core/knobs.h) ---- */
+
+void hf_rope_init(hf_model *m)
+{
+	const dsv32_config *c = &m->base.cfg;
+	const dsv32_model_opts *o = &m->base.opts;
+	int64_t qk = dsv32_config_qk_head_dim(c);
+	/* the reference's max_seq_len: its table length and YaRN switch (ref/model.c) */
+	int64_t max_seq = o->max_seq_len > 0 ? o->max_seq_len : c->max_seq_len;
+	dsv32_yarn_params yp;
+	dsv32_yarn_params_from_config(&yp, c);
+	/* the yarn-always knob: the reference turns YaRN (and mscale) off at this length */
+	bool off = dsv32_hfknob_on(o, DSV32_HFKNOB_YARN) && max_seq <= c->original_seq_len;
+	if (off) { /* HF's default rope: 1 / base^(2i/dim), the reference's unscaled freqs */
+		yp.yarn = false;
+		dsv32_yarn_params plain = yp;
+		plain.max_seq_len = plain.original_seq_len;
+		dsv32_yarn_ref_freqs(&plain, m->inv_freq);
+		m->attn_factor = 1.0;
+	} else {
+		dsv32_yarn_hf_inv_freq(&yp, m->inv_freq, &m->attn_factor);
+	}
+	m->scaling = (float)dsv32_softmax_scale_hf(qk, &yp);
+	/* the reference's parameters; the softmax-scale knob takes its whole arithmetic, its own
+	 * YaRN switch included (as the knob toward hf takes HF's from the config alone) */
+	m->yref = yp;
+	m->yref.max_seq_len = max_seq;
+	if (dsv32_hfknob_on(o, DSV32_HFKNOB_SOFTMAX_SCALE))
+		m->scaling = (float)dsv32_softmax_scale_ref(qk, &m->yref);
+	/* the rope-freqs table: YaRN on exactly when hf has it on (force-yarn's switch) */
+	if (!off && max_seq <= c->original_seq_len)
+		m->yref.max_seq_len = c->original_seq_len + 1;
+}
+
+dsv32_status hf_rope_check_positions(const hf_model *m, const int64_t *pos, int64_t B, int64_t S,
+				     int64_t past, dsv32_error *err)
+{
+	if (!dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ROPE_FREQS))
+		return DSV32_OK;
+	for (int64_t i = 0; i < B * S; i++)
+		if (pos[i] != past + i % S)
+			return DSV32_FAIL(err, DSV32_E_UNSUPPORTED,
+					  "hf forward: rope-freqs knob: position_ids[%lld][%lld] = %lld, "
+					  "the reference's table needs start_pos + s = %lld",
+					  (long long)(i / S), (long long)(i % S), (long long)pos[i],
+					  (long long)(past + i % S));
+	if (past + S > m->freqs.shape[0])
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf forward: rope-freqs knob: position %lld "
+				  "beyond the reference's table of %lld", (long long)(past + S - 1),
+				  (long long)m->freqs.shape[0]);
+	return DSV32_OK;
+}
+
+dsv32_status hf_rope(hf_model *m, const hf_fwd *f, dsv32_tensor *x, int64_t off, bool mla,
+		     dsv32_error *err)
+{
+	const dsv32_model_opts *o = &m->base.opts;
+	int64_t R = m->base.cfg.qk_rope_head_dim;
+	bool pairing = mla && dsv32_hfknob_on(o, DSV32_HFKNOB_ROPE_PAIRING);
+	if (dsv32_hfknob_on(o, DSV32_HFKNOB_ROPE_FREQS)) { /* the reference's rotation */
+		DSV32_TRY(dsv32_rope_ref(m->be, x, x, &m->freqs, f->past, off, mla, err));
+		if (mla && !pairing) /* HF's channel order from here on */
+			DSV32_TRY(dsv32_permute_deinterleave(m->be, x, x, off, R, false, err));
+		return DSV32_OK;
+	}
+	/* apply_rotary_pos_emb_interleave: de-interleave, then half-split rotation; the
+	 * rope-pairing knob puts the channels back in the interleaved order (an exact copy) */
+	if (mla)
+		DSV32_TRY(dsv32_permute_deinterleave(m->be, x, x, off, R, false, err));
+	DSV32_TRY(dsv32_rope_hf(m->be, x, x, &f->cos, &f->sin, off, err));
+	if (pairing)
+		DSV32_TRY(dsv32_permute_deinterleave(m->be, x, x, off, R, true, err));
+	return DSV32_OK;
 }

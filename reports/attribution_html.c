@@ -77,7 +77,7 @@ static scale scale_of(const dsv32_attribution *a, bool logits)
 		int at = logits ? LOGITS : l;
 		range_add(value_at(&a->total, at), &mn, &mx);
 		for (size_t k = 0; k < a->n_knobs; k++)
-			if (dsv32_knob_implemented(&a->knobs[k]))
+			if (dsv32_attr_switch(a, &a->knobs[k]))
 				range_add(value_at(&a->alone[k], at), &mn, &mx);
 	}
 	scale s = {false, 0, mx > 0 ? mx : 1};
@@ -135,7 +135,7 @@ static void knob_line(FILE *f, const dsv32_attribution *a, int k, const char *ro
 		      int row_i, int layer, const scale *s)
 {
 	const dsv32_knob *kb = &a->knobs[k];
-	bool impl = dsv32_knob_implemented(kb);
+	bool impl = dsv32_attr_switch(a, kb);
 	double v = impl ? value_at(&a->alone[k], layer) : -1;
 	fprintf(f, "<tr class='knob' data-knob='");
 	dsv32_html_escape(f, kb->name);
@@ -236,8 +236,9 @@ static void headline(FILE *f, const dsv32_attribution *a, const char *const *row
 		for (int j = 0; j < n; j++) {
 			fprintf(f, "%s<code>", j ? ", " : "");
 			dsv32_html_escape(f, a->knobs[idx[j]].name);
-			fprintf(f, "</code>%s", dsv32_knob_implemented(&a->knobs[idx[j]])
-				? "" : " (not yet a switch)");
+			fprintf(f, "</code>%s", dsv32_attr_switch(a, &a->knobs[idx[j]]) ? ""
+				: a->direction == DSV32_ATTR_HF_TO_REF ? " (not yet a switch of hf)"
+								      : " (not yet a switch)");
 		}
 		fprintf(f, "</td><td>");
 		dsv32_html_escape(f, dsv32_attr_row_verdict(a, rows[i]));
@@ -266,15 +267,17 @@ static void run_cells(FILE *f, const dsv32_attr_point *p)
 /* Every run: the total, each switch alone and the path toward hf, as the Markdown has them. */
 static void runs_table(FILE *f, const dsv32_attribution *a)
 {
-	fprintf(f, "<h2>Runs</h2>\n<p>The total (ref vs hf), each knob alone (ref vs ref with the "
-		   "knob flipped) and the path (knobs flipped one after another toward hf, compared "
-		   "with hf); the last path line is what the knobs that are not yet switches leave."
+	const char *b = dsv32_attr_base(a), *g = dsv32_attr_target(a);
+	fprintf(f, "<h2>Runs</h2>\n<p>The total (ref vs hf), each knob alone (%s vs %s with the "
+		   "knob flipped) and the path (knobs flipped one after another toward %s, compared "
+		   "with %s); the last path line is what the knobs that are not yet switches%s leave."
 		   "</p>\n<table class='runs'><thead><tr><th>run</th><th>worst layer rel_l2 "
 		   "(teacher-forced)</th><th>decision rows</th><th>logits KL</th><th>top-1</th>"
-		   "<th>taps changed</th></tr></thead><tbody>\n<tr><td>ref vs hf</td>");
+		   "<th>taps changed</th></tr></thead><tbody>\n<tr><td>ref vs hf</td>", b, b, g, g,
+		a->direction == DSV32_ATTR_HF_TO_REF ? " of hf" : "");
 	run_cells(f, &a->total);
 	for (size_t k = 0; k < a->n_knobs; k++)
-		if (dsv32_knob_implemented(&a->knobs[k])) {
+		if (dsv32_attr_switch(a, &a->knobs[k])) {
 			fprintf(f, "<tr><td><code>");
 			dsv32_html_escape(f, a->knobs[k].name);
 			fprintf(f, "</code> alone</td>");
@@ -283,7 +286,7 @@ static void runs_table(FILE *f, const dsv32_attribution *a)
 	for (int i = 0; i < a->n_path; i++) {
 		fprintf(f, "<tr><td>path: + <code>");
 		dsv32_html_escape(f, a->knobs[a->path_knob[i]].name);
-		fprintf(f, "</code>, vs hf</td>");
+		fprintf(f, "</code>, vs %s</td>", g);
 		run_cells(f, &a->path[i]);
 	}
 	fprintf(f, "</tbody></table>\n");
@@ -291,10 +294,11 @@ static void runs_table(FILE *f, const dsv32_attribution *a)
 
 static void charts(FILE *f, const dsv32_attribution *a, const char *const *rows, int nr)
 {
-	fprintf(f, "<h2>Per layer</h2>\n<p>Each bar is the drift one knob adds alone (ref vs ref "
-		   "with that knob flipped toward hf), the first the total (ref vs hf). Decisions are "
+	fprintf(f, "<h2>Per layer</h2>\n<p>Each bar is the drift one knob adds alone (%s vs %s "
+		   "with that knob flipped toward %s), the first the total (ref vs hf). Decisions are "
 		   "forced in the teacher-forced pass, so these bars are arithmetic only; the "
-		   "decision rows a knob flips are in the JSON and Markdown.</p>\n");
+		   "decision rows a knob flips are in the JSON and Markdown.</p>\n",
+		dsv32_attr_base(a), dsv32_attr_base(a), dsv32_attr_target(a));
 	if (!a->total.local_ran)
 		fprintf(f, "<p>The teacher-forced pass did not run (--mode propagate): no per-layer "
 			   "charts.</p>\n");
@@ -322,6 +326,9 @@ char *dsv32_attr_html(const dsv32_attribution *a, const dsv32_cmp_result *prov)
 	const char *rows[DSV32_ATTR_MAX_KNOBS];
 	int nr = dsv32_attr_rows(a, rows, DSV32_ATTR_MAX_KNOBS);
 	page_head(f, prov);
+	if (a->direction == DSV32_ATTR_HF_TO_REF)
+		fprintf(f, "<p class='direction' data-direction='hf-to-ref'>Direction: hf-to-ref "
+			   "(each knob flipped on the hf layout toward ref).</p>\n");
 	headline(f, a, rows, nr);
 	charts(f, a, rows, nr);
 	runs_table(f, a);

@@ -39,4 +39,20 @@ rejected = not v.is_valid(bad) and not v.is_valid(bad2)
 if not rejected:
     print("schema accepted an invalid document")
 print(f"attribute JSON: {len(errors)} schema error(s)")
-sys.exit(0 if not errors and rejected else 1)
+# the other direction (hf-to-ref): the same schema, with the direction and both switch flags
+r2 = subprocess.run([cli, "attribute", "--direction", "hf-to-ref", "--decode-steps", "1",
+                     "--quiet", "--json", "-"], capture_output=True, text=True)
+if r2.returncode != 0:
+    print("attribute --direction hf-to-ref failed:", r2.stderr[-2000:])
+    sys.exit(1)
+doc2 = json.loads(r2.stdout)
+errors2 = list(v.iter_errors(doc2))
+for e in errors2[:10]:
+    print(f"hf-to-ref {e.json_path}: {e.message}")
+dir_ok = (doc2.get("direction") == "hf-to-ref" and "direction" not in doc
+          and all(k["implemented"] == k["switch"]["hf-to-ref"] for k in doc2["knobs"])
+          and all("switch" not in k for k in doc["knobs"]))
+if not dir_ok:
+    print("hf-to-ref document: direction or switch flags wrong")
+print(f"attribute JSON hf-to-ref: {len(errors2)} schema error(s)")
+sys.exit(0 if not errors and not errors2 and rejected and dir_ok else 1)
