@@ -270,11 +270,11 @@ static void test_rope_pairing_acts(void **state)
 
 /* attribute --direction hf-to-ref on the tiny model (2 x 24 tokens, one decode step): the total
  * is ref vs hf; every hf switch runs alone (hf vs hf+knob) and on the path toward ref, in table
- * order; the knobs that are switches of hf and act on this prompt change taps alone, the four
- * that cannot here (YaRN is on at max_seq_len 64; mask, rope-pairing: see above) change none;
- * the path ends at ref bit for bit only once every knob but topk-ties is a switch of hf, and
- * until then what is left is named by the headline's "(not yet a switch of hf)". The documents
- * say the direction. */
+ * order; the knobs that are switches of hf and act on this prompt change taps alone, the six
+ * that cannot here (YaRN is on at max_seq_len 64; mask, rope-pairing: see above; act-quant:
+ * bf16 weights; reduction-order: see below) change none; the path ends at ref bit for bit once
+ * every knob but topk-ties is a switch of hf (a missing one would be named by the headline's
+ * "(not yet a switch of hf)"). The documents say the direction. */
 static void test_attribute_hf_to_ref_on_tiny(void **state)
 {
 	const fixture *f = *state;
@@ -303,7 +303,10 @@ static void test_attribute_hf_to_ref_on_tiny(void **state)
 		bool dead_here = !strcmp(kb->name, "yarn-always") ||
 				 !strcmp(kb->name, "rope-pairing") ||
 				 !strcmp(kb->name, "softmax-scale") || !strcmp(kb->name, "mask") ||
-				 !strcmp(kb->name, "act-quant"); /* no fp8 weights here */
+				 !strcmp(kb->name, "act-quant") || /* no fp8 weights here */
+				 /* hf's norms sum squares of bf16 values: on this prompt no sum rounds
+				  * otherwise in 16 lanes (4 x 40 from seed 1 does: test_hf_knobs_rest) */
+				 !strcmp(kb->name, "reduction-order");
 		assert_int_equal(a->alone[k].taps_changed == 0, dead_here);
 	}
 	assert_int_equal(a->n_path, n_sw);
