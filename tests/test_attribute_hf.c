@@ -243,10 +243,11 @@ static void test_mask_acts(void **state)
  * shows where the order of an attention dot product's fp32 sum shows. In the bf16 profile that
  * needs a score whose two sums land on two sides of a bf16 rounding of a selected key: toward
  * hf the tiny model's 4 x 40 tokens from seed 1 meet one (tests/test_attribute.c); toward ref
- * they do not (hf's own values differ; measured: none on tiny 2 x 24, 4 x 40 from seeds 1-13,
- * 8 x 60 from seeds 1-3, small 2 x 40). In the fp32 profile nothing rounds the sums away: on the attribution's prompt
- * layer 0's attention output moves, the rotary taps (in the reference's order either way) do
- * not. */
+ * they do not on the tiny model (hf's own values differ; measured: none on tiny 2 x 24, 4 x 40
+ * from seeds 1-13, 8 x 60 from seeds 1-3, small 2 x 40), and they do on the small preset's
+ * 4 x 128 tokens from seed 2 (test_rope_pairing_acts_in_bf16_on_small). In the fp32 profile
+ * nothing rounds the sums away: on the attribution's prompt layer 0's attention output moves,
+ * the rotary taps (in the reference's order either way) do not. */
 static void test_rope_pairing_acts(void **state)
 {
 	const fixture *f = *state;
@@ -266,6 +267,35 @@ static void test_rope_pairing_acts(void **state)
 	assert_true(n_diff(&r, 0, "layers.0.attn.out") > 0);
 	dsv32_cmp_result_free(&r);
 	dsv32_tokens_free(&t);
+}
+
+/* rope-pairing in the bf16 profile: the small preset (8 heads, 6 layers), 4 x 128 tokens from
+ * seed 2 (ids below 1024), prefill: layer 0's attention output moves (306 elements), its rotary
+ * taps (the reference's order either way) do not. */
+static void test_rope_pairing_acts_in_bf16_on_small(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/dsv32_attrh_small_XXXXXX", ck[96];
+	assert_non_null(mkdtemp(dir));
+	snprintf(ck, sizeof ck, "%s/small", dir);
+	assert_int_equal(dsv32_fixture_write("small", DSV32_WDTYPE_BF16, 0, ck, 0, false, NULL),
+			 DSV32_OK);
+	dsv32_tokens t = {0};
+	assert_int_equal(dsv32_tokens_random(&t, 4, 128, 1024, 2, NULL), DSV32_OK);
+	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 4,
+				.prompt_len = 128, .decode_steps = 0, .propagate = true};
+	dsv32_side_spec a, b;
+	assert_int_equal(dsv32_side_parse("hf", &a, NULL), DSV32_OK);
+	assert_int_equal(dsv32_side_parse("hf:knob=rope-pairing", &b, NULL), DSV32_OK);
+	dsv32_cmp_result r;
+	dsv32_cmp_result_init(&r);
+	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, NULL), DSV32_OK);
+	assert_int_equal(n_diff(&r, 0, "layers.0.attn.q_rope"), 0); /* same values, other order */
+	assert_int_equal(n_diff(&r, 0, "layers.0.attn.k_rope"), 0);
+	assert_true(n_diff(&r, 0, "layers.0.attn.out") > 0);
+	dsv32_cmp_result_free(&r);
+	dsv32_tokens_free(&t);
+	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
 
 /* attribute --direction hf-to-ref on the tiny model (2 x 24 tokens, one decode step): the total
@@ -349,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_yarn_always_and_softmax_scale_act),
 		cmocka_unit_test(test_mask_acts),
 		cmocka_unit_test(test_rope_pairing_acts),
+		cmocka_unit_test(test_rope_pairing_acts_in_bf16_on_small),
 		cmocka_unit_test(test_attribute_hf_to_ref_on_tiny),
 		cmocka_unit_test(test_direction_names),
 	};
