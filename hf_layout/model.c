@@ -263,7 +263,9 @@ static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_lay
 	if (hidden_in->ndim != 3 || hidden_in->shape[2] != c->dim)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "hf layer_forward: hidden_in must be [B, S, %lld]",
 				  (long long)c->dim);
-	if (layer == 0 && start_pos != m->cache_len)
+	/* layer-major (m->lm set): layer 0 runs every step before layer 1 runs any, so the
+	 * cached length moves on only with the last layer */
+	if (layer == 0 && !m->lm && start_pos != m->cache_len)
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "hf layer_forward: start_pos %lld does not match the cache length %lld",
 				  (long long)start_pos, (long long)m->cache_len);
