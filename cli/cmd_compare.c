@@ -147,8 +147,11 @@ static void on_progress(void *user, const dsv32_cmp_progress *p)
 {
 	progress_line *pl = user;
 	double in_step = p->n_layers > 0 ? (double)(p->layer + 1) / p->n_layers : 0.0;
-	double done = ((double)p->pass_index + (p->step + in_step) / (p->n_steps ? p->n_steps : 1)) /
-		      (p->n_passes ? p->n_passes : 1);
+	double in_pass = (p->step + in_step) / (p->n_steps ? p->n_steps : 1);
+	if (p->layer_major && p->n_layers > 0) /* layers done over every step, then this layer's steps */
+		in_pass = ((double)(p->layer + 1) + (double)p->step / (p->n_steps ? p->n_steps : 1)) /
+			  p->n_layers;
+	double done = ((double)p->pass_index + in_pass) / (p->n_passes ? p->n_passes : 1);
 	double t = now_s() - pl->t0;
 	char eta[32] = "";
 	if (done > 0.02 && t > 1.0)

@@ -150,6 +150,7 @@ static void progress(dsv32_cmp_sink *c, int step, int n_steps, const char *pass)
 	c->at.step = step;
 	c->at.n_steps = n_steps;
 	c->at.layer = -1;
+	c->at.layer_major = false;
 	if (c->cfg->progress)
 		c->cfg->progress(c->cfg->progress_user, &c->at);
 }
@@ -363,11 +364,13 @@ static dsv32_status model_unit(side_rt *sd, dsv32_step_plan *p, int unit, int s,
 	return rc;
 }
 
-/* The progress line: the compared side's unit, as a share of one pass. */
-static void lm_progress(dsv32_cmp_sink *c, int unit, int n, const char *pass)
+/* The progress line as the compared side's unit of step s begins (the layers before it done). */
+static void lm_progress(dsv32_cmp_sink *c, int unit, int n, const char *pass, int s,
+			int n_steps)
 {
-	progress(c, 0, 1, pass);
-	c->at.layer = unit < n ? unit : n - 1;
+	progress(c, s, n_steps, pass);
+	c->at.layer = (unit < n ? unit : n) - 1;
+	c->at.layer_major = true;
 	if (c->cfg->progress && unit >= 0)
 		c->cfg->progress(c->cfg->progress_user, &c->at);
 }
@@ -380,6 +383,8 @@ static dsv32_status lm_units(side_rt *sd, dsv32_step_plan *p, int unit, tap_fn f
 	for (int s = 0; s < x->n_steps && rc == DSV32_OK; s++) {
 		lm_at(c, x, s);
 		c->dump = dump;
+		if (fn == dsv32_sink_compare)
+			lm_progress(c, unit, x->n, "propagate", s, x->n_steps);
 		rc = sd->m ? model_unit(sd, p, unit, s, x->n, fn, c, err)
 			   : replay_unit(sd, s, unit, x->n, fn, c, err);
 	}
@@ -405,6 +410,7 @@ static dsv32_status lm_local_units(side_rt *live, dsv32_step_plan *p, int L, dsv
 			continue;
 		}
 		c->dump = dump;
+		lm_progress(c, L, x->n, "teacher-forced", s, x->n_steps);
 		dsv32_status rc = local_layer(live->m, L, &in, p->start_pos[s], c, err);
 		c->dump = NULL;
 		if (rc != DSV32_OK)
@@ -499,13 +505,10 @@ static dsv32_status lm_schedule(side_rt *held, side_rt *cmp, dsv32_step_plan *p,
 				dsv32_cmp_sink *c, lm_ctx *x, bool local, dsv32_tapstore *dump_held,
 				dsv32_tapstore *dump_cmp, const char *held_side, dsv32_error *err)
 {
-	const char *pass = local ? "teacher-forced" : "propagate";
 	for (int u = -1; u <= x->n + 1; u++) {
 		if (u <= x->n)
 			DSV32_TRY(lm_units(held, p, u, dsv32_sink_hold, c, x, dump_held, err));
 		int v = u - 1; /* the compared side's unit */
-		if (v >= -1 && v <= x->n)
-			lm_progress(c, v, x->n, pass);
 		if (!local && v >= -1)
 			DSV32_TRY(lm_units(cmp, p, v, dsv32_sink_compare, c, x, dump_cmp, err));
 		if (local && v >= 0 && v < x->n)

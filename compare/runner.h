@@ -80,6 +80,8 @@ typedef struct {
 	int pass_index, n_passes;
 	int step, n_steps;
 	int layer, n_layers;
+	bool layer_major; /* the pass runs layer by layer: each layer over every step (step is
+			   * then the step within the layer being run) */
 } dsv32_cmp_progress;
 
 typedef struct {
