@@ -23,8 +23,10 @@
 #
 # DIR: where the checkpoint and logs go (default: a temporary directory, removed at the end
 # unless --keep). The filesystem must support sparse files (the fixture refuses otherwise).
-# Needs ~0.6 GB of disk and ~13 GB of RAM (compare). Build: $DSV32_BUILD_DIR (default build/).
-# The 61-layer compare is the slowest step (see docs/real-checkpoint.md); REHEARSE_61=0 leaves
+# Needs ~0.6 GB of disk and ~9 GB of RAM (the 4-layer compare). Build: $DSV32_BUILD_DIR (default
+# build/).
+# The 61-layer compare is the slowest step (~18 min on 2 cores, docs/real-checkpoint.md);
+# REHEARSE_61=0 leaves
 # it out.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
