@@ -26,8 +26,7 @@
 # Needs ~0.6 GB of disk and ~9 GB of RAM (the 4-layer compare). Build: $DSV32_BUILD_DIR (default
 # build/).
 # The 61-layer compare is the slowest step (~18 min on 2 cores, docs/real-checkpoint.md);
-# REHEARSE_61=0 leaves
-# it out.
+# REHEARSE_61=0 leaves it out.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${DSV32_BUILD_DIR:-$ROOT/build}"
@@ -38,7 +37,7 @@ DIR=""
 for a in "$@"; do
 	case "$a" in
 	--keep) KEEP=1 ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,29p' "$0"; exit 0 ;;
 	-*) echo "rehearse-671b.sh: unknown option $a" >&2; exit 2 ;;
 	*) DIR="$a"; GIVEN=1 ;;
 	esac
