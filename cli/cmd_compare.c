@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/cli_outputs.h"
 #include "cli/cli_models.h"
+#include "cli/cli_order.h"
 #include "compare/budget.h"
 #include "compare/provenance.h"
 #include "compare/record.h"
@@ -35,6 +36,8 @@ typedef struct {
 	const char *force_decisions; /* --force-decisions on|off (NULL: on) */
 	const char *budget_label; /* what the report names as the budget applied */
 	const char *comm_timeout; /* --comm-timeout: side a on real ranks (NULL: 60 s) */
+	const char *decode_tokens; /* --decode-tokens (NULL: greedy from side a's logits) */
+	const char *order;        /* --order auto|layer|step */
 	uint64_t prompt_len, seed, batch, decode_steps, layers;
 	bool noise_floor, quiet, verbose, eager_dequant, force;
 	bool stdout_doc; /* --json - / --markdown -: stdout holds that document only */
@@ -85,6 +88,7 @@ static int parse(compare_args *o, int argc, char **argv)
 	o->batch = 2;
 	o->decode_steps = DECODE_STEPS_UNSET;
 	o->layers = 0;
+	o->order = "auto";
 	const dsv32_arg_opt opts[] = {
 		{"checkpoint", DSV32_ARG_STRING, &o->checkpoint, "DIR", "HF or reference checkpoint (default: built-in tiny)", false},
 		{"a", DSV32_ARG_STRING, &o->a, "SIDE", "side a (default ref)", false},
@@ -94,6 +98,8 @@ static int parse(compare_args *o, int argc, char **argv)
 		{"seed", DSV32_ARG_U64, &o->seed, "S", "random prompt seed (default 1)", false},
 		{"batch", DSV32_ARG_U64, &o->batch, "B", "random prompt rows (default 2)", false},
 		{"decode-steps", DSV32_ARG_U64, &o->decode_steps, "N", "greedy decode steps after the prefill (default " DSV32_DEFAULT_DECODE_STEPS_TEXT ")", false},
+		{"decode-tokens", DSV32_ARG_STRING, &o->decode_tokens, "IDS", "the decode steps' tokens instead of greedy ones from side a's logits: one row per prompt row, one id per step ('7,9;3,4'), @FILE, or @REC.safetensors (a recording's decoded ids); sets --decode-steps and lets every pass run layer-major", false},
+		{"order", DSV32_ARG_CHOICE, &o->order, "auto|layer|step", "loop order. layer: each layer runs every step and is then released, so one layer's weights are resident (needs every step's tokens before the run: a recording, --decode-tokens or --decode-steps 0; the teacher-forced pass after a propagate one has them); step: each step runs every layer; auto (default): layer where it applies. Same results either way; the report's provenance \"order\" says which ran and why", false},
 		{"mode", DSV32_ARG_CHOICE, &o->mode, "propagate|teacher-forced|both", "drift mode (default both)", false},
 		{"noise-floor", DSV32_ARG_FLAG, &o->noise_floor, NULL, "also run each side in fp32 and report drift / own noise", false},
 		{"budget", DSV32_ARG_STRING, &o->budget, "FILE", "budget JSON (default: the shipped budget for the checkpoint's bf16 or fp8 weights)", false},
@@ -141,8 +147,11 @@ static void on_progress(void *user, const dsv32_cmp_progress *p)
 {
 	progress_line *pl = user;
 	double in_step = p->n_layers > 0 ? (double)(p->layer + 1) / p->n_layers : 0.0;
-	double done = ((double)p->pass_index + (p->step + in_step) / (p->n_steps ? p->n_steps : 1)) /
-		      (p->n_passes ? p->n_passes : 1);
+	double in_pass = (p->step + in_step) / (p->n_steps ? p->n_steps : 1);
+	if (p->layer_major && p->n_layers > 0) /* layers done over every step, then this layer's steps */
+		in_pass = ((double)(p->layer + 1) + (double)p->step / (p->n_steps ? p->n_steps : 1)) /
+			  p->n_layers;
+	double done = ((double)p->pass_index + in_pass) / (p->n_passes ? p->n_passes : 1);
 	double t = now_s() - pl->t0;
 	char eta[32] = "";
 	if (done > 0.02 && t > 1.0)
@@ -425,6 +434,42 @@ static void note_ranks(dsv32_cmp_result *r, const ranks_rec *rec)
 	r->wall_s += rec->wall_s;
 }
 
+/* --decode-tokens: refused with a recording (it fixes the tokens), checked against the prompt
+ * and --decode-steps, which it sets. dec stays empty without it. */
+static dsv32_status decode_tokens(compare_args *o, const dsv32_tokens *toks, dsv32_tokens *dec,
+				  dsv32_error *err)
+{
+	if (!o->decode_tokens)
+		return DSV32_OK;
+	if (!toks->ids)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "--decode-tokens: a recording (taps:) fixes the "
+				  "tokens; the live side is fed the recording's");
+	int64_t vocab = 0;
+	if (o->checkpoint)
+		DSV32_TRY(vocab_of(o->checkpoint, &vocab, err));
+	DSV32_TRY(dsv32_cli_decode_tokens(o->decode_tokens, vocab, toks->rows, dec, err));
+	if (o->decode_steps_given && (int64_t)o->decode_steps != dec->cols) {
+		int64_t c = dec->cols;
+		dsv32_tokens_free(dec);
+		return DSV32_FAIL(err, DSV32_E_USAGE, "--decode-steps %llu, but --decode-tokens gives "
+				  "%lld step(s)", (unsigned long long)o->decode_steps, (long long)c);
+	}
+	o->decode_steps = (uint64_t)dec->cols;
+	return DSV32_OK;
+}
+
+/* ids [rows, cols] as "5,17;1,2" under key (the form of "tokens"). */
+static void prov_ids(dsv32_cmp_result *r, const char *key, const dsv32_tokens *t)
+{
+	char buf[512];
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int64_t i = 0; i < t->rows * t->cols && off + 24 < sizeof buf; i++)
+		off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%lld",
+					i == 0 ? "" : (i % t->cols == 0 ? ";" : ","), (long long)t->ids[i]);
+	dsv32_cmp_result_prov(r, key, buf);
+}
+
 /* rec: side a's recording on real ranks (rank 0 only), or NULL for a side a in this process. */
 static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, dsv32_error *err)
 {
@@ -441,7 +486,7 @@ static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, ds
 	bool live = a.kind == DSV32_SIDE_MODEL || b.kind == DSV32_SIDE_MODEL;
 	if (live && !o->checkpoint)
 		DSV32_TRY(make_builtin(o, err));
-	dsv32_tokens toks = {0};
+	dsv32_tokens toks = {0}, dec = {0};
 	bool recording = a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS;
 	if (recording) {
 		DSV32_TRY(check_recordings(o, &a, &b, err));
@@ -449,8 +494,13 @@ static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, ds
 	}
 	else
 		DSV32_TRY(prompt_tokens(o, &toks, err));
+	dsv32_status rc = decode_tokens(o, &toks, &dec, err);
+	if (rc != DSV32_OK) {
+		dsv32_tokens_free(&toks);
+		return rc;
+	}
 	dsv32_budget budget;
-	dsv32_status rc = load_budget(o, &budget, err);
+	rc = load_budget(o, &budget, err);
 	if (rc != DSV32_OK)
 		goto out_tokens;
 	dsv32_tapstore da, db;
@@ -465,7 +515,9 @@ static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, ds
 		.keep_decisions = o->force_decisions && !strcmp(o->force_decisions, "off"),
 		.dump_a = o->dump ? &da : NULL, .dump_b = o->dump ? &db : NULL,
 		.progress = (!o->quiet && dsv32_cli_stderr_is_tty()) ? on_progress : NULL,
-		.progress_user = &pl};
+		.progress_user = &pl, .decode = dec.ids,
+		.order = !strcmp(o->order, "layer") ? DSV32_ORDER_LAYER
+			 : !strcmp(o->order, "step") ? DSV32_ORDER_STEP : DSV32_ORDER_AUTO};
 	dsv32_side_spec ra = a; /* side a on real ranks: its recording, under its own label */
 	if (rec) {
 		ra.kind = DSV32_SIDE_TAPS;
@@ -479,6 +531,8 @@ static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, ds
 	progress_done(&pl);
 	if (rc == DSV32_OK) {
 		add_provenance(r, o, &toks, &a, &b);
+		if (dec.ids)
+			prov_ids(r, "decode_tokens", &dec);
 		rc = write_outputs(o, r, &da, &db, err);
 	}
 	dsv32_tapstore_free(&da);
@@ -486,6 +540,7 @@ static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, ds
 	dsv32_budget_free(&budget);
 out_tokens:
 	dsv32_tokens_free(&toks);
+	dsv32_tokens_free(&dec);
 	return rc;
 }
 
@@ -606,14 +661,21 @@ static dsv32_status record_ranks(compare_args *o, dsv32_comm *comm, ranks_rec *r
 	else /* the other ranks wait in the open's agreement */
 		rc = dsv32_comm_agree(comm, rc, "open", err);
 	rec->timing.load_s = now_s() - t0;
+	dsv32_tokens dec = {0};
 	if (rc == DSV32_OK) {
 		rec->world = dsv32_ref_world_size(m);
-		rc = dsv32_record_run(m, toks.ids, toks.rows, toks.cols, (int)o->decode_steps,
-				      dsv32_cli_comm_is_leader(comm) ? &rec->taps : NULL,
-				      &rec->timing, err);
+		rc = decode_tokens(o, &toks, &dec, err);
+		/* given tokens: the ranks run layer-major too unless told not to */
+		dsv32_record_req q = {toks.ids, toks.rows, toks.cols, (int)o->decode_steps, dec.ids,
+				      dec.ids && strcmp(o->order, "step") != 0};
+		if (rc == DSV32_OK)
+			rc = dsv32_record_run_req(m, &q, dsv32_cli_comm_is_leader(comm) ? &rec->taps
+										 : NULL,
+						  &rec->timing, err);
 		m->vt->close(m);
 	}
 	dsv32_tokens_free(&toks);
+	dsv32_tokens_free(&dec);
 	/* the report names the world size the ranks ran (mp=W), even where the side left it to
 	 * the job (an HF checkpoint sliced one part per process) */
 	if (rc == DSV32_OK &&

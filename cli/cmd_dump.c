@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/cli_outputs.h"
 #include "cli/cli_models.h"
+#include "cli/cli_order.h"
 #include "compare/provenance.h"
 #include "compare/record.h"
 #include "compare/runner.h"
@@ -24,25 +25,62 @@
 typedef struct {
 	const char *layout, *ckpt, *tokens, *out, *device, *profile, *gemm, *ties, *exp;
 	uint64_t steps, mp, layers;
+	const char *decode; /* --decode-tokens (NULL: greedy) */
+	const char *order;  /* --order auto|layer|step */
+	bool steps_given;   /* --decode-steps was given (checked against --decode-tokens) */
 	bool eager_dequant;
 	const char *config; /* NULL: the checkpoint's own */
 	const char *json;   /* --json [FILE|-]: a summary of what was written */
 	dsv32_comm *comm;   /* --comm mpi|nccl: real ranks (NULL: in-process) */
 } dump_args;
 
-static int write_json(const dump_args *a, int world, const char *layers)
+static int write_json(const dump_args *a, int world, const char *layers, int steps,
+		      bool layer_major)
 {
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddBoolToObject(j, "ok", true);
 	cJSON_AddStringToObject(j, "out", a->out);
 	cJSON_AddStringToObject(j, "layout", a->layout);
 	cJSON_AddNumberToObject(j, "world_size", world);
-	cJSON_AddNumberToObject(j, "decode_steps", (double)a->steps);
+	cJSON_AddNumberToObject(j, "decode_steps", steps);
 	cJSON_AddStringToObject(j, "layers", layers);
+	cJSON_AddStringToObject(j, "order", layer_major ? "layer" : "step");
 	char *s = cJSON_PrintUnformatted(j);
 	int rc = s ? dsv32_cli_write_output("dump", a->json, s) : DSV32_EXIT_USAGE;
 	free(s);
 	cJSON_Delete(j);
+	return rc;
+}
+
+/* The decode tokens (--decode-tokens) and the loop order (--order), then the recording. */
+static dsv32_status dump_run(const dump_args *a, dsv32_model *m, const dsv32_tokens *toks,
+			     dsv32_tapstore *store, bool *layer_major, int *steps, dsv32_error *err)
+{
+	dsv32_tokens dec = {0};
+	dsv32_record_req q = {toks->ids, toks->rows, toks->cols, (int)a->steps, NULL, false};
+	if (a->decode) {
+		DSV32_TRY(dsv32_cli_decode_tokens(a->decode, m->cfg.vocab_size, toks->rows, &dec, err));
+		if (a->steps_given && (int64_t)a->steps != dec.cols) {
+			int64_t c = dec.cols;
+			dsv32_tokens_free(&dec);
+			return DSV32_FAIL(err, DSV32_E_USAGE, "--decode-steps %llu, but --decode-tokens "
+					  "gives %lld step(s)", (unsigned long long)a->steps, (long long)c);
+		}
+		q.decode_steps = (int)dec.cols;
+		q.decode = dec.ids;
+	}
+	bool known = q.decode || q.decode_steps == 0, capable = dsv32_model_has_layer_major(m);
+	char why_not[256], why[96];
+	snprintf(why_not, sizeof why_not, "%s", !capable ? "this layout has no layer-major execution"
+		 : "the decode tokens are chosen from each step's logits (greedy), so a step's tokens "
+		   "are known only after every layer ran the step before: give them (--decode-tokens)");
+	dsv32_status rc = dsv32_cli_order_pick(a->order, known, capable, why_not, layer_major, why,
+					       sizeof why, err);
+	q.layer_major = *layer_major;
+	*steps = q.decode_steps;
+	if (rc == DSV32_OK)
+		rc = dsv32_record_run_req(m, &q, store, NULL, err);
+	dsv32_tokens_free(&dec);
 	return rc;
 }
 
@@ -80,10 +118,11 @@ static int dump_record(const dump_args *a)
 	dsv32_tokens toks;
 	dsv32_tapstore store;
 	dsv32_tapstore_init(&store);
+	bool layer_major = false;
+	int steps = (int)a->steps; /* --decode-tokens: its column count */
 	dsv32_status rc = dsv32_tokens_load(&toks, a->tokens, m->cfg.vocab_size, &err);
 	if (rc == DSV32_OK) {
-		rc = dsv32_record_run(m, toks.ids, toks.rows, toks.cols, (int)a->steps,
-				      leader ? &store : NULL, NULL, &err);
+		rc = dump_run(a, m, &toks, leader ? &store : NULL, &layer_major, &steps, &err);
 		dsv32_tokens_free(&toks);
 	}
 	char *cfg = strcmp(layout, "ref") ? dsv32_config_to_hf_json(&m->cfg) : dsv32_config_to_ref_json(&m->cfg);
@@ -133,7 +172,7 @@ static int dump_record(const dump_args *a)
 	if (leader) {
 		fprintf(stderr, "dump: wrote %s\n", out);
 		if (a->json)
-			code = write_json(a, (int)mp, lt);
+			code = write_json(a, (int)mp, lt, steps, layer_major);
 	}
 	return dsv32_cli_comm_finish("dump", a->comm, code, NULL);
 }
@@ -143,7 +182,8 @@ int dsv32_cmd_dump(int argc, char **argv)
 	const char *layout = "ref", *ckpt = NULL, *tokens = NULL, *out = NULL, *device = "cpu",
 		   *profile = "bf16", *gemm = "fixed", *config = NULL, *json = NULL, *ties = "index",
 		   *exp = "libm";
-	uint64_t steps = DSV32_DEFAULT_DECODE_STEPS, mp = 1, layers = 0;
+	uint64_t steps = UINT64_MAX, mp = 1, layers = 0;
+	const char *decode = NULL, *order = "auto";
 	bool eager_dequant = false, force = false;
 	const char *comm_kind = "inproc", *comm_timeout = NULL;
 	const dsv32_arg_opt opts[] = {
@@ -151,6 +191,8 @@ int dsv32_cmd_dump(int argc, char **argv)
 		{"checkpoint", DSV32_ARG_STRING, &ckpt, "DIR", "checkpoint directory", true},
 		{"tokens", DSV32_ARG_STRING, &tokens, "IDS", "prompt ids '5,17,42;1,2,3' or @FILE", true},
 		{"decode-steps", DSV32_ARG_U64, &steps, "N", "greedy decode steps after the prefill (default " DSV32_DEFAULT_DECODE_STEPS_TEXT ")", false},
+		{"decode-tokens", DSV32_ARG_STRING, &decode, "IDS", "the decode steps' tokens instead of greedy ones: one row per prompt row, one id per step ('7,9;3,4'), @FILE, or @REC.safetensors (a recording's decoded ids); sets --decode-steps", false},
+		{"order", DSV32_ARG_CHOICE, &order, "auto|layer|step", "loop order. layer: each layer runs every step and is then released, so one layer's weights are resident (needs every step's tokens: --decode-tokens or --decode-steps 0); step: each step runs every layer; auto (default): layer where it applies. The recording is the same bits; --json states the order", false},
 		{"out", DSV32_ARG_STRING, &out, "FILE", "output: .safetensors (tap format) or .h5", true},
 		{"force", DSV32_ARG_FLAG, &force, NULL, "replace --out / --json FILE if it exists", false},
 		{"device", DSV32_ARG_CHOICE, &device, "cpu|cuda", "device (default cpu)", false},
@@ -196,8 +238,11 @@ int dsv32_cmd_dump(int argc, char **argv)
 					     rc ? NULL : &cerr); /* rank 0 printed the refusal */
 	if (rc)
 		return rc;
+	bool steps_given = steps != UINT64_MAX;
+	if (!steps_given)
+		steps = DSV32_DEFAULT_DECODE_STEPS;
 	dump_args a = {layout, ckpt, tokens, out, device, profile, gemm, ties, exp, steps, mp, layers,
-		       eager_dequant, config, json, comm};
+		       decode, order, steps_given, eager_dequant, config, json, comm};
 	rc = dump_record(&a);
 	dsv32_cli_outputs_release(&claimed);
 	return rc;

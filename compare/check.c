@@ -87,7 +87,7 @@ bool dsv32_check_comparable(const dsv32_cmp_result *baseline, const dsv32_cmp_re
 	/* what decides the numbers compared; the checkpoint path, the budget, the build and the
 	 * host are not (the host has its own note) */
 	static const char *const keys[] = {"weights_fingerprint_sha256", "config", "layers",
-					   "tokens", "seed", "decode_steps"};
+					   "tokens", "seed", "decode_steps", "decode_tokens"};
 	const struct {
 		const char *what, *x, *y;
 	} top[] = {{"mode", baseline->mode, current->mode},

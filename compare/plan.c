@@ -141,3 +141,17 @@ void dsv32_plan_prov_recorded(dsv32_cmp_result *out, const dsv32_step_plan *p)
 	snprintf(buf, sizeof buf, "%d", p->n_steps - 1);
 	dsv32_cmp_result_prov(out, "decode_steps", buf);
 }
+
+dsv32_status dsv32_plan_set_decode(dsv32_step_plan *p, const int64_t *decode, dsv32_error *err)
+{
+	int n = p->n_steps - 1;
+	for (int s = 1; s <= n; s++) {
+		free(p->tokens[s]);
+		p->tokens[s] = malloc((size_t)p->batch * sizeof(int64_t));
+		if (!p->tokens[s])
+			return DSV32_FAIL(err, DSV32_E_NOMEM, "tokens of step %d", s);
+		for (int64_t b = 0; b < p->batch; b++)
+			p->tokens[s][b] = decode[b * n + s - 1];
+	}
+	return DSV32_OK;
+}

@@ -24,6 +24,9 @@ dsv32_status dsv32_plan_make(dsv32_step_plan *p, const dsv32_tapfile *ta, const 
 			     const int64_t *prompt, int64_t batch, int64_t prompt_len,
 			     int decode_steps, dsv32_error *err);
 void dsv32_plan_free(dsv32_step_plan *p);
+/* Given decode tokens ([batch, steps] row-major, steps = n_steps - 1) fix every decode step's
+ * tokens of a live plan before the run. */
+dsv32_status dsv32_plan_set_decode(dsv32_step_plan *p, const int64_t *decode, dsv32_error *err);
 
 /* Greedy choice of the next step's tokens from fp32 logits [B, V] (lowest index on ties); a
  * no-op at the last step or when the next step's tokens are fixed already. */

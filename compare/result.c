@@ -107,21 +107,15 @@ static void mark_scores_of(dsv32_cmp_result *r, const dsv32_tap_result *sel)
 	}
 }
 
-dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_result *t)
+/* What an added tap (the last of r->taps) changes in the order-dependent fields. */
+static void note_added(dsv32_cmp_result *r, dsv32_tap_result *out)
 {
-	if (!grow((void **)&r->taps, &r->cap_taps, r->n_taps + 1, sizeof *r->taps))
-		return NULL;
-	r->taps[r->n_taps] = *t;
-	dsv32_tap_result *out = &r->taps[r->n_taps++];
-	/* names can come from a recording: keep terminal control characters out of every report */
-	dsv32_sanitize_term(out->name, sizeof out->name, t->name);
-	dsv32_sanitize_term(out->op, sizeof out->op, t->op);
 	bool after = out->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
 		     dsv32_tap_model_order(out, &r->taps[r->first_prop_flip]) > 0;
 	bool judged = !after && !out->decides_nothing;
 	if (out->over_budget && !judged)
 		r->n_unjudged++;
-	if (out->over_budget && !after && out->decides_nothing) /* read back from a report */
+	if (out->over_budget && !after && out->decides_nothing) /* read back, or replayed */
 		r->n_unjudged_scores++;
 	if (out->over_budget && judged &&
 	    (r->first_divergence < 0 || dsv32_tap_model_order(out, &r->taps[r->first_divergence]) < 0))
@@ -136,7 +130,70 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 		r->n_layers = out->layer + 1;
 	if (out->step + 1 > r->n_steps)
 		r->n_steps = out->step + 1;
+}
+
+dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_result *t)
+{
+	if (!grow((void **)&r->taps, &r->cap_taps, r->n_taps + 1, sizeof *r->taps))
+		return NULL;
+	r->taps[r->n_taps] = *t;
+	dsv32_tap_result *out = &r->taps[r->n_taps++];
+	/* names can come from a recording: keep terminal control characters out of every report */
+	dsv32_sanitize_term(out->name, sizeof out->name, t->name);
+	dsv32_sanitize_term(out->op, sizeof out->op, t->op);
+	note_added(r, out);
 	return out;
+}
+
+/* Stable by step: one pass per step over [from, n) (few steps). */
+#define SORT_BY_STEP(T, arr, from, n, ok)                                                         \
+	do {                                                                                      \
+		size_t cnt_ = (n) - (from), k_ = 0;                                               \
+		int max_ = -1;                                                                    \
+		T *tmp_ = malloc((cnt_ ? cnt_ : 1) * sizeof(T));                                  \
+		if (!tmp_) {                                                                      \
+			ok = false;                                                               \
+			break;                                                                    \
+		}                                                                                 \
+		for (size_t i_ = (from); i_ < (n); i_++)                                          \
+			max_ = (arr)[i_].step > max_ ? (arr)[i_].step : max_;                     \
+		for (int st_ = 0; st_ <= max_; st_++)                                             \
+			for (size_t i_ = (from); i_ < (n); i_++)                                  \
+				if ((arr)[i_].step == st_)                                        \
+					tmp_[k_++] = (arr)[i_];                                   \
+		if (k_ == cnt_) /* steps are >= 0: every entry placed */                          \
+			memcpy((arr) + (from), tmp_, cnt_ * sizeof(T));                           \
+		free(tmp_);                                                                       \
+	} while (0)
+
+bool dsv32_cmp_result_sort_steps(dsv32_cmp_result *r, size_t taps_from, size_t skips_from,
+				 size_t forced_from)
+{
+	bool ok = true;
+	SORT_BY_STEP(dsv32_tap_result, r->taps, taps_from, r->n_taps, ok);
+	if (ok)
+		SORT_BY_STEP(dsv32_tap_skip, r->skips, skips_from, r->n_skips, ok);
+	if (ok)
+		SORT_BY_STEP(dsv32_forced_row, r->forced, forced_from, r->n_forced, ok);
+	if (!ok)
+		return false;
+	r->first_divergence = r->first_prop_flip = -1;
+	r->n_unjudged = r->n_unjudged_scores = 0;
+	r->nonfinite = false;
+	r->nonfinite_tap[0] = '\0';
+	size_t n = r->n_taps;
+	for (r->n_taps = 1; r->n_taps <= n; r->n_taps++) { /* replay the additions in order */
+		dsv32_tap_result *t = &r->taps[r->n_taps - 1];
+		note_added(r, t);
+		if (!r->nonfinite && t->family != DSV32_FAMILY_SET &&
+		    (t->dense.nan_a || t->dense.nan_b || t->dense.inf_a || t->dense.inf_b)) {
+			r->nonfinite = true; /* as compare/sink.c note_nonfinite words it */
+			snprintf(r->nonfinite_tap, sizeof r->nonfinite_tap, "step %d %s (%s)", t->step,
+				 t->name, t->dense.nan_a || t->dense.inf_a ? "side a" : "side b");
+		}
+	}
+	r->n_taps = n;
+	return true;
 }
 
 bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, const char *reason)

@@ -151,6 +151,14 @@ void dsv32_cmp_result_free(dsv32_cmp_result *r);
 /* Append (copies); returns NULL on allocation failure. */
 dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_result *t);
 bool dsv32_cmp_result_skip(dsv32_cmp_result *r, const char *name, int step, const char *reason);
+/* After a layer-major pass (core/model.h "Layer-major"), whose taps arrive layer by layer over
+ * all steps: put the taps, skips and forced rows added since the pass began (indices from
+ * taps_from, skips_from, forced_from) in step order, keeping the order within each step, which
+ * is what the step-major pass adds; then recompute what depends on the order of additions
+ * (first divergence, first propagated flip, unjudged count, first non-finite tap) as
+ * dsv32_cmp_result_add would have on that order. false: out of memory (r unchanged). */
+bool dsv32_cmp_result_sort_steps(dsv32_cmp_result *r, size_t taps_from, size_t skips_from,
+				 size_t forced_from);
 /* Append a forced row (copies); false on allocation failure. */
 bool dsv32_cmp_result_force(dsv32_cmp_result *r, const dsv32_forced_row *f);
 /* The forced rows by class: counts[DSV32_FLIP_CLASS_COUNT]. */

@@ -80,6 +80,8 @@ typedef struct {
 	int pass_index, n_passes;
 	int step, n_steps;
 	int layer, n_layers;
+	bool layer_major; /* the pass runs layer by layer: each layer over every step (step is
+			   * then the step within the layer being run) */
 } dsv32_cmp_progress;
 
 typedef struct {
@@ -98,7 +100,18 @@ typedef struct {
 	 * finishes */
 	void (*progress)(void *user, const dsv32_cmp_progress *p);
 	void *progress_user;
+	/* optional: the decode steps' tokens [batch, decode_steps] row-major (row b's token of
+	 * decode step k at b * decode_steps + k) instead of greedy choices from side a's logits */
+	const int64_t *decode;
+	/* loop order (issue 19): DSV32_ORDER_AUTO takes layer-major (core/model.h "Layer-major":
+	 * each layer runs every step, then is released) where every step's tokens are known before
+	 * the run (a recording, given decode tokens, or no decode step) and every live side can
+	 * run it, else step-major; LAYER where that does not hold is DSV32_E_USAGE naming why.
+	 * The results are the same bits in the same order; provenance "order" says which ran. */
+	int order;
 } dsv32_cmp_config;
+
+enum { DSV32_ORDER_AUTO = 0, DSV32_ORDER_LAYER, DSV32_ORDER_STEP };
 
 dsv32_status dsv32_cmp_run(const dsv32_cmp_config *cfg, const dsv32_side_spec *a,
 			   const dsv32_side_spec *b, dsv32_cmp_result *out, dsv32_error *err);

@@ -166,6 +166,9 @@ bool dsv32_shard_source_find(const dsv32_shard_source *src, const char *hf_name,
 dsv32_status dsv32_shard_source_hf_config(const dsv32_shard_source *src, dsv32_config *c,
 					  dsv32_error *err);
 int dsv32_shard_source_world(const dsv32_shard_source *src);
+/* Layer-major runs: dsv32_st_release_prefix over every rank file (ref_prefix in the reference
+ * names, e.g. "layers.3."). */
+void dsv32_shard_source_release_prefix(const dsv32_shard_source *src, const char *ref_prefix);
 /* The tensors in HF name order, as ref-to-hf writes them (inspect lists them): count, the HF
  * name of the i-th, and the reference name and split ("none", "dim0", "dim1", "expert") behind
  * it. */

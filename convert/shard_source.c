@@ -260,3 +260,9 @@ dsv32_status dsv32_shard_source_content_sha256(const dsv32_shard_source *src, ch
 		snprintf(hex + 2 * k, 3, "%02x", out[k]);
 	return rc;
 }
+
+void dsv32_shard_source_release_prefix(const dsv32_shard_source *src, const char *ref_prefix)
+{
+	for (int r = 0; src && r < src->s.world; r++)
+		dsv32_st_release_prefix(src->s.files[r], ref_prefix);
+}

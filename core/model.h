@@ -136,6 +136,28 @@ typedef struct {
 	/* Forget the caches (a new sequence). */
 	void (*reset)(dsv32_model *m);
 	void (*close)(dsv32_model *m);
+	/* Layer-major execution (optional: NULL where a layout lacks it). For a run whose tokens of
+	 * every step are known before it starts (teacher forcing against a recording, given decode
+	 * tokens), so that each layer's weights are read once for all steps and only one layer is
+	 * resident: lm_begin(n_steps) makes one activation slot per step; lm_embed(step, tokens, B,
+	 * S, start_pos) embeds a step into its slot (tap "embed"); lm_layer(layer, step) runs
+	 * decoder layer `layer` of that step on its slot with the layer's caches (taps and
+	 * decisions as in forward); lm_release(layer) drops that layer's weights from memory
+	 * (mapped pages, copies derived from them) and its caches after its last step (layer -1:
+	 * the embedding table, after the last lm_embed); lm_head(step, logits_out) runs the final
+	 * norm and head (logits_out as forward's); lm_end frees the slots and restores what was
+	 * released, so forward and another layer-major run work after it. The caller runs every
+	 * lm_embed, then per layer every step in order then lm_release, then every lm_head: each
+	 * step's taps, logits and caches are then bit-identical to forward's, in forward's order
+	 * within the step (the same kernels on the same tensors; only the loop nest changes). */
+	dsv32_status (*lm_begin)(dsv32_model *m, int n_steps, dsv32_error *err);
+	dsv32_status (*lm_embed)(dsv32_model *m, int step, const int64_t *tokens, int64_t B,
+				 int64_t S, int64_t start_pos, dsv32_error *err);
+	dsv32_status (*lm_layer)(dsv32_model *m, int layer, int step, dsv32_error *err);
+	void (*lm_release)(dsv32_model *m, int layer);
+	dsv32_status (*lm_head)(dsv32_model *m, int step, dsv32_tensor *logits_out,
+				dsv32_error *err);
+	void (*lm_end)(dsv32_model *m);
 } dsv32_model_vtbl;
 
 struct dsv32_model {

@@ -565,6 +565,44 @@ const void *dsv32_st_data(const dsv32_st_file *f, const dsv32_st_entry *e)
 	return f->data + e->begin;
 }
 
+/* madvise wants page-aligned ranges: widened outward, so a neighbour's page may go too (it
+ * faults in again on its next read: harmless on a read-only file mapping). */
+static void drop_range(const dsv32_st_file *f, uint64_t begin, uint64_t end)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = (uintptr_t)(f->data + begin) & ~(pg - 1);
+	uintptr_t hi = ((uintptr_t)(f->data + end) + pg - 1) & ~(pg - 1);
+	uintptr_t top = ((uintptr_t)(f->base + f->size) + pg - 1) & ~(pg - 1);
+	if (hi > top)
+		hi = top;
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure costs RSS only */
+}
+
+uint64_t dsv32_st_release_prefix(const dsv32_st_file *f, const char *prefix)
+{
+	if (!f || !f->mapped)
+		return 0;
+	size_t k = strlen(prefix);
+	uint64_t total = 0, rb = 0, re = 0; /* the run of matched bytes being gathered */
+	for (size_t i = 0; i < f->n; i++) { /* file-offset order: adjacent matches join one call */
+		const dsv32_st_entry *e = &f->entries[i];
+		if (strncmp(e->name, prefix, k) != 0)
+			continue;
+		total += e->end - e->begin;
+		if (re != rb && e->begin != re) {
+			drop_range(f, rb, re);
+			rb = re = 0;
+		}
+		if (re == rb)
+			rb = e->begin;
+		re = e->end;
+	}
+	if (re != rb)
+		drop_range(f, rb, re);
+	return total;
+}
+
 dsv32_status dsv32_st_tensor(const dsv32_st_file *f, const char *name, dsv32_tensor *out,
 			     dsv32_error *err)
 {

@@ -71,6 +71,15 @@ dsv32_status dsv32_ckpt_tensor(const dsv32_ckpt *c, const char *name, dsv32_tens
 size_t dsv32_ckpt_file_count(const dsv32_ckpt *c);
 const dsv32_st_file *dsv32_ckpt_file_at(const dsv32_ckpt *c, size_t i);
 
+/* Layer-major runs (core/model.h "Layer-major"): drop from this process the resident pages of
+ * every tensor whose name starts with prefix (e.g. "model.layers.3."), with
+ * madvise(MADV_DONTNEED) on the read-only mapping, widened to whole pages. Why: a borrowed
+ * weight costs RSS only for the pages touched, and those stay mapped until dropped; a later read
+ * faults them in again from the file (the same bytes), so this never changes a value. Returns
+ * the bytes of the tensors matched; a buffer of dsv32_st_open_mem is left alone. */
+uint64_t dsv32_st_release_prefix(const dsv32_st_file *f, const char *prefix);
+uint64_t dsv32_ckpt_release_prefix(const dsv32_ckpt *c, const char *prefix);
+
 /* ---- streaming writer ----
  * Declare every tensor (name, dtype, shape) and any metadata first, then write the data of each
  * tensor in declaration order (in one or several chunks), then commit. Output goes to

@@ -354,3 +354,11 @@ const dsv32_st_file *dsv32_ckpt_file_at(const dsv32_ckpt *c, size_t i)
 {
 	return i < c->nfiles ? c->files[i] : NULL;
 }
+
+uint64_t dsv32_ckpt_release_prefix(const dsv32_ckpt *c, const char *prefix)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; c && i < c->nfiles; i++)
+		total += dsv32_st_release_prefix(c->files[i], prefix);
+	return total;
+}

@@ -17,8 +17,21 @@ dsv32_status hf_cache_init(hf_model *m, dsv32_error *err)
 	m->pad = calloc((size_t)(m->cap_b * m->cap_t), sizeof(int64_t));
 	if (!m->cache || !m->pad)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf: cache tables");
-	for (int i = 0; i < (int)c->n_layers; i++) {
+	DSV32_TRY(hf_cache_restore(m, err));
+	m->cache_len = 0;
+	m->cache_b = 0;
+	if (dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ROPE_FREQS))
+		DSV32_TRY(dsv32_yarn_ref_table(m->be, &m->freqs, &m->yref, err));
+	return DSV32_OK;
+}
+
+dsv32_status hf_cache_restore(hf_model *m, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	for (int i = 0; m->cache && i < (int)c->n_layers; i++) {
 		hf_layer_cache *k = &m->cache[i];
+		if (k->kv.data) /* not released */
+			continue;
 		DSV32_TRY(lc_alloc(m->be, &k->kv, m->act, 3,
 				   LC_SHAPE(m->cap_b, m->cap_t, c->kv_lora_rank), err));
 		DSV32_TRY(lc_alloc(m->be, &k->krot, m->act, 3,
@@ -26,11 +39,16 @@ dsv32_status hf_cache_init(hf_model *m, dsv32_error *err)
 		DSV32_TRY(lc_alloc(m->be, &k->ikey, m->act, 3,
 				   LC_SHAPE(m->cap_b, m->cap_t, c->index_head_dim), err));
 	}
-	m->cache_len = 0;
-	m->cache_b = 0;
-	if (dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ROPE_FREQS))
-		DSV32_TRY(dsv32_yarn_ref_table(m->be, &m->freqs, &m->yref, err));
 	return DSV32_OK;
+}
+
+void hf_cache_release_layer(hf_model *m, int li)
+{
+	if (!m->cache || li < 0 || li >= (int)m->base.cfg.n_layers)
+		return;
+	lc_free(m->be, &m->cache[li].kv);
+	lc_free(m->be, &m->cache[li].krot);
+	lc_free(m->be, &m->cache[li].ikey);
 }
 
 void hf_cache_free(hf_model *m)

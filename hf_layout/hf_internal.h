@@ -76,6 +76,9 @@ typedef struct {
 	 * [L, rope/2, 2] (kernels/yarn.h), built by hf_cache_init, freed by hf_cache_free */
 	dsv32_tensor freqs;
 	dsv32_yarn_params yref;        /* the reference's YaRN parameters for that table */
+	/* layer-major (model.c): one slot per step, lm_n of them (NULL outside) */
+	struct hf_lm_slot *lm;
+	int lm_n;
 } hf_model;
 
 /* Per-forward state shared by the layers. */
@@ -140,6 +143,13 @@ void hf_weights_free(hf_model *m);     /* owned parameters freed, borrowed ones 
 void hf_weights_close_src(hf_model *m);
 dsv32_status hf_cache_init(hf_model *m, dsv32_error *err);                      /* cache.c */
 void hf_cache_free(hf_model *m);
+/* Layer-major: free layer li's cache buffers after its last step; hf_cache_restore allocates
+ * every freed one again (empty, as at open). */
+void hf_cache_release_layer(hf_model *m, int li);
+dsv32_status hf_cache_restore(hf_model *m, dsv32_error *err);
+/* weights.c, layer-major: drop the resident pages of layer li's borrowed parameters (li = -1:
+ * the embedding table's); they fault in again on their next use (the same bytes). */
+void hf_weights_release_layer(hf_model *m, int li);
 /* Write rows [past, past+S) of batch rows [0,B) of cache buffer c ([Bc,Tc,D]) from x [B,S,D]. */
 dsv32_status hf_cache_write(hf_model *m, dsv32_tensor *c, const dsv32_tensor *x, int64_t past,
 			    dsv32_error *err);

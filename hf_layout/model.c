@@ -350,7 +350,9 @@ static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_lay
 	if (hidden_in->ndim != 3 || hidden_in->shape[2] != c->dim)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "hf layer_forward: hidden_in must be [B, S, %lld]",
 				  (long long)c->dim);
-	if (layer == 0 && start_pos != m->cache_len)
+	/* layer-major (m->lm set): layer 0 runs every step before layer 1 runs any, so the
+	 * cached length moves on only with the last layer */
+	if (layer == 0 && !m->lm && start_pos != m->cache_len)
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "hf layer_forward: start_pos %lld does not match the cache length %lld",
 				  (long long)start_pos, (long long)m->cache_len);
@@ -379,6 +381,143 @@ out:
 	return rc;
 }
 
+/* ---- layer-major (core/model.h): dsv32_hf_forward's loop nest turned inside out ---- */
+
+/* One step's state between layers: forward's hidden state h, with the norm-fusion knob the
+ * carried branch br (forward's br; NULL data otherwise), and its per-forward context. */
+typedef struct hf_lm_slot {
+	dsv32_tensor h, br;
+	hf_fwd f;
+	bool on;
+} hf_lm_slot;
+
+static dsv32_tensor *slot_br(hf_lm_slot *sl)
+{
+	return sl->br.data ? &sl->br : NULL;
+}
+
+static void lm_free_slots(hf_model *m)
+{
+	for (int s = 0; s < m->lm_n; s++) {
+		lc_free(m->be, &m->lm[s].h);
+		lc_free(m->be, &m->lm[s].br);
+		if (m->lm[s].on)
+			fwd_free(m, &m->lm[s].f);
+	}
+	free(m->lm);
+	m->lm = NULL;
+	m->lm_n = 0;
+}
+
+static dsv32_status vt_lm_begin(dsv32_model *mm, int n_steps, dsv32_error *err)
+{
+	hf_model *m = HF(mm);
+	lm_free_slots(m);
+	m->lm = calloc((size_t)(n_steps > 0 ? n_steps : 1), sizeof *m->lm);
+	if (!m->lm)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf layer-major: %d step slots", n_steps);
+	m->lm_n = n_steps;
+	return DSV32_OK;
+}
+
+static hf_lm_slot *lm_slot(hf_model *m, int step, bool embedded, dsv32_error *err)
+{
+	if (step < 0 || step >= m->lm_n) {
+		DSV32_FAIL(err, DSV32_E_USAGE, "hf layer-major: step %d outside [0, %d) (lm_begin "
+			   "first)", step, m->lm_n);
+		return NULL;
+	}
+	if (embedded && !m->lm[step].on) {
+		DSV32_FAIL(err, DSV32_E_USAGE, "hf layer-major: step %d is not embedded", step);
+		return NULL;
+	}
+	return &m->lm[step];
+}
+
+/* forward's first part: checks, the per-forward context, embedding, tap "embed" */
+static dsv32_status vt_lm_embed(dsv32_model *mm, int step, const int64_t *tokens, int64_t B,
+				int64_t S, int64_t P, dsv32_error *err)
+{
+	hf_model *m = HF(mm);
+	hf_lm_slot *sl = lm_slot(m, step, false, err);
+	if (!sl)
+		return err ? err->code : DSV32_E_USAGE;
+	for (int64_t i = 0; i < B * S; i++)
+		if (tokens[i] < 0 || tokens[i] >= mm->cfg.vocab_size)
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "hf forward: input_ids[%lld][%lld] = %lld outside the "
+					  "vocabulary [0, %lld)", (long long)(i / S), (long long)(i % S),
+					  (long long)tokens[i], (long long)mm->cfg.vocab_size);
+	if (step == 0)
+		m->cache_b = 0; /* a new sequence: its batch is this one's */
+	DSV32_TRY(fwd_begin(m, &sl->f, B, S, P, NULL, NULL, err));
+	sl->on = true;
+	m->cache_b = B; /* the layers write the cache rows of this batch */
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *ids;
+	LC_POOL(ids, DSV32_I64, 2, B, S);
+	LC_CK(dsv32_backend_upload(m->be, ids->data, tokens, sizeof(int64_t) * (size_t)(B * S), err));
+	LC_CK(lc_alloc(m->be, &sl->h, m->act, 3, LC_SHAPE(B, S, mm->cfg.dim), err));
+	if (fused_norms(m)) /* the carried branch, as forward's */
+		LC_CK(lc_alloc(m->be, &sl->br, m->act, 3, LC_SHAPE(B, S, mm->cfg.dim), err));
+	LC_CK(dsv32_embedding(m->be, &sl->h, &m->embed, ids, err));
+	LC_CK(lc_tap_model(hf_tapper(m), DSV32_MTAP_EMBED, &sl->h, err));
+out:
+	lc_pool_free(&p);
+	return rc;
+}
+
+static dsv32_status vt_lm_layer(dsv32_model *mm, int layer, int step, dsv32_error *err)
+{
+	hf_model *m = HF(mm);
+	hf_lm_slot *sl = lm_slot(m, step, true, err);
+	if (!sl)
+		return err ? err->code : DSV32_E_USAGE;
+	if (layer < 0 || layer >= (int)mm->cfg.n_layers)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "hf layer-major: layer %d outside [0, %lld)",
+				  layer, (long long)mm->cfg.n_layers);
+	return layer_step(m, layer, &sl->f, &sl->h, slot_br(sl), slot_br(sl) && layer > 0, err);
+}
+
+static void vt_lm_release(dsv32_model *mm, int layer)
+{
+	hf_model *m = HF(mm);
+	if (layer >= (int)mm->cfg.n_layers)
+		return;
+	hf_weights_release_layer(m, layer);
+	if (layer >= 0)
+		hf_cache_release_layer(m, layer);
+}
+
+/* forward's last part with vt_forward's logits_to_keep 1 and F32 widening */
+static dsv32_status vt_lm_head(dsv32_model *mm, int step, dsv32_tensor *logits_out,
+			       dsv32_error *err)
+{
+	hf_model *m = HF(mm);
+	*logits_out = (dsv32_tensor){0};
+	hf_lm_slot *sl = lm_slot(m, step, true, err);
+	if (!sl)
+		return err ? err->code : DSV32_E_USAGE;
+	int64_t B = sl->f.B, V = mm->cfg.vocab_size;
+	dsv32_tensor lg = {0};
+	DSV32_TRY(lm_head(m, &sl->h, slot_br(sl), 1, &lg, err));
+	dsv32_status rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, LC_SHAPE(B, V), err);
+	if (rc == DSV32_OK)
+		dsv32_convert(logits_out->data, DSV32_F32, lg.data, lg.dtype, (size_t)(B * V));
+	dsv32_tensor_free(&lg);
+	if (rc == DSV32_OK)
+		m->cache_len = sl->f.T;
+	return rc;
+}
+
+static void vt_lm_end(dsv32_model *mm)
+{
+	hf_model *m = HF(mm);
+	lm_free_slots(m);
+	(void)hf_cache_restore(m, NULL); /* a failure: that layer's next forward reports it */
+}
+
 static void vt_reset(dsv32_model *mm)
 {
 	HF(mm)->cache_len = 0;
@@ -391,6 +530,7 @@ static void vt_close(dsv32_model *mm)
 	if (!m)
 		return;
 	hf_indexer_cache_free(m);
+	lm_free_slots(m);
 	hf_cache_free(m);
 	hf_weights_free(m);
 	dsv32_backend_destroy(m->be);
@@ -404,6 +544,12 @@ static const dsv32_model_vtbl hf_vtbl = {
 	.layer_forward = vt_layer_forward,
 	.reset = vt_reset,
 	.close = vt_close,
+	.lm_begin = vt_lm_begin,
+	.lm_embed = vt_lm_embed,
+	.lm_layer = vt_lm_layer,
+	.lm_release = vt_lm_release,
+	.lm_head = vt_lm_head,
+	.lm_end = vt_lm_end,
 };
 
 /* dsv32_hf_open (ckpt_dir set) and dsv32_hf_open_shards (shards_dir set). */

@@ -395,6 +395,21 @@ void hf_weights_close_src(hf_model *m)
 	m->shards = NULL;
 }
 
+void hf_weights_release_layer(hf_model *m, int li)
+{
+	char hp[64], rp[64];
+	if (li < 0) {
+		snprintf(hp, sizeof hp, "model.embed_tokens.");
+		snprintf(rp, sizeof rp, "embed.");
+	} else {
+		snprintf(hp, sizeof hp, "model.layers.%d.", li);
+		snprintf(rp, sizeof rp, "layers.%d.", li);
+	}
+	if (m->ck)
+		dsv32_ckpt_release_prefix(m->ck, hp);
+	dsv32_shard_source_release_prefix(m->shards, rp);
+}
+
 static void mat_free(hf_model *m, hf_mat *mat)
 {
 	lc_free(m->be, &mat->w);

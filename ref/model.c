@@ -105,6 +105,19 @@ static dsv32_status check_step(ref_model *m, int64_t B, int64_t S, int64_t P, ds
 	return DSV32_OK;
 }
 
+static dsv32_status check_tokens(ref_model *m, const int64_t *tokens, int64_t B, int64_t S,
+				 dsv32_error *err)
+{
+	int64_t V = m->base.cfg.vocab_size;
+	for (int64_t i = 0; i < B * S; i++)
+		if (tokens[i] < 0 || tokens[i] >= V)
+			return DSV32_FAIL(err, DSV32_E_USAGE,
+					  "forward: token %lld at [%lld, %lld] outside the vocabulary "
+					  "[0, %lld)", (long long)tokens[i], (long long)(i / S),
+					  (long long)(i % S), (long long)V);
+	return DSV32_OK;
+}
+
 /* Final fused norm and the fp32 head on the last position (§A.15 steps 5-7). The logits-dtype
  * knob: the same GEMM rounded to the activation dtype (HF's bf16 lm_head output), widened. */
 static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_tensor *res,
@@ -154,12 +167,7 @@ dsv32_status dsv32_ref_forward(dsv32_model *mm, const int64_t *tokens, int64_t B
 	const dsv32_config *c = &m->base.cfg;
 	*logits_out = (dsv32_tensor){0};
 	DSV32_TRY(check_step(m, B, S, start_pos, err));
-	for (int64_t i = 0; i < B * S; i++)
-		if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
-			return DSV32_FAIL(err, DSV32_E_USAGE,
-					  "forward: token %lld at [%lld, %lld] outside the vocabulary "
-					  "[0, %lld)", (long long)tokens[i], (long long)(i / S),
-					  (long long)(i % S), (long long)c->vocab_size);
+	DSV32_TRY(check_tokens(m, tokens, B, S, err));
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *ids, *x, *res, *x2;
@@ -356,6 +364,122 @@ static dsv32_status vt_layer_forward(dsv32_model *mm, int layer, const dsv32_lay
 	return rc;
 }
 
+/* ---- layer-major (core/model.h): forward's loop nest turned inside out ---- */
+
+/* One step's activations between layers: forward's x, res and x2, kept across the layers. */
+typedef struct ref_lm_slot {
+	int64_t B, S, P;
+	dsv32_tensor x, res, x2;
+} ref_lm_slot;
+
+static void lm_free_slots(ref_model *m)
+{
+	for (int s = 0; s < m->lm_n; s++) {
+		lc_free(m->be, &m->lm[s].x);
+		lc_free(m->be, &m->lm[s].res);
+		lc_free(m->be, &m->lm[s].x2);
+	}
+	free(m->lm);
+	m->lm = NULL;
+	m->lm_n = 0;
+}
+
+static dsv32_status vt_lm_begin(dsv32_model *mm, int n_steps, dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	lm_free_slots(m);
+	m->lm = calloc((size_t)(n_steps > 0 ? n_steps : 1), sizeof *m->lm);
+	if (!m->lm)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "layer-major: %d step slots", n_steps);
+	m->lm_n = n_steps;
+	return DSV32_OK;
+}
+
+static ref_lm_slot *lm_slot(ref_model *m, int step, dsv32_error *err)
+{
+	if (step < 0 || step >= m->lm_n) {
+		DSV32_FAIL(err, DSV32_E_USAGE, "layer-major: step %d outside [0, %d) (lm_begin first)",
+			   step, m->lm_n);
+		return NULL;
+	}
+	return &m->lm[step];
+}
+
+/* forward's first part: checks, embedding, tap "embed" */
+static dsv32_status vt_lm_embed(dsv32_model *mm, int step, const int64_t *tokens, int64_t B,
+				int64_t S, int64_t P, dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	int64_t dim = m->base.cfg.dim;
+	ref_lm_slot *sl = lm_slot(m, step, err);
+	if (!sl)
+		return err ? err->code : DSV32_E_USAGE;
+	DSV32_TRY(check_step(m, B, S, P, err));
+	DSV32_TRY(check_tokens(m, tokens, B, S, err));
+	*sl = (ref_lm_slot){.B = B, .S = S, .P = P};
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *ids;
+	LC_POOL(ids, DSV32_I64, 2, B, S);
+	LC_CK(lc_alloc(m->be, &sl->x, m->act, 3, LC_SHAPE(B, S, dim), err));
+	LC_CK(lc_alloc(m->be, &sl->res, m->act, 3, LC_SHAPE(B, S, dim), err));
+	LC_CK(lc_alloc(m->be, &sl->x2, m->act, 3, LC_SHAPE(B, S, dim), err));
+	LC_CK(dsv32_backend_upload(m->be, ids->data, tokens, (size_t)(B * S) * sizeof(int64_t), err));
+	LC_CK(ref_embed(m, &sl->x, ids, tokens, err));
+	LC_CK(lc_tap_model(ref_tapper(m), DSV32_MTAP_EMBED, &sl->x, err));
+out:
+	lc_pool_free(&p);
+	return rc;
+}
+
+/* one iteration of forward's layer loop */
+static dsv32_status vt_lm_layer(dsv32_model *mm, int L, int step, dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	ref_lm_slot *sl = lm_slot(m, step, err);
+	if (!sl)
+		return err ? err->code : DSV32_E_USAGE;
+	if (L < 0 || L >= m->base.cfg.n_layers || !sl->x.data)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "layer-major: layer %d of step %d (embedded: %s)",
+				  L, step, sl->x.data ? "yes" : "no");
+	DSV32_TRY(block_forward(m, L, &sl->x, L ? &sl->res : NULL, sl->B, sl->S, sl->P, &sl->x2,
+				&sl->res, err));
+	dsv32_tensor t = sl->x;
+	sl->x = sl->x2;
+	sl->x2 = t;
+	return DSV32_OK;
+}
+
+static void vt_lm_release(dsv32_model *mm, int L)
+{
+	ref_model *m = ref_of(mm);
+	if (L < m->base.cfg.n_layers)
+		ref_weights_release_layer(m, L);
+}
+
+static dsv32_status vt_lm_head(dsv32_model *mm, int step, dsv32_tensor *logits_out,
+			       dsv32_error *err)
+{
+	ref_model *m = ref_of(mm);
+	*logits_out = (dsv32_tensor){0};
+	ref_lm_slot *sl = lm_slot(m, step, err);
+	if (!sl)
+		return err ? err->code : DSV32_E_USAGE;
+	if (!sl->x.data)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "layer-major: head of step %d before its embedding",
+				  step);
+	return final_head(m, &sl->x, &sl->res, sl->B, sl->S, logits_out, err);
+}
+
+static void vt_lm_end(dsv32_model *mm)
+{
+	ref_model *m = ref_of(mm);
+	lm_free_slots(m);
+	/* the released caches come back as at open (untouched pages cost nothing); a failure
+	 * here leaves a layer without caches, which its next forward reports */
+	(void)ref_caches_alloc(m, NULL);
+}
+
 static void vt_reset(dsv32_model *mm)
 {
 	(void)mm; /* the reference overwrites its caches; positions < start_pos are always written */
@@ -366,6 +490,7 @@ static void vt_close(dsv32_model *mm)
 	ref_model *m = ref_of(mm);
 	if (!m)
 		return;
+	lm_free_slots(m);
 	ref_weights_free(m);
 	dsv32_backend_destroy(m->be);
 	ref_weights_close_src(m); /* last: the parameters may have borrowed its mappings */
@@ -378,6 +503,12 @@ static const dsv32_model_vtbl ref_vtbl = {
 	.layer_forward = vt_layer_forward,
 	.reset = vt_reset,
 	.close = vt_close,
+	.lm_begin = vt_lm_begin,
+	.lm_embed = vt_lm_embed,
+	.lm_layer = vt_lm_layer,
+	.lm_release = vt_lm_release,
+	.lm_head = vt_lm_head,
+	.lm_end = vt_lm_end,
 };
 
 static dsv32_status load_config(dsv32_config *c, const char *ckpt, const char *config_path,

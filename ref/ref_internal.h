@@ -79,6 +79,9 @@ typedef struct {
 	 * borrowed (owned == false), read-only views of these mappings: never written, never
 	 * freed; the files are closed last in the model's close (ref_weights_close_src). */
 	struct ref_wsrc *src;
+	/* layer-major (model.c): one activation slot per step, lm_n of them (NULL outside) */
+	struct ref_lm_slot *lm;
+	int lm_n;
 } ref_model;
 
 static inline ref_model *ref_of(dsv32_model *m)
@@ -114,6 +117,10 @@ void ref_weights_free(ref_model *m);
  * ref_weights_free, when nothing can read a borrowed view any more. */
 void ref_weights_close_src(ref_model *m);
 dsv32_status ref_caches_alloc(ref_model *m, dsv32_error *err);
+/* Layer-major: drop layer L's borrowed pages, its dequantized wkv_b copies and its caches
+ * (L = -1: the embedding table's pages). The parameters stay valid: pages fault in again and
+ * the copies are rebuilt on use; ref_caches_alloc restores the caches. */
+void ref_weights_release_layer(ref_model *m, int L);
 
 /* tp.c: collectives over the in-process ranks (§C.4, §C.6, §C.8).
  * all_reduce: parts[0..W) (BF16 row-parallel partials, or the MoE's F32 buffers) ->

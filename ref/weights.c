@@ -513,11 +513,50 @@ void ref_weights_free(ref_model *m)
 	m->layers = NULL;
 }
 
+/* The resident pages of the parameters under prefix (reference name, e.g. "layers.3."), in
+ * whichever files they are borrowed from. */
+static void release_prefix(ref_model *m, const char *ref_prefix, const char *hf_prefix)
+{
+	wsrc *s = m->src;
+	if (!s)
+		return;
+	if (s->is_hf) {
+		dsv32_ckpt_release_prefix(s->hf, hf_prefix);
+		return;
+	}
+	for (int r = 0; r < s->W; r++)
+		dsv32_st_release_prefix(s->shard[r], ref_prefix);
+}
+
+void ref_weights_release_layer(ref_model *m, int L)
+{
+	char rp[64], hp[64];
+	if (L < 0) { /* the embedding table */
+		release_prefix(m, "embed.", "model.embed_tokens.");
+		return;
+	}
+	snprintf(rp, sizeof rp, "layers.%d.", L);
+	snprintf(hp, sizeof hp, "model.layers.%d.", L);
+	release_prefix(m, rp, hp);
+	ref_layer *ly = &m->layers[L];
+	for (int r = 0; ly->rk && r < m->W; r++) /* rebuilt on its next use (attn.c) */
+		if (ref_rank_is_local(m, r))
+			lc_free(m->be, &ly->rk[r].wkv_b_deq);
+	lc_free(m->be, &ly->kv_cache);
+	lc_free(m->be, &ly->pe_cache);
+	lc_free(m->be, &ly->k_cache);
+	lc_free(m->be, &ly->k_scale);
+}
+
+/* Every layer's caches that are not allocated (all at open; the released ones after a
+ * layer-major run). */
 dsv32_status ref_caches_alloc(ref_model *m, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
 	for (int64_t L = 0; L < c->n_layers; L++) {
 		ref_layer *ly = &m->layers[L];
+		if (ly->kv_cache.data)
+			continue;
 		int64_t s_kv[3] = {m->maxB, m->maxS, c->kv_lora_rank};
 		int64_t s_pe[3] = {m->maxB, m->maxS, c->qk_rope_head_dim};
 		int64_t s_k[3] = {m->maxB, m->maxS, c->index_head_dim};

@@ -12,7 +12,8 @@
 #     and small fp8 W = 4 are checked to be refused by name, and fp8 W = 2 and 4 run on the
 #     presets' shapes made divisible (`fixture --config`): tiny with 16 heads and 4 shared
 #     experts, small with 2 shared experts.
-#     `run --comm mpi` prints the same ids.
+#     `run --comm mpi` prints the same ids. Layer-major (--decode-tokens, --order layer) tiny W = 2
+#     too.
 #   * `mpirun -np 2 compare --a ref:mp=2:comm=mpi` (tiny, both modes): against ref:mp=2 every tap
 #     shows zero drift, and against ref:mp=2 and hf the report holds the numbers of the
 #     in-process `compare --a ref:mp=2` (taps, forced decisions, skips, verdict; `report check
@@ -51,6 +52,7 @@ fi
 FAILS=0
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 TOKS='5,17,42,9;7,8,9,10'
+DECODE='11,12,13;14,15,16' # given decode tokens (3 steps, one row per prompt row)
 
 cat >cmpst.py <<'EOF'
 # every tensor of two tap files: same names, dtypes, shapes and bytes (metadata aside: the host
@@ -112,6 +114,9 @@ same tiny_bf16_w2 2 mp2
 same tiny_bf16_w4 4 mp4
 same tiny_hf_w2 2 hf_tiny --mp 2
 same tiny_fp8_w1 1 f8mp1
+# layer-major (issue 19): the ranks run each layer over every step, then release it; the same
+# bits as the in-process layer-major dump (which equals step-major: sh_test_layer_major.sh)
+same tiny_bf16_w2_layer_major 2 mp2 --decode-tokens "$DECODE" --order layer
 
 # fp8 finer than a preset allows: refused by name (why: the head of this file)
 fp8_refused() { # name hf_ckpt W

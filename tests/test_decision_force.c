@@ -142,7 +142,10 @@ static void wrap_close(dsv32_model *m)
 	free(w);
 }
 
-static const dsv32_model_vtbl wrap_vt = {"wrap", wrap_forward, wrap_layer, wrap_reset, wrap_close};
+/* no layer-major entries: the runner takes step order for this model */
+static const dsv32_model_vtbl wrap_vt = {.layout = "wrap", .forward = wrap_forward,
+					 .layer_forward = wrap_layer, .reset = wrap_reset,
+					 .close = wrap_close};
 
 static dsv32_status open_layout(const char *layout, const dsv32_model_opts *o, dsv32_model **m,
 				dsv32_error *err)

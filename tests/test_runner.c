@@ -215,8 +215,9 @@ static dsv32_status toy_layer_forward(dsv32_model *m, int layer, const dsv32_lay
 	return toy_layer(m, layer, in->hidden, start, hout, err);
 }
 
-static const dsv32_model_vtbl toy_vt = {"toy", toy_forward, toy_layer_forward, toy_reset,
-					toy_close};
+static const dsv32_model_vtbl toy_vt = {.layout = "toy", .forward = toy_forward,
+					.layer_forward = toy_layer_forward, .reset = toy_reset,
+					.close = toy_close};
 
 static dsv32_status toy_open(const char *layout, const char *ckpt, const dsv32_model_opts *o,
 			     dsv32_model **out, dsv32_error *err)
