@@ -8,7 +8,8 @@
 #     greedy recording.
 #   * compare, two live sides with --decode-tokens (both passes layer-major, which auto picks):
 #     the JSON report equals the step-major one but for provenance "order", the date and the
-#     timing, and the --dump recordings are byte-identical.
+#     timing, and the --dump recordings are byte-identical; also with every knob flipped on
+#     both sides (ref toward hf, hf toward ref).
 #   * compare teacher-forced against a recording (ref recording vs live hf, hf recording vs live
 #     ref mp=2; decisions forced) and propagate against one: the same.
 #   * compare without decode tokens (greedy, both passes): auto runs propagate step-major and the
@@ -83,6 +84,12 @@ cmp_pair() { # NAME LAYER-ORDER ARGS...: --order step vs LAYER-ORDER (layer, or 
 	[ "$(order_of "c-$name-$lo.json")" = layer ] || fail "compare $name --order $lo: order not layer"
 }
 cmp_pair live auto --tokens "$PROMPT" --decode-tokens "$DEC"
+# the knobs carry state between layers (norm-fusion: the un-added branch): every one, each way
+KNOBS=yarn-always,kv-fp8,indexer-fp8,reduction-order,rope-freqs,rope-pairing,softmax-scale
+KNOBS=$KNOBS,norm-fusion,norm-weight-dtype,mask,decode-path,indexer-weights-dtype,act-quant
+KNOBS=$KNOBS,silu-gating,moe-accum,logits-dtype
+cmp_pair knobs auto --a "ref:knob=$KNOBS" --b "hf:knob=$KNOBS" --tokens "$PROMPT" \
+	--decode-tokens "$DEC"
 "$CLI" dump --layout ref --checkpoint small8 --tokens "$PROMPT" --out rec-ref.safetensors 2>/dev/null
 "$CLI" dump --layout hf --checkpoint small8 --tokens "$PROMPT" --out rec-hf.safetensors 2>/dev/null
 cmp_pair tf-hf layer --a taps:rec-ref.safetensors --b hf --mode teacher-forced

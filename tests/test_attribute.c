@@ -17,6 +17,7 @@
 #include "fixtures/generator.h"
 #include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
+#include "tests/support/attr_util.h"
 
 /* Every difference issue 18 names has a knob, each with a row and a sentence. */
 static void test_knob_table_is_complete(void **state)
@@ -59,13 +60,6 @@ static void test_knobs_equal_their_side_options(void **state)
 	}
 }
 
-static dsv32_status open_model(const char *layout, const char *ckpt, const dsv32_model_opts *o,
-			       dsv32_model **out, dsv32_error *err)
-{
-	return !strcmp(layout, "ref") ? dsv32_ref_open(out, ckpt, NULL, o, err)
-				      : dsv32_hf_open(out, ckpt, NULL, o, err);
-}
-
 /* On the tiny model (2 prompts longer than index_topk 16, one decode step): the total differs,
  * every switch that applies to this configuration changes taps alone, a knob that cannot apply
  * (YaRN is already on: max_position_embeddings 64 > 32) changes none, and the path has one
@@ -80,7 +74,7 @@ static void test_attribute_on_tiny(void **state)
 			 DSV32_OK);
 	dsv32_tokens t = {0};
 	assert_int_equal(dsv32_tokens_random(&t, 2, 24, 1024, 1, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 2,
+	dsv32_cmp_config cfg = {.checkpoint = ck, .open = attr_open_model, .prompt = t.ids, .batch = 2,
 				.prompt_len = 24, .decode_steps = 1, .propagate = true,
 				.local = true};
 	dsv32_side_spec ref, hf;
@@ -130,61 +124,25 @@ static void test_attribute_on_tiny(void **state)
 static void test_act_quant_knob_on_fp8_weights(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/dsv32_attr8_XXXXXX", ck[64];
-	assert_non_null(mkdtemp(dir));
-	snprintf(ck, sizeof ck, "%s/tiny8", dir);
-	assert_int_equal(dsv32_fixture_write("tiny", DSV32_WDTYPE_FP8, 0, ck, 0, false, NULL),
-			 DSV32_OK);
-	dsv32_tokens t = {0};
-	assert_int_equal(dsv32_tokens_random(&t, 1, 20, 1024, 1, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 1,
-				.prompt_len = 20, .decode_steps = 0, .local = true};
-	dsv32_side_spec a, b;
-	assert_int_equal(dsv32_side_parse("ref", &a, NULL), DSV32_OK);
-	assert_int_equal(dsv32_side_parse("ref:knob=act-quant", &b, NULL), DSV32_OK);
+	attr_run run = {.preset = "tiny", .wd = DSV32_WDTYPE_FP8, .side_a = "ref",
+			.side_b = "ref:knob=act-quant", .B = 1, .S = 20, .seed = 1, .local = true};
 	dsv32_cmp_result r;
-	dsv32_cmp_result_init(&r);
-	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, NULL), DSV32_OK);
-	bool q_latent_moved = false;
-	for (size_t i = 0; i < r.n_taps; i++)
-		if (!strcmp(r.taps[i].name, "layers.0.attn.q_latent"))
-			q_latent_moved = r.taps[i].dense.n_diff > 0;
-	assert_true(q_latent_moved);
+	attr_run_preset(&run, &r);
+	const dsv32_tap_result *q = attr_find_tap(&r, 0, DSV32_DRIFT_LOCAL, "layers.0.attn.q_latent");
+	assert_non_null(q);
+	assert_true(q->dense.n_diff > 0);
 	dsv32_cmp_result_free(&r);
-	dsv32_tokens_free(&t);
-	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
-}
-
-/* The tap `name` of the first forward (prompt) of a model, copied to the host as f32. */
-typedef struct {
-	const char *name;
-	float *v;
-	int64_t n;
-} tap_grab;
-
-static dsv32_status grab_tap(void *user, const char *name, const dsv32_tensor *t,
-			     dsv32_error *err)
-{
-	(void)err;
-	tap_grab *g = user;
-	if (g->v || strcmp(name, g->name))
-		return DSV32_OK;
-	g->n = dsv32_tensor_numel(t);
-	g->v = malloc(sizeof(float) * (size_t)g->n);
-	if (g->v)
-		dsv32_convert(g->v, DSV32_F32, t->data, t->dtype, (size_t)g->n);
-	return DSV32_OK;
 }
 
 static void forward_grab(const char *ck, const char *side, const int64_t *ids, int64_t S,
-			 tap_grab *g, int64_t max_seq_len)
+			 attr_tap_grab *g, int64_t max_seq_len)
 {
 	dsv32_side_spec s;
 	assert_int_equal(dsv32_side_parse(side, &s, NULL), DSV32_OK);
 	s.opts.max_seq_len = max_seq_len;
 	dsv32_model *m = NULL;
 	assert_int_equal(dsv32_ref_open(&m, ck, NULL, &s.opts, NULL), DSV32_OK);
-	m->taps = (dsv32_tap_sink){.on_tap = grab_tap, .user = g};
+	m->taps = (dsv32_tap_sink){.on_tap = attr_grab_tap, .user = g};
 	dsv32_tensor lg = {0};
 	assert_int_equal(m->vt->forward(m, ids, 1, S, 0, &lg, NULL), DSV32_OK);
 	dsv32_tensor_free(&lg);
@@ -208,7 +166,7 @@ static void test_mask_and_softmax_scale_knobs_act(void **state)
 	dsv32_tokens t = {0};
 	int64_t S = 20;
 	assert_int_equal(dsv32_tokens_random(&t, 1, S, 1024, 1, NULL), DSV32_OK);
-	tap_grab a = {.name = "layers.0.indexer.scores"}, b = a;
+	attr_tap_grab a = {.name = "layers.0.indexer.scores"}, b = a;
 	forward_grab(ck, "ref", t.ids, S, &a, 0);
 	forward_grab(ck, "ref:knob=mask", t.ids, S, &b, 0);
 	assert_int_equal(a.n, S * S);
@@ -224,7 +182,7 @@ static void test_mask_and_softmax_scale_knobs_act(void **state)
 		}
 	free(a.v);
 	free(b.v);
-	tap_grab c = {.name = "layers.0.attn.out"}, d = c;
+	attr_tap_grab c = {.name = "layers.0.attn.out"}, d = c;
 	forward_grab(ck, "ref", t.ids, S, &c, 32);
 	forward_grab(ck, "ref:knob=softmax-scale", t.ids, S, &d, 32);
 	assert_int_equal(c.n, d.n);
@@ -254,14 +212,14 @@ static void test_yarn_always_and_rope_pairing_knobs_act(void **state)
 			 DSV32_OK);
 	dsv32_tokens t = {0};
 	assert_int_equal(dsv32_tokens_random(&t, 4, 40, 1024, 1, NULL), DSV32_OK);
-	tap_grab c = {.name = "layers.0.attn.out"}, d = c;
+	attr_tap_grab c = {.name = "layers.0.attn.out"}, d = c;
 	forward_grab(ck, "ref", t.ids, 20, &c, 32);
 	forward_grab(ck, "ref:knob=yarn-always", t.ids, 20, &d, 32);
 	assert_int_equal(c.n, d.n);
 	assert_true(memcmp(c.v, d.v, sizeof(float) * (size_t)c.n) != 0);
 	free(c.v);
 	free(d.v);
-	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 4,
+	dsv32_cmp_config cfg = {.checkpoint = ck, .open = attr_open_model, .prompt = t.ids, .batch = 4,
 				.prompt_len = 40, .decode_steps = 0, .propagate = true};
 	dsv32_side_spec a, b;
 	assert_int_equal(dsv32_side_parse("ref", &a, NULL), DSV32_OK);

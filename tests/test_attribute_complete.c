@@ -20,13 +20,7 @@
 #include "fixtures/generator.h"
 #include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
-
-static dsv32_status open_model(const char *layout, const char *ckpt, const dsv32_model_opts *o,
-			       dsv32_model **out, dsv32_error *err)
-{
-	return !strcmp(layout, "ref") ? dsv32_ref_open(out, ckpt, NULL, o, err)
-				      : dsv32_hf_open(out, ckpt, NULL, o, err);
-}
+#include "tests/support/attr_util.h"
 
 /* "ref:knob=a,b,...": every switch of the table. */
 static void all_switches(char *text, size_t cap)
@@ -44,32 +38,14 @@ static void all_switches(char *text, size_t cap)
 	}
 }
 
-static bool tap_differs(const dsv32_tap_result *t)
-{
-	if (t->family == DSV32_FAMILY_SET)
-		return t->set.rows_equal != t->set.rows;
-	return t->dense.n_diff > 0;
-}
-
-/* The tap (step, mode, name) of r, or NULL. */
-static const dsv32_tap_result *find_tap(const dsv32_cmp_result *r, int step, dsv32_drift_mode mode,
-					const char *name)
-{
-	for (size_t i = 0; i < r->n_taps; i++)
-		if (r->taps[i].step == step && r->taps[i].mode == mode &&
-		    !strcmp(r->taps[i].name, name))
-			return &r->taps[i];
-	return NULL;
-}
-
 static void assert_identical(const dsv32_cmp_result *r, int step, dsv32_drift_mode mode,
 			     const char *name)
 {
-	const dsv32_tap_result *t = find_tap(r, step, mode, name);
+	const dsv32_tap_result *t = attr_find_tap(r, step, mode, name);
 	if (!t)
 		fail_msg("tap %s (step %d, %s) not compared", name, step,
 			 mode == DSV32_DRIFT_LOCAL ? "teacher-forced" : "propagated");
-	if (tap_differs(t))
+	if (attr_tap_differs(t))
 		fail_msg("tap %s (step %d, %s) differs: %lld elements, rel_l2 %.3g", name, step,
 			 mode == DSV32_DRIFT_LOCAL ? "teacher-forced" : "propagated",
 			 (long long)t->dense.n_diff, t->dense.rel_l2);
@@ -80,45 +56,14 @@ static void assert_identical(const dsv32_cmp_result *r, int step, dsv32_drift_mo
 static void run_all_switches(const char *preset, dsv32_weight_dtype wd, int64_t S,
 			     dsv32_cmp_result *r)
 {
-	char dir[] = "/tmp/dsv32_attrc_XXXXXX", ck[96], side[512];
-	assert_non_null(mkdtemp(dir));
-	snprintf(ck, sizeof ck, "%s/%s", dir, preset);
-	assert_int_equal(dsv32_fixture_write(preset, wd, 0, ck, 0, false, NULL), DSV32_OK);
-	dsv32_tokens t = {0};
-	assert_int_equal(dsv32_tokens_random(&t, 2, S, 1024, 1, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 2,
-				.prompt_len = S, .decode_steps = 1, .propagate = true,
-				.local = true};
+	char side[512];
 	all_switches(side, sizeof side);
-	dsv32_side_spec a, b;
-	dsv32_error err = {0};
-	assert_int_equal(dsv32_side_parse(side, &a, &err), DSV32_OK);
-	assert_int_equal(dsv32_side_parse("hf", &b, &err), DSV32_OK);
-	dsv32_cmp_result_init(r);
-	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, r, &err), DSV32_OK);
-	size_t n_diff = 0;
+	attr_run run = {.preset = preset, .wd = wd, .side_a = side, .side_b = "hf", .B = 2, .S = S,
+			.seed = 1, .decode_steps = 1, .propagate = true, .local = true};
+	attr_run_preset(&run, r);
 	printf("%s vs hf, %s preset, %s weights, 2 x %lld tokens: the taps that still differ\n",
 	       side, preset, wd == DSV32_WDTYPE_FP8 ? "fp8" : "bf16", (long long)S);
-	for (size_t i = 0; i < r->n_taps; i++) {
-		const dsv32_tap_result *x = &r->taps[i];
-		if (!tap_differs(x))
-			continue;
-		n_diff++;
-		const char *mode = x->mode == DSV32_DRIFT_LOCAL ? "teacher-forced" : "propagated";
-		if (x->family == DSV32_FAMILY_SET)
-			printf("  step %d %-14s %-30s rows equal %lld of %lld\n", x->step, mode, x->name,
-			       (long long)x->set.rows_equal, (long long)x->set.rows);
-		else
-			printf("  step %d %-14s %-30s %lld of %lld differ, rel_l2 %.3g\n", x->step,
-			       mode, x->name, (long long)x->dense.n_diff, (long long)x->dense.n,
-			       x->dense.rel_l2);
-	}
-	printf("%zu of %zu taps differ\n", n_diff, r->n_taps);
-	for (size_t i = 0; i < r->n_skips; i++) /* a tap one layout does not emit */
-		printf("  not compared: step %d %s (%s)\n", r->skips[i].step, r->skips[i].name,
-		       r->skips[i].reason);
-	dsv32_tokens_free(&t);
-	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
+	attr_print_diffs(r);
 }
 
 /* Every tap of both passes, prefill and the decode step, must be bit-identical. */
@@ -130,7 +75,7 @@ static void assert_all_identical(const dsv32_cmp_result *r)
 			assert_identical(r, step, (dsv32_drift_mode)mode,
 					 mode == DSV32_DRIFT_LOCAL ? "layers.2.out" : "logits");
 	for (size_t i = 0; i < r->n_taps; i++)
-		if (tap_differs(&r->taps[i]))
+		if (attr_tap_differs(&r->taps[i]))
 			fail_msg("step %d %s differs", r->taps[i].step, r->taps[i].name);
 }
 

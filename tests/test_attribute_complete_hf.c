@@ -25,13 +25,7 @@
 #include "fixtures/generator.h"
 #include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
-
-static dsv32_status open_model(const char *layout, const char *ckpt, const dsv32_model_opts *o,
-			       dsv32_model **out, dsv32_error *err)
-{
-	return !strcmp(layout, "ref") ? dsv32_ref_open(out, ckpt, NULL, o, err)
-				      : dsv32_hf_open(out, ckpt, NULL, o, err);
-}
+#include "tests/support/attr_util.h"
 
 /* hf: "hf:knob=..." with every hf switch; ref: "ref" or "ref:knob=..." with every knob that is
  * a switch of ref but not of hf (topk-ties is neither: a device rule, not a layout difference).
@@ -58,69 +52,18 @@ static int split_sides(char *hf, char *ref, size_t cap)
 	return n_ref;
 }
 
-static bool tap_differs(const dsv32_tap_result *t)
-{
-	if (t->family == DSV32_FAMILY_SET)
-		return t->set.rows_equal != t->set.rows;
-	return t->dense.n_diff > 0;
-}
-
-static const dsv32_tap_result *find_tap(const dsv32_cmp_result *r, int step, dsv32_drift_mode mode,
-					const char *name)
-{
-	for (size_t i = 0; i < r->n_taps; i++)
-		if (r->taps[i].step == step && r->taps[i].mode == mode &&
-		    !strcmp(r->taps[i].name, name))
-			return &r->taps[i];
-	return NULL;
-}
-
-static void print_diffs(const dsv32_cmp_result *r)
-{
-	size_t n_diff = 0;
-	for (size_t i = 0; i < r->n_taps; i++) {
-		const dsv32_tap_result *x = &r->taps[i];
-		if (!tap_differs(x))
-			continue;
-		n_diff++;
-		const char *mode = x->mode == DSV32_DRIFT_LOCAL ? "teacher-forced" : "propagated";
-		if (x->family == DSV32_FAMILY_SET)
-			printf("  step %d %-14s %-30s rows equal %lld of %lld\n", x->step, mode, x->name,
-			       (long long)x->set.rows_equal, (long long)x->set.rows);
-		else
-			printf("  step %d %-14s %-30s %lld of %lld differ, rel_l2 %.3g\n", x->step,
-			       mode, x->name, (long long)x->dense.n_diff, (long long)x->dense.n,
-			       x->dense.rel_l2);
-	}
-	printf("%zu of %zu taps differ\n", n_diff, r->n_taps);
-	for (size_t i = 0; i < r->n_skips; i++) /* a tap one layout does not emit */
-		printf("  not compared: step %d %s (%s)\n", r->skips[i].step, r->skips[i].name,
-		       r->skips[i].reason);
-}
-
 /* hf with every hf switch vs plain ref on a fresh checkpoint of a preset and weight dtype,
  * 2 x S tokens and one decode step, both passes; every tap of both passes, prefill and the
  * decode step, must be bit-identical. */
 static void check_preset(const char *preset, dsv32_weight_dtype wd, int64_t S, int64_t max_seq)
 {
-	char dir[] = "/tmp/dsv32_attrh_XXXXXX", ck[96], hf[512], ref[512];
-	assert_non_null(mkdtemp(dir));
-	snprintf(ck, sizeof ck, "%s/%s", dir, preset);
-	assert_int_equal(dsv32_fixture_write(preset, wd, 0, ck, 0, false, NULL), DSV32_OK);
-	dsv32_tokens t = {0};
-	assert_int_equal(dsv32_tokens_random(&t, 2, S, 1024, 1, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 2,
-				.prompt_len = S, .decode_steps = 1, .propagate = true,
-				.local = true};
+	char hf[512], ref[512];
 	int n_ref = split_sides(hf, ref, sizeof hf);
-	dsv32_side_spec a, b;
-	dsv32_error err = {0};
-	assert_int_equal(dsv32_side_parse(ref, &a, &err), DSV32_OK);
-	assert_int_equal(dsv32_side_parse(hf, &b, &err), DSV32_OK);
-	a.opts.max_seq_len = b.opts.max_seq_len = max_seq; /* 0: the config's */
+	attr_run run = {.preset = preset, .wd = wd, .side_a = ref, .side_b = hf, .B = 2, .S = S,
+			.max_seq = max_seq, .seed = 1, .decode_steps = 1, .propagate = true,
+			.local = true};
 	dsv32_cmp_result r;
-	dsv32_cmp_result_init(&r);
-	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, &err), DSV32_OK);
+	attr_run_preset(&run, &r);
 	char ms[32] = "the config's";
 	if (max_seq)
 		snprintf(ms, sizeof ms, "%lld", (long long)max_seq);
@@ -128,18 +71,16 @@ static void check_preset(const char *preset, dsv32_weight_dtype wd, int64_t S, i
 	       preset, wd == DSV32_WDTYPE_FP8 ? "fp8" : "bf16", (long long)S, ms);
 	if (n_ref)
 		fail_msg("%s: %d knob(s) are switches of ref but not of hf", ref, n_ref);
-	print_diffs(&r);
+	attr_print_diffs(&r);
 	assert_true(r.n_taps > 100);
 	for (int step = 0; step <= 1; step++) /* the passes ran: a tap from each */
 		for (int mode = 0; mode < DSV32_DRIFTMODE_COUNT; mode++)
-			assert_non_null(find_tap(&r, step, (dsv32_drift_mode)mode,
+			assert_non_null(attr_find_tap(&r, step, (dsv32_drift_mode)mode,
 						 mode == DSV32_DRIFT_LOCAL ? "layers.1.out" : "logits"));
 	for (size_t i = 0; i < r.n_taps; i++)
-		if (tap_differs(&r.taps[i]))
+		if (attr_tap_differs(&r.taps[i]))
 			fail_msg("step %d %s differs", r.taps[i].step, r.taps[i].name);
 	dsv32_cmp_result_free(&r);
-	dsv32_tokens_free(&t);
-	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
 
 /* The whole tiny model, 2 x 24 tokens (beyond index_topk 16, so the indexer selects). */

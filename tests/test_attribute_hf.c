@@ -22,6 +22,7 @@
 #include "fixtures/generator.h"
 #include "hf_layout/hf_model.h"
 #include "ref/ref_model.h"
+#include "tests/support/attr_util.h"
 
 typedef struct {
 	char dir[32], ck[64];
@@ -46,13 +47,6 @@ static int teardown(void **state)
 	int rc = dsv32_remove_tree(f->dir, NULL) == DSV32_OK ? 0 : -1;
 	free(f);
 	return rc;
-}
-
-static dsv32_status open_model(const char *layout, const char *ckpt, const dsv32_model_opts *o,
-			       dsv32_model **out, dsv32_error *err)
-{
-	return !strcmp(layout, "ref") ? dsv32_ref_open(out, ckpt, NULL, o, err)
-				      : dsv32_hf_open(out, ckpt, NULL, o, err);
 }
 
 /* knob= on an hf side: by name, hf switches only (refused by name otherwise); the label names
@@ -93,7 +87,7 @@ static void run_knob(const fixture *f, const char *knob, int64_t B, int64_t S, i
 {
 	dsv32_tokens t = {0};
 	assert_int_equal(dsv32_tokens_random(&t, B, S, 1024, 1, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = f->ck, .open = open_model, .prompt = t.ids,
+	dsv32_cmp_config cfg = {.checkpoint = f->ck, .open = attr_open_model, .prompt = t.ids,
 				.batch = B, .prompt_len = S, .decode_steps = steps,
 				.propagate = true, .local = true};
 	char side[96];
@@ -162,34 +156,14 @@ static void test_yarn_always_and_softmax_scale_act(void **state)
 	}
 }
 
-/* The tap name of hf's first forward (the prompt) with side, copied to the host as f32. */
-typedef struct {
-	const char *name;
-	float *v;
-	int64_t n;
-} tap_grab;
-
-static dsv32_status grab_tap(void *user, const char *name, const dsv32_tensor *t,
-			     dsv32_error *err)
-{
-	(void)err;
-	tap_grab *g = user;
-	if (g->v || strcmp(name, g->name))
-		return DSV32_OK;
-	g->n = dsv32_tensor_numel(t);
-	g->v = malloc(sizeof(float) * (size_t)g->n);
-	if (g->v)
-		dsv32_convert(g->v, DSV32_F32, t->data, t->dtype, (size_t)g->n);
-	return DSV32_OK;
-}
-
-static void hf_grab(const char *ck, const char *side, const int64_t *ids, int64_t S, tap_grab *g)
+static void hf_grab(const char *ck, const char *side, const int64_t *ids, int64_t S,
+		    attr_tap_grab *g)
 {
 	dsv32_side_spec s;
 	assert_int_equal(dsv32_side_parse(side, &s, NULL), DSV32_OK);
 	dsv32_model *m = NULL;
 	assert_int_equal(dsv32_hf_open(&m, ck, NULL, &s.opts, NULL), DSV32_OK);
-	m->taps = (dsv32_tap_sink){.on_tap = grab_tap, .user = g};
+	m->taps = (dsv32_tap_sink){.on_tap = attr_grab_tap, .user = g};
 	dsv32_tensor lg = {0};
 	assert_int_equal(m->vt->forward(m, ids, 1, S, 0, &lg, NULL), DSV32_OK);
 	dsv32_tensor_free(&lg);
@@ -207,7 +181,7 @@ static void test_mask_acts(void **state)
 	dsv32_tokens t = {0};
 	int64_t S = 20;
 	assert_int_equal(dsv32_tokens_random(&t, 1, S, 1024, 1, NULL), DSV32_OK);
-	tap_grab a = {.name = "layers.0.indexer.scores"}, b = a;
+	attr_tap_grab a = {.name = "layers.0.indexer.scores"}, b = a;
 	hf_grab(f->ck, "hf", t.ids, S, &a);
 	hf_grab(f->ck, "hf:knob=mask", t.ids, S, &b);
 	assert_int_equal(a.n, S * S);
@@ -253,7 +227,7 @@ static void test_rope_pairing_acts(void **state)
 	const fixture *f = *state;
 	dsv32_tokens t = {0};
 	assert_int_equal(dsv32_tokens_random(&t, 2, 24, 1024, 1, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = f->ck, .open = open_model, .prompt = t.ids,
+	dsv32_cmp_config cfg = {.checkpoint = f->ck, .open = attr_open_model, .prompt = t.ids,
 				.batch = 2, .prompt_len = 24, .decode_steps = 0,
 				.propagate = true};
 	dsv32_side_spec a, b;
@@ -275,27 +249,15 @@ static void test_rope_pairing_acts(void **state)
 static void test_rope_pairing_acts_in_bf16_on_small(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/dsv32_attrh_small_XXXXXX", ck[96];
-	assert_non_null(mkdtemp(dir));
-	snprintf(ck, sizeof ck, "%s/small", dir);
-	assert_int_equal(dsv32_fixture_write("small", DSV32_WDTYPE_BF16, 0, ck, 0, false, NULL),
-			 DSV32_OK);
-	dsv32_tokens t = {0};
-	assert_int_equal(dsv32_tokens_random(&t, 4, 128, 1024, 2, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = ck, .open = open_model, .prompt = t.ids, .batch = 4,
-				.prompt_len = 128, .decode_steps = 0, .propagate = true};
-	dsv32_side_spec a, b;
-	assert_int_equal(dsv32_side_parse("hf", &a, NULL), DSV32_OK);
-	assert_int_equal(dsv32_side_parse("hf:knob=rope-pairing", &b, NULL), DSV32_OK);
+	attr_run run = {.preset = "small", .wd = DSV32_WDTYPE_BF16, .side_a = "hf",
+			.side_b = "hf:knob=rope-pairing", .B = 4, .S = 128, .seed = 2,
+			.propagate = true};
 	dsv32_cmp_result r;
-	dsv32_cmp_result_init(&r);
-	assert_int_equal(dsv32_cmp_run(&cfg, &a, &b, &r, NULL), DSV32_OK);
+	attr_run_preset(&run, &r);
 	assert_int_equal(n_diff(&r, 0, "layers.0.attn.q_rope"), 0); /* same values, other order */
 	assert_int_equal(n_diff(&r, 0, "layers.0.attn.k_rope"), 0);
 	assert_true(n_diff(&r, 0, "layers.0.attn.out") > 0);
 	dsv32_cmp_result_free(&r);
-	dsv32_tokens_free(&t);
-	assert_int_equal(dsv32_remove_tree(dir, NULL), DSV32_OK);
 }
 
 /* attribute --direction hf-to-ref on the tiny model (2 x 24 tokens, one decode step): the total
@@ -310,7 +272,7 @@ static void test_attribute_hf_to_ref_on_tiny(void **state)
 	const fixture *f = *state;
 	dsv32_tokens t = {0};
 	assert_int_equal(dsv32_tokens_random(&t, 2, 24, 1024, 1, NULL), DSV32_OK);
-	dsv32_cmp_config cfg = {.checkpoint = f->ck, .open = open_model, .prompt = t.ids, .batch = 2,
+	dsv32_cmp_config cfg = {.checkpoint = f->ck, .open = attr_open_model, .prompt = t.ids, .batch = 2,
 				.prompt_len = 24, .decode_steps = 1, .propagate = true,
 				.local = true};
 	dsv32_side_spec ref, hf;
