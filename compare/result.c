@@ -150,7 +150,9 @@ dsv32_tap_result *dsv32_cmp_result_add(dsv32_cmp_result *r, const dsv32_tap_resu
 	do {                                                                                      \
 		size_t cnt_ = (n) - (from), k_ = 0;                                               \
 		int max_ = -1;                                                                    \
-		T *tmp_ = malloc((cnt_ ? cnt_ : 1) * sizeof(T));                                  \
+		if (cnt_ == 0) /* arr may be NULL: no pointer arithmetic on it */                 \
+			break;                                                                    \
+		T *tmp_ = malloc(cnt_ * sizeof(T));                                               \
 		if (!tmp_) {                                                                      \
 			ok = false;                                                               \
 			break;                                                                    \
