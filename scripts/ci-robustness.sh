@@ -38,7 +38,7 @@ part() { printf '\n=== ci-robustness: %s (at %ds)\n' "$1" $((SECONDS - t0)); }
 
 if [[ "$SKIP" != *" sanitize "* ]]; then
 	part "sanitizer suite (ASan + UBSan, ctest)"
-	excl="${DSV32_CI_SANITIZE_EXCLUDE-^(test_cli_compare|test_ref_props|test_ref_golden|test_golden_compare|test_ref_cli|py_test_torch_reductions|py_test_record_transformers)\$}"
+	excl="${DSV32_CI_SANITIZE_EXCLUDE-^(test_cli_compare|test_ref_props|test_ref_golden|test_golden_compare|test_ref_cli|py_test_torch_reductions|py_test_record_transformers|test_attribute_complete_hf|test_hf_knobs_rest|sh_test_layer_major_rss)\$}"
 	if [ -n "$excl" ]; then
 		echo "ci-robustness: not under sanitizers here (slow): $excl"
 		"$ROOT/scripts/sanitize.sh" -E "$excl" || status=1

@@ -20,5 +20,8 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:strict_stri
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 # keep thread pools small: 2 cores in CI, and ASan multiplies memory per thread
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+# the hostile CLI rows' per-row limit (tests/hostile/lib.sh): a tiny attribute run (33 model
+# pairs) takes over a minute under ASan when another suite runs beside it
+export DSV32_HOSTILE_ROW_TIMEOUT="${DSV32_HOSTILE_ROW_TIMEOUT:-300}"
 cd "$BUILD"
 ctest --output-on-failure -j"$JOBS" "$@"

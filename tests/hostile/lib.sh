@@ -6,7 +6,8 @@
 #   row NAME RC -- COMMAND...        run COMMAND (a fresh scratch dir $W is the cwd, $CLI the
 #                                    tool, $TINY a tiny fixture checkpoint made once, read-only
 #                                    for rows: copy it with `fresh_ckpt DIR` to get a private one)
-#                                    with a 60 s timeout; pass iff the exit code is RC
+#                                    with a 60 s timeout (DSV32_HOSTILE_ROW_TIMEOUT: the
+#                                    sanitizer suite's, ASan being 3-5x slower); pass iff the exit code is RC
 #   expect_file PATH / expect_no PATH / expect_same PATH SUM / expect_count DIR N
 #                                    disk-state checks after the last row (fail the row)
 #   sum PATH                         content checksum of a file or tree (for expect_same)
@@ -27,7 +28,7 @@ row() {
 	W="$(mktemp -d "$HOSTILE_ROOT/row.XXXXXX")"
 	export W
 	local rc=0 out
-	out="$(cd "$W" && timeout 60 "$@" 2>&1)" || rc=$?
+	out="$(cd "$W" && timeout "${DSV32_HOSTILE_ROW_TIMEOUT:-60}" "$@" 2>&1)" || rc=$?
 	if [ "$rc" -eq "$want" ]; then
 		echo "ok - $name (exit $rc)"
 	else
