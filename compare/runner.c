@@ -229,21 +229,28 @@ static dsv32_status local_layer(dsv32_model *m, int i, const dsv32_layer_input *
 	return rc;
 }
 
+/* The driver's input to layer i at this step, from the held taps; false (the layer's taps then
+ * recorded as skipped, with the missing tap named) when it was not recorded. */
+static bool held_layer_input(dsv32_cmp_sink *c, int i, int step, dsv32_layer_input *in)
+{
+	char in_name[96], what[64], why[160];
+	if (layer_input(c->held, i, in, in_name, sizeof in_name))
+		return true;
+	snprintf(what, sizeof what, "layers.%d.*", i);
+	snprintf(why, sizeof why, "no input to the layer: %s is not recorded", in_name);
+	dsv32_cmp_result_skip(c->res, what, step, why);
+	return false;
+}
+
 /* Run every decoder layer of the live model on the driver's input to that layer. */
 static dsv32_status local_layers(side_rt *live, dsv32_step_plan *p, int step, dsv32_cmp_sink *c,
 				 dsv32_error *err)
 {
 	dsv32_model *m = live->m;
 	for (int i = 0; i < (int)m->cfg.n_layers; i++) {
-		char in_name[96];
 		dsv32_layer_input in;
-		if (!layer_input(c->held, i, &in, in_name, sizeof in_name)) {
-			char what[64], why[160];
-			snprintf(what, sizeof what, "layers.%d.*", i);
-			snprintf(why, sizeof why, "no input to the layer: %s is not recorded", in_name);
-			dsv32_cmp_result_skip(c->res, what, step, why);
+		if (!held_layer_input(c, i, step, &in))
 			continue;
-		}
 		if (local_layer(m, i, &in, p->start_pos[step], c, err) != DSV32_OK)
 			return dsv32_error_prefix(err, "%s, step %d, layer %d (teacher-forced)",
 						  live->spec->label, step, i);
@@ -399,16 +406,10 @@ static dsv32_status lm_local_units(side_rt *live, dsv32_step_plan *p, int L, dsv
 				   lm_ctx *x, dsv32_tapstore *dump, dsv32_error *err)
 {
 	for (int s = 0; s < x->n_steps; s++) {
-		char in_name[96];
 		dsv32_layer_input in;
 		lm_at(c, x, s);
-		if (!layer_input(c->held, L, &in, in_name, sizeof in_name)) {
-			char what[64], why[160];
-			snprintf(what, sizeof what, "layers.%d.*", L);
-			snprintf(why, sizeof why, "no input to the layer: %s is not recorded", in_name);
-			dsv32_cmp_result_skip(c->res, what, s, why);
+		if (!held_layer_input(c, L, s, &in))
 			continue;
-		}
 		c->dump = dump;
 		lm_progress(c, L, x->n, "teacher-forced", s, x->n_steps);
 		dsv32_status rc = local_layer(live->m, L, &in, p->start_pos[s], c, err);
