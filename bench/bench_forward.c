@@ -92,8 +92,23 @@ static int ensure_fixture(const bench_opts *o, preset_run *p, dsv32_error *err)
 		return 0;
 	mkdir(o->work, 0755);
 	fprintf(stderr, "bench_forward: writing the %s fixture to %s (once)\n", p->name, p->ckpt);
-	return dsv32_fixture_write(p->name, o->dtype, 0, p->ckpt, 0, false, err) == DSV32_OK ? 0
-											       : -1;
+	/* in a child: the generator's OpenMP pool must not exist in this process, whose later
+	 * forked children (in_child) would wait forever on its threads inside libgomp */
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dsv32_error e = {0};
+		dsv32_status rc = dsv32_fixture_write(p->name, o->dtype, 0, p->ckpt, 0, false, &e);
+		if (rc != DSV32_OK)
+			fprintf(stderr, "bench_forward: %s\n", e.what);
+		_exit(rc == DSV32_OK ? 0 : 1);
+	}
+	int status = 0;
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return DSV32_FAIL(err, DSV32_E_IO, "writing the %s fixture to %s failed", p->name,
+				  p->ckpt), -1;
+	return 0;
 }
 
 /* One of our layouts, timed inside this (child) process. */
