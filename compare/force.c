@@ -50,6 +50,8 @@ static dsv32_status force_rows(dsv32_cmp_sink *c, const char *name, dsv32_tensor
 	const float *sc = scores_of(c->held, name, rows, &n_cols, &held_sc);
 	(void)scores_of(c->streamed_sets, name, rows, &nc2, &live_sc);
 	double noise = held_sc && live_sc ? dsv32_tapcmp_score_noise(held_sc, live_sc) : -1;
+	dsv32_group_stage gs; /* a: the driver (held), b: the live side, as classified below */
+	bool staged = dsv32_tapcmp_group_stage(&gs, name, c->held, c->held, c->streamed_sets, rows);
 	int64_t *tmp = malloc((size_t)(2 * k) * sizeof *tmp);
 	if (!tmp)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: forcing a decision", name);
@@ -67,7 +69,7 @@ static dsv32_status force_rows(dsv32_cmp_sink *c, const char *name, dsv32_tensor
 			continue;
 		f.row = r;
 		f.cls = dsv32_tapcmp_classify_row(name, dr, k, lr, k, sc ? sc + r * n_cols : NULL,
-						  n_cols, noise, &f.margin);
+						  n_cols, noise, staged ? &gs : NULL, r, &f.margin);
 		memcpy(lr, dr, (size_t)k * sizeof *lr);
 		*forced = true;
 		if (!dsv32_cmp_result_force(c->res, &f))

@@ -58,6 +58,19 @@ int dsv32_tap_model_order(const dsv32_tap_result *x, const dsv32_tap_result *y)
 	return 0;
 }
 
+bool dsv32_tap_flips_explained(const dsv32_tap_result *t)
+{
+	const dsv32_set_metrics *s = &t->set;
+	return t->family == DSV32_FAMILY_SET && s->rows_equal < s->rows && s->rows_genuine == 0 &&
+	       s->rows_tie_equal + s->rows_near_tie == s->rows;
+}
+
+/* Reported but not judged whatever its mode (result.h n_unjudged). */
+static bool exempt(const dsv32_tap_result *t)
+{
+	return t->decides_nothing || dsv32_tap_flips_explained(t);
+}
+
 /* The first over-budget tap in model order that the verdict judges, -1 if none. */
 static long first_judged_over(const dsv32_cmp_result *r)
 {
@@ -66,7 +79,7 @@ static long first_judged_over(const dsv32_cmp_result *r)
 		const dsv32_tap_result *t = &r->taps[i];
 		bool after = t->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
 			     dsv32_tap_model_order(t, &r->taps[r->first_prop_flip]) > 0;
-		if (t->over_budget && !after && !t->decides_nothing &&
+		if (t->over_budget && !after && !exempt(t) &&
 		    (first < 0 || dsv32_tap_model_order(t, &r->taps[first]) < 0))
 			first = (long)i;
 	}
@@ -112,11 +125,13 @@ static void note_added(dsv32_cmp_result *r, dsv32_tap_result *out)
 {
 	bool after = out->mode == DSV32_DRIFT_PROPAGATE && r->first_prop_flip >= 0 &&
 		     dsv32_tap_model_order(out, &r->taps[r->first_prop_flip]) > 0;
-	bool judged = !after && !out->decides_nothing;
+	bool judged = !after && !exempt(out);
 	if (out->over_budget && !judged)
 		r->n_unjudged++;
 	if (out->over_budget && !after && out->decides_nothing) /* read back, or replayed */
 		r->n_unjudged_scores++;
+	if (out->over_budget && !after && dsv32_tap_flips_explained(out))
+		r->n_unjudged_flips++;
 	if (out->over_budget && judged &&
 	    (r->first_divergence < 0 || dsv32_tap_model_order(out, &r->taps[r->first_divergence]) < 0))
 		r->first_divergence = (long)(r->n_taps - 1);
@@ -180,7 +195,7 @@ bool dsv32_cmp_result_sort_steps(dsv32_cmp_result *r, size_t taps_from, size_t s
 	if (!ok)
 		return false;
 	r->first_divergence = r->first_prop_flip = -1;
-	r->n_unjudged = r->n_unjudged_scores = 0;
+	r->n_unjudged = r->n_unjudged_scores = r->n_unjudged_flips = 0;
 	r->nonfinite = false;
 	r->nonfinite_tap[0] = '\0';
 	size_t n = r->n_taps;
@@ -268,7 +283,9 @@ const char *dsv32_tap_unjudged_why(const dsv32_tap_result *t, const dsv32_tap_re
 		return NULL;
 	if (dsv32_tap_after_flip(t, first_flip))
 		return "after a decision flip";
-	return t->decides_nothing ? "its selection takes every visible entry" : NULL;
+	if (t->decides_nothing)
+		return "its selection takes every visible entry";
+	return dsv32_tap_flips_explained(t) ? "every flip is a tie or a near-tie" : NULL;
 }
 
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value)

@@ -131,14 +131,17 @@ typedef struct {
 	 * expert set that differs in some row) are reported but not judged: from that flip on the
 	 * two runs attend to different keys or route to different experts, and what follows is
 	 * divergence of the inputs, not drift of the arithmetic, which the teacher-forced pass
-	 * (with the decisions forced) measures. The flip itself is judged. */
+	 * (with the decisions forced) measures. The flip itself is judged, unless every row of
+	 * it is a tie or a near-tie (dsv32_tap_flips_explained). */
 	long first_prop_flip;        /* index into taps of that flip, -1 if none */
 	dsv32_side_timing timing[2]; /* side a, side b */
 	double wall_s;               /* the whole run (0: not timed, e.g. read from a report) */
 	double peak_rss_mb;          /* the process's peak resident set at the run's end */
-	size_t n_unjudged;           /* over-budget taps not in the verdict: after it, or scores
-				      * that decide nothing (dsv32_tap_result.decides_nothing) */
+	size_t n_unjudged;           /* over-budget taps not in the verdict: after it, scores
+				      * that decide nothing (dsv32_tap_result.decides_nothing), or
+				      * selections whose flips are explained (below) */
 	size_t n_unjudged_scores;    /* of those, the scores that decide nothing */
+	size_t n_unjudged_flips;     /* of those, the selections whose flips are explained */
 	dsv32_forced_row *forced;    /* teacher-forced decisions, in the order they were forced */
 	size_t n_forced, cap_forced;
 	bool nonfinite;              /* NaN/Inf appeared in an activation */
@@ -169,8 +172,14 @@ const dsv32_tap_result *dsv32_cmp_result_first_flip(const dsv32_cmp_result *r);
 /* Whether t is a free-running tap after that first flip in model order: its drift includes
  * other decisions, not arithmetic alone. */
 bool dsv32_tap_after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip);
+/* Whether t is a selection whose differing rows are all ties or near-ties (metrics.h
+ * "Decision flips"): each flip is explained by the two sides' own score difference, which the
+ * scores tap is judged on, so the set metrics of t are reported but not judged, in every
+ * mode. A row left unclassified (no scores to measure it) keeps t judged. */
+bool dsv32_tap_flips_explained(const dsv32_tap_result *t);
 /* Why an over-budget t is reported but not judged: "after a decision flip", "its selection
- * takes every visible entry", or NULL when it is judged (or within budget). */
+ * takes every visible entry", "every flip is a tie or a near-tie", or NULL when it is judged
+ * (or within budget). */
 const char *dsv32_tap_unjudged_why(const dsv32_tap_result *t,
 				   const dsv32_tap_result *first_flip);
 void dsv32_cmp_result_prov(dsv32_cmp_result *r, const char *key, const char *value);

@@ -93,6 +93,8 @@ void dsv32_sink_drop_scores(dsv32_cmp_sink *c, const char *set_name)
 	char scores[96];
 	if (c->streamed_sets && dsv32_tapcmp_scores_name(scores, sizeof scores, set_name))
 		dsv32_tapstore_drop(c->streamed_sets, scores);
+	if (c->streamed_sets && dsv32_tapcmp_group_scores_name(scores, sizeof scores, set_name))
+		dsv32_tapstore_drop(c->streamed_sets, scores);
 }
 
 /* A decoder layer's output has been compared: tell the progress callback. */

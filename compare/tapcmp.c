@@ -62,7 +62,9 @@ bool dsv32_tapcmp_is_selection_scores(const char *name)
 	char op[64];
 	dsv32_tap_split_name(name, &layer, op, sizeof op);
 	int t = dsv32_layer_tap_find(op);
-	return layer >= 0 && t >= 0 && dsv32_layer_tap_selection_of((dsv32_layer_tap)t) >= 0;
+	return layer >= 0 && t >= 0 &&
+	       (dsv32_layer_tap_selection_of((dsv32_layer_tap)t) >= 0 ||
+		dsv32_layer_tap_group_selection_of((dsv32_layer_tap)t) >= 0);
 }
 
 /* Scores a selection was made from (the tap table's pairing, core/taps.h
@@ -97,6 +99,51 @@ static const dsv32_tensor *other_scores(const dsv32_tapcmp_peers *p, const char 
 static bool masked(float v)
 {
 	return v <= -1e37f;
+}
+
+bool dsv32_tapcmp_group_scores_name(char *buf, size_t len, const char *set_name)
+{
+	int layer;
+	char op[64];
+	dsv32_tap_split_name(set_name, &layer, op, sizeof op);
+	int set = dsv32_layer_tap_find(op);
+	int g = set >= 0 ? dsv32_layer_tap_group_scores_of((dsv32_layer_tap)set) : -1;
+	if (layer < 0 || g < 0)
+		return false;
+	dsv32_layer_tap_name(buf, len, layer, (dsv32_layer_tap)g);
+	return true;
+}
+
+/* The group scores tap of selection `set_name` in s (F32, whole rows), or NULL. */
+static const dsv32_tensor *group_scores_in(dsv32_tapstore *s, const char *set_name, int64_t rows)
+{
+	char gname[96];
+	if (!s || !dsv32_tapcmp_group_scores_name(gname, sizeof gname, set_name))
+		return NULL;
+	dsv32_tap_entry *e = dsv32_tapstore_get(s, gname);
+	const dsv32_tensor *t = e ? &e->t : NULL;
+	if (!t || t->dtype != DSV32_F32 || rows < 1 || dsv32_tensor_numel(t) % rows != 0)
+		return NULL;
+	return t;
+}
+
+bool dsv32_tapcmp_group_stage(dsv32_group_stage *gs, const char *set_name, dsv32_tapstore *held,
+			      dsv32_tapstore *store_a, dsv32_tapstore *store_b, int64_t rows)
+{
+	memset(gs, 0, sizeof *gs);
+	const dsv32_tensor *sa = scores_in(store_a, set_name, rows);
+	const dsv32_tensor *sb = scores_in(store_b, set_name, rows);
+	dsv32_tapstore *other = held == store_a ? store_b : store_a;
+	const dsv32_tensor *g = group_scores_in(held, set_name, rows);
+	const dsv32_tensor *g_other = group_scores_in(other, set_name, rows);
+	if (store_a == store_b || !sa || !sb || !g ||
+	    dsv32_tensor_numel(sa) != dsv32_tensor_numel(sb))
+		return false;
+	*gs = (dsv32_group_stage){.sa = sa->data, .sb = sb->data, .g = g->data,
+				  .n_cols = dsv32_tensor_numel(sa) / rows,
+				  .n_groups = dsv32_tensor_numel(g) / rows,
+				  .noise = dsv32_tapcmp_score_noise(g, g_other)};
+	return true;
 }
 
 /* The largest |a - b| over the positions both score tensors leave unmasked: how far the two
@@ -170,17 +217,91 @@ static double flip_margin(int64_t *a, int64_t na, int64_t *b, int64_t nb, const 
 	return x > y ? x : y;
 }
 
-/* Classify a row that differs beyond ties (metrics.h "Decision flips"). */
+/* The groups (bit q: group q) one side kept in a row: those its scores leave unmasked. */
+static uint64_t kept_groups(const float *s, int64_t n_cols, int64_t G)
+{
+	uint64_t kept = 0;
+	int64_t size = n_cols / G;
+	for (int64_t q = 0; q < G; q++)
+		for (int64_t j = q * size; j < (q + 1) * size; j++)
+			if (!masked(s[j])) {
+				kept |= (uint64_t)1 << q;
+				break;
+			}
+	return kept;
+}
+
+/* The largest |g[i] - g[j]| over a group i in only_a and a group j in only_b; -1 when either
+ * is empty (the kept groups agree: no group flip). */
+static double group_margin(const float *g, uint64_t only_a, uint64_t only_b, int64_t G)
+{
+	double m = -1;
+	for (int64_t i = 0; i < G; i++)
+		for (int64_t j = 0; only_a >> i & 1 && j < G; j++)
+			if (only_b >> j & 1) {
+				double d = fabs((double)g[i] - (double)g[j]);
+				m = d > m ? d : m;
+			}
+	return m;
+}
+
+/* Keeps the picks of p (n, sorted) that lie in the groups of `keep` (G groups of `size`);
+ * returns how many. */
+static int64_t picks_in_groups(int64_t *p, int64_t n, uint64_t keep, int64_t G, int64_t size)
+{
+	int64_t out = 0;
+	for (int64_t i = 0; i < n; i++)
+		if (p[i] >= 0 && p[i] / size < G && (keep >> (p[i] / size) & 1))
+			p[out++] = p[i];
+	return out;
+}
+
+/* A row whose flip reaches a pick the held side's scores mask, by its group stage (tapcmp.h
+ * dsv32_group_stage); a, b sorted. */
+static dsv32_flip_class staged_class(int64_t *a, int64_t na, int64_t *b, int64_t nb,
+				     const float *s, int64_t n_cols, double noise,
+				     const dsv32_group_stage *gs, int64_t row, double *margin)
+{
+	int64_t G = gs ? gs->n_groups : 0;
+	*margin = -1;
+	if (!gs || !gs->g || gs->noise < 0 || G < 2 || G > 64 || gs->n_cols != n_cols ||
+	    n_cols % G)
+		return DSV32_FLIP_UNCLASSIFIED;
+	uint64_t ka = kept_groups(gs->sa + row * n_cols, n_cols, G);
+	uint64_t kb = kept_groups(gs->sb + row * n_cols, n_cols, G);
+	double mg = group_margin(gs->g + row * G, ka & ~kb, kb & ~ka, G);
+	na = picks_in_groups(a, na, ka & kb, G, n_cols / G);
+	nb = picks_in_groups(b, nb, ka & kb, G, n_cols / G);
+	double me = flip_margin(a, na, b, nb, s, n_cols);
+	if (mg < 0 || me < 0)
+		return DSV32_FLIP_UNCLASSIFIED;
+	*margin = mg > me ? mg : me;
+	return mg <= gs->noise && me <= noise ? DSV32_FLIP_NEAR_TIE : DSV32_FLIP_GENUINE;
+}
+
+/* Margin and class of a row that differs beyond ties (metrics.h "Decision flips"); sorts a, b. */
+static dsv32_flip_class row_class(int64_t *a, int64_t na, int64_t *b, int64_t nb, const float *s,
+				  int64_t n_cols, double noise, const dsv32_group_stage *gs,
+				  int64_t row, double *margin)
+{
+	*margin = flip_margin(a, na, b, nb, s, n_cols);
+	if (*margin >= 0)
+		return *margin <= noise ? DSV32_FLIP_NEAR_TIE : DSV32_FLIP_GENUINE;
+	return staged_class(a, na, b, nb, s, n_cols, noise, gs, row, margin);
+}
+
+/* Classify a row that differs beyond ties into acc. */
 static void classify_flip(dsv32_set_metrics *acc, int64_t *a, int64_t na, int64_t *b, int64_t nb,
-			  const float *s, int64_t n_cols)
+			  const float *s, int64_t n_cols, const dsv32_group_stage *gs, int64_t row)
 {
 	if (acc->score_noise < 0)
 		return;
-	double m = flip_margin(a, na, b, nb, s, n_cols);
-	if (m < 0)
+	double m;
+	dsv32_flip_class cls = row_class(a, na, b, nb, s, n_cols, acc->score_noise, gs, row, &m);
+	if (cls == DSV32_FLIP_UNCLASSIFIED)
 		return;
 	acc->flip_margin_max = m > acc->flip_margin_max ? m : acc->flip_margin_max;
-	if (m <= acc->score_noise)
+	if (cls == DSV32_FLIP_NEAR_TIE)
 		acc->rows_near_tie++;
 	else
 		acc->rows_genuine++;
@@ -215,7 +336,7 @@ static int64_t visible_picks(int64_t *out, const int64_t *row, int64_t k, const 
 /* Set metrics over the visible picks of each row (all picks when no scores are recorded). */
 static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, const int64_t *b,
 			 int64_t kb, int64_t rows, const float *scores, int64_t n_cols, double noise,
-			 bool drop_masked)
+			 bool drop_masked, const dsv32_group_stage *gs)
 {
 	if (!scores)
 		return dsv32_metrics_sets(m, a, ka, b, kb, rows, NULL, 0);
@@ -238,7 +359,7 @@ static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, con
 		if (one.rows_equal == 0 && acc.first_diff_row < 0)
 			acc.first_diff_row = r;
 		if (one.rows_tie_equal == 0)
-			classify_flip(&acc, ra, na, rb, nb, sc, n_cols);
+			classify_flip(&acc, ra, na, rb, nb, sc, n_cols, gs, r);
 	}
 	acc.recall = rows ? rec / (double)rows : 1.0;
 	acc.jaccard = rows ? jac / (double)rows : 1.0;
@@ -250,7 +371,9 @@ static bool sets_visible(dsv32_set_metrics *m, const int64_t *a, int64_t ka, con
 
 dsv32_flip_class dsv32_tapcmp_classify_row(const char *name, const int64_t *a, int64_t ka,
 					   const int64_t *b, int64_t kb, const float *scores,
-					   int64_t n_cols, double noise, double *margin)
+					   int64_t n_cols, double noise,
+					   const dsv32_group_stage *gs, int64_t row,
+					   double *margin)
 {
 	bool drop = masked_picks_unused(name);
 	*margin = -1;
@@ -268,10 +391,7 @@ dsv32_flip_class dsv32_tapcmp_classify_row(const char *name, const int64_t *a, i
 			cls = DSV32_FLIP_TIE;
 			*margin = 0;
 		} else if (noise >= 0) {
-			*margin = flip_margin(ra, na, rb, nb, scores, n_cols);
-			cls = *margin < 0	  ? DSV32_FLIP_UNCLASSIFIED
-			      : *margin <= noise ? DSV32_FLIP_NEAR_TIE
-						 : DSV32_FLIP_GENUINE;
+			cls = row_class(ra, na, rb, nb, scores, n_cols, noise, gs, row, margin);
 		}
 	}
 	free(ra);
@@ -290,9 +410,12 @@ static bool compare_sets(dsv32_tap_result *r, const dsv32_tapcmp_peers *p, const
 		return false;
 	const dsv32_tensor *sc = set_scores(p, name, rows);
 	double noise = sc ? dsv32_tapcmp_score_noise(sc, other_scores(p, name, rows)) : -1;
+	dsv32_group_stage gs;
+	bool staged = dsv32_tapcmp_group_stage(&gs, name, p->held, p->sets_a, p->sets_b, rows);
 	r->family = DSV32_FAMILY_SET;
 	return sets_visible(&r->set, a->data, ka, b->data, kb, rows, sc ? sc->data : NULL,
-			    sc ? dsv32_tensor_numel(sc) / rows : 0, noise, masked_picks_unused(name));
+			    sc ? dsv32_tensor_numel(sc) / rows : 0, noise, masked_picks_unused(name),
+			    staged ? &gs : NULL);
 }
 
 /* Logits may come as [B,V] (last position) on one side and [B,S,V] on the other: compare the

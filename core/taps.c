@@ -113,6 +113,28 @@ int dsv32_layer_tap_selection_of(dsv32_layer_tap scores)
 	return -1;
 }
 
+#define DSV32_STAGE_DEF_(set, groups) {DSV32_LTAP_##set, DSV32_LTAP_##groups},
+static const struct {
+	dsv32_layer_tap set, groups;
+} stages[] = {DSV32_GROUP_STAGES(DSV32_STAGE_DEF_)};
+#undef DSV32_STAGE_DEF_
+
+int dsv32_layer_tap_group_scores_of(dsv32_layer_tap set)
+{
+	for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
+		if (stages[i].set == set)
+			return (int)stages[i].groups;
+	return -1;
+}
+
+int dsv32_layer_tap_group_selection_of(dsv32_layer_tap t)
+{
+	for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
+		if (stages[i].groups == t)
+			return (int)stages[i].set;
+	return -1;
+}
+
 bool dsv32_layer_tap_masked_picks_unused(dsv32_layer_tap set)
 {
 	for (size_t i = 0; i < sizeof selections / sizeof selections[0]; i++)

@@ -45,6 +45,7 @@ typedef enum {
 	X(ATTN_OUT, "attn.out", DENSE)                          \
 	X(ATTN_RESIDUAL, "attn_residual", DENSE)                \
 	X(FFN_NORM, "ffn_norm", DENSE)                          \
+	X(MOE_GROUP_SCORES, "moe.group_scores", MASKED_SCORES)  \
 	X(MOE_SCORES, "moe.scores", MASKED_SCORES)              \
 	X(MOE_EXPERTS, "moe.experts", INDEX_SET)                \
 	X(MOE_WEIGHTS, "moe.weights", ROUTE_WEIGHTS)            \
@@ -61,6 +62,13 @@ typedef enum {
 #define DSV32_SELECTION_TAPS(X)                                 \
 	X(INDEXER_TOPK, INDEXER_SCORES, true)                   \
 	X(MOE_EXPERTS, MOE_SCORES, false)
+
+/* Selections made in two stages: X(set id, group scores id). The router keeps the best groups
+ * by their group scores (kernels/router.h step 3) and picks experts inside them; its scores tap
+ * masks the dropped groups, so a flip to an expert of a group one side dropped has no margin
+ * there and is measured at the group stage instead (compare/tapcmp.c). The group scores tap is
+ * emitted only by a router with more than one group. */
+#define DSV32_GROUP_STAGES(X) X(MOE_EXPERTS, MOE_GROUP_SCORES)
 
 /* Model-level taps and step inputs: X(id, name, class). */
 #define DSV32_MODEL_TAPS(X)                                     \
@@ -107,5 +115,9 @@ int dsv32_layer_tap_scores_of(dsv32_layer_tap set);
 int dsv32_layer_tap_selection_of(dsv32_layer_tap scores);
 /* Whether picks of selection `set` at masked scores do nothing (DSV32_SELECTION_TAPS). */
 bool dsv32_layer_tap_masked_picks_unused(dsv32_layer_tap set);
+/* The group scores tap of a two-stage selection `set` (DSV32_GROUP_STAGES), or -1. */
+int dsv32_layer_tap_group_scores_of(dsv32_layer_tap set);
+/* The selection whose group stage scores tap `t` is, or -1. */
+int dsv32_layer_tap_group_selection_of(dsv32_layer_tap t);
 
 #endif

@@ -183,33 +183,56 @@ dsv32_status dsv32_router_weights_at(dsv32_backend *be, dsv32_tensor *weights_ou
 							    logits->data, bp, T, E, p, err));
 }
 
-dsv32_status dsv32_router_scores(dsv32_backend *be, dsv32_tensor *scores_out,
-				 const dsv32_tensor *logits, const dsv32_tensor *bias,
-				 const dsv32_router_params *p, dsv32_error *err)
+/* An F32 [T, cols] output of router_scores on the backend's device, not aliasing the logits. */
+static dsv32_status check_scores_out(const dsv32_backend *be, const dsv32_tensor *out,
+				     const dsv32_tensor *logits, const char *what, int64_t T,
+				     int cols, dsv32_error *err)
 {
 	char a[128];
+	if (out->dtype != DSV32_F32 || dsv32_tensor_numel(out) != T * cols || out->ndim < 1 ||
+	    out->shape[out->ndim - 1] != cols)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "router %s: %s %s, expected F32 [%lld, %d]",
+				  what, dsv32_dtype_name(out->dtype),
+				  dsv32_shape_str(a, sizeof a, out->ndim, out->shape), (long long)T,
+				  cols);
+	if (out->device != be->device)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
+	if (out->data == logits->data)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router: an output aliases the logits");
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_router_scores_groups(dsv32_backend *be, dsv32_tensor *scores_out,
+					dsv32_tensor *groups_out, const dsv32_tensor *logits,
+					const dsv32_tensor *bias, const dsv32_router_params *p,
+					dsv32_error *err)
+{
 	int E;
 	DSV32_TRY(check_inputs(be, logits, bias, p, &E, err));
 	int64_t T = logits->shape[0];
-	if (scores_out->dtype != DSV32_F32 || dsv32_tensor_numel(scores_out) != T * E ||
-	    scores_out->ndim < 1 || scores_out->shape[scores_out->ndim - 1] != E)
-		return DSV32_FAIL(err, DSV32_E_SHAPE, "router scores_out: %s %s, expected F32 [%lld, %d]",
-				  dsv32_dtype_name(scores_out->dtype),
-				  dsv32_shape_str(a, sizeof a, scores_out->ndim, scores_out->shape),
-				  (long long)T, E);
-	if (scores_out->device != be->device)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "router: a tensor is not on the backend's device");
-	if (scores_out->data == logits->data)
-		return DSV32_FAIL(err, DSV32_E_USAGE, "router: an output aliases the logits");
+	DSV32_TRY(check_scores_out(be, scores_out, logits, "scores_out", T, E, err));
+	if (groups_out && p->n_groups <= 1)
+		return DSV32_FAIL(err, DSV32_E_USAGE, "router groups_out: the router has no groups");
+	if (groups_out)
+		DSV32_TRY(check_scores_out(be, groups_out, logits, "groups_out", T, p->n_groups,
+					   err));
 	if (T == 0)
 		return DSV32_OK;
 	const float *bp = bias ? (const float *)bias->data : NULL;
+	float *gp = groups_out ? groups_out->data : NULL;
 	if (be->device == DSV32_DEV_CPU)
-		return dsv32_router_scores_cpu(scores_out->data, logits->data, bp, T, E, p, err);
+		return dsv32_router_scores_cpu(scores_out->data, gp, logits->data, bp, T, E, p, err);
 	if (p->torch_cpu_ties)
 		return DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "router_scores: the torch-cpu tie rule "
 				  "runs on the CPU only");
 	return DSV32_CUDA_BODY(be, "router_scores", err,
-			       dsv32_router_scores_cuda(be, scores_out->data, logits->data, bp, T, E,
-							p, err));
+			       dsv32_router_scores_cuda(be, scores_out->data, gp, logits->data, bp, T,
+							E, p, err));
+}
+
+dsv32_status dsv32_router_scores(dsv32_backend *be, dsv32_tensor *scores_out,
+				 const dsv32_tensor *logits, const dsv32_tensor *bias,
+				 const dsv32_router_params *p, dsv32_error *err)
+{
+	return dsv32_router_scores_groups(be, scores_out, NULL, logits, bias, p, err);
 }

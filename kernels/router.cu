@@ -1,4 +1,4 @@
-/* router.cu: CUDA bodies of dsv32_router, dsv32_router_weights_at and dsv32_router_scores: one
+/* router.cu: CUDA bodies of dsv32_router, dsv32_router_weights_at and dsv32_router_scores(_groups): one
  * thread per token runs the router.h row math with its scratch in global memory (a temporary
  * buffer). Correctness over speed. */
 #include <cublas_v2.h>
@@ -67,8 +67,9 @@ __global__ static void weights_at_kernel(float *w, const int64_t *idx, const flo
 	dsv32_router_row_mix(w + t * p.topk, idx + t * p.topk, sc, E, &p); /* bad ids: NaN */
 }
 
-__global__ static void scores_kernel(float *scores, const float *logits, const float *bias,
-				     int64_t T, int E, dsv32_router_params p, float *scratch)
+__global__ static void scores_kernel(float *scores, float *groups, const float *logits,
+				     const float *bias, int64_t T, int E, dsv32_router_params p,
+				     float *scratch)
 {
 	int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (t >= T)
@@ -76,6 +77,9 @@ __global__ static void scores_kernel(float *scores, const float *logits, const f
 	float *sc = scratch + t * (int64_t)(E + p.n_groups), *b = scores + t * (int64_t)E;
 	dsv32_router_row_probs(sc, b, logits + t * (int64_t)E, bias, E, &p);
 	dsv32_router_row_group_mask(b, sc + E, E, bias != NULL, &p);
+	if (groups && p.n_groups > 1) /* the mask leaves the group scores at sc + E */
+		for (int q = 0; q < p.n_groups; q++)
+			groups[t * p.n_groups + q] = sc[E + q];
 }
 
 /* A float scratch of n per token, freed after the launch is queued. */
@@ -112,7 +116,7 @@ extern "C" dsv32_status dsv32_router_weights_at_cuda(dsv32_backend *be, float *w
 	return launched(st, scratch, "router_weights_at", err);
 }
 
-extern "C" dsv32_status dsv32_router_scores_cuda(dsv32_backend *be, float *scores,
+extern "C" dsv32_status dsv32_router_scores_cuda(dsv32_backend *be, float *scores, float *groups,
 						 const float *logits, const float *bias, int64_t T,
 						 int E, const dsv32_router_params *p,
 						 dsv32_error *err)
@@ -121,6 +125,6 @@ extern "C" dsv32_status dsv32_router_scores_cuda(dsv32_backend *be, float *score
 	float *scratch = NULL;
 	DSV32_TRY(scratch_alloc(st, &scratch, (size_t)(E + p->n_groups), T, "router_scores", err));
 	unsigned blocks = (unsigned)((T + 127) / 128);
-	scores_kernel<<<blocks, 128, 0, st>>>(scores, logits, bias, T, E, *p, scratch);
+	scores_kernel<<<blocks, 128, 0, st>>>(scores, groups, logits, bias, T, E, *p, scratch);
 	return launched(st, scratch, "router_scores", err);
 }

@@ -43,6 +43,10 @@
  *   the selection scores b of step 2 after step 3's group masking (-inf in dropped groups):
  *   scores_out F32 [T, E], what step 4 takes its top-k of (the "moe.scores" tap,
  *   docs/spec/taps.md). Same operations as dsv32_router, so the same bits.
+ * dsv32_router_scores_groups(be, scores_out, groups_out, logits, bias, p, err)
+ *   the same, and step 3's group scores g (before the mask) into groups_out F32 [T, n_groups]
+ *   (the "moe.group_scores" tap: what the group limit takes its top-k of); n_groups > 1.
+ *   groups_out NULL: dsv32_router_scores.
  * exp rule: p->exp (kernels/exp_torch.h; CPU only, DSV32_E_UNSUPPORTED on CUDA): torch-cpu
  *         computes step 1's SIGMOID as torch's CPU sigmoid kernel on the whole contiguous
  *         [T, E] logits tensor (HF's `router_logits.sigmoid()`, and the reference Gate's
@@ -259,5 +263,9 @@ dsv32_status dsv32_router_weights_at(dsv32_backend *be, dsv32_tensor *weights_ou
 dsv32_status dsv32_router_scores(dsv32_backend *be, dsv32_tensor *scores_out,
 				 const dsv32_tensor *logits, const dsv32_tensor *bias,
 				 const dsv32_router_params *p, dsv32_error *err);
+dsv32_status dsv32_router_scores_groups(dsv32_backend *be, dsv32_tensor *scores_out,
+					dsv32_tensor *groups_out, const dsv32_tensor *logits,
+					const dsv32_tensor *bias, const dsv32_router_params *p,
+					dsv32_error *err);
 
 #endif

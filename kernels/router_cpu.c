@@ -195,9 +195,9 @@ dsv32_status dsv32_router_weights_at_cpu(float *w, const int64_t *idx, const flo
 	return DSV32_OK;
 }
 
-dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const float *bias,
-				     int64_t T, int E, const dsv32_router_params *p,
-				     dsv32_error *err)
+dsv32_status dsv32_router_scores_cpu(float *scores, float *groups, const float *logits,
+				     const float *bias, int64_t T, int E,
+				     const dsv32_router_params *p, dsv32_error *err)
 {
 	int failed = 0;
 	float *sig;
@@ -217,6 +217,8 @@ dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const f
 				torch_group_mask(b, &s, E, bias != NULL, p);
 			else
 				dsv32_router_row_group_mask(b, s.g, E, bias != NULL, p);
+			if (groups && p->n_groups > 1) /* both masks leave the group scores in s.g */
+				memcpy(groups + t * p->n_groups, s.g, (size_t)p->n_groups * sizeof *s.g);
 		}
 		torch_scratch_free(&s);
 	}

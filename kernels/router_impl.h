@@ -22,11 +22,12 @@ dsv32_status dsv32_router_weights_at_cpu(float *w, const int64_t *idx, const flo
 dsv32_status dsv32_router_weights_at_cuda(dsv32_backend *be, float *w, const int64_t *idx,
 					  const float *logits, const float *bias, int64_t T, int E,
 					  const dsv32_router_params *p, dsv32_error *err);
-dsv32_status dsv32_router_scores_cpu(float *scores, const float *logits, const float *bias,
-				     int64_t T, int E, const dsv32_router_params *p,
-				     dsv32_error *err);
-dsv32_status dsv32_router_scores_cuda(dsv32_backend *be, float *scores, const float *logits,
-				      const float *bias, int64_t T, int E,
+/* groups: NULL, or [T, n_groups] for the group scores (router.h dsv32_router_scores_groups) */
+dsv32_status dsv32_router_scores_cpu(float *scores, float *groups, const float *logits,
+				     const float *bias, int64_t T, int E,
+				     const dsv32_router_params *p, dsv32_error *err);
+dsv32_status dsv32_router_scores_cuda(dsv32_backend *be, float *scores, float *groups,
+				      const float *logits, const float *bias, int64_t T, int E,
 				      const dsv32_router_params *p, dsv32_error *err);
 
 #endif

@@ -47,8 +47,9 @@ static inline const dsv32_exp_opts *lc_exp_opts(const dsv32_model *m, int64_t in
 }
 
 /* The "moe.scores" tap of a decoder layer: the router's selection scores after the group limit
- * (router.h steps 1-3) of logits [B*S, E] with bias (NULL: none), as [B, S, E]; computed only
- * when taps are on. */
+ * (router.h steps 1-3) of logits [B*S, E] with bias (NULL: none), as [B, S, E], and before it,
+ * when the router has groups, "moe.group_scores" [B, S, n_groups] (step 3's group scores);
+ * computed only when taps are on. */
 dsv32_status lc_tap_router_scores(const dsv32_model *m, lc_tapper tp, dsv32_router_mode mode,
 				  int layer, const dsv32_tensor *logits, const dsv32_tensor *bias,
 				  int64_t B, int64_t S, dsv32_error *err);

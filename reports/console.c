@@ -60,21 +60,25 @@ static const char *flip_note(const dsv32_cmp_result *r)
  * scores that decide nothing (a prompt no longer than index_topk). */
 static const char *unjudged_note(const dsv32_cmp_result *r, char *buf, size_t len)
 {
-	size_t after = r->n_unjudged - r->n_unjudged_scores;
+	size_t after = r->n_unjudged - r->n_unjudged_scores - r->n_unjudged_flips;
 	int n = 0;
 	buf[0] = '\0';
 	if (after)
 		n = snprintf(buf, len, "; %zu over-budget tap(s) after the first decision flip not "
 			     "judged (free-running divergence)", after);
 	if (r->n_unjudged_scores && n >= 0 && (size_t)n < len)
-		snprintf(buf + n, len - (size_t)n, "; %zu over-budget score tap(s) not judged: "
-			 "every row's selection takes all its visible entries", r->n_unjudged_scores);
+		n += snprintf(buf + n, len - (size_t)n, "; %zu over-budget score tap(s) not judged: "
+			      "every row's selection takes all its visible entries",
+			      r->n_unjudged_scores);
+	if (r->n_unjudged_flips && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, "; %zu over-budget selection tap(s) not judged: "
+			 "every flip is a tie or a near-tie", r->n_unjudged_flips);
 	return buf;
 }
 
 void dsv32_report_verdict(const dsv32_cmp_result *r, FILE *out)
 {
-	char un[256];
+	char un[384];
 	if (r->first_divergence >= 0) {
 		const dsv32_tap_result *t = &r->taps[r->first_divergence];
 		fprintf(out, "verdict: FAIL; first divergence: step %d %s (%s)%s%s\n", t->step,

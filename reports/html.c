@@ -254,7 +254,9 @@ static void tap_row(FILE *f, const dsv32_tap_result *t, int n_cols, bool after_f
 	fprintf(f, "<td>");
 	dsv32_html_escape(f, t->over_budget ? t->budget_note : "ok");
 	fprintf(f, "%s</td></tr>\n",
-		t->over_budget && (after_flip || t->decides_nothing) ? " (not judged)" : "");
+		t->over_budget && (after_flip || t->decides_nothing || dsv32_tap_flips_explained(t))
+			? " (not judged)"
+			: "");
 }
 
 static void tap_table(FILE *f, const dsv32_cmp_result *r)

@@ -34,9 +34,11 @@ static const char *unjudged_note(const dsv32_tap_result *t, const dsv32_tap_resu
 {
 	if (dsv32_tap_after_flip(t, first_flip))
 		return " (after a decision flip)";
-	return dsv32_tap_unjudged_why(t, first_flip)
-		       ? " (not judged: its selection takes every visible entry)"
-		       : "";
+	const char *why = dsv32_tap_unjudged_why(t, first_flip);
+	if (!why)
+		return "";
+	return t->decides_nothing ? " (not judged: its selection takes every visible entry)"
+				  : " (not judged: every flip is a tie or a near-tie)";
 }
 
 const char *dsv32_report_summary(char *buf, size_t len, const dsv32_tap_result *t,

@@ -3,8 +3,9 @@
  * swap whose margin lies within how far the sides' scores disagree is a near-tie, anything
  * beyond is genuine; without the other side's scores nothing is classified. The same for
  * moe.experts against moe.scores (the tap table's pairing), where a pick at a masked score (a
- * group the group limit dropped) counts and leaves its row unclassified. Hand-made rows with
- * the expected class of each worked out below. */
+ * group the group limit dropped) counts and is classified at the group stage from
+ * moe.group_scores (unclassified without them). Hand-made rows with the expected class of
+ * each worked out below. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -126,15 +127,92 @@ static void test_a_masked_pick_counts_for_experts_but_not_for_keys(void **state)
 	double margin;
 	int64_t a[K] = {0, 1}, b[K] = {0, 3};
 	assert_int_equal(dsv32_tapcmp_classify_row("layers.2.moe.experts", a, K, b, K, S_M[2], T, 0,
-						   &margin), DSV32_FLIP_UNCLASSIFIED);
+						   NULL, 2, &margin), DSV32_FLIP_UNCLASSIFIED);
 	assert_true(margin < 0);
 	int64_t c[K] = {0, 2};
 	assert_int_equal(dsv32_tapcmp_classify_row("layers.2.moe.experts", a, K, c, K, S_M[2], T, 0,
-						   &margin), DSV32_FLIP_GENUINE);
+						   NULL, 2, &margin), DSV32_FLIP_GENUINE);
 	assert_true(margin == 3.0);
 	assert_int_equal(dsv32_tapcmp_classify_row("layers.2.moe.experts", PICK_A[0], K, PICK_B[0],
-						   K, S_M[0], T, 0, &margin), DSV32_FLIP_TIE);
+						   K, S_M[0], T, 0, NULL, 0, &margin), DSV32_FLIP_TIE);
 	assert_true(margin == 0.0);
+}
+
+/* The group stage: 8 experts in 4 groups of 2, 2 picks. The group scores are given as tapped
+ * (the classifier does not recompute them); each side's kept groups are the unmasked ones. */
+#define E8 8
+#define G4 4
+#define NI -INFINITY
+static const float GS_A[ROWS][E8] = {{1.5f, 0.2f, 1.2f, 0.8f, NI, NI, NI, NI},
+				     {1.5f, 0.2f, 1.2f, 0.8f, NI, NI, NI, NI},
+				     {1.5f, 0.2f, 1.2f, 0.8f, NI, NI, NI, NI}};
+static const float GS_B[ROWS][E8] = {{1.5f, 0.25f, NI, NI, 1.1f, 0.9f, NI, NI},
+				     {1.5f, 0.2f, NI, NI, NI, NI, 1.0f, 0.7f},
+				     {1.5f, 0.2f, NI, NI, 1.1f, 0.9f, NI, NI}};
+static const float G_A[ROWS][G4] = {{3, 2, 1.95f, 0.5f}, {3, 2, 1, 0.9f}, {3, 2, 1.95f, 0.5f}};
+static const float G_B[ROWS][G4] = {{3, 1.9f, 2, 0.5f}, {3, 2, 1, 0.9f}, {3, 2, 1.95f, 0.5f}};
+/* row 0: a keeps groups {0,1}, b {0,2}: group margin |2 - 1.95| = 0.05 <= group noise 0.1
+ *        (row 0, group 1), and the picks in group 0 agree: near-tie, margin 0.05
+ * row 1: a keeps {0,1}, b {0,3}: group margin |2 - 0.9| = 1.1 > 0.1: genuine
+ * row 2: the groups of row 0 (group margin 0.05), but in group 0 a picks expert 1 and b expert
+ *        0: expert margin |0.2 - 1.5| = 1.3 > the score noise 0.05 (row 0, expert 1): genuine */
+static const int64_t GP_A[ROWS][K] = {{0, 2}, {0, 2}, {1, 2}};
+static const int64_t GP_B[ROWS][K] = {{0, 4}, {0, 6}, {0, 4}};
+
+static dsv32_set_metrics classify_groups(bool with_group_scores)
+{
+	dsv32_tapstore held, streamed;
+	dsv32_tapstore_init(&held);
+	dsv32_tapstore_init(&streamed);
+	put(&held, "layers.1.moe.scores", GS_A, DSV32_F32, E8);
+	put(&streamed, "layers.1.moe.scores", GS_B, DSV32_F32, E8);
+	if (with_group_scores) {
+		put(&held, "layers.1.moe.group_scores", G_A, DSV32_F32, G4);
+		put(&streamed, "layers.1.moe.group_scores", G_B, DSV32_F32, G4);
+	}
+	int64_t shape[3] = {1, ROWS, K};
+	dsv32_tensor a = dsv32_tensor_view((void *)GP_A, DSV32_I64, 3, shape);
+	dsv32_tensor b = dsv32_tensor_view((void *)GP_B, DSV32_I64, 3, shape);
+	dsv32_tapcmp_peers peers = {&held, &held, &streamed};
+	dsv32_tap_result r;
+	char why[128];
+	dsv32_tapcmp_header(&r, "layers.1.moe.experts", 0, DSV32_DRIFT_LOCAL, &a, &b);
+	assert_true(dsv32_tapcmp(&r, &peers, "layers.1.moe.experts", &a, &b, why, sizeof why));
+	dsv32_group_stage gs;
+	bool staged = dsv32_tapcmp_group_stage(&gs, "layers.1.moe.experts", &held, &held,
+					       &streamed, ROWS);
+	assert_true(staged == with_group_scores);
+	if (staged) { /* one row through the forcing path's entry point */
+		double margin;
+		assert_true(fabs(gs.noise - (double)(2.0f - 1.9f)) < 1e-12);
+		assert_int_equal(dsv32_tapcmp_classify_row("layers.1.moe.experts", GP_A[0], K,
+							   GP_B[0], K, GS_A[0], E8, 0.05, &gs, 0,
+							   &margin),
+				 DSV32_FLIP_NEAR_TIE);
+		assert_true(fabs(margin - (2.0 - (double)1.95f)) < 1e-12);
+		assert_int_equal(dsv32_tapcmp_classify_row("layers.1.moe.experts", GP_A[1], K,
+							   GP_B[1], K, GS_A[1], E8, 0.05, &gs, 1,
+							   &margin),
+				 DSV32_FLIP_GENUINE);
+	}
+	dsv32_tapstore_free(&held);
+	dsv32_tapstore_free(&streamed);
+	return r.set;
+}
+
+static void test_group_flips_are_classified_at_the_group_stage(void **state)
+{
+	(void)state;
+	dsv32_set_metrics m = classify_groups(true);
+	assert_int_equal(m.rows_equal, 0);
+	assert_int_equal(m.rows_tie_equal, 0);
+	assert_int_equal(m.rows_near_tie, 1);
+	assert_int_equal(m.rows_genuine, 2);
+	assert_true(fabs(m.flip_margin_max - (1.5 - (double)0.2f)) < 1e-6);
+	/* without the group scores no margin reaches a dropped group: all three unclassified */
+	dsv32_set_metrics u = classify_groups(false);
+	assert_int_equal(u.rows_near_tie + u.rows_genuine + u.rows_tie_equal, 0);
+	assert_true(u.score_noise >= 0); /* both sides' expert scores were there */
 }
 
 int main(void)
@@ -144,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_unclassified_without_the_other_scores),
 		cmocka_unit_test(test_expert_flips_are_classified_like_key_flips),
 		cmocka_unit_test(test_a_masked_pick_counts_for_experts_but_not_for_keys),
+		cmocka_unit_test(test_group_flips_are_classified_at_the_group_stage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

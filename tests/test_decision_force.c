@@ -524,6 +524,50 @@ static void test_cli_force_decisions_option(void **state)
 	assert_non_null(strstr(out, "force-decisions"));
 }
 
+/* A router flip between groups (tiny, one row of 8 tokens from seed 1, ref mp=2, decode step 2,
+ * layer 2: measured 2026-12-06): the forced row and the free-running flip are classified at the
+ * group stage (near-tie, not unclassified), every set tap's rows are classified, and the run
+ * passes (the flip is explained, so its Jaccard of 1/3 is not judged). */
+static void test_cli_router_group_flip_is_classified(void **state)
+{
+	(void)state;
+	const char *cli = getenv("DSV32_CLI");
+	TC_NEED_CLI(cli);
+	char args[1024], out[8192], path[256];
+	snprintf(path, sizeof path, "%s/group-flip.json", dir);
+	snprintf(args, sizeof args, "compare --checkpoint %s --seed 1 --prompt-len 8 --batch 1 "
+		 "--a ref:mp=2 --decode-steps 3 --quiet --force --json %s", ckpt, path);
+	int rc = tc_run_cli(cli, args, out, sizeof out);
+	cJSON *rep = tc_load_json(path);
+	assert_non_null(rep);
+	assert_int_equal(rc, 0);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(rep, "verdict")->valuestring, "pass");
+	const cJSON *forced = cJSON_GetObjectItemCaseSensitive(rep, "forced_decisions"), *f;
+	int experts = 0;
+	cJSON_ArrayForEach(f, forced) {
+		assert_string_not_equal(cJSON_GetObjectItemCaseSensitive(f, "class")->valuestring,
+					"unclassified");
+		experts += strstr(cJSON_GetObjectItemCaseSensitive(f, "tap")->valuestring,
+				  "moe.experts") != NULL;
+	}
+	assert_true(experts > 0);
+	const cJSON *t;
+	int flipped = 0;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(rep, "taps")) {
+		const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "set");
+		if (!s)
+			continue;
+		int rows = cJSON_GetObjectItemCaseSensitive(s, "rows")->valueint;
+		int tie = cJSON_GetObjectItemCaseSensitive(s, "rows_tie_equal")->valueint;
+		int near = cJSON_GetObjectItemCaseSensitive(s, "rows_near_tie")->valueint;
+		int gen = cJSON_GetObjectItemCaseSensitive(s, "rows_genuine")->valueint;
+		assert_int_equal(rows - tie - near - gen, 0); /* no unclassified row */
+		flipped += rows > cJSON_GetObjectItemCaseSensitive(s, "rows_equal")->valueint;
+	}
+	assert_true(flipped > 0);
+	cJSON_Delete(rep);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -548,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_a_bad_forced_selection_is_refused_naming_tap_row_and_id),
 		cmocka_unit_test(test_forcing_the_same_selection_changes_no_bit),
 		cmocka_unit_test(test_cli_force_decisions_option),
+		cmocka_unit_test(test_cli_router_group_flip_is_classified),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -294,7 +294,7 @@ static bool teacher_forced(const scenario *sc)
 
 /* A skip the scenario expects: teacher-forced mode runs decoder layers only (embed, final_norm,
  * logits); golden_mp2 has no attn.q_rope, so the live side's is "only in b"; no recording has
- * moe.scores. */
+ * moe.scores or moe.group_scores. */
 static bool expected_skip(const scenario *sc, const char *name, const char *reason)
 {
 	if (teacher_forced(sc) && (!strcmp(name, "embed") || !strcmp(name, "final_norm") ||
@@ -302,8 +302,8 @@ static bool expected_skip(const scenario *sc, const char *name, const char *reas
 		return strstr(reason, "teacher-forced") != NULL;
 	if (!sc->q_rope_recorded && !strcmp(kind_of(name), "attn.q_rope"))
 		return !strcmp(reason, "only in b");
-	/* the recordings predate the router's selection-scores tap (issue 17) */
-	if (!strcmp(kind_of(name), "moe.scores"))
+	/* the recordings predate the router's selection-scores and group-scores taps (issue 17) */
+	if (!strcmp(kind_of(name), "moe.scores") || !strcmp(kind_of(name), "moe.group_scores"))
 		return !strcmp(reason, "only in b");
 	return false;
 }
@@ -535,7 +535,7 @@ static void test_mp1_propagate(void **state)
 	printf("  %s propagate: compare exit %d\n", sc.golden, rc);
 	if (!tc_golden_measuring())
 		assert_int_equal(rc, 0);
-	const cJSON *sk; /* every tap compared, but the recording's missing moe.scores */
+	const cJSON *sk; /* every tap compared, but the recording's missing router scores */
 	cJSON_ArrayForEach(sk, get(rep, "skipped"))
 		assert_true(expected_skip(&sc, str(sk, "name"), str(sk, "reason")));
 	assert_true(check_coverage(&sc, rep) > 100);

@@ -256,6 +256,56 @@ static void test_router_cuda_twin(void **state)
 	dsv32_backend_destroy(g);
 }
 
+/* The top-2 sum (top2) or the max of n values, as router.h step 3 defines the group score. */
+static float group_score_oracle(const float *v, int n, bool top2)
+{
+	int i1 = 0, i2 = -1;
+	for (int j = 1; j < n; j++)
+		if (v[j] > v[i1])
+			i1 = j;
+	for (int j = 0; j < n; j++)
+		if (j != i1 && (i2 < 0 || v[j] > v[i2]))
+			i2 = j;
+	return top2 ? v[i1] + v[i2] : v[i1];
+}
+
+/* dsv32_router_scores_groups: the same scores as dsv32_router_scores, bit for bit, and group
+ * scores that are the top-2 sum (max) of each group's b: from the unmasked scores for the
+ * kept groups, from b recomputed for the dropped ones (sigmoid); every kept group's score is
+ * above every dropped one's (ties: lower index kept). */
+static void check_group_scores(dsv32_backend *be, const dsv32_tensor *lg, const dsv32_tensor *bp,
+			       const dsv32_tensor *sc, const dsv32_router_params *p)
+{
+	int T = (int)lg->shape[0], E = (int)lg->shape[1], G = p->n_groups, size = E / G;
+	int64_t ls[2] = {T, E}, gs[2] = {T, G};
+	dsv32_tensor sc2 = tu_host(DSV32_F32, 2, ls), g = tu_host(DSV32_F32, 2, gs);
+	dsv32_error e;
+	assert_int_equal(dsv32_router_scores_groups(be, &sc2, &g, lg, bp, p, &e), DSV32_OK);
+	assert_memory_equal(sc2.data, sc->data, dsv32_tensor_nbytes(sc));
+	bool top2 = bp || p->mode == DSV32_ROUTER_HF;
+	for (int t = 0; t < T; t++) {
+		const float *s = (const float *)sc->data + (int64_t)t * E;
+		const float *gt = (const float *)g.data + (int64_t)t * G;
+		const float *l = (const float *)lg->data + (int64_t)t * E;
+		for (int q = 0; q < G; q++) {
+			float b[256] = {0};
+			bool kept = s[q * size] != -INFINITY;
+			for (int j = 0; j < size; j++)
+				b[j] = kept ? s[q * size + j]
+					    : 1.0f / (1.0f + expf(-l[q * size + j])) +
+						      (bp ? ((const float *)bp->data)[q * size + j] : 0.0f);
+			if (kept || p->score_func == DSV32_SCORE_SIGMOID)
+				assert_true(dsv32_f32_bits(gt[q]) ==
+					    dsv32_f32_bits(group_score_oracle(b, size, top2)));
+			for (int r = 0; kept && r < G; r++)
+				if (s[r * size] == -INFINITY)
+					assert_true(gt[q] > gt[r] || (gt[q] == gt[r] && q < r));
+		}
+	}
+	dsv32_tensor_free(&sc2);
+	dsv32_tensor_free(&g);
+}
+
 /* weights_at at the router's own selection gives the router's weights bit for bit; at
  * another selection, the oracle's arithmetic over those experts; the scores' top-k (key desc,
  * index asc) is the router's selection, and the masked groups are -inf. */
@@ -296,6 +346,8 @@ static void check_weights_at_and_scores(dsv32_backend *be, int T, int E,
 						    (s[id[a]] == s[j] && id[a] < j));
 			}
 	}
+	if (p->n_groups > 1)
+		check_group_scores(be, &lg, bp, &sc, p);
 	/* a forced selection: the last slot of every row replaced by the best unpicked expert;
 	 * the weights follow the oracle's formula over the forced ids */
 	for (int t = 0; t < T; t++) {
@@ -363,6 +415,8 @@ static void test_router_weights_at_own_selection_is_bit_identical(void **state)
 	check_weights_at_and_scores(*state, 7, 16, &hf, true, 14);
 	dsv32_router_params big = {8, 4, 8, 2.5f, DSV32_SCORE_SIGMOID, DSV32_ROUTER_REF, false, false, {0}};
 	check_weights_at_and_scores(*state, 5, 256, &big, true, 15);
+	big.torch_cpu_ties = true; /* its group mask leaves the group scores as the index rule's */
+	check_weights_at_and_scores(*state, 5, 256, &big, true, 17);
 	dsv32_router_params sm = {1, 1, 3, 1.5f, DSV32_SCORE_SOFTMAX, DSV32_ROUTER_REF, false, false, {0}};
 	check_weights_at_and_scores(*state, 6, 32, &sm, false, 16);
 }

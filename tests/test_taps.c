@@ -74,6 +74,14 @@ static void test_selections_pair_with_their_scores(void **state)
 	assert_int_equal(dsv32_layer_tap_scores_of(DSV32_LTAP_MOE_EXPERTS), DSV32_LTAP_MOE_SCORES);
 	assert_int_equal(dsv32_layer_tap_selection_of(DSV32_LTAP_INDEXER_SCORES), DSV32_LTAP_INDEXER_TOPK);
 	assert_int_equal(dsv32_layer_tap_selection_of(DSV32_LTAP_MOE_SCORES), DSV32_LTAP_MOE_EXPERTS);
+	/* the router's selection has a group stage; the indexer's has none */
+	assert_int_equal(dsv32_layer_tap_group_scores_of(DSV32_LTAP_MOE_EXPERTS),
+			 DSV32_LTAP_MOE_GROUP_SCORES);
+	assert_int_equal(dsv32_layer_tap_group_scores_of(DSV32_LTAP_INDEXER_TOPK), -1);
+	assert_int_equal(dsv32_layer_tap_group_selection_of(DSV32_LTAP_MOE_GROUP_SCORES),
+			 DSV32_LTAP_MOE_EXPERTS);
+	assert_int_equal(dsv32_layer_tap_group_selection_of(DSV32_LTAP_MOE_SCORES), -1);
+	assert_int_equal(dsv32_tap_class_of("layers.3.moe.group_scores"), DSV32_TAPC_MASKED_SCORES);
 	int sets = 0;
 	for (int t = 0; t < DSV32_LTAP_COUNT; t++) {
 		int sc = dsv32_layer_tap_scores_of((dsv32_layer_tap)t);

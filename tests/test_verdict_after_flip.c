@@ -1,7 +1,8 @@
 /* test_verdict_after_flip.c: the verdict judges free-running taps only up to the first
  * propagated decision flip (compare/result.h first_prop_flip); teacher-forced taps always.
  * Selection scores whose selection takes every visible entry decide nothing and are not
- * judged either (result.h decides_nothing).
+ * judged either (result.h decides_nothing), nor is a selection whose every flip is a tie or a
+ * near-tie (result.h dsv32_tap_flips_explained).
  * Markdown and HTML lead with that flip (the console summary names it the same way) and HTML
  * marks every free-running tap after it. */
 #include <setjmp.h>
@@ -217,6 +218,73 @@ static void test_decides_nothing_survives_the_json_round_trip(void **state)
 	dsv32_cmp_result_free(&r);
 }
 
+/* One decode row of 2 experts with one swapped (Jaccard 1/3), over the 0.5 limit: not judged
+ * when the row is a near-tie (or a tie), judged when it is genuine or unclassified. */
+static dsv32_tap_result expert_flip(int64_t tie, int64_t near, int64_t genuine)
+{
+	dsv32_tap_result t = tap("moe.experts", 2, 2, DSV32_DRIFT_LOCAL, true);
+	t.family = DSV32_FAMILY_SET;
+	t.set.rows = 1;
+	t.set.rows_tie_equal = tie;
+	t.set.rows_near_tie = near;
+	t.set.rows_genuine = genuine;
+	t.set.jaccard = 1.0 / 3.0;
+	snprintf(t.budget_note, sizeof t.budget_note, "jaccard 0.3333 < 0.5");
+	return t;
+}
+
+static void test_selections_whose_flips_are_explained_are_not_judged(void **state)
+{
+	(void)state;
+	dsv32_cmp_result r;
+	const int64_t cls[2][3] = {{0, 1, 0}, {1, 0, 0}}; /* near-tie; tie */
+	for (int i = 0; i < 2; i++) {
+		dsv32_cmp_result_init(&r);
+		add(&r, expert_flip(cls[i][0], cls[i][1], cls[i][2]));
+		assert_true(dsv32_tap_flips_explained(&r.taps[0]));
+		assert_true(dsv32_cmp_result_passed(&r));
+		assert_int_equal(r.n_unjudged, 1);
+		assert_int_equal(r.n_unjudged_flips, 1);
+		char *con = render(&r, dsv32_report_console);
+		assert_non_null(strstr(con, "1 over-budget selection tap(s) not judged: every flip "
+					    "is a tie or a near-tie"));
+		free(con);
+		char *md = render(&r, dsv32_report_markdown);
+		assert_non_null(strstr(md, "(not judged: every flip is a tie or a near-tie)"));
+		free(md);
+		dsv32_cmp_result_free(&r);
+	}
+	const int64_t judged[2][3] = {{0, 0, 1}, {0, 0, 0}}; /* genuine; unclassified */
+	for (int i = 0; i < 2; i++) {
+		dsv32_cmp_result_init(&r);
+		add(&r, expert_flip(judged[i][0], judged[i][1], judged[i][2]));
+		assert_false(dsv32_tap_flips_explained(&r.taps[0]));
+		assert_false(dsv32_cmp_result_passed(&r));
+		assert_int_equal(r.n_unjudged, 0);
+		dsv32_cmp_result_free(&r);
+	}
+	/* read back from JSON the figures still say it: report render / check judge alike */
+	dsv32_cmp_result_init(&r);
+	add(&r, expert_flip(0, 1, 0));
+	char *json = dsv32_report_json_string(&r);
+	assert_non_null(json);
+	char path[] = "/tmp/dsv32_explained_XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_true(write(fd, json, strlen(json)) == (ssize_t)strlen(json));
+	close(fd);
+	free(json);
+	dsv32_cmp_result back;
+	dsv32_error err;
+	dsv32_cmp_result_init(&back);
+	assert_int_equal(dsv32_report_read_json(&back, path, &err), DSV32_OK);
+	assert_true(dsv32_cmp_result_passed(&back));
+	assert_int_equal(back.n_unjudged_flips, 1);
+	unlink(path);
+	dsv32_cmp_result_free(&back);
+	dsv32_cmp_result_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_reports_lead_with_the_flip_and_mark_after_it),
 		cmocka_unit_test(test_scores_that_decide_nothing_are_not_judged),
 		cmocka_unit_test(test_decides_nothing_survives_the_json_round_trip),
+		cmocka_unit_test(test_selections_whose_flips_are_explained_are_not_judged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
