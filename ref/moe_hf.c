@@ -80,10 +80,18 @@ dsv32_status ref_moe_forward_hf(ref_model *m, int layer, const dsv32_tensor *x, 
 	LC_POOL(w, DSV32_F32, 2, T, K);
 	LC_POOL(idx, DSV32_I64, 2, T, K);
 	dsv32_router_params rp = lc_router_params(&m->base, DSV32_ROUTER_HF);
-	LC_CK(dsv32_router(m->be, w, idx, logits, ly->gate_b.data ? &ly->gate_b : NULL, &rp, err));
+	const dsv32_tensor *bias = ly->gate_b.data ? &ly->gate_b : NULL;
+	LC_CK(dsv32_router(m->be, w, idx, logits, bias, &rp, err));
 	dsv32_tensor idx3 = lc_view(idx, 0, 3, LC_SHAPE(B, S, K));
 	dsv32_tensor w3 = lc_view(w, 0, 3, LC_SHAPE(B, S, K));
+	/* the selection's scores and its decision, as ref/moe.c and hf_layout/moe.c offer them */
+	LC_CK(lc_tap_router_scores(&m->base, tp, DSV32_ROUTER_HF, layer, logits, bias, B, S, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, err));
+	bool forced;
+	LC_CK(lc_tap_decide(tp, &m->base.decide, DSV32_LTAP_MOE_EXPERTS, layer, &idx3, E, &forced,
+			    err));
+	if (forced) /* the router's weights at the forced experts, from this layer's own scores */
+		LC_CK(dsv32_router_weights_at(m->be, w, idx, logits, bias, &rp, err));
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_WEIGHTS, layer, &w3, err));
 	LC_CK(dsv32_backend_download(m->be, idx_h, idx->data, nk * sizeof *idx_h, err));
 	for (size_t i = 0; i < nk; i++)
