@@ -310,6 +310,23 @@ static void test_forced_expert_flip_in_the_ref_layout(void **state)
 	dsv32_cmp_result_free(&off);
 }
 
+/* The moe-accum knob runs the ref layout's HF-style MoE (ref/moe_hf.c): its decision is forced
+ * there too, and its selection scores are tapped (they classify the flip). */
+static void test_forced_expert_flip_under_moe_accum(void **state)
+{
+	(void)state;
+	dsv32_cmp_result on, off;
+	run(&on, "ref:knob=moe-accum", PERTURB_EXPERTS, false);
+	assert_forced_rows(&on, "layers.1.moe.experts", 0);
+	assert_no_arithmetic_drift(&on);
+	assert_int_equal(find(&on, 0, "layers.1.moe.scores")->dense.max_abs, 0);
+	assert_int_equal(find(&on, 0, "layers.1.moe.group_scores")->dense.max_abs, 0);
+	run(&off, "ref:knob=moe-accum", PERTURB_EXPERTS, true);
+	assert_true(find(&off, 0, "layers.1.ffn.out")->dense.max_abs > 0);
+	dsv32_cmp_result_free(&on);
+	dsv32_cmp_result_free(&off);
+}
+
 static void test_forced_rows_are_in_the_json_report(void **state)
 {
 	(void)state;
@@ -587,6 +604,7 @@ int main(void)
 		cmocka_unit_test(test_unforced_expert_flip_shows_the_drift),
 		cmocka_unit_test(test_forced_indexer_flip_leaves_no_arithmetic_drift),
 		cmocka_unit_test(test_forced_expert_flip_in_the_ref_layout),
+		cmocka_unit_test(test_forced_expert_flip_under_moe_accum),
 		cmocka_unit_test(test_forced_rows_are_in_the_json_report),
 		cmocka_unit_test(test_check_treats_a_new_genuine_flip_as_a_regression_and_a_tie_as_none),
 		cmocka_unit_test(test_a_bad_forced_selection_is_refused_naming_tap_row_and_id),
