@@ -100,6 +100,10 @@ typedef struct {
 				      * load (false = lazy: keep the fp8 codes + scales mapped and
 				      * dequantize each into a scratch buffer right before its GEMM;
 				      * same values). CUDA is always eager. */
+	int64_t hf_kx_budget;        /* hf, CPU fixed engine: bytes the expanded keys and values of
+				      * past positions may take to be kept across calls instead of
+				      * recomputed by kv_b_proj each call (the same bits either way:
+				      * hf_layout/attn.c expand_kv_cached); 0 = 1 GiB, < 0 = never */
 } dsv32_model_opts;
 
 void dsv32_model_opts_default(dsv32_model_opts *o);

@@ -64,6 +64,81 @@ out:
 	return rc;
 }
 
+/* Rows [from, T) of every batch row b < B of the layer's expanded caches (kx, vx) from its
+ * latent and rope-key caches: kvb = kv_b_proj(latent[b, from:T]), then k = [k_nope | shared
+ * rope key], v, as expand_kv. */
+static dsv32_status expand_rows(hf_model *m, int li, int64_t B, int64_t from, int64_t T,
+				const dsv32_tensor *wkvb, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	hf_layer_cache *kc = &m->cache[li];
+	int64_t H = c->n_heads, N = c->qk_nope_head_dim, Vd = c->v_head_dim, n = T - from;
+	int64_t R = c->qk_rope_head_dim, C = c->kv_lora_rank, Tc = m->cap_t, QK = N + R;
+	int64_t X = kc->kx_cap;
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *kvb;
+	LC_POOL(kvb, m->act, 2, n, H * (N + Vd));
+	for (int64_t b = 0; b < B; b++) {
+		dsv32_tensor lat = lc_view(&kc->kv, (b * Tc + from) * C, 2, LC_SHAPE(n, C));
+		LC_CK(dsv32_gemm(m->be, kvb, &lat, wkvb, err));
+		dsv32_tensor kvb2 = lc_view(kvb, 0, 2, LC_SHAPE(n * H, N + Vd));
+		dsv32_tensor k2 = lc_view(&kc->kx, (b * X + from) * H * QK, 2, LC_SHAPE(n * H, QK));
+		dsv32_tensor v2 = lc_view(&kc->vx, (b * X + from) * H * Vd, 2, LC_SHAPE(n * H, Vd));
+		LC_CK(dsv32_copy_cols(m->be, &k2, &kvb2, 0, 0, N, err));
+		LC_CK(dsv32_copy_cols(m->be, &v2, &kvb2, N, 0, Vd, err));
+		dsv32_tensor kr = lc_view(&kc->krot, (b * Tc + from) * R, 2, LC_SHAPE(n, R));
+		dsv32_tensor kb = lc_view(&k2, 0, 2, LC_SHAPE(n, H * QK));
+		for (int64_t h = 0; h < H; h++)
+			LC_CK(dsv32_copy_cols(m->be, &kb, &kr, 0, h * QK + N, R, err));
+	}
+out:
+	lc_pool_free(&p);
+	return rc;
+}
+
+/* expand_kv with the layer's expanded caches (hf_cache_expanded): only the positions not
+ * expanded yet (from the first one this call rewrote: f->past) run kv_b_proj, then k and v
+ * are copied out of the caches. The fixed engine's output rows do not depend on how many
+ * rows a GEMM call has (gemm.h: one summation order per output), so the bits are expand_kv's;
+ * the host engine's kernels may choose by M, so it always runs expand_kv. */
+static dsv32_status expand_kv_cached(hf_model *m, int li, const hf_fwd *f, dsv32_tensor *k,
+				     dsv32_tensor *v, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	hf_layer_cache *kc = &m->cache[li];
+	int64_t B = f->B, T = f->T, H = c->n_heads, Vd = c->v_head_dim, X = kc->kx_cap;
+	int64_t QK = c->qk_nope_head_dim + c->qk_rope_head_dim;
+	int64_t from = kc->n_expanded < f->past ? kc->n_expanded : f->past;
+	dsv32_tensor wkvb = {0};
+	if (from < T) {
+		DSV32_TRY(hf_mat_get(m, &m->layers[li].kv_b, &wkvb, err));
+		kc->n_expanded = from; /* rows from `from` on are stale until written */
+		DSV32_TRY(expand_rows(m, li, B, from, T, &wkvb, err));
+		kc->n_expanded = T;
+	}
+	for (int64_t b = 0; b < B; b++) {
+		dsv32_tensor ks = lc_view(&kc->kx, b * X * H * QK, 2, LC_SHAPE(T * H, QK));
+		dsv32_tensor kd = lc_view(k, b * T * H * QK, 2, LC_SHAPE(T * H, QK));
+		dsv32_tensor vs = lc_view(&kc->vx, b * X * H * Vd, 2, LC_SHAPE(T * H, Vd));
+		dsv32_tensor vd = lc_view(v, b * T * H * Vd, 2, LC_SHAPE(T * H, Vd));
+		DSV32_TRY(dsv32_copy_cols(m->be, &kd, &ks, 0, 0, QK, err));
+		DSV32_TRY(dsv32_copy_cols(m->be, &vd, &vs, 0, 0, Vd, err));
+	}
+	return DSV32_OK;
+}
+
+/* Whether layer li keeps its expanded keys and values of T positions across calls: CPU, fixed
+ * engine, kv_b not quantized per call (the act-quant knob), and room in the budget. */
+static bool keeps_expanded(hf_model *m, int li, int64_t T)
+{
+	const hf_mat *kv_b = &m->layers[li].kv_b;
+	bool per_call = kv_b->w.dtype == DSV32_F8_E4M3 &&
+			dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ACT_QUANT);
+	return m->be->device == DSV32_DEV_CPU && m->be->gemm_engine == DSV32_GEMM_FIXED &&
+	       !per_call && hf_cache_expanded(m, li, T);
+}
+
 /* The decode-path knob toward ref: the reference's absorbed MQA decode (§A.8 step 7, the
  * kernel ref/attn.c calls) over hf's latent caches, one query token per row: q [B,1,H,N+R]
  * split into q_nope and q_pe, kv_b in the activation dtype (dequantized as the reference's
@@ -195,7 +270,8 @@ dsv32_status hf_attention(hf_model *m, int li, const hf_fwd *f, const dsv32_tens
 		  * · scaling, + mask, fp32 softmax -> bf16, P·V */
 		LC_POOL(kk, a, 4, B, T, H, QK);
 		LC_POOL(v, a, 4, B, T, H, Vd);
-		LC_CK(expand_kv(m, li, f, kk, v, err));
+		LC_CK(keeps_expanded(m, li, T) ? expand_kv_cached(m, li, f, kk, v, err)
+					    : expand_kv(m, li, f, kk, v, err));
 		LC_CK(dsv32_attn_prefill(be, o, q, kk, v, mask, m->scaling, DSV32_ATTN_BSHD, err));
 	}
 	dsv32_tensor o2 = lc_view(o, 0, 3, LC_SHAPE(B, S, H * Vd));

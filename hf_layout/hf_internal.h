@@ -45,6 +45,12 @@ typedef struct {
 	/* the indexer-fp8 knob toward ref (bf16 profile; indexer.c, empty otherwise): the
 	 * reference's fp8 key cache F8_E4M3 [Bc, Tc, index_head_dim] and its scales F32 [Bc, Tc, 1] */
 	dsv32_tensor ik8, iks;
+	/* expand_kv's output kept across calls (attn.c, CPU fixed engine only): keys
+	 * [Bc, kx_cap, H, nope+rope] and values [Bc, kx_cap, H, v] of positions [0, n_expanded),
+	 * grown (doubling, at most Tc) as positions come, within dsv32_model_opts.hf_kx_budget;
+	 * empty otherwise */
+	dsv32_tensor kx, vx;
+	int64_t kx_cap, n_expanded;
 } hf_layer_cache;
 
 typedef struct {
@@ -68,6 +74,7 @@ typedef struct {
 	hf_layer_cache *cache;
 	int64_t cap_b, cap_t;          /* cache capacity */
 	int64_t cache_b, cache_len;    /* batch of the cached sequence, cached positions */
+	size_t kx_bytes;               /* held by the expanded key/value caches (hf_layer_cache) */
 	int64_t *pad;                  /* host [cap_b * cap_t] 2-D attention mask of the sequence */
 	float inv_freq[128];            /* rope_dim/2 <= 128 */
 	double attn_factor;
@@ -146,6 +153,11 @@ void hf_cache_free(hf_model *m);
 /* Layer-major: free layer li's cache buffers after its last step; hf_cache_restore allocates
  * every freed one again (empty, as at open). */
 void hf_cache_release_layer(hf_model *m, int li);
+/* Layer li's expanded key/value caches (hf_layer_cache kx, vx) with room for T positions,
+ * allocated or grown (keeping the expanded rows) when they fit the budget
+ * (dsv32_model_opts.hf_kx_budget); false when they do not or memory ran out (the caches are
+ * then freed): the caller expands every position each call instead, with the same bits. */
+bool hf_cache_expanded(hf_model *m, int li, int64_t T);
 dsv32_status hf_cache_restore(hf_model *m, dsv32_error *err);
 /* weights.c, layer-major: drop the resident pages of layer li's borrowed parameters (li = -1:
  * the embedding table's); they fault in again on their next use (the same bytes). */

@@ -69,6 +69,9 @@ dsv32_status dsv32_hf_open_dir(dsv32_model **out, const char *ckpt_dir,
 /* Number of fp8 matrices the model keeps lazily (fp8 codes + scales, dequantized per GEMM);
  * 0 for a bf16 checkpoint, with opts.eager_dequant, or on CUDA. */
 int64_t dsv32_hf_lazy_matrices(const dsv32_model *m);
+/* Bytes the expanded key/value caches hold (dsv32_model_opts.hf_kx_budget): > 0 once a layer
+ * has kept its expanded keys and values; 0 off the CPU fixed engine or with the budget < 0. */
+int64_t dsv32_hf_expanded_cache_bytes(const dsv32_model *m);
 
 /* One HF forward call (DeepseekV32ForCausalLM.forward with use_cache=True).
  *   input_ids       host I64 [B*S] row-major

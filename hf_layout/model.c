@@ -704,3 +704,8 @@ int64_t dsv32_hf_lazy_matrices(const dsv32_model *m)
 {
 	return ((const hf_model *)m)->n_lazy;
 }
+
+int64_t dsv32_hf_expanded_cache_bytes(const dsv32_model *m)
+{
+	return (int64_t)((const hf_model *)m)->kx_bytes;
+}
