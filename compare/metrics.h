@@ -93,10 +93,12 @@ typedef struct {
 	 * flip margin, the largest |s[i] - s[j]| over a pick i one side made and the other did not
 	 * and a pick j of the other side (s: the held side's selection scores), against the noise,
 	 * the largest |s_a - s_b| over the positions both sides' scores leave unmasked in this tap:
-	 * near-tie when margin <= noise, genuine beyond it. Without both sides' scores the rows
-	 * stay unclassified (both counts 0, score_noise -1), and so does a row whose flip involves
-	 * a pick the held side's scores mask (moe.experts: an expert of a group its group limit
-	 * dropped; no margin measures that). */
+	 * near-tie when margin <= 2·noise (two sides that each follow their own scores flip by at
+	 * most that: the pair's scores can move apart by the noise each), genuine beyond it (a
+	 * selection its scores do not explain). Without both sides' scores the rows stay
+	 * unclassified (both counts 0, score_noise -1), and so does a row whose flip involves a
+	 * pick the held side's scores mask (moe.experts: an expert of a group its group limit
+	 * dropped) when no group scores measure it (compare/tapcmp.h dsv32_group_stage). */
 	int64_t rows_near_tie, rows_genuine;
 	double flip_margin_max; /* over the classified rows; 0 when none */
 	double score_noise;     /* -1: not measured */

@@ -256,6 +256,16 @@ static int64_t picks_in_groups(int64_t *p, int64_t n, uint64_t keep, int64_t G, 
 	return out;
 }
 
+/* Whether the two sides' score difference (noise: the largest |s_a - s_b|) explains a flip of
+ * this margin (metrics.h "Decision flips"): if side a ranks i over j and side b j over i, then
+ * s_a[i] - s_a[j] <= (s_b[i] - s_b[j]) + |d_i| + |d_j| <= 2·noise, so each side following its
+ * own scores flips by at most twice the noise; a margin beyond it is a selection its scores do
+ * not explain. */
+static bool explained(double margin, double noise)
+{
+	return margin <= 2 * noise;
+}
+
 /* A row whose flip reaches a pick the held side's scores mask, by its group stage (tapcmp.h
  * dsv32_group_stage); a, b sorted. */
 static dsv32_flip_class staged_class(int64_t *a, int64_t na, int64_t *b, int64_t nb,
@@ -276,7 +286,8 @@ static dsv32_flip_class staged_class(int64_t *a, int64_t na, int64_t *b, int64_t
 	if (mg < 0 || me < 0)
 		return DSV32_FLIP_UNCLASSIFIED;
 	*margin = mg > me ? mg : me;
-	return mg <= gs->noise && me <= noise ? DSV32_FLIP_NEAR_TIE : DSV32_FLIP_GENUINE;
+	return explained(mg, gs->noise) && explained(me, noise) ? DSV32_FLIP_NEAR_TIE
+								 : DSV32_FLIP_GENUINE;
 }
 
 /* Margin and class of a row that differs beyond ties (metrics.h "Decision flips"); sorts a, b. */
@@ -286,7 +297,7 @@ static dsv32_flip_class row_class(int64_t *a, int64_t na, int64_t *b, int64_t nb
 {
 	*margin = flip_margin(a, na, b, nb, s, n_cols);
 	if (*margin >= 0)
-		return *margin <= noise ? DSV32_FLIP_NEAR_TIE : DSV32_FLIP_GENUINE;
+		return explained(*margin, noise) ? DSV32_FLIP_NEAR_TIE : DSV32_FLIP_GENUINE;
 	return staged_class(a, na, b, nb, s, n_cols, noise, gs, row, margin);
 }
 

@@ -40,8 +40,8 @@ double dsv32_tapcmp_score_noise(const dsv32_tensor *a, const dsv32_tensor *b);
  * scores, so no expert margin reaches it) is classified by two margins: the group margin, the
  * largest |g[i] - g[j]| over a group i only a kept and a group j only b kept, against the
  * group noise, and the expert margin over the picks in the groups both kept, against the
- * score noise. Near-tie when both are within their noise, else genuine; the row's margin is
- * the larger of the two. */
+ * score noise. Near-tie when each is at most twice its noise (metrics.h "Decision flips"),
+ * else genuine; the row's margin is the larger of the two. */
 typedef struct {
 	const float *sa, *sb; /* side a's and side b's selection scores [rows, n_cols] */
 	const float *g;       /* the held side's group scores [rows, n_groups] */
