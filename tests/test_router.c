@@ -228,15 +228,25 @@ static void test_router_cuda_twin(void **state)
 	assert_int_equal(dsv32_router_weights_at(g, &w2d, &id, &ld, &bd, &p, &e), DSV32_OK);
 	tu_download(g, &w2, &w2d);
 	assert_memory_equal(w2.data, wg.data, dsv32_tensor_nbytes(&wg));
+	int64_t gsh[2] = {T, p.n_groups};
 	dsv32_tensor sc = tu_host(DSV32_F32, 2, ls), sg = tu_host(DSV32_F32, 2, ls);
-	dsv32_tensor sgd = tu_to_dev(g, &sg);
-	assert_int_equal(dsv32_router_scores(c, &sc, &lg, &bias, &p, &e), DSV32_OK);
-	assert_int_equal(dsv32_router_scores(g, &sgd, &ld, &bd, &p, &e), DSV32_OK);
+	dsv32_tensor gc = tu_host(DSV32_F32, 2, gsh), gg = tu_host(DSV32_F32, 2, gsh);
+	dsv32_tensor sgd = tu_to_dev(g, &sg), ggd = tu_to_dev(g, &gg);
+	assert_int_equal(dsv32_router_scores_groups(c, &sc, &gc, &lg, &bias, &p, &e), DSV32_OK);
+	assert_int_equal(dsv32_router_scores_groups(g, &sgd, &ggd, &ld, &bd, &p, &e), DSV32_OK);
 	tu_download(g, &sg, &sgd);
+	tu_download(g, &gg, &ggd);
 	for (int64_t i = 0; i < (int64_t)T * E; i++) {
 		float a = ((float *)sc.data)[i], b = ((float *)sg.data)[i];
 		assert_true(a == b || fabsf(a - b) <= 16 * 0x1p-24f * fabsf(a));
 	}
+	for (int64_t i = 0; i < (int64_t)T * p.n_groups; i++) { /* sums of two such scores */
+		float a = ((float *)gc.data)[i], b = ((float *)gg.data)[i];
+		assert_true(a == b || fabsf(a - b) <= 32 * 0x1p-24f * fabsf(a));
+	}
+	dsv32_backend_free(g, &ggd);
+	dsv32_tensor_free(&gc);
+	dsv32_tensor_free(&gg);
 	dsv32_backend_free(g, &w2d);
 	dsv32_backend_free(g, &sgd);
 	dsv32_tensor_free(&w2);
