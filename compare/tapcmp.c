@@ -43,17 +43,30 @@ static const dsv32_tensor *companion_tap(dsv32_tapstore *s, const char *name, ds
 	return e ? &e->t : NULL;
 }
 
-bool dsv32_tapcmp_scores_name(char *buf, size_t len, const char *set_name)
+/* The name of the tap of set_name's layer that core/taps.h's table `of` pairs with its op
+ * (scores, group scores); false when there is none. */
+static bool paired_name(char *buf, size_t len, const char *set_name,
+			int (*of)(dsv32_layer_tap set))
 {
 	int layer;
 	char op[64];
 	dsv32_tap_split_name(set_name, &layer, op, sizeof op);
 	int set = dsv32_layer_tap_find(op);
-	int sc = set >= 0 ? dsv32_layer_tap_scores_of((dsv32_layer_tap)set) : -1;
-	if (layer < 0 || sc < 0)
+	int t = set >= 0 ? of((dsv32_layer_tap)set) : -1;
+	if (layer < 0 || t < 0)
 		return false;
-	dsv32_layer_tap_name(buf, len, layer, (dsv32_layer_tap)sc);
+	dsv32_layer_tap_name(buf, len, layer, (dsv32_layer_tap)t);
 	return true;
+}
+
+bool dsv32_tapcmp_scores_name(char *buf, size_t len, const char *set_name)
+{
+	return paired_name(buf, len, set_name, dsv32_layer_tap_scores_of);
+}
+
+bool dsv32_tapcmp_group_scores_name(char *buf, size_t len, const char *set_name)
+{
+	return paired_name(buf, len, set_name, dsv32_layer_tap_group_scores_of);
 }
 
 bool dsv32_tapcmp_is_selection_scores(const char *name)
@@ -67,12 +80,12 @@ bool dsv32_tapcmp_is_selection_scores(const char *name)
 		dsv32_layer_tap_group_selection_of((dsv32_layer_tap)t) >= 0);
 }
 
-/* Scores a selection was made from (the tap table's pairing, core/taps.h
- * DSV32_SELECTION_TAPS), from store s (F32, rows whole rows), or NULL. */
-static const dsv32_tensor *scores_in(dsv32_tapstore *s, const char *name, int64_t rows)
+/* The F32 tap that names(set_name) gives, from store s, when it is `rows` whole rows; or NULL. */
+static const dsv32_tensor *rows_in(dsv32_tapstore *s, const char *set_name, int64_t rows,
+				   bool (*names)(char *buf, size_t len, const char *set_name))
 {
 	char cname[96];
-	if (!s || !dsv32_tapcmp_scores_name(cname, sizeof cname, name))
+	if (!s || !names(cname, sizeof cname, set_name))
 		return NULL;
 	dsv32_tap_entry *e = dsv32_tapstore_get(s, cname);
 	const dsv32_tensor *t = e ? &e->t : NULL;
@@ -80,6 +93,13 @@ static const dsv32_tensor *scores_in(dsv32_tapstore *s, const char *name, int64_
 	    dsv32_tensor_numel(t) % rows != 0)
 		return NULL;
 	return t;
+}
+
+/* Scores a selection was made from (the tap table's pairing, core/taps.h
+ * DSV32_SELECTION_TAPS), from store s, or NULL. */
+static const dsv32_tensor *scores_in(dsv32_tapstore *s, const char *name, int64_t rows)
+{
+	return rows_in(s, name, rows, dsv32_tapcmp_scores_name);
 }
 
 /* The held side's selection scores (for the tie-tolerant check and the flip margins). */
@@ -101,30 +121,10 @@ static bool masked(float v)
 	return v <= -1e37f;
 }
 
-bool dsv32_tapcmp_group_scores_name(char *buf, size_t len, const char *set_name)
-{
-	int layer;
-	char op[64];
-	dsv32_tap_split_name(set_name, &layer, op, sizeof op);
-	int set = dsv32_layer_tap_find(op);
-	int g = set >= 0 ? dsv32_layer_tap_group_scores_of((dsv32_layer_tap)set) : -1;
-	if (layer < 0 || g < 0)
-		return false;
-	dsv32_layer_tap_name(buf, len, layer, (dsv32_layer_tap)g);
-	return true;
-}
-
 /* The group scores tap of selection `set_name` in s (F32, whole rows), or NULL. */
 static const dsv32_tensor *group_scores_in(dsv32_tapstore *s, const char *set_name, int64_t rows)
 {
-	char gname[96];
-	if (!s || !dsv32_tapcmp_group_scores_name(gname, sizeof gname, set_name))
-		return NULL;
-	dsv32_tap_entry *e = dsv32_tapstore_get(s, gname);
-	const dsv32_tensor *t = e ? &e->t : NULL;
-	if (!t || t->dtype != DSV32_F32 || rows < 1 || dsv32_tensor_numel(t) % rows != 0)
-		return NULL;
-	return t;
+	return rows_in(s, set_name, rows, dsv32_tapcmp_group_scores_name);
 }
 
 bool dsv32_tapcmp_group_stage(dsv32_group_stage *gs, const char *set_name, dsv32_tapstore *held,
