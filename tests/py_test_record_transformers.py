@@ -49,7 +49,7 @@ N_LAYERS, DECODE = 3, 2
 MOE_LAYERS = (1, 2)
 LAYER_TAPS = ["attn_norm", "attn.q_latent", "attn.kv_latent", "attn.q_rope", "attn.k_rope",
               "indexer.topk", "attn.out", "ffn_norm", "ffn.out", "out"]
-MOE_TAPS = ["moe.experts", "moe.weights"]
+MOE_TAPS = ["moe.experts", "moe.weights", "moe.scores", "moe.group_scores"]
 
 # Pinned figures, measured 2026-11-28 (transformers 5.24.0, torch 2.15.0, CPU, 1 thread, AMD
 # AVX2), and 2026-12-06 on an Intel Xeon with AMX (transformers 5.25.0, host engine: every BF16
@@ -220,7 +220,7 @@ def main():
 
         # --- the hf layout against transformers: same layout, tiny drift ---
         rep, rc = compare(path, "hf:gemm=host", os.path.join(d, "hf.json"))
-        check_every_tap_reported(rep, "hf", ["moe.scores", "moe.group_scores"])
+        check_every_tap_reported(rep, "hf", [])
         w = worst(rep)
         print("hf vs transformers, teacher-forced, worst rel_l2 per op:",
               json.dumps({k: float("%.3g" % v) for k, v in sorted(w.items())}))
@@ -239,8 +239,7 @@ def main():
 
         # --- the ref layout against transformers: the layouts' documented differences ---
         rep, rc = compare(path, "ref", os.path.join(d, "ref.json"))
-        check_every_tap_reported(rep, "ref", ["indexer.k_fp8", "indexer.k_scale", "moe.scores",
-                                                "moe.group_scores"])
+        check_every_tap_reported(rep, "ref", ["indexer.k_fp8", "indexer.k_scale"])
         w = worst(rep)
         print("ref vs transformers, teacher-forced, worst rel_l2 per op:",
               json.dumps({k: float("%.3g" % v) for k, v in sorted(w.items())}))
