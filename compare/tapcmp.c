@@ -266,23 +266,36 @@ static bool explained(double margin, double noise)
 	return margin <= 2 * noise;
 }
 
-/* A row whose flip reaches a pick the held side's scores mask, by its group stage (tapcmp.h
- * dsv32_group_stage); a, b sorted. */
-static dsv32_flip_class staged_class(int64_t *a, int64_t na, int64_t *b, int64_t nb,
-				     const float *s, int64_t n_cols, double noise,
-				     const dsv32_group_stage *gs, int64_t row, double *margin)
+/* Whether the two sides kept different groups in this row (then its flip is measured at the
+ * group stage); ka, kb: the groups each kept. False without a usable group stage. */
+static bool groups_differ(const dsv32_group_stage *gs, int64_t row, int64_t n_cols, uint64_t *ka,
+			  uint64_t *kb)
 {
 	int64_t G = gs ? gs->n_groups : 0;
-	*margin = -1;
 	if (!gs || !gs->g || gs->noise < 0 || G < 2 || G > 64 || gs->n_cols != n_cols ||
 	    n_cols % G)
-		return DSV32_FLIP_UNCLASSIFIED;
-	uint64_t ka = kept_groups(gs->sa + row * n_cols, n_cols, G);
-	uint64_t kb = kept_groups(gs->sb + row * n_cols, n_cols, G);
+		return false;
+	*ka = kept_groups(gs->sa + row * n_cols, n_cols, G);
+	*kb = kept_groups(gs->sb + row * n_cols, n_cols, G);
+	return *ka != *kb;
+}
+
+/* A row whose sides kept different groups (a, b its picks), by its group stage (tapcmp.h
+ * dsv32_group_stage): the group margin, and the expert margin over the picks in the groups
+ * both kept. */
+static dsv32_flip_class staged_class(int64_t *a, int64_t na, int64_t *b, int64_t nb,
+				     const float *s, int64_t n_cols, double noise,
+				     const dsv32_group_stage *gs, int64_t row, uint64_t ka,
+				     uint64_t kb, double *margin)
+{
+	int64_t G = gs->n_groups;
 	double mg = group_margin(gs->g + row * G, ka & ~kb, kb & ~ka, G);
+	qsort(a, (size_t)na, sizeof *a, cmp_i64);
+	qsort(b, (size_t)nb, sizeof *b, cmp_i64);
 	na = picks_in_groups(a, na, ka & kb, G, n_cols / G);
 	nb = picks_in_groups(b, nb, ka & kb, G, n_cols / G);
 	double me = flip_margin(a, na, b, nb, s, n_cols);
+	*margin = -1;
 	if (mg < 0 || me < 0)
 		return DSV32_FLIP_UNCLASSIFIED;
 	*margin = mg > me ? mg : me;
@@ -290,15 +303,20 @@ static dsv32_flip_class staged_class(int64_t *a, int64_t na, int64_t *b, int64_t
 								 : DSV32_FLIP_GENUINE;
 }
 
-/* Margin and class of a row that differs beyond ties (metrics.h "Decision flips"); sorts a, b. */
+/* Margin and class of a row that differs beyond ties (metrics.h "Decision flips"); sorts a, b.
+ * A row whose sides kept different router groups is measured at the group stage (whichever
+ * side is held: a pick of the other side's groups is no competitor of this side's picks). */
 static dsv32_flip_class row_class(int64_t *a, int64_t na, int64_t *b, int64_t nb, const float *s,
 				  int64_t n_cols, double noise, const dsv32_group_stage *gs,
 				  int64_t row, double *margin)
 {
+	uint64_t ka, kb;
+	if (groups_differ(gs, row, n_cols, &ka, &kb))
+		return staged_class(a, na, b, nb, s, n_cols, noise, gs, row, ka, kb, margin);
 	*margin = flip_margin(a, na, b, nb, s, n_cols);
-	if (*margin >= 0)
-		return explained(*margin, noise) ? DSV32_FLIP_NEAR_TIE : DSV32_FLIP_GENUINE;
-	return staged_class(a, na, b, nb, s, n_cols, noise, gs, row, margin);
+	if (*margin < 0) /* a masked pick that no group stage measures */
+		return DSV32_FLIP_UNCLASSIFIED;
+	return explained(*margin, noise) ? DSV32_FLIP_NEAR_TIE : DSV32_FLIP_GENUINE;
 }
 
 /* Classify a row that differs beyond ties into acc. */

@@ -36,8 +36,9 @@ double dsv32_tapcmp_score_noise(const dsv32_tensor *a, const dsv32_tensor *b);
 /* The group stage of a two-stage selection (core/taps.h DSV32_GROUP_STAGES) in one step: the
  * groups each side kept are the groups its own selection scores leave unmasked; the held
  * side's group scores measure a group flip, against the group noise, the largest |g_a - g_b|.
- * A row whose sets differ by an expert of a group one side dropped (masked in the held side's
- * scores, so no expert margin reaches it) is classified by two margins: the group margin, the
+ * A row whose sides kept different groups (an expert of a group one side dropped never
+ * competed with that side's picks, and the held side's scores may mask it) is classified by
+ * two margins: the group margin, the
  * largest |g[i] - g[j]| over a group i only a kept and a group j only b kept, against the
  * group noise, and the expert margin over the picks in the groups both kept, against the
  * score noise. Near-tie when each is at most twice its noise (metrics.h "Decision flips"),
@@ -59,9 +60,9 @@ bool dsv32_tapcmp_group_stage(dsv32_group_stage *gs, const char *set_name, dsv32
  * picks) differ, exactly as the set metrics count it: over the picks the scores leave visible
  * (where masked picks do nothing, core/taps.h), a tie when the multisets of scores are equal,
  * else near-tie / genuine by the flip margin against noise (-1: unknown, the row stays
- * unclassified). A flip to a pick whose score is masked (an expert of a group the held side's
- * group limit dropped) is classified by the group stage gs (NULL or without group scores: it
- * stays unclassified). scores: the held side's scores row (n_cols), NULL: unclassified.
+ * unclassified). A row whose sides kept different router groups is classified by the group
+ * stage gs; without one (NULL, or no group scores) a flip to a pick whose score is masked
+ * stays unclassified. scores: the held side's scores row (n_cols), NULL: unclassified.
  * *margin: the flip margin, 0 for a tie, -1 when unclassified. */
 dsv32_flip_class dsv32_tapcmp_classify_row(const char *name, const int64_t *a, int64_t ka,
 					   const int64_t *b, int64_t kb, const float *scores,

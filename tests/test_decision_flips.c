@@ -143,23 +143,28 @@ static void test_a_masked_pick_counts_for_experts_but_not_for_keys(void **state)
 #define E8 8
 #define G4 4
 #define NI -INFINITY
-static const float GS_A[ROWS][E8] = {{1.5f, 0.2f, 1.2f, 0.8f, NI, NI, NI, NI},
+static const float GS_A[ROWS][E8] = {{1.5f, 1.3f, 1.2f, 0.8f, NI, NI, NI, NI},
 				     {1.5f, 0.2f, 1.2f, 0.8f, NI, NI, NI, NI},
 				     {1.5f, 0.2f, 1.2f, 0.8f, NI, NI, NI, NI}};
-static const float GS_B[ROWS][E8] = {{1.5f, 0.25f, NI, NI, 1.1f, 0.9f, NI, NI},
+static const float GS_B[ROWS][E8] = {{1.5f, 1.05f, NI, NI, 1.9f, 0.1f, NI, NI},
 				     {1.5f, 0.2f, NI, NI, NI, NI, 1.0f, 0.7f},
 				     {1.5f, 0.2f, NI, NI, 1.1f, 0.9f, NI, NI}};
 static const float G_A[ROWS][G4] = {{3, 2, 1.95f, 0.5f}, {3, 2, 1, 0.9f}, {3, 2, 1.95f, 0.5f}};
 static const float G_B[ROWS][G4] = {{3, 1.9f, 2, 0.5f}, {3, 2, 1, 0.9f}, {3, 2, 1.95f, 0.5f}};
-/* row 0: a keeps groups {0,1}, b {0,2}: group margin |2 - 1.95| = 0.05 <= group noise 0.1
- *        (row 0, group 1), and the picks in group 0 agree: near-tie, margin 0.05
- * row 1: a keeps {0,1}, b {0,3}: group margin |2 - 0.9| = 1.1 > 0.1: genuine
+/* Near-tie: margin <= 2 x noise (metrics.h); group noise 0.1 (row 0, group 1), score noise
+ * 0.25 (row 0, expert 1).
+ * row 0: a keeps groups {0,1} and picks both experts in group 0, b keeps {0,2} and picks
+ *        expert 4 of group 2: group margin |2 - 1.95| = 0.05 (held b: |1.9 - 2| = 0.1) <= 0.2,
+ *        and in group 0 b's pick is one of a's: near-tie. (With b held, every pick of a is
+ *        visible in b's scores, but a's expert 1 never competed with b's expert 4 of a group a
+ *        dropped: the group stage measures the row whichever side is held.)
+ * row 1: a keeps {0,1}, b {0,3}: group margin |2 - 0.9| = 1.1 > 0.2: genuine
  * row 2: the groups of row 0 (group margin 0.05), but in group 0 a picks expert 1 and b expert
- *        0: expert margin |0.2 - 1.5| = 1.3 > the score noise 0.05 (row 0, expert 1): genuine */
-static const int64_t GP_A[ROWS][K] = {{0, 2}, {0, 2}, {1, 2}};
+ *        0: expert margin |0.2 - 1.5| = 1.3 > 0.5: genuine */
+static const int64_t GP_A[ROWS][K] = {{0, 1}, {0, 2}, {1, 2}};
 static const int64_t GP_B[ROWS][K] = {{0, 4}, {0, 6}, {0, 4}};
 
-static dsv32_set_metrics classify_groups(bool with_group_scores)
+static dsv32_set_metrics classify_groups_held(bool with_group_scores, bool held_a)
 {
 	dsv32_tapstore held, streamed;
 	dsv32_tapstore_init(&held);
@@ -173,7 +178,8 @@ static dsv32_set_metrics classify_groups(bool with_group_scores)
 	int64_t shape[3] = {1, ROWS, K};
 	dsv32_tensor a = dsv32_tensor_view((void *)GP_A, DSV32_I64, 3, shape);
 	dsv32_tensor b = dsv32_tensor_view((void *)GP_B, DSV32_I64, 3, shape);
-	dsv32_tapcmp_peers peers = {&held, &held, &streamed};
+	/* "held" holds side a's taps, "streamed" side b's; either may be the held side */
+	dsv32_tapcmp_peers peers = {held_a ? &held : &streamed, &held, &streamed};
 	dsv32_tap_result r;
 	char why[128];
 	dsv32_tapcmp_header(&r, "layers.1.moe.experts", 0, DSV32_DRIFT_LOCAL, &a, &b);
@@ -182,7 +188,7 @@ static dsv32_set_metrics classify_groups(bool with_group_scores)
 	bool staged = dsv32_tapcmp_group_stage(&gs, "layers.1.moe.experts", &held, &held,
 					       &streamed, ROWS);
 	assert_true(staged == with_group_scores);
-	if (staged) { /* one row through the forcing path's entry point */
+	if (staged && held_a) { /* one row through the forcing path's entry point */
 		double margin;
 		assert_true(fabs(gs.noise - (double)(2.0f - 1.9f)) < 1e-12);
 		assert_int_equal(dsv32_tapcmp_classify_row("layers.1.moe.experts", GP_A[0], K,
@@ -203,14 +209,17 @@ static dsv32_set_metrics classify_groups(bool with_group_scores)
 static void test_group_flips_are_classified_at_the_group_stage(void **state)
 {
 	(void)state;
-	dsv32_set_metrics m = classify_groups(true);
-	assert_int_equal(m.rows_equal, 0);
-	assert_int_equal(m.rows_tie_equal, 0);
-	assert_int_equal(m.rows_near_tie, 1);
-	assert_int_equal(m.rows_genuine, 2);
-	assert_true(fabs(m.flip_margin_max - (1.5 - (double)0.2f)) < 1e-6);
-	/* without the group scores no margin reaches a dropped group: all three unclassified */
-	dsv32_set_metrics u = classify_groups(false);
+	for (int h = 0; h < 2; h++) { /* the same classes whichever side is held */
+		dsv32_set_metrics m = classify_groups_held(true, h == 0);
+		assert_int_equal(m.rows_equal, 0);
+		assert_int_equal(m.rows_tie_equal, 0);
+		assert_int_equal(m.rows_near_tie, 1);
+		assert_int_equal(m.rows_genuine, 2);
+		assert_true(fabs(m.flip_margin_max - (1.5 - (double)0.2f)) < 1e-6);
+	}
+	/* without the group scores no margin reaches a dropped group: each row has a pick of b
+	 * that the held side a's scores mask, so all three stay unclassified */
+	dsv32_set_metrics u = classify_groups_held(false, true);
 	assert_int_equal(u.rows_near_tie + u.rows_genuine + u.rows_tie_equal, 0);
 	assert_true(u.score_noise >= 0); /* both sides' expert scores were there */
 }
