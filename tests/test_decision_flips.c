@@ -224,6 +224,39 @@ static void test_group_flips_are_classified_at_the_group_stage(void **state)
 	assert_true(u.score_noise >= 0); /* both sides' expert scores were there */
 }
 
+/* Group scores that do not fit the experts (3 groups for 8 experts, or F16) leave the group
+ * stage out: the rows stay unclassified, nothing is read out of bounds (the sanitizer suite
+ * runs this too). */
+static void test_group_scores_that_do_not_fit_are_ignored(void **state)
+{
+	(void)state;
+	static const float G3[ROWS][3] = {{1, 2, 3}, {1, 2, 3}, {1, 2, 3}};
+	static const uint16_t GH[ROWS][G4] = {{0}};
+	for (int v = 0; v < 2; v++) {
+		dsv32_tapstore held, streamed;
+		dsv32_tapstore_init(&held);
+		dsv32_tapstore_init(&streamed);
+		put(&held, "layers.1.moe.scores", GS_A, DSV32_F32, E8);
+		put(&streamed, "layers.1.moe.scores", GS_B, DSV32_F32, E8);
+		put(&held, "layers.1.moe.group_scores", v ? (const void *)GH : (const void *)G3,
+		    v ? DSV32_F16 : DSV32_F32, v ? G4 : 3);
+		put(&streamed, "layers.1.moe.group_scores", v ? (const void *)GH : (const void *)G3,
+		    v ? DSV32_F16 : DSV32_F32, v ? G4 : 3);
+		int64_t shape[3] = {1, ROWS, K};
+		dsv32_tensor a = dsv32_tensor_view((void *)GP_A, DSV32_I64, 3, shape);
+		dsv32_tensor b = dsv32_tensor_view((void *)GP_B, DSV32_I64, 3, shape);
+		dsv32_tapcmp_peers peers = {&held, &held, &streamed};
+		dsv32_tap_result r;
+		char why[128];
+		dsv32_tapcmp_header(&r, "layers.1.moe.experts", 0, DSV32_DRIFT_LOCAL, &a, &b);
+		assert_true(dsv32_tapcmp(&r, &peers, "layers.1.moe.experts", &a, &b, why,
+					 sizeof why));
+		assert_int_equal(r.set.rows_near_tie + r.set.rows_genuine, 0);
+		dsv32_tapstore_free(&held);
+		dsv32_tapstore_free(&streamed);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_expert_flips_are_classified_like_key_flips),
 		cmocka_unit_test(test_a_masked_pick_counts_for_experts_but_not_for_keys),
 		cmocka_unit_test(test_group_flips_are_classified_at_the_group_stage),
+		cmocka_unit_test(test_group_scores_that_do_not_fit_are_ignored),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
