@@ -23,16 +23,40 @@
 
 #define HF_QA_EPS 1e-6 /* DeepseekV32RMSNorm(q_lora_rank) / (kv_lora_rank): default eps */
 
-/* expand_kv over the whole cached length: kvb = kv_b_proj(latent[b, :T]) [B,T,H,nope+v], then
- * k [B,T,H,192] = [k_nope | shared rope key], v [B,T,H,v]. (HF builds [B,H,T,.]; the BSHD
- * attention layout holds the same values.) */
+/* Positions [from, from + n) of batch row b expanded (HF's expand_kv): kvb = kv_b_proj(
+ * latent[b, from:from+n]) into the scratch kvb [n, H·(nope+v)], then k [n·H, nope+rope] =
+ * [k_nope | shared rope key] and v [n·H, v]. kv_b through wkvb, or with wkvb NULL through
+ * hf_linear (the act-quant knob quantizes each row block's activations). */
+static dsv32_status expand_positions(hf_model *m, int li, int64_t b, int64_t from, int64_t n,
+				     const dsv32_tensor *wkvb, dsv32_tensor *kvb, dsv32_tensor *k,
+				     dsv32_tensor *v, dsv32_error *err)
+{
+	const dsv32_config *c = &m->base.cfg;
+	hf_layer_cache *kc = &m->cache[li];
+	int64_t H = c->n_heads, N = c->qk_nope_head_dim, Vd = c->v_head_dim, Tc = m->cap_t;
+	int64_t R = c->qk_rope_head_dim, C = c->kv_lora_rank, QK = N + R;
+	dsv32_tensor lat = lc_view(&kc->kv, (b * Tc + from) * C, 2, LC_SHAPE(n, C));
+	DSV32_TRY(wkvb ? dsv32_gemm(m->be, kvb, &lat, wkvb, err)
+		       : hf_linear(m, kvb, &lat, &m->layers[li].kv_b, err));
+	dsv32_tensor kvb2 = lc_view(kvb, 0, 2, LC_SHAPE(n * H, N + Vd));
+	DSV32_TRY(dsv32_copy_cols(m->be, k, &kvb2, 0, 0, N, err));
+	DSV32_TRY(dsv32_copy_cols(m->be, v, &kvb2, N, 0, Vd, err));
+	dsv32_tensor kr = lc_view(&kc->krot, (b * Tc + from) * R, 2, LC_SHAPE(n, R));
+	dsv32_tensor kb = lc_view(k, 0, 2, LC_SHAPE(n, H * QK));
+	for (int64_t h = 0; h < H; h++)
+		DSV32_TRY(dsv32_copy_cols(m->be, &kb, &kr, 0, h * QK + N, R, err));
+	return DSV32_OK;
+}
+
+/* expand_kv over the whole cached length: k [B,T,H,192] = [k_nope | shared rope key],
+ * v [B,T,H,v] of every position. (HF builds [B,H,T,.]; the BSHD attention layout holds the
+ * same values.) */
 static dsv32_status expand_kv(hf_model *m, int li, const hf_fwd *f, dsv32_tensor *k,
 			      dsv32_tensor *v, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
-	hf_layer_cache *kc = &m->cache[li];
 	int64_t B = f->B, T = f->T, H = c->n_heads, N = c->qk_nope_head_dim, Vd = c->v_head_dim;
-	int64_t R = c->qk_rope_head_dim, C = c->kv_lora_rank, Tc = m->cap_t, QK = N + R;
+	int64_t QK = N + c->qk_rope_head_dim;
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *kvb, wkvb = {0};
@@ -41,56 +65,13 @@ static dsv32_status expand_kv(hf_model *m, int li, const hf_fwd *f, dsv32_tensor
 	 * weight is fetched (a lazy fp8 one dequantized) once for all batch rows */
 	bool per_call = kv_b->w.dtype == DSV32_F8_E4M3 &&
 			dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ACT_QUANT);
-	LC_POOL(kvb, m->act, 4, B, T, H, N + Vd);
+	LC_POOL(kvb, m->act, 2, T, H * (N + Vd));
 	if (!per_call)
 		LC_CK(hf_mat_get(m, kv_b, &wkvb, err));
 	for (int64_t b = 0; b < B; b++) {
-		dsv32_tensor lat = lc_view(&kc->kv, b * Tc * C, 2, LC_SHAPE(T, C));
-		dsv32_tensor out = lc_view(kvb, b * T * H * (N + Vd), 2, LC_SHAPE(T, H * (N + Vd)));
-		LC_CK(per_call ? hf_linear(m, &out, &lat, kv_b, err)
-			       : dsv32_gemm(m->be, &out, &lat, &wkvb, err));
-		dsv32_tensor kr = lc_view(&kc->krot, b * Tc * R, 2, LC_SHAPE(T, R));
-		dsv32_tensor kb = lc_view(k, b * T * H * QK, 2, LC_SHAPE(T, H * QK));
-		for (int64_t h = 0; h < H; h++)
-			LC_CK(dsv32_copy_cols(m->be, &kb, &kr, 0, h * QK + N, R, err));
-	}
-	dsv32_tensor kvb2 = lc_view(kvb, 0, 2, LC_SHAPE(B * T * H, N + Vd));
-	dsv32_tensor k2 = lc_view(k, 0, 2, LC_SHAPE(B * T * H, QK));
-	dsv32_tensor v2 = lc_view(v, 0, 2, LC_SHAPE(B * T * H, Vd));
-	LC_CK(dsv32_copy_cols(m->be, &k2, &kvb2, 0, 0, N, err));
-	LC_CK(dsv32_copy_cols(m->be, &v2, &kvb2, N, 0, Vd, err));
-out:
-	lc_pool_free(&p);
-	return rc;
-}
-
-/* Rows [from, T) of every batch row b < B of the layer's expanded caches (kx, vx) from its
- * latent and rope-key caches: kvb = kv_b_proj(latent[b, from:T]), then k = [k_nope | shared
- * rope key], v, as expand_kv. */
-static dsv32_status expand_rows(hf_model *m, int li, int64_t B, int64_t from, int64_t T,
-				const dsv32_tensor *wkvb, dsv32_error *err)
-{
-	const dsv32_config *c = &m->base.cfg;
-	hf_layer_cache *kc = &m->cache[li];
-	int64_t H = c->n_heads, N = c->qk_nope_head_dim, Vd = c->v_head_dim, n = T - from;
-	int64_t R = c->qk_rope_head_dim, C = c->kv_lora_rank, Tc = m->cap_t, QK = N + R;
-	int64_t X = kc->kx_cap;
-	lc_pool p = {.be = m->be};
-	dsv32_status rc = DSV32_OK;
-	dsv32_tensor *kvb;
-	LC_POOL(kvb, m->act, 2, n, H * (N + Vd));
-	for (int64_t b = 0; b < B; b++) {
-		dsv32_tensor lat = lc_view(&kc->kv, (b * Tc + from) * C, 2, LC_SHAPE(n, C));
-		LC_CK(dsv32_gemm(m->be, kvb, &lat, wkvb, err));
-		dsv32_tensor kvb2 = lc_view(kvb, 0, 2, LC_SHAPE(n * H, N + Vd));
-		dsv32_tensor k2 = lc_view(&kc->kx, (b * X + from) * H * QK, 2, LC_SHAPE(n * H, QK));
-		dsv32_tensor v2 = lc_view(&kc->vx, (b * X + from) * H * Vd, 2, LC_SHAPE(n * H, Vd));
-		LC_CK(dsv32_copy_cols(m->be, &k2, &kvb2, 0, 0, N, err));
-		LC_CK(dsv32_copy_cols(m->be, &v2, &kvb2, N, 0, Vd, err));
-		dsv32_tensor kr = lc_view(&kc->krot, (b * Tc + from) * R, 2, LC_SHAPE(n, R));
-		dsv32_tensor kb = lc_view(&k2, 0, 2, LC_SHAPE(n, H * QK));
-		for (int64_t h = 0; h < H; h++)
-			LC_CK(dsv32_copy_cols(m->be, &kb, &kr, 0, h * QK + N, R, err));
+		dsv32_tensor kb = lc_view(k, b * T * H * QK, 2, LC_SHAPE(T * H, QK));
+		dsv32_tensor vb = lc_view(v, b * T * H * Vd, 2, LC_SHAPE(T * H, Vd));
+		LC_CK(expand_positions(m, li, b, 0, T, per_call ? NULL : &wkvb, kvb, &kb, &vb, err));
 	}
 out:
 	lc_pool_free(&p);
@@ -98,23 +79,32 @@ out:
 }
 
 /* expand_kv with the layer's expanded caches (hf_cache_expanded): only the positions not
- * expanded yet (from the first one this call rewrote: f->past) run kv_b_proj, then k and v
- * are copied out of the caches. The fixed engine's output rows do not depend on how many
- * rows a GEMM call has (gemm.h: one summation order per output), so the bits are expand_kv's;
- * the host engine's kernels may choose by M, so it always runs expand_kv. */
+ * expanded yet (from the first one this call rewrote: f->past) run kv_b_proj, into the
+ * caches, then k and v are copied out of them. The fixed engine's output rows do not depend
+ * on how many rows a GEMM call has (gemm.h: one summation order per output), so the bits are
+ * expand_kv's; the host engine's kernels may choose by M, so it always runs expand_kv. */
 static dsv32_status expand_kv_cached(hf_model *m, int li, const hf_fwd *f, dsv32_tensor *k,
 				     dsv32_tensor *v, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
 	hf_layer_cache *kc = &m->cache[li];
-	int64_t B = f->B, T = f->T, H = c->n_heads, Vd = c->v_head_dim, X = kc->kx_cap;
-	int64_t QK = c->qk_nope_head_dim + c->qk_rope_head_dim;
-	int64_t from = kc->n_expanded < f->past ? kc->n_expanded : f->past;
-	dsv32_tensor wkvb = {0};
-	if (from < T) {
-		DSV32_TRY(hf_mat_get(m, &m->layers[li].kv_b, &wkvb, err));
-		kc->n_expanded = from; /* rows from `from` on are stale until written */
-		DSV32_TRY(expand_rows(m, li, B, from, T, &wkvb, err));
+	int64_t B = f->B, T = f->T, H = c->n_heads, N = c->qk_nope_head_dim, Vd = c->v_head_dim;
+	int64_t QK = N + c->qk_rope_head_dim, X = kc->kx_cap;
+	int64_t from = kc->n_expanded < f->past ? kc->n_expanded : f->past, n = T - from;
+	lc_pool p = {.be = m->be};
+	dsv32_status rc = DSV32_OK;
+	dsv32_tensor *kvb, wkvb = {0};
+	kc->n_expanded = from; /* rows from `from` on are stale until written */
+	if (n > 0) {
+		LC_POOL(kvb, m->act, 2, n, H * (N + Vd));
+		LC_CK(hf_mat_get(m, &m->layers[li].kv_b, &wkvb, err));
+		for (int64_t b = 0; b < B; b++) {
+			dsv32_tensor kb = lc_view(&kc->kx, (b * X + from) * H * QK, 2,
+						  LC_SHAPE(n * H, QK));
+			dsv32_tensor vb = lc_view(&kc->vx, (b * X + from) * H * Vd, 2,
+						  LC_SHAPE(n * H, Vd));
+			LC_CK(expand_positions(m, li, b, from, n, &wkvb, kvb, &kb, &vb, err));
+		}
 		kc->n_expanded = T;
 	}
 	for (int64_t b = 0; b < B; b++) {
@@ -122,10 +112,12 @@ static dsv32_status expand_kv_cached(hf_model *m, int li, const hf_fwd *f, dsv32
 		dsv32_tensor kd = lc_view(k, b * T * H * QK, 2, LC_SHAPE(T * H, QK));
 		dsv32_tensor vs = lc_view(&kc->vx, b * X * H * Vd, 2, LC_SHAPE(T * H, Vd));
 		dsv32_tensor vd = lc_view(v, b * T * H * Vd, 2, LC_SHAPE(T * H, Vd));
-		DSV32_TRY(dsv32_copy_cols(m->be, &kd, &ks, 0, 0, QK, err));
-		DSV32_TRY(dsv32_copy_cols(m->be, &vd, &vs, 0, 0, Vd, err));
+		LC_CK(dsv32_copy_cols(m->be, &kd, &ks, 0, 0, QK, err));
+		LC_CK(dsv32_copy_cols(m->be, &vd, &vs, 0, 0, Vd, err));
 	}
-	return DSV32_OK;
+out:
+	lc_pool_free(&p);
+	return rc;
 }
 
 /* Whether layer li keeps its expanded keys and values of T positions across calls: CPU, fixed

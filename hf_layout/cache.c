@@ -72,12 +72,12 @@ bool hf_cache_expanded(hf_model *m, int li, int64_t T)
 	int64_t H = c->n_heads, QK = c->qk_nope_head_dim + c->qk_rope_head_dim;
 	int64_t Vd = c->v_head_dim, cap = k->kx_cap * 2 > T ? k->kx_cap * 2 : T;
 	cap = cap < 16 ? 16 : cap;
-	cap = cap > m->cap_t ? m->cap_t : cap;
+	cap = cap > m->cap_t ? m->cap_t : cap; /* >= T: fwd_begin keeps T within cap_t */
 	size_t bytes = (size_t)(m->cap_b * cap * H * (QK + Vd)) * dsv32_dtype_size(m->act);
 	size_t held = k->kx.data ? dsv32_tensor_nbytes(&k->kx) + dsv32_tensor_nbytes(&k->vx) : 0;
 	int64_t budget = m->base.opts.hf_kx_budget ? m->base.opts.hf_kx_budget : (int64_t)1 << 30;
 	dsv32_tensor kx = {0}, vx = {0};
-	if (budget < 0 || T > cap || m->kx_bytes - held + bytes > (size_t)budget ||
+	if (budget < 0 || m->kx_bytes - held + bytes > (size_t)budget ||
 	    lc_alloc(m->be, &kx, m->act, 4, LC_SHAPE(m->cap_b, cap, H, QK), NULL) != DSV32_OK ||
 	    lc_alloc(m->be, &vx, m->act, 4, LC_SHAPE(m->cap_b, cap, H, Vd), NULL) != DSV32_OK) {
 		lc_free(m->be, &kx);

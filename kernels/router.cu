@@ -1,6 +1,6 @@
-/* router.cu: CUDA bodies of dsv32_router, dsv32_router_weights_at and dsv32_router_scores(_groups): one
- * thread per token runs the router.h row math with its scratch in global memory (a temporary
- * buffer). Correctness over speed. */
+/* router.cu: CUDA bodies of dsv32_router, dsv32_router_weights_at and
+ * dsv32_router_scores(_groups): one thread per token runs the router.h row math with its
+ * scratch in global memory (a temporary buffer). Correctness over speed. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
