@@ -87,8 +87,9 @@ static void random_pairs_body(void)
 			b[i] = dsv32_rng_u64(&r);
 		}
 		size_t slow = check_pairs(a, b, N, KINDS[k]);
-		/* about 1 in 10^5 is expected; many more means the fast path is broken */
-		assert_true(slow <= N / 1000);
+		/* about 1 in 700 is expected (2 x 2^-18 against bf16 steps of 2^-8 to 2^-7); many more
+		 * means the fast path is broken */
+		assert_true(slow <= N / 200);
 	}
 	free(a);
 	free(b);
@@ -156,7 +157,7 @@ static void stream_body(void)
 	const uint64_t s0 = 0x243f6a8885a308d3ull, i0 = 12345;
 	dsv32_draw_affine f = KINDS[0];
 	size_t slow = dsv32_draw_stream(s0, i0, N, f, got);
-	assert_true(slow <= N / 1000);
+	assert_true(slow <= N / 200);
 	dsv32_rng seq = {.state = s0 + 2 * i0 * DSV32_RNG_GAMMA};
 	for (size_t i = 0; i < N; i++) {
 		float want = dsv32_draw_affine_of(f, dsv32_rng_normal(&seq));
@@ -173,10 +174,11 @@ static void test_stream_is_the_sequential_draws(void **state)
 	for_each_body(stream_body);
 }
 
-/* The proof in draw.h takes |N' - N_libm| <= SURE_REL |N'|. Measured here, with and without
- * FMA, over random outputs and the angles next to the zeros of cos: the error stays below
- * 2^-46 |N'|, 64x inside that bound (it is a few 2^-53 in fact). A polynomial or reduction
- * constant off by more than ~2^-46 fails this even where no rounding boundary is near. */
+/* The proof in draw.h takes |N' - N_libm| <= SURE_REL |N'| (2^-18). Measured here, with and
+ * without FMA, over random outputs and the angles next to the zeros of cos: the error stays
+ * below 2^-21 |N'|, 8x inside that bound (the analysis in docs/perf.md gives ~2^-21.3, the
+ * measurement ~2^-22). A series cut one term short fails this even where no rounding boundary
+ * is near. */
 static void test_normal_error_is_inside_the_bound(void **state)
 {
 	(void)state;
@@ -199,7 +201,7 @@ static void test_normal_error_is_inside_the_bound(void **state)
 	}
 	print_message("worst relative error: %.3g (no FMA), %.3g (FMA); bound %.3g\n", worst[0],
 		      worst[1], SURE_REL);
-	assert_true(worst[0] <= 0x1p-46 && worst[1] <= 0x1p-46);
+	assert_true(worst[0] <= 0x1p-21 && worst[1] <= 0x1p-21);
 }
 
 /* The definition the fast path reproduces: the generator header's formulas, -0 kept. */
