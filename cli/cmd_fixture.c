@@ -11,6 +11,9 @@
 #include "core/infile.h"
 #include "fixtures/generator.h"
 
+void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total); /* cmd_convert.c */
+void dsv32_cli_conv_progress_end(void *user);
+
 /* --json [FILE|-]: what was written, for scripts (stdout then holds only this). */
 static int write_json(const char *dest, const char *out, const char *kind, const char *label,
 		      const char *dtype, uint64_t seed, bool sparse)
@@ -45,7 +48,12 @@ static int write_fixture(const char *preset_or_json, const char *kind, const cha
 				     &err) != DSV32_OK)
 		return dsv32_cli_fail("fixture", &err);
 	dsv32_cli_note_leftover("fixture", out);
-	if (dsv32_fixture_write_opts(preset_or_json, dt, seed, out, shard, force, &fo, &err) != DSV32_OK)
+	if ((!json || jfile) && dsv32_cli_stderr_is_tty())
+		fo.progress = dsv32_cli_conv_progress; /* stderr is a terminal: a progress bar */
+	dsv32_status st = dsv32_fixture_write_opts(preset_or_json, dt, seed, out, shard, force, &fo,
+						   &err);
+	dsv32_cli_conv_progress_end(NULL);
+	if (st != DSV32_OK)
 		return dsv32_cli_fail("fixture", &err);
 	fprintf(stderr, "dsv32-parity fixture: wrote %s (%s %s, %s, seed %llu%s)\n", out, kind,
 		label, dtype, (unsigned long long)seed, sparse ? ", sparse" : "");

@@ -316,6 +316,48 @@ static void test_values_are_the_sequential_stream(void **state)
 	dsv32_ckpt_close(ck);
 }
 
+typedef struct {
+	int calls;
+	uint64_t last, total;
+	bool went_back;
+} progress_log;
+
+static void log_progress(void *user, uint64_t done, uint64_t total)
+{
+	progress_log *pl = user;
+	pl->went_back |= done < pl->last || (pl->calls && total != pl->total);
+	pl->calls++;
+	pl->last = done;
+	pl->total = total;
+}
+
+/* The progress hook sees the bytes grow to the total of tensor data, which is the file's size
+ * less its header; the bytes are those of a write without the hook. */
+static void test_progress_reaches_the_tensor_bytes(void **state)
+{
+	dirs *d = *state;
+	for (int dt = 0; dt < 2; dt++) {
+		char out[320];
+		snprintf(out, sizeof out, "%s/progress%d", d->root, dt);
+		progress_log pl = {0};
+		dsv32_fixture_opts o = {.progress = log_progress, .progress_user = &pl};
+		dsv32_error err = {0};
+		dsv32_weight_dtype wd = dt ? DSV32_WDTYPE_FP8 : DSV32_WDTYPE_BF16;
+		assert_int_equal(dsv32_fixture_write_opts("tiny", wd, 0, out, 0, false, &o, &err),
+				 DSV32_OK);
+		assert_true(pl.calls > 1);
+		assert_false(pl.went_back);
+		assert_true(pl.last == pl.total);
+		size_t len;
+		char *file = slurp(out, "model.safetensors", &len);
+		uint64_t header;
+		memcpy(&header, file, sizeof header); /* little-endian length of the JSON header */
+		assert_true(pl.total == len - 8 - header);
+		free(file);
+		assert_true(same_file(out, dt ? d->fp8 : d->bf16, "model.safetensors"));
+	}
+}
+
 static void test_pow2_scale_known_answers(void **state)
 {
 	(void)state;
@@ -413,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_sharded_checkpoint_has_same_tensors),
 		cmocka_unit_test(test_value_distributions),
 		cmocka_unit_test(test_values_are_the_sequential_stream),
+		cmocka_unit_test(test_progress_reaches_the_tensor_bytes),
 		cmocka_unit_test(test_pow2_scale_known_answers),
 		cmocka_unit_test(test_refuses_existing_dir_unless_forced),
 		cmocka_unit_test(test_presets_embedded_equal_json_files),
