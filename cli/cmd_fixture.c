@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -15,21 +16,36 @@ void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total); /* cmd_
 void dsv32_cli_conv_progress_end(void *user);
 
 /* --json [FILE|-]: what was written, for scripts (stdout then holds only this). */
-static int write_json(const char *dest, const char *out, const char *kind, const char *label,
-		      const char *dtype, uint64_t seed, bool sparse)
+typedef struct {
+	const char *out, *kind, *label, *dtype;
+	uint64_t seed, bytes; /* bytes: the files' apparent size */
+	double seconds;
+	bool sparse;
+} fixture_written;
+
+static int write_json(const char *dest, const fixture_written *fw)
 {
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddBoolToObject(j, "ok", true);
-	cJSON_AddStringToObject(j, "out", out);
-	cJSON_AddStringToObject(j, kind, label); /* "preset": NAME or "config": FILE */
-	cJSON_AddStringToObject(j, "dtype", dtype);
-	cJSON_AddNumberToObject(j, "seed", (double)seed);
-	cJSON_AddBoolToObject(j, "sparse", sparse);
+	cJSON_AddStringToObject(j, "out", fw->out);
+	cJSON_AddStringToObject(j, fw->kind, fw->label); /* "preset": NAME or "config": FILE */
+	cJSON_AddStringToObject(j, "dtype", fw->dtype);
+	cJSON_AddNumberToObject(j, "seed", (double)fw->seed);
+	cJSON_AddBoolToObject(j, "sparse", fw->sparse);
+	cJSON_AddNumberToObject(j, "bytes", (double)fw->bytes);
+	cJSON_AddNumberToObject(j, "seconds", fw->seconds);
 	char *s = cJSON_PrintUnformatted(j);
 	int rc = s ? dsv32_cli_write_output("fixture", dest, s) : DSV32_EXIT_USAGE;
 	free(s);
 	cJSON_Delete(j);
 	return rc;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* The fixture of preset_or_json (a preset name or config JSON text); kind ("preset" or
@@ -50,23 +66,25 @@ static int write_fixture(const char *preset_or_json, const char *kind, const cha
 	dsv32_cli_note_leftover("fixture", out);
 	if ((!json || jfile) && dsv32_cli_stderr_is_tty())
 		fo.progress = dsv32_cli_conv_progress; /* stderr is a terminal: a progress bar */
+	double t0 = now_s();
 	dsv32_status st = dsv32_fixture_write_opts(preset_or_json, dt, seed, out, shard, force, &fo,
 						   &err);
+	fixture_written fw = {out, kind, label, dtype, seed, 0, now_s() - t0, sparse};
 	dsv32_cli_conv_progress_end(NULL);
-	if (st != DSV32_OK)
+	uint64_t alloc;
+	int nf;
+	if (st != DSV32_OK ||
+	    dsv32_fixture_disk_usage(out, &fw.bytes, &alloc, &nf, &err) != DSV32_OK)
 		return dsv32_cli_fail("fixture", &err);
-	fprintf(stderr, "dsv32-parity fixture: wrote %s (%s %s, %s, seed %llu%s)\n", out, kind,
-		label, dtype, (unsigned long long)seed, sparse ? ", sparse" : "");
-	if (json && write_json(json, out, kind, label, dtype, seed, sparse))
+	fprintf(stderr, "dsv32-parity fixture: wrote %s (%s %s, %s, seed %llu%s): %.2f GB in %.2f s "
+		"(%.2f GB/s)\n", out, kind, label, dtype, (unsigned long long)seed,
+		sparse ? ", sparse" : "", (double)fw.bytes / 1e9, fw.seconds,
+		fw.seconds > 0 ? (double)fw.bytes / 1e9 / fw.seconds : 0.0);
+	if (json && write_json(json, &fw))
 		return DSV32_EXIT_USAGE;
-	if (sparse) {
-		uint64_t app, alloc;
-		int nf;
-		if (dsv32_fixture_disk_usage(out, &app, &alloc, &nf, &err) != DSV32_OK)
-			return dsv32_cli_fail("fixture", &err);
+	if (sparse)
 		fprintf(stderr, "dsv32-parity fixture: %d files, apparent size %.3f GB, allocated "
-			"%.3f MB on disk\n", nf, (double)app / 1e9, (double)alloc / 1e6);
-	}
+			"%.3f MB on disk\n", nf, (double)fw.bytes / 1e9, (double)alloc / 1e6);
 	return DSV32_EXIT_OK;
 }
 

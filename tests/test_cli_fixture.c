@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,6 +145,18 @@ static void test_fixture_from_a_config_file(void **state)
 	assert_true(la == lb && memcmp(ta, tb, la) == 0);
 	free(ta);
 	free(tb);
+	/* --json states the bytes written (the files' sizes) and the seconds taken */
+	const char *js = strstr(c->out, "{\"ok\"");
+	assert_non_null(js); /* stdout and stderr are captured together */
+	cJSON *j = cJSON_Parse(js);
+	assert_non_null(j);
+	struct stat cfg;
+	snprintf(a, sizeof a, "%s/q/config.json", c->root);
+	assert_int_equal(stat(a, &cfg), 0);
+	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "bytes")) ==
+		    (double)(lb + (size_t)cfg.st_size));
+	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "seconds")) >= 0.0);
+	cJSON_Delete(j);
 	EXPECT(c, 0, "fixture --config '%s/q/config.json' --force --out '%s/q'", c->root, c->root);
 	EXPECT(c, 2, "fixture --preset tiny --config '%s/p/config.json' --out '%s/r'", c->root,
 	       c->root);
