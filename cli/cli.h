@@ -4,6 +4,7 @@
 #define DSV32_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/error.h"
 
@@ -35,5 +36,11 @@ int dsv32_cli_fail(const char *cmd, const dsv32_error *err);
 int dsv32_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* True when stderr is a terminal (progress bars are drawn only then). */
 bool dsv32_cli_stderr_is_tty(void);
+/* Seconds on the monotonic clock (for the timings the commands report). */
+double dsv32_cli_now_s(void);
+/* The byte progress bar on stderr of convert, verify-shards and fixture (cmd_convert.c): redrawn
+ * at most 10 times a second; _end ends its line. One bar per process. */
+void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total);
+void dsv32_cli_conv_progress_end(void *user);
 
 #endif

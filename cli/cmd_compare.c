@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/args.h"
@@ -136,13 +135,6 @@ typedef struct {
 	bool drawn;
 } progress_line;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void on_progress(void *user, const dsv32_cmp_progress *p)
 {
 	progress_line *pl = user;
@@ -152,7 +144,7 @@ static void on_progress(void *user, const dsv32_cmp_progress *p)
 		in_pass = ((double)(p->layer + 1) + (double)p->step / (p->n_steps ? p->n_steps : 1)) /
 			  p->n_layers;
 	double done = ((double)p->pass_index + in_pass) / (p->n_passes ? p->n_passes : 1);
-	double t = now_s() - pl->t0;
+	double t = dsv32_cli_now_s() - pl->t0;
 	char eta[32] = "";
 	if (done > 0.02 && t > 1.0)
 		snprintf(eta, sizeof eta, ", ~%.0f s left", t / done * (1.0 - done));
@@ -506,7 +498,7 @@ static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, ds
 	dsv32_tapstore da, db;
 	dsv32_tapstore_init(&da);
 	dsv32_tapstore_init(&db);
-	progress_line pl = {now_s(), false};
+	progress_line pl = {dsv32_cli_now_s(), false};
 	dsv32_cmp_config cfg = {
 		.checkpoint = o->checkpoint, .open = dsv32_cli_open_model, .prompt = toks.ids,
 		.batch = toks.rows, .prompt_len = toks.cols, .decode_steps = (int)o->decode_steps,
@@ -655,12 +647,12 @@ static dsv32_status record_ranks(compare_args *o, dsv32_comm *comm, ranks_rec *r
 		rc = make_builtin(o, err);
 	if (rc == DSV32_OK)
 		rc = prompt_tokens(o, &toks, err);
-	double t0 = now_s();
+	double t0 = dsv32_cli_now_s();
 	if (rc == DSV32_OK)
 		rc = dsv32_cli_open_model_comm(a.layout, o->checkpoint, NULL, &a.opts, comm, &m, err);
 	else /* the other ranks wait in the open's agreement */
 		rc = dsv32_comm_agree(comm, rc, "open", err);
-	rec->timing.load_s = now_s() - t0;
+	rec->timing.load_s = dsv32_cli_now_s() - t0;
 	dsv32_tokens dec = {0};
 	if (rc == DSV32_OK) {
 		rec->world = dsv32_ref_world_size(m);
@@ -693,7 +685,7 @@ static int compare_ranks(compare_args *o, const char *kind)
 {
 	dsv32_error err = {0};
 	dsv32_comm *comm = NULL;
-	double t0 = now_s();
+	double t0 = dsv32_cli_now_s();
 	if (dsv32_cli_comm_open(kind, o->comm_timeout, &comm, &err) != DSV32_OK)
 		return dsv32_cli_fail("compare", &err);
 	bool leader = dsv32_cli_comm_is_leader(comm);
@@ -714,7 +706,7 @@ static int compare_ranks(compare_args *o, const char *kind)
 		return dsv32_cli_comm_finish("compare", comm, DSV32_EXIT_USAGE, &err);
 	}
 	dsv32_cli_comm_finish("compare", comm, DSV32_EXIT_OK, NULL); /* every rank closes */
-	rec.wall_s = now_s() - t0;
+	rec.wall_s = dsv32_cli_now_s() - t0;
 	if (leader)
 		code = compare_main(o, &rec);
 	dsv32_tapstore_free(&rec.taps);

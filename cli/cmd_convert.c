@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -18,28 +17,18 @@
 #include "core/fsutil.h"
 #include "core/outpath.h"
 
-/* ---- progress bar, shared with cmd_verify_shards.c (one bar per process) ---- */
+/* ---- progress bar (cli.h), shared with verify-shards and fixture (one bar per process) ---- */
 static struct {
 	double start, last;
 	bool drawn;
 } bar_state;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total);
-void dsv32_cli_conv_progress_end(void *user);
 
 /* Redrawn at most 10 times a second on stderr: "[#####.....]  1.20 / 5.00 GB  24%  812 MB/s". */
 void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total)
 {
 	(void)user;
 	__typeof__(bar_state) *b = &bar_state;
-	double t = now_s();
+	double t = dsv32_cli_now_s();
 	if (b->start == 0)
 		b->start = t;
 	if (done < total && t - b->last < 0.1)
@@ -271,7 +260,7 @@ int dsv32_cmd_convert(int argc, char **argv)
 		common.progress = dsv32_cli_conv_progress;
 	dsv32_conv_result res = {0};
 	dsv32_status st;
-	double t0 = now_s();
+	double t0 = dsv32_cli_now_s();
 	if (to_hf) {
 		default_config(&a);
 		if (!a.n_shards || !a.config || !a.out) {
@@ -301,7 +290,7 @@ int dsv32_cmd_convert(int argc, char **argv)
 		st = dsv32_convert_hf_to_ref(&o, &res, &err);
 	}
 	dsv32_cli_conv_progress_end(NULL);
-	double secs = now_s() - t0;
+	double secs = dsv32_cli_now_s() - t0;
 	free(a.shards);
 	int jrc = a.json ? print_json(a.json, dir, &res, st == DSV32_OK ? NULL : &err, a.out, secs)
 			 : 0;

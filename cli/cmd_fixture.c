@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -12,8 +11,6 @@
 #include "core/infile.h"
 #include "fixtures/generator.h"
 
-void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total); /* cmd_convert.c */
-void dsv32_cli_conv_progress_end(void *user);
 
 /* --json [FILE|-]: what was written, for scripts (stdout then holds only this). */
 typedef struct {
@@ -41,13 +38,6 @@ static int write_json(const char *dest, const fixture_written *fw)
 	return rc;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The fixture of preset_or_json (a preset name or config JSON text); kind ("preset" or
  * "config") and label (the name or the file) name it in messages and in --json. */
 static int write_fixture(const char *preset_or_json, const char *kind, const char *label,
@@ -66,10 +56,10 @@ static int write_fixture(const char *preset_or_json, const char *kind, const cha
 	dsv32_cli_note_leftover("fixture", out);
 	if ((!json || jfile) && dsv32_cli_stderr_is_tty())
 		fo.progress = dsv32_cli_conv_progress; /* stderr is a terminal: a progress bar */
-	double t0 = now_s();
+	double t0 = dsv32_cli_now_s();
 	dsv32_status st = dsv32_fixture_write_opts(preset_or_json, dt, seed, out, shard, force, &fo,
 						   &err);
-	fixture_written fw = {out, kind, label, dtype, seed, 0, now_s() - t0, sparse};
+	fixture_written fw = {out, kind, label, dtype, seed, 0, dsv32_cli_now_s() - t0, sparse};
 	dsv32_cli_conv_progress_end(NULL);
 	uint64_t alloc;
 	int nf;

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -114,13 +113,6 @@ typedef struct {
 	double load_s, prefill_s, decode_s;
 	int64_t prefill_tokens, decode_tokens, decode_steps;
 } run_timing;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double peak_rss_mb(void)
 {
@@ -248,11 +240,11 @@ static dsv32_status generate(dsv32_model *m, const dsv32_tokens *t, int64_t max_
 	nonfinite_tally bad = {0};
 	while (n_gen < max_new && !all_done) {
 		dsv32_tensor logits;
-		double t0 = now_s();
+		double t0 = dsv32_cli_now_s();
 		rc = m->vt->forward(m, cur, B, S, P, &logits, err);
 		if (rc != DSV32_OK)
 			break;
-		double dt = now_s() - t0;
+		double dt = dsv32_cli_now_s() - t0;
 		if (n_gen == 0) {
 			tm->prefill_s += dt;
 			tm->prefill_tokens += B * S;
@@ -489,14 +481,14 @@ int dsv32_cmd_run(int argc, char **argv)
 	else if (mp > 0)
 		o.world_size = mp;
 	run_timing tm = {0};
-	double t_open = now_s();
+	double t_open = dsv32_cli_now_s();
 	if (rc == DSV32_OK && comm)
 		rc = dsv32_ref_open_comm(&m, ckpt, config, &o, comm, &err);
 	else if (rc == DSV32_OK)
 		rc = open(&m, ckpt, config, &o, &err);
 	else if (comm) /* the others wait in the open's agreement */
 		rc = dsv32_comm_agree(comm, rc, "open", &err);
-	tm.load_s = now_s() - t_open;
+	tm.load_s = dsv32_cli_now_s() - t_open;
 	if (rc == DSV32_OK && !m)
 		rc = DSV32_E_INTERNAL;
 	if (rc != DSV32_OK) {

@@ -16,8 +16,6 @@
 #include "core/fsutil.h"
 
 /* From cmd_convert.c. */
-void dsv32_cli_conv_progress(void *user, uint64_t done, uint64_t total);
-void dsv32_cli_conv_progress_end(void *user);
 
 static const char *usage_text =
 	"usage: dsv32-parity verify-shards --shards FILES|DIR... --dense DIR [--config FILE]\n"

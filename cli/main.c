@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/args.h"
@@ -69,6 +70,13 @@ int dsv32_cli_usage_error(const char *cmd, const char *fmt, ...)
 	fprintf(stderr, "dsv32-parity %s: %s\n(see 'dsv32-parity %s --help')\n", cmd,
 		dsv32_sanitize_term(safe, sizeof safe, raw), cmd);
 	return DSV32_EXIT_USAGE;
+}
+
+double dsv32_cli_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 bool dsv32_cli_stderr_is_tty(void)
