@@ -6,6 +6,7 @@
  * transposes). Every sum keeps its order: each dot, Z over t (one scalar chain) and each output
  * sum over t or c are sequential fp32 chains from +0; expf is glibc's (kernels/expf_avx2.h). */
 #include "kernels/attention_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/expf_avx2.h"
 #include "kernels/scores_simd.h"
 
@@ -236,7 +237,7 @@ int dsv32_attn_prefill_avx2(const dsv32_attn_prefill_args *a)
 {
 	const int64_t nsb = (a->S + SB - 1) / SB, units = a->B * a->H * nsb;
 	int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(|| : failed)
+#pragma omp parallel for schedule(dynamic, 1) if (dsv32_par_worth((double)(a->B * a->H * a->S) * (double)a->T * (double)(a->Dqk + a->Dv))) reduction(|| : failed)
 	for (int64_t u = 0; u < units; u++) {
 		int64_t sb = u % nsb, bh = u / nsb;
 		if (prefill_unit(a, bh / a->H, bh % a->H, sb * SB))
@@ -404,7 +405,7 @@ int dsv32_attn_decode_avx2(const dsv32_attn_decode_args *a)
 	const bool r = a->o_t == DSV32_BF16;
 	const int64_t nt = (T + KT - 1) / KT, nhg = (H + 3) / 4, ndb = (Dv + 7) / 8;
 	int failed = 0;
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)(B * H) * (double)T * (double)(C + a->R))) reduction(|| : failed)
 	{
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t u = 0; u < B * H; u++)

@@ -4,6 +4,7 @@
  * same bits); the scalar bodies here stay the portable path and the tests' oracle. Row buffers
  * of both come from a per-thread grow-only scratch (no allocation per decode step). */
 #include "kernels/attention_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/scores_simd.h"
 
 
@@ -21,7 +22,7 @@ dsv32_status dsv32_attn_prefill_cpu_scalar(const dsv32_attn_prefill_args *a, dsv
 	const int64_t rows = a->B * a->S * a->H;
 	const bool r = a->o_t == DSV32_BF16;
 	int failed = 0;
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)rows * (double)a->T * (double)(a->Dqk + a->Dv))) reduction(|| : failed)
 	{
 		float *p = dsv32_scores_scratch(0, (size_t)(a->T + a->Dv)); /* per thread, reused */
 		float *acc = p ? p + a->T : NULL;
@@ -65,7 +66,7 @@ dsv32_status dsv32_attn_decode_cpu_scalar(const dsv32_attn_decode_args *a, dsv32
 	const int64_t rows = a->B * a->H;
 	const bool r = a->o_t == DSV32_BF16;
 	int failed = 0;
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)rows * (double)a->T * (double)(a->C + a->R))) reduction(|| : failed)
 	{
 		float *qa = dsv32_scores_scratch(0, (size_t)(2 * a->C + a->T)); /* per thread, reused */
 		if (!qa)
@@ -97,7 +98,7 @@ dsv32_status dsv32_attn_mask_cpu(const dsv32_attn_mask_args *a, dsv32_error *err
 	(void)err;
 	const float off = dsv32_attn_mask_off(a);
 	const int64_t rows = a->B * a->S;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)rows * (double)(a->T + a->K)))
 	for (int64_t row = 0; row < rows; row++) {
 		int64_t b = row / a->S, s = row % a->S, base = row * a->T;
 		if (!a->idx) { /* HF without index selection */

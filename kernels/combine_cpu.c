@@ -1,12 +1,13 @@
 /* combine_cpu.c: CPU bodies of combine.h (OpenMP over independent elements; the per-element
  * math of combine.h, fp32 without contraction: ISO C11). */
 #include "kernels/combine_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/elementwise.h"
 
 void dsv32_mul_bcast_cpu(const dsv32_mul_bcast_args *a)
 {
 	int nd = a->ndim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->n * a->ndim))
 	for (int64_t i = 0; i < a->n; i++) {
 		int64_t r = i, ia = 0, ib = 0;
 		for (int k = nd - 1; k >= 0; k--) {
@@ -24,7 +25,7 @@ void dsv32_index_combine_cpu(const dsv32_index_combine_args *a)
 {
 	bool bf = a->yt == DSV32_BF16;
 	/* rows are distinct: every (i, d) touches its own output element */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->n * (double)a->D))
 	for (int64_t i = 0; i < a->n; i++) {
 		int64_t o = a->rows[i] * a->D, s = i * a->D;
 		float w = a->w[i];
@@ -45,7 +46,7 @@ void dsv32_index_combine_cpu(const dsv32_index_combine_args *a)
 void dsv32_slot_combine_cpu(const dsv32_slot_combine_args *a)
 {
 	int64_t K = a->K, D = a->D;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->T * (double)D * (double)K))
 	for (int64_t t = 0; t < a->T; t++) {
 		for (int64_t d = 0; d < D; d++) {
 			float s = 0.0f;

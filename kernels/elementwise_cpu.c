@@ -1,5 +1,6 @@
 /* elementwise_cpu.c: CPU bodies of the elementwise ops (elementwise.h); OpenMP loops. */
 #include "kernels/elementwise_impl.h"
+#include "kernels/cpu_parallel.h"
 
 #include <string.h>
 
@@ -9,7 +10,7 @@ void dsv32_cast_cpu(const dsv32_ew_args *a)
 {
 	size_t ys = dsv32_dtype_size(a->yt), xs = dsv32_dtype_size(a->at);
 	int64_t nchunks = (a->n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->n))
 	for (int64_t c = 0; c < nchunks; c++) {
 		int64_t i0 = c * CHUNK, m = a->n - i0 < CHUNK ? a->n - i0 : CHUNK;
 		dsv32_convert((char *)a->y + i0 * ys, a->yt, (const char *)a->a + i0 * xs, a->at,
@@ -20,7 +21,7 @@ void dsv32_cast_cpu(const dsv32_ew_args *a)
 void dsv32_add_cpu(const dsv32_ew_args *a)
 {
 	int64_t span = a->mid * a->inner;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->n))
 	for (int64_t i = 0; i < a->n; i++) {
 		int64_t o = i / span, k = i % a->inner;
 		int64_t j = (o % a->b_outer) * a->inner + k;
@@ -31,14 +32,14 @@ void dsv32_add_cpu(const dsv32_ew_args *a)
 
 void dsv32_scale_cpu(const dsv32_ew_args *a)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->n))
 	for (int64_t i = 0; i < a->n; i++)
 		dsv32_act_store(a->y, a->yt, i, dsv32_fmul_rn(dsv32_act_load(a->a, a->at, i), a->c));
 }
 
 void dsv32_copy_cols_cpu(const dsv32_copy_cols_args *a)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->rows * (double)a->n))
 	for (int64_t r = 0; r < a->rows; r++) {
 		if (a->yt == a->xt) {
 			size_t es = dsv32_dtype_size(a->yt);
@@ -55,7 +56,7 @@ void dsv32_copy_cols_cpu(const dsv32_copy_cols_args *a)
 void dsv32_embedding_cpu(void *y, dsv32_dtype yt, const void *table, dsv32_dtype tt,
 			 const int64_t *ids, int64_t N, int64_t D)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)N * (double)D))
 	for (int64_t i = 0; i < N; i++) {
 		if (yt == tt) {
 			size_t es = dsv32_dtype_size(yt);

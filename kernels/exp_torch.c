@@ -2,6 +2,7 @@
  * (exp_torch.h). Written from the algorithm's description (Cody-Waite reduction by ln 2 split
  * in two fp32 parts, a degree-5 fused Horner polynomial, scaling by two powers of two). */
 #include "kernels/exp_torch.h"
+#include "kernels/cpu_parallel.h"
 
 #include <math.h>
 #include <omp.h>
@@ -140,7 +141,7 @@ void dsv32_silu_torch_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt
 			  int64_t inner, int threads, dsv32_torch_cap cap)
 {
 	int64_t step = dsv32_torch_cpu_step(cap, xt);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n * 8))
 	for (int64_t i = 0; i < n; i++) {
 		float v = dsv32_act_load(x, xt, i);
 		dsv32_act_store(y, yt, i, silu_elem(v, dsv32_torch_cpu_is_vec(i, n, inner, threads,
@@ -152,7 +153,7 @@ void dsv32_sigmoid_torch_cpu(float *y, const float *x, int64_t n, int64_t inner,
 			     dsv32_torch_cap cap)
 {
 	int64_t step = dsv32_torch_cpu_step(cap, DSV32_F32);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n * 8))
 	for (int64_t i = 0; i < n; i++)
 		y[i] = sigmoid_elem(x[i], dsv32_torch_cpu_is_vec(i, n, inner, threads, step));
 }

@@ -7,6 +7,7 @@
  * which equals dsv32_f32_to_e4m3 on every input: checked exhaustively), so its codes and scales
  * are bit-identical to quant_block's. */
 #include "kernels/fp8_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
@@ -117,13 +118,13 @@ void dsv32_act_quant_cpu(dsv32_f8 *y8, float *s, const void *x, dsv32_dtype xt, 
 	int64_t nblk = rows * (K / BLK);
 #ifdef DSV32_CPU_AVX2
 	if (dsv32_cpu_has_avx2()) {
-#pragma omp parallel for schedule(static) if (nblk > 64)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)nblk * BLK))
 		for (int64_t b = 0; b < nblk; b++)
 			s[b] = quant_block_avx2(y8 + b * BLK, x, xt, b * BLK, ue8m0);
 		return;
 	}
 #endif
-#pragma omp parallel for schedule(static) if (nblk > 64)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)nblk * BLK))
 	for (int64_t b = 0; b < nblk; b++)
 		s[b] = quant_block(y8 + b * BLK, x, xt, b * BLK, ue8m0);
 }
@@ -136,13 +137,13 @@ void dsv32_fp8_roundtrip_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype
 	if (dsv32_cpu_has_avx2()) {
 		float lut[256];
 		e4m3_table(lut);
-#pragma omp parallel for schedule(static) if (nblk > 64)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)nblk * BLK))
 		for (int64_t b = 0; b < nblk; b++)
 			roundtrip_block_avx2(y, yt, x, xt, b * BLK, ue8m0, lut);
 		return;
 	}
 #endif
-#pragma omp parallel for schedule(static) if (nblk > 64)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)nblk * BLK))
 	for (int64_t b = 0; b < nblk; b++) {
 		dsv32_f8 q[BLK];
 		float s = quant_block(q, x, xt, b * BLK, ue8m0); /* reads the whole block first */
@@ -157,7 +158,7 @@ void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const
 	float lut[256];
 	e4m3_table(lut);
 	int64_t sk = (K + BLK - 1) / BLK;
-#pragma omp parallel for schedule(static) if (N * K > 65536)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)N * (double)K))
 	for (int64_t n = 0; n < N; n++) {
 		const float *srow = scale + (n / BLK) * sk;
 		for (int64_t k = 0; k < K; k++)

@@ -28,6 +28,7 @@
  * "NT" layout, row copies for "NN"). A micro kernel call runs one lane over the whole chunk,
  * so the per-lane FMA chain is the one above. */
 #include "kernels/gemm_impl.h"
+#include "kernels/cpu_parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ static void gemm_scalar(float *acc, const float *xf, int64_t M, int64_t Kp,
 {
 	float lut[256];
 	e4m3_lut(lut);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)M * (double)N * (double)K))
 	for (int64_t i = 0; i < M * N; i++) {
 		int64_t m = i / N, n = i % N;
 		float a = 0.0f;
@@ -235,7 +236,7 @@ AVX2 static void combine(float *acc, int64_t N, const float *lb, int64_t m0, int
 static void pack_x(float *xp, const float *xf, int64_t M, int64_t nmt, int64_t Kp,
 		   int64_t kc_max)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)(nmt * MR) * (double)Kp))
 	for (int64_t mt = 0; mt < nmt; mt++)
 		for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
 			int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kq = kc / 8;
@@ -304,7 +305,7 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 	int64_t sk = (int64_t)(XBUDGET / sizeof(float)) / (nmt * MR) / kc_max * kc_max;
 	if (sk < kc_max)
 		sk = kc_max;
-#pragma omp parallel
+#pragma omp parallel if (dsv32_par_worth((double)M * (double)N * (double)Kp))
 	{
 		float *wp = aligned_alloc(64, (size_t)NTU * KC * NR * sizeof(float));
 		float *lb = aligned_alloc(64, (size_t)NTU * MB * 8 * MR * NR * sizeof(float));

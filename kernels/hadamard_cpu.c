@@ -9,6 +9,7 @@
  * NaN output is NaN at the same position (sign and payload unspecified, docs/numerics.md
  * "NaN"). The row is loaded whole before any store, so y may be x. */
 #include "kernels/hadamard_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 static void row_scalar(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, int64_t base,
@@ -57,7 +58,7 @@ DSV32_AVX2_FN static void row_avx2(void *y, dsv32_dtype yt, const void *x, dsv32
 void dsv32_hadamard_cpu_portable(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt,
 				 int64_t rows, int64_t d, float scale)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)rows * (double)d * 8))
 	for (int64_t r = 0; r < rows; r++)
 		row_scalar(y, yt, x, xt, r * d, d, scale);
 }
@@ -67,7 +68,7 @@ void dsv32_hadamard_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, 
 {
 #ifdef DSV32_CPU_AVX2
 	if (dsv32_cpu_has_avx2() && d >= 8) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)rows * (double)d * 8))
 		for (int64_t r = 0; r < rows; r++)
 			row_avx2(y, yt, x, xt, r * d, d, scale);
 		return;

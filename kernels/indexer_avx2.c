@@ -3,6 +3,7 @@
  * the keys are widened once into a [D][16] tile; each output's d sum and h sum stay sequential
  * fp32 chains from +0 (4 heads run side by side for latency, each its own chain). */
 #include "kernels/indexer_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/scores_simd.h"
 
 #ifdef DSV32_CPU_AVX2
@@ -177,7 +178,7 @@ void dsv32_fp8_index_avx2(const dsv32_idx_fp8_args *a)
 	float lut[256];
 	dsv32_e4m3_table(lut);
 	const int64_t nt = (a->T + KT - 1) / KT, units = a->B * nt;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (dsv32_par_worth((double)(a->B * a->S) * (double)a->T * (double)(a->H * a->D)))
 	for (int64_t u = 0; u < units; u++)
 		fp8_unit(a, lut, u / nt, (u % nt) * KT);
 }
@@ -185,7 +186,7 @@ void dsv32_fp8_index_avx2(const dsv32_idx_fp8_args *a)
 void dsv32_index_scores_hf_avx2(const dsv32_idx_hf_args *a)
 {
 	const int64_t nt = (a->T + KT - 1) / KT, units = a->B * nt;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (dsv32_par_worth((double)(a->B * a->S) * (double)a->T * (double)(a->H * a->D)))
 	for (int64_t u = 0; u < units; u++)
 		hf_unit(a, u / nt, (u % nt) * KT);
 }

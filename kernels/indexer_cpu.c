@@ -4,6 +4,7 @@
  * indexer_impl.h, OpenMP over (b, i, t). The fp8 scalar body decodes e4m3 through a 256-entry
  * table (dsv32_e4m3_table: the bits of dsv32_e4m3_to_f32 without its ldexpf). */
 #include "kernels/indexer_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/scores_simd.h"
 
 /* dsv32_fp8_index_elem with the e4m3 values read from lut (the same values, the same ops). */
@@ -31,7 +32,7 @@ void dsv32_fp8_index_cpu_scalar(const dsv32_idx_fp8_args *a)
 	float lut[256];
 	dsv32_e4m3_table(lut);
 	const int64_t n = a->B * a->S * a->T;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n * (double)(a->H * a->D)))
 	for (int64_t e = 0; e < n; e++) {
 		int64_t t = e % a->T, bi = e / a->T;
 		a->out[e] = fp8_index_elem_lut(a, lut, bi / a->S, bi % a->S, t);
@@ -41,7 +42,7 @@ void dsv32_fp8_index_cpu_scalar(const dsv32_idx_fp8_args *a)
 void dsv32_index_scores_hf_cpu_scalar(const dsv32_idx_hf_args *a)
 {
 	const int64_t n = a->B * a->S * a->T;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n * (double)(a->H * a->D)))
 	for (int64_t e = 0; e < n; e++) {
 		int64_t t = e % a->T, bi = e / a->T;
 		a->out[e] = dsv32_index_hf_elem(a, bi / a->S, bi % a->S, t);

@@ -2,6 +2,7 @@
  * by PyTorch CPU's vectorised Welford cascade (reduce.h dsv32_moments_torch_fn), then the
  * PyTorch CPU affine form; OpenMP over rows. */
 #include "kernels/layernorm_impl.h"
+#include "kernels/cpu_parallel.h"
 
 typedef struct {
 	const void *x;
@@ -20,7 +21,7 @@ void dsv32_layernorm_cpu(const dsv32_layernorm_args *a)
 	int kvec = a->xt == DSV32_BF16 ? 2 * a->lanes : a->lanes;
 	int form = a->torch_major < 2 ? DSV32_LN_FORM_T1
 		   : a->xt == DSV32_BF16 ? DSV32_LN_FORM_T2_BF16 : DSV32_LN_FORM_T2_F32;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->rows * (double)a->dim))
 	for (int64_t r = 0; r < a->rows; r++) {
 		int64_t base = r * a->dim;
 		ln_ctx c = {a->x, a->xt, base};

@@ -11,6 +11,7 @@
  * output is NaN at the same position, its sign and payload unspecified (docs/numerics.md "NaN").
  * The scalar row stays as the portable path and for dim < L. */
 #include "kernels/rmsnorm_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 static inline float load_r(const dsv32_rmsnorm_args *a, int64_t i)
@@ -161,7 +162,7 @@ DSV32_AVX2_FN static void row_avx2(const dsv32_rmsnorm_args *a, int64_t r)
 
 void dsv32_rmsnorm_cpu_portable(const dsv32_rmsnorm_args *a)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->rows * (double)a->dim))
 	for (int64_t r = 0; r < a->rows; r++)
 		row_scalar(a, r);
 }
@@ -171,7 +172,7 @@ void dsv32_rmsnorm_cpu(const dsv32_rmsnorm_args *a)
 #ifdef DSV32_CPU_AVX2
 	int L = a->lanes == 8 ? 8 : 16;
 	if (dsv32_cpu_has_avx2() && a->dim >= L) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)a->rows * (double)a->dim))
 		for (int64_t r = 0; r < a->rows; r++)
 			row_avx2(a, r);
 		return;

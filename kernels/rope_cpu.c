@@ -12,6 +12,7 @@
  * is bit-identical to dsv32_rope_row; a NaN output is NaN at the same position (sign and payload
  * unspecified, docs/numerics.md "NaN"). The permutation and other rd run dsv32_rope_row. */
 #include "kernels/rope_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 #ifdef DSV32_CPU_AVX2
@@ -77,7 +78,7 @@ DSV32_AVX2_FN static void row_hf_avx2(const dsv32_rope_args *a, int64_t b, int64
 void dsv32_rope_cpu_portable(const dsv32_rope_args *a)
 {
 	int64_t nrows = a->B * a->S * a->H;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)nrows * (double)a->rd))
 	for (int64_t r = 0; r < nrows; r++) {
 		int64_t b = r / (a->S * a->H), s = (r / a->H) % a->S;
 		dsv32_rope_row(a, b, s, r * a->D + a->off);
@@ -89,7 +90,7 @@ void dsv32_rope_cpu(const dsv32_rope_args *a)
 #ifdef DSV32_CPU_AVX2
 	if (dsv32_cpu_has_avx2() && a->rd % 16 == 0 && a->mode != DSV32_ROPE_PERMUTE) {
 		int64_t nrows = a->B * a->S * a->H;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)nrows * (double)a->rd))
 		for (int64_t r = 0; r < nrows; r++) {
 			int64_t b = r / (a->S * a->H), s = (r / a->H) % a->S;
 			if (a->mode == DSV32_ROPE_REF)

@@ -1,6 +1,7 @@
 /* router_cpu.c: CPU bodies of dsv32_router (dsv32_router_row per token), dsv32_router_weights_at
  * and dsv32_router_scores (the same steps, router.h), OpenMP over tokens. */
 #include "kernels/router_impl.h"
+#include "kernels/cpu_parallel.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,7 @@ static dsv32_status router_torch_cpu(float *w, void *idx, dsv32_dtype idx_t, con
 {
 	int failed = 0;
 	const int k = p->topk;
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)T * E * k)) reduction(|| : failed)
 	{
 		torch_scratch s;
 		int64_t *ib = malloc((size_t)k * sizeof *ib);
@@ -130,7 +131,7 @@ dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const floa
 	}
 	int failed = 0;
 	const int k = p->topk;
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)T * E * k)) reduction(|| : failed)
 	{
 		float *scratch = malloc((size_t)(2 * E + p->n_groups) * sizeof *scratch);
 		int64_t *ib = malloc((size_t)k * sizeof *ib);
@@ -168,7 +169,7 @@ dsv32_status dsv32_router_weights_at_cpu(float *w, const int64_t *idx, const flo
 	const int k = p->topk;
 	float *sig;
 	DSV32_TRY(torch_sigmoid(&sig, logits, T, E, p, err));
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)T * E * k)) reduction(|| : failed)
 	{
 		float *scratch = malloc((size_t)(2 * E) * sizeof *scratch);
 		if (!scratch)
@@ -202,7 +203,7 @@ dsv32_status dsv32_router_scores_cpu(float *scores, float *groups, const float *
 	int failed = 0;
 	float *sig;
 	DSV32_TRY(torch_sigmoid(&sig, logits, T, E, p, err));
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)T * E * p->n_groups)) reduction(|| : failed)
 	{
 		torch_scratch s;
 		bool ok = torch_scratch_alloc(&s, E, p->n_groups);

@@ -9,6 +9,7 @@
  * output is NaN at the same position (sign and payload unspecified, docs/numerics.md "NaN").
  * h may alias a or b: each block's inputs are read before its outputs are written. */
 #include "kernels/silu_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/elementwise_cpu_avx2.h"
 #include "kernels/expf_avx2.h"
 
@@ -49,7 +50,7 @@ DSV32_AVX2_FN static void block_avx2(void *h, dsv32_dtype ht, const void *a, dsv
 void dsv32_silu_mul_cpu_portable(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at,
 				 const void *b, dsv32_dtype bt, int64_t n, bool hf)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n))
 	for (int64_t i = 0; i < n; i++) {
 		float s = dsv32_silu_elem(dsv32_act_load(a, at, i));
 		if (hf)
@@ -64,7 +65,7 @@ void dsv32_silu_mul_cpu(void *h, dsv32_dtype ht, const void *a, dsv32_dtype at, 
 #ifdef DSV32_CPU_AVX2
 	if (dsv32_cpu_has_avx2()) {
 		int64_t nb = (n + SILU_BLOCK - 1) / SILU_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n))
 		for (int64_t k = 0; k < nb; k++) {
 			int64_t i0 = k * SILU_BLOCK;
 			int64_t m = n - i0 < SILU_BLOCK ? n - i0 : SILU_BLOCK;
@@ -90,12 +91,12 @@ dsv32_status dsv32_silu_mul_cpu_torch(void *h, dsv32_dtype ht, const void *a, ds
 	if (hf) { /* F.silu(gate) in gate's dtype: the kernel of a's dtype, rounded to it */
 		dsv32_silu_torch_cpu(s, DSV32_F32, a, at, n, inner, xo->threads, xo->cap);
 	} else { /* F.silu(w1(x).float()): the fp32 kernel on the widened copy */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n))
 		for (int64_t i = 0; i < n; i++)
 			s[i] = dsv32_act_load(a, at, i);
 		dsv32_silu_torch_cpu(s, DSV32_F32, s, DSV32_F32, n, inner, xo->threads, xo->cap);
 	}
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)n))
 	for (int64_t i = 0; i < n; i++) {
 		float si = hf ? dsv32_act_round(at, s[i]) : s[i];
 		dsv32_act_store(h, ht, i, dsv32_fmul_rn(si, dsv32_act_load(b, bt, i)));

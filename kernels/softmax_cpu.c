@@ -11,6 +11,7 @@
  * does not reach expf(x - m)), so the outputs are bit-identical to row_scalar; other rows run
  * row_scalar. */
 #include "kernels/softmax_impl.h"
+#include "kernels/cpu_parallel.h"
 #include "kernels/elementwise_cpu_avx2.h"
 #include "kernels/expf_avx2.h"
 
@@ -78,7 +79,7 @@ void dsv32_softmax_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, i
 {
 #ifdef DSV32_CPU_AVX2
 	if (dsv32_cpu_has_avx2() && T >= 8) {
-#pragma omp parallel
+#pragma omp parallel if (dsv32_par_worth((double)rows * (double)T))
 		{
 			float *buf = malloc((size_t)T * sizeof(float)); /* NULL: scalar rows */
 #pragma omp for schedule(static)
@@ -90,7 +91,7 @@ void dsv32_softmax_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt, i
 		return;
 	}
 #endif
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)rows * (double)T))
 	for (int64_t r = 0; r < rows; r++)
 		row_scalar(y, yt, x, xt, r * T, T);
 }

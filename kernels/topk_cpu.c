@@ -1,6 +1,7 @@
 /* topk_cpu.c: CPU body of dsv32_topk: radix select of the k-th key, then a sort of the k
  * selected by (key desc, index asc) (topk.h). */
 #include "kernels/topk_impl.h"
+#include "kernels/cpu_parallel.h"
 
 #include <stdlib.h>
 
@@ -51,7 +52,7 @@ dsv32_status dsv32_topk_cpu(void *idx, dsv32_dtype idx_t, void *val, dsv32_dtype
 			    int64_t n, int64_t k, dsv32_error *err)
 {
 	int failed = 0;
-#pragma omp parallel reduction(|| : failed)
+#pragma omp parallel if (dsv32_par_worth((double)rows * (double)n)) reduction(|| : failed)
 	{
 		uint32_t *keys = malloc((size_t)n * sizeof *keys);
 		uint64_t *sel = malloc((size_t)k * sizeof *sel);

@@ -3,6 +3,7 @@
  * order of equal keys in the output is decided by exactly which elements those algorithms
  * swap. Written from the algorithms' description (docs/topk-ties.md), not from their source. */
 #include "kernels/topk_torch.h"
+#include "kernels/cpu_parallel.h"
 
 /* core/model.h stores the rule as an int (core/ does not include kernels/) */
 _Static_assert(DSV32_TIES_INDEX == 0 && DSV32_TIES_TORCH_CPU == 1, "dsv32_model_opts.ties");
@@ -394,7 +395,7 @@ static dsv32_status topk_torch_cpu(dsv32_tensor *idx_out, dsv32_tensor *val_out,
 	int64_t n = x->shape[x->ndim - 1];
 	int64_t rows = dsv32_tensor_numel(x) / n;
 	int failed = 0;
-#pragma omp parallel if (rows > 1) reduction(|| : failed)
+#pragma omp parallel if (rows > 1 && dsv32_par_worth((double)rows * (double)n * 4)) reduction(|| : failed)
 	{
 		void *scratch = malloc(dsv32_topk_torch_cpu_scratch_bytes(n));
 		float *xf = malloc((size_t)n * sizeof *xf);
