@@ -121,6 +121,7 @@ static void time_ours(const bench_opts *o, const preset_run *p, int version, tim
 	mo.max_batch_size = p->B;
 	mo.max_seq_len = p->S + p->D + 1;
 	mo.gemm_engine = o->gemm_engine;
+	mo.logits_view = true; /* as `run` does */
 	omp_set_num_threads(o->threads);
 	double t0 = now_s();
 	dsv32_status rc = version == V_REF ? dsv32_ref_open(&m, p->ckpt, NULL, &mo, &err)

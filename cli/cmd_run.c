@@ -345,6 +345,7 @@ int dsv32_cmd_run(int argc, char **argv)
 	const char *comm_kind = NULL, *comm_timeout = NULL; /* --comm, --comm-timeout */
 	dsv32_model_opts o;
 	dsv32_model_opts_default(&o);
+	o.logits_view = true; /* each step's logits are read before the next: no copy per step */
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -104,6 +104,11 @@ typedef struct {
 				      * past positions may take to be kept across calls instead of
 				      * recomputed by kv_b_proj each call (the same bits either way:
 				      * hf_layout/attn.c expand_kv_cached); 0 = 1 GiB, < 0 = never */
+	bool logits_view;            /* forward's logits_out is a borrowed view of a buffer the
+				      * model keeps (valid until its next forward, reset or close;
+				      * dsv32_tensor_free on it does nothing), so a decode loop
+				      * allocates nothing per step (tests/test_decode_alloc.c);
+				      * false: a new owned tensor each call */
 } dsv32_model_opts;
 
 void dsv32_model_opts_default(dsv32_model_opts *o);
@@ -129,7 +134,8 @@ typedef struct {
 	const char *layout; /* "ref" or "hf" */
 	/* One step: tokens [B, S] (row-major int64), positions start_pos .. start_pos+S-1 shared
 	 * by all rows. logits_out: fp32 [B, vocab] of the last position (allocated by the model
-	 * on the host; the caller frees with dsv32_tensor_free). */
+	 * on the host; the caller frees with dsv32_tensor_free; a borrowed view of the model's
+	 * own buffer with opts.logits_view). */
 	dsv32_status (*forward)(dsv32_model *m, const int64_t *tokens, int64_t B, int64_t S,
 				int64_t start_pos, dsv32_tensor *logits_out, dsv32_error *err);
 	/* Teacher forcing: run decoder layer `layer` of a step on `in` (dsv32_layer_input),

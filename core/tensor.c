@@ -28,11 +28,11 @@ size_t dsv32_tensor_nbytes(const dsv32_tensor *t)
 	return n < 0 ? 0 : (size_t)n * dsv32_dtype_size(t->dtype);
 }
 
-dsv32_status dsv32_tensor_alloc(dsv32_tensor *t, dsv32_dtype dtype, int ndim, const int64_t *shape,
-				dsv32_error *err)
+dsv32_status dsv32_shape_bytes(size_t *bytes, dsv32_dtype dtype, int ndim, const int64_t *shape,
+			       dsv32_error *err)
 {
 	char buf[128];
-	*t = (dsv32_tensor){0};
+	*bytes = 0;
 	if (ndim < 0 || ndim > DSV32_MAX_DIMS)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "tensor rank %d, expected 0..%d", ndim,
 				  DSV32_MAX_DIMS);
@@ -42,19 +42,41 @@ dsv32_status dsv32_tensor_alloc(dsv32_tensor *t, dsv32_dtype dtype, int ndim, co
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "cannot allocate shape %s of %s",
 				  dsv32_shape_str(buf, sizeof buf, ndim, shape),
 				  dsv32_dtype_name(dtype));
-	size_t bytes = (size_t)n * isz;
+	*bytes = (size_t)n * isz;
+	return DSV32_OK;
+}
+
+dsv32_status dsv32_tensor_alloc(dsv32_tensor *t, dsv32_dtype dtype, int ndim, const int64_t *shape,
+				dsv32_error *err)
+{
+	char buf[128];
+	size_t bytes;
+	*t = (dsv32_tensor){0};
+	DSV32_TRY(dsv32_shape_bytes(&bytes, dtype, ndim, shape, err));
 	void *p = calloc(bytes ? bytes : 1, 1);
 	if (!p)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "allocating %zu bytes for shape %s", bytes,
 				  dsv32_shape_str(buf, sizeof buf, ndim, shape));
-	t->dtype = dtype;
-	t->ndim = ndim;
-	for (int i = 0; i < ndim; i++)
-		t->shape[i] = shape[i];
-	t->data = p;
+	*t = dsv32_tensor_view(p, dtype, ndim, shape);
 	t->owned = true;
-	t->device = DSV32_DEV_CPU;
 	return DSV32_OK;
+}
+
+dsv32_status dsv32_tensor_ensure(dsv32_tensor *t, dsv32_dtype dtype, int ndim,
+				 const int64_t *shape, dsv32_error *err)
+{
+	if (!t->data)
+		return dsv32_tensor_alloc(t, dtype, ndim, shape, err);
+	bool same = t->owned && t->device == DSV32_DEV_CPU && t->dtype == dtype && t->ndim == ndim;
+	for (int i = 0; same && i < ndim; i++)
+		same = t->shape[i] == shape[i];
+	if (same)
+		return DSV32_OK;
+	char want[128], have[128];
+	return DSV32_FAIL(err, DSV32_E_USAGE, "output tensor: expected an empty tensor or an owned "
+			  "host %s %s, got %s %s", dsv32_dtype_name(dtype),
+			  dsv32_shape_str(want, sizeof want, ndim, shape), dsv32_dtype_name(t->dtype),
+			  dsv32_shape_str(have, sizeof have, t->ndim, t->shape));
 }
 
 dsv32_tensor dsv32_tensor_view(void *data, dsv32_dtype dtype, int ndim, const int64_t *shape)

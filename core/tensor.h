@@ -21,6 +21,10 @@ typedef struct {
 	void *data;
 	bool owned;
 	dsv32_device device;
+	/* Owned host storage taken from a backend's block cache (kernels/backend.h): the block's
+	 * bytes, which dsv32_backend_free hands back; 0 for storage of exactly nbytes (plain
+	 * dsv32_tensor_alloc, device memory). Either kind may be freed by dsv32_tensor_free. */
+	size_t cap;
 } dsv32_tensor;
 
 /* Number of elements; 1 for ndim == 0. Returns -1 if the product overflows int64. */
@@ -28,9 +32,17 @@ int64_t dsv32_shape_numel(int ndim, const int64_t *shape);
 int64_t dsv32_tensor_numel(const dsv32_tensor *t);
 size_t dsv32_tensor_nbytes(const dsv32_tensor *t);
 
+/* The bytes of a tensor of that shape: DSV32_E_SHAPE for a bad rank or a size that overflows. */
+dsv32_status dsv32_shape_bytes(size_t *bytes, dsv32_dtype dtype, int ndim, const int64_t *shape,
+			       dsv32_error *err);
 /* Allocate an owned, zero-filled host tensor. DSV32_E_SHAPE for a bad shape, _NOMEM. */
 dsv32_status dsv32_tensor_alloc(dsv32_tensor *t, dsv32_dtype dtype, int ndim, const int64_t *shape,
 				dsv32_error *err);
+/* A buffer kept from call to call: t empty ({0}) is allocated as by dsv32_tensor_alloc; t an
+ * owned host tensor of exactly this dtype and shape is kept as it is (contents unchanged, for
+ * the caller to overwrite); anything else is DSV32_E_USAGE. t must be initialised. */
+dsv32_status dsv32_tensor_ensure(dsv32_tensor *t, dsv32_dtype dtype, int ndim,
+				 const int64_t *shape, dsv32_error *err);
 /* A borrowed view of data with the given dtype and shape (nothing is copied). */
 dsv32_tensor dsv32_tensor_view(void *data, dsv32_dtype dtype, int ndim, const int64_t *shape);
 /* Free an owned host tensor (device tensors are freed through the backend); reset to empty. */

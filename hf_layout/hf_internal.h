@@ -86,6 +86,7 @@ typedef struct {
 	/* layer-major (model.c): one slot per step, lm_n of them (NULL outside) */
 	struct hf_lm_slot *lm;
 	int lm_n;
+	dsv32_tensor logits_keep; /* opts.logits_view: forward's F32 [B, V] output, kept */
 } hf_model;
 
 /* Per-forward state shared by the layers. */

@@ -53,8 +53,8 @@ static dsv32_status fwd_begin(hf_model *m, hf_fwd *f, int64_t B, int64_t S, int6
 	f->B = B, f->S = S, f->past = past, f->T = past + S;
 	int64_t T = f->T, R = c->qk_rope_head_dim;
 
-	int64_t *pos = malloc(sizeof(int64_t) * (size_t)(B * S));
-	int64_t *pad = malloc(sizeof(int64_t) * (size_t)(B * T));
+	int64_t *pos = dsv32_backend_host_get(m->be, sizeof(int64_t) * (size_t)(B * S));
+	int64_t *pad = dsv32_backend_host_get(m->be, sizeof(int64_t) * (size_t)(B * T));
 	dsv32_status rc = DSV32_OK;
 	if (!pos || !pad) {
 		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "hf forward: positions");
@@ -97,8 +97,8 @@ static dsv32_status fwd_begin(hf_model *m, hf_fwd *f, int64_t B, int64_t S, int6
 	LC_CK(lc_alloc(m->be, &f->causal, m->act, 3, LC_SHAPE(B, S, T), err));
 	LC_CK(hf_causal_mask(m, f, err)); /* attn.c: finfo.min, or -inf with the mask knob */
 out:
-	free(pos);
-	free(pad);
+	dsv32_backend_host_put(m->be, pos, sizeof(int64_t) * (size_t)(B * S));
+	dsv32_backend_host_put(m->be, pad, sizeof(int64_t) * (size_t)(B * T));
 	if (rc != DSV32_OK)
 		fwd_free(m, f);
 	return rc;
@@ -186,8 +186,15 @@ static bool lm_head_one_gemm(const hf_model *m, int64_t B, int64_t S, int64_t ke
  * knob, h is the residual and br the last layer's un-added output, added in the fused norm);
  * logits_out: host [B, keep, V] in the activation dtype, or F32 with the logits-dtype knob
  * toward ref (the head's GEMM output kept in fp32, as the reference's). */
+
+/* The dtype of the head's output: the activation dtype, F32 with the logits-dtype knob. */
+static dsv32_dtype hf_logits_dtype(const hf_model *m)
+{
+	return dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_LOGITS_DTYPE) ? DSV32_F32 : m->act;
+}
+
 static dsv32_status lm_head(hf_model *m, dsv32_tensor *h, dsv32_tensor *br, int64_t keep,
-			    dsv32_tensor *logits_out, dsv32_error *err)
+			    dsv32_tensor *logits_out, bool into, dsv32_error *err)
 {
 	const dsv32_config *c = &m->base.cfg;
 	int64_t B = h->shape[0], S = h->shape[1], D = c->dim, V = c->vocab_size;
@@ -195,8 +202,7 @@ static dsv32_status lm_head(hf_model *m, dsv32_tensor *h, dsv32_tensor *br, int6
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
 	dsv32_tensor *y, *lg, head = {0};
-	dsv32_dtype ldt = dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_LOGITS_DTYPE) ? DSV32_F32
-										 : m->act;
+	dsv32_dtype ldt = hf_logits_dtype(m);
 	LC_POOL(y, m->act, 3, B, S, D);
 	if (br) {
 		LC_CK(norm_add(m, y, h, br, h, &m->norm, err));
@@ -225,7 +231,8 @@ static dsv32_status lm_head(hf_model *m, dsv32_tensor *h, dsv32_tensor *br, int6
 		}
 	}
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
-	LC_CK(dsv32_tensor_alloc(logits_out, ldt, 3, LC_SHAPE(B, keep, V), err));
+	if (!into) /* else the caller's host buffer of that shape and dtype */
+		LC_CK(dsv32_tensor_alloc(logits_out, ldt, 3, LC_SHAPE(B, keep, V), err));
 	LC_CK(dsv32_backend_download(m->be, logits_out->data, lg->data, dsv32_tensor_nbytes(lg),
 				     err));
 out:
@@ -233,9 +240,12 @@ out:
 	return rc;
 }
 
-dsv32_status dsv32_hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t B, int64_t S,
-			      const int64_t *attention_mask, const int64_t *position_ids,
-			      int64_t logits_to_keep, dsv32_tensor *logits_out, dsv32_error *err)
+/* dsv32_hf_forward; into: logits_out is a host buffer of the output's dtype and shape to
+ * write (the common forward's scratch), else a new tensor is allocated. */
+static dsv32_status hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t B, int64_t S,
+			       const int64_t *attention_mask, const int64_t *position_ids,
+			       int64_t logits_to_keep, dsv32_tensor *logits_out, bool into,
+			       dsv32_error *err)
 {
 	hf_model *m = HF(mm);
 	const dsv32_config *c = &m->base.cfg;
@@ -267,7 +277,7 @@ dsv32_status dsv32_hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t
 	m->cache_b = B; /* the layers write the cache rows of this batch */
 	for (int li = 0; li < (int)c->n_layers; li++)
 		LC_CK(layer_step(m, li, &f, h, br, br && li > 0, err));
-	LC_CK(lm_head(m, h, br, keep, logits_out, err));
+	LC_CK(lm_head(m, h, br, keep, logits_out, into, err));
 	m->cache_len = past + S;
 out:
 	if (rc != DSV32_OK && past == 0)
@@ -275,6 +285,14 @@ out:
 	lc_pool_free(&p);
 	fwd_free(m, &f);
 	return rc;
+}
+
+dsv32_status dsv32_hf_forward(dsv32_model *mm, const int64_t *input_ids, int64_t B, int64_t S,
+			      const int64_t *attention_mask, const int64_t *position_ids,
+			      int64_t logits_to_keep, dsv32_tensor *logits_out, dsv32_error *err)
+{
+	return hf_forward(mm, input_ids, B, S, attention_mask, position_ids, logits_to_keep,
+			  logits_out, false, err);
 }
 
 int64_t dsv32_hf_cache_length(const dsv32_model *m)
@@ -292,13 +310,21 @@ static dsv32_status vt_forward(dsv32_model *mm, const int64_t *tokens, int64_t B
 				  "hf forward: start_pos %lld does not match the cache length %lld "
 				  "(the HF cache appends; reset for a new sequence)",
 				  (long long)start_pos, (long long)m->cache_len);
-	dsv32_tensor lg = {0};
-	DSV32_TRY(dsv32_hf_forward(mm, tokens, B, S, NULL, NULL, 1, &lg, err));
+	/* the [B, 1, V] logits in their dtype, in host scratch of the backend's cache */
 	int64_t V = mm->cfg.vocab_size;
-	dsv32_status rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, LC_SHAPE(B, V), err);
+	dsv32_dtype ldt = hf_logits_dtype(m);
+	size_t bytes = (size_t)(B * V) * dsv32_dtype_size(ldt);
+	dsv32_tensor lg = dsv32_tensor_view(dsv32_backend_host_get(m->be, bytes), ldt, 3,
+					    LC_SHAPE(B, 1, V));
+	if (!lg.data)
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "hf forward: %zu bytes of logits", bytes);
+	*logits_out = (dsv32_tensor){0};
+	dsv32_status rc = hf_forward(mm, tokens, B, S, NULL, NULL, 1, &lg, true, err);
+	if (rc == DSV32_OK)
+		rc = lc_logits_out(&m->base, &m->logits_keep, logits_out, B, V, err);
 	if (rc == DSV32_OK)
 		dsv32_convert(logits_out->data, DSV32_F32, lg.data, lg.dtype, (size_t)(B * V));
-	dsv32_tensor_free(&lg);
+	dsv32_backend_host_put(m->be, lg.data, bytes);
 	return rc;
 }
 
@@ -501,7 +527,7 @@ static dsv32_status vt_lm_head(dsv32_model *mm, int step, dsv32_tensor *logits_o
 		return err ? err->code : DSV32_E_USAGE;
 	int64_t B = sl->f.B, V = mm->cfg.vocab_size;
 	dsv32_tensor lg = {0};
-	DSV32_TRY(lm_head(m, &sl->h, slot_br(sl), 1, &lg, err));
+	DSV32_TRY(lm_head(m, &sl->h, slot_br(sl), 1, &lg, false, err));
 	dsv32_status rc = dsv32_tensor_alloc(logits_out, DSV32_F32, 2, LC_SHAPE(B, V), err);
 	if (rc == DSV32_OK)
 		dsv32_convert(logits_out->data, DSV32_F32, lg.data, lg.dtype, (size_t)(B * V));
@@ -531,6 +557,7 @@ static void vt_close(dsv32_model *mm)
 		return;
 	hf_indexer_cache_free(m);
 	lm_free_slots(m);
+	dsv32_tensor_free(&m->logits_keep);
 	hf_cache_free(m);
 	hf_weights_free(m);
 	dsv32_backend_destroy(m->be);

@@ -82,13 +82,24 @@ typedef struct {
 	float *hw, *wt;
 } route_tables;
 
-static void tables_free(route_tables *t)
+/* The tables of nk = N·K entries, host scratch of the model's backend (no allocation once a
+ * step of this size has run). */
+static route_tables tables_get(dsv32_backend *be, size_t nk)
 {
-	free(t->hidx);
-	free(t->tok);
-	free(t->dst);
-	free(t->hw);
-	free(t->wt);
+	return (route_tables){dsv32_backend_host_get(be, sizeof(int64_t) * nk),
+			      dsv32_backend_host_get(be, sizeof(int64_t) * nk),
+			      dsv32_backend_host_get(be, sizeof(int64_t) * nk),
+			      dsv32_backend_host_get(be, sizeof(float) * nk),
+			      dsv32_backend_host_get(be, sizeof(float) * nk)};
+}
+
+static void tables_free(dsv32_backend *be, route_tables *t, size_t nk)
+{
+	dsv32_backend_host_put(be, t->hidx, sizeof(int64_t) * nk);
+	dsv32_backend_host_put(be, t->tok, sizeof(int64_t) * nk);
+	dsv32_backend_host_put(be, t->dst, sizeof(int64_t) * nk);
+	dsv32_backend_host_put(be, t->hw, sizeof(float) * nk);
+	dsv32_backend_host_put(be, t->wt, sizeof(float) * nk);
 }
 
 /* The rows of expert e, appended at slot offset off: returns their count. */
@@ -117,9 +128,7 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	bool eager = m->base.opts.experts == DSV32_EXPERTS_EAGER || ref_sum;
 	dsv32_tensor x2 = lc_view(x, 0, 2, LC_SHAPE(N, D));
 	size_t nk = (size_t)(N * K);
-	route_tables t = {malloc(sizeof(int64_t) * nk), malloc(sizeof(int64_t) * nk),
-			  malloc(sizeof(int64_t) * nk), malloc(sizeof(float) * nk),
-			  malloc(sizeof(float) * nk)};
+	route_tables t = tables_get(m->be, nk);
 	lc_tapper tp = hf_tapper(m);
 	lc_pool p = {.be = m->be};
 	dsv32_status rc = DSV32_OK;
@@ -188,6 +197,6 @@ dsv32_status hf_moe(hf_model *m, int li, const dsv32_tensor *x, dsv32_tensor *ou
 	}
 out:
 	lc_pool_free(&p);
-	tables_free(&t);
+	tables_free(m->be, &t, nk);
 	return rc;
 }

@@ -2,6 +2,7 @@
  * backend.cu. */
 #include "kernels/backend_impl.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +60,107 @@ bool dsv32_cuda_available(void)
 #endif
 }
 
+/* ---- the host block cache (backend.h) ---- */
+
+typedef struct {
+	void *p;
+	size_t cap;
+} cached_block;
+
+typedef struct {
+	cached_block b[DSV32_HOST_CACHE_BLOCKS];
+	int n;
+	size_t bytes;
+} host_cache;
+
+/* The size class of a request: the next power of two, at least 64 bytes; 0 when none fits. */
+static size_t size_class(size_t bytes)
+{
+	size_t c = 64;
+	while (c < bytes) {
+		if (c > SIZE_MAX / 2)
+			return 0;
+		c *= 2;
+	}
+	return c;
+}
+
+/* A block of class cap from the cache (most recently freed first), else a new one; *fresh
+ * says which (a new block from calloc is already zero). */
+static void *cache_take(dsv32_backend *be, size_t cap, bool zero, bool *fresh)
+{
+	host_cache *c = be->host_cache;
+	for (int i = c ? c->n - 1 : -1; i >= 0; i--) {
+		if (c->b[i].cap != cap)
+			continue;
+		void *p = c->b[i].p;
+		c->b[i] = c->b[--c->n];
+		c->bytes -= cap;
+		*fresh = false;
+		return p;
+	}
+	*fresh = true;
+	return zero ? calloc(1, cap) : aligned_alloc(64, cap);
+}
+
+static void cache_give(dsv32_backend *be, void *p, size_t cap)
+{
+	host_cache *c = be->host_cache;
+	if (!c && cap <= DSV32_HOST_CACHE_BYTES / 4)
+		c = be->host_cache = calloc(1, sizeof *c);
+	if (!c || c->n == DSV32_HOST_CACHE_BLOCKS || cap > DSV32_HOST_CACHE_BYTES / 4 ||
+	    c->bytes + cap > DSV32_HOST_CACHE_BYTES) {
+		free(p);
+		return;
+	}
+	c->b[c->n++] = (cached_block){p, cap};
+	c->bytes += cap;
+}
+
+static void cache_destroy(dsv32_backend *be)
+{
+	host_cache *c = be->host_cache;
+	for (int i = 0; c && i < c->n; i++)
+		free(c->b[i].p);
+	free(c);
+	be->host_cache = NULL;
+}
+
+void *dsv32_backend_host_get(dsv32_backend *be, size_t bytes)
+{
+	size_t cap = size_class(bytes);
+	bool fresh;
+	return cap ? cache_take(be, cap, false, &fresh) : NULL;
+}
+
+void dsv32_backend_host_put(dsv32_backend *be, void *p, size_t bytes)
+{
+	if (p)
+		cache_give(be, p, size_class(bytes));
+}
+
+/* dsv32_backend_alloc on the CPU: a zero-filled block of the request's class. */
+static dsv32_status host_tensor_alloc(dsv32_backend *be, dsv32_tensor *t, dsv32_dtype dtype,
+				      int ndim, const int64_t *shape, dsv32_error *err)
+{
+	size_t bytes;
+	DSV32_TRY(dsv32_shape_bytes(&bytes, dtype, ndim, shape, err));
+	size_t cap = size_class(bytes);
+	bool fresh = true;
+	void *p = cap ? cache_take(be, cap, true, &fresh) : NULL;
+	if (!p) {
+		char s[128];
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "allocating %zu bytes for shape %s", bytes,
+				  dsv32_shape_str(s, sizeof s, ndim, shape));
+	}
+	if (!fresh)
+		memset(p, 0, bytes);
+	*t = dsv32_tensor_view(p, dtype, ndim, shape);
+	t->owned = true;
+	t->cap = cap;
+	return DSV32_OK;
+}
+
 dsv32_status dsv32_backend_create(dsv32_backend **out, dsv32_device device, dsv32_error *err)
 {
 	*out = NULL;
@@ -93,6 +195,7 @@ void dsv32_backend_destroy(dsv32_backend *be)
 	if (be->device == DSV32_DEV_CUDA)
 		dsv32_backend_cuda_fini(be);
 #endif
+	cache_destroy(be);
 	free(be);
 }
 
@@ -100,7 +203,7 @@ dsv32_status dsv32_backend_alloc(dsv32_backend *be, dsv32_tensor *t, dsv32_dtype
 				 const int64_t *shape, dsv32_error *err)
 {
 	if (be->device == DSV32_DEV_CPU)
-		return dsv32_tensor_alloc(t, dtype, ndim, shape, err);
+		return host_tensor_alloc(be, t, dtype, ndim, shape, err);
 #ifdef DSV32_HAVE_CUDA
 	if (be->device != DSV32_DEV_CUDA)
 		return dsv32_op_unsupported(be, "backend_alloc", err);
@@ -131,7 +234,11 @@ void dsv32_backend_free(dsv32_backend *be, dsv32_tensor *t)
 		return;
 	}
 #endif
-	(void)be;
+	if (t->owned && t->cap && t->device == DSV32_DEV_CPU) {
+		cache_give(be, t->data, t->cap);
+		*t = (dsv32_tensor){0};
+		return;
+	}
 	dsv32_tensor_free(t);
 }
 

@@ -32,6 +32,10 @@ typedef struct dsv32_backend {
 	 * default: our own kernels, one summation order, the same bits on every CPU) or
 	 * DSV32_GEMM_HOST (oneDNN / OpenBLAS, whose order follows this CPU, as PyTorch's does). */
 	int gemm_engine;
+	/* Host blocks freed through this backend, kept for its next allocations (backend.c), so
+	 * that a decode step allocates nothing once its sizes have been seen (issue 19). A backend
+	 * is used by one thread at a time. */
+	void *host_cache;
 } dsv32_backend;
 
 enum { DSV32_GEMM_FIXED = 0, DSV32_GEMM_HOST = 1 };
@@ -72,10 +76,23 @@ bool dsv32_cuda_available(void);
 dsv32_status dsv32_backend_create(dsv32_backend **out, dsv32_device device, dsv32_error *err);
 void dsv32_backend_destroy(dsv32_backend *be);
 
-/* Allocate a zero-filled tensor on the backend's device. */
+/* Allocate a zero-filled tensor on the backend's device. On the CPU the storage comes from the
+ * backend's block cache: blocks are sized in powers of two (at least 64 bytes), and
+ * dsv32_backend_free keeps up to DSV32_HOST_CACHE_BLOCKS of them, DSV32_HOST_CACHE_BYTES in all,
+ * for the next requests of their size class (a block above a quarter of that is freed at once).
+ * So a step that repeats the previous step's shapes takes its tensors from the cache; tensors
+ * that grow with the sequence change size class only at powers of two. */
 dsv32_status dsv32_backend_alloc(dsv32_backend *be, dsv32_tensor *t, dsv32_dtype dtype, int ndim,
 				 const int64_t *shape, dsv32_error *err);
 void dsv32_backend_free(dsv32_backend *be, dsv32_tensor *t);
+/* Host scratch (index tables, host copies) from the same cache: at least `bytes` bytes, aligned
+ * as malloc's, contents undefined; NULL when out of memory. Give it back with the same `bytes`
+ * (dsv32_backend_host_put(be, NULL, n) does nothing). */
+void *dsv32_backend_host_get(dsv32_backend *be, size_t bytes);
+void dsv32_backend_host_put(dsv32_backend *be, void *p, size_t bytes);
+
+#define DSV32_HOST_CACHE_BLOCKS 256
+#define DSV32_HOST_CACHE_BYTES ((size_t)64 << 20)
 /* Copy nbytes between host and the backend's device (plain memcpy on CPU). */
 dsv32_status dsv32_backend_upload(dsv32_backend *be, void *dst_dev, const void *src_host,
 				  size_t nbytes, dsv32_error *err);

@@ -117,9 +117,12 @@ static dsv32_status index_combine(dsv32_backend *be, dsv32_tensor *y, const dsv3
 	DSV32_TRY(host_i64(be, rows, &rh, &tmp, err));
 	dsv32_status rc = DSV32_OK;
 	/* range check, and distinctness on the CPU (a mark per row; cheap next to the GEMMs) */
-	unsigned char *seen = be->device == DSV32_DEV_CPU ? calloc((size_t)T + 1, 1) : NULL;
+	unsigned char *seen = be->device == DSV32_DEV_CPU ? dsv32_backend_host_get(be, (size_t)T + 1)
+							  : NULL;
 	if (be->device == DSV32_DEV_CPU && !seen)
 		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "%s: %lld row marks", op, (long long)T);
+	if (seen)
+		memset(seen, 0, (size_t)T + 1);
 	for (int64_t i = 0; i < n && rc == DSV32_OK; i++) {
 		if (rh[i] < 0 || rh[i] >= T)
 			rc = DSV32_FAIL(err, DSV32_E_USAGE, "%s: rows[%lld] = %lld outside [0, %lld)",
@@ -129,7 +132,7 @@ static dsv32_status index_combine(dsv32_backend *be, dsv32_tensor *y, const dsv3
 					"%s: rows[%lld] = %lld repeats (rows of one call must be "
 					"distinct)", op, (long long)i, (long long)rh[i]);
 	}
-	free(seen);
+	dsv32_backend_host_put(be, seen, (size_t)T + 1);
 	free(tmp);
 	if (rc != DSV32_OK)
 		return rc;

@@ -7,6 +7,7 @@
  * which equals dsv32_f32_to_e4m3 on every input: checked exhaustively), so its codes and scales
  * are bit-identical to quant_block's. */
 #include "kernels/fp8_impl.h"
+#include "kernels/cpu_scratch.h"
 #include "kernels/cpu_parallel.h"
 #include "kernels/gemm_impl.h"
 #include "kernels/elementwise_cpu_avx2.h"
@@ -183,20 +184,23 @@ dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, con
 				int64_t K, dsv32_error *err)
 {
 	int64_t Kp = (K + 7) & ~(int64_t)7, nkb = (K + BLK - 1) / BLK;
-	float *xf = calloc((size_t)(M * Kp + M * N), sizeof(float));
+	float *xf = dsv32_cpu_scratch(0, (size_t)(M * Kp + M * N) * sizeof(float));
 	if (!xf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "fp8_gemm: scratch for M %lld N %lld K %lld",
 				  (long long)M, (long long)N, (long long)K);
 	float lut[256];
 	e4m3_table(lut);
-	for (int64_t m = 0; m < M; m++)
+	for (int64_t m = 0; m < M; m++) {
 		for (int64_t k = 0; k < K; k++)
 			xf[m * Kp + k] = lut[x8[m * K + k]];
+		for (int64_t k = K; k < Kp; k++) /* the K padding reads as zero */
+			xf[m * Kp + k] = 0.0f;
+	}
 	float *acc = xf + M * Kp;
 	dsv32_gemm_wref w = {w8, DSV32_F8_E4M3, true, K};
 	dsv32_status rc = dsv32_gemm_fixed_f32x(acc, xf, M, Kp, &w, N, K, BLK, xs, ws, nkb, err);
 	if (rc == DSV32_OK)
 		write_out(y, yt, acc, M, N);
-	free(xf);
+	dsv32_cpu_scratch_done(0);
 	return rc;
 }

@@ -28,6 +28,7 @@
  * "NT" layout, row copies for "NN"). A micro kernel call runs one lane over the whole chunk,
  * so the per-lane FMA chain is the one above. */
 #include "kernels/gemm_impl.h"
+#include "kernels/cpu_scratch.h"
 #include "kernels/cpu_parallel.h"
 
 #include <math.h>
@@ -291,7 +292,7 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 		      const float *xs, const float *ws, int64_t nkb)
 {
 	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
-	float *xp = aligned_alloc(64, (size_t)(nmt * MR * Kp) * sizeof(float) + 64);
+	float *xp = dsv32_cpu_scratch(1, (size_t)(nmt * MR * Kp) * sizeof(float) + 64);
 	if (!xp)
 		return false;
 	pack_x(xp, xf, M, nmt, Kp, kc_max);
@@ -307,8 +308,8 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 		sk = kc_max;
 #pragma omp parallel if (dsv32_par_worth((double)M * (double)N * (double)Kp))
 	{
-		float *wp = aligned_alloc(64, (size_t)NTU * KC * NR * sizeof(float));
-		float *lb = aligned_alloc(64, (size_t)NTU * MB * 8 * MR * NR * sizeof(float));
+		float *wp = dsv32_cpu_scratch(2, (size_t)NTU * KC * NR * sizeof(float)); /* per thread */
+		float *lb = dsv32_cpu_scratch(3, (size_t)NTU * MB * 8 * MR * NR * sizeof(float));
 		if (!wp || !lb) {
 #pragma omp atomic write
 			ok = false;
@@ -325,10 +326,8 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 					      lb, xs, ws, nkb);
 			}
 		}
-		free(wp);
-		free(lb);
 	}
-	free(xp);
+	dsv32_cpu_scratch_done(1);
 	return ok;
 }
 #endif
@@ -416,7 +415,7 @@ dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err)
 	bool direct_x = false;
 #endif
 	size_t nxf = direct_x ? 0 : (size_t)(d->M * Kp);
-	float *xf = malloc((nxf + (size_t)(d->M * d->N)) * sizeof(float));
+	float *xf = dsv32_cpu_scratch(0, (nxf + (size_t)(d->M * d->N)) * sizeof(float));
 	if (!xf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm: scratch for M %lld N %lld K %lld",
 				  (long long)d->M, (long long)d->N, (long long)d->K);
@@ -446,6 +445,6 @@ dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err)
 		if (rc == DSV32_OK)
 			store_y((char *)d->y + (size_t)(b * d->stride_y) * ysz, d, acc);
 	}
-	free(xf);
+	dsv32_cpu_scratch_done(0);
 	return rc;
 }

@@ -34,6 +34,7 @@
  * current one computes. The separate multiply and add of the fp8 scale step rely on
  * -ffp-contract=off (CMakeLists.txt), as the scalar body does. */
 #include "kernels/gemm_impl.h"
+#include "kernels/cpu_scratch.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -486,7 +487,7 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	if (kc_max > KC)
 		return false;
 	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
-	float *xp = aligned_alloc(64, ((size_t)(nmt * MR * Kp) * sizeof(float) + 63) / 64 * 64);
+	float *xp = dsv32_cpu_scratch(0, (size_t)(nmt * MR * Kp) * sizeof(float));
 	if (!xp)
 		return false;
 	/* small products (e.g. per-head attention) run on the calling thread; a small x (up to
@@ -503,9 +504,9 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	/* running sums between chunks, tile-major: [tile][row][NR] */
 	float *run = NULL;
 	if (Kp > kc_max) {
-		run = aligned_alloc(64, (size_t)(ntiles * nmt * MR * NR) * sizeof(float));
+		run = dsv32_cpu_scratch(1, (size_t)(ntiles * nmt * MR * NR) * sizeof(float));
 		if (!run) {
-			free(xp);
+			dsv32_cpu_scratch_done(0);
 			return false;
 		}
 	}
@@ -536,7 +537,7 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	int64_t nunits = (ntiles + ut - 1) / ut;
 #pragma omp parallel if (par)
 	{
-		float *wb = aligned_alloc(64, (size_t)NR * KC * sizeof(float));
+		float *wb = dsv32_cpu_scratch(2, (size_t)NR * KC * sizeof(float)); /* per thread */
 		if (!wb) {
 #pragma omp atomic write
 			ok = false;
@@ -575,10 +576,9 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 				}
 			}
 		}
-		free(wb);
 	}
-	free(xp);
-	free(run);
+	dsv32_cpu_scratch_done(0);
+	dsv32_cpu_scratch_done(1);
 	return ok;
 }
 #endif

@@ -1,6 +1,7 @@
 /* router_cpu.c: CPU bodies of dsv32_router (dsv32_router_row per token), dsv32_router_weights_at
  * and dsv32_router_scores (the same steps, router.h), OpenMP over tokens. */
 #include "kernels/router_impl.h"
+#include "kernels/cpu_scratch.h"
 #include "kernels/cpu_parallel.h"
 
 #include <stdlib.h>
@@ -133,8 +134,8 @@ dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const floa
 	const int k = p->topk;
 #pragma omp parallel if (dsv32_par_worth((double)T * E * k)) reduction(|| : failed)
 	{
-		float *scratch = malloc((size_t)(2 * E + p->n_groups) * sizeof *scratch);
-		int64_t *ib = malloc((size_t)k * sizeof *ib);
+		float *scratch = dsv32_cpu_scratch(0, (size_t)(2 * E + p->n_groups) * sizeof *scratch);
+		int64_t *ib = dsv32_cpu_scratch(1, (size_t)k * sizeof *ib); /* per thread, kept */
 		if (!scratch || !ib)
 			failed = 1;
 #pragma omp for
@@ -151,8 +152,6 @@ dsv32_status dsv32_router_cpu(float *w, void *idx, dsv32_dtype idx_t, const floa
 					((int32_t *)idx)[t * k + j] = (int32_t)ib[j];
 			}
 		}
-		free(scratch);
-		free(ib);
 	}
 	free(sig);
 	if (failed)

@@ -47,7 +47,9 @@ static inline float *dsv32_scores_scratch(int slot, size_t n)
 	if (n == 0)
 		n = 1; /* never NULL for an empty request */
 	if (n > cap[slot]) {
-		size_t want = (n + 15) / 16 * 16;
+		size_t want = 16; /* powers of two: a buffer that follows T grows log2(T) times */
+		while (want < n)
+			want *= 2;
 		float *p = aligned_alloc(64, want * sizeof *p);
 		if (!p)
 			return NULL;

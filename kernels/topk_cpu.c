@@ -1,6 +1,7 @@
 /* topk_cpu.c: CPU body of dsv32_topk: radix select of the k-th key, then a sort of the k
  * selected by (key desc, index asc) (topk.h). */
 #include "kernels/topk_impl.h"
+#include "kernels/cpu_scratch.h"
 #include "kernels/cpu_parallel.h"
 
 #include <stdlib.h>
@@ -54,8 +55,8 @@ dsv32_status dsv32_topk_cpu(void *idx, dsv32_dtype idx_t, void *val, dsv32_dtype
 	int failed = 0;
 #pragma omp parallel if (dsv32_par_worth((double)rows * (double)n)) reduction(|| : failed)
 	{
-		uint32_t *keys = malloc((size_t)n * sizeof *keys);
-		uint64_t *sel = malloc((size_t)k * sizeof *sel);
+		uint32_t *keys = dsv32_cpu_scratch(0, (size_t)n * sizeof *keys); /* per thread, kept */
+		uint64_t *sel = dsv32_cpu_scratch(1, (size_t)k * sizeof *sel);
 		if (!keys || !sel)
 			failed = 1;
 #pragma omp for schedule(dynamic, 4)
@@ -90,8 +91,6 @@ dsv32_status dsv32_topk_cpu(void *idx, dsv32_dtype idx_t, void *val, dsv32_dtype
 				}
 			}
 		}
-		free(keys);
-		free(sel);
 	}
 	if (failed)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "topk: allocating per-thread row buffers (n = %lld)",

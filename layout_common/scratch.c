@@ -14,6 +14,19 @@ void lc_free(dsv32_backend *be, dsv32_tensor *t)
 	*t = (dsv32_tensor){0};
 }
 
+dsv32_status lc_logits_out(const dsv32_model *base, dsv32_tensor *keep, dsv32_tensor *out,
+			   int64_t B, int64_t V, dsv32_error *err)
+{
+	const int64_t shape[2] = {B, V};
+	if (!base->opts.logits_view)
+		return dsv32_tensor_alloc(out, DSV32_F32, 2, shape, err);
+	if (keep->data && keep->shape[0] != B)
+		dsv32_tensor_free(keep);
+	DSV32_TRY(dsv32_tensor_ensure(keep, DSV32_F32, 2, shape, err));
+	*out = dsv32_tensor_view(keep->data, DSV32_F32, 2, shape);
+	return DSV32_OK;
+}
+
 dsv32_tensor lc_view(const dsv32_tensor *t, int64_t off, int ndim, const int64_t *shape)
 {
 	dsv32_tensor v = dsv32_tensor_view((char *)t->data + (size_t)off * dsv32_dtype_size(t->dtype),

@@ -10,6 +10,7 @@
 #ifndef DSV32_LAYOUT_SCRATCH_H
 #define DSV32_LAYOUT_SCRATCH_H
 
+#include "core/model.h"
 #include "kernels/backend.h"
 
 /* A zero-filled tensor on be's device. */
@@ -18,6 +19,11 @@ dsv32_status lc_alloc(dsv32_backend *be, dsv32_tensor *t, dsv32_dtype dt, int nd
 /* Frees owned storage only (a borrowed view, e.g. a parameter mapped from the checkpoint, is
  * left alone) and resets t in both cases. */
 void lc_free(dsv32_backend *be, dsv32_tensor *t);
+/* The logits output of the common forward (core/model.h), F32 [B, V] on the host: with
+ * base->opts.logits_view a borrowed view of *keep (an owned buffer the model keeps, made again
+ * only when B changes), else a new owned tensor. */
+dsv32_status lc_logits_out(const dsv32_model *base, dsv32_tensor *keep, dsv32_tensor *out,
+			   int64_t B, int64_t V, dsv32_error *err);
 /* A borrowed view of t's storage from element offset `off`, with a new shape (same dtype and
  * device). */
 dsv32_tensor lc_view(const dsv32_tensor *t, int64_t off, int ndim, const int64_t *shape);

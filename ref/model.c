@@ -152,7 +152,7 @@ static dsv32_status final_head(ref_model *m, const dsv32_tensor *x, const dsv32_
 	LC_CK(ref_all_gather(m, lgo, parts, err));
 	LC_CK(dsv32_cast(m->be, lg, lgo, err)); /* exact (a copy without the knob) */
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
-	LC_CK(dsv32_tensor_alloc(logits_out, DSV32_F32, 2, LC_SHAPE(B, V), err));
+	LC_CK(lc_logits_out(&m->base, &m->logits_keep, logits_out, B, V, err));
 	LC_CK(dsv32_backend_download(m->be, logits_out->data, lg->data,
 				     dsv32_tensor_nbytes(logits_out), err));
 out:
@@ -491,6 +491,7 @@ static void vt_close(dsv32_model *mm)
 	if (!m)
 		return;
 	lm_free_slots(m);
+	dsv32_tensor_free(&m->logits_keep);
 	ref_weights_free(m);
 	dsv32_backend_destroy(m->be);
 	ref_weights_close_src(m); /* last: the parameters may have borrowed its mappings */

@@ -90,10 +90,10 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	}
 	LC_CK(lc_tap_layer(tp, DSV32_LTAP_MOE_WEIGHTS, layer, &w3, err));
 
-	idx_h = malloc((size_t)(T * K) * sizeof *idx_h);
-	w_h = malloc((size_t)(T * K) * sizeof *w_h);
-	rows_h = malloc((size_t)T * sizeof *rows_h);
-	ws_h = malloc((size_t)T * sizeof *ws_h);
+	idx_h = dsv32_backend_host_get(m->be, (size_t)(T * K) * sizeof *idx_h);
+	w_h = dsv32_backend_host_get(m->be, (size_t)(T * K) * sizeof *w_h);
+	rows_h = dsv32_backend_host_get(m->be, (size_t)T * sizeof *rows_h);
+	ws_h = dsv32_backend_host_get(m->be, (size_t)T * sizeof *ws_h);
 	if (!idx_h || !w_h || !rows_h || !ws_h) {
 		rc = DSV32_FAIL(err, DSV32_E_NOMEM, "layer %d: routing tables", layer);
 		goto out;
@@ -129,10 +129,10 @@ dsv32_status ref_moe_forward(ref_model *m, int layer, const dsv32_tensor *x, int
 	dsv32_tensor o2 = lc_view(out, 0, 2, (int64_t[]){T, dim});
 	LC_CK(ref_all_reduce(m, &o2, parts, err));
 out:
-	free(idx_h);
-	free(w_h);
-	free(rows_h);
-	free(ws_h);
+	dsv32_backend_host_put(m->be, idx_h, (size_t)(T * K) * sizeof *idx_h);
+	dsv32_backend_host_put(m->be, w_h, (size_t)(T * K) * sizeof *w_h);
+	dsv32_backend_host_put(m->be, rows_h, (size_t)T * sizeof *rows_h);
+	dsv32_backend_host_put(m->be, ws_h, (size_t)T * sizeof *ws_h);
 	lc_pool_free(&p);
 	return rc;
 }

@@ -82,6 +82,7 @@ typedef struct {
 	/* layer-major (model.c): one activation slot per step, lm_n of them (NULL outside) */
 	struct ref_lm_slot *lm;
 	int lm_n;
+	dsv32_tensor logits_keep; /* opts.logits_view: forward's F32 [B, V] output, kept */
 } ref_model;
 
 static inline ref_model *ref_of(dsv32_model *m)
