@@ -19,7 +19,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#define DSV32_SCRATCH_SLOTS 4
+#define DSV32_SCRATCH_SLOTS 6
+#define DSV32_SCRATCH_SCORES 4 /* slots 4 and 5: dsv32_scores_scratch (kernels/scores_simd.h) */
 #define DSV32_SCRATCH_KEEP ((size_t)16 << 20)
 
 static _Thread_local void *dsv32_scratch_buf[DSV32_SCRATCH_SLOTS];
@@ -27,6 +28,8 @@ static _Thread_local size_t dsv32_scratch_cap[DSV32_SCRATCH_SLOTS];
 
 static inline void *dsv32_cpu_scratch(int slot, size_t bytes)
 {
+	if (bytes == 0)
+		bytes = 1; /* never NULL for an empty request */
 	if (bytes > dsv32_scratch_cap[slot]) {
 		size_t want = 64;
 		while (want < bytes) {

@@ -13,14 +13,15 @@
  *                                calling thread and reused by its later calls (no allocation per
  *                                decode step once it is large enough); NULL when out of memory.
  *                                Two slots (0: inside a parallel region, 1: the caller's buffers
- *                                shared by the region) per thread and translation unit; never
- *                                freed before exit.
+ *                                shared by the region) per thread and translation unit: slots
+ *                                4 and 5 of kernels/cpu_scratch.h; never freed before exit.
  *   dsv32_e4m3_table(lut)        lut[c] = dsv32_e4m3_to_f32(c) for all 256 codes, built from the
  *                                bits (no ldexpf; the test checks every code against the decoder)
  */
 #ifndef DSV32_SCORES_SIMD_H
 #define DSV32_SCORES_SIMD_H
 
+#include "kernels/cpu_scratch.h"
 #include "kernels/elementwise_cpu_avx2.h"
 
 #include <stdlib.h>
@@ -42,22 +43,7 @@ static inline void dsv32_e4m3_table(float lut[256])
 
 static inline float *dsv32_scores_scratch(int slot, size_t n)
 {
-	static _Thread_local float *buf[2];
-	static _Thread_local size_t cap[2];
-	if (n == 0)
-		n = 1; /* never NULL for an empty request */
-	if (n > cap[slot]) {
-		size_t want = 16; /* powers of two: a buffer that follows T grows log2(T) times */
-		while (want < n)
-			want *= 2;
-		float *p = aligned_alloc(64, want * sizeof *p);
-		if (!p)
-			return NULL;
-		free(buf[slot]);
-		buf[slot] = p;
-		cap[slot] = want;
-	}
-	return buf[slot];
+	return (float *)dsv32_cpu_scratch(DSV32_SCRATCH_SCORES + slot, n * sizeof(float));
 }
 
 #ifdef DSV32_CPU_AVX2

@@ -267,14 +267,7 @@ static void test_backend_cache_reuses_blocks(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	int rc = tc_fixture_tmp(dir, sizeof dir, ckpt, sizeof ckpt, "dalloc", "tiny", 0, 5, "tiny");
-	if (rc)
-		return rc;
-	snprintf(ckpt8, sizeof ckpt8, "%s/tiny-fp8", dir);
-	dsv32_error err = {0};
-	return dsv32_fixture_write("tiny", DSV32_WDTYPE_FP8, 3, ckpt8, 0, false, &err) == DSV32_OK
-		       ? 0
-		       : -1;
+	return tc_fixture_tiny_pair(dir, sizeof dir, ckpt, sizeof ckpt, ckpt8, sizeof ckpt8, "dalloc");
 }
 
 static int group_teardown(void **state)

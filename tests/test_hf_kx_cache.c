@@ -117,14 +117,7 @@ static void test_host_engine_and_small_budget_keep_none(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	int rc = tc_fixture_tmp(dir, sizeof dir, ckpt, sizeof ckpt, "kx", "tiny", 0, 5, "tiny");
-	if (rc)
-		return rc;
-	snprintf(ckpt8, sizeof ckpt8, "%s/tiny-fp8", dir);
-	dsv32_error err = {0};
-	return dsv32_fixture_write("tiny", DSV32_WDTYPE_FP8, 3, ckpt8, 0, false, &err) == DSV32_OK
-		       ? 0
-		       : -1;
+	return tc_fixture_tiny_pair(dir, sizeof dir, ckpt, sizeof ckpt, ckpt8, sizeof ckpt8, "kx");
 }
 
 static int group_teardown(void **state)

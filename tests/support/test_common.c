@@ -201,6 +201,20 @@ int tc_fixture_tmp(char *dir, size_t dir_len, char *ckpt, size_t ckpt_len, const
 	return 0;
 }
 
+int tc_fixture_tiny_pair(char *dir, size_t dir_len, char *ckpt, size_t ckpt_len, char *ckpt8,
+			 size_t ckpt8_len, const char *tag)
+{
+	if (tc_fixture_tmp(dir, dir_len, ckpt, ckpt_len, tag, "tiny", 0, 5, "tiny"))
+		return -1;
+	snprintf(ckpt8, ckpt8_len, "%s/tiny-fp8", dir);
+	dsv32_error err = {0};
+	if (dsv32_fixture_write("tiny", DSV32_WDTYPE_FP8, 3, ckpt8, 0, false, &err) != DSV32_OK) {
+		fprintf(stderr, "fixture: %s\n", err.what);
+		return -1;
+	}
+	return 0;
+}
+
 int tc_gemm_engine(void)
 {
 	const char *e = getenv("DSV32_TEST_GEMM");

@@ -73,6 +73,10 @@ int tc_remove_dir(const char *dir);
  * after naming the failure on stderr; for group setups. */
 int tc_fixture_tmp(char *dir, size_t dir_len, char *ckpt, size_t ckpt_len, const char *tag,
 		   const char *preset, int dtype, uint64_t seed, const char *name);
+/* tc_fixture_tmp of the tiny preset in bf16 (seed 5) as <dir>/tiny, and in fp8 (seed 3) as
+ * <dir>/tiny-fp8 (ckpt8); for tests that run both weight dtypes. */
+int tc_fixture_tiny_pair(char *dir, size_t dir_len, char *ckpt, size_t ckpt_len, char *ckpt8,
+			 size_t ckpt8_len, const char *tag);
 
 /* ---- values ---- */
 
