@@ -11,7 +11,6 @@
 #include "core/infile.h"
 #include "fixtures/generator.h"
 
-
 /* --json [FILE|-]: what was written, for scripts (stdout then holds only this). */
 typedef struct {
 	const char *out, *kind, *label, *dtype;

@@ -15,8 +15,6 @@
 #include "convert/convert.h"
 #include "core/fsutil.h"
 
-/* From cmd_convert.c. */
-
 static const char *usage_text =
 	"usage: dsv32-parity verify-shards --shards FILES|DIR... --dense DIR [--config FILE]\n"
 	"                                  [--json [FILE|-]] [--force] [--allow-unknown] [--mp W]\n"

@@ -22,8 +22,8 @@
 
 /* True when `work` scalar operations are worth a parallel region. DSV32_PAR_MIN_WORK in the
  * environment replaces the threshold (0: every body forks, as before session 10), so that tests
- * can drive the parallel paths on tiny shapes; it is read at each call (a few hundred ns, once
- * per op). */
+ * can drive the parallel paths on tiny shapes; it is read once per process, as
+ * dsv32_scores_vec_enabled reads DSV32_CPU_NO_AVX2. */
 bool dsv32_par_worth(double work);
 
 #endif

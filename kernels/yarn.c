@@ -173,8 +173,11 @@ dsv32_status dsv32_yarn_hf_cos_sin(dsv32_backend *be, dsv32_tensor *cos, dsv32_t
 				  "an even dim", op, (long long)B, (long long)S);
 	size_t n = (size_t)(B * S * dim), es_c = dsv32_dtype_size(cos->dtype),
 	       es_s = dsv32_dtype_size(sin->dtype);
-	char *hc = dsv32_backend_host_get(be, n * es_c), *hs = dsv32_backend_host_get(be, n * es_s);
-	if (!hc || !hs) {
+	/* on the CPU the tables are written in place; a device gets them from host staging */
+	bool staged = be->device != DSV32_DEV_CPU;
+	char *hc = staged ? dsv32_backend_host_get(be, n * es_c) : cos->data;
+	char *hs = staged ? dsv32_backend_host_get(be, n * es_s) : sin->data;
+	if (staged && (!hc || !hs)) {
 		dsv32_backend_host_put(be, hc, n * es_c);
 		dsv32_backend_host_put(be, hs, n * es_s);
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "%s: %zu elements", op, n);
@@ -189,6 +192,8 @@ dsv32_status dsv32_yarn_hf_cos_sin(dsv32_backend *be, dsv32_tensor *cos, dsv32_t
 			dsv32_act_store(hc, cos->dtype, r * dim + j, cv);
 			dsv32_act_store(hs, sin->dtype, r * dim + j, sv);
 		}
+	if (!staged)
+		return DSV32_OK;
 	dsv32_status rc = dsv32_backend_upload(be, cos->data, hc, n * es_c, err);
 	if (rc == DSV32_OK)
 		rc = dsv32_backend_upload(be, sin->data, hs, n * es_s, err);
