@@ -62,23 +62,6 @@ dsv32_status dsv32_tensor_alloc(dsv32_tensor *t, dsv32_dtype dtype, int ndim, co
 	return DSV32_OK;
 }
 
-dsv32_status dsv32_tensor_ensure(dsv32_tensor *t, dsv32_dtype dtype, int ndim,
-				 const int64_t *shape, dsv32_error *err)
-{
-	if (!t->data)
-		return dsv32_tensor_alloc(t, dtype, ndim, shape, err);
-	bool same = t->owned && t->device == DSV32_DEV_CPU && t->dtype == dtype && t->ndim == ndim;
-	for (int i = 0; same && i < ndim; i++)
-		same = t->shape[i] == shape[i];
-	if (same)
-		return DSV32_OK;
-	char want[128], have[128];
-	return DSV32_FAIL(err, DSV32_E_USAGE, "output tensor: expected an empty tensor or an owned "
-			  "host %s %s, got %s %s", dsv32_dtype_name(dtype),
-			  dsv32_shape_str(want, sizeof want, ndim, shape), dsv32_dtype_name(t->dtype),
-			  dsv32_shape_str(have, sizeof have, t->ndim, t->shape));
-}
-
 dsv32_tensor dsv32_tensor_view(void *data, dsv32_dtype dtype, int ndim, const int64_t *shape)
 {
 	dsv32_tensor t = {0};

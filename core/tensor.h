@@ -38,11 +38,6 @@ dsv32_status dsv32_shape_bytes(size_t *bytes, dsv32_dtype dtype, int ndim, const
 /* Allocate an owned, zero-filled host tensor. DSV32_E_SHAPE for a bad shape, _NOMEM. */
 dsv32_status dsv32_tensor_alloc(dsv32_tensor *t, dsv32_dtype dtype, int ndim, const int64_t *shape,
 				dsv32_error *err);
-/* A buffer kept from call to call: t empty ({0}) is allocated as by dsv32_tensor_alloc; t an
- * owned host tensor of exactly this dtype and shape is kept as it is (contents unchanged, for
- * the caller to overwrite); anything else is DSV32_E_USAGE. t must be initialised. */
-dsv32_status dsv32_tensor_ensure(dsv32_tensor *t, dsv32_dtype dtype, int ndim,
-				 const int64_t *shape, dsv32_error *err);
 /* A borrowed view of data with the given dtype and shape (nothing is copied). */
 dsv32_tensor dsv32_tensor_view(void *data, dsv32_dtype dtype, int ndim, const int64_t *shape);
 /* Free an owned host tensor (device tensors are freed through the backend); reset to empty. */

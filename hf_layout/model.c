@@ -182,17 +182,17 @@ static bool lm_head_one_gemm(const hf_model *m, int64_t B, int64_t S, int64_t ke
 	return B > 1 && (keep == 1 || keep == S) && m->be->device == DSV32_DEV_CPU;
 }
 
-/* The final norm and lm_head on the last `keep` positions of h [B,S,dim] (with the norm-fusion
- * knob, h is the residual and br the last layer's un-added output, added in the fused norm);
- * logits_out: host [B, keep, V] in the activation dtype, or F32 with the logits-dtype knob
- * toward ref (the head's GEMM output kept in fp32, as the reference's). */
-
 /* The dtype of the head's output: the activation dtype, F32 with the logits-dtype knob. */
 static dsv32_dtype hf_logits_dtype(const hf_model *m)
 {
 	return dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_LOGITS_DTYPE) ? DSV32_F32 : m->act;
 }
 
+/* The final norm and lm_head on the last `keep` positions of h [B,S,dim] (with the norm-fusion
+ * knob, h is the residual and br the last layer's un-added output, added in the fused norm);
+ * logits_out: host [B, keep, V] in the activation dtype, or F32 with the logits-dtype knob
+ * toward ref (the head's GEMM output kept in fp32, as the reference's), allocated here, or
+ * with `into` a host buffer of that dtype and shape the caller gives. */
 static dsv32_status lm_head(hf_model *m, dsv32_tensor *h, dsv32_tensor *br, int64_t keep,
 			    dsv32_tensor *logits_out, bool into, dsv32_error *err)
 {
@@ -231,7 +231,7 @@ static dsv32_status lm_head(hf_model *m, dsv32_tensor *h, dsv32_tensor *br, int6
 		}
 	}
 	LC_CK(lc_tap_model(tp, DSV32_MTAP_LOGITS, lg, err));
-	if (!into) /* else the caller's host buffer of that shape and dtype */
+	if (!into)
 		LC_CK(dsv32_tensor_alloc(logits_out, ldt, 3, LC_SHAPE(B, keep, V), err));
 	LC_CK(dsv32_backend_download(m->be, logits_out->data, lg->data, dsv32_tensor_nbytes(lg),
 				     err));

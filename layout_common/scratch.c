@@ -20,9 +20,10 @@ dsv32_status lc_logits_out(const dsv32_model *base, dsv32_tensor *keep, dsv32_te
 	const int64_t shape[2] = {B, V};
 	if (!base->opts.logits_view)
 		return dsv32_tensor_alloc(out, DSV32_F32, 2, shape, err);
-	if (keep->data && keep->shape[0] != B)
+	if (keep->data && keep->shape[0] != B) /* V is the model's: only B changes */
 		dsv32_tensor_free(keep);
-	DSV32_TRY(dsv32_tensor_ensure(keep, DSV32_F32, 2, shape, err));
+	if (!keep->data)
+		DSV32_TRY(dsv32_tensor_alloc(keep, DSV32_F32, 2, shape, err));
 	*out = dsv32_tensor_view(keep->data, DSV32_F32, 2, shape);
 	return DSV32_OK;
 }
