@@ -13,7 +13,7 @@
  * Bodies, all giving these bits (x86-64; chosen at run time, first that applies):
  *   avx512  AVX-512F (gemm_fixed_avx512.c: the 8 lanes side by side in a zmm, two outputs per
  *           vector, 6 x 8 micro tiles; DSV32_GEMM_NO_AVX512=1 skips it);
- *   avx2    AVX2+FMA (below: the 8 lanes as separate passes, 4 x 24 micro tiles);
+ *   avx2    AVX2+FMA+F16C (below: the 8 lanes as separate passes, 4 x 24 micro tiles);
  *   scalar  the order above written out with fmaf (C99: one rounding), for any CPU
  *           (DSV32_GEMM_NO_AVX2=1 forces it, for tests and for checking another machine's
  *           path).
@@ -97,29 +97,48 @@ static void gemm_scalar(float *acc, const float *xf, int64_t M, int64_t Kp,
 #define XBUDGET (2u << 20)
 #endif
 #define NTU 1      /* NR-column tiles per unit of work */
-#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
 
 static bool avx2_usable(void)
 {
 	const char *off = getenv("DSV32_GEMM_NO_AVX2");
 	if (off && off[0] == '1')
 		return false;
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	       __builtin_cpu_supports("f16c");
 }
 
-/* "NT" w: wp[l][q][NR] = f32(w[n0 + j, k0 + 8q + l]) for j < ng and 8q + l < kv (else 0). */
-AVX2 static void pack_w_nt(float *wp, const dsv32_gemm_wref *w, const float *lut, int64_t n0,
-			   int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+/* 8 e4m3 codes decoded exactly through binary16 and F16C (the avx512 body's e4m3x16_f16c has
+ * the reasoning), NaN codes as +-480; *mx keeps the running unsigned maximum of c | 0x80,
+ * which reaches 0xff exactly when one of them was a NaN. A gather from lut costs twice as
+ * much (docs/perf.md, "The fp8 GEMM"). */
+AVX2 static inline __m256 e4m3x8_f16c(const uint8_t *c, __m128i *mx)
+{
+	__m128i v = _mm_loadl_epi64((const __m128i *)c), top = _mm_set1_epi8((char)0x80);
+	*mx = _mm_max_epu8(*mx, _mm_or_si128(v, top));
+	__m128i h = _mm_cvtepi8_epi16(v); /* sign-extended: bits 15 and 14 hold the sign */
+	h = _mm_and_si128(_mm_slli_epi16(h, 7), _mm_set1_epi16((short)0xBF80));
+	return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(0x1p8f));
+}
+
+/* One pass of pack_w_nt, e4m3 through e4m3x8_f16c where f16c is set; returns whether that
+ * met a NaN code (the panel is then to be packed again without it). */
+AVX2 static bool pack_w_nt_pass(float *wp, const dsv32_gemm_wref *w, const float *lut,
+				int64_t n0, int64_t ng, int64_t k0, int64_t kc, int64_t kv, bool f16c)
 {
 	int64_t kq = kc / 8;
+	__m128i mx = _mm_setzero_si128();
 	for (int rb = 0; rb < NR / 8; rb++)
 		for (int64_t q = 0; q < kq; q++) {
 			__m256 r[8];
 			int64_t kk = 8 * q;
 			for (int i = 0; i < 8; i++) {
 				int64_t j = rb * 8 + i;
-				if (j < ng && kk + 8 <= kv) {
-					r[i] = load8(w, lut, (n0 + j) * w->ld + k0 + kk);
+				int64_t off = (n0 + j) * w->ld + k0 + kk;
+				if (j < ng && kk + 8 <= kv && f16c) {
+					r[i] = e4m3x8_f16c((const uint8_t *)w->p + off, &mx);
+				} else if (j < ng && kk + 8 <= kv) {
+					r[i] = load8(w, lut, off);
 				} else {
 					float t[8];
 					for (int c = 0; c < 8; c++)
@@ -133,6 +152,16 @@ AVX2 static void pack_w_nt(float *wp, const dsv32_gemm_wref *w, const float *lut
 			for (int l = 0; l < 8; l++)
 				_mm256_store_ps(wp + (l * kq + q) * NR + rb * 8, r[l]);
 		}
+	return _mm_movemask_epi8(_mm_cmpeq_epi8(mx, _mm_set1_epi8((char)0xff))) != 0;
+}
+
+/* "NT" w: wp[l][q][NR] = f32(w[n0 + j, k0 + 8q + l]) for j < ng and 8q + l < kv (else 0). */
+AVX2 static void pack_w_nt(float *wp, const dsv32_gemm_wref *w, const float *lut, int64_t n0,
+			   int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+{
+	bool f16c = w->dtype == DSV32_F8_E4M3;
+	if (pack_w_nt_pass(wp, w, lut, n0, ng, k0, kc, kv, f16c))
+		pack_w_nt_pass(wp, w, lut, n0, ng, k0, kc, kv, false);
 }
 
 /* "NN" w ([K, N] rows): the same packed layout from row copies. */

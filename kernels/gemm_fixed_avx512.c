@@ -1,7 +1,8 @@
 /* gemm_fixed_avx512.c: the avx512 body of the fixed GEMM engine (gemm_fixed.c has the summation
  * order, the contract this body keeps bit for bit, and the dispatch: chosen at run time when
  * the CPU has AVX-512F, DSV32_GEMM_NO_AVX512=1 forces the avx2 body, DSV32_GEMM_NO_AVX2=1 the
- * scalar one). Only AVX-512F instructions (target "avx512f"; 256-bit ops in their VEX forms).
+ * scalar one). Only AVX-512F and F16C instructions (target "avx512f,f16c"; 256-bit ops in
+ * their VEX forms; every CPU with AVX-512F has F16C, and the dispatch checks both).
  *
  * Vectors run across outputs, never across k. One zmm holds the 8 lane sums of two outputs,
  * (m, n) in elements 0..7 and (m+1, n) in 8..15: element l of a half adds x[m, k0+8q+l] ·
@@ -18,8 +19,8 @@
  * k values of w row n broadcast to both halves, so w is read in its own row layout: an F32
  * "NT" w straight from memory, a BF16 "NT" w too when x is one m tile (M <= MR: kernb_*, the
  * decode GEMMs; widened in registers), other dtypes and layouts through a widened panel
- * wp[NR][span] per column tile and chunk (bf16 by a 16-bit shift, e4m3 decoded arithmetically
- * with the bits of dsv32_e4m3_to_f32, "NN" by 8x8 transposes). A row tail runs a tile of 1 or
+ * wp[NR][span] per column tile and chunk (bf16 by a 16-bit shift, e4m3 exactly through
+ * binary16 and F16C, "NN" by 8x8 transposes). A row tail runs a tile of 1 or
  * 2 pairs.
  *
  * Blocking: x is packed once per call (xp[chunk][m tile][q][pair][16], widened from x's own
@@ -64,7 +65,7 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 #ifndef XPF
 #define XPF 384 /* x prefetch distance in floats (8 steps of a 3-pair tile) */
 #endif
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 __attribute__((target("avx512f,f16c")))
 #define UNROLL _Pragma("GCC unroll 16")
 
 bool dsv32_gemm_fixed_avx512_usable(void)
@@ -75,7 +76,7 @@ bool dsv32_gemm_fixed_avx512_usable(void)
 	off = getenv("DSV32_GEMM_NO_AVX2"); /* the scalar body wins over both */
 	if (off && off[0] == '1')
 		return false;
-	return __builtin_cpu_supports("avx512f");
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("f16c");
 }
 
 /* 16 e4m3 codes decoded exactly, the bits of dsv32_e4m3_to_f32 (a table gather is slower, and
@@ -97,6 +98,33 @@ AVX512 static inline __m512 e4m3x16(__m128i codes)
 	bits = _mm512_mask_or_epi32(bits, _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(0x7f)), sign,
 				    _mm512_set1_epi32(0x7fc00000));
 	return _mm512_castsi512_ps(bits);
+}
+
+/* 16 e4m3 codes through F16C: an e4m3 code's bits shifted into a binary16 (exponent bias 15
+ * for e4m3's 7, the same 3 mantissa bits, subnormals included) are the value times 2^-8, and
+ * binary16 -> f32 is exact, so one multiply by 2^8 gives the value exactly. The NaN codes
+ * (|c| = 0x7f) come out as +-480 here; decode_row_f16c notices them and falls back.
+ * About 5 uops for 16 values against e4m3x16's 12 (docs/perf.md, "The fp8 GEMM"). */
+AVX512 static inline __m512 e4m3x16_f16c(__m128i codes)
+{
+	__m256i h = _mm256_cvtepi8_epi16(codes); /* sign-extended: bits 15 and 14 hold the sign */
+	h = _mm256_and_si256(_mm256_slli_epi16(h, 7), _mm256_set1_epi16((short)0xBF80));
+	return _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(0x1p8f));
+}
+
+/* d[0 .. 16·(kv/16)-1] = the e4m3 codes c decoded by e4m3x16_f16c; returns how many were
+ * written: 0 where one of them is a NaN (|c| = 0x7f, noticed by the running unsigned maximum
+ * of c | 0x80 reaching 0xff), so the caller decodes that row exactly instead. */
+AVX512 static int64_t decode_row_f16c(float *d, const uint8_t *c, int64_t kv)
+{
+	__m128i top = _mm_set1_epi8((char)0x80), mx = top;
+	int64_t kk = 0;
+	for (; kk + 16 <= kv; kk += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(c + kk));
+		mx = _mm_max_epu8(mx, _mm_or_si128(v, top));
+		_mm512_storeu_ps(d + kk, e4m3x16_f16c(v));
+	}
+	return _mm_movemask_epi8(_mm_cmpeq_epi8(mx, _mm_set1_epi8((char)0xff))) ? 0 : kk;
 }
 
 /* 16 consecutive w values at element offset off, widened exactly. */
@@ -122,6 +150,8 @@ AVX512 static void pack_w(float *wp, const dsv32_gemm_wref *w, const float *lut,
 			int64_t kk = 0;
 			if (j < ng) {
 				int64_t base = (n0 + j) * w->ld + k0;
+				if (w->dtype == DSV32_F8_E4M3)
+					kk = decode_row_f16c(d, (const uint8_t *)w->p + base, kv);
 				for (; kk + 16 <= kv; kk += 16)
 					_mm512_storeu_ps(d + kk, load16(w, base + kk));
 				for (; kk < kv; kk++)

@@ -237,8 +237,10 @@ static uint8_t e4m3_code(tu_rng *r)
 }
 
 /* fp8_gemm: the same engine with one chunk per 128-block, scaled (fp8.h); a short last block
- * where K % 128 != 0. */
-static void check_fp8(int64_t M, int64_t N, int64_t K, uint64_t seed)
+ * where K % 128 != 0. With nans, w holds the two NaN codes (0x7f in row 1, 0xff in the last
+ * row), which the avx512 body's fast w decode must notice: their columns are NaN, with the
+ * written order's bits as every other output. */
+static void check_fp8(int64_t M, int64_t N, int64_t K, uint64_t seed, bool nans)
 {
 	const int64_t nkb = (K + 127) / 128, nnb = (N + 127) / 128;
 	tu_rng r = tu_rng_xorshift64(seed);
@@ -248,6 +250,10 @@ static void check_fp8(int64_t M, int64_t N, int64_t K, uint64_t seed)
 		((uint8_t *)x8.data)[i] = e4m3_code(&r);
 	for (int64_t i = 0; i < N * K; i++)
 		((uint8_t *)w8.data)[i] = e4m3_code(&r);
+	if (nans) {
+		((uint8_t *)w8.data)[1 * K + K / 2] = 0x7f;
+		((uint8_t *)w8.data)[N * K - 1] = 0xff;
+	}
 	fill(&xs, &r);
 	fill(&ws, &r);
 	float *want = malloc((size_t)(M * N) * sizeof(float));
@@ -303,7 +309,9 @@ static void test_fixed_fp8_gemm_is_the_written_order_on_every_body(void **state)
 		{1543, 9, 300},
 	};
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-		check_fp8(shapes[i][0], shapes[i][1], shapes[i][2], 2024 + i);
+		check_fp8(shapes[i][0], shapes[i][1], shapes[i][2], 2024 + i, false);
+	check_fp8(7, 19, 1100, 77, true);
+	check_fp8(13, 131, 300, 78, true);
 }
 
 /* dsv32_gemm_run on slices: ld > row length and batch strides on x, w and y (the avx512 body
