@@ -1,5 +1,4 @@
-/* backend.cu: CUDA context of a backend: stream, cuBLAS/cuBLASLt handles, device memory. */
-#include <cublasLt.h>
+/* backend.cu: CUDA context of a backend: stream, cuBLAS (opened here) and its handle, device memory. */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -27,12 +26,21 @@ extern "C" dsv32_status dsv32_backend_cuda_init(dsv32_backend *be, dsv32_error *
 		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)ce, "cudaStreamCreate: %s",
 				      cudaGetErrorString(ce));
 	}
-	cublasStatus_t bs = cublasCreate(&c->cublas);
+	dsv32_status st = dsv32_cublas_open(&c->blas, err);
+	if (st != DSV32_OK) {
+		cudaStreamDestroy(c->stream);
+		free(c);
+		return st;
+	}
+	cublasStatus_t bs = c->blas.create(&c->cublas);
 	if (bs == CUBLAS_STATUS_SUCCESS)
-		bs = cublasSetStream(c->cublas, c->stream);
+		bs = c->blas.set_stream(c->cublas, c->stream);
 	if (bs == CUBLAS_STATUS_SUCCESS) /* fp32 GEMMs must not use TF32 */
-		bs = cublasSetMathMode(c->cublas, CUBLAS_PEDANTIC_MATH);
+		bs = c->blas.set_math_mode(c->cublas, CUBLAS_PEDANTIC_MATH);
 	if (bs != CUBLAS_STATUS_SUCCESS) {
+		if (c->cublas)
+			c->blas.destroy(c->cublas);
+		dsv32_cublas_close(&c->blas);
 		cudaStreamDestroy(c->stream);
 		free(c);
 		return DSV32_FAIL_SYS(err, DSV32_E_CUDA, (int)bs, "cuBLAS init: status %d", (int)bs);
@@ -49,7 +57,8 @@ extern "C" void dsv32_backend_cuda_fini(dsv32_backend *be)
 	cudaStreamSynchronize(c->stream);
 	if (c->workspace)
 		cudaFree(c->workspace);
-	cublasDestroy(c->cublas);
+	c->blas.destroy(c->cublas);
+	dsv32_cublas_close(&c->blas);
 	cudaStreamDestroy(c->stream);
 	free(c);
 	be->cuda = NULL;

@@ -5,8 +5,11 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "kernels/cublas_api.h"
+
 typedef struct {
 	cudaStream_t stream;
+	dsv32_cublas_api blas; /* cuBLAS, opened with the backend (cublas_api.h) */
 	cublasHandle_t cublas;
 	void *workspace;
 	size_t workspace_bytes;

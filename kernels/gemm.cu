@@ -106,7 +106,7 @@ extern "C" dsv32_status dsv32_gemm_cuda(dsv32_backend *be, const dsv32_gemm_desc
 	/* Row-major y = x·op(w) is column-major y^T = op(w)^T · x^T: A = w, B = x. */
 	if (d->x_dtype == DSV32_BF16 && d->w_dtype == DSV32_BF16) {
 		cudaDataType_t yt = d->y_dtype == DSV32_F32 ? CUDA_R_32F : CUDA_R_16BF;
-		bs = cublasGemmStridedBatchedEx(c->cublas, opw, CUBLAS_OP_N, N, M, K, &one, d->w,
+		bs = c->blas.gemm_strided_batched_ex(c->cublas, opw, CUBLAS_OP_N, N, M, K, &one, d->w,
 						CUDA_R_16BF, (int)d->ldw, d->stride_w, d->x,
 						CUDA_R_16BF, (int)d->ldx, d->stride_x, &zero, d->y,
 						yt, (int)d->ldy, d->stride_y, B, CUBLAS_COMPUTE_32F,
@@ -130,7 +130,7 @@ extern "C" dsv32_status dsv32_gemm_cuda(dsv32_backend *be, const dsv32_gemm_desc
 		rc = cuda_check(cudaMallocAsync((void **)&yf, (size_t)B * M * N * sizeof(float), st),
 				"cudaMallocAsync", err);
 	if (rc == DSV32_OK) {
-		bs = cublasGemmStridedBatchedEx(
+		bs = c->blas.gemm_strided_batched_ex(
 			c->cublas, opw, CUBLAS_OP_N, N, M, K, &one, wf ? wf : d->w, CUDA_R_32F,
 			wf ? (int)wcols : (int)d->ldw, wf ? wrows * wcols : d->stride_w,
 			xf ? xf : d->x, CUDA_R_32F, xf ? K : (int)d->ldx,
