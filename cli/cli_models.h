@@ -27,6 +27,10 @@ dsv32_status dsv32_cli_open_model_comm(const char *layout, const char *checkpoin
  * build without MPI: DSV32_E_UNSUPPORTED "built without MPI"). */
 dsv32_status dsv32_cli_comm_open(const char *kind, const char *timeout, dsv32_comm **out,
 				 dsv32_error *err);
+/* On stderr, the host engine's note when OpenBLAS runs kernels far below this CPU
+ * (kernels/host_info.h dsv32_host_blas_slow_note); for commands a live side of which uses the
+ * host engine. */
+void dsv32_cli_note_host_blas(void);
 /* Whether this process prints and writes the command's outputs: in-process, or rank 0. */
 bool dsv32_cli_comm_is_leader(const dsv32_comm *c);
 /* The end of a command that opened c: code 0 closes it (every rank does). A failure (err: its

@@ -22,6 +22,7 @@
 #include "core/outpath.h"
 #include "core/tokens.h"
 #include "fixtures/generator.h"
+#include "kernels/backend.h"
 #include "ref/ref_model.h"
 #include "reports/report.h"
 
@@ -468,6 +469,9 @@ static dsv32_status run(compare_args *o, ranks_rec *rec, dsv32_cmp_result *r, ds
 	dsv32_side_spec a, b;
 	DSV32_TRY(parse_side(rec ? o->a_ranks : o->a, o->gemm, &a, err));
 	DSV32_TRY(parse_side(o->b, o->gemm, &b, err));
+	if (!o->quiet && ((a.kind != DSV32_SIDE_TAPS && a.opts.gemm_engine == DSV32_GEMM_HOST) ||
+			  (b.kind != DSV32_SIDE_TAPS && b.opts.gemm_engine == DSV32_GEMM_HOST)))
+		dsv32_cli_note_host_blas();
 	if (o->layers > 0 && (a.kind == DSV32_SIDE_TAPS || b.kind == DSV32_SIDE_TAPS))
 		return DSV32_FAIL(err, DSV32_E_USAGE,
 				  "--layers %llu: both sides must be live models (a recording holds "

@@ -103,6 +103,8 @@ static int dump_record(const dump_args *a)
 	dsv32_model *m = NULL;
 	/* the ref layout's W comes from the shard names; the metadata records the one used */
 	bool leader = dsv32_cli_comm_is_leader(a->comm);
+	if (leader && o.gemm_engine == DSV32_GEMM_HOST)
+		dsv32_cli_note_host_blas();
 	dsv32_status orc = DSV32_OK;
 	if (!strcmp(layout, "ref"))
 		orc = dsv32_cli_shards_world(ckpt, mp > 1 ? (int)mp : 0, &o.world_size, &err);

@@ -468,6 +468,8 @@ int dsv32_cmd_run(int argc, char **argv)
 					     &(dsv32_error){.code = DSV32_E_USAGE,
 							    .what = "--comm mpi|nccl: the ref layout only"});
 	bool leader = dsv32_cli_comm_is_leader(comm);
+	if (leader && o.gemm_engine == DSV32_GEMM_HOST)
+		dsv32_cli_note_host_blas();
 	dsv32_cli_outputs claimed = {.force = force};
 	int crc = leader ? claim_json(&claimed, json, ckpt, config, tokens_s) : 0;
 	if (comm && dsv32_comm_agree(comm, crc ? DSV32_E_USAGE : DSV32_OK, "outputs", &err) != DSV32_OK)

@@ -11,6 +11,7 @@
 #include "convert/namemap.h"
 #include "core/fsutil.h"
 #include "hf_layout/hf_model.h"
+#include "kernels/host_info.h"
 #include "ref/ref_model.h"
 
 bool dsv32_cli_checkpoint_config(const char *checkpoint, const char *config_path,
@@ -115,6 +116,13 @@ void dsv32_cli_layers_text(char *buf, size_t len, int layers, int64_t total)
 	else
 		snprintf(buf, len, "%lld of %lld",
 			 (long long)(layers > 0 && layers < total ? layers : total), (long long)total);
+}
+
+void dsv32_cli_note_host_blas(void)
+{
+	char note[512];
+	if (dsv32_host_blas_slow_note(note, sizeof note))
+		fprintf(stderr, "%s\n", note);
 }
 
 dsv32_status dsv32_cli_open_model(const char *layout, const char *checkpoint,

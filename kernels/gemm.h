@@ -28,8 +28,8 @@
  * Rounds: one RNE rounding of the fp32 result to bf16 iff y is BF16; an F32 y is not rounded.
  *         Mixed inputs (F32,BF16)/(BF16,F32): the bf16 operand is widened to f32 (exact) and the
  *         product runs as an fp32 GEMM; same rounding rule for y.
- * Bodies: CPU fixed: gemm_fixed.c / gemm_fixed_avx512.c: avx512 when the CPU has AVX-512F, avx2
- *              with AVX2+FMA, else scalar fmaf; the same bits on each (DSV32_GEMM_NO_AVX512=1,
+ * Bodies: CPU fixed: gemm_fixed.c / gemm_fixed_avx512.c: avx512 when the CPU has AVX-512F (and
+ *              F16C), avx2 with AVX2+FMA+F16C, else scalar fmaf; the same bits on each (DSV32_GEMM_NO_AVX512=1,
  *              DSV32_GEMM_NO_AVX2=1 force the lower bodies). dsv32_gemm_fixed_body() names it.
  *         CPU host (BF16,BF16): oneDNN matmul (C API, primitives cached by shape/strides/dtypes
  *              in a process-wide cache owned by gemm_dnnl.c) when oneDNN has a native bf16

@@ -6,6 +6,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kernels/backend.h"
 #include "kernels/gemm.h"
@@ -73,6 +74,40 @@ void dsv32_host_numerics_key(const dsv32_host_fingerprint *f, char *out, size_t 
 		snprintf(out, len, "fixed");
 	else
 		snprintf(out, len, "host:%s|%s", f->onednn_impl, f->openblas_core);
+}
+
+bool dsv32_host_blas_slow_note_for(const char *core, bool avx2, bool avx512f, bool avx512bf16,
+				   char *out, size_t len)
+{
+	/* OpenBLAS's families below AVX2 (DYNAMIC_ARCH's x86-64 list) */
+	static const char *const pre_avx2[] = {"Prescott", "Core2", "Penryn", "Dunnington",
+					       "Nehalem", "Atom", "Sandybridge"};
+	bool old = false;
+	for (size_t i = 0; core && i < sizeof pre_avx2 / sizeof pre_avx2[0]; i++)
+		old |= strcasecmp(core, pre_avx2[i]) == 0;
+	if (!old || !avx2)
+		return false;
+	const char *fit = avx512bf16 ? "Cooperlake" : avx512f ? "SkylakeX" : "Haswell";
+	snprintf(out, len,
+		 "note: OpenBLAS runs its %s kernels on this CPU (a model it does not know), so the "
+		 "host engine's F32 GEMMs run several times slower than the CPU allows; "
+		 "OPENBLAS_CORETYPE=%s picks kernels this CPU runs (and changes the host engine's "
+		 "numerics key)", core, fit);
+	return true;
+}
+
+bool dsv32_host_blas_slow_note(char *out, size_t len)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	return dsv32_host_blas_slow_note_for(openblas_get_corename(),
+					     __builtin_cpu_supports("avx2"),
+					     __builtin_cpu_supports("avx512f"),
+					     __builtin_cpu_supports("avx512bf16"), out, len);
+#else
+	(void)out;
+	(void)len;
+	return false;
+#endif
 }
 
 void dsv32_host_fingerprint_line(const dsv32_host_fingerprint *f, char *out, size_t len)

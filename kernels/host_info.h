@@ -25,6 +25,7 @@
 #ifndef DSV32_HOST_INFO_H
 #define DSV32_HOST_INFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
@@ -45,5 +46,15 @@ void dsv32_host_numerics_key(const dsv32_host_fingerprint *f, char *out, size_t 
 /* One line, e.g. "engine fixed (avx2); Intel(R) Xeon(R) ...; isa fma avx2 ...; onednn ...;
  * openblas ...; 2 threads; oneDNN 3.x, OpenBLAS ...". */
 void dsv32_host_fingerprint_line(const dsv32_host_fingerprint *f, char *out, size_t len);
+
+/* OpenBLAS falls back to its generic SSE3 kernels ("Prescott") on CPU models newer than the
+ * release knows: Debian's 0.3.21 does on an Intel Xeon of model 207, where the host engine's
+ * F32 GEMMs then ran 3-4x below the speed its AVX-512 kernels reach (bench_gemm, 2026-12-07).
+ * When that is the case here (OpenBLAS on such a core family on a CPU with AVX2), writes a
+ * one-line note into out naming the OPENBLAS_CORETYPE this CPU can run, and returns true. */
+bool dsv32_host_blas_slow_note(char *out, size_t len);
+/* The same decision for a given core family and CPU features (the testable part). */
+bool dsv32_host_blas_slow_note_for(const char *core, bool avx2, bool avx512f, bool avx512bf16,
+				   char *out, size_t len);
 
 #endif
