@@ -31,7 +31,10 @@
  * Bodies: CPU fixed: gemm_fixed.c / gemm_fixed_avx512.c: avx512 when the CPU has AVX-512F (and
  *              F16C), avx2 with AVX2+FMA+F16C, else scalar fmaf; the same bits on each (DSV32_GEMM_NO_AVX512=1,
  *              DSV32_GEMM_NO_AVX2=1 force the lower bodies). dsv32_gemm_fixed_body() names it.
- *         CPU host (BF16,BF16): oneDNN matmul (C API, primitives cached by shape/strides/dtypes
+ *         CPU host (BF16,BF16): on a CPU with AVX512-BF16 and no AMX, our own VDPBF16PS kernel
+ *              in the order of torch's oneDNN there (gemm_dpbf16.c: one accumulator from +0,
+ *              k pairs in increasing order; DSV32_HOST_BF16=onednn uses oneDNN instead).
+ *              Otherwise oneDNN matmul (C API, primitives cached by shape/strides/dtypes
  *              in a process-wide cache owned by gemm_dnnl.c) when oneDNN has a native bf16
  *              kernel on this CPU (AVX512-BF16 / AMX). Those kernels use vdpbf16ps/tdpbf16ps,
  *              which per the Intel SDM treat bf16 subnormal inputs as zero (DAZ) and flush
@@ -94,6 +97,7 @@ typedef struct {
 dsv32_status dsv32_gemm_run(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
 
 /* Which CPU body a (BF16,BF16) "NT" GEMM of the host engine takes on this machine:
+ * "dsv32:dpbf16-seq" (AVX512-BF16 without AMX: gemm_dpbf16.c, torch's oneDNN order there),
  * "onednn:<impl>", or "fixed-blocked (...why oneDNN is not used...)" / "sgemm-widened (...)".
  * Never NULL. */
 const char *dsv32_gemm_bf16_impl(void);

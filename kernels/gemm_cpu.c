@@ -118,6 +118,8 @@ static void gemm_one(const dsv32_gemm_desc *d, scratch *s, const void *xb, const
 static dsv32_status gemm_host(const dsv32_gemm_desc *d, dsv32_error *err)
 {
 	bool done = false;
+	if (d->x_dtype == DSV32_BF16 && d->w_dtype == DSV32_BF16 && dsv32_gemm_dpbf16_usable())
+		return dsv32_gemm_dpbf16(d, err);
 	if (d->x_dtype == DSV32_BF16 && d->w_dtype == DSV32_BF16)
 		DSV32_TRY(dsv32_gemm_dnnl(d, &done, err));
 	if (done)

@@ -30,6 +30,10 @@ dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64
 				   const float *xs, const float *ws, int64_t nkb, dsv32_error *err);
 /* The fixed engine on a checked desc (K > 0). */
 dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err);
+/* The host engine's bf16 body on CPUs with AVX512-BF16 and no AMX (gemm_dpbf16.c: torch's
+ * oneDNN order there); DSV32_HOST_BF16=onednn turns it off. */
+bool dsv32_gemm_dpbf16_usable(void);
+dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err);
 /* oneDNN bf16 body: sets *done = false (and returns DSV32_OK) when oneDNN cannot run it here. */
 dsv32_status dsv32_gemm_dnnl(const dsv32_gemm_desc *d, bool *done, dsv32_error *err);
 #ifdef __cplusplus
