@@ -254,14 +254,14 @@ static void exact_torch_cpu_rules(const gold *g)
 	cJSON_Delete(rep);
 }
 
-static void test_exact_tier_torch_cpu_rules_match_transformers(void **state)
+/* check(g) for every recording whose exact tier this machine is; skipped where none is. */
+static void each_exact_tier(void (*check)(const gold *g))
 {
-	(void)state;
 	TC_NEED_CLI(cli);
 	int ran = 0;
 	for (size_t i = 0; i < sizeof GOLDS / sizeof GOLDS[0]; i++)
 		if (exact_tier(&GOLDS[i])) {
-			exact_torch_cpu_rules(&GOLDS[i]);
+			check(&GOLDS[i]);
 			ran++;
 		}
 	use(&GOLDS[0]);
@@ -269,8 +269,15 @@ static void test_exact_tier_torch_cpu_rules_match_transformers(void **state)
 		skip();
 }
 
-static void exact_index_rule(void)
+static void test_exact_tier_torch_cpu_rules_match_transformers(void **state)
 {
+	(void)state;
+	each_exact_tier(exact_torch_cpu_rules);
+}
+
+static void exact_index_rule(const gold *g)
+{
+	(void)g; /* use(g) made it the recording compare() reads */
 	int rc;
 	cJSON *rep = compare("hf:gemm=host:ties=index", "teacher-forced", "index", &rc);
 	tally t = {0};
@@ -287,16 +294,7 @@ static void exact_index_rule(void)
 static void test_exact_tier_index_rule_forces_ties_only(void **state)
 {
 	(void)state;
-	TC_NEED_CLI(cli);
-	int ran = 0;
-	for (size_t i = 0; i < sizeof GOLDS / sizeof GOLDS[0]; i++)
-		if (exact_tier(&GOLDS[i])) {
-			exact_index_rule();
-			ran++;
-		}
-	use(&GOLDS[0]);
-	if (!ran)
-		skip();
+	each_exact_tier(exact_index_rule);
 }
 
 /* Any machine, the default engine: the differing decisions are ties or near-ties. */
