@@ -1,14 +1,15 @@
 /* gemm_dpbf16.c: the host engine's bf16 x bf16 GEMM on CPUs with AVX512-BF16 but no AMX, in the
  * order torch's oneDNN (3.13, inside torch 2.15) runs it there (`brg_matmul:avx512_core_bf16`):
- * per output, one fp32 accumulator from +0, then one VDPBF16PS per pair of k values, pairs in
- * increasing k (k = 2j and 2j+1 in one instruction, which adds the product of element 2j+1 and
- * then that of element 2j, each rounded to fp32, bf16 subnormal inputs read as zero and
- * subnormal results flushed, as the SDM defines it); an odd K's last pair has a zero partner;
- * a BF16 y is rounded by VCVTNEPS2BF16 (RNE; subnormal results flushed), as oneDNN does.
- * Measured against torch 2.15 on an Intel Xeon (model 207) without AMX: the same bits for every
- * output of the tiny model's GEMMs and of random products with K up to 7168 at M <= 120
- * (docs/topk-ties.md "Same-machine evidence"). Debian's oneDNN 2.6 picks `gemm:jit` for most
- * of these shapes, whose order differs in a few outputs per GEMM.
+ * K in chunks of 1024 values; per output and chunk, one fp32 accumulator from +0, then one
+ * VDPBF16PS per pair of k values, pairs in increasing k (k = 2j and 2j+1 in one instruction,
+ * which adds the product of element 2j+1 and then that of element 2j, each rounded to fp32,
+ * bf16 subnormal inputs read as zero and subnormal results flushed, as the SDM defines it); the
+ * chunk sums added in chunk order (y = t0, then y + t1, ...); an odd K's last pair has a zero
+ * partner; a BF16 y is rounded by VCVTNEPS2BF16 (RNE; subnormal results flushed), as oneDNN
+ * does. Measured against torch 2.15 on an Intel Xeon (model 207) without AMX, 1 and 2 threads:
+ * the same bits for every output of the tiny model's GEMMs and of random products with K up to
+ * 16384 and M up to 128 (docs/topk-ties.md "Without AMX"). Debian's oneDNN 2.6 picks `gemm:jit`
+ * for most of these shapes, whose order differs in a few outputs per GEMM.
  * Each output is formed by one thread, so the thread count changes no bit. */
 #include "kernels/gemm_impl.h"
 
@@ -62,8 +63,9 @@ static inline uint32_t pair_rowmajor(const uint16_t *p, int64_t ld, int64_t r, i
 	return (uint32_t)q[0] | hi << 16;
 }
 
-#define MB 16 /* rows per vector: the 16 fp32 lanes are 16 rows of x */
-#define NC 8  /* columns per tile */
+#define MB 16  /* rows per vector: the 16 fp32 lanes are 16 rows of x */
+#define NC 8   /* columns per tile */
+#define KCP 512 /* pairs per K chunk (1024 values), as torch's oneDNN blocks K */
 
 /* x as pairs, 16 rows per block: xp[(mb·J + j)·16 + l] = pair j of row 16·mb + l (0 past M). */
 static void pack_x(uint32_t *xp, const uint16_t *x, int64_t ldx, int64_t M, int64_t K)
@@ -100,24 +102,30 @@ static void pack_w(uint32_t *wp, const dsv32_gemm_desc *d, const uint16_t *w)
 DP static void tile(const dsv32_gemm_desc *d, const uint32_t *xp, int64_t J, const uint8_t *wr,
 		    int64_t wld, void *y, int64_t mb, bool two, int64_t n0, int nc)
 {
-	__m512 c[2][NC];
-	for (int h = 0; h < 2; h++)
-		for (int q = 0; q < NC; q++)
-			c[h][q] = _mm512_setzero_ps();
+	__m512 c[2][NC], t[2][NC];
 	const uint32_t *x0 = xp + mb * J * MB, *x1 = x0 + J * MB;
-	for (int64_t j = 0; j < J; j++) {
-		__m512bh a0 = (__m512bh)_mm512_loadu_si512(x0 + j * MB);
-		__m512bh a1 = two ? (__m512bh)_mm512_loadu_si512(x1 + j * MB) : a0;
-		for (int q = 0; q < NC; q++) {
-			if (q >= nc)
-				break;
-			uint32_t wv;
-			memcpy(&wv, wr + ((n0 + q) * wld + j) * 4, 4);
-			__m512bh b = (__m512bh)_mm512_set1_epi32((int)wv);
-			c[0][q] = _mm512_dpbf16_ps(c[0][q], a0, b);
-			if (two)
-				c[1][q] = _mm512_dpbf16_ps(c[1][q], a1, b);
+	for (int64_t j0 = 0; j0 < J; j0 += KCP) {
+		for (int h = 0; h < 2; h++)
+			for (int q = 0; q < NC; q++)
+				c[h][q] = _mm512_setzero_ps();
+		int64_t j1 = J - j0 < KCP ? J : j0 + KCP;
+		for (int64_t j = j0; j < j1; j++) {
+			__m512bh a0 = (__m512bh)_mm512_loadu_si512(x0 + j * MB);
+			__m512bh a1 = two ? (__m512bh)_mm512_loadu_si512(x1 + j * MB) : a0;
+			for (int q = 0; q < NC; q++) {
+				if (q >= nc)
+					break;
+				uint32_t wv;
+				memcpy(&wv, wr + ((n0 + q) * wld + j) * 4, 4);
+				__m512bh b = (__m512bh)_mm512_set1_epi32((int)wv);
+				c[0][q] = _mm512_dpbf16_ps(c[0][q], a0, b);
+				if (two)
+					c[1][q] = _mm512_dpbf16_ps(c[1][q], a1, b);
+			}
 		}
+		for (int h = 0; h < 2; h++) /* chunk sums in chunk order: t = c, then t + c */
+			for (int q = 0; q < NC; q++)
+				t[h][q] = j0 == 0 ? c[h][q] : _mm512_add_ps(t[h][q], c[h][q]);
 	}
 	for (int h = 0; h < (two ? 2 : 1); h++)
 		for (int q = 0; q < nc; q++) {
@@ -125,12 +133,12 @@ DP static void tile(const dsv32_gemm_desc *d, const uint32_t *xp, int64_t J, con
 			int64_t n = n0 + q;
 			if (d->y_dtype == DSV32_F32) {
 				float v[MB];
-				_mm512_storeu_ps(v, c[h][q]);
+				_mm512_storeu_ps(v, t[h][q]);
 				for (int64_t l = 0; l < rows; l++)
 					((float *)y)[(m0 + l) * d->ldy + n] = v[l];
 			} else {
 				uint16_t v[MB];
-				_mm256_storeu_si256((__m256i *)v, (__m256i)_mm512_cvtneps_pbh(c[h][q]));
+				_mm256_storeu_si256((__m256i *)v, (__m256i)_mm512_cvtneps_pbh(t[h][q]));
 				for (int64_t l = 0; l < rows; l++)
 					((uint16_t *)y)[(m0 + l) * d->ldy + n] = v[l];
 			}

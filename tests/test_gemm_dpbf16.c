@@ -1,13 +1,18 @@
 /* test_gemm_dpbf16.c: the host engine's bf16 GEMM on CPUs with AVX512-BF16 and no AMX
  * (kernels/gemm_dpbf16.c) gives the bits of its stated order, written out here in scalar fp32:
- * per output acc = +0, then for each pair j = 0, 1, ... acc = (acc + x[2j+1]·w[2j+1]) +
- * x[2j]·w[2j] (each product exact in fp32, each sum rounded), a missing odd partner read as 0;
- * a BF16 y rounded to nearest even. Data stay in the normal range (the instruction's DAZ/FTZ
+ * per output and K chunk of 1024 values acc = +0, then for each pair j of the chunk
+ * acc = (acc + x[2j+1]·w[2j+1]) + x[2j]·w[2j] (each product exact in fp32, each sum rounded), a
+ * missing odd partner read as 0; y = the first chunk's acc, then y + acc per chunk; a BF16 y
+ * rounded to nearest even. Data stay in the normal range (the instruction's DAZ/FTZ
  * is not exercised). Layouts "NT" (read in place, or packed where K or its row stride is odd)
  * and "NN", odd K, M and N off the 32 x 8 tiles, a batch of strided slices, F32 and BF16 y, 1 and
  * 2 threads. Skipped (77) where the body does not run.
- * That this order is torch's on such a CPU is shown by the recording test
- * (test_hf_golden_ties.c, its avx512_bf16 exact tier). */
+ * That this order is torch's on such a CPU is shown by py_test_dpbf16_torch.py (bit for bit
+ * against torch's bf16 linear at real widths, through `--emit` below) and by the recording test
+ * (test_hf_golden_ties.c, its avx512_bf16 exact tier).
+ *
+ * test_gemm_dpbf16 --emit M K N X W Y: y [M, N] = x [M, K] · w [N, K]^T through the host
+ * engine, raw bf16 files in and out (exit 77 where this body does not run). */
 #include <math.h>
 #include <omp.h>
 #include <setjmp.h>
@@ -37,14 +42,18 @@ static uint16_t rand_bf16(void)
 
 static float oracle(const uint16_t *x, int64_t sx, const uint16_t *w, int64_t sw, int64_t K)
 {
-	float acc = 0.0f;
-	for (int64_t j = 0; 2 * j < K; j++) {
-		float xo = 2 * j + 1 < K ? dsv32_bf16_to_f32(x[(2 * j + 1) * sx]) : 0.0f;
-		float wo = 2 * j + 1 < K ? dsv32_bf16_to_f32(w[(2 * j + 1) * sw]) : 0.0f;
-		acc = acc + xo * wo;
-		acc = acc + dsv32_bf16_to_f32(x[2 * j * sx]) * dsv32_bf16_to_f32(w[2 * j * sw]);
+	float y = 0.0f;
+	for (int64_t k0 = 0; k0 < K; k0 += 1024) {
+		float acc = 0.0f;
+		for (int64_t j = k0 / 2; 2 * j < K && 2 * j < k0 + 1024; j++) {
+			float xo = 2 * j + 1 < K ? dsv32_bf16_to_f32(x[(2 * j + 1) * sx]) : 0.0f;
+			float wo = 2 * j + 1 < K ? dsv32_bf16_to_f32(w[(2 * j + 1) * sw]) : 0.0f;
+			acc = acc + xo * wo;
+			acc = acc + dsv32_bf16_to_f32(x[2 * j * sx]) * dsv32_bf16_to_f32(w[2 * j * sw]);
+		}
+		y = k0 == 0 ? acc : y + acc;
 	}
-	return acc;
+	return y;
 }
 
 static void check(int64_t B, int64_t M, int64_t N, int64_t K, bool trans, bool y_f32, int threads,
@@ -97,7 +106,7 @@ static void test_dpbf16_is_its_written_order(void **state)
 	(void)state;
 	static const int64_t shapes[][4] = {
 		{1, 1, 1, 1},	  {1, 5, 33, 7},     {2, 7, 70, 129}, {1, 120, 256, 512},
-		{1, 3, 64, 7168}, {2, 40, 19, 130}, {1, 33, 9, 256},
+		{1, 3, 64, 7168}, {2, 40, 19, 130}, {1, 33, 9, 256}, {1, 17, 24, 2049},
 	};
 	/* wpad 1 or 2: an "NT" w with an odd or even row stride (even K and stride: read in place
 	 * as rows of pairs; otherwise packed) */
@@ -116,8 +125,41 @@ static void test_host_engine_names_it(void **state)
 	assert_string_equal(dsv32_gemm_bf16_impl(), "dsv32:dpbf16-seq");
 }
 
-int main(void)
+static int emit(char **a)
 {
+	int64_t M = atoll(a[0]), K = atoll(a[1]), N = atoll(a[2]);
+	if (M <= 0 || K <= 0 || N <= 0)
+		return 2;
+	uint16_t *x = malloc((size_t)(M * K) * 2), *w = malloc((size_t)(N * K) * 2);
+	uint16_t *y = malloc((size_t)(M * N) * 2);
+	FILE *fx = fopen(a[3], "rb"), *fw = fopen(a[4], "rb");
+	int rc = x && w && y && fx && fw && fread(x, 2, (size_t)(M * K), fx) == (size_t)(M * K) &&
+				 fread(w, 2, (size_t)(N * K), fw) == (size_t)(N * K)
+			 ? 0
+			 : 2;
+	if (fx)
+		fclose(fx);
+	if (fw)
+		fclose(fw);
+	dsv32_gemm_desc d = {.batch = 1, .M = M, .N = N, .K = K, .trans_w = true,
+			     .x_dtype = DSV32_BF16, .w_dtype = DSV32_BF16, .y_dtype = DSV32_BF16,
+			     .x = x, .ldx = K, .w = w, .ldw = K, .y = y, .ldy = N};
+	FILE *fy = rc ? NULL : fopen(a[5], "wb");
+	if (!fy || dsv32_gemm_dpbf16(&d, NULL) != DSV32_OK ||
+	    fwrite(y, 2, (size_t)(M * N), fy) != (size_t)(M * N))
+		rc = 2;
+	if (fy && fclose(fy) != 0)
+		rc = 2;
+	free(x);
+	free(w);
+	free(y);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 8 && !strcmp(argv[1], "--emit"))
+		return dsv32_gemm_dpbf16_usable() ? emit(argv + 2) : 77;
 	if (!dsv32_gemm_dpbf16_usable()) {
 		printf("# no AVX512-BF16 without AMX here (or DSV32_HOST_BF16=onednn): body not run\n");
 		return 77;

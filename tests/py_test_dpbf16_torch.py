@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""py_test_dpbf16_torch: the host engine's bf16 GEMM on CPUs with AVX512-BF16 and no AMX
+(kernels/gemm_dpbf16.c) against torch's bf16 linear on the same machine, bit for bit.
+
+torch runs it there as oneDNN's brg_matmul:avx512_core_bf16; our body claims its order (K in
+chunks of 1024 values, k pairs in order through VDPBF16PS, chunk sums in order). Random bf16
+x [M, K] and w [N, K] at DeepSeek V3.2 widths (K up to 18432), 1 and 2 torch threads, through
+`test_gemm_dpbf16 --emit`. Exit 77 (skip) without torch/numpy, without the binary, or where the
+body does not run (no AVX512-BF16, or AMX); 1 on any differing output.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    import torch
+except ImportError:
+    print("skip: numpy/torch missing")
+    sys.exit(77)
+
+build = os.environ.get("DSV32_BUILD_DIR")
+exe = os.path.join(build, "test_gemm_dpbf16") if build else None
+if not exe or not os.path.exists(exe):
+    print("skip: test_gemm_dpbf16 binary not found (DSV32_BUILD_DIR)")
+    sys.exit(77)
+
+# M, K, N, torch threads: the tiny model's, then real-width shapes (K > 1024 crosses chunks)
+CASES = [(120, 512, 256, 1), (3, 7168, 512, 1), (16, 7168, 256, 2), (64, 7168, 128, 2),
+         (128, 7168, 256, 1), (120, 3072, 200, 1), (32, 16384, 64, 2), (100, 18432, 64, 1),
+         (128, 2048, 1536, 2), (7, 1025, 33, 1)]
+bad = 0
+with tempfile.TemporaryDirectory() as d:
+    xf, wf, yf = (os.path.join(d, n) for n in ("x.bin", "w.bin", "y.bin"))
+    for seed, (m, k, n, threads) in enumerate(CASES):
+        torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        x = torch.randn(m, k).bfloat16()
+        w = (torch.randn(n, k) * 0.02).bfloat16()
+        want = torch.nn.functional.linear(x, w).view(torch.int16).numpy()
+        x.view(torch.int16).numpy().tofile(xf)
+        w.view(torch.int16).numpy().tofile(wf)
+        r = subprocess.run([exe, "--emit", str(m), str(k), str(n), xf, wf, yf],
+                           env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+        if r.returncode == 77:
+            print("skip: the dpbf16 body does not run on this CPU")
+            sys.exit(77)
+        if r.returncode != 0:
+            print("test_gemm_dpbf16 --emit failed: exit %d" % r.returncode)
+            sys.exit(1)
+        got = np.fromfile(yf, dtype=np.int16).reshape(m, n)
+        diff = int((got != want).sum())
+        bad += diff
+        print("M %4d K %5d N %4d, %d thread(s): %d of %d outputs differ from torch %s"
+              % (m, k, n, threads, diff, m * n, torch.__version__))
+sys.exit(1 if bad else 0)
