@@ -21,14 +21,15 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${DSV32_PY_VENV:-$ROOT/.deps/py-venv}"
 PKGS="safetensors==0.8.0 numpy==2.4.6 ml_dtypes==0.7.0 h5py==3.16.0 jsonschema==4.25.1"
 # Tests that skip here by design (they need torch / transformers).
-NEEDS_TORCH='^py_test_(record_transformers|torch_reductions)$'
+NEEDS_TORCH='^py_test_(record_transformers|torch_reductions|dpbf16_torch)$'
 IMPORTS='safetensors, numpy, ml_dtypes, h5py, jsonschema'
 if [ "${1:-}" = "--torch" ]; then
 	shift
 	VENV="${DSV32_TORCH_VENV:-$ROOT/.deps/torch-venv}"
 	# the versions the project's recordings and bench tables were made with
 	PKGS="$PKGS torch==2.15.0 transformers==5.25.0"
-	NEEDS_TORCH='^$'
+	# py_test_dpbf16_torch also skips by CPU (its body needs AVX512-BF16 without AMX)
+	NEEDS_TORCH='^py_test_dpbf16_torch$'
 	IMPORTS="$IMPORTS, torch, transformers"
 fi
 
