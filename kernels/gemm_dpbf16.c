@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "kernels/cpu_parallel.h"
+#include "kernels/cpu_scratch.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -42,7 +43,7 @@ static bool isa_cap_allows_bf16(bool *allow_amx)
 	return true;
 }
 
-bool dsv32_gemm_dpbf16_usable(void)
+static bool usable_here(void)
 {
 	const char *v = getenv("DSV32_HOST_BF16");
 	bool allow_amx = true;
@@ -51,6 +52,19 @@ bool dsv32_gemm_dpbf16_usable(void)
 	return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
 	       __builtin_cpu_supports("avx512vl") &&
 	       !(allow_amx && __builtin_cpu_supports("amx-bf16"));
+}
+
+/* Decided once per process (the host engine asks at every bf16 GEMM), as the environment and
+ * the CPU do not change under it. */
+bool dsv32_gemm_dpbf16_usable(void)
+{
+	static int cached = -1; /* benign: every thread computes the same value */
+	int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	if (v < 0) {
+		v = usable_here();
+		__atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+	}
+	return v != 0;
 }
 
 /* The pair (k = 2j, 2j+1) of row r of a bf16 matrix with element (r, k) at p[r·ld + k], as one
@@ -151,7 +165,7 @@ dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 	/* an "NT" w of even K and row stride is already rows of pairs */
 	bool w_pairs = d->trans_w && d->K % 2 == 0 && d->ldw % 2 == 0;
 	size_t nxp = (size_t)(nmb * J * MB), nwp = w_pairs ? 0 : (size_t)(d->N * J);
-	uint32_t *buf = malloc((nxp + nwp) * sizeof *buf);
+	uint32_t *buf = dsv32_cpu_scratch(0, (nxp + nwp) * sizeof *buf);
 	if (!buf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm (dpbf16): %zu bytes of packed operands "
 				  "for M %lld N %lld K %lld", (nxp + nwp) * 4, (long long)d->M,
@@ -175,7 +189,7 @@ dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 			     (int)(d->N - n0 < NC ? d->N - n0 : NC));
 		}
 	}
-	free(buf);
+	dsv32_cpu_scratch_done(0);
 	return DSV32_OK;
 }
 #else
