@@ -110,6 +110,31 @@ static void pack_w(uint32_t *wp, const dsv32_gemm_desc *d, const uint16_t *w)
 		}
 }
 
+/* Pairs j0 .. j1-1 of one chunk into c (from +0), for one or two row blocks; inlined with `two`
+ * a constant, so the one-block loop (M <= 16, the decode GEMMs) carries no test of it. */
+DP static inline __attribute__((always_inline)) void chunk_pairs(
+	__m512 c[2][NC], const uint32_t *x0, const uint32_t *x1, const uint8_t *wr, int64_t wld,
+	int64_t n0, int nc, int64_t j0, int64_t j1, bool two)
+{
+	for (int h = 0; h < 2; h++)
+		for (int q = 0; q < NC; q++)
+			c[h][q] = _mm512_setzero_ps();
+	for (int64_t j = j0; j < j1; j++) {
+		__m512bh a0 = (__m512bh)_mm512_loadu_si512(x0 + j * MB);
+		__m512bh a1 = two ? (__m512bh)_mm512_loadu_si512(x1 + j * MB) : a0;
+		for (int q = 0; q < NC; q++) {
+			if (q >= nc)
+				break;
+			uint32_t wv;
+			memcpy(&wv, wr + ((n0 + q) * wld + j) * 4, 4);
+			__m512bh b = (__m512bh)_mm512_set1_epi32((int)wv);
+			c[0][q] = _mm512_dpbf16_ps(c[0][q], a0, b);
+			if (two)
+				c[1][q] = _mm512_dpbf16_ps(c[1][q], a1, b);
+		}
+	}
+}
+
 /* Rows 16·mb .. (two blocks where mb2) x columns n0 .. n0+nc-1: per pair j, the x pairs of 16
  * rows against the broadcast w pair of each column, one accumulator per (block, column). w
  * pair j of column n at wr[n·wld + j] (32-bit words, unaligned). */
@@ -119,24 +144,11 @@ DP static void tile(const dsv32_gemm_desc *d, const uint32_t *xp, int64_t J, con
 	__m512 c[2][NC], t[2][NC];
 	const uint32_t *x0 = xp + mb * J * MB, *x1 = x0 + J * MB;
 	for (int64_t j0 = 0; j0 < J; j0 += KCP) {
-		for (int h = 0; h < 2; h++)
-			for (int q = 0; q < NC; q++)
-				c[h][q] = _mm512_setzero_ps();
 		int64_t j1 = J - j0 < KCP ? J : j0 + KCP;
-		for (int64_t j = j0; j < j1; j++) {
-			__m512bh a0 = (__m512bh)_mm512_loadu_si512(x0 + j * MB);
-			__m512bh a1 = two ? (__m512bh)_mm512_loadu_si512(x1 + j * MB) : a0;
-			for (int q = 0; q < NC; q++) {
-				if (q >= nc)
-					break;
-				uint32_t wv;
-				memcpy(&wv, wr + ((n0 + q) * wld + j) * 4, 4);
-				__m512bh b = (__m512bh)_mm512_set1_epi32((int)wv);
-				c[0][q] = _mm512_dpbf16_ps(c[0][q], a0, b);
-				if (two)
-					c[1][q] = _mm512_dpbf16_ps(c[1][q], a1, b);
-			}
-		}
+		if (two)
+			chunk_pairs(c, x0, x1, wr, wld, n0, nc, j0, j1, true);
+		else
+			chunk_pairs(c, x0, x1, wr, wld, n0, nc, j0, j1, false);
 		for (int h = 0; h < 2; h++) /* chunk sums in chunk order: t = c, then t + c */
 			for (int q = 0; q < NC; q++)
 				t[h][q] = j0 == 0 ? c[h][q] : _mm512_add_ps(t[h][q], c[h][q]);
