@@ -31,15 +31,20 @@ int64_t dsv32_rng_range(dsv32_rng *r, int64_t lo, int64_t hi);
 double dsv32_rng_normal(dsv32_rng *r);
 
 #define DSV32_RNG_GAMMA 0x9E3779B97F4A7C15ull
+/* SplitMix64's output mix of a state z (vector loops step z themselves: fixtures/draw_body.h). */
+static inline __attribute__((always_inline)) uint64_t dsv32_rng_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
 /* The output of a stream whose state is s after k more steps (SplitMix64 is counter-based:
  * the k-th next output of a stream in state s is dsv32_rng_u64_at(s, k), k >= 1), so a band of
  * values can be drawn out of order, in parallel, with the values of the sequential calls. */
 static inline uint64_t dsv32_rng_u64_at(uint64_t s, uint64_t k)
 {
-	uint64_t z = s + k * DSV32_RNG_GAMMA;
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
+	return dsv32_rng_mix(s + k * DSV32_RNG_GAMMA);
 }
 
 /* Box-Muller from two outputs a, b: sqrt(-2 ln u1) cos(2 pi u2), u1 = ((a >> 11) + 1) 2^-53,
