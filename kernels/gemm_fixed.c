@@ -11,6 +11,10 @@
  * each rounded once (fp8.h).
  *
  * Bodies, all giving these bits (x86-64; chosen at run time, first that applies):
+ *   avx512bf16  the avx512 body whose bf16 x bf16 GEMMs of more than 6 rows take two steps
+ *           of each lane per VDPBF16PS, the very FMAs (gemm_fixed_avx512.c "the avx512bf16
+ *           variant"); AMD CPUs with AVX512-BF16, DSV32_GEMM_AVX512BF16=0 skips it, =1 forces
+ *           it on any CPU with AVX512-BF16;
  *   avx512  AVX-512F (gemm_fixed_avx512.c: the 8 lanes side by side in a zmm, two outputs per
  *           vector, 6 x 8 micro tiles; DSV32_GEMM_NO_AVX512=1 skips it);
  *   avx2    AVX2+FMA+F16C (below: the 8 lanes as separate passes, 4 x 24 micro tiles);
@@ -363,6 +367,7 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 
 /* The avx512 body (gemm_fixed_avx512.c). */
 bool dsv32_gemm_fixed_avx512_usable(void);
+bool dsv32_gemm_fixed_bf16dp_usable(void);
 /* x: element (m, k) at x[m·ldx + k], F32 or BF16, read for m < M and k < K (zero beyond). */
 bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
 			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
@@ -371,6 +376,8 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 const char *dsv32_gemm_fixed_body(void)
 {
 #ifdef HAVE_AVX2_BODY
+	if (dsv32_gemm_fixed_bf16dp_usable())
+		return "avx512bf16";
 	if (dsv32_gemm_fixed_avx512_usable())
 		return "avx512";
 	if (avx2_usable())

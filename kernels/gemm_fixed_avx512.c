@@ -49,6 +49,7 @@
 
 /* Used by gemm_fixed.c's dispatch; declared there. */
 bool dsv32_gemm_fixed_avx512_usable(void);
+bool dsv32_gemm_fixed_bf16dp_usable(void);
 bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
 			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
 			     int64_t kc_max, const float *xs, const float *ws, int64_t nkb);
@@ -513,6 +514,252 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 	}
 }
 
+/* ---- the avx512bf16 variant: bf16 x and w as pairs of steps (VDPBF16PS) ----
+ *
+ * For x and w both BF16 ("NT" w, more than one m tile), lane l's chain takes two steps per
+ * instruction: VDPBF16PS adds to each f32 element the product of its odd bf16 pair element and
+ * then that of the even one, each as an f32 FMA that rounds to nearest even, with subnormal
+ * inputs read as zero and subnormal results flushed (Intel SDM; checked on 32 M random elements
+ * on an AMD Zen 5, where the even-first order differs in 4%, docs/perf.md). So the pair
+ * (odd = x[m, k0+16p+l], even = x[m, k0+16p+8+l]) continues the chain by steps 2p and 2p+1,
+ * exactly as two FMAs, wherever no input and no sum is subnormal: with G = 2^(ex+ew-14) for
+ * the smallest exponents ex, ew of the nonzero x and w values every product (16 significant
+ * bits) and every running sum is a multiple of G, so none is subnormal when ex + ew >= -112.
+ * (The product is not rounded on its own: -1.5·2^127 + 2^128 gives 2^126, as the FMA.)
+ * pairs_exact() checks that per w panel (x once per call); a panel that fails runs the same
+ * packed pairs through two FMAs per pair instead.
+ * Packing: x as xp[chunk][m tile][p][pair][32] (element 2·(h·8 + l) + 1 = x[m+h, k0+16p+l],
+ * element 2·(h·8 + l) = x[m+h, k0+16p+8+l]), w panels as wp[j][p][16] alike; an odd step count
+ * gets one more step of +0 · +0, which changes no sum: a lane sum starts at +0 and a sum that
+ * rounds to nearest is -0 only when both addends are, so it is never -0. */
+#define BF16DP __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/* Where the VDPBF16PS variant runs: CPUs with AVX512-BF16 that issue it at the FMA rate (AMD
+ * Zen 4/5; on Intel without AMX it issues at a quarter of that, docs/perf.md), unless
+ * DSV32_GEMM_AVX512BF16=0; =1 forces it on any CPU with AVX512-BF16 (for tests). */
+bool dsv32_gemm_fixed_bf16dp_usable(void)
+{
+	if (!dsv32_gemm_fixed_avx512_usable() || !__builtin_cpu_supports("avx512bf16") ||
+	    !__builtin_cpu_supports("avx512bw"))
+		return false;
+	const char *v = getenv("DSV32_GEMM_AVX512BF16");
+	if (v && (v[0] == '0' || v[0] == '1'))
+		return v[0] == '1';
+	return __builtin_cpu_is("amd");
+}
+
+/* The magnitude range of bf16 values: lo = (smallest nonzero |v| bits) - 1 (0xffff if none),
+ * hi = largest |v| bits (0x7f80 and above: inf or NaN). */
+typedef struct {
+	uint16_t lo, hi;
+} bf16_range;
+
+static const bf16_range RANGE_EMPTY = {0xffff, 0};
+
+static inline void range_add(bf16_range *r, uint16_t v)
+{
+	uint16_t a = v & 0x7fff, a1 = (uint16_t)(a - 1);
+	r->lo = a1 < r->lo ? a1 : r->lo;
+	r->hi = a > r->hi ? a : r->hi;
+}
+
+static inline void range_merge(bf16_range *r, bf16_range s)
+{
+	r->lo = s.lo < r->lo ? s.lo : r->lo;
+	r->hi = s.hi > r->hi ? s.hi : r->hi;
+}
+
+/* Whether no value in xr, wr and no sum of their products is subnormal, so that VDPBF16PS
+ * adds as the FMAs do. Panels with inf or NaN go the FMA way too (which NaN an instruction
+ * passes on is not part of VDPBF16PS's documented behaviour). */
+static bool pairs_exact(bf16_range xr, bf16_range wr)
+{
+	uint32_t xmin = xr.lo + 1u, wmin = wr.lo + 1u; /* 0x10000: no nonzero value */
+	if (xr.hi >= 0x7f80 || wr.hi >= 0x7f80 || xmin < 0x80 || wmin < 0x80)
+		return false; /* inf, NaN or a subnormal */
+	if (xmin == 0x10000 || wmin == 0x10000)
+		return true; /* every product is +-0 */
+	return (xmin >> 7) + (wmin >> 7) >= 142;
+}
+
+/* 16 consecutive bf16 values v[0..15] as 8 pairs (odd element v[l], even v[8+l]) in d[0..15],
+ * their magnitudes added to the running range (lo: minimum of |v| - 1, hi: maximum). */
+BF16DP static inline void pair16(uint16_t *d, const uint16_t *v, __m128i *lo, __m128i *hi)
+{
+	__m128i a = _mm_loadu_si128((const __m128i *)v), b = _mm_loadu_si128((const __m128i *)(v + 8));
+	_mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi16(b, a));
+	_mm_storeu_si128((__m128i *)(d + 8), _mm_unpackhi_epi16(b, a));
+	const __m128i mag = _mm_set1_epi16(0x7fff), one = _mm_set1_epi16(1);
+	__m128i ma = _mm_and_si128(a, mag), mb = _mm_and_si128(b, mag);
+	*lo = _mm_min_epu16(*lo, _mm_min_epu16(_mm_sub_epi16(ma, one), _mm_sub_epi16(mb, one)));
+	*hi = _mm_max_epu16(*hi, _mm_max_epu16(ma, mb));
+}
+
+static bf16_range range_of(__m128i lo, __m128i hi)
+{
+	uint16_t l[8], h[8];
+	_mm_storeu_si128((__m128i *)l, lo);
+	_mm_storeu_si128((__m128i *)h, hi);
+	bf16_range r = RANGE_EMPTY;
+	for (int i = 0; i < 8; i++)
+		range_merge(&r, (bf16_range){l[i], h[i]});
+	return r;
+}
+
+/* One row's kc values from s[0..] (kv of them real, the rest +0) as pairs at d, the pair of
+ * steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). */
+BF16DP static void pair_row(uint16_t *d, int64_t stride, const uint16_t *s, int64_t kc,
+			    int64_t kv, bf16_range *r)
+{
+	__m128i lo = _mm_set1_epi16((short)0xffff), hi = _mm_setzero_si128();
+	int64_t np = (kc + 15) / 16, p = 0;
+	for (; p < np && 16 * p + 16 <= kv; p++)
+		pair16(d + p * stride, s + 16 * p, &lo, &hi);
+	range_merge(r, range_of(lo, hi));
+	for (; p < np; p++)
+		for (int l = 0; l < 8; l++) {
+			int64_t k1 = 16 * p + l, k2 = k1 + 8;
+			uint16_t a = k1 < kv ? s[k1] : 0, b = k2 < kv ? s[k2] : 0;
+			if (k1 < kv)
+				range_add(r, a);
+			if (k2 < kv)
+				range_add(r, b);
+			d[p * stride + 2 * l + 1] = a;
+			d[p * stride + 2 * l] = b;
+		}
+}
+
+/* x rows of m tile mt as pairs: xp[chunk][m tile][p][pair][32] (the chunk at k0 starts at
+ * nmt·MR·k0, each tile of it holds MR·kc2 values, kc2 = kc rounded up to 16); returns the
+ * range of the tile's values. */
+BF16DP static bf16_range pack_x_pairs(uint16_t *xp, const uint16_t *x, int64_t ldx, int64_t M,
+				      int64_t K, int64_t nmt, int64_t mt, int64_t Kp,
+				      int64_t kc_max)
+{
+	bf16_range r = RANGE_EMPTY;
+	for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
+		int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kc2 = (kc + 15) & ~(int64_t)15;
+		uint16_t *d = xp + nmt * MR * k0 + mt * MR * kc2;
+		for (int i = 0; i < MR; i++) {
+			int64_t m = mt * MR + i, kv = m < M ? (K - k0 < kc ? K - k0 : kc) : 0;
+			const uint16_t *s = m < M ? x + m * ldx + k0 : x;
+			pair_row(d + (i / 2) * 32 + (i % 2) * 16, MP * 32, s, kc, kv, &r);
+		}
+	}
+	return r;
+}
+
+/* The w panel of columns n0 .. n0+ng-1 and chunk k0 .. k0+kc-1 as pairs: row j at wp + j·kc2,
+ * step pair p at 16·p (rows j >= ng zero); returns the range of its values. */
+BF16DP static bf16_range pack_w_pairs(uint16_t *wp, const dsv32_gemm_wref *w, int64_t n0,
+				      int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+{
+	bf16_range r = RANGE_EMPTY;
+	int64_t kc2 = (kc + 15) & ~(int64_t)15;
+	for (int j = 0; j < NR; j++) {
+		const uint16_t *s = (const uint16_t *)w->p + (n0 + (j < ng ? j : 0)) * w->ld + k0;
+		pair_row(wp + j * kc2, 16, s, kc, j < ng ? kv : 0, &r);
+	}
+	return r;
+}
+
+/* One micro tile of NP row pairs over the np step pairs of a chunk, from packed pairs: t as
+ * KERN's. DP: one VDPBF16PS per pair; otherwise the pair's two steps as two FMAs (odd element
+ * first), for panels pairs_exact() rejects. xp: [p][MP][32] of the tile; w row j at wp + j·wld. */
+#define KERNP(NAME, NP, DP)                                                                   \
+	BF16DP static void NAME(float *t, const uint16_t *xp, const uint16_t *wp, int64_t wld, \
+				int64_t np)                                                   \
+	{                                                                                     \
+		__m512 c[NP][NR];                                                             \
+		const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000);                   \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			UNROLL for (int j = 0; j < NR; j++)                                   \
+				c[p][j] = _mm512_setzero_ps();                                \
+		for (int64_t s = 0; s < np; s++) {                                            \
+			__m512i a[NP];                                                        \
+			UNROLL for (int p = 0; p < NP; p++) {                                 \
+				a[p] = _mm512_load_si512(xp + (s * MP + p) * 32);             \
+				_mm_prefetch((const char *)(xp + (s * MP + p) * 32 + 2 * XPF), \
+					     _MM_HINT_T0);                                    \
+			}                                                                     \
+			UNROLL for (int j = 0; j < NR; j++) {                                 \
+				__m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256(        \
+					(const __m256i *)(wp + j * wld + 16 * s)));           \
+				UNROLL for (int p = 0; p < NP; p++) {                         \
+					if (DP) {                                             \
+						c[p][j] = _mm512_dpbf16_ps(c[p][j],           \
+									   (__m512bh)a[p],    \
+									   (__m512bh)b);      \
+						continue;                                     \
+					}                                                     \
+					c[p][j] = _mm512_fmadd_ps(                            \
+						_mm512_castsi512_ps(                          \
+							_mm512_and_si512(a[p], hi_mask)),     \
+						_mm512_castsi512_ps(_mm512_and_si512(b, hi_mask)), \
+						c[p][j]);                                     \
+					c[p][j] = _mm512_fmadd_ps(                            \
+						_mm512_castsi512_ps(_mm512_slli_epi32(a[p], 16)), \
+						_mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), \
+						c[p][j]);                                     \
+				}                                                             \
+			}                                                                     \
+		}                                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          \
+	}
+KERNP(kernp_p1, 1, true)
+KERNP(kernp_p2, 2, true)
+KERNP(kernf_p1, 1, false)
+KERNP(kernf_p2, 2, false)
+#if MP > 2
+KERNP(kernp_p3, 3, true)
+KERNP(kernf_p3, 3, false)
+#else
+#define kernp_p3 kernp_p2 /* never called: np <= MP */
+#define kernf_p3 kernf_p2
+#endif
+
+/* chunk() for packed pairs (xp16: pack_x_pairs, xr: the range of all of x): the chunk k0 ..
+ * k0+span-1 of the NR-column tile at n0, m tiles mt0 .. mt1-1. */
+BF16DP static void chunk_pairs(float *acc, const uint16_t *xp16, bf16_range xr, int64_t nmt,
+			       int64_t mt0, int64_t mt1, int64_t M, int64_t Kp,
+			       const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t k0,
+			       int64_t span, int64_t n0, int64_t ng, uint16_t *wb, float *run,
+			       const prefetch *pf)
+{
+	int64_t kv = K - k0 < span ? K - k0 : span, span2 = (span + 15) & ~(int64_t)15;
+	bool dp = pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv));
+	const uint16_t *xc = xp16 + nmt * MR * k0;
+	bool first = k0 == 0, last = k0 + span >= Kp;
+	for (int64_t mt = mt0; mt < mt1; mt++) {
+		prefetch_part(pf, mt - mt0, mt1 - mt0);
+		float t[MR * NR] __attribute__((aligned(64)));
+		int64_t left = M - mt * MR;
+		int np = left >= MR ? MP : (int)((left + 1) / 2);
+		const uint16_t *xt = xc + mt * MR * span2;
+		void (*kern)(float *, const uint16_t *, const uint16_t *, int64_t, int64_t) =
+			np == 3 ? (dp ? kernp_p3 : kernf_p3)
+			: np == 2 ? (dp ? kernp_p2 : kernf_p2)
+				  : (dp ? kernp_p1 : kernf_p1);
+		kern(t, xt, wb, span2, span2 / 16);
+		combine(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, first, last);
+	}
+}
+
+/* Pack m tile mt of x: as pairs (adding its range to lo, hi) or widened to f32. */
+AVX512 static void pack_x_tile(float *xp, uint16_t *lo, uint16_t *hi, bool pairs, const void *x,
+			       dsv32_dtype xt, int64_t ldx, int64_t M, int64_t K, int64_t nmt,
+			       int64_t mt, int64_t Kp, int64_t kc_max)
+{
+	if (!pairs) {
+		pack_x(xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
+		return;
+	}
+	bf16_range r = pack_x_pairs((uint16_t *)xp, x, ldx, M, K, nmt, mt, Kp, kc_max);
+	*lo = r.lo < *lo ? r.lo : *lo;
+	*hi = r.hi > *hi ? r.hi : *hi;
+}
+
 bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
 			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
 			     int64_t kc_max, const float *xs, const float *ws, int64_t nkb)
@@ -520,9 +767,14 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	if (kc_max > KC)
 		return false;
 	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
-	float *xp = dsv32_cpu_scratch(0, (size_t)(nmt * MR * Kp) * sizeof(float));
+	/* bf16 x and w as step pairs (VDPBF16PS) where a panel is more than one m tile's */
+	bool pairs = xt == DSV32_BF16 && w->dtype == DSV32_BF16 && w->trans && !xs && nmt > 1 &&
+		     kc_max == KC && dsv32_gemm_fixed_bf16dp_usable();
+	size_t xel = pairs ? sizeof(uint16_t) : sizeof(float);
+	float *xp = dsv32_cpu_scratch(0, (size_t)(nmt * MR * (Kp + 8)) * xel);
 	if (!xp)
 		return false;
+	uint16_t *xp16 = (uint16_t *)xp, xlo = 0xffff, xhi = 0; /* pairs: the range of x */
 	/* small products (e.g. per-head attention) run on the calling thread; a small x (up to
 	 * 2 MiB packed, M <= 64 at K = 7168) is packed there too, so that the threads meet once
 	 * per call (a barrier costs a time slice when another process holds one of the cores) */
@@ -530,7 +782,7 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	bool par_pack = par && (double)(nmt * MR) * (double)Kp * sizeof(float) > (double)(2u << 20);
 	if (!par_pack)
 		for (int64_t mt = 0; mt < nmt; mt++)
-			pack_x(xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
+			pack_x_tile(xp, &xlo, &xhi, pairs, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
 	float lut[256];
 	for (int c = 0; c < 256; c++)
 		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
@@ -548,7 +800,7 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	/* x blocks of mb m tiles and sk values of K (whole chunks) whose packed x stays within
 	 * XBUDGET512 bytes (in L2), so that every column tile rereads it from cache; more than one
 	 * m block only where one chunk of all rows does not fit (each m block reads w again) */
-	int64_t xfl = (int64_t)(XBUDGET512 / sizeof(float)), mb = nmt;
+	int64_t xfl = (int64_t)(XBUDGET512 / xel), mb = nmt;
 	if (nmt * MR * kc_max > xfl) {
 		int64_t most = xfl / (MR * kc_max) > 0 ? xfl / (MR * kc_max) : 1;
 		int64_t nblk = (nmt + most - 1) / most;
@@ -576,9 +828,10 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 			ok = false;
 		}
 		if (par_pack) {
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) reduction(min : xlo) reduction(max : xhi)
 			for (int64_t mt = 0; mt < nmt; mt++)
-				pack_x(xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
+				pack_x_tile(xp, &xlo, &xhi, pairs, x, xt, ldx, M, K, nmt, mt, Kp,
+					    kc_max);
 		}
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t u = 0; u < nunits; u++) {
@@ -600,6 +853,16 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 							}
 							prefetch pf;
 							prefetch_plan(&pf, w, N, K, pn, pk, grp);
+							if (pairs)
+								chunk_pairs(acc, xp16,
+									    (bf16_range){xlo, xhi},
+									    nmt, mt0, mt1, M, Kp, w,
+									    N, K, k0, k1 - k0, n0,
+									    ng, (uint16_t *)wb,
+									    run ? run + nt * nmt * MR * NR
+										: NULL,
+									    &pf);
+							else
 							chunk(acc, xp, nmt, mt0, mt1, M, Kp, w, lut, direct,
 							      N, K, kc_max, k0, k1, n0, ng, wb,
 							      run ? run + nt * nmt * MR * NR : NULL, xs,

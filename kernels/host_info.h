@@ -7,7 +7,8 @@
  *
  * Fields (strings are never NULL, "" when unknown):
  *   engine        "fixed" or "host"
- *   fixed_body    the fixed engine's body here: "avx512", "avx2" or "scalar" (same bits)
+ *   fixed_body    the fixed engine's body here: "avx512bf16", "avx512", "avx2" or "scalar"
+ *                 (the same bits)
  *   cpu_model     /proc/cpuinfo "model name" (or the CPUID vendor when absent)
  *   isa           the ISA flags that change numerics of some body: fma avx2 avx512f
  *                 avx512_bf16 amx_bf16 (those present, space separated)
@@ -30,7 +31,7 @@
 
 typedef struct {
 	char engine[8];
-	char fixed_body[8];
+	char fixed_body[16];
 	char cpu_model[96];
 	char isa[96];
 	char onednn_impl[192];

@@ -69,9 +69,12 @@ static void fill(dsv32_tensor *t, tu_rng *r)
  * outside the test (DSV32_GEMM_NO_AVX512=1 or DSV32_GEMM_NO_AVX2=1 in the environment) stands
  * for a CPU without that extension: the bodies it excludes are skipped. */
 static const struct {
-	const char *name, *no_avx512, *no_avx2;
-} BODIES[] = {{"avx512", NULL, NULL}, {"avx2", "1", NULL}, {"scalar", NULL, "1"}};
-enum { NBODIES = 3 };
+	const char *name, *avx512bf16, *no_avx512, *no_avx2;
+} BODIES[] = {{"avx512bf16", "1", NULL, NULL},
+	      {"avx512", "0", NULL, NULL},
+	      {"avx2", NULL, "1", NULL},
+	      {"scalar", NULL, NULL, "1"}};
+enum { NBODIES = 4 };
 static int g_first_body; /* the first body the outer environment allows */
 
 static void set_or_unset(const char *name, const char *v)
@@ -84,6 +87,7 @@ static void set_or_unset(const char *name, const char *v)
 
 static void select_body(int b)
 {
+	set_or_unset("DSV32_GEMM_AVX512BF16", BODIES[b].avx512bf16);
 	set_or_unset("DSV32_GEMM_NO_AVX512", BODIES[b].no_avx512);
 	set_or_unset("DSV32_GEMM_NO_AVX2", BODIES[b].no_avx2);
 }
@@ -137,29 +141,24 @@ static dsv32_tensor run_once(const fcase *c, const dsv32_tensor *x, const dsv32_
 	return y;
 }
 
-static void check_case(const fcase *c, uint64_t seed)
+/* Every body at 1 and 2 threads gives the written order's bits for x, w of case c. */
+static void check_data(const fcase *c, const dsv32_tensor *x, const dsv32_tensor *w)
 {
-	tu_rng r = tu_rng_xorshift64(seed);
-	dsv32_tensor x = tu_hostv(c->xt, 3, c->Bt, c->M, c->K);
-	dsv32_tensor w = c->trans ? tu_hostv(c->wt, 3, c->Bt, c->N, c->K)
-				  : tu_hostv(c->wt, 3, c->Bt, c->K, c->N);
-	fill(&x, &r);
-	fill(&w, &r);
 	float *xr = malloc((size_t)c->K * sizeof(float)), *wc = malloc((size_t)c->K * sizeof(float));
 	dsv32_tensor want = tu_hostv(c->yt, 3, c->Bt, c->M, c->N);
 	for (int64_t b = 0; b < c->Bt; b++)
 		for (int64_t m = 0; m < c->M; m++)
 			for (int64_t n = 0; n < c->N; n++) {
 				for (int64_t k = 0; k < c->K; k++) {
-					xr[k] = (float)tu_get(&x, (b * c->M + m) * c->K + k);
-					wc[k] = w_val(&w, c, b, n, k);
+					xr[k] = (float)tu_get(x, (b * c->M + m) * c->K + k);
+					wc[k] = w_val(w, c, b, n, k);
 				}
 				float v = oracle_dot(xr, wc, c->K, DSV32_GEMM_FIXED_KC);
 				tu_set_f32(&want, (b * c->M + m) * c->N + n, v); /* tu_set_f32 rounds to bf16 */
 			}
 	for (int b = 0; b < NBODIES; b++)
 		for (int threads = 1; threads <= 2 && body_available(b); threads++) {
-			dsv32_tensor y = run_once(c, &x, &w, threads, b);
+			dsv32_tensor y = run_once(c, x, w, threads, b);
 			if (memcmp(y.data, want.data, dsv32_tensor_nbytes(&y)) != 0)
 				fail_msg("%s %s x %s -> %s B%lld M%lld N%lld K%lld, %d thread(s), %s "
 					 "body: not the bits of the written order",
@@ -171,9 +170,20 @@ static void check_case(const fcase *c, uint64_t seed)
 		}
 	free(xr);
 	free(wc);
+	dsv32_tensor_free(&want);
+}
+
+static void check_case(const fcase *c, uint64_t seed)
+{
+	tu_rng r = tu_rng_xorshift64(seed);
+	dsv32_tensor x = tu_hostv(c->xt, 3, c->Bt, c->M, c->K);
+	dsv32_tensor w = c->trans ? tu_hostv(c->wt, 3, c->Bt, c->N, c->K)
+				  : tu_hostv(c->wt, 3, c->Bt, c->K, c->N);
+	fill(&x, &r);
+	fill(&w, &r);
+	check_data(c, &x, &w);
 	dsv32_tensor_free(&x);
 	dsv32_tensor_free(&w);
-	dsv32_tensor_free(&want);
 }
 
 static const dsv32_dtype combos[][3] = {
@@ -224,6 +234,78 @@ static void test_fixed_gemm_few_rows_is_the_written_order(void **state)
 					   shapes[s][3], combos[i][0], combos[i][1], combos[i][2]};
 				check_case(&c, seed++);
 			}
+}
+
+/* x row m, w row n (BF16 "NT") of the pairs edge cases: uniform in +-[1, 2)·2^e, e drawn from
+ * [elo, ehi] for x and from the row's own range for w. */
+static void fill_rows(dsv32_tensor *t, int64_t rows, int64_t K, tu_rng *r,
+		      void (*range)(int64_t row, int *elo, int *ehi))
+{
+	for (int64_t i = 0; i < rows; i++) {
+		int elo, ehi;
+		range(i, &elo, &ehi);
+		for (int64_t k = 0; k < K; k++) {
+			double v = (1.0 + tu_uniform(r)) * ldexp(1.0, tu_int(r, elo, ehi));
+			tu_set_f32(t, i * K + k, tu_int(r, 0, 1) ? v : -v);
+		}
+	}
+}
+
+static void x_normal(int64_t row, int *elo, int *ehi)
+{
+	(void)row;
+	*elo = -8;
+	*ehi = 4;
+}
+
+/* Columns 0-7: ordinary; 8-15: products near 2^-130 (subnormal: VDPBF16PS would flush
+ * their sums); 16-23: products from 2^115 to past 2^128; 24-31: products from 2^-128 to
+ * 2^-107, a few subnormal. */
+static void w_edges(int64_t row, int *elo, int *ehi)
+{
+	static const int lo[] = {-8, -124, 123, -120}, hi[] = {4, -118, 124, -112};
+	*elo = lo[(row / 8) % 4];
+	*ehi = hi[(row / 8) % 4];
+}
+
+/* The avx512bf16 variant (two steps per VDPBF16PS) where it must not change a bit: an odd
+ * step count in the last chunk (a pad step), -0 inputs (x row 3), panels whose sums would be
+ * subnormal there (run as FMAs) beside panels that take the fast path, in one GEMM; x row 7
+ * and w row 16 meet in one lane as -1.5·2^127 + 2^128 (2^126: no product rounded on its
+ * own). Variant 1: x row 5 (2^-60) sends more panels the FMA way; variant 2: x >= 2^16 and
+ * one subnormal w value, which VDPBF16PS would read as zero. M > 6: the variant needs two m
+ * tiles. */
+static void test_fixed_gemm_bf16_pairs_edges(void **state)
+{
+	(void)state;
+	static const int64_t Ks[] = {24, 1048, 2072, 1031};
+	uint64_t seed = 5150;
+	for (size_t i = 0; i < sizeof Ks / sizeof Ks[0]; i++)
+		for (int variant = 0; variant < 3; variant++) {
+			fcase c = {true, 1, 13, 37, Ks[i], DSV32_BF16, DSV32_BF16, DSV32_BF16};
+			tu_rng r = tu_rng_xorshift64(seed++);
+			dsv32_tensor x = tu_hostv(DSV32_BF16, 3, 1, c.M, c.K);
+			dsv32_tensor w = tu_hostv(DSV32_BF16, 3, 1, c.N, c.K);
+			fill_rows(&x, c.M, c.K, &r, x_normal);
+			fill_rows(&w, c.N, c.K, &r, w_edges);
+			for (int64_t k = 0; k < c.K; k++) {
+				tu_set_f32(&x, 3 * c.K + k, -0.0);
+				tu_set_f32(&x, 7 * c.K + k, k == 0 ? -12.0 : k == 8 ? 16.0 : 0.0);
+				tu_set_f32(&w, 16 * c.K + k, ldexp(1.0, 124));
+				if (variant == 1)
+					tu_set_f32(&x, 5 * c.K + k, ldexp(1.0, -60));
+			}
+			if (variant == 2) { /* x >= 2^16: only w's subnormal keeps panel 24-31 off */
+				for (int64_t i = 0; i < c.M * c.K; i++)
+					tu_set_f32(&x, i, ldexp(tu_get(&x, i), 24));
+				tu_set_f32(&w, 25 * c.K, ldexp(1.0, -130));
+			}
+			check_data(&c, &x, &w);
+			c.yt = DSV32_F32;
+			check_data(&c, &x, &w);
+			dsv32_tensor_free(&x);
+			dsv32_tensor_free(&w);
+		}
 }
 
 /* Any e4m3 code but the two NaNs (0x7f, 0xff): subnormals, both zeros, every exponent. */
@@ -399,12 +481,17 @@ static void test_fixed_gemm_strided_operands(void **state)
 int main(void)
 {
 	const char *no2 = getenv("DSV32_GEMM_NO_AVX2"), *no512 = getenv("DSV32_GEMM_NO_AVX512");
-	g_first_body = no2 && no2[0] == '1' ? 2 : no512 && no512[0] == '1' ? 1 : 0;
+	const char *dp = getenv("DSV32_GEMM_AVX512BF16");
+	g_first_body = no2 && no2[0] == '1'	  ? 3
+		       : no512 && no512[0] == '1' ? 2
+		       : dp && dp[0] == '0'	  ? 1
+						  : 0;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixed_gemm_is_the_written_order_on_every_body),
 		cmocka_unit_test(test_fixed_fp8_gemm_is_the_written_order_on_every_body),
 		cmocka_unit_test(test_fixed_gemm_strided_operands),
 		cmocka_unit_test(test_fixed_gemm_few_rows_is_the_written_order),
+		cmocka_unit_test(test_fixed_gemm_bf16_pairs_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
