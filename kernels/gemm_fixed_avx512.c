@@ -582,39 +582,50 @@ static bool pairs_exact(bf16_range xr, bf16_range wr)
 	return (xmin >> 7) + (wmin >> 7) >= 142;
 }
 
-/* 16 consecutive bf16 values v[0..15] as 8 pairs (odd element v[l], even v[8+l]) in d[0..15],
- * their magnitudes added to the running range (lo: minimum of |v| - 1, hi: maximum). */
-BF16DP static inline void pair16(uint16_t *d, const uint16_t *v, __m128i *lo, __m128i *hi)
+/* 32 consecutive bf16 values v[0..31] as the pairs of two steps pairs: values 16g + l and
+ * 16g + 8 + l as odd and even element of pair l of step pair g (g = 0, 1), stored at d0 (g = 0)
+ * and d1 (g = 1); their magnitudes added to the running range (lo: the minimum of |v| - 1,
+ * hi: the maximum). One VPERMW for the 32. */
+BF16DP static inline void pair32(uint16_t *d0, uint16_t *d1, const uint16_t *v, __m512i *lo,
+				 __m512i *hi)
 {
-	__m128i a = _mm_loadu_si128((const __m128i *)v), b = _mm_loadu_si128((const __m128i *)(v + 8));
-	_mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi16(b, a));
-	_mm_storeu_si128((__m128i *)(d + 8), _mm_unpackhi_epi16(b, a));
-	const __m128i mag = _mm_set1_epi16(0x7fff), one = _mm_set1_epi16(1);
-	__m128i ma = _mm_and_si128(a, mag), mb = _mm_and_si128(b, mag);
-	*lo = _mm_min_epu16(*lo, _mm_min_epu16(_mm_sub_epi16(ma, one), _mm_sub_epi16(mb, one)));
-	*hi = _mm_max_epu16(*hi, _mm_max_epu16(ma, mb));
+	const __m512i idx = _mm512_set_epi16(23, 31, 22, 30, 21, 29, 20, 28, 19, 27, 18, 26, 17, 25,
+					     16, 24, 7, 15, 6, 14, 5, 13, 4, 12, 3, 11, 2, 10, 1,
+					     9, 0, 8);
+	__m512i a = _mm512_loadu_si512(v), p = _mm512_permutexvar_epi16(idx, a);
+	_mm256_storeu_si256((__m256i *)d0, _mm512_castsi512_si256(p));
+	_mm256_storeu_si256((__m256i *)d1, _mm512_extracti64x4_epi64(p, 1));
+	__m512i m = _mm512_and_si512(a, _mm512_set1_epi16(0x7fff));
+	*lo = _mm512_min_epu16(*lo, _mm512_sub_epi16(m, _mm512_set1_epi16(1)));
+	*hi = _mm512_max_epu16(*hi, m);
 }
 
-static bf16_range range_of(__m128i lo, __m128i hi)
+BF16DP static bf16_range range_of(__m512i lo, __m512i hi)
 {
-	uint16_t l[8], h[8];
-	_mm_storeu_si128((__m128i *)l, lo);
-	_mm_storeu_si128((__m128i *)h, hi);
+	uint16_t l[32], h[32];
+	_mm512_storeu_si512(l, lo);
+	_mm512_storeu_si512(h, hi);
 	bf16_range r = RANGE_EMPTY;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 32; i++)
 		range_merge(&r, (bf16_range){l[i], h[i]});
 	return r;
 }
 
 /* One row's kc values from s[0..] (kv of them real, the rest +0) as pairs at d, the pair of
- * steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). */
+ * steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). Line by line, the
+ * bytes next[0 .. next_bytes) are prefetched into L1: the row this one's caller packs next
+ * (a burst of prefetches beside the micro kernel, prefetch_part's way, did not hide the w
+ * stream here: at M = 64 the pack took a third of the GEMM's time, now a tenth). */
 BF16DP static void pair_row(uint16_t *d, int64_t stride, const uint16_t *s, int64_t kc,
-			    int64_t kv, bf16_range *r)
+			    int64_t kv, bf16_range *r, const char *next, int64_t next_bytes)
 {
-	__m128i lo = _mm_set1_epi16((short)0xffff), hi = _mm_setzero_si128();
+	__m512i lo = _mm512_set1_epi16((short)0xffff), hi = _mm512_setzero_si512();
 	int64_t np = (kc + 15) / 16, p = 0;
-	for (; p < np && 16 * p + 16 <= kv; p++)
-		pair16(d + p * stride, s + 16 * p, &lo, &hi);
+	for (; p + 1 < np && 16 * p + 32 <= kv; p += 2) {
+		if (32 * p < next_bytes)
+			_mm_prefetch(next + 32 * p, _MM_HINT_T0);
+		pair32(d + p * stride, d + (p + 1) * stride, s + 16 * p, &lo, &hi);
+	}
 	range_merge(r, range_of(lo, hi));
 	for (; p < np; p++)
 		for (int l = 0; l < 8; l++) {
@@ -643,22 +654,26 @@ BF16DP static bf16_range pack_x_pairs(uint16_t *xp, const uint16_t *x, int64_t l
 		for (int i = 0; i < MR; i++) {
 			int64_t m = mt * MR + i, kv = m < M ? (K - k0 < kc ? K - k0 : kc) : 0;
 			const uint16_t *s = m < M ? x + m * ldx + k0 : x;
-			pair_row(d + (i / 2) * 32 + (i % 2) * 16, MP * 32, s, kc, kv, &r);
+			pair_row(d + (i / 2) * 32 + (i % 2) * 16, MP * 32, s, kc, kv, &r, NULL, 0);
 		}
 	}
 	return r;
 }
 
 /* The w panel of columns n0 .. n0+ng-1 and chunk k0 .. k0+kc-1 as pairs: row j at wp + j·kc2,
- * step pair p at 16·p (rows j >= ng zero); returns the range of its values. */
+ * step pair p at 16·p (rows j >= ng zero); returns the range of its values. Row j of the next
+ * panel (pf) is prefetched while row j is packed. */
 BF16DP static bf16_range pack_w_pairs(uint16_t *wp, const dsv32_gemm_wref *w, int64_t n0,
-				      int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+				      int64_t ng, int64_t k0, int64_t kc, int64_t kv,
+				      const prefetch *pf)
 {
 	bf16_range r = RANGE_EMPTY;
 	int64_t kc2 = (kc + 15) & ~(int64_t)15;
 	for (int j = 0; j < NR; j++) {
 		const uint16_t *s = (const uint16_t *)w->p + (n0 + (j < ng ? j : 0)) * w->ld + k0;
-		pair_row(wp + j * kc2, 16, s, kc, j < ng ? kv : 0, &r);
+		bool pj = j < pf->rows;
+		pair_row(wp + j * kc2, 16, s, kc, j < ng ? kv : 0, &r, pj ? pf->base + j * pf->stride : NULL,
+			 pj ? pf->row_bytes : 0);
 	}
 	return r;
 }
@@ -728,11 +743,10 @@ BF16DP static void chunk_pairs(float *acc, const uint16_t *xp16, bf16_range xr, 
 			       const prefetch *pf)
 {
 	int64_t kv = K - k0 < span ? K - k0 : span, span2 = (span + 15) & ~(int64_t)15;
-	bool dp = pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv));
+	bool dp = pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv, pf));
 	const uint16_t *xc = xp16 + nmt * MR * k0;
 	bool first = k0 == 0, last = k0 + span >= Kp;
 	for (int64_t mt = mt0; mt < mt1; mt++) {
-		prefetch_part(pf, mt - mt0, mt1 - mt0);
 		float t[MR * NR] __attribute__((aligned(64)));
 		int64_t left = M - mt * MR;
 		int np = left >= MR ? MP : (int)((left + 1) / 2);
