@@ -140,10 +140,38 @@ AVX512 static inline __m512 load16(const dsv32_gemm_wref *w, int64_t off)
 	return e4m3x16(_mm_loadu_si128((const __m128i *)((const uint8_t *)w->p + off)));
 }
 
+/* The w values of the next (tile, chunk) a thread will run, fetched into L2 while the current
+ * one computes (w comes from memory once per tile and chunk). */
+typedef struct {
+	const char *base; /* first byte of the first row */
+	int64_t rows, row_bytes, stride; /* NT: NR rows of kc values; NN: kc rows of NR values */
+} prefetch;
+
+static void prefetch_plan(prefetch *pf, const dsv32_gemm_wref *w, int64_t N, int64_t K,
+			  int64_t n0, int64_t k0, int64_t span)
+{
+	pf->rows = 0;
+	if (n0 >= N || k0 >= K)
+		return;
+	size_t esz = dsv32_dtype_size(w->dtype);
+	int64_t kv = K - k0 < span ? K - k0 : span, ng = N - n0 < NR ? N - n0 : NR;
+	pf->stride = w->ld * (int64_t)esz;
+	if (w->trans) {
+		pf->base = (const char *)w->p + (n0 * w->ld + k0) * (int64_t)esz;
+		pf->rows = ng;
+		pf->row_bytes = kv * (int64_t)esz;
+	} else {
+		pf->base = (const char *)w->p + (k0 * w->ld + n0) * (int64_t)esz;
+		pf->rows = kv;
+		pf->row_bytes = ng * (int64_t)esz;
+	}
+}
+
 /* The w panel of columns n0 .. n0+ng-1 (ng <= NR) and chunk k0 .. k0+kc-1: wp[j·kc + kk] =
- * f32(w[n0+j, k0+kk]) for j < ng and kk < kv, 0 elsewhere (rows j >= ng, kk >= kv). */
+ * f32(w[n0+j, k0+kk]) for j < ng and kk < kv, 0 elsewhere (rows j >= ng, kk >= kv). "NT":
+ * row j of the next panel (pf) is prefetched into L1 while row j is widened. */
 AVX512 static void pack_w(float *wp, const dsv32_gemm_wref *w, const float *lut, int64_t n0,
-			  int64_t ng, int64_t k0, int64_t kc, int64_t kv)
+			  int64_t ng, int64_t k0, int64_t kc, int64_t kv, const prefetch *pf)
 {
 	if (w->trans) {
 		for (int j = 0; j < NR; j++) {
@@ -153,8 +181,13 @@ AVX512 static void pack_w(float *wp, const dsv32_gemm_wref *w, const float *lut,
 				int64_t base = (n0 + j) * w->ld + k0;
 				if (w->dtype == DSV32_F8_E4M3)
 					kk = decode_row_f16c(d, (const uint8_t *)w->p + base, kv);
-				for (; kk + 16 <= kv; kk += 16)
+				int64_t esz = (int64_t)dsv32_dtype_size(w->dtype);
+				const char *nx = j < pf->rows ? pf->base + j * pf->stride : NULL;
+				for (; kk + 16 <= kv; kk += 16) {
+					if (nx && kk * esz < pf->row_bytes)
+						_mm_prefetch(nx + kk * esz, _MM_HINT_T0);
 					_mm512_storeu_ps(d + kk, load16(w, base + kk));
+				}
 				for (; kk < kv; kk++)
 					d[kk] = w_at(w, lut, n0 + j, k0 + kk);
 			}
@@ -396,33 +429,6 @@ AVX512 static void store_sums(float *acc, int64_t N, float *run, const float *v,
 	}
 }
 
-/* The w values of the next (tile, chunk) a thread will run, fetched into L2 while the current
- * one computes (w comes from memory once per tile and chunk). */
-typedef struct {
-	const char *base; /* first byte of the first row */
-	int64_t rows, row_bytes, stride; /* NT: NR rows of kc values; NN: kc rows of NR values */
-} prefetch;
-
-static void prefetch_plan(prefetch *pf, const dsv32_gemm_wref *w, int64_t N, int64_t K,
-			  int64_t n0, int64_t k0, int64_t span)
-{
-	pf->rows = 0;
-	if (n0 >= N || k0 >= K)
-		return;
-	size_t esz = dsv32_dtype_size(w->dtype);
-	int64_t kv = K - k0 < span ? K - k0 : span, ng = N - n0 < NR ? N - n0 : NR;
-	pf->stride = w->ld * (int64_t)esz;
-	if (w->trans) {
-		pf->base = (const char *)w->p + (n0 * w->ld + k0) * (int64_t)esz;
-		pf->rows = ng;
-		pf->row_bytes = kv * (int64_t)esz;
-	} else {
-		pf->base = (const char *)w->p + (k0 * w->ld + n0) * (int64_t)esz;
-		pf->rows = kv;
-		pf->row_bytes = ng * (int64_t)esz;
-	}
-}
-
 /* Part mt of nmt of the prefetch (lines of 64 bytes, row by row). */
 static inline void prefetch_part(const prefetch *pf, int64_t mt, int64_t nmt)
 {
@@ -451,15 +457,18 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 	if (direct && ng == NR && kv == span) {
 		wp = (const float *)w->p + n0 * w->ld + k0;
 	} else if (!in_place_bf16) {
-		pack_w(wb, w, lut, n0, ng, k0, span, kv);
+		pack_w(wb, w, lut, n0, ng, k0, span, kv, pf);
 		wp = wb;
 		wld = span;
 	}
 	const float *xc = xp + nmt * MR * k0;
 	bool first = k0 == 0, last = k1 >= Kp;
 	int64_t nb = (span + kc_max - 1) / kc_max, kc_last = span - (nb - 1) * kc_max;
+	/* a packed "NT" panel prefetched the next one while it was packed (pack_w) */
+	bool spread = !(wp == wb && w->trans && w->dtype != DSV32_F8_E4M3);
 	for (int64_t mt = mt0; mt < mt1; mt++) {
-		prefetch_part(pf, mt - mt0, mt1 - mt0);
+		if (spread)
+			prefetch_part(pf, mt - mt0, mt1 - mt0);
 		float t[MR * NR] __attribute__((aligned(64)));
 		int64_t left = M - mt * MR;
 		int np = left >= MR ? MP : (int)((left + 1) / 2);
