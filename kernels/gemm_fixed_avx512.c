@@ -115,12 +115,16 @@ AVX512 static inline __m512 e4m3x16_f16c(__m128i codes)
 
 /* d[0 .. 16·(kv/16)-1] = the e4m3 codes c decoded by e4m3x16_f16c; returns how many were
  * written: 0 where one of them is a NaN (|c| = 0x7f, noticed by the running unsigned maximum
- * of c | 0x80 reaching 0xff), so the caller decodes that row exactly instead. */
-AVX512 static int64_t decode_row_f16c(float *d, const uint8_t *c, int64_t kv)
+ * of c | 0x80 reaching 0xff), so the caller decodes that row exactly instead. The bytes
+ * next[0 .. next_bytes) are prefetched into L1 on the way (as pair_row does). */
+AVX512 static int64_t decode_row_f16c(float *d, const uint8_t *c, int64_t kv, const char *next,
+				      int64_t next_bytes)
 {
 	__m128i top = _mm_set1_epi8((char)0x80), mx = top;
 	int64_t kk = 0;
 	for (; kk + 16 <= kv; kk += 16) {
+		if (kk % 64 == 0 && kk < next_bytes)
+			_mm_prefetch(next + kk, _MM_HINT_T0);
 		__m128i v = _mm_loadu_si128((const __m128i *)(c + kk));
 		mx = _mm_max_epu8(mx, _mm_or_si128(v, top));
 		_mm512_storeu_ps(d + kk, e4m3x16_f16c(v));
@@ -179,10 +183,11 @@ AVX512 static void pack_w(float *wp, const dsv32_gemm_wref *w, const float *lut,
 			int64_t kk = 0;
 			if (j < ng) {
 				int64_t base = (n0 + j) * w->ld + k0;
-				if (w->dtype == DSV32_F8_E4M3)
-					kk = decode_row_f16c(d, (const uint8_t *)w->p + base, kv);
 				int64_t esz = (int64_t)dsv32_dtype_size(w->dtype);
 				const char *nx = j < pf->rows ? pf->base + j * pf->stride : NULL;
+				if (w->dtype == DSV32_F8_E4M3)
+					kk = decode_row_f16c(d, (const uint8_t *)w->p + base, kv, nx,
+							     nx ? pf->row_bytes : 0);
 				for (; kk + 16 <= kv; kk += 16) {
 					if (nx && kk * esz < pf->row_bytes)
 						_mm_prefetch(nx + kk * esz, _MM_HINT_T0);
@@ -440,6 +445,19 @@ static inline void prefetch_part(const prefetch *pf, int64_t mt, int64_t nmt)
 		__builtin_prefetch(pf->base + (i / lpr) * pf->stride + (i % lpr) * 64, 0, 2);
 }
 
+/* sc[b·MR + r] = xs[m, kb+b] · ws[n0/128, kb+b] for the rows m = mt·MR + r of an m tile (0
+ * for m >= M), blocks b < nb: the fp8 scale of each block's chunk sums (fp8.h). */
+static void block_scales(float *sc, const float *xs, const float *ws, int64_t nkb, int64_t kb,
+			 int64_t nb, int64_t mt, int64_t M, int64_t n0)
+{
+	for (int64_t b = 0; b < nb; b++)
+		for (int r = 0; r < MR; r++) {
+			int64_t m = mt * MR + r;
+			sc[b * MR + r] = m < M ? xs[m * nkb + kb + b] * ws[(n0 / 128) * nkb + kb + b]
+					       : 0.0f;
+		}
+}
+
 /* The chunks k0 .. k1-1 (GEMM: one chunk; fp8: up to KC values of 128-blocks) of the NR-column
  * tile at n0: the w panel, then m tiles mt0 .. mt1-1. */
 AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, int64_t mt1,
@@ -465,7 +483,7 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 	bool first = k0 == 0, last = k1 >= Kp;
 	int64_t nb = (span + kc_max - 1) / kc_max, kc_last = span - (nb - 1) * kc_max;
 	/* a packed "NT" panel prefetched the next one while it was packed (pack_w) */
-	bool spread = !(wp == wb && w->trans && w->dtype != DSV32_F8_E4M3);
+	bool spread = !(wp == wb && w->trans);
 	for (int64_t mt = mt0; mt < mt1; mt++) {
 		if (spread)
 			prefetch_part(pf, mt - mt0, mt1 - mt0);
@@ -474,13 +492,7 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 		int np = left >= MR ? MP : (int)((left + 1) / 2);
 		if (xs) { /* fp8: nb blocks, the last (or only) one kc_last wide */
 			float sc[KC / 128 * MR];
-			for (int64_t b = 0; b < nb; b++)
-				for (int r = 0; r < MR; r++) {
-					int64_t m = mt * MR + r;
-					sc[b * MR + r] = m < M ? xs[m * nkb + kb + b] *
-									 ws[(n0 / 128) * nkb + kb + b]
-							       : 0.0f;
-				}
+			block_scales(sc, xs, ws, nkb, kb, nb, mt, M, n0);
 			const float *prev = run ? run + mt * MR * 8 : NULL;
 			int64_t xstride = nmt * MR * kc_max, r0 = mt * MR, kql = kc_last / 8;
 #if MP > 2
@@ -591,20 +603,62 @@ static bool pairs_exact(bf16_range xr, bf16_range wr)
 	return (xmin >> 7) + (wmin >> 7) >= 142;
 }
 
-/* 32 consecutive bf16 values v[0..31] as the pairs of two steps pairs: values 16g + l and
- * 16g + 8 + l as odd and even element of pair l of step pair g (g = 0, 1), stored at d0 (g = 0)
- * and d1 (g = 1); their magnitudes added to the running range (lo: the minimum of |v| - 1,
- * hi: the maximum). One VPERMW for the 32. */
-BF16DP static inline void pair32(uint16_t *d0, uint16_t *d1, const uint16_t *v, __m512i *lo,
-				 __m512i *hi)
+/* 32 e4m3 codes as bf16 bits, exactly: |c| = e·8 + m, e >= 1: exponent e + 120, mantissa
+ * m·2^4, i.e. (|c| << 4) + (120 << 7); e = 0: m·2^-9 from a table of 8; |c| = 0x7f: the
+ * quiet NaN; then the sign. */
+BF16DP static inline __m512i e4m3_bf16x32(__m256i codes)
+{
+	const __m512i sub = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+					     0, 0, 0, 0, 0, 0x3c60, 0x3c40, 0x3c20, 0x3c00, 0x3bc0,
+					     0x3b80, 0x3b00, 0);
+	__m512i c = _mm512_cvtepu8_epi16(codes), a = _mm512_and_si512(c, _mm512_set1_epi16(0x7f));
+	__m512i v = _mm512_add_epi16(_mm512_slli_epi16(a, 4), _mm512_set1_epi16(0x3c00));
+	v = _mm512_mask_permutexvar_epi16(v, _mm512_cmplt_epu16_mask(a, _mm512_set1_epi16(8)), a,
+					  sub);
+	v = _mm512_mask_mov_epi16(v, _mm512_cmpeq_epi16_mask(a, _mm512_set1_epi16(0x7f)),
+				  _mm512_set1_epi16(0x7fc0));
+	return _mm512_or_si512(
+		v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
+}
+
+/* Values k .. k+31 of a row s of dtype dt as bf16 bits: BF16 as they are, F32 by their top
+ * halves (the caller has checked that the rest is zero), e4m3 decoded exactly. */
+BF16DP static inline __m512i bf16x32(const void *s, dsv32_dtype dt, int64_t k)
+{
+	if (dt == DSV32_BF16)
+		return _mm512_loadu_si512((const uint16_t *)s + k);
+	if (dt == DSV32_F8_E4M3)
+		return e4m3_bf16x32(_mm256_loadu_si256((const __m256i *)((const uint8_t *)s + k)));
+	const float *f = (const float *)s + k;
+	__m256i lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(f), 16));
+	__m256i hi = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(f + 16), 16));
+	return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* Value k of a row s of dtype dt as bf16 bits (bf16x32's, one at a time). */
+static inline uint16_t bf16_at(const void *s, dsv32_dtype dt, int64_t k)
+{
+	uint32_t u;
+	if (dt == DSV32_BF16)
+		return ((const uint16_t *)s)[k];
+	float f = dt == DSV32_F32 ? ((const float *)s)[k]
+				  : dsv32_e4m3_to_f32(((const dsv32_f8 *)s)[k]);
+	memcpy(&u, &f, sizeof u);
+	return (uint16_t)(u >> 16);
+}
+
+/* 32 bf16 values v (values 16g + l and 16g + 8 + l: odd and even element of pair l of step
+ * pair g) stored as the pairs of step pair 0 at d0 and of step pair 1 at d1; their magnitudes
+ * added to the running range (lo: the minimum of |v| - 1, hi: the maximum). One VPERMW. */
+BF16DP static inline void pair32(uint16_t *d0, uint16_t *d1, __m512i v, __m512i *lo, __m512i *hi)
 {
 	const __m512i idx = _mm512_set_epi16(23, 31, 22, 30, 21, 29, 20, 28, 19, 27, 18, 26, 17, 25,
 					     16, 24, 7, 15, 6, 14, 5, 13, 4, 12, 3, 11, 2, 10, 1,
 					     9, 0, 8);
-	__m512i a = _mm512_loadu_si512(v), p = _mm512_permutexvar_epi16(idx, a);
+	__m512i p = _mm512_permutexvar_epi16(idx, v);
 	_mm256_storeu_si256((__m256i *)d0, _mm512_castsi512_si256(p));
 	_mm256_storeu_si256((__m256i *)d1, _mm512_extracti64x4_epi64(p, 1));
-	__m512i m = _mm512_and_si512(a, _mm512_set1_epi16(0x7fff));
+	__m512i m = _mm512_and_si512(v, _mm512_set1_epi16(0x7fff));
 	*lo = _mm512_min_epu16(*lo, _mm512_sub_epi16(m, _mm512_set1_epi16(1)));
 	*hi = _mm512_max_epu16(*hi, m);
 }
@@ -620,26 +674,27 @@ BF16DP static bf16_range range_of(__m512i lo, __m512i hi)
 	return r;
 }
 
-/* One row's kc values from s[0..] (kv of them real, the rest +0) as pairs at d, the pair of
- * steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). Line by line, the
- * bytes next[0 .. next_bytes) are prefetched into L1: the row this one's caller packs next
- * (a burst of prefetches beside the micro kernel, prefetch_part's way, did not hide the w
- * stream here: at M = 64 the pack took a third of the GEMM's time, now a tenth). */
-BF16DP static void pair_row(uint16_t *d, int64_t stride, const uint16_t *s, int64_t kc,
-			    int64_t kv, bf16_range *r, const char *next, int64_t next_bytes)
+/* One row's kc values from s[0..] (dtype dt; kv of them real, the rest +0) as pairs at d,
+ * the pair of steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). Line by
+ * line, the bytes next[0 .. next_bytes) are prefetched into L1: the row this one's caller
+ * packs next (a burst of prefetches beside the micro kernel, prefetch_part's way, did not
+ * hide the w stream here: at M = 64 the pack took a third of the GEMM's time, now a tenth). */
+BF16DP static void pair_row(uint16_t *d, int64_t stride, const void *s, dsv32_dtype dt,
+			    int64_t kc, int64_t kv, bf16_range *r, const char *next,
+			    int64_t next_bytes)
 {
 	__m512i lo = _mm512_set1_epi16((short)0xffff), hi = _mm512_setzero_si512();
-	int64_t np = (kc + 15) / 16, p = 0;
+	int64_t np = (kc + 15) / 16, p = 0, esz = (int64_t)dsv32_dtype_size(dt);
 	for (; p + 1 < np && 16 * p + 32 <= kv; p += 2) {
-		if (32 * p < next_bytes)
-			_mm_prefetch(next + 32 * p, _MM_HINT_T0);
-		pair32(d + p * stride, d + (p + 1) * stride, s + 16 * p, &lo, &hi);
+		for (int64_t o = 16 * p * esz; o < 16 * (p + 2) * esz && o < next_bytes; o += 64)
+			_mm_prefetch(next + o, _MM_HINT_T0);
+		pair32(d + p * stride, d + (p + 1) * stride, bf16x32(s, dt, 16 * p), &lo, &hi);
 	}
 	range_merge(r, range_of(lo, hi));
 	for (; p < np; p++)
 		for (int l = 0; l < 8; l++) {
 			int64_t k1 = 16 * p + l, k2 = k1 + 8;
-			uint16_t a = k1 < kv ? s[k1] : 0, b = k2 < kv ? s[k2] : 0;
+			uint16_t a = k1 < kv ? bf16_at(s, dt, k1) : 0, b = k2 < kv ? bf16_at(s, dt, k2) : 0;
 			if (k1 < kv)
 				range_add(r, a);
 			if (k2 < kv)
@@ -649,88 +704,75 @@ BF16DP static void pair_row(uint16_t *d, int64_t stride, const uint16_t *s, int6
 		}
 }
 
+/* Whether every value of x (F32, rows m < M, k < K) is a bf16 value (its low 16 bits zero):
+ * then the pairs carry x exactly (the fp8 GEMM's x: e4m3 values). */
+BF16DP static bool f32_rows_fit_bf16(const float *x, int64_t ldx, int64_t M, int64_t K)
+{
+	__m512i low = _mm512_setzero_si512();
+	uint32_t tail = 0;
+	for (int64_t m = 0; m < M; m++) {
+		const float *row = x + m * ldx;
+		int64_t k = 0;
+		for (; k + 16 <= K; k += 16)
+			low = _mm512_or_si512(low, _mm512_loadu_si512(row + k));
+		for (; k < K; k++) {
+			uint32_t u;
+			memcpy(&u, row + k, sizeof u);
+			tail |= u;
+		}
+	}
+	return ((_mm512_reduce_or_epi32(low) | tail) & 0xffff) == 0;
+}
+
 /* x rows of m tile mt as pairs: xp[chunk][m tile][p][pair][32] (the chunk at k0 starts at
  * nmt·MR·k0, each tile of it holds MR·kc2 values, kc2 = kc rounded up to 16); returns the
  * range of the tile's values. */
-BF16DP static bf16_range pack_x_pairs(uint16_t *xp, const uint16_t *x, int64_t ldx, int64_t M,
-				      int64_t K, int64_t nmt, int64_t mt, int64_t Kp,
+BF16DP static bf16_range pack_x_pairs(uint16_t *xp, const void *x, dsv32_dtype xt, int64_t ldx,
+				      int64_t M, int64_t K, int64_t nmt, int64_t mt, int64_t Kp,
 				      int64_t kc_max)
 {
 	bf16_range r = RANGE_EMPTY;
+	size_t esz = dsv32_dtype_size(xt);
 	for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
 		int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kc2 = (kc + 15) & ~(int64_t)15;
 		uint16_t *d = xp + nmt * MR * k0 + mt * MR * kc2;
 		for (int i = 0; i < MR; i++) {
 			int64_t m = mt * MR + i, kv = m < M ? (K - k0 < kc ? K - k0 : kc) : 0;
-			const uint16_t *s = m < M ? x + m * ldx + k0 : x;
-			pair_row(d + (i / 2) * 32 + (i % 2) * 16, MP * 32, s, kc, kv, &r, NULL, 0);
+			const char *s = (const char *)x + (size_t)(m < M ? m * ldx + k0 : 0) * esz;
+			pair_row(d + (i / 2) * 32 + (i % 2) * 16, MP * 32, s, xt, kc, kv, &r, NULL,
+				 0);
 		}
 	}
 	return r;
 }
 
-/* The w panel of columns n0 .. n0+ng-1 and chunk k0 .. k0+kc-1 as pairs: row j at wp + j·kc2,
- * step pair p at 16·p (rows j >= ng zero); returns the range of its values. Row j of the next
- * panel (pf) is prefetched while row j is packed. */
+/* The w panel (BF16 or e4m3, "NT") of columns n0 .. n0+ng-1 and values k0 .. k0+kc-1 as
+ * pairs: row j at wp + j·kc2, step pair p at 16·p (rows j >= ng zero); returns the range of
+ * its values. Row j of the next panel (pf) is prefetched while row j is packed. */
 BF16DP static bf16_range pack_w_pairs(uint16_t *wp, const dsv32_gemm_wref *w, int64_t n0,
 				      int64_t ng, int64_t k0, int64_t kc, int64_t kv,
 				      const prefetch *pf)
 {
 	bf16_range r = RANGE_EMPTY;
 	int64_t kc2 = (kc + 15) & ~(int64_t)15;
+	size_t esz = dsv32_dtype_size(w->dtype);
 	for (int j = 0; j < NR; j++) {
-		const uint16_t *s = (const uint16_t *)w->p + (n0 + (j < ng ? j : 0)) * w->ld + k0;
+		const char *s = (const char *)w->p + (size_t)((n0 + (j < ng ? j : 0)) * w->ld + k0) * esz;
 		bool pj = j < pf->rows;
-		pair_row(wp + j * kc2, 16, s, kc, j < ng ? kv : 0, &r, pj ? pf->base + j * pf->stride : NULL,
-			 pj ? pf->row_bytes : 0);
+		pair_row(wp + j * kc2, 16, s, w->dtype, kc, j < ng ? kv : 0, &r,
+			 pj ? pf->base + j * pf->stride : NULL, pj ? pf->row_bytes : 0);
 	}
 	return r;
 }
 
+/* c[p][j] += the np step pairs from x pairs xp ([p][MP][32] of a tile) and w pairs (row j at
+ * wp + j·wld): DP, one VDPBF16PS per pair; otherwise the pair's two steps as two FMAs (odd
+ * element first), for panels pairs_exact() rejects. */
+#define PAIR_STEPS(c, NP, DP, xp, wp, wld, np)                                                	do {                                                                                  		const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000);                   		for (int64_t s = 0; s < (np); s++) {                                          			__m512i a[NP];                                                        			UNROLL for (int p = 0; p < NP; p++) {                                 				a[p] = _mm512_load_si512((xp) + (s * MP + p) * 32);           				_mm_prefetch((const char *)((xp) + (s * MP + p) * 32 + 2 * XPF), 					     _MM_HINT_T0);                                    			}                                                                     			UNROLL for (int j = 0; j < NR; j++) {                                 				__m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256(        					(const __m256i *)((wp) + j * (wld) + 16 * s)));       				UNROLL for (int p = 0; p < NP; p++) {                         					if (DP) {                                             						c[p][j] = _mm512_dpbf16_ps(c[p][j],           									   (__m512bh)a[p],    									   (__m512bh)b);      						continue;                                     					}                                                     					c[p][j] = _mm512_fmadd_ps(                            						_mm512_castsi512_ps(                          							_mm512_and_si512(a[p], hi_mask)),     						_mm512_castsi512_ps(_mm512_and_si512(b, hi_mask)), 						c[p][j]);                                     					c[p][j] = _mm512_fmadd_ps(                            						_mm512_castsi512_ps(_mm512_slli_epi32(a[p], 16)), 						_mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), 						c[p][j]);                                     				}                                                             			}                                                                     		}                                                                             	} while (0)
+
 /* One micro tile of NP row pairs over the np step pairs of a chunk, from packed pairs: t as
- * KERN's. DP: one VDPBF16PS per pair; otherwise the pair's two steps as two FMAs (odd element
- * first), for panels pairs_exact() rejects. xp: [p][MP][32] of the tile; w row j at wp + j·wld. */
-#define KERNP(NAME, NP, DP)                                                                   \
-	BF16DP static void NAME(float *t, const uint16_t *xp, const uint16_t *wp, int64_t wld, \
-				int64_t np)                                                   \
-	{                                                                                     \
-		__m512 c[NP][NR];                                                             \
-		const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000);                   \
-		UNROLL for (int p = 0; p < NP; p++)                                           \
-			UNROLL for (int j = 0; j < NR; j++)                                   \
-				c[p][j] = _mm512_setzero_ps();                                \
-		for (int64_t s = 0; s < np; s++) {                                            \
-			__m512i a[NP];                                                        \
-			UNROLL for (int p = 0; p < NP; p++) {                                 \
-				a[p] = _mm512_load_si512(xp + (s * MP + p) * 32);             \
-				_mm_prefetch((const char *)(xp + (s * MP + p) * 32 + 2 * XPF), \
-					     _MM_HINT_T0);                                    \
-			}                                                                     \
-			UNROLL for (int j = 0; j < NR; j++) {                                 \
-				__m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256(        \
-					(const __m256i *)(wp + j * wld + 16 * s)));           \
-				UNROLL for (int p = 0; p < NP; p++) {                         \
-					if (DP) {                                             \
-						c[p][j] = _mm512_dpbf16_ps(c[p][j],           \
-									   (__m512bh)a[p],    \
-									   (__m512bh)b);      \
-						continue;                                     \
-					}                                                     \
-					c[p][j] = _mm512_fmadd_ps(                            \
-						_mm512_castsi512_ps(                          \
-							_mm512_and_si512(a[p], hi_mask)),     \
-						_mm512_castsi512_ps(_mm512_and_si512(b, hi_mask)), \
-						c[p][j]);                                     \
-					c[p][j] = _mm512_fmadd_ps(                            \
-						_mm512_castsi512_ps(_mm512_slli_epi32(a[p], 16)), \
-						_mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), \
-						c[p][j]);                                     \
-				}                                                             \
-			}                                                                     \
-		}                                                                             \
-		UNROLL for (int p = 0; p < NP; p++)                                           \
-			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          \
-	}
+ * KERN's. */
+#define KERNP(NAME, NP, DP)                                                                   	BF16DP static void NAME(float *t, const uint16_t *xp, const uint16_t *wp, int64_t wld, 				int64_t np)                                                   	{                                                                                     		__m512 c[NP][NR];                                                             		UNROLL for (int p = 0; p < NP; p++)                                           			UNROLL for (int j = 0; j < NR; j++)                                   				c[p][j] = _mm512_setzero_ps();                                		PAIR_STEPS(c, NP, DP, xp, wp, wld, np);                                       		UNROLL for (int p = 0; p < NP; p++)                                           			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          	}
 KERNP(kernp_p1, 1, true)
 KERNP(kernp_p2, 2, true)
 KERNP(kernf_p1, 1, false)
@@ -743,28 +785,59 @@ KERNP(kernf_p3, 3, false)
 #define kernf_p3 kernf_p2
 #endif
 
-/* chunk() for packed pairs (xp16: pack_x_pairs, xr: the range of all of x): the chunk k0 ..
- * k0+span-1 of the NR-column tile at n0, m tiles mt0 .. mt1-1. */
+/* fp8 from packed pairs: KERN8's blocks (the running sums in registers, s + t·sc per block),
+ * each block's chunk sums from PAIR_STEPS. Block b's x pairs start at xc + b·xstride + r0·kc2
+ * (kc2: the block's width rounded up to 16), its w pairs at row j: wp + j·wld + b·128. */
+#define KERN8P(NAME, NP, DP)                                                                  	BF16DP static void NAME(float *out, const float *prev, bool first, const uint16_t *xc, 				int64_t xstride, int64_t r0, const uint16_t *wp, int64_t wld, 				int64_t nb, int64_t kq_last, const float *sc)                 	{                                                                                     		__m512 sum[NP];                                                               		UNROLL for (int p = 0; p < NP; p++)                                           			sum[p] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(prev + p * 16); 		for (int64_t b = 0; b < nb; b++) {                                            			int64_t np2 = ((b == nb - 1 ? kq_last : 16) + 1) / 2;                 			const uint16_t *xb = xc + b * xstride + r0 * 16 * np2,                				       *wbk = wp + b * 128;                                   			__m512 c[NP][NR];                                                     			UNROLL for (int p = 0; p < NP; p++)                                   				UNROLL for (int j = 0; j < NR; j++)                           					c[p][j] = _mm512_setzero_ps();                        			PAIR_STEPS(c, NP, DP, xb, wbk, wld, np2);                             			UNROLL for (int p = 0; p < NP; p++) {                                 				__m512 v = _mm512_mask_blend_ps(                              					0xFF00, _mm512_set1_ps(sc[b * MR + 2 * p]),          					_mm512_set1_ps(sc[b * MR + 2 * p + 1]));              				sum[p] = _mm512_add_ps(sum[p], _mm512_mul_ps(reduce8(c[p]), v)); 			}                                                                     		}                                                                             		UNROLL for (int p = 0; p < NP; p++)                                           			_mm512_storeu_ps(out + p * 16, sum[p]);                               	}
+KERN8P(kern8p_p1, 1, true)
+KERN8P(kern8p_p2, 2, true)
+KERN8P(kern8f_p1, 1, false)
+KERN8P(kern8f_p2, 2, false)
+#if MP > 2
+KERN8P(kern8p_p3, 3, true)
+KERN8P(kern8f_p3, 3, false)
+#else
+#define kern8p_p3 kern8p_p2
+#define kern8f_p3 kern8f_p2
+#endif
+
+/* chunk() for packed pairs (xp16: pack_x_pairs, xr: the range of all of x): the values k0 ..
+ * k0+span-1 of the NR-column tile at n0 (GEMM: one chunk; fp8, xs set: up to 8 blocks of 128),
+ * m tiles mt0 .. mt1-1. */
 BF16DP static void chunk_pairs(float *acc, const uint16_t *xp16, bf16_range xr, int64_t nmt,
 			       int64_t mt0, int64_t mt1, int64_t M, int64_t Kp,
-			       const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t k0,
-			       int64_t span, int64_t n0, int64_t ng, uint16_t *wb, float *run,
+			       const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max,
+			       int64_t k0, int64_t span, int64_t n0, int64_t ng, uint16_t *wb,
+			       float *run, const float *xs, const float *ws, int64_t nkb,
 			       const prefetch *pf)
 {
 	int64_t kv = K - k0 < span ? K - k0 : span, span2 = (span + 15) & ~(int64_t)15;
 	bool dp = pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv, pf));
 	const uint16_t *xc = xp16 + nmt * MR * k0;
 	bool first = k0 == 0, last = k0 + span >= Kp;
+	int64_t nb = (span + kc_max - 1) / kc_max, kq_last = (span - (nb - 1) * kc_max) / 8;
 	for (int64_t mt = mt0; mt < mt1; mt++) {
 		float t[MR * NR] __attribute__((aligned(64)));
 		int64_t left = M - mt * MR;
 		int np = left >= MR ? MP : (int)((left + 1) / 2);
-		const uint16_t *xt = xc + mt * MR * span2;
+		if (xs) {
+			float sc[KC / 128 * MR];
+			block_scales(sc, xs, ws, nkb, k0 / kc_max, nb, mt, M, n0);
+			const float *prev = run ? run + mt * MR * 8 : NULL;
+			void (*k8)(float *, const float *, bool, const uint16_t *, int64_t, int64_t,
+				   const uint16_t *, int64_t, int64_t, int64_t, const float *) =
+				np == 3 ? (dp ? kern8p_p3 : kern8f_p3)
+				: np == 2 ? (dp ? kern8p_p2 : kern8f_p2)
+					  : (dp ? kern8p_p1 : kern8f_p1);
+			k8(t, prev, first, xc, nmt * MR * kc_max, mt * MR, wb, span2, nb, kq_last, sc);
+			store_sums(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, last);
+			continue;
+		}
 		void (*kern)(float *, const uint16_t *, const uint16_t *, int64_t, int64_t) =
 			np == 3 ? (dp ? kernp_p3 : kernf_p3)
 			: np == 2 ? (dp ? kernp_p2 : kernf_p2)
 				  : (dp ? kernp_p1 : kernf_p1);
-		kern(t, xt, wb, span2, span2 / 16);
+		kern(t, xc + mt * MR * span2, wb, span2, span2 / 16);
 		combine(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, first, last);
 	}
 }
@@ -778,7 +851,7 @@ AVX512 static void pack_x_tile(float *xp, uint16_t *lo, uint16_t *hi, bool pairs
 		pack_x(xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
 		return;
 	}
-	bf16_range r = pack_x_pairs((uint16_t *)xp, x, ldx, M, K, nmt, mt, Kp, kc_max);
+	bf16_range r = pack_x_pairs((uint16_t *)xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
 	*lo = r.lo < *lo ? r.lo : *lo;
 	*hi = r.hi > *hi ? r.hi : *hi;
 }
@@ -790,9 +863,12 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	if (kc_max > KC)
 		return false;
 	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
-	/* bf16 x and w as step pairs (VDPBF16PS) where a panel is more than one m tile's */
-	bool pairs = xt == DSV32_BF16 && w->dtype == DSV32_BF16 && w->trans && !xs && nmt > 1 &&
-		     kc_max == KC && dsv32_gemm_fixed_bf16dp_usable();
+	/* step pairs (VDPBF16PS) where a panel is more than one m tile's: bf16 x and w, or the
+	 * fp8 GEMM (e4m3 w, x of e4m3 values in F32) */
+	bool pairs = w->trans && nmt > 1 && dsv32_gemm_fixed_bf16dp_usable() &&
+		     ((xt == DSV32_BF16 && w->dtype == DSV32_BF16 && !xs && kc_max == KC) ||
+		      (xt == DSV32_F32 && w->dtype == DSV32_F8_E4M3 && xs && kc_max == 128 &&
+		       f32_rows_fit_bf16(x, ldx, M, K)));
 	size_t xel = pairs ? sizeof(uint16_t) : sizeof(float);
 	float *xp = dsv32_cpu_scratch(0, (size_t)(nmt * MR * (Kp + 8)) * xel);
 	if (!xp)
@@ -880,11 +956,11 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 								chunk_pairs(acc, xp16,
 									    (bf16_range){xlo, xhi},
 									    nmt, mt0, mt1, M, Kp, w,
-									    N, K, k0, k1 - k0, n0,
-									    ng, (uint16_t *)wb,
+									    N, K, kc_max, k0, k1 - k0,
+									    n0, ng, (uint16_t *)wb,
 									    run ? run + nt * nmt * MR * NR
 										: NULL,
-									    &pf);
+									    xs, ws, nkb, &pf);
 							else
 							chunk(acc, xp, nmt, mt0, mt1, M, Kp, w, lut, direct,
 							      N, K, kc_max, k0, k1, n0, ng, wb,
