@@ -60,6 +60,7 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 #endif
 #define MR (2 * MP)
 #define NR 8    /* columns per micro tile */
+#define KB (KC / 128) /* fp8 blocks per w panel */
 #ifndef XBUDGET512
 #define XBUDGET512 (768u << 10) /* bytes of packed x per K super-block */
 #endif
@@ -349,7 +350,7 @@ KERNB(kernb_p3, 3)
 
 /* fp8 (chunk = one 128-block): nb consecutive blocks of one micro tile of NP row pairs, the
  * running sums kept in registers: s = (first ? +0 : prev) then, block by block, s + t·sc with
- * t the block's chunk sums and sc[b][r] = xs[m,kb]·ws[n/128,kb] of row r (fp8.h). Block b's
+ * t the block's chunk sums and sc[r·KB + b] = xs[m,kb]·ws[n/128,kb] of row r (fp8.h). Block b's
  * packed x starts at xc + b·xstride (its chunk) + r0·(its width) ([q][MP][16] of the tile whose
  * first row is r0), its w at row j: wp + j·wld + b·128; the last block has kq_last steps (the
  * others 16). out/prev: [pair][16] (rows 2p, 2p+1 of 8 columns). */
@@ -382,8 +383,8 @@ KERNB(kernb_p3, 3)
 			}                                                                     \
 			UNROLL for (int p = 0; p < NP; p++) {                                 \
 				__m512 v = _mm512_mask_blend_ps(                              \
-					0xFF00, _mm512_set1_ps(sc[b * MR + 2 * p]),          \
-					_mm512_set1_ps(sc[b * MR + 2 * p + 1]));              \
+					0xFF00, _mm512_set1_ps(sc[2 * p * KB + b]),          \
+					_mm512_set1_ps(sc[(2 * p + 1) * KB + b]));              \
 				s[p] = _mm512_add_ps(s[p], _mm512_mul_ps(reduce8(c[p]), v));  \
 			}                                                                     \
 		}                                                                             \
@@ -445,17 +446,21 @@ static inline void prefetch_part(const prefetch *pf, int64_t mt, int64_t nmt)
 		__builtin_prefetch(pf->base + (i / lpr) * pf->stride + (i % lpr) * 64, 0, 2);
 }
 
-/* sc[b·MR + r] = xs[m, kb+b] · ws[n0/128, kb+b] for the rows m = mt·MR + r of an m tile (0
- * for m >= M), blocks b < nb: the fp8 scale of each block's chunk sums (fp8.h). */
-static void block_scales(float *sc, const float *xs, const float *ws, int64_t nkb, int64_t kb,
-			 int64_t nb, int64_t mt, int64_t M, int64_t n0)
+/* sc[r·KB + b] = xs[m, kb+b] · ws[n0/128, kb+b] for the rows m = mt·MR + r of an m tile (0
+ * for m >= M), blocks b < nb <= KB: the fp8 scale of each block's chunk sums (fp8.h). */
+AVX512 static void block_scales(float *sc, const float *xs, const float *ws, int64_t nkb,
+				int64_t kb, int64_t nb, int64_t mt, int64_t M, int64_t n0)
 {
-	for (int64_t b = 0; b < nb; b++)
-		for (int r = 0; r < MR; r++) {
-			int64_t m = mt * MR + r;
-			sc[b * MR + r] = m < M ? xs[m * nkb + kb + b] * ws[(n0 / 128) * nkb + kb + b]
-					       : 0.0f;
-		}
+	__mmask16 mask = (__mmask16)((1u << nb) - 1);
+	__m512 wsb = _mm512_maskz_loadu_ps(mask, ws + (n0 / 128) * nkb + kb);
+	int rows = M - mt * MR < MR ? (int)(M - mt * MR) : MR;
+	for (int r = 0; r < MR; r++) {
+		__m512 v = _mm512_setzero_ps();
+		if (r < rows)
+			v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, xs + (mt * MR + r) * nkb + kb),
+					  wsb);
+		_mm512_mask_storeu_ps(sc + r * KB, mask, v);
+	}
 }
 
 /* The chunks k0 .. k1-1 (GEMM: one chunk; fp8: up to KC values of 128-blocks) of the NR-column
@@ -491,7 +496,7 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 		int64_t left = M - mt * MR;
 		int np = left >= MR ? MP : (int)((left + 1) / 2);
 		if (xs) { /* fp8: nb blocks, the last (or only) one kc_last wide */
-			float sc[KC / 128 * MR];
+			float sc[KB * MR];
 			block_scales(sc, xs, ws, nkb, kb, nb, mt, M, n0);
 			const float *prev = run ? run + mt * MR * 8 : NULL;
 			int64_t xstride = nmt * MR * kc_max, r0 = mt * MR, kql = kc_last / 8;
@@ -553,7 +558,7 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
  * element 2·(h·8 + l) = x[m+h, k0+16p+8+l]), w panels as wp[j][p][16] alike; an odd step count
  * gets one more step of +0 · +0, which changes no sum: a lane sum starts at +0 and a sum that
  * rounds to nearest is -0 only when both addends are, so it is never -0. */
-#define BF16DP __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define BF16DP __attribute__((target("avx512f,avx512bw,avx512bf16,f16c")))
 
 /* Where the VDPBF16PS variant runs: CPUs with AVX512-BF16 that issue it at the FMA rate (AMD
  * Zen 4/5; on Intel without AMX it issues at a quarter of that, docs/perf.md), unless
@@ -603,9 +608,9 @@ static bool pairs_exact(bf16_range xr, bf16_range wr)
 	return (xmin >> 7) + (wmin >> 7) >= 142;
 }
 
-/* 32 e4m3 codes as bf16 bits, exactly: |c| = e·8 + m, e >= 1: exponent e + 120, mantissa
- * m·2^4, i.e. (|c| << 4) + (120 << 7); e = 0: m·2^-9 from a table of 8; |c| = 0x7f: the
- * quiet NaN; then the sign. */
+/* 32 e4m3 codes as bf16 bits, exactly but for the NaN codes (|c| = 0x7f: the caller looks
+ * for them): |c| = e·8 + m, e >= 1: exponent e + 120, mantissa m·2^4, i.e. (|c| << 4) +
+ * (120 << 7); e = 0: m·2^-9 from a table of 8; then the sign. */
 BF16DP static inline __m512i e4m3_bf16x32(__m256i codes)
 {
 	const __m512i sub = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -615,20 +620,16 @@ BF16DP static inline __m512i e4m3_bf16x32(__m256i codes)
 	__m512i v = _mm512_add_epi16(_mm512_slli_epi16(a, 4), _mm512_set1_epi16(0x3c00));
 	v = _mm512_mask_permutexvar_epi16(v, _mm512_cmplt_epu16_mask(a, _mm512_set1_epi16(8)), a,
 					  sub);
-	v = _mm512_mask_mov_epi16(v, _mm512_cmpeq_epi16_mask(a, _mm512_set1_epi16(0x7f)),
-				  _mm512_set1_epi16(0x7fc0));
 	return _mm512_or_si512(
 		v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
 }
 
-/* Values k .. k+31 of a row s of dtype dt as bf16 bits: BF16 as they are, F32 by their top
- * halves (the caller has checked that the rest is zero), e4m3 decoded exactly. */
+/* Values k .. k+31 of a BF16 or F32 row s as bf16 bits: BF16 as they are, F32 by their top
+ * halves (the caller has checked that the rest is zero). */
 BF16DP static inline __m512i bf16x32(const void *s, dsv32_dtype dt, int64_t k)
 {
 	if (dt == DSV32_BF16)
 		return _mm512_loadu_si512((const uint16_t *)s + k);
-	if (dt == DSV32_F8_E4M3)
-		return e4m3_bf16x32(_mm256_loadu_si256((const __m256i *)((const uint8_t *)s + k)));
 	const float *f = (const float *)s + k;
 	__m256i lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(f), 16));
 	__m256i hi = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(f + 16), 16));
@@ -648,9 +649,8 @@ static inline uint16_t bf16_at(const void *s, dsv32_dtype dt, int64_t k)
 }
 
 /* 32 bf16 values v (values 16g + l and 16g + 8 + l: odd and even element of pair l of step
- * pair g) stored as the pairs of step pair 0 at d0 and of step pair 1 at d1; their magnitudes
- * added to the running range (lo: the minimum of |v| - 1, hi: the maximum). One VPERMW. */
-BF16DP static inline void pair32(uint16_t *d0, uint16_t *d1, __m512i v, __m512i *lo, __m512i *hi)
+ * pair g) stored as the pairs of step pair 0 at d0 and of step pair 1 at d1. One VPERMW. */
+BF16DP static inline void pair32(uint16_t *d0, uint16_t *d1, __m512i v)
 {
 	const __m512i idx = _mm512_set_epi16(23, 31, 22, 30, 21, 29, 20, 28, 19, 27, 18, 26, 17, 25,
 					     16, 24, 7, 15, 6, 14, 5, 13, 4, 12, 3, 11, 2, 10, 1,
@@ -658,6 +658,12 @@ BF16DP static inline void pair32(uint16_t *d0, uint16_t *d1, __m512i v, __m512i 
 	__m512i p = _mm512_permutexvar_epi16(idx, v);
 	_mm256_storeu_si256((__m256i *)d0, _mm512_castsi512_si256(p));
 	_mm256_storeu_si256((__m256i *)d1, _mm512_extracti64x4_epi64(p, 1));
+}
+
+/* The magnitudes of 32 bf16 values v added to a running range (lo: the minimum of |v| - 1,
+ * hi: the maximum). */
+BF16DP static inline void range32(__m512i v, __m512i *lo, __m512i *hi)
+{
 	__m512i m = _mm512_and_si512(v, _mm512_set1_epi16(0x7fff));
 	*lo = _mm512_min_epu16(*lo, _mm512_sub_epi16(m, _mm512_set1_epi16(1)));
 	*hi = _mm512_max_epu16(*hi, m);
@@ -674,6 +680,24 @@ BF16DP static bf16_range range_of(__m512i lo, __m512i hi)
 	return r;
 }
 
+/* pair_row's vector part for e4m3 codes: the step pairs p < (returned) of the row, decoded
+ * and paired; 0 where a NaN code is among them (the caller's exact loop then does the row). */
+BF16DP static int64_t pair_row_e4m3(uint16_t *d, int64_t stride, const uint8_t *s, int64_t np,
+				    int64_t kv, const char *next, int64_t next_bytes)
+{
+	__m256i nan = _mm256_setzero_si256();
+	const __m256i mag = _mm256_set1_epi8(0x7f);
+	int64_t p = 0;
+	for (; p + 1 < np && 16 * p + 32 <= kv; p += 2) {
+		if (16 * p < next_bytes && p % 4 == 0)
+			_mm_prefetch(next + 16 * p, _MM_HINT_T0);
+		__m256i c = _mm256_loadu_si256((const __m256i *)(s + 16 * p));
+		nan = _mm256_or_si256(nan, _mm256_cmpeq_epi8(_mm256_and_si256(c, mag), mag));
+		pair32(d + p * stride, d + (p + 1) * stride, e4m3_bf16x32(c));
+	}
+	return _mm256_testz_si256(nan, nan) ? p : 0;
+}
+
 /* One row's kc values from s[0..] (dtype dt; kv of them real, the rest +0) as pairs at d,
  * the pair of steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). Line by
  * line, the bytes next[0 .. next_bytes) are prefetched into L1: the row this one's caller
@@ -683,14 +707,24 @@ BF16DP static void pair_row(uint16_t *d, int64_t stride, const void *s, dsv32_dt
 			    int64_t kc, int64_t kv, bf16_range *r, const char *next,
 			    int64_t next_bytes)
 {
-	__m512i lo = _mm512_set1_epi16((short)0xffff), hi = _mm512_setzero_si512();
-	int64_t np = (kc + 15) / 16, p = 0, esz = (int64_t)dsv32_dtype_size(dt);
-	for (; p + 1 < np && 16 * p + 32 <= kv; p += 2) {
-		for (int64_t o = 16 * p * esz; o < 16 * (p + 2) * esz && o < next_bytes; o += 64)
-			_mm_prefetch(next + o, _MM_HINT_T0);
-		pair32(d + p * stride, d + (p + 1) * stride, bf16x32(s, dt, 16 * p), &lo, &hi);
+	int64_t np = (kc + 15) / 16, p = 0;
+	if (dt == DSV32_F8_E4M3) {
+		p = pair_row_e4m3(d, stride, s, np, kv, next, next_bytes);
+		/* every e4m3 value lies in 2^-9 .. 448 (a bound is all pairs_exact needs) */
+		range_merge(r, (bf16_range){0x3b00 - 1, 0x43e0});
+	} else {
+		__m512i lo = _mm512_set1_epi16((short)0xffff), hi = _mm512_setzero_si512();
+		int64_t esz = (int64_t)dsv32_dtype_size(dt);
+		for (; p + 1 < np && 16 * p + 32 <= kv; p += 2) {
+			for (int64_t o = 16 * p * esz; o < 16 * (p + 2) * esz && o < next_bytes;
+			     o += 64)
+				_mm_prefetch(next + o, _MM_HINT_T0);
+			__m512i v = bf16x32(s, dt, 16 * p);
+			pair32(d + p * stride, d + (p + 1) * stride, v);
+			range32(v, &lo, &hi);
+		}
+		range_merge(r, range_of(lo, hi));
 	}
-	range_merge(r, range_of(lo, hi));
 	for (; p < np; p++)
 		for (int l = 0; l < 8; l++) {
 			int64_t k1 = 16 * p + l, k2 = k1 + 8;
@@ -768,11 +802,54 @@ BF16DP static bf16_range pack_w_pairs(uint16_t *wp, const dsv32_gemm_wref *w, in
 /* c[p][j] += the np step pairs from x pairs xp ([p][MP][32] of a tile) and w pairs (row j at
  * wp + j·wld): DP, one VDPBF16PS per pair; otherwise the pair's two steps as two FMAs (odd
  * element first), for panels pairs_exact() rejects. */
-#define PAIR_STEPS(c, NP, DP, xp, wp, wld, np)                                                	do {                                                                                  		const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000);                   		for (int64_t s = 0; s < (np); s++) {                                          			__m512i a[NP];                                                        			UNROLL for (int p = 0; p < NP; p++) {                                 				a[p] = _mm512_load_si512((xp) + (s * MP + p) * 32);           				_mm_prefetch((const char *)((xp) + (s * MP + p) * 32 + 2 * XPF), 					     _MM_HINT_T0);                                    			}                                                                     			UNROLL for (int j = 0; j < NR; j++) {                                 				__m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256(        					(const __m256i *)((wp) + j * (wld) + 16 * s)));       				UNROLL for (int p = 0; p < NP; p++) {                         					if (DP) {                                             						c[p][j] = _mm512_dpbf16_ps(c[p][j],           									   (__m512bh)a[p],    									   (__m512bh)b);      						continue;                                     					}                                                     					c[p][j] = _mm512_fmadd_ps(                            						_mm512_castsi512_ps(                          							_mm512_and_si512(a[p], hi_mask)),     						_mm512_castsi512_ps(_mm512_and_si512(b, hi_mask)), 						c[p][j]);                                     					c[p][j] = _mm512_fmadd_ps(                            						_mm512_castsi512_ps(_mm512_slli_epi32(a[p], 16)), 						_mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), 						c[p][j]);                                     				}                                                             			}                                                                     		}                                                                             	} while (0)
+#define PAIR_STEPS(c, NP, DP, xp, wp, wld, np)                                                \
+	do {                                                                                  \
+		const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000);                   \
+		for (int64_t s = 0; s < (np); s++) {                                          \
+			__m512i a[NP];                                                        \
+			UNROLL for (int p = 0; p < NP; p++) {                                 \
+				a[p] = _mm512_load_si512((xp) + (s * MP + p) * 32);           \
+				_mm_prefetch((const char *)((xp) + (s * MP + p) * 32 + 2 * XPF), \
+					     _MM_HINT_T0);                                    \
+			}                                                                     \
+			UNROLL for (int j = 0; j < NR; j++) {                                 \
+				__m512i b = _mm512_broadcast_i64x4(_mm256_loadu_si256(        \
+					(const __m256i *)((wp) + j * (wld) + 16 * s)));       \
+				UNROLL for (int p = 0; p < NP; p++) {                         \
+					if (DP) {                                             \
+						c[p][j] = _mm512_dpbf16_ps(c[p][j],           \
+									   (__m512bh)a[p],    \
+									   (__m512bh)b);      \
+						continue;                                     \
+					}                                                     \
+					c[p][j] = _mm512_fmadd_ps(                            \
+						_mm512_castsi512_ps(                          \
+							_mm512_and_si512(a[p], hi_mask)),     \
+						_mm512_castsi512_ps(_mm512_and_si512(b, hi_mask)), \
+						c[p][j]);                                     \
+					c[p][j] = _mm512_fmadd_ps(                            \
+						_mm512_castsi512_ps(_mm512_slli_epi32(a[p], 16)), \
+						_mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), \
+						c[p][j]);                                     \
+				}                                                             \
+			}                                                                     \
+		}                                                                             \
+	} while (0)
 
 /* One micro tile of NP row pairs over the np step pairs of a chunk, from packed pairs: t as
  * KERN's. */
-#define KERNP(NAME, NP, DP)                                                                   	BF16DP static void NAME(float *t, const uint16_t *xp, const uint16_t *wp, int64_t wld, 				int64_t np)                                                   	{                                                                                     		__m512 c[NP][NR];                                                             		UNROLL for (int p = 0; p < NP; p++)                                           			UNROLL for (int j = 0; j < NR; j++)                                   				c[p][j] = _mm512_setzero_ps();                                		PAIR_STEPS(c, NP, DP, xp, wp, wld, np);                                       		UNROLL for (int p = 0; p < NP; p++)                                           			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          	}
+#define KERNP(NAME, NP, DP)                                                                   \
+	BF16DP static void NAME(float *t, const uint16_t *xp, const uint16_t *wp, int64_t wld, \
+				int64_t np)                                                   \
+	{                                                                                     \
+		__m512 c[NP][NR];                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			UNROLL for (int j = 0; j < NR; j++)                                   \
+				c[p][j] = _mm512_setzero_ps();                                \
+		PAIR_STEPS(c, NP, DP, xp, wp, wld, np);                                       \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          \
+	}
 KERNP(kernp_p1, 1, true)
 KERNP(kernp_p2, 2, true)
 KERNP(kernf_p1, 1, false)
@@ -788,7 +865,33 @@ KERNP(kernf_p3, 3, false)
 /* fp8 from packed pairs: KERN8's blocks (the running sums in registers, s + t·sc per block),
  * each block's chunk sums from PAIR_STEPS. Block b's x pairs start at xc + b·xstride + r0·kc2
  * (kc2: the block's width rounded up to 16), its w pairs at row j: wp + j·wld + b·128. */
-#define KERN8P(NAME, NP, DP)                                                                  	BF16DP static void NAME(float *out, const float *prev, bool first, const uint16_t *xc, 				int64_t xstride, int64_t r0, const uint16_t *wp, int64_t wld, 				int64_t nb, int64_t kq_last, const float *sc)                 	{                                                                                     		__m512 sum[NP];                                                               		UNROLL for (int p = 0; p < NP; p++)                                           			sum[p] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(prev + p * 16); 		for (int64_t b = 0; b < nb; b++) {                                            			int64_t np2 = ((b == nb - 1 ? kq_last : 16) + 1) / 2;                 			const uint16_t *xb = xc + b * xstride + r0 * 16 * np2,                				       *wbk = wp + b * 128;                                   			__m512 c[NP][NR];                                                     			UNROLL for (int p = 0; p < NP; p++)                                   				UNROLL for (int j = 0; j < NR; j++)                           					c[p][j] = _mm512_setzero_ps();                        			PAIR_STEPS(c, NP, DP, xb, wbk, wld, np2);                             			UNROLL for (int p = 0; p < NP; p++) {                                 				__m512 v = _mm512_mask_blend_ps(                              					0xFF00, _mm512_set1_ps(sc[b * MR + 2 * p]),          					_mm512_set1_ps(sc[b * MR + 2 * p + 1]));              				sum[p] = _mm512_add_ps(sum[p], _mm512_mul_ps(reduce8(c[p]), v)); 			}                                                                     		}                                                                             		UNROLL for (int p = 0; p < NP; p++)                                           			_mm512_storeu_ps(out + p * 16, sum[p]);                               	}
+#define KERN8P(NAME, NP, DP)                                                                  \
+	BF16DP static void NAME(float *out, const float *prev, bool first, const uint16_t *xc, \
+				int64_t xstride, int64_t r0, const uint16_t *wp, int64_t wld, \
+				int64_t nb, int64_t kq_last, const float *sc)                 \
+	{                                                                                     \
+		__m512 sum[NP];                                                               \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			sum[p] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(prev + p * 16); \
+		for (int64_t b = 0; b < nb; b++) {                                            \
+			int64_t np2 = ((b == nb - 1 ? kq_last : 16) + 1) / 2;                 \
+			const uint16_t *xb = xc + b * xstride + r0 * 16 * np2,                \
+				       *wbk = wp + b * 128;                                   \
+			__m512 c[NP][NR];                                                     \
+			UNROLL for (int p = 0; p < NP; p++)                                   \
+				UNROLL for (int j = 0; j < NR; j++)                           \
+					c[p][j] = _mm512_setzero_ps();                        \
+			PAIR_STEPS(c, NP, DP, xb, wbk, wld, np2);                             \
+			UNROLL for (int p = 0; p < NP; p++) {                                 \
+				__m512 v = _mm512_mask_blend_ps(                              \
+					0xFF00, _mm512_set1_ps(sc[2 * p * KB + b]),           \
+					_mm512_set1_ps(sc[(2 * p + 1) * KB + b]));            \
+				sum[p] = _mm512_add_ps(sum[p], _mm512_mul_ps(reduce8(c[p]), v)); \
+			}                                                                     \
+		}                                                                             \
+		UNROLL for (int p = 0; p < NP; p++)                                           \
+			_mm512_storeu_ps(out + p * 16, sum[p]);                               \
+	}
 KERN8P(kern8p_p1, 1, true)
 KERN8P(kern8p_p2, 2, true)
 KERN8P(kern8f_p1, 1, false)
@@ -821,7 +924,7 @@ BF16DP static void chunk_pairs(float *acc, const uint16_t *xp16, bf16_range xr, 
 		int64_t left = M - mt * MR;
 		int np = left >= MR ? MP : (int)((left + 1) / 2);
 		if (xs) {
-			float sc[KC / 128 * MR];
+			float sc[KB * MR];
 			block_scales(sc, xs, ws, nkb, k0 / kc_max, nb, mt, M, n0);
 			const float *prev = run ? run + mt * MR * 8 : NULL;
 			void (*k8)(float *, const float *, bool, const uint16_t *, int64_t, int64_t,
