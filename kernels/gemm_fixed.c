@@ -34,6 +34,7 @@
 #include "kernels/gemm_impl.h"
 #include "kernels/cpu_scratch.h"
 #include "kernels/cpu_parallel.h"
+#include "kernels/elementwise_cpu_avx2.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -426,15 +427,34 @@ static void widen_x(float *xf, const dsv32_gemm_desc *d, const char *xb, int64_t
 	}
 }
 
+/* Row m of acc rounded to bf16 (dsv32_f32_to_bf16), 8 at a time where the CPU has AVX2. */
+#ifdef DSV32_CPU_AVX2
+DSV32_AVX2_FN static int64_t round_row_avx2(uint16_t *row, const float *a, int64_t N)
+{
+	int64_t n = 0;
+	for (; n + 8 <= N; n += 8)
+		dsv32_st8(row, DSV32_BF16, n, _mm256_loadu_ps(a + n));
+	return n;
+}
+#endif
+
 static void store_y(char *yb, const dsv32_gemm_desc *d, const float *acc)
 {
+#ifdef DSV32_CPU_AVX2
+	bool vec = dsv32_cpu_has_avx2();
+#endif
 	for (int64_t m = 0; m < d->M; m++) {
 		if (d->y_dtype == DSV32_F32) {
 			memcpy((float *)yb + m * d->ldy, acc + m * d->N, (size_t)d->N * sizeof(float));
 			continue;
 		}
 		uint16_t *row = (uint16_t *)yb + m * d->ldy;
-		for (int64_t n = 0; n < d->N; n++)
+		int64_t n = 0;
+#ifdef DSV32_CPU_AVX2
+		if (vec)
+			n = round_row_avx2(row, acc + m * d->N, d->N);
+#endif
+		for (; n < d->N; n++)
 			row[n] = dsv32_f32_to_bf16(acc[m * d->N + n]);
 	}
 }

@@ -63,6 +63,46 @@ static void test_add_and_broadcast_add_round_once(void **state)
 	dsv32_tensor_free(&a); dsv32_tensor_free(&m); dsv32_tensor_free(&y); dsv32_tensor_free(&c);
 }
 
+/* Rows long enough for the 8-lane body (inner 37: four vectors and a tail of 5) and a plain
+ * add longer than one piece of the parallel loop (70001 elements), every dtype mix, against
+ * the double oracle (one fp32 add, one rounding to y's dtype). */
+static void test_add_long_rows_round_once(void **state)
+{
+	dsv32_backend *be = *state;
+	tu_rng r = tu_rng_seed(73);
+	const dsv32_dtype mix[][3] = {{DSV32_BF16, DSV32_BF16, DSV32_BF16},
+				      {DSV32_F32, DSV32_BF16, DSV32_BF16},
+				      {DSV32_BF16, DSV32_F32, DSV32_F32},
+				      {DSV32_F32, DSV32_F32, DSV32_F32}};
+	for (size_t t = 0; t < sizeof mix / sizeof mix[0]; t++) {
+		enum { O = 2, MID = 3, IN = 37 };
+		int64_t sa[3] = {O, MID, IN}, sb[2] = {O, IN}, sp[1] = {70001};
+		dsv32_tensor a = tu_host(mix[t][0], 3, sa), b = tu_host(mix[t][1], 2, sb);
+		dsv32_tensor y = tu_host(mix[t][2], 3, sa);
+		tu_fill_normal(&a, &r, 3.0);
+		tu_fill_normal(&b, &r, 3.0);
+		assert_int_equal(dsv32_add_bcast(be, &y, &a, &b, MID, IN, NULL), DSV32_OK);
+		for (int64_t i = 0; i < O * MID * IN; i++) {
+			int64_t j = (i / (MID * IN)) * IN + i % IN;
+			double v = (double)(float)(tu_get(&a, i) + tu_get(&b, j));
+			double want = mix[t][2] == DSV32_BF16 ? tu_bf16_rne(v) : v;
+			assert_true(tu_ulps(mix[t][2], tu_get(&y, i), want) == 0);
+		}
+		dsv32_tensor pa = tu_host(mix[t][0], 1, sp), pb = tu_host(mix[t][1], 1, sp);
+		dsv32_tensor py = tu_host(mix[t][2], 1, sp);
+		tu_fill_normal(&pa, &r, 3.0);
+		tu_fill_normal(&pb, &r, 3.0);
+		assert_int_equal(dsv32_add(be, &py, &pa, &pb, NULL), DSV32_OK);
+		for (int64_t i = 0; i < sp[0]; i++) {
+			double v = (double)(float)(tu_get(&pa, i) + tu_get(&pb, i));
+			double want = mix[t][2] == DSV32_BF16 ? tu_bf16_rne(v) : v;
+			assert_true(tu_ulps(mix[t][2], tu_get(&py, i), want) == 0);
+		}
+		dsv32_tensor_free(&a); dsv32_tensor_free(&b); dsv32_tensor_free(&y);
+		dsv32_tensor_free(&pa); dsv32_tensor_free(&pb); dsv32_tensor_free(&py);
+	}
+}
+
 static void test_scale_uses_fp32_scalar(void **state)
 {
 	dsv32_backend *be = *state;
@@ -390,6 +430,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cast_rounds_to_nearest_even),
 		cmocka_unit_test(test_add_and_broadcast_add_round_once),
+		cmocka_unit_test(test_add_long_rows_round_once),
 		cmocka_unit_test(test_scale_uses_fp32_scalar),
 		cmocka_unit_test(test_embedding_gathers_and_checks_ids),
 		cmocka_unit_test(test_copy_cols_slice_put_back_and_concat),
