@@ -6,7 +6,8 @@
  * --hash: every tensor's name, dtype, shape and bytes; the metadata, which states the host, is
  * left out). It must keep that hash with oneDNN and OpenBLAS told to act as other CPUs
  * (DNNL_MAX_CPU_ISA=AVX2 with OPENBLAS_CORETYPE=Haswell, AVX512_CORE_BF16), with 1 and 2
- * threads (and 2 threads with every CPU body forking, DSV32_PAR_MIN_WORK=0), and on the scalar body of the fixed engine (DSV32_GEMM_NO_AVX2=1). The host engine's
+ * threads (and 2 threads with every CPU body forking, DSV32_PAR_MIN_WORK=0), and on every body
+ * of the fixed engine (scalar, avx2, avx512 and avx512bf16; gemm_fixed.c). The host engine's
  * hash is printed (it follows this CPU), and the recordings' metadata name their engine.
  * An intended numerical change of either layout changes these hashes: re-measure with
  * `ctest -R test_dump_fixed_hash -V` and say why in the commit. */
@@ -90,6 +91,9 @@ static const emulation EMUL[] = {
 	 * fork, so the parallel paths are hashed too */
 	{"2 threads, every body forks", {{"OMP_NUM_THREADS", "2"}, {"DSV32_PAR_MIN_WORK", "0"}}},
 	{"scalar fixed body", {{"DSV32_GEMM_NO_AVX2", "1"}}},
+	{"avx2 fixed body", {{"DSV32_GEMM_NO_AVX512", "1"}}},
+	{"avx512 fixed body (no VDPBF16PS)", {{"DSV32_GEMM_AVX512BF16", "0"}}},
+	{"avx512bf16 fixed body where the CPU has it", {{"DSV32_GEMM_AVX512BF16", "1"}}},
 };
 
 static void check_layout(const char *layout, const char *want)
