@@ -19,8 +19,9 @@
  * Engines: fixed (DSV32_GEMM_FIXED, the default): one documented summation order, written in
  *              gemm_fixed.c's header (x and w widened to f32 exactly; per output 8 lane sums by
  *              FMA over k = l mod 8 in chunks of DSV32_GEMM_FIXED_KC, a fixed tree per chunk,
- *              chunks added in order). Same bits on every CPU, thread count and body (avx512, avx2,
- *              scalar), for every dtype pair, "NT", "NN" and batched. Subnormals kept.
+ *              chunks added in order). Same bits on every CPU, thread count and body (avx512bf16,
+ *              avx512, avx2, scalar), for every dtype pair, "NT", "NN" and batched. Subnormals
+ *              kept.
  *         host (DSV32_GEMM_HOST): oneDNN / OpenBLAS, whose blocking, split-K and vector width
  *              follow this CPU, as PyTorch's CPU GEMMs do; the engine for matching a torch run
  *              recorded on the same machine. Two hosts may differ by the fp32 rounding of the
@@ -28,8 +29,11 @@
  * Rounds: one RNE rounding of the fp32 result to bf16 iff y is BF16; an F32 y is not rounded.
  *         Mixed inputs (F32,BF16)/(BF16,F32): the bf16 operand is widened to f32 (exact) and the
  *         product runs as an fp32 GEMM; same rounding rule for y.
- * Bodies: CPU fixed: gemm_fixed.c / gemm_fixed_avx512.c: avx512 when the CPU has AVX-512F (and
- *              F16C), avx2 with AVX2+FMA+F16C, else scalar fmaf; the same bits on each (DSV32_GEMM_NO_AVX512=1,
+ * Bodies: CPU fixed: gemm_fixed.c / gemm_fixed_avx512.c: avx512bf16 on AMD CPUs with
+ *              AVX512-BF16 (the avx512 body whose bf16 and fp8 GEMMs take two FMA steps per
+ *              VDPBF16PS where no value or sum is subnormal; DSV32_GEMM_AVX512BF16=0/1 turns it
+ *              off / on), avx512 when the CPU has AVX-512F (and F16C), avx2 with AVX2+FMA+F16C,
+ *              else scalar fmaf; the same bits on each (DSV32_GEMM_NO_AVX512=1,
  *              DSV32_GEMM_NO_AVX2=1 force the lower bodies). dsv32_gemm_fixed_body() names it.
  *         CPU host (BF16,BF16): on a CPU with AVX512-BF16 and no AMX, our own VDPBF16PS kernel
  *              in the order of torch's oneDNN there (gemm_dpbf16.c: one accumulator from +0,
@@ -103,8 +107,8 @@ dsv32_status dsv32_gemm_run(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_e
 const char *dsv32_gemm_bf16_impl(void);
 /* "fixed" or "host" for a be->gemm_engine value. */
 const char *dsv32_gemm_engine_name(int engine);
-/* The fixed engine's body on this machine: "avx512", "avx2" (DSV32_GEMM_NO_AVX512=1) or "scalar"
- * (DSV32_GEMM_NO_AVX2=1); the same bits on each. */
+/* The fixed engine's body on this machine: "avx512bf16", "avx512" (DSV32_GEMM_AVX512BF16=0),
+ * "avx2" (DSV32_GEMM_NO_AVX512=1) or "scalar" (DSV32_GEMM_NO_AVX2=1); the same bits on each. */
 const char *dsv32_gemm_fixed_body(void);
 
 #endif

@@ -308,6 +308,76 @@ static void test_fixed_gemm_bf16_pairs_edges(void **state)
 		}
 }
 
+/* The instruction the avx512bf16 body rests on: VDPBF16PS adds to each f32 element the
+ * product of its odd bf16 pair element, then that of the even one, each as an f32 FMA that
+ * rounds to nearest even (Intel SDM), on normal values. 2^20 random elements: exponents near 1,
+ * in a wide range, with heavy cancellation; the other order (even first) must differ somewhere,
+ * or the check could not tell the two apart. Skipped without AVX512-BF16. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f,avx512bf16"))) static void dp16(float *acc, const uint16_t *a,
+							      const uint16_t *b)
+{
+	__m512bh va, vb;
+	memcpy(&va, a, sizeof va);
+	memcpy(&vb, b, sizeof vb);
+	_mm512_storeu_ps(acc, _mm512_dpbf16_ps(_mm512_loadu_ps(acc), va, vb));
+}
+
+static uint16_t rand_bf16(tu_rng *r, int elo, int ehi)
+{
+	if (tu_int(r, 0, 15) == 0)
+		return (uint16_t)(tu_int(r, 0, 1) << 15); /* +-0 */
+	return (uint16_t)((tu_int(r, 0, 1) << 15) | ((127 + tu_int(r, elo, ehi)) << 7) |
+			  tu_int(r, 0, 127));
+}
+
+static void test_vdpbf16ps_is_two_fmas_odd_first(void **state)
+{
+	(void)state;
+	if (!__builtin_cpu_supports("avx512bf16")) {
+		printf("# skipped: this CPU has no AVX512-BF16\n");
+		return;
+	}
+	static const int ranges[][2] = {{-3, 3}, {-40, 40}, {-1, 1}};
+	tu_rng r = tu_rng_xorshift64(2027);
+	long other_order_differs = 0;
+	for (int it = 0; it < (1 << 16); it++) {
+		int elo = ranges[it % 3][0], ehi = ranges[it % 3][1];
+		uint16_t a[32], b[32];
+		float acc[16], got[16];
+		for (int i = 0; i < 32; i++) {
+			a[i] = rand_bf16(&r, elo, ehi);
+			b[i] = rand_bf16(&r, elo, ehi);
+		}
+		for (int j = 0; j < 16; j++)
+			acc[j] = got[j] = (float)((tu_uniform(&r) * 2 - 1) * ldexp(1.0, tu_int(&r, elo, ehi)));
+		dp16(got, a, b);
+		for (int j = 0; j < 16; j++) {
+			float odd = fmaf(dsv32_bf16_to_f32(a[2 * j + 1]), dsv32_bf16_to_f32(b[2 * j + 1]),
+					 acc[j]);
+			float want = fmaf(dsv32_bf16_to_f32(a[2 * j]), dsv32_bf16_to_f32(b[2 * j]), odd);
+			float even = fmaf(dsv32_bf16_to_f32(a[2 * j]), dsv32_bf16_to_f32(b[2 * j]), acc[j]);
+			float rev = fmaf(dsv32_bf16_to_f32(a[2 * j + 1]), dsv32_bf16_to_f32(b[2 * j + 1]),
+					 even);
+			if (memcmp(&got[j], &want, sizeof want) != 0)
+				fail_msg("VDPBF16PS element %d: %a, two FMAs odd first give %a", j,
+					 got[j], want);
+			other_order_differs += memcmp(&rev, &want, sizeof want) != 0;
+		}
+	}
+	printf("# VDPBF16PS = two FMAs odd first on 2^20 elements; even first differs in %ld\n",
+	       other_order_differs);
+	assert_true(other_order_differs > 0);
+}
+#else
+static void test_vdpbf16ps_is_two_fmas_odd_first(void **state)
+{
+	(void)state;
+	printf("# skipped: not x86-64\n");
+}
+#endif
+
 /* Any e4m3 code but the two NaNs (0x7f, 0xff): subnormals, both zeros, every exponent. */
 static uint8_t e4m3_code(tu_rng *r)
 {
@@ -491,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_fixed_fp8_gemm_is_the_written_order_on_every_body),
 		cmocka_unit_test(test_fixed_gemm_strided_operands),
 		cmocka_unit_test(test_fixed_gemm_few_rows_is_the_written_order),
+		cmocka_unit_test(test_vdpbf16ps_is_two_fmas_odd_first),
 		cmocka_unit_test(test_fixed_gemm_bf16_pairs_edges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
