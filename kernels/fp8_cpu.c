@@ -184,10 +184,25 @@ dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, con
 				int64_t K, dsv32_error *err)
 {
 	int64_t Kp = (K + 7) & ~(int64_t)7, nkb = (K + BLK - 1) / BLK;
-	float *xf = dsv32_cpu_scratch(0, (size_t)(M * Kp + M * N) * sizeof(float));
-	if (!xf)
+	dsv32_gemm_wref w = {w8, DSV32_F8_E4M3, true, K};
+	float *acc = dsv32_cpu_scratch(1, (size_t)(M * N) * sizeof(float));
+	if (!acc)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "fp8_gemm: scratch for M %lld N %lld K %lld",
 				  (long long)M, (long long)N, (long long)K);
+	bool done = false;
+	dsv32_status rc = dsv32_gemm_fixed_e4m3x(acc, x8, M, K, &w, N, xs, ws, nkb, &done, err);
+	if (rc != DSV32_OK || done) {
+		if (rc == DSV32_OK)
+			write_out(y, yt, acc, M, N);
+		dsv32_cpu_scratch_done(1);
+		return rc;
+	}
+	float *xf = dsv32_cpu_scratch(0, (size_t)(M * Kp) * sizeof(float));
+	if (!xf) {
+		dsv32_cpu_scratch_done(1);
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "fp8_gemm: scratch for M %lld N %lld K %lld",
+				  (long long)M, (long long)N, (long long)K);
+	}
 	float lut[256];
 	e4m3_table(lut);
 	for (int64_t m = 0; m < M; m++) {
@@ -196,11 +211,10 @@ dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, con
 		for (int64_t k = K; k < Kp; k++) /* the K padding reads as zero */
 			xf[m * Kp + k] = 0.0f;
 	}
-	float *acc = xf + M * Kp;
-	dsv32_gemm_wref w = {w8, DSV32_F8_E4M3, true, K};
-	dsv32_status rc = dsv32_gemm_fixed_f32x(acc, xf, M, Kp, &w, N, K, BLK, xs, ws, nkb, err);
+	rc = dsv32_gemm_fixed_f32x(acc, xf, M, Kp, &w, N, K, BLK, xs, ws, nkb, err);
 	if (rc == DSV32_OK)
 		write_out(y, yt, acc, M, N);
 	dsv32_cpu_scratch_done(0);
+	dsv32_cpu_scratch_done(1);
 	return rc;
 }

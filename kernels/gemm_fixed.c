@@ -374,6 +374,28 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
 			     int64_t kc_max, const float *xs, const float *ws, int64_t nkb);
 
+bool dsv32_gemm_fixed_e4m3x_ok(int64_t M);
+
+dsv32_status dsv32_gemm_fixed_e4m3x(float *acc, const dsv32_f8 *x8, int64_t M, int64_t K,
+				    const dsv32_gemm_wref *w, int64_t N, const float *xs,
+				    const float *ws, int64_t nkb, bool *done, dsv32_error *err)
+{
+	*done = false;
+#ifdef HAVE_AVX2_BODY
+	if (w->dtype != DSV32_F8_E4M3 || !dsv32_gemm_fixed_e4m3x_ok(M))
+		return DSV32_OK;
+	int64_t Kp = (K + 7) & ~(int64_t)7;
+	if (!dsv32_gemm_fixed_avx512(acc, x8, DSV32_F8_E4M3, K, M, Kp, w, N, K, 128, xs, ws, nkb))
+		return DSV32_FAIL(err, DSV32_E_NOMEM, "fp8_gemm: packing buffers for M %lld N %lld "
+				  "K %lld", (long long)M, (long long)N, (long long)K);
+	*done = true;
+#else
+	(void)acc, (void)x8, (void)M, (void)K, (void)w, (void)N, (void)xs, (void)ws, (void)nkb;
+	(void)err;
+#endif
+	return DSV32_OK;
+}
+
 const char *dsv32_gemm_fixed_body(void)
 {
 #ifdef HAVE_AVX2_BODY

@@ -50,6 +50,7 @@
 /* Used by gemm_fixed.c's dispatch; declared there. */
 bool dsv32_gemm_fixed_avx512_usable(void);
 bool dsv32_gemm_fixed_bf16dp_usable(void);
+bool dsv32_gemm_fixed_e4m3x_ok(int64_t M);
 bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t ldx, int64_t M,
 			     int64_t Kp, const dsv32_gemm_wref *w, int64_t N, int64_t K,
 			     int64_t kc_max, const float *xs, const float *ws, int64_t nkb);
@@ -563,6 +564,13 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 /* Where the VDPBF16PS variant runs: CPUs with AVX512-BF16 that issue it at the FMA rate (AMD
  * Zen 4/5; on Intel without AMX it issues at a quarter of that, docs/perf.md), unless
  * DSV32_GEMM_AVX512BF16=0; =1 forces it on any CPU with AVX512-BF16 (for tests). */
+/* Whether the avx512 body takes the fp8 GEMM's x as e4m3 codes (xt = DSV32_F8_E4M3, ldx = K):
+ * only on step pairs, i.e. more than one m tile on the avx512bf16 body. */
+bool dsv32_gemm_fixed_e4m3x_ok(int64_t M)
+{
+	return M > MR && dsv32_gemm_fixed_bf16dp_usable();
+}
+
 bool dsv32_gemm_fixed_bf16dp_usable(void)
 {
 	if (!dsv32_gemm_fixed_avx512_usable() || !__builtin_cpu_supports("avx512bf16") ||
@@ -967,11 +975,13 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 		return false;
 	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
 	/* step pairs (VDPBF16PS) where a panel is more than one m tile's: bf16 x and w, or the
-	 * fp8 GEMM (e4m3 w, x of e4m3 values in F32) */
+	 * fp8 GEMM (e4m3 w; x as e4m3 codes, or their values in F32) */
 	bool pairs = w->trans && nmt > 1 && dsv32_gemm_fixed_bf16dp_usable() &&
 		     ((xt == DSV32_BF16 && w->dtype == DSV32_BF16 && !xs && kc_max == KC) ||
-		      (xt == DSV32_F32 && w->dtype == DSV32_F8_E4M3 && xs && kc_max == 128 &&
-		       f32_rows_fit_bf16(x, ldx, M, K)));
+		      (xt != DSV32_BF16 && w->dtype == DSV32_F8_E4M3 && xs && kc_max == 128 &&
+		       (xt == DSV32_F8_E4M3 || f32_rows_fit_bf16(x, ldx, M, K))));
+	if (xt == DSV32_F8_E4M3 && !pairs)
+		return false; /* dsv32_gemm_fixed_e4m3x_ok() said no */
 	size_t xel = pairs ? sizeof(uint16_t) : sizeof(float);
 	float *xp = dsv32_cpu_scratch(0, (size_t)(nmt * MR * (Kp + 8)) * xel);
 	if (!xp)

@@ -28,6 +28,12 @@ typedef struct {
 dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64_t Kp,
 				   const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc,
 				   const float *xs, const float *ws, int64_t nkb, dsv32_error *err);
+/* The fp8 GEMM of the fixed engine (kc = 128) on x given as e4m3 codes x8 [M, K], where the
+ * body packs them itself (the avx512bf16 body, M > 6): *done = false elsewhere (the caller
+ * widens x and calls dsv32_gemm_fixed_f32x). Same bits either way. */
+dsv32_status dsv32_gemm_fixed_e4m3x(float *acc, const dsv32_f8 *x8, int64_t M, int64_t K,
+				    const dsv32_gemm_wref *w, int64_t N, const float *xs,
+				    const float *ws, int64_t nkb, bool *done, dsv32_error *err);
 /* The fixed engine on a checked desc (K > 0). */
 dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err);
 /* The host engine's bf16 body on CPUs with AVX512-BF16 and no AMX (gemm_dpbf16.c: torch's
