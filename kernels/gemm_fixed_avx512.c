@@ -349,6 +349,16 @@ KERNB(kernb_p2, 2)
 KERNB(kernb_p3, 3)
 #endif
 
+/* s + t·sc for the chunk sums t = reduce8(c) of rows 2p, 2p+1 of block b (sc as
+ * block_scales writes it): the fp8 step of the written order, a multiply and an add. */
+AVX512 static inline __m512 scale_step(__m512 s, const __m512 c[8], const float *sc, int p,
+				      int64_t b)
+{
+	__m512 v = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sc[2 * p * KB + b]),
+					_mm512_set1_ps(sc[(2 * p + 1) * KB + b]));
+	return _mm512_add_ps(s, _mm512_mul_ps(reduce8(c), v));
+}
+
 /* fp8 (chunk = one 128-block): nb consecutive blocks of one micro tile of NP row pairs, the
  * running sums kept in registers: s = (first ? +0 : prev) then, block by block, s + t·sc with
  * t the block's chunk sums and sc[r·KB + b] = xs[m,kb]·ws[n/128,kb] of row r (fp8.h). Block b's
@@ -382,12 +392,8 @@ KERNB(kernb_p3, 3)
 						c[p][j] = _mm512_fmadd_ps(a[p], bv, c[p][j]); \
 				}                                                             \
 			}                                                                     \
-			UNROLL for (int p = 0; p < NP; p++) {                                 \
-				__m512 v = _mm512_mask_blend_ps(                              \
-					0xFF00, _mm512_set1_ps(sc[2 * p * KB + b]),          \
-					_mm512_set1_ps(sc[(2 * p + 1) * KB + b]));              \
-				s[p] = _mm512_add_ps(s[p], _mm512_mul_ps(reduce8(c[p]), v));  \
-			}                                                                     \
+			UNROLL for (int p = 0; p < NP; p++)                                   \
+				s[p] = scale_step(s[p], c[p], sc, p, b);                      \
 		}                                                                             \
 		UNROLL for (int p = 0; p < NP; p++)                                           \
 			_mm512_storeu_ps(out + p * 16, s[p]);                                 \
@@ -890,12 +896,8 @@ KERNP(kernf_p3, 3, false)
 				UNROLL for (int j = 0; j < NR; j++)                           \
 					c[p][j] = _mm512_setzero_ps();                        \
 			PAIR_STEPS(c, NP, DP, xb, wbk, wld, np2);                             \
-			UNROLL for (int p = 0; p < NP; p++) {                                 \
-				__m512 v = _mm512_mask_blend_ps(                              \
-					0xFF00, _mm512_set1_ps(sc[2 * p * KB + b]),           \
-					_mm512_set1_ps(sc[(2 * p + 1) * KB + b]));            \
-				sum[p] = _mm512_add_ps(sum[p], _mm512_mul_ps(reduce8(c[p]), v)); \
-			}                                                                     \
+			UNROLL for (int p = 0; p < NP; p++)                                   \
+				sum[p] = scale_step(sum[p], c[p], sc, p, b);                  \
 		}                                                                             \
 		UNROLL for (int p = 0; p < NP; p++)                                           \
 			_mm512_storeu_ps(out + p * 16, sum[p]);                               \
