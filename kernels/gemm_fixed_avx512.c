@@ -33,7 +33,11 @@
  * fp8 (128-blocks): one w panel and one kernel call cover 8 blocks, the running sums of the
  * tile staying in registers from block to block. The next tile's w is prefetched while the
  * current one computes. The separate multiply and add of the fp8 scale step rely on
- * -ffp-contract=off (CMakeLists.txt), as the scalar body does. */
+ * -ffp-contract=off (CMakeLists.txt), as the scalar body does.
+ *
+ * The avx512bf16 variant (further down, "the avx512bf16 variant") runs the bf16 and
+ * fp8 GEMMs of more than one m tile on the same blocking with x and w packed as bf16 pairs,
+ * two steps of every lane chain per VDPBF16PS where that is exactly two FMAs. */
 #include "kernels/gemm_impl.h"
 #include "kernels/cpu_scratch.h"
 
@@ -570,13 +574,6 @@ AVX512 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t mt0, 
 /* Where the VDPBF16PS variant runs: CPUs with AVX512-BF16 that issue it at the FMA rate (AMD
  * Zen 4/5; on Intel without AMX it issues at a quarter of that, docs/perf.md), unless
  * DSV32_GEMM_AVX512BF16=0; =1 forces it on any CPU with AVX512-BF16 (for tests). */
-/* Whether the avx512 body takes the fp8 GEMM's x as e4m3 codes (xt = DSV32_F8_E4M3, ldx = K):
- * only on step pairs, i.e. more than one m tile on the avx512bf16 body. */
-bool dsv32_gemm_fixed_e4m3x_ok(int64_t M)
-{
-	return M > MR && dsv32_gemm_fixed_bf16dp_usable();
-}
-
 bool dsv32_gemm_fixed_bf16dp_usable(void)
 {
 	if (!dsv32_gemm_fixed_avx512_usable() || !__builtin_cpu_supports("avx512bf16") ||
@@ -586,6 +583,13 @@ bool dsv32_gemm_fixed_bf16dp_usable(void)
 	if (v && (v[0] == '0' || v[0] == '1'))
 		return v[0] == '1';
 	return __builtin_cpu_is("amd");
+}
+
+/* Whether the avx512 body takes the fp8 GEMM's x as e4m3 codes (xt = DSV32_F8_E4M3, ldx = K):
+ * only on step pairs, i.e. more than one m tile on the avx512bf16 body. */
+bool dsv32_gemm_fixed_e4m3x_ok(int64_t M)
+{
+	return M > MR && dsv32_gemm_fixed_bf16dp_usable();
 }
 
 /* The magnitude range of bf16 values: lo = (smallest nonzero |v| bits) - 1 (0xffff if none),
