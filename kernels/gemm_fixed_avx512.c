@@ -642,26 +642,13 @@ BF16DP static inline __m512i e4m3_bf16x32(__m256i codes)
 		v, _mm512_slli_epi16(_mm512_and_si512(c, _mm512_set1_epi16(0x80)), 8));
 }
 
-/* Values k .. k+31 of a BF16 or F32 row s as bf16 bits: BF16 as they are, F32 by their top
- * halves (the caller has checked that the rest is zero). */
-BF16DP static inline __m512i bf16x32(const void *s, dsv32_dtype dt, int64_t k)
-{
-	if (dt == DSV32_BF16)
-		return _mm512_loadu_si512((const uint16_t *)s + k);
-	const float *f = (const float *)s + k;
-	__m256i lo = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(f), 16));
-	__m256i hi = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_loadu_si512(f + 16), 16));
-	return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* Value k of a row s of dtype dt as bf16 bits (bf16x32's, one at a time). */
+/* Value k of a BF16 or e4m3 row s as bf16 bits (e4m3 exactly: dsv32_e4m3_to_f32). */
 static inline uint16_t bf16_at(const void *s, dsv32_dtype dt, int64_t k)
 {
-	uint32_t u;
 	if (dt == DSV32_BF16)
 		return ((const uint16_t *)s)[k];
-	float f = dt == DSV32_F32 ? ((const float *)s)[k]
-				  : dsv32_e4m3_to_f32(((const dsv32_f8 *)s)[k]);
+	float f = dsv32_e4m3_to_f32(((const dsv32_f8 *)s)[k]);
+	uint32_t u;
 	memcpy(&u, &f, sizeof u);
 	return (uint16_t)(u >> 16);
 }
@@ -716,8 +703,8 @@ BF16DP static int64_t pair_row_e4m3(uint16_t *d, int64_t stride, const uint8_t *
 	return _mm256_testz_si256(nan, nan) ? p : 0;
 }
 
-/* One row's kc values from s[0..] (dtype dt; kv of them real, the rest +0) as pairs at d,
- * the pair of steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). Line by
+/* One row's kc values from s[0..] (BF16 or e4m3; kv of them real, the rest +0) as pairs at
+ * d, the pair of steps 2p, 2p+1 at d + p·stride (a pad step of +0 after an odd count). Line by
  * line, the bytes next[0 .. next_bytes) are prefetched into L1: the row this one's caller
  * packs next (a burst of prefetches beside the micro kernel, prefetch_part's way, did not
  * hide the w stream here: at M = 64 the pack took a third of the GEMM's time, now a tenth). */
@@ -732,12 +719,10 @@ BF16DP static void pair_row(uint16_t *d, int64_t stride, const void *s, dsv32_dt
 		range_merge(r, (bf16_range){0x3b00 - 1, 0x43e0});
 	} else {
 		__m512i lo = _mm512_set1_epi16((short)0xffff), hi = _mm512_setzero_si512();
-		int64_t esz = (int64_t)dsv32_dtype_size(dt);
-		for (; p + 1 < np && 16 * p + 32 <= kv; p += 2) {
-			for (int64_t o = 16 * p * esz; o < 16 * (p + 2) * esz && o < next_bytes;
-			     o += 64)
-				_mm_prefetch(next + o, _MM_HINT_T0);
-			__m512i v = bf16x32(s, dt, 16 * p);
+		for (; p + 1 < np && 16 * p + 32 <= kv; p += 2) { /* 32 values: one line */
+			if (32 * p < next_bytes)
+				_mm_prefetch(next + 32 * p, _MM_HINT_T0);
+			__m512i v = _mm512_loadu_si512((const uint16_t *)s + 16 * p);
 			pair32(d + p * stride, d + (p + 1) * stride, v);
 			range32(v, &lo, &hi);
 		}
@@ -756,29 +741,9 @@ BF16DP static void pair_row(uint16_t *d, int64_t stride, const void *s, dsv32_dt
 		}
 }
 
-/* Whether every value of x (F32, rows m < M, k < K) is a bf16 value (its low 16 bits zero):
- * then the pairs carry x exactly (the fp8 GEMM's x: e4m3 values). */
-BF16DP static bool f32_rows_fit_bf16(const float *x, int64_t ldx, int64_t M, int64_t K)
-{
-	__m512i low = _mm512_setzero_si512();
-	uint32_t tail = 0;
-	for (int64_t m = 0; m < M; m++) {
-		const float *row = x + m * ldx;
-		int64_t k = 0;
-		for (; k + 16 <= K; k += 16)
-			low = _mm512_or_si512(low, _mm512_loadu_si512(row + k));
-		for (; k < K; k++) {
-			uint32_t u;
-			memcpy(&u, row + k, sizeof u);
-			tail |= u;
-		}
-	}
-	return ((_mm512_reduce_or_epi32(low) | tail) & 0xffff) == 0;
-}
-
-/* x rows of m tile mt as pairs: xp[chunk][m tile][p][pair][32] (the chunk at k0 starts at
- * nmt·MR·k0, each tile of it holds MR·kc2 values, kc2 = kc rounded up to 16); returns the
- * range of the tile's values. */
+/* x rows (BF16 or e4m3 codes) of m tile mt as pairs: xp[chunk][m tile][p][pair][32] (the
+ * chunk at k0 starts at nmt·MR·k0, each tile of it holds MR·kc2 values, kc2 = kc rounded up
+ * to 16); returns the range of the tile's values. */
 BF16DP static bf16_range pack_x_pairs(uint16_t *xp, const void *x, dsv32_dtype xt, int64_t ldx,
 				      int64_t M, int64_t K, int64_t nmt, int64_t mt, int64_t Kp,
 				      int64_t kc_max)
@@ -981,11 +946,10 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 		return false;
 	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
 	/* step pairs (VDPBF16PS) where a panel is more than one m tile's: bf16 x and w, or the
-	 * fp8 GEMM (e4m3 w; x as e4m3 codes, or their values in F32) */
+	 * fp8 GEMM with x as e4m3 codes (dsv32_gemm_fixed_e4m3x) */
 	bool pairs = w->trans && nmt > 1 && dsv32_gemm_fixed_bf16dp_usable() &&
 		     ((xt == DSV32_BF16 && w->dtype == DSV32_BF16 && !xs && kc_max == KC) ||
-		      (xt != DSV32_BF16 && w->dtype == DSV32_F8_E4M3 && xs && kc_max == 128 &&
-		       (xt == DSV32_F8_E4M3 || f32_rows_fit_bf16(x, ldx, M, K))));
+		      (xt == DSV32_F8_E4M3 && w->dtype == DSV32_F8_E4M3 && xs && kc_max == 128));
 	if (xt == DSV32_F8_E4M3 && !pairs)
 		return false; /* dsv32_gemm_fixed_e4m3x_ok() said no */
 	size_t xel = pairs ? sizeof(uint16_t) : sizeof(float);
