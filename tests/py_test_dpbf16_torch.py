@@ -13,18 +13,10 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    print("skip: numpy/torch missing")
-    sys.exit(77)
+from py_support import need, test_binary
 
-build = os.environ.get("DSV32_BUILD_DIR")
-exe = os.path.join(build, "test_gemm_dpbf16") if build else None
-if not exe or not os.path.exists(exe):
-    print("skip: test_gemm_dpbf16 binary not found (DSV32_BUILD_DIR)")
-    sys.exit(77)
+np, torch = need("numpy", "torch")
+exe = test_binary("test_gemm_dpbf16")
 
 # M, K, N, torch threads: the tiny model's, then real-width shapes (K > 1024 crosses chunks)
 CASES = [(120, 512, 256, 1), (3, 7168, 512, 1), (16, 7168, 256, 2), (64, 7168, 128, 2),

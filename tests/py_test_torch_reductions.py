@@ -19,18 +19,10 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import numpy as np
-    import torch
-except ImportError:
-    print("skip: numpy/torch missing")
-    sys.exit(77)
+from py_support import need, test_binary
 
-build = os.environ.get("DSV32_BUILD_DIR")
-exe = os.path.join(build, "test_reduce") if build else None
-if not exe or not os.path.exists(exe):
-    print("skip: test_reduce binary not found (DSV32_BUILD_DIR)")
-    sys.exit(77)
+np, torch = need("numpy", "torch")
+exe = test_binary("test_reduce")
 
 torch.set_num_threads(1)
 cap = torch.backends.cpu.get_cpu_capability()
