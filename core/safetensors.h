@@ -85,7 +85,10 @@ uint64_t dsv32_ckpt_release_prefix(const dsv32_ckpt *c, const char *prefix);
  * tensor in declaration order (in one or several chunks), then commit. Output goes to
  * "<path>.tmp.<pid>" and is renamed to path on commit; abort (or any failure) removes it.
  * The header is compact JSON padded with spaces to a multiple of 8 bytes, as the Python
- * library writes it. Memory use is the header plus nothing per tensor. */
+ * library writes it. Memory use is the header plus nothing per tensor, and an 8 MiB stage
+ * where the file system takes O_DIRECT (bytes reach the disk in whole aligned blocks, past the
+ * page cache; DSV32_NO_DIRECT_IO=1 turns it off): there an I/O error such as a full disk may
+ * surface in a later write or in commit, naming the temporary, never after commit. */
 typedef struct dsv32_st_writer dsv32_st_writer;
 
 dsv32_status dsv32_st_writer_open(dsv32_st_writer **out, const char *path, dsv32_error *err);
@@ -97,8 +100,8 @@ dsv32_status dsv32_st_writer_declare(dsv32_st_writer *w, const char *name, dsv32
  * the declaration order; the total must equal the declared sizes at commit. */
 dsv32_status dsv32_st_writer_write(dsv32_st_writer *w, const void *data, size_t nbytes,
 				   dsv32_error *err);
-/* Append nbytes zero bytes without writing them: the file offset is advanced with lseek, so on a
- * filesystem with sparse files they become a hole (no disk blocks). The finished file is byte
+/* Append nbytes zero bytes without writing them: the whole blocks they cover are left unwritten,
+ * so on a filesystem with sparse files they become a hole (no disk blocks). The finished file is byte
  * for byte the one dsv32_st_writer_write of nbytes zeros gives. Same ordering rules as write. */
 dsv32_status dsv32_st_writer_skip(dsv32_st_writer *w, uint64_t nbytes, dsv32_error *err);
 dsv32_status dsv32_st_writer_commit(dsv32_st_writer *w, dsv32_error *err); /* frees w */
