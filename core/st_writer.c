@@ -140,11 +140,12 @@ static void writer_free(dsv32_st_writer *w)
 	free(w);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+/* All len bytes at file offset off, or at the fd's own offset where off is -1. */
+static int pwrite_all(int fd, const void *buf, size_t len, int64_t off)
 {
 	const char *p = buf;
 	while (len > 0) {
-		ssize_t k = write(fd, p, len);
+		ssize_t k = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -152,23 +153,7 @@ static int write_all(int fd, const void *buf, size_t len)
 		}
 		p += k;
 		len -= (size_t)k;
-	}
-	return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t k = pwrite(fd, p, len, (off_t)off);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		p += k;
-		len -= (size_t)k;
-		off += (uint64_t)k;
+		off = off < 0 ? off : off + k;
 	}
 	return 0;
 }
@@ -201,9 +186,9 @@ static int direct_off(dsv32_st_writer *w)
 /* Write stage[0 .. len) at its offset; len a multiple of DIO_ALIGN. */
 static int stage_flush(dsv32_st_writer *w, size_t len)
 {
-	int e = pwrite_all(w->fd, w->stage, len, w->stage_off);
+	int e = pwrite_all(w->fd, w->stage, len, (int64_t)w->stage_off);
 	if (e == EINVAL && (e = direct_off(w)) == 0) /* stricter alignment: the same bytes again */
-		e = pwrite_all(w->fd, w->stage, len, w->stage_off);
+		e = pwrite_all(w->fd, w->stage, len, (int64_t)w->stage_off);
 	return e;
 }
 
@@ -218,17 +203,18 @@ static int stage_next(dsv32_st_writer *w)
 	return e;
 }
 
-/* The next n bytes of the file. */
-static int out_put(dsv32_st_writer *w, const void *data, size_t n)
+/* n bytes into the stage, written out whenever it fills: from p, or zeros where p is NULL. */
+static int stage_in(dsv32_st_writer *w, const char *p, uint64_t n)
 {
-	if (!w->stage)
-		return write_all(w->fd, data, n);
-	const char *p = data;
 	while (n > 0) {
-		size_t k = STAGE_BYTES - w->stage_len < n ? STAGE_BYTES - w->stage_len : n;
-		memcpy(w->stage + w->stage_len, p, k);
+		size_t k = STAGE_BYTES - w->stage_len < n ? STAGE_BYTES - w->stage_len : (size_t)n;
+		if (p) {
+			memcpy(w->stage + w->stage_len, p, k);
+			p += k;
+		} else {
+			memset(w->stage + w->stage_len, 0, k);
+		}
 		w->stage_len += k;
-		p += k;
 		n -= k;
 		int e = w->stage_len == STAGE_BYTES ? stage_next(w) : 0;
 		if (e)
@@ -237,19 +223,10 @@ static int out_put(dsv32_st_writer *w, const void *data, size_t n)
 	return 0;
 }
 
-/* n zero bytes into the stage. */
-static int stage_zeros(dsv32_st_writer *w, uint64_t n)
+/* The next n bytes of the file. */
+static int out_put(dsv32_st_writer *w, const void *data, size_t n)
 {
-	while (n > 0) {
-		size_t k = STAGE_BYTES - w->stage_len < n ? STAGE_BYTES - w->stage_len : (size_t)n;
-		memset(w->stage + w->stage_len, 0, k);
-		w->stage_len += k;
-		n -= k;
-		int e = w->stage_len == STAGE_BYTES ? stage_next(w) : 0;
-		if (e)
-			return e;
-	}
-	return 0;
+	return w->stage ? stage_in(w, data, n) : pwrite_all(w->fd, data, n, -1);
 }
 
 /* n bytes of zeros, a hole over the whole blocks they cover: the stage is zero-filled up to
@@ -266,7 +243,7 @@ static int out_skip(dsv32_st_writer *w, uint64_t n)
 	uint64_t hole0 = (pos + DIO_ALIGN - 1) & ~(uint64_t)(DIO_ALIGN - 1);
 	uint64_t hole1 = end & ~(uint64_t)(DIO_ALIGN - 1);
 	if (hole1 <= hole0)
-		return stage_zeros(w, n);
+		return stage_in(w, NULL, n);
 	size_t whole = (size_t)(hole0 - w->stage_off); /* <= STAGE_BYTES: stage_off is aligned */
 	memset(w->stage + w->stage_len, 0, whole - w->stage_len);
 	int e = whole ? stage_flush(w, whole) : 0;
@@ -291,7 +268,8 @@ static int out_finish(dsv32_st_writer *w)
 	size_t whole = w->stage_len & ~(size_t)(DIO_ALIGN - 1);
 	int e = whole ? stage_flush(w, whole) : 0;
 	if (!e && w->stage_len > whole && (e = direct_off(w)) == 0)
-		e = pwrite_all(w->fd, w->stage + whole, w->stage_len - whole, w->stage_off + whole);
+		e = pwrite_all(w->fd, w->stage + whole, w->stage_len - whole,
+				(int64_t)(w->stage_off + whole));
 	if (!e && ftruncate(w->fd, (off_t)(w->stage_off + w->stage_len)) != 0)
 		e = errno;
 	return e;
