@@ -264,24 +264,36 @@ AVX512 static void pack_x(float *xp, const void *x, dsv32_dtype xt, int64_t ldx,
 }
 
 /* The 16 chunk sums of one row pair from its 8 column accumulators c[0..7] (element h·8 + l:
- * lane l of row h): out[h·8 + j] = ((L0+L4)+(L2+L6))+((L1+L5)+(L3+L7)) of row h, column j. */
+ * lane l of row h), each output on its own ((L0+L4)+(L2+L6))+((L1+L5)+(L3+L7)), in "raw"
+ * order: element h·8 + i is row h, column 0 2 4 6 1 3 5 7 for i = 0..7. Each add takes one
+ * operand as a blend of two accumulators in place and the other by one shuffle, so the
+ * operands of some adds come swapped (a + b as b + a: the same bits, except which payload
+ * survives where two NaNs meet, which IEEE 754 leaves open and the contract does not fix). */
+AVX512 static inline __m512 reduce8_raw(const __m512 c[8])
+{
+	/* quarters 1, 0, 3, 2 of the pair (c[2i] quarters 1 and 3 meet c[2i+1]'s 0 and 2) */
+	const __m512i swap = _mm512_set_epi32(27, 26, 25, 24, 15, 14, 13, 12, 19, 18, 17, 16, 7, 6,
+					      5, 4);
+	__m512 s[4], t[2];
+	UNROLL for (int i = 0; i < 4; i++) /* quarters: row 0 col 2i, 2i+1, row 1 col 2i, 2i+1 */
+		s[i] = _mm512_add_ps(_mm512_mask_blend_ps(0xF0F0, c[2 * i], c[2 * i + 1]),
+				     _mm512_permutex2var_ps(c[2 * i], swap, c[2 * i + 1]));
+	/* each quarter held L0+L4, L1+L5, L2+L6, L3+L7 of one output; now its pairs of sums */
+	UNROLL for (int i = 0; i < 2; i++)
+		t[i] = _mm512_add_ps(_mm512_mask_blend_ps(0xCCCC, s[2 * i], s[2 * i + 1]),
+				     _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], 0x4E));
+	return _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], 0x88),
+			     _mm512_shuffle_ps(t[0], t[1], 0xDD));
+}
+
+/* raw order <-> [row][column 0..7] */
+#define RAW_TO_COLS _mm512_set_epi32(15, 11, 14, 10, 13, 9, 12, 8, 7, 3, 6, 2, 5, 1, 4, 0)
+#define COLS_TO_RAW _mm512_set_epi32(15, 13, 11, 9, 14, 12, 10, 8, 7, 5, 3, 1, 6, 4, 2, 0)
+
+/* reduce8_raw's sums as [row][column 0..7]. */
 AVX512 static inline __m512 reduce8(const __m512 c[8])
 {
-	__m512 s[4], t[2];
-	UNROLL for (int i = 0; i < 4; i++) /* quarters: row0 col 2i, row1 col 2i, row0 col 2i+1, ... */
-		s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88),
-				     _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
-	/* each quarter now holds L0+L4, L1+L5, L2+L6, L3+L7 of one output */
-	UNROLL for (int i = 0; i < 2; i++)
-		t[i] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], 0x44),
-				     _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], 0xEE));
-	/* each quarter: (L0+L4)+(L2+L6), (L1+L5)+(L3+L7) of two outputs */
-	__m512 r = _mm512_add_ps(_mm512_shuffle_ps(t[0], t[1], 0x88),
-				 _mm512_shuffle_ps(t[0], t[1], 0xDD));
-	/* quarter 0: row 0, columns 0 2 4 6; 1: row 1, columns 0 2 4 6; 2: row 0, columns 1 3 5 7;
-	 * 3: row 1, columns 1 3 5 7 */
-	const __m512i idx = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
-	return _mm512_permutexvar_ps(idx, r);
+	return _mm512_permutexvar_ps(RAW_TO_COLS, reduce8_raw(c));
 }
 
 /* One micro tile of NP row pairs over the kq steps of a chunk: t[r·8 + j] = chunk sum of row r
@@ -353,14 +365,28 @@ KERNB(kernb_p2, 2)
 KERNB(kernb_p3, 3)
 #endif
 
-/* s + t·sc for the chunk sums t = reduce8(c) of rows 2p, 2p+1 of block b (sc as
- * block_scales writes it): the fp8 step of the written order, a multiply and an add. */
+/* s + t·sc for the chunk sums t = reduce8_raw(c) of rows 2p, 2p+1 of block b (sc as
+ * block_scales writes it; s in raw order too): the fp8 step of the written order, a multiply
+ * and an add. */
 AVX512 static inline __m512 scale_step(__m512 s, const __m512 c[8], const float *sc, int p,
 				      int64_t b)
 {
 	__m512 v = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sc[2 * p * KB + b]),
 					_mm512_set1_ps(sc[(2 * p + 1) * KB + b]));
-	return _mm512_add_ps(s, _mm512_mul_ps(reduce8(c), v));
+	return _mm512_add_ps(s, _mm512_mul_ps(reduce8_raw(c), v));
+}
+
+/* The fp8 kernels' running sums of a row pair, kept in raw order: from prev ([row][8]) or +0,
+ * and out again. */
+AVX512 static inline __m512 sums_in(const float *prev, int p, bool first)
+{
+	return first ? _mm512_setzero_ps()
+		     : _mm512_permutexvar_ps(COLS_TO_RAW, _mm512_loadu_ps(prev + p * 16));
+}
+
+AVX512 static inline void sums_out(float *out, __m512 s)
+{
+	_mm512_storeu_ps(out, _mm512_permutexvar_ps(RAW_TO_COLS, s));
 }
 
 /* fp8 (chunk = one 128-block): nb consecutive blocks of one micro tile of NP row pairs, the
@@ -376,7 +402,7 @@ AVX512 static inline __m512 scale_step(__m512 s, const __m512 c[8], const float 
 	{                                                                                     \
 		__m512 s[NP];                                                                 \
 		UNROLL for (int p = 0; p < NP; p++)                                           \
-			s[p] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(prev + p * 16);  \
+			s[p] = sums_in(prev, p, first);                                        \
 		for (int64_t b = 0; b < nb; b++) {                                            \
 			int64_t kq = b == nb - 1 ? kq_last : 16;                              \
 			const float *xb = xc + b * xstride + r0 * 8 * kq, *wbk = wp + b * 128; \
@@ -400,7 +426,7 @@ AVX512 static inline __m512 scale_step(__m512 s, const __m512 c[8], const float 
 				s[p] = scale_step(s[p], c[p], sc, p, b);                      \
 		}                                                                             \
 		UNROLL for (int p = 0; p < NP; p++)                                           \
-			_mm512_storeu_ps(out + p * 16, s[p]);                                 \
+			sums_out(out + p * 16, s[p]);                                         \
 	}
 KERN8(kern8_p1, 1)
 KERN8(kern8_p2, 2)
@@ -855,7 +881,7 @@ KERNP(kernf_p3, 3, false)
 	{                                                                                     \
 		__m512 sum[NP];                                                               \
 		UNROLL for (int p = 0; p < NP; p++)                                           \
-			sum[p] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(prev + p * 16); \
+			sum[p] = sums_in(prev, p, first);                                      \
 		for (int64_t b = 0; b < nb; b++) {                                            \
 			int64_t np2 = ((b == nb - 1 ? kq_last : 16) + 1) / 2;                 \
 			const uint16_t *xb = xc + b * xstride + r0 * 16 * np2,                \
@@ -869,7 +895,7 @@ KERNP(kernf_p3, 3, false)
 				sum[p] = scale_step(sum[p], c[p], sc, p, b);                  \
 		}                                                                             \
 		UNROLL for (int p = 0; p < NP; p++)                                           \
-			_mm512_storeu_ps(out + p * 16, sum[p]);                               \
+			sums_out(out + p * 16, sum[p]);                                       \
 	}
 KERN8P(kern8p_p1, 1, true)
 KERN8P(kern8p_p2, 2, true)
