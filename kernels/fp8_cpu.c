@@ -173,8 +173,7 @@ static void write_out(void *y, dsv32_dtype yt, const float *acc, int64_t M, int6
 		memcpy(y, acc, (size_t)(M * N) * sizeof(float));
 		return;
 	}
-	for (int64_t i = 0; i < M * N; i++)
-		((uint16_t *)y)[i] = dsv32_f32_to_bf16(acc[i]);
+	dsv32_gemm_store_bf16(y, N, acc, M, N);
 }
 
 /* The fixed GEMM engine (gemm_fixed.c) with one chunk per 128-block: the same bits on every

@@ -460,25 +460,31 @@ DSV32_AVX2_FN static int64_t round_row_avx2(uint16_t *row, const float *a, int64
 }
 #endif
 
-static void store_y(char *yb, const dsv32_gemm_desc *d, const float *acc)
+void dsv32_gemm_store_bf16(uint16_t *y, int64_t ldy, const float *acc, int64_t M, int64_t N)
 {
 #ifdef DSV32_CPU_AVX2
 	bool vec = dsv32_cpu_has_avx2();
 #endif
-	for (int64_t m = 0; m < d->M; m++) {
-		if (d->y_dtype == DSV32_F32) {
-			memcpy((float *)yb + m * d->ldy, acc + m * d->N, (size_t)d->N * sizeof(float));
-			continue;
-		}
-		uint16_t *row = (uint16_t *)yb + m * d->ldy;
+	for (int64_t m = 0; m < M; m++) {
+		uint16_t *row = y + m * ldy;
 		int64_t n = 0;
 #ifdef DSV32_CPU_AVX2
 		if (vec)
-			n = round_row_avx2(row, acc + m * d->N, d->N);
+			n = round_row_avx2(row, acc + m * N, N);
 #endif
-		for (; n < d->N; n++)
-			row[n] = dsv32_f32_to_bf16(acc[m * d->N + n]);
+		for (; n < N; n++)
+			row[n] = dsv32_f32_to_bf16(acc[m * N + n]);
 	}
+}
+
+static void store_y(char *yb, const dsv32_gemm_desc *d, const float *acc)
+{
+	if (d->y_dtype != DSV32_F32) {
+		dsv32_gemm_store_bf16((uint16_t *)yb, d->ldy, acc, d->M, d->N);
+		return;
+	}
+	for (int64_t m = 0; m < d->M; m++)
+		memcpy((float *)yb + m * d->ldy, acc + m * d->N, (size_t)d->N * sizeof(float));
 }
 
 dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err)

@@ -36,6 +36,9 @@ dsv32_status dsv32_gemm_fixed_e4m3x(float *acc, const dsv32_f8 *x8, int64_t M, i
 				    const float *ws, int64_t nkb, bool *done, dsv32_error *err);
 /* The fixed engine on a checked desc (K > 0). */
 dsv32_status dsv32_gemm_fixed(const dsv32_gemm_desc *d, dsv32_error *err);
+/* acc [M][N] rounded to bf16 (dsv32_f32_to_bf16) into rows of y ldy apart (vector where the
+ * CPU has AVX2; the same bits). */
+void dsv32_gemm_store_bf16(uint16_t *y, int64_t ldy, const float *acc, int64_t M, int64_t N);
 /* The host engine's bf16 body on CPUs with AVX512-BF16 and no AMX (gemm_dpbf16.c: torch's
  * oneDNN order there); DSV32_HOST_BF16=onednn turns it off. */
 bool dsv32_gemm_dpbf16_usable(void);
