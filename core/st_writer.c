@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/bgwrite.h"
 #include "core/safetensors_internal.h"
 
 typedef struct {
@@ -27,6 +28,10 @@ typedef struct {
 	int64_t shape[DSV32_MAX_DIMS];
 	uint64_t nbytes;
 } wtensor;
+
+#define DIO_ALIGN 4096u         /* offsets, lengths and addresses of O_DIRECT writes */
+#define STAGE_BYTES (4u << 20) /* one O_DIRECT write */
+#define NSTAGES 4              /* one filling, up to three queued for the writer thread */
 
 struct dsv32_st_writer {
 	char *path;
@@ -43,12 +48,14 @@ struct dsv32_st_writer {
 	uint64_t written; /* data bytes written so far */
 	bool hole_at_end; /* the last data was skipped: commit extends the file to its size */
 	unsigned char *stage; /* O_DIRECT stage (NULL: plain writes at the fd's offset) */
+	unsigned char *stages[NSTAGES]; /* in rotation with the writer thread; stage is one */
+	int cur;                        /* stage = stages[cur] */
+	dsv32_bgwrite *bg;              /* the writer thread (NULL: writes here) */
+	bool bg_tried;                  /* started (or failed to) at the first full stage */
 	uint64_t stage_off;   /* file offset of stage[0], a multiple of DIO_ALIGN */
 	size_t stage_len;     /* bytes staged */
 };
 
-#define DIO_ALIGN 4096u         /* offsets, lengths and addresses of O_DIRECT writes */
-#define STAGE_BYTES (8u << 20) /* one O_DIRECT write */
 
 typedef struct {
 	char *p;
@@ -114,6 +121,8 @@ static void sb_u64(sbuf *b, uint64_t v)
 /* Close and remove the temporary; the writer only accepts commit/abort afterwards. */
 static void discard(dsv32_st_writer *w)
 {
+	dsv32_bgwrite_stop(w->bg);
+	w->bg = NULL;
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
@@ -136,16 +145,17 @@ static void writer_free(dsv32_st_writer *w)
 	free(w->mval);
 	free(w->tmp);
 	free(w->path);
-	free(w->stage);
+	dsv32_bgwrite_stop(w->bg);
+	for (int i = 0; i < NSTAGES; i++)
+		free(w->stages[i]);
 	free(w);
 }
 
-/* All len bytes at file offset off, or at the fd's own offset where off is -1. */
-static int pwrite_all(int fd, const void *buf, size_t len, int64_t off)
+static int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len > 0) {
-		ssize_t k = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
+		ssize_t k = write(fd, p, len);
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
@@ -153,7 +163,6 @@ static int pwrite_all(int fd, const void *buf, size_t len, int64_t off)
 		}
 		p += k;
 		len -= (size_t)k;
-		off = off < 0 ? off : off + k;
 	}
 	return 0;
 }
@@ -170,25 +179,36 @@ static void direct_try(dsv32_st_writer *w)
 		free(p);
 		return;
 	}
-	w->stage = p;
+	w->stage = w->stages[0] = p;
 }
 
-/* Back to writes through the page cache (for an unaligned tail, or a device that refuses an
- * O_DIRECT write); the stage stays in use. */
-static int direct_off(dsv32_st_writer *w)
+/* The writer thread and the other stages, once, at the first write-out of a stage; without
+ * them (no memory, no thread) stages are written out here. */
+static void bg_try(dsv32_st_writer *w)
 {
-	int fl = fcntl(w->fd, F_GETFL);
-	if (fl < 0 || fcntl(w->fd, F_SETFL, fl & ~O_DIRECT) != 0)
-		return errno;
-	return 0;
+	w->bg_tried = true;
+	for (int i = 1; i < NSTAGES; i++) {
+		void *p = NULL;
+		if (posix_memalign(&p, DIO_ALIGN, STAGE_BYTES) != 0)
+			return;
+		w->stages[i] = p;
+	}
+	dsv32_bgwrite_start(&w->bg, w->fd, NSTAGES);
 }
 
-/* Write stage[0 .. len) at its offset; len a multiple of DIO_ALIGN. */
+/* Write stage[0 .. len) out at its offset (len a multiple of DIO_ALIGN): queued for the
+ * writer thread, which takes it while the next stage fills, or written here. */
 static int stage_flush(dsv32_st_writer *w, size_t len)
 {
-	int e = pwrite_all(w->fd, w->stage, len, (int64_t)w->stage_off);
-	if (e == EINVAL && (e = direct_off(w)) == 0) /* stricter alignment: the same bytes again */
-		e = pwrite_all(w->fd, w->stage, len, (int64_t)w->stage_off);
+	if (!w->bg_tried)
+		bg_try(w);
+	if (!w->bg)
+		return dsv32_write_direct(w->fd, w->stage, len, w->stage_off);
+	int e = dsv32_bgwrite_send(w->bg, w->stage, len, w->stage_off);
+	if (!e) { /* free again: bgwrite_send returns with at most NSTAGES - 1 writes pending */
+		w->cur = (w->cur + 1) % NSTAGES;
+		w->stage = w->stages[w->cur];
+	}
 	return e;
 }
 
@@ -226,7 +246,7 @@ static int stage_in(dsv32_st_writer *w, const char *p, uint64_t n)
 /* The next n bytes of the file. */
 static int out_put(dsv32_st_writer *w, const void *data, size_t n)
 {
-	return w->stage ? stage_in(w, data, n) : pwrite_all(w->fd, data, n, -1);
+	return w->stage ? stage_in(w, data, n) : write_all(w->fd, data, n);
 }
 
 /* n bytes of zeros, a hole over the whole blocks they cover: the stage is zero-filled up to
@@ -265,11 +285,16 @@ static int out_finish(dsv32_st_writer *w)
 		off_t end = lseek(w->fd, 0, SEEK_CUR);
 		return end < 0 || ftruncate(w->fd, end) != 0 ? errno : 0;
 	}
+	const unsigned char *buf = w->stage; /* stage_flush moves on to the next stage */
 	size_t whole = w->stage_len & ~(size_t)(DIO_ALIGN - 1);
 	int e = whole ? stage_flush(w, whole) : 0;
-	if (!e && w->stage_len > whole && (e = direct_off(w)) == 0)
-		e = pwrite_all(w->fd, w->stage + whole, w->stage_len - whole,
-				(int64_t)(w->stage_off + whole));
+	if (!e && w->bg)
+		e = dsv32_bgwrite_drain(w->bg);
+	dsv32_bgwrite_stop(w->bg);
+	w->bg = NULL;
+	if (!e && w->stage_len > whole) /* not a whole block: O_DIRECT refuses it, the cache takes it */
+		e = dsv32_write_direct(w->fd, buf + whole, w->stage_len - whole,
+				       w->stage_off + whole);
 	if (!e && ftruncate(w->fd, (off_t)(w->stage_off + w->stage_len)) != 0)
 		e = errno;
 	return e;
