@@ -852,10 +852,13 @@ static void tmp_name(char *out, size_t len, const char *path, long pid)
 	snprintf(out, len, "%s.tmp.%ld", path, pid);
 }
 
-static int row_write_disk_full(const char *dir)
+/* The writer on a full disk: a tensor of mib MiB of F32 written in 64 KiB pieces under a
+ * file-size limit of limit_kib. The first failing call (a write, or commit when the writer
+ * stages; a write where in_write) is an I/O error naming the temporary, and nothing is left. */
+static int write_past_limit(const char *dir, int mib, int limit_kib, bool in_write)
 {
 	/* this row runs in its own child: the limit dies with it */
-	struct rlimit rl = {64 * 1024, 64 * 1024};
+	struct rlimit rl = {(rlim_t)limit_kib * 1024, (rlim_t)limit_kib * 1024};
 	signal(SIGXFSZ, SIG_IGN); /* a full disk returns an error (ENOSPC), it sends no signal */
 	CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0, "setrlimit: %s", strerror(errno));
 	char p[512], tmp[560];
@@ -864,16 +867,18 @@ static int row_write_disk_full(const char *dir)
 	dsv32_st_writer *w = NULL;
 	dsv32_error e = {0};
 	CHECK(dsv32_st_writer_open(&w, p, &e) == DSV32_OK, "%s", e.what);
-	const int64_t shape[1] = {256 * 1024}; /* 1 MiB of F32 */
+	const int64_t shape[1] = {(int64_t)mib * 256 * 1024};
 	CHECK(dsv32_st_writer_declare(w, "w", DSV32_F32, 1, shape, &e) == DSV32_OK, "%s", e.what);
 	static float chunk[16384];
 	dsv32_status rc = DSV32_OK;
-	for (int i = 0; i < 16 && rc == DSV32_OK; i++)
+	for (int i = 0; i < 16 * mib && rc == DSV32_OK; i++)
 		rc = dsv32_st_writer_write(w, chunk, sizeof chunk, &e);
 	dsv32_error e2 = {0};
 	dsv32_status crc = dsv32_st_writer_commit(w, &e2); /* also frees w */
 	CHECK(crc != DSV32_OK, "commit after a failed write succeeded");
-	/* a writer on O_DIRECT stages 4 MiB: then the full disk shows in commit's last write */
+	CHECK(!in_write || rc != DSV32_OK, "%d MiB past a %d KiB limit: every write succeeded",
+	      mib, limit_kib);
+	/* a writer on O_DIRECT stages 4 MiB at a time: the full disk may show in commit */
 	bool staged = rc == DSV32_OK;
 	if (expect_err(staged ? crc : rc, DSV32_E_IO, staged ? &e2 : &e, "out.safetensors.tmp.",
 		       "File too large"))
@@ -881,6 +886,17 @@ static int row_write_disk_full(const char *dir)
 	CHECK(!dsv32_path_exists(p), "%s exists after a failed write", p);
 	CHECK(!dsv32_path_exists(tmp), "%s left behind", tmp);
 	return 0;
+}
+
+static int row_write_disk_full(const char *dir)
+{
+	return write_past_limit(dir, 1, 64, false);
+}
+
+/* far past the limit: on O_DIRECT the writer thread's failed write shows in a later write */
+static int row_write_disk_full_staged(const char *dir)
+{
+	return write_past_limit(dir, 24, 6 * 1024, true);
 }
 
 static int row_write_short(const char *dir)
@@ -1209,6 +1225,8 @@ static const row ROWS[] = {
 	{"tok_file_nul", "@file with a NUL byte", row_tok_file_nul, false, NULL},
 	{"tok_file_missing", "@file that does not exist", row_tok_file_missing, false, NULL},
 	{"write_disk_full", "1 MiB tensor, RLIMIT_FSIZE 64 KiB", row_write_disk_full, false, NULL},
+	{"write_disk_full_staged", "24 MiB tensor, RLIMIT_FSIZE 6 MiB", row_write_disk_full_staged,
+	 false, NULL},
 	{"write_short", "commit with 8 of 16 bytes", row_write_short, false, NULL},
 	{"write_past_declared", "12 bytes into a 4-byte tensor", row_write_past_declared, false,
 	 NULL},
