@@ -3,12 +3,13 @@
  * library writes it) goes out with the first data. Output lives in "<path>.tmp.<pid>" until
  * commit renames it; any failure removes the temporary.
  *
- * Where the file system takes O_DIRECT (ext4, xfs, ...), the bytes go through a stage of
- * STAGE_BYTES aligned to DIO_ALIGN and reach the disk as whole-block writes that bypass the
- * page cache: the kernel's copy of every byte into the cache (single-threaded, most of a
- * fixture's system time) and the writeback that commit's fsync waited for become one memcpy
- * here (docs/perf.md "Fixture generator"). Elsewhere (tmpfs, or DSV32_NO_DIRECT_IO=1) writes
- * go straight to the file as before. The bytes on disk are the same either way. */
+ * Where the file system takes O_DIRECT (ext4, xfs, tmpfs since Linux 6.6, ...), the bytes go
+ * through stages of STAGE_BYTES aligned to DIO_ALIGN and reach the file as whole-block writes
+ * that bypass the page cache, made by a writer thread (core/bgwrite.h) while the next stage
+ * fills: the kernel's copy of every byte into the cache (single-threaded, most of a fixture's
+ * system time) and the writeback that commit's fsync waited for become one memcpy here
+ * (docs/perf.md "Onto a disk"). Where O_DIRECT is refused, or DSV32_NO_DIRECT_IO=1, writes go
+ * straight to the file as before. The bytes on disk are the same either way. */
 #include "core/safetensors.h"
 
 #include <errno.h>
@@ -47,15 +48,14 @@ struct dsv32_st_writer {
 	uint64_t total;   /* declared data bytes */
 	uint64_t written; /* data bytes written so far */
 	bool hole_at_end; /* the last data was skipped: commit extends the file to its size */
-	unsigned char *stage; /* O_DIRECT stage (NULL: plain writes at the fd's offset) */
+	unsigned char *stage;           /* O_DIRECT stage (NULL: plain writes at the fd's offset) */
+	uint64_t stage_off;             /* file offset of stage[0], a multiple of DIO_ALIGN */
+	size_t stage_len;               /* bytes staged */
 	unsigned char *stages[NSTAGES]; /* in rotation with the writer thread; stage is one */
 	int cur;                        /* stage = stages[cur] */
 	dsv32_bgwrite *bg;              /* the writer thread (NULL: writes here) */
 	bool bg_tried;                  /* started (or failed to) at the first full stage */
-	uint64_t stage_off;   /* file offset of stage[0], a multiple of DIO_ALIGN */
-	size_t stage_len;     /* bytes staged */
 };
-
 
 typedef struct {
 	char *p;
