@@ -20,7 +20,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
 SRC="${FUZZ_SRC_ROOT:-$ROOT}"
 CFLAGS="-std=c11 -O1 -g -D_GNU_SOURCE -DDSV32_VERSION=\"fuzz\" -DDSV32_SOURCE_DIR=\"$ROOT\" -I$SRC -I$ROOT $(pkg-config --cflags hdf5)"
 LIBSRC="core/error.c core/dtype.c core/tensor.c core/fsutil.c core/infile.c core/safetensors.c core/st_ckpt.c
-	core/st_writer.c core/config.c core/tokens.c core/rng.c
+	core/st_writer.c core/bgwrite.c core/config.c core/tokens.c core/rng.c
 	core/taps.c compare/budget.c compare/result.c compare/metrics.c
 	compare/check.c compare/tapfile.c compare/tapfile_h5.c compare/tapstore.c
 	reports/json.c reports/markdown.c reports/html.c reports/console.c"
@@ -39,7 +39,7 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 rm -f "$OUT/libdsv32fuzz.a"
 ar rcs "$OUT/libdsv32fuzz.a" "${objs[@]}"
-LIBS="$(pkg-config --libs libcjson libcrypto hdf5 2>/dev/null || echo -lcjson -lcrypto -lhdf5_serial) -lm"
+LIBS="$(pkg-config --libs libcjson libcrypto hdf5 2>/dev/null || echo -lcjson -lcrypto -lhdf5_serial) -lm -pthread"
 for h in "$ROOT"/tests/fuzz/fuzz_*.c; do
 	name="$(basename "$h" .c)"
 	"$CC" $CFLAGS $SAN -fsanitize=fuzzer -Wall -Wextra -Werror "$h" "$OUT/libdsv32fuzz.a" \
