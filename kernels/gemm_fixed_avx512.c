@@ -335,6 +335,7 @@ KERN(kern_p3, 3)
  * shift) into both halves of the vector, i.e. the very vector the panel path broadcasts; the
  * FMAs and the reduction are KERN's. For x of one m tile (M <= MR), where a panel would be
  * written and read once per tile: the decode GEMMs, bound by reading w from memory. */
+#define WPF 512 /* kernb's prefetch distance along each w row, in bf16 values (1 KiB) */
 #define KERNB(NAME, NP)                                                                       \
 	AVX512 static void NAME(float *t, const float *xp, const uint16_t *wb, int64_t wld,   \
 				int64_t kq)                                                   \
@@ -347,6 +348,10 @@ KERN(kern_p3, 3)
 			__m512 a[NP];                                                         \
 			UNROLL for (int p = 0; p < NP; p++)                                   \
 				a[p] = _mm512_load_ps(xp + (q * MP + p) * 16);                \
+			/* two of the 8 rows a step, a line (4 steps) each, WPF ahead */      \
+			const uint16_t *pr = wb + 2 * (q & 3) * wld + 8 * q + WPF;            \
+			_mm_prefetch((const char *)pr, _MM_HINT_T0);                          \
+			_mm_prefetch((const char *)(pr + wld), _MM_HINT_T0);                  \
 			UNROLL for (int j = 0; j < NR; j++) {                                 \
 				__m256i h = _mm256_broadcastsi128_si256(_mm_loadu_si128(      \
 					(const __m128i *)(wb + j * wld + 8 * q)));            \
