@@ -1,5 +1,6 @@
 /* bgwrite.c: a file's writes in order on a background thread (bgwrite.h). */
 #include "core/bgwrite.h"
+#include "core/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,25 +24,9 @@ struct dsv32_bgwrite {
 	int err; /* the first error; later writes are dropped */
 };
 
-static int pwrite_all(int fd, const char *p, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t k = pwrite(fd, p, len, (off_t)off);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		p += k;
-		len -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 int dsv32_write_direct(int fd, const void *buf, size_t len, uint64_t off)
 {
-	int e = pwrite_all(fd, buf, len, off);
+	int e = dsv32_write_full(fd, buf, len, (int64_t)off);
 	if (e != EINVAL)
 		return e;
 	int fl = fcntl(fd, F_GETFL);
@@ -49,7 +34,7 @@ int dsv32_write_direct(int fd, const void *buf, size_t len, uint64_t off)
 		return fl < 0 ? errno : e;
 	if (fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)
 		return errno;
-	return pwrite_all(fd, buf, len, off);
+	return dsv32_write_full(fd, buf, len, (int64_t)off);
 }
 
 static void *bg_main(void *arg)

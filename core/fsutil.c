@@ -36,12 +36,11 @@ bool dsv32_path_join(char *out, size_t len, const char *a, const char *b)
 	return n >= 0 && (size_t)n < len;
 }
 
-/* Write all of buf to fd, retrying on short writes and EINTR. Returns 0 or an errno. */
-static int write_all(int fd, const void *buf, size_t len)
+int dsv32_write_full(int fd, const void *buf, size_t len, int64_t off)
 {
 	const char *p = buf;
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -49,6 +48,7 @@ static int write_all(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		off = off < 0 ? off : off + n;
 	}
 	return 0;
 }
@@ -87,7 +87,7 @@ dsv32_status dsv32_write_file_atomic(const char *path, const void *buf, size_t l
 	if (fd < 0)
 		return DSV32_FAIL_SYS(err, DSV32_E_IO, errno, "%s: cannot create: %s", tmp,
 				      strerror(errno));
-	int e = write_all(fd, buf, len);
+	int e = dsv32_write_full(fd, buf, len, -1);
 	if (e) {
 		DSV32_FAIL_SYS(err, DSV32_E_IO, e, "%s: write failed: %s", tmp, strerror(e));
 		goto out_unlink;

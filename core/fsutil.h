@@ -5,10 +5,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 
 bool dsv32_path_exists(const char *path);
+/* All len bytes of buf to fd, at file offset off (pwrite), or at the fd's own offset where off
+ * is -1; retries short writes and EINTR. 0 or an errno. */
+int dsv32_write_full(int fd, const void *buf, size_t len, int64_t off);
 bool dsv32_path_is_dir(const char *path);
 /* Write buf to "<path>.tmp.<pid>", fsync, rename to path. */
 dsv32_status dsv32_write_file_atomic(const char *path, const void *buf, size_t len,

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/bgwrite.h"
+#include "core/fsutil.h"
 #include "core/safetensors_internal.h"
 
 typedef struct {
@@ -151,22 +152,6 @@ static void writer_free(dsv32_st_writer *w)
 	free(w);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len > 0) {
-		ssize_t k = write(fd, p, len);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		p += k;
-		len -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Switch the temporary to O_DIRECT writes through a stage, where the file system allows it. */
 static void direct_try(dsv32_st_writer *w)
 {
@@ -246,7 +231,7 @@ static int stage_in(dsv32_st_writer *w, const char *p, uint64_t n)
 /* The next n bytes of the file. */
 static int out_put(dsv32_st_writer *w, const void *data, size_t n)
 {
-	return w->stage ? stage_in(w, data, n) : write_all(w->fd, data, n);
+	return w->stage ? stage_in(w, data, n) : dsv32_write_full(w->fd, data, n, -1);
 }
 
 /* n bytes of zeros, a hole over the whole blocks they cover: the stage is zero-filled up to
