@@ -4,12 +4,14 @@
  * commit renames it; any failure removes the temporary.
  *
  * Where the file system takes O_DIRECT (ext4, xfs, tmpfs since Linux 6.6, ...), the bytes go
- * through stages of STAGE_BYTES aligned to DIO_ALIGN and reach the file as whole-block writes
- * that bypass the page cache, made by a writer thread (core/bgwrite.h) while the next stage
- * fills: the kernel's copy of every byte into the cache (single-threaded, most of a fixture's
- * system time) and the writeback that commit's fsync waited for become one memcpy here
- * (docs/perf.md "Onto a disk"). Where O_DIRECT is refused, or DSV32_NO_DIRECT_IO=1, writes go
- * straight to the file as before. The bytes on disk are the same either way. */
+ * through stages of STAGE_BYTES aligned to DIO_ALIGN, and full stages reach the file through a
+ * second, O_DIRECT descriptor as whole-block writes that bypass the page cache, made by a
+ * writer thread (core/bgwrite.h) while the next stage fills: the kernel's copy of every byte
+ * into the cache (single-threaded, most of a fixture's system time) and the writeback that
+ * commit's fsync waited for become one memcpy here (docs/perf.md "Onto a disk"). The part
+ * stages before a hole and at commit go through the page cache. Where O_DIRECT is refused, or
+ * DSV32_NO_DIRECT_IO=1, writes go straight to the file as before. The bytes on disk are the
+ * same either way. */
 #include "core/safetensors.h"
 
 #include <errno.h>
@@ -49,6 +51,7 @@ struct dsv32_st_writer {
 	uint64_t total;   /* declared data bytes */
 	uint64_t written; /* data bytes written so far */
 	bool hole_at_end; /* the last data was skipped: commit extends the file to its size */
+	int dfd;                        /* the temporary opened O_DIRECT (-1: none) */
 	unsigned char *stage;           /* O_DIRECT stage (NULL: plain writes at the fd's offset) */
 	uint64_t stage_off;             /* file offset of stage[0], a multiple of DIO_ALIGN */
 	size_t stage_len;               /* bytes staged */
@@ -124,6 +127,9 @@ static void discard(dsv32_st_writer *w)
 {
 	dsv32_bgwrite_stop(w->bg);
 	w->bg = NULL;
+	if (w->dfd >= 0)
+		close(w->dfd);
+	w->dfd = -1;
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
@@ -147,20 +153,25 @@ static void writer_free(dsv32_st_writer *w)
 	free(w->tmp);
 	free(w->path);
 	dsv32_bgwrite_stop(w->bg);
+	if (w->dfd >= 0)
+		close(w->dfd);
 	for (int i = 0; i < NSTAGES; i++)
 		free(w->stages[i]);
 	free(w);
 }
 
-/* Switch the temporary to O_DIRECT writes through a stage, where the file system allows it. */
+/* A second descriptor of the temporary with O_DIRECT, and a stage for it, where the file
+ * system allows it. Whole stages go out through it; the pieces before a hole and the rest at
+ * commit go through the plain one (w->fd, the page cache), so that a checkpoint of many holes
+ * does not wait on the device once per hole. */
 static void direct_try(dsv32_st_writer *w)
 {
 	const char *off = getenv("DSV32_NO_DIRECT_IO");
 	void *p = NULL;
 	if ((off && off[0] == '1') || posix_memalign(&p, DIO_ALIGN, STAGE_BYTES) != 0)
 		return;
-	int fl = fcntl(w->fd, F_GETFL);
-	if (fl < 0 || fcntl(w->fd, F_SETFL, fl | O_DIRECT) != 0) {
+	w->dfd = open(w->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (w->dfd < 0) {
 		free(p);
 		return;
 	}
@@ -178,7 +189,7 @@ static void bg_try(dsv32_st_writer *w)
 			return;
 		w->stages[i] = p;
 	}
-	dsv32_bgwrite_start(&w->bg, w->fd, NSTAGES);
+	dsv32_bgwrite_start(&w->bg, w->dfd, NSTAGES);
 }
 
 /* Write stage[0 .. len) out at its offset (len a multiple of DIO_ALIGN): queued for the
@@ -188,13 +199,19 @@ static int stage_flush(dsv32_st_writer *w, size_t len)
 	if (!w->bg_tried)
 		bg_try(w);
 	if (!w->bg)
-		return dsv32_write_direct(w->fd, w->stage, len, w->stage_off);
+		return dsv32_write_direct(w->dfd, w->stage, len, w->stage_off);
 	int e = dsv32_bgwrite_send(w->bg, w->stage, len, w->stage_off);
 	if (!e) { /* free again: bgwrite_send returns with at most NSTAGES - 1 writes pending */
 		w->cur = (w->cur + 1) % NSTAGES;
 		w->stage = w->stages[w->cur];
 	}
 	return e;
+}
+
+/* Write stage[0 .. len) at its offset through the page cache (w->fd). */
+static int stage_flush_cached(dsv32_st_writer *w, size_t len)
+{
+	return dsv32_write_full(w->fd, w->stage, len, (int64_t)w->stage_off);
 }
 
 /* A full stage out, and the stage restarted after it. */
@@ -235,8 +252,8 @@ static int out_put(dsv32_st_writer *w, const void *data, size_t n)
 }
 
 /* n bytes of zeros, a hole over the whole blocks they cover: the stage is zero-filled up to
- * the first such block and written, and restarts at the last one's end with the zeros after
- * it; a skip within a block or two is staged zeros. */
+ * the first such block and written (through the page cache), and restarts at the last one's
+ * end with the zeros after it; a skip within a block or two is staged zeros. */
 static int out_skip(dsv32_st_writer *w, uint64_t n)
 {
 	if (!w->stage) {
@@ -251,7 +268,7 @@ static int out_skip(dsv32_st_writer *w, uint64_t n)
 		return stage_in(w, NULL, n);
 	size_t whole = (size_t)(hole0 - w->stage_off); /* <= STAGE_BYTES: stage_off is aligned */
 	memset(w->stage + w->stage_len, 0, whole - w->stage_len);
-	int e = whole ? stage_flush(w, whole) : 0;
+	int e = whole ? stage_flush_cached(w, whole) : 0;
 	if (e)
 		return e;
 	w->stage_off = hole1;
@@ -260,8 +277,8 @@ static int out_skip(dsv32_st_writer *w, uint64_t n)
 	return 0;
 }
 
-/* Before commit's fsync: the staged rest (its whole blocks O_DIRECT, the tail through the
- * page cache) and the file's size. */
+/* Before commit's fsync: the writer thread's queue drained, the staged rest through the page
+ * cache, and the file's size. */
 static int out_finish(dsv32_st_writer *w)
 {
 	if (!w->stage) {
@@ -270,16 +287,11 @@ static int out_finish(dsv32_st_writer *w)
 		off_t end = lseek(w->fd, 0, SEEK_CUR);
 		return end < 0 || ftruncate(w->fd, end) != 0 ? errno : 0;
 	}
-	const unsigned char *buf = w->stage; /* stage_flush moves on to the next stage */
-	size_t whole = w->stage_len & ~(size_t)(DIO_ALIGN - 1);
-	int e = whole ? stage_flush(w, whole) : 0;
-	if (!e && w->bg)
-		e = dsv32_bgwrite_drain(w->bg);
+	int e = w->bg ? dsv32_bgwrite_drain(w->bg) : 0;
 	dsv32_bgwrite_stop(w->bg);
 	w->bg = NULL;
-	if (!e && w->stage_len > whole) /* not a whole block: O_DIRECT refuses it, the cache takes it */
-		e = dsv32_write_direct(w->fd, buf + whole, w->stage_len - whole,
-				       w->stage_off + whole);
+	if (!e && w->stage_len)
+		e = stage_flush_cached(w, w->stage_len);
 	if (!e && ftruncate(w->fd, (off_t)(w->stage_off + w->stage_len)) != 0)
 		e = errno;
 	return e;
@@ -289,6 +301,8 @@ dsv32_status dsv32_st_writer_open(dsv32_st_writer **out, const char *path, dsv32
 {
 	*out = NULL;
 	dsv32_st_writer *w = calloc(1, sizeof *w);
+	if (w)
+		w->dfd = -1;
 	size_t len = strlen(path) + 32;
 	if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(len))) {
 		if (w)
