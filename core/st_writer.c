@@ -3,7 +3,7 @@
  * library writes it) goes out with the first data. Output lives in "<path>.tmp.<pid>" until
  * commit renames it; any failure removes the temporary.
  *
- * Where the file system takes O_DIRECT (ext4, xfs, tmpfs since Linux 6.6, ...), the bytes go
+ * Where the file system takes O_DIRECT and is a disk's (ext4, xfs, ...; not tmpfs), the bytes go
  * through stages of STAGE_BYTES aligned to DIO_ALIGN, and full stages reach the file through a
  * second, O_DIRECT descriptor as whole-block writes that bypass the page cache, made by a
  * writer thread (core/bgwrite.h) while the next stage fills: the kernel's copy of every byte
@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "core/bgwrite.h"
 #include "core/fsutil.h"
@@ -160,15 +163,24 @@ static void writer_free(dsv32_st_writer *w)
 	free(w);
 }
 
+/* Whether the temporary lives in memory (tmpfs): there O_DIRECT is the same copy into pages
+ * plus ours, and plain writes were faster (docs/perf.md "Onto a disk"). */
+static bool in_memory(int fd)
+{
+	struct statfs sf;
+	return fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
 /* A second descriptor of the temporary with O_DIRECT, and a stage for it, where the file
- * system allows it. Whole stages go out through it; the pieces before a hole and the rest at
- * commit go through the plain one (w->fd, the page cache), so that a checkpoint of many holes
- * does not wait on the device once per hole. */
+ * system allows it and is not in memory. Whole stages go out through it; the pieces before a
+ * hole and the rest at commit go through the plain one (w->fd, the page cache), so that a
+ * checkpoint of many holes does not wait on the device once per hole. */
 static void direct_try(dsv32_st_writer *w)
 {
 	const char *off = getenv("DSV32_NO_DIRECT_IO");
 	void *p = NULL;
-	if ((off && off[0] == '1') || posix_memalign(&p, DIO_ALIGN, STAGE_BYTES) != 0)
+	if ((off && off[0] == '1') || in_memory(w->fd) ||
+	    posix_memalign(&p, DIO_ALIGN, STAGE_BYTES) != 0)
 		return;
 	w->dfd = open(w->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
 	if (w->dfd < 0) {
