@@ -86,10 +86,10 @@ uint64_t dsv32_ckpt_release_prefix(const dsv32_ckpt *c, const char *prefix);
  * "<path>.tmp.<pid>" and is renamed to path on commit; abort (or any failure) removes it.
  * The header is compact JSON padded with spaces to a multiple of 8 bytes, as the Python
  * library writes it. Memory use is the header plus nothing per tensor, and where the file
- * system takes O_DIRECT (a disk's; not tmpfs) a 4 MiB stage (16 MiB and a writer thread once more than one stage is
- * written): bytes reach the file in whole aligned blocks past the page cache
- * (DSV32_NO_DIRECT_IO=1 turns it off), and an I/O error such as a full disk may surface in a
- * later write or in commit, naming the temporary, never after commit. */
+ * system takes O_DIRECT (a disk's; not tmpfs) a 4 MiB stage, 16 MiB and a writer thread once
+ * more than one stage is written: bytes reach the file in whole aligned blocks past the page
+ * cache (DSV32_NO_DIRECT_IO=1 turns it off), and an I/O error such as a full disk may surface
+ * in a later write or in commit, naming the temporary, never after commit. */
 typedef struct dsv32_st_writer dsv32_st_writer;
 
 dsv32_status dsv32_st_writer_open(dsv32_st_writer **out, const char *path, dsv32_error *err);
