@@ -21,7 +21,8 @@
  *              FMA over k = l mod 8 in chunks of DSV32_GEMM_FIXED_KC, a fixed tree per chunk,
  *              chunks added in order). Same bits on every CPU, thread count and body (avx512bf16,
  *              avx512, avx2, scalar), for every dtype pair, "NT", "NN" and batched. Subnormals
- *              kept.
+ *              kept. An add of the order may take its operands swapped (the same value), so
+ *              where two NaNs meet which payload survives is not fixed (as in C).
  *         host (DSV32_GEMM_HOST): oneDNN / OpenBLAS, whose blocking, split-K and vector width
  *              follow this CPU, as PyTorch's CPU GEMMs do; the engine for matching a torch run
  *              recorded on the same machine. Two hosts may differ by the fp32 rounding of the
