@@ -7,6 +7,9 @@
  *   fixture dsv32_fixture_write of the preset into OUT/fixture (written, fsync'd, renamed)
  *   zeros   the same number of bytes of zeros, written in the generator's band size into
  *           OUT/zeros.bin and fsync'd: what the file system alone costs (the dd peer)
+ *   zeros, O_DIRECT  the same, in 8 MiB O_DIRECT writes, as `dd oflag=direct bs=8M` (rounded
+ *           up to 4 KiB; n/a where the file system refuses O_DIRECT): the disk's own speed,
+ *           which the checkpoint writer's O_DIRECT stages aim at (core/st_writer.c)
  * and prints each one's best wall time, GB/s (of the checkpoint's bytes; draw: of the bf16
  * values) and the user and system CPU seconds of that best run, then the ratio fixture / zeros
  * (1.0: the generator adds nothing to the time of writing the bytes). The files go to a new
@@ -49,7 +52,8 @@ typedef struct {
 	double wall, user, sys; /* of the best (lowest wall) run; wall < 0: none yet */
 } best_run;
 
-enum { STEP_DRAW, STEP_FIXTURE, STEP_ZEROS, N_STEPS };
+enum { STEP_DRAW, STEP_FIXTURE, STEP_ZEROS, STEP_ZEROS_DIRECT, N_STEPS };
+#define DCHUNK ((size_t)8 << 20) /* one O_DIRECT write of the zeros_direct step */
 
 static double now_s(void)
 {
@@ -182,6 +186,34 @@ static double time_zeros(const opts *o, uint64_t bytes, const void *zeros)
 	return ok ? t : -1.0;
 }
 
+/* Zeros as `dd oflag=direct bs=8M` does (then fsync): -1 where O_DIRECT is refused. */
+static double time_zeros_direct(const opts *o, uint64_t bytes)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/zeros-direct.bin", o->out_dir);
+	void *z = NULL;
+	if (posix_memalign(&z, 4096, DCHUNK) != 0)
+		return -1.0;
+	memset(z, 0, DCHUNK);
+	uint64_t total = (bytes + 4095) & ~(uint64_t)4095;
+	double t0 = now_s();
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
+	bool ok = fd >= 0;
+	for (uint64_t done = 0; ok && done < total;) {
+		size_t n = total - done < DCHUNK ? (size_t)(total - done) : DCHUNK;
+		ssize_t w = write(fd, z, n);
+		ok = w == (ssize_t)n;
+		done += n;
+	}
+	ok = ok && fsync(fd) == 0;
+	double t = now_s() - t0;
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	free(z);
+	return ok ? t : -1.0;
+}
+
 static void run_step(int step, const opts *o, uint64_t values, uint64_t bytes, uint16_t *buf,
 		     const void *zeros, best_run *best)
 {
@@ -191,8 +223,10 @@ static void run_step(int step, const opts *o, uint64_t values, uint64_t bytes, u
 		t = time_draw(values, buf);
 	else if (step == STEP_FIXTURE)
 		t = time_fixture(o);
-	else
+	else if (step == STEP_ZEROS)
 		t = time_zeros(o, bytes, zeros);
+	else
+		t = time_zeros_direct(o, bytes);
 	cpu_s(&u1, &s1);
 	if (t >= 0 && (best->wall < 0 || t < best->wall))
 		*best = (best_run){t, u1 - u0, s1 - s0};
@@ -202,22 +236,34 @@ static void report(const opts *o, uint64_t values, uint64_t bytes, const best_ru
 {
 	double gb = (double)bytes / 1e9, drawn_gb = 2.0 * (double)values / 1e9;
 	static const char *const names[N_STEPS] = {"draw (values only, bf16)", "fixture",
-						   "zeros, same bytes"};
+						   "zeros, same bytes",
+						   "zeros, O_DIRECT (dd oflag=direct)"};
 	printf("bench_fixture: preset %s (%s), %.2f GB, %llu values, draw body %s, best of %d, "
 	       "out %s\n\n", o->preset, o->dtype == DSV32_WDTYPE_FP8 ? "fp8" : "bf16", gb,
 	       (unsigned long long)values, dsv32_draw_body(), o->rounds, o->out_dir);
 	printf("| step | best wall (s) | GB/s | its user CPU (s) | its system CPU (s) |\n"
 	       "|---|---|---|---|---|\n");
-	for (int s = 0; s < N_STEPS; s++)
+	for (int s = 0; s < N_STEPS; s++) {
+		if (best[s].wall < 0) {
+			printf("| %s | n/a | n/a | | |\n", names[s]);
+			continue;
+		}
 		printf("| %s | %.3f | %.2f | %.2f | %.2f |\n", names[s], best[s].wall,
 		       (s == STEP_DRAW ? drawn_gb : gb) / best[s].wall, best[s].user, best[s].sys);
-	printf("\nfixture / zeros = %.2f\n", best[STEP_FIXTURE].wall / best[STEP_ZEROS].wall);
+	}
+	printf("\nfixture / zeros = %.2f (time)", best[STEP_FIXTURE].wall / best[STEP_ZEROS].wall);
+	if (best[STEP_ZEROS_DIRECT].wall > 0)
+		printf("; fixture / zeros O_DIRECT = %.2f",
+		       best[STEP_FIXTURE].wall / best[STEP_ZEROS_DIRECT].wall);
+	printf("\n");
 	printf("{\"bench\":\"fixture\",\"preset\":\"%s\",\"bytes\":%llu,\"values\":%llu,"
 	       "\"draw_s\":%.4f,\"fixture_s\":%.4f,\"zeros_s\":%.4f,\"draw_gb_s\":%.3f,"
-	       "\"fixture_gb_s\":%.3f,\"zeros_gb_s\":%.3f}\n", o->preset, (unsigned long long)bytes,
-	       (unsigned long long)values, best[STEP_DRAW].wall, best[STEP_FIXTURE].wall,
-	       best[STEP_ZEROS].wall, drawn_gb / best[STEP_DRAW].wall, gb / best[STEP_FIXTURE].wall,
-	       gb / best[STEP_ZEROS].wall);
+	       "\"fixture_gb_s\":%.3f,\"zeros_gb_s\":%.3f,\"zeros_direct_gb_s\":%.3f}\n",
+	       o->preset, (unsigned long long)bytes, (unsigned long long)values,
+	       best[STEP_DRAW].wall, best[STEP_FIXTURE].wall, best[STEP_ZEROS].wall,
+	       drawn_gb / best[STEP_DRAW].wall, gb / best[STEP_FIXTURE].wall,
+	       gb / best[STEP_ZEROS].wall,
+	       best[STEP_ZEROS_DIRECT].wall > 0 ? gb / best[STEP_ZEROS_DIRECT].wall : 0.0);
 }
 
 int main(int argc, char **argv)
@@ -239,7 +285,7 @@ int main(int argc, char **argv)
 	o.out_dir = work;
 	uint16_t *buf = malloc(CHUNK);
 	void *zeros = calloc(1, CHUNK);
-	best_run best[N_STEPS] = {{-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
+	best_run best[N_STEPS] = {{-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}, {-1, 0, 0}};
 	for (int r = 0; buf && zeros && r < o.rounds; r++) {
 		fprintf(stderr, "bench_fixture: round %d/%d\n", r + 1, o.rounds);
 		for (int s = 0; s < N_STEPS; s++)
