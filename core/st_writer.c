@@ -54,12 +54,12 @@ struct dsv32_st_writer {
 	uint64_t total;   /* declared data bytes */
 	uint64_t written; /* data bytes written so far */
 	bool hole_at_end; /* the last data was skipped: commit extends the file to its size */
-	int dfd;                        /* the temporary opened O_DIRECT (-1: none) */
-	unsigned char *stage;           /* O_DIRECT stage (NULL: plain writes at the fd's offset) */
-	uint64_t stage_off;             /* file offset of stage[0], a multiple of DIO_ALIGN */
+	int dfd;                        /* the temporary opened O_DIRECT (-1: plain writes at the
+					 * fd's offset, no stages) */
+	uint64_t stage_off;             /* file offset of the stage's first byte (DIO_ALIGN) */
 	size_t stage_len;               /* bytes staged */
-	unsigned char *stages[NSTAGES]; /* in rotation with the writer thread; stage is one */
-	int cur;                        /* stage = stages[cur] */
+	unsigned char *stages[NSTAGES]; /* in rotation with the writer thread */
+	int cur;                        /* the stage filling: stages[cur] */
 	dsv32_bgwrite *bg;              /* the writer thread (NULL: writes here) */
 	bool bg_tried;                  /* started (or failed to) at the first full stage */
 };
@@ -187,7 +187,7 @@ static void direct_try(dsv32_st_writer *w)
 		free(p);
 		return;
 	}
-	w->stage = w->stages[0] = p;
+	w->stages[0] = p;
 }
 
 /* The writer thread and the other stages, once, at the first write-out of a stage; without
@@ -204,6 +204,12 @@ static void bg_try(dsv32_st_writer *w)
 	dsv32_bgwrite_start(&w->bg, w->dfd, NSTAGES);
 }
 
+/* The stage filling. */
+static inline unsigned char *stage(const dsv32_st_writer *w)
+{
+	return w->stages[w->cur];
+}
+
 /* Write stage[0 .. len) out at its offset (len a multiple of DIO_ALIGN): queued for the
  * writer thread, which takes it while the next stage fills, or written here. */
 static int stage_flush(dsv32_st_writer *w, size_t len)
@@ -211,19 +217,17 @@ static int stage_flush(dsv32_st_writer *w, size_t len)
 	if (!w->bg_tried)
 		bg_try(w);
 	if (!w->bg)
-		return dsv32_write_direct(w->dfd, w->stage, len, w->stage_off);
-	int e = dsv32_bgwrite_send(w->bg, w->stage, len, w->stage_off);
-	if (!e) { /* free again: bgwrite_send returns with at most NSTAGES - 1 writes pending */
+		return dsv32_write_direct(w->dfd, stage(w), len, w->stage_off);
+	int e = dsv32_bgwrite_send(w->bg, stage(w), len, w->stage_off);
+	if (!e) /* free again: bgwrite_send returns with at most NSTAGES - 1 writes pending */
 		w->cur = (w->cur + 1) % NSTAGES;
-		w->stage = w->stages[w->cur];
-	}
 	return e;
 }
 
 /* Write stage[0 .. len) at its offset through the page cache (w->fd). */
 static int stage_flush_cached(dsv32_st_writer *w, size_t len)
 {
-	return dsv32_write_full(w->fd, w->stage, len, (int64_t)w->stage_off);
+	return dsv32_write_full(w->fd, stage(w), len, (int64_t)w->stage_off);
 }
 
 /* A full stage out, and the stage restarted after it. */
@@ -243,10 +247,10 @@ static int stage_in(dsv32_st_writer *w, const char *p, uint64_t n)
 	while (n > 0) {
 		size_t k = STAGE_BYTES - w->stage_len < n ? STAGE_BYTES - w->stage_len : (size_t)n;
 		if (p) {
-			memcpy(w->stage + w->stage_len, p, k);
+			memcpy(stage(w) + w->stage_len, p, k);
 			p += k;
 		} else {
-			memset(w->stage + w->stage_len, 0, k);
+			memset(stage(w) + w->stage_len, 0, k);
 		}
 		w->stage_len += k;
 		n -= k;
@@ -260,7 +264,7 @@ static int stage_in(dsv32_st_writer *w, const char *p, uint64_t n)
 /* The next n bytes of the file. */
 static int out_put(dsv32_st_writer *w, const void *data, size_t n)
 {
-	return w->stage ? stage_in(w, data, n) : dsv32_write_full(w->fd, data, n, -1);
+	return w->dfd >= 0 ? stage_in(w, data, n) : dsv32_write_full(w->fd, data, n, -1);
 }
 
 /* n bytes of zeros, a hole over the whole blocks they cover: the stage is zero-filled up to
@@ -268,7 +272,7 @@ static int out_put(dsv32_st_writer *w, const void *data, size_t n)
  * end with the zeros after it; a skip within a block or two is staged zeros. */
 static int out_skip(dsv32_st_writer *w, uint64_t n)
 {
-	if (!w->stage) {
+	if (w->dfd < 0) {
 		if (n > (uint64_t)INT64_MAX)
 			return EOVERFLOW;
 		return lseek(w->fd, (off_t)n, SEEK_CUR) < 0 ? errno : 0;
@@ -279,13 +283,13 @@ static int out_skip(dsv32_st_writer *w, uint64_t n)
 	if (hole1 <= hole0)
 		return stage_in(w, NULL, n);
 	size_t whole = (size_t)(hole0 - w->stage_off); /* <= STAGE_BYTES: stage_off is aligned */
-	memset(w->stage + w->stage_len, 0, whole - w->stage_len);
+	memset(stage(w) + w->stage_len, 0, whole - w->stage_len);
 	int e = whole ? stage_flush_cached(w, whole) : 0;
 	if (e)
 		return e;
 	w->stage_off = hole1;
 	w->stage_len = (size_t)(end - hole1);
-	memset(w->stage, 0, w->stage_len);
+	memset(stage(w), 0, w->stage_len);
 	return 0;
 }
 
@@ -293,7 +297,7 @@ static int out_skip(dsv32_st_writer *w, uint64_t n)
  * cache, and the file's size. */
 static int out_finish(dsv32_st_writer *w)
 {
-	if (!w->stage) {
+	if (w->dfd < 0) {
 		if (!w->hole_at_end) /* a seek past the end does not grow the file: set its size */
 			return 0;
 		off_t end = lseek(w->fd, 0, SEEK_CUR);
