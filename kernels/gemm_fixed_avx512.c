@@ -296,6 +296,14 @@ AVX512 static inline __m512 reduce8(const __m512 c[8])
 	return _mm512_permutexvar_ps(RAW_TO_COLS, reduce8_raw(c));
 }
 
+/* c[p][j] = +0 for the NP row pairs and NR columns of a micro tile's accumulators. */
+#define ZERO_TILE(c, NP)                                                                      \
+	do {                                                                                  \
+		UNROLL for (int p_ = 0; p_ < (NP); p_++)                                      \
+			UNROLL for (int j_ = 0; j_ < NR; j_++)                                \
+				(c)[p_][j_] = _mm512_setzero_ps();                            \
+	} while (0)
+
 /* One micro tile of NP row pairs over the kq steps of a chunk: t[r·8 + j] = chunk sum of row r
  * (< 2·NP), column j. xp: [q][MP][16] of the tile (the next tile's x follows and is
  * prefetched); w row j at wp + j·wld. */
@@ -304,9 +312,7 @@ AVX512 static inline __m512 reduce8(const __m512 c[8])
 				int64_t kq)                                                   \
 	{                                                                                     \
 		__m512 c[NP][NR];                                                             \
-		UNROLL for (int p = 0; p < NP; p++)                                           \
-			UNROLL for (int j = 0; j < NR; j++)                                   \
-				c[p][j] = _mm512_setzero_ps();                                \
+		ZERO_TILE(c, NP);                                                             \
 		for (int64_t q = 0; q < kq; q++) {                                            \
 			__m512 a[NP];                                                         \
 			UNROLL for (int p = 0; p < NP; p++) {                                 \
@@ -341,9 +347,7 @@ KERN(kern_p3, 3)
 				int64_t kq)                                                   \
 	{                                                                                     \
 		__m512 c[NP][NR];                                                             \
-		UNROLL for (int p = 0; p < NP; p++)                                           \
-			UNROLL for (int j = 0; j < NR; j++)                                   \
-				c[p][j] = _mm512_setzero_ps();                                \
+		ZERO_TILE(c, NP);                                                             \
 		for (int64_t q = 0; q < kq; q++) {                                            \
 			__m512 a[NP];                                                         \
 			UNROLL for (int p = 0; p < NP; p++)                                   \
@@ -412,9 +416,7 @@ AVX512 static inline void sums_out(float *out, __m512 s)
 			int64_t kq = b == nb - 1 ? kq_last : 16;                              \
 			const float *xb = xc + b * xstride + r0 * 8 * kq, *wbk = wp + b * 128; \
 			__m512 c[NP][NR];                                                     \
-			UNROLL for (int p = 0; p < NP; p++)                                   \
-				UNROLL for (int j = 0; j < NR; j++)                           \
-					c[p][j] = _mm512_setzero_ps();                        \
+			ZERO_TILE(c, NP);                                                     \
 			for (int64_t q = 0; q < kq; q++) {                                    \
 				__m512 a[NP];                                                 \
 				UNROLL for (int p = 0; p < NP; p++)                           \
@@ -857,9 +859,7 @@ BF16DP static bf16_range pack_w_pairs(uint16_t *wp, const dsv32_gemm_wref *w, in
 				int64_t np)                                                   \
 	{                                                                                     \
 		__m512 c[NP][NR];                                                             \
-		UNROLL for (int p = 0; p < NP; p++)                                           \
-			UNROLL for (int j = 0; j < NR; j++)                                   \
-				c[p][j] = _mm512_setzero_ps();                                \
+		ZERO_TILE(c, NP);                                                             \
 		PAIR_STEPS(c, NP, DP, xp, wp, wld, np);                                       \
 		UNROLL for (int p = 0; p < NP; p++)                                           \
 			_mm512_storeu_ps(t + p * 16, reduce8(c[p]));                          \
@@ -892,9 +892,7 @@ KERNP(kernf_p3, 3, false)
 			const uint16_t *xb = xc + b * xstride + r0 * 16 * np2,                \
 				       *wbk = wp + b * 128;                                   \
 			__m512 c[NP][NR];                                                     \
-			UNROLL for (int p = 0; p < NP; p++)                                   \
-				UNROLL for (int j = 0; j < NR; j++)                           \
-					c[p][j] = _mm512_setzero_ps();                        \
+			ZERO_TILE(c, NP);                                                     \
 			PAIR_STEPS(c, NP, DP, xb, wbk, wld, np2);                             \
 			UNROLL for (int p = 0; p < NP; p++)                                   \
 				sum[p] = scale_step(sum[p], c[p], sc, p, b);                  \
