@@ -274,6 +274,35 @@ static void test_e4m3_random_values_match_oracle(void **state)
 	grid_free(&g);
 }
 
+/* The encoder rounds on the f32 bits (dtype.h): every sign and f32 exponent, every leading
+ * 4 mantissa bits, and the low 19 bits at the patterns where rounding turns (0, 1, just below,
+ * at and above half, all ones) plus random ones, against the table oracle. */
+static void test_e4m3_every_exponent_and_rounding_pattern_matches_oracle(void **state)
+{
+	(void)state;
+	static const uint32_t low[] = {0, 1, 0x3fffe, 0x3ffff, 0x40000, 0x40001, 0x7fffe, 0x7ffff};
+	enum { NLOW = sizeof low / sizeof low[0], NRAND = 8 };
+	grid g = grid_make(&F_E4M3);
+	dsv32_rng r;
+	dsv32_rng_seed(&r, 78);
+	for (uint32_t top = 0; top < (1u << 13); top++) { /* sign, exponent, 4 mantissa bits */
+		for (int i = 0; i < NLOW + NRAND; i++) {
+			uint32_t lo = i < NLOW ? low[i] : (uint32_t)dsv32_rng_u64(&r) & 0x7ffffu;
+			uint32_t u = top << 19 | lo;
+			float x = dsv32_f32_from_bits(u);
+			if (isnan(x)) {
+				assert_int_equal(dsv32_f32_to_e4m3(x), (u >> 24 & 0x80u) | 0x7fu);
+				continue;
+			}
+			uint32_t want = oracle_encode(&F_E4M3, &g, x);
+			if (dsv32_f32_to_e4m3(x) != want)
+				fail_msg("e4m3(%a) [bits %08x] = 0x%02x, want 0x%02x", (double)x, u,
+					 dsv32_f32_to_e4m3(x), want);
+		}
+	}
+	grid_free(&g);
+}
+
 /* ---- e5m2 ---- */
 static void test_e5m2_all_codes_ties_and_overflow(void **state)
 {
@@ -501,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_e4m3_saturates_and_keeps_nan),
 		cmocka_unit_test(test_e4m3_subnormals),
 		cmocka_unit_test(test_e4m3_random_values_match_oracle),
+		cmocka_unit_test(test_e4m3_every_exponent_and_rounding_pattern_matches_oracle),
 		cmocka_unit_test(test_e5m2_all_codes_ties_and_overflow),
 		cmocka_unit_test(test_f16_all_codes_round_trip),
 		cmocka_unit_test(test_f16_ties_overflow_subnormals),
