@@ -28,7 +28,10 @@
  *   time with process CPU time (ours and the peer's), which on a shared, loaded machine
  *   measures work rather than waiting; meant for single-threaded runs (OMP_NUM_THREADS=1
  *   OPENBLAS_NUM_THREADS=1), since spinning worker threads count as CPU time.
+ * The last line is one JSON object: the header's settings and, per shape, every version's GFLOP/s
+ * (0: that version failed; numpy_f32 null without the peer), for scripts (bench/targets.py).
  */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +228,47 @@ static void print_row(const shape *s, const result *res)
 	fflush(stdout);
 }
 
+static const char *const version_keys[NV] = {"fixed_bf16", "fixed_f32", "host_bf16", "sgemm",
+					     "fp8"};
+
+static cJSON *shape_json(const shape *s, const result *res)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "shape", s->name);
+	cJSON_AddNumberToObject(o, "M", (double)s->M);
+	cJSON_AddNumberToObject(o, "K", (double)s->K);
+	cJSON_AddNumberToObject(o, "N", (double)s->N);
+	for (int v = 0; v < NV; v++)
+		cJSON_AddNumberToObject(o, version_keys[v], res->g[v]);
+	if (res->peer > 0)
+		cJSON_AddNumberToObject(o, "numpy_f32", res->peer);
+	else
+		cJSON_AddNullToObject(o, "numpy_f32");
+	return o;
+}
+
+static void print_json(const char *cpu, const shape *shapes, const result *res, size_t n,
+		       const char *only)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "bench", "gemm");
+	cJSON_AddStringToObject(root, "fixed_body", dsv32_gemm_fixed_body());
+	cJSON_AddStringToObject(root, "host_bf16", dsv32_gemm_bf16_impl());
+	cJSON_AddStringToObject(root, "cpu", cpu);
+	const char *omp = getenv("OMP_NUM_THREADS");
+	cJSON_AddStringToObject(root, "omp_num_threads", omp ? omp : "unset");
+	cJSON_AddStringToObject(root, "clock", g_cpu_time ? "cpu" : "wall");
+	cJSON_AddNumberToObject(root, "rounds", g_rounds);
+	cJSON *arr = cJSON_AddArrayToObject(root, "shapes");
+	for (size_t i = 0; i < n; i++)
+		if (!only || strstr(shapes[i].name, only))
+			cJSON_AddItemToArray(arr, shape_json(&shapes[i], &res[i]));
+	char *txt = cJSON_PrintUnformatted(root);
+	printf("%s\n", txt ? txt : "{}");
+	free(txt);
+	cJSON_Delete(root);
+}
+
 /* "model name" of /proc/cpuinfo (or "unknown CPU"), into buf. */
 static const char *cpu_name(char *buf, size_t n)
 {
@@ -308,6 +352,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		if (!only || strstr(SHAPES[i].name, only))
 			print_row(&SHAPES[i], &res[i]);
+	printf("\n");
+	print_json(cpu, SHAPES, res, n, only);
 	dsv32_backend_destroy(be);
 	dsv32_backend_destroy(host);
 	return 0;
