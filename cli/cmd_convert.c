@@ -129,7 +129,8 @@ static int parse(conv_args *a, int argc, char **argv, const char *cmd)
 			char *end;
 			a->mp = strtoull(argv[++i], &end, 10);
 			if (*end || a->mp == 0 || a->mp > DSV32_MAX_WORLD_SIZE)
-				return dsv32_cli_usage_error(cmd, "--mp: '%s' is not a world size >= 1", val);
+				return dsv32_cli_usage_error(cmd, "--mp: '%s', expected a world size from 1 to %d",
+							     val, DSV32_MAX_WORLD_SIZE);
 		} else if (!strcmp(o, "--max-shard-size")) {
 			if (!dsv32_args_parse_size(argv[++i], &a->max_shard) || a->max_shard == 0)
 				return dsv32_cli_usage_error(cmd, "--max-shard-size: '%s' is not a size (e.g. 5GB)",

@@ -73,9 +73,10 @@ int dsv32_cmd_verify_shards(int argc, char **argv)
 		} else if (i + 1 < argc && !strcmp(o, "--mp")) {
 			char *end;
 			long w = strtol(argv[++i], &end, 10);
-			if (*end || w < 1 || w > 1024) {
+			if (*end || w < 1 || w > DSV32_MAX_WORLD_SIZE) {
 				free(shards);
-				return dsv32_cli_usage_error(cmd, "--mp: '%s' is not a world size >= 1", argv[i]);
+				return dsv32_cli_usage_error(cmd, "--mp: '%s', expected a world size from 1 to %d",
+							     argv[i], DSV32_MAX_WORLD_SIZE);
 			}
 			world = (int)w;
 		} else {

@@ -77,10 +77,10 @@ bool conv_read_mapped(void *dst, const void *src, size_t n);
 bool conv_diff_mapped(const void *a, const void *b, size_t n, size_t *first);
 
 /* ---- the checkpoint against its config, before anything is written (validate.c) ----
- * conv_validate_config: the sizes the model code builds tensors and kernels from, within range:
- *   index_head_dim <= DSV32_HADAMARD_MAX_DIM, qk_rope_head_dim <= DSV32_ROPE_MAX_DIM, and every
- *   tensor dimension formed as a product of config fields (n_heads*qk_head_dim, ...) <= 2^31-1.
- *   DSV32_E_FORMAT "LABEL: index_head_dim: 8192 exceeds ..." naming the key.
+ * conv_validate_config: the sizes the model code builds tensors from, within range: every
+ *   tensor dimension formed as a product of config fields (n_heads*qk_head_dim, ...) <= 2^31-1
+ *   (the head widths the kernels take are dsv32_config_validate's, core/config.h).
+ *   DSV32_E_FORMAT "LABEL: n_heads*qk_head_dim: ... exceeds ..." naming the product.
  * conv_validate_tensors: every tensor of the config's expected list (core/hf_names.h, the list
  *   `inspect` checks coverage with; fp8 scales when the checkpoint holds fp8 weights) present
  *   with the expected shape, looked up by HF name through find. DSV32_E_NOTFOUND "LABEL: 3 of

@@ -174,7 +174,7 @@ static dsv32_status load_config(dsv32_config *c, const dsv32_hf_to_ref_opts *o, 
 	else
 		dsv32_path_join(path, sizeof path, dir, "config.json");
 	DSV32_TRY(dsv32_config_load(c, path, &is_hf, err));
-	DSV32_TRY(dsv32_config_validate(c, o->world, err));
+	DSV32_TRY(dsv32_config_validate_file(c, is_hf, o->world, path, err));
 	DSV32_TRY(conv_validate_config(c, path, err));
 	if (c->n_routed_experts % o->world)
 		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: n_routed_experts %lld does not divide by --mp %d",

@@ -441,7 +441,7 @@ dsv32_status dsv32_convert_ref_to_hf(const dsv32_ref_to_hf_opts *o, dsv32_conv_r
 	DSV32_TRY(conv_shardset_open(&s, o->shards, o->n_shards, o->world, c.n_routed_experts,
 				     o->common.allow_unknown, err));
 	conv_inputs_init(&in);
-	dsv32_status rc = dsv32_config_validate(&c, s.world, err);
+	dsv32_status rc = dsv32_config_validate_file(&c, is_hf, s.world, o->config, err);
 	if (rc == DSV32_OK)
 		rc = check_source(&s, &c, &in, err);
 	if (rc == DSV32_OK)

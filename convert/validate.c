@@ -9,8 +9,6 @@
 #include <string.h>
 
 #include "core/hf_names.h"
-#include "kernels/hadamard.h"
-#include "kernels/rope.h"
 
 #define MAX_DIM INT64_C(2147483647) /* tensor dims and kernel sizes are int in the ops */
 #define MISSING_LISTED 3            /* missing names quoted in the message */
@@ -27,9 +25,6 @@ dsv32_status conv_validate_config(const dsv32_config *c, const char *label, dsv3
 	/* every field is <= 2^31-1 (dsv32_config_validate), so products of two fit in int64 */
 	int64_t H = c->n_heads, qk = dsv32_config_qk_head_dim(c);
 	const limit l[] = {
-		{"index_head_dim", c->index_head_dim, DSV32_HADAMARD_MAX_DIM,
-		 "the indexer's Hadamard transform"},
-		{"qk_rope_head_dim", c->qk_rope_head_dim, DSV32_ROPE_MAX_DIM, "the RoPE kernel"},
 		{"n_heads*qk_head_dim", H * qk, MAX_DIM, "q_b_proj rows"},
 		{"n_heads*(qk_nope_head_dim+v_head_dim)", H * (c->qk_nope_head_dim + c->v_head_dim),
 		 MAX_DIM, "kv_b_proj rows"},

@@ -670,9 +670,14 @@ static dsv32_status check_structure(const dsv32_config *c, dsv32_error *err)
 				  (long long)c->n_activated_experts,
 				  (long long)(c->n_limited_groups * per_group),
 				  (long long)c->n_limited_groups);
-	if (c->qk_rope_head_dim % 2)
-		return DSV32_FAIL(err, DSV32_E_FORMAT, "qk_rope_head_dim: %lld is not even",
-				  (long long)c->qk_rope_head_dim);
+	if (c->qk_rope_head_dim % 2 || c->qk_rope_head_dim > DSV32_MAX_ROPE_HEAD_DIM)
+		return DSV32_FAIL(err, DSV32_E_FORMAT,
+				  "qk_rope_head_dim: %lld, expected an even size up to %d (RoPE)",
+				  (long long)c->qk_rope_head_dim, DSV32_MAX_ROPE_HEAD_DIM);
+	if (c->index_head_dim > DSV32_MAX_INDEX_HEAD_DIM)
+		return DSV32_FAIL(err, DSV32_E_FORMAT,
+				  "index_head_dim: %lld exceeds %d (the Hadamard transform's limit)",
+				  (long long)c->index_head_dim, DSV32_MAX_INDEX_HEAD_DIM);
 	if (!is_pow2(c->index_head_dim))
 		return DSV32_FAIL(err, DSV32_E_FORMAT,
 				  "index_head_dim: %lld is not a power of two (Hadamard transform)",

@@ -75,6 +75,14 @@ typedef struct {
  * limit for config validation, the converters and the ref layout's in-process ranks. */
 #define DSV32_MAX_WORLD_SIZE 64
 
+/* The widest heads the kernels take: the indexer's Hadamard transform over index_head_dim
+ * (kernels/hadamard.h DSV32_HADAMARD_MAX_DIM) and RoPE over qk_rope_head_dim (kernels/rope.h
+ * DSV32_ROPE_MAX_DIM; kernels/hadamard.c and rope.c assert that they agree). Validation
+ * refuses a config beyond them, so it fails before any weight is read, not at the first
+ * forward. */
+#define DSV32_MAX_INDEX_HEAD_DIM 4096
+#define DSV32_MAX_ROPE_HEAD_DIM 256
+
 /* ModelArgs defaults (docs/spec/ref_layout.md §1.1) with the HF-only fields at their defaults. */
 void dsv32_config_defaults(dsv32_config *c);
 

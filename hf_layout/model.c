@@ -624,10 +624,7 @@ static dsv32_status hf_open_any(dsv32_model **out, const char *ckpt_dir, const c
 		rc = DSV32_FAIL(err, DSV32_E_FORMAT, "%s: not an HF config.json (no model_type / hidden_size)",
 				path);
 	if (rc == DSV32_OK)
-		rc = dsv32_config_validate(c, 0, err);
-	if (rc == DSV32_OK && c->qk_rope_head_dim / 2 > 128)
-		rc = DSV32_FAIL(err, DSV32_E_UNSUPPORTED, "%s: qk_rope_head_dim %lld above 256", path,
-				(long long)c->qk_rope_head_dim);
+		rc = dsv32_config_validate_file(c, true, 0, path, err);
 	if (rc == DSV32_OK && o->layers < 0)
 		rc = DSV32_FAIL(err, DSV32_E_USAGE, "hf: layers = %d, expected >= 0 (0 = all %lld)",
 				o->layers, (long long)c->n_layers);

@@ -1,5 +1,9 @@
 /* hadamard.c: argument checks and dispatch for the Hadamard transform (hadamard.h). */
 #include "kernels/hadamard_impl.h"
+#include "core/config.h"
+
+_Static_assert(DSV32_HADAMARD_MAX_DIM == DSV32_MAX_INDEX_HEAD_DIM,
+	       "config validation's index_head_dim limit is the Hadamard kernel's");
 
 dsv32_status dsv32_hadamard(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
 			    dsv32_error *err)

@@ -1,5 +1,9 @@
 /* rope.c: argument checks and dispatch for RoPE and the de-interleave permutation (rope.h). */
 #include "kernels/rope_impl.h"
+#include "core/config.h"
+
+_Static_assert(DSV32_ROPE_MAX_DIM == DSV32_MAX_ROPE_HEAD_DIM,
+	       "config validation's qk_rope_head_dim limit is the RoPE kernel's");
 
 static dsv32_status check_layout(dsv32_backend *be, const char *op, const dsv32_tensor *y,
 				 const dsv32_tensor *x, int64_t off, int64_t rd,

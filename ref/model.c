@@ -534,7 +534,9 @@ static dsv32_status load_config(dsv32_config *c, const char *ckpt, const char *c
 	}
 	if (config_path)
 		DSV32_TRY(dsv32_config_load(c, config_path, &is_hf, err));
-	return DSV32_OK;
+	/* the file's own values, named by the file; open_model validates again with the options
+	 * and the world size */
+	return dsv32_config_validate_file(c, is_hf, 0, config_path ? config_path : path, err);
 }
 
 static dsv32_status open_model(dsv32_model **out, const char *ckpt, const char *config_path,

@@ -268,7 +268,11 @@ static void test_each_invalid_value_is_named(void **state)
 	expect_hf_error("n_group", "3", F, "n_routed_experts: 16 not divisible by n_expert_groups 3");
 	expect_hf_error("index_head_dim", "96", F, "index_head_dim: 96 is not a power of two");
 	expect_hf_error("index_head_dim", "64", F, "index_head_dim: 64 not divisible");
-	expect_hf_error("qk_rope_head_dim", "63", F, "qk_rope_head_dim: 63 is not even");
+	expect_hf_error("qk_rope_head_dim", "63", F, "qk_rope_head_dim: 63, expected an even size");
+	expect_hf_error("qk_rope_head_dim", "258", F, "qk_rope_head_dim: 258, expected an even size "
+			"up to 256 (RoPE)");
+	expect_hf_error("index_head_dim", "8192", F, "index_head_dim: 8192 exceeds 4096 (the "
+			"Hadamard transform's limit)");
 	expect_hf_error("qk_rope_head_dim", "256", F, "qk_rope_head_dim: 256 exceeds index_head_dim");
 	expect_hf_error("topk_group", "5", F, "n_limited_groups: 5 exceeds n_expert_groups 4");
 	expect_hf_error("num_experts_per_tok", "9", F, "n_activated_experts: 9 exceeds");
