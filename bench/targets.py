@@ -105,7 +105,7 @@ def fmt(x):
 def forward(args, t):
     rc, out = run([os.path.join(args.build, "bench_forward"), "--preset", "small,real-width",
                    "--threads", str(args.threads), "--rounds", str(args.rounds),
-                   "--work", args.work])
+                   "--work", args.work, "--gemm", args.gemm])
     j = last_json(out, "forward")
     if rc != 0 or not j:
         t.add("bench_forward", f"exit {rc}", "runs", None, "no JSON line")
@@ -120,7 +120,8 @@ def forward(args, t):
                 r = ours / theirs if ours and theirs else None
                 t.add(f"{p['preset']} {phase}: {lay} / transformers", fmt(r), "<= 1.00",
                       None if r is None else r <= 1.0,
-                      versions if theirs else peer.get("why", "peer absent"))
+                      f"gemm {args.gemm}; " +
+                      (versions if theirs else peer.get("why", "peer absent")))
             a, b = p.get("ref", {}).get(key), p.get("hf", {}).get(key)
             r = a / b if a and b else None
             t.add(f"{p['preset']} {phase}: ref / hf", fmt(r), "<= 1.25",
@@ -202,6 +203,9 @@ def main():
     ap.add_argument("--fixture-dir", default=None,
                     help="where bench_fixture writes (default its own: /dev/shm)")
     ap.add_argument("--threads", type=int, default=2, help="bench_forward threads (default 2)")
+    ap.add_argument("--gemm", choices=("fixed", "host"), default="fixed",
+                    help="bench_forward's CPU GEMM engine (default fixed: the same bits on "
+                    "every CPU; host: oneDNN/OpenBLAS as torch, e.g. AMX tiles)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each bench (default 3)")
     ap.add_argument("--skip", default="", help="comma-separated steps to leave out: "
                     + ",".join(STEPS))

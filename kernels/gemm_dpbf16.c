@@ -10,7 +10,12 @@
  * the same bits for every output of the tiny model's GEMMs and of random products with K up to
  * 16384 and M up to 128 (docs/topk-ties.md "Without AMX"). Debian's oneDNN 2.6 picks `gemm:jit`
  * for most of these shapes, whose order differs in a few outputs per GEMM.
- * Each output is formed by one thread, so the thread count changes no bit. */
+ * Each output is formed by one thread, so the thread count changes no bit.
+ * Two vector layouts, the same order per output: up to SM_ROWS rows of x (the decode GEMMs), the
+ * 16 lanes run across 16 columns of w (its pairs transposed 16 x 16 in registers, x pairs
+ * broadcast); otherwise across 16 rows of x (w pairs broadcast), which left 14 of 16 lanes idle
+ * at M = 2. The products are the same two numbers either way (x·w = w·x exactly; only which
+ * NaN payload survives where x and w are both NaN may differ, as gemm.h allows). */
 #include "kernels/gemm_impl.h"
 
 #include <stdlib.h>
@@ -171,11 +176,139 @@ DP static void tile(const dsv32_gemm_desc *d, const uint32_t *xp, int64_t J, con
 		}
 }
 
+#define SM_ROWS 4 /* rows of x up to which the lanes run across columns of w */
+#define SG 4      /* column blocks of 16 per tile there: SG x M = 4 to 16 chains in flight */
+#define WPF_PAIRS 32 /* prefetch distance along a w row there: 2 lines */
+
+/* Rows 0..15 of v (16 pairs each) transposed: v[j] = pair j of the 16 rows. */
+DP static inline __attribute__((always_inline)) void transpose16(__m512i v[16])
+{
+	__m512i a[16], b[16];
+	for (int i = 0; i < 8; i++) {
+		a[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+		a[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+	}
+	/* b[4i + k], 128-bit lane q: column 4q + k of rows 4i .. 4i+3 */
+	for (int i = 0; i < 4; i++) {
+		b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+		b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+		b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+		b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+	}
+	for (int k = 0; k < 4; k++) {
+		__m512i c0 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0x88);
+		__m512i c1 = _mm512_shuffle_i32x4(b[k], b[4 + k], 0xDD);
+		__m512i c2 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0x88);
+		__m512i c3 = _mm512_shuffle_i32x4(b[8 + k], b[12 + k], 0xDD);
+		v[k] = _mm512_shuffle_i32x4(c0, c2, 0x88);
+		v[8 + k] = _mm512_shuffle_i32x4(c0, c2, 0xDD);
+		v[4 + k] = _mm512_shuffle_i32x4(c1, c3, 0x88);
+		v[12 + k] = _mm512_shuffle_i32x4(c1, c3, 0xDD);
+	}
+}
+
+/* Pairs jb .. jb+jn-1 (jn <= 16) of the nn <= 16 columns of w from n0 (pair j of column n at
+ * wr[n·wld + j]), as vt[j] = that pair of the 16 columns (0 past nn and jn). */
+DP static inline __attribute__((always_inline)) void w_block(__m512i vt[16], const uint32_t *wr,
+							    int64_t wld, int64_t n0, int nn,
+							    int64_t jb, int jn)
+{
+	__mmask16 km = (__mmask16)((1u << jn) - 1);
+	for (int l = 0; l < 16; l++) {
+		vt[l] = _mm512_setzero_si512();
+		if (l >= nn)
+			continue;
+		const uint32_t *row = wr + (n0 + l) * wld + jb;
+		/* SG·16 rows are read side by side, more streams than the hardware prefetcher
+		 * follows (decode steps ran 2.5x slower without): each row's line WPF_PAIRS
+		 * ahead is asked for here */
+		_mm_prefetch((const char *)(row + WPF_PAIRS), _MM_HINT_T0);
+		vt[l] = _mm512_maskz_loadu_epi32(km, row);
+	}
+	transpose16(vt);
+}
+
+/* y rows 0..MM-1 (MM <= SM_ROWS) x columns n0 .. n0+16·SG-1 (nc of them real): per K chunk and
+ * pair j, the transposed w pairs of each 16 columns against the broadcast x pair of each row. */
+DP static inline __attribute__((always_inline)) void small_tile(const dsv32_gemm_desc *d,
+							       const uint16_t *x,
+							       const uint32_t *wr, int64_t wld,
+							       int64_t J, void *y, int64_t n0,
+							       int64_t nc, int MM)
+{
+	__m512 c[SG][SM_ROWS], t[SG][SM_ROWS];
+	__m512i vt[SG][16];
+	for (int64_t j0 = 0; j0 < J; j0 += KCP) {
+		int64_t j1 = J - j0 < KCP ? J : j0 + KCP;
+		for (int g = 0; g < SG; g++)
+			for (int m = 0; m < MM; m++)
+				c[g][m] = _mm512_setzero_ps();
+		for (int64_t jb = j0; jb < j1; jb += 16) {
+			int jn = j1 - jb < 16 ? (int)(j1 - jb) : 16;
+			for (int g = 0; g < SG; g++) {
+				int64_t left = nc - 16 * g;
+				int nn = left < 0 ? 0 : left > 16 ? 16 : (int)left;
+				w_block(vt[g], wr, wld, n0 + 16 * g, nn, jb, jn);
+			}
+			for (int jj = 0; jj < jn; jj++)
+				for (int m = 0; m < MM; m++) {
+					uint32_t xv;
+					memcpy(&xv, x + m * d->ldx + 2 * (jb + jj), 4);
+					__m512bh a = (__m512bh)_mm512_set1_epi32((int)xv);
+					for (int g = 0; g < SG; g++)
+						c[g][m] = _mm512_dpbf16_ps(c[g][m], (__m512bh)vt[g][jj], a);
+				}
+		}
+		for (int g = 0; g < SG; g++) /* chunk sums in chunk order: t = c, then t + c */
+			for (int m = 0; m < MM; m++)
+				t[g][m] = j0 == 0 ? c[g][m] : _mm512_add_ps(t[g][m], c[g][m]);
+	}
+	for (int g = 0; g < SG; g++) {
+		int64_t left = nc - 16 * g;
+		__mmask16 km = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+		for (int m = 0; m < MM; m++) {
+			int64_t i = m * d->ldy + n0 + 16 * g;
+			if (d->y_dtype == DSV32_F32)
+				_mm512_mask_storeu_ps((float *)y + i, km, t[g][m]);
+			else
+				_mm256_mask_storeu_epi16((uint16_t *)y + i, km,
+							 (__m256i)_mm512_cvtneps_pbh(t[g][m]));
+		}
+	}
+}
+
+/* The small-M body over all column tiles of one GEMM of the batch (x: M <= SM_ROWS rows of an
+ * even K, w: "NT" rows of pairs). */
+DP static void small_m(const dsv32_gemm_desc *d, const uint16_t *x, const uint32_t *wr,
+		       int64_t wld, int64_t J, void *y)
+{
+	int64_t cols = 16 * SG, nt = (d->N + cols - 1) / cols;
+#pragma omp parallel for schedule(dynamic, 1) if (dsv32_par_worth((double)d->M * (double)d->N * \
+							       (double)d->K))
+	for (int64_t t = 0; t < nt; t++) {
+		int64_t n0 = t * cols, nc = d->N - n0 < cols ? d->N - n0 : cols;
+		switch (d->M) {
+		case 1: small_tile(d, x, wr, wld, J, y, n0, nc, 1); break;
+		case 2: small_tile(d, x, wr, wld, J, y, n0, nc, 2); break;
+		case 3: small_tile(d, x, wr, wld, J, y, n0, nc, 3); break;
+		default: small_tile(d, x, wr, wld, J, y, n0, nc, 4); break;
+		}
+	}
+}
+
 dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 {
 	int64_t J = (d->K + 1) / 2, nmb = (d->M + MB - 1) / MB;
 	/* an "NT" w of even K and row stride is already rows of pairs */
 	bool w_pairs = d->trans_w && d->K % 2 == 0 && d->ldw % 2 == 0;
+	size_t ysz = dsv32_dtype_size(d->y_dtype);
+	if (w_pairs && d->M <= SM_ROWS) {
+		for (int64_t b = 0; b < d->batch; b++)
+			small_m(d, (const uint16_t *)d->x + b * d->stride_x,
+				(const uint32_t *)((const uint16_t *)d->w + b * d->stride_w), d->ldw / 2,
+				J, (char *)d->y + (size_t)(b * d->stride_y) * ysz);
+		return DSV32_OK;
+	}
 	size_t nxp = (size_t)(nmb * J * MB), nwp = w_pairs ? 0 : (size_t)(d->N * J);
 	uint32_t *buf = dsv32_cpu_scratch(0, (nxp + nwp) * sizeof *buf);
 	if (!buf)
@@ -183,7 +316,6 @@ dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 				  "for M %lld N %lld K %lld", (nxp + nwp) * 4, (long long)d->M,
 				  (long long)d->N, (long long)d->K);
 	uint32_t *xp = buf, *wp = buf + nxp;
-	size_t ysz = dsv32_dtype_size(d->y_dtype);
 	int64_t nmt = (nmb + 1) / 2, nnt = (d->N + NC - 1) / NC;
 	for (int64_t b = 0; b < d->batch; b++) {
 		const uint16_t *w = (const uint16_t *)d->w + b * d->stride_w;

@@ -118,6 +118,21 @@ static void test_dpbf16_is_its_written_order(void **state)
 					      t == 0, f == 0, 1 + (int)(s % 2), wpad);
 }
 
+/* M <= 4 with an "NT" w of even K and row stride takes the body whose lanes run across 16
+ * columns of w (transposed 16 x 16): every M there, N off its 128- and 64-column tiles and off
+ * 16, K with a pair count off 16, one pair past a 1024-value chunk, and several chunks. */
+static void test_dpbf16_small_m_is_its_written_order(void **state)
+{
+	(void)state;
+	static const int64_t ns[] = {1, 15, 16, 70, 129, 300};
+	static const int64_t ks[] = {2, 34, 1026, 2050, 7168};
+	for (int64_t m = 1; m <= 4; m++)
+		for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++)
+			for (size_t j = 0; j < sizeof ks / sizeof ks[0]; j++)
+				check(1 + (int64_t)(j % 2), m, ns[i], ks[j], true, (i + j) % 2 == 0,
+				      1 + (int)((i + m) % 2), 2);
+}
+
 /* The host engine takes this body and names it in the numerics key. */
 static void test_host_engine_names_it(void **state)
 {
@@ -166,6 +181,7 @@ int main(int argc, char **argv)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dpbf16_is_its_written_order),
+		cmocka_unit_test(test_dpbf16_small_m_is_its_written_order),
 		cmocka_unit_test(test_host_engine_names_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
