@@ -122,8 +122,8 @@ DP static inline __attribute__((always_inline)) void chunk_pairs(
 	int64_t n0, int nc, int64_t j0, int64_t j1, bool two)
 {
 	/* past the last of nc columns the tile repeats it (not stored): a loop of constant
-	 * length keeps the accumulators in registers (with a break at nc they went to memory,
-	 * half the speed) */
+	 * length keeps the accumulators in registers (with a break at nc they went to memory:
+	 * a third of the speed) */
 	const uint8_t *wc[NC];
 	for (int q = 0; q < NC; q++)
 		wc[q] = wr + (n0 + (q < nc ? q : nc - 1)) * wld * 4;
@@ -249,7 +249,9 @@ DP static inline __attribute__((always_inline)) void small_tile(const dsv32_gemm
 	__m512i vt[SG][16];
 	for (int64_t j0 = 0; j0 < J; j0 += KCP) {
 		int64_t j1 = J - j0 < KCP ? J : j0 + KCP;
+#pragma GCC unroll 4
 		for (int g = 0; g < SG; g++)
+#pragma GCC unroll 4
 			for (int m = 0; m < MM; m++)
 				c[g][m] = _mm512_setzero_ps();
 		for (int64_t jb = j0; jb < j1; jb += 16) {
@@ -270,7 +272,9 @@ DP static inline __attribute__((always_inline)) void small_tile(const dsv32_gemm
 						c[g][m] = _mm512_dpbf16_ps(c[g][m], (__m512bh)vt[g][jj], a);
 				}
 		}
+#pragma GCC unroll 4
 		for (int g = 0; g < SG; g++) /* chunk sums in chunk order: t = c, then t + c */
+#pragma GCC unroll 4
 			for (int m = 0; m < MM; m++)
 				t[g][m] = j0 == 0 ? c[g][m] : _mm512_add_ps(t[g][m], c[g][m]);
 	}
