@@ -11,8 +11,8 @@
  * 16384 and M up to 128 (docs/topk-ties.md "Without AMX"). Debian's oneDNN 2.6 picks `gemm:jit`
  * for most of these shapes, whose order differs in a few outputs per GEMM.
  * Each output is formed by one thread, so the thread count changes no bit.
- * Two vector layouts, the same order per output: up to SM_ROWS rows of x (decode steps of one
- * or two prompts), the 16 lanes run across 16 columns of w (its pairs transposed 16 x 16 in
+ * Two vector layouts, the same order per output: up to SM_ROWS rows of x (decode steps of up to
+ * four prompts), the 16 lanes run across 16 columns of w (its pairs transposed 16 x 16 in
  * registers, x pairs broadcast); otherwise across 16 rows of x (w pairs broadcast), which
  * leaves 15 of 16 lanes idle at M = 1. The products are the same two numbers either way (x·w = w·x exactly; only which
  * NaN payload survives where x and w are both NaN may differ, as gemm.h allows). */
@@ -185,10 +185,11 @@ DP static void tile(const dsv32_gemm_desc *d, const uint32_t *xp, int64_t J, con
 		}
 }
 
-/* Rows of x up to which the lanes run across columns of w: decode steps of 1 and 2 prompts
- * ran 10% and 5% faster so than on the rows body, 3 and 4 prompts no faster. */
-#define SM_ROWS 2
-#define SG 4 /* column blocks of 16 per tile there: SG x M = 4 or 8 chains in flight */
+/* Rows of x up to which the lanes run across columns of w: real-width decode steps of 1 and 2
+ * prompts ran 10% and 5% faster so than on the rows body, of 3 and 4 no faster, but the small
+ * preset's steps of 4 took 12-13 ms against 19-20; at 8 rows it was slower. */
+#define SM_ROWS 4
+#define SG 4 /* column blocks of 16 per tile there: SG x M = 4 to 16 chains in flight */
 #define WPF_PAIRS 32 /* prefetch distance along a w row there: 2 lines */
 
 /* Rows 0..15 of v (16 pairs each) transposed: v[j] = pair j of the 16 rows. */
@@ -304,10 +305,12 @@ DP static void small_m(const dsv32_gemm_desc *d, const uint16_t *x, const uint32
 							       (double)d->K))
 	for (int64_t t = 0; t < nt; t++) {
 		int64_t n0 = t * cols, nc = d->N - n0 < cols ? d->N - n0 : cols;
-		if (d->M == 1)
-			small_tile(d, x, wr, wld, J, y, n0, nc, 1);
-		else
-			small_tile(d, x, wr, wld, J, y, n0, nc, 2);
+		switch (d->M) {
+		case 1: small_tile(d, x, wr, wld, J, y, n0, nc, 1); break;
+		case 2: small_tile(d, x, wr, wld, J, y, n0, nc, 2); break;
+		case 3: small_tile(d, x, wr, wld, J, y, n0, nc, 3); break;
+		default: small_tile(d, x, wr, wld, J, y, n0, nc, 4); break;
+		}
 	}
 }
 

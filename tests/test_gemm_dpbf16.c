@@ -118,9 +118,9 @@ static void test_dpbf16_is_its_written_order(void **state)
 					      t == 0, f == 0, 1 + (int)(s % 2), wpad);
 }
 
-/* M <= 2 with an "NT" w of even K and row stride takes the body whose lanes run across 16
- * columns of w (transposed 16 x 16), M = 3 and 4 the rows body: N off the 64-column tiles and
- * off 16, K with a pair count off 16, one pair past a 1024-value chunk, and several chunks. */
+/* M <= 4 with an "NT" w of even K and row stride takes the body whose lanes run across 16
+ * columns of w (transposed 16 x 16): every such M, N off the 64-column tiles and off 16, K with
+ * a pair count off 16, one pair past a 1024-value chunk, and several chunks. */
 static void test_dpbf16_small_m_is_its_written_order(void **state)
 {
 	(void)state;
