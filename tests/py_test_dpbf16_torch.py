@@ -19,9 +19,10 @@ np, torch = need("numpy", "torch")
 exe = test_binary("test_gemm_dpbf16")
 
 # M, K, N, torch threads: the tiny model's, then real-width shapes (K > 1024 crosses chunks);
-# M <= 4 runs the body whose lanes cross columns of w (the decode GEMMs). Not M = 1: torch's
-# single-row order is another one, not found yet (docs/topk-ties.md "Without AMX"; ~1 output
-# in 2,000 differs with either of our bodies)
+# M <= 4 runs the body whose lanes cross columns of w (the decode GEMMs). Not M = 1: torch
+# 2.15's single-row order is another one (docs/topk-ties.md "Without AMX"), which the body does
+# not run, since torch 1.13's (DeepSeek's recording) is the chunked one (~1 output in 2,000
+# differs from torch 2.15)
 CASES = [(120, 512, 256, 1), (3, 7168, 512, 1), (16, 7168, 256, 2), (64, 7168, 128, 2),
          (128, 7168, 256, 1), (120, 3072, 200, 1), (32, 16384, 64, 2), (100, 18432, 64, 1),
          (128, 2048, 1536, 2), (7, 1025, 33, 1), (2, 7168, 1536, 2), (4, 2048, 7168, 1),
