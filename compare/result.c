@@ -259,6 +259,26 @@ void dsv32_cmp_result_forced_counts(const dsv32_cmp_result *r, int64_t *counts)
 			counts[r->forced[i].cls]++;
 }
 
+int64_t dsv32_sat_add_i64(int64_t a, int64_t b)
+{
+	int64_t r;
+	return __builtin_add_overflow(a, b, &r) ? (b > 0 ? INT64_MAX : INT64_MIN) : r;
+}
+
+static int64_t sat_sub(int64_t a, int64_t b)
+{
+	int64_t r;
+	return __builtin_sub_overflow(a, b, &r) ? (b < 0 ? INT64_MAX : INT64_MIN) : r;
+}
+
+dsv32_set_row_classes dsv32_set_row_classes_of(const dsv32_set_metrics *s)
+{
+	int64_t other = sat_sub(sat_sub(s->rows, s->rows_tie_equal), s->rows_near_tie);
+	return (dsv32_set_row_classes){.differ = sat_sub(s->rows, s->rows_equal),
+				       .ties = sat_sub(s->rows_tie_equal, s->rows_equal),
+				       .unclassified = sat_sub(other, s->rows_genuine)};
+}
+
 const dsv32_tap_result *dsv32_cmp_result_first_flip(const dsv32_cmp_result *r)
 {
 	if (r->first_prop_flip >= 0) /* a free-running one when there is one */

@@ -169,6 +169,16 @@ void dsv32_cmp_result_forced_counts(const dsv32_cmp_result *r, int64_t *counts);
 /* The first set tap whose rows differ, in result order, a free-running (propagate) one if any:
  * where free-running divergence starts; NULL when no selection differs. */
 const dsv32_tap_result *dsv32_cmp_result_first_flip(const dsv32_cmp_result *r);
+
+/* A set tap's differing rows by class, from its stored counts: differ = rows - rows_equal,
+ * ties = rows_tie_equal - rows_equal, unclassified = rows - rows_tie_equal - rows_near_tie -
+ * rows_genuine. Saturated to the int64 range, as are sums of them (dsv32_sat_add_i64): a report
+ * read back may hold any counts (reports/json.c saturates them), and the renderers add them up. */
+typedef struct {
+	int64_t differ, ties, unclassified;
+} dsv32_set_row_classes;
+dsv32_set_row_classes dsv32_set_row_classes_of(const dsv32_set_metrics *s);
+int64_t dsv32_sat_add_i64(int64_t a, int64_t b);
 /* Whether t is a free-running tap after that first flip in model order: its drift includes
  * other decisions, not arithmetic alone. */
 bool dsv32_tap_after_flip(const dsv32_tap_result *t, const dsv32_tap_result *first_flip);

@@ -35,11 +35,12 @@ static flip_counts count_flips(const dsv32_cmp_result *r)
 		if (s->rows_equal == s->rows)
 			continue;
 		f.differ++;
-		f.rows += s->rows - s->rows_equal;
-		f.ties += s->rows_tie_equal - s->rows_equal;
-		f.near += s->rows_near_tie;
-		f.genuine += s->rows_genuine;
-		f.unclassified += s->rows - s->rows_tie_equal - s->rows_near_tie - s->rows_genuine;
+		dsv32_set_row_classes c = dsv32_set_row_classes_of(s);
+		f.rows = dsv32_sat_add_i64(f.rows, c.differ);
+		f.ties = dsv32_sat_add_i64(f.ties, c.ties);
+		f.near = dsv32_sat_add_i64(f.near, s->rows_near_tie);
+		f.genuine = dsv32_sat_add_i64(f.genuine, s->rows_genuine);
+		f.unclassified = dsv32_sat_add_i64(f.unclassified, c.unclassified);
 		if (!f.first || (f.first->mode != DSV32_DRIFT_PROPAGATE &&
 				 t->mode == DSV32_DRIFT_PROPAGATE))
 			f.first = t; /* the first in model order, a free-running one if any */

@@ -13,15 +13,14 @@ const char *dsv32_report_first_flip(char *buf, size_t len, const dsv32_cmp_resul
 	if (!t)
 		return NULL;
 	const dsv32_set_metrics *s = &t->set;
-	int64_t ties = s->rows_tie_equal - s->rows_equal;
-	int64_t other = s->rows - s->rows_tie_equal - s->rows_near_tie - s->rows_genuine;
+	dsv32_set_row_classes c = dsv32_set_row_classes_of(s);
 	bool prop = t->mode == DSV32_DRIFT_PROPAGATE;
 	snprintf(buf, len,
 		 "step %d %s (%s), first at row %lld; %lld row(s) differ: %lld tie, %lld near-tie, "
 		 "%lld genuine, %lld unclassified (largest margin %.3g)%s", t->step, t->name,
 		 prop ? "free-running" : "teacher-forced", (long long)s->first_diff_row,
-		 (long long)(s->rows - s->rows_equal), (long long)ties, (long long)s->rows_near_tie,
-		 (long long)s->rows_genuine, (long long)other, s->flip_margin_max,
+		 (long long)c.differ, (long long)c.ties, (long long)s->rows_near_tie,
+		 (long long)s->rows_genuine, (long long)c.unclassified, s->flip_margin_max,
 		 prop ? ". Free-running divergence starts here: the taps after it are marked "
 			"\"after a decision flip\" and their drift is not arithmetic alone"
 		      : "");
