@@ -38,7 +38,9 @@
  *              DSV32_GEMM_NO_AVX2=1 force the lower bodies). dsv32_gemm_fixed_body() names it.
  *         CPU host (BF16,BF16): on a CPU with AVX512-BF16 and no AMX, our own VDPBF16PS kernel
  *              in the order of torch's oneDNN there (gemm_dpbf16.c: one accumulator from +0,
- *              k pairs in increasing order; DSV32_HOST_BF16=onednn uses oneDNN instead).
+ *              k pairs in increasing order; DSV32_HOST_BF16=onednn uses oneDNN instead;
+ *              DSV32_HOST_BF16_ROW=lanes runs one-row GEMMs in torch 2.15's single-row order,
+ *              the default being torch 1.13's, which DeepSeek's recording was made with).
  *              Otherwise oneDNN matmul (C API, primitives cached by shape/strides/dtypes
  *              in a process-wide cache owned by gemm_dnnl.c) when oneDNN has a native bf16
  *              kernel on this CPU (AVX512-BF16 / AMX). Those kernels use vdpbf16ps/tdpbf16ps,
@@ -102,7 +104,8 @@ typedef struct {
 dsv32_status dsv32_gemm_run(dsv32_backend *be, const dsv32_gemm_desc *d, dsv32_error *err);
 
 /* Which CPU body a (BF16,BF16) "NT" GEMM of the host engine takes on this machine:
- * "dsv32:dpbf16-seq" (AVX512-BF16 without AMX: gemm_dpbf16.c, torch's oneDNN order there),
+ * "dsv32:dpbf16-seq" (AVX512-BF16 without AMX: gemm_dpbf16.c, torch's oneDNN order there;
+ * "dsv32:dpbf16-seq-row16" with DSV32_HOST_BF16_ROW=lanes),
  * "onednn:<impl>", or "fixed-blocked (...why oneDNN is not used...)" / "sgemm-widened (...)".
  * Never NULL. */
 const char *dsv32_gemm_bf16_impl(void);

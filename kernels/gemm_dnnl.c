@@ -112,7 +112,7 @@ static void probe(void)
 const char *dsv32_gemm_bf16_impl(void)
 {
 	if (dsv32_gemm_dpbf16_usable())
-		return "dsv32:dpbf16-seq";
+		return dsv32_gemm_dpbf16_row_lanes() ? "dsv32:dpbf16-seq-row16" : "dsv32:dpbf16-seq";
 	pthread_mutex_lock(&g_lock);
 	probe();
 	pthread_mutex_unlock(&g_lock);

@@ -10,6 +10,16 @@
  * the same bits for every output of the tiny model's GEMMs and of random products with K up to
  * 16384 and M up to 128 (docs/topk-ties.md "Without AMX"). Debian's oneDNN 2.6 picks `gemm:jit`
  * for most of these shapes, whose order differs in a few outputs per GEMM.
+ * With DSV32_HOST_BF16_ROW=lanes a single row (M = 1) takes the order torch 2.15's oneDNN runs
+ * for one row (found by numpy emulation on an AMD EPYC Zen 5: 0 of 67,584 outputs differ over
+ * K = 130 to 18432, N up to 8192, 1 and 2 threads; docs/topk-ties.md "Without AMX"): 16 fp32
+ * lanes from +0, lane l taking pairs j = l mod 16 of all of K (no chunks) by VDPBF16PS, then
+ * the lanes summed as (l, l+8), then (l, l+4), then neighbours (0+1, 2+3), then those two. It is
+ * not the default: torch 1.13, which recorded DeepSeek's fixtures/golden/ref_tiny, runs one row
+ * in the chunked order above, and the default reproduces that recording bit for bit.
+ * torch's single-row `F.linear`, `_grouped_mm` groups of one row and `matmul(q, k^T)` all run it
+ * there; an "NN" product of one row (p·V) matched neither order in 1 of 3 shapes, and no model
+ * GEMM here is "NN".
  * Each output is formed by one thread, so the thread count changes no bit.
  * Two vector layouts, the same order per output: up to SM_ROWS rows of x (decode steps of up to
  * four prompts), the 16 lanes run across 16 columns of w (its pairs transposed 16 x 16 in
@@ -57,6 +67,20 @@ static bool usable_here(void)
 	return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
 	       __builtin_cpu_supports("avx512vl") &&
 	       !(allow_amx && __builtin_cpu_supports("amx-bf16"));
+}
+
+/* DSV32_HOST_BF16_ROW=lanes: one row in torch 2.15's single-row order (file comment). Decided
+ * once per process, as usable_here() below. */
+bool dsv32_gemm_dpbf16_row_lanes(void)
+{
+	static int cached = -1; /* benign: every thread computes the same value */
+	int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	if (v < 0) {
+		const char *e = getenv("DSV32_HOST_BF16_ROW");
+		v = e && !strcmp(e, "lanes");
+		__atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+	}
+	return v != 0;
 }
 
 /* Decided once per process (the host engine asks at every bf16 GEMM), as the environment and
@@ -295,6 +319,65 @@ DP static inline __attribute__((always_inline)) void small_tile(const dsv32_gemm
 	}
 }
 
+#define R1_COLS 16 /* columns per tile of the one-row body */
+
+/* The one-row order's lane sum (file comment): (l + l+8), (l + l+4), then (0+1) + (2+3). */
+DP static inline float row_lane_sum(__m512 acc)
+{
+	__m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
+				  _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+	__m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+	float v[4];
+	_mm_storeu_ps(v, s4);
+	return (v[0] + v[1]) + (v[2] + v[3]);
+}
+
+/* y[0, n0 .. n0+nc-1] of one row of x (its J pairs at xr) against the w pairs (pair j of
+ * column n at wr + (n·wld + j)·4): per column the lanes of the one-row order, R1_COLS columns at
+ * a time so that their chains overlap. */
+DP static void row_tile(const dsv32_gemm_desc *d, const uint32_t *xr, const uint8_t *wr,
+			int64_t wld, int64_t J, void *y, int64_t n0, int nc)
+{
+	__m512 acc[R1_COLS];
+	const uint8_t *wc[R1_COLS];
+	for (int q = 0; q < R1_COLS; q++) { /* past nc the tile repeats the last column */
+		acc[q] = _mm512_setzero_ps();
+		wc[q] = wr + (n0 + (q < nc ? q : nc - 1)) * wld * 4;
+	}
+	for (int64_t jb = 0; jb < J; jb += 16) {
+		__mmask16 km = J - jb >= 16 ? 0xffff : (__mmask16)((1u << (J - jb)) - 1);
+		__m512bh a = (__m512bh)_mm512_maskz_loadu_epi32(km, xr + jb);
+#pragma GCC unroll 16
+		for (int q = 0; q < R1_COLS; q++) {
+			_mm_prefetch((const char *)(wc[q] + (jb + WPF_PAIRS) * 4), _MM_HINT_T0);
+			__m512bh b = (__m512bh)_mm512_maskz_loadu_epi32(km, wc[q] + jb * 4);
+			acc[q] = _mm512_dpbf16_ps(acc[q], a, b);
+		}
+	}
+	float r[R1_COLS];
+	for (int q = 0; q < R1_COLS; q++)
+		r[q] = row_lane_sum(acc[q]);
+	__mmask16 ks = (__mmask16)((1u << nc) - 1);
+	if (d->y_dtype == DSV32_F32)
+		_mm512_mask_storeu_ps((float *)y + n0, ks, _mm512_loadu_ps(r));
+	else
+		_mm256_mask_storeu_epi16((uint16_t *)y + n0, ks,
+					 (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r)));
+}
+
+/* The one-row body over all column tiles of one GEMM of the batch (xr: the row's pairs; w as
+ * rows of pairs). */
+DP static void one_row(const dsv32_gemm_desc *d, const uint32_t *xr, const uint8_t *wr,
+		       int64_t wld, int64_t J, void *y)
+{
+	int64_t nt = (d->N + R1_COLS - 1) / R1_COLS;
+#pragma omp parallel for schedule(dynamic, 4) if (dsv32_par_worth((double)d->N * (double)d->K))
+	for (int64_t t = 0; t < nt; t++) {
+		int64_t n0 = t * R1_COLS;
+		row_tile(d, xr, wr, wld, J, y, n0, (int)(d->N - n0 < R1_COLS ? d->N - n0 : R1_COLS));
+	}
+}
+
 /* The small-M body over all column tiles of one GEMM of the batch (x: M <= SM_ROWS rows of an
  * even K, w: "NT" rows of pairs). */
 DP static void small_m(const dsv32_gemm_desc *d, const uint16_t *x, const uint32_t *wr,
@@ -320,14 +403,15 @@ dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 	/* an "NT" w of even K and row stride is already rows of pairs */
 	bool w_pairs = d->trans_w && d->K % 2 == 0 && d->ldw % 2 == 0;
 	size_t ysz = dsv32_dtype_size(d->y_dtype);
-	if (w_pairs && d->M <= SM_ROWS) {
+	if (w_pairs && d->M <= SM_ROWS && !(d->M == 1 && dsv32_gemm_dpbf16_row_lanes())) {
 		for (int64_t b = 0; b < d->batch; b++)
 			small_m(d, (const uint16_t *)d->x + b * d->stride_x,
 				(const uint32_t *)((const uint16_t *)d->w + b * d->stride_w), d->ldw / 2,
 				J, (char *)d->y + (size_t)(b * d->stride_y) * ysz);
 		return DSV32_OK;
 	}
-	size_t nxp = (size_t)(nmb * J * MB), nwp = w_pairs ? 0 : (size_t)(d->N * J);
+	bool one = d->M == 1 && dsv32_gemm_dpbf16_row_lanes(); /* torch 2.15's one-row order */
+	size_t nxp = (size_t)(one ? J : nmb * J * MB), nwp = w_pairs ? 0 : (size_t)(d->N * J);
 	uint32_t *buf = dsv32_cpu_scratch(0, (nxp + nwp) * sizeof *buf);
 	if (!buf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm (dpbf16): %zu bytes of packed operands "
@@ -337,12 +421,21 @@ dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 	int64_t nmt = (nmb + 1) / 2, nnt = (d->N + NC - 1) / NC;
 	for (int64_t b = 0; b < d->batch; b++) {
 		const uint16_t *w = (const uint16_t *)d->w + b * d->stride_w;
-		pack_x(xp, (const uint16_t *)d->x + b * d->stride_x, d->ldx, d->M, d->K);
+		const uint16_t *x = (const uint16_t *)d->x + b * d->stride_x;
+		if (one)
+			for (int64_t j = 0; j < J; j++)
+				xp[j] = pair_rowmajor(x, d->ldx, 0, j, d->K);
+		else
+			pack_x(xp, x, d->ldx, d->M, d->K);
 		if (!w_pairs)
 			pack_w(wp, d, w);
 		const uint8_t *wr = w_pairs ? (const uint8_t *)w : (const uint8_t *)wp;
 		int64_t wld = w_pairs ? d->ldw / 2 : J;
 		void *y = (char *)d->y + (size_t)(b * d->stride_y) * ysz;
+		if (one) {
+			one_row(d, xp, wr, wld, J, y);
+			continue;
+		}
 #pragma omp parallel for schedule(dynamic, 1) if (dsv32_par_worth((double)d->M * (double)d->N * \
 							       (double)d->K))
 		for (int64_t t = 0; t < nmt * nnt; t++) {
@@ -356,6 +449,11 @@ dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 }
 #else
 bool dsv32_gemm_dpbf16_usable(void)
+{
+	return false;
+}
+
+bool dsv32_gemm_dpbf16_row_lanes(void)
 {
 	return false;
 }

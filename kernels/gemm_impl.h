@@ -42,6 +42,8 @@ void dsv32_gemm_store_bf16(uint16_t *y, int64_t ldy, const float *acc, int64_t M
 /* The host engine's bf16 body on CPUs with AVX512-BF16 and no AMX (gemm_dpbf16.c: torch's
  * oneDNN order there); DSV32_HOST_BF16=onednn turns it off. */
 bool dsv32_gemm_dpbf16_usable(void);
+/* DSV32_HOST_BF16_ROW=lanes: one-row GEMMs in torch 2.15's single-row order (gemm_dpbf16.c). */
+bool dsv32_gemm_dpbf16_row_lanes(void);
 dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err);
 /* oneDNN bf16 body: sets *done = false (and returns DSV32_OK) when oneDNN cannot run it here. */
 dsv32_status dsv32_gemm_dnnl(const dsv32_gemm_desc *d, bool *done, dsv32_error *err);

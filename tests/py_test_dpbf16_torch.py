@@ -19,14 +19,14 @@ np, torch = need("numpy", "torch")
 exe = test_binary("test_gemm_dpbf16")
 
 # M, K, N, torch threads: the tiny model's, then real-width shapes (K > 1024 crosses chunks);
-# M <= 4 runs the body whose lanes cross columns of w (the decode GEMMs). Not M = 1: torch
-# 2.15's single-row order is another one (docs/topk-ties.md "Without AMX"), which the body does
-# not run, since torch 1.13's (DeepSeek's recording) is the chunked one (~1 output in 2,000
-# differs from torch 2.15)
+# M <= 4 runs the body whose lanes cross columns of w (the decode GEMMs). M = 1 runs with
+# DSV32_HOST_BF16_ROW=lanes, torch 2.15's single-row order (docs/topk-ties.md "Without AMX");
+# the default one-row order is torch 1.13's (DeepSeek's recording), ~1 output in 2,000 off here
 CASES = [(120, 512, 256, 1), (3, 7168, 512, 1), (16, 7168, 256, 2), (64, 7168, 128, 2),
          (128, 7168, 256, 1), (120, 3072, 200, 1), (32, 16384, 64, 2), (100, 18432, 64, 1),
          (128, 2048, 1536, 2), (7, 1025, 33, 1), (2, 7168, 1536, 2), (4, 2048, 7168, 1),
-         (2, 16384, 200, 1)]
+         (2, 16384, 200, 1), (1, 7168, 2048, 1), (1, 2048, 7168, 2), (1, 18432, 512, 1),
+         (1, 1025, 300, 2), (1, 130, 129280, 2)]
 bad = 0
 with tempfile.TemporaryDirectory() as d:
     xf, wf, yf = (os.path.join(d, n) for n in ("x.bin", "w.bin", "y.bin"))
@@ -39,7 +39,8 @@ with tempfile.TemporaryDirectory() as d:
         x.view(torch.int16).numpy().tofile(xf)
         w.view(torch.int16).numpy().tofile(wf)
         r = subprocess.run([exe, "--emit", str(m), str(k), str(n), xf, wf, yf],
-                           env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+                           env=dict(os.environ, OMP_NUM_THREADS=str(threads),
+                                    DSV32_HOST_BF16_ROW="lanes" if m == 1 else ""))
         if r.returncode == 77:
             print("skip: the dpbf16 body does not run on this CPU")
             sys.exit(77)

@@ -3,7 +3,8 @@
  * per output and K chunk of 1024 values acc = +0, then for each pair j of the chunk
  * acc = (acc + x[2j+1]·w[2j+1]) + x[2j]·w[2j] (each product exact in fp32, each sum rounded), a
  * missing odd partner read as 0; y = the first chunk's acc, then y + acc per chunk; a BF16 y
- * rounded to nearest even. Data stay in the normal range (the instruction's DAZ/FTZ
+ * rounded to nearest even; one row (M = 1) in torch's single-row order instead (oracle_row).
+ * Data stay in the normal range (the instruction's DAZ/FTZ
  * is not exercised). Layouts "NT" (read in place, or packed where K or its row stride is odd)
  * and "NN", odd K, M and N off the 32 x 8 tiles, a batch of strided slices, F32 and BF16 y, 1 and
  * 2 threads. Skipped (77) where the body does not run.
@@ -56,6 +57,24 @@ static float oracle(const uint16_t *x, int64_t sx, const uint16_t *w, int64_t sw
 	return y;
 }
 
+/* One row (M = 1): 16 lanes from +0, lane l taking pairs j = l mod 16 of all of K as above,
+ * then (l + l+8), (l + l+4), (0+1) + (2+3): torch's single-row order (gemm_dpbf16.c). */
+static float oracle_row(const uint16_t *x, const uint16_t *w, int64_t sw, int64_t K)
+{
+	float lane[16] = {0};
+	for (int64_t j = 0; 2 * j < K; j++) {
+		float xo = 2 * j + 1 < K ? dsv32_bf16_to_f32(x[2 * j + 1]) : 0.0f;
+		float wo = 2 * j + 1 < K ? dsv32_bf16_to_f32(w[(2 * j + 1) * sw]) : 0.0f;
+		float *l = &lane[j % 16];
+		*l = *l + xo * wo;
+		*l = *l + dsv32_bf16_to_f32(x[2 * j]) * dsv32_bf16_to_f32(w[2 * j * sw]);
+	}
+	for (int h = 8; h >= 4; h /= 2)
+		for (int i = 0; i < h; i++)
+			lane[i] = lane[i] + lane[i + h];
+	return (lane[0] + lane[1]) + (lane[2] + lane[3]);
+}
+
 static void check(int64_t B, int64_t M, int64_t N, int64_t K, bool trans, bool y_f32, int threads,
 		  int64_t wpad)
 {
@@ -79,7 +98,9 @@ static void check(int64_t B, int64_t M, int64_t N, int64_t K, bool trans, bool y
 			for (int64_t n = 0; n < N; n++) {
 				const uint16_t *xr = x + b * sxb + m * ldx;
 				const uint16_t *wc = w + b * swb + (trans ? n * ldw : n);
-				float want = oracle(xr, 1, wc, trans ? 1 : ldw, K);
+				float want = M == 1 && dsv32_gemm_dpbf16_row_lanes()
+						     ? oracle_row(xr, wc, trans ? 1 : ldw, K)
+						     : oracle(xr, 1, wc, trans ? 1 : ldw, K);
 				int64_t i = b * syb + m * ldy + n;
 				uint32_t got, exp;
 				if (y_f32) {
@@ -133,11 +154,14 @@ static void test_dpbf16_small_m_is_its_written_order(void **state)
 				      1 + (int)((i + m) % 2), 2);
 }
 
-/* The host engine takes this body and names it in the numerics key. */
+/* The host engine takes this body and names it in the numerics key (with the one-row order
+ * of DSV32_HOST_BF16_ROW=lanes under its own name). */
 static void test_host_engine_names_it(void **state)
 {
 	(void)state;
-	assert_string_equal(dsv32_gemm_bf16_impl(), "dsv32:dpbf16-seq");
+	assert_string_equal(dsv32_gemm_bf16_impl(), dsv32_gemm_dpbf16_row_lanes()
+							    ? "dsv32:dpbf16-seq-row16"
+							    : "dsv32:dpbf16-seq");
 }
 
 static int emit(char **a)
