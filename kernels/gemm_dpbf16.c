@@ -69,31 +69,35 @@ static bool usable_here(void)
 	       !(allow_amx && __builtin_cpu_supports("amx-bf16"));
 }
 
-/* DSV32_HOST_BF16_ROW=lanes: one row in torch 2.15's single-row order (file comment). Decided
- * once per process, as usable_here() below. */
-bool dsv32_gemm_dpbf16_row_lanes(void)
+/* probe() decided once per process (the host engine asks at every bf16 GEMM), as the
+ * environment and the CPU do not change under it; *cached starts at -1. */
+static bool decided_once(int *cached, bool (*probe)(void))
 {
-	static int cached = -1; /* benign: every thread computes the same value */
-	int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	int v = __atomic_load_n(cached, __ATOMIC_RELAXED); /* benign: every thread gets the same */
 	if (v < 0) {
-		const char *e = getenv("DSV32_HOST_BF16_ROW");
-		v = e && !strcmp(e, "lanes");
-		__atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+		v = probe();
+		__atomic_store_n(cached, v, __ATOMIC_RELAXED);
 	}
 	return v != 0;
 }
 
-/* Decided once per process (the host engine asks at every bf16 GEMM), as the environment and
- * the CPU do not change under it. */
 bool dsv32_gemm_dpbf16_usable(void)
 {
-	static int cached = -1; /* benign: every thread computes the same value */
-	int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-	if (v < 0) {
-		v = usable_here();
-		__atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-	}
-	return v != 0;
+	static int cached = -1;
+	return decided_once(&cached, usable_here);
+}
+
+static bool row_lanes_asked(void)
+{
+	const char *e = getenv("DSV32_HOST_BF16_ROW");
+	return e && !strcmp(e, "lanes");
+}
+
+/* DSV32_HOST_BF16_ROW=lanes: one row in torch 2.15's single-row order (file comment). */
+bool dsv32_gemm_dpbf16_row_lanes(void)
+{
+	static int cached = -1;
+	return decided_once(&cached, row_lanes_asked);
 }
 
 /* The pair (k = 2j, 2j+1) of row r of a bf16 matrix with element (r, k) at p[r·ld + k], as one
@@ -244,8 +248,8 @@ DP static inline __attribute__((always_inline)) void transpose16(__m512i v[16])
 }
 
 /* Pairs jb .. jb+jn-1 (jn <= 16) of the nn <= 16 columns of w from n0 (pair j of column n at
- * wr[n·wld + j]), as vt[j] = that pair of the 16 columns (0 past nn and jn). */
-DP static inline __attribute__((always_inline)) void w_block(__m512i vt[16], const uint32_t *wr,
+ * wr + (n·wld + j)·4), as vt[j] = that pair of the 16 columns (0 past nn and jn). */
+DP static inline __attribute__((always_inline)) void w_block(__m512i vt[16], const uint8_t *wr,
 							    int64_t wld, int64_t n0, int nn,
 							    int64_t jb, int jn)
 {
@@ -254,11 +258,11 @@ DP static inline __attribute__((always_inline)) void w_block(__m512i vt[16], con
 		vt[l] = _mm512_setzero_si512();
 		if (l >= nn)
 			continue;
-		const uint32_t *row = wr + (n0 + l) * wld + jb;
+		const uint8_t *row = wr + ((n0 + l) * wld + jb) * 4;
 		/* SG·16 rows are read side by side, more streams than the hardware prefetcher
 		 * follows (decode steps ran 2.5x slower without): each row's line WPF_PAIRS
 		 * ahead is asked for here */
-		_mm_prefetch((const char *)(row + WPF_PAIRS), _MM_HINT_T0);
+		_mm_prefetch((const char *)(row + WPF_PAIRS * 4), _MM_HINT_T0);
 		vt[l] = _mm512_maskz_loadu_epi32(km, row);
 	}
 	transpose16(vt);
@@ -268,7 +272,7 @@ DP static inline __attribute__((always_inline)) void w_block(__m512i vt[16], con
  * pair j, the transposed w pairs of each 16 columns against the broadcast x pair of each row. */
 DP static inline __attribute__((always_inline)) void small_tile(const dsv32_gemm_desc *d,
 							       const uint16_t *x,
-							       const uint32_t *wr, int64_t wld,
+							       const uint8_t *wr, int64_t wld,
 							       int64_t J, void *y, int64_t n0,
 							       int64_t nc, int MM)
 {
@@ -380,7 +384,7 @@ DP static void one_row(const dsv32_gemm_desc *d, const uint32_t *xr, const uint8
 
 /* The small-M body over all column tiles of one GEMM of the batch (x: M <= SM_ROWS rows of an
  * even K, w: "NT" rows of pairs). */
-DP static void small_m(const dsv32_gemm_desc *d, const uint16_t *x, const uint32_t *wr,
+DP static void small_m(const dsv32_gemm_desc *d, const uint16_t *x, const uint8_t *wr,
 		       int64_t wld, int64_t J, void *y)
 {
 	int64_t cols = 16 * SG, nt = (d->N + cols - 1) / cols;
@@ -403,14 +407,14 @@ dsv32_status dsv32_gemm_dpbf16(const dsv32_gemm_desc *d, dsv32_error *err)
 	/* an "NT" w of even K and row stride is already rows of pairs */
 	bool w_pairs = d->trans_w && d->K % 2 == 0 && d->ldw % 2 == 0;
 	size_t ysz = dsv32_dtype_size(d->y_dtype);
-	if (w_pairs && d->M <= SM_ROWS && !(d->M == 1 && dsv32_gemm_dpbf16_row_lanes())) {
+	bool one = d->M == 1 && dsv32_gemm_dpbf16_row_lanes(); /* torch 2.15's one-row order */
+	if (w_pairs && d->M <= SM_ROWS && !one) {
 		for (int64_t b = 0; b < d->batch; b++)
 			small_m(d, (const uint16_t *)d->x + b * d->stride_x,
-				(const uint32_t *)((const uint16_t *)d->w + b * d->stride_w), d->ldw / 2,
+				(const uint8_t *)((const uint16_t *)d->w + b * d->stride_w), d->ldw / 2,
 				J, (char *)d->y + (size_t)(b * d->stride_y) * ysz);
 		return DSV32_OK;
 	}
-	bool one = d->M == 1 && dsv32_gemm_dpbf16_row_lanes(); /* torch 2.15's one-row order */
 	size_t nxp = (size_t)(one ? J : nmb * J * MB), nwp = w_pairs ? 0 : (size_t)(d->N * J);
 	uint32_t *buf = dsv32_cpu_scratch(0, (nxp + nwp) * sizeof *buf);
 	if (!buf)
