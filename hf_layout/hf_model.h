@@ -5,8 +5,9 @@
  * Open:    an HF checkpoint directory (config.json + one or many safetensors files, with or
  *          without model.safetensors.index.json). bf16 weights, or fp8 e4m3 + weight_scale_inv
  *          dequantized to bf16 (fp32(w8)·scale per 128x128 block, one RNE to bf16): on CPU by
- *          default lazily, each GEMM matrix right before its GEMM into one reusable scratch
- *          buffer (the fp8 codes stay mapped: the checkpoint is held once, in fp8); with
+ *          default lazily, each GEMM matrix right before its GEMM (dsv32_dequant_gemm: a few
+ *          rows at a time in cache under the CPU's fixed engine, else into one reusable scratch
+ *          buffer; the fp8 codes stay mapped: the checkpoint is held once, in fp8); with
  *          opts.eager_dequant, and always on CUDA, once at load. Same bf16 values either way.
  *          opts.layers = N > 0 opens only the first N decoder layers (a truncated model; the
  *          final norm and head run on layers.{N-1}.out).

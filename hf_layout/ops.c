@@ -54,9 +54,10 @@ dsv32_status hf_linear(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x, cons
 {
 	if (mat->w.dtype == DSV32_F8_E4M3 && dsv32_hfknob_on(&m->base.opts, DSV32_HFKNOB_ACT_QUANT))
 		return fp8_linear(m, y, x, mat, err);
-	dsv32_tensor w;
-	DSV32_TRY(hf_mat_get(m, mat, &w, err));
-	return dsv32_gemm(m->be, y, x, &w, err);
+	if (mat->w.dtype == DSV32_F8_E4M3) /* lazy fp8: the bits of hf_mat_get + dsv32_gemm */
+		return dsv32_dequant_gemm(m->be, y, x, &mat->w, &mat->scale,
+					  m->wscratch.data ? &m->wscratch : NULL, err);
+	return dsv32_gemm(m->be, y, x, &mat->w, err);
 }
 
 dsv32_status hf_rmsnorm(hf_model *m, dsv32_tensor *y, const dsv32_tensor *x,

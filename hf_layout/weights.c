@@ -8,8 +8,9 @@
  *
  * Lazy fp8 (docs/hf_layout.md "Lazy fp8 weights"; the CPU default, opts.eager_dequant off): a
  * GEMM matrix (hf_mat) stored as F8_E4M3 + weight_scale_inv keeps both as borrowed views of the
- * mapping; hf_mat_get dequantizes it with the same dsv32_weight_dequant into one per-model
- * scratch buffer (the size of the largest such matrix) right before its GEMM, so the values
+ * mapping; its GEMM is dsv32_dequant_gemm (hf_linear: on the CPU's fixed engine a few rows at
+ * a time in a cache-sized buffer, else dsv32_weight_dequant into one per-model scratch buffer the
+ * size of the largest such matrix, which hf_mat_get also fills for kv_b), so the values
  * multiplied are bit-identical to the eager load's while the checkpoint is held once, in fp8.
  * Embedding and norm vectors are never lazy. On CUDA every fp8 matrix is dequantized at load
  * (eager): device memory holds the bf16 weights that fit.

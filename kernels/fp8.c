@@ -1,7 +1,9 @@
 /* fp8.c: argument checks and dispatch of the fp8 family (contract in fp8.h). */
 #include "kernels/fp8_impl.h"
+#include "kernels/gemm.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static dsv32_status check(dsv32_backend *be, const dsv32_tensor *t, const char *op,
 			  const char *name, bool act, dsv32_dtype want, dsv32_error *err)
@@ -151,6 +153,46 @@ dsv32_status dsv32_weight_dequant(dsv32_backend *be, dsv32_tensor *w, const dsv3
 	return DSV32_CUDA_BODY(be, op, err,
 			       dsv32_weight_dequant_cuda(be, w->data, w->dtype, w8->data,
 							 scale->data, N, K, err));
+}
+
+dsv32_status dsv32_dequant_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+				const dsv32_tensor *w8, const dsv32_tensor *scale,
+				const dsv32_tensor *scratch, dsv32_error *err)
+{
+	const char *op = "dequant_gemm";
+	DSV32_TRY(check_weight(be, w8, scale, op, err));
+	int64_t N = w8->shape[0], K = w8->shape[1];
+	if (be->device != DSV32_DEV_CPU || be->gemm_engine != DSV32_GEMM_FIXED) {
+		DSV32_TRY(check(be, scratch, op, "scratch", false, DSV32_BF16, err));
+		if (dsv32_tensor_numel(scratch) < N * K)
+			return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: scratch of %lld elements for a "
+					  "[%lld, %lld] weight", op,
+					  (long long)dsv32_tensor_numel(scratch), (long long)N,
+					  (long long)K);
+		dsv32_tensor wd = *scratch;
+		wd.ndim = 2;
+		wd.shape[0] = N;
+		wd.shape[1] = K;
+		DSV32_TRY(dsv32_weight_dequant(be, &wd, w8, scale, err));
+		return dsv32_gemm(be, y, x, &wd, err);
+	}
+	DSV32_TRY(check(be, x, op, "x", true, DSV32_BF16, err));
+	DSV32_TRY(check(be, y, op, "y", true, DSV32_BF16, err));
+	if (x->shape[x->ndim - 1] != K)
+		return DSV32_FAIL(err, DSV32_E_SHAPE, "%s: w8 has K = %lld, x has K = %lld", op,
+				  (long long)K, (long long)x->shape[x->ndim - 1]);
+	DSV32_TRY(check_lead(y, x, N, op, "y", err));
+	if (overlaps(y, x) || overlaps(y, w8) || overlaps(y, scale))
+		return DSV32_FAIL(err, DSV32_E_USAGE, "%s: y must not overlap an input", op);
+	int64_t M = dsv32_shape_numel(x->ndim - 1, x->shape);
+	if (M == 0 || N == 0)
+		return DSV32_OK;
+	if (K == 0) { /* empty sums: +0 in either dtype */
+		memset(y->data, 0, dsv32_tensor_nbytes(y));
+		return DSV32_OK;
+	}
+	return dsv32_dequant_gemm_cpu(y->data, y->dtype, x->data, x->dtype, w8->data, scale->data,
+				      M, N, K, err);
 }
 
 dsv32_status dsv32_fp8_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x8,

@@ -23,7 +23,18 @@
  * dsv32_weight_dequant(be, w, w8, scale, err)                                   §B.5
  *   w8 F8_E4M3 [N, K]; scale F32 [ceil(N/128), ceil(K/128)]; w BF16|F32 [N, K] out
  *   w[n,k] = fp32(w8[n,k]) · scale[n/128, k/128] (fp32 multiply), RNE to bf16 iff w is BF16.
- *   Exact when the scales are powers of two (and the product stays normal).
+ *   Exact when the scales are powers of two (and the product stays normal). Where a NaN code
+ *   meets a NaN scale, which of the two NaNs comes out is not fixed (as in C's multiply).
+ *   CPU: a 256-entry table per 128x128 block, each entry that formula (fp8_dequant_cpu.c).
+ *
+ * dsv32_dequant_gemm(be, y, x, w8, scale, scratch, err)       (hf layout, lazy fp8 matrices)
+ *   x BF16|F32 [..., K]; w8, scale as weight_dequant's; y BF16|F32 [..., N]
+ *   y = dsv32_gemm(x, W) with W = weight_dequant(w8, scale) in BF16: the bits of those two
+ *   calls, on every backend and engine. CPU, fixed engine: W is never written whole; 128-row
+ *   groups of it are made a few rows at a time in a cache-sized buffer and multiplied there
+ *   (the fixed engine's outputs do not depend on how the columns are split into calls).
+ *   Elsewhere (host engine, CUDA): W goes into scratch (BF16, on be's device, at least N·K
+ *   elements; may be NULL on the CPU under the fixed engine), then one dsv32_gemm.
  *
  * dsv32_fp8_gemm(be, y, x8, xs, w8, ws, err)                                    §B.2.2
  *   x8 F8_E4M3 [..., K]; xs F32 [..., ceil(K/128)]; w8 F8_E4M3 [N, K];
@@ -78,6 +89,9 @@ dsv32_status dsv32_fp8_roundtrip(dsv32_backend *be, dsv32_tensor *y, const dsv32
 				 bool ue8m0, dsv32_error *err);
 dsv32_status dsv32_weight_dequant(dsv32_backend *be, dsv32_tensor *w, const dsv32_tensor *w8,
 				  const dsv32_tensor *scale, dsv32_error *err);
+dsv32_status dsv32_dequant_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x,
+				const dsv32_tensor *w8, const dsv32_tensor *scale,
+				const dsv32_tensor *scratch, dsv32_error *err);
 dsv32_status dsv32_fp8_gemm(dsv32_backend *be, dsv32_tensor *y, const dsv32_tensor *x8,
 			    const dsv32_tensor *xs, const dsv32_tensor *w8, const dsv32_tensor *ws,
 			    dsv32_error *err);

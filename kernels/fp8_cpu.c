@@ -153,20 +153,6 @@ void dsv32_fp8_roundtrip_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype
 	}
 }
 
-void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const float *scale,
-			      int64_t N, int64_t K)
-{
-	float lut[256];
-	e4m3_table(lut);
-	int64_t sk = (K + BLK - 1) / BLK;
-#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)N * (double)K))
-	for (int64_t n = 0; n < N; n++) {
-		const float *srow = scale + (n / BLK) * sk;
-		for (int64_t k = 0; k < K; k++)
-			store(w, wt, n * K + k, lut[w8[n * K + k]] * srow[k / BLK]);
-	}
-}
-
 static void write_out(void *y, dsv32_dtype yt, const float *acc, int64_t M, int64_t N)
 {
 	if (yt == DSV32_F32) {

@@ -33,6 +33,11 @@ void dsv32_fp8_roundtrip_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype
 			     int64_t rows, int64_t K, bool ue8m0);
 void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const float *scale,
 			      int64_t N, int64_t K);
+/* dequant_gemm's body under the fixed engine (fp8_dequant_cpu.c): x [M, K], y [M, N] rows
+ * contiguous. */
+dsv32_status dsv32_dequant_gemm_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype xt,
+				    const dsv32_f8 *w8, const float *scale, int64_t M, int64_t N,
+				    int64_t K, dsv32_error *err);
 dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, const float *xs,
 				const dsv32_f8 *w8, const float *ws, int64_t M, int64_t N,
 				int64_t K, dsv32_error *err);

@@ -235,11 +235,16 @@ AVX512 static void pack_x(float *xp, const void *x, dsv32_dtype xt, int64_t ldx,
 		for (int i = 0; i < MR; i++) {
 			int64_t m = mt * MR + i, q = 0;
 			float *o = d + (i / 2) * 16 + (i % 2) * 8;
-			if (m < M && xt == DSV32_F32) {
+			if (m >= M) { /* a row of the last tile beyond M (all of them when M = 1) */
+				for (; q < kq; q++)
+					_mm256_store_ps(o + q * MR * 8, _mm256_setzero_ps());
+				continue;
+			}
+			if (xt == DSV32_F32) {
 				const float *s = (const float *)x + m * ldx + k0;
 				for (; q < kq && k0 + 8 * q + 8 <= K; q++)
 					_mm256_store_ps(o + q * MR * 8, _mm256_loadu_ps(s + 8 * q));
-			} else if (m < M) {
+			} else {
 				const uint16_t *s = (const uint16_t *)x + m * ldx + k0;
 				for (; q < kq && k0 + 8 * q + 8 <= K; q++) {
 					__m128i h = _mm_loadu_si128((const __m128i *)(s + 8 * q));
@@ -252,7 +257,7 @@ AVX512 static void pack_x(float *xp, const void *x, dsv32_dtype xt, int64_t ldx,
 				for (int l = 0; l < 8; l++) {
 					int64_t k = k0 + 8 * q + l;
 					float v = 0.0f;
-					if (m < M && k < K)
+					if (k < K)
 						v = xt == DSV32_F32
 							    ? ((const float *)x)[m * ldx + k]
 							    : dsv32_bf16_to_f32(

@@ -291,6 +291,155 @@ static void test_weight_dequant_is_exact_with_pow2_scales(void **state)
 	dsv32_tensor_free(&sc);
 }
 
+/* weight_dequant (BF16) value by value against the contract's formula in fp32 (one product,
+ * dsv32_f32_to_bf16): every code, NaN codes too, under scales whose products are subnormal,
+ * overflow, change sign, or are NaN (NaN, inf and zero scales); the last group and the last
+ * block are partial and the block tails are no multiple of 32 (the table lookup's steps).
+ * Where a NaN code meets a NaN scale the product is one of the two NaNs, which one C leaves
+ * open (fp8.h): there only NaN-ness is checked. */
+static void test_weight_dequant_matches_formula_bitwise(void **state)
+{
+	tc_skip_without_backend(state);
+	dsv32_backend *be = *state;
+	const int64_t N = 300, K = 1100, SN = 3, SK = 9;
+	static const float special[] = {0x1p-130f, -0x1.8p-120f, 0x1p+120f, NAN,
+					INFINITY, 0.0f,      -0.0f,      -3.7e-3f};
+	tu_rng r = tu_rng_xorshift64(11);
+	dsv32_tensor w8 = tu_hostv(DSV32_F8_E4M3, 2, N, K), sc = tu_hostv(DSV32_F32, 2, SN, SK);
+	uint8_t *code = w8.data;
+	for (int64_t i = 0; i < N * K; i++)
+		code[i] = (uint8_t)(i % 256 == 0 ? tu_int(&r, 0, 255) : code[i - 1] + 1);
+	float *s = sc.data;
+	for (int64_t j = 0; j < SN * SK; j++)
+		s[j] = j < 8 ? special[j]
+			     : (float)((tu_int(&r, 0, 1) ? -1 : 1) * ldexp(1 + tu_uniform(&r),
+									   tu_int(&r, -20, 4)));
+	dsv32_tensor w = tu_hostv(DSV32_BF16, 2, N, K);
+	dsv32_tensor dw8 = tu_to_dev(be, &w8), dsc = tu_to_dev(be, &sc), dw = tu_to_dev(be, &w);
+	assert_int_equal(dsv32_weight_dequant(be, &dw, &dw8, &dsc, NULL), DSV32_OK);
+	tu_back(be, &w, &dw);
+	const uint16_t *got = w.data;
+	for (int64_t n = 0; n < N; n++)
+		for (int64_t k = 0; k < K; k++) {
+			float v = dsv32_e4m3_to_f32(code[n * K + k]), sv = s[(n / 128) * SK + k / 128];
+			float f = v * sv;
+			bool nan_meets_nan = isnan(v) && isnan(sv); /* either NaN may come out (C) */
+			if (nan_meets_nan ? (got[n * K + k] & 0x7fff) <= 0x7f80
+					  : got[n * K + k] != dsv32_f32_to_bf16(f))
+				fail_msg("w[%lld, %lld]: code 0x%02x scale %a: 0x%04x, want 0x%04x",
+					 (long long)n, (long long)k, code[n * K + k],
+					 (double)s[(n / 128) * SK + k / 128], got[n * K + k],
+					 dsv32_f32_to_bf16(f));
+		}
+	dsv32_backend_free(be, &dw8);
+	dsv32_backend_free(be, &dsc);
+	dsv32_tensor_free(&w);
+	dsv32_tensor_free(&w8);
+	dsv32_tensor_free(&sc);
+}
+
+/* y of dequant_gemm (x, w8, sc) and of weight_dequant followed by one gemm, both on be. */
+static void dequant_gemm_both(dsv32_backend *be, dsv32_tensor *y_fused, dsv32_tensor *y_two,
+			      const dsv32_tensor *x, const dsv32_tensor *w8, const dsv32_tensor *sc)
+{
+	int64_t N = w8->shape[0], K = w8->shape[1];
+	dsv32_tensor wd = tu_hostv(DSV32_BF16, 2, N, K);
+	dsv32_tensor dx = tu_to_dev(be, x), dw8 = tu_to_dev(be, w8), dsc = tu_to_dev(be, sc);
+	dsv32_tensor dwd = tu_to_dev(be, &wd), scratch = tu_to_dev(be, &wd);
+	dsv32_tensor d1 = tu_to_dev(be, y_fused), d2 = tu_to_dev(be, y_two);
+	dsv32_error err = {0};
+	if (dsv32_dequant_gemm(be, &d1, &dx, &dw8, &dsc, &scratch, &err) != DSV32_OK)
+		fail_msg("dequant_gemm: %s", err.what);
+	assert_int_equal(dsv32_weight_dequant(be, &dwd, &dw8, &dsc, NULL), DSV32_OK);
+	assert_int_equal(dsv32_gemm(be, &d2, &dx, &dwd, NULL), DSV32_OK);
+	tu_back(be, y_fused, &d1);
+	tu_back(be, y_two, &d2);
+	dsv32_tensor *dev[] = {&dx, &dw8, &dsc, &dwd, &scratch};
+	for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+		dsv32_backend_free(be, dev[i]);
+	dsv32_tensor_free(&wd);
+}
+
+/* dequant_gemm is weight_dequant then one gemm, bit for bit: one row to 40 (the decode tile,
+ * more than one tile, the step-pair body), N ending inside a group and inside a column tile,
+ * K across GEMM chunks and no multiple of 8; BF16 and F32 x and y; on the fixed engine (groups
+ * in a cache-sized buffer) and on the host engine (whole matrix in scratch). */
+static void test_dequant_gemm_is_dequant_then_gemm(void **state)
+{
+	tc_skip_without_backend(state);
+	dsv32_backend *be = *state;
+	static const int64_t shapes[][3] = {
+		{1, 300, 1100}, {2, 130, 896}, {7, 64, 200}, {40, 261, 2056}, {5, 1, 129},
+		{3, 200, 7000}, {33, 130, 12400}}; /* the last two: blocks of 64 and 32 rows */
+	int engine0 = be->gemm_engine;
+	tu_rng r = tu_rng_xorshift64(21);
+	for (int e = 0; e < 2; e++) {
+		be->gemm_engine = e ? DSV32_GEMM_HOST : DSV32_GEMM_FIXED;
+		for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+			int64_t M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+			dsv32_tensor w8 = tu_hostv(DSV32_F8_E4M3, 2, N, K);
+			dsv32_tensor sc = tu_hostv(DSV32_F32, 2, (N + 127) / 128, (K + 127) / 128);
+			fill_codes(&w8, &r, false);
+			fill_scales(&sc, &r, false);
+			for (int t = 0; t < 4; t++) {
+				dsv32_dtype xt = t & 1 ? DSV32_F32 : DSV32_BF16;
+				dsv32_dtype yt = t & 2 ? DSV32_F32 : DSV32_BF16;
+				dsv32_tensor x = tu_hostv(xt, 2, M, K);
+				tu_fill_normal(&x, &r, 1.0);
+				dsv32_tensor y1 = tu_hostv(yt, 2, M, N), y2 = tu_hostv(yt, 2, M, N);
+				dequant_gemm_both(be, &y1, &y2, &x, &w8, &sc);
+				if (memcmp(y1.data, y2.data, dsv32_tensor_nbytes(&y1)) != 0)
+					fail_msg("%s engine, M %lld N %lld K %lld, x %s y %s: differs",
+						 e ? "host" : "fixed", (long long)M, (long long)N,
+						 (long long)K, dsv32_dtype_name(xt),
+						 dsv32_dtype_name(yt));
+				dsv32_tensor_free(&x);
+				dsv32_tensor_free(&y1);
+				dsv32_tensor_free(&y2);
+			}
+			dsv32_tensor_free(&w8);
+			dsv32_tensor_free(&sc);
+		}
+	}
+	be->gemm_engine = engine0;
+}
+
+/* Where the whole matrix is needed (host engine, CUDA) a missing or short scratch is an error
+ * that names it; the fixed CPU engine needs none. */
+static void test_dequant_gemm_scratch_errors(void **state)
+{
+	tc_skip_without_backend(state);
+	dsv32_backend *be = *state;
+	int engine0 = be->gemm_engine;
+	dsv32_tensor x = tu_hostv(DSV32_BF16, 2, (int64_t)2, (int64_t)256);
+	dsv32_tensor w8 = tu_hostv(DSV32_F8_E4M3, 2, (int64_t)130, (int64_t)256);
+	dsv32_tensor sc = tu_hostv(DSV32_F32, 2, (int64_t)2, (int64_t)2);
+	dsv32_tensor y = tu_hostv(DSV32_BF16, 2, (int64_t)2, (int64_t)130);
+	dsv32_tensor small = tu_hostv(DSV32_BF16, 1, (int64_t)(130 * 256 - 1));
+	tu_rng r = tu_rng_xorshift64(5);
+	fill_codes(&w8, &r, false);
+	fill_scales(&sc, &r, true);
+	dsv32_tensor dx = tu_to_dev(be, &x), dw8 = tu_to_dev(be, &w8), dsc = tu_to_dev(be, &sc);
+	dsv32_tensor dy = tu_to_dev(be, &y), dsmall = tu_to_dev(be, &small);
+	dsv32_error err = {0};
+	be->gemm_engine = DSV32_GEMM_HOST;
+	assert_int_equal(dsv32_dequant_gemm(be, &dy, &dx, &dw8, &dsc, NULL, &err), DSV32_E_USAGE);
+	assert_non_null(strstr(err.what, "scratch"));
+	assert_int_equal(dsv32_dequant_gemm(be, &dy, &dx, &dw8, &dsc, &dsmall, &err),
+			 DSV32_E_SHAPE);
+	assert_non_null(strstr(err.what, "scratch of 33279 elements"));
+	be->gemm_engine = DSV32_GEMM_FIXED;
+	dsv32_status want = be->device == DSV32_DEV_CPU ? DSV32_OK : DSV32_E_USAGE;
+	assert_int_equal(dsv32_dequant_gemm(be, &dy, &dx, &dw8, &dsc, NULL, &err), want);
+	be->gemm_engine = engine0;
+	dsv32_tensor *dev[] = {&dx, &dw8, &dsc, &dy, &dsmall};
+	for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+		dsv32_backend_free(be, dev[i]);
+	dsv32_tensor *host[] = {&x, &w8, &sc, &y, &small};
+	for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
+		dsv32_tensor_free(host[i]);
+}
+
 typedef struct {
 	int64_t M, N, K;
 	dsv32_tensor x8, xs, w8, ws;
@@ -484,6 +633,9 @@ static void test_fp8_rejects_bad_arguments(void **state)
 	cmocka_unit_test(test_quant_elem_saturates),                      \
 	cmocka_unit_test(test_fp8_roundtrip_is_dequantized_codes),        \
 	cmocka_unit_test(test_weight_dequant_is_exact_with_pow2_scales),  \
+	cmocka_unit_test(test_weight_dequant_matches_formula_bitwise),    \
+	cmocka_unit_test(test_dequant_gemm_is_dequant_then_gemm),         \
+	cmocka_unit_test(test_dequant_gemm_scratch_errors),               \
 	cmocka_unit_test(test_fp8_gemm_equals_dequantized_gemm),          \
 	cmocka_unit_test(test_fp8_gemm_matches_block_formula),            \
 	cmocka_unit_test(test_linear_fp8_is_act_quant_then_fp8_gemm),     \
