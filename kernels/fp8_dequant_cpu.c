@@ -6,7 +6,8 @@
  * T[kb][code] = bf16(fp32(code) · s), each entry computed by the contract's fp32 multiply and
  * RNE rounding (dsv32_f32_to_bf16, NaN kept quiet). The lookup gives every value, NaN codes and
  * signs included, the bits of the formula; AVX-512BW runs it 32 codes at a time (four VPERMI2W
- * over the 256 entries), elsewhere one at a time.
+ * over the 256 entries). With AVX2 alone the formula itself runs 8 at a time (rows_avx2), and
+ * without AVX2 the table one code at a time.
  *
  * dequant_gemm's fixed body never writes the N·K matrix: each thread takes whole groups, turns
  * rows_per_block(K) rows at a time into bf16 in a buffer that stays in its L2 and runs the
@@ -121,6 +122,57 @@ BW static void rows_bw(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw, 
 }
 #endif
 
+#ifdef HAVE_BW_BODY
+#include "kernels/elementwise_cpu_avx2.h"
+#define A2 __attribute__((target("avx2,f16c")))
+
+static bool avx2_usable(void)
+{
+	const char *off = getenv("DSV32_GEMM_NO_AVX2");
+	if (off && off[0] == '1')
+		return false;
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+}
+
+/* rows_scalar without the table where AVX2 is all there is: 8 codes a step through binary16
+ * (an e4m3 code's bits shifted into a binary16 are its value times 2^-8, F16C widens it
+ * exactly; gemm_fixed.c's e4m3x8_f16c), times 2^8 (exact), times s (the formula's one fp32
+ * multiply), rounded by dsv32_bf16bits8 (dsv32_f32_to_bf16's bits). A step holding a NaN code
+ * (decoded as +-480 here) and the tail of a block take the table. */
+A2 static void rows_avx2(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw, int64_t rows,
+			 int64_t K, const uint16_t *T, const float *srow)
+{
+	const __m128i top = _mm_set1_epi8((char)0x80), all = _mm_set1_epi8((char)0xff);
+	for (int64_t r = 0; r < rows; r++) {
+		const uint8_t *src = w + r * ldw;
+		uint16_t *dst = d + r * ldd;
+		for (int64_t k0 = 0; k0 < K; k0 += BLK) {
+			const uint16_t *tk = T + (k0 / BLK) * TAB;
+			__m256 s = _mm256_set1_ps(srow[k0 / BLK]);
+			int64_t k1 = K - k0 < BLK ? K : k0 + BLK, k = k0;
+			for (; k + 8 <= k1; k += 8) {
+				_mm_prefetch((const char *)src + k + PF_AHEAD, _MM_HINT_T0);
+				__m128i v = _mm_loadl_epi64((const __m128i *)(src + k));
+				if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(v, top), all)) & 0xff) {
+					for (int j = 0; j < 8; j++)
+						dst[k + j] = tk[src[k + j]];
+					continue;
+				}
+				__m128i h = _mm_cvtepi8_epi16(v); /* bits 15 and 14: the sign */
+				h = _mm_and_si128(_mm_slli_epi16(h, 7), _mm_set1_epi16((short)0xBF80));
+				__m256 f = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(0x1p8f));
+				__m256i b = dsv32_bf16bits8(_mm256_mul_ps(f, s));
+				_mm_storeu_si128((__m128i *)(dst + k),
+						 _mm_packus_epi32(_mm256_castsi256_si128(b),
+								  _mm256_extracti128_si256(b, 1)));
+			}
+			for (; k < k1; k++)
+				dst[k] = tk[src[k]];
+		}
+	}
+}
+#endif
+
 /* The tables of the group whose scale row is srow (sk blocks). */
 static void group_table(uint16_t *T, const float *srow, int64_t sk, bool bw, const float *lut)
 {
@@ -134,26 +186,32 @@ static void group_table(uint16_t *T, const float *srow, int64_t sk, bool bw, con
 	group_table_scalar(T, srow, sk);
 }
 
-static void group_rows(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw, int64_t rows,
-		       int64_t K, const uint16_t *T, bool bw)
+/* The vector body a call takes: 2 AVX-512BW, 1 AVX2 + F16C, 0 none. */
+static int vec_body(void)
 {
 #ifdef HAVE_BW_BODY
-	if (bw) {
+	return bw_usable() ? 2 : avx2_usable() ? 1 : 0;
+#else
+	return 0;
+#endif
+}
+
+/* rows of the group whose tables are T and scale row srow. */
+static void group_rows(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw, int64_t rows,
+		       int64_t K, const uint16_t *T, const float *srow, int body)
+{
+#ifdef HAVE_BW_BODY
+	if (body == 2) {
 		rows_bw(d, ldd, w, ldw, rows, K, T);
 		return;
 	}
+	if (body == 1) {
+		rows_avx2(d, ldd, w, ldw, rows, K, T, srow);
+		return;
+	}
 #endif
-	(void)bw;
+	(void)body, (void)srow;
 	rows_scalar(d, ldd, w, ldw, rows, K, T);
-}
-
-static bool use_bw(void)
-{
-#ifdef HAVE_BW_BODY
-	return bw_usable();
-#else
-	return false;
-#endif
 }
 
 /* Per-thread buffers are asked for at least the sizes the largest K of the model's matrices
@@ -181,7 +239,7 @@ void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const
 				((float *)w)[n * K + k] = lut[w8[n * K + k]] * scale[(n / BLK) * sk + k / BLK];
 		return;
 	}
-	bool bw = use_bw();
+	int body = vec_body();
 #pragma omp parallel for schedule(dynamic, 1) if (dsv32_par_worth((double)N * (double)K))
 	for (int64_t g = 0; g < ng; g++) {
 		int64_t n0 = g * BLK, rows = N - n0 < BLK ? N - n0 : BLK;
@@ -189,9 +247,9 @@ void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const
 		uint16_t *T = dsv32_cpu_scratch(0, tab_bytes > MIN_TAB_BYTES ? tab_bytes
 									  : MIN_TAB_BYTES);
 		if (T) {
-			group_table(T, scale + g * sk, sk, bw, lut);
+			group_table(T, scale + g * sk, sk, body == 2, lut);
 			group_rows((uint16_t *)w + n0 * K, K, (const uint8_t *)w8 + n0 * K, K, rows,
-				   K, T, bw);
+				   K, T, scale + g * sk, body);
 		} else { /* no memory for a table: the formula itself, value by value */
 			for (int64_t i = n0 * K; i < (n0 + rows) * K; i++)
 				((uint16_t *)w)[i] = dsv32_f32_to_bf16(
@@ -214,7 +272,7 @@ static int64_t rows_per_block(int64_t K)
 /* Group g's columns of y: its tables, then blocks of rows dequantized into buf and multiplied
  * by the fixed engine. */
 static dsv32_status dequant_gemm_group(const dsv32_gemm_desc *whole, const dsv32_f8 *w8,
-				       const float *scale, int64_t g, bool bw, const float *lut,
+				       const float *scale, int64_t g, int body, const float *lut,
 				       dsv32_error *err)
 {
 	int64_t N = whole->N, K = whole->K, sk = (K + BLK - 1) / BLK, nb = rows_per_block(K);
@@ -226,11 +284,12 @@ static dsv32_status dequant_gemm_group(const dsv32_gemm_desc *whole, const dsv32
 	if (!T || !buf)
 		return DSV32_FAIL(err, DSV32_E_NOMEM, "dequant_gemm: %lld-row block buffers for "
 				  "K %lld", (long long)nb, (long long)K);
-	group_table(T, scale + g * sk, sk, bw, lut);
+	group_table(T, scale + g * sk, sk, body == 2, lut);
 	size_t ysz = dsv32_dtype_size(whole->y_dtype);
 	for (int64_t r0 = n0; r0 < n1; r0 += nb) {
 		int64_t rows = n1 - r0 < nb ? n1 - r0 : nb;
-		group_rows(buf, K, (const uint8_t *)w8 + r0 * K, K, rows, K, T, bw);
+		group_rows(buf, K, (const uint8_t *)w8 + r0 * K, K, rows, K, T, scale + g * sk,
+			   body);
 		dsv32_gemm_desc d = *whole;
 		d.N = rows;
 		d.w = buf;
@@ -242,7 +301,7 @@ static dsv32_status dequant_gemm_group(const dsv32_gemm_desc *whole, const dsv32
 
 /* One group of dequant_gemm_cpu, its error kept in *first (the first one met wins). */
 static void group_or_skip(const dsv32_gemm_desc *whole, const dsv32_f8 *w8, const float *scale,
-			  int64_t g, bool bw, const float *lut, dsv32_status *rc,
+			  int64_t g, int body, const float *lut, dsv32_status *rc,
 			  dsv32_error *first)
 {
 	dsv32_status st;
@@ -251,7 +310,7 @@ static void group_or_skip(const dsv32_gemm_desc *whole, const dsv32_f8 *w8, cons
 	if (st != DSV32_OK)
 		return;
 	dsv32_error e = {0};
-	st = dequant_gemm_group(whole, w8, scale, g, bw, lut, &e);
+	st = dequant_gemm_group(whole, w8, scale, g, body, lut, &e);
 	if (st == DSV32_OK)
 		return;
 #pragma omp critical(dsv32_dequant_gemm_err)
@@ -271,7 +330,7 @@ dsv32_status dsv32_dequant_gemm_cpu(void *y, dsv32_dtype yt, const void *x, dsv3
 				 .ldx = K, .ldw = K, .y = y, .ldy = N};
 	float lut[TAB];
 	e4m3_table(lut);
-	bool bw = use_bw();
+	int body = vec_body();
 	int64_t ng = (N + BLK - 1) / BLK;
 	dsv32_status rc = DSV32_OK;
 	dsv32_error first = {0};
@@ -282,10 +341,10 @@ dsv32_status dsv32_dequant_gemm_cpu(void *y, dsv32_dtype yt, const void *x, dsv3
 	if (ng > 1 && dsv32_par_worth((double)M * (double)N * (double)K)) {
 #pragma omp parallel for schedule(dynamic, 1)
 		for (int64_t g = 0; g < ng; g++)
-			group_or_skip(&whole, w8, scale, g, bw, lut, &rc, &first);
+			group_or_skip(&whole, w8, scale, g, body, lut, &rc, &first);
 	} else {
 		for (int64_t g = 0; g < ng; g++)
-			group_or_skip(&whole, w8, scale, g, bw, lut, &rc, &first);
+			group_or_skip(&whole, w8, scale, g, body, lut, &rc, &first);
 	}
 	dsv32_cpu_scratch_done(1);
 	if (rc != DSV32_OK && err)
