@@ -30,7 +30,9 @@
  * in 3 vectors) on packed operands: x packed once per call as xp[chunk][m tile][l][q][MR], w
  * packed per NR-row tile and chunk as wp[l][q][NR] (widened exactly; 8x8 transposes for the
  * "NT" layout, row copies for "NN"). A micro kernel call runs one lane over the whole chunk,
- * so the per-lane FMA chain is the one above. */
+ * so the per-lane FMA chain is the one above. GEMMs of 1 to 4 rows with a BF16 or F32 "NT" w
+ * and no fp8 scales (decode steps) read w in place instead, one ymm of 8 lane sums per output
+ * ("the avx2 body's few-rows kernel" below). */
 #include "kernels/gemm_impl.h"
 #include "kernels/cpu_scratch.h"
 #include "kernels/cpu_parallel.h"
@@ -320,6 +322,124 @@ AVX2 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t M, int6
 	}
 }
 
+/* ---- the avx2 body's few-rows kernel (M <= 4, "NT" w of BF16 or F32, no fp8 scales) ----
+ * A decode GEMM (one to four rows) would pack every 24-column panel of w for one use; here w
+ * is read in place. One ymm holds the 8 lane sums of one output: element l adds
+ * xf[m, k0+8q+l] · w[n, k0+8q+l] by FMA for q = 0, 1, ... from +0, lane l's chain of the
+ * written order (the zero padding of the last 8 included), then the tree and the chunk sums in
+ * order, as above. MR x NC outputs at a time (MR·NC + NC + 1 of the 16 ymm registers); a
+ * column tail repeats the last column and does not store it. */
+#define FR_PF 512 /* prefetch distance along each w row, in values (1 KiB of bf16) */
+
+/* 8 w values of row n from k, widened exactly; zero for k + i >= K. */
+AVX2 static inline __m256 fr_w8_tail(const dsv32_gemm_wref *w, int64_t n, int64_t k, int64_t K)
+{
+	float t[8];
+	for (int i = 0; i < 8; i++)
+		t[i] = k + i < K ? w_at(w, NULL, n, k + i) : 0.0f;
+	return _mm256_loadu_ps(t);
+}
+
+/* 8 BF16 or F32 values at p (element offset i), widened exactly. */
+#define FR_W8(BF, p, i)                                                                       \
+	((BF) ? _mm256_castsi256_ps(_mm256_slli_epi32(                                        \
+			_mm256_cvtepu16_epi32(_mm_loadu_si128(                                \
+				(const __m128i *)((const uint16_t *)(p) + (i)))),             \
+			16))                                                                  \
+	      : _mm256_loadu_ps((const float *)(p) + (i)))
+
+/* The chunk sum of 8 lane sums: ((L0+L4)+(L2+L6))+((L1+L5)+(L3+L7)). */
+AVX2 static inline float fr_tree(__m256 v)
+{
+	__m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	__m128 b = _mm_add_ps(a, _mm_movehl_ps(a, a));
+	return _mm_cvtss_f32(_mm_add_ss(b, _mm_movehdup_ps(b)));
+}
+
+/* One step of 8 values at k for every row and column: w straight from its rows (full steps) or
+ * through fr_w8_tail (the last, partial one). */
+#define FR_STEP(RM, NC, LOADW)                                                                \
+	do {                                                                                  \
+		__m256 wv[NC];                                                                \
+		for (int j = 0; j < NC; j++)                                                  \
+			wv[j] = LOADW;                                                        \
+		for (int m = 0; m < RM; m++) {                                                \
+			__m256 xv = _mm256_loadu_ps(xf + m * Kp + k);                         \
+			for (int j = 0; j < NC; j++)                                          \
+				c[m][j] = _mm256_fmadd_ps(xv, wv[j], c[m][j]);                \
+		}                                                                             \
+	} while (0)
+
+#define FEW_ROWS(NAME, BF, RM, NC)                                                            \
+	AVX2 static void NAME(float *acc, const float *xf, int64_t Kp, const dsv32_gemm_wref *w, \
+			      int64_t N, int64_t K, int64_t kc_max, int64_t n0)                 \
+	{                                                                                     \
+		const size_t esz = (BF) ? 2 : 4;                                               \
+		const char *row[NC];                                                          \
+		float a[RM][NC];                                                              \
+		for (int j = 0; j < NC; j++)                                                  \
+			row[j] = (const char *)w->p +                                         \
+				 (size_t)((n0 + j < N ? n0 + j : N - 1) * w->ld) * esz;       \
+		int64_t kfull = K & ~(int64_t)7;                                              \
+		for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {                                 \
+			int64_t k1 = Kp - k0 < kc_max ? Kp : k0 + kc_max;                     \
+			int64_t kf = k1 < kfull ? k1 : kfull, k = k0;                         \
+			__m256 c[RM][NC];                                                     \
+			_Pragma("GCC unroll 8") for (int m = 0; m < RM; m++)                  \
+				_Pragma("GCC unroll 8") for (int j = 0; j < NC; j++)          \
+					c[m][j] = _mm256_setzero_ps();                        \
+			for (; k < kf; k += 8) {                                              \
+				if ((k * esz) % 64 == 0)                                       \
+					for (int j = 0; j < NC; j++)                          \
+						_mm_prefetch(row[j] + (k + FR_PF) * esz,      \
+							     _MM_HINT_T0);                    \
+				FR_STEP(RM, NC, FR_W8(BF, row[j], k));                        \
+			}                                                                     \
+			for (; k < k1; k += 8)                                                \
+				FR_STEP(RM, NC,                                               \
+					fr_w8_tail(w, n0 + j < N ? n0 + j : N - 1, k, K));    \
+			for (int m = 0; m < RM; m++)                                          \
+				for (int j = 0; j < NC; j++) {                                \
+					float t = fr_tree(c[m][j]);                           \
+					a[m][j] = k0 == 0 ? t : a[m][j] + t;                  \
+				}                                                             \
+		}                                                                             \
+		for (int m = 0; m < RM; m++)                                                  \
+			for (int j = 0; j < NC && n0 + j < N; j++)                            \
+				acc[m * N + n0 + j] = a[m][j];                                \
+	}
+FEW_ROWS(few_rows_b1, 1, 1, 6)
+FEW_ROWS(few_rows_b2, 1, 2, 4)
+FEW_ROWS(few_rows_b3, 1, 3, 3)
+FEW_ROWS(few_rows_b4, 1, 4, 2)
+FEW_ROWS(few_rows_f1, 0, 1, 6)
+FEW_ROWS(few_rows_f2, 0, 2, 4)
+FEW_ROWS(few_rows_f3, 0, 3, 3)
+FEW_ROWS(few_rows_f4, 0, 4, 2)
+
+static bool few_rows_fit(int64_t M, const dsv32_gemm_wref *w, const float *xs)
+{
+	return M >= 1 && M <= 4 && !xs && w->trans &&
+	       (w->dtype == DSV32_BF16 || w->dtype == DSV32_F32);
+}
+
+/* acc [M, N] by the few-rows kernel, column tiles spread over the threads. */
+static void few_rows_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
+			  const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max)
+{
+	static const int nc_of[5] = {0, 6, 4, 3, 2};
+	int64_t nc = nc_of[M], tiles = (N + nc - 1) / nc;
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)M * (double)N * (double)Kp))
+	for (int64_t t = 0; t < tiles; t++) {
+		static void (*const body[2][4])(float *, const float *, int64_t,
+						const dsv32_gemm_wref *, int64_t, int64_t, int64_t,
+						int64_t) = {
+			{few_rows_f1, few_rows_f2, few_rows_f3, few_rows_f4},
+			{few_rows_b1, few_rows_b2, few_rows_b3, few_rows_b4}};
+		body[w->dtype == DSV32_BF16][M - 1](acc, xf, Kp, w, N, K, kc_max, t * nc);
+	}
+}
+
 /* The avx2 body: acc [.., N] rows < M written; false on allocation failure. */
 static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 		      const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max,
@@ -422,6 +542,10 @@ dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64
 					     nkb))
 			return DSV32_FAIL(err, DSV32_E_NOMEM, "gemm_fixed: packing buffers for M %lld "
 					  "N %lld K %lld", (long long)M, (long long)N, (long long)K);
+		return DSV32_OK;
+	}
+	if (kc <= KC && avx2_usable() && few_rows_fit(M, w, xs)) {
+		few_rows_avx2(acc, xf, M, Kp, w, N, K, kc);
 		return DSV32_OK;
 	}
 	if (kc <= KC && avx2_usable()) {
