@@ -32,9 +32,10 @@
  *   y = dsv32_gemm(x, W) with W = weight_dequant(w8, scale) in BF16: the bits of those two
  *   calls, on every backend and engine. CPU, fixed engine: W is never written whole; 128-row
  *   groups of it are made a few rows at a time in a cache-sized buffer and multiplied there
- *   (the fixed engine's outputs do not depend on how the columns are split into calls).
- *   Elsewhere (host engine, CUDA): W goes into scratch (BF16, on be's device, at least N·K
- *   elements; may be NULL on the CPU under the fixed engine), then one dsv32_gemm.
+ *   (the fixed engine's outputs do not depend on how the columns are split into calls);
+ *   on its avx2 and scalar bodies only up to 32 rows of x. Elsewhere (host engine, CUDA, the
+ *   avx2 body's larger x): W goes into scratch (BF16, on be's device, at least N·K elements;
+ *   may be NULL on the CPU under the fixed engine), then one dsv32_gemm.
  *
  * dsv32_fp8_gemm(be, y, x8, xs, w8, ws, err)                                    §B.2.2
  *   x8 F8_E4M3 [..., K]; xs F32 [..., ceil(K/128)]; w8 F8_E4M3 [N, K];
