@@ -234,9 +234,11 @@ void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const
 	int64_t sk = (K + BLK - 1) / BLK, ng = (N + BLK - 1) / BLK;
 	if (wt == DSV32_F32) { /* no rounding: fp32(code) · s */
 #pragma omp parallel for schedule(static) if (dsv32_par_worth((double)N * (double)K))
-		for (int64_t n = 0; n < N; n++)
+		for (int64_t n = 0; n < N; n++) {
+			const float *srow = scale + (n / BLK) * sk;
 			for (int64_t k = 0; k < K; k++)
-				((float *)w)[n * K + k] = lut[w8[n * K + k]] * scale[(n / BLK) * sk + k / BLK];
+				((float *)w)[n * K + k] = lut[w8[n * K + k]] * srow[k / BLK];
+		}
 		return;
 	}
 	int body = vec_body();
