@@ -322,31 +322,57 @@ AVX2 static void chunk(float *acc, const float *xp, int64_t nmt, int64_t M, int6
 	}
 }
 
-/* ---- the avx2 body's few-rows kernel (M <= 4, "NT" w of BF16 or F32, no fp8 scales) ----
+/* ---- the avx2 body's few-rows kernel (M <= 4, "NT" w of BF16 or F32, or e4m3 with fp8
+ * scales) ----
  * A decode GEMM (one to four rows) would pack every 24-column panel of w for one use; here w
  * is read in place. One ymm holds the 8 lane sums of one output: element l adds
  * xf[m, k0+8q+l] · w[n, k0+8q+l] by FMA for q = 0, 1, ... from +0, lane l's chain of the
  * written order (the zero padding of the last 8 included), then the tree and the chunk sums in
- * order, as above. MR x NC outputs at a time (MR·NC + NC + 1 of the 16 ymm registers); a
- * column tail repeats the last column and does not store it. */
+ * order, as above (fp8: a = (first ? +0 : a) + t·(xs·ws)). MR x NC outputs at a time
+ * (MR·NC + NC + 1 of the 16 ymm registers); a column tail repeats the last column and does not
+ * store it. */
 #define FR_PF 512 /* prefetch distance along each w row, in values (1 KiB of bf16) */
 
+typedef struct {
+	const float *xf; /* [M, Kp] */
+	int64_t Kp;
+	const dsv32_gemm_wref *w;
+	int64_t N, K, kc_max;
+	const float *lut, *xs, *ws; /* e4m3 decode table; fp8 scales (NULL: plain GEMM) */
+	int64_t nkb;
+} fr_args;
+
 /* 8 w values of row n from k, widened exactly; zero for k + i >= K. */
-AVX2 static inline __m256 fr_w8_tail(const dsv32_gemm_wref *w, int64_t n, int64_t k, int64_t K)
+AVX2 static inline __m256 fr_w8_tail(const fr_args *g, int64_t n, int64_t k)
 {
 	float t[8];
 	for (int i = 0; i < 8; i++)
-		t[i] = k + i < K ? w_at(w, NULL, n, k + i) : 0.0f;
+		t[i] = k + i < g->K ? w_at(g->w, g->lut, n, k + i) : 0.0f;
 	return _mm256_loadu_ps(t);
 }
 
-/* 8 BF16 or F32 values at p (element offset i), widened exactly. */
-#define FR_W8(BF, p, i)                                                                       \
-	((BF) ? _mm256_castsi256_ps(_mm256_slli_epi32(                                        \
-			_mm256_cvtepu16_epi32(_mm_loadu_si128(                                \
-				(const __m128i *)((const uint16_t *)(p) + (i)))),             \
-			16))                                                                  \
-	      : _mm256_loadu_ps((const float *)(p) + (i)))
+/* 8 e4m3 codes decoded exactly (e4m3x8_f16c; a step holding a NaN code through lut). */
+AVX2 static inline __m256 fr_e4m3_8(const uint8_t *c, const float *lut)
+{
+	__m128i mx = _mm_setzero_si128();
+	__m256 v = e4m3x8_f16c(c, &mx);
+	if (!(_mm_movemask_epi8(_mm_cmpeq_epi8(mx, _mm_set1_epi8((char)0xff))) & 0xff))
+		return v;
+	float t[8];
+	for (int i = 0; i < 8; i++)
+		t[i] = lut[c[i]];
+	return _mm256_loadu_ps(t);
+}
+
+/* 8 values of dtype DT (0 F32, 1 BF16, 2 e4m3) at p + i, widened exactly. */
+#define FR_W8(DT, p, i)                                                                       \
+	((DT) == 2 ? fr_e4m3_8((const uint8_t *)(p) + (i), g->lut)                            \
+	 : (DT) == 1                                                                          \
+		? _mm256_castsi256_ps(_mm256_slli_epi32(                                      \
+			  _mm256_cvtepu16_epi32(_mm_loadu_si128(                              \
+				  (const __m128i *)((const uint16_t *)(p) + (i)))),           \
+			  16))                                                                \
+		: _mm256_loadu_ps((const float *)(p) + (i)))
 
 /* The chunk sum of 8 lane sums: ((L0+L4)+(L2+L6))+((L1+L5)+(L3+L7)). */
 AVX2 static inline float fr_tree(__m256 v)
@@ -364,25 +390,41 @@ AVX2 static inline float fr_tree(__m256 v)
 		for (int j = 0; j < NC; j++)                                                  \
 			wv[j] = LOADW;                                                        \
 		for (int m = 0; m < RM; m++) {                                                \
-			__m256 xv = _mm256_loadu_ps(xf + m * Kp + k);                         \
+			__m256 xv = _mm256_loadu_ps(g->xf + m * g->Kp + k);                   \
 			for (int j = 0; j < NC; j++)                                          \
 				c[m][j] = _mm256_fmadd_ps(xv, wv[j], c[m][j]);                \
 		}                                                                             \
 	} while (0)
 
-#define FEW_ROWS(NAME, BF, RM, NC)                                                            \
-	AVX2 static void NAME(float *acc, const float *xf, int64_t Kp, const dsv32_gemm_wref *w, \
-			      int64_t N, int64_t K, int64_t kc_max, int64_t n0)                 \
+/* The chunk sums of chunk k0 added into a (GEMM: a = t, then a + t; fp8 (DT 2): a = (first ?
+ * +0 : a) + t·sc, sc = xs[m, kb]·ws[n/128, kb], each product rounded once). */
+#define FR_ADD(DT, RM, NC)                                                                    \
+	for (int m = 0; m < RM; m++)                                                          \
+		for (int j = 0; j < NC; j++) {                                                \
+			float t = fr_tree(c[m][j]);                                           \
+			if ((DT) == 2) {                                                      \
+				int64_t kb = k0 / g->kc_max;                                  \
+				float sc = g->xs[m * g->nkb + kb] *                           \
+					   g->ws[(col[j] / 128) * g->nkb + kb];               \
+				a[m][j] = (k0 == 0 ? 0.0f : a[m][j]) + t * sc;                \
+			} else {                                                              \
+				a[m][j] = k0 == 0 ? t : a[m][j] + t;                          \
+			}                                                                     \
+		}
+
+#define FEW_ROWS(NAME, DT, RM, NC)                                                            \
+	AVX2 static void NAME(float *acc, const fr_args *g, int64_t n0)                       \
 	{                                                                                     \
-		const size_t esz = (BF) ? 2 : 4;                                               \
+		const size_t esz = (DT) == 2 ? 1 : (DT) == 1 ? 2 : 4;                          \
 		const char *row[NC];                                                          \
+		int64_t col[NC], N = g->N, kfull = g->K & ~(int64_t)7;                        \
 		float a[RM][NC];                                                              \
-		for (int j = 0; j < NC; j++)                                                  \
-			row[j] = (const char *)w->p +                                         \
-				 (size_t)((n0 + j < N ? n0 + j : N - 1) * w->ld) * esz;       \
-		int64_t kfull = K & ~(int64_t)7;                                              \
-		for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {                                 \
-			int64_t k1 = Kp - k0 < kc_max ? Kp : k0 + kc_max;                     \
+		for (int j = 0; j < NC; j++) {                                                \
+			col[j] = n0 + j < N ? n0 + j : N - 1;                                 \
+			row[j] = (const char *)g->w->p + (size_t)(col[j] * g->w->ld) * esz;   \
+		}                                                                             \
+		for (int64_t k0 = 0; k0 < g->Kp; k0 += g->kc_max) {                           \
+			int64_t k1 = g->Kp - k0 < g->kc_max ? g->Kp : k0 + g->kc_max;         \
 			int64_t kf = k1 < kfull ? k1 : kfull, k = k0;                         \
 			__m256 c[RM][NC];                                                     \
 			_Pragma("GCC unroll 8") for (int m = 0; m < RM; m++)                  \
@@ -393,51 +435,49 @@ AVX2 static inline float fr_tree(__m256 v)
 					for (int j = 0; j < NC; j++)                          \
 						_mm_prefetch(row[j] + (k + FR_PF) * esz,      \
 							     _MM_HINT_T0);                    \
-				FR_STEP(RM, NC, FR_W8(BF, row[j], k));                        \
+				FR_STEP(RM, NC, FR_W8(DT, row[j], k));                        \
 			}                                                                     \
 			for (; k < k1; k += 8)                                                \
-				FR_STEP(RM, NC,                                               \
-					fr_w8_tail(w, n0 + j < N ? n0 + j : N - 1, k, K));    \
-			for (int m = 0; m < RM; m++)                                          \
-				for (int j = 0; j < NC; j++) {                                \
-					float t = fr_tree(c[m][j]);                           \
-					a[m][j] = k0 == 0 ? t : a[m][j] + t;                  \
-				}                                                             \
+				FR_STEP(RM, NC, fr_w8_tail(g, col[j], k));                    \
+			FR_ADD(DT, RM, NC)                                                    \
 		}                                                                             \
 		for (int m = 0; m < RM; m++)                                                  \
 			for (int j = 0; j < NC && n0 + j < N; j++)                            \
 				acc[m * N + n0 + j] = a[m][j];                                \
 	}
-FEW_ROWS(few_rows_b1, 1, 1, 6)
-FEW_ROWS(few_rows_b2, 1, 2, 4)
-FEW_ROWS(few_rows_b3, 1, 3, 3)
-FEW_ROWS(few_rows_b4, 1, 4, 2)
 FEW_ROWS(few_rows_f1, 0, 1, 6)
 FEW_ROWS(few_rows_f2, 0, 2, 4)
 FEW_ROWS(few_rows_f3, 0, 3, 3)
 FEW_ROWS(few_rows_f4, 0, 4, 2)
+FEW_ROWS(few_rows_b1, 1, 1, 6)
+FEW_ROWS(few_rows_b2, 1, 2, 4)
+FEW_ROWS(few_rows_b3, 1, 3, 3)
+FEW_ROWS(few_rows_b4, 1, 4, 2)
+FEW_ROWS(few_rows_e1, 2, 1, 6)
+FEW_ROWS(few_rows_e2, 2, 2, 4)
+FEW_ROWS(few_rows_e3, 2, 3, 3)
+FEW_ROWS(few_rows_e4, 2, 4, 2)
 
 static bool few_rows_fit(int64_t M, const dsv32_gemm_wref *w, const float *xs)
 {
-	return M >= 1 && M <= 4 && !xs && w->trans &&
-	       (w->dtype == DSV32_BF16 || w->dtype == DSV32_F32);
+	if (M < 1 || M > 4 || !w->trans)
+		return false;
+	return xs ? w->dtype == DSV32_F8_E4M3 : w->dtype == DSV32_BF16 || w->dtype == DSV32_F32;
 }
 
 /* acc [M, N] by the few-rows kernel, column tiles spread over the threads. */
-static void few_rows_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
-			  const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max)
+static void few_rows_avx2(float *acc, int64_t M, const fr_args *g)
 {
 	static const int nc_of[5] = {0, 6, 4, 3, 2};
-	int64_t nc = nc_of[M], tiles = (N + nc - 1) / nc;
-#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)M * (double)N * (double)Kp))
-	for (int64_t t = 0; t < tiles; t++) {
-		static void (*const body[2][4])(float *, const float *, int64_t,
-						const dsv32_gemm_wref *, int64_t, int64_t, int64_t,
-						int64_t) = {
-			{few_rows_f1, few_rows_f2, few_rows_f3, few_rows_f4},
-			{few_rows_b1, few_rows_b2, few_rows_b3, few_rows_b4}};
-		body[w->dtype == DSV32_BF16][M - 1](acc, xf, Kp, w, N, K, kc_max, t * nc);
-	}
+	static void (*const body[3][4])(float *, const fr_args *, int64_t) = {
+		{few_rows_f1, few_rows_f2, few_rows_f3, few_rows_f4},
+		{few_rows_b1, few_rows_b2, few_rows_b3, few_rows_b4},
+		{few_rows_e1, few_rows_e2, few_rows_e3, few_rows_e4}};
+	int dt = g->w->dtype == DSV32_F8_E4M3 ? 2 : g->w->dtype == DSV32_BF16 ? 1 : 0;
+	int64_t nc = nc_of[M], tiles = (g->N + nc - 1) / nc;
+#pragma omp parallel for schedule(static) if (dsv32_par_worth((double)M * (double)g->N * (double)g->Kp))
+	for (int64_t t = 0; t < tiles; t++)
+		body[dt][M - 1](acc, g, t * nc);
 }
 
 /* The avx2 body: acc [.., N] rows < M written; false on allocation failure. */
@@ -545,7 +585,10 @@ dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64
 		return DSV32_OK;
 	}
 	if (kc <= KC && avx2_usable() && few_rows_fit(M, w, xs)) {
-		few_rows_avx2(acc, xf, M, Kp, w, N, K, kc);
+		float lut[256];
+		e4m3_lut(lut);
+		fr_args g = {xf, Kp, w, N, K, kc, lut, xs, ws, nkb};
+		few_rows_avx2(acc, M, &g);
 		return DSV32_OK;
 	}
 	if (kc <= KC && avx2_usable()) {

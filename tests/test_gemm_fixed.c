@@ -455,15 +455,17 @@ static void test_fixed_fp8_gemm_is_the_written_order_on_every_body(void **state)
 	(void)state;
 	print_bodies();
 	/* M, N, K: two scale columns of w; row tiles plus tails; K of several groups of 8 blocks
-	 * (the avx512 body's w panel) with a short last block; M = 1543: row blocks */
+	 * (the avx512 body's w panel) with a short last block; M = 1543: row blocks; M = 3: the
+	 * avx2 body's few-rows kernel over three scale rows of w, K % 8 != 0 */
 	static const int64_t shapes[][3] = {
 		{5, 200, 384}, {1, 8, 128}, {13, 131, 1300}, {7, 256, 1100}, {2, 3, 100},
-		{1543, 9, 300},
+		{1543, 9, 300}, {3, 300, 1300},
 	};
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
 		check_fp8(shapes[i][0], shapes[i][1], shapes[i][2], 2024 + i, false);
 	check_fp8(7, 19, 1100, 77, true);
 	check_fp8(13, 131, 300, 78, true);
+	check_fp8(2, 19, 1100, 79, true); /* NaN codes in the avx2 few-rows kernel's steps */
 }
 
 /* dsv32_gemm_run on slices: ld > row length and batch strides on x, w and y (the avx512 body
