@@ -445,18 +445,13 @@ AVX2 static inline float fr_tree(__m256 v)
 			for (int j = 0; j < NC && n0 + j < N; j++)                            \
 				acc[m * N + n0 + j] = a[m][j];                                \
 	}
-FEW_ROWS(few_rows_f1, 0, 1, 6)
-FEW_ROWS(few_rows_f2, 0, 2, 4)
-FEW_ROWS(few_rows_f3, 0, 3, 3)
-FEW_ROWS(few_rows_f4, 0, 4, 2)
-FEW_ROWS(few_rows_b1, 1, 1, 6)
-FEW_ROWS(few_rows_b2, 1, 2, 4)
-FEW_ROWS(few_rows_b3, 1, 3, 3)
-FEW_ROWS(few_rows_b4, 1, 4, 2)
-FEW_ROWS(few_rows_e1, 2, 1, 6)
-FEW_ROWS(few_rows_e2, 2, 2, 4)
-FEW_ROWS(few_rows_e3, 2, 3, 3)
-FEW_ROWS(few_rows_e4, 2, 4, 2)
+/* the kernels of one dtype for 1, 2, 3 and 4 rows */
+#define FEW_ROWS_1_TO_4(P, DT)                                                                \
+	FEW_ROWS(P##1, DT, 1, 6) FEW_ROWS(P##2, DT, 2, 4) FEW_ROWS(P##3, DT, 3, 3)            \
+	FEW_ROWS(P##4, DT, 4, 2)
+FEW_ROWS_1_TO_4(few_rows_f, 0)
+FEW_ROWS_1_TO_4(few_rows_b, 1)
+FEW_ROWS_1_TO_4(few_rows_e, 2)
 
 static bool few_rows_fit(int64_t M, const dsv32_gemm_wref *w, const float *xs)
 {
