@@ -178,6 +178,23 @@ DSV32_HD static inline float dsv32_e4m3_to_f32(dsv32_f8 c)
 	return dsv32_minifloat_decode(c, 4, 3, 7);
 }
 
+/* lut[c] = dsv32_e4m3_to_f32(c) for all 256 codes, built from the bits (no ldexpf: the decode
+ * tables of the CPU bodies are built per call; tests/test_vec_scores.c checks every code). */
+static inline void dsv32_e4m3_table(float lut[256])
+{
+	for (uint32_t c = 0; c < 256; c++) {
+		uint32_t s = (c & 0x80u) << 24, e = (c >> 3) & 0xfu, m = c & 7u;
+		float v;
+		if ((c & 0x7fu) == 0x7fu)
+			v = dsv32_f32_from_bits(s | 0x7fc00000u);
+		else if (e == 0) /* zero or subnormal: m · 2^-9, exact; code 0x80 gives -0 */
+			v = s ? -((float)m * 0.001953125f) : (float)m * 0.001953125f;
+		else
+			v = dsv32_f32_from_bits(s | ((e + 120u) << 23) | (m << 20));
+		lut[c] = v;
+	}
+}
+
 /* Branch-free, so loops over it vectorise: the normal range rounds the f32 bits to 3 mantissa
  * bits (RNE: add half an ulp less one plus the kept lsb; a carry moves into the exponent), then
  * rebiases 127 -> 7; subnormal codes are |x| * 2^9 (exact) rounded to an integer by adding 2^23

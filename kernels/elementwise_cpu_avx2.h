@@ -22,6 +22,9 @@
  *   dsv32_round8(v)         dsv32_round_bf16 of 8 lanes
  *   dsv32_st8(p, t, i, v)   dsv32_act_store of 8 lanes from element i
  *   dsv32_nan8(v)           all-ones lanes where v is NaN
+ *   dsv32_e4m3x8_f16c(c, &mx)  8 e4m3 codes at c widened exactly through binary16 (F16C), the
+ *                           NaN codes as +-480; mx keeps the running maximum of c | 0x80, which
+ *                           is 0xff exactly where a NaN code was met (dsv32_e4m3_nan_seen)
  */
 #ifndef DSV32_ELEMENTWISE_CPU_AVX2_H
 #define DSV32_ELEMENTWISE_CPU_AVX2_H
@@ -75,6 +78,26 @@ DSV32_AVX2_FN static inline void dsv32_st8(void *p, dsv32_dtype t, int64_t i, __
 	} else {
 		_mm256_storeu_ps((float *)p + i, v);
 	}
+}
+
+/* An e4m3 code's bits shifted into a binary16 (exponent bias 15 for e4m3's 7, the same 3
+ * mantissa bits, subnormals included) are its value times 2^-8; binary16 -> f32 is exact, and
+ * so is the multiply by 2^8. The fixed GEMM's avx2 body and the fp8 weight dequantization use
+ * it; the avx512 body's e4m3x16_f16c is the same in 16 lanes. */
+__attribute__((target("avx2,f16c"))) static inline __m256 dsv32_e4m3x8_f16c(const uint8_t *c,
+									  __m128i *mx)
+{
+	__m128i v = _mm_loadl_epi64((const __m128i *)c), top = _mm_set1_epi8((char)0x80);
+	*mx = _mm_max_epu8(*mx, _mm_or_si128(v, top));
+	__m128i h = _mm_cvtepi8_epi16(v); /* sign-extended: bits 15 and 14 hold the sign */
+	h = _mm_and_si128(_mm_slli_epi16(h, 7), _mm_set1_epi16((short)0xBF80));
+	return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(0x1p8f));
+}
+
+/* Whether the codes behind a dsv32_e4m3x8_f16c maximum held a NaN code. */
+DSV32_AVX2_FN static inline bool dsv32_e4m3_nan_seen(__m128i mx)
+{
+	return (_mm_movemask_epi8(_mm_cmpeq_epi8(mx, _mm_set1_epi8((char)0xff))) & 0xff) != 0;
 }
 
 DSV32_AVX2_FN static inline __m256 dsv32_nan8(__m256 v)

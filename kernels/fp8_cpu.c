@@ -17,12 +17,6 @@
 
 #define BLK DSV32_FP8_BLOCK
 
-static void e4m3_table(float lut[256])
-{
-	for (int c = 0; c < 256; c++)
-		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
-}
-
 static inline float load(const void *x, dsv32_dtype t, int64_t i)
 {
 	return t == DSV32_F32 ? ((const float *)x)[i] : dsv32_bf16_to_f32(((const uint16_t *)x)[i]);
@@ -137,7 +131,7 @@ void dsv32_fp8_roundtrip_cpu(void *y, dsv32_dtype yt, const void *x, dsv32_dtype
 #ifdef DSV32_CPU_AVX2
 	if (dsv32_cpu_has_avx2()) {
 		float lut[256];
-		e4m3_table(lut);
+		dsv32_e4m3_table(lut);
 #pragma omp parallel for schedule(static) if (dsv32_par_worth((double)nblk * BLK))
 		for (int64_t b = 0; b < nblk; b++)
 			roundtrip_block_avx2(y, yt, x, xt, b * BLK, ue8m0, lut);
@@ -189,7 +183,7 @@ dsv32_status dsv32_fp8_gemm_cpu(void *y, dsv32_dtype yt, const dsv32_f8 *x8, con
 				  (long long)M, (long long)N, (long long)K);
 	}
 	float lut[256];
-	e4m3_table(lut);
+	dsv32_e4m3_table(lut);
 	for (int64_t m = 0; m < M; m++) {
 		for (int64_t k = 0; k < K; k++)
 			xf[m * Kp + k] = lut[x8[m * K + k]];

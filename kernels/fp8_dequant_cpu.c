@@ -25,12 +25,12 @@
 #define BLK DSV32_FP8_BLOCK
 #define TAB 256 /* table entries per 128-column block */
 
-/* T[kb·256 + c] = bf16(fp32(c) · srow[kb]) for kb < sk. */
-static void group_table_scalar(uint16_t *T, const float *srow, int64_t sk)
+/* T[kb·256 + c] = bf16(fp32(c) · srow[kb]) for kb < sk (lut: dsv32_e4m3_table). */
+static void group_table_scalar(uint16_t *T, const float *srow, int64_t sk, const float *lut)
 {
 	for (int64_t kb = 0; kb < sk; kb++)
 		for (int c = 0; c < TAB; c++)
-			T[kb * TAB + c] = dsv32_f32_to_bf16(dsv32_e4m3_to_f32((dsv32_f8)c) * srow[kb]);
+			T[kb * TAB + c] = dsv32_f32_to_bf16(lut[c] * srow[kb]);
 }
 
 /* Rows [0, rows) of a group: d[r·ldd + k] = T[(k/128)·256 + w[r·ldw + k]]. */
@@ -134,15 +134,13 @@ static bool avx2_usable(void)
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
 }
 
-/* rows_scalar without the table where AVX2 is all there is: 8 codes a step through binary16
- * (an e4m3 code's bits shifted into a binary16 are its value times 2^-8, F16C widens it
- * exactly; gemm_fixed.c's e4m3x8_f16c), times 2^8 (exact), times s (the formula's one fp32
- * multiply), rounded by dsv32_bf16bits8 (dsv32_f32_to_bf16's bits). A step holding a NaN code
- * (decoded as +-480 here) and the tail of a block take the table. */
+/* rows_scalar without the table where AVX2 is all there is: 8 codes a step decoded exactly
+ * (dsv32_e4m3x8_f16c), times s (the formula's one fp32 multiply), rounded by dsv32_bf16bits8
+ * (dsv32_f32_to_bf16's bits). A step holding a NaN code (decoded as +-480 there) and the tail
+ * of a block take the table. */
 A2 static void rows_avx2(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw, int64_t rows,
 			 int64_t K, const uint16_t *T, const float *srow)
 {
-	const __m128i top = _mm_set1_epi8((char)0x80), all = _mm_set1_epi8((char)0xff);
 	for (int64_t r = 0; r < rows; r++) {
 		const uint8_t *src = w + r * ldw;
 		uint16_t *dst = d + r * ldd;
@@ -152,15 +150,13 @@ A2 static void rows_avx2(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw
 			int64_t k1 = K - k0 < BLK ? K : k0 + BLK, k = k0;
 			for (; k + 8 <= k1; k += 8) {
 				_mm_prefetch((const char *)src + k + PF_AHEAD, _MM_HINT_T0);
-				__m128i v = _mm_loadl_epi64((const __m128i *)(src + k));
-				if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(v, top), all)) & 0xff) {
+				__m128i mx = _mm_setzero_si128();
+				__m256 f = dsv32_e4m3x8_f16c(src + k, &mx);
+				if (dsv32_e4m3_nan_seen(mx)) {
 					for (int j = 0; j < 8; j++)
 						dst[k + j] = tk[src[k + j]];
 					continue;
 				}
-				__m128i h = _mm_cvtepi8_epi16(v); /* bits 15 and 14: the sign */
-				h = _mm_and_si128(_mm_slli_epi16(h, 7), _mm_set1_epi16((short)0xBF80));
-				__m256 f = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(0x1p8f));
 				__m256i b = dsv32_bf16bits8(_mm256_mul_ps(f, s));
 				_mm_storeu_si128((__m128i *)(dst + k),
 						 _mm_packus_epi32(_mm256_castsi256_si128(b),
@@ -182,8 +178,8 @@ static void group_table(uint16_t *T, const float *srow, int64_t sk, bool bw, con
 		return;
 	}
 #endif
-	(void)bw, (void)lut;
-	group_table_scalar(T, srow, sk);
+	(void)bw;
+	group_table_scalar(T, srow, sk, lut);
 }
 
 /* The vector body a call takes: 2 AVX-512BW, 1 AVX2 + F16C, 0 none. */
@@ -220,17 +216,11 @@ static void group_rows(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw, 
 #define MIN_TAB_BYTES ((size_t)160 * TAB * sizeof(uint16_t))
 #define MIN_BUF_BYTES ((size_t)3 << 19)
 
-static void e4m3_table(float lut[TAB])
-{
-	for (int c = 0; c < TAB; c++)
-		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
-}
-
 void dsv32_weight_dequant_cpu(void *w, dsv32_dtype wt, const dsv32_f8 *w8, const float *scale,
 			      int64_t N, int64_t K)
 {
 	float lut[TAB];
-	e4m3_table(lut);
+	dsv32_e4m3_table(lut);
 	int64_t sk = (K + BLK - 1) / BLK, ng = (N + BLK - 1) / BLK;
 	if (wt == DSV32_F32) { /* no rounding: fp32(code) · s */
 #pragma omp parallel for schedule(static) if (dsv32_par_worth((double)N * (double)K))
@@ -331,7 +321,7 @@ dsv32_status dsv32_dequant_gemm_cpu(void *y, dsv32_dtype yt, const void *x, dsv3
 				 .x_dtype = xt, .w_dtype = DSV32_BF16, .y_dtype = yt, .x = x,
 				 .ldx = K, .ldw = K, .y = y, .ldy = N};
 	float lut[TAB];
-	e4m3_table(lut);
+	dsv32_e4m3_table(lut);
 	int body = vec_body();
 	int64_t ng = (N + BLK - 1) / BLK;
 	dsv32_status rc = DSV32_OK;

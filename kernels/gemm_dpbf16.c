@@ -213,6 +213,16 @@ DP static void tile(const dsv32_gemm_desc *d, const uint32_t *xp, int64_t J, con
 		}
 }
 
+/* The lanes of v in mask k stored at element i of y: F32, or BF16 by VCVTNEPS2BF16 (the file
+ * comment's rounding). */
+DP static inline void store16(void *y, dsv32_dtype yt, int64_t i, __mmask16 k, __m512 v)
+{
+	if (yt == DSV32_F32)
+		_mm512_mask_storeu_ps((float *)y + i, k, v);
+	else
+		_mm256_mask_storeu_epi16((uint16_t *)y + i, k, (__m256i)_mm512_cvtneps_pbh(v));
+}
+
 /* Rows of x up to which the lanes run across columns of w: real-width decode steps of 1 and 2
  * prompts ran 10% and 5% faster so than on the rows body, of 3 and 4 no faster, but the small
  * preset's steps of 4 took 12-13 ms against 19-20; at 8 rows it was slower. */
@@ -312,14 +322,8 @@ DP static inline __attribute__((always_inline)) void small_tile(const dsv32_gemm
 	for (int g = 0; g < SG; g++) {
 		int64_t left = nc - 16 * g;
 		__mmask16 km = left >= 16 ? 0xffff : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-		for (int m = 0; m < MM; m++) {
-			int64_t i = m * d->ldy + n0 + 16 * g;
-			if (d->y_dtype == DSV32_F32)
-				_mm512_mask_storeu_ps((float *)y + i, km, t[g][m]);
-			else
-				_mm256_mask_storeu_epi16((uint16_t *)y + i, km,
-							 (__m256i)_mm512_cvtneps_pbh(t[g][m]));
-		}
+		for (int m = 0; m < MM; m++)
+			store16(y, d->y_dtype, m * d->ldy + n0 + 16 * g, km, t[g][m]);
 	}
 }
 
@@ -361,12 +365,7 @@ DP static void row_tile(const dsv32_gemm_desc *d, const uint32_t *xr, const uint
 	float r[R1_COLS];
 	for (int q = 0; q < R1_COLS; q++)
 		r[q] = row_lane_sum(acc[q]);
-	__mmask16 ks = (__mmask16)((1u << nc) - 1);
-	if (d->y_dtype == DSV32_F32)
-		_mm512_mask_storeu_ps((float *)y + n0, ks, _mm512_loadu_ps(r));
-	else
-		_mm256_mask_storeu_epi16((uint16_t *)y + n0, ks,
-					 (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(r)));
+	store16(y, d->y_dtype, n0, (__mmask16)((1u << nc) - 1), _mm512_loadu_ps(r));
 }
 
 /* The one-row body over all column tiles of one GEMM of the batch (xr: the row's pairs; w as

@@ -30,9 +30,9 @@
  * in 3 vectors) on packed operands: x packed once per call as xp[chunk][m tile][l][q][MR], w
  * packed per NR-row tile and chunk as wp[l][q][NR] (widened exactly; 8x8 transposes for the
  * "NT" layout, row copies for "NN"). A micro kernel call runs one lane over the whole chunk,
- * so the per-lane FMA chain is the one above. GEMMs of 1 to 4 rows with a BF16 or F32 "NT" w
- * and no fp8 scales (decode steps) read w in place instead, one ymm of 8 lane sums per output
- * ("the avx2 body's few-rows kernel" below). */
+ * so the per-lane FMA chain is the one above. GEMMs of 1 to 4 rows with a BF16 or F32 "NT" w,
+ * or an e4m3 one with fp8 scales (decode steps), read w in place instead, one ymm of 8 lane
+ * sums per output ("the avx2 body's few-rows kernel" below). */
 #include "kernels/gemm_impl.h"
 #include "kernels/cpu_scratch.h"
 #include "kernels/cpu_parallel.h"
@@ -44,13 +44,6 @@
 
 #define GF_TARGET __attribute__((target("avx2,fma")))
 #include "kernels/gemm_fixed_simd.h"
-
-/* The e4m3 decode table (exact). */
-static void e4m3_lut(float lut[256])
-{
-	for (int c = 0; c < 256; c++)
-		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
-}
 
 /* ---- the scalar body: the contract written out ---- */
 
@@ -73,7 +66,7 @@ static void gemm_scalar(float *acc, const float *xf, int64_t M, int64_t Kp,
 			const float *xs, const float *ws, int64_t nkb)
 {
 	float lut[256];
-	e4m3_lut(lut);
+	dsv32_e4m3_table(lut);
 #pragma omp parallel for schedule(static) if (dsv32_par_worth((double)M * (double)N * (double)K))
 	for (int64_t i = 0; i < M * N; i++) {
 		int64_t m = i / N, n = i % N;
@@ -115,18 +108,9 @@ static bool avx2_usable(void)
 	       __builtin_cpu_supports("f16c");
 }
 
-/* 8 e4m3 codes decoded exactly through binary16 and F16C (the avx512 body's e4m3x16_f16c has
- * the reasoning), NaN codes as +-480; *mx keeps the running unsigned maximum of c | 0x80,
- * which reaches 0xff exactly when one of them was a NaN. A gather from lut costs twice as
- * much (docs/perf.md, "The fp8 GEMM"). */
-AVX2 static inline __m256 e4m3x8_f16c(const uint8_t *c, __m128i *mx)
-{
-	__m128i v = _mm_loadl_epi64((const __m128i *)c), top = _mm_set1_epi8((char)0x80);
-	*mx = _mm_max_epu8(*mx, _mm_or_si128(v, top));
-	__m128i h = _mm_cvtepi8_epi16(v); /* sign-extended: bits 15 and 14 hold the sign */
-	h = _mm_and_si128(_mm_slli_epi16(h, 7), _mm_set1_epi16((short)0xBF80));
-	return _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(0x1p8f));
-}
+/* e4m3 codes through F16C: dsv32_e4m3x8_f16c (elementwise_cpu_avx2.h); a gather from lut costs
+ * twice as much (docs/perf.md, "The fp8 GEMM"). */
+#define e4m3x8_f16c dsv32_e4m3x8_f16c
 
 /* One pass of pack_w_nt, e4m3 through e4m3x8_f16c where f16c is set; returns whether that
  * met a NaN code (the panel is then to be packed again without it). */
@@ -356,7 +340,7 @@ AVX2 static inline __m256 fr_e4m3_8(const uint8_t *c, const float *lut)
 {
 	__m128i mx = _mm_setzero_si128();
 	__m256 v = e4m3x8_f16c(c, &mx);
-	if (!(_mm_movemask_epi8(_mm_cmpeq_epi8(mx, _mm_set1_epi8((char)0xff))) & 0xff))
+	if (!dsv32_e4m3_nan_seen(mx))
 		return v;
 	float t[8];
 	for (int i = 0; i < 8; i++)
@@ -485,8 +469,9 @@ static bool gemm_avx2(float *acc, const float *xf, int64_t M, int64_t Kp,
 	if (!xp)
 		return false;
 	pack_x(xp, xf, M, nmt, Kp, kc_max);
-	float lut[256];
-	e4m3_lut(lut);
+	float lut[256]; /* read for an e4m3 w only */
+	if (w->dtype == DSV32_F8_E4M3)
+		dsv32_e4m3_table(lut);
 	bool ok = true;
 	int64_t nunits = (ntiles + NTU - 1) / NTU;
 	/* K super-blocks of whole chunks whose packed x (nmt·MR·sk floats) stays within XBUDGET
@@ -581,8 +566,9 @@ dsv32_status dsv32_gemm_fixed_f32x(float *acc, const float *xf, int64_t M, int64
 	}
 	if (kc <= KC && avx2_usable() && few_rows_fit(M, w, xs)) {
 		float lut[256];
-		e4m3_lut(lut);
-		fr_args g = {xf, Kp, w, N, K, kc, lut, xs, ws, nkb};
+		if (w->dtype == DSV32_F8_E4M3)
+			dsv32_e4m3_table(lut);
+		fr_args g = {xf, Kp, w, N, K, kc, w->dtype == DSV32_F8_E4M3 ? lut : NULL, xs, ws, nkb};
 		few_rows_avx2(acc, M, &g);
 		return DSV32_OK;
 	}

@@ -999,9 +999,9 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	if (!par_pack)
 		for (int64_t mt = 0; mt < nmt; mt++)
 			pack_x_tile(xp, &xlo, &xhi, pairs, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
-	float lut[256];
-	for (int c = 0; c < 256; c++)
-		lut[c] = dsv32_e4m3_to_f32((dsv32_f8)c);
+	float lut[256]; /* read for an e4m3 w only (built per call: not for the others) */
+	if (w->dtype == DSV32_F8_E4M3)
+		dsv32_e4m3_table(lut);
 	/* running sums between chunks, tile-major: [tile][row][NR] */
 	float *run = NULL;
 	if (Kp > kc_max) {

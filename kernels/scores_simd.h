@@ -15,8 +15,7 @@
  *                                Two slots (0: inside a parallel region, 1: the caller's buffers
  *                                shared by the region) per thread and translation unit: slots
  *                                4 and 5 of kernels/cpu_scratch.h; never freed before exit.
- *   dsv32_e4m3_table(lut)        lut[c] = dsv32_e4m3_to_f32(c) for all 256 codes, built from the
- *                                bits (no ldexpf; the test checks every code against the decoder)
+ *   (dsv32_e4m3_table, the decode table of the fp8 scores, is in core/dtype.h)
  */
 #ifndef DSV32_SCORES_SIMD_H
 #define DSV32_SCORES_SIMD_H
@@ -25,21 +24,6 @@
 #include "kernels/elementwise_cpu_avx2.h"
 
 #include <stdlib.h>
-
-static inline void dsv32_e4m3_table(float lut[256])
-{
-	for (uint32_t c = 0; c < 256; c++) {
-		uint32_t s = (c & 0x80u) << 24, e = (c >> 3) & 0xfu, m = c & 7u;
-		float v;
-		if ((c & 0x7fu) == 0x7fu)
-			v = dsv32_f32_from_bits(s | 0x7fc00000u);
-		else if (e == 0) /* zero or subnormal: m · 2^-9, exact; code 0x80 gives -0 */
-			v = s ? -((float)m * 0.001953125f) : (float)m * 0.001953125f;
-		else
-			v = dsv32_f32_from_bits(s | ((e + 120u) << 23) | (m << 20));
-		lut[c] = v;
-	}
-}
 
 static inline float *dsv32_scores_scratch(int slot, size_t n)
 {
