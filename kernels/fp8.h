@@ -25,7 +25,8 @@
  *   w[n,k] = fp32(w8[n,k]) · scale[n/128, k/128] (fp32 multiply), RNE to bf16 iff w is BF16.
  *   Exact when the scales are powers of two (and the product stays normal). Where a NaN code
  *   meets a NaN scale, which of the two NaNs comes out is not fixed (as in C's multiply).
- *   CPU: a 256-entry table per 128x128 block, each entry that formula (fp8_dequant_cpu.c).
+ *   CPU (fp8_dequant_cpu.c): the formula itself (AVX2 without AVX-512BW) or a 256-entry table
+ *   per 128x128 block whose entries it computes; the same bits.
  *
  * dsv32_dequant_gemm(be, y, x, w8, scale, scratch, err)       (hf layout, lazy fp8 matrices)
  *   x BF16|F32 [..., K]; w8, scale as weight_dequant's; y BF16|F32 [..., N]
