@@ -3,7 +3,10 @@
 
 Runs, one after the other (nothing else should run meanwhile), each bench's own table on
 stderr as it ends:
-  fixture   bench_fixture --preset real-width: the fixture generator at least 1 GB/s
+  fixture   bench_fixture --preset real-width onto a disk (default: the build directory's
+            file system): the fixture generator at least 1 GB/s; then the same into tmpfs
+            (/dev/shm), reported beside the file system's own speed, not a target
+            (bench/README.md "targets.py" says why)
   gemm      bench_gemm, 1 thread, CPU time: the fp8 GEMM at least 0.8x the fixed engine's
             bf16 GEMM on every real-width shape (M = 16 and 128)
   forward   bench_forward --preset small,real-width (ref, hf and transformers' peer, same
@@ -31,7 +34,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # the fixture first: after bench_forward's files fill the page cache, writing 6.8 GB into tmpfs
-# ran 0.98 GB/s against 1.38 alone on the same machine (the VM's memory pressure, not ours)
+# ran 0.98 GB/s against 1.38 alone on the same machine (the VM's memory pressure, not ours).
+# The target is measured onto a disk, as issue 19 item 5 says ("fixtures at disk speed"): a
+# file in tmpfs is fresh memory, and on a VM that hands freed memory back to its host
+# (page_reporting) the kernel's copy into it alone ran 0.76-1.45 GB/s (bench_fixture's zeros
+# step; bench/README.md "targets.py"), below or at the target whatever the generator does.
 STEPS = ("fixture", "gemm", "forward", "rss", "rehearse")
 
 
@@ -89,13 +96,14 @@ class Table:
         self.rows = []
 
     def add(self, target, measured, limit, ok, note=""):
-        """ok: True met, False missed, None not measured (counts as missed)."""
-        verdict = {True: "met", False: "MISSED", None: "NOT MEASURED"}[ok]
+        """ok: True met, False missed, None not measured (counts as missed), "info" not a
+        target (reported only)."""
+        verdict = {True: "met", False: "MISSED", None: "NOT MEASURED", "info": "info"}[ok]
         self.rows.append({"target": target, "measured": measured, "limit": limit,
                           "verdict": verdict, "note": note})
 
     def all_met(self):
-        return bool(self.rows) and all(r["verdict"] == "met" for r in self.rows)
+        return bool(self.rows) and all(r["verdict"] in ("met", "info") for r in self.rows)
 
 
 def fmt(x):
@@ -142,20 +150,50 @@ def gemm(args, t):
               None if r is None else r >= 0.8, f"{j['fixed_body']} body, 1 thread, CPU time")
 
 
-def fixture(args, t):
-    cmd = [os.path.join(args.build, "bench_fixture"), "--preset", "real-width",
-           "--rounds", str(args.rounds)]
-    if args.fixture_dir:
-        cmd += ["--out-dir", args.fixture_dir]
-    rc, out = run(cmd)
+def fs_type(path):
+    """The file system type of the mount holding path (/proc/mounts), or "unknown"."""
+    path, best, kind = os.path.realpath(path), "", "unknown"
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                inside = path == mnt or path.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= len(best):
+                    best, kind = mnt, parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def bench_fixture(args, out_dir):
+    """bench_fixture into out_dir: (its JSON line or None, a note naming where and exit)."""
+    rc, out = run([os.path.join(args.build, "bench_fixture"), "--preset", "real-width",
+                   "--rounds", str(args.rounds), "--out-dir", out_dir])
     j = last_json(out, "fixture")
+    note = f"into {out_dir} ({fs_type(out_dir)})"
+    if not j or rc != 0:
+        return None, note + f"; exit {rc}" + ("" if j else ", no JSON")
+    return j, note
+
+
+def fixture(args, t):
+    j, note = bench_fixture(args, args.fixture_dir)
     gbs = j.get("fixture_gb_s") if j else None
-    note = f"into {args.fixture_dir or '/dev/shm'}"
     if j and j.get("zeros_direct_gb_s"):
-        note += f"; O_DIRECT zeros {j['zeros_direct_gb_s']:.2f} GB/s"
-    t.add("fixture --preset real-width (GB/s)", fmt(gbs), ">= 1.00",
-          None if gbs is None or rc != 0 else gbs >= 1.0,
-          note + ("" if j else f"; exit {rc}, no JSON"))
+        note += f"; O_DIRECT zeros (the disk alone) {j['zeros_direct_gb_s']:.2f} GB/s"
+    t.add("fixture --preset real-width onto a disk (GB/s)", fmt(gbs), ">= 1.00",
+          None if gbs is None else gbs >= 1.0, note)
+    if args.fixture_dir == "/dev/shm" or not os.path.isdir("/dev/shm"):
+        return
+    j, note = bench_fixture(args, "/dev/shm")
+    gbs = j.get("fixture_gb_s") if j else None
+    if j:
+        note += f"; zeros (the file system alone) {j['zeros_gb_s']:.2f} GB/s"
+    t.add("fixture --preset real-width into tmpfs (GB/s), for reference", fmt(gbs), "none",
+          "info", note)
 
 
 def rss(args, t):
@@ -201,7 +239,9 @@ def main():
     ap.add_argument("--work", default="/tmp/dsv32-bench-forward",
                     help="bench_forward's fixture directory, reused (default %(default)s)")
     ap.add_argument("--fixture-dir", default=None,
-                    help="where bench_fixture writes (default its own: /dev/shm)")
+                    help="the disk bench_fixture's target run writes onto (default the build "
+                    "directory; it needs 6.8 GB free); a tmpfs run follows unless this is "
+                    "/dev/shm")
     ap.add_argument("--threads", type=int, default=2, help="bench_forward threads (default 2)")
     ap.add_argument("--gemm", choices=("fixed", "host"), default="fixed",
                     help="bench_forward's CPU GEMM engine (default fixed: the same bits on "
@@ -217,6 +257,7 @@ def main():
         if not os.access(os.path.join(args.build, b), os.X_OK):
             ap.error(f"{os.path.join(args.build, b)} is not built "
                      "(cmake --build build --target " + b + ")")
+    args.fixture_dir = args.fixture_dir or args.build
     m, t = machine(), Table()
     for name in STEPS:
         if name not in skip:
