@@ -917,6 +917,195 @@ KERN8P(kern8f_p3, 3, false)
 #define kern8f_p3 kern8f_p2
 #endif
 
+/* ---- the fp8 GEMM in quads: 12-row tiles, the tree's first level a vertical add ----
+ * A quad tile is QR = 12 rows, three groups of 4. Its accumulators hold, per group g, column c
+ * and lane half h, the chains of lanes 4h .. 4h+3 of rows 4g .. 4g+3: element 4·rr + i is lane
+ * 4h + i of row 4g + rr. Per step pair, x comes as 6 vectors (xq[chunk][quad tile][step pair]
+ * [g][h][rr][pair i][2], pairs as pair_row makes them) and w as 128-bit broadcasts of one lane
+ * half of a column's pairs, 4 columns per kernel call. The block's tree per output,
+ * ((L0+L4)+(L2+L6))+((L1+L5)+(L3+L7)): its first level adds the two halves' accumulators
+ * (vertical), the second and third run within 128-bit lanes (one in-lane shuffle per add), and
+ * each result vector holds 4 rows x 4 columns. 12 in-lane shuffles and 6 blends per 48 outputs
+ * against the row-pair kernels' 24 shuffles (12 across lanes) and 18 blends. */
+#define QR 12
+#define QG (QR / 4) /* row groups of a quad tile */
+
+/* x rows (BF16 or e4m3 codes) of quad tile qt as quads (layout above; the chunk at k0 starts
+ * at nqt·QR·k0, the tile at qt·QR·kc2); returns the range of the tile's values. */
+BF16DP static bf16_range pack_x_quads(uint16_t *xq, const void *x, dsv32_dtype xt, int64_t ldx,
+				      int64_t M, int64_t K, int64_t nqt, int64_t qt, int64_t Kp,
+				      int64_t kc_max)
+{
+	bf16_range r = RANGE_EMPTY;
+	size_t esz = dsv32_dtype_size(xt);
+	uint16_t row[KC] __attribute__((aligned(64)));
+	for (int64_t k0 = 0; k0 < Kp; k0 += kc_max) {
+		int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kc2 = (kc + 15) & ~(int64_t)15;
+		uint16_t *d = xq + nqt * QR * k0 + qt * QR * kc2;
+		for (int i = 0; i < QR; i++) {
+			int64_t m = qt * QR + i, kv = m < M ? (K - k0 < kc ? K - k0 : kc) : 0;
+			const char *src = (const char *)x + (size_t)(m < M ? m * ldx + k0 : 0) * esz;
+			pair_row(row, 16, src, xt, kc, kv, &r, NULL, 0);
+			uint16_t *o = d + (i / 4) * 64 + (i % 4) * 8;
+			for (int64_t p = 0; p < kc2 / 16; p++) {
+				memcpy(o + p * QR * 16, row + p * 16, 16);
+				memcpy(o + p * QR * 16 + 32, row + p * 16 + 8, 16);
+			}
+		}
+	}
+	return r;
+}
+
+/* c[g][j][h] += the np step pairs of a quad tile's NG groups (xq: [p][g][h][32]) and columns
+ * j < 4 (w pairs of column j at wp + j·wld); DP as PAIR_STEPS. Step p of the next block's x
+ * (xnext) is prefetched: a block of a tile is 3 KiB, and the blocks of a chunk group lie a
+ * chunk apart. */
+#define QUAD_STEPS(c, NG, DP, xq, xnext, wp, wld, np)                                         \
+	do {                                                                                  \
+		const __m512i hi_mask = _mm512_set1_epi32((int)0xffff0000);                   \
+		for (int64_t s = 0; s < (np); s++) {                                          \
+			__m512i a[NG][2];                                                     \
+			UNROLL for (int g = 0; g < NG; g++) UNROLL for (int h = 0; h < 2; h++) \
+				a[g][h] = _mm512_load_si512((xq) + s * QR * 16 + (g * 2 + h) * 32); \
+			UNROLL for (int g = 0; g < NG; g++) UNROLL for (int h = 0; h < 2; h++) \
+				_mm_prefetch((const char *)((xnext) + s * QR * 16 + (g * 2 + h) * 32), \
+					     _MM_HINT_T0);                                    \
+			UNROLL for (int j = 0; j < 4; j++) UNROLL for (int h = 0; h < 2; h++) { \
+				__m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128(          \
+					(const __m128i *)((wp) + j * (wld) + 16 * s + 8 * h))); \
+				UNROLL for (int g = 0; g < NG; g++) {                         \
+					if (DP) {                                             \
+						c[g][j][h] = _mm512_dpbf16_ps(                \
+							c[g][j][h], (__m512bh)a[g][h], (__m512bh)b); \
+						continue;                                     \
+					}                                                     \
+					c[g][j][h] = _mm512_fmadd_ps(                         \
+						_mm512_castsi512_ps(                          \
+							_mm512_and_si512(a[g][h], hi_mask)),  \
+						_mm512_castsi512_ps(_mm512_and_si512(b, hi_mask)), \
+						c[g][j][h]);                                  \
+					c[g][j][h] = _mm512_fmadd_ps(                         \
+						_mm512_castsi512_ps(_mm512_slli_epi32(a[g][h], 16)), \
+						_mm512_castsi512_ps(_mm512_slli_epi32(b, 16)), \
+						c[g][j][h]);                                  \
+				}                                                             \
+			}                                                                     \
+		}                                                                             \
+	} while (0)
+
+/* The 16 block sums of a group's 4 columns from its accumulators c[j][h] (lane halves): the
+ * tree per output, element 4·rr + j row rr, column j (operands of some adds swapped, as in
+ * reduce8_raw). */
+AVX512 static inline __m512 reduce_quad(const __m512 c[4][2])
+{
+	__m512 l1[4];
+	UNROLL for (int j = 0; j < 4; j++) /* L0+L4, L1+L5, L2+L6, L3+L7 of each row */
+		l1[j] = _mm512_add_ps(c[j][0], c[j][1]);
+	__m512 t01 = _mm512_add_ps(_mm512_mask_blend_ps(0xCCCC, l1[0], l1[1]),
+				   _mm512_shuffle_ps(l1[0], l1[1], 0x4E));
+	__m512 t23 = _mm512_add_ps(_mm512_mask_blend_ps(0xCCCC, l1[2], l1[3]),
+				   _mm512_shuffle_ps(l1[2], l1[3], 0x4E));
+	return _mm512_add_ps(_mm512_shuffle_ps(t01, t23, 0x88), _mm512_shuffle_ps(t01, t23, 0xDD));
+}
+
+/* Rows 4g .. 4g+3, columns j0 .. j0+3 of a [row][8] buffer as one quad vector, and back. */
+AVX512 static inline __m512 quad_load(const float *v, int g, int j0)
+{
+	const float *b = v + g * 32 + j0;
+	__m512 q = _mm512_castps128_ps512(_mm_loadu_ps(b));
+	q = _mm512_insertf32x4(q, _mm_loadu_ps(b + 8), 1);
+	q = _mm512_insertf32x4(q, _mm_loadu_ps(b + 16), 2);
+	return _mm512_insertf32x4(q, _mm_loadu_ps(b + 24), 3);
+}
+
+AVX512 static inline void quad_store(float *v, int g, int j0, __m512 q)
+{
+	float *b = v + g * 32 + j0;
+	_mm_storeu_ps(b, _mm512_castps512_ps128(q));
+	_mm_storeu_ps(b + 8, _mm512_extractf32x4_ps(q, 1));
+	_mm_storeu_ps(b + 16, _mm512_extractf32x4_ps(q, 2));
+	_mm_storeu_ps(b + 24, _mm512_extractf32x4_ps(q, 3));
+}
+
+/* fp8 on a quad tile: nb consecutive blocks of NG row groups and columns j0 .. j0+3, the
+ * running sums in registers: s = (first ? +0 : prev) then, block by block, s + t·sc with t
+ * the block's sums and sc = xs·ws of the row (xsq: x scales [block][QR rows] of the tile,
+ * ws: the column block's w scales by block). Block b's x quads start at xc + b·xstride + r0·kc2,
+ * its w pairs at row j: wp + j·wld + b·128. out and prev: [row][8]. */
+#define KERN8Q(NAME, NG, DP)                                                                  \
+	BF16DP static void NAME(float *out, const float *prev, bool first, const uint16_t *xc, \
+				int64_t xstride, int64_t r0, const uint16_t *wp, int64_t wld, \
+				int64_t nb, int64_t kq_last, const float *xsq, int64_t xsld, \
+				const float *ws, int j0)                                      \
+	{                                                                                     \
+		const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, \
+							0, 0, 0);                             \
+		__m512 sum[NG];                                                               \
+		UNROLL for (int g = 0; g < NG; g++)                                           \
+			sum[g] = first ? _mm512_setzero_ps() : quad_load(prev, g, j0);        \
+		for (int64_t b = 0; b < nb; b++) {                                            \
+			int64_t np2 = ((b == nb - 1 ? kq_last : 16) + 1) / 2;                 \
+			const uint16_t *xb = xc + b * xstride + r0 * 16 * np2,                \
+				       *wbk = wp + j0 * wld + b * 128;                        \
+			__m512 c[NG][4][2];                                                   \
+			UNROLL for (int g = 0; g < NG; g++) UNROLL for (int j = 0; j < 4; j++) \
+				c[g][j][0] = c[g][j][1] = _mm512_setzero_ps();                \
+			QUAD_STEPS(c, NG, DP, xb, xb + xstride, wbk, wld, np2);               \
+			__m512 wsb = _mm512_set1_ps(ws[b]);                                   \
+			UNROLL for (int g = 0; g < NG; g++) {                                 \
+				__m512 xs4 = _mm512_castps128_ps512(                          \
+					_mm_loadu_ps(xsq + b * xsld + 4 * g));                \
+				__m512 sc = _mm512_mul_ps(                                    \
+					_mm512_permutexvar_ps(spread, xs4), wsb);             \
+				sum[g] = _mm512_add_ps(sum[g],                                \
+						       _mm512_mul_ps(reduce_quad(c[g]), sc)); \
+			}                                                                     \
+		}                                                                             \
+		UNROLL for (int g = 0; g < NG; g++)                                           \
+			quad_store(out, g, j0, sum[g]);                                       \
+	}
+KERN8Q(kern8q_g1, 1, true)
+KERN8Q(kern8q_g2, 2, true)
+KERN8Q(kern8q_g3, 3, true)
+KERN8Q(kern8qf_g1, 1, false)
+KERN8Q(kern8qf_g2, 2, false)
+KERN8Q(kern8qf_g3, 3, false)
+
+/* chunk_pairs() for the fp8 GEMM on quad tiles qt0 .. qt1-1 (xq: pack_x_quads; xst: the x
+ * scales transposed, [block][row] with rows padded to nqt·QR). */
+BF16DP static void chunk_quads(float *acc, const uint16_t *xq, bf16_range xr, int64_t nqt,
+			       int64_t qt0, int64_t qt1, int64_t M, int64_t Kp,
+			       const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max,
+			       int64_t k0, int64_t span, int64_t n0, int64_t ng, uint16_t *wb,
+			       float *run, const float *xst, const float *ws, int64_t nkb,
+			       const prefetch *pf)
+{
+	int64_t kv = K - k0 < span ? K - k0 : span, span2 = (span + 15) & ~(int64_t)15;
+	bool dp = pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv, pf));
+	const uint16_t *xc = xq + nqt * QR * k0;
+	bool first = k0 == 0, last = k0 + span >= Kp;
+	int64_t nb = (span + kc_max - 1) / kc_max, kq_last = (span - (nb - 1) * kc_max) / 8;
+	int64_t kb = k0 / kc_max, xsld = nqt * QR;
+	const float *wsb = ws + (n0 / 128) * nkb + kb;
+	for (int64_t qt = qt0; qt < qt1; qt++) {
+		float t[QR * NR] __attribute__((aligned(64)));
+		int64_t left = M - qt * QR;
+		int ngr = left >= QR ? QG : (int)((left + 3) / 4);
+		const float *prev = run ? run + qt * QR * NR : NULL;
+		const float *xsq = xst + kb * xsld + qt * QR;
+		void (*k8)(float *, const float *, bool, const uint16_t *, int64_t, int64_t,
+			   const uint16_t *, int64_t, int64_t, int64_t, const float *, int64_t,
+			   const float *, int) =
+			ngr == 3 ? (dp ? kern8q_g3 : kern8qf_g3)
+			: ngr == 2 ? (dp ? kern8q_g2 : kern8qf_g2)
+				   : (dp ? kern8q_g1 : kern8qf_g1);
+		for (int j0 = 0; j0 < NR; j0 += 4)
+			k8(t, prev, first, xc, nqt * QR * kc_max, qt * QR, wb, span2, nb, kq_last, xsq,
+			   xsld, wsb, j0);
+		store_sums(acc, N, run, t, 4 * ngr, qt * QR, M, n0, ng, last);
+	}
+}
+
 /* chunk() for packed pairs (xp16: pack_x_pairs, xr: the range of all of x): the values k0 ..
  * k0+span-1 of the NR-column tile at n0 (GEMM: one chunk; fp8, xs set: up to 8 blocks of 128),
  * m tiles mt0 .. mt1-1. */
@@ -958,16 +1147,25 @@ BF16DP static void chunk_pairs(float *acc, const uint16_t *xp16, bf16_range xr, 
 	}
 }
 
-/* Pack m tile mt of x: as pairs (adding its range to lo, hi) or widened to f32. */
-AVX512 static void pack_x_tile(float *xp, uint16_t *lo, uint16_t *hi, bool pairs, const void *x,
-			       dsv32_dtype xt, int64_t ldx, int64_t M, int64_t K, int64_t nmt,
-			       int64_t mt, int64_t Kp, int64_t kc_max)
+/* DSV32_GEMM_FP8_QUADS=0: the fp8 GEMM on the row-pair kernels (kern8p_*) instead of quad
+ * tiles, the same bits (for comparing the two). */
+static bool quads_off(void)
+{
+	const char *v = getenv("DSV32_GEMM_FP8_QUADS");
+	return v && v[0] == '0';
+}
+
+/* Pack tile mt of x: as quads or pairs (adding its range to lo, hi) or widened to f32. */
+AVX512 static void pack_x_tile(float *xp, uint16_t *lo, uint16_t *hi, bool pairs, bool quads,
+			       const void *x, dsv32_dtype xt, int64_t ldx, int64_t M, int64_t K,
+			       int64_t nmt, int64_t mt, int64_t Kp, int64_t kc_max)
 {
 	if (!pairs) {
 		pack_x(xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
 		return;
 	}
-	bf16_range r = pack_x_pairs((uint16_t *)xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
+	bf16_range r = quads ? pack_x_quads((uint16_t *)xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max)
+			     : pack_x_pairs((uint16_t *)xp, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
 	*lo = r.lo < *lo ? r.lo : *lo;
 	*hi = r.hi > *hi ? r.hi : *hi;
 }
@@ -980,32 +1178,42 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 		return false;
 	int64_t nmt = (M + MR - 1) / MR, ntiles = (N + NR - 1) / NR;
 	/* step pairs (VDPBF16PS) where a panel is more than one m tile's: bf16 x and w, or the
-	 * fp8 GEMM with x as e4m3 codes (dsv32_gemm_fixed_e4m3x) */
+	 * fp8 GEMM with x as e4m3 codes (dsv32_gemm_fixed_e4m3x), which runs on quad tiles */
 	bool pairs = w->trans && nmt > 1 && dsv32_gemm_fixed_bf16dp_usable() &&
 		     ((xt == DSV32_BF16 && w->dtype == DSV32_BF16 && !xs && kc_max == KC) ||
 		      (xt == DSV32_F8_E4M3 && w->dtype == DSV32_F8_E4M3 && xs && kc_max == 128));
 	if (xt == DSV32_F8_E4M3 && !pairs)
 		return false; /* dsv32_gemm_fixed_e4m3x_ok() said no */
+	bool quads = pairs && xs && !quads_off();
+	int64_t tr = quads ? QR : MR; /* rows per tile */
+	nmt = (M + tr - 1) / tr;
 	size_t xel = pairs ? sizeof(uint16_t) : sizeof(float);
-	float *xp = dsv32_cpu_scratch(0, (size_t)(nmt * MR * (Kp + 8)) * xel);
+	size_t xbytes = ((size_t)(nmt * tr * (Kp + 8)) * xel + 63) & ~(size_t)63;
+	float *xp = dsv32_cpu_scratch(0, xbytes + (quads ? (size_t)(nkb * nmt * tr) * 4 : 0));
 	if (!xp)
 		return false;
+	float *xst = quads ? (float *)((char *)xp + xbytes) : NULL; /* x scales [block][row] */
+	if (quads)
+		for (int64_t b = 0; b < nkb; b++)
+			for (int64_t m = 0; m < nmt * tr; m++)
+				xst[b * nmt * tr + m] = m < M ? xs[m * nkb + b] : 0.0f;
 	uint16_t *xp16 = (uint16_t *)xp, xlo = 0xffff, xhi = 0; /* pairs: the range of x */
 	/* small products (e.g. per-head attention) run on the calling thread; a small x (up to
 	 * 2 MiB packed, M <= 64 at K = 7168) is packed there too, so that the threads meet once
 	 * per call (a barrier costs a time slice when another process holds one of the cores) */
 	bool par = (double)M * (double)N * (double)Kp >= (double)(1 << 20);
-	bool par_pack = par && (double)(nmt * MR) * (double)Kp * sizeof(float) > (double)(2u << 20);
+	bool par_pack = par && (double)(nmt * tr) * (double)Kp * sizeof(float) > (double)(2u << 20);
 	if (!par_pack)
 		for (int64_t mt = 0; mt < nmt; mt++)
-			pack_x_tile(xp, &xlo, &xhi, pairs, x, xt, ldx, M, K, nmt, mt, Kp, kc_max);
+			pack_x_tile(xp, &xlo, &xhi, pairs, quads, x, xt, ldx, M, K, nmt, mt, Kp,
+				    kc_max);
 	float lut[256]; /* read for an e4m3 w only (built per call: not for the others) */
 	if (w->dtype == DSV32_F8_E4M3)
 		dsv32_e4m3_table(lut);
 	/* running sums between chunks, tile-major: [tile][row][NR] */
 	float *run = NULL;
 	if (Kp > kc_max) {
-		run = dsv32_cpu_scratch(1, (size_t)(ntiles * nmt * MR * NR) * sizeof(float));
+		run = dsv32_cpu_scratch(1, (size_t)(ntiles * nmt * tr * NR) * sizeof(float));
 		if (!run) {
 			dsv32_cpu_scratch_done(0);
 			return false;
@@ -1017,12 +1225,12 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 	 * XBUDGET512 bytes (in L2), so that every column tile rereads it from cache; more than one
 	 * m block only where one chunk of all rows does not fit (each m block reads w again) */
 	int64_t xfl = (int64_t)(XBUDGET512 / xel), mb = nmt;
-	if (nmt * MR * kc_max > xfl) {
-		int64_t most = xfl / (MR * kc_max) > 0 ? xfl / (MR * kc_max) : 1;
+	if (nmt * tr * kc_max > xfl) {
+		int64_t most = xfl / (tr * kc_max) > 0 ? xfl / (tr * kc_max) : 1;
 		int64_t nblk = (nmt + most - 1) / most;
 		mb = (nmt + nblk - 1) / nblk;
 	}
-	int64_t sk = xfl / (mb * MR) / kc_max * kc_max;
+	int64_t sk = xfl / (mb * tr) / kc_max * kc_max;
 	if (sk < kc_max)
 		sk = kc_max;
 	/* K values per w panel: one GEMM chunk; fp8: KC / 128 blocks at a time (kern8_*) */
@@ -1046,8 +1254,8 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 		if (par_pack) {
 #pragma omp for schedule(dynamic, 1) reduction(min : xlo) reduction(max : xhi)
 			for (int64_t mt = 0; mt < nmt; mt++)
-				pack_x_tile(xp, &xlo, &xhi, pairs, x, xt, ldx, M, K, nmt, mt, Kp,
-					    kc_max);
+				pack_x_tile(xp, &xlo, &xhi, pairs, quads, x, xt, ldx, M, K, nmt, mt,
+					    Kp, kc_max);
 		}
 #pragma omp for schedule(dynamic, 1)
 		for (int64_t u = 0; u < nunits; u++) {
@@ -1069,7 +1277,16 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 							}
 							prefetch pf;
 							prefetch_plan(&pf, w, N, K, pn, pk, grp);
-							if (pairs)
+							if (quads)
+								chunk_quads(
+									acc, xp16, (bf16_range){xlo, xhi},
+									nmt, mt0, mt1, M, Kp, w, N, K,
+									kc_max, k0, k1 - k0, n0, ng,
+									(uint16_t *)wb,
+									run ? run + nt * nmt * tr * NR
+									    : NULL,
+									xst, ws, nkb, &pf);
+							else if (pairs)
 								chunk_pairs(acc, xp16,
 									    (bf16_range){xlo, xhi},
 									    nmt, mt0, mt1, M, Kp, w,

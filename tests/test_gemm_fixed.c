@@ -426,23 +426,28 @@ static void check_fp8(int64_t M, int64_t N, int64_t K, uint64_t seed, bool nans)
 			}
 			want[m * N + n] = acc;
 		}
+	/* the avx512bf16 body twice: on quad tiles (its default) and on row pairs */
 	for (int b = 0; b < NBODIES; b++)
-		for (int threads = 1; threads <= 2 && body_available(b); threads++) {
-			dsv32_backend *be = NULL;
-			assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL), DSV32_OK);
-			dsv32_tensor y = tu_hostv(DSV32_F32, 2, M, N);
-			select_body(b);
-			omp_set_num_threads(threads);
-			dsv32_status rc = dsv32_fp8_gemm(be, &y, &x8, &xs, &w8, &ws, NULL);
-			restore_body();
-			assert_int_equal(rc, DSV32_OK);
-			if (memcmp(y.data, want, (size_t)(M * N) * sizeof(float)) != 0)
-				fail_msg("fp8_gemm M%lld N%lld K%lld, %d thread(s), %s body: not the "
-					 "bits of the written order", (long long)M, (long long)N,
-					 (long long)K, threads, BODIES[b].name);
-			dsv32_tensor_free(&y);
-			dsv32_backend_destroy(be);
-		}
+		for (int quads = 1; quads >= (b == 0 ? 0 : 1); quads--)
+			for (int threads = 1; threads <= 2 && body_available(b); threads++) {
+				dsv32_backend *be = NULL;
+				assert_int_equal(dsv32_backend_create(&be, DSV32_DEV_CPU, NULL), DSV32_OK);
+				dsv32_tensor y = tu_hostv(DSV32_F32, 2, M, N);
+				select_body(b);
+				setenv("DSV32_GEMM_FP8_QUADS", quads ? "1" : "0", 1);
+				omp_set_num_threads(threads);
+				dsv32_status rc = dsv32_fp8_gemm(be, &y, &x8, &xs, &w8, &ws, NULL);
+				unsetenv("DSV32_GEMM_FP8_QUADS");
+				restore_body();
+				assert_int_equal(rc, DSV32_OK);
+				if (memcmp(y.data, want, (size_t)(M * N) * sizeof(float)) != 0)
+					fail_msg("fp8_gemm M%lld N%lld K%lld, %d thread(s), %s body%s: "
+						 "not the bits of the written order", (long long)M,
+						 (long long)N, (long long)K, threads, BODIES[b].name,
+						 b == 0 ? (quads ? " (quad tiles)" : " (row pairs)") : "");
+				dsv32_tensor_free(&y);
+				dsv32_backend_destroy(be);
+			}
 	free(want);
 	dsv32_tensor_free(&x8);
 	dsv32_tensor_free(&w8);
@@ -456,10 +461,12 @@ static void test_fixed_fp8_gemm_is_the_written_order_on_every_body(void **state)
 	print_bodies();
 	/* M, N, K: two scale columns of w; row tiles plus tails; K of several groups of 8 blocks
 	 * (the avx512 body's w panel) with a short last block; M = 1543: row blocks; M = 3: the
-	 * avx2 body's few-rows kernel over three scale rows of w, K % 8 != 0 */
+	 * avx2 body's few-rows kernel over three scale rows of w, K % 8 != 0; M = 3100: row blocks
+	 * of the avx512bf16 body's quad tiles; M = 26, 23: quad tiles with one and two row groups
+	 * in the tail */
 	static const int64_t shapes[][3] = {
 		{5, 200, 384}, {1, 8, 128}, {13, 131, 1300}, {7, 256, 1100}, {2, 3, 100},
-		{1543, 9, 300}, {3, 300, 1300},
+		{1543, 9, 300}, {3, 300, 1300}, {3100, 5, 260}, {26, 12, 1200}, {23, 20, 140},
 	};
 	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
 		check_fp8(shapes[i][0], shapes[i][1], shapes[i][2], 2024 + i, false);
