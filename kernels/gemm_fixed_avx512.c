@@ -37,7 +37,8 @@
  *
  * The avx512bf16 variant (further down, "the avx512bf16 variant") runs the bf16 and
  * fp8 GEMMs of more than one m tile on the same blocking with x and w packed as bf16 pairs,
- * two steps of every lane chain per VDPBF16PS where that is exactly two FMAs. */
+ * two steps of every lane chain per VDPBF16PS where that is exactly two FMAs; the fp8 GEMM
+ * there on quad tiles of 12 rows ("the fp8 GEMM in quads"). */
 #include "kernels/gemm_impl.h"
 #include "kernels/cpu_scratch.h"
 
@@ -917,6 +918,20 @@ KERN8P(kern8f_p3, 3, false)
 #define kern8f_p3 kern8f_p2
 #endif
 
+/* The w panel of columns n0 .. n0+ng-1 and values k0 .. k0+span-1 packed as pairs at wb;
+ * whether VDPBF16PS adds as the FMAs do on it with x's range xr (pairs_exact). *span2: span
+ * rounded up to 16; fp8 (kc_max 128): *nb blocks, the last of *kq_last steps of 8. */
+BF16DP static bool panel_pairs(uint16_t *wb, const dsv32_gemm_wref *w, bf16_range xr, int64_t K,
+			       int64_t kc_max, int64_t k0, int64_t span, int64_t n0, int64_t ng,
+			       const prefetch *pf, int64_t *span2, int64_t *nb, int64_t *kq_last)
+{
+	int64_t kv = K - k0 < span ? K - k0 : span;
+	*span2 = (span + 15) & ~(int64_t)15;
+	*nb = (span + kc_max - 1) / kc_max;
+	*kq_last = (span - (*nb - 1) * kc_max) / 8;
+	return pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv, pf));
+}
+
 /* ---- the fp8 GEMM in quads: 12-row tiles, the tree's first level a vertical add ----
  * A quad tile is QR = 12 rows, three groups of 4. Its accumulators hold, per group g, column c
  * and lane half h, the chains of lanes 4h .. 4h+3 of rows 4g .. 4g+3: element 4·rr + i is lane
@@ -1080,11 +1095,10 @@ BF16DP static void chunk_quads(float *acc, const uint16_t *xq, bf16_range xr, in
 			       float *run, const float *xst, const float *ws, int64_t nkb,
 			       const prefetch *pf)
 {
-	int64_t kv = K - k0 < span ? K - k0 : span, span2 = (span + 15) & ~(int64_t)15;
-	bool dp = pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv, pf));
+	int64_t span2, nb, kq_last;
+	bool dp = panel_pairs(wb, w, xr, K, kc_max, k0, span, n0, ng, pf, &span2, &nb, &kq_last);
 	const uint16_t *xc = xq + nqt * QR * k0;
 	bool first = k0 == 0, last = k0 + span >= Kp;
-	int64_t nb = (span + kc_max - 1) / kc_max, kq_last = (span - (nb - 1) * kc_max) / 8;
 	int64_t kb = k0 / kc_max, xsld = nqt * QR;
 	const float *wsb = ws + (n0 / 128) * nkb + kb;
 	for (int64_t qt = qt0; qt < qt1; qt++) {
@@ -1116,11 +1130,10 @@ BF16DP static void chunk_pairs(float *acc, const uint16_t *xp16, bf16_range xr, 
 			       float *run, const float *xs, const float *ws, int64_t nkb,
 			       const prefetch *pf)
 {
-	int64_t kv = K - k0 < span ? K - k0 : span, span2 = (span + 15) & ~(int64_t)15;
-	bool dp = pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv, pf));
+	int64_t span2, nb, kq_last;
+	bool dp = panel_pairs(wb, w, xr, K, kc_max, k0, span, n0, ng, pf, &span2, &nb, &kq_last);
 	const uint16_t *xc = xp16 + nmt * MR * k0;
 	bool first = k0 == 0, last = k0 + span >= Kp;
-	int64_t nb = (span + kc_max - 1) / kc_max, kq_last = (span - (nb - 1) * kc_max) / 8;
 	for (int64_t mt = mt0; mt < mt1; mt++) {
 		float t[MR * NR] __attribute__((aligned(64)));
 		int64_t left = M - mt * MR;
