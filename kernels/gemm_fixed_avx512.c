@@ -780,6 +780,15 @@ BF16DP static void pair_row(uint16_t *d, int64_t stride, const void *s, dsv32_dt
 		}
 }
 
+/* Row m of x from value k0, for a chunk of kc values: its first value; *kv: how many of the kc
+ * are real (0 for a padding row m >= M, which then points at x's first value). */
+static inline const char *x_chunk_row(const void *x, size_t esz, int64_t ldx, int64_t M,
+				      int64_t K, int64_t m, int64_t k0, int64_t kc, int64_t *kv)
+{
+	*kv = m < M ? (K - k0 < kc ? K - k0 : kc) : 0;
+	return (const char *)x + (size_t)(m < M ? m * ldx + k0 : 0) * esz;
+}
+
 /* x rows (BF16 or e4m3 codes) of m tile mt as pairs: xp[chunk][m tile][p][pair][32] (the
  * chunk at k0 starts at nmt·MR·k0, each tile of it holds MR·kc2 values, kc2 = kc rounded up
  * to 16); returns the range of the tile's values. */
@@ -793,8 +802,8 @@ BF16DP static bf16_range pack_x_pairs(uint16_t *xp, const void *x, dsv32_dtype x
 		int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kc2 = (kc + 15) & ~(int64_t)15;
 		uint16_t *d = xp + nmt * MR * k0 + mt * MR * kc2;
 		for (int i = 0; i < MR; i++) {
-			int64_t m = mt * MR + i, kv = m < M ? (K - k0 < kc ? K - k0 : kc) : 0;
-			const char *s = (const char *)x + (size_t)(m < M ? m * ldx + k0 : 0) * esz;
+			int64_t kv;
+			const char *s = x_chunk_row(x, esz, ldx, M, K, mt * MR + i, k0, kc, &kv);
 			pair_row(d + (i / 2) * 32 + (i % 2) * 16, MP * 32, s, xt, kc, kv, &r, NULL,
 				 0);
 		}
@@ -918,18 +927,30 @@ KERN8P(kern8f_p3, 3, false)
 #define kern8f_p3 kern8f_p2
 #endif
 
-/* The w panel of columns n0 .. n0+ng-1 and values k0 .. k0+span-1 packed as pairs at wb;
- * whether VDPBF16PS adds as the FMAs do on it with x's range xr (pairs_exact). *span2: span
- * rounded up to 16; fp8 (kc_max 128): *nb blocks, the last of *kq_last steps of 8. */
-BF16DP static bool panel_pairs(uint16_t *wb, const dsv32_gemm_wref *w, bf16_range xr, int64_t K,
-			       int64_t kc_max, int64_t k0, int64_t span, int64_t n0, int64_t ng,
-			       const prefetch *pf, int64_t *span2, int64_t *nb, int64_t *kq_last)
+/* One w panel's work on packed pairs (chunk_pairs, chunk_quads): the values k0 .. k0+span-1
+ * of the NR-column tile at n0 (ng columns real), packed as pairs into wb, against the x tiles
+ * mt0 .. mt1-1 of nmt at xp16 (range xr: all of x); run: the tile's running sums or NULL. */
+typedef struct {
+	float *acc, *run;
+	const uint16_t *xp16;
+	bf16_range xr;
+	int64_t nmt, mt0, mt1, M, Kp, N, K, kc_max, k0, span, n0, ng, nkb;
+	const dsv32_gemm_wref *w;
+	uint16_t *wb;
+	const float *ws; /* fp8: w scales [N/128][nkb] */
+	const prefetch *pf;
+} pair_panel;
+
+/* The panel's w packed as pairs at p->wb; whether VDPBF16PS adds as the FMAs do on it with x's
+ * range (pairs_exact). *span2: span rounded up to 16; fp8 (kc_max 128): *nb blocks, the last
+ * of *kq_last steps of 8. */
+BF16DP static bool panel_pairs(const pair_panel *p, int64_t *span2, int64_t *nb, int64_t *kq_last)
 {
-	int64_t kv = K - k0 < span ? K - k0 : span;
+	int64_t span = p->span, kv = p->K - p->k0 < span ? p->K - p->k0 : span;
 	*span2 = (span + 15) & ~(int64_t)15;
-	*nb = (span + kc_max - 1) / kc_max;
-	*kq_last = (span - (*nb - 1) * kc_max) / 8;
-	return pairs_exact(xr, pack_w_pairs(wb, w, n0, ng, k0, span, kv, pf));
+	*nb = (span + p->kc_max - 1) / p->kc_max;
+	*kq_last = (span - (*nb - 1) * p->kc_max) / 8;
+	return pairs_exact(p->xr, pack_w_pairs(p->wb, p->w, p->n0, p->ng, p->k0, span, kv, p->pf));
 }
 
 /* ---- the fp8 GEMM in quads: 12-row tiles, the tree's first level a vertical add ----
@@ -958,8 +979,8 @@ BF16DP static bf16_range pack_x_quads(uint16_t *xq, const void *x, dsv32_dtype x
 		int64_t kc = Kp - k0 < kc_max ? Kp - k0 : kc_max, kc2 = (kc + 15) & ~(int64_t)15;
 		uint16_t *d = xq + nqt * QR * k0 + qt * QR * kc2;
 		for (int i = 0; i < QR; i++) {
-			int64_t m = qt * QR + i, kv = m < M ? (K - k0 < kc ? K - k0 : kc) : 0;
-			const char *src = (const char *)x + (size_t)(m < M ? m * ldx + k0 : 0) * esz;
+			int64_t kv;
+			const char *src = x_chunk_row(x, esz, ldx, M, K, qt * QR + i, k0, kc, &kv);
 			pair_row(row, 16, src, xt, kc, kv, &r, NULL, 0);
 			uint16_t *o = d + (i / 4) * 64 + (i % 4) * 8;
 			for (int64_t p = 0; p < kc2 / 16; p++) {
@@ -1086,26 +1107,21 @@ KERN8Q(kern8qf_g1, 1, false)
 KERN8Q(kern8qf_g2, 2, false)
 KERN8Q(kern8qf_g3, 3, false)
 
-/* chunk_pairs() for the fp8 GEMM on quad tiles qt0 .. qt1-1 (xq: pack_x_quads; xst: the x
- * scales transposed, [block][row] with rows padded to nqt·QR). */
-BF16DP static void chunk_quads(float *acc, const uint16_t *xq, bf16_range xr, int64_t nqt,
-			       int64_t qt0, int64_t qt1, int64_t M, int64_t Kp,
-			       const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max,
-			       int64_t k0, int64_t span, int64_t n0, int64_t ng, uint16_t *wb,
-			       float *run, const float *xst, const float *ws, int64_t nkb,
-			       const prefetch *pf)
+/* chunk_pairs() for the fp8 GEMM on quad tiles (p's tiles are quad tiles, xp16 as pack_x_quads
+ * makes it; xst: the x scales transposed, [block][row] with rows padded to nmt·QR). */
+BF16DP static void chunk_quads(const pair_panel *p, const float *xst)
 {
-	int64_t span2, nb, kq_last;
-	bool dp = panel_pairs(wb, w, xr, K, kc_max, k0, span, n0, ng, pf, &span2, &nb, &kq_last);
-	const uint16_t *xc = xq + nqt * QR * k0;
-	bool first = k0 == 0, last = k0 + span >= Kp;
-	int64_t kb = k0 / kc_max, xsld = nqt * QR;
-	const float *wsb = ws + (n0 / 128) * nkb + kb;
-	for (int64_t qt = qt0; qt < qt1; qt++) {
+	int64_t span2, nb, kq_last, nqt = p->nmt, kc_max = p->kc_max;
+	bool dp = panel_pairs(p, &span2, &nb, &kq_last);
+	const uint16_t *xc = p->xp16 + nqt * QR * p->k0;
+	bool first = p->k0 == 0, last = p->k0 + p->span >= p->Kp;
+	int64_t kb = p->k0 / kc_max, xsld = nqt * QR;
+	const float *wsb = p->ws + (p->n0 / 128) * p->nkb + kb;
+	for (int64_t qt = p->mt0; qt < p->mt1; qt++) {
 		float t[QR * NR] __attribute__((aligned(64)));
-		int64_t left = M - qt * QR;
+		int64_t left = p->M - qt * QR;
 		int ngr = left >= QR ? QG : (int)((left + 3) / 4);
-		const float *prev = run ? run + qt * QR * NR : NULL;
+		const float *prev = p->run ? p->run + qt * QR * NR : NULL;
 		const float *xsq = xst + kb * xsld + qt * QR;
 		void (*k8)(float *, const float *, bool, const uint16_t *, int64_t, int64_t,
 			   const uint16_t *, int64_t, int64_t, int64_t, const float *, int64_t,
@@ -1114,49 +1130,44 @@ BF16DP static void chunk_quads(float *acc, const uint16_t *xq, bf16_range xr, in
 			: ngr == 2 ? (dp ? kern8q_g2 : kern8qf_g2)
 				   : (dp ? kern8q_g1 : kern8qf_g1);
 		for (int j0 = 0; j0 < NR; j0 += 4)
-			k8(t, prev, first, xc, nqt * QR * kc_max, qt * QR, wb, span2, nb, kq_last, xsq,
-			   xsld, wsb, j0);
-		store_sums(acc, N, run, t, 4 * ngr, qt * QR, M, n0, ng, last);
+			k8(t, prev, first, xc, nqt * QR * kc_max, qt * QR, p->wb, span2, nb, kq_last,
+			   xsq, xsld, wsb, j0);
+		store_sums(p->acc, p->N, p->run, t, 4 * ngr, qt * QR, p->M, p->n0, p->ng, last);
 	}
 }
 
-/* chunk() for packed pairs (xp16: pack_x_pairs, xr: the range of all of x): the values k0 ..
- * k0+span-1 of the NR-column tile at n0 (GEMM: one chunk; fp8, xs set: up to 8 blocks of 128),
- * m tiles mt0 .. mt1-1. */
-BF16DP static void chunk_pairs(float *acc, const uint16_t *xp16, bf16_range xr, int64_t nmt,
-			       int64_t mt0, int64_t mt1, int64_t M, int64_t Kp,
-			       const dsv32_gemm_wref *w, int64_t N, int64_t K, int64_t kc_max,
-			       int64_t k0, int64_t span, int64_t n0, int64_t ng, uint16_t *wb,
-			       float *run, const float *xs, const float *ws, int64_t nkb,
-			       const prefetch *pf)
+/* chunk() for packed pairs (p's tiles are m tiles, xp16 as pack_x_pairs makes it; GEMM: one
+ * chunk; fp8, xs set: up to 8 blocks of 128). */
+BF16DP static void chunk_pairs(const pair_panel *p, const float *xs)
 {
-	int64_t span2, nb, kq_last;
-	bool dp = panel_pairs(wb, w, xr, K, kc_max, k0, span, n0, ng, pf, &span2, &nb, &kq_last);
-	const uint16_t *xc = xp16 + nmt * MR * k0;
-	bool first = k0 == 0, last = k0 + span >= Kp;
-	for (int64_t mt = mt0; mt < mt1; mt++) {
+	int64_t span2, nb, kq_last, nmt = p->nmt, M = p->M;
+	bool dp = panel_pairs(p, &span2, &nb, &kq_last);
+	const uint16_t *xc = p->xp16 + nmt * MR * p->k0;
+	bool first = p->k0 == 0, last = p->k0 + p->span >= p->Kp;
+	for (int64_t mt = p->mt0; mt < p->mt1; mt++) {
 		float t[MR * NR] __attribute__((aligned(64)));
 		int64_t left = M - mt * MR;
 		int np = left >= MR ? MP : (int)((left + 1) / 2);
 		if (xs) {
 			float sc[KB * MR];
-			block_scales(sc, xs, ws, nkb, k0 / kc_max, nb, mt, M, n0);
-			const float *prev = run ? run + mt * MR * 8 : NULL;
+			block_scales(sc, xs, p->ws, p->nkb, p->k0 / p->kc_max, nb, mt, M, p->n0);
+			const float *prev = p->run ? p->run + mt * MR * 8 : NULL;
 			void (*k8)(float *, const float *, bool, const uint16_t *, int64_t, int64_t,
 				   const uint16_t *, int64_t, int64_t, int64_t, const float *) =
 				np == 3 ? (dp ? kern8p_p3 : kern8f_p3)
 				: np == 2 ? (dp ? kern8p_p2 : kern8f_p2)
 					  : (dp ? kern8p_p1 : kern8f_p1);
-			k8(t, prev, first, xc, nmt * MR * kc_max, mt * MR, wb, span2, nb, kq_last, sc);
-			store_sums(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, last);
+			k8(t, prev, first, xc, nmt * MR * p->kc_max, mt * MR, p->wb, span2, nb, kq_last,
+			   sc);
+			store_sums(p->acc, p->N, p->run, t, 2 * np, mt * MR, M, p->n0, p->ng, last);
 			continue;
 		}
 		void (*kern)(float *, const uint16_t *, const uint16_t *, int64_t, int64_t) =
 			np == 3 ? (dp ? kernp_p3 : kernf_p3)
 			: np == 2 ? (dp ? kernp_p2 : kernf_p2)
 				  : (dp ? kernp_p1 : kernf_p1);
-		kern(t, xc + mt * MR * span2, wb, span2, span2 / 16);
-		combine(acc, N, run, t, 2 * np, mt * MR, M, n0, ng, first, last);
+		kern(t, xc + mt * MR * span2, p->wb, span2, span2 / 16);
+		combine(p->acc, p->N, p->run, t, 2 * np, mt * MR, M, p->n0, p->ng, first, last);
 	}
 }
 
@@ -1290,29 +1301,26 @@ bool dsv32_gemm_fixed_avx512(float *acc, const void *x, dsv32_dtype xt, int64_t 
 							}
 							prefetch pf;
 							prefetch_plan(&pf, w, N, K, pn, pk, grp);
+							float *trun =
+								run ? run + nt * nmt * tr * NR : NULL;
+							if (!pairs) {
+								chunk(acc, xp, nmt, mt0, mt1, M, Kp, w,
+								      lut, direct, N, K, kc_max, k0, k1,
+								      n0, ng, wb, trun, xs, ws, nkb, &pf);
+								continue;
+							}
+							pair_panel pp = {
+								.acc = acc, .run = trun, .xp16 = xp16,
+								.xr = {xlo, xhi}, .nmt = nmt, .mt0 = mt0,
+								.mt1 = mt1, .M = M, .Kp = Kp, .N = N,
+								.K = K, .kc_max = kc_max, .k0 = k0,
+								.span = k1 - k0, .n0 = n0, .ng = ng,
+								.nkb = nkb, .w = w, .wb = (uint16_t *)wb,
+								.ws = ws, .pf = &pf};
 							if (quads)
-								chunk_quads(
-									acc, xp16, (bf16_range){xlo, xhi},
-									nmt, mt0, mt1, M, Kp, w, N, K,
-									kc_max, k0, k1 - k0, n0, ng,
-									(uint16_t *)wb,
-									run ? run + nt * nmt * tr * NR
-									    : NULL,
-									xst, ws, nkb, &pf);
-							else if (pairs)
-								chunk_pairs(acc, xp16,
-									    (bf16_range){xlo, xhi},
-									    nmt, mt0, mt1, M, Kp, w,
-									    N, K, kc_max, k0, k1 - k0,
-									    n0, ng, (uint16_t *)wb,
-									    run ? run + nt * nmt * MR * NR
-										: NULL,
-									    xs, ws, nkb, &pf);
+								chunk_quads(&pp, xst);
 							else
-							chunk(acc, xp, nmt, mt0, mt1, M, Kp, w, lut, direct,
-							      N, K, kc_max, k0, k1, n0, ng, wb,
-							      run ? run + nt * nmt * MR * NR : NULL, xs,
-							      ws, nkb, &pf);
+								chunk_pairs(&pp, xs);
 						}
 					}
 				}
