@@ -19,7 +19,6 @@
 #include "kernels/cpu_parallel.h"
 #include "kernels/gemm_impl.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #define BLK DSV32_FP8_BLOCK
@@ -47,16 +46,6 @@ static void rows_scalar(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw,
 #define HAVE_BW_BODY 1
 #define BW __attribute__((target("avx512f,avx512bw")))
 #define PF_AHEAD 2048 /* bytes of codes fetched ahead of the lookup (rows are contiguous) */
-
-/* AVX-512BW, unless DSV32_GEMM_NO_AVX512=1 or DSV32_GEMM_NO_AVX2=1 ask for the lower bodies
- * (gemm.h; the tests run the table one code at a time that way). */
-static bool bw_usable(void)
-{
-	const char *off = getenv("DSV32_GEMM_NO_AVX512"), *off2 = getenv("DSV32_GEMM_NO_AVX2");
-	if ((off && off[0] == '1') || (off2 && off2[0] == '1'))
-		return false;
-	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-}
 
 /* dsv32_f32_to_bf16 of 16 lanes (RNE; a NaN keeps sign and payload, made quiet). */
 BW static inline __m256i bf16x16(__m512 v)
@@ -126,14 +115,6 @@ BW static void rows_bw(uint16_t *d, int64_t ldd, const uint8_t *w, int64_t ldw, 
 #include "kernels/elementwise_cpu_avx2.h"
 #define A2 __attribute__((target("avx2,f16c")))
 
-static bool avx2_usable(void)
-{
-	const char *off = getenv("DSV32_GEMM_NO_AVX2");
-	if (off && off[0] == '1')
-		return false;
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-}
-
 /* rows_scalar without the table where AVX2 is all there is: 8 codes a step decoded exactly
  * (dsv32_e4m3x8_f16c), times s (the formula's one fp32 multiply), rounded by dsv32_bf16bits8
  * (dsv32_f32_to_bf16's bits). A step holding a NaN code (decoded as +-480 there) and the tail
@@ -182,11 +163,17 @@ static void group_table(uint16_t *T, const float *srow, int64_t sk, bool bw, con
 	group_table_scalar(T, srow, sk, lut);
 }
 
-/* The vector body a call takes: 2 AVX-512BW, 1 AVX2 + F16C, 0 none. */
+/* The vector body a call takes, following the fixed GEMM engine's (gemm.h "Bodies": so
+ * DSV32_GEMM_NO_AVX512=1 and DSV32_GEMM_NO_AVX2=1 choose the lower ones here too; the tests run
+ * the table one code at a time that way): 2 AVX-512BW under an avx512 body, 1 AVX2 + F16C
+ * under any vector body, 0 none. */
 static int vec_body(void)
 {
 #ifdef HAVE_BW_BODY
-	return bw_usable() ? 2 : avx2_usable() ? 1 : 0;
+	const char *b = dsv32_gemm_fixed_body();
+	if (strncmp(b, "avx512", 6) == 0 && __builtin_cpu_supports("avx512bw"))
+		return 2;
+	return strcmp(b, "scalar") != 0;
 #else
 	return 0;
 #endif
